@@ -134,6 +134,14 @@ mod tests {
                 "--late kafka://...: one topic on the brokers of --output",
             ),
             (
+                OptionsError::AuditMixed,
+                "--audit kafka://... goes with --output kafka://... (its records are written in the output's transactions)",
+            ),
+            (
+                OptionsError::AuditPlace,
+                "--audit kafka://...: one topic on the brokers of --output",
+            ),
+            (
                 OptionsError::KafkaOnly,
                 "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
             ),

@@ -205,6 +205,14 @@ pub struct Args {
     /// when the rules have a shadow pattern. docs/rule-lab.md.
     #[arg(long, value_name = "FILE")]
     pub(crate) shadow_output: Option<PathBuf>,
+    /// Write an audit record of each change of rules here (applied or
+    /// refused: its origin, event time, what it did to each pattern and
+    /// its partial matches), one JSON line each, the rules at the start
+    /// first; a file, kept with checkpoints as --output is, or with
+    /// --output kafka://..., a topic (kafka://HOST:PORT/TOPIC, in the
+    /// output's transactions). docs/rule-lab.md, "Audit records".
+    #[arg(long, value_name = "FILE")]
+    pub(crate) audit: Option<PathBuf>,
     /// With --output kafka://..., timeouts to this topic instead
     /// (kafka://HOST:PORT/TOPIC, the same brokers).
     #[cfg(feature = "kafka")]
@@ -423,6 +431,7 @@ pub fn run(args: &Args) -> u8 {
     #[cfg(not(feature = "kafka"))]
     for (flag, path) in [("--events", &args.events), ("--output", &args.output)]
         .into_iter()
+        .chain(args.audit.iter().map(|a| ("--audit", a)))
         .chain(args.lists.iter().map(|l| ("--list", &l.path)))
     {
         if path.to_str().is_some_and(|p| p.starts_with("kafka://")) {
@@ -636,6 +645,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Config::output`", "--output"),
     ("`Config::late`", "--late"),
     ("`Config::shadow_output`", "--shadow-output"),
+    ("`Config::audit`", "--audit"),
     ("`Config::checkpoint_every`", "--checkpoint-every"),
     ("`Config::checkpoint`", "--checkpoint"),
     ("`Config::max_delay`", "--max-delay"),
@@ -698,6 +708,7 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Named::Output => "--output",
         Named::Late => "--late",
         Named::Shadow => "--shadow-output",
+        Named::Audit => "--audit",
     };
     match conflict {
         Conflict::CheckpointOfStdin => "--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset".to_string(),
@@ -706,6 +717,7 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::IdleWithProcessingTime => "--idle-timeout has no meaning with --time processing (time always follows the clock)".to_string(),
         Conflict::LateToStdout => "--late needs a file path (`-` is not supported)".to_string(),
         Conflict::ShadowToStdout => "--shadow-output needs a file path (`-`, standard output, is where the live records go)".to_string(),
+        Conflict::AuditToStdout => "--audit needs a file path (`-`, standard output, is where the records go)".to_string(),
         Conflict::SameFile { a, b } => format!(
             "{} {} and {} {} are the same file; give them different paths",
             flag(&a.0),
@@ -716,7 +728,9 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::WatermarkTimeField => "--time-field cannot be `$watermark`: that field marks watermark lines".to_string(),
         Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)".to_string(),
         Conflict::RulesDirNotFolder(dir) => format!("--rules-dir {}: not a folder", dir.display()),
-        Conflict::ShadowWithoutOutput { .. } | Conflict::SinkTakesNoShadow { .. } => {
+        Conflict::ShadowWithoutOutput { .. }
+        | Conflict::SinkTakesNoShadow { .. }
+        | Conflict::SinkTakesNoAudit { .. } => {
             in_flags(&conflict.to_string()).into_owned()
         }
         Conflict::SinkNeedsCheckpoints { sink } => format!(
@@ -785,6 +799,7 @@ pub(crate) fn config(args: &Args) -> Config {
     config.output = (args.output != Path::new("-")).then(|| args.output.clone());
     config.late.clone_from(&args.late);
     config.shadow_output.clone_from(&args.shadow_output);
+    config.audit.clone_from(&args.audit);
     config.checkpoint.clone_from(&args.checkpoint);
     config.checkpoint_every = args.checkpoint_every.unwrap_or_default();
     config.watch = args.watch;

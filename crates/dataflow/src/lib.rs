@@ -130,7 +130,7 @@ mod source;
 
 pub use cepheid_runtime::source::{FileChunk, FileChunks};
 pub use cut::{cut_requests, Cuts, Place, Positioned, Requests, SourceState, WorkerCut};
-pub use operator::{cep, cep_cut, Collect, Due};
+pub use operator::{cep, cep_cut, AuditPart, Collect, Due};
 pub use route::{group_worker, key_group, key_hash};
 pub use source::{
     live_source, live_source_cut, source, source_cut, Events, Feed, LateEvents, Lateness,
@@ -350,6 +350,14 @@ pub(crate) enum ListOrigin {
 /// The origin of the one text of a change of lists.
 const LISTS: &str = "$lists";
 
+/// The origin of a text that is no rule: a change's audit origin
+/// ([`Change::origin`]), beside its rules' texts.
+const AUDIT_ORIGIN: &str = "$origin";
+
+/// The origin of the one text of a change its reader refused
+/// ([`Change::refused`]): it travels to make its audit record in order.
+const REFUSED: &str = "$refused";
+
 impl ListEdit {
     /// The list it changes.
     pub fn list(&self) -> &str {
@@ -403,9 +411,60 @@ impl Change {
     pub fn loaded(&self) -> cepheid_syntax::Loaded {
         let mut loaded = cepheid_syntax::Loaded::default();
         for (origin, text) in &self.texts {
-            loaded.add_str(origin, text);
+            if origin != AUDIT_ORIGIN {
+                loaded.add_str(origin, text);
+            }
         }
         loaded
+    }
+
+    /// The texts of a change its reader refused for `reason` (said and
+    /// counted there), which travels as a change does, changing nothing,
+    /// so that its audit record is made at its point of event time
+    /// ([`Change::refused`]).
+    pub(crate) fn refused_texts(
+        origin: &cepheid_runtime::audit::Origin,
+        reason: &str,
+    ) -> Vec<(String, String)> {
+        let json = serde_json::json!({ "origin": origin, "reason": reason });
+        vec![(REFUSED.to_string(), json.to_string())]
+    }
+
+    /// `texts` with the audit origin of their change.
+    pub(crate) fn with_origin(
+        mut texts: Vec<(String, String)>,
+        origin: &cepheid_runtime::audit::Origin,
+    ) -> Vec<(String, String)> {
+        let json = serde_json::to_string(origin).unwrap_or_default();
+        texts.push((AUDIT_ORIGIN.to_string(), json));
+        texts
+    }
+
+    /// What asked for the change, for its audit record (a change of a cut
+    /// of before them: its place).
+    pub fn origin(&self) -> cepheid_runtime::audit::Origin {
+        let text = (self.texts.iter())
+            .find(|(origin, _)| origin == AUDIT_ORIGIN || origin == REFUSED)
+            .map(|(origin, text)| match origin.as_str() {
+                REFUSED => serde_json::from_str::<serde_json::Value>(text)
+                    .ok()
+                    .and_then(|v| serde_json::from_value(v["origin"].clone()).ok()),
+                _ => serde_json::from_str(text).ok(),
+            });
+        text.flatten()
+            .unwrap_or_else(|| cepheid_runtime::audit::Origin::of_place(&self.place, None))
+    }
+
+    /// Why its reader refused it, if it did: it changes nothing, it only
+    /// makes its audit record.
+    pub fn refused(&self) -> Option<String> {
+        match &self.texts[..] {
+            [(origin, json)] if origin == REFUSED => {
+                let value = serde_json::from_str::<serde_json::Value>(json).ok()?;
+                Some(value["reason"].as_str()?.to_string())
+            }
+            _ => None,
+        }
     }
 
     /// The texts of a change of lists rather than rules: a watched

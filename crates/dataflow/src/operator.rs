@@ -16,6 +16,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use cepheid_runtime::audit::{started_empty as declared_anew, PatternChange, RuleChange};
 use cepheid_runtime::EngineNumbers;
 
 use crate::cut::{self, SavedPiece, WorkerCut, WorkerState};
@@ -31,6 +32,48 @@ use crate::{
 
 mod changing;
 use changing::{route_changing, Held, Hold};
+
+/// One worker's part of a change's audit record ([`Collect::rules_audit`]):
+/// the record without its patterns, and the names the worker's engines
+/// changed (with their place in the new set's order: the new set's, then
+/// the removed ones') and left unchanged. Parts of one change add up: the
+/// names are the union, their partial matches the sum.
+#[derive(Clone, Debug)]
+pub struct AuditPart {
+    /// The record, its patterns and unchanged count left to the parts.
+    pub record: RuleChange,
+    /// Each name changed, by its place in the order.
+    pub patterns: Vec<(usize, PatternChange)>,
+    /// The names left unchanged.
+    pub unchanged: Vec<String>,
+}
+
+impl AuditPart {
+    /// `record`'s part with `patterns` and `unchanged`.
+    pub fn of(
+        record: RuleChange,
+        patterns: Vec<(usize, PatternChange)>,
+        unchanged: Vec<String>,
+    ) -> AuditPart {
+        AuditPart {
+            record,
+            patterns,
+            unchanged,
+        }
+    }
+}
+
+/// The lists and indicators a change declared anew (from `before`, the
+/// worker's declarations before it, to those of its first engine now).
+fn started_empty<E: Event>(
+    before: &cepheid_core::lookup::Declarations,
+    first: Option<&Piece<E>>,
+) -> Vec<String> {
+    match first {
+        Some(piece) => declared_anew(before, piece.engine.0.declarations()),
+        None => Vec::new(),
+    }
+}
 
 /// A worker's sink of [`cep`]: it sees every match, timeout and dropped
 /// partial match of the worker's engines (as a [`Sink`], with
@@ -96,6 +139,14 @@ pub trait Collect<E>: Sink<E> {
     /// default.
     fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {
         let _ = (place, outcome);
+    }
+
+    /// This worker's part of the audit record of `change`, applied or
+    /// refused (`docs/rule-lab.md`, "Audit records"): called on every
+    /// worker, once per change, where it is made; the parts of one change
+    /// make one record. Nothing by default.
+    fn rules_audit(&mut self, change: &Change, part: AuditPart) {
+        let _ = (change, part);
     }
 
     /// The changes of rules made and refused over the run (those of the
@@ -915,15 +966,18 @@ impl<E: Event + 'static> Worker<E> {
             return;
         };
         let tell = self.index == 0;
+        if let Some(reason) = change.refused() {
+            // (refused by its reader, said and counted there: its audit
+            // record only)
+            let record = RuleChange::refused(Some(change.at), change.origin(), policy, &reason);
+            sink.rules_audit(change, AuditPart::of(record, Vec::new(), Vec::new()));
+            return;
+        }
         let rules = match cepheid_engine::Rules::from_loaded(change.loaded()) {
             Ok(rules) => rules,
             Err(e) => {
                 // (its reader checked it: not met)
-                self.changes.made[1] += 1;
-                if tell {
-                    sink.rules_changed(&change.place, Err(format!("have errors: {e}")));
-                }
-                return;
+                return self.refuse(change, format!("have errors: {e}"), sink);
             }
         };
         // The new fields numbered as one engine numbers them, in the
@@ -933,21 +987,11 @@ impl<E: Event + 'static> Worker<E> {
         // in every engine's.
         if let Err(e) = crate::number_fields::<E>(&rules, &self.changes.fields, self.changes.limits)
         {
-            self.changes.made[1] += 1;
-            if tell {
-                sink.rules_changed(&change.place, Err(format!("do not compile: {e}")));
-            }
-            return;
+            return self.refuse(change, format!("do not compile: {e}"), sink);
         }
         let next = match self.changes.layout.next(rules.patterns()) {
             Ok(next) => next,
-            Err(why) => {
-                self.changes.made[1] += 1;
-                if tell {
-                    sink.rules_changed(&change.place, Err(format!("are refused: {why}")));
-                }
-                return;
-            }
+            Err(why) => return self.refuse(change, format!("are refused: {why}"), sink),
         };
         // (another worker of the process may have numbered them already)
         self.changes.refresh |= self.changes.fields_len() > self.changes.fields_at_start;
@@ -957,15 +1001,14 @@ impl<E: Event + 'static> Worker<E> {
         // Every engine takes the rules' whole table of lists and
         // indicators (`Plan::engines`), before its patterns: every piece
         // numbers the fields alike, so all take it or none does.
+        let declared_before = (self.pieces.first())
+            .map(|p| p.engine.0.declarations().clone())
+            .unwrap_or_default();
         let declared = &rules.loaded().declarations;
         if !declared.is_empty() {
             for piece in &mut self.pieces {
                 if let Err(e) = piece.engine.0.set_declarations(declared) {
-                    self.changes.made[1] += 1;
-                    if tell {
-                        sink.rules_changed(&change.place, Err(format!("do not compile: {e}")));
-                    }
-                    return;
+                    return self.refuse(change, format!("do not compile: {e}"), sink);
                 }
             }
         }
@@ -974,6 +1017,10 @@ impl<E: Event + 'static> Worker<E> {
             .collect();
         let (from, to) = worker_groups(self.index as u32, self.changes.peers as u32);
         let mut lines: Vec<(usize, String)> = Vec::new();
+        // (this worker's part of the audit record: each name with what
+        // its engines did, their partial matches before and after)
+        let stats_before = self.pattern_stats();
+        let mut named: Vec<(usize, String, cepheid_engine::engine::Change)> = Vec::new();
         for (group, (_, names)) in next.groups.iter().enumerate() {
             if group >= self.spans.len() {
                 // A new group: one engine over the worker's key groups.
@@ -1014,7 +1061,7 @@ impl<E: Event + 'static> Worker<E> {
                 );
                 let any = done.as_ref().is_ok_and(|changes| changes.any());
                 self.changes.changed |= any;
-                if let (Ok(changes), true, 0) = (done, tell, k) {
+                if let (Ok(changes), 0) = (done, k) {
                     for (name, what) in changes.iter() {
                         // (the new set's order, then the removed ones')
                         let order = match number.get(name) {
@@ -1023,11 +1070,34 @@ impl<E: Event + 'static> Worker<E> {
                                 .position(|old| old == name)
                                 .map_or(usize::MAX, |n| number.len() + n),
                         };
-                        lines.push((order, format!("  {name}: {what}\n")));
+                        if tell {
+                            lines.push((order, format!("  {name}: {what}\n")));
+                        }
+                        named.push((order, name.to_string(), what));
                     }
                 }
             }
         }
+        let stats_after = self.pattern_stats();
+        let emptied = started_empty(&declared_before, self.pieces.first());
+        let mut entries = Vec::new();
+        let mut unchanged = Vec::new();
+        for (order, name, what) in named {
+            let stats = (&stats_before[..], &stats_after[..]);
+            match PatternChange::of(&name, what, policy, stats) {
+                Some(entry) => entries.push((order, entry)),
+                None => unchanged.push(name),
+            }
+        }
+        let record = RuleChange::applied(
+            Some(change.at),
+            change.origin(),
+            policy,
+            [],
+            (&[], &[]),
+            emptied,
+        );
+        sink.rules_audit(change, AuditPart::of(record, entries, unchanged));
         self.changes.layout = next;
         self.changes.made[0] += 1;
         self.changes.names = Some(number);
@@ -1037,6 +1107,29 @@ impl<E: Event + 'static> Worker<E> {
             let lines: String = lines.into_iter().map(|(_, line)| line).collect();
             sink.rules_changed(&change.place, Ok(lines));
         }
+    }
+
+    /// Refuses `change` for `why` (the rules before it go on): counted,
+    /// said by worker 0, its audit record's part made on every worker.
+    fn refuse<S: Collect<E>>(&mut self, change: &Change, why: String, sink: &mut S) {
+        self.changes.made[1] += 1;
+        let reason = format!("{}: the new rules {why}; the old rules go on", change.place);
+        if self.index == 0 {
+            sink.rules_changed(&change.place, Err(why));
+        }
+        if let Some(policy) = self.changes.policy {
+            let record = RuleChange::refused(Some(change.at), change.origin(), policy, &reason);
+            sink.rules_audit(change, AuditPart::of(record, Vec::new(), Vec::new()));
+        }
+    }
+
+    /// Each pattern's numbers over the worker's engines, added up by name.
+    fn pattern_stats(&self) -> Vec<crate::engine::PatternStats> {
+        let mut all = Vec::new();
+        for piece in &self.pieces {
+            cepheid_runtime::add_patterns(&mut all, &piece.engine.0.pattern_stats());
+        }
+        all
     }
 
     /// Makes a watched reference file's change in every engine, at the

@@ -135,9 +135,9 @@ use timely::{CommunicationConfig, WorkerConfig};
 use crate::pattern::Pattern;
 use crate::source::{pull_source, Pull, Pulled};
 use crate::{
-    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, Collect,
-    Cuts, Due, Feed, FileChunks, Lateness, Place, Plan, Requests, SourceItem, SourceState,
-    WorkerCut,
+    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, AuditPart,
+    Change, Collect, Cuts, Due, Feed, FileChunks, Lateness, Place, Plan, Requests, SourceItem,
+    SourceState, WorkerCut,
 };
 
 /// Says a line to the run's [`Report`]: `say!(to, Level, "format", ...)`.
@@ -161,6 +161,7 @@ mod single;
 pub use single::to_one_engine;
 mod write;
 
+use cepheid_runtime::audit::{Origin, RuleChange};
 use cepheid_runtime::Counts;
 use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, ReadCounts};
@@ -612,6 +613,10 @@ impl Workers {
         // (late events are made for a sink that takes them)
         let sink_takes_late = sink.as_ref().is_some_and(|s| s.takes_late());
         let outputs = write::open(&config, &scale, sink, resume.as_ref(), &say)?;
+        let audit = audit_join(&config, &scale, &plan, resume.as_ref(), &outputs);
+        if let Some(board) = &board {
+            board.show_history(Arc::clone(&audit.history));
+        }
         if sources.is_none() {
             opens(&config.input)?;
         }
@@ -659,6 +664,7 @@ impl Workers {
             reloads: config.watch.then(|| Arc::new(config.clone())),
             lists: (config.watch && !config.lists.is_empty())
                 .then(|| Arc::new(Mutex::new(lists::Watched::new(&config, file_lists)))),
+            audit: Arc::new(audit),
         });
         let handle = handle_of(&job);
         if let Some(handle) = &handle {
@@ -672,6 +678,39 @@ impl Workers {
             handle,
         })
     }
+}
+
+/// The audit records of the process's changes of rules, with the history
+/// of the cut resumed; a run that starts (not resumed) has the record of
+/// its rules first, written by process 0 before any other record.
+fn audit_join(
+    config: &Config,
+    scale: &Scale,
+    plan: &Plan<Record>,
+    resume: Option<&(store::Marker, Vec<Piece>)>,
+    outputs: &write::Outputs,
+) -> emit::AuditJoin {
+    let history = resume.map_or_else(Default::default, |(marker, _)| marker.the_history().clone());
+    // (an audit file, or a sink's audit topic)
+    let takes = (outputs.shared.as_ref()).is_some_and(|o| write::lock(o).sink().takes_audit());
+    let join = emit::AuditJoin::new(
+        scale.own_workers().len(),
+        (scale.cluster(), scale.first_process()),
+        takes,
+        history,
+    );
+    if resume.is_none() && scale.first_process() {
+        let origin = Origin::files(&config.patterns, None);
+        let none = cepheid_core::lookup::Declarations::default();
+        let declared = cepheid_runtime::audit::started_empty(&none, &plan.declarations());
+        let patterns = (plan.patterns().iter()).map(|p| (p.name.clone(), 1));
+        let record = RuleChange::initial(origin, config.reload_policy, patterns, declared);
+        if let (true, Some(out)) = (join.write, &outputs.shared) {
+            write::lock(out).write(Kind::Audit, b"", record.line().as_bytes());
+        }
+        join.keep_first(record);
+    }
+    join
 }
 
 /// A run on workers, opened: its checkpoint read, its outputs open; run
@@ -1046,6 +1085,9 @@ fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refu
     }
     if scale.output_per_worker && config.shadow_output.is_some() {
         return Err(Refusal::ShadowOutputPerWorker);
+    }
+    if scale.output_per_worker && config.audit.is_some() {
+        return Err(Refusal::AuditPerWorker);
     }
     if scale.processes.is_some() && scale.process == 0 && stdout {
         // Timely's networking prints on standard output when a peer fails

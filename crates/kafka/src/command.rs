@@ -71,7 +71,7 @@ impl Default for KafkaOptions<'_> {
 }
 
 /// What a run's [`Config`] says that concerns Kafka: `--events`,
-/// `--output` and `--late` may be files or `kafka://` URLs.
+/// `--output`, `--late` and `--audit` may be files or `kafka://` URLs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sides<'c> {
     /// The input: a file, `-`, or `kafka://BROKERS/TOPICS`.
@@ -80,6 +80,8 @@ pub(crate) struct Sides<'c> {
     pub output: &'c Path,
     /// The late output: a file or `kafka://BROKERS/TOPIC`.
     pub late: Option<&'c Path>,
+    /// The audit records' output: a file or `kafka://BROKERS/TOPIC`.
+    pub audit: Option<&'c Path>,
     /// Is the input followed?
     pub follow: bool,
     /// Is event time the records' own (a Kafka record's timestamp)?
@@ -94,6 +96,7 @@ impl<'c> Sides<'c> {
             events: config.input.path(),
             output: config.output_path(),
             late: config.late.as_deref(),
+            audit: config.audit.as_deref(),
             follow: config.follow,
             record_time: config.time == Time::Record,
             checkpoint: config.checkpoint.as_deref(),
@@ -152,6 +155,12 @@ pub enum OptionsError {
     /// `--late kafka://...` on other brokers than `--output`, or with
     /// several topics.
     LatePlace,
+    /// `--audit kafka://...` without a Kafka output (a topic is written
+    /// in the output's transactions).
+    AuditMixed,
+    /// `--audit kafka://...` on other brokers than `--output`, or with
+    /// several topics.
+    AuditPlace,
     /// A Kafka-only option (`--kafka`, `--transactional-id`,
     /// `--kafka-marker-topic`, `--timeouts`, `--time kafka`) with neither
     /// side on Kafka.
@@ -233,6 +242,12 @@ impl fmt::Display for OptionsError {
             }
             OptionsError::LatePlace => {
                 "`Config::late` kafka://...: one topic on the brokers of `Config::output`"
+            }
+            OptionsError::AuditMixed => {
+                "`Config::audit` kafka://... goes with `Config::output` kafka://... (its records are written in the output's transactions)"
+            }
+            OptionsError::AuditPlace => {
+                "`Config::audit` kafka://...: one topic on the brokers of `Config::output`"
             }
             OptionsError::KafkaOnly => KAFKA_ONLY,
             OptionsError::RecordTimeAlone => {
@@ -353,6 +368,15 @@ impl KafkaOptions<'_> {
             let url = parse_url("`Config::late`", run.late.unwrap_or(Path::new("")))?;
             if !beside(&url, &parse_url("`Config::output`", run.output)?) {
                 return Err(OptionsError::LatePlace);
+            }
+        }
+        if let Some(audit) = run.audit.filter(|a| is_kafka(a)) {
+            if !output {
+                return Err(OptionsError::AuditMixed);
+            }
+            let url = parse_url("`Config::audit`", audit)?;
+            if !beside(&url, &parse_url("`Config::output`", run.output)?) {
+                return Err(OptionsError::AuditPlace);
             }
         }
         let kafka_only = !self.properties.is_empty()

@@ -127,6 +127,10 @@ impl KafkaOptions<'_> {
         let mut c = SinkConfig::new(output.brokers, topics);
         c.retry = self.retry;
         c.late = late.is_some();
+        c.audit = match run.audit.filter(|a| is_kafka(a)) {
+            Some(a) => Some(url("`Config::audit`", a)?.topics[0].clone()),
+            None => None,
+        };
         c.properties = self.properties.to_vec();
         if let Some(id) = self.sink_transactional_id(config) {
             let mut t = Transactional::new(id.clone(), id);
@@ -166,9 +170,15 @@ impl KafkaOptions<'_> {
         let Some(c) = self.sink_config(config)? else {
             return Ok(None);
         };
+        let audit = c.audit.is_some();
         let sink = KafkaSink::new(c)?;
         config.output = None;
         config.late = None;
+        if audit {
+            // (a topic of the sink's; a file `Config::audit` stays, which
+            // the run refuses with this sink)
+            config.audit = None;
+        }
         Ok(Some(Box::new(sink)))
     }
 

@@ -264,6 +264,8 @@ impl Source for KafkaSource {
             None => self.control_topic(split as usize).map_or("?", |(t, _)| t),
         };
         match origin {
+            // (the form `cepheid_runtime::audit::Origin::of_place` reads
+            // back as a record of a topic: keep them together)
             Origin::Offset { partition, offset } => {
                 format!("kafka:{topic} partition {partition} offset {offset}")
             }
@@ -272,15 +274,15 @@ impl Source for KafkaSource {
     }
 }
 
-/// The topic kind of a record kind; `None` for a shadow pattern's record,
-/// which has no topic (the sink does not take them: a run with shadow
-/// patterns is refused before it starts).
+/// The topic kind of a record kind; `None` for a shadow pattern's record
+/// or an audit record, which have no topic (the sink does not take them: a
+/// run with shadow patterns or an audit file is refused before it starts).
 fn kind(kind: RunKind) -> Option<Kind> {
     match kind {
         RunKind::Match => Some(Kind::Match),
         RunKind::Timeout => Some(Kind::Timeout),
         RunKind::Late => Some(Kind::Late),
-        RunKind::Shadow => None,
+        RunKind::Shadow | RunKind::Audit => None,
     }
 }
 
@@ -309,6 +311,10 @@ impl Sink for KafkaSink {
     fn describe(&self, k: RunKind) -> String {
         match kind(k) {
             Some(k) => format!("kafka:{}", self.topic(k)),
+            None if k == RunKind::Audit => match self.audit_topic() {
+                Some(topic) => format!("kafka:{topic}"),
+                None => "an audit file (a Kafka output has none)".to_string(),
+            },
             None => "a shadow output (a Kafka output has none)".to_string(),
         }
     }
@@ -317,13 +323,24 @@ impl Sink for KafkaSink {
         KafkaSink::takes_late(self)
     }
 
+    fn takes_audit(&self) -> bool {
+        self.audit_topic().is_some()
+    }
+
     fn write(&mut self, k: RunKind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
         self.still(k == RunKind::Late)?;
+        if let (RunKind::Audit, Some(_)) = (k, self.audit_topic()) {
+            let record = record.strip_suffix(b"\n").unwrap_or(record);
+            return KafkaSink::write_audit(self, record).map_err(|e| self.run_error(true, e));
+        }
         let Some(topic_kind) = kind(k) else {
             return Err(SinkError {
                 target: Sink::describe(self, k),
                 late: true,
-                source: std::io::Error::other("a Kafka output takes no shadow records"),
+                source: std::io::Error::other(match k {
+                    RunKind::Audit => "a Kafka output takes no audit records",
+                    _ => "a Kafka output takes no shadow records",
+                }),
             });
         };
         // (the line without its newline: one record a value)

@@ -125,6 +125,10 @@ pub struct SinkConfig {
     /// Are late events written (to their topic)? Otherwise the runtime
     /// only counts them (`cepheid_runtime::Sink::takes_late`).
     pub late: bool,
+    /// The topic of the audit records of changes of rules
+    /// (`cepheid_runtime::Sink::takes_audit`), written to its partition 0
+    /// in the same transactions as the records; `None`: none are taken.
+    pub audit: Option<String>,
 }
 
 impl SinkConfig {
@@ -137,6 +141,7 @@ impl SinkConfig {
             retry: Retry::default(),
             properties: Vec::new(),
             late: true,
+            audit: None,
         }
     }
 }
@@ -309,6 +314,8 @@ pub struct KafkaSink {
     initialized: bool,
     in_transaction: bool,
     late: bool,
+    /// The audit records' topic (`SinkConfig::audit`).
+    audit: Option<String>,
     /// Fenced: every later call fails with this error (librdkafka purges
     /// what was queued; its delivery reports say "purged", not why).
     pub(crate) fenced_by: Option<KafkaError>,
@@ -351,7 +358,8 @@ enum To<'a> {
     /// The output topic of this kind of record, to the partition of its
     /// key.
     Output(Kind),
-    /// The marker topic's partition.
+    /// A partition of a topic of the sink's own: the marker topic's, the
+    /// audit records' (`SinkConfig::audit`).
     Marker(&'a str, i32),
 }
 
@@ -424,7 +432,9 @@ impl KafkaSink {
             .create_with_context(context)
             .map_err(|e| KafkaError::client("create the producer", e))?;
         let mut watched = Vec::new();
-        for topic in config.topics.all() {
+        let mut topics = config.topics.all();
+        topics.extend(config.audit.as_deref().filter(|a| !topics.contains(a)));
+        for topic in topics {
             let metadata = retry.run(
                 "fetch metadata",
                 |left| producer.client().fetch_metadata(Some(topic), left),
@@ -477,6 +487,7 @@ impl KafkaSink {
             initialized: false,
             in_transaction: false,
             late: config.late,
+            audit: config.audit,
             fenced_by: None,
             interval: 1,
             group_held: None,
@@ -517,6 +528,25 @@ impl KafkaSink {
     /// Does it write late events (`SinkConfig::late`)?
     pub fn takes_late(&self) -> bool {
         self.late
+    }
+
+    /// The topic of the audit records (`SinkConfig::audit`), if it takes
+    /// them.
+    pub fn audit_topic(&self) -> Option<&str> {
+        self.audit.as_deref()
+    }
+
+    /// Writes an audit record of a change of rules to partition 0 of the
+    /// audit topic (in order), in the transaction of the records;
+    /// an error when the sink takes none.
+    pub fn write_audit(&mut self, record: &[u8]) -> Result<(), KafkaError> {
+        let Some(topic) = self.audit.clone() else {
+            return Err(KafkaError::Config {
+                reason: "this sink takes no audit records (`SinkConfig::audit`)".to_string(),
+            });
+        };
+        self.begin()?;
+        self.send(To::Marker(&topic, 0), b"", record)
     }
 
     /// The number of the checkpoint whose interval is being written.
@@ -872,7 +902,8 @@ impl KafkaSink {
             let n = i64::try_from(checkpoint).map_err(|_| KafkaError::Config {
                 reason: format!("checkpoint number {checkpoint} is too large"),
             })?;
-            if !self.topics.all().contains(&t.as_str()) {
+            let audit = self.audit.as_deref() == Some(t.as_str());
+            if !self.topics.all().contains(&t.as_str()) && !audit {
                 // A marker topic of its own: a record there in each
                 // transaction, so that none is without records (tansu
                 // drops the offsets of a transaction without records).

@@ -304,6 +304,13 @@ impl Observer {
             s.run.memory = crate::status::MemoryStatus::of(&view.memory());
             s.run.reloads.waiting =
                 (view.rules_waiting).map(|w| WaitingStatus::new(w.records, w.at));
+            // (copied when it changed: at a change of rules, at most 100)
+            if s.run.reloads.history.last() != view.rule_changes.last()
+                || s.run.reloads.history.len() != view.rule_changes.len()
+            {
+                s.run.reloads.history.clear();
+                s.run.reloads.history.extend_from_slice(view.rule_changes);
+            }
             for p in &stats {
                 s.pattern_mut(&p.name).set_counts(p);
             }
@@ -345,6 +352,37 @@ impl Observer {
 #[cfg(test)]
 mod tests {
     use super::pattern_of;
+
+    /// The rule changes a run shows are `/status.json`'s
+    /// `run.reloads.history`, copied when they change, and read back.
+    #[test]
+    fn the_rule_changes_shown_are_the_statuss_history() {
+        use cepheid_engine::engine::ReloadPolicy;
+        use cepheid_engine::{Engine, Record};
+        use cepheid_runtime::audit::{Origin, RuleChange};
+        let engine: Engine<Record> = Engine::new();
+        let monitor = crate::Monitor::new();
+        let mut observer = super::Observer::new(monitor.clone());
+        let change = |t: i64| {
+            let origin = Origin::files(&["p.cep".into()], Some("deploy".into()));
+            RuleChange::refused(Some(t), origin, ReloadPolicy::Drain, "cepheid: broken")
+        };
+        let shown = vec![change(1), change(2)];
+        let mut view = cepheid_runtime::RunView::of_engine(&engine);
+        view.rule_changes = &shown[..1];
+        observer.tick(&view);
+        assert_eq!(monitor.snapshot().run.reloads.history, shown[..1]);
+        view.rule_changes = &shown;
+        observer.tick(&view);
+        let status = monitor.snapshot();
+        assert_eq!(status.run.reloads.history, shown);
+        let json = serde_json::to_value(&status).unwrap();
+        let history = &json["run"]["reloads"]["history"];
+        assert_eq!(history[1]["origin"]["label"], "deploy");
+        assert_eq!(history[1]["reason"], "broken");
+        let back: crate::Status = serde_json::from_value(json).unwrap();
+        assert_eq!(back.run.reloads.history, shown);
+    }
 
     #[test]
     fn the_pattern_of_a_record_is_read_from_its_start_or_its_json() {

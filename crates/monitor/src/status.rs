@@ -264,6 +264,12 @@ pub struct ReloadStatus {
     /// The records of a rules stream waiting for event time to reach them.
     #[serde(default)]
     pub waiting: Option<WaitingStatus>,
+    /// The latest changes of rules applied or refused, oldest first, as
+    /// their audit records (`cepheid_runtime::audit::RuleChange`, at most
+    /// `cepheid_runtime::audit::HISTORY`; a resumed run's include those
+    /// before its checkpoint: `docs/rule-lab.md`, "Audit records").
+    #[serde(default)]
+    pub history: Vec<cepheid_runtime::audit::RuleChange>,
 }
 
 /// Records of a rules stream waiting for event time.

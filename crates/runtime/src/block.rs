@@ -28,6 +28,9 @@ pub struct Block {
     /// How many of them are a shadow pattern's ([`Kind::Shadow`]).
     #[serde(default)]
     shadow: u32,
+    /// How many of them are audit records ([`Kind::Audit`]).
+    #[serde(default)]
+    audit: u32,
 }
 
 /// One record of a [`Block`]: where it ends in the block's bytes, its
@@ -66,6 +69,7 @@ impl Block {
             records: Vec::with_capacity(bytes / 256),
             late: 0,
             shadow: 0,
+            audit: 0,
         }
     }
 
@@ -92,6 +96,7 @@ impl Block {
         match kind {
             Kind::Late => self.late += 1,
             Kind::Shadow => self.shadow += 1,
+            Kind::Audit => self.audit += 1,
             Kind::Match | Kind::Timeout => {}
         }
     }
@@ -117,6 +122,7 @@ impl Block {
         self.records.clear();
         self.late = 0;
         self.shadow = 0;
+        self.audit = 0;
     }
 
     /// How many of its records are late ([`Kind::Late`]).
@@ -127,6 +133,11 @@ impl Block {
     /// How many of its records are a shadow pattern's ([`Kind::Shadow`]).
     pub fn shadow(&self) -> usize {
         self.shadow as usize
+    }
+
+    /// How many of its records are audit records ([`Kind::Audit`]).
+    pub fn audit(&self) -> usize {
+        self.audit as usize
     }
 
     /// Its records, in order.
@@ -187,10 +198,10 @@ impl Tap {
         all[all.len().saturating_sub(self.wanted)..].to_vec()
     }
 
-    /// Keeps a copy of `line`, of `kind` (not a late one), the oldest
-    /// dropped when `wanted` are kept.
+    /// Keeps a copy of `line`, of `kind` (not a late one, nor an audit
+    /// record), the oldest dropped when `wanted` are kept.
     pub fn push(&mut self, kind: Kind, line: &[u8]) {
-        if kind == Kind::Late || self.wanted == 0 {
+        if matches!(kind, Kind::Late | Kind::Audit) || self.wanted == 0 {
             return;
         }
         let mut bytes = if self.ring.len() == self.wanted {
@@ -213,7 +224,7 @@ impl Tap {
             if kept == self.wanted {
                 break;
             }
-            kept += usize::from(r.kind != Kind::Late);
+            kept += usize::from(!matches!(r.kind, Kind::Late | Kind::Audit));
             from -= 1;
         }
         for r in block.records().skip(from) {

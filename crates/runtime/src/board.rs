@@ -55,6 +55,8 @@ pub struct Board {
     rules_waiting: Mutex<Option<RulesWaiting>>,
     /// Warnings about fields no event carried (for their count).
     fields: OnceLock<Arc<FieldWarnings>>,
+    /// The latest audit records of changes of rules, kept by the workers.
+    history: OnceLock<Arc<Mutex<crate::audit::History>>>,
 }
 
 /// A worker's numbers as it last published them.
@@ -115,6 +117,7 @@ impl Board {
             lags: Mutex::new(readers.into_iter().map(|r| (r, None)).collect()),
             rules_waiting: Mutex::new(None),
             fields: OnceLock::new(),
+            history: OnceLock::new(),
         }
     }
 
@@ -127,6 +130,12 @@ impl Board {
     /// The warnings about fields no event carried: their count is shown.
     pub fn show_fields(&self, fields: Arc<FieldWarnings>) {
         let _ = self.fields.set(fields);
+    }
+
+    /// The latest audit records of changes of rules, as the workers keep
+    /// them: shown ([`RunView::rule_changes`]).
+    pub fn show_history(&self, history: Arc<Mutex<crate::audit::History>>) {
+        let _ = self.history.set(history);
     }
 
     /// Worker `index` (over all processes) publishes.
@@ -226,6 +235,8 @@ impl Board {
             view.field_warnings = fields.told();
         }
         view.rules_waiting = *lock(&self.rules_waiting);
+        let history = (self.history.get()).map(|h| lock(h).as_slice().to_vec());
+        view.rule_changes = history.as_deref().unwrap_or_default();
         view.finished = summary.is_some();
         notify.tick(&view);
     }

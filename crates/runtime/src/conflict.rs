@@ -29,6 +29,8 @@ pub enum Conflict {
     LateToStdout,
     /// The shadow patterns' records to `-`.
     ShadowToStdout,
+    /// The audit records to `-`.
+    AuditToStdout,
     /// Two of the input, the output and the late output are one file.
     SameFile {
         /// The first one's setting and path.
@@ -66,6 +68,13 @@ pub enum Conflict {
         /// The sink ([`Sink::describe`](crate::Sink::describe) of its matches).
         sink: String,
     },
+    /// An audit file ([`Config::audit`]) with a sink of the caller's that
+    /// takes no audit records
+    /// ([`Sink::takes_audit`](crate::Sink::takes_audit)).
+    SinkTakesNoAudit {
+        /// The sink ([`Sink::describe`](crate::Sink::describe) of its matches).
+        sink: String,
+    },
 }
 
 /// Which of the run's files a [`Conflict::SameFile`] names.
@@ -79,6 +88,8 @@ pub enum Named {
     Late,
     /// The shadow output ([`Config::shadow_output`]).
     Shadow,
+    /// The audit file ([`Config::audit`]).
+    Audit,
 }
 
 impl fmt::Display for Named {
@@ -88,6 +99,7 @@ impl fmt::Display for Named {
             Named::Output => "the output (Config::output)",
             Named::Late => "the late output (Config::late)",
             Named::Shadow => "the shadow output (Config::shadow_output)",
+            Named::Audit => "the audit file (Config::audit)",
         })
     }
 }
@@ -103,6 +115,7 @@ impl fmt::Display for Conflict {
             // matches would need one writer for both.
             Conflict::LateToStdout => "the late output (Config::late) must be a file path (`-`, standard output, is not supported)",
             Conflict::ShadowToStdout => "the shadow output (Config::shadow_output) must be a file path (`-`, standard output, is where the live records go)",
+            Conflict::AuditToStdout => "the audit file (Config::audit) must be a file path (`-`, standard output, is where the records go)",
             Conflict::SameFile { a, b } => {
                 return write!(
                     f,
@@ -133,6 +146,12 @@ impl fmt::Display for Conflict {
                 return write!(
                     f,
                     "{sink} takes no records of shadow patterns: a shadow output (`Config::shadow_output`) goes with the run's files"
+                )
+            }
+            Conflict::SinkTakesNoAudit { sink } => {
+                return write!(
+                    f,
+                    "{sink} takes no audit records of rule changes: an audit file (`Config::audit`) goes with the run's files (an audit topic is not built yet)"
                 )
             }
         })
@@ -201,6 +220,12 @@ impl Config {
             }
             named.push((Named::Shadow, shadow));
         }
+        if let Some(audit) = &self.audit {
+            if audit == Path::new("-") {
+                return Err(Conflict::AuditToStdout);
+            }
+            named.push((Named::Audit, audit));
+        }
         for (i, (a_named, a)) in named.iter().enumerate() {
             for (b_named, b) in &named[i + 1..] {
                 if same_file(a, b) {
@@ -257,7 +282,8 @@ impl Config {
             .chain(
                 (self.shadow_output.iter())
                     .map(|shadow| (shadow.as_path(), "`Config::shadow_output`")),
-            );
+            )
+            .chain((self.audit.iter()).map(|audit| (audit.as_path(), "`Config::audit`")));
         let outputs = std::iter::once((self.output_path(), "`Config::output`")).chain(late);
         outputs
             .filter(|(path, _)| *path != Path::new("-") && !is_regular(path))

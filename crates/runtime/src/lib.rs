@@ -51,6 +51,7 @@ use cepheid_engine::io::Format;
 use cepheid_engine::{Engine, PatternStats, Record};
 use serde::Serialize;
 
+pub mod audit;
 mod background;
 mod block;
 mod board;
@@ -180,6 +181,13 @@ pub struct Config {
     /// the checkpoints). A run whose rules have a shadow pattern needs one
     /// (or a sink that takes them, `Sink::takes_shadow`).
     pub shadow_output: Option<PathBuf>,
+    /// Where an audit record of each change of rules goes
+    /// ([`audit::RuleChange`], a JSON line: applied or refused, its
+    /// origin, what it did to each pattern and its state;
+    /// `docs/rule-lab.md`, "Audit records"): a run output as
+    /// [`Config::late`] is (synced, measured and truncated with the
+    /// checkpoints).
+    pub audit: Option<PathBuf>,
     /// Keep checkpoints in this folder and resume from the one there.
     pub checkpoint: Option<PathBuf>,
     /// How often to checkpoint (default 10 s).
@@ -275,6 +283,7 @@ impl Config {
             output: None,
             late: None,
             shadow_output: None,
+            audit: None,
             checkpoint: None,
             checkpoint_every: Every::default(),
             patterns,

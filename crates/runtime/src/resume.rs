@@ -39,6 +39,8 @@ pub(crate) struct Meta {
     pub(crate) counters: Counters,
     /// The latest records made before it, for an observer.
     pub(crate) records: Vec<(crate::Kind, String)>,
+    /// The latest audit records of changes of rules before it.
+    pub(crate) history: crate::audit::History,
     /// Not in the checkpoint: set on resuming with `--watch` when the
     /// pattern files on disk are no longer the checkpoint's rules (edited
     /// after it): the run goes on with the checkpoint's rules and reads
@@ -68,6 +70,7 @@ impl Meta {
             sink: marker.sink_state(),
             counters: marker.the_counters().clone(),
             records: marker.latest_records().to_vec(),
+            history: marker.the_history().clone(),
             reload_files: false,
         };
         Some((meta, engine.snapshot()))

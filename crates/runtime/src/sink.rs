@@ -55,6 +55,9 @@ pub enum Kind {
     /// for the shadow output, never the output (`docs/rule-lab.md`,
     /// "Shadow rules").
     Shadow,
+    /// An audit record of a change of rules (`crate::audit::RuleChange`),
+    /// for the audit file (`Config::audit`).
+    Audit,
 }
 
 impl Kind {
@@ -64,6 +67,7 @@ impl Kind {
             Kind::Match | Kind::Timeout => Target::Output,
             Kind::Late => Target::Late,
             Kind::Shadow => Target::Shadow,
+            Kind::Audit => Target::Audit,
         }
     }
 }
@@ -77,6 +81,8 @@ pub enum Target {
     Late,
     /// Shadow patterns' matches and timeouts (`Config::shadow_output`).
     Shadow,
+    /// Audit records of changes of rules (`Config::audit`).
+    Audit,
 }
 
 /// Why a sink could not write, flush, prepare, commit or recover.
@@ -140,6 +146,10 @@ pub struct SinkState {
     pub shadow_len: Option<u64>,
     /// CRC-32 of its first bytes.
     pub shadow_head: Option<u32>,
+    /// The audit file's length.
+    pub audit_len: Option<u64>,
+    /// CRC-32 of its first bytes.
+    pub audit_head: Option<u32>,
     /// A sink's own state.
     pub data: Vec<u8>,
 }
@@ -186,6 +196,13 @@ pub trait Sink: Send {
     /// that brings one is refused, when it does not: no shadow record is
     /// ever lost unsaid. No by default.
     fn takes_shadow(&self) -> bool {
+        false
+    }
+
+    /// Does it take audit records of changes of rules ([`Kind::Audit`])?
+    /// A run with an audit file (`Config::audit`) and a sink that does not
+    /// is refused before it starts. No by default.
+    fn takes_audit(&self) -> bool {
         false
     }
 
@@ -349,11 +366,14 @@ pub struct Files {
     late_name: String,
     shadow: Option<BufWriter<Box<dyn Write + Send>>>,
     shadow_name: String,
+    audit: Option<BufWriter<Box<dyn Write + Send>>>,
+    audit_name: String,
     /// The regular files, with their paths (for checkpoints: synced,
     /// measured, truncated).
     output_file: Option<(PathBuf, Current)>,
     late_file: Option<(PathBuf, Current)>,
     shadow_file: Option<(PathBuf, Current)>,
+    audit_file: Option<(PathBuf, Current)>,
     /// The outputs' locks, held as long as they are written.
     _locks: Vec<File>,
     /// The checkpoint folder, named in what [`Sink::recover`] says.
@@ -416,7 +436,8 @@ impl Files {
                 .chain(
                     (config.shadow_output.iter())
                         .map(|shadow| (shadow.as_path(), "`Config::shadow_output`")),
-                );
+                )
+                .chain((config.audit.iter()).map(|audit| (audit.as_path(), "`Config::audit`")));
             for (path, flag) in
                 std::iter::once((config.output_path(), "`Config::output`")).chain(late)
             {
@@ -468,6 +489,13 @@ impl Files {
             }
             None => (None, None, "the shadow output".to_string()),
         };
+        let (audit, audit_file, audit_name) = match &config.audit {
+            Some(path) => {
+                let (file, current, name) = open(path)?;
+                (Some(BufWriter::new(file)), current, name)
+            }
+            None => (None, None, "the audit file".to_string()),
+        };
         Ok(Files {
             out,
             out_name,
@@ -475,9 +503,12 @@ impl Files {
             late_name,
             shadow,
             shadow_name,
+            audit,
+            audit_name,
             output_file,
             late_file,
             shadow_file,
+            audit_file,
             _locks: locks,
             checkpoint: config.checkpoint.clone(),
             notify: None,
@@ -489,6 +520,7 @@ impl Files {
             Target::Output => &self.out_name,
             Target::Late => &self.late_name,
             Target::Shadow => &self.shadow_name,
+            Target::Audit => &self.audit_name,
         };
         SinkError {
             target: target.clone(),
@@ -505,6 +537,7 @@ impl Files {
             Target::Output => self.out.write_all(bytes),
             Target::Late => self.late.as_mut().map_or(Ok(()), |o| o.write_all(bytes)),
             Target::Shadow => self.shadow.as_mut().map_or(Ok(()), |o| o.write_all(bytes)),
+            Target::Audit => self.audit.as_mut().map_or(Ok(()), |o| o.write_all(bytes)),
         };
         written.map_err(|e| self.error(to, e))
     }
@@ -525,6 +558,7 @@ impl Sink for Files {
             Target::Output => self.out_name.clone(),
             Target::Late => self.late_name.clone(),
             Target::Shadow => self.shadow_name.clone(),
+            Target::Audit => self.audit_name.clone(),
         }
     }
 
@@ -534,6 +568,10 @@ impl Sink for Files {
 
     fn takes_shadow(&self) -> bool {
         self.shadow.is_some()
+    }
+
+    fn takes_audit(&self) -> bool {
+        self.audit.is_some()
     }
 
     /// Its commit does nothing: what is written before it is after the
@@ -555,10 +593,12 @@ impl Sink for Files {
     /// it holds late or shadow records and others).
     fn write_block(&mut self, block: &Block) -> Result<(), SinkError> {
         let bytes = block.bytes();
-        match (block.late(), block.shadow()) {
+        match (block.late(), block.shadow() + block.audit()) {
             (0, 0) => return self.write_bytes(Target::Output, bytes),
             (n, 0) if n == block.len() => return self.write_bytes(Target::Late, bytes),
-            (0, n) if n == block.len() => return self.write_bytes(Target::Shadow, bytes),
+            (0, n) if n == block.len() && block.audit() == 0 => {
+                return self.write_bytes(Target::Shadow, bytes)
+            }
             _ => {}
         }
         let (mut start, mut end, mut to) = (0, 0, Target::Output);
@@ -588,6 +628,11 @@ impl Sink for Files {
                 return Err(self.error(Target::Shadow, e));
             }
         }
+        if let Some(audit) = &mut self.audit {
+            if let Err(e) = audit.flush() {
+                return Err(self.error(Target::Audit, e));
+            }
+        }
         Ok(())
     }
 
@@ -601,6 +646,8 @@ impl Sink for Files {
             measure(&self.late_file).map_err(|e| self.error(Target::Late, e))?;
         let (shadow_len, shadow_head) =
             measure(&self.shadow_file).map_err(|e| self.error(Target::Shadow, e))?;
+        let (audit_len, audit_head) =
+            measure(&self.audit_file).map_err(|e| self.error(Target::Audit, e))?;
         Ok(SinkState {
             output_len,
             output_head,
@@ -608,6 +655,8 @@ impl Sink for Files {
             late_head,
             shadow_len,
             shadow_head,
+            audit_len,
+            audit_head,
             data: Vec::new(),
         })
     }
@@ -641,6 +690,12 @@ impl Sink for Files {
                 state.shadow_len,
                 state.shadow_head,
                 Target::Shadow,
+            ),
+            (
+                &self.audit_file,
+                state.audit_len,
+                state.audit_head,
+                Target::Audit,
             ),
         ];
         for (file, then, head, to) in files {

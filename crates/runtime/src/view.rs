@@ -47,6 +47,10 @@ pub struct RunView<'a> {
     /// The records of a [`Source`](crate::Source)'s rules stream waiting
     /// for event time to reach them, if any.
     pub rules_waiting: Option<crate::source::RulesWaiting>,
+    /// The latest changes of rules the run applied or refused (at most
+    /// [`HISTORY`](crate::audit::HISTORY), oldest first; a resumed run's
+    /// include those before its checkpoint), as their audit records.
+    pub rule_changes: &'a [crate::audit::RuleChange],
     /// Is this the last tick (the run ended)?
     pub finished: bool,
     /// The run's event time is its splits' ([`Config::split_watermarks`](crate::Config::split_watermarks))
@@ -267,6 +271,7 @@ impl<'a> RunView<'a> {
             rules_waiting: None,
             split_lag: &[],
             field_warnings: 0,
+            rule_changes: &[],
             finished: false,
             no_watermark_yet: false,
         }

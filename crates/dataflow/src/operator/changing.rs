@@ -275,8 +275,8 @@ impl<E: Event + Clone + 'static> Hold<E> {
             .count();
         let settled: Vec<Change> = self.pending.drain(..n).collect();
         for change in settled {
-            if change.is_lists() {
-                // (a change of lists routes nothing anew)
+            if change.is_lists() || change.refused().is_some() {
+                // (a change of lists, or one refused, routes nothing anew)
                 self.changes.push((change, None));
                 continue;
             }

@@ -41,6 +41,9 @@ pub(super) struct Cutter {
     pub(super) tap: Option<Arc<Mutex<Tap>>>,
     /// When the writer's next look at the cuts is scheduled.
     pub(super) woken: Option<Instant>,
+    /// The audit records of changes of rules: those before a cut's
+    /// epoch are kept in its marker.
+    pub(super) audit: Arc<super::emit::AuditJoin>,
 }
 
 impl Cutter {
@@ -318,8 +321,9 @@ impl Cutter {
             (state.output_len, state.output_head) = (None, None);
         }
         let latest = self.tap.as_ref().map(|tap| lock(tap).latest());
-        let marker =
-            (checkpoint.marker(number).outputs(&state)).records(latest.unwrap_or_default());
+        let marker = (checkpoint.marker(number).outputs(&state))
+            .records(latest.unwrap_or_default())
+            .history(self.audit.history_below(e));
         store::complete_part(&checkpoint.dir, e, number, &marker.encode())?;
         checkpoint.number.store(number, Ordering::SeqCst);
         // The pieces of cuts given up below it, written late, go: here,

@@ -85,6 +85,121 @@ impl PeerStop {
     }
 }
 
+/// A change, as its order names it: (time, source, offset).
+type ChangeKey = (Timestamp, u32, u64);
+
+/// The audit records of a process's changes of rules
+/// (`docs/rule-lab.md`, "Audit records"), made of its workers' parts
+/// ([`AuditPart`]): the last of the process's workers to make a change
+/// completes its record, which process 0 writes to the audit file (with
+/// the worker's records: in order, cut with them) and keeps in the
+/// history. On several processes each only knows its own workers'
+/// partial matches: the record gives none.
+pub(super) struct AuditJoin {
+    /// The parts of changes not complete yet, by (time, source, offset),
+    /// with how many workers gave theirs.
+    parts: Mutex<HashMap<ChangeKey, (AuditPart, usize)>>,
+    /// The process's workers.
+    workers: usize,
+    /// Several processes: no counts.
+    processes: bool,
+    /// Process 0, with an audit file (`Config::audit`): writes them.
+    pub(super) write: bool,
+    /// Process 0: keeps the history.
+    keep: bool,
+    /// The latest records (in the cuts' markers, shown by an observer).
+    pub(super) history: Arc<Mutex<cepheid_runtime::audit::History>>,
+}
+
+impl AuditJoin {
+    pub(super) fn new(
+        workers: usize,
+        (processes, first): (bool, bool),
+        write: bool,
+        history: cepheid_runtime::audit::History,
+    ) -> AuditJoin {
+        AuditJoin {
+            parts: Mutex::default(),
+            workers,
+            processes,
+            write: write && first,
+            keep: first,
+            history: Arc::new(Mutex::new(history)),
+        }
+    }
+
+    /// Keeps `record` (the rules at the start) in the history.
+    pub(super) fn keep_first(&self, record: RuleChange) {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.push(record);
+    }
+
+    /// The history as a cut at `epoch` keeps it: the changes made before
+    /// it (one at or after it is made again by a run resumed from it).
+    pub(super) fn history_below(&self, epoch: Timestamp) -> cepheid_runtime::audit::History {
+        let history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = cepheid_runtime::audit::History::default();
+        for record in history.iter() {
+            if record.event_time.is_none_or(|t| t < epoch) {
+                kept.push(record.clone());
+            }
+        }
+        kept
+    }
+
+    /// Adds `part` of `change`: the record, once every worker of the
+    /// process gave its part (process 0's).
+    fn add(&self, change: &Change, part: AuditPart) -> Option<RuleChange> {
+        let key = (change.at, change.source, change.offset);
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
+        let (whole, given) = parts.entry(key).or_insert_with(|| {
+            let empty = AuditPart::of(part.record.clone(), Vec::new(), Vec::new());
+            (empty, 0)
+        });
+        for (order, theirs) in part.patterns {
+            match whole
+                .patterns
+                .iter_mut()
+                .find(|(_, p)| p.pattern == theirs.pattern)
+            {
+                Some((_, mine)) => {
+                    mine.partial_matches = (mine.partial_matches)
+                        .zip(theirs.partial_matches)
+                        .map(|(a, b)| a + b);
+                }
+                None => whole.patterns.push((order, theirs)),
+            }
+        }
+        for name in part.unchanged {
+            if !whole.unchanged.contains(&name) {
+                whole.unchanged.push(name);
+            }
+        }
+        *given += 1;
+        if *given < self.workers {
+            return None;
+        }
+        let (mut whole, _) = parts.remove(&key)?;
+        if !self.keep {
+            return None;
+        }
+        whole.patterns.sort_by_key(|(order, _)| *order);
+        let mut record = whole.record;
+        record.unchanged = (whole.unchanged.iter())
+            .filter(|n| !whole.patterns.iter().any(|(_, p)| &p.pattern == *n))
+            .count();
+        record.patterns = whole.patterns.into_iter().map(|(_, p)| p).collect();
+        if self.processes {
+            for p in &mut record.patterns {
+                p.partial_matches = None;
+            }
+        }
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.push(record.clone());
+        Some(record)
+    }
+}
+
 /// A worker's sink: records as `cepheid run` writes them, the limits'
 /// notices said ([`LimitNotices`], shared by the process's workers),
 /// counts at the end.
@@ -106,6 +221,9 @@ pub(super) struct Emit {
     pub(super) fields: Option<(Arc<Fields>, usize)>,
     /// With several processes: stops this one when another's stops.
     pub(super) peer: Option<PeerStop>,
+    /// The audit records of changes of rules, shared by the process's
+    /// workers.
+    pub(super) audit: Option<Arc<AuditJoin>>,
 }
 
 /// A worker's part in the [`Board`].
@@ -169,6 +287,7 @@ impl Emit {
             publish: None,
             fields: None,
             peer: None,
+            audit: None,
         }
     }
 }
@@ -283,6 +402,18 @@ impl Collect<Record> for Emit {
                 let why = format!("cepheid: {place}: the new rules {why}; the old rules go on");
                 self.say.event(&RunEvent::ReloadRefused { why: &why });
                 say!(self.say, Warning, "{why}");
+            }
+        }
+    }
+
+    fn rules_audit(&mut self, change: &Change, part: AuditPart) {
+        let Some(join) = &self.audit else {
+            return;
+        };
+        if let Some(record) = join.add(change, part) {
+            if join.write {
+                let line = record.line();
+                self.records.push_line(Kind::Audit, line.as_bytes(), 0..0);
             }
         }
     }

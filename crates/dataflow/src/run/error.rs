@@ -32,6 +32,9 @@ pub enum Refusal {
     /// the shadow records of its own keys: one shadow file is not built
     /// for it).
     ShadowOutputPerWorker,
+    /// An audit file with output per worker (a record is written by the
+    /// worker that completes it: one audit file is not built for it).
+    AuditPerWorker,
 }
 
 impl fmt::Display for Refusal {
@@ -54,6 +57,9 @@ impl fmt::Display for Refusal {
             }
             Refusal::SinkOutputPerWorker => {
                 "`Scale::output_per_worker` needs an output file (`Config::output`), not a sink (kafka://...)"
+            }
+            Refusal::AuditPerWorker => {
+                "`Scale::output_per_worker` does not take an audit file (`Config::audit`) yet: run without it"
             }
             Refusal::ShadowOutputPerWorker => {
                 "`Scale::output_per_worker` does not take a shadow output (`Config::shadow_output`) yet: run without it"

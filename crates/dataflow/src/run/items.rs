@@ -203,9 +203,13 @@ impl Live {
                 Heard::Reload(why) => {
                     // (at the live input's watermark then + 1)
                     let say = &mut |n| self.say.report().notice(n);
-                    let read = (self.reloads.as_deref()).map(|config| why.read(config, say));
-                    let read =
-                        read.and_then(|read| rules_item(read, offset, &self.counts, &self.say));
+                    let read = (self.reloads.as_deref()).map(|config| {
+                        let origin = Origin::files(&config.patterns, why.label());
+                        (why.read(config, say), origin)
+                    });
+                    let read = read.and_then(|(read, origin)| {
+                        rules_item(read, (offset, origin), &self.counts, &self.say)
+                    });
                     if let Some(item) = read {
                         if self.feed.send(vec![item]).is_err() {
                             return None;
@@ -373,7 +377,9 @@ pub(super) fn take(
                 return Taken::Nothing;
             };
             let read = control.read(config, false, &name, &mut |n| say.report().notice(n));
-            return rules_item(read, offset, counts, say).map_or(Taken::Nothing, Taken::Item);
+            let origin = Origin::of_line(&name, control.rules_file());
+            let item = rules_item(read, (offset, origin), counts, say);
+            return item.map_or(Taken::Nothing, Taken::Item);
         }
         // (a `Source`'s rules stream: this is its one reader)
         Got::SourceRules(rules, place) => {
@@ -394,7 +400,9 @@ pub(super) fn take(
                 return list_record(&rules.control, config, true, (offset, &place), say, counts);
             }
             let read = (rules.control).read(config, true, &place, &mut |n| say.report().notice(n));
-            return rules_item(read, offset, counts, say).map_or(Taken::Nothing, Taken::Item);
+            let origin = Origin::of_place(&place, rules.control.rules_file());
+            let item = rules_item(read, (offset, origin), counts, say);
+            return item.map_or(Taken::Nothing, Taken::Item);
         }
         Got::Malformed(notice, end) => {
             counts.malformed_line();
@@ -655,7 +663,8 @@ impl PartItems {
             let say = &mut |n| self.say.report().notice(n);
             let read = why.read(config, say);
             let offset = self.reader.place();
-            if let Some(item) = rules_item(read, offset, &self.counts, &self.say) {
+            let origin = Origin::files(&config.patterns, why.label());
+            if let Some(item) = rules_item(read, (offset, origin), &self.counts, &self.say) {
                 return Some(Pulled::Item(item));
             }
         }

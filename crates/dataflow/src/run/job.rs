@@ -88,25 +88,34 @@ pub(super) struct Job {
     /// The watched reference files (`--watch` with `--list`), read again
     /// by the reader that reads the reloads (process 0's).
     pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
+    /// The audit records of changes of rules, made by the workers.
+    pub(super) audit: Arc<emit::AuditJoin>,
 }
 
 /// A change of rules read by a worker's reader (`where_` in messages,
 /// and the rules or why not: `Control::read`, `Reload::read`, loaded and
 /// checked as one engine reads them, said there, once, when refused) as
 /// the source's [`SourceItem::Rules`] at `offset`, to apply at its
-/// source's watermark + 1 on every worker ([`Plan::changing`]); `None`
-/// when refused (said, counted) or not now.
+/// source's watermark + 1 on every worker ([`Plan::changing`]), with
+/// `origin`, what asked for it (its audit record's); `None` when not now.
+/// One refused (said, counted) travels too, changing nothing, to make its
+/// audit record at its point ([`Change::refused`](crate::Change::refused)).
 pub(super) fn rules_item(
     (where_, read): (String, RulesRead),
-    offset: u64,
+    (offset, origin): (u64, Origin),
     counts: &ReadCounts,
     say: &Say,
 ) -> Option<SourceItem<Record>> {
+    let place = where_.clone();
     let refused = |why: String| {
         counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
         say.event(&RunEvent::ReloadRefused { why: &why });
         say!(say, Warning, "{why}");
-        None
+        Some(SourceItem::Rules {
+            offset,
+            place,
+            texts: crate::Change::refused_texts(&origin, &why),
+        })
     };
     match read {
         RulesRead::Checked { rules, .. }
@@ -121,7 +130,7 @@ pub(super) fn rules_item(
         RulesRead::Checked { texts, .. } => Some(SourceItem::Rules {
             offset,
             place: where_,
-            texts,
+            texts: crate::Change::with_origin(texts, &origin),
         }),
         RulesRead::Refused(why) => refused(why),
         RulesRead::Later(why) => {
@@ -161,6 +170,7 @@ impl Job {
             handle: handle.clone(),
         });
         sink.fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
+        sink.audit = Some(Arc::clone(&self.audit));
         sink
     }
 
@@ -185,6 +195,7 @@ impl Job {
             stop: Arc::clone(&self.stop),
             tap: self.board.as_ref().and_then(|board| board.tap().cloned()),
             woken: None,
+            audit: Arc::clone(&self.audit),
         })
     }
 

@@ -412,13 +412,18 @@ fn reload_at_the_cut(
     );
     let (place, read) = why.read(config, &mut |n| say.report().notice(n));
     let counts = ReadCounts::default();
+    let origin = Origin::files(&config.patterns, None);
     let Some(SourceItem::Rules {
         offset,
         place,
         texts,
-    }) = rules_item((place, read), 0, &counts, say)
+    }) = rules_item((place, read), (0, origin), &counts, say)
     else {
-        // Refused (said): counted as a reader's refusal, once.
+        return Ok(());
+    };
+    {
+        // Refused (said): counted as a reader's refusal, once (and made
+        // pending all the same: its audit record, at the cut's epoch).
         let refused = counts.reloads_refused.load(Ordering::Relaxed);
         if let Some(piece) = pieces.first_mut().filter(|_| refused > 0) {
             if let Some(mut rules) = crate::cut::rules(piece)? {
@@ -426,8 +431,7 @@ fn reload_at_the_cut(
                 crate::cut::put_rules(piece, &rules)?;
             }
         }
-        return Ok(());
-    };
+    }
     for piece in pieces.iter_mut() {
         let Some(mut rules) = crate::cut::rules(piece)? else {
             continue;

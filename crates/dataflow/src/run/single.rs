@@ -277,6 +277,7 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let state = SinkState {
         late_len: then.late_len.filter(|_| config.late.is_some()),
         shadow_len: then.shadow_len.filter(|_| config.shadow_output.is_some()),
+        audit_len: then.audit_len.filter(|_| config.audit.is_some()),
         ..then
     };
     let mut snapshot = Vec::new();
@@ -295,7 +296,8 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         .command(Some(command))
         .outputs(&state)
         .counters(counters)
-        .records(marker.latest_records().to_vec());
+        .records(marker.latest_records().to_vec())
+        .history(marker.the_history().clone());
     // (the cut stays until the checkpoint is whole: a run stopped between
     // the two makes it again from the cut)
     let key = i64::try_from(number).unwrap_or(i64::MAX);

@@ -131,6 +131,7 @@ pub fn open(
             Some(path) => {
                 let mut config = config.clone();
                 (config.output, config.late, config.shadow_output) = (Some(path), None, None);
+                config.audit = None;
                 let (output_len, output_head) = own_at(index);
                 let at = SinkState {
                     output_len,
@@ -183,7 +184,7 @@ impl Records {
 
     /// Adds the record `line` of `kind`, its key at `key` in it.
     #[inline]
-    fn push_line(&mut self, kind: Kind, line: &[u8], key: std::ops::Range<usize>) {
+    pub(super) fn push_line(&mut self, kind: Kind, line: &[u8], key: std::ops::Range<usize>) {
         self.current.push_line(kind, line, key);
         if self.current.bytes().len() >= Block::FULL {
             self.leave();

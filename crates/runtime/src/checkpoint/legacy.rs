@@ -178,6 +178,8 @@ fn single(dir: &Path, path: PathBuf, bytes: &[u8]) -> Result<Stored, Error> {
         late_head: meta.late_head,
         shadow_len: None,
         shadow_head: None,
+        audit_len: None,
+        audit_head: None,
         data: meta.sink_data,
     };
     let marker = Marker::new(meta.number)
@@ -260,6 +262,8 @@ fn cut(dir: &Path, epoch: i64) -> Result<Stored, Error> {
         late_head: old.late_head,
         shadow_len: None,
         shadow_head: None,
+        audit_len: None,
+        audit_head: None,
         data: old.sink,
     };
     let marker = Marker::new(old.number)

@@ -94,6 +94,9 @@ pub struct Command {
     /// `--shadow-output`, canonical (none in checkpoints of before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) shadow: Option<String>,
+    /// `--audit`, canonical (none in checkpoints of before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) audit: Option<String>,
 }
 
 impl Command {
@@ -103,6 +106,7 @@ impl Command {
         self.output.clone_from(&then.output);
         self.late.clone_from(&then.late);
         self.shadow.clone_from(&then.shadow);
+        self.audit.clone_from(&then.audit);
         self
     }
 
@@ -126,6 +130,7 @@ impl Command {
                 show(&self.shadow),
                 show(&now.shadow),
             ),
+            ("`Config::audit`", show(&self.audit), show(&now.audit)),
         ];
         pairs
             .into_iter()
@@ -661,6 +666,7 @@ mod tests {
             output: Some("/data/out.jsonl".into()),
             late: None,
             shadow: None,
+            audit: None,
         }
     }
 
@@ -684,7 +690,13 @@ mod tests {
         // (a checkpoint of before the shadow output reads as one without)
         let old = r#"{"events":"/e","format":"jsonl","time":"event","time_field":"ts","output":null,"late":null}"#;
         let old: Command = serde_json::from_str(old).unwrap();
-        assert_eq!(old.shadow, None);
+        assert_eq!((old.shadow, old.audit), (None, None));
+        now.shadow = None;
+        now.audit = Some("/data/audit".into());
+        assert_eq!(
+            command().difference(&now).map(|d| d.to_string()).as_deref(),
+            Some("it was taken by another command (`Config::audit` was -, now /data/audit)")
+        );
     }
 
     #[test]

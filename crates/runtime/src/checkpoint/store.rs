@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::file::{self, Section};
 use super::{Command, Counters};
+use crate::audit::History;
 use crate::source::{FilePosition, Position, Range};
 use crate::Kind;
 use crate::{Doing, Error, SinkState, Unusable};
@@ -27,13 +28,15 @@ const RUN: u32 = 1;
 const SINK: u32 = 2;
 const COUNTERS: u32 = 3;
 const RECORDS: u32 = 4;
+/// The latest audit records of changes of rules ([`History`]).
+const AUDIT: u32 = 5;
 /// A piece's: an engine (one section each), one engine's input place;
 /// then [`Part`]s.
 const ENGINE: u32 = 16;
 const POSITION: u32 = 17;
 /// One engine's ranges of its file left to read ([`Ranges`]).
 const RANGES: u32 = 24;
-const MARKER_SECTIONS: &[u32] = &[RUN, SINK, COUNTERS, RECORDS];
+const MARKER_SECTIONS: &[u32] = &[RUN, SINK, COUNTERS, RECORDS, AUDIT];
 const PIECE_SECTIONS: &[u32] = &[ENGINE, POSITION, 18, 19, 20, 21, 22, 23, RANGES, 25, 26, 31];
 
 /// An engine of every pattern (one engine's), not of one group.
@@ -59,6 +62,9 @@ pub struct Marker {
     /// The shadow output's (none in markers of before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     shadow: Option<(u64, Option<u32>)>,
+    /// The audit file's (none in markers of before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    audit: Option<(u64, Option<u32>)>,
     output_per_worker: bool,
     #[serde(skip)]
     sink: Vec<u8>,
@@ -66,6 +72,8 @@ pub struct Marker {
     counters: Counters,
     #[serde(skip)]
     records: Vec<(Kind, String)>,
+    #[serde(skip)]
+    history: History,
 }
 
 impl Marker {
@@ -103,6 +111,7 @@ impl Marker {
         self.output = state.output_len.map(|len| (len, state.output_head));
         self.late = state.late_len.map(|len| (len, state.late_head));
         self.shadow = state.shadow_len.map(|len| (len, state.shadow_head));
+        self.audit = state.audit_len.map(|len| (len, state.audit_head));
         self.sink.clone_from(&state.data);
         self
     }
@@ -118,6 +127,19 @@ impl Marker {
     pub fn records(mut self, records: Vec<(Kind, String)>) -> Marker {
         self.records = records;
         self
+    }
+
+    /// With the latest audit records of changes of rules (at most
+    /// [`HISTORY`](crate::audit::HISTORY)): a resumed run shows them.
+    pub fn history(mut self, history: History) -> Marker {
+        self.history = history;
+        self
+    }
+
+    /// The latest audit records of changes of rules before it (none in a
+    /// marker of before them).
+    pub fn the_history(&self) -> &History {
+        &self.history
     }
 
     /// The latest records made before it.
@@ -162,6 +184,7 @@ impl Marker {
         let ((output_len, output_head), (late_len, late_head)) =
             (split(self.output), split(self.late));
         let (shadow_len, shadow_head) = split(self.shadow);
+        let (audit_len, audit_head) = split(self.audit);
         SinkState {
             output_len,
             output_head,
@@ -169,6 +192,8 @@ impl Marker {
             late_head,
             shadow_len,
             shadow_head,
+            audit_len,
+            audit_head,
             data: self.sink.clone(),
         }
     }
@@ -199,18 +224,26 @@ impl Marker {
             // without it)
             writer.section(RECORDS, file::OPTIONAL, &to_json(&self.records));
         }
+        if !self.history.is_empty() {
+            // (shown, not needed to resume exactly: a build of before it
+            // goes on without it, and one reading a marker of before it
+            // shows none)
+            writer.section(AUDIT, file::OPTIONAL, &to_json(&self.history));
+        }
         writer.finish();
     }
 
     /// A marker file's bytes, every part checked.
     pub fn decode(bytes: &[u8]) -> Result<Marker, Unusable> {
         let (mut sink, mut counters, mut records) = (Vec::new(), Counters::default(), Vec::new());
+        let mut history = History::default();
         let mut run: Option<Marker> = None;
         for Section { id, body } in file::read(bytes, file::Kind::Marker, MARKER_SECTIONS)? {
             match id {
                 RUN => run = Some(from_json(body, "run")?),
                 SINK => sink = body.to_vec(),
                 RECORDS => records = from_json(body, "latest records")?,
+                AUDIT => history = from_json(body, "audit records")?,
                 _ => counters = from_json(body, "counters")?,
             }
         }
@@ -219,6 +252,7 @@ impl Marker {
             sink,
             counters,
             records,
+            history,
             ..run
         })
     }
@@ -827,6 +861,8 @@ pub(crate) mod tests {
             late_head: None,
             shadow_len: Some(5),
             shadow_head: Some(3),
+            audit_len: Some(9),
+            audit_head: Some(4),
             data: vec![1, 2, 3],
         };
         let counters = Counters {
@@ -838,6 +874,21 @@ pub(crate) mod tests {
             .on_workers((2, 3), 1 << 20, false)
             .outputs(&state)
             .counters(counters)
+            .history(history())
+    }
+
+    /// A history of one record.
+    fn history() -> History {
+        let mut history = History::default();
+        let origin = crate::audit::Origin::Files {
+            files: vec!["p.cep".into()],
+            label: None,
+        };
+        let policy = cepheid_engine::engine::ReloadPolicy::Drain;
+        let mut change = crate::audit::RuleChange::refused(Some(3), origin, policy, "x");
+        change.wall_time = 0;
+        history.push(change);
+        history
     }
 
     fn piece() -> Piece {

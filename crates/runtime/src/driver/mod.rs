@@ -156,7 +156,9 @@ impl Handle {
     /// Reads the pattern paths of [`Config::patterns`] again and puts them
     /// in force between two batches (as [`Config::watch`] does when they
     /// change). `why` names what asked for it in what the run says
-    /// (`{why}: rules reloaded:`; the command says `SIGHUP`).
+    /// (`{why}: rules reloaded:`; the command says `SIGHUP`), and is the
+    /// change's label in its audit record (`{"origin": {"files": [...],
+    /// "label": why}}`, [`Config::audit`]).
     pub fn reload(&self, why: &str) {
         self.send(|| Message::Reload(Reload::Asked(why.to_string())));
     }
@@ -665,6 +667,7 @@ impl Single {
         let number = resumed.as_ref().map_or(0, |m| m.number);
         let splits = resumed.as_ref().and_then(|m| m.split_watermarks.clone());
         let ranges = resumed.as_ref().map_or_else(Vec::new, |m| m.ranges.clone());
+        let history = (resumed.as_ref()).map_or_else(Default::default, |m| m.history.clone());
         let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
         counters.lists = lists;
         keys.restore(&counters.object_keys_told);
@@ -726,7 +729,11 @@ impl Single {
             observes,
             lag: Vec::new(),
             rules_waiting: None,
+            history,
         };
+        if !was_resumed {
+            session.first_record();
+        }
         let result = session.stream(input, decoder, tx, messages);
         // The checkpoint whose file is being written: waited for (a
         // stopped run's last checkpoint is whole when it ends); committed
@@ -828,6 +835,10 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         Some(shadow) => Some(path(shadow)?),
         None => None,
     };
+    let audit = match &config.audit {
+        Some(audit) => Some(path(audit)?),
+        None => None,
+    };
     let Input::File(events) = &config.input else {
         return None;
     };
@@ -849,6 +860,7 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         output,
         late,
         shadow,
+        audit,
     })
 }
 
@@ -893,6 +905,11 @@ fn refuse<'a>(
         }
         if config.shadow_output.is_some() && !sink.takes_shadow() {
             return Err(Error::Conflict(crate::Conflict::SinkTakesNoShadow {
+                sink: sink.describe(Kind::Match),
+            }));
+        }
+        if config.audit.is_some() && !sink.takes_audit() {
+            return Err(Error::Conflict(crate::Conflict::SinkTakesNoAudit {
                 sink: sink.describe(Kind::Match),
             }));
         }
@@ -1018,6 +1035,7 @@ fn custom_command(config: &Config, name: String) -> checkpoint::Command {
         output: config.output.as_deref().map(path),
         late: config.late.as_deref().map(path),
         shadow: config.shadow_output.as_deref().map(path),
+        audit: config.audit.as_deref().map(path),
     }
 }
 
@@ -1123,6 +1141,9 @@ struct Session<'a> {
     /// The records of a source's rules stream waiting for event time, as
     /// its reader last said (`Message::RulesWaiting`).
     rules_waiting: Option<crate::source::RulesWaiting>,
+    /// The latest audit records of changes of rules (kept in the
+    /// checkpoints, shown to an observer).
+    history: crate::audit::History,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern

@@ -4,6 +4,7 @@
 //! output and tells dropped partial matches.
 
 use super::*;
+use crate::audit::{Origin, RuleChange};
 
 impl KeyFields {
     pub(super) fn new<'p>(
@@ -188,6 +189,7 @@ impl Session<'_> {
         }
         view.field_warnings = self.fields.told();
         view.rules_waiting = self.rules_waiting;
+        view.rule_changes = self.history.as_slice();
         view.finished = finished;
         view.no_watermark_yet = self.no_split_watermark;
         self.out.report.tick(&view);
@@ -449,7 +451,11 @@ impl Session<'_> {
                     self.check_output()?;
                     continue;
                 }
-                item => Batch::typed(&mut source_error, policy.take(item, || line_no, place)),
+                // (the place kept: a control record's origin)
+                item => Batch::typed(
+                    &mut source_error,
+                    policy.take(item, || line_no, place.clone()),
+                ),
             };
             match got {
                 // (taken above; a blank line)
@@ -462,7 +468,15 @@ impl Session<'_> {
                     }
                 }
                 Some(Got::Rules(control, name)) => {
-                    self.reload_from_stream(&control, &name, false);
+                    let origin = match &place {
+                        Some(place) => Origin::of_place(place, control.rules_file()),
+                        None => Origin::Line {
+                            input: policy.origin().to_string(),
+                            line: line_no,
+                            rules_file: control.rules_file(),
+                        },
+                    };
+                    self.reload_from_stream(&control, &name, false, origin);
                     // The reader thread decodes the next lines now (with
                     // the new rules' fields).
                     if let Some(go_on) = go_on {
@@ -485,7 +499,10 @@ impl Session<'_> {
                     let list = rules.control.is_list();
                     match list {
                         true => self.list_from_stream(&rules.control, &place, true),
-                        false => self.reload_from_stream(&rules.control, &place, true),
+                        false => {
+                            let origin = Origin::of_place(&place, rules.control.rules_file());
+                            self.reload_from_stream(&rules.control, &place, true, origin);
+                        }
                     }
                     match go_on {
                         Some(go_on) => {
@@ -641,10 +658,10 @@ impl Session<'_> {
     /// said and counted, and the old rules go on. `own`: a record of the
     /// source's rules stream, which the operator named (allowed without
     /// `rules_from_stream`).
-    fn reload_from_stream(&mut self, control: &Control, name: &str, own: bool) {
+    fn reload_from_stream(&mut self, control: &Control, name: &str, own: bool, origin: Origin) {
         let report = &mut *self.out.report;
         let (where_, read) = control.read(self.config, own, name, &mut |n| report.notice(n));
-        self.apply(read, &where_);
+        self.apply(read, &where_, origin);
     }
 
     /// A change of a list in the input (`name`: its place): made from the
@@ -698,7 +715,8 @@ impl Session<'_> {
     fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
         let report = &mut *self.out.report;
         let (where_, read) = why.read(self.config, &mut |n| report.notice(n));
-        if self.apply(read, &where_) {
+        let origin = crate::audit::Origin::files(&self.config.patterns, why.label());
+        if self.apply(read, &where_, origin) {
             self.stale_below = self.engine.fields().len();
         }
         self.check_output()
@@ -709,10 +727,13 @@ impl Session<'_> {
     /// messages) and says what that did to each pattern; a set refused is
     /// said and counted, and changes nothing. True when the rules were put
     /// in force.
-    fn apply(&mut self, read: RulesRead, where_: &str) -> bool {
+    fn apply(&mut self, read: RulesRead, where_: &str, origin: Origin) -> bool {
+        let at = (self.engine.current_watermark()).map(|w| w.saturating_add(1));
+        let policy = self.config.reload_policy;
         let refused = |this: &mut Self, why: String| {
             this.reloads.refused += 1;
             this.event(&RunEvent::ReloadRefused { why: &why });
+            this.audit(RuleChange::refused(at, origin.clone(), policy, &why));
             this.say(Level::Warning, why);
             false
         };
@@ -724,8 +745,9 @@ impl Session<'_> {
                 return false;
             }
         };
-        let policy = self.config.reload_policy;
-        let lists_before = self.engine.declarations().lists.clone();
+        let declared_before = self.engine.declarations().clone();
+        let lists_before = &declared_before.lists;
+        let before = self.engine.pattern_stats();
         match self.engine.set_rules(&rules, policy, &mut self.out) {
             Ok(changes) => {
                 // Lists declared anew (or of another kind) are empty: their
@@ -736,6 +758,13 @@ impl Session<'_> {
                     })
                     .map(|l| l.name.to_string())
                     .collect();
+                let emptied =
+                    crate::audit::started_empty(&declared_before, self.engine.declarations());
+                let after = self.engine.pattern_stats();
+                let stats = (&before[..], &after[..]);
+                let record =
+                    RuleChange::applied(at, origin, policy, changes.iter(), stats, emptied);
+                self.audit(record);
                 if !anew.is_empty() {
                     self.lists_changed(Some(&anew));
                 }
@@ -763,6 +792,30 @@ impl Session<'_> {
                 refused(self, why)
             }
         }
+    }
+
+    /// Keeps `change` in the history and writes it to the audit file (or
+    /// the sink's audit topic), if the run has one.
+    fn audit(&mut self, change: RuleChange) {
+        if self.out.out.output.sink().takes_audit() {
+            self.out
+                .out
+                .output
+                .write(Kind::Audit, b"", change.line().as_bytes());
+        }
+        self.history.push(change);
+    }
+
+    /// The audit record of the rules a run starts with (not a resumed
+    /// run's: it goes on with the rules of its checkpoint, whose record
+    /// was written): every pattern added, from the start of event time.
+    pub(super) fn first_record(&mut self) {
+        let origin = Origin::files(&self.config.patterns, None);
+        let none = cepheid_core::lookup::Declarations::default();
+        let emptied = crate::audit::started_empty(&none, self.engine.declarations());
+        let patterns = (self.engine.pattern_stats().into_iter()).map(|s| (s.name, s.version));
+        let record = RuleChange::initial(origin, self.config.reload_policy, patterns, emptied);
+        self.audit(record);
     }
 
     /// Flushes the outputs (a live stream's records go out now); stops the
@@ -912,6 +965,7 @@ impl Session<'_> {
             .outputs(&state)
             .counters(self.counters.clone())
             .records(latest.unwrap_or_default())
+            .history(self.history.clone())
             .encode_into(&mut marker);
         checkpoints.schedule.began();
         if checkpoints.writer.is_none() {

@@ -221,6 +221,15 @@ impl Control {
         crate::reload::describe(self)
     }
 
+    /// The `$rules_file` path it names, if it names one (for its audit
+    /// record).
+    pub fn rules_file(&self) -> Option<String> {
+        match &self.rules {
+            ControlRules::File(path) => Some(path.display().to_string()),
+            ControlRules::Source(_) | ControlRules::List(_) => None,
+        }
+    }
+
     /// A change of a list rather than of the rules (`{"$list": ...}`)?
     pub fn is_list(&self) -> bool {
         matches!(self.rules, ControlRules::List(_))
@@ -284,6 +293,15 @@ impl Control {
 }
 
 impl Reload {
+    /// The label of a reload asked through the run's handle (its `why`),
+    /// for its audit record.
+    pub fn label(&self) -> Option<String> {
+        match self {
+            Reload::Asked(why) => Some(why.clone()),
+            Reload::Changed | Reload::Resumed => None,
+        }
+    }
+
     /// The pattern paths of `config` read again for this reload, loaded
     /// and checked (their diagnostics said to `say`): what asked for it in
     /// messages (`the pattern files changed`), and the rules or why not

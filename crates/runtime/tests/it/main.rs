@@ -1,6 +1,7 @@
 //! The runtime crate's integration tests: one binary (support compiled
 //! once), a module per subject.
 
+mod audit;
 mod checkpoint_thread;
 mod observer;
 mod output;

@@ -189,6 +189,7 @@ fn record(n: u32, kind: Kind) -> String {
         Kind::Timeout => "timeout",
         Kind::Late => "late",
         Kind::Shadow => "shadow",
+        Kind::Audit => "rules_change",
     };
     format!("{{\"kind\":\"{name}\",\"n\":{n}{}}}\n", " ".repeat(900))
 }
