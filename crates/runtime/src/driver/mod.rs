@@ -726,6 +726,7 @@ impl Single {
             observes,
             lag: Vec::new(),
             rules_waiting: None,
+            event_time: None,
         };
         let result = session.stream(input, decoder, tx, messages);
         // The checkpoint whose file is being written: waited for (a
@@ -740,6 +741,7 @@ impl Single {
         };
         session.observe(true);
         let reloads = session.reloads;
+        let event_time = (session.event_time).filter(|_| config.time != Time::Processing);
         let drops = session.out.drops;
         let end = match result {
             Ok(None) => End::Input,
@@ -758,6 +760,7 @@ impl Single {
             reloads_late: reloads.late,
             punctuated: counters.punctuated,
             patterns: engine.pattern_stats(),
+            event_time,
             ..Counts::of_engine(&engine.stats(), engine.waiting_events())
         }
         .summary(ended, started.elapsed(), None)
@@ -1123,6 +1126,9 @@ struct Session<'a> {
     /// The records of a source's rules stream waiting for event time, as
     /// its reader last said (`Message::RulesWaiting`).
     rules_waiting: Option<crate::source::RulesWaiting>,
+    /// The least and the largest time of the events given to the engine
+    /// ([`Summary::event_time`]; not kept in checkpoints).
+    event_time: Option<(Timestamp, Timestamp)>,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern
