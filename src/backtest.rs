@@ -85,7 +85,7 @@ struct Raised {
 
 /// Runs `backtest` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
-    if let Err(status) = args.events.check("backtest reads the events twice") {
+    if let Err(status) = args.events.check("backtest reads the events from a file") {
         return status;
     }
     // (the page's file opened first: a path it cannot be written at is
@@ -107,29 +107,26 @@ pub fn run(args: &Args) -> u8 {
         },
         None => None,
     };
-    // Each record read back as an alert or a timeout, the first alerts
-    // of each pattern kept whole for the page; the events' time span read
-    // beside the run, on a thread of its own.
-    let mut raised = Vec::new();
-    let mut seen = Seen::default();
-    let mut first = html::FirstAlerts::default();
-    let mut each = |line: &str| {
-        if let Some(r) = parse_raised(line, &mut seen) {
-            if args.html.is_some() && !r.timeout {
-                first.offer(&seen.patterns[r.pattern], line, args.no_events);
-            }
-            raised.push(r);
-        }
+    // Each record read as the run makes it as an alert or a timeout, the
+    // first alerts of each pattern kept whole for the page; the events'
+    // time span is the run's.
+    let taken = Taken {
+        raised: Vec::new(),
+        seen: Seen::default(),
+        first: html::FirstAlerts::default(),
+        page: args.html.is_some(),
+        no_events: args.no_events,
     };
-    let (run, span) = std::thread::scope(|scope| {
-        let span = scope.spawn(|| args.events.time_span());
-        let run = args.events.run_each(&args.rules, "rules", &mut each);
-        (run, span.join().unwrap_or(None))
-    });
-    let rules = match run {
-        Ok(rules) => rules,
+    let (rules, taken, span) = match args.events.run_into(&args.rules, "rules", taken) {
+        Ok(ran) => ran,
         Err(status) => return status,
     };
+    let Taken {
+        mut raised,
+        seen,
+        first,
+        ..
+    } = taken;
     let names: Vec<String> = rules.patterns().iter().map(|p| p.name.clone()).collect();
     let place: Vec<usize> = (seen.patterns.iter())
         .map(|n| names.iter().position(|m| m == n).unwrap_or(usize::MAX))
@@ -159,6 +156,28 @@ pub fn run(args: &Args) -> u8 {
         }
     }
     EXIT_OK
+}
+
+/// What a backtest takes of the run's records, as the run makes them.
+struct Taken {
+    raised: Vec<Raised>,
+    seen: Seen,
+    /// The first alerts of each pattern, for the page.
+    first: html::FirstAlerts,
+    /// Is there a page (`--html`)?
+    page: bool,
+    no_events: bool,
+}
+
+impl crate::lab::Records for Taken {
+    fn record(&mut self, line: &str) {
+        if let Some(r) = parse_raised(line, &mut self.seen) {
+            if self.page && !r.timeout {
+                (self.first).offer(&self.seen.patterns[r.pattern], line, self.no_events);
+            }
+            self.raised.push(r);
+        }
+    }
 }
 
 /// The patterns' names and the keys the records gave, each once, in

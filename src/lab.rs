@@ -9,7 +9,9 @@ use cepheid_core::time::parse_duration;
 use cepheid_engine::io::Format;
 use cepheid_engine::Rules;
 use cepheid_runtime::lists::ListFile;
-use cepheid_runtime::{Config, Input, Level, Notice, Report, Runtime, Time};
+use cepheid_runtime::{
+    Config, Input, Kind, Level, Notice, Report, Runtime, Sink, SinkError, SinkState, Time,
+};
 
 use crate::run::FormatArg;
 use crate::{EXIT_IO, EXIT_PATTERN_ERROR, EXIT_USAGE};
@@ -92,75 +94,59 @@ impl Events {
     }
 
     /// Runs the rules at `path` over the events as `cepheid run` would
-    /// (the library's run, into a file of its own; `which` names it in
-    /// what it says): the rules, and the records as `run` writes them.
+    /// (the library's run; `which` names it in what it says): the rules,
+    /// and the records as `run` writes them.
     pub fn run(&self, path: &Path, which: &str) -> Result<(Rules, Vec<String>), u8> {
-        let mut records = Vec::new();
-        let rules = self.run_each(path, which, &mut |line| records.push(line.to_string()))?;
+        let (rules, records, _) = self.run_into(path, which, Vec::new())?;
         Ok((rules, records))
     }
 
-    /// [`Events::run`], each record given to `each` as it is read back,
-    /// on a thread of its own while the run writes them (none kept: a
-    /// backtest of a million alerts holds none of their events).
-    pub fn run_each(
+    /// [`Events::run`], each record (matches and timeouts, a `shadow`
+    /// pattern's too: they are the rule's records all the same) given to
+    /// `records` as the run makes it, on the run's thread, through a sink
+    /// of the run's own ([`ToRecords`]): no file written and read back. Gives
+    /// the rules, `records` back, and the least and the largest time of
+    /// the events the run read
+    /// ([`Summary::event_time`](cepheid_runtime::Summary::event_time)).
+    pub fn run_into<R: Records>(
         &self,
         path: &Path,
         which: &str,
-        each: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Rules, u8> {
+        records: R,
+    ) -> Result<(Rules, R, Option<(i64, i64)>), u8> {
         let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
         let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
-        let dir = std::env::temp_dir().join(format!("cepheid-lab-{}-{which}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            say!("error: cannot create {}: {e}", dir.display());
+        let config = self.config(path);
+        let said = Box::new(Said(which.to_string()));
+        let (back, given) = std::sync::mpsc::channel();
+        let sink = Box::new(ToRecords {
+            records: Some(records),
+            back,
+        });
+        let span = self.run_rules(config, &rules, (said, sink), path, which)?;
+        // (the sink gives the records back when the run drops it, at its
+        // end)
+        let records = given.try_recv().map_err(|_| {
+            say!(
+                "error: {which} ({}): the run kept its records",
+                path.display()
+            );
             EXIT_IO
         })?;
-        let out = dir.join("records.jsonl");
-        let mut config = self.config(path);
-        config.output = Some(out.clone());
-        let shadow = dir.join("shadow.jsonl");
-        config.shadow_output = Some(shadow.clone());
-        let said = Box::new(Said(which.to_string()));
-        let done = std::sync::atomic::AtomicBool::new(false);
-        let result = std::thread::scope(|scope| {
-            let reader = scope.spawn(|| read_lines(&out, &done, each));
-            let ran = self.run_rules(config, &rules, said, path, which);
-            done.store(true, std::sync::atomic::Ordering::Release);
-            let read =
-                (reader.join()).unwrap_or_else(|_| Err(std::io::Error::other("its reader failed")));
-            ran.and_then(|()| {
-                read.map_err(|e| {
-                    say!("error: cannot read {}: {e}", out.display());
-                    EXIT_IO
-                })
-            })
-        });
-        // (a `shadow` pattern's records, which `run` writes to its shadow
-        // output, after the others: they are the rule's records all the
-        // same)
-        let result = result.and_then(|()| {
-            let finished = std::sync::atomic::AtomicBool::new(true);
-            read_lines(&shadow, &finished, each).map_err(|e| {
-                say!("error: cannot read {}: {e}", shadow.display());
-                EXIT_IO
-            })
-        });
-        let _ = std::fs::remove_dir_all(&dir);
-        result.map(|()| rules)
+        Ok((rules, records, span))
     }
 
-    /// The run of `rules` with `config`, what it says said as `which` of
-    /// the rules at `path`.
+    /// The run of `rules` with `config` into `sink`, what it says said as
+    /// `which` of the rules at `path`; the events' time span.
     fn run_rules(
         &self,
         config: Config,
         rules: &Rules,
-        said: Box<Said>,
+        (said, sink): (Box<Said>, Box<dyn Sink>),
         path: &Path,
         which: &str,
-    ) -> Result<(), u8> {
-        let runtime = self.runtime(config, rules, said, which)?;
+    ) -> Result<Option<(i64, i64)>, u8> {
+        let runtime = self.runtime(config, rules, (said, sink), which)?;
         let summary = runtime.run();
         match summary.error() {
             Some(e) => {
@@ -171,42 +157,82 @@ impl Events {
                 );
                 Err(crate::run::error_status(e))
             }
-            None => Ok(()),
+            None => Ok(summary.event_time),
         }
     }
 }
 
-/// Each line of the file at `path`, without its newline, to `each`, as
-/// the run writes it: read on until `done` (the run ended, its outputs
-/// flushed) and then to its end.
-fn read_lines(
-    path: &Path,
-    done: &std::sync::atomic::AtomicBool,
-    each: &mut dyn FnMut(&str),
-) -> std::io::Result<()> {
-    use std::io::BufRead;
-    use std::sync::atomic::Ordering;
-    let pause = std::time::Duration::from_millis(2);
-    let file = loop {
-        // (the run creates it as it starts; a run that failed first, none)
-        let finished = done.load(Ordering::Acquire);
-        match std::fs::File::open(path) {
-            Ok(file) => break file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !finished => {
-                std::thread::sleep(pause);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
-        }
-    };
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, Tail { file, done, pause });
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
+/// What takes a lab run's records ([`Events::run_into`]), one at a time
+/// as the run makes them, on the run's thread.
+pub trait Records: Send + 'static {
+    /// A record: the JSON line `cepheid run` writes, without its newline.
+    fn record(&mut self, line: &str);
+}
+
+/// The records kept whole, in the order the run made them.
+impl Records for Vec<String> {
+    fn record(&mut self, line: &str) {
+        self.push(line.to_string());
+    }
+}
+
+/// A lab run's sink: each match and timeout (a shadow pattern's too) to
+/// its [`Records`], late events not taken; given back through `back` when
+/// the run drops it. Nothing to make durable: a lab run keeps no
+/// checkpoint.
+struct ToRecords<R: Records> {
+    records: Option<R>,
+    back: std::sync::mpsc::Sender<R>,
+}
+
+impl<R: Records> Sink for ToRecords<R> {
+    fn describe(&self, _: Kind) -> String {
+        "the lab's records".to_string()
+    }
+
+    fn takes_late(&self) -> bool {
+        false
+    }
+
+    fn takes_shadow(&self) -> bool {
+        true
+    }
+
+    fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        if kind == Kind::Late {
             return Ok(());
         }
-        each(line.strip_suffix('\n').unwrap_or(&line));
+        let line = record.strip_suffix(b"\n").unwrap_or(record);
+        // (the run's formatter writes UTF-8; anything else is no record)
+        let line = std::str::from_utf8(line).map_err(|e| SinkError {
+            target: self.describe(kind),
+            late: false,
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        })?;
+        if let Some(records) = &mut self.records {
+            records.record(line);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn prepare(&mut self, _: u64) -> Result<SinkState, SinkError> {
+        Ok(SinkState::default())
+    }
+
+    fn recover(&mut self, _: &[cepheid_runtime::sink::Checkpoint]) -> Result<usize, SinkError> {
+        Ok(0)
+    }
+}
+
+impl<R: Records> Drop for ToRecords<R> {
+    fn drop(&mut self) {
+        if let Some(records) = self.records.take() {
+            let _ = self.back.send(records);
+        }
     }
 }
 
@@ -237,15 +263,6 @@ impl Events {
         &self.time_field
     }
 
-    /// Are the events a range of a Kafka topic (`--events kafka://...`)?
-    pub fn is_kafka_range(&self) -> bool {
-        #[cfg(feature = "kafka")]
-        if self.is_kafka() {
-            return true;
-        }
-        false
-    }
-
     /// Was `--workers` given (`why` runs one engine)?
     pub fn workers(&self) -> bool {
         #[cfg(feature = "workers")]
@@ -255,14 +272,15 @@ impl Events {
         false
     }
 
-    /// The run of `config`: on one engine, or on `--workers`; from the
-    /// Kafka range fixed by [`Events::check`] when the events are one.
-    /// What stops it from starting is said (`which`: the rule set's name).
+    /// The run of `config` into `sink`: on one engine, or on
+    /// `--workers`; from the Kafka range fixed by [`Events::check`] when
+    /// the events are one. What stops it from starting is said (`which`:
+    /// the rule set's name).
     fn runtime(
         &self,
         config: Config,
         rules: &Rules,
-        said: Box<Said>,
+        (said, sink): (Box<Said>, Box<dyn Sink>),
         which: &str,
     ) -> Result<Runtime, u8> {
         let failed = |e: cepheid_runtime::Error| {
@@ -271,14 +289,22 @@ impl Events {
         };
         #[cfg(feature = "kafka")]
         if let Some(range) = self.range.get() {
-            return self.kafka_runtime(config, rules, said, range);
+            return self.kafka_runtime(config, rules, (said, sink), range);
         }
         #[cfg(feature = "workers")]
         if let Some(workers) = self.workers {
             let cluster = Box::new(self.cluster(workers));
-            return Runtime::on_cluster(config, rules, cluster, None, None, said).map_err(failed);
+            return Runtime::on_cluster(config, rules, cluster, None, Some(sink), said)
+                .map_err(failed);
         }
-        Runtime::new(config, rules, said).map_err(failed)
+        let mut engine = config.engine();
+        if let Err(source) = engine.add(rules) {
+            say!("error: {which}: {source}");
+            return Err(EXIT_PATTERN_ERROR);
+        }
+        Runtime::with_sink(config, engine, Some(sink), said)
+            .map(|r| r.with_field_watch(cepheid_engine::FieldWatch::from_rules(rules)))
+            .map_err(failed)
     }
 
     /// The workers of `--workers N`.
@@ -294,63 +320,6 @@ impl Events {
     /// The file, for messages.
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    /// The least and the largest event time of the file or the Kafka
-    /// range (events without a time left out), read as the run reads it: the engine's decoder, with
-    /// the time field and no other (a JSON line's other fields skipped
-    /// unbuilt). Streamed: `backtest` reads it beside its run.
-    pub fn time_span(&self) -> Option<(i64, i64)> {
-        use std::io::BufRead;
-        #[cfg(feature = "kafka")]
-        if let Some(range) = self.range.get() {
-            return self.kafka_time_span(range);
-        }
-        let mut decoder = self.time_decoder();
-        let file = std::fs::File::open(&self.path).ok()?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-        let mut span: Option<(i64, i64)> = None;
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return span,
-                Ok(_) => {}
-            }
-            if let Ok(cepheid_engine::io::Item::Event(t, _)) = decoder.decode(&line) {
-                span = Some(span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
-            }
-        }
-    }
-
-    /// A decoder of the events' time field as the run reads it, and no
-    /// other field (a JSON line's others skipped unbuilt).
-    fn time_decoder(&self) -> cepheid_engine::io::Decoder {
-        let table = cepheid_core::record::FieldTable::new();
-        cepheid_engine::io::Decoder::new(self.format(), &self.time_field, table)
-    }
-}
-
-/// A file read as it is written: at its end, waits for more until `done`
-/// (its writer finished), then ends there.
-struct Tail<'a> {
-    file: std::fs::File,
-    done: &'a std::sync::atomic::AtomicBool,
-    pause: std::time::Duration,
-}
-
-impl std::io::Read for Tail<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            // (`done` looked at before the read: once it is set, a read of
-            // nothing is the end)
-            let finished = self.done.load(std::sync::atomic::Ordering::Acquire);
-            let n = self.file.read(buf)?;
-            if n > 0 || finished {
-                return Ok(n);
-            }
-            std::thread::sleep(self.pause);
-        }
     }
 }
 
@@ -428,7 +397,7 @@ impl Events {
         &self,
         mut config: Config,
         rules: &Rules,
-        said: Box<Said>,
+        (said, sink): (Box<Said>, Box<dyn Sink>),
         (start, until): &(cepheid_kafka::StartAt, cepheid_kafka::Until),
     ) -> Result<Runtime, u8> {
         let options = self.options(start, until);
@@ -445,7 +414,8 @@ impl Events {
             let cluster = self.cluster(workers);
             let (own, all) = cepheid_runtime::Cluster::workers(&cluster);
             let sources = (options.open_shares(&mut config, own, all)).map_err(kafka_failed)?;
-            return Runtime::on_cluster(config, rules, Box::new(cluster), sources, None, said)
+            let cluster = Box::new(cluster);
+            return Runtime::on_cluster(config, rules, cluster, sources, Some(sink), said)
                 .map_err(failed);
         }
         let source = options.open_source(&mut config).map_err(kafka_failed)?;
@@ -454,29 +424,7 @@ impl Events {
             say!("error: {source}");
             return Err(EXIT_PATTERN_ERROR);
         }
-        Runtime::with_source(config, engine, source, None, said).map_err(failed)
-    }
-
-    /// The least and the largest event time of the range's records (as
-    /// JSON lines; CSV has no place in a topic), read once more.
-    fn kafka_time_span(
-        &self,
-        (start, until): &(cepheid_kafka::StartAt, cepheid_kafka::Until),
-    ) -> Option<(i64, i64)> {
-        let mut source = self.open(start, until).ok()?;
-        let mut batch = Vec::new();
-        let mut decoder = self.time_decoder();
-        let mut span: Option<(i64, i64)> = None;
-        while !source.at_end() {
-            batch.clear();
-            source.read(&mut batch, Duration::from_millis(100)).ok()?;
-            for payload in batch.iter().filter_map(|r| r.payload.as_deref()) {
-                if let Ok(cepheid_engine::io::Item::Event(t, _)) = decoder.decode(payload) {
-                    span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
-                }
-            }
-        }
-        span
+        Runtime::with_source(config, engine, source, Some(sink), said).map_err(failed)
     }
 }
 
