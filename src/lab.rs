@@ -332,6 +332,15 @@ impl Events {
         cepheid_kafka::is_kafka(&self.path)
     }
 
+    /// The range fixed by [`Events::check`], opened for a reader of the
+    /// command's own (`why`); `None` when the events are no Kafka range.
+    pub fn open_range(&self) -> Result<Option<cepheid_kafka::KafkaSource>, u8> {
+        match self.range.get() {
+            Some((start, until)) => self.open(start, until).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// The Kafka options of the range from `start` to `until`.
     fn options<'a>(
         &'a self,
