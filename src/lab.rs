@@ -103,8 +103,8 @@ impl Events {
 
     /// [`Events::run`], each record (matches and timeouts, a `shadow`
     /// pattern's too: they are the rule's records all the same) given to
-    /// `records` as the run makes it, on the run's thread, through a sink
-    /// of the run's own ([`ToRecords`]): no file written and read back. Gives
+    /// `records` in the order the run makes them, through a sink of the
+    /// command's own ([`ToRecords`]): no file written and read back. Gives
     /// the rules, `records` back, and the least and the largest time of
     /// the events the run read
     /// ([`Summary::event_time`](cepheid_runtime::Summary::event_time)).
@@ -119,10 +119,10 @@ impl Events {
         let config = self.config(path);
         let said = Box::new(Said(which.to_string()));
         let (back, given) = std::sync::mpsc::channel();
-        let sink = Box::new(ToRecords {
-            records: Some(records),
-            back,
-        });
+        let sink = Box::new(ToRecords::new(records, back).map_err(|e| {
+            say!("error: cannot start a thread: {e}");
+            EXIT_IO
+        })?);
         let span = self.run_rules(config, &rules, (said, sink), path, which)?;
         // (the sink gives the records back when the run drops it, at its
         // end)
@@ -163,16 +163,17 @@ impl Events {
 }
 
 /// What takes a lab run's records ([`Events::run_into`]), one at a time
-/// as the run makes them, on the run's thread.
+/// in the order the run makes them, on a thread beside the run's.
 pub trait Records: Send + 'static {
-    /// A record: the JSON line `cepheid run` writes, without its newline.
-    fn record(&mut self, line: &str);
+    /// A record: the JSON line `cepheid run` writes (UTF-8), without its
+    /// newline.
+    fn record(&mut self, line: &[u8]);
 }
 
 /// The records kept whole, in the order the run made them.
 impl Records for Vec<String> {
-    fn record(&mut self, line: &str) {
-        self.push(line.to_string());
+    fn record(&mut self, line: &[u8]) {
+        self.push(String::from_utf8_lossy(line).into_owned());
     }
 }
 
@@ -180,9 +181,63 @@ impl Records for Vec<String> {
 /// its [`Records`], late events not taken; given back through `back` when
 /// the run drops it. Nothing to make durable: a lab run keeps no
 /// checkpoint.
+///
+/// The run's thread only copies each record into a block (its length,
+/// then its bytes); full blocks go to a thread of the sink's own
+/// (`cepheid-lab`), which gives their records to the [`Records`]: what a
+/// backtest makes of a record (its head read, its key counted) is done
+/// beside the run, as `cepheid run`'s writer thread writes its records
+/// beside it, so that the backtest's run goes at `run`'s pace (issue 42,
+/// BENCHMARKS.md).
 struct ToRecords<R: Records> {
-    records: Option<R>,
+    block: Vec<u8>,
+    blocks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    taker: Option<std::thread::JoinHandle<R>>,
     back: std::sync::mpsc::Sender<R>,
+}
+
+impl<R: Records> ToRecords<R> {
+    /// A block's size, at which it goes to the taking thread.
+    const BLOCK: usize = 256 * 1024;
+
+    fn new(mut records: R, back: std::sync::mpsc::Sender<R>) -> std::io::Result<ToRecords<R>> {
+        // (a few blocks ahead: the run waits when the thread is behind)
+        let (blocks, taken) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let taker = std::thread::Builder::new()
+            .name("cepheid-lab".to_string())
+            .spawn(move || {
+                for block in taken {
+                    let mut rest = &block[..];
+                    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+                        let len = u32::from_le_bytes(*len) as usize;
+                        let (line, tail) = tail.split_at(len.min(tail.len()));
+                        records.record(line);
+                        rest = tail;
+                    }
+                }
+                records
+            })?;
+        Ok(ToRecords {
+            block: Vec::with_capacity(Self::BLOCK),
+            blocks: Some(blocks),
+            taker: Some(taker),
+            back,
+        })
+    }
+
+    /// The block to the taking thread (false: it is gone).
+    fn hand(&mut self) -> bool {
+        let full = std::mem::replace(&mut self.block, Vec::with_capacity(Self::BLOCK));
+        (self.blocks.as_ref()).is_some_and(|blocks| blocks.send(full).is_ok())
+    }
+
+    fn gone(&self) -> SinkError {
+        SinkError {
+            target: self.describe(Kind::Match),
+            late: false,
+            source: std::io::Error::other("the thread taking the records stopped"),
+        }
+    }
 }
 
 impl<R: Records> Sink for ToRecords<R> {
@@ -203,14 +258,15 @@ impl<R: Records> Sink for ToRecords<R> {
             return Ok(());
         }
         let line = record.strip_suffix(b"\n").unwrap_or(record);
-        // (the run's formatter writes UTF-8; anything else is no record)
-        let line = std::str::from_utf8(line).map_err(|e| SinkError {
+        let len = u32::try_from(line.len()).map_err(|_| SinkError {
             target: self.describe(kind),
             late: false,
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            source: std::io::Error::other("a record of 4 GiB or more"),
         })?;
-        if let Some(records) = &mut self.records {
-            records.record(line);
+        self.block.extend_from_slice(&len.to_le_bytes());
+        self.block.extend_from_slice(line);
+        if self.block.len() >= Self::BLOCK && !self.hand() {
+            return Err(self.gone());
         }
         Ok(())
     }
@@ -228,10 +284,23 @@ impl<R: Records> Sink for ToRecords<R> {
     }
 }
 
+/// The last block to the taking thread, which ends then: its records go
+/// back. (A panic of the thread is passed on, unless one unwinds already.)
 impl<R: Records> Drop for ToRecords<R> {
     fn drop(&mut self) {
-        if let Some(records) = self.records.take() {
-            let _ = self.back.send(records);
+        if !self.block.is_empty() {
+            self.hand();
+        }
+        self.blocks = None;
+        let Some(taker) = self.taker.take() else {
+            return;
+        };
+        match taker.join() {
+            Ok(records) => {
+                let _ = self.back.send(records);
+            }
+            Err(panic) if !std::thread::panicking() => std::panic::resume_unwind(panic),
+            Err(_) => {}
         }
     }
 }
