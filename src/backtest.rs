@@ -117,16 +117,20 @@ pub fn run(args: &Args) -> u8 {
         page: args.html.is_some(),
         no_events: args.no_events,
     };
-    let (rules, taken, span) = match args.events.run_into(&args.rules, "rules", taken) {
+    let crate::lab::Ran {
+        rules,
+        records:
+            Taken {
+                mut raised,
+                seen,
+                first,
+                ..
+            },
+        span,
+    } = match args.events.run_into(&args.rules, "rules", taken) {
         Ok(ran) => ran,
         Err(status) => return status,
     };
-    let Taken {
-        mut raised,
-        seen,
-        first,
-        ..
-    } = taken;
     let names: Vec<String> = rules.patterns().iter().map(|p| p.name.clone()).collect();
     let place: Vec<usize> = (seen.patterns.iter())
         .map(|n| names.iter().position(|m| m == n).unwrap_or(usize::MAX))

@@ -97,8 +97,8 @@ impl Events {
     /// (the library's run; `which` names it in what it says): the rules,
     /// and the records as `run` writes them.
     pub fn run(&self, path: &Path, which: &str) -> Result<(Rules, Vec<String>), u8> {
-        let (rules, records, _) = self.run_into(path, which, Vec::new())?;
-        Ok((rules, records))
+        let ran = self.run_into(path, which, Vec::new())?;
+        Ok((ran.rules, ran.records))
     }
 
     /// [`Events::run`], each record (matches and timeouts, a `shadow`
@@ -107,13 +107,9 @@ impl Events {
     /// command's own ([`ToRecords`]): no file written and read back. Gives
     /// the rules, `records` back, and the least and the largest time of
     /// the events the run read
-    /// ([`Summary::event_time`](cepheid_runtime::Summary::event_time)).
-    pub fn run_into<R: Records>(
-        &self,
-        path: &Path,
-        which: &str,
-        records: R,
-    ) -> Result<(Rules, R, Option<(i64, i64)>), u8> {
+    /// ([`Summary::event_time`](cepheid_runtime::Summary::event_time)):
+    /// [`Ran`].
+    pub fn run_into<R: Records>(&self, path: &Path, which: &str, records: R) -> Result<Ran<R>, u8> {
         let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
         let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
         let config = self.config(path);
@@ -133,7 +129,11 @@ impl Events {
             );
             EXIT_IO
         })?;
-        Ok((rules, records, span))
+        Ok(Ran {
+            rules,
+            records,
+            span,
+        })
     }
 
     /// The run of `rules` with `config` into `sink`, what it says said as
@@ -160,6 +160,16 @@ impl Events {
             None => Ok(summary.event_time),
         }
     }
+}
+
+/// What a lab run gives ([`Events::run_into`]).
+pub struct Ran<R> {
+    /// The rules it ran.
+    pub rules: Rules,
+    /// What took its records.
+    pub records: R,
+    /// The least and the largest time of the events it read.
+    pub span: Option<(i64, i64)>,
 }
 
 /// What takes a lab run's records ([`Events::run_into`]), one at a time
