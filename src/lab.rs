@@ -207,7 +207,8 @@ struct ToRecords<R: Records> {
 }
 
 impl<R: Records> ToRecords<R> {
-    /// A block's size, at which it goes to the taking thread.
+    /// A block's size: it goes to the taking thread when the next record
+    /// does not fit in it.
     const BLOCK: usize = 256 * 1024;
 
     fn new(mut records: R, back: std::sync::mpsc::Sender<R>) -> std::io::Result<ToRecords<R>> {
@@ -273,11 +274,14 @@ impl<R: Records> Sink for ToRecords<R> {
             late: false,
             source: std::io::Error::other("a record of 4 GiB or more"),
         })?;
-        self.block.extend_from_slice(&len.to_le_bytes());
-        self.block.extend_from_slice(line);
-        if self.block.len() >= Self::BLOCK && !self.hand() {
+        // (a block that cannot take the record goes first: never grown,
+        // nor copied, but for a record larger than a block)
+        let room = self.block.capacity() - self.block.len();
+        if room < 4 + line.len() && !self.block.is_empty() && !self.hand() {
             return Err(self.gone());
         }
+        self.block.extend_from_slice(&len.to_le_bytes());
+        self.block.extend_from_slice(line);
         Ok(())
     }
 
