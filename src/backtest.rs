@@ -85,7 +85,7 @@ struct Raised {
 
 /// Runs `backtest` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
-    if let Err(status) = args.events.check("backtest reads the events twice") {
+    if let Err(status) = args.events.check("backtest reads the events from a file") {
         return status;
     }
     // (the page's file opened first: a path it cannot be written at is
@@ -107,27 +107,28 @@ pub fn run(args: &Args) -> u8 {
         },
         None => None,
     };
-    // Each record read back as an alert or a timeout, the first alerts
-    // of each pattern kept whole for the page; the events' time span read
-    // beside the run, on a thread of its own.
-    let mut raised = Vec::new();
-    let mut seen = Seen::default();
-    let mut first = html::FirstAlerts::default();
-    let mut each = |line: &str| {
-        if let Some(r) = parse_raised(line, &mut seen) {
-            if args.html.is_some() && !r.timeout {
-                first.offer(&seen.patterns[r.pattern], line, args.no_events);
-            }
-            raised.push(r);
-        }
+    // Each record read as the run makes it as an alert or a timeout, the
+    // first alerts of each pattern kept whole for the page; the events'
+    // time span is the run's.
+    let taken = Taken {
+        raised: Vec::new(),
+        seen: Seen::default(),
+        first: html::FirstAlerts::default(),
+        page: args.html.is_some(),
+        no_events: args.no_events,
     };
-    let (run, span) = std::thread::scope(|scope| {
-        let span = scope.spawn(|| args.events.time_span());
-        let run = args.events.run_each(&args.rules, "rules", &mut each);
-        (run, span.join().unwrap_or(None))
-    });
-    let rules = match run {
-        Ok(rules) => rules,
+    let crate::lab::Ran {
+        rules,
+        records:
+            Taken {
+                mut raised,
+                seen,
+                first,
+                ..
+            },
+        span,
+    } = match args.events.run_into(&args.rules, "rules", taken) {
+        Ok(ran) => ran,
         Err(status) => return status,
     };
     let names: Vec<String> = rules.patterns().iter().map(|p| p.name.clone()).collect();
@@ -161,11 +162,43 @@ pub fn run(args: &Args) -> u8 {
     EXIT_OK
 }
 
+/// What a backtest takes of the run's records, as the run makes them.
+struct Taken {
+    raised: Vec<Raised>,
+    seen: Seen,
+    /// The first alerts of each pattern, for the page.
+    first: html::FirstAlerts,
+    /// Is there a page (`--html`)?
+    page: bool,
+    no_events: bool,
+}
+
+impl crate::lab::Records for Taken {
+    fn record(&mut self, line: &[u8]) {
+        let Some(r) = parse_raised(line, &mut self.seen) else {
+            return;
+        };
+        // (a pattern's first alerts: its record's text, until it has them)
+        if self.page && !r.timeout && !self.seen.full[r.pattern] {
+            if let Ok(text) = std::str::from_utf8(line) {
+                let name = &self.seen.patterns[r.pattern];
+                self.seen.full[r.pattern] = self.first.offer(name, text, self.no_events);
+            }
+        }
+        self.raised.push(r);
+    }
+}
+
 /// The patterns' names and the keys the records gave, each once, in
 /// order.
 #[derive(Default)]
 struct Seen {
     patterns: Vec<String>,
+    /// Per pattern: has the page all the first alerts it shows of it?
+    full: Vec<bool>,
+    /// The pattern found last (a pattern's records often follow each
+    /// other).
+    last: usize,
     keys: hashbrown::HashMap<Box<str>, u32>,
 }
 
@@ -176,6 +209,7 @@ impl Seen {
             Some(at) => at,
             None => {
                 self.patterns.push(name);
+                self.full.push(false);
                 self.patterns.len() - 1
             }
         }
@@ -183,10 +217,14 @@ impl Seen {
 
     /// The place of pattern `name`, without a copy when it is known.
     fn pattern_of(&mut self, name: &str) -> usize {
-        match self.patterns.iter().position(|n| n == name) {
+        if self.patterns.get(self.last).is_some_and(|n| n == name) {
+            return self.last;
+        }
+        self.last = match self.patterns.iter().position(|n| n == name) {
             Some(at) => at,
             None => self.pattern(name.to_string()),
-        }
+        };
+        self.last
     }
 
     /// The place of the key of JSON text `text`.
@@ -214,7 +252,7 @@ impl Seen {
 /// reading stops at the first field after `kind`, `pattern`, `key`,
 /// `start` and `end` (or `expired_at`) were read (the runtime writes
 /// them first), its events neither built nor scanned.
-fn parse_raised(line: &str, seen: &mut Seen) -> Option<Raised> {
+fn parse_raised(line: &[u8], seen: &mut Seen) -> Option<Raised> {
     if let Some((timeout, pattern, key, start, end)) = written_head(line) {
         return Some(Raised {
             pattern: seen.pattern_of(pattern),
@@ -224,6 +262,7 @@ fn parse_raised(line: &str, seen: &mut Seen) -> Option<Raised> {
             end,
         });
     }
+    let line = std::str::from_utf8(line).ok()?;
     let mut head = Head {
         timeout: None,
         pattern: None,
@@ -253,32 +292,50 @@ fn parse_raised(line: &str, seen: &mut Seen) -> Option<Raised> {
 /// A record's head as the runtime writes it, `{"kind":K,"pattern":P,
 /// "key":{...},"start":S,"end":E` (or `"expired_at":E`) and more: whether
 /// it is a timeout, its pattern, its key's JSON text, start and end, read
-/// by hand (`None`: another shape, which serde reads).
-fn written_head(line: &str) -> Option<(bool, &str, &str, i64, i64)> {
-    /// An integer and what follows it.
-    fn int(text: &str) -> Option<(i64, &str)> {
-        let digits = text.starts_with('-') as usize;
-        let end = digits
-            + text[digits..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-        Some((text[..end].parse().ok()?, &text[end..]))
+/// by hand from the line's bytes, the rest of it not looked at (`None`:
+/// another shape, which serde reads).
+fn written_head(line: &[u8]) -> Option<(bool, &str, &str, i64, i64)> {
+    /// A JSON integer and what follows it (`None`: none, or of more than
+    /// 18 digits, which serde reads).
+    fn int(text: &[u8]) -> Option<(i64, &[u8])> {
+        let (negative, text) = match text.strip_prefix(b"-") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        // (one pass: 18 digits cannot overflow; more are serde's)
+        let (mut n, mut digits) = (0_i64, 0);
+        for &b in text.iter().take(18) {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            n = n * 10 + i64::from(b - b'0');
+            digits += 1;
+        }
+        if digits == 0 || text.get(digits).is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        Some((if negative { -n } else { n }, &text[digits..]))
     }
-    let rest = line.strip_prefix("{\"kind\":\"")?;
-    let (kind, rest) = rest.split_once('"')?;
-    let rest = rest.strip_prefix(",\"pattern\":\"")?;
-    let (pattern, rest) = rest.split_once('"')?;
-    if kind.contains('\\') || pattern.contains('\\') {
-        return None;
+    /// The text up to the next `"` (without an escape) and what follows
+    /// the quote.
+    fn word(text: &[u8]) -> Option<(&str, &[u8])> {
+        let end = text.iter().position(|&b| b == b'"')?;
+        let word = &text[..end];
+        if word.contains(&b'\\') {
+            return None;
+        }
+        Some((std::str::from_utf8(word).ok()?, &text[end + 1..]))
     }
-    let rest = rest.strip_prefix(",\"key\":")?;
+    let (kind, rest) = word(line.strip_prefix(b"{\"kind\":\"")?)?;
+    let (pattern, rest) = word(rest.strip_prefix(b",\"pattern\":\"")?)?;
+    let rest = rest.strip_prefix(b",\"key\":")?;
     let (key, rest) = rest.split_at(object_end(rest)?);
-    let (start, rest) = int(rest.strip_prefix(",\"start\":")?)?;
+    let key = std::str::from_utf8(key).ok()?;
+    let (start, rest) = int(rest.strip_prefix(b",\"start\":")?)?;
     let rest =
-        (rest.strip_prefix(",\"end\":")).or_else(|| rest.strip_prefix(",\"expired_at\":"))?;
+        (rest.strip_prefix(b",\"end\":")).or_else(|| rest.strip_prefix(b",\"expired_at\":"))?;
     let (end, rest) = int(rest)?;
-    matches!(rest.as_bytes().first(), Some(b',' | b'}')).then_some((
+    matches!(rest.first(), Some(b',' | b'}')).then_some((
         kind == "timeout",
         pattern,
         key,
@@ -288,11 +345,10 @@ fn written_head(line: &str) -> Option<(bool, &str, &str, i64, i64)> {
 }
 
 /// The length of the JSON object (or `null`) `text` begins with.
-fn object_end(text: &str) -> Option<usize> {
-    if text.starts_with("null") {
+fn object_end(bytes: &[u8]) -> Option<usize> {
+    if bytes.starts_with(b"null") {
         return Some(4);
     }
-    let bytes = text.as_bytes();
     if bytes.first() != Some(&b'{') {
         return None;
     }
@@ -759,17 +815,31 @@ mod tests {
         };
         for (i, line) in lines.iter().enumerate() {
             let mut by_hand = Seen::default();
-            let fast = parse_raised(line, &mut by_hand).expect("a record");
-            assert_eq!(written_head(line).is_some(), i < 3, "{line}");
+            let fast = parse_raised(line.as_bytes(), &mut by_hand).expect("a record");
+            assert_eq!(written_head(line.as_bytes()).is_some(), i < 3, "{line}");
             // serde's reading alone: the line with a space after `{`.
             let spaced = line.replacen('{', "{ ", 1);
-            assert!(written_head(&spaced).is_none());
+            assert!(written_head(spaced.as_bytes()).is_none());
             let mut by_serde = Seen::default();
-            let slow = parse_raised(&spaced, &mut by_serde).expect("a record");
+            let slow = parse_raised(spaced.as_bytes(), &mut by_serde).expect("a record");
             assert_eq!(shown(&fast, &by_hand), shown(&slow, &by_serde), "{line}");
         }
-        assert_eq!(object_end(r#"{"a":"}"},"b""#), Some(9));
-        assert_eq!(object_end(r#"{"a":1"#), None);
-        assert!(parse_raised("not a record", &mut Seen::default()).is_none());
+        // (19 digits: serde's reading)
+        let long = br#"{"kind":"match","pattern":"p","key":null,"start":-1234567890123456789,"end":999999999999999999}"#;
+        assert!(written_head(long).is_none());
+        let r = parse_raised(long, &mut Seen::default()).expect("a record");
+        assert_eq!(
+            (r.start, r.end),
+            (-1_234_567_890_123_456_789, 999_999_999_999_999_999)
+        );
+        let short =
+            br#"{"kind":"match","pattern":"p","key":null,"start":-123456789012345678,"end":0}"#;
+        assert_eq!(
+            written_head(short).map(|h| (h.3, h.4)),
+            Some((-123_456_789_012_345_678, 0))
+        );
+        assert_eq!(object_end(br#"{"a":"}"},"b""#), Some(9));
+        assert_eq!(object_end(br#"{"a":1"#), None);
+        assert!(parse_raised(b"not a record", &mut Seen::default()).is_none());
     }
 }

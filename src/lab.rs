@@ -9,7 +9,9 @@ use cepheid_core::time::parse_duration;
 use cepheid_engine::io::Format;
 use cepheid_engine::Rules;
 use cepheid_runtime::lists::ListFile;
-use cepheid_runtime::{Config, Input, Level, Notice, Report, Runtime, Time};
+use cepheid_runtime::{
+    Config, Input, Kind, Level, Notice, Report, Runtime, Sink, SinkError, SinkState, Time,
+};
 
 use crate::run::FormatArg;
 use crate::{EXIT_IO, EXIT_PATTERN_ERROR, EXIT_USAGE};
@@ -92,75 +94,67 @@ impl Events {
     }
 
     /// Runs the rules at `path` over the events as `cepheid run` would
-    /// (the library's run, into a file of its own; `which` names it in
-    /// what it says): the rules, and the records as `run` writes them.
+    /// (the library's run; `which` names it in what it says): the rules,
+    /// and the records as `run` writes them.
     pub fn run(&self, path: &Path, which: &str) -> Result<(Rules, Vec<String>), u8> {
-        let mut records = Vec::new();
-        let rules = self.run_each(path, which, &mut |line| records.push(line.to_string()))?;
-        Ok((rules, records))
+        let ran = self.run_into(path, which, Vec::new())?;
+        Ok((ran.rules, ran.records))
     }
 
-    /// [`Events::run`], each record given to `each` as it is read back,
-    /// on a thread of its own while the run writes them (none kept: a
-    /// backtest of a million alerts holds none of their events).
-    pub fn run_each(
-        &self,
-        path: &Path,
-        which: &str,
-        each: &mut (dyn FnMut(&str) + Send),
-    ) -> Result<Rules, u8> {
+    /// [`Events::run`], each record (matches and timeouts, a `shadow`
+    /// pattern's too: they are the rule's records all the same) given to
+    /// `records` in the order the run makes them, through a sink of the
+    /// command's own ([`ToRecords`]): no file written and read back. Gives
+    /// the rules, `records` back, and the least and the largest time of
+    /// the events the run read
+    /// ([`Summary::event_time`](cepheid_runtime::Summary::event_time)):
+    /// [`Ran`].
+    pub fn run_into<R: Records>(&self, path: &Path, which: &str, records: R) -> Result<Ran<R>, u8> {
         let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
         let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
-        let dir = std::env::temp_dir().join(format!("cepheid-lab-{}-{which}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            say!("error: cannot create {}: {e}", dir.display());
+        let mut config = self.config(path);
+        // A shadow pattern's records are the rule's records all the same:
+        // the sink takes them (`Sink::takes_shadow`), which the runtime
+        // lets it when the run has a shadow output. This one names them
+        // for messages; it is never opened (the sink writes no file).
+        config.shadow_output = Some(std::env::temp_dir().join(format!(
+            "cepheid-lab-{}-{which}-shadow.jsonl",
+            std::process::id()
+        )));
+        let said = Box::new(Said(which.to_string()));
+        let (back, given) = std::sync::mpsc::channel();
+        let sink = Box::new(ToRecords::new(records, back).map_err(|e| {
+            say!("error: cannot start a thread: {e}");
+            EXIT_IO
+        })?);
+        let span = self.run_rules(config, &rules, (said, sink), path, which)?;
+        // (the sink gives the records back when the run drops it, at its
+        // end)
+        let records = given.try_recv().map_err(|_| {
+            say!(
+                "error: {which} ({}): the run kept its records",
+                path.display()
+            );
             EXIT_IO
         })?;
-        let out = dir.join("records.jsonl");
-        let mut config = self.config(path);
-        config.output = Some(out.clone());
-        let shadow = dir.join("shadow.jsonl");
-        config.shadow_output = Some(shadow.clone());
-        let said = Box::new(Said(which.to_string()));
-        let done = std::sync::atomic::AtomicBool::new(false);
-        let result = std::thread::scope(|scope| {
-            let reader = scope.spawn(|| read_lines(&out, &done, each));
-            let ran = self.run_rules(config, &rules, said, path, which);
-            done.store(true, std::sync::atomic::Ordering::Release);
-            let read =
-                (reader.join()).unwrap_or_else(|_| Err(std::io::Error::other("its reader failed")));
-            ran.and_then(|()| {
-                read.map_err(|e| {
-                    say!("error: cannot read {}: {e}", out.display());
-                    EXIT_IO
-                })
-            })
-        });
-        // (a `shadow` pattern's records, which `run` writes to its shadow
-        // output, after the others: they are the rule's records all the
-        // same)
-        let result = result.and_then(|()| {
-            let finished = std::sync::atomic::AtomicBool::new(true);
-            read_lines(&shadow, &finished, each).map_err(|e| {
-                say!("error: cannot read {}: {e}", shadow.display());
-                EXIT_IO
-            })
-        });
-        let _ = std::fs::remove_dir_all(&dir);
-        result.map(|()| rules)
+        Ok(Ran {
+            rules,
+            records,
+            span,
+        })
     }
 
-    /// The run of `rules` with `config`, what it says said as `which` of
-    /// the rules at `path`.
+    /// The run of `rules` with `config` into `sink`, what it says said as
+    /// `which` of the rules at `path`; the events' time span.
     fn run_rules(
         &self,
         config: Config,
         rules: &Rules,
-        said: Box<Said>,
+        (said, sink): (Box<Said>, Box<dyn Sink>),
         path: &Path,
         which: &str,
-    ) -> Result<(), u8> {
-        let runtime = self.runtime(config, rules, said, which)?;
+    ) -> Result<Option<(i64, i64)>, u8> {
+        let runtime = self.runtime(config, rules, (said, sink), which)?;
         let summary = runtime.run();
         match summary.error() {
             Some(e) => {
@@ -171,42 +165,165 @@ impl Events {
                 );
                 Err(crate::run::error_status(e))
             }
-            None => Ok(()),
+            None => Ok(summary.event_time),
         }
     }
 }
 
-/// Each line of the file at `path`, without its newline, to `each`, as
-/// the run writes it: read on until `done` (the run ended, its outputs
-/// flushed) and then to its end.
-fn read_lines(
-    path: &Path,
-    done: &std::sync::atomic::AtomicBool,
-    each: &mut dyn FnMut(&str),
-) -> std::io::Result<()> {
-    use std::io::BufRead;
-    use std::sync::atomic::Ordering;
-    let pause = std::time::Duration::from_millis(2);
-    let file = loop {
-        // (the run creates it as it starts; a run that failed first, none)
-        let finished = done.load(Ordering::Acquire);
-        match std::fs::File::open(path) {
-            Ok(file) => break file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !finished => {
-                std::thread::sleep(pause);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(e),
+/// What a lab run gives ([`Events::run_into`]).
+pub struct Ran<R> {
+    /// The rules it ran.
+    pub rules: Rules,
+    /// What took its records.
+    pub records: R,
+    /// The least and the largest time of the events it read.
+    pub span: Option<(i64, i64)>,
+}
+
+/// What takes a lab run's records ([`Events::run_into`]), one at a time
+/// in the order the run makes them, on a thread beside the run's.
+pub trait Records: Send + 'static {
+    /// A record: the JSON line `cepheid run` writes (UTF-8), without its
+    /// newline.
+    fn record(&mut self, line: &[u8]);
+}
+
+/// The records kept whole, in the order the run made them.
+impl Records for Vec<String> {
+    fn record(&mut self, line: &[u8]) {
+        self.push(String::from_utf8_lossy(line).into_owned());
+    }
+}
+
+/// A lab run's sink: each match and timeout (a shadow pattern's too) to
+/// its [`Records`], late events not taken; given back through `back` when
+/// the run drops it. Nothing to make durable: a lab run keeps no
+/// checkpoint.
+///
+/// The run's thread only copies each record into a block (its length,
+/// then its bytes); full blocks go to a thread of the sink's own
+/// (`cepheid-lab`), which gives their records to the [`Records`]: what a
+/// backtest makes of a record (its head read, its key counted) is done
+/// beside the run, as `cepheid run`'s writer thread writes its records
+/// beside it, so that the backtest's run goes at `run`'s pace (issue 42,
+/// BENCHMARKS.md).
+struct ToRecords<R: Records> {
+    block: Vec<u8>,
+    blocks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
+    taker: Option<std::thread::JoinHandle<R>>,
+    back: std::sync::mpsc::Sender<R>,
+}
+
+impl<R: Records> ToRecords<R> {
+    /// A block's size: it goes to the taking thread when the next record
+    /// does not fit in it.
+    const BLOCK: usize = 256 * 1024;
+
+    fn new(mut records: R, back: std::sync::mpsc::Sender<R>) -> std::io::Result<ToRecords<R>> {
+        // (a few blocks ahead: the run waits when the thread is behind)
+        let (blocks, taken) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let taker = std::thread::Builder::new()
+            .name("cepheid-lab".to_string())
+            .spawn(move || {
+                for block in taken {
+                    let mut rest = &block[..];
+                    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+                        let len = u32::from_le_bytes(*len) as usize;
+                        let (line, tail) = tail.split_at(len.min(tail.len()));
+                        records.record(line);
+                        rest = tail;
+                    }
+                }
+                records
+            })?;
+        Ok(ToRecords {
+            block: Vec::with_capacity(Self::BLOCK),
+            blocks: Some(blocks),
+            taker: Some(taker),
+            back,
+        })
+    }
+
+    /// The block to the taking thread (false: it is gone).
+    fn hand(&mut self) -> bool {
+        let full = std::mem::replace(&mut self.block, Vec::with_capacity(Self::BLOCK));
+        (self.blocks.as_ref()).is_some_and(|blocks| blocks.send(full).is_ok())
+    }
+
+    fn gone(&self) -> SinkError {
+        SinkError {
+            target: self.describe(Kind::Match),
+            late: false,
+            source: std::io::Error::other("the thread taking the records stopped"),
         }
-    };
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, Tail { file, done, pause });
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line)? == 0 {
+    }
+}
+
+impl<R: Records> Sink for ToRecords<R> {
+    fn describe(&self, _: Kind) -> String {
+        "the lab's records".to_string()
+    }
+
+    fn takes_late(&self) -> bool {
+        false
+    }
+
+    fn takes_shadow(&self) -> bool {
+        true
+    }
+
+    fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        if kind == Kind::Late {
             return Ok(());
         }
-        each(line.strip_suffix('\n').unwrap_or(&line));
+        let line = record.strip_suffix(b"\n").unwrap_or(record);
+        let len = u32::try_from(line.len()).map_err(|_| SinkError {
+            target: self.describe(kind),
+            late: false,
+            source: std::io::Error::other("a record of 4 GiB or more"),
+        })?;
+        // (a block that cannot take the record goes first: never grown,
+        // nor copied, but for a record larger than a block)
+        let room = self.block.capacity() - self.block.len();
+        if room < 4 + line.len() && !self.block.is_empty() && !self.hand() {
+            return Err(self.gone());
+        }
+        self.block.extend_from_slice(&len.to_le_bytes());
+        self.block.extend_from_slice(line);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn prepare(&mut self, _: u64) -> Result<SinkState, SinkError> {
+        Ok(SinkState::default())
+    }
+
+    fn recover(&mut self, _: &[cepheid_runtime::sink::Checkpoint]) -> Result<usize, SinkError> {
+        Ok(0)
+    }
+}
+
+/// The last block to the taking thread, which ends then: its records go
+/// back. (A panic of the thread is passed on, unless one unwinds already.)
+impl<R: Records> Drop for ToRecords<R> {
+    fn drop(&mut self) {
+        if !self.block.is_empty() {
+            self.hand();
+        }
+        self.blocks = None;
+        let Some(taker) = self.taker.take() else {
+            return;
+        };
+        match taker.join() {
+            Ok(records) => {
+                let _ = self.back.send(records);
+            }
+            Err(panic) if !std::thread::panicking() => std::panic::resume_unwind(panic),
+            Err(_) => {}
+        }
     }
 }
 
@@ -237,15 +354,6 @@ impl Events {
         &self.time_field
     }
 
-    /// Are the events a range of a Kafka topic (`--events kafka://...`)?
-    pub fn is_kafka_range(&self) -> bool {
-        #[cfg(feature = "kafka")]
-        if self.is_kafka() {
-            return true;
-        }
-        false
-    }
-
     /// Was `--workers` given (`why` runs one engine)?
     pub fn workers(&self) -> bool {
         #[cfg(feature = "workers")]
@@ -255,14 +363,15 @@ impl Events {
         false
     }
 
-    /// The run of `config`: on one engine, or on `--workers`; from the
-    /// Kafka range fixed by [`Events::check`] when the events are one.
-    /// What stops it from starting is said (`which`: the rule set's name).
+    /// The run of `config` into `sink`: on one engine, or on
+    /// `--workers`; from the Kafka range fixed by [`Events::check`] when
+    /// the events are one. What stops it from starting is said (`which`:
+    /// the rule set's name).
     fn runtime(
         &self,
         config: Config,
         rules: &Rules,
-        said: Box<Said>,
+        (said, sink): (Box<Said>, Box<dyn Sink>),
         which: &str,
     ) -> Result<Runtime, u8> {
         let failed = |e: cepheid_runtime::Error| {
@@ -271,14 +380,22 @@ impl Events {
         };
         #[cfg(feature = "kafka")]
         if let Some(range) = self.range.get() {
-            return self.kafka_runtime(config, rules, said, range);
+            return self.kafka_runtime(config, rules, (said, sink), range);
         }
         #[cfg(feature = "workers")]
         if let Some(workers) = self.workers {
             let cluster = Box::new(self.cluster(workers));
-            return Runtime::on_cluster(config, rules, cluster, None, None, said).map_err(failed);
+            return Runtime::on_cluster(config, rules, cluster, None, Some(sink), said)
+                .map_err(failed);
         }
-        Runtime::new(config, rules, said).map_err(failed)
+        let mut engine = config.engine();
+        if let Err(source) = engine.add(rules) {
+            say!("error: {which}: {source}");
+            return Err(EXIT_PATTERN_ERROR);
+        }
+        Runtime::with_sink(config, engine, Some(sink), said)
+            .map(|r| r.with_field_watch(cepheid_engine::FieldWatch::from_rules(rules)))
+            .map_err(failed)
     }
 
     /// The workers of `--workers N`.
@@ -295,63 +412,6 @@ impl Events {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    /// The least and the largest event time of the file or the Kafka
-    /// range (events without a time left out), read as the run reads it: the engine's decoder, with
-    /// the time field and no other (a JSON line's other fields skipped
-    /// unbuilt). Streamed: `backtest` reads it beside its run.
-    pub fn time_span(&self) -> Option<(i64, i64)> {
-        use std::io::BufRead;
-        #[cfg(feature = "kafka")]
-        if let Some(range) = self.range.get() {
-            return self.kafka_time_span(range);
-        }
-        let mut decoder = self.time_decoder();
-        let file = std::fs::File::open(&self.path).ok()?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-        let mut span: Option<(i64, i64)> = None;
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => return span,
-                Ok(_) => {}
-            }
-            if let Ok(cepheid_engine::io::Item::Event(t, _)) = decoder.decode(&line) {
-                span = Some(span.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
-            }
-        }
-    }
-
-    /// A decoder of the events' time field as the run reads it, and no
-    /// other field (a JSON line's others skipped unbuilt).
-    fn time_decoder(&self) -> cepheid_engine::io::Decoder {
-        let table = cepheid_core::record::FieldTable::new();
-        cepheid_engine::io::Decoder::new(self.format(), &self.time_field, table)
-    }
-}
-
-/// A file read as it is written: at its end, waits for more until `done`
-/// (its writer finished), then ends there.
-struct Tail<'a> {
-    file: std::fs::File,
-    done: &'a std::sync::atomic::AtomicBool,
-    pause: std::time::Duration,
-}
-
-impl std::io::Read for Tail<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            // (`done` looked at before the read: once it is set, a read of
-            // nothing is the end)
-            let finished = self.done.load(std::sync::atomic::Ordering::Acquire);
-            let n = self.file.read(buf)?;
-            if n > 0 || finished {
-                return Ok(n);
-            }
-            std::thread::sleep(self.pause);
-        }
-    }
 }
 
 /// A Kafka range (`--events kafka://...`): fixed once as offsets, read by
@@ -361,6 +421,15 @@ impl Events {
     /// Are the events a Kafka range?
     fn is_kafka(&self) -> bool {
         cepheid_kafka::is_kafka(&self.path)
+    }
+
+    /// The range fixed by [`Events::check`], opened for a reader of the
+    /// command's own (`why`); `None` when the events are no Kafka range.
+    pub fn open_range(&self) -> Result<Option<cepheid_kafka::KafkaSource>, u8> {
+        match self.range.get() {
+            Some((start, until)) => self.open(start, until).map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The Kafka options of the range from `start` to `until`.
@@ -428,7 +497,7 @@ impl Events {
         &self,
         mut config: Config,
         rules: &Rules,
-        said: Box<Said>,
+        (said, sink): (Box<Said>, Box<dyn Sink>),
         (start, until): &(cepheid_kafka::StartAt, cepheid_kafka::Until),
     ) -> Result<Runtime, u8> {
         let options = self.options(start, until);
@@ -445,7 +514,8 @@ impl Events {
             let cluster = self.cluster(workers);
             let (own, all) = cepheid_runtime::Cluster::workers(&cluster);
             let sources = (options.open_shares(&mut config, own, all)).map_err(kafka_failed)?;
-            return Runtime::on_cluster(config, rules, Box::new(cluster), sources, None, said)
+            let cluster = Box::new(cluster);
+            return Runtime::on_cluster(config, rules, cluster, sources, Some(sink), said)
                 .map_err(failed);
         }
         let source = options.open_source(&mut config).map_err(kafka_failed)?;
@@ -454,29 +524,7 @@ impl Events {
             say!("error: {source}");
             return Err(EXIT_PATTERN_ERROR);
         }
-        Runtime::with_source(config, engine, source, None, said).map_err(failed)
-    }
-
-    /// The least and the largest event time of the range's records (as
-    /// JSON lines; CSV has no place in a topic), read once more.
-    fn kafka_time_span(
-        &self,
-        (start, until): &(cepheid_kafka::StartAt, cepheid_kafka::Until),
-    ) -> Option<(i64, i64)> {
-        let mut source = self.open(start, until).ok()?;
-        let mut batch = Vec::new();
-        let mut decoder = self.time_decoder();
-        let mut span: Option<(i64, i64)> = None;
-        while !source.at_end() {
-            batch.clear();
-            source.read(&mut batch, Duration::from_millis(100)).ok()?;
-            for payload in batch.iter().filter_map(|r| r.payload.as_deref()) {
-                if let Ok(cepheid_engine::io::Item::Event(t, _)) = decoder.decode(payload) {
-                    span = Some(span.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
-                }
-            }
-        }
-        span
+        Runtime::with_source(config, engine, source, Some(sink), said).map_err(failed)
     }
 }
 

@@ -141,11 +141,10 @@ fn same(value: &Value, want: &Json) -> bool {
 
 /// Runs `why` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
-    if args.events.is_kafka_range() {
-        say!("error: why reads the events from a file, not a Kafka range (not yet)");
-        return EXIT_USAGE;
-    }
-    if let Err(status) = args.events.check("why reads the events from a file") {
+    if let Err(status) = args
+        .events
+        .check("why reads the events from a file or a Kafka range")
+    {
         return status;
     }
     if args.events.workers() {
@@ -209,6 +208,14 @@ fn traced(
     if let Some(n) = args.max_live_runs {
         config.max_live_runs = n;
     }
+    // A Kafka range: opened now (fixed as offsets by `check`), event time
+    // per partition as `cepheid run` reads a topic.
+    #[cfg(feature = "kafka")]
+    let kafka = args.events.open_range()?;
+    #[cfg(feature = "kafka")]
+    if kafka.is_some() {
+        config.split_watermarks = true;
+    }
     let mut engine = config.engine();
     if let Err(e) = engine.add(rules) {
         say!("error: {e}");
@@ -232,12 +239,18 @@ fn traced(
         engine.fields().clone(),
     );
     let mut why = engine.why(filter);
+    let mut out = Discard;
+    #[cfg(feature = "kafka")]
+    if let Some(source) = kafka {
+        read_range(source, &config, decoder, &mut why)?;
+        why.finish(&mut out);
+        return Ok(why.trace());
+    }
     let path = args.events.path();
     let file = std::fs::File::open(path).map_err(|e| {
         say!("error: cannot read {}: {e}", path.display());
         EXIT_IO
     })?;
-    let mut out = Discard;
     let origin = path.display().to_string();
     let mut items = Items::new(origin.as_str(), std::io::BufReader::new(file), decoder);
     while let Some((line, item)) = items.next_with(read_line) {
@@ -259,6 +272,72 @@ fn traced(
     }
     why.finish(&mut out);
     Ok(why.trace())
+}
+
+/// The records of a Kafka range to `why`, as `cepheid run` reads a topic
+/// on one engine: each decoded by the engine's decoder; event time per
+/// partition, the least of the partitions' watermarks (each its largest
+/// time less `--max-delay` and 1 ms), moved as the run's reader moves it
+/// (`SplitWatermarks`); control records (`$rules`, `$list`), empty
+/// records and records that are not events said and left out, as lines of
+/// a file are.
+#[cfg(feature = "kafka")]
+fn read_range(
+    mut source: cepheid_kafka::KafkaSource,
+    config: &cepheid_runtime::Config,
+    mut decoder: Decoder,
+    why: &mut cepheid_engine::engine::why::Why<Record>,
+) -> Result<(), u8> {
+    use std::time::Instant;
+    let max_delay = i64::try_from(config.max_delay.as_millis()).unwrap_or(i64::MAX);
+    let mut splits =
+        cepheid_runtime::SplitWatermarks::new(source.splits().len(), config.idle_timeout);
+    let mut out = Discard;
+    let mut batch = Vec::new();
+    while !source.at_end() {
+        batch.clear();
+        let read = source.read(&mut batch, std::time::Duration::from_millis(100));
+        if let Err(e) = read {
+            say!("error: {}", crate::run::in_flags(&e.to_string()));
+            return Err(crate::run::kafka::status_of(&e));
+        }
+        for record in &batch {
+            let place = || {
+                let (topic, partition) = (&record.topic, record.partition);
+                format!(
+                    "kafka:{topic} partition {partition} offset {}",
+                    record.offset
+                )
+            };
+            let Some(payload) = record.payload.as_deref().filter(|p| !p.is_empty()) else {
+                say!(
+                    "cepheid: {}: an empty record (a tombstone, or an empty value); the record is left out",
+                    place()
+                );
+                continue;
+            };
+            match read_line(&mut decoder, payload) {
+                Ok(Some(Item::Event(ts, event))) => {
+                    why.push(ts, event, &mut out);
+                    let t = ts.checked_sub(max_delay).and_then(|t| t.checked_sub(1));
+                    if let Some(t) = t {
+                        splits.update(record.split, t, Instant::now());
+                    }
+                    if let Some(t) = splits.advance(Instant::now()) {
+                        why.watermark(t, &mut out);
+                    }
+                }
+                Ok(Some(Item::Watermark(t))) => why.watermark(t, &mut out),
+                Ok(Some(Item::Skip)) => {}
+                Ok(None) => say!(
+                    "cepheid: {}: a control record (`$rules`, `$list`): why does not apply it; the record is left out",
+                    place()
+                ),
+                Err(e) => say!("cepheid: {}: {e}; the record is left out", place()),
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A line as an item (`None`: a control record that changes rules or

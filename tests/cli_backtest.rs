@@ -159,3 +159,64 @@ fn a_backtest_counts_what_was_counted_by_hand_and_labels_by_their_tolerance() {
     );
     assert!(stderr.contains("labels.jsonl:4: not a label"), "{stderr}");
 }
+
+/// A `shadow` pattern's records are its alerts as any pattern's: a shadow
+/// twin of each rule has the figures of the rule (one engine and, with the
+/// feature, two workers), and `diff` lists the twins' records as those of
+/// the patterns added.
+#[test]
+fn a_shadow_patterns_alerts_are_counted_as_any_patterns() {
+    let dir = scratch("backtest-shadow");
+    let twins = RULES
+        .replace(
+            "pattern three_fails {",
+            "pattern three_fails_shadow {\n    shadow",
+        )
+        .replace(
+            "pattern fail_then_ok {",
+            "pattern fail_then_ok_shadow {\n    shadow",
+        );
+    fs::write(dir.join("r.cep"), format!("{RULES}\n{twins}")).unwrap();
+    fs::write(dir.join("old.cep"), RULES).unwrap();
+    fs::write(dir.join("e.jsonl"), EVENTS).unwrap();
+    let mut layouts = vec![vec![]];
+    if cfg!(feature = "workers") {
+        layouts.push(vec!["--workers", "2"]);
+    }
+    for layout in layouts {
+        let report = backtest(&dir, &layout);
+        for pattern in ["three_fails", "fail_then_ok"] {
+            let live = figures(&report, pattern);
+            let shadow = figures(&report, &format!("{pattern}_shadow"));
+            assert!(live["alerts"].as_u64().unwrap() > 0, "{layout:?}: {live}");
+            for field in ["alerts", "keys", "timeouts", "delay_ms", "per_day"] {
+                assert_eq!(shadow[field], live[field], "{layout:?} {pattern} {field}");
+            }
+        }
+    }
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["diff", "old.cep", "r.cep", "--events", "e.jsonl", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let diff: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let added: Vec<(&str, u64)> = (diff["patterns"].as_array().unwrap().iter())
+        .map(|p| {
+            (
+                p["pattern"].as_str().unwrap(),
+                p["new_only"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        added,
+        // (records: `fail_then_ok`'s 3 matches and 5 timeouts)
+        [("three_fails_shadow", 2), ("fail_then_ok_shadow", 8)],
+        "{diff}"
+    );
+}

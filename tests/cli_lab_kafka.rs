@@ -1,8 +1,8 @@
 //! The rule lab over a range of a Kafka topic (`--events kafka://...` with
 //! `--kafka-start` and `--kafka-until` by offsets or times,
-//! docs/rule-lab.md), on the real broker: `backtest` and `diff` over a
-//! one-partition range give what they give over a file of the same
-//! records, and `cepheid run` over the range gives that file's run, to
+//! docs/rule-lab.md), on the real broker: `backtest`, `diff` and `why`
+//! over a one-partition range give what they give over a file of the
+//! same records, and `cepheid run` over the range gives that file's run, to
 //! the record. Ranges that do not fit the topic are refused, said.
 
 use crate::common::crash::{self, PATTERNS};
@@ -58,6 +58,19 @@ fn diff(dir: &Path, events: &[&str]) -> serde_json::Value {
     args.extend_from_slice(events);
     let out = cepheid_in(dir, &args);
     serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["patterns"].clone()
+}
+
+/// The value of `field` that most of `lines` (events) hold.
+fn busiest(lines: &[String], field: &str) -> String {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for line in lines {
+        let event = serde_json::from_str::<serde_json::Value>(line).unwrap_or_default();
+        if let Some(value) = event[field].as_str() {
+            *counts.entry(value.to_string()).or_default() += 1;
+        }
+    }
+    let most = counts.iter().max_by_key(|(_, n)| **n).expect("events");
+    most.0.clone()
 }
 
 #[test]
@@ -135,6 +148,24 @@ fn the_lab_over_a_kafka_range_gives_what_it_gives_over_a_file_of_its_records() {
         assert_eq!(changed["pattern"], "unpaid");
         let differ = changed["old_only"].as_u64().unwrap() + changed["new_only"].as_u64().unwrap();
         assert!(differ > 0, "{changed}");
+
+        // `why` over the range: the file's text (but for the events' name
+        // in its first line), for the busiest order and user, each with
+        // late events.
+        let why = |key: &str, events: &[&str]| {
+            let mut args = vec!["why", "rules.cep", key, "--max-delay", "2s"];
+            args.extend_from_slice(events);
+            String::from_utf8(cepheid_in(&dir, &args).stdout).unwrap()
+        };
+        for key in [busiest(slice, "order"), busiest(slice, "user")] {
+            let file = why(&key, &["--events", "slice.jsonl"]);
+            assert!(file.contains("partial match"), "{key}: {file}");
+            // (some of its events late: event time moved as the run moves it)
+            assert!(!file.contains(", 0 late;"), "{key}: {file}");
+            let named = file.replacen(" over slice.jsonl;", &format!(" over {url};"), 1);
+            assert_ne!(named, file);
+            assert_eq!(why(&key, &kafka), named, "{key} {range:?}");
+        }
     }
 
     // On two workers, the same figures.

@@ -206,21 +206,24 @@ fn data<'a>(report: &'a Report, raised: &[Raised]) -> Option<Data<'a>> {
 pub(super) struct FirstAlerts(std::collections::HashMap<String, Vec<String>>);
 
 impl FirstAlerts {
-    /// `line`, an alert of `pattern`, kept if one of its first.
-    pub(super) fn offer(&mut self, pattern: &str, line: &str, no_events: bool) {
-        if self
-            .0
-            .get(pattern)
-            .is_some_and(|kept| kept.len() >= FIRST_ALERTS)
-        {
-            return;
+    /// `line`, an alert of `pattern`, kept if one of its first. Are all
+    /// of the pattern's first alerts kept now (none is wanted any more)?
+    pub(super) fn offer(&mut self, pattern: &str, line: &str, no_events: bool) -> bool {
+        let kept = self.0.get(pattern).map_or(0, Vec::len);
+        if kept >= FIRST_ALERTS {
+            return true;
         }
         let shown = match no_events {
             true => crate::lab::without_events(line),
             false => Some(line.to_string()),
         };
-        if let Some(shown) = shown {
-            self.0.entry(pattern.to_string()).or_default().push(shown);
+        match shown {
+            Some(shown) => {
+                let kept = self.0.entry(pattern.to_string()).or_default();
+                kept.push(shown);
+                kept.len() >= FIRST_ALERTS
+            }
+            None => false,
         }
     }
 }

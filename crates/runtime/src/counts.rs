@@ -61,6 +61,11 @@ pub struct Counts {
     pub patterns: Vec<PatternStats>,
     /// What the readers saw of the patterns' fields.
     pub fields: Option<FieldsSeen>,
+    /// The least and the largest event time of the events read (late ones
+    /// included; `None`: none read, or processing time). Always written
+    /// when the counts cross processes (their format has no field names:
+    /// no field may be left out there).
+    pub event_time: Option<(i64, i64)>,
 }
 
 /// The malformed line that stopped a part of the input with
@@ -117,6 +122,7 @@ impl Counts {
         if self.strict_stop.is_none() {
             self.strict_stop.clone_from(&other.strict_stop);
         }
+        self.event_time = widen_span(self.event_time, other.event_time);
         add_patterns(&mut self.patterns, &other.patterns);
         match (&mut self.fields, &other.fields) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
@@ -189,6 +195,42 @@ impl Counts {
             layout,
             end,
             uncounted: false,
+            event_time: self.event_time,
         }
+    }
+}
+
+/// The span of times covering both `a` and `b` (`None`: no time).
+pub(crate) fn widen_span(a: Option<(i64, i64)>, b: Option<(i64, i64)>) -> Option<(i64, i64)> {
+    match (a, b) {
+        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts added up span the times of both (a worker that read no
+    /// event takes nothing from the span).
+    #[test]
+    fn added_counts_span_both_times() {
+        let mut all = Counts::default();
+        all.add(&Counts::default());
+        assert_eq!(all.event_time, None);
+        let of = |span| Counts {
+            event_time: span,
+            ..Counts::default()
+        };
+        all.add(&of(Some((5, 9))));
+        all.add(&of(None));
+        all.add(&of(Some((-3, 7))));
+        assert_eq!(all.event_time, Some((-3, 9)));
+        all.add(&of(Some((0, 12))));
+        assert_eq!(all.event_time, Some((-3, 12)));
+        let summary = all.summary((End::Input, true), Duration::ZERO, None);
+        assert_eq!(summary.event_time, Some((-3, 12)));
     }
 }

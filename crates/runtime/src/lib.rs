@@ -1089,6 +1089,13 @@ pub struct Summary {
     /// and `cepheid run` prints no summary). `false` on one engine.
     #[serde(skip)]
     pub uncounted: bool,
+    /// The least and the largest event time of the events this run read
+    /// (late ones included; a resumed run's, since its checkpoint), by
+    /// one engine or added up over a cluster's workers: the time the input
+    /// spans (`cepheid backtest`'s days). `None` when it read none, or
+    /// with [`Time::Processing`]. Not in the summary's line.
+    #[serde(skip)]
+    pub event_time: Option<(i64, i64)>,
 }
 
 /// The workers a run ran on, for its [`Summary`].

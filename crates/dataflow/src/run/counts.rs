@@ -4,6 +4,7 @@
 
 use super::*;
 use cepheid_runtime::{Counts, Strict};
+use std::sync::atomic::AtomicI64;
 
 /// What workers send to worker 0.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -17,7 +18,6 @@ pub(super) enum Chunk {
 
 /// What a worker's reader found besides events (shared with the reader
 /// thread of live input).
-#[derive(Default)]
 pub(super) struct ReadCounts {
     /// Events read by the live input's reader (a file's parts count
     /// theirs in [`PartItems::events`]).
@@ -36,9 +36,49 @@ pub(super) struct ReadCounts {
     /// source's rules stream read late.
     pub(super) reloads_refused: AtomicU64,
     pub(super) reloads_late: AtomicU64,
+    /// The least and the largest time of the events read
+    /// (`Counts::event_time`; `i64::MAX` and `i64::MIN` while none was).
+    pub(super) least_time: AtomicI64,
+    pub(super) largest_time: AtomicI64,
+}
+
+impl Default for ReadCounts {
+    fn default() -> ReadCounts {
+        ReadCounts {
+            events: AtomicU64::default(),
+            malformed: AtomicU64::default(),
+            read_error: Mutex::default(),
+            source_error: Mutex::default(),
+            strict_stop: Mutex::default(),
+            drops_overflow: AtomicBool::default(),
+            reloads_refused: AtomicU64::default(),
+            reloads_late: AtomicU64::default(),
+            least_time: AtomicI64::new(i64::MAX),
+            largest_time: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 impl ReadCounts {
+    /// An event of time `ts` was read. (Loads first: the span rarely
+    /// widens, and a load costs less than a read-modify-write.)
+    #[inline]
+    pub(super) fn event_at(&self, ts: Timestamp) {
+        if ts < self.least_time.load(Ordering::Relaxed) {
+            self.least_time.fetch_min(ts, Ordering::Relaxed);
+        }
+        if ts > self.largest_time.load(Ordering::Relaxed) {
+            self.largest_time.fetch_max(ts, Ordering::Relaxed);
+        }
+    }
+
+    /// The least and the largest time of the events read, if any was.
+    pub(super) fn event_time(&self) -> Option<(Timestamp, Timestamp)> {
+        let least = self.least_time.load(Ordering::Relaxed);
+        let largest = self.largest_time.load(Ordering::Relaxed);
+        (least <= largest).then_some((least, largest))
+    }
+
     pub(super) fn malformed_line(&self) {
         self.malformed.fetch_add(1, Ordering::Relaxed);
     }

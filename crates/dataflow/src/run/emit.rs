@@ -354,6 +354,7 @@ impl Collect<Record> for Emit {
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
             fields: (self.fields.as_ref()).and_then(|(fields, local)| fields.of_reader(*local)),
+            event_time: self.counts.event_time(),
             ..Counts::of_engine(stats, waiting)
         });
     }

@@ -362,7 +362,10 @@ pub(super) fn take(
     controls: &Option<Arc<Config>>,
 ) -> Taken {
     let item = match got {
-        Got::Event(ts, event) => SourceItem::Event { ts, offset, event },
+        Got::Event(ts, event) => {
+            counts.event_at(ts);
+            SourceItem::Event { ts, offset, event }
+        }
         Got::Watermark(t) => SourceItem::Watermark(t),
         // (a `Source`'s splits' least watermark)
         Got::SplitWatermark(t) => SourceItem::SplitWatermark(t),
@@ -695,6 +698,7 @@ impl Pull<Record> for PartItems {
             let offset = self.reader.place();
             if let Got::Event(ts, event) = got {
                 self.events.set(self.events.get() + 1);
+                self.counts.event_at(ts);
                 return Pulled::Item(SourceItem::Event { ts, offset, event });
             }
             match take(got, offset, &self.say, &self.counts, &self.controls) {

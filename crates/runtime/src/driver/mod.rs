@@ -730,6 +730,7 @@ impl Single {
             lag: Vec::new(),
             rules_waiting: None,
             history,
+            event_time: None,
         };
         if !was_resumed {
             session.first_record();
@@ -747,6 +748,7 @@ impl Single {
         };
         session.observe(true);
         let reloads = session.reloads;
+        let event_time = (session.event_time).filter(|_| config.time != Time::Processing);
         let drops = session.out.drops;
         let end = match result {
             Ok(None) => End::Input,
@@ -765,6 +767,7 @@ impl Single {
             reloads_late: reloads.late,
             punctuated: counters.punctuated,
             patterns: engine.pattern_stats(),
+            event_time,
             ..Counts::of_engine(&engine.stats(), engine.waiting_events())
         }
         .summary(ended, started.elapsed(), None)
@@ -1144,6 +1147,9 @@ struct Session<'a> {
     /// The latest audit records of changes of rules (kept in the
     /// checkpoints, shown to an observer).
     history: crate::audit::History,
+    /// The least and the largest time of the events given to the engine
+    /// ([`Summary::event_time`]; not kept in checkpoints).
+    event_time: Option<(Timestamp, Timestamp)>,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern

@@ -447,6 +447,10 @@ impl Session<'_> {
                     }
                     self.keys
                         .check(&record, policy.origin(), line_no, &mut *self.out.report);
+                    self.event_time = Some(match self.event_time {
+                        Some((least, largest)) => (least.min(ts), largest.max(ts)),
+                        None => (ts, ts),
+                    });
                     timing.push(ts, wall_ms, record, self.engine, &mut self.out);
                     self.check_output()?;
                     continue;
