@@ -875,6 +875,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         std::mem::swap(due, sorted);
     }
 
+    /// The time of the earliest deadline, if any.
+    pub(super) fn next_deadline(&mut self) -> Option<Timestamp> {
+        if !self.due.is_empty() {
+            return Some(self.firing);
+        }
+        self.peek_key(Timestamp::MAX).map(|(t, _, _)| t)
+    }
+
     /// The earliest valid entry of the deadline index at or before `until`.
     #[inline]
     fn peek_key(&mut self, until: Timestamp) -> Option<Entry> {

@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use crate::engine::front::Engine;
 use crate::engine::memory::{Change, MemoryStats};
-use crate::lookup::ListId;
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
+use crate::lookup::ListId;
 use crate::lookup::{Declarations, Lookup, WriteOp};
 use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};

@@ -325,13 +325,15 @@ impl Memory {
             })
             .collect();
         for changes in self.writes.values_mut() {
-            changes.retain_mut(|c| match renumber.get(c.list.0 as usize).copied().flatten() {
-                Some(list) => {
-                    c.list = list;
-                    true
-                }
-                None => false,
-            });
+            changes.retain_mut(
+                |c| match renumber.get(c.list.0 as usize).copied().flatten() {
+                    Some(list) => {
+                        c.list = list;
+                        true
+                    }
+                    None => false,
+                },
+            );
         }
         self.writes.retain(|_, changes| !changes.is_empty());
         self.decls = decls.clone();
@@ -647,9 +649,9 @@ impl Memory {
 
     /// When an add's entry expires, applied now.
     fn expires(&self, change: &Change) -> Timestamp {
-        let lifetime = change.lifetime.or_else(|| {
-            (self.decls.lists.get(change.list.0 as usize)).and_then(|l| l.expiry)
-        });
+        let lifetime = change
+            .lifetime
+            .or_else(|| (self.decls.lists.get(change.list.0 as usize)).and_then(|l| l.expiry));
         let from = change.from.unwrap_or(self.now);
         change
             .until
@@ -725,7 +727,6 @@ impl Memory {
         let writes = self.writes.keys().next_back().copied();
         changes.max(writes)
     }
-
 
     /// Takes the entries of every indicator the engine keeps out of it
     /// (their windows left empty): each one's name with its entries as

@@ -275,7 +275,14 @@ fn writes_of_one_time_apply_in_one_order_whatever_the_order_of_patterns() {
         (4, 20, "drop", "e"),
         (5, 20, "short", "e"),
     ];
-    let probes = [(6, 21, "d"), (7, 21, "e"), (8, 35, "d"), (9, 45, "e"), (10, 59, "d"), (11, 60, "d")];
+    let probes = [
+        (6, 21, "d"),
+        (7, 21, "e"),
+        (8, 35, "d"),
+        (9, 45, "e"),
+        (10, 59, "d"),
+        (11, 60, "d"),
+    ];
     let run = |order: &[usize], reversed: bool| {
         let text = std::iter::once("list l".to_string())
             .chain(order.iter().map(|&i| rules[i].to_string()))
@@ -291,7 +298,11 @@ fn writes_of_one_time_apply_in_one_order_whatever_the_order_of_patterns() {
         let lines = batch
             .iter()
             .map(|&(id, ts, kind, device)| (id, ts, kind, device))
-            .chain(probes.iter().map(|&(id, ts, device)| (id, ts, "probe", device)));
+            .chain(
+                probes
+                    .iter()
+                    .map(|&(id, ts, device)| (id, ts, "probe", device)),
+            );
         for (id, ts, kind, device) in lines {
             push(
                 &mut e,
