@@ -94,6 +94,9 @@ mod cli_why;
 #[path = "../cli_workers.rs"]
 mod cli_workers;
 #[cfg(feature = "workers")]
+#[path = "../cli_workers_writes.rs"]
+mod cli_workers_writes;
+#[cfg(feature = "workers")]
 #[path = "../cli_workers_checkpoint.rs"]
 mod cli_workers_checkpoint;
 #[cfg(feature = "workers")]
