@@ -155,9 +155,13 @@ fn rules_writing_lists_give_one_engine_s_records_on_workers_and_processes() {
     let expected = sorted(&dir, "out_one.jsonl");
     for workers in ["1", "2", "3"] {
         let name = format!("w{workers}");
-        let out = run(&dir, &name, &["--workers", workers, "--chunk-bytes", "16384"])
-            .output()
-            .unwrap();
+        let out = run(
+            &dir,
+            &name,
+            &["--workers", workers, "--chunk-bytes", "16384"],
+        )
+        .output()
+        .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(
             sorted(&dir, &format!("out_{name}.jsonl")) == expected,
@@ -250,7 +254,12 @@ fn rules_writing_lists_on_workers_killed_after_cuts_end_as_one_engine() {
         "--checkpoint-every",
         "20ms",
     ];
-    let (kills, last) = killed_after_cuts(|| run(&dir, "killed", &resumable), &dir.join("ckpt"), 4, 0x40);
+    let (kills, last) = killed_after_cuts(
+        || run(&dir, "killed", &resumable),
+        &dir.join("ckpt"),
+        4,
+        0x40,
+    );
     assert!(last.status.success(), "{}", stderr(&last));
     assert!(kills > 0, "never killed");
     assert!(

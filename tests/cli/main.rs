@@ -94,9 +94,6 @@ mod cli_why;
 #[path = "../cli_workers.rs"]
 mod cli_workers;
 #[cfg(feature = "workers")]
-#[path = "../cli_workers_writes.rs"]
-mod cli_workers_writes;
-#[cfg(feature = "workers")]
 #[path = "../cli_workers_checkpoint.rs"]
 mod cli_workers_checkpoint;
 #[cfg(feature = "workers")]
@@ -111,6 +108,9 @@ mod cli_workers_rescale;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers_rules.rs"]
 mod cli_workers_rules;
+#[cfg(feature = "workers")]
+#[path = "../cli_workers_writes.rs"]
+mod cli_workers_writes;
 #[path = "../conformance_cli.rs"]
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]

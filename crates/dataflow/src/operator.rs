@@ -7,10 +7,12 @@ use std::collections::{BinaryHeap, VecDeque};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::generic::{Operator, OutputBuilder};
+use timely::dataflow::operators::generic::{Operator, OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::{ConnectLoop, Feedback};
 use timely::dataflow::Stream;
+use timely::progress::frontier::MutableAntichain;
 use timely::progress::Antichain;
 use timely::ExchangeData;
 
@@ -315,106 +317,14 @@ where
             // Every write to be made at or before `t` is known when
             // the loop's frontier is past `t` (`None`: none will come).
             let writes_known = frontiers[1].frontier().first().copied();
-            let horizon = 'step: {
-                let Some(cap) = capability.as_mut() else {
-                    break 'step None;
-                };
-                let mut give = |items: &mut Vec<S::Item>| {
-                    output.session(&*cap).give_container(items);
-                };
-                // A change at the frontier (a reload while the input is
-                // quiet): made now, every event below it released.
-                if worker.changes.due(worker.released) {
-                    worker.apply_reached(&mut sink);
-                    worker.emit(&mut sink, &mut give);
-                }
-                let at = frontiers[0].frontier().first().copied();
-                if let Some(cut) = &worker.cut {
-                    cut.frontier_is(at);
-                }
-                if let Some(e) = worker.cut_due(at, *cap.time(), writes_known) {
-                    // The cut: what was made below `e` goes out below it
-                    // (the engines at `e - 1`, or at a quiet source's clock).
-                    worker.advance(e, &mut sink);
-                    worker.emit(&mut sink, &mut |items| {
-                        output.session(&*cap).give_container(items);
-                    });
-                    cap.downgrade(&e);
-                    worker.take_cut(e);
-                }
-                // Not past a stopped source's clock (see `Worker::stopped_at`).
-                let at = at.map(|f| worker.stopped_at().map_or(f, |limit| f.min(limit)));
-                match at {
-                    Some(f) => {
-                        // (not past the writes known either)
-                        let bound = writes_known.map_or(f, |w| f.min(w));
-                        // (the engines not past a quiet source's clock,
-                        // `SourceClock`; what they make goes out at `f`)
-                        if worker.advance(bound, &mut sink) {
-                            worker.emit(&mut sink, &mut |items| {
-                                output.session(&*cap).give_container(items);
-                            });
-                        }
-                        if bound > *cap.time() {
-                            cap.downgrade(&bound);
-                        }
-                        // (events may still come from a quiet source's
-                        // clock on: no write is promised before it)
-                        Some(worker.clocks.limit(f, worker.taken))
-                    }
-                    None => {
-                        // (the input ended: with writes, the engines go
-                        // to its end as the writes known let them: first
-                        // to a cut before the end, then to the end)
-                        // (first to a cut before the end, if one is to
-                        // be taken, which is taken there; then to the end)
-                        let mut point = worker.end_cut_point();
-                        for last in [false, true] {
-                            while let Some((bound, end)) =
-                                worker.end_steps(writes_known, carries, point)
-                            {
-                                if bound <= worker.released {
-                                    // (waits for other workers' writes)
-                                    break 'step Some(end);
-                                }
-                                if worker.advance_to(bound, &mut sink) {
-                                    worker.emit(&mut sink, &mut |items| {
-                                        output.session(&*cap).give_container(items);
-                                    });
-                                }
-                                if bound > *cap.time() {
-                                    cap.downgrade(&bound);
-                                }
-                            }
-                            if last {
-                                break;
-                            }
-                            point = None;
-                            // (a file's end: a cut before the end moves
-                            // event time on; what the end makes goes out
-                            // after it)
-                            if worker.before_end() {
-                                worker.take_end_cut(&mut sink, &mut |items| {
-                                    output.session(&*cap).give_container(items);
-                                });
-                                cap.downgrade(&Timestamp::MAX);
-                            }
-                        }
-                        worker.finish(&mut sink);
-                        if let Due::Now { state_bytes } = sink.numbers_due(true) {
-                            sink.numbers(worker.numbers(state_bytes), true);
-                        }
-                        worker.emit(&mut sink, &mut |items| {
-                            output.session(&*cap).give_container(items);
-                        });
-                        // Before the capability goes: downstream, an
-                        // empty frontier says every worker saved it.
-                        worker.take_last_cut();
-                        capability = None;
-                        break 'step None;
-                    }
-                }
-            };
+            let horizon = step(
+                &mut worker,
+                &mut sink,
+                &mut capability,
+                &mut output,
+                (&frontiers[0], writes_known),
+                carries,
+            );
             // The writes made now go to every worker, stamped at most
             // their step's time; the capability then promises none
             // before the worker's next step (an event stashed, a
@@ -455,6 +365,119 @@ where
         }
     });
     records
+}
+
+/// One activation's work of the `Cep` operator on its events (the writes
+/// received were made already): changes due, a cut, the engines moved to
+/// the frontier as the writes known let them, or the input's end. The
+/// frontier up to which the worker promises no write before its next
+/// step (`None`: it finished).
+fn step<E, S>(
+    worker: &mut Worker<E>,
+    sink: &mut S,
+    capability: &mut Option<Capability<Timestamp>>,
+    output: &mut OutputBuilderSession<'_, Timestamp, CapacityContainerBuilder<Vec<S::Item>>>,
+    (frontier, writes_known): (&MutableAntichain<Timestamp>, Option<Timestamp>),
+    carries: bool,
+) -> Option<Timestamp>
+where
+    E: Event + Clone + ExchangeData,
+    S: Collect<E> + 'static,
+{
+    let cap = capability.as_mut()?;
+    let mut give = |items: &mut Vec<S::Item>| {
+        output.session(&*cap).give_container(items);
+    };
+    // A change at the frontier (a reload while the input is
+    // quiet): made now, every event below it released.
+    if worker.changes.due(worker.released) {
+        worker.apply_reached(sink);
+        worker.emit(sink, &mut give);
+    }
+    let at = frontier.frontier().first().copied();
+    if let Some(cut) = &worker.cut {
+        cut.frontier_is(at);
+    }
+    if let Some(e) = worker.cut_due(at, *cap.time(), writes_known) {
+        // The cut: what was made below `e` goes out below it
+        // (the engines at `e - 1`, or at a quiet source's clock).
+        worker.advance(e, sink);
+        worker.emit(sink, &mut |items| {
+            output.session(&*cap).give_container(items);
+        });
+        cap.downgrade(&e);
+        worker.take_cut(e);
+    }
+    // Not past a stopped source's clock (see `Worker::stopped_at`).
+    let at = at.map(|f| worker.stopped_at().map_or(f, |limit| f.min(limit)));
+    match at {
+        Some(f) => {
+            // (not past the writes known either)
+            let bound = writes_known.map_or(f, |w| f.min(w));
+            // (the engines not past a quiet source's clock,
+            // `SourceClock`; what they make goes out at `f`)
+            if worker.advance(bound, sink) {
+                worker.emit(sink, &mut |items| {
+                    output.session(&*cap).give_container(items);
+                });
+            }
+            if bound > *cap.time() {
+                cap.downgrade(&bound);
+            }
+            // (events may still come from a quiet source's
+            // clock on: no write is promised before it)
+            Some(worker.clocks.limit(f, worker.taken))
+        }
+        None => {
+            // (the input ended: with writes, the engines go
+            // to its end as the writes known let them: first
+            // to a cut before the end, then to the end)
+            // (first to a cut before the end, if one is to
+            // be taken, which is taken there; then to the end)
+            let mut point = worker.end_cut_point();
+            for last in [false, true] {
+                while let Some((bound, end)) = worker.end_steps(writes_known, carries, point) {
+                    if bound <= worker.released {
+                        // (waits for other workers' writes)
+                        return Some(end);
+                    }
+                    if worker.advance_to(bound, sink) {
+                        worker.emit(sink, &mut |items| {
+                            output.session(&*cap).give_container(items);
+                        });
+                    }
+                    if bound > *cap.time() {
+                        cap.downgrade(&bound);
+                    }
+                }
+                if last {
+                    break;
+                }
+                point = None;
+                // (a file's end: a cut before the end moves
+                // event time on; what the end makes goes out
+                // after it)
+                if worker.before_end() {
+                    worker.take_end_cut(sink, &mut |items| {
+                        output.session(&*cap).give_container(items);
+                    });
+                    cap.downgrade(&Timestamp::MAX);
+                }
+            }
+            worker.finish(sink);
+            if let Due::Now { state_bytes } = sink.numbers_due(true) {
+                sink.numbers(worker.numbers(state_bytes), true);
+            }
+            worker.emit(sink, &mut |items| {
+                output.session(&*cap).give_container(items);
+            });
+            // Before the capability goes: downstream, an
+            // empty frontier says every worker saved it.
+            worker.take_last_cut();
+            *capability = None;
+            None
+        }
+    }
 }
 
 /// The routing of a plan whose rules do not change: each event goes to

@@ -324,8 +324,8 @@ pub struct ListWrite {
 }
 
 impl ListWrite {
-    /// The event time it applies at: the time of the step that made it
-    /// + 1.
+    /// The event time it applies at: the millisecond after the step
+    /// that made it.
     pub fn at(&self) -> Timestamp {
         self.at
     }

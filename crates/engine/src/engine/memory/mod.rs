@@ -172,9 +172,9 @@ pub(crate) struct Memory {
     /// arrival).
     scheduled: BTreeMap<(Timestamp, u64), Change>,
     arrivals: u64,
-    /// `then` writes of rules waiting for their time (their step's time
-    /// + 1), by that time: applied before the library's changes of the
-    /// same time, in [`write_order`].
+    /// `then` writes of rules waiting for their time (the time after
+    /// their step's), by that time: applied before the library's changes
+    /// of the same time, in the order of [`WriteKey`].
     writes: BTreeMap<Timestamp, Vec<Change>>,
     accumulators: Accumulators,
     pub(crate) stats: MemoryStats,
@@ -442,7 +442,7 @@ impl Memory {
 
     /// Event time reaches `t` (before its deadlines and events): list
     /// changes scheduled at or before `t` are applied, by time; of one
-    /// time, the `then` writes of rules first (in [`write_order`]), then
+    /// time, the `then` writes of rules first (in [`WriteKey`]), then
     /// the library's changes in the order made; entries that expired and
     /// window entries at or before `t - W` leave.
     #[inline]
@@ -454,7 +454,7 @@ impl Memory {
             let write = self.writes.first_key_value().map(|(&at, _)| at);
             let change = self.scheduled.first_key_value().map(|(&(at, _), _)| at);
             match (write, change) {
-                (Some(w), c) if w <= t && c.is_none_or(|c| w <= c) => {
+                (Some(w), c) if w <= t && c.map_or(true, |c| w <= c) => {
                     let Some((at, mut changes)) = self.writes.pop_first() else {
                         break;
                     };
@@ -608,7 +608,7 @@ impl Memory {
         self.writes.entry(at).or_default().push(change);
     }
 
-    /// Puts the writes of one time in their order ([`write_order`]).
+    /// Puts the writes of one time in their order ([`WriteKey`]).
     fn sort_writes(&self, changes: &mut [Change]) {
         if changes.len() < 2 {
             return;
@@ -631,7 +631,7 @@ impl Memory {
         }
     }
 
-    /// The key of [`write_order`].
+    /// The key of [`WriteKey`].
     fn write_key(&self, c: &Change) -> WriteKey {
         let entry = (self.lists.get(c.list.0 as usize)).and_then(|l| l.encode((&c.value).into()));
         let expires = match c.op {
@@ -902,7 +902,7 @@ impl Memory {
         out
     }
 
-    /// `changes`, writes of one time, in [`write_order`].
+    /// `changes`, writes of one time, in [`WriteKey`].
     fn sorted(&self, changes: &[Change]) -> Vec<Change> {
         let mut changes = changes.to_vec();
         self.sort_writes(&mut changes);
