@@ -1019,3 +1019,95 @@ fn the_limit_of_entries_counts_each_indicator_an_event_enters() {
         (3, 2, 3)
     );
 }
+
+/// An engine that hands its writes out (a dataflow worker's) and another
+/// that makes them (`make_list_writes`) see the list as one engine that
+/// makes its own does: from the step's time + 1, writes of one time in one
+/// order whatever order they are made in; a write taken and not made is
+/// nowhere.
+#[test]
+fn writes_handed_out_and_made_elsewhere_are_seen_at_one_engine_s_point() {
+    let text = r#"
+        list blocked for 40ms
+        pattern block { partition by k match a where a: kind == "block" then add a.d to blocked }
+        pattern clear { partition by k match a where a: kind == "clear" then remove a.d from blocked }
+        pattern hit { match a where a: kind == "probe" and d in blocked }
+    "#;
+    let writes = [
+        (1, 10, "block", "x"),
+        (2, 10, "clear", "x"),
+        (3, 30, "block", "y"),
+    ];
+    let probes = [
+        (4, 10, "x"),
+        (5, 11, "x"),
+        (6, 30, "y"),
+        (7, 31, "y"),
+        (8, 49, "x"),
+        (9, 50, "x"),
+        (11, 69, "y"),
+        (12, 70, "y"),
+    ];
+    let line = |id: i32, ts: i32, kind: &str, d: &str| {
+        format!(r#"{{"id": {id}, "ts": {ts}, "kind": "{kind}", "k": "{d}", "d": "{d}"}}"#)
+    };
+    // One engine.
+    let mut one = engine(text, 0);
+    let mut all: Vec<(i32, i32, &str, &str)> = writes.to_vec();
+    all.extend(probes.iter().map(|&(id, ts, d)| (id, ts, "probe", d)));
+    all.sort_by_key(|&(id, ts, _, _)| (ts, id));
+    let mut out = Vec::new();
+    for &(id, ts, kind, d) in &all {
+        push(&mut one, &line(id, ts, kind, d), &mut out);
+    }
+    one.finish(&mut out);
+    let expected: Vec<i64> = hits(&out)
+        .into_iter()
+        .filter(|(p, _)| p == "hit")
+        .map(|(_, id)| id)
+        .collect();
+    // (x: added and removed at 10, the add wins: seen in [11, 50); y:
+    // seen in [31, 70))
+    assert_eq!(expected, vec![5, 7, 8, 11]);
+    // A writer that hands its writes out and a reader that makes them
+    // (the writes of one time given in reverse), moved together.
+    let mut writer = engine(text, 0);
+    writer.hand_out_list_writes();
+    let mut reader = engine(text, 0);
+    let (mut wout, mut rout) = (Vec::new(), Vec::new());
+    let mut times: Vec<i32> = all.iter().map(|&(_, ts, _, _)| ts).collect();
+    times.dedup();
+    let mut handed = Vec::new();
+    for t in times {
+        for &(id, ts, kind, d) in all.iter().filter(|e| e.1 == t) {
+            let to = if kind == "probe" {
+                &mut reader
+            } else {
+                &mut writer
+            };
+            let out = if kind == "probe" {
+                &mut rout
+            } else {
+                &mut wout
+            };
+            push(to, &line(id, ts, kind, d), out);
+        }
+        writer.watermark(i64::from(t), &mut wout);
+        reader.watermark(i64::from(t), &mut rout);
+        let mut taken = Vec::new();
+        writer.take_list_writes(&mut taken);
+        assert!(taken.iter().all(|w| w.at() == i64::from(t) + 1));
+        taken.reverse();
+        reader.make_list_writes(&taken);
+        handed.extend(taken);
+    }
+    reader.finish(&mut rout);
+    let got: Vec<i64> = hits(&rout).into_iter().map(|(_, id)| id).collect();
+    assert_eq!(got, expected);
+    assert_eq!(handed.len(), 3);
+    // (the writer made none of its own)
+    assert_eq!(
+        writer.list_contains("blocked", (&Value::from("y")).into()),
+        Some(false)
+    );
+}
