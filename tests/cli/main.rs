@@ -110,6 +110,9 @@ mod cli_workers_rescale;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers_rules.rs"]
 mod cli_workers_rules;
+#[cfg(feature = "workers")]
+#[path = "../cli_workers_writes.rs"]
+mod cli_workers_writes;
 #[path = "../conformance_cli.rs"]
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]

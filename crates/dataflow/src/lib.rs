@@ -584,6 +584,16 @@ impl<E: Event + 'static> Default for Plan<E> {
 }
 
 impl<E: Event + 'static> Plan<E> {
+    /// Does a pattern of the plan write to a list (`then add`, `then
+    /// remove`)? Then [`cep`] carries each write to every worker's
+    /// engines, to be made at its time (the step's + 1), and each worker
+    /// releases the events of a time only once every write made before
+    /// it is known (a loop of the dataflow): `docs/semantics.md`, "Writes
+    /// by rules".
+    pub fn writes(&self) -> bool {
+        self.patterns.iter().any(|p| !p.writes.is_empty())
+    }
+
     /// A plan without patterns.
     pub fn new() -> Plan<E> {
         let check = Engine::<E>::new();
@@ -605,9 +615,11 @@ impl<E: Event + 'static> Plan<E> {
     /// pattern then reads.)
     ///
     /// A pattern the workers cannot run as one engine does is refused
-    /// (`ErrorKind::Pattern`): one that writes to a list, or reads a
-    /// rolling indicator for groups its `partition by` does not fix
-    /// (`docs/lists.md`, "On workers").
+    /// (`ErrorKind::Pattern`): one that reads a rolling indicator for
+    /// groups its `partition by` does not fix (`docs/lists.md`, "On
+    /// workers"). A pattern that writes to a list is taken: its writes
+    /// reach every worker's engines at the same point of event time
+    /// ([`Plan::writes`]).
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
         let (before, limits) = (self.patterns.len(), self.limits());
         let engine = self.check.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -993,6 +1005,7 @@ mod tests {
             "pattern c { partition by user, ip match x where x: by_user_ip(ip, user) > 1 }",
             "pattern d { match x where x: by_device(device) > 1 and by_user(user) > 1 }",
             "pattern e { partition by user match x where x: ip in seen }",
+            "pattern w { partition by user match x where x: n == 1 then add x.ip to seen }",
         ];
         let refused = [
             (
@@ -1014,10 +1027,6 @@ mod tests {
             (
                 "pattern f { partition by user match x select n = by_device(x.device) }",
                 "reads indicator `by_device`",
-            ),
-            (
-                "pattern f { partition by user match x where x: n == 1 then add x.ip to seen }",
-                "writes to list `seen`",
             ),
         ];
         for text in taken {
@@ -1051,7 +1060,7 @@ mod tests {
         )))
         .unwrap();
         let layout = route::Layout::of_plan(&plan, &route::groups(&plan));
-        let next = |text: &str| layout.next(rules(&format!("{decls}{text}")).patterns());
+        let next = |text: &str| layout.next(rules(&format!("{decls}{text}")).patterns(), false);
         // In the group of `a`: taken.
         next(
             "pattern a { partition by user match x where x: n == 1 }\n\
@@ -1075,7 +1084,10 @@ mod tests {
         // A group out of force before the change: refused too.
         let out = next("pattern c { partition by ip match x where x: n == 1 }").unwrap();
         let out = out
-            .next(rules("pattern a { partition by user match x where x: n == 1 }").patterns())
+            .next(
+                rules("pattern a { partition by user match x where x: n == 1 }").patterns(),
+                false,
+            )
             .unwrap();
         let e = out
             .next(
@@ -1083,9 +1095,19 @@ mod tests {
                     "{decls}pattern c {{ partition by ip match x where x: by_ip(ip) > 1 }}"
                 ))
                 .patterns(),
+                false,
             )
             .unwrap_err();
         assert!(e.contains("pattern `c` reads indicators in a group"), "{e}");
+        // A pattern that writes: taken when the run carries writes (its
+        // plan wrote from the start), refused when it does not.
+        let writer = "list seen\npattern w { partition by user match x where x: n == 1 then add x.user to seen }";
+        layout.next(rules(writer).patterns(), true).unwrap();
+        let e = layout.next(rules(writer).patterns(), false).unwrap_err();
+        assert!(
+            e.contains("pattern `w` writes to list `seen` when it matches, and the run started without rules that write"),
+            "{e}"
+        );
     }
 
     #[test]

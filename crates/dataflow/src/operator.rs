@@ -6,8 +6,14 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
-use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::{Operator, OutputBuilder, OutputBuilderSession};
+use timely::dataflow::operators::vec::Broadcast;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{ConnectLoop, Feedback};
 use timely::dataflow::Stream;
+use timely::progress::frontier::MutableAntichain;
+use timely::progress::Antichain;
 use timely::ExchangeData;
 
 use std::cell::RefCell;
@@ -21,7 +27,7 @@ use cepheid_runtime::EngineNumbers;
 
 use crate::cut::{self, SavedPiece, WorkerCut, WorkerState};
 use crate::engine::{Engine, ReloadPolicy};
-use crate::engine::{MatchRef, Output, Sink, Stats};
+use crate::engine::{ListWrite, MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
 use crate::route::{groups, worker_groups, Layout, Routed, Router};
@@ -293,130 +299,236 @@ where
             route_changing(input, hold, held.unwrap_or_default())
         }
     };
-    routed.unary_frontier::<CapacityContainerBuilder<Vec<S::Item>>, _, _, _>(
+    // The `then` writes of the worker's engines go to every worker's
+    // engines through a loop that moves them 1 ms on: a write made at `t`
+    // arrives stamped at most `t + 1`, so once the loop's frontier is past
+    // `t + 1` every write to be made at `t + 1` is known, and the events
+    // of `t + 1` may go (`docs/semantics.md`, "Writes by rules"). A plan
+    // that writes nothing drops the loop's capability at once: its
+    // frontier is then empty and holds nothing back.
+    let carries = plan.writes();
+    let (looped, writes_in) = scope.feedback::<Vec<ListWrite>>(1);
+    let mut builder = OperatorBuilder::new("Cep".to_owned(), scope);
+    let info = builder.operator_info();
+    let none = std::iter::empty::<(usize, Antichain<Timestamp>)>();
+    let mut events = builder.new_input_connection(
+        routed,
         Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
-        "Cep",
-        move |capability, info| {
-            let activator = scope.activator_for(info.address);
-            // When the operator asked to be woken up (for the numbers).
-            let mut woken: Option<Instant> = None;
-            let mut capability = Some(capability);
-            if let Some(cap) = capability.as_mut() {
-                // (restored: the engines may be below the epoch, at a
-                // quiet source's clock; what they make goes out above it)
-                let start = worker.released.max(worker.restored_at);
-                if start > *cap.time() {
-                    cap.downgrade(&start);
+        none.clone(),
+    );
+    let mut received = builder.new_input_connection(writes_in, Pipeline, none);
+    let at_once = || Antichain::from_elem(0);
+    // (records follow the events only; writes follow the events and the
+    // writes received)
+    let (records_out, records) = builder.new_output_connection([(0, at_once())]);
+    let (writes_out, written) = builder.new_output_connection([(0, at_once()), (1, at_once())]);
+    let mut records_out =
+        OutputBuilder::<Timestamp, CapacityContainerBuilder<Vec<S::Item>>>::from(records_out);
+    let mut writes_out =
+        OutputBuilder::<Timestamp, CapacityContainerBuilder<Vec<ListWrite>>>::from(writes_out);
+    written.broadcast().connect_loop(looped);
+    builder.build(move |mut capabilities| {
+        let writes_capability = capabilities.pop();
+        let capability = capabilities.pop();
+        let activator = scope.activator_for(info.address);
+        // When the operator asked to be woken up (for the numbers).
+        let mut woken: Option<Instant> = None;
+        let mut capability = capability;
+        let mut writes_capability = writes_capability.filter(|_| carries);
+        // (restored: the engines may be below the epoch, at a quiet
+        // source's clock; what they make goes out above it)
+        let start = worker.released.max(worker.restored_at);
+        for cap in capability.iter_mut().chain(writes_capability.iter_mut()) {
+            if start > *cap.time() {
+                cap.downgrade(&start);
+            }
+        }
+        let mut incoming: Vec<ListWrite> = Vec::new();
+        let mut outgoing: Vec<ListWrite> = Vec::new();
+        move |frontiers| {
+            let mut output = records_out.activate();
+            let mut writes_output = writes_out.activate();
+            events.for_each_stamp(|cap, data| {
+                let sent = cap.least().copied().unwrap_or(Timestamp::MIN);
+                for batch in data {
+                    for routed in batch.drain(..) {
+                        worker.receive(routed, sent, &mut sink);
+                    }
+                }
+            });
+            received.for_each_stamp(|_, data| {
+                for batch in data {
+                    incoming.append(batch);
+                }
+            });
+            if !incoming.is_empty() {
+                worker.make_writes(&incoming);
+                incoming.clear();
+            }
+            // Every write to be made at or before `t` is known when
+            // the loop's frontier is past `t` (`None`: none will come).
+            let writes_known = frontiers[1].frontier().first().copied();
+            let horizon = step(
+                &mut worker,
+                &mut sink,
+                &mut capability,
+                &mut output,
+                (&frontiers[0], writes_known),
+                carries,
+            );
+            // The writes made now go to every worker, stamped at most
+            // their step's time; the capability then promises none
+            // before the worker's next step (an event stashed, a
+            // deadline, a change) or the events' frontier.
+            if let Some(wcap) = writes_capability.as_mut() {
+                worker.take_writes(&mut outgoing);
+                if !outgoing.is_empty() {
+                    writes_output.session(&*wcap).give_container(&mut outgoing);
+                }
+                match horizon {
+                    Some(f) => {
+                        let promise = worker.next_step().map_or(f, |n| n.min(f));
+                        if promise > *wcap.time() {
+                            wcap.downgrade(&promise);
+                        }
+                    }
+                    None => writes_capability = None,
                 }
             }
-            move |(input, frontier), output| {
-                input.for_each_stamp(|cap, data| {
-                    let sent = cap.least().copied().unwrap_or(Timestamp::MIN);
-                    for batch in data {
-                        for routed in batch.drain(..) {
-                            match routed.input {
-                                Input::Event(stamped) => {
-                                    let stashed = Stashed {
-                                        group: routed.group,
-                                        kg: routed.kg,
-                                        sent,
-                                        stamped,
-                                    };
-                                    worker.stash.push(routed.from as usize, stashed);
-                                }
-                                Input::End(end) => {
-                                    if end.stopped {
-                                        sink.source_stopped(routed.from as usize);
-                                    }
-                                    worker.ends.push((sent, end));
-                                }
-                                Input::Rules(change) => worker.changes.learn(*change, sent),
-                                Input::Clock(clock) => worker.clocks.learn(clock),
-                            }
-                        }
+            if capability.is_none() {
+                return;
+            }
+            match sink.numbers_due(false) {
+                Due::Never => {}
+                Due::Now { state_bytes } => {
+                    sink.numbers(worker.numbers(state_bytes), false);
+                    woken = None;
+                }
+                Due::After(delay) => {
+                    // (one wake-up at a time)
+                    let at = Instant::now() + delay;
+                    if woken.is_none_or(|w| w > at) {
+                        activator.activate_after(delay);
+                        woken = Some(at);
                     }
+                }
+            }
+        }
+    });
+    records
+}
+
+/// One activation's work of the `Cep` operator on its events (the writes
+/// received were made already): changes due, a cut, the engines moved to
+/// the frontier as the writes known let them, or the input's end. The
+/// frontier up to which the worker promises no write before its next
+/// step (`None`: it finished).
+fn step<E, S>(
+    worker: &mut Worker<E>,
+    sink: &mut S,
+    capability: &mut Option<Capability<Timestamp>>,
+    output: &mut OutputBuilderSession<'_, Timestamp, CapacityContainerBuilder<Vec<S::Item>>>,
+    (frontier, writes_known): (&MutableAntichain<Timestamp>, Option<Timestamp>),
+    carries: bool,
+) -> Option<Timestamp>
+where
+    E: Event + Clone + ExchangeData,
+    S: Collect<E> + 'static,
+{
+    let cap = capability.as_mut()?;
+    let mut give = |items: &mut Vec<S::Item>| {
+        output.session(&*cap).give_container(items);
+    };
+    // A change at the frontier (a reload while the input is
+    // quiet): made now, every event below it released.
+    if worker.changes.due(worker.released) {
+        worker.apply_reached(sink);
+        worker.emit(sink, &mut give);
+    }
+    let at = frontier.frontier().first().copied();
+    if let Some(cut) = &worker.cut {
+        cut.frontier_is(at);
+    }
+    if let Some(e) = worker.cut_due(at, *cap.time(), writes_known) {
+        // The cut: what was made below `e` goes out below it
+        // (the engines at `e - 1`, or at a quiet source's clock).
+        worker.advance(e, sink);
+        worker.emit(sink, &mut |items| {
+            output.session(&*cap).give_container(items);
+        });
+        cap.downgrade(&e);
+        worker.take_cut(e);
+    }
+    // Not past a stopped source's clock (see `Worker::stopped_at`).
+    let at = at.map(|f| worker.stopped_at().map_or(f, |limit| f.min(limit)));
+    match at {
+        Some(f) => {
+            // (not past the writes known either)
+            let bound = writes_known.map_or(f, |w| f.min(w));
+            // (the engines not past a quiet source's clock,
+            // `SourceClock`; what they make goes out at `f`)
+            if worker.advance(bound, sink) {
+                worker.emit(sink, &mut |items| {
+                    output.session(&*cap).give_container(items);
                 });
-                let Some(cap) = capability.as_mut() else {
-                    return;
-                };
-                // A change at the frontier (a reload while the input is
-                // quiet): made now, every event below it released.
-                if worker.changes.due(worker.released) {
-                    worker.apply_reached(&mut sink);
-                    worker.emit(&mut sink, &mut |items| {
-                        output.session(&*cap).give_container(items);
-                    });
-                }
-                let at = frontier.frontier().first().copied();
-                if let Some(cut) = &worker.cut {
-                    cut.frontier_is(at);
-                }
-                if let Some(e) = worker.cut_due(at, *cap.time()) {
-                    // The cut: what was made below `e` goes out below it
-                    // (the engines at `e - 1`, or at a quiet source's clock).
-                    worker.advance(e, &mut sink);
-                    worker.emit(&mut sink, &mut |items| {
-                        output.session(&*cap).give_container(items);
-                    });
-                    cap.downgrade(&e);
-                    worker.take_cut(e);
-                }
-                // Not past a stopped source's clock (see `Worker::stopped_at`).
-                let at = at.map(|f| worker.stopped_at().map_or(f, |limit| f.min(limit)));
-                match at {
-                    Some(f) => {
-                        // (the engines not past a quiet source's clock,
-                        // `SourceClock`; what they make goes out at `f`)
-                        if worker.advance(f, &mut sink) {
-                            worker.emit(&mut sink, &mut |items| {
-                                output.session(&*cap).give_container(items);
-                            });
-                        }
-                        if f > *cap.time() {
-                            cap.downgrade(&f);
-                        }
+            }
+            if bound > *cap.time() {
+                cap.downgrade(&bound);
+            }
+            // (events may still come from a quiet source's
+            // clock on: no write is promised before it)
+            Some(worker.clocks.limit(f, worker.taken))
+        }
+        None => {
+            // (the input ended: with writes, the engines go
+            // to its end as the writes known let them: first
+            // to a cut before the end, then to the end)
+            // (first to a cut before the end, if one is to
+            // be taken, which is taken there; then to the end)
+            let mut point = worker.end_cut_point();
+            for last in [false, true] {
+                while let Some((bound, end)) = worker.end_steps(writes_known, carries, point) {
+                    if bound <= worker.released {
+                        // (waits for other workers' writes)
+                        return Some(end);
                     }
-                    None => {
-                        // (a file's end: a cut before the end moves event
-                        // time on; what the end makes goes out after it)
-                        if worker.before_end() {
-                            worker.take_end_cut(&mut sink, &mut |items| {
-                                output.session(&*cap).give_container(items);
-                            });
-                            cap.downgrade(&Timestamp::MAX);
-                        }
-                        worker.finish(&mut sink);
-                        if let Due::Now { state_bytes } = sink.numbers_due(true) {
-                            sink.numbers(worker.numbers(state_bytes), true);
-                        }
-                        worker.emit(&mut sink, &mut |items| {
+                    if worker.advance_to(bound, sink) {
+                        worker.emit(sink, &mut |items| {
                             output.session(&*cap).give_container(items);
                         });
-                        // Before the capability goes: downstream, an
-                        // empty frontier says every worker saved it.
-                        worker.take_last_cut();
-                        capability = None;
-                        return;
+                    }
+                    if bound > *cap.time() {
+                        cap.downgrade(&bound);
                     }
                 }
-                match sink.numbers_due(false) {
-                    Due::Never => {}
-                    Due::Now { state_bytes } => {
-                        sink.numbers(worker.numbers(state_bytes), false);
-                        woken = None;
-                    }
-                    Due::After(delay) => {
-                        // (one wake-up at a time)
-                        let at = Instant::now() + delay;
-                        if woken.is_none_or(|w| w > at) {
-                            activator.activate_after(delay);
-                            woken = Some(at);
-                        }
-                    }
+                if last {
+                    break;
+                }
+                point = None;
+                // (a file's end: a cut before the end moves
+                // event time on; what the end makes goes out
+                // after it)
+                if worker.before_end() {
+                    worker.take_end_cut(sink, &mut |items| {
+                        output.session(&*cap).give_container(items);
+                    });
+                    cap.downgrade(&Timestamp::MAX);
                 }
             }
-        },
-    )
+            worker.finish(sink);
+            if let Due::Now { state_bytes } = sink.numbers_due(true) {
+                sink.numbers(worker.numbers(state_bytes), true);
+            }
+            worker.emit(sink, &mut |items| {
+                output.session(&*cap).give_container(items);
+            });
+            // Before the capability goes: downstream, an
+            // empty frontier says every worker saved it.
+            worker.take_last_cut();
+            *capability = None;
+            None
+        }
+    }
 }
 
 /// The routing of a plan whose rules do not change: each event goes to
@@ -513,8 +625,12 @@ impl<E: Event + Clone + 'static> Worker<E> {
             }
         };
         let (epoch, released) = released;
+        let writes = plan.writes();
         for piece in &mut pieces {
             scope(&mut piece.engine.0, &layout, piece.group as usize);
+            if writes {
+                piece.engine.0.hand_out_list_writes();
+            }
             // The lists' entries read at the start (after a restore, what
             // changed since the cut), before any event: in every engine,
             // each of the lists its rules declare (`Plan::edit_lists`).
@@ -566,6 +682,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
                 changed: rules.changed,
                 made: rules.made,
                 files: Vec::new(),
+                writes,
             },
         }
     }
@@ -634,6 +751,9 @@ struct Changes<E: Event + 'static> {
     /// The entries each watched reference file gave at the changes of
     /// lists made since the run started (kept in the cuts, `Part::Lists`).
     files: Vec<cepheid_runtime::lists::FileEntries>,
+    /// Does the run carry `then` writes to every worker ([`Plan::writes`])?
+    /// Its engines hand their writes out.
+    writes: bool,
 }
 
 impl<E: Event + 'static> Changes<E> {
@@ -689,7 +809,12 @@ impl<E: Event + 'static> Changes<E> {
 impl<E: Event + Clone + ExchangeData> Worker<E> {
     /// The epoch of a cut to take now that the input frontier is at `at`
     /// (`None`: the input ended, no cut).
-    fn cut_due(&mut self, at: Option<Timestamp>, passed: Timestamp) -> Option<Timestamp> {
+    fn cut_due(
+        &mut self,
+        at: Option<Timestamp>,
+        passed: Timestamp,
+        writes_known: Option<Timestamp>,
+    ) -> Option<Timestamp> {
         let cut = self.cut.as_ref()?;
         let e = cut.cuts.requested()?;
         if e <= self.taken {
@@ -711,7 +836,10 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             self.passed_cut(e);
             return None;
         }
-        (at? >= e).then_some(e)
+        // (and every write to be made where the engines stop for it
+        // known: the cut keeps them)
+        let reach = self.clocks.limit(e, self.taken);
+        (at? >= e && writes_known.is_none_or(|w| w > reach)).then_some(e)
     }
 
     /// The worker is done with the cut at `e` (taken or given up): the
@@ -771,6 +899,21 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             return false;
         };
         cut.cuts.cuts_before_end() && !self.ends.iter().any(|(_, end)| end.stopped)
+    }
+
+    /// Where a cut before the end ([`take_end_cut`](Worker::take_end_cut))
+    /// has the engines, when one is still to be taken.
+    fn end_cut_point(&self) -> Option<Timestamp> {
+        if !self.before_end() {
+            return None;
+        }
+        let largest = (self.ends.iter())
+            .filter_map(|(_, end)| end.watermark)
+            .max();
+        let w = largest.and_then(|w| w.checked_add(1))?;
+        let jumped = self.clocks.cap().unwrap_or(Timestamp::MIN);
+        let e = w.max(jumped.saturating_add(1));
+        (e > self.taken && e != Timestamp::MAX).then_some(w)
     }
 
     /// Every source ended, none stopped (see
@@ -913,6 +1056,12 @@ impl<E: Event + 'static> Worker<E> {
     /// move?
     fn advance<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) -> bool {
         let f = self.clocks.limit(f, self.taken);
+        self.advance_to(f, sink)
+    }
+
+    /// [`advance`](Worker::advance) to `f`, whatever the clocks say (the
+    /// input ended).
+    fn advance_to<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) -> bool {
         if f <= self.released {
             return false;
         }
@@ -927,6 +1076,89 @@ impl<E: Event + 'static> Worker<E> {
         self.watermark(f - 1, sink);
         self.released = f;
         true
+    }
+
+    /// Takes in what the router sent at `sent`.
+    fn receive<S: Collect<E>>(&mut self, routed: Routed<E>, sent: Timestamp, sink: &mut S) {
+        match routed.input {
+            Input::Event(stamped) => {
+                let stashed = Stashed {
+                    group: routed.group,
+                    kg: routed.kg,
+                    sent,
+                    stamped,
+                };
+                self.stash.push(routed.from as usize, stashed);
+            }
+            Input::End(end) => {
+                if end.stopped {
+                    sink.source_stopped(routed.from as usize);
+                }
+                self.ends.push((sent, end));
+            }
+            Input::Rules(change) => self.changes.learn(*change, sent),
+            Input::Clock(clock) => self.clocks.learn(clock),
+        }
+    }
+
+    /// Every engine of the worker makes `writes` (of every worker's
+    /// engines, its own included) at their times.
+    fn make_writes(&mut self, writes: &[ListWrite]) {
+        for piece in &mut self.pieces {
+            piece.engine.0.make_list_writes(writes);
+        }
+    }
+
+    /// Moves the writes the worker's engines made to `out`.
+    fn take_writes(&mut self, out: &mut Vec<ListWrite>) {
+        for piece in &mut self.pieces {
+            piece.engine.0.take_list_writes(out);
+        }
+    }
+
+    /// The earliest time at which the worker's engines may step (and so
+    /// write) with what they have: the first event stashed, the first
+    /// deadline, the first change of rules pending (`None`: none).
+    fn next_step(&mut self) -> Option<Timestamp> {
+        let stashed = self.stash.first_time();
+        let deadline = (self.pieces.iter_mut())
+            .filter_map(|p| p.engine.0.next_deadline())
+            .min();
+        let change = self.changes.pending.first().map(|(c, _)| c.at);
+        [stashed, deadline, change].into_iter().flatten().min()
+    }
+
+    /// The input ended and the plan writes (`carries`): the next bound to
+    /// release up to, in the steps the writes known allow, on the way to
+    /// `point` (a cut before the end) or else to the final watermark + 1,
+    /// with the latter (`None`: there, and every write to be made there
+    /// known).
+    fn end_steps(
+        &self,
+        writes_known: Option<Timestamp>,
+        carries: bool,
+        point: Option<Timestamp>,
+    ) -> Option<(Timestamp, Timestamp)> {
+        if !carries {
+            return None;
+        }
+        let end = self.final_end()?.saturating_add(1);
+        let target = point.unwrap_or(end);
+        let known = writes_known.is_none_or(|w| w > target);
+        if self.released >= target && known {
+            return None;
+        }
+        let bound = writes_known.map_or(target, |w| w.min(target));
+        Some((bound, end))
+    }
+
+    /// The final watermark the engines reach at the end
+    /// ([`finish`](Worker::finish)).
+    fn final_end(&self) -> Option<Timestamp> {
+        let ends: Vec<SourceEnd> = self.ends.iter().map(|(_, end)| *end).collect();
+        let end = SourceEnd::final_watermark(&ends);
+        let limit = self.stopped_at().map(|f| f.saturating_sub(1));
+        end.map(|end| limit.map_or(end, |limit| end.min(limit)))
     }
 
     /// Makes the changes at or below the frontier the events are released
@@ -989,7 +1221,11 @@ impl<E: Event + 'static> Worker<E> {
         {
             return self.refuse(change, format!("do not compile: {e}"), sink);
         }
-        let next = match self.changes.layout.next(rules.patterns()) {
+        let next = match self
+            .changes
+            .layout
+            .next(rules.patterns(), self.changes.writes)
+        {
             Ok(next) => next,
             Err(why) => return self.refuse(change, format!("are refused: {why}"), sink),
         };
@@ -1026,6 +1262,9 @@ impl<E: Event + 'static> Worker<E> {
                 // A new group: one engine over the worker's key groups.
                 let mut engine = self.changes.make_engine();
                 scope(&mut engine, &next, group);
+                if self.changes.writes {
+                    engine.hand_out_list_writes();
+                }
                 // (its lists as the worker's other engines hold them: no
                 // event changes a list on workers, and every engine makes
                 // the same edits at the same times)
@@ -1175,12 +1414,9 @@ impl<E: Event + 'static> Worker<E> {
         }
         self.finished = true;
         let ends: Vec<SourceEnd> = self.ends.iter().map(|(_, end)| *end).collect();
-        let end = SourceEnd::final_watermark(&ends);
         // (stopped: not past a stopped source's clock, one without a
         // watermark included)
-        let limit = self.stopped_at().map(|f| f.saturating_sub(1));
-        let end = end.map(|end| limit.map_or(end, |limit| end.min(limit)));
-        if let Some(end) = end {
+        if let Some(end) = self.final_end() {
             while let Some(change) = self.changes.due_before(end.saturating_add(1)) {
                 self.release(|ts| ts < change.at, sink);
                 if change.at > self.released {
@@ -1386,6 +1622,16 @@ impl<E> Stash<E> {
             .into_iter()
             .map(|item| (item.group, &item.stamped))
             .collect()
+    }
+
+    /// The time of the first event stashed.
+    fn first_time(&self) -> Option<Timestamp> {
+        let heap = self.heap.peek().map(|Reverse(top)| top.stamped.ts);
+        let fifos = self
+            .fifos
+            .iter()
+            .filter_map(|f| f.front().map(|s| s.stamped.ts));
+        heap.into_iter().chain(fifos).min()
     }
 
     /// Events stashed.

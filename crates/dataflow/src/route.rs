@@ -187,12 +187,6 @@ pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
 /// A key of a closure (the builder's) fixes no field.
 pub(crate) fn not_on_workers(pattern: &Pattern) -> Option<String> {
     use cepheid_core::expr::Expr;
-    if let Some(write) = pattern.writes.first() {
-        return Some(format!(
-            "writes to list `{}` when it matches, which would be seen only by the worker of the match's key",
-            write.list.name
-        ));
-    }
     let declared = pattern.declarations.as_deref();
     let keyed = pattern.partition_by_fn.is_none();
     let fixed = |decl: &cepheid_core::lookup::IndicatorDecl, args: &[Expr]| {
@@ -324,7 +318,11 @@ impl Layout {
     /// it). `Err`: a pattern in force would change its group (its
     /// `partition by`), which one engine does as a new version draining
     /// the old one and workers cannot do alike: the change is refused.
-    pub fn next(&self, patterns: &[Pattern]) -> Result<Layout, String> {
+    ///
+    /// `writes`: does the run carry `then` writes to every worker (its
+    /// plan wrote to lists when it started: [`Plan::writes`])? When not, a
+    /// pattern that writes is refused.
+    pub fn next(&self, patterns: &[Pattern], writes: bool) -> Result<Layout, String> {
         let mut groups: Vec<(Option<Vec<FieldPath>>, Vec<String>)> = (self.groups.iter())
             .map(|(key, _)| (key.clone(), Vec::new()))
             .collect();
@@ -352,6 +350,12 @@ impl Layout {
             }
             if let Some(why) = not_on_workers(pattern) {
                 return Err(format!("pattern `{}` {why}", pattern.name));
+            }
+            if let (Some(write), false) = (pattern.writes.first(), writes) {
+                return Err(format!(
+                    "pattern `{}` writes to list `{}` when it matches, and the run started without rules that write, whose writes every worker waits for: start it with them",
+                    pattern.name, write.list.name
+                ));
             }
             // An engine keeps an indicator over the events it gets: one of a
             // group added now (or out of force until now, its events not

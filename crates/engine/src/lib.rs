@@ -112,7 +112,7 @@ pub use builder::typed::Pattern;
 pub use cepheid_core::{Error, ErrorKind, Location};
 pub use cepheid_core::{Event, FieldId, FieldPath};
 pub use cepheid_core::{EventValue, Record, Span, Timestamp, Value, ValueRef};
-pub use engine::{Arrival, Engine, Match, MatchRef, Output, PatternStats, Sink, Stats};
+pub use engine::{Arrival, Engine, ListWrite, Match, MatchRef, Output, PatternStats, Sink, Stats};
 pub use rules::Rules;
 pub use watch::{FieldWatch, MissingField, WatchedRead};
 

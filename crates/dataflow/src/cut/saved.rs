@@ -428,7 +428,7 @@ impl WorkerCut {
         // patterns' (a draining old version goes with its name).
         let (layout, names) = if changed {
             let in_force: Vec<Pattern> = engine.patterns().cloned().collect();
-            let layout = Layout::default().next(&in_force);
+            let layout = Layout::default().next(&in_force, true);
             let mut keys = Vec::new();
             engine.retain_patterns(
                 |_, p| {

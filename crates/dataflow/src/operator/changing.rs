@@ -221,6 +221,9 @@ pub(super) struct Hold<E: Event + 'static> {
     pub(super) cut: Option<WorkerCut>,
     /// The clocks of the sources whose capability is above them.
     clocks: Clocks,
+    /// Does the run carry `then` writes ([`Plan::writes`]): may a change
+    /// bring a pattern that writes?
+    writes: bool,
 }
 
 /// A batch of events a router holds: the capability it came with
@@ -251,6 +254,7 @@ impl<E: Event + Clone + 'static> Hold<E> {
             held: Rc::default(),
             cut: None,
             clocks: Clocks::default(),
+            writes: plan.writes(),
         }
     }
 
@@ -290,7 +294,7 @@ impl<E: Event + Clone + 'static> Hold<E> {
                     // (its fields numbered before its keys are resolved)
                     crate::number_fields::<E>(rules, &self.fields, self.limits).is_ok()
                 })
-                .and_then(|rules| before.next(rules.patterns()).ok());
+                .and_then(|rules| before.next(rules.patterns(), self.writes).ok());
             let next = next.map(|layout| {
                 let router =
                     Router::of_layout(&layout, &self.fields, self.index as usize, self.peers);

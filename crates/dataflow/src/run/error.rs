@@ -11,17 +11,17 @@ pub enum Refusal {
     ProcessingTime,
     /// Output per worker without an output file.
     OutputPerWorkerNeedsOutput,
-    /// A rule that writes to a list (`then add`, `then remove`), or reads
-    /// a rolling indicator for groups its `partition by` does not fix: on
-    /// workers it would see only its own keys' writes, or the events of
-    /// a group on other workers, and give other records than one engine
-    /// (writes are not carried across workers, nor events exchanged by an
-    /// indicator's key, yet: issue 40). `docs/lists.md` says which
-    /// indicators workers run.
+    /// A rule that reads a rolling indicator for groups its `partition
+    /// by` does not fix: on workers it would see only the events of its
+    /// own keys, not those of a group on other workers, and give other
+    /// records than one engine (events are not exchanged by an
+    /// indicator's key yet: issue 40). `docs/lists.md` says which
+    /// indicators workers run; rules that write to lists run (their
+    /// writes reach every worker).
     ListsAndIndicators {
         /// The pattern's name.
         pattern: String,
-        /// What it does ("writes to list `x` ...").
+        /// What it does ("reads indicator `x` ...").
         why: String,
     },
     /// Several processes with the output on standard output (process 0).
@@ -432,7 +432,7 @@ mod tests {
             Refusal::OutputPerWorkerNeedsOutput,
             Refusal::ListsAndIndicators {
                 pattern: "p".into(),
-                why: "writes to list `x`".into(),
+                why: "reads indicator `x`".into(),
             },
             Refusal::ProcessesNeedOutput,
             Refusal::SinkOutputPerWorker,

@@ -21,7 +21,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use timely::dataflow::operators::Inspect;
 
-use dataflow_support::{event, lines, patterns};
+use dataflow_support::{coarse_lines, event, lines, patterns};
 
 /// Each output as a canonical line: its record (what `cepheid run` prints)
 /// and its `Debug` form (every field, the records' values too), sorted.
@@ -149,6 +149,23 @@ proptest! {
             prop_assert_eq!(&got, &expected, "{} workers, one source", workers);
         }
     }
+
+    /// Times in whole seconds: rules write lists that rules of other keys
+    /// (and of no key) read, several writes of one time meet (adds and
+    /// removes of one value), events share the time of a write.
+    #[test]
+    fn writes_of_one_time_give_one_engine_s_records_on_any_worker_count(
+        events in prop::collection::vec(event(), 1..300),
+        delay in prop_oneof![Just(0i64), 1i64..5_000],
+    ) {
+        let patterns = patterns();
+        let stream = coarse_lines(&events, delay);
+        let expected = single(&patterns, &stream, delay);
+        for workers in [1, 2, 3, 4] {
+            let got = dataflow(&patterns, vec![stream.clone()], delay, workers);
+            prop_assert_eq!(&got, &expected, "{} workers", workers);
+        }
+    }
 }
 
 #[test]
@@ -179,6 +196,10 @@ fn the_streams_have_matches_timeouts_and_late_events() {
         "account_extremes",
         "shared_ip",
         "user_ip_fails_counted",
+        "login_on_flagged_device",
+        "withdrawal_from_cleared_ip",
+        "first_withdrawal_from_ip",
+        "sensor_on_quiet_device",
     ] {
         let pattern = format!("\"pattern\":\"{name}\"");
         assert!(

@@ -298,6 +298,9 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     pub(super) memory: Memory,
     /// The `then` writes of the matches of the step under way.
     pub(super) writes: Vec<Change>,
+    /// Writes handed out rather than made here (`Engine::hand_out_list_writes`):
+    /// each with the time it applies at.
+    pub(super) handed: Option<Vec<(Timestamp, Change)>>,
     pub(super) clock: Clock<E>,
     pub(super) deadlines: DeadlineIndex,
     pub(super) hasher: KeyHasher,
@@ -336,6 +339,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             cache: A::Cache::default(),
             memory: Memory::default(),
             writes: Vec::new(),
+            handed: None,
             clock: Clock::new(max_delay),
             deadlines: DeadlineIndex::default(),
             hasher: KeyHasher::default(),
@@ -752,7 +756,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             self.memory.reach(t);
         }
         self.fire_key_parts(t, g, slot, sink);
-        self.apply_writes();
+        self.apply_writes(t);
     }
 
     fn fire_key_parts<S: Sink<E> + ?Sized>(
@@ -871,6 +875,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         std::mem::swap(due, sorted);
     }
 
+    /// The time of the earliest deadline, if any.
+    pub(super) fn next_deadline(&mut self) -> Option<Timestamp> {
+        if !self.due.is_empty() {
+            return Some(self.firing);
+        }
+        self.peek_key(Timestamp::MAX).map(|(t, _, _)| t)
+    }
+
     /// The earliest valid entry of the deadline index at or before `until`.
     #[inline]
     fn peek_key(&mut self, until: Timestamp) -> Option<Entry> {
@@ -886,8 +898,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         if !self.memory.is_empty() {
             self.memory.reach(self.firing);
         }
+        let t = self.firing;
         self.fire_due_part(sink);
-        self.apply_writes();
+        self.apply_writes(t);
     }
 
     fn fire_due_part<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
@@ -989,7 +1002,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         if self.patterns.len() == 1 {
             self.process_single(ts, ev, sink);
             self.store.release_if_unused(ev);
-            self.apply_writes();
+            self.apply_writes(ts);
             return;
         }
         let mut p = 0;
@@ -1022,18 +1035,28 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             p += 1;
         }
         self.store.release_if_unused(ev);
-        self.apply_writes();
+        self.apply_writes(ts);
     }
 
-    /// The `then` writes of the matches the step that ended emitted, in
-    /// the order emitted: seen from the next event (or deadline) on.
+    /// The `then` writes of the matches the step at `t` that ended
+    /// emitted: applied at `t + 1`, before the deadlines and events of
+    /// that time (an added entry's lifetime counts from `t`); or handed
+    /// out, with that time.
     #[inline(always)]
-    pub(super) fn apply_writes(&mut self) {
+    pub(super) fn apply_writes(&mut self, t: Timestamp) {
         if !self.writes.is_empty() {
-            for change in self.writes.drain(..) {
-                self.memory.write(change);
+            self.schedule_writes(t);
+        }
+    }
+
+    fn schedule_writes(&mut self, t: Timestamp) {
+        let at = t.saturating_add(1);
+        for mut change in self.writes.drain(..) {
+            change.from = Some(t);
+            match &mut self.handed {
+                Some(out) => out.push((at, change)),
+                None => self.memory.write_at(at, change),
             }
-            self.memory.apply_writes();
         }
     }
 
@@ -1517,6 +1540,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
                     value,
                     lifetime: w.expiry,
                     until: None,
+                    from: None,
                 });
             }
         }
@@ -1737,6 +1761,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             cache: self.cache,
             memory: self.memory,
             writes: self.writes,
+            handed: self.handed,
             clock: self.clock,
             deadlines: self.deadlines,
             hasher: self.hasher,

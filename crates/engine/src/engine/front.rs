@@ -634,6 +634,14 @@ impl<E: Event + 'static> Engine<E> {
         self.core.reap();
     }
 
+    /// The time of the engine's earliest deadline (a window that ends, a
+    /// `not followed by` that completes), `None` for none: the engine
+    /// steps at no time before it but at an event's. (A dataflow worker
+    /// promises no `then` write before its next step.)
+    pub fn next_deadline(&mut self) -> Option<Timestamp> {
+        self.core.next_deadline()
+    }
+
     /// The current watermark, `None` before the first event or watermark.
     pub fn current_watermark(&self) -> Option<Timestamp> {
         self.core.current_watermark()

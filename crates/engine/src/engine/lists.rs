@@ -8,6 +8,7 @@ use crate::engine::front::Engine;
 use crate::engine::memory::{Change, MemoryStats};
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
+use crate::lookup::ListId;
 use crate::lookup::{Declarations, Lookup, WriteOp};
 use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
@@ -152,10 +153,83 @@ impl<E: Event + 'static> Engine<E> {
                 value,
                 lifetime,
                 until,
+                from: None,
             },
             watermark,
         );
         Ok(())
+    }
+
+    /// From now on the `then` writes of the engine's rules are not made
+    /// here but kept for [`take_list_writes`](Engine::take_list_writes):
+    /// for an engine that runs a part of a rule set (a dataflow worker's)
+    /// and hands its writes to every engine of the set, itself included,
+    /// which each make them with
+    /// [`make_list_writes`](Engine::make_list_writes). One engine makes
+    /// its own (the default).
+    pub fn hand_out_list_writes(&mut self) {
+        self.core.handed.get_or_insert_with(Vec::new);
+    }
+
+    /// Moves the writes the engine's rules made since the last call to
+    /// `out` (after [`hand_out_list_writes`](Engine::hand_out_list_writes);
+    /// none before it), each with the event time it applies at (its
+    /// step's time + 1) and its entry's expiry as a time.
+    pub fn take_list_writes(&mut self, out: &mut Vec<ListWrite>) {
+        let Some(handed) = self.core.handed.as_mut() else {
+            return;
+        };
+        let memory = &self.core.memory;
+        out.extend(handed.drain(..).filter_map(|(at, change)| {
+            let decl = memory.declarations().lists.get(change.list.0 as usize)?;
+            let expires = match change.op {
+                WriteOp::Add => memory.expiry_of(&change),
+                WriteOp::Remove => None,
+            };
+            Some(ListWrite {
+                at,
+                list: decl.name.to_string(),
+                add: change.op == WriteOp::Add,
+                value: change.value,
+                expires,
+            })
+        }));
+    }
+
+    /// Makes `writes` (another engine's, or this one's, taken with
+    /// [`take_list_writes`](Engine::take_list_writes)) at their times, as
+    /// this engine makes its own: before the deadlines and events of
+    /// their time, before the changes made through
+    /// [`add_to_list`](Engine::add_to_list) for that time, writes of one
+    /// time in one order whatever order they come in
+    /// (`docs/semantics.md`, "Writes by rules"). A write for a time the
+    /// engine has passed is made at once and counted
+    /// ([`MemoryStats::late_changes`]); one of a list the rules do not
+    /// declare is left out.
+    pub fn make_list_writes(&mut self, writes: &[ListWrite]) {
+        for w in writes {
+            let Some(id) = self.core.memory.list_id(&w.list) else {
+                continue;
+            };
+            self.make_list_write(id, w);
+        }
+    }
+
+    fn make_list_write(&mut self, list: ListId, w: &ListWrite) {
+        let change = Change {
+            list,
+            op: if w.add { WriteOp::Add } else { WriteOp::Remove },
+            value: w.value.clone(),
+            lifetime: None,
+            // (an entry for ever is one for ever: not the list's `for`)
+            until: if w.add {
+                Some(w.expires.unwrap_or(Timestamp::MAX))
+            } else {
+                None
+            },
+            from: Some(w.at.saturating_sub(1)),
+        };
+        self.core.memory.write_at(w.at, change);
     }
 
     /// Makes each list that `other` declares alike (the same name and
@@ -233,5 +307,46 @@ impl<E: Event + 'static> Engine<E> {
     pub fn max_indicator_entries(mut self, limit: usize) -> Self {
         self.core.memory.max_indicator_entries = limit;
         self
+    }
+}
+
+/// A `then` write of a rule, handed out by an engine
+/// ([`Engine::take_list_writes`]) to be made by others
+/// ([`Engine::make_list_writes`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListWrite {
+    at: Timestamp,
+    list: String,
+    add: bool,
+    #[serde(with = "cepheid_core::persist::via")]
+    value: Value,
+    expires: Option<Timestamp>,
+}
+
+impl ListWrite {
+    /// The event time it applies at: the millisecond after the step
+    /// that made it.
+    pub fn at(&self) -> Timestamp {
+        self.at
+    }
+
+    /// The list it writes to.
+    pub fn list(&self) -> &str {
+        &self.list
+    }
+
+    /// An add (else a remove)?
+    pub fn is_add(&self) -> bool {
+        self.add
+    }
+
+    /// The value added or removed.
+    pub fn value(&self) -> &Value {
+        &self.value
+    }
+
+    /// An add's expiry (`None`: for ever, or a remove).
+    pub fn expires(&self) -> Option<Timestamp> {
+        self.expires
     }
 }

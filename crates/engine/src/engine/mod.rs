@@ -100,6 +100,7 @@ pub use core::{Arrival, PatternStats, Stats};
 pub(crate) use front::sealed;
 pub use front::{Engine, PatternSet};
 pub use json_line::Pushed;
+pub use lists::ListWrite;
 pub use memory::{
     EntryError, MemoryStats, DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
 };

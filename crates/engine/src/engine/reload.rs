@@ -29,6 +29,7 @@ use crate::engine::snapshot::canonical_text;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
 use crate::nfa::Nfa;
+use crate::primitives::Timestamp;
 use crate::record::{FieldTable, Record};
 use std::sync::Arc;
 
@@ -220,6 +221,15 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         for &p in &plan.discard {
             self.discard_pattern(p, sink);
         }
+        // The `then` writes of the matches held back behind the discarded
+        // partial matches: the change is made at the watermark + 1 (its
+        // switch point, before the events of that time), so they are
+        // made at the step after it, as on every executor
+        // (`docs/semantics.md`, "Writes by rules").
+        let switch = self
+            .current_watermark()
+            .map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        self.apply_writes(switch);
         for &p in &plan.drain {
             self.patterns[p].draining = true;
         }

@@ -79,6 +79,60 @@ pattern user_ip_fails_counted {
     match f
     where f: type == "login" and ip_user_fails_5m(ip, user_id) >= 2
 }
+
+list flagged_devices for 20m
+list cleared_ips
+list seen_ips
+list quiet_devices for 1h
+
+pattern big_charge_flags_device {
+    partition by card_id
+    match c
+    where c: type == "charge" and amount > 700
+    then add c.device_id to flagged_devices
+}
+pattern login_on_flagged_device {
+    partition by user_id
+    match l
+    where l: type == "login" and device_id in flagged_devices
+}
+pattern trade_clears_ip {
+    partition by account_id
+    match t
+    where t: type == "trade" and amount > 500
+    then add t.ip to cleared_ips for 10m
+}
+pattern failed_login_unclears_ip {
+    partition by user_id
+    match l
+    where l: type == "login" and not success
+    then remove l.ip from cleared_ips
+}
+pattern withdrawal_from_cleared_ip {
+    partition by card_id
+    match w
+    where w: type == "withdrawal" and ip in cleared_ips
+    select cleared = w.ip in cleared_ips
+}
+pattern first_withdrawal_from_ip {
+    partition by user_id
+    match w
+    where w: type == "withdrawal" and not (ip in seen_ips)
+    then add w.ip to seen_ips for 30m
+}
+pattern quiet_device {
+    partition by device_id
+    within 2m
+    match p not followed by q
+    where
+        p: type == "price"
+        q: type == "price"
+    then add p.device_id to quiet_devices
+}
+pattern sensor_on_quiet_device {
+    match s
+    where s: type == "sensor" and device_id in quiet_devices
+}
 "#;
 
 /// The patterns of `patterns/` and [`EXTRA`], as one rule set (one table
@@ -190,6 +244,32 @@ pub fn lines(events: &[(u32, u16, Ev)], delay: i64, within_delay: bool) -> Vec<S
         }
     }
     out
+}
+
+/// [`lines`] with times in whole seconds: many events share a time, so
+/// that several writes of one time, and events of the time of a write,
+/// are common. One source only (rounding moves an event back by up to a
+/// second, past the delay).
+pub fn coarse_lines(events: &[(u32, u16, Ev)], delay: i64) -> Vec<String> {
+    let coarse: Vec<(u32, u16, Ev)> = (events.iter())
+        .map(|(gap, jitter, ev)| {
+            let mut ev = ev.clone();
+            // (a key of fewer values: writes of one value meet)
+            ev.key %= 8;
+            (gap / 8, *jitter, ev)
+        })
+        .collect();
+    lines(&coarse, delay, false)
+        .into_iter()
+        .map(|line| {
+            let Some(rest) = line.strip_prefix(r#"{"ts":"#) else {
+                return line;
+            };
+            let end = rest.find(',').unwrap_or(rest.len());
+            let ts: i64 = rest[..end].parse().expect("a time");
+            format!(r#"{{"ts":{}{}"#, ts.div_euclid(1000) * 1000, &rest[end..])
+        })
+        .collect()
 }
 
 /// The pattern files of `patterns/`, sorted.

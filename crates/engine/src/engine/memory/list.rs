@@ -112,6 +112,14 @@ impl EntrySet {
     }
 
     /// Adds (or refreshes) `value` until `expires`.
+    /// `value` encoded as an entry of the list (`None`: the list cannot
+    /// hold it): one value, one encoding (`1` and `1.0` alike).
+    pub(crate) fn encode(&self, value: ValueRef<'_>) -> Option<Vec<u8>> {
+        let mut bytes = Vec::new();
+        encode_entry(self.kind, value, &mut bytes).ok()?;
+        Some(bytes)
+    }
+
     pub(crate) fn add(
         &mut self,
         value: ValueRef<'_>,

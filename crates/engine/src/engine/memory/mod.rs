@@ -4,10 +4,10 @@
 //! The engine holds one [`Memory`] and keeps it at its event time:
 //! [`Memory::reach`] (before the deadlines and events of a time: list
 //! changes scheduled at or before it are applied, list entries and window
-//! entries that left are dropped), [`Memory::on_event`] (each indicator
-//! takes the event in, before any pattern sees it), and
-//! [`Memory::apply_writes`] (after an event or a deadline: the `then`
-//! writes of the matches it completed). Conditions read it through
+//! entries that left are dropped; the `then` writes of the steps of the
+//! time before are applied first, [`Memory::write_at`]),
+//! [`Memory::on_event`] (each indicator takes the event in, before any
+//! pattern sees it). Conditions read it through
 //! [`Lookup`]. An engine whose rule set declares nothing does none of it
 //! (`Memory::is_empty`: one test per event).
 
@@ -116,6 +116,9 @@ pub(crate) struct Change {
     /// (wins over `lifetime`; an entry of a reference file, whose expiry
     /// is a time).
     pub until: Option<Timestamp>,
+    /// For an add: the time `lifetime` counts from (`None`: when it is
+    /// applied). A rule's write counts from its step's time.
+    pub from: Option<Timestamp>,
 }
 
 /// One indicator, compiled for the engine's events.
@@ -169,8 +172,10 @@ pub(crate) struct Memory {
     /// arrival).
     scheduled: BTreeMap<(Timestamp, u64), Change>,
     arrivals: u64,
-    /// `then` writes of the step under way (applied after it).
-    pending: Vec<Change>,
+    /// `then` writes of rules waiting for their time (the time after
+    /// their step's), by that time: applied before the library's changes
+    /// of the same time, in the order of [`WriteKey`].
+    writes: BTreeMap<Timestamp, Vec<Change>>,
     accumulators: Accumulators,
     pub(crate) stats: MemoryStats,
     pub(crate) max_list_entries: usize,
@@ -192,7 +197,7 @@ impl Default for Memory {
             now: Timestamp::MIN,
             scheduled: BTreeMap::new(),
             arrivals: 0,
-            pending: Vec::new(),
+            writes: BTreeMap::new(),
             accumulators: AccumulatorLayoutBuilder::new().finish().new_accumulators(),
             stats: MemoryStats::default(),
             max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
@@ -319,6 +324,18 @@ impl Memory {
                 Some((at, c))
             })
             .collect();
+        for changes in self.writes.values_mut() {
+            changes.retain_mut(
+                |c| match renumber.get(c.list.0 as usize).copied().flatten() {
+                    Some(list) => {
+                        c.list = list;
+                        true
+                    }
+                    None => false,
+                },
+            );
+        }
+        self.writes.retain(|_, changes| !changes.is_empty());
         self.decls = decls.clone();
         self.rescope();
         Ok(())
@@ -424,21 +441,38 @@ impl Memory {
     }
 
     /// Event time reaches `t` (before its deadlines and events): list
-    /// changes scheduled at or before `t` are applied, in (time, arrival)
-    /// order; entries that expired and window entries at or before `t - W`
-    /// leave.
+    /// changes scheduled at or before `t` are applied, by time; of one
+    /// time, the `then` writes of rules first (in [`WriteKey`]), then
+    /// the library's changes in the order made; entries that expired and
+    /// window entries at or before `t - W` leave.
     #[inline]
     pub(crate) fn reach(&mut self, t: Timestamp) {
         if t < self.now {
             return;
         }
-        while let Some(entry) = self.scheduled.first_entry() {
-            if entry.key().0 > t {
-                break;
+        loop {
+            let write = self.writes.first_key_value().map(|(&at, _)| at);
+            let change = self.scheduled.first_key_value().map(|(&(at, _), _)| at);
+            match (write, change) {
+                (Some(w), c) if w <= t && c.map_or(true, |c| w <= c) => {
+                    let Some((at, mut changes)) = self.writes.pop_first() else {
+                        break;
+                    };
+                    self.now = at;
+                    self.sort_writes(&mut changes);
+                    for change in changes {
+                        self.apply(change);
+                    }
+                }
+                (_, Some(c)) if c <= t => {
+                    let Some(((at, _), change)) = self.scheduled.pop_first() else {
+                        break;
+                    };
+                    self.now = at;
+                    self.apply(change);
+                }
+                _ => break,
             }
-            let ((at, _), change) = entry.remove_entry();
-            self.now = at;
-            self.apply(change);
         }
         self.now = t;
         for l in &mut self.lists {
@@ -558,38 +592,83 @@ impl Memory {
         self.scheduled.insert((at, self.arrivals), change);
     }
 
-    /// A match's `then` write, applied after the step under way
-    /// ([`apply_writes`](Self::apply_writes)).
-    pub(crate) fn write(&mut self, change: Change) {
-        self.pending.push(change);
-    }
-
-    /// Applies the writes of the step that ended, in the order the matches
-    /// were emitted.
-    #[inline]
-    pub(crate) fn apply_writes(&mut self) {
-        if self.pending.is_empty() {
+    /// A rule's `then` write, applied when event time reaches `at` (its
+    /// step's time + 1), before the library's changes of that time,
+    /// whatever the engine's watermark: it is never late (the step was
+    /// before `at`).
+    pub(crate) fn write_at(&mut self, at: Timestamp, change: Change) {
+        if at <= self.now {
+            // (a write received after its time: a dataflow worker's engine
+            // whose patterns do not wait for writes)
+            self.stats.late_changes += 1;
+            self.apply(change);
+            self.count();
             return;
         }
-        for change in std::mem::take(&mut self.pending) {
-            self.apply(change);
+        self.writes.entry(at).or_default().push(change);
+    }
+
+    /// Puts the writes of one time in their order ([`WriteKey`]).
+    fn sort_writes(&self, changes: &mut [Change]) {
+        if changes.len() < 2 {
+            return;
         }
-        self.count();
+        let mut keyed: Vec<(WriteKey, usize)> = (changes.iter().enumerate())
+            .map(|(i, c)| (self.write_key(c), i))
+            .collect();
+        keyed.sort();
+        let mut order = vec![0; changes.len()];
+        for (place, (_, i)) in keyed.into_iter().enumerate() {
+            order[i] = place;
+        }
+        // (each change to its place: a permutation applied by swaps)
+        for i in 0..changes.len() {
+            while order[i] != i {
+                let j = order[i];
+                changes.swap(i, j);
+                order.swap(i, j);
+            }
+        }
+    }
+
+    /// The key of [`WriteKey`].
+    fn write_key(&self, c: &Change) -> WriteKey {
+        let entry = (self.lists.get(c.list.0 as usize)).and_then(|l| l.encode((&c.value).into()));
+        let expires = match c.op {
+            WriteOp::Add => self.expires(c),
+            WriteOp::Remove => Timestamp::MIN,
+        };
+        (c.list.0, entry, c.op == WriteOp::Add, expires)
+    }
+
+    /// When an add's entry expires (`None`: never), as it would applied
+    /// now.
+    pub(crate) fn expiry_of(&self, change: &Change) -> Option<Timestamp> {
+        Some(self.expires(change)).filter(|&e| e != NEVER)
+    }
+
+    /// When an add's entry expires, applied now.
+    fn expires(&self, change: &Change) -> Timestamp {
+        let lifetime = change
+            .lifetime
+            .or_else(|| (self.decls.lists.get(change.list.0 as usize)).and_then(|l| l.expiry));
+        let from = change.from.unwrap_or(self.now);
+        change
+            .until
+            .unwrap_or_else(|| lifetime.map_or(NEVER, |d| from.saturating_add(d)))
     }
 
     fn apply(&mut self, change: Change) {
+        let expires = match change.op {
+            WriteOp::Add => self.expires(&change),
+            WriteOp::Remove => NEVER,
+        };
         let Some(list) = self.lists.get_mut(change.list.0 as usize) else {
             return;
         };
         self.stats.list_changes += 1;
         let result = match change.op {
             WriteOp::Add => {
-                let lifetime = change
-                    .lifetime
-                    .or(self.decls.lists[change.list.0 as usize].expiry);
-                let expires = change
-                    .until
-                    .unwrap_or_else(|| lifetime.map_or(NEVER, |d| self.now.saturating_add(d)));
                 if expires <= self.now {
                     // (expired already: not there, whatever was)
                     list.remove((&change.value).into()).map(drop)
@@ -641,9 +720,12 @@ impl Memory {
             .map(|(d, l)| (&*d.name, l.len()))
     }
 
-    /// The time of the last change of a list scheduled and not made yet.
+    /// The time of the last change of a list scheduled and not made yet
+    /// (a rule's write included).
     pub(crate) fn last_scheduled(&self) -> Option<Timestamp> {
-        self.scheduled.keys().next_back().map(|&(at, _)| at)
+        let changes = self.scheduled.keys().next_back().map(|&(at, _)| at);
+        let writes = self.writes.keys().next_back().copied();
+        changes.max(writes)
     }
 
     /// Takes the entries of every indicator the engine keeps out of it
@@ -701,7 +783,9 @@ impl Memory {
 
     /// No list holds an entry, and none has a change scheduled.
     pub(crate) fn holds_no_list_entry(&self) -> bool {
-        self.scheduled.is_empty() && self.lists.iter().all(|l| l.len() == 0)
+        self.scheduled.is_empty()
+            && self.writes.is_empty()
+            && self.lists.iter().all(|l| l.len() == 0)
     }
 
     /// Makes each list that `other` declares alike (the same name and
@@ -719,6 +803,18 @@ impl Memory {
             }
             self.lists[id.0 as usize] = entries.clone();
             self.scheduled.retain(|_, c| c.list != id);
+            for changes in self.writes.values_mut() {
+                changes.retain(|c| c.list != id);
+            }
+            for (&at, changes) in &other.writes {
+                let theirs = changes.iter().filter(|c| c.list.0 as usize == theirs);
+                let mine = theirs.map(|c| Change {
+                    list: id,
+                    ..c.clone()
+                });
+                self.writes.entry(at).or_default().extend(mine);
+            }
+            self.writes.retain(|_, changes| !changes.is_empty());
             for (&(at, _), change) in other.scheduled.iter() {
                 if change.list.0 as usize == theirs {
                     self.arrivals += 1;
@@ -763,20 +859,54 @@ impl Memory {
                     (d.name.to_string(), items)
                 })
                 .collect(),
-            scheduled: self
-                .scheduled
-                .iter()
-                .map(|(&(at, _), c)| SavedChange {
-                    at,
-                    list: self.decls.lists[c.list.0 as usize].name.to_string(),
-                    add: c.op == WriteOp::Add,
-                    value: c.value.clone(),
-                    // (a scheduled change's time is above every time
-                    // before it: its expiry as a lifetime from then)
-                    lifetime: c.until.map(|u| u.saturating_sub(at)).or(c.lifetime),
-                })
-                .collect(),
+            scheduled: self.saved_changes(),
         }
+    }
+
+    /// The changes waiting, for a snapshot: by time, of one time the
+    /// writes of rules first, in their order, then the library's in the
+    /// order made (restored, they are all the library's, in this order:
+    /// no rule writes for a time the engine has reached, so their order
+    /// with what comes later is kept).
+    fn saved_changes(&self) -> Vec<SavedChange> {
+        let saved = |at: Timestamp, c: &Change| {
+            // (a scheduled change's time is above every time before it:
+            // its expiry as a lifetime from then)
+            let lifetime = match (c.op, c.until, c.from) {
+                (WriteOp::Add, None, None) => c.lifetime,
+                (WriteOp::Add, ..) => {
+                    let expires = self.expires(c);
+                    (expires != NEVER).then(|| expires.saturating_sub(at))
+                }
+                (WriteOp::Remove, ..) => None,
+            };
+            SavedChange {
+                at,
+                list: self.decls.lists[c.list.0 as usize].name.to_string(),
+                add: c.op == WriteOp::Add,
+                value: c.value.clone(),
+                lifetime,
+            }
+        };
+        let mut out = Vec::with_capacity(self.scheduled.len());
+        let mut writes = self.writes.iter().peekable();
+        for (&(at, _), c) in &self.scheduled {
+            while let Some((&w, changes)) = writes.next_if(|(&w, _)| w <= at) {
+                out.extend(self.sorted(changes).iter().map(|c| saved(w, c)));
+            }
+            out.push(saved(at, c));
+        }
+        for (&w, changes) in writes {
+            out.extend(self.sorted(changes).iter().map(|c| saved(w, c)));
+        }
+        out
+    }
+
+    /// `changes`, writes of one time, in [`WriteKey`].
+    fn sorted(&self, changes: &[Change]) -> Vec<Change> {
+        let mut changes = changes.to_vec();
+        self.sort_writes(&mut changes);
+        changes
     }
 
     /// Restores what [`save`](Self::save) kept, by name, into the lists
@@ -821,6 +951,7 @@ impl Memory {
                         value: c.value,
                         lifetime: c.lifetime,
                         until: None,
+                        from: None,
                     },
                 );
             }
@@ -828,6 +959,16 @@ impl Memory {
         self.count();
     }
 }
+
+/// The order in which the `then` writes of rules made at one time apply
+/// (`docs/semantics.md`, "Writes by rules"): by list, then by entry (its
+/// encoded bytes; a value the list cannot hold first), removes before
+/// adds, adds by expiry. It depends on the writes only, not on the order
+/// in which the matches were made, so one engine and the workers, whose
+/// writes of one time reach each engine in no set order, apply them
+/// alike: of the writes of one value at one time, an add wins over a
+/// remove, and the latest expiry wins.
+type WriteKey = (u32, Option<Vec<u8>>, bool, Timestamp);
 
 /// An indicator's condition, argument and key, compiled.
 type Compiled = (Option<CompiledExpr>, Option<CompiledExpr>, Vec<FieldId>);

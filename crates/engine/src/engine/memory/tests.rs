@@ -167,10 +167,21 @@ fn entries_expire_in_event_time() {
     assert_eq!(matched_ids(&out), vec![1, 3]);
 }
 
+/// Each match's pattern and the `id` of its first event, in output order.
+fn hits(out: &[Output<Record>]) -> Vec<(String, i64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Match(m) => Some((m.pattern.clone(), id_of(&m.stages[0].1[0]))),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn a_match_writes_after_its_last_event_and_later_events_see_it() {
+fn a_match_writes_at_the_next_millisecond_and_later_events_see_it() {
     // A confirmed fraud blocks its device for the other rule, and for
-    // itself, from the next event on (not for the event that completed it).
+    // itself, from its time + 1 on: not for events of its own time,
+    // whether they arrive before or after the one that completed it.
     let text = r#"
         list blocked_devices
         pattern fraud {
@@ -184,10 +195,12 @@ fn a_match_writes_after_its_last_event_and_later_events_see_it() {
     let mut e = engine(text, 0);
     let mut out = Vec::new();
     for (id, ts, kind) in [
+        (0, 10, "pay"),
         (1, 10, "fraud"),
         (2, 10, "pay"),
-        (3, 50, "pay"),
-        (4, 110, "pay"),
+        (3, 11, "pay"),
+        (4, 109, "pay"),
+        (5, 110, "pay"),
     ] {
         push(
             &mut e,
@@ -196,24 +209,123 @@ fn a_match_writes_after_its_last_event_and_later_events_see_it() {
         );
     }
     e.finish(&mut out);
-    let hits: Vec<(String, i64)> = out
-        .iter()
-        .filter_map(|o| match o {
-            Output::Match(m) => Some((m.pattern.clone(), id_of(&m.stages[0].1[0]))),
-            _ => None,
-        })
-        .collect();
-    // event 1 completes `fraud`; events 2 (same time, later) and 3 see the
-    // write; it expired at 110.
+    // event 1 completes `fraud` at 10; events 0 and 2 (its time) do not
+    // see the write, 3 (at 11) and 4 do; the entry lives 100ms from 10,
+    // so it left at 110.
     assert_eq!(
-        hits,
+        hits(&out),
         vec![
             ("fraud".to_string(), 1),
-            ("blocked".to_string(), 2),
-            ("blocked".to_string(), 3)
+            ("blocked".to_string(), 3),
+            ("blocked".to_string(), 4)
         ]
     );
     assert_eq!(e.memory_stats().list_changes, 1);
+    assert_eq!(e.memory_stats().late_changes, 0);
+}
+
+#[test]
+fn a_deadline_that_completes_a_match_writes_at_the_next_millisecond() {
+    // A `not followed by` ending completes at its deadline (10 + 5ms =
+    // 15): the write is seen from 16 on.
+    let text = r#"
+        list quiet
+        pattern calm {
+            partition by k
+            match a not followed by b within 5ms
+            where a: kind == "start" b: kind == "stop"
+            then add a.k to quiet
+        }
+        pattern probe {
+            match e where e: kind == "probe" and k in quiet
+        }
+    "#;
+    let mut e = engine(text, 0);
+    let mut out = Vec::new();
+    for (id, ts, kind) in [(1, 10, "start"), (2, 15, "probe"), (3, 16, "probe")] {
+        push(
+            &mut e,
+            &format!(r#"{{"id": {id}, "ts": {ts}, "kind": "{kind}", "k": "x"}}"#),
+            &mut out,
+        );
+    }
+    e.finish(&mut out);
+    assert_eq!(
+        hits(&out),
+        vec![("calm".to_string(), 1), ("probe".to_string(), 3)]
+    );
+}
+
+#[test]
+fn writes_of_one_time_apply_in_one_order_whatever_the_order_of_patterns() {
+    // At 10 one rule adds `d` for 50ms, one for 20ms and one removes it;
+    // at 20, one removes `e` and one adds it. The adds win over the
+    // removes and the latest expiry wins, in every order of the patterns
+    // and of the events.
+    let rules = [
+        r#"pattern long { match a where a: kind == "long" then add a.device to l for 50ms }"#,
+        r#"pattern short { match a where a: kind == "short" then add a.device to l for 20ms }"#,
+        r#"pattern drop { match a where a: kind == "drop" then remove a.device from l }"#,
+        r#"pattern probe { match a where a: kind == "probe" and device in l }"#,
+    ];
+    let events = [
+        (1, 10, "long", "d"),
+        (2, 10, "short", "d"),
+        (3, 10, "drop", "d"),
+        (4, 20, "drop", "e"),
+        (5, 20, "short", "e"),
+    ];
+    let probes = [
+        (6, 21, "d"),
+        (7, 21, "e"),
+        (8, 35, "d"),
+        (9, 45, "e"),
+        (10, 59, "d"),
+        (11, 60, "d"),
+    ];
+    let run = |order: &[usize], reversed: bool| {
+        let text = std::iter::once("list l".to_string())
+            .chain(order.iter().map(|&i| rules[i].to_string()))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut e = engine(&text, 0);
+        let mut out = Vec::new();
+        let mut batch: Vec<_> = events.to_vec();
+        if reversed {
+            batch.reverse();
+            batch.sort_by_key(|&(_, ts, _, _)| ts);
+        }
+        let lines = batch
+            .iter()
+            .map(|&(id, ts, kind, device)| (id, ts, kind, device))
+            .chain(
+                probes
+                    .iter()
+                    .map(|&(id, ts, device)| (id, ts, "probe", device)),
+            );
+        for (id, ts, kind, device) in lines {
+            push(
+                &mut e,
+                &format!(r#"{{"id": {id}, "ts": {ts}, "kind": "{kind}", "device": "{device}"}}"#),
+                &mut out,
+            );
+        }
+        e.finish(&mut out);
+        let mut probed: Vec<i64> = hits(&out)
+            .into_iter()
+            .filter(|(p, _)| p == "probe")
+            .map(|(_, id)| id)
+            .collect();
+        probed.sort_unstable();
+        probed
+    };
+    // `d` from 11 to 60 (the 50ms add), `e` from 21 to 40 (the 20ms one).
+    let expected = vec![6, 7, 8, 10];
+    for order in [[0, 1, 2, 3], [2, 1, 0, 3], [1, 2, 0, 3], [3, 2, 1, 0]] {
+        for reversed in [false, true] {
+            assert_eq!(run(&order, reversed), expected, "{order:?} {reversed}");
+        }
+    }
 }
 
 #[test]
@@ -905,5 +1017,97 @@ fn the_limit_of_entries_counts_each_indicator_an_event_enters() {
             stats.refused_events
         ),
         (3, 2, 3)
+    );
+}
+
+/// An engine that hands its writes out (a dataflow worker's) and another
+/// that makes them (`make_list_writes`) see the list as one engine that
+/// makes its own does: from the step's time + 1, writes of one time in one
+/// order whatever order they are made in; a write taken and not made is
+/// nowhere.
+#[test]
+fn writes_handed_out_and_made_elsewhere_are_seen_at_one_engine_s_point() {
+    let text = r#"
+        list blocked for 40ms
+        pattern block { partition by k match a where a: kind == "block" then add a.d to blocked }
+        pattern clear { partition by k match a where a: kind == "clear" then remove a.d from blocked }
+        pattern hit { match a where a: kind == "probe" and d in blocked }
+    "#;
+    let writes = [
+        (1, 10, "block", "x"),
+        (2, 10, "clear", "x"),
+        (3, 30, "block", "y"),
+    ];
+    let probes = [
+        (4, 10, "x"),
+        (5, 11, "x"),
+        (6, 30, "y"),
+        (7, 31, "y"),
+        (8, 49, "x"),
+        (9, 50, "x"),
+        (11, 69, "y"),
+        (12, 70, "y"),
+    ];
+    let line = |id: i32, ts: i32, kind: &str, d: &str| {
+        format!(r#"{{"id": {id}, "ts": {ts}, "kind": "{kind}", "k": "{d}", "d": "{d}"}}"#)
+    };
+    // One engine.
+    let mut one = engine(text, 0);
+    let mut all: Vec<(i32, i32, &str, &str)> = writes.to_vec();
+    all.extend(probes.iter().map(|&(id, ts, d)| (id, ts, "probe", d)));
+    all.sort_by_key(|&(id, ts, _, _)| (ts, id));
+    let mut out = Vec::new();
+    for &(id, ts, kind, d) in &all {
+        push(&mut one, &line(id, ts, kind, d), &mut out);
+    }
+    one.finish(&mut out);
+    let expected: Vec<i64> = hits(&out)
+        .into_iter()
+        .filter(|(p, _)| p == "hit")
+        .map(|(_, id)| id)
+        .collect();
+    // (x: added and removed at 10, the add wins: seen in [11, 50); y:
+    // seen in [31, 70))
+    assert_eq!(expected, vec![5, 7, 8, 11]);
+    // A writer that hands its writes out and a reader that makes them
+    // (the writes of one time given in reverse), moved together.
+    let mut writer = engine(text, 0);
+    writer.hand_out_list_writes();
+    let mut reader = engine(text, 0);
+    let (mut wout, mut rout) = (Vec::new(), Vec::new());
+    let mut times: Vec<i32> = all.iter().map(|&(_, ts, _, _)| ts).collect();
+    times.dedup();
+    let mut handed = Vec::new();
+    for t in times {
+        for &(id, ts, kind, d) in all.iter().filter(|e| e.1 == t) {
+            let to = if kind == "probe" {
+                &mut reader
+            } else {
+                &mut writer
+            };
+            let out = if kind == "probe" {
+                &mut rout
+            } else {
+                &mut wout
+            };
+            push(to, &line(id, ts, kind, d), out);
+        }
+        writer.watermark(i64::from(t), &mut wout);
+        reader.watermark(i64::from(t), &mut rout);
+        let mut taken = Vec::new();
+        writer.take_list_writes(&mut taken);
+        assert!(taken.iter().all(|w| w.at() == i64::from(t) + 1));
+        taken.reverse();
+        reader.make_list_writes(&taken);
+        handed.extend(taken);
+    }
+    reader.finish(&mut rout);
+    let got: Vec<i64> = hits(&rout).into_iter().map(|(_, id)| id).collect();
+    assert_eq!(got, expected);
+    assert_eq!(handed.len(), 3);
+    // (the writer made none of its own)
+    assert_eq!(
+        writer.list_contains("blocked", (&Value::from("y")).into()),
+        Some(false)
     );
 }
