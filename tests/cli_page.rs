@@ -199,6 +199,27 @@ fn check_page(addr: SocketAddr, written: &[serde_json::Value]) -> String {
         element(&dom, "table", "memory")
     );
 
+    // The changes of rules: /status.json's audit records, newest first;
+    // the run's start, its first, lists every rule as added.
+    let history = status["run"]["reloads"]["history"]
+        .as_array()
+        .expect("the audit history");
+    assert!(!history.is_empty(), "{json}");
+    let changes = rows(&dom, "changes");
+    assert_eq!(
+        changes.len(),
+        history.len().min(20),
+        "{}",
+        element(&dom, "table", "changes")
+    );
+    let start = changes.last().expect("the start");
+    assert_eq!(start[1], "–", "{start:?}");
+    assert!(start[2].contains("patterns"), "{start:?}");
+    assert_eq!(start[3], "applied", "{start:?}");
+    for name in &names {
+        assert!(start[4].contains(&format!("{name}: added v1")), "{start:?}");
+    }
+
     // The plots: a line (or point) per rule, one for the lag.
     let plot = element(&dom, "svg", "plot-matches");
     assert!(
