@@ -465,11 +465,9 @@ impl Session<'_> {
                 // (taken above; a blank line)
                 Some(Got::Event(..)) | None => {}
                 Some(Got::Rules(control, name)) if control.is_list() => {
+                    // (the reader thread did not wait: a list changes no
+                    // field, `source::waits_after`)
                     self.list_from_stream(&control, &name, false);
-                    // (the reader thread waits after a control record)
-                    if let Some(go_on) = go_on {
-                        let _ = go_on.send(());
-                    }
                 }
                 Some(Got::Rules(control, name)) => {
                     let origin = match &place {
@@ -509,13 +507,15 @@ impl Session<'_> {
                         }
                     }
                     match go_on {
-                        Some(go_on) => {
+                        // (the reader thread waits after a change of the
+                        // rules, not of a list: `source::waits_after`)
+                        Some(go_on) if !list => {
                             let _ = go_on.send(());
                         }
                         // (no control records, CSV: the reader thread did
                         // not wait; what it decoded since is read again)
                         None if !list => self.stale_below = self.engine.fields().len(),
-                        None => {}
+                        _ => {}
                     }
                 }
                 Some(Got::Watermark(_)) if timing.is_processing() => {

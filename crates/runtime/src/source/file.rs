@@ -272,7 +272,7 @@ fn read_lines(
         count = count.max(start.lines + line_no);
         pushed_start = line_start;
         line_start = items.bytes_read();
-        let rules = matches!(item, Ok(Entry::Rules(_)));
+        let rules = super::waits_after(&item);
         lines.push((start.lines + line_no, item));
         let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
         let stalled = !items.item_ready();

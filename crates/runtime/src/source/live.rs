@@ -243,7 +243,7 @@ impl LiveInput {
                 Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
                 _ => None,
             };
-            let control = matches!(entry, Ok(Entry::Rules(_) | Entry::SourceRules(_)));
+            let control = super::waits_after(&entry);
             let got = self.policy.take(entry, || line, place);
             let go_on = take(line, Batch::typed(&mut source_error, got));
             if control {

@@ -183,6 +183,20 @@ pub struct RulesWaiting {
     pub at: cepheid_engine::Timestamp,
 }
 
+/// Does the reader wait after `entry` until the run has applied it (the
+/// run then says go on)? After a change of the rules it does: what follows
+/// is decoded with the new rules' fields. After a change of a list it does
+/// not: that changes no field, and a list's bulk load (a list topic's
+/// backlog) then costs no round trip between the threads per record. The
+/// readers and the run decide it here, alike.
+pub(crate) fn waits_after<E>(entry: &Result<Entry, E>) -> bool {
+    match entry {
+        Ok(Entry::Rules(control)) => !control.is_list(),
+        Ok(Entry::SourceRules(rules)) => !rules.control.is_list(),
+        _ => false,
+    }
+}
+
 /// A control record's new rule set: `{"$rules": "<pattern source>"}`, or
 /// `{"$rules_file": "<path>"}` (a `.cep` file or a folder), and whether
 /// it says it may leave no pattern (`"$allow_empty": true`: without it, a

@@ -29,7 +29,7 @@ impl Outbox<'_> {
         if let Some(place) = place {
             self.places.push((self.lines.len(), place));
         }
-        self.wait = matches!(entry, Ok(Entry::Rules(_) | Entry::SourceRules(_)));
+        self.wait = super::waits_after(&entry);
         self.lines.push((line_no, entry));
     }
 
