@@ -180,6 +180,20 @@ impl IndicatorDecl {
     pub fn arity(&self) -> usize {
         self.group_by.len()
     }
+
+    /// Has `other` this one's name and definition (aggregate, argument,
+    /// condition, `group by`, window)? Then a change of rules keeps this
+    /// one's entries for it; otherwise it starts empty (`docs/semantics.md`,
+    /// "Changes of rules and snapshots").
+    pub fn same_definition(&self, other: &IndicatorDecl) -> bool {
+        self.name == other.name
+            && self.func == other.func
+            && self.window == other.window
+            && self.group_by == other.group_by
+            // (the expressions compared as written, spans aside)
+            && format!("{:?}{:?}", self.condition, self.argument)
+                == format!("{:?}{:?}", other.condition, other.argument)
+    }
 }
 
 /// A rule set's lists and indicators, numbered in declaration order

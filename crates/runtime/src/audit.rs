@@ -4,7 +4,7 @@
 //! (a run output as `Config::late` is: exactly once with checkpoints), and
 //! the latest [`HISTORY`] of them kept in each checkpoint ([`History`]).
 
-use cepheid_core::lookup::{Declarations, IndicatorDecl};
+use cepheid_core::lookup::Declarations;
 use cepheid_engine::engine::{Change, ReloadPolicy};
 use cepheid_engine::{PatternStats, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -446,16 +446,8 @@ pub fn started_empty(before: &Declarations, after: &Declarations) -> Vec<String>
     let lists = (after.lists.iter())
         .filter(|l| !(before.lists.iter()).any(|b| b.name == l.name && b.kind == l.kind))
         .map(|l| l.name.to_string());
-    let same = |o: &IndicatorDecl, d: &IndicatorDecl| {
-        o.name == d.name
-            && o.func == d.func
-            && o.window == d.window
-            && o.group_by == d.group_by
-            && format!("{:?}{:?}", o.condition, o.argument)
-                == format!("{:?}{:?}", d.condition, d.argument)
-    };
     let indicators = (after.indicators.iter())
-        .filter(|i| !(before.indicators.iter()).any(|b| same(b, i)))
+        .filter(|i| !(before.indicators.iter()).any(|b| b.same_definition(i)))
         .map(|i| i.name.to_string());
     lists.chain(indicators).collect()
 }

@@ -360,7 +360,7 @@ impl Memory {
             .collect();
         // (the indicator of `old` each keeps)
         let kept: Vec<Option<usize>> = (decls.indicators.iter())
-            .map(|d| old.indicators.iter().position(|o| same_definition(o, d)))
+            .map(|d| old.indicators.iter().position(|o| o.same_definition(d)))
             .collect();
         for (i, (d, (condition, argument, key))) in
             decls.indicators.iter().zip(compiled).enumerate()
@@ -972,16 +972,6 @@ type WriteKey = (u32, Option<Vec<u8>>, bool, Timestamp);
 
 /// An indicator's condition, argument and key, compiled.
 type Compiled = (Option<CompiledExpr>, Option<CompiledExpr>, Vec<FieldId>);
-
-/// Have `o` and `d` one definition (and name): may `d` keep `o`'s entries?
-fn same_definition(o: &crate::lookup::IndicatorDecl, d: &crate::lookup::IndicatorDecl) -> bool {
-    o.name == d.name
-        && o.func == d.func
-        && o.window == d.window
-        && o.group_by == d.group_by
-        && format!("{:?}{:?}", o.condition, o.argument)
-            == format!("{:?}{:?}", d.condition, d.argument)
-}
 
 /// Pushes back into `windows` each member's entries (member, its entries
 /// oldest first), merged in time order, a member's own order kept.
