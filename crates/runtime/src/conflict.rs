@@ -168,13 +168,14 @@ pub(crate) fn shadow_without_output(pattern: &str) -> String {
 }
 
 /// The first `shadow` pattern of `patterns` when the run of `config` has
-/// no shadow output: what refuses a rule set (at the start, or a change
-/// of rules).
+/// no shadow output (neither a file nor a sink that takes the records,
+/// [`Config::shadow_sink`]): what refuses a rule set (at the start, or a
+/// change of rules).
 pub(crate) fn shadow_unplaced<'a>(
     config: &Config,
     mut patterns: impl Iterator<Item = &'a cepheid_core::pattern::Pattern>,
 ) -> Option<String> {
-    if config.shadow_output.is_some() {
+    if config.shadow_output.is_some() || config.shadow_sink {
         return None;
     }
     patterns.find(|p| p.shadow).map(|p| p.name.clone())
