@@ -731,9 +731,10 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::WatermarkTimeField => "--time-field cannot be `$watermark`: that field marks watermark lines".to_string(),
         Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)".to_string(),
         Conflict::RulesDirNotFolder(dir) => format!("--rules-dir {}: not a folder", dir.display()),
-        Conflict::ShadowWithoutOutput { .. }
-        | Conflict::SinkTakesNoShadow { .. }
-        | Conflict::SinkTakesNoAudit { .. } => {
+        Conflict::SinkTakesNoShadow { sink } => format!(
+            "{sink} takes no records of shadow patterns to a file: with a Kafka --output, give --shadow-output a topic (kafka://HOST:PORT/TOPIC, written with the output's records, in its transactions with --checkpoint)"
+        ),
+        Conflict::ShadowWithoutOutput { .. } | Conflict::SinkTakesNoAudit { .. } => {
             in_flags(&conflict.to_string()).into_owned()
         }
         Conflict::SinkNeedsCheckpoints { sink } => format!(

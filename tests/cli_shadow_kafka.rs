@@ -71,9 +71,15 @@ fn read_by_key(broker: &Broker, topic: &str) -> BTreeMap<String, Vec<String>> {
         let value: serde_json::Value = serde_json::from_str(&s.payload).expect("JSON");
         let key: serde_json::Value =
             serde_json::from_str(s.key.as_deref().expect("a key")).expect("a JSON key");
-        assert_eq!(key, value["key"], "the record's Kafka key is its partition key");
+        assert_eq!(
+            key, value["key"],
+            "the record's Kafka key is its partition key"
+        );
         let p = *partition_of.entry(key.to_string()).or_insert(s.partition);
-        assert_eq!(p, s.partition, "a key's records in one partition of {topic}");
+        assert_eq!(
+            p, s.partition,
+            "a key's records in one partition of {topic}"
+        );
     }
     by_key(seen.iter().map(|s| s.payload.as_str()))
 }
@@ -112,6 +118,7 @@ fn shadow_topic_holds_the_file_runs_shadow_output(name: &str, extra: &[&str]) {
         produce_lines_to(&b, &input, p, &part);
     }
     let run = kafka_run(&dir, &b, (&input, &output, &shadow))
+        .args(["--kafka-until", "end"])
         .args(["--checkpoint", "ckpt", "--checkpoint-every", "200ms"])
         .args(["--transactional-id", name])
         .args(extra)
@@ -120,7 +127,9 @@ fn shadow_topic_holds_the_file_runs_shadow_output(name: &str, extra: &[&str]) {
     assert!(run.status.success(), "{}", stderr(&run));
     let file_shadow = lines(&dir.join("shadow.jsonl"));
     assert!(file_shadow.len() > 20, "{}", file_shadow.len());
-    assert!(file_shadow.iter().any(|l| l.contains(r#""kind":"timeout""#)));
+    assert!(file_shadow
+        .iter()
+        .any(|l| l.contains(r#""kind":"timeout""#)));
     assert_eq!(
         read_by_key(&broker, &shadow),
         by_key(file_shadow.iter().map(String::as_str)),
@@ -141,17 +150,25 @@ fn shadow_topic_holds_the_file_runs_shadow_output(name: &str, extra: &[&str]) {
             .map(str::to_string)
     };
     assert!(said(&stderr(&file)).is_some(), "{}", stderr(&file));
-    assert_eq!(said(&stderr(&run)), said(&stderr(&file)), "{}", stderr(&run));
+    assert_eq!(
+        said(&stderr(&run)),
+        said(&stderr(&file)),
+        "{}",
+        stderr(&run)
+    );
 }
 
 /// `cepheid run` in `dir` from the `input` topic to `output`, shadow
-/// records to `shadow`, until the input's end.
-fn kafka_run(dir: &Path, b: &str, (input, output, shadow): (&str, &str, &str)) -> std::process::Command {
+/// records to `shadow`.
+fn kafka_run(
+    dir: &Path,
+    b: &str,
+    (input, output, shadow): (&str, &str, &str),
+) -> std::process::Command {
     let mut command = crate::common::cepheid();
     command
         .current_dir(dir)
         .args(["run", "rules.cep", "--no-progress", "--max-delay", "0ms"])
-        .args(["--kafka-until", "end"])
         .args(["--events", &format!("kafka://{b}/{input}")])
         .args(["--output", &format!("kafka://{b}/{output}")])
         .args(["--shadow-output", &format!("kafka://{b}/{shadow}")]);
@@ -207,7 +224,7 @@ fn a_shadow_topic_without_a_kafka_output_on_other_brokers_or_a_file_beside_one_i
             "--shadow-output",
             "shadow.jsonl",
         ],
-        &format!("error: kafka:{output} takes no records of shadow patterns"),
+        &format!("error: kafka:{output} takes no records of shadow patterns to a file: with a Kafka --output, give --shadow-output a topic (kafka://HOST:PORT/TOPIC"),
     );
     assert!(!dir.join("shadow.jsonl").exists());
     // Without one, the shadow pattern has nowhere to go.
@@ -215,4 +232,111 @@ fn a_shadow_topic_without_a_kafka_output_on_other_brokers_or_a_file_beside_one_i
         &["--output", &format!("kafka://{b}/{output}")],
         "pattern `watch` is a shadow pattern, and the run has no shadow output (--shadow-output)",
     );
+}
+
+/// Killed (SIGKILL) after a checkpoint committed, with records of the
+/// next transaction written, and resumed to the input's end: the shadow
+/// topic's committed records (those of the intervals up to the last
+/// committed checkpoint of each instance: the harness reads the aborted
+/// ones too, as tansu hands them out) are the file run's shadow lines key
+/// by key, none lost or doubled; so is the output topic's.
+#[test]
+fn killed_after_a_checkpoint_and_resumed_no_shadow_record_is_lost_or_doubled() {
+    use crate::common::kafka::{committed_offset, Reader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let broker = Broker::start();
+    let dir = scratch("shadow_topic_killed");
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    let events = events(3000);
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let file = run_here(&dir)
+        .args(["--max-delay", "0ms", "--output", "out.jsonl"])
+        .args(["--shadow-output", "shadow.jsonl"])
+        .output()
+        .unwrap();
+    assert!(file.status.success(), "{}", stderr(&file));
+    let name = "shadow_topic_killed";
+    let (input, output, shadow, marker) = (
+        topic(&format!("{name}-in")),
+        topic(&format!("{name}-out")),
+        topic(&format!("{name}-shadow")),
+        topic(&format!("{name}-marker")),
+    );
+    for t in [&input, &output, &shadow] {
+        broker.create_topic(t, 2);
+    }
+    broker.create_topic(&marker, 1);
+    let b = broker.bootstrap();
+    let produce = |lines: &[String]| {
+        for p in 0..2 {
+            let part: Vec<String> = (lines.iter())
+                .filter(|l| partition_among(l, 2) == p)
+                .cloned()
+                .collect();
+            produce_lines_to(&b, &input, p, &part);
+        }
+    };
+    let instance = |extra: &[&str]| {
+        let mut command = kafka_run(&dir, &b, (&input, &output, &shadow));
+        command
+            .args(["--checkpoint", "ckpt"])
+            .args(["--transactional-id", name])
+            .arg(format!("--kafka-marker-topic={marker}"))
+            .args(extra);
+        command
+    };
+    let committed = || committed_offset(&b, name, &marker).unwrap_or(0);
+    let wait_for = |n: i64| {
+        let start = Instant::now();
+        while committed() < n {
+            let said = || fs::read_to_string(dir.join("first.err")).unwrap_or_default();
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no checkpoint {n}: {}",
+                said()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The first half read (no end: the run goes on), then the rest.
+    produce(&events[..1500]);
+    let mut first = instance(&["--checkpoint-every", "1s"]);
+    let said = fs::File::create(dir.join("first.err")).unwrap();
+    let mut first = first.stderr(Stdio::from(said)).spawn().unwrap();
+    wait_for(1);
+    // (in slices, checkpoints between them; the last one read a moment
+    // before the kill, likely in the transaction open then)
+    let at = committed();
+    for slice in events[1500..2850].chunks(150) {
+        produce(slice);
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    wait_for(at + 1);
+    produce(&events[2850..]);
+    std::thread::sleep(Duration::from_millis(300));
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let mut reader = Reader::new(&b, &[(shadow.as_str(), 2), (output.as_str(), 2)]);
+    let (mut records, mut aborted) = (Vec::new(), 0);
+    let m = reader.take_committed(&b, name, &marker, &mut records, &mut aborted);
+    assert!(m.is_some_and(|m| m >= 2), "{m:?}");
+    eprintln!("killed: checkpoint {m:?} committed, {aborted} records aborted");
+    let resumed =
+        (instance(&["--kafka-until", "end", "--checkpoint-every", "100ms"]).output()).unwrap();
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains("resum"), "{}", stderr(&resumed));
+    reader.take_committed(&b, name, &marker, &mut records, &mut aborted);
+    let of = |t: &str| {
+        by_key(
+            (records.iter())
+                .filter(|o| o.topic == t)
+                .map(|o| o.payload.as_str()),
+        )
+    };
+    let file_shadow = lines(&dir.join("shadow.jsonl"));
+    assert!(file_shadow.len() > 20, "{}", file_shadow.len());
+    assert_eq!(of(&shadow), by_key(file_shadow.iter().map(String::as_str)));
+    let out = lines(&dir.join("out.jsonl"));
+    assert_eq!(of(&output), by_key(out.iter().map(String::as_str)));
 }

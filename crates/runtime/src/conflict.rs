@@ -145,13 +145,13 @@ impl fmt::Display for Conflict {
             Conflict::SinkTakesNoShadow { sink } => {
                 return write!(
                     f,
-                    "{sink} takes no records of shadow patterns: a shadow output (`Config::shadow_output`) goes with the run's files"
+                    "{sink} takes no records of shadow patterns: a shadow output file (`Config::shadow_output`) goes with the run's files; give the sink a shadow output of its own (a Kafka sink's topic)"
                 )
             }
             Conflict::SinkTakesNoAudit { sink } => {
                 return write!(
                     f,
-                    "{sink} takes no audit records of rule changes: an audit file (`Config::audit`) goes with the run's files (an audit topic is not built yet)"
+                    "{sink} takes no audit records of rule changes: an audit file (`Config::audit`) goes with the run's files; give the sink an audit output of its own (a Kafka sink's topic)"
                 )
             }
         })
