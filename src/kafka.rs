@@ -142,6 +142,14 @@ mod tests {
                 "--audit kafka://...: one topic on the brokers of --output",
             ),
             (
+                OptionsError::ShadowMixed,
+                "--shadow-output kafka://... goes with --output kafka://... (its records are written in the output's transactions)",
+            ),
+            (
+                OptionsError::ShadowPlace,
+                "--shadow-output kafka://...: one topic on the brokers of --output",
+            ),
+            (
                 OptionsError::KafkaOnly,
                 "the --kafka-* options, --transactional-id and --time kafka need --events or --output kafka://...",
             ),

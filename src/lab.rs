@@ -112,15 +112,10 @@ impl Events {
     pub fn run_into<R: Records>(&self, path: &Path, which: &str, records: R) -> Result<Ran<R>, u8> {
         let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
         let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
-        let mut config = self.config(path);
-        // A shadow pattern's records are the rule's records all the same:
-        // the sink takes them (`Sink::takes_shadow`), which the runtime
-        // lets it when the run has a shadow output. This one names them
-        // for messages; it is never opened (the sink writes no file).
-        config.shadow_output = Some(std::env::temp_dir().join(format!(
-            "cepheid-lab-{}-{which}-shadow.jsonl",
-            std::process::id()
-        )));
+        // (a shadow pattern's records are the rule's records all the same:
+        // the sink takes them, `Sink::takes_shadow`, which is the run's
+        // shadow output, `Config::shadow_sink`)
+        let config = self.config(path);
         let said = Box::new(Said(which.to_string()));
         let (back, given) = std::sync::mpsc::channel();
         let sink = Box::new(ToRecords::new(records, back).map_err(|e| {

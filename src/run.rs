@@ -201,8 +201,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub(crate) late: Option<PathBuf>,
     /// Write the matches and timeouts of `shadow` patterns here, never to
-    /// --output (a file, kept with checkpoints as --output is); needed
-    /// when the rules have a shadow pattern. docs/rule-lab.md.
+    /// --output (a file, kept with checkpoints as --output is, or with
+    /// --output kafka://..., a topic: kafka://HOST:PORT/TOPIC, keyed as the
+    /// matches are, in the output's transactions); needed when the rules
+    /// have a shadow pattern. docs/rule-lab.md.
     #[arg(long, value_name = "FILE")]
     pub(crate) shadow_output: Option<PathBuf>,
     /// Write an audit record of each change of rules here (applied or
@@ -432,6 +434,7 @@ pub fn run(args: &Args) -> u8 {
     for (flag, path) in [("--events", &args.events), ("--output", &args.output)]
         .into_iter()
         .chain(args.audit.iter().map(|a| ("--audit", a)))
+        .chain(args.shadow_output.iter().map(|s| ("--shadow-output", s)))
         .chain(args.lists.iter().map(|l| ("--list", &l.path)))
     {
         if path.to_str().is_some_and(|p| p.starts_with("kafka://")) {
@@ -728,9 +731,10 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::WatermarkTimeField => "--time-field cannot be `$watermark`: that field marks watermark lines".to_string(),
         Conflict::RulesDirUnused => "--rules-dir needs --rules-from-stream or --rules-topic (it confines their `$rules_file` records)".to_string(),
         Conflict::RulesDirNotFolder(dir) => format!("--rules-dir {}: not a folder", dir.display()),
-        Conflict::ShadowWithoutOutput { .. }
-        | Conflict::SinkTakesNoShadow { .. }
-        | Conflict::SinkTakesNoAudit { .. } => {
+        Conflict::SinkTakesNoShadow { sink } => format!(
+            "{sink} takes no records of shadow patterns to a file: with a Kafka --output, give --shadow-output a topic (kafka://HOST:PORT/TOPIC, written with the output's records, in its transactions with --checkpoint)"
+        ),
+        Conflict::ShadowWithoutOutput { .. } | Conflict::SinkTakesNoAudit { .. } => {
             in_flags(&conflict.to_string()).into_owned()
         }
         Conflict::SinkNeedsCheckpoints { sink } => format!(

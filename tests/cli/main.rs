@@ -86,6 +86,9 @@ mod cli_run;
 mod cli_run_large;
 #[path = "../cli_shadow.rs"]
 mod cli_shadow;
+#[cfg(feature = "kafka")]
+#[path = "../cli_shadow_kafka.rs"]
+mod cli_shadow_kafka;
 #[path = "../cli_stats.rs"]
 mod cli_stats;
 #[path = "../cli_upgrade.rs"]

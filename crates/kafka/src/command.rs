@@ -71,7 +71,8 @@ impl Default for KafkaOptions<'_> {
 }
 
 /// What a run's [`Config`] says that concerns Kafka: `--events`,
-/// `--output`, `--late` and `--audit` may be files or `kafka://` URLs.
+/// `--output`, `--late`, `--audit` and `--shadow-output` may be files or
+/// `kafka://` URLs.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Sides<'c> {
     /// The input: a file, `-`, or `kafka://BROKERS/TOPICS`.
@@ -82,6 +83,8 @@ pub(crate) struct Sides<'c> {
     pub late: Option<&'c Path>,
     /// The audit records' output: a file or `kafka://BROKERS/TOPIC`.
     pub audit: Option<&'c Path>,
+    /// The shadow patterns' output: a file or `kafka://BROKERS/TOPIC`.
+    pub shadow: Option<&'c Path>,
     /// Is the input followed?
     pub follow: bool,
     /// Is event time the records' own (a Kafka record's timestamp)?
@@ -97,6 +100,7 @@ impl<'c> Sides<'c> {
             output: config.output_path(),
             late: config.late.as_deref(),
             audit: config.audit.as_deref(),
+            shadow: config.shadow_output.as_deref(),
             follow: config.follow,
             record_time: config.time == Time::Record,
             checkpoint: config.checkpoint.as_deref(),
@@ -161,6 +165,12 @@ pub enum OptionsError {
     /// `--audit kafka://...` on other brokers than `--output`, or with
     /// several topics.
     AuditPlace,
+    /// `--shadow-output kafka://...` without a Kafka output (a topic is
+    /// written in the output's transactions).
+    ShadowMixed,
+    /// `--shadow-output kafka://...` on other brokers than `--output`, or
+    /// with several topics.
+    ShadowPlace,
     /// A Kafka-only option (`--kafka`, `--transactional-id`,
     /// `--kafka-marker-topic`, `--timeouts`, `--time kafka`) with neither
     /// side on Kafka.
@@ -248,6 +258,12 @@ impl fmt::Display for OptionsError {
             }
             OptionsError::AuditPlace => {
                 "`Config::audit` kafka://...: one topic on the brokers of `Config::output`"
+            }
+            OptionsError::ShadowMixed => {
+                "`Config::shadow_output` kafka://... goes with `Config::output` kafka://... (its records are written in the output's transactions)"
+            }
+            OptionsError::ShadowPlace => {
+                "`Config::shadow_output` kafka://...: one topic on the brokers of `Config::output`"
             }
             OptionsError::KafkaOnly => KAFKA_ONLY,
             OptionsError::RecordTimeAlone => {
@@ -377,6 +393,15 @@ impl KafkaOptions<'_> {
             let url = parse_url("`Config::audit`", audit)?;
             if !beside(&url, &parse_url("`Config::output`", run.output)?) {
                 return Err(OptionsError::AuditPlace);
+            }
+        }
+        if let Some(shadow) = run.shadow.filter(|s| is_kafka(s)) {
+            if !output {
+                return Err(OptionsError::ShadowMixed);
+            }
+            let url = parse_url("`Config::shadow_output`", shadow)?;
+            if !beside(&url, &parse_url("`Config::output`", run.output)?) {
+                return Err(OptionsError::ShadowPlace);
             }
         }
         let kafka_only = !self.properties.is_empty()

@@ -131,6 +131,10 @@ impl KafkaOptions<'_> {
             Some(a) => Some(url("`Config::audit`", a)?.topics[0].clone()),
             None => None,
         };
+        c.shadow = match run.shadow.filter(|s| is_kafka(s)) {
+            Some(s) => Some(url("`Config::shadow_output`", s)?.topics[0].clone()),
+            None => None,
+        };
         c.properties = self.properties.to_vec();
         if let Some(id) = self.sink_transactional_id(config) {
             let mut t = Transactional::new(id.clone(), id);
@@ -170,14 +174,18 @@ impl KafkaOptions<'_> {
         let Some(c) = self.sink_config(config)? else {
             return Ok(None);
         };
-        let audit = c.audit.is_some();
+        let (audit, shadow) = (c.audit.is_some(), c.shadow.is_some());
         let sink = KafkaSink::new(c)?;
         config.output = None;
         config.late = None;
+        // (topics of the sink's; a file `Config::audit` or
+        // `Config::shadow_output` stays, which the run refuses with this
+        // sink)
         if audit {
-            // (a topic of the sink's; a file `Config::audit` stays, which
-            // the run refuses with this sink)
             config.audit = None;
+        }
+        if shadow {
+            config.shadow_output = None;
         }
         Ok(Some(Box::new(sink)))
     }

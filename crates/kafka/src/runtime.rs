@@ -275,8 +275,9 @@ impl Source for KafkaSource {
 }
 
 /// The topic kind of a record kind; `None` for a shadow pattern's record
-/// or an audit record, which have no topic (the sink does not take them: a
-/// run with shadow patterns or an audit file is refused before it starts).
+/// or an audit record, which go to topics of their own when the sink takes
+/// them (`SinkConfig::shadow`, `SinkConfig::audit`; a run that has them
+/// and a sink that does not is refused before it starts).
 fn kind(kind: RunKind) -> Option<Kind> {
     match kind {
         RunKind::Match => Some(Kind::Match),
@@ -315,12 +316,19 @@ impl Sink for KafkaSink {
                 Some(topic) => format!("kafka:{topic}"),
                 None => "an audit file (a Kafka output has none)".to_string(),
             },
-            None => "a shadow output (a Kafka output has none)".to_string(),
+            None => match self.shadow_topic() {
+                Some(topic) => format!("kafka:{topic}"),
+                None => "a shadow output (a Kafka output has none)".to_string(),
+            },
         }
     }
 
     fn takes_late(&self) -> bool {
         KafkaSink::takes_late(self)
+    }
+
+    fn takes_shadow(&self) -> bool {
+        self.shadow_topic().is_some()
     }
 
     fn takes_audit(&self) -> bool {
@@ -332,6 +340,10 @@ impl Sink for KafkaSink {
         if let (RunKind::Audit, Some(_)) = (k, self.audit_topic()) {
             let record = record.strip_suffix(b"\n").unwrap_or(record);
             return KafkaSink::write_audit(self, record).map_err(|e| self.run_error(true, e));
+        }
+        if let (RunKind::Shadow, Some(_)) = (k, self.shadow_topic()) {
+            let record = record.strip_suffix(b"\n").unwrap_or(record);
+            return KafkaSink::write_shadow(self, key, record).map_err(|e| self.run_error(true, e));
         }
         let Some(topic_kind) = kind(k) else {
             return Err(SinkError {

@@ -129,6 +129,11 @@ pub struct SinkConfig {
     /// (`cepheid_runtime::Sink::takes_audit`), written to its partition 0
     /// in the same transactions as the records; `None`: none are taken.
     pub audit: Option<String>,
+    /// The topic of the records of `shadow` patterns
+    /// (`cepheid_runtime::Sink::takes_shadow`), keyed as the matches are
+    /// (a key's records to one partition, in order) and written in the
+    /// same transactions as the records; `None`: none are taken.
+    pub shadow: Option<String>,
 }
 
 impl SinkConfig {
@@ -142,6 +147,7 @@ impl SinkConfig {
             properties: Vec::new(),
             late: true,
             audit: None,
+            shadow: None,
         }
     }
 }
@@ -316,6 +322,8 @@ pub struct KafkaSink {
     late: bool,
     /// The audit records' topic (`SinkConfig::audit`).
     audit: Option<String>,
+    /// The shadow records' topic (`SinkConfig::shadow`).
+    shadow: Option<String>,
     /// Fenced: every later call fails with this error (librdkafka purges
     /// what was queued; its delivery reports say "purged", not why).
     pub(crate) fenced_by: Option<KafkaError>,
@@ -358,6 +366,9 @@ enum To<'a> {
     /// The output topic of this kind of record, to the partition of its
     /// key.
     Output(Kind),
+    /// A topic of the sink's own, to the partition of the record's key:
+    /// the shadow records' (`SinkConfig::shadow`).
+    Keyed(&'a str),
     /// A partition of a topic of the sink's own: the marker topic's, the
     /// audit records' (`SinkConfig::audit`).
     Marker(&'a str, i32),
@@ -447,7 +458,11 @@ impl KafkaSink {
             .map_err(|e| KafkaError::client("create the producer", e))?;
         let mut watched = Vec::new();
         let mut topics = config.topics.all();
-        topics.extend(config.audit.as_deref().filter(|a| !topics.contains(a)));
+        for own in [&config.audit, &config.shadow].into_iter().flatten() {
+            if !topics.contains(&own.as_str()) {
+                topics.push(own);
+            }
+        }
         for topic in topics {
             let metadata = retry.run(
                 "fetch metadata",
@@ -502,6 +517,7 @@ impl KafkaSink {
             in_transaction: false,
             late: config.late,
             audit: config.audit,
+            shadow: config.shadow,
             fenced_by: None,
             interval: 1,
             group_held: None,
@@ -561,6 +577,27 @@ impl KafkaSink {
         };
         self.begin()?;
         self.send(To::Marker(&topic, 0), b"", record)
+    }
+
+    /// The topic of the records of `shadow` patterns
+    /// (`SinkConfig::shadow`), if it takes them.
+    pub fn shadow_topic(&self) -> Option<&str> {
+        self.shadow.as_deref()
+    }
+
+    /// Queues a record of a `shadow` pattern (a match or a timeout, the
+    /// line it would write live) to the shadow topic, keyed by `key` as
+    /// [`KafkaSink::write`] keys the matches (a key's records go to one
+    /// partition, in order), in the transaction of the records; an error
+    /// when the sink takes none.
+    pub fn write_shadow(&mut self, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
+        let Some(topic) = self.shadow.clone() else {
+            return Err(KafkaError::Config {
+                reason: "this sink takes no records of shadow patterns (`SinkConfig::shadow`)"
+                    .to_string(),
+            });
+        };
+        self.write_to(To::Keyed(&topic), key, record)
     }
 
     /// The number of the checkpoint whose interval is being written.
@@ -758,8 +795,13 @@ impl KafkaSink {
     /// key's records go to one partition, in order). A transactional sink
     /// begins a transaction at the first write after a commit.
     pub fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
+        self.write_to(To::Output(kind), key, record)
+    }
+
+    /// [`KafkaSink::write`] to `to`.
+    fn write_to(&mut self, to: To<'_>, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
         self.begin()?;
-        self.send(To::Output(kind), key, record)?;
+        self.send(to, key, record)?;
         // (delivery reports served, and a failed one seen, every few
         // records: each poll takes the queue's lock; a flush, a
         // checkpoint and the end serve them all)
@@ -780,6 +822,7 @@ impl KafkaSink {
     fn send(&mut self, to: To<'_>, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
         let (topic, partition) = match to {
             To::Output(kind) => (self.topics.topic(kind), None),
+            To::Keyed(topic) => (topic, None),
             To::Marker(topic, partition) => (topic, Some(partition)),
         };
         // (the interval's number as text, without an allocation per record)
@@ -916,8 +959,10 @@ impl KafkaSink {
             let n = i64::try_from(checkpoint).map_err(|_| KafkaError::Config {
                 reason: format!("checkpoint number {checkpoint} is too large"),
             })?;
-            let audit = self.audit.as_deref() == Some(t.as_str());
-            if !self.topics.all().contains(&t.as_str()) && !audit {
+            let own = [&self.audit, &self.shadow]
+                .into_iter()
+                .any(|o| o.as_deref() == Some(t.as_str()));
+            if !self.topics.all().contains(&t.as_str()) && !own {
                 // A marker topic of its own: a record there in each
                 // transaction, so that none is without records (tansu
                 // drops the offsets of a transaction without records).

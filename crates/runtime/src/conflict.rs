@@ -145,13 +145,13 @@ impl fmt::Display for Conflict {
             Conflict::SinkTakesNoShadow { sink } => {
                 return write!(
                     f,
-                    "{sink} takes no records of shadow patterns: a shadow output (`Config::shadow_output`) goes with the run's files"
+                    "{sink} takes no records of shadow patterns: a shadow output file (`Config::shadow_output`) goes with the run's files; give the sink a shadow output of its own (a Kafka sink's topic)"
                 )
             }
             Conflict::SinkTakesNoAudit { sink } => {
                 return write!(
                     f,
-                    "{sink} takes no audit records of rule changes: an audit file (`Config::audit`) goes with the run's files (an audit topic is not built yet)"
+                    "{sink} takes no audit records of rule changes: an audit file (`Config::audit`) goes with the run's files; give the sink an audit output of its own (a Kafka sink's topic)"
                 )
             }
         })
@@ -168,13 +168,14 @@ pub(crate) fn shadow_without_output(pattern: &str) -> String {
 }
 
 /// The first `shadow` pattern of `patterns` when the run of `config` has
-/// no shadow output: what refuses a rule set (at the start, or a change
-/// of rules).
+/// no shadow output (neither a file nor a sink that takes the records,
+/// [`Config::shadow_sink`]): what refuses a rule set (at the start, or a
+/// change of rules).
 pub(crate) fn shadow_unplaced<'a>(
     config: &Config,
     mut patterns: impl Iterator<Item = &'a cepheid_core::pattern::Pattern>,
 ) -> Option<String> {
-    if config.shadow_output.is_some() {
+    if config.shadow_output.is_some() || config.shadow_sink {
         return None;
     }
     patterns.find(|p| p.shadow).map(|p| p.name.clone())

@@ -179,8 +179,17 @@ pub struct Config {
     /// [`Config::output`] (`docs/rule-lab.md`, "Shadow rules"): a run
     /// output as [`Config::late`] is (synced, measured and truncated with
     /// the checkpoints). A run whose rules have a shadow pattern needs one
-    /// (or a sink that takes them, `Sink::takes_shadow`).
+    /// (or a sink that takes them, [`Sink::takes_shadow`]: a Kafka shadow
+    /// topic, [`Config::shadow_sink`]).
     pub shadow_output: Option<PathBuf>,
+    /// Does the run's sink take the records of `shadow` patterns itself
+    /// ([`Sink::takes_shadow`]: a topic of a Kafka sink's, the rule lab's
+    /// records), so that shadow patterns run without
+    /// [`Config::shadow_output`]? Set by the runtime from its sink when a
+    /// run is made ([`Runtime::with_source`], [`Runtime::on_cluster`]): a
+    /// caller's value is replaced. Changes of rules that bring a shadow
+    /// pattern read it.
+    pub shadow_sink: bool,
     /// Where an audit record of each change of rules goes
     /// ([`audit::RuleChange`], a JSON line: applied or refused, its
     /// origin, what it did to each pattern and its state;
@@ -283,6 +292,7 @@ impl Config {
             output: None,
             late: None,
             shadow_output: None,
+            shadow_sink: false,
             audit: None,
             checkpoint: None,
             checkpoint_every: Every::default(),

@@ -336,7 +336,7 @@ impl Runtime {
     /// `report`. A source's records are decoded in `config.format`; its
     /// position goes into checkpoints and is sought back to on resuming.
     pub fn with_source(
-        config: Config,
+        mut config: Config,
         mut engine: Engine<Record>,
         mut source: Option<Box<dyn Source>>,
         mut sink: Option<Box<dyn Sink>>,
@@ -353,6 +353,7 @@ impl Runtime {
             sink.notify_to(notify.clone());
         }
         let file = source.is_none();
+        config.shadow_sink = sink.as_ref().is_some_and(|s| s.takes_shadow());
         refuse(&config, file, sink.as_deref(), engine.patterns())?;
         let source = source.map(|source| Arc::new(Mutex::new(source)));
         let mut locks = Vec::new();
@@ -523,13 +524,14 @@ impl Runtime {
     /// ([`Cluster::check`]); then the run is opened (its checkpoint read,
     /// its outputs open) as one engine's is here.
     pub fn on_cluster(
-        config: Config,
+        mut config: Config,
         rules: &Rules,
         cluster: Box<dyn Cluster>,
         sources: Option<Sources>,
         sink: Option<Box<dyn Sink>>,
         report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
+        config.shadow_sink = sink.as_ref().is_some_and(|s| s.takes_shadow());
         refuse(
             &config,
             sources.is_none(),

@@ -1532,3 +1532,83 @@ fn a_list_record_behind_event_time_applies_at_once_said_as_a_list_record() {
     assert!(records[0].2.contains(r#""start":1000"#), "{records:?}");
     assert!(records[1].2.contains(r#""start":2000"#), "{records:?}");
 }
+
+/// [`Memory`] that takes the records of `shadow` patterns when `shadow`
+/// says so (`Sink::takes_shadow`).
+struct ShadowSink {
+    memory: Memory,
+    shadow: bool,
+}
+
+impl Sink for ShadowSink {
+    fn describe(&self, kind: Kind) -> String {
+        self.memory.describe(kind)
+    }
+
+    fn takes_shadow(&self) -> bool {
+        self.shadow
+    }
+
+    fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        self.memory.write(kind, key, record)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
+        Ok(SinkState::default())
+    }
+
+    fn recover(&mut self, _kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        Ok(0)
+    }
+}
+
+/// A shadow pattern runs without a shadow output file when the run's sink
+/// takes its records (`Sink::takes_shadow`: a Kafka shadow topic, the
+/// lab's records): they reach it as `Kind::Shadow`, none as a match; a
+/// sink that does not take them is refused before the run starts.
+#[test]
+fn a_sink_that_takes_shadow_records_is_the_shadow_patterns_output() {
+    let run = |shadow: bool| {
+        let rules = Rules::parse("ab.cep", &RULES.replace("match a", "shadow\n    match a"));
+        let rules = rules.unwrap();
+        assert!(rules.patterns()[0].shadow);
+        let mut config = Config::new(Input::Stdin, Vec::new());
+        config.flush_at_end = true;
+        let mut engine = config.engine();
+        engine.add(&rules).unwrap();
+        let source = Lines {
+            lines: vec![ev(1, "a", "x"), ev(2, "b", "x"), ev(3, "a", "y")],
+            next: 0,
+            committed: Arc::default(),
+        };
+        let memory = Memory::default();
+        let sink = ShadowSink {
+            memory: memory.clone(),
+            shadow,
+        };
+        let runtime = Runtime::with_source(
+            config,
+            engine,
+            Some(Box::new(source)),
+            Some(Box::new(sink)),
+            Box::new(Notices::default()),
+        );
+        (runtime, memory)
+    };
+    let (runtime, memory) = run(true);
+    runtime.unwrap().run();
+    let records = memory.records.lock().unwrap().clone();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0].0, Kind::Shadow);
+    assert_eq!(records[0].1, r#"{"k":"x"}"#);
+    let (refused, _) = run(false);
+    let said = refused.err().expect("refused").to_string();
+    assert!(
+        said.contains("pattern `ab` is a shadow pattern, and the run has no shadow output"),
+        "{said}"
+    );
+}
