@@ -17,7 +17,7 @@ use common::{run_here, scratch};
 
 /// The rule set: `watch` (the rule tried in shadow) and `steady` (a live
 /// rule beside it).
-const RULES: &str = r#"
+pub(crate) const RULES: &str = r#"
 pattern steady {
     partition by user
     within 3s

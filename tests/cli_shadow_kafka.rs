@@ -14,30 +14,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
-/// A live rule (`steady`) and a shadow one (`watch`), both keyed by
-/// `user`.
-const RULES: &str = r#"
-pattern steady {
-    partition by user
-    within 3s
-    match a followed by c
-    where
-        a: type == "a"
-        c: type == "c"
-}
-
-pattern watch {
-    partition by user
-    within 8s
-    timeouts
-    shadow
-    match a followed by b{2} followed by c
-    where
-        a: type == "a"
-        b: type == "b"
-        c: type == "c"
-}
-"#;
+// (the rule set of the file tests: a live rule, `steady`, and a shadow
+// one, `watch`, both keyed by `user`)
+use crate::cli_shadow::RULES;
 
 /// `n` events of 8 users in strictly increasing time (steps of 1 to 400
 /// ms).
