@@ -21,8 +21,8 @@
 
 use crate::common::crash::{self, Moments, PATTERNS};
 use crate::common::kafka::{
-    by_key, client, lines, produce_by_key, produce_lines_to, produce_timed, stderr, topics_with,
-    Out, Reader, Topics,
+    by_key, client, lines, produce_by_key, produce_lines_to, produce_timed, read_by_key, stderr,
+    topics_with, Out, Reader, Topics,
 };
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
@@ -248,22 +248,7 @@ fn timeouts_to_a_topic_of_their_own_each_keyed_by_its_partition_key() {
     // Each topic as a read_committed consumer sees it (nothing aborted):
     // its records by key, after checking each record's Kafka key and
     // that a key's records are in one partition.
-    let read = |name: &str| -> BTreeMap<String, Vec<String>> {
-        let seen = broker.read_topic(name, "read_committed");
-        let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
-        for s in &seen {
-            let value: serde_json::Value = serde_json::from_str(&s.payload).expect("JSON");
-            let key: serde_json::Value =
-                serde_json::from_str(s.key.as_deref().expect("a key")).expect("a JSON key");
-            assert_eq!(
-                key, value["key"],
-                "the record's Kafka key is its partition key"
-            );
-            let p = *partition_of.entry(key.to_string()).or_insert(s.partition);
-            assert_eq!(p, s.partition, "a key's records in one partition of {name}");
-        }
-        by_key(seen.iter().map(|s| s.payload.as_str()))
-    };
+    let read = |name: &str| read_by_key(&broker, name);
     for (name, wanted) in [(&t.output, "match"), (&timeouts, "timeout")] {
         let file_records: Vec<&String> = out.iter().filter(|l| kind(l) == wanted).collect();
         assert!(file_records.len() > 100, "the stream gives {wanted}s");

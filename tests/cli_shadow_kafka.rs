@@ -6,11 +6,10 @@
 //! its `--shadow-output`, key by key in order, and the output topic none
 //! of them; on one engine and on 2 workers; and the refusals.
 
-use crate::common::kafka::{by_key, lines, partition_among, produce_lines_to, stderr};
+use crate::common::kafka::{by_key, lines, partition_among, produce_lines_to, read_by_key, stderr};
 use crate::common::{run_here, scratch};
 use crate::kafka_support::{topic, Broker};
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -37,30 +36,6 @@ fn events(n: usize) -> Vec<String> {
             format!(r#"{{"ts":{ts},"user":"{user}","type":"{kind}","n":{i}}}"#)
         })
         .collect()
-}
-
-/// The records of `topic` as a `read_committed` consumer sees them, by
-/// partition key (each key's in offset order), after checking that each
-/// record's Kafka key is its partition key and that a key's records are
-/// in one partition.
-fn read_by_key(broker: &Broker, topic: &str) -> BTreeMap<String, Vec<String>> {
-    let seen = broker.read_topic(topic, "read_committed");
-    let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
-    for s in &seen {
-        let value: serde_json::Value = serde_json::from_str(&s.payload).expect("JSON");
-        let key: serde_json::Value =
-            serde_json::from_str(s.key.as_deref().expect("a key")).expect("a JSON key");
-        assert_eq!(
-            key, value["key"],
-            "the record's Kafka key is its partition key"
-        );
-        let p = *partition_of.entry(key.to_string()).or_insert(s.partition);
-        assert_eq!(
-            p, s.partition,
-            "a key's records in one partition of {topic}"
-        );
-    }
-    by_key(seen.iter().map(|s| s.payload.as_str()))
 }
 
 /// The file run's shadow output and output in `dir`, then the same events

@@ -538,3 +538,26 @@ pub(crate) fn late_event(record: &str) -> String {
         .unwrap_or_else(|| panic!("not a late record: {record}"))
         .to_string()
 }
+
+/// `topic` as a `read_committed` consumer sees it (nothing aborted): its
+/// records by key, after checking that each record's Kafka key is its
+/// partition key and that a key's records are in one partition.
+pub fn read_by_key(broker: &Broker, topic: &str) -> BTreeMap<String, Vec<String>> {
+    let seen = broker.read_topic(topic, "read_committed");
+    let mut partition_of: BTreeMap<String, i32> = BTreeMap::new();
+    for s in &seen {
+        let value: serde_json::Value = serde_json::from_str(&s.payload).expect("JSON");
+        let key: serde_json::Value =
+            serde_json::from_str(s.key.as_deref().expect("a key")).expect("a JSON key");
+        assert_eq!(
+            key, value["key"],
+            "the record's Kafka key is its partition key"
+        );
+        let p = *partition_of.entry(key.to_string()).or_insert(s.partition);
+        assert_eq!(
+            p, s.partition,
+            "a key's records in one partition of {topic}"
+        );
+    }
+    by_key(seen.iter().map(|s| s.payload.as_str()))
+}
