@@ -19,7 +19,6 @@
 #![allow(unsafe_code)] // (librdkafka's queue and batch calls, below)
 
 use std::ffi::{CStr, CString};
-use std::ptr::NonNull;
 use std::time::Duration;
 
 use rdkafka::bindings as rd;
@@ -27,15 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError as ClientError;
 use rdkafka::types::RDKafkaErrorCode;
 
-/// A queue of librdkafka's, destroyed with its handle.
-struct Queue(NonNull<rd::rd_kafka_queue_t>);
-
-impl Drop for Queue {
-    fn drop(&mut self) {
-        // SAFETY: a handle librdkafka gave, destroyed once.
-        unsafe { rd::rd_kafka_queue_destroy(self.0.as_ptr()) }
-    }
-}
+use crate::native::Queue;
 
 /// The queue to which each partition of events of one consumer forwards
 /// its records. Dropped before that consumer (a field declared before it).
@@ -45,11 +36,6 @@ pub(crate) struct Batches {
     /// The consumer's own queue (only its length is asked).
     consumer: Queue,
 }
-
-// SAFETY: librdkafka's queues are shared between its threads (each call
-// takes the queue's lock); the handles are not tied to the thread that
-// made them.
-unsafe impl Send for Batches {}
 
 impl Batches {
     /// A queue for `consumer`'s partitions `splits` (topic, partition), or
@@ -62,18 +48,16 @@ impl Batches {
     ) -> Option<Batches> {
         let rk = consumer.client().native_ptr();
         // SAFETY: `rk` is the live consumer's handle.
-        let own = Queue(NonNull::new(unsafe { rd::rd_kafka_queue_new(rk) })?);
+        let own = Queue::from_raw(unsafe { rd::rd_kafka_queue_new(rk) })?;
         let mut partitions = Vec::with_capacity(splits.len());
         for (topic, partition) in splits {
             let topic = CString::new(topic.as_bytes()).ok()?;
             // SAFETY: as above; `topic` is a C string for the call.
             let q = unsafe { rd::rd_kafka_queue_get_partition(rk, topic.as_ptr(), *partition) };
-            partitions.push(Queue(NonNull::new(q)?));
+            partitions.push(Queue::from_raw(q)?);
         }
         // SAFETY: as above.
-        let consumer = Queue(NonNull::new(unsafe {
-            rd::rd_kafka_queue_get_consumer(rk)
-        })?);
+        let consumer = Queue::from_raw(unsafe { rd::rd_kafka_queue_get_consumer(rk) })?;
         let batches = Batches {
             own,
             partitions,
@@ -87,14 +71,13 @@ impl Batches {
     fn forward(&self) {
         for q in &self.partitions {
             // SAFETY: two live queue handles of one client.
-            unsafe { rd::rd_kafka_queue_forward(q.0.as_ptr(), self.own.0.as_ptr()) }
+            unsafe { rd::rd_kafka_queue_forward(q.as_ptr(), self.own.as_ptr()) }
         }
     }
 
     /// How many events wait in the consumer's own queue.
     pub(crate) fn pending(&self) -> usize {
-        // SAFETY: a live queue handle.
-        unsafe { rd::rd_kafka_queue_length(self.consumer.0.as_ptr()) }
+        self.consumer.len()
     }
 
     /// Up to `max` records (and partitions' errors): those ready now, or
@@ -126,7 +109,7 @@ impl Batches {
         // `Messages`).
         let n = unsafe {
             rd::rd_kafka_consume_batch_queue(
-                self.own.0.as_ptr(),
+                self.own.as_ptr(),
                 ms,
                 messages.0.as_mut_ptr().add(had),
                 room,

@@ -42,6 +42,7 @@ mod fit;
 mod guard;
 mod identity;
 mod lists;
+mod native;
 mod open;
 mod options;
 mod position;

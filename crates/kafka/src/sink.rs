@@ -281,27 +281,50 @@ fn held(tpl: &TopicPartitionList) -> Vec<(String, i32, Option<i64>)> {
 
 /// Waits up to `timeout` until every queued record is delivered, as
 /// `flush` does, but returns within about a millisecond of the last
-/// delivery report. rust-rdkafka's `BaseProducer::flush` waits in calls of
-/// `poll(100 ms)` that each last their whole 100 ms even when the reports
-/// came at once (its `poll` loops until its deadline): every flush of a
-/// record in flight took at least 100 ms, a checkpoint's `prepare` then
-/// 100 ms whatever the broker did (BENCHMARKS.md, "Kafka").
+/// delivery report, and sleeps while it waits.
+///
+/// rust-rdkafka's `BaseProducer::flush` waits in calls of `poll(100 ms)`
+/// that each last their whole 100 ms even when the reports came at once
+/// (its `poll` loops until its deadline): every flush of a record in
+/// flight took at least 100 ms, a checkpoint's `prepare` then 100 ms
+/// whatever the broker did (BENCHMARKS.md, "Kafka"). Calling it with 1 ms
+/// instead spun: its `poll` hands librdkafka the time left in whole
+/// milliseconds, 0 below one, so each of those calls polled without
+/// waiting until its deadline (a flush at the end of a run of 49,000
+/// alerts: 724,000 polls, 17% of the run's instructions under callgrind;
+/// BENCHMARKS.md, "Kafka out: a flush that sleeps").
+///
+/// Here the delivery reports queued are served, then `rd_kafka_flush`
+/// waits 1 ms: with delivery reports as events (rust-rdkafka's mode) it
+/// only sleeps until the count of undelivered records reaches zero, which
+/// serving the reports lowers, and for that millisecond the producer's
+/// `linger.ms` is cut short, as for any flush.
 fn flush_promptly<C: ProducerContext>(
     producer: &BaseProducer<C>,
     timeout: Duration,
 ) -> Result<(), ClientError> {
     let deadline = Instant::now() + timeout;
+    let reports = crate::native::Queue::main(producer.client());
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match producer.flush(left.min(FLUSH_POLL)) {
-            Err(ClientError::Flush(RDKafkaErrorCode::OperationTimedOut)) if !left.is_zero() => {}
-            done => return done,
+        if let Some(reports) = &reports {
+            while reports.len() > 0 {
+                producer.poll(Duration::ZERO);
+            }
+        } else {
+            producer.poll(Duration::ZERO);
         }
+        if producer.in_flight_count() == 0 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(ClientError::Flush(RDKafkaErrorCode::OperationTimedOut));
+        }
+        crate::native::flush_for(producer.client(), FLUSH_WAIT_MS);
     }
 }
 
-/// How long [`flush_promptly`] polls at a time.
-const FLUSH_POLL: Duration = Duration::from_millis(1);
+/// How long [`flush_promptly`] sleeps at a time, in milliseconds.
+const FLUSH_WAIT_MS: i32 = 1;
 
 /// Writes output records to Kafka.
 pub struct KafkaSink {
@@ -825,21 +848,22 @@ impl KafkaSink {
             To::Keyed(topic) => (topic, None),
             To::Marker(topic, partition) => (topic, Some(partition)),
         };
-        // (the interval's number as text, without an allocation per record)
+        // (the interval's number as text, for a transactional sink's
+        // header, without an allocation per record)
         let mut digits = [0u8; 20];
-        let interval = {
+        let interval = self.transactional.is_some().then(|| {
             let mut at = &mut digits[..];
             write!(at, "{}", self.interval).expect("a u64 fits in 20 digits");
             let left = at.len();
             &digits[..20 - left]
-        };
+        });
         let mut waited = Duration::ZERO;
         loop {
             let mut base = BaseRecord::to(topic).key(key).payload(record);
             if let Some(p) = partition {
                 base = base.partition(p);
             }
-            if self.transactional.is_some() {
+            if let Some(interval) = interval {
                 base = base.headers(OwnedHeaders::new().insert(Header {
                     key: CHECKPOINT_HEADER,
                     value: Some(interval),
