@@ -267,3 +267,45 @@ fn rules_writing_lists_on_workers_killed_after_cuts_end_as_one_engine() {
         "the records differ after {kills} kills"
     );
 }
+
+/// Killed after its cuts and resumed on another executor each time (one
+/// engine, `--workers 2`, `--workers 3`, in turn): the writes a cut holds
+/// (made at `t`, to be made at `t + 1`, after the cut) are made at their
+/// time whatever resumes it, so the records are still one engine's
+/// (`docs/semantics.md`, "Writes by rules": one point on every executor).
+#[test]
+fn rules_writing_lists_resumed_on_other_executors_end_as_one_engine() {
+    let dir = setup("writes_executors", 60_000);
+    let one = run(&dir, "one", &[]).output().unwrap();
+    assert!(one.status.success(), "{}", stderr(&one));
+    let mut turn = 0usize;
+    let (kills, last) = killed_after_cuts(
+        || {
+            let executor: &[&str] = match turn % 3 {
+                0 => &[],
+                1 => &["--workers", "2", "--chunk-bytes", "65536"],
+                _ => &["--workers", "3", "--chunk-bytes", "65536"],
+            };
+            turn += 1;
+            let mut command = run(
+                &dir,
+                "killed",
+                &["--checkpoint", "ckpt", "--checkpoint-every", "20ms"],
+            );
+            command.args(executor);
+            command
+        },
+        &dir.join("ckpt"),
+        5,
+        0x41,
+    );
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert!(
+        kills > 1,
+        "killed {kills} times: no resume on another executor"
+    );
+    assert!(
+        sorted(&dir, "out_killed.jsonl") == sorted(&dir, "out_one.jsonl"),
+        "the records differ after {kills} kills"
+    );
+}
