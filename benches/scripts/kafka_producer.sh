@@ -11,7 +11,10 @@
 #   cargo build --release --bin cepheid --example kafka_produce && cargo build --release -p cepheid-bench
 # (zstd is not built: rdkafka-sys without its `zstd` feature. BIN=another
 # target/release; EVENTS=N; PORT=P; EOS=1 adds
-# --checkpoint-every 1s, exactly once, to every topic run).
+# --checkpoint-every 1s, exactly once, to every topic run, and a
+# checkpoint every second to the file run; SETTINGS="- compression.type=none"
+# measures those settings instead of session 52's list, each a
+# comma-separated list of properties, `-` for cepheid's defaults).
 set -euo pipefail
 NAME=kafka-producer PORT=${PORT:-19399}
 # shellcheck source=benches/scripts/kafka_stream.sh
@@ -28,7 +31,8 @@ measure() { # NAME ARGS...: best of three
     n=$((n + 1))
     local cmd
     if [ "$name" = file ]; then
-      cmd=("$BIN/cepheid" run ab.cep --events ab.jsonl --output out.jsonl --no-progress)
+      cmd=("$BIN/cepheid" run ab.cep --events ab.jsonl --output out$n.jsonl --no-progress)
+      [ -z "${EOS:-}" ] || cmd+=(--checkpoint fck$n --checkpoint-every 1s)
     else
       topic out$n
       cmd=("$BIN/cepheid" run ab.cep --events kafka://$B/ab --kafka-until end
@@ -49,7 +53,17 @@ measure() { # NAME ARGS...: best of three
     "$(awk "BEGIN {print $best_broker / $hz}")" "$(awk "BEGIN {print $best_lo / 1e6}")"
 }
 measure file
-measure "defaults (linger.ms=5)"
+if [ -n "${SETTINGS:-}" ]; then
+  for setting in $SETTINGS; do
+    props=()
+    if [ "$setting" != - ]; then
+      for p in ${setting//,/ }; do props+=(--kafka "$p"); done
+    fi
+    measure "$setting" ${props[@]+"${props[@]}"}
+  done
+  exit 0
+fi
+measure "librdkafka's defaults (linger.ms=5, none)" --kafka linger.ms=5 --kafka compression.type=none
 for linger in 20 100; do
   measure "linger.ms=$linger" --kafka linger.ms=$linger
 done
