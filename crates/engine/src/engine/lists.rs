@@ -154,6 +154,7 @@ impl<E: Event + 'static> Engine<E> {
                 lifetime,
                 until,
                 from: None,
+                shadow: false,
             },
             watermark,
         );
@@ -192,6 +193,7 @@ impl<E: Event + 'static> Engine<E> {
                 add: change.op == WriteOp::Add,
                 value: change.value,
                 expires,
+                shadow: change.shadow,
             })
         }));
     }
@@ -228,6 +230,7 @@ impl<E: Event + 'static> Engine<E> {
                 None
             },
             from: Some(w.at.saturating_sub(1)),
+            shadow: w.shadow,
         };
         self.core.memory.write_at(w.at, change);
     }
@@ -321,6 +324,9 @@ pub struct ListWrite {
     #[serde(with = "cepheid_core::persist::via")]
     value: Value,
     expires: Option<Timestamp>,
+    /// A shadow rule's write, made to the list's shadow copy
+    /// (`docs/semantics.md`, "Shadow rules").
+    shadow: bool,
 }
 
 impl ListWrite {
@@ -348,5 +354,11 @@ impl ListWrite {
     /// An add's expiry (`None`: for ever, or a remove).
     pub fn expires(&self) -> Option<Timestamp> {
         self.expires
+    }
+
+    /// A shadow rule's write (made to the list's shadow copy, never to
+    /// the list the live rules read)?
+    pub fn is_shadow(&self) -> bool {
+        self.shadow
     }
 }
