@@ -839,7 +839,7 @@ impl Memory {
 
     fn count(&mut self) {
         self.stats.list_entries = self.lists.iter().map(|l| l.len() as u64).sum();
-        if !self.shadow.is_empty() {
+        if !self.shadow.is_empty() || self.stats.shadow_entries != 0 {
             self.stats.shadow_entries = (self.shadow.iter().flatten())
                 .map(|c| c.added.len() as u64)
                 .sum();
