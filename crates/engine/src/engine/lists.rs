@@ -258,7 +258,9 @@ impl<E: Event + 'static> Engine<E> {
 
     /// Does list `list` hold `value` now (at the engine's event time)?
     /// `None` for a list that does not exist or a value no entry matches
-    /// (null).
+    /// (null). The list the live rules read: not its shadow copy, which
+    /// holds the shadow rules' writes (`docs/semantics.md`, "Shadow
+    /// rules").
     pub fn list_contains(&self, list: &str, value: ValueRef<'_>) -> Option<bool> {
         let id = self.core.memory.list_id(list)?;
         self.core.memory.contains(id, value)
@@ -272,7 +274,9 @@ impl<E: Event + 'static> Engine<E> {
     }
 
     /// Each list of the rule set in force, by name, with the entries it
-    /// holds now (expired ones leave as event time passes them).
+    /// holds now (expired ones leave as event time passes them); the
+    /// entries shadow rules' writes added to its shadow copy are not
+    /// counted ([`MemoryStats::shadow_entries`] counts them).
     pub fn list_sizes(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
         self.core.memory.list_sizes()
     }
