@@ -231,7 +231,8 @@ fn a_shadow_rules_list_writes_reach_the_shadow_rules_only_on_workers() {
     );
 }
 
-/// One engine and `--workers 2` give the same records and shadow records.
+/// One engine, `--workers 2` and `--processes 2` (the shadow writes
+/// carried between processes) give the same records and shadow records.
 #[cfg(feature = "workers")]
 #[test]
 fn shadow_copies_on_workers_give_one_engine_s_records() {
@@ -261,6 +262,23 @@ fn shadow_copies_on_workers_give_one_engine_s_records() {
         let (a, b) = (lines(&dir, a), lines(&dir, b));
         assert!(a.len() > 10);
         assert!(sorted(a) == sorted(b), "--workers 2 gave other records");
+    }
+    let outs = common::run_two_processes(&dir, |process| {
+        let name = if process == 0 { "p2" } else { "p2-1" };
+        let shadow = format!("shadow_{name}.jsonl");
+        let mut command = run(&dir, name, &["--chunk-bytes", "16384"]);
+        command.args(["--shadow-output", &shadow]);
+        command
+    });
+    for out in &outs {
+        assert!(out.status.success(), "{}", stderr(out));
+    }
+    for (a, b) in [
+        ("out_one.jsonl", "out_p2.jsonl"),
+        ("shadow_one.jsonl", "shadow_p2.jsonl"),
+    ] {
+        let (a, b) = (lines(&dir, a), lines(&dir, b));
+        assert!(sorted(a) == sorted(b), "--processes 2 gave other records");
     }
 }
 

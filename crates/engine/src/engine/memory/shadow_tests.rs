@@ -238,6 +238,36 @@ fn a_promoted_rule_writes_the_list_and_its_shadow_writes_stay_in_the_copy() {
     );
 }
 
+/// The reverse: a live rule marked `shadow` writes to the copy from the
+/// switch point on; what it wrote live stays in the list.
+#[test]
+fn a_rule_marked_shadow_writes_the_copy_and_its_live_writes_stay() {
+    let live = RULES.replacen(
+        "        shadow\n        match a where a: kind == \"mark\"",
+        "        match a where a: kind == \"mark\"",
+        1,
+    );
+    let mut e = engine(&live, 0);
+    let mut out = Vec::new();
+    push(&mut e, 1, 10, "mark", "x", &mut out);
+    e.watermark(20, &mut out);
+    let changes = e
+        .set_rules(
+            &Rules::parse("t.cep", RULES).unwrap(),
+            ReloadPolicy::Restart,
+            &mut out,
+        )
+        .unwrap();
+    assert!(changes.to_string().contains("mark: shadowed"), "{changes}");
+    push(&mut e, 2, 30, "mark", "y", &mut out);
+    push(&mut e, 3, 40, "probe", "x", &mut out);
+    push(&mut e, 4, 40, "probe", "y", &mut out);
+    e.finish(&mut out);
+    let hits = hits(&out);
+    assert_eq!(of(&hits, "shadow_probe"), vec![3, 4]);
+    assert_eq!(of(&hits, "live_probe"), vec![3]);
+}
+
 /// A snapshot taken while shadow entries are held and shadow writes wait
 /// for their time restores them: the run goes on with the same records.
 #[test]
