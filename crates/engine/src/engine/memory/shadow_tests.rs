@@ -290,6 +290,16 @@ fn a_snapshot_keeps_the_shadow_copies_and_the_shadow_writes_waiting() {
         let mut out = Vec::new();
         for (i, &(id, ts, kind, d)) in events.iter().enumerate() {
             if let Some((_, own)) = cut.filter(|&(at, _)| at == i) {
+                if i == 3 {
+                    // (`mark` matched at 10, the event at 12 waits: its
+                    // write waits for 11)
+                    assert_eq!(hits(&out), vec![("mark".to_string(), 1)]);
+                    assert_eq!(e.memory_stats().shadow_changes, 0);
+                }
+                if i == 5 {
+                    // (`x` held in the copy)
+                    assert_eq!(e.memory_stats().shadow_entries, 1);
+                }
                 let mut bytes = Vec::new();
                 e.snapshot(&mut bytes).unwrap();
                 let mut fresh: Engine<Record> = Engine::with_max_delay(Duration::from_millis(0));
