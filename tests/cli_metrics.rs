@@ -510,6 +510,8 @@ fn lists_and_indicators_are_in_the_metrics() {
         Some(0.0),
         "{text}"
     );
+    // (no shadow rule wrote: no shadow metrics)
+    assert!(!text.contains("cepheid_list_shadow"), "{text}");
     for name in ["cepheid_indicator_entries", "cepheid_indicator_groups"] {
         assert!(
             value(&text, name).is_some_and(|v| v > 0.0),

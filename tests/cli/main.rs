@@ -89,6 +89,8 @@ mod cli_shadow;
 #[cfg(feature = "kafka")]
 #[path = "../cli_shadow_kafka.rs"]
 mod cli_shadow_kafka;
+#[path = "../cli_shadow_lists.rs"]
+mod cli_shadow_lists;
 #[path = "../cli_stats.rs"]
 mod cli_stats;
 #[path = "../cli_upgrade.rs"]

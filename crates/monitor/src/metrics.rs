@@ -224,6 +224,23 @@ fn encode_memory(e: &mut DescriptorEncoder, status: &crate::status::MemoryStatus
                 ("value".to_string(), Value::Counter(m.bad_entries)),
             ],
         )?;
+        // (once a shadow rule wrote: `docs/semantics.md`, "Shadow rules")
+        if m.shadow_changes > 0 {
+            single(
+                e,
+                "cepheid_list_shadow_entries",
+                "Entries shadow rules' writes added to the lists' shadow copies, held now.",
+                None,
+                gauge_u64(m.shadow_entries),
+            )?;
+            single(
+                e,
+                "cepheid_list_shadow_changes",
+                "Shadow rules' writes made to the lists' shadow copies.",
+                None,
+                Value::Counter(m.shadow_changes),
+            )?;
+        }
     }
     if status.indicators > 0 {
         single(

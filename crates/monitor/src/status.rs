@@ -172,7 +172,8 @@ pub struct MemoryStatus {
     /// The counts, by their names (`list_entries`, `indicator_entries`,
     /// `indicator_groups`, `list_changes`, `late_changes`,
     /// `refused_entries`, `bad_entries`, `non_numeric`, `unkeyed`,
-    /// `refused_events`: `MemoryStats`).
+    /// `refused_events`, `shadow_entries`, `shadow_changes`:
+    /// `MemoryStats`).
     #[serde(flatten)]
     pub counts: cepheid_engine::engine::MemoryStats,
 }

@@ -90,8 +90,9 @@ pub enum DiagnosticKind {
     /// A `list` or `indicator` declaration that cannot be used as written
     /// (a missing window, a lifetime of 0).
     InvalidDeclaration,
-    /// A `then` write in a `shadow` pattern: its writes would reach the
-    /// lists the live rules read (`docs/rule-lab.md`, "Shadow rules").
+    /// A `then` write in a `shadow` pattern. No longer reported: a shadow
+    /// pattern's writes go to the lists' shadow copies, which the live
+    /// rules never read (`docs/semantics.md`, "Shadow rules").
     ShadowWrite,
 }
 

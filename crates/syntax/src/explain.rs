@@ -51,6 +51,12 @@ pub fn explain(p: &Pattern) -> String {
         // (left out of the canonical text: `cepheid_engine`'s
         // `canonical_text` explains the pattern without the mark)
         out.push_str("  shadow:       its records go to the shadow output\n");
+        if !p.writes.is_empty() {
+            // (`docs/semantics.md`, "Shadow rules")
+            out.push_str(
+                "                its writes go to the lists' shadow copies, read by shadow rules only\n",
+            );
+        }
     }
     out.push_str("  stages:\n");
     for (i, s) in p.stages.iter().enumerate() {

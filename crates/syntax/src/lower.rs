@@ -66,16 +66,8 @@ pub(crate) fn lower_pattern(
         })
         .collect();
     pattern.writes = p.effects.iter().filter_map(|e| l.effect(e)).collect();
-    if pattern.shadow {
-        for e in &p.effects {
-            l.error(
-                DiagnosticKind::ShadowWrite,
-                e.span,
-                "a `shadow` pattern cannot write to a list: its writes would change \
-                 what the live rules read",
-            );
-        }
-    }
+    // (a `shadow` pattern's writes go to the lists' shadow copies, which
+    // only shadow patterns read: `docs/semantics.md`, "Shadow rules")
     pattern.reads = l.reads(&where_entries, &pattern);
     if !pattern.reads.is_empty()
         || !pattern.writes.is_empty()

@@ -377,7 +377,7 @@ impl<E: Event + 'static> Nfa<E> {
         for stage in &pattern.stages {
             let id = compile_condition(
                 &stage.condition,
-                &stage.name,
+                (&stage.name, pattern.shadow),
                 fields,
                 &mut layout,
                 &mut conds,
@@ -389,8 +389,14 @@ impl<E: Event + 'static> Nfa<E> {
         for elem in all_elements(pattern) {
             if let Some(until) = &elem.until {
                 let label = format!("until({})", element_label(pattern, elem));
-                let id = compile_condition(until, &label, fields, &mut layout, &mut conds)
-                    .map_err(|e| e.at(elem.span))?;
+                let id = compile_condition(
+                    until,
+                    (&label, pattern.shadow),
+                    fields,
+                    &mut layout,
+                    &mut conds,
+                )
+                .map_err(|e| e.at(elem.span))?;
                 until_conds.insert(elem as *const Element as usize, id);
             }
         }
@@ -800,10 +806,11 @@ fn simple_start<E>(
     .then_some((state.stage?, t.target))
 }
 
-/// Compiles one stage or `until` condition into a slot (or `true`).
+/// Compiles one stage or `until` condition into a slot (or `true`), of a
+/// `shadow` pattern or not.
 fn compile_condition<E: 'static>(
     condition: &Condition,
-    label: &str,
+    (label, shadow): (&str, bool),
     fields: &mut dyn FieldResolver,
     layout: &mut AccumulatorLayoutBuilder,
     conds: &mut Conditions<E>,
@@ -825,7 +832,12 @@ fn compile_condition<E: 'static>(
                 // The expression's whole structure (fields by path, resolved
                 // alike by one engine's fields; literals; regexes by their
                 // text): equal keys are equal conditions.
-                share_key: (!per_run).then(|| format!("{expr:?}")),
+                // (a shadow pattern's condition that reads lists reads
+                // their shadow copies: not the live patterns' value)
+                share_key: (!per_run).then(|| match shadow && compiled.reads_lookup() {
+                    true => format!("shadow {expr:?}"),
+                    false => format!("{expr:?}"),
+                }),
                 per_run,
                 kind: SlotKind::Expr(compiled),
                 label: label.to_string(),

@@ -5,7 +5,7 @@ use hashbrown::{HashMap, HashSet};
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::deadlines::{DeadlineIndex, Entry};
-use crate::engine::memory::{Change, Memory};
+use crate::engine::memory::{Change, Memory, ShadowView};
 use crate::engine::partitions::{merge_fresh, KeyHasher, Keys, Ordinals, Part, Parts, HOLE};
 use crate::engine::sink::{MatchAccess, MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
@@ -775,13 +775,19 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 continue;
             }
             let p = x.pattern as usize;
+            let view = self.memory.shadow_view();
+            let lookup = lookup_of(
+                &self.memory,
+                &view,
+                self.patterns[p].automaton.pattern().shadow,
+            );
             advance_part(
                 &mut self.patterns[p],
                 p,
                 x,
                 key,
                 (&mut self.store, &mut self.cache),
-                (&self.memory, &mut self.writes),
+                (lookup, &mut self.writes),
                 t,
                 &mut *sink,
                 &mut self.stats,
@@ -920,13 +926,15 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         if let Some(x) = parts.get_mut(i).filter(mine) {
             // An emptied partition's number goes back now (in firing order,
             // as when each pattern had its own map).
+            let view = self.memory.shadow_view();
+            let lookup = lookup_of(&self.memory, &view, run.automaton.pattern().shadow);
             advance_part(
                 run,
                 p,
                 x,
                 key,
                 (&mut self.store, &mut self.cache),
-                (&self.memory, &mut self.writes),
+                (lookup, &mut self.writes),
                 t,
                 sink,
                 &mut self.stats,
@@ -1102,11 +1110,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             capped: false,
             writes: &mut self.writes,
         };
+        let view = self.memory.shadow_view();
         let mut step = Step {
             automaton: &run.automaton,
             store: &mut self.store,
             cache: &mut self.cache,
-            lookup: &self.memory,
+            lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
             limit: self.run_limit,
             starts: !run.draining,
             ts,
@@ -1172,12 +1181,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             group.slot = group.keys.find(group.hash, &group.key);
             if let Some(guard) = &group.guard {
                 let (store, cache, patterns) = (&self.store, &mut self.cache, &self.patterns);
-                let lookup = &self.memory;
+                let view = self.memory.shadow_view();
                 // (the values are the event's, computed once for every
                 // pattern that tests them later)
                 let starts = guard.iter().any(|&(p, slot)| {
-                    patterns[p as usize]
-                        .automaton
+                    let run = &patterns[p as usize];
+                    let lookup = lookup_of(&self.memory, &view, run.automaton.pattern().shadow);
+                    run.automaton
                         .condition_holds(store, cache, lookup, ev, slot)
                 });
                 group.skip = !starts && group.slot.is_none();
@@ -1222,11 +1232,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 capped: false,
                 writes: &mut self.writes,
             };
+            let view = self.memory.shadow_view();
             let step = Step {
                 automaton: &run.automaton,
                 store: &mut self.store,
                 cache: &mut self.cache,
-                lookup: &self.memory,
+                lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
                 limit: self.run_limit,
                 starts: !run.draining,
                 ts,
@@ -1321,11 +1332,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             capped: false,
             writes: &mut self.writes,
         };
+        let view = self.memory.shadow_view();
         let mut step = Step {
             automaton: &run.automaton,
             store: &mut self.store,
             cache: &mut self.cache,
-            lookup: &self.memory,
+            lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
             limit: self.run_limit,
             starts: !run.draining,
             ts,
@@ -1541,6 +1553,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
                     lifetime: w.expiry,
                     until: None,
                     from: None,
+                    shadow: ir.shadow,
                 });
             }
         }
@@ -1624,6 +1637,22 @@ fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized>(
     if A::is_empty(&x.part) {
         ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
         *live_parts -= 1;
+    }
+}
+
+/// The lists as a rule's conditions read them: a shadow rule reads their
+/// shadow copies (`view`, `docs/semantics.md`, "Shadow rules"), any other
+/// rule the lists themselves (`memory`).
+#[inline(always)]
+pub(super) fn lookup_of<'a>(
+    memory: &'a Memory,
+    view: &'a ShadowView<'a>,
+    shadow: bool,
+) -> &'a dyn Lookup {
+    if shadow {
+        view
+    } else {
+        memory
     }
 }
 

@@ -154,6 +154,7 @@ impl<E: Event + 'static> Engine<E> {
                 lifetime,
                 until,
                 from: None,
+                shadow: false,
             },
             watermark,
         );
@@ -192,6 +193,7 @@ impl<E: Event + 'static> Engine<E> {
                 add: change.op == WriteOp::Add,
                 value: change.value,
                 expires,
+                shadow: change.shadow,
             })
         }));
     }
@@ -228,6 +230,7 @@ impl<E: Event + 'static> Engine<E> {
                 None
             },
             from: Some(w.at.saturating_sub(1)),
+            shadow: w.shadow,
         };
         self.core.memory.write_at(w.at, change);
     }
@@ -255,7 +258,9 @@ impl<E: Event + 'static> Engine<E> {
 
     /// Does list `list` hold `value` now (at the engine's event time)?
     /// `None` for a list that does not exist or a value no entry matches
-    /// (null).
+    /// (null). The list the live rules read: not its shadow copy, which
+    /// holds the shadow rules' writes (`docs/semantics.md`, "Shadow
+    /// rules").
     pub fn list_contains(&self, list: &str, value: ValueRef<'_>) -> Option<bool> {
         let id = self.core.memory.list_id(list)?;
         self.core.memory.contains(id, value)
@@ -269,7 +274,9 @@ impl<E: Event + 'static> Engine<E> {
     }
 
     /// Each list of the rule set in force, by name, with the entries it
-    /// holds now (expired ones leave as event time passes them).
+    /// holds now (expired ones leave as event time passes them); the
+    /// entries shadow rules' writes added to its shadow copy are not
+    /// counted ([`MemoryStats::shadow_entries`] counts them).
     pub fn list_sizes(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
         self.core.memory.list_sizes()
     }
@@ -321,6 +328,9 @@ pub struct ListWrite {
     #[serde(with = "cepheid_core::persist::via")]
     value: Value,
     expires: Option<Timestamp>,
+    /// A shadow rule's write, made to the list's shadow copy
+    /// (`docs/semantics.md`, "Shadow rules").
+    shadow: bool,
 }
 
 impl ListWrite {
@@ -348,5 +358,11 @@ impl ListWrite {
     /// An add's expiry (`None`: for ever, or a remove).
     pub fn expires(&self) -> Option<Timestamp> {
         self.expires
+    }
+
+    /// A shadow rule's write (made to the list's shadow copy, never to
+    /// the list the live rules read)?
+    pub fn is_shadow(&self) -> bool {
+        self.shadow
     }
 }

@@ -303,11 +303,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 writes: &mut self.writes,
             };
             let before = A::partial_matches(&parts[i].part);
+            let view = self.memory.shadow_view();
             let discarded = run.automaton.discard(
                 &mut parts[i].part,
                 &mut self.store,
                 &mut self.cache,
-                &self.memory,
+                super::core::lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
                 &mut bridge,
             );
             self.stats.discarded_runs += discarded as u64;

@@ -33,7 +33,7 @@ use crate::engine::clock::Clock;
 use crate::engine::core::{Core, Group, PatternCounts, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::front::{Engine, PatternSet};
-use crate::engine::memory::Saved;
+use crate::engine::memory::{Saved, SavedShadow};
 use crate::engine::partitions::{Keys, Ordinals};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldId, FieldPath};
@@ -48,11 +48,12 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes. Bumped whenever the bytes
 /// written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 7;
+pub(crate) const VERSION: u32 = 8;
 
 /// The oldest format version this build reads: a checkpoint of the
-/// previous release resumes (version 6 held no counts per pattern: they
-/// start again from the restore).
+/// previous releases resumes (version 6 held no counts per pattern: they
+/// start again from the restore; version 7 no shadow copies of lists:
+/// none is restored).
 pub(crate) const OLDEST: u32 = 6;
 
 /// Magic, version and length.
@@ -195,6 +196,10 @@ struct BodyIn<E> {
     /// (version 7 on; none from version 6).
     #[serde(skip)]
     memory: Saved,
+    /// The shadow copies of the lists, after the lists (version 8 on;
+    /// none from versions 6 and 7).
+    #[serde(skip)]
+    shadow: SavedShadow,
 }
 
 /// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
@@ -438,7 +443,7 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             deadlines: &core.deadlines,
             stats: stats_array(&core.stats),
         };
-        let memory = core.memory.save();
+        let (memory, shadow) = core.memory.save();
         let start = out.len();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -451,7 +456,8 @@ impl<E: Event + Serialize + 'static> Engine<E> {
         let encoded = postcard::serialize_with_flavor(&self.header(), Append(out))
             .and_then(|()| postcard::serialize_with_flavor(&body, Append(out)))
             .and_then(|()| postcard::serialize_with_flavor(&counts, Append(out)))
-            .and_then(|()| postcard::serialize_with_flavor(&memory, Append(out)));
+            .and_then(|()| postcard::serialize_with_flavor(&memory, Append(out)))
+            .and_then(|()| postcard::serialize_with_flavor(&shadow, Append(out)));
         if let Err(e) = encoded {
             out.clear();
             return Err(error(format!("cannot serialize the engine's state: {e}")));
@@ -683,10 +689,22 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         } else {
             rest
         };
+        let rest = if version >= 8 {
+            let (shadow, rest) = postcard::take_from_bytes::<SavedShadow>(rest).map_err(|e| {
+                error(format!(
+                    "the snapshot's shadow copies of lists do not decode: {e}"
+                ))
+            })?;
+            body.shadow = shadow;
+            rest
+        } else {
+            rest
+        };
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
         let memory = std::mem::take(&mut body.memory);
+        let shadow = std::mem::take(&mut body.shadow);
         let own = from == RulesFrom::Engine
             && header.fields == field_paths(&self.fields)
             && header
@@ -698,7 +716,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             self.core
                 .install(body)
                 .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")))?;
-            self.core.memory.restore(memory);
+            self.core.memory.restore(memory, shadow);
             return Ok(());
         }
         let compiled = self.rebuild(&header, from)?;
@@ -733,7 +751,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             Ok(()) => {
                 intern_paths(&self.fields, &header.fields);
                 self.core.reap();
-                self.core.memory.restore(memory);
+                self.core.memory.restore(memory, shadow);
                 Ok(())
             }
             Err(e) => {
@@ -1004,6 +1022,7 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
             stats,
             counts,
             memory: _,
+            shadow: _,
         } = body;
         if ordinals.len() != self.patterns.len() || keys.len() != self.groups.len() {
             return Err(format!(
@@ -1202,12 +1221,42 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (7, 158_149_524, 455),
+            (8, 4_165_512_652, 457),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
 
-    /// The snapshot `bytes` (version 7) as version 6 wrote it: the same
+    /// A snapshot of version 7 (the previous release: no shadow copies of
+    /// lists, the section version 8 adds after the lists) is still read,
+    /// with its counts and lists; none of its lists has a shadow copy.
+    #[test]
+    fn a_snapshot_of_version_7_is_still_read() {
+        let engine = engine();
+        let mut bytes = Vec::new();
+        engine.snapshot(&mut bytes).unwrap();
+        // (version 8's section of shadow copies, empty: two empty lists)
+        let end = bytes.len() - CHECKSUM;
+        assert_eq!(&bytes[end - 2..end], &[0, 0]);
+        let mut old = bytes[..end - 2].to_vec();
+        old[8..12].copy_from_slice(&7u32.to_le_bytes());
+        let len = (old.len() + CHECKSUM) as u64;
+        old[12..PREFIX].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        let mut restored: Engine<Record> =
+            Engine::with_max_delay(std::time::Duration::from_millis(5));
+        for p in engine.patterns() {
+            restored.add(p).unwrap();
+        }
+        restored.restore(&old[..]).unwrap();
+        assert_eq!(restored.pattern_stats(), engine.pattern_stats());
+        assert_eq!(restored.stats(), engine.stats());
+        let mut again = Vec::new();
+        restored.snapshot(&mut again).unwrap();
+        assert_eq!(again, bytes);
+    }
+
+    /// The snapshot `bytes` (version 8) as version 6 wrote it: the same
     /// header and body, without the counts per pattern after it.
     fn as_version_6(bytes: &[u8]) -> Vec<u8> {
         let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
@@ -1274,7 +1323,7 @@ mod tests {
         let e = fresh().restore(&other[..]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("format version 5; this build reads versions 6 to 7"),
+                .contains("format version 5; this build reads versions 6 to 8"),
             "{e}"
         );
     }

@@ -133,6 +133,33 @@ pattern sensor_on_quiet_device {
     match s
     where s: type == "sensor" and device_id in quiet_devices
 }
+pattern shadow_charge_flags_device {
+    partition by card_id
+    shadow
+    match c
+    where c: type == "charge" and amount > 300
+    then add c.device_id to flagged_devices for 5m
+}
+pattern shadow_login_unflags_device {
+    partition by user_id
+    shadow
+    match l
+    where l: type == "login" and success
+    then remove l.device_id from flagged_devices
+}
+pattern shadow_login_on_flagged_device {
+    partition by user_id
+    shadow
+    match l
+    where l: type == "login" and device_id in flagged_devices
+}
+pattern shadow_first_withdrawal_from_ip {
+    partition by user_id
+    shadow
+    match w
+    where w: type == "withdrawal" and not (ip in seen_ips)
+    then add w.ip to seen_ips for 10m
+}
 "#;
 
 /// The patterns of `patterns/` and [`EXTRA`], as one rule set (one table

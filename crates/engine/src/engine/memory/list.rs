@@ -100,6 +100,10 @@ impl EntrySet {
         }
     }
 
+    pub(crate) fn kind(&self) -> ListKind {
+        self.kind
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.table.len()
     }
@@ -205,39 +209,41 @@ impl EntrySet {
     /// Does the list hold `value` for an event at `now`? `None` for a
     /// value no entry can match (null, a list, an object; for `cidr`,
     /// anything but an address).
+    #[inline]
     pub(crate) fn contains(&self, value: ValueRef<'_>, now: Timestamp) -> Option<bool> {
-        match self.kind {
-            ListKind::Values => {
-                let mut bytes = smallbuf();
-                encode_value(value, &mut bytes)?;
-                Some(self.probe(&bytes, now))
+        matches(self.kind, &self.lengths, &[], value, |b| self.probe(b, now))
+    }
+
+    /// Does the shadow copy of this list hold `value` for an event at
+    /// `now` (`docs/semantics.md`, "Shadow rules")? `shadow`: the copy's
+    /// own entries (added by shadow writes, seen before their expiry),
+    /// `hidden`: the entries of this list the copy does not hold (removed
+    /// or expired there), each until this list's own entry expires; any
+    /// other entry is this list's.
+    pub(crate) fn contains_shadowed(
+        &self,
+        shadow: &EntrySet,
+        hidden: &EntrySet,
+        value: ValueRef<'_>,
+        now: Timestamp,
+    ) -> Option<bool> {
+        matches(self.kind, &self.lengths, &shadow.lengths, value, |b| {
+            if shadow.probe(b, now) {
+                true
+            } else if hidden.probe(b, now) {
+                false
+            } else {
+                self.probe(b, now)
             }
-            ListKind::Prefixes => {
-                let mut bytes = smallbuf();
-                bytes.push(b'p');
-                prefix_text(value, &mut bytes)?;
-                Some(self.lengths.iter().any(|&(l, _)| {
-                    let l = l as usize;
-                    l < bytes.len() && self.probe(&bytes[..=l], now)
-                }))
-            }
-            ListKind::Cidr => {
-                let ValueRef::Str(text) = value else {
-                    return None;
-                };
-                let addr: IpAddr = text.parse().ok()?;
-                let (family, octets) = ip_octets(addr);
-                let mut bytes = smallbuf();
-                Some(self.lengths.iter().any(|&(l, _)| {
-                    if (l >> 8) as u8 != family {
-                        return false;
-                    }
-                    bytes.clear();
-                    network_bytes(family, (l & 0xff) as u8, &octets, &mut bytes);
-                    self.probe(&bytes, now)
-                }))
-            }
-        }
+        })
+    }
+
+    /// The expiry of the entry encoded as `bytes` (`None`: no entry).
+    pub(crate) fn expiry_of(&self, bytes: &[u8]) -> Option<Timestamp> {
+        let hash = self.hasher.hash_one(bytes);
+        self.table
+            .find(hash, |s| slot_bytes(&self.arena, s) == bytes)
+            .map(|s| s.expires)
     }
 
     fn probe(&self, bytes: &[u8], now: Timestamp) -> bool {
@@ -320,6 +326,51 @@ impl EntrySet {
             }
         }
         self.earliest = self.earliest.min(expires);
+    }
+}
+
+/// Does an entry of a list of `kind` match `value`, `probe` telling
+/// whether an encoded entry is there? `lengths` and `more`: the lengths
+/// to probe at (`prefixes`, `cidr`).
+#[inline(always)]
+fn matches(
+    kind: ListKind,
+    lengths: &[(u32, u32)],
+    more: &[(u32, u32)],
+    value: ValueRef<'_>,
+    probe: impl Fn(&[u8]) -> bool,
+) -> Option<bool> {
+    match kind {
+        ListKind::Values => {
+            let mut bytes = smallbuf();
+            encode_value(value, &mut bytes)?;
+            Some(probe(&bytes))
+        }
+        ListKind::Prefixes => {
+            let mut bytes = smallbuf();
+            bytes.push(b'p');
+            prefix_text(value, &mut bytes)?;
+            Some(lengths.iter().chain(more).any(|&(l, _)| {
+                let l = l as usize;
+                l < bytes.len() && probe(&bytes[..=l])
+            }))
+        }
+        ListKind::Cidr => {
+            let ValueRef::Str(text) = value else {
+                return None;
+            };
+            let addr: IpAddr = text.parse().ok()?;
+            let (family, octets) = ip_octets(addr);
+            let mut bytes = smallbuf();
+            Some(lengths.iter().chain(more).any(|&(l, _)| {
+                if (l >> 8) as u8 != family {
+                    return false;
+                }
+                bytes.clear();
+                network_bytes(family, (l & 0xff) as u8, &octets, &mut bytes);
+                probe(&bytes)
+            }))
+        }
     }
 }
 

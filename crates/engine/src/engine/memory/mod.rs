@@ -72,6 +72,13 @@ pub struct MemoryStats {
     /// Events an indicator left out because the indicators held their limit
     /// of window entries.
     pub refused_events: u64,
+    /// Entries the shadow copies of the lists hold that shadow rules'
+    /// writes added (`docs/semantics.md`, "Shadow rules"); not counted in
+    /// `list_entries`.
+    pub shadow_entries: u64,
+    /// Shadow rules' writes made to the shadow copies; not counted in
+    /// `list_changes`.
+    pub shadow_changes: u64,
 }
 
 impl MemoryStats {
@@ -89,6 +96,8 @@ impl MemoryStats {
             non_numeric,
             unkeyed,
             refused_events,
+            shadow_entries,
+            shadow_changes,
         } = *other;
         self.list_entries += list_entries;
         self.indicator_entries += indicator_entries;
@@ -100,6 +109,8 @@ impl MemoryStats {
         self.non_numeric += non_numeric;
         self.unkeyed += unkeyed;
         self.refused_events += refused_events;
+        self.shadow_entries += shadow_entries;
+        self.shadow_changes += shadow_changes;
     }
 }
 
@@ -119,6 +130,38 @@ pub(crate) struct Change {
     /// For an add: the time `lifetime` counts from (`None`: when it is
     /// applied). A rule's write counts from its step's time.
     pub from: Option<Timestamp>,
+    /// A shadow rule's write: made to the list's shadow copy
+    /// ([`Memory::shadow`]), never to the list.
+    pub shadow: bool,
+}
+
+/// The shadow copy of a list (`docs/semantics.md`, "Shadow rules"): what
+/// the shadow rules' writes changed, over the list. The copy holds a
+/// value when `added` holds it; else not when `hidden` holds it; else
+/// when the list does. A change of the list (a file, a topic, the
+/// library, a live rule's write) of a value ends the copy's difference
+/// for it: the copy then reads it as the list does.
+#[derive(Clone, Debug)]
+pub(crate) struct ShadowCopy {
+    /// The entries shadow writes added, each until its expiry.
+    added: EntrySet,
+    /// The list's entries the copy does not hold (a shadow write removed
+    /// them, or set an earlier expiry that passed), each until the
+    /// list's own entry expires.
+    hidden: EntrySet,
+}
+
+impl ShadowCopy {
+    fn new(kind: crate::lookup::ListKind) -> ShadowCopy {
+        ShadowCopy {
+            added: EntrySet::new(kind),
+            hidden: EntrySet::new(kind),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.added.len() == 0 && self.hidden.len() == 0
+    }
 }
 
 /// One indicator, compiled for the engine's events.
@@ -185,6 +228,10 @@ pub(crate) struct Memory {
     scope: Option<Vec<FieldPath>>,
     /// The hasher of every window's keys (clones: one seed).
     hasher: hashbrown::DefaultHashBuilder,
+    /// The shadow copy of each list (by number) that a shadow rule's
+    /// write reached; empty when none did, so that the live rules' reads
+    /// cost nothing more ([`ShadowView`]).
+    shadow: Vec<Option<Box<ShadowCopy>>>,
 }
 
 impl Default for Memory {
@@ -204,7 +251,33 @@ impl Default for Memory {
             max_indicator_entries: DEFAULT_MAX_INDICATOR_ENTRIES,
             scope: None,
             hasher: hashbrown::DefaultHashBuilder::default(),
+            shadow: Vec::new(),
         }
+    }
+}
+
+/// The lists as the shadow rules read them (`docs/semantics.md`, "Shadow
+/// rules"): each list's shadow copy, where a shadow write made one, else
+/// the list; the indicators as they are.
+pub(crate) struct ShadowView<'a>(&'a Memory);
+
+impl Lookup for ShadowView<'_> {
+    #[inline]
+    fn contains(&self, list: ListId, value: ValueRef<'_>) -> Option<bool> {
+        let memory = self.0;
+        let i = list.0 as usize;
+        let entries = memory.lists.get(i)?;
+        match memory.shadow.get(i) {
+            Some(Some(copy)) => {
+                entries.contains_shadowed(&copy.added, &copy.hidden, value, memory.now)
+            }
+            _ => entries.contains(value, memory.now),
+        }
+    }
+
+    #[inline]
+    fn indicator(&self, id: IndicatorId, key: &[ValueRef<'_>]) -> Value {
+        self.0.indicator(id, key)
     }
 }
 
@@ -248,6 +321,12 @@ impl Memory {
 
     pub(crate) fn declarations(&self) -> &Declarations {
         &self.decls
+    }
+
+    /// The lists as the shadow rules read them.
+    #[inline]
+    pub(crate) fn shadow_view(&self) -> ShadowView<'_> {
+        ShadowView(self)
     }
 
     /// Takes the rule set's declarations, compiled against `fields`. A
@@ -295,14 +374,18 @@ impl Memory {
             .into_iter()
             .map(Some)
             .collect();
+        let mut old_copies = std::mem::take(&mut self.shadow);
+        let mut copies = Vec::new();
         for l in &decls.lists {
-            let kept = old
-                .lists
-                .iter()
-                .position(|o| o.name == l.name && o.kind == l.kind)
-                .and_then(|i| old_lists[i].take());
+            let at = (old.lists.iter()).position(|o| o.name == l.name && o.kind == l.kind);
+            let kept = at.and_then(|i| old_lists[i].take());
             self.lists
                 .push(kept.unwrap_or_else(|| EntrySet::new(l.kind)));
+            // (a list kept keeps its shadow copy)
+            copies.push(at.and_then(|i| old_copies.get_mut(i)?.take()));
+        }
+        if copies.iter().any(Option::is_some) {
+            self.shadow = copies;
         }
         self.declare_indicators(&old, decls, compiled);
         // (scheduled changes of lists that went are dropped)
@@ -461,7 +544,7 @@ impl Memory {
                     self.now = at;
                     self.sort_writes(&mut changes);
                     for change in changes {
-                        self.apply(change);
+                        self.apply_any(change);
                     }
                 }
                 (_, Some(c)) if c <= t => {
@@ -469,7 +552,7 @@ impl Memory {
                         break;
                     };
                     self.now = at;
-                    self.apply(change);
+                    self.apply_any(change);
                 }
                 _ => break,
             }
@@ -477,6 +560,12 @@ impl Memory {
         self.now = t;
         for l in &mut self.lists {
             l.expire(t);
+        }
+        if !self.shadow.is_empty() {
+            for copy in self.shadow.iter_mut().flatten() {
+                copy.added.expire(t);
+                copy.hidden.expire(t);
+            }
         }
         for f in &mut self.families {
             f.windows.advance(t);
@@ -601,7 +690,7 @@ impl Memory {
             // (a write received after its time: a dataflow worker's engine
             // whose patterns do not wait for writes)
             self.stats.late_changes += 1;
-            self.apply(change);
+            self.apply_any(change);
             self.count();
             return;
         }
@@ -638,7 +727,7 @@ impl Memory {
             WriteOp::Add => self.expires(c),
             WriteOp::Remove => Timestamp::MIN,
         };
-        (c.list.0, entry, c.op == WriteOp::Add, expires)
+        (c.list.0, entry, c.op == WriteOp::Add, expires, c.shadow)
     }
 
     /// When an add's entry expires (`None`: never), as it would applied
@@ -658,6 +747,15 @@ impl Memory {
             .unwrap_or_else(|| lifetime.map_or(NEVER, |d| from.saturating_add(d)))
     }
 
+    /// Makes `change`: to the list, or a shadow rule's to its shadow copy.
+    fn apply_any(&mut self, change: Change) {
+        if change.shadow {
+            self.apply_shadow(change);
+        } else {
+            self.apply(change);
+        }
+    }
+
     fn apply(&mut self, change: Change) {
         let expires = match change.op {
             WriteOp::Add => self.expires(&change),
@@ -666,6 +764,13 @@ impl Memory {
         let Some(list) = self.lists.get_mut(change.list.0 as usize) else {
             return;
         };
+        if !self.shadow.is_empty() {
+            // (the copy reads the value as the list does from now on)
+            if let Some(Some(copy)) = self.shadow.get_mut(change.list.0 as usize) {
+                let _ = copy.added.remove((&change.value).into());
+                let _ = copy.hidden.remove((&change.value).into());
+            }
+        }
         self.stats.list_changes += 1;
         let result = match change.op {
             WriteOp::Add => {
@@ -685,8 +790,60 @@ impl Memory {
         }
     }
 
+    /// Makes a shadow rule's write to the list's shadow copy (made if
+    /// need be): the copy then holds what the list would hold had the
+    /// write been made to it. Counted as the list's changes are, in
+    /// [`MemoryStats::shadow_changes`].
+    fn apply_shadow(&mut self, change: Change) {
+        let expires = match change.op {
+            WriteOp::Add => self.expires(&change),
+            WriteOp::Remove => NEVER,
+        };
+        let i = change.list.0 as usize;
+        let Some(list) = self.lists.get(i) else {
+            return;
+        };
+        self.stats.shadow_changes += 1;
+        let value: ValueRef<'_> = (&change.value).into();
+        let Some(bytes) = list.encode(value) else {
+            self.stats.bad_entries += 1;
+            return;
+        };
+        if self.shadow.len() < self.lists.len() {
+            self.shadow.resize_with(self.lists.len(), || None);
+        }
+        let copy = self.shadow[i].get_or_insert_with(|| Box::new(ShadowCopy::new(list.kind())));
+        // (until when the list's own entry is there)
+        let own = (list.expiry_of(&bytes)).filter(|&e| e > self.now);
+        let room = self.max_list_entries.saturating_sub(list.len());
+        let result = match change.op {
+            WriteOp::Add if expires > self.now => {
+                copy.added
+                    .add(value, expires, room)
+                    .and_then(|()| match own {
+                        Some(own) if own > expires => copy.hidden.add(value, own, usize::MAX),
+                        _ => copy.hidden.remove(value).map(drop),
+                    })
+            }
+            _ => copy.added.remove(value).and_then(|_| match own {
+                Some(own) => copy.hidden.add(value, own, usize::MAX),
+                None => copy.hidden.remove(value).map(drop),
+            }),
+        };
+        match result {
+            Ok(()) => {}
+            Err(EntryError::Full(_)) => self.stats.refused_entries += 1,
+            Err(_) => self.stats.bad_entries += 1,
+        }
+    }
+
     fn count(&mut self) {
         self.stats.list_entries = self.lists.iter().map(|l| l.len() as u64).sum();
+        if !self.shadow.is_empty() || self.stats.shadow_entries != 0 {
+            self.stats.shadow_entries = (self.shadow.iter().flatten())
+                .map(|c| c.added.len() as u64)
+                .sum();
+        }
         self.stats.indicator_entries = (self.families.iter())
             .map(|f| f.windows.entries() as u64)
             .sum();
@@ -698,6 +855,9 @@ impl Memory {
     /// Heap bytes of lists and windows.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.lists.iter().map(EntrySet::heap_bytes).sum::<usize>()
+            + (self.shadow.iter().flatten())
+                .map(|c| c.added.heap_bytes() + c.hidden.heap_bytes())
+                .sum::<usize>()
             + (self.families.iter())
                 .map(|f| f.windows.heap_bytes())
                 .sum::<usize>()
@@ -786,6 +946,7 @@ impl Memory {
         self.scheduled.is_empty()
             && self.writes.is_empty()
             && self.lists.iter().all(|l| l.len() == 0)
+            && self.shadow.iter().flatten().all(|c| c.is_empty())
     }
 
     /// Makes each list that `other` declares alike (the same name and
@@ -802,6 +963,11 @@ impl Memory {
                 continue;
             }
             self.lists[id.0 as usize] = entries.clone();
+            let copy = other.shadow.get(theirs).cloned().flatten();
+            if copy.is_some() || !self.shadow.is_empty() {
+                self.shadow.resize_with(self.lists.len(), || None);
+                self.shadow[id.0 as usize] = copy;
+            }
             self.scheduled.retain(|_, c| c.list != id);
             for changes in self.writes.values_mut() {
                 changes.retain(|c| c.list != id);
@@ -829,9 +995,24 @@ impl Memory {
         self.count();
     }
 
-    /// The state, for a snapshot.
-    pub(crate) fn save(&self) -> Saved {
-        Saved {
+    /// The state, for a snapshot: the lists and indicators, and the
+    /// shadow copies (of format version 8 on: a section of its own).
+    pub(crate) fn save(&self) -> (Saved, SavedShadow) {
+        let (scheduled, shadow_changes) = self.saved_changes();
+        let copies = (self.decls.lists.iter().zip(&self.shadow))
+            .filter_map(|(d, c)| {
+                let c = c.as_ref()?;
+                let entries = |set: &EntrySet| -> Vec<SavedEntry> {
+                    set.entries().map(|(b, e)| (b.to_vec(), e)).collect()
+                };
+                Some((d.name.to_string(), entries(&c.added), entries(&c.hidden)))
+            })
+            .collect();
+        let shadow = SavedShadow {
+            copies,
+            changes: shadow_changes,
+        };
+        let saved = Saved {
             now: self.now,
             lists: self
                 .lists
@@ -859,8 +1040,9 @@ impl Memory {
                     (d.name.to_string(), items)
                 })
                 .collect(),
-            scheduled: self.saved_changes(),
-        }
+            scheduled,
+        };
+        (saved, shadow)
     }
 
     /// The changes waiting, for a snapshot: by time, of one time the
@@ -868,7 +1050,8 @@ impl Memory {
     /// order made (restored, they are all the library's, in this order:
     /// no rule writes for a time the engine has reached, so their order
     /// with what comes later is kept).
-    fn saved_changes(&self) -> Vec<SavedChange> {
+    /// With them, the places of the shadow rules' writes among them.
+    fn saved_changes(&self) -> (Vec<SavedChange>, Vec<u32>) {
         let saved = |at: Timestamp, c: &Change| {
             // (a scheduled change's time is above every time before it:
             // its expiry as a lifetime from then)
@@ -889,17 +1072,28 @@ impl Memory {
             }
         };
         let mut out = Vec::with_capacity(self.scheduled.len());
+        let mut shadow = Vec::new();
+        let mut push = |at: Timestamp, c: &Change| {
+            if c.shadow {
+                shadow.push(out.len() as u32);
+            }
+            out.push(saved(at, c));
+        };
         let mut writes = self.writes.iter().peekable();
         for (&(at, _), c) in &self.scheduled {
             while let Some((&w, changes)) = writes.next_if(|(&w, _)| w <= at) {
-                out.extend(self.sorted(changes).iter().map(|c| saved(w, c)));
+                for c in &self.sorted(changes) {
+                    push(w, c);
+                }
             }
-            out.push(saved(at, c));
+            push(at, c);
         }
         for (&w, changes) in writes {
-            out.extend(self.sorted(changes).iter().map(|c| saved(w, c)));
+            for c in &self.sorted(changes) {
+                push(w, c);
+            }
         }
-        out
+        (out, shadow)
     }
 
     /// `changes`, writes of one time, in [`WriteKey`].
@@ -911,8 +1105,24 @@ impl Memory {
 
     /// Restores what [`save`](Self::save) kept, by name, into the lists
     /// and indicators declared now (after [`declare`](Self::declare)).
-    pub(crate) fn restore(&mut self, saved: Saved) {
+    pub(crate) fn restore(&mut self, saved: Saved, shadow: SavedShadow) {
         self.now = saved.now;
+        for (name, added, hidden) in shadow.copies {
+            let Some(id) = self.list_id(&name) else {
+                continue;
+            };
+            let i = id.0 as usize;
+            self.shadow.resize_with(self.lists.len(), || None);
+            let mut copy = ShadowCopy::new(self.lists[i].kind());
+            for (bytes, expires) in added {
+                copy.added.add_encoded(&bytes, expires);
+            }
+            for (bytes, until) in hidden {
+                copy.hidden.add_encoded(&bytes, until);
+            }
+            self.shadow[i] = Some(Box::new(copy));
+        }
+        let shadow_changes: std::collections::HashSet<u32> = shadow.changes.into_iter().collect();
         for (name, entries) in saved.lists {
             if let Some(id) = self.list_id(&name) {
                 let list = &mut self.lists[id.0 as usize];
@@ -939,7 +1149,7 @@ impl Memory {
         for (family, items) in self.families.iter_mut().zip(refills) {
             refill(&mut family.windows, items);
         }
-        for c in saved.scheduled {
+        for (place, c) in saved.scheduled.into_iter().enumerate() {
             if let Some(list) = self.list_id(&c.list) {
                 self.arrivals += 1;
                 let op = if c.add { WriteOp::Add } else { WriteOp::Remove };
@@ -952,6 +1162,7 @@ impl Memory {
                         lifetime: c.lifetime,
                         until: None,
                         from: None,
+                        shadow: shadow_changes.contains(&(place as u32)),
                     },
                 );
             }
@@ -968,7 +1179,9 @@ impl Memory {
 /// writes of one time reach each engine in no set order, apply them
 /// alike: of the writes of one value at one time, an add wins over a
 /// remove, and the latest expiry wins.
-type WriteKey = (u32, Option<Vec<u8>>, bool, Timestamp);
+/// (A live and a shadow write alike have one effect whatever their order:
+/// the live one first, then the shadow one.)
+type WriteKey = (u32, Option<Vec<u8>>, bool, Timestamp, bool);
 
 /// An indicator's condition, argument and key, compiled.
 type Compiled = (Option<CompiledExpr>, Option<CompiledExpr>, Vec<FieldId>);
@@ -1001,6 +1214,19 @@ pub(crate) struct Saved {
     scheduled: Vec<SavedChange>,
 }
 
+/// The shadow copies of a [`Memory`] in a snapshot (format version 8 on,
+/// after [`Saved`]; none before).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SavedShadow {
+    /// Each list's shadow copy, by the list's name: the entries it added
+    /// (encoded bytes, expiry) and the list's entries it hides (encoded
+    /// bytes, until when).
+    #[allow(clippy::type_complexity)]
+    copies: Vec<(String, Vec<SavedEntry>, Vec<SavedEntry>)>,
+    /// The places in [`Saved::scheduled`] of the shadow rules' writes.
+    changes: Vec<u32>,
+}
+
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct SavedItem {
     key: Vec<SavedValue>,
@@ -1023,5 +1249,7 @@ struct SavedChange {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 struct SavedValue(#[serde(with = "cepheid_core::persist::via")] Value);
 
+#[cfg(test)]
+mod shadow_tests;
 #[cfg(test)]
 mod tests;
