@@ -624,12 +624,16 @@ impl<E: Event + 'static> Plan<E> {
         let (before, limits) = (self.patterns.len(), self.limits());
         let engine = self.check.get_mut().unwrap_or_else(|e| e.into_inner());
         engine.add(patterns)?;
+        // (under rules that can change, a pattern reading indicators its
+        // key does not fix is refused: a change could not carry the copies
+        // of the events its engines share them over)
+        let changing = self.changing.is_some();
         let refused = (engine.patterns().skip(before)).find_map(|p| {
-            Some(format!(
-                "pattern `{}` {}",
-                p.name,
-                route::not_on_workers(p)?
-            ))
+            let why = match changing {
+                true => route::not_on_workers(p),
+                false => route::not_on_workers_from_start(p),
+            };
+            Some(format!("pattern `{}` {}", p.name, why?))
         });
         if let Some(why) = refused {
             // The engine as it was: the plan's patterns, not these.
@@ -1034,8 +1038,27 @@ mod tests {
             plan.add(&rules(&format!("{decls}{text}")))
                 .unwrap_or_else(|e| panic!("{text}: {e}"));
         }
-        for (text, why) in refused {
+        // Those whose key does not fix the indicator's groups are taken by
+        // a plan whose rules stay (its engines share the indicator over
+        // the whole stream, `route::shares_indicators`), refused by one
+        // whose rules can change.
+        for (text, _) in &refused {
             let mut plan = Plan::<Record>::new();
+            plan.add(&rules(&format!("{decls}{text}")))
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            let pattern = &plan.patterns()[0];
+            assert!(route::shares_indicators(pattern), "{text}");
+        }
+        for text in taken {
+            let plan = {
+                let mut plan = Plan::<Record>::new();
+                plan.add(&rules(&format!("{decls}{text}"))).unwrap();
+                plan
+            };
+            assert!(!route::shares_indicators(&plan.patterns()[0]), "{text}");
+        }
+        for (text, why) in refused {
+            let mut plan = Plan::<Record>::new().changing(ReloadPolicy::default());
             plan.add(&rules(&format!("{decls}{}", taken[0]))).unwrap();
             let e = plan.add(&rules(&format!("{decls}{text}"))).unwrap_err();
             assert!(e.to_string().contains(why), "{text}: {e}");

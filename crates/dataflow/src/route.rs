@@ -7,7 +7,13 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::{NativeKeyFn, Pattern};
 use crate::value::{key_part, Value, ValueRef};
-use crate::{Input, Plan};
+use crate::{Input, Plan, Stamped};
+
+/// The bit of a [`Routed::group`] that marks a copy of an event for the
+/// shared indicators of that group's engines only (see
+/// [`shares_indicators`]): the worker of the event's key gets the event,
+/// every other worker such a copy.
+pub(crate) const SHARED: u32 = 1 << 31;
 
 /// The seed of [`key_hash`]: fixed, so every process and every run agrees.
 const SEED: u64 = 0x6365_7068_6569_6421;
@@ -186,6 +192,32 @@ pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
 /// has the whole stream on worker 0, so any indicator it reads is exact.
 /// A key of a closure (the builder's) fixes no field.
 pub(crate) fn not_on_workers(pattern: &Pattern) -> Option<String> {
+    unfixed(pattern, true)
+}
+
+/// Why `pattern` cannot run on workers from the start of a run whose
+/// rules do not change, if it cannot: it reads an indicator its rules do
+/// not declare. One that reads an indicator for groups its key does not
+/// fix runs ([`shares_indicators`]).
+pub(crate) fn not_on_workers_from_start(pattern: &Pattern) -> Option<String> {
+    unfixed(pattern, false)
+}
+
+/// Does `pattern` read an indicator for groups its key does not fix? Its
+/// group's engines then keep the indicators their key does not fix over
+/// every event of the stream (`Engine::share_indicators`): each worker's
+/// get the events of their keys, and a copy of every other event for those
+/// indicators only ([`SHARED`]), in the (time, source, offset) order of
+/// all: their values are one engine's at every event, in conditions,
+/// `select`, records' `reads` and deadlines alike. (A pattern without
+/// `partition by` has the whole stream on worker 0.)
+pub(crate) fn shares_indicators(pattern: &Pattern) -> bool {
+    let keyed = pattern.partition_by_fn.is_some() || !pattern.partition_by.is_empty();
+    keyed && unfixed(pattern, true).is_some() && unfixed(pattern, false).is_none()
+}
+
+/// [`not_on_workers`] (`strict`), or only the undeclared indicators.
+fn unfixed(pattern: &Pattern, strict: bool) -> Option<String> {
     use cepheid_core::expr::Expr;
     let declared = pattern.declarations.as_deref();
     let keyed = pattern.partition_by_fn.is_none();
@@ -208,7 +240,7 @@ pub(crate) fn not_on_workers(pattern: &Pattern) -> Option<String> {
         }
         let decl = declared.and_then(|d| d.indicators.get(r.id.0 as usize));
         why = match decl {
-            Some(decl) if fixed(decl, args) => None,
+            Some(decl) if !strict || fixed(decl, args) => None,
             None => Some(format!(
                 "reads indicator `{}`, which its rules do not declare",
                 r.name
@@ -408,6 +440,10 @@ pub(crate) struct Routed<E> {
 /// Routes events to workers: one copy per group, to the worker of its key.
 pub(crate) struct Router<E> {
     keys: Vec<RouteKey<E>>,
+    /// Does each group's engines share indicators over the whole stream
+    /// ([`shares_indicators`]): every other worker gets a copy of each
+    /// event ([`SHARED`])?
+    shares: Vec<bool>,
     workers: u32,
     /// This worker.
     index: u32,
@@ -447,7 +483,17 @@ impl<E: Event + Clone + 'static> Router<E> {
                 }
             })
             .collect();
-        Router::with_keys(keys, index, workers)
+        let shares = groups
+            .iter()
+            .map(|members| {
+                members
+                    .iter()
+                    .any(|&m| shares_indicators(&plan.patterns[m]))
+            })
+            .collect();
+        let mut router = Router::with_keys(keys, index, workers);
+        router.shares = shares;
+        router
     }
 
     /// The router of worker `index` over `workers` workers for `layout`
@@ -484,6 +530,7 @@ impl<E: Event + Clone + 'static> Router<E> {
     fn with_keys(keys: Vec<RouteKey<E>>, index: usize, workers: usize) -> Router<E> {
         let last = keys.iter().rposition(|k| !matches!(k, RouteKey::Skip));
         Router {
+            shares: vec![false; keys.len()],
             keys,
             workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
             index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -491,6 +538,39 @@ impl<E: Event + Clone + 'static> Router<E> {
             key: Vec::new(),
             bytes: Vec::new(),
             last,
+        }
+    }
+
+    /// Do group `group`'s engines share indicators over the whole stream?
+    pub fn shares(&self, group: usize) -> bool {
+        self.shares.get(group).copied().unwrap_or(false)
+    }
+
+    /// [`Router::shares`] of each group.
+    pub fn sharing(&self) -> Vec<bool> {
+        self.shares.clone()
+    }
+
+    /// Pushes with `push` a copy of `stamped` for group `group`'s shared
+    /// indicators to every worker but `own`.
+    fn share(
+        &self,
+        group: usize,
+        own: u32,
+        stamped: &Stamped<E>,
+        push: &mut impl FnMut(Routed<E>),
+    ) {
+        if !self.shares(group) || self.workers <= 1 {
+            return;
+        }
+        for worker in (0..self.workers).filter(|&w| w != own) {
+            push(Routed {
+                worker,
+                from: self.index,
+                group: group as u32 | SHARED,
+                kg: 0,
+                input: Input::Event(stamped.clone()),
+            });
         }
     }
 
@@ -531,6 +611,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                 continue;
             }
             let (worker, kg) = self.worker_of(group, &stamped.event, stamped.offset);
+            self.share(group, worker, &stamped, &mut push);
             push(Routed {
                 worker,
                 from: self.index,
@@ -540,6 +621,7 @@ impl<E: Event + Clone + 'static> Router<E> {
             });
         }
         let (worker, kg) = self.worker_of(last, &stamped.event, stamped.offset);
+        self.share(last, worker, &stamped, &mut push);
         push(Routed {
             worker,
             from: self.index,

@@ -11,7 +11,11 @@ use proptest::prelude::*;
 /// fields, and readers of rolling indicators of every kind, grouped by
 /// the reader's key (in another order too), by more fields than it, or
 /// read by a pattern without a key (whose whole stream is on worker 0);
-/// in conditions, with a stage's field and in `select`.
+/// in conditions, with a stage's field and in `select`; and readers of
+/// indicators grouped by another key than theirs (`ip` under `user_id`
+/// and `account_id`: their engines share them over the whole stream),
+/// with the current event's field, an earlier stage's, a constant, in
+/// `select` and in timeouts' records.
 pub const EXTRA: &str = r#"
 pattern global_login_then_withdrawal {
     within 10m
@@ -70,6 +74,22 @@ pattern account_extremes {
     select highest = account_max_amount(w.account_id)
 }
 pattern shared_ip {
+    match l
+    where l: type == "login" and ip_accounts_1h(ip) >= 3
+    select accounts = ip_accounts_1h(l.ip)
+}
+pattern ip_shared_then_withdrawal {
+    partition by user_id
+    within 10m
+    timeouts
+    match l followed by w
+    where
+        l: type == "login" and ip_accounts_1h(ip) >= 2
+        w: type == "withdrawal" and ip_accounts_1h(l.ip) >= 2 and card_amount_1h(card_id) >= 0
+    select accounts = ip_accounts_1h(l.ip) ips = device_ips_1d("d1")
+}
+pattern login_from_shared_ip {
+    partition by account_id
     match l
     where l: type == "login" and ip_accounts_1h(ip) >= 3
     select accounts = ip_accounts_1h(l.ip)
