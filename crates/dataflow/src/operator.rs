@@ -1586,7 +1586,10 @@ type Key = (Timestamp, u32, u64, u32);
 impl<E> Stashed<E> {
     fn key(&self) -> Key {
         let s = &self.stamped;
-        (s.ts, s.source, s.offset, self.group)
+        // (a copy for the shared indicators in its group's place: events
+        // of one place, those of a checkpoint of one engine resumed on
+        // workers, keep their order of arrival)
+        (s.ts, s.source, s.offset, self.group & !SHARED)
     }
 }
 
