@@ -615,9 +615,13 @@ impl<E: Event + 'static> Plan<E> {
     /// pattern then reads.)
     ///
     /// A pattern the workers cannot run as one engine does is refused
-    /// (`ErrorKind::Pattern`): one that reads a rolling indicator for
-    /// groups its `partition by` does not fix (`docs/lists.md`, "On
-    /// workers"). A pattern that writes to a list is taken: its writes
+    /// (`ErrorKind::Pattern`): when the plan's rules can change
+    /// ([`Plan::changing`], called before), one that reads a rolling
+    /// indicator for groups its `partition by` does not fix
+    /// (`docs/lists.md`, "On workers"); otherwise such a pattern is
+    /// taken, and its group's engines share the indicator over the whole
+    /// stream (every worker gets a copy of each event for it:
+    /// `docs/semantics.md`, "On workers"). A pattern that writes to a list is taken: its writes
     /// reach every worker's engines at the same point of event time
     /// ([`Plan::writes`]).
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {

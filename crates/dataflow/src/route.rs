@@ -174,13 +174,13 @@ pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Why `pattern` cannot run on workers as it runs on one engine, if it
-/// cannot (the words of a refusal: "writes to list `x` ..."):
-///
-/// - it writes to a list (`then add`, `then remove`): each worker would
-///   see only the writes of its own keys;
-/// - it reads a rolling indicator for groups its `partition by` does not
-///   fix: the events of such a group may be on any worker.
+/// Why `pattern` cannot run on workers as it runs on one engine under
+/// rules that can change, if it cannot (the words of a refusal: "reads
+/// indicator `x` ..."): it reads a rolling indicator for groups its
+/// `partition by` does not fix (or one its rules do not declare). A
+/// change's layout of groups carries no sharing
+/// ([`shares_indicators`]): such a pattern runs only in a run whose rules
+/// stay.
 ///
 /// An indicator read with each of the pattern's key fields passed as that
 /// field of the indicator's `group by` (`logins(account_id, ip)` under
