@@ -279,9 +279,10 @@ impl<E: Event + 'static> Engine<E> {
     /// others, whose values stay those of an empty window. For an engine
     /// that gets the events of some values of `key` only (a dataflow
     /// worker's engine of the patterns partitioned by `key`): the other
-    /// indicators cannot be read there as one engine reads them (and
-    /// `cepheid_dataflow` refuses the patterns that would). It holds
-    /// across changes of rules and restores.
+    /// indicators cannot be read there as one engine reads them, unless
+    /// the engine gets every other event for them too
+    /// ([`share_indicators`](Engine::share_indicators)). It holds across
+    /// changes of rules and restores.
     pub fn keep_indicators_grouped_by(&mut self, key: Option<Vec<crate::event::FieldPath>>) {
         self.core.memory.set_scope(key);
     }
