@@ -1061,6 +1061,16 @@ mod tests {
             };
             assert!(!route::shares_indicators(&plan.patterns()[0]), "{text}");
         }
+        // A key of a closure fixes no field and shares nothing: refused.
+        let mut closure = rules(&format!("{decls}{}", refused[0].0)).patterns()[0].clone();
+        closure.partition_by.clear();
+        closure.partition_by_fn = Some(cepheid_core::pattern::NativeKey::new(std::sync::Arc::new(
+            |_: &Record| crate::value::Value::from("k"),
+        )
+            as cepheid_core::pattern::NativeKeyFn<Record>));
+        let why = route::not_on_workers_from_start(&closure).expect("refused");
+        assert!(why.contains("under a key computed by a closure"), "{why}");
+        assert!(!route::shares_indicators(&closure));
         for (text, why) in refused {
             let mut plan = Plan::<Record>::new().changing(ReloadPolicy::default());
             plan.add(&rules(&format!("{decls}{}", taken[0]))).unwrap();

@@ -197,8 +197,9 @@ pub(crate) fn not_on_workers(pattern: &Pattern) -> Option<String> {
 
 /// Why `pattern` cannot run on workers from the start of a run whose
 /// rules do not change, if it cannot: it reads an indicator its rules do
-/// not declare. One that reads an indicator for groups its key does not
-/// fix runs ([`shares_indicators`]).
+/// not declare, or any under a key computed by a closure. One that reads
+/// an indicator for groups its `partition by` fields do not fix runs
+/// ([`shares_indicators`]).
 pub(crate) fn not_on_workers_from_start(pattern: &Pattern) -> Option<String> {
     unfixed(pattern, false)
 }
@@ -212,7 +213,7 @@ pub(crate) fn not_on_workers_from_start(pattern: &Pattern) -> Option<String> {
 /// `select`, records' `reads` and deadlines alike. (A pattern without
 /// `partition by` has the whole stream on worker 0.)
 pub(crate) fn shares_indicators(pattern: &Pattern) -> bool {
-    let keyed = pattern.partition_by_fn.is_some() || !pattern.partition_by.is_empty();
+    let keyed = pattern.partition_by_fn.is_none() && !pattern.partition_by.is_empty();
     keyed && unfixed(pattern, true).is_some() && unfixed(pattern, false).is_none()
 }
 
@@ -240,7 +241,9 @@ fn unfixed(pattern: &Pattern, strict: bool) -> Option<String> {
         }
         let decl = declared.and_then(|d| d.indicators.get(r.id.0 as usize));
         why = match decl {
-            Some(decl) if !strict || fixed(decl, args) => None,
+            // (a closure's key fixes no field, and its group keeps every
+            // indicator over its own events: not shared, refused)
+            Some(decl) if (!strict && keyed) || fixed(decl, args) => None,
             None => Some(format!(
                 "reads indicator `{}`, which its rules do not declare",
                 r.name
