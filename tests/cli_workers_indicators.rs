@@ -20,7 +20,8 @@ use common::{run_here, run_two_processes};
 /// current event's device), and at a payment after it (the login's
 /// device, read at the payment: an earlier stage's field), in `select`
 /// and in the timeouts' records; a constant argument; a count by device
-/// beside it, and one by account (fixed by the key).
+/// beside it, and one by account (fixed by the key), read for another
+/// account too.
 const RULES: &str = r#"
 indicator accounts_per_device = count_distinct(account) where type == "login" group by device within 400ms
 indicator device_payments = count() where type == "payment" group by device within 1s
@@ -33,6 +34,7 @@ pattern shared_device_login {
     select
         accounts = accounts_per_device(login.device)
         payments = device_payments(login.device)
+        a1 = account_logins("a1")
 }
 pattern pays_after_shared_login {
     partition by account

@@ -1707,8 +1707,8 @@ impl<E> Stash<E> {
 /// closure, whose patterns read none.
 ///
 /// With `shared` (its patterns read indicators their key does not fix,
-/// `route::shares_indicators`), it keeps those over every event of the
-/// stream too: its own, and the others' copies for them ([`SHARED`]).
+/// `route::shares_indicators`), it keeps every indicator over every
+/// event of the stream: its own, and the others' copies ([`SHARED`]).
 fn scope<E: Event + 'static>(engine: &mut Engine<E>, layout: &Layout, group: usize, shared: bool) {
     let key = layout.groups.get(group).and_then(|(key, _)| key.clone());
     engine.share_indicators(shared);

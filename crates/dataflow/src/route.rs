@@ -205,10 +205,10 @@ pub(crate) fn not_on_workers_from_start(pattern: &Pattern) -> Option<String> {
 }
 
 /// Does `pattern` read an indicator for groups its key does not fix? Its
-/// group's engines then keep the indicators their key does not fix over
-/// every event of the stream (`Engine::share_indicators`): each worker's
-/// get the events of their keys, and a copy of every other event for those
-/// indicators only ([`SHARED`]), in the (time, source, offset) order of
+/// group's engines then keep every indicator over every event of the
+/// stream (`Engine::share_indicators`): each worker's get the events of
+/// their keys, and a copy of every other event for the indicators only
+/// ([`SHARED`]), in the (time, source, offset) order of
 /// all: their values are one engine's at every event, in conditions,
 /// `select`, records' `reads` and deadlines alike. (A pattern without
 /// `partition by` has the whole stream on worker 0.)

@@ -287,15 +287,15 @@ impl<E: Event + 'static> Engine<E> {
         self.core.memory.set_scope(key);
     }
 
-    /// With `shared`, keeps the rolling indicators out of the scope of
+    /// With `shared`, keeps every rolling indicator over every event of
+    /// the stream: the engine's own and those given with
+    /// [`push_for_indicators`](Engine::push_for_indicators) (the events of
+    /// other keys, which other engines get), those out of the scope of
     /// [`keep_indicators_grouped_by`](Engine::keep_indicators_grouped_by)
-    /// too, over every event of the stream: the engine's own and those
-    /// given with [`push_for_indicators`](Engine::push_for_indicators)
-    /// (the events of other keys, which other engines get). An engine of
-    /// a dataflow worker whose patterns read indicators their `partition
-    /// by` does not fix gets every event of the stream so: the indicators
-    /// its patterns read are one engine's. Those within the scope take the
-    /// engine's own events only. It holds across changes of rules and
+    /// too. An engine of a dataflow worker whose patterns read indicators
+    /// their `partition by` does not fix gets every event of the stream
+    /// so: whatever group a call reads (another key's, a constant's), its
+    /// value is one engine's. It holds across changes of rules and
     /// restores.
     pub fn share_indicators(&mut self, shared: bool) {
         self.core.memory.set_shared(shared);

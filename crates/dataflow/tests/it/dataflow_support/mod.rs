@@ -15,7 +15,8 @@ use proptest::prelude::*;
 /// indicators grouped by another key than theirs (`ip` under `user_id`
 /// and `account_id`: their engines share them over the whole stream),
 /// with the current event's field, an earlier stage's, a constant, in
-/// `select` and in timeouts' records.
+/// `select` and in timeouts' records; and one grouped by their key read
+/// for another key's group (a constant, another field).
 pub const EXTRA: &str = r#"
 pattern global_login_then_withdrawal {
     within 10m
@@ -86,7 +87,8 @@ pattern ip_shared_then_withdrawal {
     where
         l: type == "login" and ip_accounts_1h(ip) >= 2
         w: type == "withdrawal" and ip_accounts_1h(l.ip) >= 2 and card_amount_1h(card_id) >= 0
-    select accounts = ip_accounts_1h(l.ip) ips = device_ips_1d("d1")
+    select accounts = ip_accounts_1h(l.ip) ips = device_ips_1d("d1") u1 = user_logins_10m(1)
+        others = user_logins_10m(w.quantity)
 }
 pattern login_from_shared_ip {
     partition by account_id

@@ -140,8 +140,7 @@ struct Family {
     /// Kept up to date ([`Memory::scope`])? One that is not stays empty.
     kept: bool,
     /// Kept over every event of the stream, the events pushed for the
-    /// shared indicators only included ([`Memory::shared`]: one out of
-    /// the scope).
+    /// shared indicators only included ([`Memory::shared`]).
     every: bool,
     /// Its indicators (their numbers in the declarations), by member
     /// number.
@@ -187,8 +186,8 @@ pub(crate) struct Memory {
     /// Only the indicators whose `group by` has all these fields are kept
     /// (`None`: all): see `Engine::keep_indicators_grouped_by`.
     scope: Option<Vec<FieldPath>>,
-    /// The indicators out of the scope are kept too, over every event of
-    /// the stream (`Engine::share_indicators`).
+    /// Every indicator is kept over every event of the stream, those out
+    /// of the scope too (`Engine::share_indicators`).
     shared: bool,
     /// The hasher of every window's keys (clones: one seed).
     hasher: hashbrown::DefaultHashBuilder,
@@ -447,8 +446,11 @@ impl Memory {
             let group_by = &self.decls.indicators[family.members[0]].group_by;
             let within =
                 (self.scope.as_ref()).map_or(true, |key| key.iter().all(|f| group_by.contains(f)));
+            // (shared: every indicator over the whole stream, those the
+            // scope holds too, which a call may read for another key's
+            // group: `by_user(device)`, `by_user("u1")`)
             family.kept = within || self.shared;
-            family.every = !within && self.shared;
+            family.every = self.shared;
             if !family.kept && family.windows.entries() > 0 {
                 let funcs = (family.members.iter())
                     .map(|&i| self.decls.indicators[i].func)

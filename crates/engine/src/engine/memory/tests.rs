@@ -1120,8 +1120,8 @@ proptest! {
     /// only (`share_indicators`, `push_for_indicators`), as a dataflow
     /// worker's engines do: each event's values, in whichever engine has
     /// it, are one engine's over the whole stream, with disorder and late
-    /// events; the indicators grouped by `p` too read the engine's own
-    /// events only and are one engine's as well.
+    /// events; those grouped by `p` too, read for the engine's own key or
+    /// another's (`mine(1, e.k)`).
     #[test]
     fn engines_of_parts_sharing_indicators_read_one_engine_s_values(
         events in prop::collection::vec((ev_strategy(), 0i64..3), 1..80),
@@ -1138,6 +1138,7 @@ proptest! {
                 partition by p
                 match e
                 select n = n(e.k) s = s(e.k) d = d(e.k) hi = hi(e.k) mine = mine(e.p, e.k)
+                    one = mine(1, e.k)
             }}
         "#);
         let lines: Vec<(i64, String)> = events
