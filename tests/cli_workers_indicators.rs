@@ -52,7 +52,8 @@ pattern pays_after_shared_login {
 
 /// `n` events about 4 ms apart with up to 40 ms of disorder, of 30
 /// accounts and 25 devices; one in 50 comes 300 ms behind its time (late
-/// under `--max-delay 50ms`, as one reader decides).
+/// under `--max-delay 50ms`, as one reader decides). Logouts are taken by
+/// no indicator (not copied to the other workers).
 fn events(n: usize) -> String {
     let mut state: u64 = 0x41;
     let mut next = move |below: u64| {
@@ -69,7 +70,11 @@ fn events(n: usize) -> String {
             ts -= 300;
         }
         let (account, device) = (next(30), next(25));
-        let kind = if next(10) < 6 { "login" } else { "payment" };
+        let kind = match next(10) {
+            0..=5 => "login",
+            6..=8 => "payment",
+            _ => "logout",
+        };
         text.push_str(&format!(
             "{{\"ts\":{ts},\"type\":\"{kind}\",\"account\":\"a{account}\",\"device\":\"d{device}\"}}\n"
         ));

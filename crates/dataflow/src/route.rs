@@ -411,6 +411,48 @@ impl Layout {
     }
 }
 
+/// The conditions of a rule set's indicators, when each has one that
+/// reads the event alone: an event none of them holds for is taken by no
+/// indicator, and its copies for the shared indicators are not sent.
+struct Takes {
+    conditions: Vec<cepheid_core::expr::CompiledExpr>,
+    accumulators: cepheid_core::expr::Accumulators,
+}
+
+impl Takes {
+    /// `None` when an indicator may take any event: one without a
+    /// condition, or whose condition reads a list.
+    fn of<E: Event + 'static>(plan: &Plan<E>) -> Option<Takes> {
+        use cepheid_core::expr::{AccumulatorLayoutBuilder, CompiledExpr, Expr};
+        let declarations = plan.declarations();
+        let mut fields = plan.fields.clone();
+        let mut conditions = Vec::with_capacity(declarations.indicators.len());
+        for indicator in &declarations.indicators {
+            let condition = indicator.condition.as_ref()?;
+            let mut outside = false;
+            condition.walk(|x| {
+                outside |= matches!(x, Expr::InList(..) | Expr::Indicator(..));
+            });
+            if outside {
+                return None;
+            }
+            let mut layout = AccumulatorLayoutBuilder::new();
+            conditions.push(CompiledExpr::compile(condition, &mut fields, &mut layout).ok()?);
+        }
+        Some(Takes {
+            conditions,
+            accumulators: AccumulatorLayoutBuilder::new().finish().new_accumulators(),
+        })
+    }
+
+    /// May an indicator take `event` (its condition holds, as the engine
+    /// evaluates it)?
+    fn may_take<E: Event>(&self, event: &E) -> bool {
+        let lookup = &cepheid_core::lookup::NO_LOOKUP;
+        (self.conditions.iter()).any(|c| c.matches_with(event, &self.accumulators, lookup))
+    }
+}
+
 /// How one group's events find their worker.
 enum RouteKey<E> {
     /// A group out of force: no copy.
@@ -447,6 +489,9 @@ pub(crate) struct Router<E> {
     /// ([`shares_indicators`]): every other worker gets a copy of each
     /// event ([`SHARED`])?
     shares: Vec<bool>,
+    /// Which events an indicator may take, when some may not: only those
+    /// are copied.
+    takes: Option<Takes>,
     workers: u32,
     /// This worker.
     index: u32,
@@ -486,7 +531,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                 }
             })
             .collect();
-        let shares = groups
+        let shares: Vec<bool> = groups
             .iter()
             .map(|members| {
                 members
@@ -495,6 +540,9 @@ impl<E: Event + Clone + 'static> Router<E> {
             })
             .collect();
         let mut router = Router::with_keys(keys, index, workers);
+        if shares.iter().any(|&s| s) {
+            router.takes = Takes::of(plan);
+        }
         router.shares = shares;
         router
     }
@@ -534,6 +582,7 @@ impl<E: Event + Clone + 'static> Router<E> {
         let last = keys.iter().rposition(|k| !matches!(k, RouteKey::Skip));
         Router {
             shares: vec![false; keys.len()],
+            takes: None,
             keys,
             workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
             index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -564,6 +613,14 @@ impl<E: Event + Clone + 'static> Router<E> {
         push: &mut impl FnMut(Routed<E>),
     ) {
         if !self.shares(group) || self.workers <= 1 {
+            return;
+        }
+        if self
+            .takes
+            .as_ref()
+            .is_some_and(|t| !t.may_take(&stamped.event))
+        {
+            // (no indicator takes it: a copy would change nothing)
             return;
         }
         for worker in (0..self.workers).filter(|&w| w != own) {
