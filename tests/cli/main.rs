@@ -107,6 +107,9 @@ mod cli_workers_checkpoint;
 #[path = "../cli_workers_checkpoint_grown.rs"]
 mod cli_workers_checkpoint_grown;
 #[cfg(feature = "workers")]
+#[path = "../cli_workers_indicators.rs"]
+mod cli_workers_indicators;
+#[cfg(feature = "workers")]
 #[path = "../cli_workers_live_checkpoint.rs"]
 mod cli_workers_live_checkpoint;
 #[cfg(feature = "workers")]

@@ -615,21 +615,29 @@ impl<E: Event + 'static> Plan<E> {
     /// pattern then reads.)
     ///
     /// A pattern the workers cannot run as one engine does is refused
-    /// (`ErrorKind::Pattern`): one that reads a rolling indicator for
-    /// groups its `partition by` does not fix (`docs/lists.md`, "On
-    /// workers"). A pattern that writes to a list is taken: its writes
+    /// (`ErrorKind::Pattern`): when the plan's rules can change
+    /// ([`Plan::changing`], called before), one that reads a rolling
+    /// indicator for groups its `partition by` does not fix
+    /// (`docs/lists.md`, "On workers"); otherwise such a pattern is
+    /// taken, and its group's engines share the indicator over the whole
+    /// stream (every worker gets a copy of each event for it:
+    /// `docs/semantics.md`, "On workers"). A pattern that writes to a list is taken: its writes
     /// reach every worker's engines at the same point of event time
     /// ([`Plan::writes`]).
     pub fn add<P: PatternSet<E> + ?Sized>(&mut self, patterns: &P) -> Result<(), Error> {
         let (before, limits) = (self.patterns.len(), self.limits());
         let engine = self.check.get_mut().unwrap_or_else(|e| e.into_inner());
         engine.add(patterns)?;
+        // (under rules that can change, a pattern reading indicators its
+        // key does not fix is refused: a change could not carry the copies
+        // of the events its engines share them over)
+        let changing = self.changing.is_some();
         let refused = (engine.patterns().skip(before)).find_map(|p| {
-            Some(format!(
-                "pattern `{}` {}",
-                p.name,
-                route::not_on_workers(p)?
-            ))
+            let why = match changing {
+                true => route::not_on_workers(p),
+                false => route::not_on_workers_from_start(p),
+            };
+            Some(format!("pattern `{}` {}", p.name, why?))
         });
         if let Some(why) = refused {
             // The engine as it was: the plan's patterns, not these.
@@ -1034,8 +1042,37 @@ mod tests {
             plan.add(&rules(&format!("{decls}{text}")))
                 .unwrap_or_else(|e| panic!("{text}: {e}"));
         }
-        for (text, why) in refused {
+        // Those whose key does not fix the indicator's groups are taken by
+        // a plan whose rules stay (its engines share the indicator over
+        // the whole stream, `route::shares_indicators`), refused by one
+        // whose rules can change.
+        for (text, _) in &refused {
             let mut plan = Plan::<Record>::new();
+            plan.add(&rules(&format!("{decls}{text}")))
+                .unwrap_or_else(|e| panic!("{text}: {e}"));
+            let pattern = &plan.patterns()[0];
+            assert!(route::shares_indicators(pattern), "{text}");
+        }
+        for text in taken {
+            let plan = {
+                let mut plan = Plan::<Record>::new();
+                plan.add(&rules(&format!("{decls}{text}"))).unwrap();
+                plan
+            };
+            assert!(!route::shares_indicators(&plan.patterns()[0]), "{text}");
+        }
+        // A key of a closure fixes no field and shares nothing: refused.
+        let mut closure = rules(&format!("{decls}{}", refused[0].0)).patterns()[0].clone();
+        closure.partition_by.clear();
+        closure.partition_by_fn = Some(cepheid_core::pattern::NativeKey::new(std::sync::Arc::new(
+            |_: &Record| crate::value::Value::from("k"),
+        )
+            as cepheid_core::pattern::NativeKeyFn<Record>));
+        let why = route::not_on_workers_from_start(&closure).expect("refused");
+        assert!(why.contains("under a key computed by a closure"), "{why}");
+        assert!(!route::shares_indicators(&closure));
+        for (text, why) in refused {
+            let mut plan = Plan::<Record>::new().changing(ReloadPolicy::default());
             plan.add(&rules(&format!("{decls}{}", taken[0]))).unwrap();
             let e = plan.add(&rules(&format!("{decls}{text}"))).unwrap_err();
             assert!(e.to_string().contains(why), "{text}: {e}");

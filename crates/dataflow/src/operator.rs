@@ -30,7 +30,7 @@ use crate::engine::{Engine, ReloadPolicy};
 use crate::engine::{ListWrite, MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
-use crate::route::{groups, worker_groups, Layout, Routed, Router};
+use crate::route::{groups, worker_groups, Layout, Routed, Router, SHARED};
 use crate::{
     add_stats, Change, Clocks, Events, FileChange, Input, ListEdit, ListOrigin, Piece, Plan,
     SourceEnd, Stamped,
@@ -586,7 +586,11 @@ impl<E: Event + Clone + 'static> Worker<E> {
                 let mut stash = Stash::default();
                 for (group, stamped) in r.stash {
                     let sent = r.epoch - 1;
-                    let (_, kg) = router.worker(group as usize, &stamped.event, stamped.offset);
+                    // (a copy for the shared indicators has no key group)
+                    let (_, kg) = match group & SHARED {
+                        0 => router.worker(group as usize, &stamped.event, stamped.offset),
+                        _ => (0, 0),
+                    };
                     stash.push(
                         0,
                         Stashed {
@@ -626,8 +630,10 @@ impl<E: Event + Clone + 'static> Worker<E> {
         };
         let (epoch, released) = released;
         let writes = plan.writes();
+        let shares = router.sharing();
         for piece in &mut pieces {
-            scope(&mut piece.engine.0, &layout, piece.group as usize);
+            let shared = shares.get(piece.group as usize).copied().unwrap_or(false);
+            scope(&mut piece.engine.0, &layout, piece.group as usize, shared);
             if writes {
                 piece.engine.0.hand_out_list_writes();
             }
@@ -657,6 +663,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
             .collect();
         Worker {
             index,
+            shares,
             pieces,
             spans,
             stash,
@@ -691,6 +698,9 @@ impl<E: Event + Clone + 'static> Worker<E> {
 /// One worker's state in the operator.
 struct Worker<E: Event + 'static> {
     index: usize,
+    /// Does each group's engines share indicators over the whole stream
+    /// (`route::shares_indicators`)?
+    shares: Vec<bool>,
     /// The engines, each with its patterns' plan numbers, by group then
     /// key group (one per group, but after a resume on another number of
     /// workers).
@@ -1026,7 +1036,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
     }
 }
 
-impl<E: Event + 'static> Worker<E> {
+impl<E: Event + Clone + 'static> Worker<E> {
     /// Once a live source was stopped ([`Feed::stop`](crate::Feed::stop),
     /// a signal): the frontier the engines may go to, its clock's
     /// frontier (the least over the stopped sources; `Timestamp::MIN` for
@@ -1261,7 +1271,9 @@ impl<E: Event + 'static> Worker<E> {
             if group >= self.spans.len() {
                 // A new group: one engine over the worker's key groups.
                 let mut engine = self.changes.make_engine();
-                scope(&mut engine, &next, group);
+                // (a change of rules takes no pattern that shares
+                // indicators: `route::not_on_workers`)
+                scope(&mut engine, &next, group, false);
                 if self.changes.writes {
                     engine.hand_out_list_writes();
                 }
@@ -1462,7 +1474,11 @@ impl<E: Event + 'static> Worker<E> {
             group, kg, stamped, ..
         }) = self.stash.pop_if(&ready)
         {
-            let (start, end) = self.spans[group as usize];
+            let shared = group & SHARED != 0;
+            let group = group & !SHARED;
+            let Some(&(start, end)) = self.spans.get(group as usize) else {
+                continue;
+            };
             let piece = if end - start <= 1 {
                 start
             } else {
@@ -1477,6 +1493,25 @@ impl<E: Event + 'static> Worker<E> {
                 stamped.event
             };
             let names = self.changes.names.as_ref();
+            // A copy for the shared indicators goes to every engine of the
+            // group here; the event itself to its key's, and to the
+            // others' shared indicators (a worker that resumed a cut of
+            // several holds several engines of a group).
+            let shares = self.shares.get(group as usize).copied().unwrap_or(false);
+            for other in start..end {
+                if (shares && other != piece) || shared {
+                    let (engine, numbers) = &mut self.pieces[other].engine;
+                    let mut sink = Renumber {
+                        sink: &mut *sink,
+                        numbers,
+                        names,
+                    };
+                    engine.push_for_indicators(stamped.ts, event.clone(), &mut sink);
+                }
+            }
+            if shared {
+                continue;
+            }
             let (engine, numbers) = &mut self.pieces[piece].engine;
             engine.push(
                 stamped.ts,
@@ -1551,7 +1586,10 @@ type Key = (Timestamp, u32, u64, u32);
 impl<E> Stashed<E> {
     fn key(&self) -> Key {
         let s = &self.stamped;
-        (s.ts, s.source, s.offset, self.group)
+        // (a copy for the shared indicators in its group's place: events
+        // of one place, those of a checkpoint of one engine resumed on
+        // workers, keep their order of arrival)
+        (s.ts, s.source, s.offset, self.group & !SHARED)
     }
 }
 
@@ -1667,8 +1705,13 @@ impl<E> Stash<E> {
 /// its patterns can read as one engine does (those grouped by at least
 /// the group's key: `route::not_on_workers`); all for a group keyed by a
 /// closure, whose patterns read none.
-fn scope<E: Event + 'static>(engine: &mut Engine<E>, layout: &Layout, group: usize) {
+///
+/// With `shared` (its patterns read indicators their key does not fix,
+/// `route::shares_indicators`), it keeps every indicator over every
+/// event of the stream: its own, and the others' copies ([`SHARED`]).
+fn scope<E: Event + 'static>(engine: &mut Engine<E>, layout: &Layout, group: usize, shared: bool) {
     let key = layout.groups.get(group).and_then(|(key, _)| key.clone());
+    engine.share_indicators(shared);
     engine.keep_indicators_grouped_by(key);
 }
 

@@ -7,7 +7,13 @@ use xxhash_rust::xxh3::xxh3_64_with_seed;
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::{NativeKeyFn, Pattern};
 use crate::value::{key_part, Value, ValueRef};
-use crate::{Input, Plan};
+use crate::{Input, Plan, Stamped};
+
+/// The bit of a [`Routed::group`] that marks a copy of an event for the
+/// shared indicators of that group's engines only (see
+/// [`shares_indicators`]): the worker of the event's key gets the event,
+/// every other worker such a copy.
+pub(crate) const SHARED: u32 = 1 << 31;
 
 /// The seed of [`key_hash`]: fixed, so every process and every run agrees.
 const SEED: u64 = 0x6365_7068_6569_6421;
@@ -168,13 +174,13 @@ pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
     groups
 }
 
-/// Why `pattern` cannot run on workers as it runs on one engine, if it
-/// cannot (the words of a refusal: "writes to list `x` ..."):
-///
-/// - it writes to a list (`then add`, `then remove`): each worker would
-///   see only the writes of its own keys;
-/// - it reads a rolling indicator for groups its `partition by` does not
-///   fix: the events of such a group may be on any worker.
+/// Why `pattern` cannot run on workers as it runs on one engine under
+/// rules that can change, if it cannot (the words of a refusal: "reads
+/// indicator `x` ..."): it reads a rolling indicator for groups its
+/// `partition by` does not fix (or one its rules do not declare). A
+/// change's layout of groups carries no sharing
+/// ([`shares_indicators`]): such a pattern runs only in a run whose rules
+/// stay.
 ///
 /// An indicator read with each of the pattern's key fields passed as that
 /// field of the indicator's `group by` (`logins(account_id, ip)` under
@@ -186,6 +192,33 @@ pub(crate) fn groups<E: Event + 'static>(plan: &Plan<E>) -> Vec<Vec<usize>> {
 /// has the whole stream on worker 0, so any indicator it reads is exact.
 /// A key of a closure (the builder's) fixes no field.
 pub(crate) fn not_on_workers(pattern: &Pattern) -> Option<String> {
+    unfixed(pattern, true)
+}
+
+/// Why `pattern` cannot run on workers from the start of a run whose
+/// rules do not change, if it cannot: it reads an indicator its rules do
+/// not declare, or any under a key computed by a closure. One that reads
+/// an indicator for groups its `partition by` fields do not fix runs
+/// ([`shares_indicators`]).
+pub(crate) fn not_on_workers_from_start(pattern: &Pattern) -> Option<String> {
+    unfixed(pattern, false)
+}
+
+/// Does `pattern` read an indicator for groups its key does not fix? Its
+/// group's engines then keep every indicator over every event of the
+/// stream (`Engine::share_indicators`): each worker's get the events of
+/// their keys, and a copy of every other event for the indicators only
+/// ([`SHARED`]), in the (time, source, offset) order of
+/// all: their values are one engine's at every event, in conditions,
+/// `select`, records' `reads` and deadlines alike. (A pattern without
+/// `partition by` has the whole stream on worker 0.)
+pub(crate) fn shares_indicators(pattern: &Pattern) -> bool {
+    let keyed = pattern.partition_by_fn.is_none() && !pattern.partition_by.is_empty();
+    keyed && unfixed(pattern, true).is_some() && unfixed(pattern, false).is_none()
+}
+
+/// [`not_on_workers`] (`strict`), or only the undeclared indicators.
+fn unfixed(pattern: &Pattern, strict: bool) -> Option<String> {
     use cepheid_core::expr::Expr;
     let declared = pattern.declarations.as_deref();
     let keyed = pattern.partition_by_fn.is_none();
@@ -208,7 +241,9 @@ pub(crate) fn not_on_workers(pattern: &Pattern) -> Option<String> {
         }
         let decl = declared.and_then(|d| d.indicators.get(r.id.0 as usize));
         why = match decl {
-            Some(decl) if fixed(decl, args) => None,
+            // (a closure's key fixes no field, and its group keeps every
+            // indicator over its own events: not shared, refused)
+            Some(decl) if (!strict && keyed) || fixed(decl, args) => None,
             None => Some(format!(
                 "reads indicator `{}`, which its rules do not declare",
                 r.name
@@ -376,6 +411,48 @@ impl Layout {
     }
 }
 
+/// The conditions of a rule set's indicators, when each has one that
+/// reads the event alone: an event none of them holds for is taken by no
+/// indicator, and its copies for the shared indicators are not sent.
+struct Takes {
+    conditions: Vec<cepheid_core::expr::CompiledExpr>,
+    accumulators: cepheid_core::expr::Accumulators,
+}
+
+impl Takes {
+    /// `None` when an indicator may take any event: one without a
+    /// condition, or whose condition reads a list.
+    fn of<E: Event + 'static>(plan: &Plan<E>) -> Option<Takes> {
+        use cepheid_core::expr::{AccumulatorLayoutBuilder, CompiledExpr, Expr};
+        let declarations = plan.declarations();
+        let mut fields = plan.fields.clone();
+        let mut conditions = Vec::with_capacity(declarations.indicators.len());
+        for indicator in &declarations.indicators {
+            let condition = indicator.condition.as_ref()?;
+            let mut outside = false;
+            condition.walk(|x| {
+                outside |= matches!(x, Expr::InList(..) | Expr::Indicator(..));
+            });
+            if outside {
+                return None;
+            }
+            let mut layout = AccumulatorLayoutBuilder::new();
+            conditions.push(CompiledExpr::compile(condition, &mut fields, &mut layout).ok()?);
+        }
+        Some(Takes {
+            conditions,
+            accumulators: AccumulatorLayoutBuilder::new().finish().new_accumulators(),
+        })
+    }
+
+    /// May an indicator take `event` (its condition holds, as the engine
+    /// evaluates it)?
+    fn may_take<E: Event>(&self, event: &E) -> bool {
+        let lookup = &cepheid_core::lookup::NO_LOOKUP;
+        (self.conditions.iter()).any(|c| c.matches_with(event, &self.accumulators, lookup))
+    }
+}
+
 /// How one group's events find their worker.
 enum RouteKey<E> {
     /// A group out of force: no copy.
@@ -408,6 +485,13 @@ pub(crate) struct Routed<E> {
 /// Routes events to workers: one copy per group, to the worker of its key.
 pub(crate) struct Router<E> {
     keys: Vec<RouteKey<E>>,
+    /// Does each group's engines share indicators over the whole stream
+    /// ([`shares_indicators`]): every other worker gets a copy of each
+    /// event ([`SHARED`])?
+    shares: Vec<bool>,
+    /// Which events an indicator may take, when some may not: only those
+    /// are copied.
+    takes: Option<Takes>,
     workers: u32,
     /// This worker.
     index: u32,
@@ -447,7 +531,20 @@ impl<E: Event + Clone + 'static> Router<E> {
                 }
             })
             .collect();
-        Router::with_keys(keys, index, workers)
+        let shares: Vec<bool> = groups
+            .iter()
+            .map(|members| {
+                members
+                    .iter()
+                    .any(|&m| shares_indicators(&plan.patterns[m]))
+            })
+            .collect();
+        let mut router = Router::with_keys(keys, index, workers);
+        if shares.iter().any(|&s| s) {
+            router.takes = Takes::of(plan);
+        }
+        router.shares = shares;
+        router
     }
 
     /// The router of worker `index` over `workers` workers for `layout`
@@ -484,6 +581,8 @@ impl<E: Event + Clone + 'static> Router<E> {
     fn with_keys(keys: Vec<RouteKey<E>>, index: usize, workers: usize) -> Router<E> {
         let last = keys.iter().rposition(|k| !matches!(k, RouteKey::Skip));
         Router {
+            shares: vec![false; keys.len()],
+            takes: None,
             keys,
             workers: u32::try_from(workers.max(1)).unwrap_or(u32::MAX),
             index: u32::try_from(index).unwrap_or(u32::MAX),
@@ -491,6 +590,47 @@ impl<E: Event + Clone + 'static> Router<E> {
             key: Vec::new(),
             bytes: Vec::new(),
             last,
+        }
+    }
+
+    /// Do group `group`'s engines share indicators over the whole stream?
+    pub fn shares(&self, group: usize) -> bool {
+        self.shares.get(group).copied().unwrap_or(false)
+    }
+
+    /// [`Router::shares`] of each group.
+    pub fn sharing(&self) -> Vec<bool> {
+        self.shares.clone()
+    }
+
+    /// Pushes with `push` a copy of `stamped` for group `group`'s shared
+    /// indicators to every worker but `own`.
+    fn share(
+        &self,
+        group: usize,
+        own: u32,
+        stamped: &Stamped<E>,
+        push: &mut impl FnMut(Routed<E>),
+    ) {
+        if !self.shares(group) || self.workers <= 1 {
+            return;
+        }
+        if self
+            .takes
+            .as_ref()
+            .is_some_and(|t| !t.may_take(&stamped.event))
+        {
+            // (no indicator takes it: a copy would change nothing)
+            return;
+        }
+        for worker in (0..self.workers).filter(|&w| w != own) {
+            push(Routed {
+                worker,
+                from: self.index,
+                group: group as u32 | SHARED,
+                kg: 0,
+                input: Input::Event(stamped.clone()),
+            });
         }
     }
 
@@ -531,6 +671,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                 continue;
             }
             let (worker, kg) = self.worker_of(group, &stamped.event, stamped.offset);
+            self.share(group, worker, &stamped, &mut push);
             push(Routed {
                 worker,
                 from: self.index,
@@ -540,6 +681,7 @@ impl<E: Event + Clone + 'static> Router<E> {
             });
         }
         let (worker, kg) = self.worker_of(last, &stamped.event, stamped.offset);
+        self.share(last, worker, &stamped, &mut push);
         push(Routed {
             worker,
             from: self.index,

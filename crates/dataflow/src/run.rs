@@ -385,20 +385,27 @@ impl Workers {
         report: Box<dyn Report>,
     ) -> Result<Workers, Error> {
         refuse(config).map_err(Error::Refused)?;
-        if let Some(refusal) = rules.patterns().iter().find_map(not_on_workers) {
+        // (not for every rule set with lists: routing as rules that can
+        // change costs 5% more instructions, `BENCHMARKS.md`, and a
+        // change through the handle is then refused, said)
+        let changing = config.rules_from_stream
+            || config.lists_from_stream
+            || config.watch
+            || config.source_rules;
+        // (a pattern reading indicators its key does not fix runs, its
+        // engines sharing them over the whole stream, unless its rules
+        // can change)
+        let refused = |p: &Pattern| match changing {
+            true => not_on_workers(p).map(|r| r.under_changes()),
+            false => not_on_workers_from_start(p),
+        };
+        if let Some(refusal) = rules.patterns().iter().find_map(refused) {
             return Err(Error::Refused(refusal));
         }
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
             .max_live_runs(config.max_live_runs);
-        // (not for every rule set with lists: routing as rules that can
-        // change costs 5% more instructions, `BENCHMARKS.md`, and a
-        // change through the handle is then refused, said)
-        if config.rules_from_stream
-            || config.lists_from_stream
-            || config.watch
-            || config.source_rules
-        {
+        if changing {
             plan = plan.changing(config.reload_policy);
         }
         let patterns = rules.patterns();
@@ -1061,6 +1068,15 @@ fn watch(
 /// for groups its key does not fix).
 fn not_on_workers(pattern: &Pattern) -> Option<Refusal> {
     crate::route::not_on_workers(pattern).map(|why| Refusal::ListsAndIndicators {
+        pattern: pattern.name.clone(),
+        why,
+    })
+}
+
+/// What refuses `pattern` on workers from the start of a run whose rules
+/// do not change, if anything (an indicator its rules do not declare).
+fn not_on_workers_from_start(pattern: &Pattern) -> Option<Refusal> {
+    crate::route::not_on_workers_from_start(pattern).map(|why| Refusal::ListsAndIndicators {
         pattern: pattern.name.clone(),
         why,
     })

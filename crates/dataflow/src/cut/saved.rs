@@ -7,7 +7,7 @@
 
 use super::*;
 use crate::pattern::Pattern;
-use crate::route::Layout;
+use crate::route::{Layout, SHARED};
 use crate::Change;
 
 /// One engine of a worker at a cut: group `group`'s keys whose key group is
@@ -173,7 +173,10 @@ impl<'a, E: Event + DeserializeOwned + 'static> Making<'a, E> {
     /// apart.
     fn stash(&self, stash: Vec<(u32, Stamped<E>)>) -> Result<Stashes<E>, Error> {
         let (held, routed): (Vec<_>, Vec<_>) = stash.into_iter().partition(|(g, _)| *g == HELD);
-        if routed.iter().any(|(g, _)| *g as usize >= self.groups) {
+        if routed
+            .iter()
+            .any(|(g, _)| (*g & !SHARED) as usize >= self.groups)
+        {
             return Err(Error::new(
                 ErrorKind::Snapshot,
                 "the worker's state names a group of patterns the plan does not have",
@@ -320,10 +323,14 @@ impl WorkerCut {
             if w % workers.max(1) == index {
                 held.extend(theirs);
             }
-            for (group, stamped) in routed {
+            // (each event once, from the worker of its key: this worker
+            // takes it, or a copy for its group's shared indicators)
+            for (group, stamped) in routed.into_iter().filter(|(g, _)| g & SHARED == 0) {
                 let (worker, _) = router.worker(group as usize, &stamped.event, stamped.offset);
                 if worker == index32 {
                     stash.push((group, stamped));
+                } else if router.shares(group as usize) && workers > 1 {
+                    stash.push((group | SHARED, stamped));
                 }
             }
         }
@@ -603,6 +610,8 @@ where
     // Each rolling indicator's entries from the engines of one group of
     // patterns (the first that keeps it: its engines over every worker
     // hold every key's, as a group's engines do), in time order.
+    // An indicator the group's key does not fix is shared by each of its
+    // engines over the whole stream: taken from one of them.
     let mut indicators: Vec<(String, u32, Vec<IndicatorEntry>)> = Vec::new();
     for old in &olds {
         for saved in &old.pieces {
@@ -610,10 +619,12 @@ where
             for (name, mut entries) in piece.take_indicator_entries() {
                 // (an engine restored on another number of workers holds
                 // its old worker's entries: those of its own keys count)
-                let own = own_keys(&piece, &name, (saved.from, saved.to));
+                let (own, shared) = own_keys(&piece, &name, (saved.from, saved.to));
                 entries.retain(|(key, _, _)| own(key));
                 match indicators.iter_mut().find(|(n, _, _)| *n == name) {
-                    Some((_, group, kept)) if *group == saved.group => kept.extend(entries),
+                    Some((_, group, kept)) if *group == saved.group && !shared => {
+                        kept.extend(entries);
+                    }
                     Some(_) => {}
                     None => indicators.push((name, saved.group, entries)),
                 }
@@ -682,11 +693,15 @@ where
 /// of the keys of key groups `[from, to)`: the values of the fields of
 /// its patterns' `partition by` (every one in the indicator's `group by`:
 /// `route::not_on_workers`), as the engine keys them (`key_part`)?
+///
+/// And is it shared over the whole stream by the engine (its patterns'
+/// key does not fix its groups, `route::shares_indicators`): every key's
+/// entries are the engine's?
 fn own_keys<E: Event + 'static>(
     engine: &crate::Engine<E>,
     name: &str,
     (from, to): (u64, u64),
-) -> impl Fn(&[cepheid_engine::Value]) -> bool {
+) -> (impl Fn(&[cepheid_engine::Value]) -> bool, bool) {
     let partition = (engine.patterns().next()).map_or(Vec::new(), |p| p.partition_by.clone());
     let declared = engine
         .declarations()
@@ -698,7 +713,9 @@ fn own_keys<E: Event + 'static>(
             .map(|field| d.group_by.iter().position(|g| g == field))
             .collect()
     });
-    move |key: &[cepheid_engine::Value]| {
+    let keyed = !partition.is_empty() || engine.patterns().any(|p| p.partition_by_fn.is_some());
+    let shared = keyed && at.is_none();
+    let own = move |key: &[cepheid_engine::Value]| {
         let Some(at) = &at else {
             return true;
         };
@@ -706,7 +723,8 @@ fn own_keys<E: Event + 'static>(
             .map(|&i| key.get(i).cloned().and_then(cepheid_core::value::key_part))
             .collect();
         values.is_none_or(|values| (from..to).contains(&u64::from(crate::key_group(&values))))
-    }
+    };
+    (own, shared)
 }
 
 /// An entry of a rolling indicator's windows: key, time, value.

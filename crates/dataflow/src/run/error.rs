@@ -11,13 +11,12 @@ pub enum Refusal {
     ProcessingTime,
     /// Output per worker without an output file.
     OutputPerWorkerNeedsOutput,
-    /// A rule that reads a rolling indicator for groups its `partition
-    /// by` does not fix: on workers it would see only the events of its
-    /// own keys, not those of a group on other workers, and give other
-    /// records than one engine (events are not exchanged by an
-    /// indicator's key yet: issue 40). `docs/lists.md` says which
-    /// indicators workers run; rules that write to lists run (their
-    /// writes reach every worker).
+    /// A rule that reads a rolling indicator its rules do not declare, or,
+    /// in a run whose rules can change, one for groups its `partition
+    /// by` does not fix (a run whose rules stay shares such an indicator
+    /// over every event of the stream in each of its engines: issue 40).
+    /// `docs/lists.md` says which indicators workers run; rules that
+    /// write to lists run (their writes reach every worker).
     ListsAndIndicators {
         /// The pattern's name.
         pattern: String,
@@ -35,6 +34,21 @@ pub enum Refusal {
     /// An audit file with output per worker (a record is written by the
     /// worker that completes it: one audit file is not built for it).
     AuditPerWorker,
+}
+
+impl Refusal {
+    /// The refusal of a pattern that reads indicators its key does not
+    /// fix in a run whose rules can change (`--watch`, `$rules` records):
+    /// said so.
+    pub(crate) fn under_changes(self) -> Refusal {
+        match self {
+            Refusal::ListsAndIndicators { pattern, why } => Refusal::ListsAndIndicators {
+                pattern,
+                why: format!("{why}, in a run whose rules can change (--watch, `$rules` or `$list` records, --source-rules): its engines share the indicator over every event only in a run whose rules stay"),
+            },
+            other => other,
+        }
+    }
 }
 
 impl fmt::Display for Refusal {

@@ -197,6 +197,8 @@ fn the_streams_have_matches_timeouts_and_late_events() {
         "device_prices",
         "account_extremes",
         "shared_ip",
+        "ip_shared_then_withdrawal",
+        "login_from_shared_ip",
         "user_ip_fails_counted",
         "login_on_flagged_device",
         "withdrawal_from_cleared_ip",

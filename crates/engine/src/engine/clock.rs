@@ -359,9 +359,22 @@ impl<E> Clock<E> {
     /// Removes the earliest waiting event if the watermark has passed it.
     #[inline]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {
+        self.pop_ready_numbered().map(|(ts, _, event)| (ts, event))
+    }
+
+    /// [`pop_ready`](Clock::pop_ready), with the event's arrival number
+    /// ([`next_arrival`](Clock::next_arrival) when it arrived).
+    #[inline]
+    pub fn pop_ready_numbered(&mut self) -> Option<(Timestamp, u64, E)> {
         let watermark = self.time.current()?;
         let first = self.waiting.pop_if(|first| first.ts <= watermark)?;
-        Some((first.ts, first.event))
+        Some((first.ts, first.seq, first.event))
+    }
+
+    /// The arrival number the next event taken in gets.
+    #[inline]
+    pub fn next_arrival(&self) -> u64 {
+        self.arrivals
     }
 }
 

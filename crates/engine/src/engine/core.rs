@@ -314,6 +314,9 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     pub(super) live_runs: usize,
     /// The most events that wait for the watermark.
     pub(super) waiting_limit: usize,
+    /// The arrival numbers of the events waiting that only the shared
+    /// indicators take ([`Core::push_for_indicators`]).
+    pub(super) for_indicators: std::collections::BTreeSet<u64>,
     /// Live partitions, over all patterns and keys.
     pub(super) live_parts: usize,
     /// Patterns that drain (old versions of replaced ones).
@@ -348,6 +351,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             live_limit: DEFAULT_MAX_LIVE_RUNS,
             live_runs: 0,
             waiting_limit: DEFAULT_MAX_WAITING_EVENTS,
+            for_indicators: std::collections::BTreeSet::new(),
             live_parts: 0,
             draining: 0,
             due: Vec::new(),
@@ -558,6 +562,27 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
     }
 
+    /// Takes in an event of the stream that only the indicators shared
+    /// over the whole stream take (`Engine::share_indicators`), at its
+    /// place in (time, arrival) order, as [`Core::push`] takes one: no
+    /// pattern sees it, it is not counted, and a late one is dropped
+    /// quietly (its own engine says it).
+    pub fn push_for_indicators<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) {
+        let seq = self.clock.next_arrival();
+        if self.clock.arrive(ts, event).is_ok() {
+            self.for_indicators.insert(seq);
+            if self.clock.waiting() > self.waiting_limit {
+                self.force_watermark();
+            }
+            self.run_to(self.clock.watermark(), sink);
+        }
+    }
+
     /// More events wait than the limit: the watermark moves up to the
     /// earliest waiting event's time, as if a watermark had arrived, so
     /// every event at that time is processed (and later arrivals at or
@@ -709,7 +734,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             if self.fire_next(until, sink) {
                 continue;
             }
-            if let Some((ts, event)) = self.clock.pop_ready() {
+            if let Some((ts, seq, event)) = self.clock.pop_ready_numbered() {
+                if !self.for_indicators.is_empty() && self.for_indicators.remove(&seq) {
+                    // (taken by the shared indicators only)
+                    self.memory.reach(ts);
+                    self.memory.on_shared_event(&event);
+                    continue;
+                }
                 self.process_event(ts, event, sink);
             } else {
                 break;
@@ -1799,6 +1830,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             live_limit: self.live_limit,
             live_runs: self.live_runs,
             waiting_limit: self.waiting_limit,
+            for_indicators: self.for_indicators,
             live_parts: self.live_parts,
             draining: self.draining,
             due: self.due,

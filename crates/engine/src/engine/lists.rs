@@ -286,11 +286,44 @@ impl<E: Event + 'static> Engine<E> {
     /// others, whose values stay those of an empty window. For an engine
     /// that gets the events of some values of `key` only (a dataflow
     /// worker's engine of the patterns partitioned by `key`): the other
-    /// indicators cannot be read there as one engine reads them (and
-    /// `cepheid_dataflow` refuses the patterns that would). It holds
-    /// across changes of rules and restores.
+    /// indicators cannot be read there as one engine reads them, unless
+    /// the engine gets every other event for them too
+    /// ([`share_indicators`](Engine::share_indicators)). It holds across
+    /// changes of rules and restores.
     pub fn keep_indicators_grouped_by(&mut self, key: Option<Vec<crate::event::FieldPath>>) {
         self.core.memory.set_scope(key);
+    }
+
+    /// With `shared`, keeps every rolling indicator over every event of
+    /// the stream: the engine's own and those given with
+    /// [`push_for_indicators`](Engine::push_for_indicators) (the events of
+    /// other keys, which other engines get), those out of the scope of
+    /// [`keep_indicators_grouped_by`](Engine::keep_indicators_grouped_by)
+    /// too. An engine of a dataflow worker whose patterns read indicators
+    /// their `partition by` does not fix gets every event of the stream
+    /// so: whatever group a call reads (another key's, a constant's), its
+    /// value is one engine's. It holds across changes of rules and
+    /// restores.
+    pub fn share_indicators(&mut self, shared: bool) {
+        self.core.memory.set_shared(shared);
+    }
+
+    /// Takes in an event that only the indicators shared over the stream
+    /// take ([`share_indicators`](Engine::share_indicators)), at its place
+    /// in (time, arrival) order among the events pushed: before the events
+    /// pushed after it, after those pushed before it, of the same time
+    /// too. No pattern sees it, nothing counts it (the engine whose own it
+    /// is counts it), and one at or below the watermark is dropped with
+    /// nothing said. A snapshot is refused while such an event waits for
+    /// the watermark.
+    pub fn push_for_indicators<S: crate::engine::Sink<E> + ?Sized>(
+        &mut self,
+        ts: crate::primitives::Timestamp,
+        event: E,
+        sink: &mut S,
+    ) {
+        self.core.push_for_indicators(ts, event, sink);
+        self.core.reap();
     }
 
     /// Counters and sizes of the lists and indicators.

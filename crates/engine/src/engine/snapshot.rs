@@ -435,6 +435,12 @@ impl<E: Event + Serialize + 'static> Engine<E> {
     /// `out` is left empty.
     pub fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<(), Error> {
         let core = &self.core;
+        if !core.for_indicators.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Snapshot,
+                "events pushed for the shared indicators only wait for the watermark: a snapshot keeps no such event",
+            ));
+        }
         let body = BodyOut {
             clock: &core.clock,
             store: &core.store,

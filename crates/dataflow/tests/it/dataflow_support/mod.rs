@@ -11,7 +11,14 @@ use proptest::prelude::*;
 /// fields, and readers of rolling indicators of every kind, grouped by
 /// the reader's key (in another order too), by more fields than it, or
 /// read by a pattern without a key (whose whole stream is on worker 0);
-/// in conditions, with a stage's field and in `select`.
+/// in conditions, with a stage's field and in `select`; and readers of
+/// indicators grouped by another key than theirs (`ip` under `user_id`
+/// and `account_id`: their engines share them over the whole stream),
+/// with the current event's field, an earlier stage's, a constant, in
+/// `select` and in timeouts' records; and one grouped by their key read
+/// for another key's group (a constant, another field). Every indicator
+/// has a condition, and sensors meet none: a sensor is not copied to the
+/// workers that share the indicators.
 pub const EXTRA: &str = r#"
 pattern global_login_then_withdrawal {
     within 10m
@@ -32,9 +39,9 @@ pattern user_ip_fails {
 indicator user_logins_10m = count() where type == "login" group by user_id within 10m
 indicator card_amount_1h = sum(amount) where type == "charge" group by card_id within 1h
 indicator device_avg_price = avg(price) where type == "price" group by device_id, symbol within 30m
-indicator device_ips_1d = count_distinct(ip) group by device_id within 1d
+indicator device_ips_1d = count_distinct(ip) where type != "sensor" group by device_id within 1d
 indicator account_min_quantity = min(quantity) where type == "trade" group by account_id within 20m
-indicator account_max_amount = max(amount) group by account_id within 15m
+indicator account_max_amount = max(amount) where type != "sensor" group by account_id within 15m
 indicator ip_accounts_1h = count_distinct(account_id) where type == "login" group by ip within 1h
 indicator ip_user_fails_5m = count() where type == "login" and not success group by ip, user_id within 5m
 
@@ -70,6 +77,23 @@ pattern account_extremes {
     select highest = account_max_amount(w.account_id)
 }
 pattern shared_ip {
+    match l
+    where l: type == "login" and ip_accounts_1h(ip) >= 3
+    select accounts = ip_accounts_1h(l.ip)
+}
+pattern ip_shared_then_withdrawal {
+    partition by user_id
+    within 10m
+    timeouts
+    match l followed by w
+    where
+        l: type == "login" and ip_accounts_1h(ip) >= 2
+        w: type == "withdrawal" and ip_accounts_1h(l.ip) >= 2 and card_amount_1h(card_id) >= 0
+    select accounts = ip_accounts_1h(l.ip) ips = device_ips_1d("d1") u1 = user_logins_10m(1)
+        others = user_logins_10m(w.quantity)
+}
+pattern login_from_shared_ip {
+    partition by account_id
     match l
     where l: type == "login" and ip_accounts_1h(ip) >= 3
     select accounts = ip_accounts_1h(l.ip)

@@ -182,6 +182,9 @@ struct Family {
     windows: Windows,
     /// Kept up to date ([`Memory::scope`])? One that is not stays empty.
     kept: bool,
+    /// Kept over every event of the stream, the events pushed for the
+    /// shared indicators only included ([`Memory::shared`]).
+    every: bool,
     /// Its indicators (their numbers in the declarations), by member
     /// number.
     members: Vec<usize>,
@@ -226,6 +229,9 @@ pub(crate) struct Memory {
     /// Only the indicators whose `group by` has all these fields are kept
     /// (`None`: all): see `Engine::keep_indicators_grouped_by`.
     scope: Option<Vec<FieldPath>>,
+    /// Every indicator is kept over every event of the stream, those out
+    /// of the scope too (`Engine::share_indicators`).
+    shared: bool,
     /// The hasher of every window's keys (clones: one seed).
     hasher: hashbrown::DefaultHashBuilder,
     /// The shadow copy of each list (by number) that a shadow rule's
@@ -250,6 +256,7 @@ impl Default for Memory {
             max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
             max_indicator_entries: DEFAULT_MAX_INDICATOR_ENTRIES,
             scope: None,
+            shared: false,
             hasher: hashbrown::DefaultHashBuilder::default(),
             shadow: Vec::new(),
         }
@@ -457,6 +464,7 @@ impl Memory {
                     key,
                     width: d.window,
                     kept: true,
+                    every: false,
                     members: Vec::new(),
                 });
                 self.families.len() - 1
@@ -506,13 +514,26 @@ impl Memory {
         self.rescope();
     }
 
-    /// Applies [`Memory::scope`] to the indicators declared.
+    /// Keeps the indicators out of the scope too, over every event of the
+    /// stream: those pushed for them only included (`shared`), or not.
+    pub(crate) fn set_shared(&mut self, shared: bool) {
+        self.shared = shared;
+        self.rescope();
+    }
+
+    /// Applies [`Memory::scope`] (and [`Memory::shared`]) to the
+    /// indicators declared.
     fn rescope(&mut self) {
         for family in &mut self.families {
             // (its indicators have one `group by`)
             let group_by = &self.decls.indicators[family.members[0]].group_by;
-            family.kept =
+            let within =
                 (self.scope.as_ref()).map_or(true, |key| key.iter().all(|f| group_by.contains(f)));
+            // (shared: every indicator over the whole stream, those the
+            // scope holds too, which a call may read for another key's
+            // group: `by_user(device)`, `by_user("u1")`)
+            family.kept = within || self.shared;
+            family.every = self.shared;
             if !family.kept && family.windows.entries() > 0 {
                 let funcs = (family.members.iter())
                     .map(|&i| self.decls.indicators[i].func)
@@ -576,7 +597,24 @@ impl Memory {
     /// Every indicator takes in `event` (at the current time) when its
     /// condition holds, in the order declared; each family queues the
     /// event once, for the indicators of it that took it.
+    #[inline]
     pub(crate) fn on_event<E: Event>(&mut self, event: &E) {
+        self.take_in(event, false);
+    }
+
+    /// The indicators kept over every event of the stream
+    /// ([`Memory::shared`]) take in `event`, one pushed for them only: as
+    /// [`Memory::on_event`], but for the others, and nothing counted in
+    /// [`MemoryStats`] but sizes (the engine that got the event as its own
+    /// counts it).
+    pub(crate) fn on_shared_event<E: Event>(&mut self, event: &E) {
+        if self.families.iter().any(|f| f.every) {
+            self.take_in(event, true);
+        }
+    }
+
+    fn take_in<E: Event>(&mut self, event: &E, shared_only: bool) {
+        let counted = u64::from(!shared_only);
         let lists = ListsOnly {
             lists: &self.lists,
             now: self.now,
@@ -588,7 +626,7 @@ impl Memory {
             smallvec::smallvec![Scratch::default(); self.families.len()];
         for ind in &self.indicators {
             let family = &mut self.families[ind.family];
-            if !family.kept {
+            if !family.kept || (shared_only && !family.every) {
                 continue;
             }
             if let Some(c) = &ind.condition {
@@ -604,11 +642,11 @@ impl Memory {
                 s.null = keys[s.key_at..].iter().any(|v| v.is_null());
             }
             if s.null {
-                self.stats.unkeyed += 1;
+                self.stats.unkeyed += counted;
                 continue;
             }
             if total >= self.max_indicator_entries {
-                self.stats.refused_events += 1;
+                self.stats.refused_events += counted;
                 continue;
             }
             let value = match &ind.argument {
@@ -622,11 +660,11 @@ impl Memory {
             let value = match family.windows.admit(ind.member, value) {
                 Ok(value) => value,
                 Err(Refused::NotNumeric) => {
-                    self.stats.non_numeric += 1;
+                    self.stats.non_numeric += counted;
                     continue;
                 }
                 Err(Refused::Unusable) => {
-                    self.stats.unkeyed += 1;
+                    self.stats.unkeyed += counted;
                     continue;
                 }
             };
@@ -638,7 +676,7 @@ impl Memory {
                         .hash
                         .get_or_insert_with(|| window::key_hash(&self.hasher, key));
                     let Some(hash) = hash else {
-                        self.stats.unkeyed += 1;
+                        self.stats.unkeyed += counted;
                         continue;
                     };
                     let group = family.windows.group(hash, key);

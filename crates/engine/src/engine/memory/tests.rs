@@ -1111,3 +1111,98 @@ fn writes_handed_out_and_made_elsewhere_are_seen_at_one_engine_s_point() {
         Some(false)
     );
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100))]
+
+    /// Engines of parts of one stream by another key than the indicators'
+    /// (`p`), each taking the others' events for its shared indicators
+    /// only (`share_indicators`, `push_for_indicators`), as a dataflow
+    /// worker's engines do: each event's values, in whichever engine has
+    /// it, are one engine's over the whole stream, with disorder and late
+    /// events; those grouped by `p` too, read for the engine's own key or
+    /// another's (`mine(1, e.k)`).
+    #[test]
+    fn engines_of_parts_sharing_indicators_read_one_engine_s_values(
+        events in prop::collection::vec((ev_strategy(), 0i64..3), 1..80),
+        width in 1i64..30,
+        delay in 0u64..8,
+    ) {
+        let text = format!(r#"
+            indicator n = count() where c group by k within {width}ms
+            indicator s = sum(v) where c group by k within {width}ms
+            indicator d = count_distinct(v) group by k within {width}ms
+            indicator hi = max(v) where c group by k within {width}ms
+            indicator mine = count() group by p, k within {width}ms
+            pattern probe {{
+                partition by p
+                match e
+                select n = n(e.k) s = s(e.k) d = d(e.k) hi = hi(e.k) mine = mine(e.p, e.k)
+                    one = mine(1, e.k)
+            }}
+        "#);
+        let lines: Vec<(i64, String)> = events
+            .iter()
+            .enumerate()
+            .map(|(i, ((ts, key, cond, value), p))| {
+                let e = Ev { id: i as i64, ts: *ts, key: *key, cond: *cond, value: value.clone() };
+                let line = json(&e);
+                (*p, format!("{}, \"p\": {p}}}", &line[..line.len() - 1]))
+            })
+            .collect();
+        let values = |out: &[Output<Record>]| {
+            let mut by_id: Vec<(i64, Vec<Value>)> = out
+                .iter()
+                .filter_map(|o| match o {
+                    Output::Match(m) => Some((
+                        id_of(&m.stages[0].1[0]),
+                        m.select.iter().map(|(_, v)| v.clone()).collect(),
+                    )),
+                    _ => None,
+                })
+                .collect();
+            by_id.sort_by_key(|(id, _)| *id);
+            by_id
+        };
+        let mut one = engine(&text, delay);
+        let mut out = Vec::new();
+        for (_, line) in &lines {
+            push(&mut one, line, &mut out);
+        }
+        one.finish(&mut out);
+        let expected = values(&out);
+        let late = out.iter().filter(|o| matches!(o, Output::Late { .. })).count();
+        let mut parts = Vec::new();
+        let mut late_parts = 0;
+        for part in 0..3 {
+            let mut e = engine(&text, delay);
+            e.keep_indicators_grouped_by(Some(vec![crate::event::FieldPath::parse("p")]));
+            e.share_indicators(true);
+            let mut out = Vec::new();
+            for (p, line) in &lines {
+                if *p == part {
+                    push(&mut e, line, &mut out);
+                } else {
+                    let mut decoder = crate::io::Decoder::new(
+                        crate::io::Format::JsonLines,
+                        "ts",
+                        e.fields().clone(),
+                    );
+                    if let Ok(crate::io::Item::Event(ts, record)) = decoder.decode(line.as_bytes()) {
+                        e.push_for_indicators(ts, record, &mut out);
+                    }
+                }
+            }
+            e.finish(&mut out);
+            late_parts += out.iter().filter(|o| matches!(o, Output::Late { .. })).count();
+            parts.extend(values(&out));
+            prop_assert_eq!(
+                e.stats().events,
+                lines.iter().filter(|(p, _)| *p == part).count() as u64
+            );
+        }
+        parts.sort_by_key(|(id, _)| *id);
+        prop_assert_eq!(late_parts, late);
+        prop_assert_eq!(parts, expected);
+    }
+}
