@@ -89,16 +89,11 @@ fn base(dir: &Path, delay: i64) -> Vec<String> {
 
 /// Runs `cepheid` with `args` (writing `out` and `late` in `dir`), the
 /// input file or `stdin`; returns the sorted output and late lines.
-fn run(
-    dir: &Path,
-    args: &[String],
-    input: &Path,
-    stdin: bool,
-    name: &str,
-) -> (Vec<String>, Vec<String>) {
-    let (out, late) = (
+fn run(dir: &Path, args: &[String], input: &Path, stdin: bool, name: &str) -> Outputs {
+    let (out, late, shadow) = (
         dir.join(format!("{name}.out")),
         dir.join(format!("{name}.late")),
+        dir.join(format!("{name}.shadow")),
     );
     let mut command = Command::new(BIN);
     command
@@ -107,6 +102,8 @@ fn run(
         .arg(&out)
         .arg("--late")
         .arg(&late)
+        .arg("--shadow-output")
+        .arg(&shadow)
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if stdin {
@@ -118,7 +115,64 @@ fn run(
     let codes = children.wait();
     let stderr = read_stderr(&mut children.0[0]);
     assert_eq!(codes, [Some(0)], "{name}: {stderr}");
-    (sorted(&out), sorted(&late))
+    (sorted(&out), sorted(&late), sorted(&shadow))
+}
+
+/// A run's sorted output, late and shadow lines (`EXTRA` has shadow
+/// patterns, which write lists' shadow copies).
+type Outputs = (Vec<String>, Vec<String>, Vec<String>);
+
+/// `run` without `--shadow-output` (for `--output-per-worker`).
+fn run_without_shadow(dir: &Path, args: &[String], input: &Path, name: &str) -> Outputs {
+    let (out, late) = (
+        dir.join(format!("{name}.out")),
+        dir.join(format!("{name}.late")),
+    );
+    let mut child = Command::new(BIN)
+        .args(args)
+        .arg("--output")
+        .arg(&out)
+        .arg("--late")
+        .arg(&late)
+        .arg("--events")
+        .arg(input)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs cepheid");
+    let status = child.wait().expect("cepheid ends");
+    let stderr = read_stderr(&mut child);
+    assert!(status.success(), "{name}: {stderr}");
+    (sorted(&out), sorted(&late), Vec::new())
+}
+
+/// `rules` without its `shadow` patterns (each `pattern ... {` block up
+/// to its closing `}` at the start of a line).
+fn without_shadow(rules: &str) -> String {
+    let mut kept = String::new();
+    let mut block: Option<String> = None;
+    for line in rules.lines() {
+        match &mut block {
+            Some(text) => {
+                text.push_str(line);
+                text.push('\n');
+                if line == "}" {
+                    let text = block.take().unwrap_or_default();
+                    if !text.lines().any(|l| l.trim() == "shadow") {
+                        kept.push_str(&text);
+                    }
+                }
+            }
+            None if line.starts_with("pattern ") => block = Some(format!("{line}\n")),
+            None => {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    assert!(block.is_none(), "a pattern block without its closing brace");
+    kept
 }
 
 fn read_stderr(child: &mut Child) -> String {
@@ -138,8 +192,8 @@ fn sorted(path: &Path) -> Vec<String> {
 }
 
 /// Two processes of one worker each over `input`; process 0's sorted
-/// output and late lines.
-fn two_processes(dir: &Path, args: &[String], input: &Path) -> (Vec<String>, Vec<String>) {
+/// output, late and shadow lines.
+fn two_processes(dir: &Path, args: &[String], input: &Path) -> Outputs {
     let hostfile = dir.join("hosts");
     std::fs::write(&hostfile, {
         let ports = common::free_ports(2);
@@ -148,9 +202,10 @@ fn two_processes(dir: &Path, args: &[String], input: &Path) -> (Vec<String>, Vec
     .expect("writes the hostfile");
     let mut children = Children(Vec::new());
     for process in 0..2 {
-        let (out, late) = (
+        let (out, late, shadow) = (
             dir.join(format!("proc{process}.out")),
             dir.join(format!("proc{process}.late")),
+            dir.join(format!("proc{process}.shadow")),
         );
         let child = Command::new(BIN)
             .args(args)
@@ -164,6 +219,8 @@ fn two_processes(dir: &Path, args: &[String], input: &Path) -> (Vec<String>, Vec
             .arg(&out)
             .arg("--late")
             .arg(&late)
+            .arg("--shadow-output")
+            .arg(&shadow)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -179,6 +236,7 @@ fn two_processes(dir: &Path, args: &[String], input: &Path) -> (Vec<String>, Vec
     (
         sorted(&dir.join("proc0.out")),
         sorted(&dir.join("proc0.late")),
+        sorted(&dir.join("proc0.shadow")),
     )
 }
 
@@ -235,14 +293,24 @@ fn every_layout_writes_what_one_engine_writes() {
             ]
             .map(String::from),
         );
-        let (empty, late) = run(&dir.0, &scaled, &input, false, "own");
+        // (`--output-per-worker` takes no shadow output: the rules
+        // without their shadow patterns, which change no live record)
+        let live = dir.0.join("extra_live.cep");
+        std::fs::write(&live, without_shadow(EXTRA)).expect("writes extra_live.cep");
+        for arg in &mut scaled {
+            if arg.ends_with("extra.cep") {
+                *arg = live.display().to_string();
+            }
+        }
+        let (empty, late, shadow) = run_without_shadow(&dir.0, &scaled, &input, "own");
         assert!(empty.is_empty(), "nothing at the plain --output path");
         let mut together = sorted(&dir.0.join("own.out.0"));
         together.extend(sorted(&dir.0.join("own.out.1")));
         together.sort();
+        assert!(shadow.is_empty());
         assert_eq!(
-            (together, late),
-            expected,
+            (&together, &late),
+            (&expected.0, &expected.1),
             "case {case}: --output-per-worker"
         );
 
