@@ -953,6 +953,72 @@ impl<E: Event + Clone + 'static> Traced<E> {
     }
 }
 
+impl<E: Event + Clone + 'static> Traced<E> {
+    /// The matcher's step of `event` in the traced key's `part` (reading
+    /// `lookup`), and what it did to the key's partial matches.
+    #[allow(clippy::too_many_arguments)]
+    fn step<R: Reporter<E, Self> + ?Sized>(
+        &self,
+        part: &mut Partition,
+        store: &mut SharedBuffer<E>,
+        cache: &mut Cache,
+        lookup: &dyn Lookup,
+        limit: usize,
+        starts: bool,
+        event: EventRef,
+        out: &mut R,
+    ) -> isize {
+        let mut exec = Executor::new(&self.nfa, cache)
+            .with_lookup(lookup)
+            .with_exact_run_limit(limit);
+        if !starts {
+            exec = exec.without_start();
+        }
+        let before = snapshot(part, store);
+        let decided = self.decide(&mut exec, part, store, event);
+        let start = if starts {
+            exec.decide_start(store, event)
+        } else {
+            Vec::new()
+        };
+        let mut emitted = Emitted::default();
+        let mut tap = Tap {
+            out,
+            seen: Some(&mut emitted),
+        };
+        let mut change = exec.process_in_event(part, store, event, &mut tap);
+        if limit == 0 {
+            // (the engine's cap left the key no room)
+            let held = part.partial_matches();
+            exec.enforce_limit(part, store, &mut tap);
+            change += part.partial_matches() as isize - held as isize;
+        }
+        let (seq, ts) = (store.sequence(event), store.timestamp(event));
+        lock(&self.watch)
+            .events
+            .entry(seq)
+            .or_insert_with(|| (ts, store.get(event).clone()));
+        let after = snapshot(part, store);
+        self.record_step(seq, ts, &before, &after, &decided, &emitted, &start);
+        change
+    }
+
+    /// Keeps what the traced step of event `seq` read of lists and
+    /// indicators.
+    fn keep_reads(&self, seq: u64, read: Vec<Read>) {
+        if read.is_empty() {
+            return;
+        }
+        let mut w = lock(&self.watch);
+        let reads = w.patterns[self.index].reads.entry(seq).or_default();
+        for r in read {
+            if !reads.contains(&r) {
+                reads.push(r);
+            }
+        }
+    }
+}
+
 impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
     type Partition = Partition;
     type Store = SharedBuffer<E>;
@@ -1032,69 +1098,36 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         event: EventRef,
         out: &mut R,
     ) -> isize {
-        let traced = self.traced(out);
+        if !self.traced(out) {
+            // (another key's step: the matcher's, as a plain engine's)
+            let mut exec = Executor::new(&self.nfa, cache)
+                .with_lookup(lookup)
+                .with_exact_run_limit(limit);
+            if !starts {
+                exec = exec.without_start();
+            }
+            let mut tap = Tap { out, seen: None };
+            let mut change = exec.process_in_event(part, store, event, &mut tap);
+            if limit == 0 {
+                // (the engine's cap left the key no room)
+                let held = part.partial_matches();
+                exec.enforce_limit(part, store, &mut tap);
+                change += part.partial_matches() as isize - held as isize;
+            }
+            return change;
+        }
         // (a traced step of a pattern that reads lists or indicators reads
         // them through a recorder: what its conditions read is kept)
-        let recorder = (traced.then_some(self.names.as_deref()).flatten()).map(|names| Recorder {
+        let Some(names) = self.names.as_deref() else {
+            return self.step(part, store, cache, lookup, limit, starts, event, out);
+        };
+        let recorder = Recorder {
             lookup,
             names,
             read: std::cell::RefCell::new(Vec::new()),
-        });
-        let lookup: &dyn Lookup = match &recorder {
-            Some(recorder) => recorder,
-            None => lookup,
         };
-        let mut exec = Executor::new(&self.nfa, cache)
-            .with_lookup(lookup)
-            .with_exact_run_limit(limit);
-        if !starts {
-            exec = exec.without_start();
-        }
-        let mut record = None;
-        if traced {
-            let before = snapshot(part, store);
-            let decided = self.decide(&mut exec, part, store, event);
-            let start = if starts {
-                exec.decide_start(store, event)
-            } else {
-                Vec::new()
-            };
-            record = Some((before, decided, start));
-        }
-        let mut emitted = Emitted::default();
-        let mut tap = Tap {
-            out,
-            seen: traced.then_some(&mut emitted),
-        };
-        let mut change = exec.process_in_event(part, store, event, &mut tap);
-        if limit == 0 {
-            // (the engine's cap left the key no room)
-            let held = part.partial_matches();
-            exec.enforce_limit(part, store, &mut tap);
-            change += part.partial_matches() as isize - held as isize;
-        }
-        drop(exec);
-        if let Some((before, decided, start)) = record {
-            let (seq, ts) = (store.sequence(event), store.timestamp(event));
-            lock(&self.watch)
-                .events
-                .entry(seq)
-                .or_insert_with(|| (ts, store.get(event).clone()));
-            let after = snapshot(part, store);
-            self.record_step(seq, ts, &before, &after, &decided, &emitted, &start);
-            if let Some(recorder) = recorder {
-                let read = recorder.read.into_inner();
-                if !read.is_empty() {
-                    let mut w = lock(&self.watch);
-                    let reads = w.patterns[self.index].reads.entry(seq).or_default();
-                    for r in read {
-                        if !reads.contains(&r) {
-                            reads.push(r);
-                        }
-                    }
-                }
-            }
-        }
+        let change = self.step(part, store, cache, &recorder, limit, starts, event, out);
+        self.keep_reads(store.sequence(event), recorder.read.into_inner());
         change
     }
 
