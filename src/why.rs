@@ -533,6 +533,10 @@ impl Report<'_> {
     }
 }
 
+/// Is a lookup one a condition made (of the list or indicator it names,
+/// with the value it passes)?
+type Wanted<'a> = Box<dyn Fn(&Read) -> bool + 'a>;
+
 impl Report<'_> {
     /// The lookups of lists and indicators pattern `name`'s matcher made
     /// at event `seq` (of `event`) that the condition `expr` names: a
@@ -571,7 +575,7 @@ impl Report<'_> {
             (Some(x), Some(y)) => x == y,
             _ => a == b,
         };
-        let mut wanted: Vec<Box<dyn Fn(&Read) -> bool + '_>> = Vec::new();
+        let mut wanted: Vec<Wanted<'_>> = Vec::new();
         expr.walk(|e| match e {
             Expr::InList(arg, list) => {
                 let (list, value) = (list.name.to_string(), argument(arg));
@@ -710,7 +714,8 @@ impl Report<'_> {
     /// A condition as a line: `stage`: text (values).
     fn condition_line(&self, c: &Shown) -> String {
         let mut line = format!("`{}`: {}", c.stage, c.condition);
-        if !self.args.no_events && !(c.values.is_empty() && c.reads.is_empty()) {
+        let read = !c.values.is_empty() || !c.reads.is_empty();
+        if !self.args.no_events && read {
             let values: Vec<String> = (c.values.iter())
                 .map(|(name, value)| format!("{name} = {value}"))
                 .chain(c.reads.iter().map(read_text))
