@@ -330,7 +330,10 @@ impl Diff {
         for (p, cells) in listed.iter().zip(&cells) {
             let cause = match p.change {
                 Change::Same => ": its text did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
-                Change::Attributes => ": what it matches did not change; its records differ only in their `rule`",
+                Change::Attributes if p.old_only.is_empty() && p.new_only.is_empty() => {
+                    ": what it matches did not change; its records differ only in their `rule`"
+                }
+                Change::Attributes => ": what it matches did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
                 _ => "",
             };
             let _ = write!(
