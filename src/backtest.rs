@@ -13,6 +13,9 @@
 //! label's time; precision and recall per pattern, and the labels no
 //! pattern caught. With `--html FILE`, the same as one self-contained
 //! page with a plot of each pattern's alerts over event time (`html`).
+//! A rule set whose patterns have attributes (`level`, `action`, `score`,
+//! `tags`) has them as the table's last columns and as each pattern's
+//! `"attributes"` in the JSON; one without has neither.
 
 mod html;
 
@@ -139,13 +142,20 @@ pub fn run(args: &Args) -> u8 {
         r.pattern = place[r.pattern];
     }
     let keys = seen.key_texts();
-    let report = Report::of(
+    let mut report = Report::of(
         &names,
         (&raised, &keys),
         labels.as_deref(),
         args.tolerance,
         span,
     );
+    if crate::lab::attributes::used(&rules) {
+        report.attributes = Some(
+            (rules.patterns().iter())
+                .map(|p| p.attributes.clone())
+                .collect(),
+        );
+    }
     if args.json {
         println!("{}", report.json(args));
     } else {
@@ -548,6 +558,10 @@ struct Report {
     span: Option<(i64, i64)>,
     /// The labels, if given, and those no pattern caught.
     labels: Option<(usize, Vec<Label>)>,
+    /// Each pattern's attributes (`level`, `action`, `score`, `tags`),
+    /// when a pattern of the rule set has some: columns of the table,
+    /// fields of the JSON.
+    attributes: Option<Vec<cepheid_core::lookup::Attributes>>,
 }
 
 impl Report {
@@ -624,6 +638,7 @@ impl Report {
             patterns,
             span,
             labels,
+            attributes: None,
         }
     }
 
@@ -646,7 +661,24 @@ impl Report {
         if self.labels.is_some() {
             columns.extend(["tp", "fp", "precision", "recall"]);
         }
+        if self.attributes.is_some() {
+            columns.extend(crate::lab::attributes::COLUMNS);
+        }
         columns
+    }
+
+    /// The cells of pattern `f`'s attributes (none when the rule set has
+    /// none).
+    fn attribute_cells(&self, f: &Figures) -> Vec<String> {
+        let Some(attributes) = &self.attributes else {
+            return Vec::new();
+        };
+        let i = (self.patterns.iter()).position(|g| std::ptr::eq(g, f));
+        let a = i
+            .and_then(|i| attributes.get(i))
+            .cloned()
+            .unwrap_or_default();
+        crate::lab::attributes::cells(&a).to_vec()
     }
 
     /// A pattern's row of the table, its cells as the terminal shows them.
@@ -683,6 +715,7 @@ impl Report {
                 shown(recall),
             ]);
         }
+        cells.extend(self.attribute_cells(f));
         cells
     }
 
@@ -718,9 +751,37 @@ impl Report {
             out.push('\n');
         };
         let header: Vec<String> = self.header().iter().map(|h| h.to_string()).collect();
+        let rows: Vec<Vec<String>> = self.patterns.iter().map(|f| self.row(f)).collect();
+        // The attributes' columns, after the figures: left-aligned, each
+        // as wide as its widest cell (the last one not padded).
+        let figures = header.len() - self.attributes.as_ref().map_or(0, |_| 4);
+        let attribute_widths: Vec<usize> = (figures..header.len())
+            .map(|c| {
+                (rows.iter().chain([&header]))
+                    .map(|r| r[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |out: &mut String, cells: &[String]| {
+            let mut text = String::new();
+            line(&mut text, &cells[..figures]);
+            text.pop();
+            let last = cells.len().saturating_sub(1);
+            for (c, cell) in cells.iter().enumerate().skip(figures) {
+                let width = if c == last {
+                    0
+                } else {
+                    attribute_widths[c - figures]
+                };
+                let _ = write!(text, "  {cell:width$}");
+            }
+            out.push_str(&text);
+            out.push('\n');
+        };
         line(&mut out, &header);
-        for f in &self.patterns {
-            line(&mut out, &self.row(f));
+        for row in &rows {
+            line(&mut out, row);
         }
         if let Some((total, missed)) = &self.labels {
             let _ = writeln!(
@@ -760,6 +821,14 @@ impl Report {
                     "timeouts": f.timeouts,
                     "delay_ms": delay,
                 });
+                if let Some(attributes) = &self.attributes {
+                    let i = self.patterns.iter().position(|g| std::ptr::eq(g, f));
+                    let a = i
+                        .and_then(|i| attributes.get(i))
+                        .cloned()
+                        .unwrap_or_default();
+                    figures["attributes"] = crate::lab::attributes::json(&a);
+                }
                 if let Some((total, _)) = &self.labels {
                     figures["true_positives"] = f.true_positives.into();
                     figures["false_positives"] = (f.alerts - f.true_positives).into();

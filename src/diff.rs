@@ -11,10 +11,15 @@
 //! pattern, key, times and events. A pattern whose text did not change is
 //! listed only when its alerts differ, with the cause that leaves (state
 //! or input it shares with the rules that changed: a list another rule
-//! writes, the rules' field numbering does not matter).
+//! writes, the rules' field numbering does not matter). A pattern whose
+//! attributes (`score`, `level`, `action`, `tags`) changed and nothing
+//! else of its text is listed as such (what it matches is the same); the
+//! attributes are columns and fields of the report when a set has some.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
+use cepheid_core::lookup::Attributes;
 
 use crate::EXIT_OK;
 
@@ -73,6 +78,11 @@ pub fn run(args: &Args) -> u8 {
 struct Side {
     path: PathBuf,
     texts: Vec<(String, String)>,
+    /// Each pattern's canonical text without its attributes, and its
+    /// attributes (`score`, `level`, `action`, `tags`), by name.
+    matching: Vec<(String, String, Attributes)>,
+    /// Has a pattern of the set attributes?
+    attributes: bool,
     records: Vec<String>,
 }
 
@@ -82,9 +92,19 @@ fn side(args: &Args, path: &Path, which: &str) -> Result<Side, u8> {
     let texts = (rules.patterns().iter())
         .map(|p| (p.name.clone(), cepheid_syntax::explain(p)))
         .collect();
+    let matching = (rules.patterns().iter())
+        .map(|p| {
+            let mut bare = p.clone();
+            bare.attributes = Attributes::default();
+            let text = cepheid_syntax::explain(&bare);
+            (p.name.clone(), text, p.attributes.clone())
+        })
+        .collect();
     Ok(Side {
         path: path.to_path_buf(),
         texts,
+        matching,
+        attributes: crate::lab::attributes::used(&rules),
         records,
     })
 }
@@ -119,6 +139,9 @@ enum Change {
     Added,
     Removed,
     Changed,
+    /// Its attributes changed, and nothing else of its text: what it
+    /// matches is the same (its records differ in their `"rule"`).
+    Attributes,
     Same,
 }
 
@@ -128,6 +151,7 @@ impl Change {
             Change::Added => "added",
             Change::Removed => "removed",
             Change::Changed => "changed",
+            Change::Attributes => "attributes changed",
             Change::Same => "same text",
         }
     }
@@ -137,11 +161,33 @@ impl Change {
 struct PatternDiff {
     name: String,
     change: Change,
+    /// Its attributes in the old set and in the new one (`None`: not in
+    /// that set).
+    attributes: (Option<Attributes>, Option<Attributes>),
     both: u64,
     /// The records only the old set raised (one line per record: a record
     /// raised twice by it and once by the other is here once).
     old_only: Vec<String>,
     new_only: Vec<String>,
+}
+
+impl PatternDiff {
+    /// Its attributes' cells (`level`, `action`, `score`, `tags`): the
+    /// set's that has it, and `OLD->NEW` for one that changed.
+    fn attribute_cells(&self) -> [String; 4] {
+        use crate::lab::attributes::cells;
+        match &self.attributes {
+            (Some(a), Some(b)) => {
+                let (a, b) = (cells(a), cells(b));
+                std::array::from_fn(|c| match a[c] == b[c] {
+                    true => a[c].clone(),
+                    false => format!("{}->{}", a[c], b[c]),
+                })
+            }
+            (Some(a), None) | (None, Some(a)) => cells(a),
+            (None, None) => cells(&Attributes::default()),
+        }
+    }
 }
 
 /// The two runs compared, pattern by pattern (the old set's order, then
@@ -183,15 +229,25 @@ impl Diff {
         };
         let patterns = (order.into_iter())
             .map(|name| {
+                let matching = |side: &Side| {
+                    (side.matching.iter())
+                        .find(|(n, _, _)| *n == name)
+                        .map(|(_, text, a)| (text.clone(), a.clone()))
+                };
+                let (was, is) = (matching(old), matching(new));
                 let change = match (text(old, &name), text(new, &name)) {
                     (None, Some(_)) => Change::Added,
                     (Some(_), None) => Change::Removed,
-                    (Some(a), Some(b)) if a != b => Change::Changed,
+                    (Some(a), Some(b)) if a != b => match (&was, &is) {
+                        (Some((x, _)), Some((y, _))) if x == y => Change::Attributes,
+                        _ => Change::Changed,
+                    },
                     _ => Change::Same,
                 };
                 let mut diff = PatternDiff {
                     name: name.clone(),
                     change,
+                    attributes: (was.map(|(_, a)| a), is.map(|(_, a)| a)),
                     both: 0,
                     old_only: Vec::new(),
                     new_only: Vec::new(),
@@ -242,25 +298,54 @@ impl Diff {
             .max()
             .unwrap_or(7)
             .max(7);
-        let _ = writeln!(
+        // The attributes' columns (when a set has attributes), before the
+        // rule's change: each as wide as its widest cell.
+        let attributes = old.attributes || new.attributes;
+        let cells: Vec<[String; 4]> = listed.iter().map(|p| p.attribute_cells()).collect();
+        let widths: Vec<usize> = (0..4)
+            .map(|c| {
+                (cells.iter().map(|r| r[c].chars().count()))
+                    .chain([crate::lab::attributes::COLUMNS[c].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let columns = |out: &mut String, cells: &[String]| {
+            if attributes {
+                for (cell, width) in cells.iter().zip(&widths) {
+                    let _ = write!(out, "{cell:width$}  ");
+                }
+            }
+        };
+        let _ = write!(
             out,
-            "{:width$}  {:>8}  {:>8}  {:>8}  rule",
+            "{:width$}  {:>8}  {:>8}  {:>8}  ",
             "pattern", "old only", "new only", "both"
         );
-        for p in &listed {
+        columns(
+            &mut out,
+            &crate::lab::attributes::COLUMNS.map(str::to_string),
+        );
+        let _ = writeln!(out, "rule");
+        for (p, cells) in listed.iter().zip(&cells) {
             let cause = match p.change {
                 Change::Same => ": its text did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
+                Change::Attributes if p.old_only.is_empty() && p.new_only.is_empty() => {
+                    ": what it matches did not change; its records differ only in their `rule`"
+                }
+                Change::Attributes => ": what it matches did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
                 _ => "",
             };
-            let _ = writeln!(
+            let _ = write!(
                 out,
-                "{:width$}  {:>8}  {:>8}  {:>8}  {}{cause}",
+                "{:width$}  {:>8}  {:>8}  {:>8}  ",
                 p.name,
                 p.old_only.len(),
                 p.new_only.len(),
                 p.both,
-                p.change.word()
             );
+            columns(&mut out, cells);
+            let _ = writeln!(out, "{}{cause}", p.change.word());
         }
         for p in &listed {
             for (sign, records, which) in [("-", &p.old_only, "old"), ("+", &p.new_only, "new")] {
@@ -291,7 +376,7 @@ impl Diff {
         };
         let patterns: Vec<serde_json::Value> = (self.listed())
             .map(|p| {
-                serde_json::json!({
+                let mut j = serde_json::json!({
                     "pattern": p.name,
                     "rule": p.change.word(),
                     "old_only": p.old_only.len(),
@@ -299,7 +384,18 @@ impl Diff {
                     "both": p.both,
                     "old_only_records": p.old_only.iter().map(record).collect::<Vec<_>>(),
                     "new_only_records": p.new_only.iter().map(record).collect::<Vec<_>>(),
-                })
+                });
+                if old.attributes || new.attributes {
+                    let side = |a: &Option<Attributes>| {
+                        a.as_ref()
+                            .map_or(serde_json::Value::Null, crate::lab::attributes::json)
+                    };
+                    j["attributes"] = serde_json::json!({
+                        "old": side(&p.attributes.0),
+                        "new": side(&p.attributes.1),
+                    });
+                }
+                j
             })
             .collect();
         serde_json::json!({

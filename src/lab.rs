@@ -577,3 +577,59 @@ pub fn without_events(line: &str) -> Option<String> {
         .collect();
     Some(format!("{{{}}}", kept.join(",")))
 }
+
+/// Rule attributes (`score`, `level`, `action`, `tags`) as the lab's
+/// reports show them: `backtest`'s and `diff`'s columns and fields, which
+/// appear only for rule sets whose patterns have some (a rule set without
+/// attributes has the reports it had before them).
+pub mod attributes {
+    use cepheid_core::lookup::Attributes;
+    use cepheid_engine::Rules;
+    use serde_json::{json, Value as Json};
+
+    /// The columns, in order.
+    pub const COLUMNS: [&str; 4] = ["level", "action", "score", "tags"];
+
+    /// Does a pattern of `rules` have an attribute?
+    pub fn used(rules: &Rules) -> bool {
+        rules.patterns().iter().any(|p| !p.attributes.is_empty())
+    }
+
+    /// The cells of `a` under [`COLUMNS`]: `-` for one it has not; tags
+    /// joined by commas.
+    pub fn cells(a: &Attributes) -> [String; 4] {
+        let word = |w: &Option<std::sync::Arc<str>>| w.as_deref().unwrap_or("-").to_string();
+        let tags: Vec<&str> = a.tags.iter().map(|t| &**t).collect();
+        [
+            word(&a.level),
+            word(&a.action),
+            a.score
+                .as_ref()
+                .map_or("-".to_string(), ToString::to_string),
+            if tags.is_empty() {
+                "-".to_string()
+            } else {
+                tags.join(",")
+            },
+        ]
+    }
+
+    /// `a` as JSON, as a record's `"rule"` has it: the attributes it has
+    /// (`score`, `level`, `action`, `tags`), none for one it has not.
+    pub fn json(a: &Attributes) -> Json {
+        let mut j = json!({});
+        if let Some(score) = &a.score {
+            j["score"] = serde_json::to_value(score).unwrap_or(Json::Null);
+        }
+        if let Some(level) = &a.level {
+            j["level"] = json!(&**level);
+        }
+        if let Some(action) = &a.action {
+            j["action"] = json!(&**action);
+        }
+        if !a.tags.is_empty() {
+            j["tags"] = a.tags.iter().map(|t| json!(&**t)).collect();
+        }
+        j
+    }
+}

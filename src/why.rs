@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 use cepheid_core::expr::{AggregateFunc, Expr};
 use cepheid_core::pattern::{Condition, Pattern};
-use cepheid_engine::engine::why::{End, RunTrace, Trace};
+use cepheid_engine::engine::why::{End, Read, RunTrace, Trace};
 use cepheid_engine::io::{Decoder, Item, Items};
 use cepheid_engine::{FieldPath, Record, Rules, Timestamp, Value};
 use serde_json::{json, Value as Json};
@@ -392,6 +392,65 @@ struct Shown {
     stage: String,
     condition: String,
     values: Vec<(String, Json)>,
+    /// What it read of lists and indicators at the event (the matcher's
+    /// lookups), in the order it read them.
+    reads: Vec<Read>,
+}
+
+/// A value of the engine as JSON.
+fn json_of(value: &Value) -> Json {
+    serde_json::to_value(value).unwrap_or(Json::Null)
+}
+
+/// A lookup as `why` writes it among a condition's values: `"1.2.3.4" in
+/// blocked_ips = false` (`(its shadow copy)` after a shadow pattern's
+/// list), `logins_1h("u-9") = 6`.
+fn read_text(read: &Read) -> String {
+    match read {
+        Read::List {
+            list,
+            value,
+            found,
+            shadow,
+        } => format!(
+            "{} in {list}{} = {}",
+            json_of(value),
+            if *shadow { " (its shadow copy)" } else { "" },
+            found.map_or_else(|| "null".to_string(), |f| f.to_string())
+        ),
+        Read::Indicator {
+            indicator,
+            key,
+            value,
+        } => {
+            let key: Vec<String> = key.iter().map(|k| json_of(k).to_string()).collect();
+            format!("{indicator}({}) = {}", key.join(", "), json_of(value))
+        }
+        _ => format!("{read:?}"),
+    }
+}
+
+/// A lookup in `why --json`: `{"list", "value", "in", "shadow_copy"}` or
+/// `{"indicator", "key", "value"}`.
+fn read_json(read: &Read) -> Json {
+    match read {
+        Read::List {
+            list,
+            value,
+            found,
+            shadow,
+        } => json!({"list": list, "value": json_of(value), "in": found, "shadow_copy": shadow}),
+        Read::Indicator {
+            indicator,
+            key,
+            value,
+        } => json!({
+            "indicator": indicator,
+            "key": key.iter().map(json_of).collect::<Vec<_>>(),
+            "value": json_of(value),
+        }),
+        _ => json!({"read": format!("{read:?}")}),
+    }
 }
 
 impl Report<'_> {
@@ -421,6 +480,7 @@ impl Report<'_> {
             stage: stage.to_string(),
             condition: String::new(),
             values: Vec::new(),
+            reads: Vec::new(),
         };
         let Some(p) = self.pattern(pattern) else {
             return shown;
@@ -435,6 +495,7 @@ impl Report<'_> {
             return shown;
         };
         let event = self.event_json(seq);
+        shown.reads = self.lookups(p, expr, pattern, seq, &event, run);
         let mut add = |name: String, value: Json| {
             if !shown.values.iter().any(|(n, _)| *n == name) {
                 shown.values.push((name, value));
@@ -469,6 +530,86 @@ impl Report<'_> {
             _ => {}
         });
         shown
+    }
+}
+
+/// Is a lookup one a condition made (of the list or indicator it names,
+/// with the value it passes)?
+type Wanted<'a> = Box<dyn Fn(&Read) -> bool + 'a>;
+
+impl Report<'_> {
+    /// The lookups of lists and indicators pattern `name`'s matcher made
+    /// at event `seq` (of `event`) that the condition `expr` names: a
+    /// list's or an indicator's whose argument is a field or a stage's
+    /// field, only those of the value the condition passes (`run`'s stage
+    /// for a stage field); of any other argument, every lookup of it
+    /// there.
+    fn lookups(
+        &self,
+        p: &Pattern,
+        expr: &Expr,
+        name: &str,
+        seq: u64,
+        event: &Json,
+        run: Option<&RunTrace>,
+    ) -> Vec<Read> {
+        let Some(made) = (self.trace.patterns.iter())
+            .find(|t| t.name == name)
+            .and_then(|t| t.reads.get(&seq))
+        else {
+            return Vec::new();
+        };
+        // The value an argument passes, when `why` can tell it.
+        let argument = |arg: &Expr| -> Option<Json> {
+            match arg {
+                Expr::Field(path) => Some(at(event, path)),
+                Expr::StageField { stage, path } => {
+                    let name = p.stages.get(stage.index()).map_or("", |s| s.name.as_str());
+                    let (seq, _) = run?.events.iter().rev().find(|(_, s)| s == name)?;
+                    Some(at(&self.event_json(*seq), path))
+                }
+                _ => None,
+            }
+        };
+        let same = |a: &Json, b: &Json| match (a.as_f64(), b.as_f64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => a == b,
+        };
+        let mut wanted: Vec<Wanted<'_>> = Vec::new();
+        expr.walk(|e| match e {
+            Expr::InList(arg, list) => {
+                let (list, value) = (list.name.to_string(), argument(arg));
+                wanted.push(Box::new(move |r| match r {
+                    Read::List {
+                        list: l, value: v, ..
+                    } => *l == list && value.as_ref().is_none_or(|want| same(&json_of(v), want)),
+                    _ => false,
+                }));
+            }
+            Expr::Indicator(indicator, args) => {
+                let name = indicator.name.to_string();
+                let key: Vec<Option<Json>> = args.iter().map(argument).collect();
+                wanted.push(Box::new(move |r| match r {
+                    Read::Indicator {
+                        indicator: i,
+                        key: k,
+                        ..
+                    } => {
+                        *i == name
+                            && k.len() == key.len()
+                            && (k.iter().zip(&key)).all(|(have, want)| {
+                                want.as_ref().is_none_or(|want| same(&json_of(have), want))
+                            })
+                    }
+                    _ => false,
+                }));
+            }
+            _ => {}
+        });
+        (made.iter())
+            .filter(|r| wanted.iter().any(|w| w(r)))
+            .cloned()
+            .collect()
     }
 }
 
@@ -573,9 +714,11 @@ impl Report<'_> {
     /// A condition as a line: `stage`: text (values).
     fn condition_line(&self, c: &Shown) -> String {
         let mut line = format!("`{}`: {}", c.stage, c.condition);
-        if !self.args.no_events && !c.values.is_empty() {
+        let read = !c.values.is_empty() || !c.reads.is_empty();
+        if !self.args.no_events && read {
             let values: Vec<String> = (c.values.iter())
                 .map(|(name, value)| format!("{name} = {value}"))
+                .chain(c.reads.iter().map(read_text))
                 .collect();
             line.push_str(&format!(" ({})", values.join(", ")));
         }
@@ -699,9 +842,20 @@ impl Report<'_> {
                     let _ = write!(out, "  {raw}");
                 }
                 out.push('\n');
+                let mut said: Vec<Read> = Vec::new();
                 for stage in &r.not_taken {
-                    let line = self.condition_line(&self.shown(&p.name, stage, r.seq, None));
-                    let _ = writeln!(out, "      {line}");
+                    let shown = self.shown(&p.name, stage, r.seq, None);
+                    let _ = writeln!(out, "      {}", self.condition_line(&shown));
+                    said.extend(shown.reads);
+                }
+                // (what the other conditions read at the event: those that
+                // held, and those of partial matches that went on without it)
+                let rest: Vec<String> = (p.reads.get(&r.seq).into_iter().flatten())
+                    .filter(|read| !said.contains(read))
+                    .map(read_text)
+                    .collect();
+                if !self.args.no_events && !rest.is_empty() {
+                    let _ = writeln!(out, "      read: {}", rest.join(", "));
                 }
             }
             for run in &p.runs {
@@ -756,6 +910,9 @@ impl Report<'_> {
         let mut j = json!({"stage": c.stage, "condition": c.condition});
         if !self.args.no_events {
             j["values"] = Json::Object(c.values.iter().cloned().collect());
+            if !c.reads.is_empty() {
+                j["reads"] = c.reads.iter().map(read_json).collect();
+            }
         }
         j
     }
@@ -817,12 +974,19 @@ impl Report<'_> {
                         "why": self.untraced(&p.name, p.keyed)});
                 };
                 let reached: Vec<Json> = (p.reached.iter())
-                    .map(|r| json!({
-                        "event": self.number(r.seq), "ts": r.ts, "started": r.started,
-                        "not_taken": (r.not_taken.iter())
-                            .map(|s| self.condition_json(&self.shown(&p.name, s, r.seq, None)))
-                            .collect::<Vec<_>>(),
-                    }))
+                    .map(|r| {
+                        let mut j = json!({
+                            "event": self.number(r.seq), "ts": r.ts, "started": r.started,
+                            "not_taken": (r.not_taken.iter())
+                                .map(|s| self.condition_json(&self.shown(&p.name, s, r.seq, None)))
+                                .collect::<Vec<_>>(),
+                        });
+                        let reads = p.reads.get(&r.seq).filter(|reads| !reads.is_empty());
+                        if let (false, Some(reads)) = (self.args.no_events, reads) {
+                            j["reads"] = reads.iter().map(read_json).collect();
+                        }
+                        j
+                    })
                     .collect();
                 let runs: Vec<Json> = (p.runs.iter())
                     .map(|run| json!({

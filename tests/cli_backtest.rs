@@ -220,3 +220,61 @@ fn a_shadow_patterns_alerts_are_counted_as_any_patterns() {
         "{diff}"
     );
 }
+
+/// Rule attributes (`level`, `action`, `score`, `tags`): columns of the
+/// table and fields of the JSON for a rule set whose patterns have some
+/// (`-` for one a pattern has not), and no column, no field, for one
+/// without them.
+#[test]
+fn rule_attributes_are_shown_only_for_rule_sets_that_have_them() {
+    let dir = scratch("backtest-attributes");
+    let with = RULES
+        .replace(
+            "pattern three_fails {",
+            "pattern three_fails {\n    score 80\n    level high\n    action block\n    tags \"login\", \"ato\"",
+        )
+        .replace("pattern fail_then_ok {", "pattern fail_then_ok {\n    action review");
+    fs::write(dir.join("r.cep"), &with).unwrap();
+    fs::write(dir.join("plain.cep"), RULES).unwrap();
+    fs::write(dir.join("e.jsonl"), EVENTS).unwrap();
+    let report = backtest(&dir, &[]);
+    assert_eq!(
+        figures(&report, "three_fails")["attributes"],
+        serde_json::json!({"score": 80, "level": "high", "action": "block", "tags": ["login", "ato"]})
+    );
+    assert_eq!(
+        figures(&report, "fail_then_ok")["attributes"],
+        serde_json::json!({"action": "review"})
+    );
+    let text = |rules: &str| {
+        let out = cepheid()
+            .current_dir(&dir)
+            .args(["backtest", rules, "--events", "e.jsonl"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table: Vec<String> = text("r.cep").lines().skip(1).map(str::to_string).collect();
+    assert_eq!(
+        table,
+        [
+            "pattern        alerts    per day    keys  timeouts      delay ms min/median/p95/max  level  action  score  tags",
+            "three_fails         2     5760.0       2         0              2000/2000/2000/2000  high   block   80     login,ato",
+            "fail_then_ok        3     8640.0       1         5              1000/2000/3000/3000  -      review  -      -",
+        ]
+    );
+    // Without attributes: the report as before them.
+    let plain = text("plain.cep");
+    assert_eq!(
+        plain.lines().nth(1).unwrap(),
+        "pattern        alerts    per day    keys  timeouts      delay ms min/median/p95/max"
+    );
+    assert!(!plain.contains("level"), "{plain}");
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["backtest", "plain.cep", "--events", "e.jsonl", "--json"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("attributes"));
+}

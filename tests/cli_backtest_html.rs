@@ -345,3 +345,57 @@ fn an_html_path_that_cannot_be_written_is_said_before_the_run() {
     );
     assert!(out.stdout.is_empty(), "no report after the error");
 }
+
+/// A rule set with attributes: the page's table has their columns, cell
+/// for cell the terminal's (`-` for one a pattern has not).
+#[test]
+fn the_html_reports_table_has_the_rules_attributes_as_the_terminals() {
+    let dir = scratch("backtest_html_attributes");
+    let rules = RULES.replace(
+        "pattern hit {",
+        "pattern hit {\n    score 80\n    level high\n    action block\n    tags \"card\", \"ato\"",
+    );
+    fs::write(dir.join("r.cep"), rules).unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let (stdout, _) = backtest(&dir, &["--html", "report.html"]);
+    let dom = dump_dom(&format!("file://{}", dir.join("report.html").display()));
+    let table = element(&dom, "table", "patterns");
+    assert_eq!(
+        cells(table, "th"),
+        [
+            "pattern",
+            "alerts",
+            "per day",
+            "keys",
+            "timeouts",
+            "delay ms min/median/p95/max",
+            "level",
+            "action",
+            "score",
+            "tags"
+        ]
+    );
+    let table = rows(&dom, "patterns");
+    assert_eq!(
+        table,
+        [
+            ["hit", "9", "1296.0", "2", "0", "0/0/0/0", "high", "block", "80", "card,ato"],
+            [
+                "pair",
+                "1",
+                "144.0",
+                "1",
+                "8",
+                "1000/1000/1000/1000",
+                "-",
+                "-",
+                "-",
+                "-"
+            ]
+        ]
+    );
+    let terminal: Vec<Vec<String>> = (stdout.lines().skip(2).take(2))
+        .map(|line| line.split_whitespace().map(str::to_string).collect())
+        .collect();
+    assert_eq!(table, terminal, "{stdout}");
+}

@@ -283,3 +283,89 @@ fn no_events_keeps_the_events_values_out_of_the_diff() {
     assert_eq!(record["end"], 1_714_557_651_000_i64);
     assert!(record.get("events").is_none(), "{record}");
 }
+
+/// A rule whose attributes changed and nothing else is listed as such,
+/// its alerts counted in `both`; one whose matching changed too is
+/// `changed`; the attributes are columns (`OLD->NEW` for one that
+/// changed) and fields, for sets that have them only.
+#[test]
+fn a_change_of_attributes_alone_is_said_with_the_attributes() {
+    let dir = scratch("diff-attributes");
+    let old = RULES
+        .replace(
+            "pattern pair {",
+            "pattern pair {\n    level high\n    score 70",
+        )
+        .replace(
+            "pattern hit {",
+            "pattern hit {\n    action block\n    tags \"pay\"",
+        );
+    let new = old
+        .replace("level high\n    score 70", "level medium\n    score 40")
+        .replace("action block", "action review")
+        .replace(
+            "a: type == \"pay\" and user in watched",
+            "a: type == \"pay\" and user in watched and user != \"u1\"",
+        );
+    fs::write(dir.join("old.cep"), &old).unwrap();
+    fs::write(dir.join("new.cep"), &new).unwrap();
+    fs::write(dir.join("plain.cep"), RULES).unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let report = diff(&dir, "old.cep", "new.cep");
+    let listed: Vec<&serde_json::Value> = report["patterns"].as_array().unwrap().iter().collect();
+    let pair = listed.iter().find(|p| p["pattern"] == "pair").unwrap();
+    assert_eq!(pair["rule"], "attributes changed", "{report}");
+    assert_eq!(
+        (pair["old_only"].as_u64(), pair["new_only"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(pair["both"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        pair["attributes"],
+        serde_json::json!({"old": {"score": 70, "level": "high"}, "new": {"score": 40, "level": "medium"}})
+    );
+    let hit = listed.iter().find(|p| p["pattern"] == "hit").unwrap();
+    assert_eq!(hit["rule"], "changed", "{report}");
+    assert_eq!(
+        hit["attributes"],
+        serde_json::json!({"old": {"action": "block", "tags": ["pay"]}, "new": {"action": "review", "tags": ["pay"]}})
+    );
+    assert!(!listed.iter().any(|p| p["pattern"] == "flag"), "{report}");
+    let text = cepheid()
+        .current_dir(&dir)
+        .args(["diff", "old.cep", "new.cep", "--events", "e.jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[1],
+        "pattern  old only  new only      both  level         action         score   tags  rule",
+        "{text}"
+    );
+    assert!(
+        lines[3].starts_with("pair            0         0")
+            && lines[3].contains("  high->medium  -              70->40  -     attributes changed: what it matches did not change"),
+        "{text}"
+    );
+    assert!(
+        lines[2].contains("  -             block->review  -       pay   changed"),
+        "{text}"
+    );
+    // Sets without attributes: no column, no field.
+    let plain = RULES.replace("within 3s", "within 1s");
+    fs::write(dir.join("plain2.cep"), plain).unwrap();
+    let report = diff(&dir, "plain.cep", "plain2.cep");
+    assert!(!report.to_string().contains("attributes"), "{report}");
+    let text = cepheid()
+        .current_dir(&dir)
+        .args(["diff", "plain.cep", "plain2.cep", "--events", "e.jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert_eq!(
+        text.lines().nth(1).unwrap(),
+        "pattern  old only  new only      both  rule",
+        "{text}"
+    );
+}

@@ -134,6 +134,92 @@ fn each_case_shows_its_ending() {
     );
 }
 
+/// What conditions read of lists and indicators, in the cases that show
+/// it: the list, the value looked up and whether it was in it (the
+/// shadow copy for a shadow pattern); the indicator, its group and its
+/// value at the event.
+#[test]
+fn why_says_what_conditions_read_of_lists_and_indicators() {
+    let case = |name: &str| cases().into_iter().find(|c| c.ends_with(name)).unwrap();
+    let doc =
+        |name: &str| -> Json { serde_json::from_str(&why(&case(name), &["--json"])).unwrap() };
+    let pattern = |doc: &Json, name: &str| -> Json {
+        (doc["patterns"].as_array().unwrap().iter())
+            .find(|p| p["pattern"] == name)
+            .unwrap()
+            .clone()
+    };
+    let list = |value: &str, found: bool, shadow: bool| serde_json::json!({"list": "suspects", "value": value, "in": found, "shadow_copy": shadow});
+    // A value not in a list (from a `--list` file), one in it and in a
+    // CIDR list, one in it and not in the CIDR list (a match).
+    let d = doc("list");
+    let reached = &pattern(&d, "blocked_login")["reached"];
+    assert_eq!(
+        reached[0]["not_taken"][0]["reads"],
+        serde_json::json!([{"list": "blocked_ips", "value": "198.51.100.4", "in": false, "shadow_copy": false}])
+    );
+    assert_eq!(
+        reached[1]["not_taken"][0]["reads"][1]["list"],
+        "office_nets"
+    );
+    assert_eq!(reached[1]["not_taken"][0]["reads"][1]["in"], true);
+    assert_eq!(reached[2]["started"], true);
+    assert_eq!(reached[2]["reads"][0]["in"], true);
+    // A rule's write at 2000: not seen by the payment at 2000, seen by
+    // the one at 2001.
+    let d = doc("list_write");
+    let reached = &pattern(&d, "suspect_payment")["reached"];
+    assert_eq!(reached[2]["ts"], 2000);
+    assert_eq!(
+        reached[2]["not_taken"][0]["reads"],
+        serde_json::json!([list("u1", false, false)])
+    );
+    assert_eq!(reached[3]["ts"], 2001);
+    assert_eq!(reached[3]["started"], true);
+    assert_eq!(
+        reached[3]["reads"],
+        serde_json::json!([list("u1", true, false)])
+    );
+    // A shadow rule's write: in the shadow copy the shadow pattern reads,
+    // not in the list the live one reads.
+    let d = doc("shadow_list");
+    let live = &pattern(&d, "suspect_payment")["reached"];
+    assert_eq!(
+        live[3]["not_taken"][0]["reads"],
+        serde_json::json!([list("u1", false, false)])
+    );
+    let shadow = &pattern(&d, "shadow_suspect_payment")["reached"];
+    assert_eq!(
+        shadow[3]["reads"],
+        serde_json::json!([list("u1", true, true)])
+    );
+    // An indicator's threshold that failed (2 logins), then held (3).
+    let d = doc("indicator");
+    let reached = &pattern(&d, "payment_after_logins")["reached"];
+    assert_eq!(
+        reached[2]["not_taken"][0]["reads"],
+        serde_json::json!([{"indicator": "logins_1h", "key": ["u1"], "value": 2}])
+    );
+    assert_eq!(
+        reached[4]["reads"],
+        serde_json::json!([{"indicator": "logins_1h", "key": ["u1"], "value": 3}])
+    );
+    let text = why(&case("indicator"), &[]);
+    assert!(
+        text.contains("(type = \"payment\", user = \"u1\", logins_1h(\"u1\") = 2)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("      read: logins_1h(\"u1\") = 3\n"),
+        "{text}"
+    );
+    let text = why(&case("shadow_list"), &[]);
+    assert!(
+        text.contains("read: \"u1\" in suspects (its shadow copy) = true"),
+        "{text}"
+    );
+}
+
 /// The matches and timeouts `why` says for the key are the records
 /// `cepheid run` writes for it, with the same options.
 #[test]
@@ -152,6 +238,11 @@ fn why_matches_are_the_runs_records_for_the_key() {
                 "--no-progress",
             ])
             .args(["--output", out.to_str().unwrap()])
+            // (the shadow patterns' records, which `why` traces as any)
+            .args([
+                "--shadow-output",
+                dir.join("shadow.jsonl").to_str().unwrap(),
+            ])
             .args(&args[1..])
             .output()
             .unwrap();
@@ -164,8 +255,8 @@ fn why_matches_are_the_runs_records_for_the_key() {
                 .as_object()
                 .is_some_and(|o| o.len() == 1 && o.values().next() == Some(value)),
         };
-        let mut run: Vec<(String, String, i64)> = fs::read_to_string(&out)
-            .unwrap()
+        let shadow = fs::read_to_string(dir.join("shadow.jsonl")).unwrap_or_default();
+        let mut run: Vec<(String, String, i64)> = (fs::read_to_string(&out).unwrap() + &shadow)
             .lines()
             .map(|l| serde_json::from_str::<Json>(l).unwrap())
             .filter(|r| of_key(&r["key"]))
@@ -210,6 +301,8 @@ fn no_events_leaves_the_events_values_out() {
         assert!(!text.contains(" = "), "{}: {text}", case.display());
         let doc: Json = serde_json::from_str(&json).unwrap();
         assert!(!json.contains("\"values\""), "{json}");
+        assert!(!json.contains("\"reads\""), "{json}");
+        assert!(!text.contains("read: "), "{}: {text}", case.display());
         for e in doc["key_events"]
             .as_array()
             .unwrap()

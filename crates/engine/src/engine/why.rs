@@ -30,12 +30,13 @@ use crate::engine::core::Core;
 use crate::engine::front::Engine;
 use crate::engine::sink::Sink;
 use crate::event::{Event, FieldPath};
-use crate::lookup::Lookup;
+use crate::expr::Expr;
+use crate::lookup::{IndicatorId, ListId, Lookup};
 use crate::matcher::{Cache, EventRef, Executor, MatchSink, MatchView, Partition, SharedBuffer};
 use crate::nfa::{Action, Edge, Nfa, StateId, StateKind};
 use crate::pattern::Pattern;
 use crate::primitives::{StageId, Timestamp};
-use crate::value::Value;
+use crate::value::{Value, ValueRef};
 
 /// Which keys a trace follows: given a pattern's `partition by` fields
 /// and a partition's key (its values, in that order), is it the key?
@@ -95,6 +96,40 @@ pub struct PatternTrace {
     pub reached: Vec<Reached>,
     /// The key's partial matches, in the order they started.
     pub runs: Vec<RunTrace>,
+    /// What the pattern's conditions read of lists and indicators at each
+    /// event of the key, by the event's arrival number (the lookups its
+    /// matcher made when it decided on the event: a condition whose
+    /// evaluation stopped before a list or an indicator read none). Empty
+    /// for a pattern that reads no list and no indicator.
+    pub reads: BTreeMap<u64, Vec<Read>>,
+}
+
+/// A lookup a condition made: a list's membership, or an indicator's
+/// value, as the matcher read it.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Read {
+    /// `x in list`.
+    List {
+        /// The list's name.
+        list: String,
+        /// The value looked up.
+        value: Value,
+        /// Was it in the list (`None`: the value was null)?
+        found: Option<bool>,
+        /// Was it the list's shadow copy (a shadow pattern reads it,
+        /// `docs/semantics.md`, "Shadow rules")?
+        shadow: bool,
+    },
+    /// `name(k, ...)`.
+    Indicator {
+        /// The indicator's name.
+        indicator: String,
+        /// The group: one value per `group by` field.
+        key: Vec<Value>,
+        /// Its value at the event.
+        value: Value,
+    },
 }
 
 /// An event of the key offered to a pattern.
@@ -205,6 +240,103 @@ pub(super) struct Traced<E> {
     nfa: Arc<Nfa<E>>,
     index: usize,
     watch: Arc<Mutex<Watch<E>>>,
+    /// The names of the lists and indicators its conditions read (none:
+    /// its steps read nothing of the lookup, and record nothing).
+    names: Option<Arc<Names>>,
+}
+
+/// The names of the lists and indicators a pattern reads, by number.
+#[derive(Default)]
+struct Names {
+    lists: BTreeMap<ListId, Arc<str>>,
+    indicators: BTreeMap<IndicatorId, Arc<str>>,
+    shadow: bool,
+}
+
+impl Names {
+    /// Those `pattern`'s conditions (stages' and `until`s') read; `None`
+    /// when it reads none.
+    fn of(pattern: &Pattern) -> Option<Arc<Names>> {
+        let mut names = Names {
+            shadow: pattern.shadow,
+            ..Names::default()
+        };
+        let mut see = |e: &Expr| {
+            e.walk(|e| match e {
+                Expr::InList(_, list) => {
+                    names.lists.insert(list.id, Arc::clone(&list.name));
+                }
+                Expr::Indicator(indicator, _) => {
+                    names
+                        .indicators
+                        .insert(indicator.id, Arc::clone(&indicator.name));
+                }
+                _ => {}
+            });
+        };
+        for stage in &pattern.stages {
+            if let crate::pattern::Condition::Expr(e) = &stage.condition {
+                see(e);
+            }
+        }
+        let mut groups = vec![&pattern.sequence];
+        while let Some(sequence) = groups.pop() {
+            for element in &sequence.elements {
+                match &element.kind {
+                    crate::pattern::ElementKind::Group(inner) => groups.push(inner),
+                    crate::pattern::ElementKind::Alternation(branches) => groups.extend(branches),
+                    crate::pattern::ElementKind::Stage(_) => {}
+                }
+                if let Some(crate::pattern::Condition::Expr(e)) = &element.until {
+                    see(e);
+                }
+            }
+        }
+        (!names.lists.is_empty() || !names.indicators.is_empty()).then(|| Arc::new(names))
+    }
+}
+
+/// The engine's lookup, keeping what a traced step read of it.
+struct Recorder<'l> {
+    lookup: &'l dyn Lookup,
+    names: &'l Names,
+    read: std::cell::RefCell<Vec<Read>>,
+}
+
+impl Recorder<'_> {
+    fn keep(&self, read: Read) {
+        let mut kept = self.read.borrow_mut();
+        if !kept.contains(&read) {
+            kept.push(read);
+        }
+    }
+}
+
+impl Lookup for Recorder<'_> {
+    fn contains(&self, list: ListId, value: ValueRef<'_>) -> Option<bool> {
+        let found = self.lookup.contains(list, value);
+        if let Some(name) = self.names.lists.get(&list) {
+            self.keep(Read::List {
+                list: name.to_string(),
+                value: Value::from(value),
+                found,
+                shadow: self.names.shadow,
+            });
+        }
+        found
+    }
+
+    fn indicator(&self, id: IndicatorId, key: &[ValueRef<'_>]) -> Value {
+        let value = self.lookup.indicator(id, key);
+        if let Some(name) = self.names.indicators.get(&id) {
+            self.keep(Read::Indicator {
+                indicator: name.to_string(),
+                key: key.iter().map(|&k| Value::from(k)).collect(),
+                value: value.clone(),
+            });
+        }
+        value
+    }
 }
 
 impl<E: Event + Clone + 'static> Engine<E> {
@@ -263,6 +395,7 @@ impl<E: Event + Clone + 'static> Engine<E> {
         let core = self.core.map_automata(|nfa| {
             index += 1;
             Traced {
+                names: Names::of(nfa.pattern()),
                 nfa,
                 index: index - 1,
                 watch: Arc::clone(&watch),
@@ -358,6 +491,7 @@ impl CloneTraces for Vec<PatternTrace> {
                 keyed: p.keyed,
                 reached: p.reached.clone(),
                 runs: p.runs.clone(),
+                reads: p.reads.clone(),
             })
             .collect()
     }
@@ -819,6 +953,72 @@ impl<E: Event + Clone + 'static> Traced<E> {
     }
 }
 
+impl<E: Event + Clone + 'static> Traced<E> {
+    /// The matcher's step of `event` in the traced key's `part` (reading
+    /// `lookup`), and what it did to the key's partial matches.
+    #[allow(clippy::too_many_arguments)]
+    fn step<R: Reporter<E, Self> + ?Sized>(
+        &self,
+        part: &mut Partition,
+        store: &mut SharedBuffer<E>,
+        cache: &mut Cache,
+        lookup: &dyn Lookup,
+        limit: usize,
+        starts: bool,
+        event: EventRef,
+        out: &mut R,
+    ) -> isize {
+        let mut exec = Executor::new(&self.nfa, cache)
+            .with_lookup(lookup)
+            .with_exact_run_limit(limit);
+        if !starts {
+            exec = exec.without_start();
+        }
+        let before = snapshot(part, store);
+        let decided = self.decide(&mut exec, part, store, event);
+        let start = if starts {
+            exec.decide_start(store, event)
+        } else {
+            Vec::new()
+        };
+        let mut emitted = Emitted::default();
+        let mut tap = Tap {
+            out,
+            seen: Some(&mut emitted),
+        };
+        let mut change = exec.process_in_event(part, store, event, &mut tap);
+        if limit == 0 {
+            // (the engine's cap left the key no room)
+            let held = part.partial_matches();
+            exec.enforce_limit(part, store, &mut tap);
+            change += part.partial_matches() as isize - held as isize;
+        }
+        let (seq, ts) = (store.sequence(event), store.timestamp(event));
+        lock(&self.watch)
+            .events
+            .entry(seq)
+            .or_insert_with(|| (ts, store.get(event).clone()));
+        let after = snapshot(part, store);
+        self.record_step(seq, ts, &before, &after, &decided, &emitted, &start);
+        change
+    }
+
+    /// Keeps what the traced step of event `seq` read of lists and
+    /// indicators.
+    fn keep_reads(&self, seq: u64, read: Vec<Read>) {
+        if read.is_empty() {
+            return;
+        }
+        let mut w = lock(&self.watch);
+        let reads = w.patterns[self.index].reads.entry(seq).or_default();
+        for r in read {
+            if !reads.contains(&r) {
+                reads.push(r);
+            }
+        }
+    }
+}
+
 impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
     type Partition = Partition;
     type Store = SharedBuffer<E>;
@@ -898,45 +1098,36 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         event: EventRef,
         out: &mut R,
     ) -> isize {
-        let traced = self.traced(out);
-        let mut exec = Executor::new(&self.nfa, cache)
-            .with_lookup(lookup)
-            .with_exact_run_limit(limit);
-        if !starts {
-            exec = exec.without_start();
+        if !self.traced(out) {
+            // (another key's step: the matcher's, as a plain engine's)
+            let mut exec = Executor::new(&self.nfa, cache)
+                .with_lookup(lookup)
+                .with_exact_run_limit(limit);
+            if !starts {
+                exec = exec.without_start();
+            }
+            let mut tap = Tap { out, seen: None };
+            let mut change = exec.process_in_event(part, store, event, &mut tap);
+            if limit == 0 {
+                // (the engine's cap left the key no room)
+                let held = part.partial_matches();
+                exec.enforce_limit(part, store, &mut tap);
+                change += part.partial_matches() as isize - held as isize;
+            }
+            return change;
         }
-        let mut record = None;
-        if traced {
-            let before = snapshot(part, store);
-            let decided = self.decide(&mut exec, part, store, event);
-            let start = if starts {
-                exec.decide_start(store, event)
-            } else {
-                Vec::new()
-            };
-            record = Some((before, decided, start));
-        }
-        let mut emitted = Emitted::default();
-        let mut tap = Tap {
-            out,
-            seen: traced.then_some(&mut emitted),
+        // (a traced step of a pattern that reads lists or indicators reads
+        // them through a recorder: what its conditions read is kept)
+        let Some(names) = self.names.as_deref() else {
+            return self.step(part, store, cache, lookup, limit, starts, event, out);
         };
-        let mut change = exec.process_in_event(part, store, event, &mut tap);
-        if limit == 0 {
-            // (the engine's cap left the key no room)
-            let held = part.partial_matches();
-            exec.enforce_limit(part, store, &mut tap);
-            change += part.partial_matches() as isize - held as isize;
-        }
-        if let Some((before, decided, start)) = record {
-            let (seq, ts) = (store.sequence(event), store.timestamp(event));
-            lock(&self.watch)
-                .events
-                .entry(seq)
-                .or_insert_with(|| (ts, store.get(event).clone()));
-            let after = snapshot(part, store);
-            self.record_step(seq, ts, &before, &after, &decided, &emitted, &start);
-        }
+        let recorder = Recorder {
+            lookup,
+            names,
+            read: std::cell::RefCell::new(Vec::new()),
+        };
+        let change = self.step(part, store, cache, &recorder, limit, starts, event, out);
+        self.keep_reads(store.sequence(event), recorder.read.into_inner());
         change
     }
 

@@ -188,3 +188,85 @@ fn time(event: &Record) -> i64 {
     let json: serde_json::Value = serde_json::from_str(event.raw()).unwrap();
     json["ts"].as_i64().unwrap()
 }
+
+/// What the traced key's conditions read of lists and indicators: the
+/// lookups its matcher made at each event, as it made them (a rule's
+/// write seen from the time after it; a condition stopped before a lookup
+/// read none), for the patterns that read some; the output a plain
+/// engine's.
+#[test]
+fn a_trace_keeps_what_conditions_read_of_lists_and_indicators() {
+    use cepheid_engine::engine::why::Read;
+    let rules = Rules::parse(
+        "reads.cep",
+        r#"
+list seen
+indicator a_1m = count() where t == "a" group by k within 1m
+pattern w { partition by k match a where a: t == "w" then add a.k to seen }
+pattern r { partition by k match x where x: t == "x" and k in seen and a_1m(k) >= 2 }
+"#,
+    )
+    .unwrap();
+    let lines = [
+        r#"{"ts":1000,"k":"k1","t":"a"}"#,
+        r#"{"ts":1500,"k":"k2","t":"a"}"#,
+        r#"{"ts":2000,"k":"k1","t":"w"}"#,
+        r#"{"ts":2000,"k":"k1","t":"x"}"#,
+        r#"{"ts":3000,"k":"k1","t":"a"}"#,
+        r#"{"ts":4000,"k":"k1","t":"x"}"#,
+    ];
+    let run = |engine: Engine<Record>| {
+        let mut decoder = Decoder::new(Format::JsonLines, "ts", engine.fields().clone());
+        let mut items = Vec::new();
+        for line in lines {
+            if let Item::Event(ts, r) = decoder.decode(line.as_bytes()).unwrap() {
+                items.push((ts, r));
+            }
+        }
+        (engine, items)
+    };
+    let (mut plain, items) = run(engine(&rules));
+    let mut expected: Vec<Output<Record>> = Vec::new();
+    for (ts, r) in items {
+        plain.push(ts, r, &mut expected);
+    }
+    plain.finish(&mut expected);
+    let (traced, items) = run(engine(&rules));
+    let mut why = traced.why(Box::new(|_, key| key == [Value::from("k1")]));
+    let mut actual: Vec<Output<Record>> = Vec::new();
+    for (ts, r) in items {
+        why.push(ts, r, &mut actual);
+    }
+    why.finish(&mut actual);
+    assert!(actual == expected, "a traced engine's output differs");
+    assert_eq!(actual.len(), 2, "{actual:?}");
+
+    let trace = why.trace();
+    let seq_at = |n: usize| *trace.events.keys().nth(n).unwrap();
+    assert!(trace.patterns[0].reads.is_empty(), "w reads nothing");
+    let reads = &trace.patterns[1].reads;
+    let list = |found| Read::List {
+        list: "seen".to_string(),
+        value: Value::from("k1"),
+        found: Some(found),
+        shadow: false,
+    };
+    // (events of k1: a, w, x at 2000, a, x at 4000; only the `x`s get
+    // past `t == "x"`)
+    assert_eq!(
+        reads.keys().copied().collect::<Vec<_>>(),
+        [seq_at(2), seq_at(4)]
+    );
+    assert_eq!(reads[&seq_at(2)], [list(false)]);
+    assert_eq!(
+        reads[&seq_at(4)],
+        [
+            list(true),
+            Read::Indicator {
+                indicator: "a_1m".to_string(),
+                key: vec![Value::from("k1")],
+                value: Value::from(2i64),
+            }
+        ]
+    );
+}
