@@ -83,7 +83,7 @@ fn events(n: usize, at: usize, rules: &str) -> (String, i64) {
 /// `cepheid run rules.cep` in `dir` over its events, `--max-delay 0ms`,
 /// rule changes from the stream, records to `out_NAME.jsonl`, with
 /// `extra` flags.
-fn run(dir: &Path, name: &str, extra: &[&str]) -> Command {
+pub(crate) fn run(dir: &Path, name: &str, extra: &[&str]) -> Command {
     let mut command = run_here(dir);
     command
         .args(["--max-delay", "0ms", "--rules-from-stream"])
@@ -92,17 +92,17 @@ fn run(dir: &Path, name: &str, extra: &[&str]) -> Command {
     command
 }
 
-fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn ok(output: Output) -> Output {
+pub(crate) fn ok(output: Output) -> Output {
     assert!(output.status.success(), "{}", stderr(&output));
     output
 }
 
 /// The lines of `file` in `dir`.
-fn lines(dir: &Path, file: &str) -> Vec<String> {
+pub(crate) fn lines(dir: &Path, file: &str) -> Vec<String> {
     fs::read_to_string(dir.join(file))
         .unwrap_or_else(|e| panic!("{file}: {e}"))
         .lines()
@@ -110,14 +110,14 @@ fn lines(dir: &Path, file: &str) -> Vec<String> {
         .collect()
 }
 
-fn pattern_of(line: &str) -> String {
+pub(crate) fn pattern_of(line: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     v["pattern"].as_str().unwrap().to_string()
 }
 
 /// A record's point of event time: a match's last event, a timeout's
 /// expiry.
-fn time_of(line: &str) -> i64 {
+pub(crate) fn time_of(line: &str) -> i64 {
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     v.get("expired_at")
         .or_else(|| v.get("end"))

@@ -10,9 +10,9 @@ use crate::common;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output};
 
-use common::{run_here, scratch};
+use crate::cli_shadow::{lines, ok, pattern_of, run, stderr, time_of};
+use common::scratch;
 
 /// A confirmed fraud blocks a device (live); the candidate rule, tried in
 /// shadow, blocks the device of a login followed by two failures; one
@@ -105,47 +105,6 @@ fn events(n: usize, change: Option<(usize, &str)>) -> (String, i64) {
         }
     }
     (lines.join("\n") + "\n", point)
-}
-
-/// `cepheid run rules.cep` in `dir` over its events, `--max-delay 0ms`,
-/// rule changes from the stream, records to `out_NAME.jsonl`, with
-/// `extra` flags.
-fn run(dir: &Path, name: &str, extra: &[&str]) -> Command {
-    let mut command = run_here(dir);
-    command
-        .args(["--max-delay", "0ms", "--rules-from-stream"])
-        .args(["--output", &format!("out_{name}.jsonl")])
-        .args(extra);
-    command
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn ok(output: Output) -> Output {
-    assert!(output.status.success(), "{}", stderr(&output));
-    output
-}
-
-/// The lines of `file` in `dir`.
-fn lines(dir: &Path, file: &str) -> Vec<String> {
-    fs::read_to_string(dir.join(file))
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn pattern_of(line: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    v["pattern"].as_str().unwrap().to_string()
-}
-
-/// A match's point of event time: its last event's.
-fn time_of(line: &str) -> i64 {
-    let v: serde_json::Value = serde_json::from_str(line).unwrap();
-    v["end"].as_i64().unwrap()
 }
 
 /// The records of `pattern` among `lines`.

@@ -55,14 +55,7 @@ pattern pays_after_shared_login {
 /// under `--max-delay 50ms`, as one reader decides). Logouts are taken by
 /// no indicator (not copied to the other workers).
 fn events(n: usize) -> String {
-    let mut state: u64 = 0x41;
-    let mut next = move |below: u64| {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % below
-    };
+    let mut next = common::crash::below_from(0x41);
     let mut text = String::with_capacity(n * 90);
     for i in 0..n {
         let mut ts = 1_000 + i as u64 * 4 + next(40);

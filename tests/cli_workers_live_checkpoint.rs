@@ -30,14 +30,7 @@ fn rules() -> String {
 /// them all, and an event far enough above it to release it. The next
 /// phase starts above that.
 fn phase(seed: u64, from: u64, n: usize, phase: u32) -> (String, u64) {
-    let mut state = seed;
-    let mut next = move |below: u64| {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % below
-    };
+    let mut next = crash::below_from(seed);
     let mut text = String::new();
     for i in 0..n {
         let ts = from + i as u64 * 10 + next(3000);

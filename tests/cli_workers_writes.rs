@@ -74,14 +74,7 @@ pattern payment_on_quiet_card {
 /// `n` events about 4 ms apart, many of one millisecond (times in steps
 /// of 8 ms), of 40 cards, 30 accounts and 25 devices.
 fn events(n: usize) -> String {
-    let mut state: u64 = 0x40;
-    let mut next = move |below: u64| {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % below
-    };
+    let mut next = common::crash::below_from(0x40);
     let mut text = String::with_capacity(n * 100);
     for i in 0..n {
         let ts = (i as u64 * 4) / 8 * 8 + next(3);

@@ -59,14 +59,7 @@ pub fn events(n: usize) -> String {
 /// The same from generator state `seed`, each event up to `disorder_ms`
 /// later than its place (0: in time order).
 pub fn events_with(n: usize, seed: u64, disorder_ms: u64) -> String {
-    let mut state: u64 = seed;
-    let mut next = move |below: u64| {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % below
-    };
+    let mut next = below_from(seed);
     let mut text = String::with_capacity(n * 60);
     for i in 0..n {
         let ts = i as u64 * 10
@@ -135,6 +128,19 @@ pub fn sorted(dir: &Path, file: &str) -> Vec<Vec<u8>> {
     let mut lines: Vec<Vec<u8>> = bytes.split(|&b| b == b'\n').map(<[u8]>::to_vec).collect();
     lines.sort();
     lines
+}
+
+/// Numbers below a bound, each call's `below`, from `seed` (splitmix64):
+/// the tests' deterministic event generators.
+pub fn below_from(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut state = seed;
+    move |below: u64| {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % below
+    }
 }
 
 /// A small deterministic generator of kill moments (a 64-bit LCG).
