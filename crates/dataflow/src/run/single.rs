@@ -240,25 +240,9 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         .ok()
         .and_then(|file| Tail::of(&file, offset));
     let all = sources.iter().flatten().map(|(_, s)| s);
-    // The run's counts go on: the reloads (made and refused by the
-    // workers, the same on each; refused and late by each one's readers)
-    // and the keys said over `Config::max_runs_per_key`.
-    // A change its reader refused that was not made yet at the cut (it
-    // travels to make its audit record at its point) is among the
-    // records read again, and refused and counted again there: the
-    // readers' count leaves it out.
-    let refused_again = (kept_rules.iter())
-        .flat_map(|r| r.pending.iter())
-        .filter(|change| change.refused().is_some())
-        .map(|change| change.offset)
-        .collect::<BTreeSet<u64>>()
-        .len() as u64;
-    let reloads = kept_rules.first().map_or([0; 3], |first| {
-        let read = kept_rules.iter().map(|r| r.read);
-        let [refused, late] = read.fold([0, 0], |[a, b], [c, d]| [a + c, b + d]);
-        let refused = refused.saturating_sub(refused_again);
-        [first.made[0], first.made[1] + refused, late]
-    });
+    // The run's counts go on: the reloads (`reloads_of`) and the keys
+    // said over `Config::max_runs_per_key`.
+    let reloads = reloads_of(&kept_rules);
     let changed = kept_rules.first().is_some_and(|r| r.changed);
     let mut keys: Vec<(usize, Vec<serde_json::Value>)> = Vec::new();
     let mut overflow = false;
@@ -433,6 +417,27 @@ fn walk(
         end = at;
     }
     Ok((end, first.unwrap_or(u64::MAX)))
+}
+
+/// The run's counts of reloads a cut of workers holds, for one engine
+/// going on from it: made and refused by the workers (the same on each),
+/// refused and late by each one's readers. A change its reader refused
+/// that was not made yet at the cut (it travels to make its audit record
+/// at its point of event time) is among the records read again, and
+/// refused and counted again there: the readers' count leaves it out.
+fn reloads_of(kept_rules: &[crate::cut::Rules]) -> [u64; 3] {
+    let refused_again = (kept_rules.iter())
+        .flat_map(|r| r.pending.iter())
+        .filter(|change| change.refused().is_some())
+        .map(|change| change.offset)
+        .collect::<BTreeSet<u64>>()
+        .len() as u64;
+    kept_rules.first().map_or([0; 3], |first| {
+        let read = kept_rules.iter().map(|r| r.read);
+        let [refused, late] = read.fold([0, 0], |[a, b], [c, d]| [a + c, b + d]);
+        let refused = refused.saturating_sub(refused_again);
+        [first.made[0], first.made[1] + refused, late]
+    })
 }
 
 /// The ranges of the file at `path` left to read, in file order, when the
