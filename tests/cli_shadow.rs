@@ -371,6 +371,19 @@ fn killed_and_resumed(
     let (text, _) = events(4000, 2600, &promoted());
     fs::write(dir.join("events.jsonl"), &text).unwrap();
     fs::write(dir.join("rules.cep"), RULES).unwrap();
+    run_killed_and_resumed(dir, every, extra, order)
+}
+
+/// The rules and events in `dir` run whole, then killed after a
+/// checkpoint (`--checkpoint-every every`) and resumed, with `extra`
+/// flags: both outputs (live and shadow, each in `order`) are the whole
+/// run's. Returns the resumed run's standard error.
+pub(crate) fn run_killed_and_resumed(
+    dir: &Path,
+    every: &str,
+    extra: &[&str],
+    order: fn(Vec<String>) -> Vec<String>,
+) -> String {
     let mut whole = vec!["--shadow-output", "shadow_whole.jsonl"];
     whole.extend_from_slice(extra);
     ok(run(dir, "whole", &whole).output().unwrap());

@@ -331,37 +331,7 @@ fn promotion(dir: &Path, extra: &[&str], order: fn(Vec<String>) -> Vec<String>) 
 /// on workers).
 fn killed_and_resumed(dir: &Path, extra: &[&str], order: fn(Vec<String>) -> Vec<String>) {
     setup(dir, 4000);
-    let mut whole = vec!["--shadow-output", "shadow_whole.jsonl"];
-    whole.extend_from_slice(extra);
-    ok(run(dir, "whole", &whole).output().unwrap());
-    let mut flags = vec![
-        "--shadow-output",
-        "shadow_killed.jsonl",
-        "--checkpoint",
-        "ckpt",
-        "--checkpoint-every",
-        "1500",
-    ];
-    flags.extend_from_slice(extra);
-    let killed = run(dir, "killed", &flags)
-        .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
-        .output()
-        .unwrap();
-    assert!(!killed.status.success(), "{}", stderr(&killed));
-    let resumed = ok(run(dir, "killed", &flags).output().unwrap());
-    assert!(
-        stderr(&resumed).contains("resuming from checkpoint"),
-        "{}",
-        stderr(&resumed)
-    );
-    for (a, b) in [
-        ("out_whole.jsonl", "out_killed.jsonl"),
-        ("shadow_whole.jsonl", "shadow_killed.jsonl"),
-    ] {
-        let (a, b) = (lines(dir, a), lines(dir, b));
-        assert!(!a.is_empty());
-        assert_eq!(order(a), order(b));
-    }
+    crate::cli_shadow::run_killed_and_resumed(dir, "1500", extra, order);
 }
 
 #[test]
