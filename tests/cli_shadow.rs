@@ -57,13 +57,8 @@ fn without_watch() -> String {
 /// point of event time: with `--max-delay 0ms` the watermark is one below
 /// it, `docs/dynamic-rules.md`, "The switch point").
 fn events(n: usize, at: usize, rules: &str) -> (String, i64) {
-    let mut seed: u64 = 0x005E_ED42;
-    let mut next = move |m: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) % m
-    };
+    let mut moments = crate::common::crash::Moments(0x005E_ED42);
+    let mut next = move |m: u64| moments.next() % m;
     let (mut lines, mut ts, mut point) = (Vec::new(), 1_000i64, 0);
     for i in 0..n {
         ts += 1 + next(400) as i64;

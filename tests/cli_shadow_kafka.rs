@@ -20,13 +20,8 @@ use crate::cli_shadow::RULES;
 /// `n` events of 8 users in strictly increasing time (steps of 1 to 400
 /// ms).
 fn events(n: usize) -> Vec<String> {
-    let mut seed: u64 = 0x005E_ED42;
-    let mut next = move |m: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) % m
-    };
+    let mut moments = crate::common::crash::Moments(0x005E_ED42);
+    let mut next = move |m: u64| moments.next() % m;
     let mut ts = 1_000i64;
     (0..n)
         .map(|i| {

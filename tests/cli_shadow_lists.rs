@@ -83,13 +83,8 @@ fn all_live() -> String {
 /// of 1 to 300 ms), with a `$rules` record of `rules` after event `at`
 /// (if any): the lines, and the time of the last event before the record.
 fn events(n: usize, change: Option<(usize, &str)>) -> (String, i64) {
-    let mut seed: u64 = 0x0051_57ED;
-    let mut next = move |m: u64| {
-        seed = seed
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (seed >> 33) % m
-    };
+    let mut moments = crate::common::crash::Moments(0x0051_57ED);
+    let mut next = move |m: u64| moments.next() % m;
     let (mut lines, mut ts, mut point) = (Vec::new(), 1_000i64, 0);
     for i in 0..n {
         ts += 1 + next(300) as i64;
