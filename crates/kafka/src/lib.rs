@@ -67,7 +67,7 @@ pub use options::{
     default_transactional_id, parse_property, parse_start, parse_until, PartitionOffsets,
     PropertyError, StartError, Url, UrlError,
 };
-pub use position::{KafkaPosition, Mark};
+pub use position::{Held, KafkaPosition, Mark};
 pub use retry::Retry;
 pub use runtime::{decode_position, encode_position, kafka_error, kafka_error_of};
 pub use sink::{

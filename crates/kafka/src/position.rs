@@ -20,6 +20,28 @@ pub struct KafkaPosition {
     /// topic → partition → the record before the next offset, when the
     /// source handed it out (or the position it started from had it).
     pub marks: BTreeMap<String, BTreeMap<i32, Mark>>,
+    /// topic → partition of a topic of control records (the rules topic,
+    /// a list's topic) whose records from its offset on were read and
+    /// held for event time when the position was taken: how the reader
+    /// judged them then ([`Held`]).
+    #[serde(default)]
+    pub held: BTreeMap<String, BTreeMap<i32, Held>>,
+}
+
+/// The records of a topic of control records that a position's offset
+/// reads again, which the run had read and held for event time when it
+/// took the position: those before `through` waited for their times,
+/// but those at the offsets of `ahead`, which were read when event time
+/// was at the watermark given there, further ahead of it than the bound
+/// (`cepheid_runtime::Judged`). A resumed run judges them so again
+/// instead of against the event time it resumed at (issue 59).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Held {
+    /// The offset after the last record read.
+    pub through: i64,
+    /// The offsets of those judged far ahead, each with the watermark
+    /// then.
+    pub ahead: Vec<(i64, i64)>,
 }
 
 /// A fingerprint of one record: enough to tell, on resuming, that the
@@ -80,6 +102,15 @@ struct Unmarked {
     offsets: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
+/// The position as cepheid wrote it with marks, before the records held
+/// ([`Held`]): a resumed run judges the records it reads again as read
+/// then.
+#[derive(Deserialize)]
+struct Marked {
+    offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    marks: BTreeMap<String, BTreeMap<i32, Mark>>,
+}
+
 impl KafkaPosition {
     /// No partition.
     pub fn new() -> KafkaPosition {
@@ -113,22 +144,45 @@ impl KafkaPosition {
         self.marks.get(topic)?.get(&partition).copied()
     }
 
-    /// The position in `bytes` (postcard), written by this build or by one
-    /// before the marks (then without marks: the second value is true).
+    /// The position in `bytes` (postcard), written by this build, by one
+    /// before the records held ([`Held`], then none), or by one before the
+    /// marks (then without marks either: the second value is true).
+    /// (postcard reads a value's fields in order and leaves bytes after
+    /// them unread: each form is tried from the newest.)
     pub(crate) fn from_postcard(bytes: &[u8]) -> Result<(KafkaPosition, bool), postcard::Error> {
-        match postcard::from_bytes::<KafkaPosition>(bytes) {
-            Ok(position) => Ok((position, false)),
-            Err(e) => match postcard::from_bytes::<Unmarked>(bytes) {
-                Ok(old) => Ok((
-                    KafkaPosition {
-                        offsets: old.offsets,
-                        marks: BTreeMap::new(),
-                    },
-                    true,
-                )),
-                Err(_) => Err(e),
-            },
+        let e = match postcard::from_bytes::<KafkaPosition>(bytes) {
+            Ok(position) => return Ok((position, false)),
+            Err(e) => e,
+        };
+        if let Ok(old) = postcard::from_bytes::<Marked>(bytes) {
+            let position = KafkaPosition {
+                offsets: old.offsets,
+                marks: old.marks,
+                held: BTreeMap::new(),
+            };
+            return Ok((position, false));
         }
+        match postcard::from_bytes::<Unmarked>(bytes) {
+            Ok(old) => Ok((
+                KafkaPosition {
+                    offsets: old.offsets,
+                    ..KafkaPosition::default()
+                },
+                true,
+            )),
+            Err(_) => Err(e),
+        }
+    }
+
+    /// The records of `topic`'s `partition` (a topic of control records)
+    /// held when the position was taken, if any ([`Held`]).
+    pub fn held(&self, topic: &str, partition: i32) -> Option<&Held> {
+        self.held.get(topic)?.get(&partition)
+    }
+
+    /// Sets the records of `topic`'s `partition` held ([`Held`]).
+    pub fn set_held(&mut self, topic: &str, partition: i32, held: Held) {
+        put(&mut self.held, topic, partition, held);
     }
 
     /// Each (topic, partition, next offset), in order.
@@ -169,10 +223,15 @@ impl KafkaPosition {
                     Some(other) if other != offset => {
                         return Err((topic.clone(), *partition, other, offset))
                     }
-                    _ => match share.mark(topic, *partition) {
-                        Some(mark) => at.set_after(topic, *partition, mark),
-                        None => at.set(topic, *partition, offset),
-                    },
+                    _ => {
+                        match share.mark(topic, *partition) {
+                            Some(mark) => at.set_after(topic, *partition, mark),
+                            None => at.set(topic, *partition, offset),
+                        }
+                        if let Some(held) = share.held(topic, *partition) {
+                            at.set_held(topic, *partition, held.clone());
+                        }
+                    }
                 }
             }
         }
@@ -218,8 +277,11 @@ mod tests {
         let text = serde_json::to_string(&p).unwrap();
         assert_eq!(
             text,
-            r#"{"offsets":{"logins":{"3":0},"orders":{"0":7,"1":42}},"marks":{}}"#
+            r#"{"offsets":{"logins":{"3":0},"orders":{"0":7,"1":42}},"marks":{},"held":{}}"#
         );
+        // (as written before the records held)
+        let old = r#"{"offsets":{"logins":{"3":0},"orders":{"0":7,"1":42}},"marks":{}}"#;
+        assert_eq!(serde_json::from_str::<KafkaPosition>(old).unwrap(), p);
         assert_eq!(serde_json::from_str::<KafkaPosition>(&text).unwrap(), p);
         assert_eq!(p.to_string(), "{logins/3: 0, orders/0: 7, orders/1: 42}");
         assert_eq!(p.len(), 3);
@@ -298,5 +360,58 @@ mod tests {
             KafkaPosition::of_shares(&clash, &more),
             Err(("orders".to_string(), 0, 10, 11))
         );
+    }
+
+    /// Issue 59: the records of a topic of control records held when a
+    /// position was taken go with it (through postcard, and from the
+    /// share that names the partition), and a position written with marks
+    /// before them still reads, with none held.
+    #[test]
+    fn the_records_held_go_with_the_position_and_one_written_before_them_still_reads() {
+        let mut p = KafkaPosition::new();
+        let mark = Mark::of(2, Some(1_700_000_000_000), None, Some(b"{}"));
+        p.set_after("rules", 0, mark);
+        p.set("orders", 0, 7);
+        let held = Held {
+            through: 9,
+            ahead: vec![(5, 1_000)],
+        };
+        p.set_held("rules", 0, held.clone());
+        let bytes = postcard::to_allocvec(&p).unwrap();
+        assert_eq!(
+            KafkaPosition::from_postcard(&bytes).unwrap(),
+            (p.clone(), false)
+        );
+        assert_eq!(p.held("rules", 0), Some(&held));
+        assert_eq!(p.held("orders", 0), None);
+        // Written with marks, before the records held.
+        #[derive(Serialize)]
+        struct Marked<'a> {
+            offsets: &'a BTreeMap<String, BTreeMap<i32, i64>>,
+            marks: &'a BTreeMap<String, BTreeMap<i32, Mark>>,
+        }
+        let old = postcard::to_allocvec(&Marked {
+            offsets: &p.offsets,
+            marks: &p.marks,
+        })
+        .unwrap();
+        let (read, unmarked) = KafkaPosition::from_postcard(&old).unwrap();
+        assert!(!unmarked);
+        assert_eq!(
+            (read.offsets, read.marks),
+            (p.offsets.clone(), p.marks.clone())
+        );
+        assert!(read.held.is_empty());
+        // Workers' shares: from the one that names the partition.
+        let mut events = KafkaPosition::new();
+        events.set("orders", 1, 3);
+        let partitions = [
+            ("orders".to_string(), 0),
+            ("orders".to_string(), 1),
+            ("rules".to_string(), 0),
+        ];
+        let joined = KafkaPosition::of_shares(&[events, p.clone()], &partitions).unwrap();
+        assert_eq!(joined.held("rules", 0), Some(&held));
+        assert_eq!(joined.get("rules", 0), Some(3));
     }
 }

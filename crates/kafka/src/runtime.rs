@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use cepheid_runtime::sink::{Checkpoint, Kind as RunKind, Sink, SinkError, SinkState};
 use cepheid_runtime::source::{
-    Origin, Position, RawBatch, ReadOutcome, Source, SourceError, SplitLag,
+    Judged, Origin, Position, RawBatch, ReadOutcome, Source, SourceError, SplitLag, Unapplied,
 };
 use cepheid_runtime::Notify;
 
@@ -149,6 +149,12 @@ impl Source for KafkaSource {
                 Some(Err(why)) => batch.push_refused_rules(&why, origin, r.timestamp, split),
                 None => batch.push_rules(payload, origin, r.timestamp, split),
             }
+            // (read again on resuming: held then, judged as then)
+            match self.held_before(r) {
+                Some(None) => batch.judged_before(Judged::Waits),
+                Some(Some(w)) => batch.judged_before(Judged::Ahead(w)),
+                None => {}
+            }
         }
         // (the rules records go up before the events read with them)
         if events && batch.len() > before_rules {
@@ -169,19 +175,30 @@ impl Source for KafkaSource {
         encode_position(&KafkaSource::position(self))
     }
 
-    fn position_before(&self, unapplied: &[(u32, Origin)]) -> Position {
+    /// Each topic of control records at its first record not applied,
+    /// with how the run judged those it holds from there on
+    /// ([`crate::Held`]).
+    fn position_before(&self, unapplied: &[Unapplied]) -> Position {
         // (each topic's records wait in order: from its first)
         let mut first: Vec<(usize, i64)> = Vec::new();
-        for (split, origin) in unapplied {
-            let split = *split as usize;
-            if let Origin::Offset { offset, .. } = origin {
-                let control = self.control_topic(split).is_some();
-                if control && !first.iter().any(|(s, _)| *s == split) {
-                    first.push((split, *offset));
+        let mut held: Vec<(usize, i64, Option<i64>)> = Vec::new();
+        for u in unapplied {
+            let split = u.split as usize;
+            if let Origin::Offset { offset, .. } = u.origin {
+                if self.control_topic(split).is_none() {
+                    continue;
                 }
+                if !first.iter().any(|(s, _)| *s == split) {
+                    first.push((split, offset));
+                }
+                let ahead = match u.judged {
+                    Judged::Waits => None,
+                    Judged::Ahead(w) => Some(w),
+                };
+                held.push((split, offset, ahead));
             }
         }
-        encode_position(&self.position_with_controls_at(&first))
+        encode_position(&self.position_with_controls_at(&first, &held))
     }
 
     /// A position written before the marks ([`crate::Mark`]) is sought

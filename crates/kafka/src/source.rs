@@ -21,7 +21,7 @@ use crate::batch::Batches;
 use crate::error::{retriable, KafkaError};
 use crate::fit::{misfits, Misfit, Mismatch, OnMismatch};
 use crate::options::PartitionOffsets;
-use crate::position::{KafkaPosition, Mark};
+use crate::position::{Held, KafkaPosition, Mark};
 use crate::reach::{Reach, PROBE, RECONNECT_MAX_MS};
 use crate::retry::Retry;
 use crate::watch::TopicWatch;
@@ -261,6 +261,9 @@ struct ControlTopic {
     /// mark of the record before it, by which a resume tells that the
     /// topic is still the one it was read from.
     handed: VecDeque<Mark>,
+    /// The records from where it was sought that the run it resumes had
+    /// read and held for event time ([`Held`]): handed out judged so.
+    held: Option<Held>,
 }
 
 impl ControlTopic {
@@ -318,6 +321,7 @@ impl ControlTopic {
         self.started_at = Some(offset);
         self.backlog.clear();
         self.handed.clear();
+        self.held = None;
         self.read = offset;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&self.topic, self.partition, Offset::Offset(offset))
@@ -993,6 +997,11 @@ impl KafkaSource {
                     if at.get(&control.topic, control.partition) != Some(from) {
                         control.start_at(from)?;
                     }
+                    // (read again from the position's offset: the records
+                    // held then are judged as then)
+                    control.held = (at.held(&control.topic, control.partition))
+                        .filter(|_| at.get(&control.topic, control.partition) == Some(from))
+                        .cloned();
                 }
             }
         }
@@ -1754,13 +1763,21 @@ impl KafkaSource {
     /// out (where it started, for a partition that delivered nothing);
     /// with a rules topic and lists' topics, their partition 0 too.
     pub fn position(&self) -> KafkaPosition {
-        self.position_with_controls_at(&[])
+        self.position_with_controls_at(&[], &[])
     }
 
     /// [`KafkaSource::position`] with each topic of control records that
     /// `first` names (by split, [`KafkaSource::control_topic`]) at its
     /// offset (the first of its records not applied yet).
-    pub(crate) fn position_with_controls_at(&self, first: &[(usize, i64)]) -> KafkaPosition {
+    ///
+    /// `held` (by split): the records from there on that are held for
+    /// event time, each with its offset and, when it was judged far ahead
+    /// of event time, the watermark then ([`Held`]).
+    pub(crate) fn position_with_controls_at(
+        &self,
+        first: &[(usize, i64)],
+        held: &[(usize, i64, Option<i64>)],
+    ) -> KafkaPosition {
         let mut position = self.position.clone();
         for (i, control) in self.controls.iter().enumerate() {
             let split = self.splits.len() + i;
@@ -1768,8 +1785,33 @@ impl KafkaSource {
                 .find(|(s, _)| *s == split)
                 .map_or(control.next(), |(_, o)| *o);
             control.put(&mut position, offset);
+            let through = control.next();
+            if offset < through {
+                let ahead = (held.iter())
+                    .filter(|(s, _, _)| *s == split)
+                    .filter_map(|(_, o, w)| Some((*o, (*w)?)))
+                    .collect();
+                position.set_held(&control.topic, control.partition, Held { through, ahead });
+            }
         }
         position
+    }
+
+    /// How the run judged the record `record` of a topic of control
+    /// records before the checkpoint it resumed from, when it is one the
+    /// run had read and held then ([`Held`]): `Some(None)` when it waited
+    /// for its time, `Some(Some(w))` when it was read far ahead of event
+    /// time at watermark `w`.
+    pub fn held_before(&self, record: &KafkaRecord) -> Option<Option<i64>> {
+        let control = self
+            .controls
+            .get(record.split.checked_sub(self.splits.len())?)?;
+        let held = control.held.as_ref()?;
+        if record.offset >= held.through {
+            return None;
+        }
+        let ahead = held.ahead.iter().find(|(o, _)| *o == record.offset);
+        Some(ahead.map(|(_, w)| *w))
     }
 
     /// Goes back (or forward) to `position`: each partition it names
@@ -1785,6 +1827,9 @@ impl KafkaSource {
         for (control, from) in self.controls.iter_mut().zip(controls_from) {
             let offset = from.unwrap_or(control.next());
             control.start_at(offset)?;
+            control.held = (position.held(&control.topic, control.partition))
+                .filter(|_| from.is_some())
+                .cloned();
         }
         self.assign()
     }
@@ -1876,6 +1921,7 @@ impl ControlTopic {
             end: until_end.then_some(high),
             waited_for: -1,
             retry,
+            held: None,
         };
         control.start_at(from.unwrap_or(low))?;
         Ok(control)

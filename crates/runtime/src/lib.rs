@@ -83,8 +83,8 @@ pub use driver::{Handle, Runtime};
 pub use limits::LimitNotices;
 pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Target, Writing};
 pub use source::{
-    FilePosition, FileSource, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome, Source,
-    SourceError, SourceRules, SplitLag, SplitWatermarks,
+    FilePosition, FileSource, Judged, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome,
+    Source, SourceError, SourceRules, SplitLag, SplitWatermarks, Unapplied,
 };
 pub use timing::Idle;
 pub use view::{add_patterns, add_stats, EngineNumbers, MemoryNumbers, RunView, Workers};

@@ -597,7 +597,7 @@ fn a_source_sought_at_its_start_and_ended_at_once_never_aborts() {
 /// applied yet, each topic apart.
 #[test]
 fn a_lists_topic_has_its_own_split_offset_and_records_as_list_changes() {
-    use cepheid_runtime::source::{Origin, Source};
+    use cepheid_runtime::source::{Judged, Origin, Source, Unapplied};
     let broker = Broker::start();
     let (events, rules, list) = (topic("ev"), topic("ev-rules"), topic("ev-list"));
     broker.create_topic(&events, 1);
@@ -651,21 +651,25 @@ fn a_lists_topic_has_its_own_split_offset_and_records_as_list_changes() {
     assert_eq!((at.get(&rules, 0), at.get(&list, 0)), (Some(1), Some(3)));
     // The list's records from offset 1 on not applied yet: the list's
     // topic there, the rules topic after its record.
+    // (the first waits for its time, the second was read far ahead of
+    // event time, at the watermark 4,000)
     let waiting = [
-        (
-            2,
-            Origin::Offset {
+        Unapplied {
+            split: 2,
+            origin: Origin::Offset {
                 partition: 0,
                 offset: 1,
             },
-        ),
-        (
-            2,
-            Origin::Offset {
+            judged: Judged::Waits,
+        },
+        Unapplied {
+            split: 2,
+            origin: Origin::Offset {
                 partition: 0,
                 offset: 2,
             },
-        ),
+            judged: Judged::Ahead(4_000),
+        },
     ];
     let before = cepheid_kafka::decode_position(&source.position_before(&waiting)).unwrap();
     assert_eq!(
@@ -673,8 +677,16 @@ fn a_lists_topic_has_its_own_split_offset_and_records_as_list_changes() {
         (Some(1), Some(1))
     );
     assert_eq!(before.get(&events, 0), at.get(&events, 0));
+    // Issue 59: with how the run judged the records it holds from there
+    // on (none of the rules topic: it holds none).
+    let held = cepheid_kafka::Held {
+        through: 3,
+        ahead: vec![(2, 4_000)],
+    };
+    assert_eq!(before.held(&list, 0), Some(&held));
+    assert_eq!(before.held(&rules, 0), None);
     // Each topic's records are described with their topic.
-    let place = source.describe_origin(2, &waiting[0].1);
+    let place = source.describe_origin(2, &waiting[0].origin);
     assert_eq!(place, format!("kafka:{list} partition 0 offset 1"));
     // Sought back there, the list's topic is read again from offset 1.
     source.seek(&before).expect("seeks");
@@ -686,4 +698,18 @@ fn a_lists_topic_has_its_own_split_offset_and_records_as_list_changes() {
     }
     let splits: Vec<(usize, i64)> = again.iter().map(|r| (r.split, r.offset)).collect();
     assert_eq!(splits, [(2, 1), (2, 2)]);
+    // Each read again as judged before the position: the run that resumes
+    // holds them as the one that took it did.
+    let judged: Vec<_> = again.iter().map(|r| source.held_before(r)).collect();
+    assert_eq!(judged, [Some(None), Some(Some(4_000))]);
+    // Sought to where it is, nothing is held: what it reads is new.
+    source.seek(&KafkaSource::position(&source)).expect("seeks");
+    broker.produce(&list, 0, &[("u3", "")]);
+    let mut new = Vec::new();
+    let limit = Instant::now() + Duration::from_secs(10);
+    while new.is_empty() {
+        assert!(Instant::now() < limit, "a record after the position");
+        source.read_rules(&mut new).expect("reads");
+    }
+    assert_eq!(source.held_before(&new[0]), None);
 }

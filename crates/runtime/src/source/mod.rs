@@ -46,8 +46,8 @@ pub use live::{Heard, Lines, LiveInput};
 
 use pump::read_source;
 pub use raw::{
-    FileSource, Origin, RawBatch, RawEntry, RawRecord, ReadOutcome, Source, SourceError, SplitLag,
-    SplitWatermarks,
+    FileSource, Judged, Origin, RawBatch, RawEntry, RawRecord, ReadOutcome, Source, SourceError,
+    SplitLag, SplitWatermarks, Unapplied,
 };
 pub(crate) use raw::{SourceTiming, SplitTiming};
 use share::Input;

@@ -103,37 +103,6 @@ struct Queue {
     last_at: Option<Timestamp>,
 }
 
-impl Queue {
-    /// Its first record, once event time reached `until`: one that was
-    /// queued before event time was known and is too far ahead of it now
-    /// (more than `bound`) applies at `until` (the records after it are
-    /// timed again from their own times).
-    fn retime(&mut self, until: Option<Timestamp>, bound: Option<i64>) {
-        let Some(front) = self.due.front_mut() else {
-            return;
-        };
-        if front.ahead.is_some() {
-            return;
-        }
-        let own = front.own;
-        let Some(w) =
-            until.filter(|&w| own.zip(bound).is_some_and(|(t, b)| t.saturating_sub(w) > b))
-        else {
-            return;
-        };
-        front.ahead = Some(w);
-        front.at = w;
-        let mut at = w;
-        for d in self.due.iter_mut().skip(1) {
-            if d.ahead.is_none() {
-                d.at = d.own.map_or(at, |t| t.max(at));
-            }
-            at = d.at;
-        }
-        self.last_at = Some(at);
-    }
-}
-
 /// The records of a source's rules stream waiting for event time: one
 /// queue per split (the rules topic, each list's topic), each in its
 /// order. Of the fronts, the one of least time applies first (ties: the
@@ -153,8 +122,11 @@ struct Waiting {
 impl Waiting {
     /// Is a record of time `own` read when event time is at `watermark`
     /// further ahead than allowed? The watermark then.
+    /// A watermark at the least time is no event time: nothing is judged
+    /// against it.
     fn ahead(&self, own: Option<Timestamp>, watermark: Option<Timestamp>) -> Option<Timestamp> {
-        let (own, w, bound) = (own?, watermark?, self.max_ahead?);
+        let w = watermark.filter(|&w| w > Timestamp::MIN);
+        let (own, w, bound) = (own?, w?, self.max_ahead?);
         (own.saturating_sub(w) > bound).then_some(w)
     }
 
@@ -174,13 +146,11 @@ impl Waiting {
         &mut self.queues[i]
     }
 
-    /// The queue whose first record applies first, once event time reached
-    /// `until` ([`Queue::retime`]): the least time, then the least split.
-    fn next(&mut self, until: Option<Timestamp>) -> Option<usize> {
-        let bound = self.max_ahead;
+    /// The queue whose first record applies first: the least time, then
+    /// the least split.
+    fn next(&self) -> Option<usize> {
         let mut best: Option<(Timestamp, usize)> = None;
-        for (i, q) in self.queues.iter_mut().enumerate() {
-            q.retime(until, bound);
+        for (i, q) in self.queues.iter().enumerate() {
             if let Some(d) = q.due.front() {
                 if best.map_or(true, |(at, _)| d.at < at) {
                     best = Some((d.at, i));
@@ -224,7 +194,7 @@ fn release(
     out: &mut Outbox<'_>,
     (seq, splits): (u64, &dyn Fn() -> Option<Vec<Option<Timestamp>>>),
 ) -> bool {
-    while let Some(q) = waiting.next(until).filter(|&q| {
+    while let Some(q) = waiting.next().filter(|&q| {
         let at = waiting.queues[q]
             .due
             .front()
@@ -428,7 +398,11 @@ impl Pump {
     /// The source's place before the rules records not applied yet.
     fn place(&self) -> Position {
         let unapplied: Vec<_> = (self.waiting.all())
-            .map(|d| (d.split, d.origin.clone()))
+            .map(|d| Unapplied {
+                split: d.split,
+                origin: d.origin.clone(),
+                judged: d.ahead.map_or(Judged::Waits, Judged::Ahead),
+            })
             .collect();
         self.lock().position_before(&unapplied)
     }
@@ -511,8 +485,16 @@ impl Pump {
         let timed = self.splits.is_some();
         let own = record.timestamp;
         // (too far ahead of event time: it applies now, after those
-        // before it)
-        let ahead = self.waiting.ahead(own.filter(|_| timed), self.given);
+        // before it; judged against the event time the run has when it
+        // reads the record, none before the first event: it waits. A
+        // record read again on resuming that was waiting at the checkpoint
+        // is judged as it was then, not against the event time resumed
+        // at, so that a resumed run holds what the run it resumes held)
+        let ahead = match record.judged_before() {
+            Some(Judged::Waits) => None,
+            Some(Judged::Ahead(w)) => Some(w).filter(|_| timed),
+            None => self.waiting.ahead(own.filter(|_| timed), self.given),
+        };
         // (each split's records in their order; the splits apart)
         let waiting = self.waiting.queue(record.split);
         let queued = timed && !waiting.due.is_empty();

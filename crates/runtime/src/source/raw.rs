@@ -83,6 +83,10 @@ pub struct RawRecord {
     /// A record of the rules stream the source refused: its payload says
     /// why ([`RawBatch::push_refused_rules`]).
     refused: bool,
+    /// A record of the rules stream read again on resuming, which the run
+    /// had read before the checkpoint and was holding for event time
+    /// ([`RawBatch::judged_before`]): how it was judged then.
+    judged: Option<Judged>,
 }
 
 impl RawRecord {
@@ -91,6 +95,43 @@ impl RawRecord {
     pub fn is_refused(&self) -> bool {
         self.refused
     }
+
+    /// How the run judged it before the checkpoint it resumed from, when
+    /// it is a rules record that was read then and waited for event time
+    /// ([`RawBatch::judged_before`]).
+    pub fn judged_before(&self) -> Option<Judged> {
+        self.judged
+    }
+}
+
+/// How the reader judged a record of the rules stream when it read it
+/// (`docs/dynamic-rules.md`, "Records far ahead"): it waits for event
+/// time to reach its time, or its time was further ahead of event time
+/// than the bound and it applies at once (after the records waiting
+/// before it in its split). A checkpoint taken while such records wait
+/// keeps how each was judged ([`Unapplied`]), so that a resumed run,
+/// which reads them again, judges them as the run it resumes did, not
+/// against the event time it resumed at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Judged {
+    /// It waits for event time to reach its time.
+    Waits,
+    /// Read when event time was at this watermark, further ahead of it
+    /// than the bound: applied then.
+    Ahead(cepheid_engine::Timestamp),
+}
+
+/// A record of a [`Source`]'s rules stream handed out and not applied
+/// yet (it waits for event time): what [`Source::position_before`] is
+/// given.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unapplied {
+    /// Its split.
+    pub split: u32,
+    /// Where it comes from.
+    pub origin: Origin,
+    /// How the reader judged it.
+    pub judged: Judged,
 }
 
 /// What a [`RawBatch`] holds, in order.
@@ -149,6 +190,7 @@ impl RawBatch {
                 timestamp: None,
                 split,
                 refused: false,
+                judged: None,
             }));
             line += 1;
             start = end + 1;
@@ -201,8 +243,21 @@ impl RawBatch {
             timestamp,
             split,
             refused: false,
+            judged: None,
         }
     }
+
+    /// Marks the last entry, a record of the rules stream a source hands
+    /// out again on resuming, as read before the checkpoint and judged
+    /// then so ([`Unapplied::judged`], kept in the position the source
+    /// resumed from): the reader takes it as judged then. Nothing when the
+    /// last entry is no such record.
+    pub fn judged_before(&mut self, judged: Judged) {
+        if let Some(RawEntry::Rules(record)) = self.entries.last_mut() {
+            record.judged = Some(judged);
+        }
+    }
+
     /// Appends a watermark.
     pub fn push_watermark(&mut self, t: cepheid_engine::Timestamp) {
         self.entries.push(RawEntry::Watermark(t));
@@ -270,11 +325,14 @@ pub trait Source: Send + 'static {
     /// Where it is, after the last record handed out.
     fn position(&self) -> Position;
     /// Where it is as if the rules records `unapplied` (of
-    /// [`RawEntry::Rules`], each its split and origin, in the order handed
-    /// out) had not been handed out: they wait for event time, and a
-    /// checkpoint taken meanwhile must read them again on resuming. By
-    /// default [`Source::position`] (a source without a rules stream).
-    fn position_before(&self, unapplied: &[(u32, Origin)]) -> Position {
+    /// [`RawEntry::Rules`], in the order handed out) had not been handed
+    /// out: they wait for event time, and a checkpoint taken meanwhile
+    /// must read them again on resuming. A source that hands them out
+    /// again after [`Source::seek`] to that position marks each with how
+    /// it was judged ([`RawBatch::judged_before`]): a resumed run then
+    /// holds them as the run it resumes did. By default
+    /// [`Source::position`] (a source without a rules stream).
+    fn position_before(&self, unapplied: &[Unapplied]) -> Position {
         let _ = unapplied;
         self.position()
     }

@@ -11,8 +11,8 @@ use cepheid_engine::Rules;
 use crate::support::{scratch, RULES};
 use crate::txn::Txn;
 use cepheid_runtime::{
-    Checkpoint, Config, End, FileSource, Input, Kind, Notices, Origin, Position, RawBatch,
-    RawEntry, ReadOutcome, Runtime, Sink, SinkError, SinkState, Source, SourceError,
+    Checkpoint, Config, End, FileSource, Input, Judged, Kind, Notices, Origin, Position, RawBatch,
+    RawEntry, ReadOutcome, Runtime, Sink, SinkError, SinkState, Source, SourceError, Unapplied,
 };
 
 /// Lines from memory, its position the number of lines handed out.
@@ -460,7 +460,7 @@ fn no_watermark_is_shown_before_the_splits_give_one() {
 }
 
 /// What `position_before` was asked, each time: the waiting records.
-type Asked = Vec<Vec<(u32, Origin)>>;
+type Asked = Vec<Vec<Unapplied>>;
 
 /// A source with a rules stream: each read hands out its records (`true`:
 /// a rules record) with their offsets and times; what
@@ -499,7 +499,7 @@ impl Source for WithRules {
         Position::Bytes(vec![self.next as u8])
     }
 
-    fn position_before(&self, unapplied: &[(u32, Origin)]) -> Position {
+    fn position_before(&self, unapplied: &[Unapplied]) -> Position {
         self.asked.lock().unwrap().push(unapplied.to_vec());
         self.position()
     }
@@ -633,13 +633,14 @@ fn a_rules_stream_record_applies_at_its_time_and_is_not_in_the_position_while_it
     // After the first read the record waited; after the second it did not.
     assert_eq!(
         asked[0],
-        [(
-            1,
-            Origin::Offset {
+        [Unapplied {
+            split: 1,
+            origin: Origin::Offset {
                 partition: 0,
                 offset: 7
-            }
-        )]
+            },
+            judged: Judged::Waits,
+        }]
     );
     assert!(asked[1..].iter().all(Vec::is_empty), "{asked:?}");
 }
@@ -737,47 +738,59 @@ fn a_rules_record_far_ahead_of_event_time_applies_when_read_and_the_next_at_its_
     );
 }
 
-/// The same record read before event time is known (no watermark yet)
-/// waits, and applies once the first watermark shows it is too far ahead;
-/// with no bound (`None`) it waits for event time, shown to the report as
-/// waiting until the end of the input reaches it.
+/// Issue 59: the same record read before event time is known (no
+/// watermark yet: a run that reads its rules topic before its first
+/// event) is not judged against a time the run does not have: it waits
+/// for event time to reach its time, shown to the report as waiting, and
+/// the end of the input reaches it; the records due when event time first
+/// appears apply at their times. With no bound (`None`) the same.
 #[test]
-fn a_rules_record_far_ahead_before_any_watermark_applies_at_the_first_and_without_a_bound_waits_shown(
-) {
+fn a_rules_record_read_before_any_watermark_waits_for_its_time_with_or_without_a_bound() {
     let reads = || {
         let ba = serde_json::json!({ "$rules": RULES_BA }).to_string();
+        let ab = serde_json::json!({ "$rules": RULES }).to_string();
         vec![
-            vec![(true, 0, 2 * HOUR, ba)],
+            // Both read before any event: `ba` at 2,500, `ab` two hours on.
+            vec![(true, 0, 2_500, ba), (true, 1, 2 * HOUR, ab)],
             vec![
-                (false, 0, 1_000, ev(1_000, "x", "k0")),
+                (false, 0, 1_000, ev(1_000, "a", "k1")),
                 (false, 1, 2_000, ev(2_000, "b", "k1")),
-                (false, 2, 3_000, ev(3_000, "a", "k1")),
-                (false, 3, 4_000, ev(4_000, "x", "k0")),
+                (false, 2, 3_000, ev(3_000, "b", "k2")),
+                (false, 3, 3_500, ev(3_500, "a", "k2")),
+                (false, 4, 4_000, ev(4_000, "x", "k0")),
             ],
         ]
     };
-    let (summary, records, _, seen) = run_with_rules_seen(reads(), |_| {});
-    assert!(summary.error().is_none(), "{seen:?}");
-    assert_eq!(seen.ahead.len(), 1, "{seen:?}");
-    assert!(
-        seen.ahead[0].contains("read when event time was at 1970-01-01T00:00:00.999Z"),
-        "{seen:?}"
-    );
-    assert_eq!(records.len(), 1, "{records:?}");
-    assert!(records[0].contains(r#""pattern":"ba""#), "{records:?}");
-    assert_eq!(seen.waiting.last(), Some(&None), "{seen:?}");
-
-    let (summary, records, _, seen) = run_with_rules_seen(reads(), |c| c.rules_max_ahead = None);
-    assert!(summary.error().is_none(), "{seen:?}");
-    assert!(seen.ahead.is_empty(), "{seen:?}");
-    // (`ab` matched nothing: b before a; the change came at the end)
-    assert!(records.is_empty(), "{records:?}");
-    assert_eq!(summary.reloads, 1);
-    let waiting = cepheid_runtime::source::RulesWaiting {
-        records: 1,
-        at: 2 * HOUR,
-    };
-    assert!(seen.waiting.contains(&Some(waiting)), "{seen:?}");
+    for bound in [true, false] {
+        let (summary, records, _, seen) = run_with_rules_seen(reads(), |c| {
+            if !bound {
+                c.rules_max_ahead = None;
+            }
+        });
+        assert!(summary.error().is_none(), "{seen:?}");
+        assert!(seen.ahead.is_empty(), "judged far ahead: {seen:?}");
+        // `ab` matched k1 before 2,500, `ba` k2 after it; the record two
+        // hours on waited (shown) until the end of the input.
+        let keys: Vec<&str> = records
+            .iter()
+            .map(|r| &r[r.find("\"pattern\"").unwrap()..r.find(",\"start\"").unwrap()])
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                r#""pattern":"ab","key":{"k":"k1"}"#,
+                r#""pattern":"ba","key":{"k":"k2"}"#,
+            ],
+            "{records:?}"
+        );
+        let waiting = cepheid_runtime::source::RulesWaiting {
+            records: 1,
+            at: 2 * HOUR,
+        };
+        assert!(seen.waiting.contains(&Some(waiting)), "{seen:?}");
+        assert_eq!(seen.waiting.last(), Some(&None), "{seen:?}");
+        assert_eq!(summary.reloads, 2, "{seen:?}");
+    }
 }
 
 fn run_txn(lines: &[String], dir: &std::path::Path, sink: &Txn) -> cepheid_runtime::Summary {
