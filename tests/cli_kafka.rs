@@ -49,7 +49,7 @@ fn produce_lines(bootstrap: &str, topic: &str, lines: &[String]) {
 /// Compares committed Kafka records with a file run's outputs: the same
 /// records per key in the same order (so the same multiset), each key in
 /// one partition, and the late events in the same order.
-fn assert_same(
+pub(crate) fn assert_same(
     committed: &[Out],
     out_topic: &str,
     late_topic: &str,

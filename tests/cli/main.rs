@@ -51,6 +51,9 @@ mod cli_kafka_readme;
 #[path = "../cli_kafka_rescale.rs"]
 mod cli_kafka_rescale;
 #[cfg(feature = "kafka")]
+#[path = "../cli_kafka_rules_time.rs"]
+mod cli_kafka_rules_time;
+#[cfg(feature = "kafka")]
 #[path = "../cli_kafka_time.rs"]
 mod cli_kafka_time;
 #[cfg(feature = "kafka")]
