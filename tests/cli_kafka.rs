@@ -96,7 +96,7 @@ fn kafka_run(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&str]) -> Command
 }
 
 /// The same, reading on live (no end).
-fn kafka_run_live(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&str]) -> Command {
+pub(crate) fn kafka_run_live(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&str]) -> Command {
     let mut command = cepheid();
     command
         .current_dir(dir)

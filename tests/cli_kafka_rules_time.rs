@@ -17,7 +17,7 @@
 //! uninterrupted file run of the same events with the same changes as
 //! `$rules` lines, as a multiset and per key in order.
 
-use crate::cli_kafka::assert_same;
+use crate::cli_kafka::{assert_same, kafka_run_live};
 use crate::common::crash::Moments;
 use crate::common::kafka::{
     by_key, client, count, lines, partition_of, produce_by_key, produce_timed, send_waiting,
@@ -329,22 +329,17 @@ fn rules_topic_crash(name: &str, extra: &[&str]) {
     let producer = Producer::new(&b, &t.input, events);
     let id = format!("{name}-id");
     let run = |k: usize, to_end: bool| -> Child {
-        let mut command = cepheid();
-        command
-            .current_dir(&dir)
-            .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
-            .args(["--events", &format!("kafka://{b}/{}", t.input)])
-            .args(["--rules-topic", &format!("kafka://{b}/{rules}")])
-            .args(["--output", &format!("kafka://{b}/{}", t.output)])
-            .args(["--late", &format!("kafka://{b}/{}", t.late)])
-            .args(["--checkpoint", "ckpt", "--checkpoint-every", "200ms"])
-            .args(["--transactional-id", &id])
-            .args(["--kafka-marker-topic", &t.marker])
-            .args(extra);
+        let rules = format!("kafka://{b}/{rules}");
+        let mut args = vec!["--rules-topic", &rules, "--checkpoint", "ckpt"];
+        args.extend(["--checkpoint-every", "200ms", "--transactional-id", &id]);
+        args.extend(["--kafka-marker-topic", &t.marker]);
+        args.extend(extra);
         if to_end {
-            command.args(["--kafka-until", "end"]);
+            args.extend(["--kafka-until", "end"]);
         }
-        command
+        // (the crash test's command of cli_kafka.rs: `--rules-from-stream`
+        // there takes nothing from these events)
+        kafka_run_live(&dir, &b, &t, &args)
             .stdout(Stdio::null())
             .stderr(fs::File::create(dir.join(format!("run-{k}.err"))).expect("creates"))
             .spawn()

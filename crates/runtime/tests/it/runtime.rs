@@ -723,12 +723,8 @@ fn a_rules_record_far_ahead_of_event_time_applies_when_read_and_the_next_at_its_
     assert!(seen.said.iter().any(|s| s.contains(said)), "{seen:?}");
     assert_eq!(seen.ahead.len(), 1, "{seen:?}");
     assert!(seen.ahead[0].contains(said), "{seen:?}");
-    let keys: Vec<&str> = records
-        .iter()
-        .map(|r| &r[r.find("\"pattern\"").unwrap()..r.find(",\"start\"").unwrap()])
-        .collect();
     assert_eq!(
-        keys,
+        patterns_and_keys(&records),
         [
             r#""pattern":"ba","key":{"k":"k1"}"#,
             r#""pattern":"ba","key":{"k":"k3"}"#,
@@ -736,6 +732,13 @@ fn a_rules_record_far_ahead_of_event_time_applies_when_read_and_the_next_at_its_
         ],
         "{records:?}"
     );
+}
+
+/// Each record's `"pattern":...,"key":{...}`, in order.
+fn patterns_and_keys(records: &[String]) -> Vec<&str> {
+    (records.iter())
+        .map(|r| &r[r.find("\"pattern\"").unwrap()..r.find(",\"start\"").unwrap()])
+        .collect()
 }
 
 /// Issue 59: the same record read before event time is known (no
@@ -771,12 +774,8 @@ fn a_rules_record_read_before_any_watermark_waits_for_its_time_with_or_without_a
         assert!(seen.ahead.is_empty(), "judged far ahead: {seen:?}");
         // `ab` matched k1 before 2,500, `ba` k2 after it; the record two
         // hours on waited (shown) until the end of the input.
-        let keys: Vec<&str> = records
-            .iter()
-            .map(|r| &r[r.find("\"pattern\"").unwrap()..r.find(",\"start\"").unwrap()])
-            .collect();
         assert_eq!(
-            keys,
+            patterns_and_keys(&records),
             [
                 r#""pattern":"ab","key":{"k":"k1"}"#,
                 r#""pattern":"ba","key":{"k":"k2"}"#,
