@@ -24,7 +24,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Args, Raised, Report};
+use super::{Header, Raised, Report};
 
 /// At most this many bins per plot.
 const MAX_BINS: i128 = 200;
@@ -214,7 +214,7 @@ impl FirstAlerts {
             return true;
         }
         let shown = match no_events {
-            true => crate::lab::without_events(line),
+            true => crate::without_events(line),
             false => Some(line.to_string()),
         };
         match shown {
@@ -230,7 +230,12 @@ impl FirstAlerts {
 
 /// The page of `report`: `raised` its alerts and timeouts, `first` the
 /// first alerts of each pattern.
-pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], first: &FirstAlerts) -> String {
+pub(super) fn page(
+    report: &Report,
+    args: &Header,
+    raised: &[Raised],
+    first: &FirstAlerts,
+) -> String {
     let data = data(report, raised);
     let mut out = String::new();
     let rules = escape(&args.rules.display().to_string());
@@ -241,7 +246,7 @@ pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], first: &Firs
          <title>cepheid backtest: {rules}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <h1>Backtest of {rules}</h1>\n<dl id=\"run\">\n<dt>Rules</dt><dd id=\"run-rules\">{rules}</dd>\n\
          <dt>Events</dt><dd id=\"run-events\">{}</dd>\n",
-        escape(&args.events.path().display().to_string())
+        escape(&args.events.display().to_string())
     );
     let span = match (report.span, report.days()) {
         (Some((from, to)), Some(days)) => {
