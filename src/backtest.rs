@@ -75,11 +75,11 @@ pub fn run(args: &Args) -> u8 {
         Ok(backtest) => backtest,
         Err(e) => return crate::lab::failed(&e),
     };
-    if args.json {
-        println!("{}", backtest.json());
-    } else {
-        print!("{}", backtest.text());
-    }
+    // (a closed standard output, `| head`, still has the page written)
+    let status = match args.json {
+        true => crate::lab::print(&backtest.json(), true, EXIT_OK),
+        false => crate::lab::print(&backtest.text(), false, EXIT_OK),
+    };
     if let Some((path, file)) = page {
         let page = backtest.page();
         let mut file = file;
@@ -88,5 +88,5 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_IO;
         }
     }
-    EXIT_OK
+    status
 }

@@ -38,10 +38,8 @@ pub fn run(args: &Args) -> u8 {
         Ok(compared) => compared,
         Err(e) => return crate::lab::failed(&e),
     };
-    if args.json {
-        println!("{}", compared.json());
-    } else {
-        print!("{}", compared.text());
+    match args.json {
+        true => crate::lab::print(&compared.json(), true, EXIT_OK),
+        false => crate::lab::print(&compared.text(), false, EXIT_OK),
     }
-    EXIT_OK
 }

@@ -98,6 +98,30 @@ impl Events {
     }
 }
 
+/// Prints `text` (with a newline after it when `line`) to standard
+/// output and gives `status`: a reader that stopped early (`| head`)
+/// ends the command quietly with it, as it ends `run` and `explain`; a
+/// standard output that cannot be written otherwise is said (exit 4).
+/// (`print!` panicked on a closed pipe: exit 101.)
+pub fn print(text: &str, line: bool, status: u8) -> u8 {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = (stdout.write_all(text.as_bytes()))
+        .and_then(|()| match line {
+            true => stdout.write_all(b"\n"),
+            false => Ok(()),
+        })
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => status,
+        Err(e) => {
+            say!("error: cannot write standard output: {e}");
+            EXIT_IO
+        }
+    }
+}
+
 /// Says `e`, a lab command's error, in the command's words (a run's and
 /// Kafka's errors with the flags where the libraries name their
 /// settings; nothing more when it was told as the rule set's

@@ -44,10 +44,8 @@ pub fn run(args: &Args) -> u8 {
         Ok(why) => why,
         Err(e) => return crate::lab::failed(&e),
     };
-    if args.json {
-        println!("{}", why.json());
-    } else {
-        print!("{}", why.text());
+    match args.json {
+        true => crate::lab::print(&why.json(), true, EXIT_OK),
+        false => crate::lab::print(&why.text(), false, EXIT_OK),
     }
-    EXIT_OK
 }

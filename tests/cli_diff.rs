@@ -369,3 +369,42 @@ fn a_change_of_attributes_alone_is_said_with_the_attributes() {
         "{text}"
     );
 }
+
+/// `cepheid diff … | head`, `cepheid why … | head`, `cepheid backtest … |
+/// head` (issue 60, item 12): a reader that closes the pipe before the
+/// report is written ends the command quietly, exit 0, as it ends `run`
+/// and `explain`; before, `print!` panicked ("failed printing to stdout:
+/// Broken pipe", exit 101).
+#[test]
+fn the_labs_commands_into_a_closed_pipe_end_quietly() {
+    use std::process::Stdio;
+    let dir = scratch("diff-closed-pipe");
+    fs::write(dir.join("old.cep"), RULES).unwrap();
+    fs::write(dir.join("new.cep"), RULES.replace("within 3s", "within 2s")).unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let commands: [&[&str]; 6] = [
+        &["diff", "old.cep", "new.cep"],
+        &["diff", "old.cep", "new.cep", "--json"],
+        &["why", "old.cep", "u1"],
+        &["why", "old.cep", "u1", "--json"],
+        &["backtest", "old.cep"],
+        &["backtest", "old.cep", "--json"],
+    ];
+    for command in commands {
+        let mut child = cepheid()
+            .current_dir(&dir)
+            .args(command)
+            .args(["--events", "e.jsonl"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command has run its rules.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{command:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{command:?}: {stderr}");
+        assert_eq!(stderr, "", "{command:?}");
+    }
+}
