@@ -18,11 +18,14 @@
 //! `"attributes"` in the JSON; one without has neither.
 
 mod html;
+mod labels;
+
+use labels::Label;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::{Error, ErrorKind, Events};
+use crate::{Error, Events};
 
 /// What `backtest` is asked: the rule set, the events, the labels.
 #[non_exhaustive]
@@ -99,15 +102,6 @@ impl Backtest {
     }
 }
 
-/// A labelled case: its key, and its time.
-#[derive(Clone, Debug, PartialEq)]
-struct Label {
-    key: serde_json::Value,
-    ts: i64,
-    /// Its line in the labels file, for messages.
-    line: usize,
-}
-
 /// An alert or a timeout, as its record says it.
 struct Raised {
     /// Its pattern: first the place of its name among those the records
@@ -128,7 +122,7 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
     let events = &options.events;
     events.check("backtest reads the events from a file")?;
     let labels = match &options.labels {
-        Some(path) => Some(read_labels(path, &events.tell)?),
+        Some(path) => Some(labels::read(path, &events.tell)?),
         None => None,
     };
     // Each record read as the run makes it as an alert or a timeout, the
@@ -484,76 +478,6 @@ impl<'de> serde::Deserialize<'de> for Word {
     }
 }
 
-/// The labels of `path`: JSON lines, or CSV when its name ends in `.csv`.
-/// A line that is not a label is said with its place and left out.
-fn read_labels(path: &Path, tell: &crate::Tell) -> Result<Vec<Label>, Error> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::new(
-            ErrorKind::Io,
-            format!("cannot read {}: {e}", path.display()),
-        )
-    })?;
-    let time = |value: &serde_json::Value| match value {
-        serde_json::Value::Number(n) => n.as_i64(),
-        serde_json::Value::String(s) => {
-            (s.parse::<i64>().ok()).or_else(|| cepheid_engine::io::parse_rfc3339(s).ok())
-        }
-        _ => None,
-    };
-    let mut labels = Vec::new();
-    let csv = path.extension().is_some_and(|x| x == "csv");
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        let parsed = if csv {
-            let mut cells = trimmed.splitn(2, ',');
-            let (key, ts) = (cells.next().unwrap_or(""), cells.next().unwrap_or(""));
-            if line_no == 1 && key == "key" {
-                continue;
-            }
-            time(&serde_json::Value::String(ts.trim().to_string()))
-                .map(|ts| (serde_json::Value::String(key.trim().to_string()), ts))
-        } else {
-            serde_json::from_str::<serde_json::Value>(trimmed)
-                .ok()
-                .and_then(|l| Some((l.get("key")?.clone(), time(&l["ts"])?)))
-        };
-        match parsed {
-            Some((key, ts)) => labels.push(Label {
-                key,
-                ts,
-                line: line_no,
-            }),
-            None => tell!(
-                tell,
-                "cepheid: {}:{line_no}: not a label (`{{\"key\": K, \"ts\": T}}`, or `key,ts` in CSV); the line is left out",
-                path.display()
-            ),
-        }
-    }
-    Ok(labels)
-}
-
-/// Is `key` (a record's: an object of the key's fields) the label's key
-/// (the same object, or the value of its one field)?
-fn same_key(key: &serde_json::Value, label: &serde_json::Value) -> bool {
-    match (key, label) {
-        (_, serde_json::Value::Object(_)) => key == label,
-        (serde_json::Value::Object(fields), value) if fields.len() == 1 => {
-            let only = fields.values().next();
-            // (a label's text, from CSV, is also the number or boolean
-            // it reads as)
-            let read =
-                (value.as_str()).and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok());
-            only == Some(value) || (only.is_some() && read.as_ref() == only)
-        }
-        _ => false,
-    }
-}
-
 /// One pattern's figures.
 struct Figures {
     pattern: String,
@@ -605,6 +529,10 @@ impl Report {
             .collect();
         let mut keys: Vec<hashbrown::HashSet<u32>> =
             vec![hashbrown::HashSet::new(); patterns.len()];
+        // (the labels placed by key and time: an alert looks only at its
+        // key's labels near its span)
+        let mut index = labels.map(|labels| labels::Index::new(labels, keys_text.len()));
+        let mut caught: Vec<labels::Caught> = vec![Vec::new(); patterns.len()];
         for r in raised {
             let Some(figures) = patterns.get_mut(r.pattern) else {
                 continue;
@@ -616,25 +544,20 @@ impl Report {
             figures.alerts += 1;
             figures.delays.push(r.end.saturating_sub(r.start));
             keys[r.pattern].insert(r.key);
-            let mut hit = false;
-            // (the key read as JSON once, if a label's time is within)
-            let mut key = None;
-            for (i, label) in labels.unwrap_or_default().iter().enumerate() {
-                let within = r.start.saturating_sub(tolerance) <= label.ts
-                    && label.ts <= r.end.saturating_add(tolerance);
-                if !within {
-                    continue;
-                }
-                let key = key.get_or_insert_with(|| {
-                    let text = keys_text.get(r.key as usize).copied().unwrap_or("null");
-                    serde_json::from_str::<serde_json::Value>(text).unwrap_or_default()
-                });
-                if same_key(key, &label.key) {
-                    hit = true;
-                    figures.caught.insert(i);
-                }
+            if let Some(index) = &mut index {
+                let text = keys_text.get(r.key as usize).copied().unwrap_or("null");
+                let span = (
+                    r.start.saturating_sub(tolerance),
+                    r.end.saturating_add(tolerance),
+                );
+                let hit = index.catch((r.key, text), span, &mut caught[r.pattern]);
+                figures.true_positives += u64::from(hit);
             }
-            figures.true_positives += u64::from(hit);
+        }
+        if let Some(index) = &mut index {
+            for (figures, caught) in patterns.iter_mut().zip(caught) {
+                figures.caught = index.caught(caught);
+            }
         }
         for (figures, keys) in patterns.iter_mut().zip(&keys) {
             figures.delays.sort_unstable();
