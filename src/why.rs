@@ -31,6 +31,18 @@ pub struct Args {
     /// As `run --max-live-runs`.
     #[arg(long, value_name = "N")]
     max_live_runs: Option<usize>,
+    /// Show only what happened from this time on (RFC 3339, or
+    /// milliseconds since the epoch): the rules still run over every
+    /// event, the events keep their numbers.
+    #[arg(long, value_name = "TIME", value_parser = cepheid_lab::why::parse_time, allow_hyphen_values = true)]
+    from: Option<i64>,
+    /// Show only what happened up to this time (RFC 3339, or
+    /// milliseconds since the epoch), this time included.
+    #[arg(long, value_name = "TIME", value_parser = cepheid_lab::why::parse_time, allow_hyphen_values = true)]
+    to: Option<i64>,
+    /// Show only this pattern (repeatable).
+    #[arg(long = "pattern", value_name = "NAME")]
+    patterns: Vec<String>,
 }
 
 /// Runs `why` and returns the exit status.
@@ -40,6 +52,9 @@ pub fn run(args: &Args) -> u8 {
     options.no_events = args.no_events;
     options.max_runs_per_key = args.max_runs_per_key;
     options.max_live_runs = args.max_live_runs;
+    options.from = args.from;
+    options.to = args.to;
+    options.patterns.clone_from(&args.patterns);
     let why = match cepheid_lab::why::run(&options) {
         Ok(why) => why,
         Err(e) => return crate::lab::failed(&e),

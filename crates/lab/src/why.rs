@@ -11,12 +11,12 @@
 //! engine traces the key (`cepheid_engine::engine::why`): what it says
 //! ended a partial match is what the matcher did.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use cepheid_core::expr::{AggregateFunc, Expr};
 use cepheid_core::pattern::{Condition, Pattern};
-use cepheid_engine::engine::why::{End, Read, RunTrace, Trace};
+use cepheid_engine::engine::why::{End, PatternTrace, Reached, Read, RunTrace, Trace};
 use cepheid_engine::io::{Decoder, Item, Items};
 use cepheid_engine::{FieldPath, Record, Rules, Timestamp, Value};
 use serde_json::{json, Value as Json};
@@ -40,6 +40,16 @@ pub struct Options {
     pub max_runs_per_key: Option<usize>,
     /// As `run --max-live-runs` (`None`: the run's default).
     pub max_live_runs: Option<usize>,
+    /// Show only what happened from this time on (milliseconds, at or
+    /// after): the key's events, late events and partial matches of the
+    /// range. The rules still run over every event (lists, indicators
+    /// and windows depend on them); the events keep their numbers.
+    pub from: Option<i64>,
+    /// Show only what happened up to this time (milliseconds, at or
+    /// before).
+    pub to: Option<i64>,
+    /// Show only these patterns (by name; empty: every pattern).
+    pub patterns: Vec<String>,
 }
 
 impl Options {
@@ -53,7 +63,40 @@ impl Options {
             no_events: false,
             max_runs_per_key: None,
             max_live_runs: None,
+            from: None,
+            to: None,
+            patterns: Vec::new(),
         }
+    }
+}
+
+/// A time as text: integer milliseconds since the epoch, or RFC 3339
+/// (`2024-05-01T10:00:00Z`), as the command's other times
+/// (`--kafka-start`, the labels' times).
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    match text.parse::<i64>() {
+        Ok(ms) => Ok(ms),
+        Err(_) => cepheid_engine::io::parse_rfc3339(text).map_err(|e| {
+            format!(
+                "{e} (a time is milliseconds since the epoch, or RFC 3339: 2024-05-01T10:00:00Z)"
+            )
+        }),
+    }
+}
+
+/// `ms` as `why` shows a time: the milliseconds, and beside them the time
+/// in RFC 3339, UTC (`1714557600000 (2024-05-01T10:00:00Z)`; the
+/// milliseconds shown when not whole seconds).
+fn when(ms: Timestamp) -> String {
+    format!("{ms} ({})", rfc3339(ms))
+}
+
+/// `ms` in RFC 3339, UTC, without `.000` for a whole second.
+fn rfc3339(ms: Timestamp) -> String {
+    let text = cepheid_engine::io::format_rfc3339(ms);
+    match text.strip_suffix(".000Z") {
+        Some(seconds) => format!("{seconds}Z"),
+        None => text,
     }
 }
 
@@ -62,6 +105,28 @@ struct Header {
     rules: PathBuf,
     events: PathBuf,
     no_events: bool,
+    /// The times shown, both ends within (`None`: no bound).
+    from: Option<i64>,
+    to: Option<i64>,
+    /// The patterns shown (empty: every one).
+    patterns: Vec<String>,
+}
+
+impl Header {
+    /// Is the time `ts` shown?
+    fn shows(&self, ts: Timestamp) -> bool {
+        self.from.is_none_or(|from| from <= ts) && self.to.is_none_or(|to| ts <= to)
+    }
+
+    /// Is the trace narrowed to a time range?
+    fn narrowed(&self) -> bool {
+        self.from.is_some() || self.to.is_some()
+    }
+
+    /// Is pattern `name` shown?
+    fn shows_pattern(&self, name: &str) -> bool {
+        self.patterns.is_empty() || self.patterns.iter().any(|p| p == name)
+    }
 }
 
 /// One key's trace, explained: as text ([`Why::text`]) or one JSON
@@ -84,6 +149,7 @@ impl Why {
                 .enumerate()
                 .map(|(i, &seq)| (seq, i + 1))
                 .collect(),
+            conditions: std::cell::RefCell::new(HashMap::new()),
         }
     }
 
@@ -200,13 +266,38 @@ pub fn run(options: &Options) -> Result<Why, Error> {
     }
     let key =
         Key::parse(&options.key).map_err(|e| Error::new(ErrorKind::Usage, format!("KEY: {e}")))?;
+    if let (Some(from), Some(to)) = (options.from, options.to) {
+        if from > to {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "--from {} is after --to {}: nothing to show",
+                    when(from),
+                    when(to)
+                ),
+            ));
+        }
+    }
     let rules = crate::load_rules(&options.rules, &events.tell)?;
+    if let Some(unknown) = (options.patterns.iter()).find(|p| rules.get(p).is_none()) {
+        let names: Vec<&str> = rules.names().collect();
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "--pattern {unknown}: the rule set has no such pattern (its patterns: {})",
+                names.join(", ")
+            ),
+        ));
+    }
     let trace = traced(options, &rules, key_filter(&options.key))?;
     Ok(Why {
         head: Header {
             rules: options.rules.clone(),
             events: events.path.clone(),
             no_events: options.no_events,
+            from: options.from,
+            to: options.to,
+            patterns: options.patterns.clone(),
         },
         key,
         rules,
@@ -414,6 +505,9 @@ struct Report<'a> {
     /// The key's events numbered 1, 2, ... in arrival order, by their
     /// arrival number in the whole input.
     numbers: BTreeMap<u64, usize>,
+    /// Each stage's condition as text, by pattern and stage, once made
+    /// (made from the pattern's printed source: not once per event).
+    conditions: std::cell::RefCell<HashMap<(String, String), String>>,
 }
 
 /// A condition of a stage as `why` shows it: its text and the values it
@@ -515,7 +609,10 @@ impl Report<'_> {
         let Some(p) = self.pattern(pattern) else {
             return shown;
         };
-        shown.condition = condition_text(p, stage);
+        shown.condition = (self.conditions.borrow_mut())
+            .entry((pattern.to_string(), stage.to_string()))
+            .or_insert_with(|| condition_text(p, stage))
+            .clone();
         let Some(Condition::Expr(expr)) = p
             .stages
             .iter()
@@ -687,6 +784,34 @@ fn aggregate(func: AggregateFunc, count: usize, values: &[Json]) -> Json {
     }
 }
 
+/// For each event of pattern `p`'s trace: the partial matches that took
+/// it after their first event, as `N (`stage`)`, in the order they
+/// started; a fork only for the events its parent had not taken. (Made
+/// once per pattern: looking through every partial match for each event
+/// made `why` quadratic in the key's events.)
+fn taken_by(p: &PatternTrace) -> HashMap<u64, Vec<String>> {
+    let held: HashSet<(usize, u64)> = (p.runs.iter().enumerate())
+        .flat_map(|(at, run)| run.events.iter().map(move |(seq, _)| (at, *seq)))
+        .collect();
+    let mut taken: HashMap<u64, Vec<String>> = HashMap::new();
+    for run in &p.runs {
+        let mut seen = HashSet::new();
+        for (seq, stage) in &run.events {
+            // (the first time the run took it, as a search finds it)
+            if !seen.insert(*seq) {
+                continue;
+            }
+            let first = run.events.first().is_some_and(|(s, _)| s == seq);
+            let parent_has = run.from.is_some_and(|from| held.contains(&(from, *seq)));
+            if !first && !parent_has {
+                let by = format!("{} (`{stage}`)", run.id + 1);
+                taken.entry(*seq).or_default().push(by);
+            }
+        }
+    }
+    taken
+}
+
 /// `n` things, as `1 event`, `2 events`, `2 partial matches`.
 fn counted(n: usize, thing: &str) -> String {
     match (n, thing.ends_with("ch")) {
@@ -729,16 +854,59 @@ fn condition_text(p: &Pattern, stage: &str) -> String {
 impl Report<'_> {
     /// The header line: the key, the rules, the events, the watermark.
     fn head(&self) -> String {
-        let watermark =
-            (self.trace.watermark).map_or_else(|| "none".to_string(), |w| w.to_string());
-        format!(
-            "why {}: rules {} over {}; {} of the key, {} late; the watermark at the end: {watermark}\n",
+        let watermark = (self.trace.watermark).map_or_else(|| "none".to_string(), when);
+        let mut head = format!(
+            "why {}: rules {} over {}; {} of the key, {} late; the watermark at the end: {watermark}",
             self.key.json(),
             self.args.rules.display(),
             self.args.events.display(),
             counted(self.trace.events.len(), "event"),
             self.trace.late.len(),
-        )
+        );
+        if self.args.narrowed() {
+            let bound = |t: Option<i64>, none: &str| t.map_or_else(|| none.to_string(), when);
+            head.push_str(&format!(
+                "; shown: from {} to {}",
+                bound(self.args.from, "the start"),
+                bound(self.args.to, "the end")
+            ));
+        }
+        if !self.args.patterns.is_empty() {
+            head.push_str(&format!(
+                "; patterns shown: {}",
+                self.args.patterns.join(", ")
+            ));
+        }
+        head.push('\n');
+        head
+    }
+
+    /// Is partial match `run` shown: did it live within the times shown
+    /// (from its first event to what ended it, or to the end of the
+    /// input)?
+    fn shows_run(&self, run: &RunTrace) -> bool {
+        if !self.args.narrowed() {
+            return true;
+        }
+        let Some(&(first, _)) = run.events.first() else {
+            return (self.end_time(run)).is_none_or(|t| self.args.shows(t));
+        };
+        let start = self.ts(first);
+        let end = (self.end_time(run)).unwrap_or(Timestamp::MAX);
+        self.args.from.is_none_or(|from| from <= end) && self.args.to.is_none_or(|to| start <= to)
+    }
+
+    /// When `run` ended (`None`: still under way at the end of the input,
+    /// or ended at no time the trace says).
+    fn end_time(&self, run: &RunTrace) -> Option<Timestamp> {
+        match run.end.as_ref()? {
+            End::Matched { at, .. } | End::WindowClosed { at, .. } => Some(*at),
+            End::Held { seq } | End::Negation { seq, .. } | End::ConditionFailed { seq, .. } => {
+                Some(self.ts(*seq))
+            }
+            End::Dropped { seq, .. } | End::Pruned { seq } => seq.map(|s| self.ts(s)),
+            _ => (run.events.last()).map(|(seq, _)| self.ts(*seq)),
+        }
     }
 
     /// A condition as a line: `stage`: text (values).
@@ -756,7 +924,8 @@ impl Report<'_> {
     }
 
     fn at_event(&self, seq: u64) -> String {
-        format!("#{} (ts {})", self.number(seq), self.ts(seq))
+        let ts = self.ts(seq);
+        format!("#{} (ts {ts}, {})", self.number(seq), rfc3339(ts))
     }
 
     /// What ended a partial match, as text lines.
@@ -768,13 +937,16 @@ impl Report<'_> {
             End::Matched { seq: Some(seq), .. } => {
                 vec![format!("matched at {}", self.at_event(*seq))]
             }
-            End::Matched { seq: None, at } => vec![format!("matched when time reached {at}")],
+            End::Matched { seq: None, at } => {
+                vec![format!("matched when time reached {}", when(*at))]
+            }
             End::Held { seq } => vec![format!(
                 "complete at {}, held back by the skip strategy to the end",
                 self.at_event(*seq)
             )],
             End::WindowClosed { at, reported } => vec![format!(
-                "its window closed at {at} ({})",
+                "its window closed at {}, {}",
+                when(*at),
                 if *reported {
                     "reported as a timeout"
                 } else {
@@ -815,17 +987,19 @@ impl Report<'_> {
     fn text(&self) -> String {
         use std::fmt::Write;
         let mut out = self.head();
-        for late in &self.trace.late {
-            let w = late
-                .watermark
-                .map_or_else(|| "none".to_string(), |w| w.to_string());
-            let _ = write!(out, "late: ts {}, at or below the watermark {w}", late.ts);
+        for late in (self.trace.late.iter()).filter(|l| self.args.shows(l.ts)) {
+            let w = late.watermark.map_or_else(|| "none".to_string(), when);
+            let _ = write!(
+                out,
+                "late: ts {}, at or below the watermark {w}",
+                when(late.ts)
+            );
             if !self.args.no_events {
                 let _ = write!(out, ": {}", late.event.raw());
             }
             out.push('\n');
         }
-        for p in &self.trace.patterns {
+        for p in (self.trace.patterns.iter()).filter(|p| self.args.shows_pattern(&p.name)) {
             out.push('\n');
             let Some(paths) = self.traced_paths(&p.name, p.keyed) else {
                 let _ = writeln!(
@@ -836,28 +1010,30 @@ impl Report<'_> {
                 );
                 continue;
             };
-            let _ = writeln!(
+            let reached: Vec<&Reached> = (p.reached.iter())
+                .filter(|r| self.args.shows(r.ts))
+                .collect();
+            let runs: Vec<&RunTrace> = p.runs.iter().filter(|r| self.shows_run(r)).collect();
+            let _ = write!(
                 out,
                 "pattern {} (partition by {paths}): {} of the key reached it, {}",
                 p.name,
-                counted(p.reached.len(), "event"),
-                counted(p.runs.len(), "partial match"),
+                counted(reached.len(), "event"),
+                counted(runs.len(), "partial match"),
             );
-            for r in &p.reached {
-                let _ = write!(out, "  #{} ts {}: ", self.number(r.seq), r.ts);
-                // (a fork took only the events its parent had not)
-                let has = |id: Option<usize>| {
-                    (id.and_then(|id| p.runs.get(id)))
-                        .is_some_and(|parent| parent.events.iter().any(|(s, _)| *s == r.seq))
-                };
-                let taken: Vec<String> = (p.runs.iter())
-                    .filter_map(|run| {
-                        let (_, stage) = run.events.iter().find(|(s, _)| *s == r.seq)?;
-                        let first = run.events.first().is_some_and(|(s, _)| *s == r.seq);
-                        (!first && !has(run.from)).then(|| format!("{} (`{stage}`)", run.id + 1))
-                    })
-                    .collect();
-                if !taken.is_empty() {
+            if self.args.narrowed() {
+                let _ = write!(
+                    out,
+                    " in the times shown (in all: {}, {})",
+                    counted(p.reached.len(), "event"),
+                    counted(p.runs.len(), "partial match"),
+                );
+            }
+            out.push('\n');
+            let taken_by = taken_by(p);
+            for r in reached {
+                let _ = write!(out, "  #{} ts {}: ", self.number(r.seq), when(r.ts));
+                if let Some(taken) = taken_by.get(&r.seq) {
                     let _ = write!(out, "taken by partial match {}; ", taken.join(", "));
                 }
                 if r.started {
@@ -888,7 +1064,7 @@ impl Report<'_> {
                     let _ = writeln!(out, "      read: {}", rest.join(", "));
                 }
             }
-            for run in &p.runs {
+            for run in runs {
                 let events: Vec<String> = (run.events.iter())
                     .map(|(seq, stage)| format!("{stage} {}", self.at_event(*seq)))
                     .collect();
@@ -954,17 +1130,22 @@ impl Report<'_> {
             return Json::Null;
         };
         match end {
-            End::Matched { seq, at } => json!({"kind": "matched", "event": n_opt(seq), "at": at}),
+            End::Matched { seq, at } => json!({
+                "kind": "matched", "event": n_opt(seq), "at": at, "at_time": rfc3339(*at),
+            }),
             End::Held { seq } => json!({"kind": "held", "event": n(seq)}),
             End::WindowClosed { at, reported } => {
-                json!({"kind": "window_closed", "at": at, "timeout_record": reported})
+                json!({"kind": "window_closed", "at": at, "at_time": rfc3339(*at),
+                    "timeout_record": reported})
             }
             End::Negation { seq, stage } => json!({
                 "kind": "negation", "event": n(seq), "ts": self.ts(*seq),
+                "time": rfc3339(self.ts(*seq)),
                 "negated": self.condition_json(&self.shown(pattern, stage, *seq, Some(run))),
             }),
             End::ConditionFailed { seq, waiting } => json!({
                 "kind": "condition_failed", "event": n(seq), "ts": self.ts(*seq),
+                "time": rfc3339(self.ts(*seq)),
                 "conditions": (waiting.iter())
                     .map(|s| self.condition_json(&self.shown(pattern, s, *seq, Some(run))))
                     .collect::<Vec<_>>(),
@@ -980,8 +1161,9 @@ impl Report<'_> {
 
     fn json(&self) -> Json {
         let events: Vec<Json> = (self.trace.events.iter())
+            .filter(|(_, (ts, _))| self.args.shows(*ts))
             .map(|(seq, (ts, _))| {
-                let mut e = json!({"n": self.number(*seq), "ts": ts});
+                let mut e = json!({"n": self.number(*seq), "ts": ts, "time": rfc3339(*ts)});
                 if !self.args.no_events {
                     e["event"] = self.event_json(*seq);
                 }
@@ -989,8 +1171,9 @@ impl Report<'_> {
             })
             .collect();
         let late: Vec<Json> = (self.trace.late.iter())
+            .filter(|l| self.args.shows(l.ts))
             .map(|l| {
-                let mut e = json!({"ts": l.ts, "watermark": l.watermark});
+                let mut e = json!({"ts": l.ts, "time": rfc3339(l.ts), "watermark": l.watermark});
                 if !self.args.no_events {
                     e["event"] = serde_json::from_str(l.event.raw()).unwrap_or(Json::Null);
                 }
@@ -998,15 +1181,18 @@ impl Report<'_> {
             })
             .collect();
         let patterns: Vec<Json> = (self.trace.patterns.iter())
+            .filter(|p| self.args.shows_pattern(&p.name))
             .map(|p| {
                 let Some(_) = self.traced_paths(&p.name, p.keyed) else {
                     return json!({"pattern": p.name, "traced": false,
                         "why": self.untraced(&p.name, p.keyed)});
                 };
                 let reached: Vec<Json> = (p.reached.iter())
+                    .filter(|r| self.args.shows(r.ts))
                     .map(|r| {
                         let mut j = json!({
-                            "event": self.number(r.seq), "ts": r.ts, "started": r.started,
+                            "event": self.number(r.seq), "ts": r.ts, "time": rfc3339(r.ts),
+                            "started": r.started,
                             "not_taken": (r.not_taken.iter())
                                 .map(|s| self.condition_json(&self.shown(&p.name, s, r.seq, None)))
                                 .collect::<Vec<_>>(),
@@ -1019,26 +1205,41 @@ impl Report<'_> {
                     })
                     .collect();
                 let runs: Vec<Json> = (p.runs.iter())
+                    .filter(|run| self.shows_run(run))
                     .map(|run| json!({
                         "id": run.id + 1,
                         "from": run.from.map(|f| f + 1),
                         "events": (run.events.iter())
-                            .map(|(seq, stage)| json!({"event": self.number(*seq), "ts": self.ts(*seq), "stage": stage}))
+                            .map(|(seq, stage)| json!({"event": self.number(*seq), "ts": self.ts(*seq),
+                                "time": rfc3339(self.ts(*seq)), "stage": stage}))
                             .collect::<Vec<_>>(),
                         "end": self.end_json(&p.name, run),
                     }))
                     .collect();
-                json!({"pattern": p.name, "traced": true, "reached": reached, "partial_matches": runs})
+                let mut j = json!({"pattern": p.name, "traced": true, "reached": reached,
+                    "partial_matches": runs});
+                if self.args.narrowed() {
+                    j["in_all"] = json!({"reached": p.reached.len(), "partial_matches": p.runs.len()});
+                }
+                j
             })
             .collect();
-        json!({
+        let mut j = json!({
             "key": self.key.json(),
             "rules": self.args.rules.display().to_string(),
             "events": self.args.events.display().to_string(),
             "watermark": self.trace.watermark,
+            "watermark_time": self.trace.watermark.map(rfc3339),
             "key_events": events,
             "late": late,
             "patterns": patterns,
-        })
+        });
+        if self.args.narrowed() {
+            j["shown"] = json!({"from": self.args.from, "to": self.args.to});
+        }
+        if !self.args.patterns.is_empty() {
+            j["patterns_shown"] = json!(self.args.patterns);
+        }
+        j
     }
 }
