@@ -408,3 +408,79 @@ fn the_labs_commands_into_a_closed_pipe_end_quietly() {
         assert_eq!(stderr, "", "{command:?}");
     }
 }
+
+/// `shadow` (issue 60, item 8): a shadow pattern's records are no
+/// alerts. Putting a rule in shadow and nothing else says `shadowed`,
+/// every alert it raised with the old set only with old (lost: none in
+/// `both`), its records with the new set as shadow records; the reverse
+/// says `promoted`; a shadow pattern changed on both sides is `shadow` in
+/// the column and `changed`. Sets without shadow patterns have no such
+/// column or field (the tests above).
+#[test]
+fn a_shadow_mark_is_said_and_shadow_records_are_no_alerts() {
+    let dir = scratch("diff-shadow");
+    let shadowed = RULES.replace(
+        "pattern pair {\n    partition by user",
+        "pattern pair {\n    shadow\n    partition by user",
+    );
+    assert_ne!(shadowed, RULES);
+    fs::write(dir.join("old.cep"), RULES).unwrap();
+    fs::write(dir.join("new.cep"), &shadowed).unwrap();
+    fs::write(
+        dir.join("changed.cep"),
+        shadowed.replace("within 3s", "within 2s"),
+    )
+    .unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let alerts = run_records(&dir, "old.cep")
+        .iter()
+        .filter(|(r, _)| r.contains("\"pattern\":\"pair\""))
+        .map(|(_, n)| *n)
+        .sum::<i64>() as u64;
+    assert!(alerts > 10, "{alerts}");
+    let pair = |report: &serde_json::Value| {
+        (report["patterns"].as_array().unwrap().iter())
+            .find(|p| p["pattern"] == "pair")
+            .cloned()
+            .unwrap_or_else(|| panic!("pair listed: {report}"))
+    };
+    let report = diff(&dir, "old.cep", "new.cep");
+    let p = pair(&report);
+    assert_eq!(p["rule"], "shadowed", "{p}");
+    assert_eq!(p["old_only"], alerts, "every alert of old is lost: {p}");
+    assert_eq!(p["new_only"], alerts, "{p}");
+    assert_eq!(p["both"], 0, "{p}");
+    assert_eq!(p["shadow"], serde_json::json!({"old": false, "new": true}));
+    assert_eq!(report["patterns"].as_array().unwrap().len(), 1, "{report}");
+    let p = pair(&diff(&dir, "new.cep", "old.cep"));
+    assert_eq!((&p["rule"], &p["both"]), (&"promoted".into(), &0.into()));
+    let p = pair(&diff(&dir, "new.cep", "changed.cep"));
+    assert_eq!(p["rule"], "changed", "{p}");
+    assert_eq!(p["shadow"], serde_json::json!({"old": true, "new": true}));
+    assert!(p["both"].as_u64().unwrap() > 0, "shadow records alike: {p}");
+    // The text: the column, the sentence, the records said as shadow ones.
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["diff", "old.cep", "new.cep", "--events", "e.jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().skip(1);
+    let header = lines.next().unwrap();
+    assert!(header.ends_with("both  shadow        rule"), "{text}");
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains(" live->shadow  shadowed: only its `shadow` mark changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("pair: {alerts} only with old:\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "pair: {alerts} only with new (shadow records, not alerts):\n"
+        )),
+        "{text}"
+    );
+}

@@ -161,6 +161,9 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
         options.tolerance,
         span,
     );
+    for (figures, pattern) in report.patterns.iter_mut().zip(rules.patterns()) {
+        figures.shadow = pattern.shadow;
+    }
     if crate::attributes::used(&rules) {
         report.attributes = Some(
             (rules.patterns().iter())
@@ -478,6 +481,9 @@ impl<'de> serde::Deserialize<'de> for Word {
     }
 }
 
+/// What the report says of the shadow patterns, apart from the live ones.
+const SHADOWS: &str = "shadow patterns (their matches go to the shadow output: not alerts)";
+
 /// One pattern's figures.
 struct Figures {
     pattern: String,
@@ -490,6 +496,9 @@ struct Figures {
     true_positives: u64,
     /// The labels it caught.
     caught: HashSet<usize>,
+    /// Is it a shadow pattern (its records go to the shadow output: they
+    /// are no alerts, `docs/rule-lab.md`)?
+    shadow: bool,
 }
 
 /// The backtest's report.
@@ -525,6 +534,7 @@ impl Report {
                 delays: Vec::new(),
                 true_positives: 0,
                 caught: HashSet::new(),
+                shadow: false,
             })
             .collect();
         let mut keys: Vec<hashbrown::HashSet<u32>> =
@@ -580,6 +590,11 @@ impl Report {
             labels,
             attributes: None,
         }
+    }
+
+    /// Has the rule set a shadow pattern?
+    fn has_shadows(&self) -> bool {
+        self.patterns.iter().any(|f| f.shadow)
     }
 
     /// Days of event time the events span (at least a millisecond's).
@@ -720,8 +735,16 @@ impl Report {
             out.push('\n');
         };
         line(&mut out, &header);
-        for row in &rows {
+        // (the live patterns, then the shadow ones apart: their records
+        // are no alerts)
+        for (row, _) in (rows.iter().zip(&self.patterns)).filter(|(_, f)| !f.shadow) {
             line(&mut out, row);
+        }
+        if self.has_shadows() {
+            let _ = writeln!(out, "{SHADOWS}:");
+            for (row, _) in (rows.iter().zip(&self.patterns)).filter(|(_, f)| f.shadow) {
+                line(&mut out, row);
+            }
         }
         if let Some((total, missed)) = &self.labels {
             let _ = writeln!(
@@ -761,6 +784,9 @@ impl Report {
                     "timeouts": f.timeouts,
                     "delay_ms": delay,
                 });
+                if self.has_shadows() {
+                    figures["shadow"] = f.shadow.into();
+                }
                 if let Some(attributes) = &self.attributes {
                     let i = self.patterns.iter().position(|g| std::ptr::eq(g, f));
                     let a = i

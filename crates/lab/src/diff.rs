@@ -16,7 +16,7 @@
 //! else of its text is listed as such (what it matches is the same); the
 //! attributes are columns and fields of the report when a set has some.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use cepheid_core::lookup::Attributes;
@@ -105,11 +105,15 @@ impl Compared {
 struct Side {
     path: PathBuf,
     texts: Vec<(String, String)>,
-    /// Each pattern's canonical text without its attributes, and its
-    /// attributes (`score`, `level`, `action`, `tags`), by name.
+    /// Each pattern's canonical text without its attributes and its
+    /// shadow mark, and its attributes (`score`, `level`, `action`,
+    /// `tags`), by name.
     matching: Vec<(String, String, Attributes)>,
     /// Has a pattern of the set attributes?
     attributes: bool,
+    /// The set's shadow patterns, by name: their records go to the
+    /// shadow output, they are no alerts (`docs/rule-lab.md`).
+    shadows: HashSet<String>,
     records: Vec<String>,
 }
 
@@ -123,6 +127,7 @@ fn side(events: &Events, path: &Path, which: &str) -> Result<Side, Error> {
         .map(|p| {
             let mut bare = p.clone();
             bare.attributes = Attributes::default();
+            bare.shadow = false;
             let text = cepheid_syntax::explain(&bare);
             (p.name.clone(), text, p.attributes.clone())
         })
@@ -132,6 +137,10 @@ fn side(events: &Events, path: &Path, which: &str) -> Result<Side, Error> {
         texts,
         matching,
         attributes: crate::attributes::used(&rules),
+        shadows: (rules.patterns().iter())
+            .filter(|p| p.shadow)
+            .map(|p| p.name.clone())
+            .collect(),
         records,
     })
 }
@@ -169,6 +178,12 @@ enum Change {
     /// Its attributes changed, and nothing else of its text: what it
     /// matches is the same (its records differ in their `"rule"`).
     Attributes,
+    /// Put in shadow, and nothing else of what it matches changed: its
+    /// alerts are shadow records now (`docs/rule-lab.md`).
+    Shadowed,
+    /// Out of shadow, and nothing else of what it matches changed: its
+    /// shadow records are alerts now.
+    Promoted,
     Same,
 }
 
@@ -179,6 +194,8 @@ impl Change {
             Change::Removed => "removed",
             Change::Changed => "changed",
             Change::Attributes => "attributes changed",
+            Change::Shadowed => "shadowed",
+            Change::Promoted => "promoted",
             Change::Same => "same text",
         }
     }
@@ -191,6 +208,10 @@ struct PatternDiff {
     /// Its attributes in the old set and in the new one (`None`: not in
     /// that set).
     attributes: (Option<Attributes>, Option<Attributes>),
+    /// Is it a shadow pattern in the old set, in the new one (`None`: not
+    /// in that set)? A shadow pattern's records are no alerts: they are
+    /// compared only with the other set's shadow records of it.
+    shadow: (Option<bool>, Option<bool>),
     both: u64,
     /// The records only the old set raised (one line per record: a record
     /// raised twice by it and once by the other is here once).
@@ -199,6 +220,18 @@ struct PatternDiff {
 }
 
 impl PatternDiff {
+    /// Its shadow mark's cell: `shadow` for a shadow pattern (in each set
+    /// that has it), `-` for a live one, `live->shadow` and
+    /// `shadow->live` for a mark that changed.
+    fn shadow_cell(&self) -> &'static str {
+        match self.shadow {
+            (Some(false), Some(true)) => "live->shadow",
+            (Some(true), Some(false)) => "shadow->live",
+            (Some(true), _) | (_, Some(true)) => "shadow",
+            _ => "-",
+        }
+    }
+
     /// Its attributes' cells (`level`, `action`, `score`, `tags`): the
     /// set's that has it, and `OLD->NEW` for one that changed.
     fn attribute_cells(&self) -> [String; 4] {
@@ -231,13 +264,16 @@ impl Diff {
                 order.push(name.clone());
             }
         }
-        // Per pattern, each identity's records on each side, in order.
+        // Per pattern, each identity's records on each side, in order; a
+        // shadow pattern's records (no alerts) apart from a live one's.
         type Sides = (Vec<String>, Vec<String>);
-        let mut by: HashMap<String, BTreeMap<String, Sides>> = HashMap::new();
-        for (records, old_side) in [(&old.records, true), (&new.records, false)] {
-            for line in records {
-                let entry = by.entry(pattern_of(line)).or_default();
-                let (olds, news) = entry.entry(identity(line)).or_default();
+        let mut by: HashMap<String, BTreeMap<(bool, String), Sides>> = HashMap::new();
+        for (side, old_side) in [(old, true), (new, false)] {
+            for line in &side.records {
+                let pattern = pattern_of(line);
+                let shadow = side.shadows.contains(&pattern);
+                let entry = by.entry(pattern).or_default();
+                let (olds, news) = entry.entry((shadow, identity(line))).or_default();
                 match old_side {
                     true => olds.push(line.clone()),
                     false => news.push(line.clone()),
@@ -262,11 +298,17 @@ impl Diff {
                         .map(|(_, text, a)| (text.clone(), a.clone()))
                 };
                 let (was, is) = (matching(old), matching(new));
+                let shadow = |side: &Side| text(side, &name).map(|_| side.shadows.contains(&name));
+                let marks = (shadow(old), shadow(new));
                 let change = match (text(old, &name), text(new, &name)) {
                     (None, Some(_)) => Change::Added,
                     (Some(_), None) => Change::Removed,
                     (Some(a), Some(b)) if a != b => match (&was, &is) {
-                        (Some((x, _)), Some((y, _))) if x == y => Change::Attributes,
+                        (Some((x, _)), Some((y, _))) if x == y => match marks {
+                            (Some(false), Some(true)) => Change::Shadowed,
+                            (Some(true), Some(false)) => Change::Promoted,
+                            _ => Change::Attributes,
+                        },
                         _ => Change::Changed,
                     },
                     _ => Change::Same,
@@ -275,6 +317,7 @@ impl Diff {
                     name: name.clone(),
                     change,
                     attributes: (was.map(|(_, a)| a), is.map(|(_, a)| a)),
+                    shadow: marks,
                     both: 0,
                     old_only: Vec::new(),
                     new_only: Vec::new(),
@@ -344,20 +387,36 @@ impl Diff {
                 }
             }
         };
+        // The shadow mark's column (when a set has a shadow pattern),
+        // before the rule's change.
+        let shadows = !old.shadows.is_empty() || !new.shadows.is_empty();
+        let marks: Vec<&str> = listed.iter().map(|p| p.shadow_cell()).collect();
+        let mark_width = (marks.iter().map(|m| m.len()))
+            .chain(["shadow".len()])
+            .max()
+            .unwrap_or(0);
+        let mark = |out: &mut String, cell: &str| {
+            if shadows {
+                let _ = write!(out, "{cell:mark_width$}  ");
+            }
+        };
         let _ = write!(
             out,
             "{:width$}  {:>8}  {:>8}  {:>8}  ",
             "pattern", "old only", "new only", "both"
         );
         columns(&mut out, &crate::attributes::COLUMNS.map(str::to_string));
+        mark(&mut out, "shadow");
         let _ = writeln!(out, "rule");
-        for (p, cells) in listed.iter().zip(&cells) {
+        for ((p, cells), shadow) in listed.iter().zip(&cells).zip(&marks) {
             let cause = match p.change {
                 Change::Same => ": its text did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
                 Change::Attributes if p.old_only.is_empty() && p.new_only.is_empty() => {
                     ": what it matches did not change; its records differ only in their `rule`"
                 }
                 Change::Attributes => ": what it matches did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
+                Change::Shadowed => ": only its `shadow` mark changed: its alerts with old are shadow records with new, no alerts",
+                Change::Promoted => ": only its `shadow` mark changed: its shadow records with old are alerts with new",
                 _ => "",
             };
             let _ = write!(
@@ -369,14 +428,28 @@ impl Diff {
                 p.both,
             );
             columns(&mut out, cells);
+            mark(&mut out, shadow);
             let _ = writeln!(out, "{}{cause}", p.change.word());
         }
         for p in &listed {
-            for (sign, records, which) in [("-", &p.old_only, "old"), ("+", &p.new_only, "new")] {
+            let sides = [
+                ("-", &p.old_only, "old", p.shadow.0),
+                ("+", &p.new_only, "new", p.shadow.1),
+            ];
+            for (sign, records, which, shadow) in sides {
                 if records.is_empty() {
                     continue;
                 }
-                let _ = writeln!(out, "\n{}: {} only with {which}:", p.name, records.len());
+                let what = match shadow {
+                    Some(true) => " (shadow records, not alerts)",
+                    _ => "",
+                };
+                let _ = writeln!(
+                    out,
+                    "\n{}: {} only with {which}{what}:",
+                    p.name,
+                    records.len()
+                );
                 for record in records {
                     match shown(record) {
                         Some(record) => {
@@ -418,6 +491,9 @@ impl Diff {
                         "old": side(&p.attributes.0),
                         "new": side(&p.attributes.1),
                     });
+                }
+                if !old.shadows.is_empty() || !new.shadows.is_empty() {
+                    j["shadow"] = serde_json::json!({"old": p.shadow.0, "new": p.shadow.1});
                 }
                 j
             })

@@ -305,12 +305,28 @@ fn table(out: &mut String, report: &Report) {
         let _ = write!(out, "<th>{}</th>", escape(column));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    for f in &report.patterns {
-        let _ = write!(out, "<tr data-pattern=\"{}\">", escape(&f.pattern));
+    // (the live patterns, then the shadow ones apart, as the terminal's)
+    let row = |out: &mut String, f: &super::Figures| {
+        let class = if f.shadow { " class=\"shadow\"" } else { "" };
+        let _ = write!(out, "<tr data-pattern=\"{}\"{class}>", escape(&f.pattern));
         for cell in report.row(f) {
             let _ = write!(out, "<td>{}</td>", escape(&cell));
         }
         out.push_str("</tr>\n");
+    };
+    for f in report.patterns.iter().filter(|f| !f.shadow) {
+        row(out, f);
+    }
+    if report.has_shadows() {
+        let _ = writeln!(
+            out,
+            "<tr class=\"shadow-heading\"><th colspan=\"{}\">{}</th></tr>",
+            report.header().len(),
+            escape(super::SHADOWS)
+        );
+        for f in report.patterns.iter().filter(|f| f.shadow) {
+            row(out, f);
+        }
     }
     out.push_str("</tbody>\n</table>\n");
 }
@@ -351,8 +367,11 @@ fn plot(out: &mut String, i: usize, f: &super::Figures, data: Option<&Data>, fir
     let name = escape(&f.pattern);
     let _ = writeln!(
         out,
-        "<section class=\"pattern\" data-pattern=\"{name}\">\n<h3>{name}</h3>\n<p>{} alerts, {} timeouts</p>",
-        f.alerts, f.timeouts
+        "<section class=\"pattern\" data-pattern=\"{name}\">\n<h3>{name}{}</h3>\n<p>{} {}, {} timeouts</p>",
+        if f.shadow { " (shadow)" } else { "" },
+        f.alerts,
+        if f.shadow { "matches to the shadow output (not alerts)" } else { "alerts" },
+        f.timeouts
     );
     if let Some(data) = data {
         let _ = writeln!(
