@@ -161,6 +161,16 @@ fn the_alerts_listed_are_exactly_those_by_which_the_two_runs_differ() {
     assert_eq!(rule("pair"), Some("changed".into()), "{report}");
     assert_eq!(rule("flag"), Some("changed".into()), "{report}");
     assert_eq!(rule("hit"), Some("same text".into()), "{report}");
+    // The cause named (issue 60, item 7): the list it reads, and the
+    // rule that writes it, which changed.
+    let hit = (report["patterns"].as_array().unwrap().iter())
+        .find(|p| p["pattern"] == "hit")
+        .unwrap();
+    assert_eq!(
+        hit["cause"],
+        "through what it reads that changed: list `watched` (`flag`, which writes it, changed)",
+        "{report}"
+    );
     assert!(
         expected.contains_key(&("hit".to_string(), true)),
         "the list's writer changed hit's alerts"
@@ -483,4 +493,56 @@ fn a_shadow_mark_is_said_and_shadow_records_are_no_alerts() {
         )),
         "{text}"
     );
+}
+
+/// The cause of a pattern's changed alerts whose text did not change is
+/// what it reads that changed (issue 60, item 7: a fixed sentence named
+/// "a list one of them writes" when only two indicators' windows had
+/// changed): the indicators whose declarations changed, by name, and no
+/// list; a rule reading an indicator that did not change is not listed.
+#[test]
+fn the_cause_named_is_the_indicator_whose_declaration_changed() {
+    let dir = scratch("diff-indicator-cause");
+    let rules = |window: &str| {
+        format!(
+            "indicator logins = count() where type == \"login\" group by user within {window}\n\
+             indicator pays = count() where type == \"pay\" group by user within 10s\n\
+             list watched\n\
+             pattern busy {{\n    partition by user\n    match a\n    where a: type == \"pay\" and logins(user) > 2\n}}\n\
+             pattern quiet {{\n    partition by user\n    match a\n    where a: type == \"login\" and pays(user) > 1 and not (user in watched)\n}}\n"
+        )
+    };
+    fs::write(dir.join("old.cep"), rules("5s")).unwrap();
+    fs::write(dir.join("new.cep"), rules("20s")).unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let report = diff(&dir, "old.cep", "new.cep");
+    let listed: Vec<(&str, &str, &str)> = (report["patterns"].as_array().unwrap().iter())
+        .map(|p| {
+            (
+                p["pattern"].as_str().unwrap(),
+                p["rule"].as_str().unwrap(),
+                p["cause"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [(
+            "busy",
+            "same text",
+            "through what it reads that changed: indicator `logins` (its declaration)"
+        )],
+        "{report}"
+    );
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["diff", "old.cep", "new.cep", "--events", "e.jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("same text: its text did not change; its alerts differ through what it reads that changed: indicator `logins` (its declaration)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("a list one of them writes"), "{text}");
 }

@@ -114,6 +114,15 @@ struct Side {
     /// The set's shadow patterns, by name: their records go to the
     /// shadow output, they are no alerts (`docs/rule-lab.md`).
     shadows: HashSet<String>,
+    /// Each pattern's reads: the lists and the indicators its conditions
+    /// read (and the lists those indicators' conditions read), by name.
+    reads: HashMap<String, Reads>,
+    /// The lists each pattern writes (`then add`, `then remove`), in the
+    /// set's order.
+    writes: Vec<(String, Vec<String>)>,
+    /// Each list's and indicator's declaration as canonical text, by kind
+    /// and name (`("list", "watched")`).
+    declarations: HashMap<(&'static str, String), String>,
     records: Vec<String>,
 }
 
@@ -141,8 +150,72 @@ fn side(events: &Events, path: &Path, which: &str) -> Result<Side, Error> {
             .filter(|p| p.shadow)
             .map(|p| p.name.clone())
             .collect(),
+        reads: (rules.patterns().iter())
+            .map(|p| (p.name.clone(), reads_of(p)))
+            .collect(),
+        writes: (rules.patterns().iter())
+            .map(|p| {
+                let lists = p.writes.iter().map(|w| w.list.name.to_string());
+                (p.name.clone(), lists.collect())
+            })
+            .collect(),
+        declarations: declarations_of(&rules),
         records,
     })
+}
+
+/// The lists and indicators a pattern reads, by name, in order.
+#[derive(Default)]
+struct Reads {
+    lists: Vec<String>,
+    indicators: Vec<String>,
+}
+
+/// What pattern `p`'s conditions read: lists and indicators; and the
+/// lists the conditions of those indicators read.
+fn reads_of(p: &cepheid_core::pattern::Pattern) -> Reads {
+    use cepheid_core::expr::Expr;
+    fn add(reads: &mut Reads, e: &Expr) {
+        match e {
+            Expr::InList(_, list) if !reads.lists.iter().any(|l| **l == *list.name) => {
+                reads.lists.push(list.name.to_string());
+            }
+            Expr::Indicator(i, _) if !reads.indicators.iter().any(|n| **n == *i.name) => {
+                reads.indicators.push(i.name.to_string());
+            }
+            _ => {}
+        }
+    }
+    let mut reads = Reads::default();
+    for read in &p.reads {
+        read.expr.walk(|e| add(&mut reads, e));
+    }
+    // (an indicator's condition may read a list)
+    if let Some(declared) = &p.declarations {
+        for i in &declared.indicators {
+            if !reads.indicators.iter().any(|n| **n == *i.name) {
+                continue;
+            }
+            if let Some(condition) = &i.condition {
+                condition.walk(|e| add(&mut reads, e));
+            }
+        }
+    }
+    reads
+}
+
+/// The rule set's lists and indicators as canonical text, one
+/// declaration each (`declarations_source`'s lines), by kind and name.
+fn declarations_of(rules: &cepheid_engine::Rules) -> HashMap<(&'static str, String), String> {
+    let declared = &rules.loaded().declarations;
+    let text = cepheid_syntax::declarations_source(declared);
+    let names = (declared.lists.iter().map(|l| ("list", l.name.to_string()))).chain(
+        declared
+            .indicators
+            .iter()
+            .map(|i| ("indicator", i.name.to_string())),
+    );
+    names.zip(text.lines().map(str::to_string)).collect()
 }
 
 /// A record's identity: the record without `"rule"`, `"version"` and
@@ -217,6 +290,10 @@ struct PatternDiff {
     /// raised twice by it and once by the other is here once).
     old_only: Vec<String>,
     new_only: Vec<String>,
+    /// Why its alerts differ when what it matches did not change: what it
+    /// reads that changed (`indicator `x` (its declaration)`, `list `l`
+    /// (`p`, which writes it, changed)`), or that nothing it reads did.
+    cause: Option<String>,
 }
 
 impl PatternDiff {
@@ -321,6 +398,7 @@ impl Diff {
                     both: 0,
                     old_only: Vec::new(),
                     new_only: Vec::new(),
+                    cause: None,
                 };
                 if let Some(identities) = by.remove(&name) {
                     for (_, (olds, news)) in identities {
@@ -333,7 +411,82 @@ impl Diff {
                 diff
             })
             .collect();
-        Diff { patterns }
+        let mut diff = Diff { patterns };
+        diff.find_causes(old, new);
+        diff
+    }
+
+    /// Finds the cause of each pattern's differing alerts whose matching
+    /// did not change (its text the same, or its attributes alone
+    /// changed): the indicators it reads whose declarations changed, the
+    /// lists it reads whose declarations changed or a pattern that
+    /// writes them changed (added, removed, changed, put in shadow or out
+    /// of it: a shadow pattern writes to the list's shadow copy).
+    fn find_causes(&mut self, old: &Side, new: &Side) {
+        let changed: HashMap<String, Change> = (self.patterns.iter())
+            .map(|p| (p.name.clone(), p.change))
+            .collect();
+        for p in &mut self.patterns {
+            let same = matches!(p.change, Change::Same | Change::Attributes);
+            if !same || (p.old_only.is_empty() && p.new_only.is_empty()) {
+                continue;
+            }
+            let declared = |kind: &'static str, name: &str| {
+                let key = (kind, name.to_string());
+                old.declarations.get(&key) != new.declarations.get(&key)
+            };
+            let mut causes = Vec::new();
+            let reads = (old.reads.get(&p.name).into_iter()).chain(new.reads.get(&p.name));
+            let (mut lists, mut indicators): (Vec<&String>, Vec<&String>) =
+                (Vec::new(), Vec::new());
+            for r in reads {
+                lists.extend(
+                    r.lists
+                        .iter()
+                        .filter(|l| !lists.contains(l))
+                        .collect::<Vec<_>>(),
+                );
+                indicators.extend(
+                    (r.indicators.iter())
+                        .filter(|i| !indicators.contains(i))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            for indicator in indicators {
+                if declared("indicator", indicator) {
+                    causes.push(format!("indicator `{indicator}` (its declaration)"));
+                }
+            }
+            for list in lists {
+                let mut why = Vec::new();
+                if declared("list", list) {
+                    why.push("its declaration".to_string());
+                }
+                let mut writers: Vec<&String> = Vec::new();
+                for side in [old, new] {
+                    for (writer, written) in &side.writes {
+                        if written.contains(list) && !writers.contains(&writer) {
+                            writers.push(writer);
+                        }
+                    }
+                }
+                for writer in writers {
+                    match changed.get(writer.as_str()) {
+                        Some(Change::Same | Change::Attributes) | None => {}
+                        Some(change) => {
+                            why.push(format!("`{writer}`, which writes it, {}", change.word()))
+                        }
+                    }
+                }
+                if !why.is_empty() {
+                    causes.push(format!("list `{list}` ({})", why.join("; ")));
+                }
+            }
+            p.cause = Some(match causes.is_empty() {
+                true => "no list or indicator it reads changed: through what the rules share otherwise (the limit on partial matches over all keys)".to_string(),
+                false => format!("through what it reads that changed: {}", causes.join(", ")),
+            });
+        }
     }
 
     /// The patterns to report: those changed, added or removed, and those
@@ -409,12 +562,15 @@ impl Diff {
         mark(&mut out, "shadow");
         let _ = writeln!(out, "rule");
         for ((p, cells), shadow) in listed.iter().zip(&cells).zip(&marks) {
+            let differ = p.cause.as_deref().unwrap_or("");
             let cause = match p.change {
-                Change::Same => ": its text did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
+                Change::Same => &format!(": its text did not change; its alerts differ {differ}"),
                 Change::Attributes if p.old_only.is_empty() && p.new_only.is_empty() => {
                     ": what it matches did not change; its records differ only in their `rule`"
                 }
-                Change::Attributes => ": what it matches did not change; its alerts differ through what it shares with the rules that did (a list one of them writes)",
+                Change::Attributes => &format!(
+                    ": what it matches did not change; its alerts differ {differ}"
+                ),
                 Change::Shadowed => ": only its `shadow` mark changed: its alerts with old are shadow records with new, no alerts",
                 Change::Promoted => ": only its `shadow` mark changed: its shadow records with old are alerts with new",
                 _ => "",
@@ -479,6 +635,7 @@ impl Diff {
                     "old_only": p.old_only.len(),
                     "new_only": p.new_only.len(),
                     "both": p.both,
+                    "cause": p.cause,
                     "old_only_records": p.old_only.iter().map(record).collect::<Vec<_>>(),
                     "new_only_records": p.new_only.iter().map(record).collect::<Vec<_>>(),
                 });
