@@ -80,10 +80,10 @@ pub struct Compared {
 impl Compared {
     /// A record as the report shows it (`None`: a line `no_events`
     /// leaves out whole).
-    fn shown(&self, line: &String) -> Option<String> {
+    fn shown(&self, line: &str) -> Option<String> {
         match self.no_events {
             true => crate::without_events(line),
-            false => Some(line.clone()),
+            false => Some(line.to_string()),
         }
     }
 

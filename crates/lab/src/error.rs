@@ -3,9 +3,13 @@
 use std::fmt;
 
 /// What stopped a lab command: its kind, and what went wrong (a run's
-/// error, a Kafka error, or a message), with what it was doing.
+/// error, a Kafka error, or a message), with what it was doing. (One
+/// pointer wide: a `Result` of it stays small.)
 #[derive(Debug)]
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+#[derive(Debug)]
+struct Inner {
     kind: ErrorKind,
     /// What the command was doing, said before the cause (`rules
     /// (r.cep): `), or empty.
@@ -46,29 +50,29 @@ enum Cause {
 impl Error {
     /// An error of `kind` that `message` says.
     pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
-        Error {
+        Error(Box::new(Inner {
             kind,
             context: String::new(),
             cause: Cause::Text(message.into()),
-        }
+        }))
     }
 
     /// An error of `kind` told already (the rule set's diagnostics).
     pub(crate) fn told(kind: ErrorKind) -> Error {
-        Error {
+        Error(Box::new(Inner {
             kind,
             context: String::new(),
             cause: Cause::Told,
-        }
+        }))
     }
 
     /// The run's error `e`, said after `context`.
     pub(crate) fn run(context: impl Into<String>, e: cepheid_runtime::Error) -> Error {
-        Error {
+        Error(Box::new(Inner {
             kind: ErrorKind::Run,
             context: context.into(),
             cause: Cause::Run(e),
-        }
+        }))
     }
 
     /// The run's error `e` as an error of `kind`, said after `context`.
@@ -77,37 +81,37 @@ impl Error {
         context: impl Into<String>,
         e: cepheid_runtime::Error,
     ) -> Error {
-        Error {
+        Error(Box::new(Inner {
             kind,
             context: context.into(),
             cause: Cause::Run(e),
-        }
+        }))
     }
 
     /// The Kafka error `e`.
     #[cfg(feature = "kafka")]
     pub(crate) fn kafka(e: cepheid_kafka::KafkaError) -> Error {
-        Error {
+        Error(Box::new(Inner {
             kind: ErrorKind::Kafka,
             context: String::new(),
             cause: Cause::Kafka(e),
-        }
+        }))
     }
 
     /// Its kind.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// What the command was doing, said before the cause (`old (r.cep): `;
     /// empty when nothing is).
     pub fn context(&self) -> &str {
-        &self.context
+        &self.0.context
     }
 
     /// The run's error, when the run of a rule set failed.
     pub fn run_error(&self) -> Option<&cepheid_runtime::Error> {
-        match &self.cause {
+        match &self.0.cause {
             Cause::Run(e) => Some(e),
             _ => None,
         }
@@ -116,7 +120,7 @@ impl Error {
     /// The Kafka error, when the range could not be opened or read.
     #[cfg(feature = "kafka")]
     pub fn kafka_error(&self) -> Option<&cepheid_kafka::KafkaError> {
-        match &self.cause {
+        match &self.0.cause {
             Cause::Kafka(e) => Some(e),
             _ => None,
         }
@@ -125,16 +129,16 @@ impl Error {
     /// Was it told already, through [`Events::tell`](crate::Events::tell)
     /// (the rule set's diagnostics), so that nothing more need be said?
     pub fn was_told(&self) -> bool {
-        matches!(self.cause, Cause::Told)
+        matches!(self.0.cause, Cause::Told)
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.context)?;
-        match &self.cause {
+        f.write_str(&self.0.context)?;
+        match &self.0.cause {
             Cause::Text(text) => f.write_str(text),
-            Cause::Told => match self.kind {
+            Cause::Told => match self.0.kind {
                 ErrorKind::Io => {
                     f.write_str("the rule set cannot be read (its diagnostics say why)")
                 }
@@ -149,7 +153,7 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match &self.cause {
+        match &self.0.cause {
             Cause::Run(e) => Some(e),
             #[cfg(feature = "kafka")]
             Cause::Kafka(e) => Some(e),

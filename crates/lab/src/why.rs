@@ -115,7 +115,7 @@ struct Header {
 impl Header {
     /// Is the time `ts` shown?
     fn shows(&self, ts: Timestamp) -> bool {
-        self.from.is_none_or(|from| from <= ts) && self.to.is_none_or(|to| ts <= to)
+        self.from.map_or(true, |from| from <= ts) && self.to.map_or(true, |to| ts <= to)
     }
 
     /// Is the trace narrowed to a time range?
@@ -709,7 +709,7 @@ impl Report<'_> {
                 wanted.push(Box::new(move |r| match r {
                     Read::List {
                         list: l, value: v, ..
-                    } => *l == list && value.as_ref().is_none_or(|want| same(&json_of(v), want)),
+                    } => *l == list && value.as_ref().map_or(true, |want| same(&json_of(v), want)),
                     _ => false,
                 }));
             }
@@ -725,7 +725,8 @@ impl Report<'_> {
                         *i == name
                             && k.len() == key.len()
                             && (k.iter().zip(&key)).all(|(have, want)| {
-                                want.as_ref().is_none_or(|want| same(&json_of(have), want))
+                                want.as_ref()
+                                    .map_or(true, |want| same(&json_of(have), want))
                             })
                     }
                     _ => false,
@@ -889,11 +890,12 @@ impl Report<'_> {
             return true;
         }
         let Some(&(first, _)) = run.events.first() else {
-            return (self.end_time(run)).is_none_or(|t| self.args.shows(t));
+            return (self.end_time(run)).map_or(true, |t| self.args.shows(t));
         };
         let start = self.ts(first);
         let end = (self.end_time(run)).unwrap_or(Timestamp::MAX);
-        self.args.from.is_none_or(|from| from <= end) && self.args.to.is_none_or(|to| start <= to)
+        self.args.from.map_or(true, |from| from <= end)
+            && self.args.to.map_or(true, |to| start <= to)
     }
 
     /// When `run` ended (`None`: still under way at the end of the input,
