@@ -32,7 +32,7 @@ pub enum ErrorKind {
     /// ([`Error::run_error`]).
     Run,
     /// Kafka: the range cannot be opened or read
-    /// ([`Error::kafka_error`]).
+    /// (`Error::kafka_error`).
     Kafka,
 }
 

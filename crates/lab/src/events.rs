@@ -40,7 +40,7 @@ pub type Workers = Arc<dyn Fn() -> Box<dyn cepheid_runtime::Cluster> + Send + Sy
 #[non_exhaustive]
 pub struct Events {
     /// The events: a file, or (feature `kafka`) a range of a Kafka topic,
-    /// `kafka://HOST:PORT/TOPIC` ([`Events::kafka`]).
+    /// `kafka://HOST:PORT/TOPIC` (`Events::kafka`).
     pub path: PathBuf,
     /// The events' format, as `run --format`.
     pub format: Format,
@@ -137,7 +137,7 @@ impl Events {
     /// [`Events::run`], each record (matches and timeouts, a `shadow`
     /// pattern's too: they are the rule's records all the same) given to
     /// `records` in the order the run makes them, through a sink of the
-    /// lab's own ([`ToRecords`]): no file written and read back. Gives
+    /// lab's own (`ToRecords`): no file written and read back. Gives
     /// the rules, `records` back, and the least and the largest time of
     /// the events the run read
     /// ([`Summary::event_time`](cepheid_runtime::Summary::event_time)):

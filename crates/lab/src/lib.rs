@@ -17,7 +17,7 @@
 //! [`Cluster`](cepheid_runtime::Cluster) the caller makes
 //! ([`Events::workers`]; the command's `--workers` is
 //! `cepheid-dataflow`'s); with the feature `kafka`, the events may be a
-//! range of a Kafka topic ([`Events::kafka`]). What is not a result (the
+//! range of a Kafka topic (`Events::kafka`). What is not a result (the
 //! rule set's diagnostics, a run's warnings, lines left out) is told
 //! through [`Events::tell`], standard error by default; what stops a
 //! command is an [`Error`].
