@@ -599,3 +599,48 @@ fn why_on_a_key_with_many_events_is_not_quadratic() {
         "why took {took:?} over 50,000 events of a key"
     );
 }
+
+/// A `false` lookup of a value whose entry in the list had expired says
+/// so, and when (issue 60, item 10: it said `false` alone, as for a value
+/// never added); a value never added says `false` alone.
+#[test]
+fn why_says_when_a_list_entry_had_expired() {
+    let dir = scratch("why_expired");
+    fs::write(
+        dir.join("rules.cep"),
+        "list seen for 5s\npattern mark {\n    partition by user\n    match a\n    where a: type == \"login\"\n    then add a.user to seen\n}\npattern pay {\n    partition by user\n    match a\n    where a: type == \"pay\" and user in seen\n}\n",
+    )
+    .unwrap();
+    // u1 logs in at 1 s (seen until 6 s), pays at 3 s (in the list) and at
+    // 10 s (its entry expired at 6 s); u2, never added, pays at 11 s.
+    fs::write(
+        dir.join("e.jsonl"),
+        "{\"ts\":1000,\"user\":\"u1\",\"type\":\"login\"}\n{\"ts\":3000,\"user\":\"u1\",\"type\":\"pay\"}\n{\"ts\":10000,\"user\":\"u1\",\"type\":\"pay\"}\n{\"ts\":11000,\"user\":\"u2\",\"type\":\"pay\"}\n",
+    )
+    .unwrap();
+    let why = |key: &str, extra: &[&str]| {
+        let out = cepheid()
+            .current_dir(&dir)
+            .args(["why", "rules.cep", key, "--events", "e.jsonl"])
+            .args(["--pattern", "pay"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = why("u1", &[]);
+    assert!(
+        text.contains("\"u1\" in seen = false (its entry expired at 6000, 1970-01-01T00:00:06Z)"),
+        "{text}"
+    );
+    assert!(text.contains("read: \"u1\" in seen = true\n"), "{text}");
+    let doc: Json = serde_json::from_str(&why("u1", &["--json"])).unwrap();
+    let read = &doc["patterns"][0]["reached"][2]["reads"][0];
+    assert_eq!(read["in"], false, "{doc}");
+    assert_eq!(read["expired_at"], 6000, "{doc}");
+    assert_eq!(read["expired_at_time"], "1970-01-01T00:00:06Z", "{doc}");
+    let never = why("u2", &[]);
+    assert!(never.contains("\"u2\" in seen = false)"), "{never}");
+    assert!(!never.contains("expired"), "{never}");
+}

@@ -536,11 +536,16 @@ fn read_text(read: &Read) -> String {
             value,
             found,
             shadow,
+            expired,
         } => format!(
-            "{} in {list}{} = {}",
+            "{} in {list}{} = {}{}",
             json_of(value),
             if *shadow { " (its shadow copy)" } else { "" },
-            found.map_or_else(|| "null".to_string(), |f| f.to_string())
+            found.map_or_else(|| "null".to_string(), |f| f.to_string()),
+            expired.map_or_else(String::new, |at| format!(
+                " (its entry expired at {at}, {})",
+                rfc3339(at)
+            ))
         ),
         Read::Indicator {
             indicator,
@@ -563,7 +568,16 @@ fn read_json(read: &Read) -> Json {
             value,
             found,
             shadow,
-        } => json!({"list": list, "value": json_of(value), "in": found, "shadow_copy": shadow}),
+            expired,
+        } => {
+            let mut j =
+                json!({"list": list, "value": json_of(value), "in": found, "shadow_copy": shadow});
+            if let Some(at) = expired {
+                j["expired_at"] = json!(at);
+                j["expired_at_time"] = json!(rfc3339(*at));
+            }
+            j
+        }
         Read::Indicator {
             indicator,
             key,
