@@ -1,17 +1,16 @@
-//! What the rule lab's commands share (`diff`, `backtest`,
-//! `docs/rule-lab.md`): the events a rule set runs over, and a run of it
-//! as `cepheid run` runs it, into records.
+//! The rule lab's command line (`diff`, `backtest`, `why`,
+//! `docs/rule-lab.md`): the options that say which events a rule set runs
+//! over, as `run`'s do, mapped onto `cepheid_lab::Events`; the lab's
+//! errors said in the command's words, with their exit statuses. The lab
+//! itself is the `cepheid-lab` crate.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cepheid_core::time::parse_duration;
 use cepheid_engine::io::Format;
-use cepheid_engine::Rules;
+use cepheid_lab::ErrorKind;
 use cepheid_runtime::lists::ListFile;
-use cepheid_runtime::{
-    Config, Input, Kind, Level, Notice, Report, Runtime, Sink, SinkError, SinkState, Time,
-};
 
 use crate::run::FormatArg;
 use crate::{EXIT_IO, EXIT_PATTERN_ERROR, EXIT_USAGE};
@@ -39,10 +38,6 @@ pub struct Events {
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "NAME=VALUE", value_parser = cepheid_kafka::parse_property)]
     kafka: Vec<(String, String)>,
-    /// The Kafka range as offsets, fixed by [`Events::check`].
-    #[cfg(feature = "kafka")]
-    #[arg(skip)]
-    range: std::sync::OnceLock<(cepheid_kafka::StartAt, cepheid_kafka::Until)>,
     /// The events' format, as `run --format`.
     #[arg(long, value_enum, default_value = "jsonl")]
     format: FormatArg,
@@ -73,563 +68,92 @@ pub struct Events {
 }
 
 impl Events {
-    /// Refuses standard input (`why`: what the command does with the
-    /// file) with exit 2, and Kafka options without a Kafka range; fixes
-    /// a Kafka range as offsets, exit 6 when the broker does not answer,
-    /// 4 on another Kafka error.
-    pub fn check(&self, why: &str) -> Result<(), u8> {
-        if self.path == Path::new("-") {
-            say!("error: {why}: give a file, not standard input");
-            return Err(EXIT_USAGE);
-        }
-        #[cfg(feature = "kafka")]
-        if self.is_kafka() {
-            return self.fix_range();
-        } else if self.kafka_start.is_some() || self.kafka_until.is_some() || !self.kafka.is_empty()
-        {
-            say!("error: --kafka-start, --kafka-until and --kafka need --events kafka://...");
-            return Err(EXIT_USAGE);
-        }
-        Ok(())
-    }
-
-    /// Runs the rules at `path` over the events as `cepheid run` would
-    /// (the library's run; `which` names it in what it says): the rules,
-    /// and the records as `run` writes them.
-    pub fn run(&self, path: &Path, which: &str) -> Result<(Rules, Vec<String>), u8> {
-        let ran = self.run_into(path, which, Vec::new())?;
-        Ok((ran.rules, ran.records))
-    }
-
-    /// [`Events::run`], each record (matches and timeouts, a `shadow`
-    /// pattern's too: they are the rule's records all the same) given to
-    /// `records` in the order the run makes them, through a sink of the
-    /// command's own ([`ToRecords`]): no file written and read back. Gives
-    /// the rules, `records` back, and the least and the largest time of
-    /// the events the run read
-    /// ([`Summary::event_time`](cepheid_runtime::Summary::event_time)):
-    /// [`Ran`].
-    pub fn run_into<R: Records>(&self, path: &Path, which: &str, records: R) -> Result<Ran<R>, u8> {
-        let (loaded, checked) = crate::load_checked(&[path.to_path_buf()])?;
-        let rules = Rules::from_checked(loaded, checked).map_err(|_| EXIT_PATTERN_ERROR)?;
-        // (a shadow pattern's records are the rule's records all the same:
-        // the sink takes them, `Sink::takes_shadow`, which is the run's
-        // shadow output, `Config::shadow_sink`)
-        let config = self.config(path);
-        let said = Box::new(Said(which.to_string()));
-        let (back, given) = std::sync::mpsc::channel();
-        let sink = Box::new(ToRecords::new(records, back).map_err(|e| {
-            say!("error: cannot start a thread: {e}");
-            EXIT_IO
-        })?);
-        let span = self.run_rules(config, &rules, (said, sink), path, which)?;
-        // (the sink gives the records back when the run drops it, at its
-        // end)
-        let records = given.try_recv().map_err(|_| {
-            say!(
-                "error: {which} ({}): the run kept its records",
-                path.display()
-            );
-            EXIT_IO
-        })?;
-        Ok(Ran {
-            rules,
-            records,
-            span,
-        })
-    }
-
-    /// The run of `rules` with `config` into `sink`, what it says said as
-    /// `which` of the rules at `path`; the events' time span.
-    fn run_rules(
-        &self,
-        config: Config,
-        rules: &Rules,
-        (said, sink): (Box<Said>, Box<dyn Sink>),
-        path: &Path,
-        which: &str,
-    ) -> Result<Option<(i64, i64)>, u8> {
-        let runtime = self.runtime(config, rules, (said, sink), which)?;
-        let summary = runtime.run();
-        match summary.error() {
-            Some(e) => {
-                say!(
-                    "error: {which} ({}): {}",
-                    path.display(),
-                    crate::run::shown(e)
-                );
-                Err(crate::run::error_status(e))
-            }
-            None => Ok(summary.event_time),
-        }
-    }
-}
-
-/// What a lab run gives ([`Events::run_into`]).
-pub struct Ran<R> {
-    /// The rules it ran.
-    pub rules: Rules,
-    /// What took its records.
-    pub records: R,
-    /// The least and the largest time of the events it read.
-    pub span: Option<(i64, i64)>,
-}
-
-/// What takes a lab run's records ([`Events::run_into`]), one at a time
-/// in the order the run makes them, on a thread beside the run's.
-pub trait Records: Send + 'static {
-    /// A record: the JSON line `cepheid run` writes (UTF-8), without its
-    /// newline.
-    fn record(&mut self, line: &[u8]);
-}
-
-/// The records kept whole, in the order the run made them.
-impl Records for Vec<String> {
-    fn record(&mut self, line: &[u8]) {
-        self.push(String::from_utf8_lossy(line).into_owned());
-    }
-}
-
-/// A lab run's sink: each match and timeout (a shadow pattern's too) to
-/// its [`Records`], late events not taken; given back through `back` when
-/// the run drops it. Nothing to make durable: a lab run keeps no
-/// checkpoint.
-///
-/// The run's thread only copies each record into a block (its length,
-/// then its bytes); full blocks go to a thread of the sink's own
-/// (`cepheid-lab`), which gives their records to the [`Records`]: what a
-/// backtest makes of a record (its head read, its key counted) is done
-/// beside the run, as `cepheid run`'s writer thread writes its records
-/// beside it, so that the backtest's run goes at `run`'s pace (issue 42,
-/// BENCHMARKS.md).
-struct ToRecords<R: Records> {
-    block: Vec<u8>,
-    blocks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
-    taker: Option<std::thread::JoinHandle<R>>,
-    back: std::sync::mpsc::Sender<R>,
-}
-
-impl<R: Records> ToRecords<R> {
-    /// A block's size: it goes to the taking thread when the next record
-    /// does not fit in it.
-    const BLOCK: usize = 256 * 1024;
-
-    fn new(mut records: R, back: std::sync::mpsc::Sender<R>) -> std::io::Result<ToRecords<R>> {
-        // (a few blocks ahead: the run waits when the thread is behind)
-        let (blocks, taken) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let taker = std::thread::Builder::new()
-            .name("cepheid-lab".to_string())
-            .spawn(move || {
-                for block in taken {
-                    let mut rest = &block[..];
-                    while let Some((len, tail)) = rest.split_first_chunk::<4>() {
-                        let len = u32::from_le_bytes(*len) as usize;
-                        let (line, tail) = tail.split_at(len.min(tail.len()));
-                        records.record(line);
-                        rest = tail;
-                    }
-                }
-                records
-            })?;
-        Ok(ToRecords {
-            block: Vec::with_capacity(Self::BLOCK),
-            blocks: Some(blocks),
-            taker: Some(taker),
-            back,
-        })
-    }
-
-    /// The block to the taking thread (false: it is gone).
-    fn hand(&mut self) -> bool {
-        let full = std::mem::replace(&mut self.block, Vec::with_capacity(Self::BLOCK));
-        (self.blocks.as_ref()).is_some_and(|blocks| blocks.send(full).is_ok())
-    }
-
-    fn gone(&self) -> SinkError {
-        SinkError {
-            target: self.describe(Kind::Match),
-            late: false,
-            source: std::io::Error::other("the thread taking the records stopped"),
-        }
-    }
-}
-
-impl<R: Records> Sink for ToRecords<R> {
-    fn describe(&self, _: Kind) -> String {
-        "the lab's records".to_string()
-    }
-
-    fn takes_late(&self) -> bool {
-        false
-    }
-
-    fn takes_shadow(&self) -> bool {
-        true
-    }
-
-    fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
-        if kind == Kind::Late {
-            return Ok(());
-        }
-        let line = record.strip_suffix(b"\n").unwrap_or(record);
-        let len = u32::try_from(line.len()).map_err(|_| SinkError {
-            target: self.describe(kind),
-            late: false,
-            source: std::io::Error::other("a record of 4 GiB or more"),
-        })?;
-        // (a block that cannot take the record goes first: never grown,
-        // nor copied, but for a record larger than a block)
-        let room = self.block.capacity() - self.block.len();
-        if room < 4 + line.len() && !self.block.is_empty() && !self.hand() {
-            return Err(self.gone());
-        }
-        self.block.extend_from_slice(&len.to_le_bytes());
-        self.block.extend_from_slice(line);
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-
-    fn prepare(&mut self, _: u64) -> Result<SinkState, SinkError> {
-        Ok(SinkState::default())
-    }
-
-    fn recover(&mut self, _: &[cepheid_runtime::sink::Checkpoint]) -> Result<usize, SinkError> {
-        Ok(0)
-    }
-}
-
-/// The last block to the taking thread, which ends then: its records go
-/// back. (A panic of the thread is passed on, unless one unwinds already.)
-impl<R: Records> Drop for ToRecords<R> {
-    fn drop(&mut self) {
-        if !self.block.is_empty() {
-            self.hand();
-        }
-        self.blocks = None;
-        let Some(taker) = self.taker.take() else {
-            return;
-        };
-        match taker.join() {
-            Ok(records) => {
-                let _ = self.back.send(records);
-            }
-            Err(panic) if !std::thread::panicking() => std::panic::resume_unwind(panic),
-            Err(_) => {}
-        }
-    }
-}
-
-impl Events {
-    /// The run's configuration, as `cepheid run` would make it of these
-    /// options, for the rules at `rules` (no output).
-    pub fn config(&self, rules: &Path) -> Config {
-        let mut config = Config::new(Input::File(self.path.clone()), vec![rules.to_path_buf()]);
-        config.format = self.format();
-        config.time = Time::Event {
-            field: self.time_field.clone(),
-        };
-        config.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
-        config.lists.clone_from(&self.lists);
-        config
-    }
-
-    /// The events' format.
-    pub fn format(&self) -> Format {
-        match self.format {
+    /// The lab's events of these options.
+    pub fn lab(&self) -> cepheid_lab::Events {
+        let mut events = cepheid_lab::Events::new(self.path.clone());
+        events.format = match self.format {
             FormatArg::Jsonl => Format::JsonLines,
             FormatArg::Csv => Format::Csv,
-        }
-    }
-
-    /// The events' time field.
-    pub fn time_field(&self) -> &str {
-        &self.time_field
-    }
-
-    /// Was `--workers` given (`why` runs one engine)?
-    pub fn workers(&self) -> bool {
-        #[cfg(feature = "workers")]
-        if self.workers.is_some() {
-            return true;
-        }
-        false
-    }
-
-    /// The run of `config` into `sink`: on one engine, or on
-    /// `--workers`; from the Kafka range fixed by [`Events::check`] when
-    /// the events are one. What stops it from starting is said (`which`:
-    /// the rule set's name).
-    fn runtime(
-        &self,
-        config: Config,
-        rules: &Rules,
-        (said, sink): (Box<Said>, Box<dyn Sink>),
-        which: &str,
-    ) -> Result<Runtime, u8> {
-        let failed = |e: cepheid_runtime::Error| {
-            say!("error: {which}: {}", crate::run::shown(&e));
-            crate::run::error_status(&e)
         };
+        events.time_field.clone_from(&self.time_field);
+        events.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
+        events.lists.clone_from(&self.lists);
         #[cfg(feature = "kafka")]
-        if let Some(range) = self.range.get() {
-            return self.kafka_runtime(config, rules, (said, sink), range);
+        {
+            events.kafka.start.clone_from(&self.kafka_start);
+            events.kafka.until.clone_from(&self.kafka_until);
+            events.kafka.properties.clone_from(&self.kafka);
         }
         #[cfg(feature = "workers")]
         if let Some(workers) = self.workers {
-            let cluster = Box::new(self.cluster(workers));
-            return Runtime::on_cluster(config, rules, cluster, None, Some(sink), said)
-                .map_err(failed);
+            events.workers = Some(std::sync::Arc::new(move || {
+                let scale = cepheid_dataflow::run::Scale {
+                    workers,
+                    ..cepheid_dataflow::run::Scale::default()
+                };
+                Box::new(cepheid_dataflow::run::Cluster::new(scale))
+            }));
         }
-        let mut engine = config.engine();
-        if let Err(source) = engine.add(rules) {
-            say!("error: {which}: {source}");
-            return Err(EXIT_PATTERN_ERROR);
-        }
-        Runtime::with_sink(config, engine, Some(sink), said)
-            .map(|r| r.with_field_watch(cepheid_engine::FieldWatch::from_rules(rules)))
-            .map_err(failed)
-    }
-
-    /// The workers of `--workers N`.
-    #[cfg(feature = "workers")]
-    fn cluster(&self, workers: usize) -> cepheid_dataflow::run::Cluster {
-        let scale = cepheid_dataflow::run::Scale {
-            workers,
-            ..cepheid_dataflow::run::Scale::default()
-        };
-        cepheid_dataflow::run::Cluster::new(scale)
-    }
-
-    /// The file, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
+        events
     }
 }
 
-/// A Kafka range (`--events kafka://...`): fixed once as offsets, read by
-/// each run of the command as `cepheid run` reads a topic.
-#[cfg(feature = "kafka")]
-impl Events {
-    /// Are the events a Kafka range?
-    fn is_kafka(&self) -> bool {
-        cepheid_kafka::is_kafka(&self.path)
-    }
-
-    /// The range fixed by [`Events::check`], opened for a reader of the
-    /// command's own (`why`); `None` when the events are no Kafka range.
-    pub fn open_range(&self) -> Result<Option<cepheid_kafka::KafkaSource>, u8> {
-        match self.range.get() {
-            Some((start, until)) => self.open(start, until).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// The Kafka options of the range from `start` to `until`.
-    fn options<'a>(
-        &'a self,
-        start: &'a cepheid_kafka::StartAt,
-        until: &'a cepheid_kafka::Until,
-    ) -> cepheid_kafka::KafkaOptions<'a> {
-        cepheid_kafka::KafkaOptions {
-            properties: &self.kafka,
-            start: Some(start),
-            until: Some(until),
-            ..cepheid_kafka::KafkaOptions::default()
-        }
-    }
-
-    /// Opens the range from `start` to `until` (the broker waited for as
-    /// `run` waits, 60 s), said on failure.
-    fn open(
-        &self,
-        start: &cepheid_kafka::StartAt,
-        until: &cepheid_kafka::Until,
-    ) -> Result<cepheid_kafka::KafkaSource, u8> {
-        let config = Config::new(Input::file(&self.path), Vec::new());
-        let options = self.options(start, until);
-        let opened = (options.check(&config))
-            .map_err(|e| cepheid_kafka::KafkaError::Config {
-                reason: e.to_string(),
-            })
-            .and_then(|()| options.source_config(&config))
-            .and_then(|c| {
-                let c = c.expect("the events are a kafka:// URL");
-                cepheid_kafka::KafkaSource::new(c)
-            });
-        opened.map_err(|e| {
-            say!("error: {}", crate::run::in_flags(&e.to_string()));
-            crate::run::kafka::status_of(&e)
+/// Prints `text` (with a newline after it when `line`) to standard
+/// output and gives `status`: a reader that stopped early (`| head`)
+/// ends the command quietly with it, as it ends `run` and `explain`; a
+/// standard output that cannot be written otherwise is said (exit 4).
+/// (`print!` panicked on a closed pipe: exit 101.)
+pub fn print(text: &str, line: bool, status: u8) -> u8 {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = (stdout.write_all(text.as_bytes()))
+        .and_then(|()| match line {
+            true => stdout.write_all(b"\n"),
+            false => Ok(()),
         })
-    }
-
-    /// Fixes the range as offsets: where each partition starts and ends
-    /// now (`--kafka-until end` is the end when the command starts).
-    fn fix_range(&self) -> Result<(), u8> {
-        let start = (self.kafka_start.clone()).unwrap_or(cepheid_kafka::StartAt::Earliest);
-        let until = (self.kafka_until.clone()).unwrap_or(cepheid_kafka::Until::End);
-        let source = self.open(&start, &until)?;
-        let offsets = |position: &cepheid_kafka::KafkaPosition| {
-            cepheid_kafka::PartitionOffsets(
-                (position.iter())
-                    .map(|(t, p, o)| (Some(t.to_string()), p, o))
-                    .collect(),
-            )
-        };
-        let from = offsets(&source.position());
-        let to = offsets(source.end().expect("a bounded source has an end"));
-        let _ = self.range.set((
-            cepheid_kafka::StartAt::Offsets(from),
-            cepheid_kafka::Until::Offsets(to),
-        ));
-        Ok(())
-    }
-
-    /// A run over the range, on one engine or on `--workers`.
-    fn kafka_runtime(
-        &self,
-        mut config: Config,
-        rules: &Rules,
-        (said, sink): (Box<Said>, Box<dyn Sink>),
-        (start, until): &(cepheid_kafka::StartAt, cepheid_kafka::Until),
-    ) -> Result<Runtime, u8> {
-        let options = self.options(start, until);
-        let kafka_failed = |e: cepheid_kafka::KafkaError| {
-            say!("error: {}", crate::run::in_flags(&e.to_string()));
-            crate::run::kafka::status_of(&e)
-        };
-        let failed = |e: cepheid_runtime::Error| {
-            say!("error: {}", crate::run::shown(&e));
-            crate::run::error_status(&e)
-        };
-        #[cfg(feature = "workers")]
-        if let Some(workers) = self.workers {
-            let cluster = self.cluster(workers);
-            let (own, all) = cepheid_runtime::Cluster::workers(&cluster);
-            let sources = (options.open_shares(&mut config, own, all)).map_err(kafka_failed)?;
-            let cluster = Box::new(cluster);
-            return Runtime::on_cluster(config, rules, cluster, sources, Some(sink), said)
-                .map_err(failed);
-        }
-        let source = options.open_source(&mut config).map_err(kafka_failed)?;
-        let mut engine = config.engine();
-        if let Err(source) = engine.add(rules) {
-            say!("error: {source}");
-            return Err(EXIT_PATTERN_ERROR);
-        }
-        Runtime::with_source(config, engine, source, Some(sink), said).map_err(failed)
-    }
-}
-
-/// What a run says: its warnings and errors, named by `which`; the rest
-/// (its summary, the lists' sizes) is the report's.
-struct Said(String);
-
-impl Report for Said {
-    fn notice(&mut self, notice: Notice) {
-        if notice.level() != Level::Info {
-            say!("{}: {}", self.0, notice.as_str());
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => status,
+        Err(e) => {
+            say!("error: cannot write standard output: {e}");
+            EXIT_IO
         }
     }
 }
 
-/// The fields of a record that hold the matched events' values: the
-/// events, the values computed from them, and the values the rules read.
-pub const EVENT_FIELDS: [&str; 3] = ["events", "select", "reads"];
-
-/// `line`, a record, without [`EVENT_FIELDS`] (`--no-events`), its other
-/// fields as they were and in their order. A line that is not a JSON
-/// object is left out whole (`None`): its text could be anything.
-pub fn without_events(line: &str) -> Option<String> {
-    /// An object's fields in their order, each as its JSON text.
-    struct Fields<'a>(Vec<(String, &'a serde_json::value::RawValue)>);
-    impl<'de: 'a, 'a> serde::Deserialize<'de> for Fields<'a> {
-        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-            impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-                type Value = Fields<'a>;
-                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                    f.write_str("a JSON object")
-                }
-                fn visit_map<M: serde::de::MapAccess<'de>>(
-                    self,
-                    mut map: M,
-                ) -> Result<Self::Value, M::Error> {
-                    let mut fields = Vec::new();
-                    while let Some(field) = map.next_entry()? {
-                        fields.push(field);
-                    }
-                    Ok(Fields(fields))
-                }
-            }
-            d.deserialize_map(Visit(std::marker::PhantomData))
-        }
+/// Says `e`, a lab command's error, in the command's words (a run's and
+/// Kafka's errors with the flags where the libraries name their
+/// settings; nothing more when it was told as the rule set's
+/// diagnostics), and gives the exit status to end with.
+pub fn failed(e: &cepheid_lab::Error) -> u8 {
+    if let Some(run) = e.run_error() {
+        say!("error: {}{}", e.context(), crate::run::shown(run));
+        return match e.kind() {
+            ErrorKind::Run => crate::run::error_status(run),
+            kind => status(kind),
+        };
     }
-    let Fields(fields) = serde_json::from_str(line).ok()?;
-    let kept: Vec<String> = (fields.iter())
-        .filter(|(name, _)| !EVENT_FIELDS.contains(&name.as_str()))
-        .map(|(name, value)| {
-            let name = serde_json::to_string(name).unwrap_or_default();
-            format!("{name}:{}", value.get())
-        })
-        .collect();
-    Some(format!("{{{}}}", kept.join(",")))
+    #[cfg(feature = "kafka")]
+    if let Some(kafka) = e.kafka_error() {
+        say!(
+            "error: {}{}",
+            e.context(),
+            crate::run::in_flags(&kafka.to_string())
+        );
+        return crate::run::kafka::status_of(kafka);
+    }
+    if !e.was_told() {
+        say!("error: {e}");
+    }
+    status(e.kind())
 }
 
-/// Rule attributes (`score`, `level`, `action`, `tags`) as the lab's
-/// reports show them: `backtest`'s and `diff`'s columns and fields, which
-/// appear only for rule sets whose patterns have some (a rule set without
-/// attributes has the reports it had before them).
-pub mod attributes {
-    use cepheid_core::lookup::Attributes;
-    use cepheid_engine::Rules;
-    use serde_json::{json, Value as Json};
-
-    /// The columns, in order.
-    pub const COLUMNS: [&str; 4] = ["level", "action", "score", "tags"];
-
-    /// Does a pattern of `rules` have an attribute?
-    pub fn used(rules: &Rules) -> bool {
-        rules.patterns().iter().any(|p| !p.attributes.is_empty())
-    }
-
-    /// The cells of `a` under [`COLUMNS`]: `-` for one it has not; tags
-    /// joined by commas.
-    pub fn cells(a: &Attributes) -> [String; 4] {
-        let word = |w: &Option<std::sync::Arc<str>>| w.as_deref().unwrap_or("-").to_string();
-        let tags: Vec<&str> = a.tags.iter().map(|t| &**t).collect();
-        [
-            word(&a.level),
-            word(&a.action),
-            a.score
-                .as_ref()
-                .map_or("-".to_string(), ToString::to_string),
-            if tags.is_empty() {
-                "-".to_string()
-            } else {
-                tags.join(",")
-            },
-        ]
-    }
-
-    /// `a` as JSON, as a record's `"rule"` has it: the attributes it has
-    /// (`score`, `level`, `action`, `tags`), none for one it has not.
-    pub fn json(a: &Attributes) -> Json {
-        let mut j = json!({});
-        if let Some(score) = &a.score {
-            j["score"] = serde_json::to_value(score).unwrap_or(Json::Null);
-        }
-        if let Some(level) = &a.level {
-            j["level"] = json!(&**level);
-        }
-        if let Some(action) = &a.action {
-            j["action"] = json!(&**action);
-        }
-        if !a.tags.is_empty() {
-            j["tags"] = a.tags.iter().map(|t| json!(&**t)).collect();
-        }
-        j
+/// The exit status of an error of `kind`.
+fn status(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Usage => EXIT_USAGE,
+        ErrorKind::Rules => EXIT_PATTERN_ERROR,
+        _ => EXIT_IO,
     }
 }

@@ -36,6 +36,7 @@ fn errors_are_std_errors() {
     std_error::<cepheid_runtime::Conflict>();
     std_error::<cepheid_runtime::SinkError>();
     std_error::<cepheid_runtime::SourceError>();
+    std_error::<cepheid_lab::Error>();
     #[cfg(feature = "workers")]
     std_error::<cepheid_dataflow::run::Error>();
     #[cfg(feature = "kafka")]

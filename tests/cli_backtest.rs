@@ -194,6 +194,36 @@ fn a_shadow_patterns_alerts_are_counted_as_any_patterns() {
             }
         }
     }
+    // Marked apart (issue 60, item 8): `"shadow"` in the JSON, and in the
+    // table after the live patterns under a line of their own.
+    let report = backtest(&dir, &[]);
+    for (pattern, shadow) in [("three_fails", false), ("three_fails_shadow", true)] {
+        assert_eq!(figures(&report, pattern)["shadow"], shadow, "{pattern}");
+    }
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["backtest", "r.cep", "--events", "e.jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let names: Vec<&str> = (text.lines().skip(2))
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "three_fails",
+            "fail_then_ok",
+            "shadow",
+            "three_fails_shadow",
+            "fail_then_ok_shadow"
+        ],
+        "{text}"
+    );
+    assert!(
+        text.contains("\nshadow patterns (their matches go to the shadow output: not alerts):\n"),
+        "{text}"
+    );
     let out = cepheid()
         .current_dir(&dir)
         .args(["diff", "old.cep", "r.cep", "--events", "e.jsonl", "--json"])

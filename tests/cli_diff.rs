@@ -161,6 +161,16 @@ fn the_alerts_listed_are_exactly_those_by_which_the_two_runs_differ() {
     assert_eq!(rule("pair"), Some("changed".into()), "{report}");
     assert_eq!(rule("flag"), Some("changed".into()), "{report}");
     assert_eq!(rule("hit"), Some("same text".into()), "{report}");
+    // The cause named (issue 60, item 7): the list it reads, and the
+    // rule that writes it, which changed.
+    let hit = (report["patterns"].as_array().unwrap().iter())
+        .find(|p| p["pattern"] == "hit")
+        .unwrap();
+    assert_eq!(
+        hit["cause"],
+        "through what it reads that changed: list `watched` (`flag`, which writes it, changed)",
+        "{report}"
+    );
     assert!(
         expected.contains_key(&("hit".to_string(), true)),
         "the list's writer changed hit's alerts"
@@ -368,4 +378,171 @@ fn a_change_of_attributes_alone_is_said_with_the_attributes() {
         "pattern  old only  new only      both  rule",
         "{text}"
     );
+}
+
+/// `cepheid diff … | head`, `cepheid why … | head`, `cepheid backtest … |
+/// head` (issue 60, item 12): a reader that closes the pipe before the
+/// report is written ends the command quietly, exit 0, as it ends `run`
+/// and `explain`; before, `print!` panicked ("failed printing to stdout:
+/// Broken pipe", exit 101).
+#[test]
+fn the_labs_commands_into_a_closed_pipe_end_quietly() {
+    use std::process::Stdio;
+    let dir = scratch("diff-closed-pipe");
+    fs::write(dir.join("old.cep"), RULES).unwrap();
+    fs::write(dir.join("new.cep"), RULES.replace("within 3s", "within 2s")).unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let commands: [&[&str]; 6] = [
+        &["diff", "old.cep", "new.cep"],
+        &["diff", "old.cep", "new.cep", "--json"],
+        &["why", "old.cep", "u1"],
+        &["why", "old.cep", "u1", "--json"],
+        &["backtest", "old.cep"],
+        &["backtest", "old.cep", "--json"],
+    ];
+    for command in commands {
+        let mut child = cepheid()
+            .current_dir(&dir)
+            .args(command)
+            .args(["--events", "e.jsonl"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Closed before the command has run its rules.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{command:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "{command:?}: {stderr}");
+        assert_eq!(stderr, "", "{command:?}");
+    }
+}
+
+/// `shadow` (issue 60, item 8): a shadow pattern's records are no
+/// alerts. Putting a rule in shadow and nothing else says `shadowed`,
+/// every alert it raised with the old set only with old (lost: none in
+/// `both`), its records with the new set as shadow records; the reverse
+/// says `promoted`; a shadow pattern changed on both sides is `shadow` in
+/// the column and `changed`. Sets without shadow patterns have no such
+/// column or field (the tests above).
+#[test]
+fn a_shadow_mark_is_said_and_shadow_records_are_no_alerts() {
+    let dir = scratch("diff-shadow");
+    let shadowed = RULES.replace(
+        "pattern pair {\n    partition by user",
+        "pattern pair {\n    shadow\n    partition by user",
+    );
+    assert_ne!(shadowed, RULES);
+    fs::write(dir.join("old.cep"), RULES).unwrap();
+    fs::write(dir.join("new.cep"), &shadowed).unwrap();
+    fs::write(
+        dir.join("changed.cep"),
+        shadowed.replace("within 3s", "within 2s"),
+    )
+    .unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let alerts = run_records(&dir, "old.cep")
+        .iter()
+        .filter(|(r, _)| r.contains("\"pattern\":\"pair\""))
+        .map(|(_, n)| *n)
+        .sum::<i64>() as u64;
+    assert!(alerts > 10, "{alerts}");
+    let pair = |report: &serde_json::Value| {
+        (report["patterns"].as_array().unwrap().iter())
+            .find(|p| p["pattern"] == "pair")
+            .cloned()
+            .unwrap_or_else(|| panic!("pair listed: {report}"))
+    };
+    let report = diff(&dir, "old.cep", "new.cep");
+    let p = pair(&report);
+    assert_eq!(p["rule"], "shadowed", "{p}");
+    assert_eq!(p["old_only"], alerts, "every alert of old is lost: {p}");
+    assert_eq!(p["new_only"], alerts, "{p}");
+    assert_eq!(p["both"], 0, "{p}");
+    assert_eq!(p["shadow"], serde_json::json!({"old": false, "new": true}));
+    assert_eq!(report["patterns"].as_array().unwrap().len(), 1, "{report}");
+    let p = pair(&diff(&dir, "new.cep", "old.cep"));
+    assert_eq!((&p["rule"], &p["both"]), (&"promoted".into(), &0.into()));
+    let p = pair(&diff(&dir, "new.cep", "changed.cep"));
+    assert_eq!(p["rule"], "changed", "{p}");
+    assert_eq!(p["shadow"], serde_json::json!({"old": true, "new": true}));
+    assert!(p["both"].as_u64().unwrap() > 0, "shadow records alike: {p}");
+    // The text: the column, the sentence, the records said as shadow ones.
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["diff", "old.cep", "new.cep", "--events", "e.jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().skip(1);
+    let header = lines.next().unwrap();
+    assert!(header.ends_with("both  shadow        rule"), "{text}");
+    let row = lines.next().unwrap();
+    assert!(
+        row.contains(" live->shadow  shadowed: only its `shadow` mark changed"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("pair: {alerts} only with old:\n")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "pair: {alerts} only with new (shadow records, not alerts):\n"
+        )),
+        "{text}"
+    );
+}
+
+/// The cause of a pattern's changed alerts whose text did not change is
+/// what it reads that changed (issue 60, item 7: a fixed sentence named
+/// "a list one of them writes" when only two indicators' windows had
+/// changed): the indicators whose declarations changed, by name, and no
+/// list; a rule reading an indicator that did not change is not listed.
+#[test]
+fn the_cause_named_is_the_indicator_whose_declaration_changed() {
+    let dir = scratch("diff-indicator-cause");
+    let rules = |window: &str| {
+        format!(
+            "indicator logins = count() where type == \"login\" group by user within {window}\n\
+             indicator pays = count() where type == \"pay\" group by user within 10s\n\
+             list watched\n\
+             pattern busy {{\n    partition by user\n    match a\n    where a: type == \"pay\" and logins(user) > 2\n}}\n\
+             pattern quiet {{\n    partition by user\n    match a\n    where a: type == \"login\" and pays(user) > 1 and not (user in watched)\n}}\n"
+        )
+    };
+    fs::write(dir.join("old.cep"), rules("5s")).unwrap();
+    fs::write(dir.join("new.cep"), rules("20s")).unwrap();
+    fs::write(dir.join("e.jsonl"), events()).unwrap();
+    let report = diff(&dir, "old.cep", "new.cep");
+    let listed: Vec<(&str, &str, &str)> = (report["patterns"].as_array().unwrap().iter())
+        .map(|p| {
+            (
+                p["pattern"].as_str().unwrap(),
+                p["rule"].as_str().unwrap(),
+                p["cause"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [(
+            "busy",
+            "same text",
+            "through what it reads that changed: indicator `logins` (its declaration)"
+        )],
+        "{report}"
+    );
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["diff", "old.cep", "new.cep", "--events", "e.jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("same text: its text did not change; its alerts differ through what it reads that changed: indicator `logins` (its declaration)\n"),
+        "{text}"
+    );
+    assert!(!text.contains("a list one of them writes"), "{text}");
 }

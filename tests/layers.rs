@@ -278,6 +278,18 @@ fn the_library_builds_no_crate_of_the_command() {
                 "{name} is in the runtime's tree ({flags:?})"
             );
         }
+        // The rule lab: the runtime's runs, its workers a `Cluster` the
+        // caller makes (the command's is the dataflow's); Kafka only with
+        // its feature `kafka`, off by default.
+        let lab = tree("cepheid-lab", flags);
+        assert!(lab.contains("cepheid-lab") && lab.contains("cepheid-runtime"));
+        for cli in CLI_CRATES
+            .iter()
+            .chain(&MONITOR_CRATES)
+            .chain(&KAFKA_CRATES)
+        {
+            assert!(!lab.contains(*cli), "{cli} in the lab's tree ({flags:?})");
+        }
         // The run on workers: timely and the runtime (without `notify`:
         // the command turns `watch` on), nothing else of the command.
         let dataflow = tree("cepheid-dataflow", flags);
@@ -290,6 +302,13 @@ fn the_library_builds_no_crate_of_the_command() {
                 "{cli} in the dataflow crate's tree ({flags:?})"
             );
         }
+    }
+    // The lab over a Kafka range: the Kafka client, still nothing of the
+    // command.
+    let lab = tree("cepheid-lab", &["--features", "kafka"]);
+    assert!(lab.contains("cepheid-kafka"), "{lab:?}");
+    for cli in CLI_CRATES.iter().chain(&MONITOR_CRATES) {
+        assert!(!lab.contains(*cli), "{cli} in the lab's tree (kafka)");
     }
     let monitor = tree("cepheid-monitor", &[]);
     for name in MONITOR_CRATES {

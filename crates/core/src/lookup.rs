@@ -264,6 +264,15 @@ pub trait Lookup {
     /// The value of indicator `id` for the group `key` (one value per
     /// `group by` field) at the current event time.
     fn indicator(&self, id: IndicatorId, key: &[ValueRef<'_>]) -> Value;
+
+    /// When the entry of `value` in list `list` expired, if it had one that
+    /// expired by the current time (the latest, for a prefix or a network
+    /// list): what a trace says of a lookup that found nothing
+    /// (`Engine::why`). `None` when it had none, or when the lookup does
+    /// not keep what expired (an engine keeps it only when it traces).
+    fn expired(&self, _list: ListId, _value: ValueRef<'_>) -> Option<crate::primitives::Timestamp> {
+        None
+    }
 }
 
 /// The [`Lookup`] of an evaluation with no lists and no indicators: every

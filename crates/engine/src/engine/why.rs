@@ -120,6 +120,10 @@ pub enum Read {
         /// Was it the list's shadow copy (a shadow pattern reads it,
         /// `docs/semantics.md`, "Shadow rules")?
         shadow: bool,
+        /// When `found` is false and the value had an entry in the list
+        /// that expired: when it did (its expiry; the latest, for a
+        /// prefix or a network list).
+        expired: Option<Timestamp>,
     },
     /// `name(k, ...)`.
     Indicator {
@@ -316,11 +320,16 @@ impl Lookup for Recorder<'_> {
     fn contains(&self, list: ListId, value: ValueRef<'_>) -> Option<bool> {
         let found = self.lookup.contains(list, value);
         if let Some(name) = self.names.lists.get(&list) {
+            let expired = match found {
+                Some(false) => self.lookup.expired(list, value),
+                _ => None,
+            };
             self.keep(Read::List {
                 list: name.to_string(),
                 value: Value::from(value),
                 found,
                 shadow: self.names.shadow,
+                expired,
             });
         }
         found
@@ -371,7 +380,10 @@ impl<E: Event + Clone + 'static> Engine<E> {
     /// assert!(matches!(&run.end, Some(End::ConditionFailed { waiting, .. }) if waiting == &["b"]));
     /// # Ok::<(), cepheid_engine::Error>(())
     /// ```
-    pub fn why(self, filter: KeyFilter) -> Why<E> {
+    pub fn why(mut self, filter: KeyFilter) -> Why<E> {
+        // (what the lists sweep at its expiry kept: a `false` lookup says
+        // that the value's entry had expired, and when)
+        self.core.memory.keep_expired();
         let names: Vec<(String, bool)> = (self.core.patterns.iter())
             .map(|run| {
                 let ir = run.automaton.pattern();

@@ -250,6 +250,7 @@ pattern r { partition by k match x where x: t == "x" and k in seen and a_1m(k) >
         value: Value::from("k1"),
         found: Some(found),
         shadow: false,
+        expired: None,
     };
     // (events of k1: a, w, x at 2000, a, x at 4000; only the `x`s get
     // past `t == "x"`)

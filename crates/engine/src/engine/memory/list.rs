@@ -256,6 +256,12 @@ impl EntrySet {
     /// Drops the entries expired at `now` when some may be (amortized: a
     /// sweep happens only once time passes the earliest expiry).
     pub(crate) fn expire(&mut self, now: Timestamp) {
+        self.expire_keeping(now, None);
+    }
+
+    /// [`EntrySet::expire`], each entry dropped kept in `kept` with its
+    /// expiry when there is one (a traced engine's, [`Expired`]).
+    pub(crate) fn expire_keeping(&mut self, now: Timestamp, mut kept: Option<&mut Expired>) {
         if now < self.earliest {
             return;
         }
@@ -265,7 +271,11 @@ impl EntrySet {
         let arena = &self.arena;
         self.table.retain(|s| {
             if s.expires <= now {
-                dropped.push((s.len, entry_length(kind, slot_bytes(arena, s))));
+                let length = entry_length(kind, slot_bytes(arena, s));
+                if let Some(kept) = kept.as_deref_mut() {
+                    kept.keep(slot_bytes(arena, s), s.expires, length);
+                }
+                dropped.push((s.len, length));
                 false
             } else {
                 earliest = earliest.min(s.expires);
@@ -371,6 +381,48 @@ fn matches(
                 probe(&bytes)
             }))
         }
+    }
+}
+
+/// A list's entries swept at their expiry, kept by a traced engine so that
+/// its trace can say that a value looked up had been in the list and when
+/// it expired (`Engine::why`): each entry's bytes and expiry, and the
+/// lengths a prefix or a network is probed at. A plain engine keeps none.
+#[derive(Debug, Default)]
+pub(crate) struct Expired {
+    entries: hashbrown::HashMap<Box<[u8]>, Timestamp>,
+    lengths: Vec<(u32, u32)>,
+}
+
+impl Expired {
+    fn keep(&mut self, bytes: &[u8], expires: Timestamp, length: Option<u32>) {
+        let at = self.entries.entry(bytes.into()).or_insert(expires);
+        *at = (*at).max(expires);
+        if let Some(l) = length {
+            if !self.lengths.iter().any(|(n, _)| *n == l) {
+                self.lengths.push((l, 1));
+            }
+        }
+    }
+
+    /// When the entry of `value` in a list of `kind` expired, if it had one
+    /// that expired at or before `now` (the latest of those it matches).
+    pub(crate) fn of(
+        &self,
+        kind: ListKind,
+        value: ValueRef<'_>,
+        now: Timestamp,
+    ) -> Option<Timestamp> {
+        let latest = std::cell::Cell::new(None::<Timestamp>);
+        matches(kind, &self.lengths, &[], value, |bytes| {
+            if let Some(&at) = self.entries.get(bytes) {
+                if at <= now {
+                    latest.set(Some(latest.get().map_or(at, |l| l.max(at))));
+                }
+            }
+            false
+        });
+        latest.get()
     }
 }
 

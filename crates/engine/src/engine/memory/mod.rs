@@ -238,6 +238,10 @@ pub(crate) struct Memory {
     /// write reached; empty when none did, so that the live rules' reads
     /// cost nothing more ([`ShadowView`]).
     shadow: Vec<Option<Box<ShadowCopy>>>,
+    /// Each list's entries swept at their expiry, by the list's number,
+    /// when the engine traces (`Engine::why`: [`Memory::keep_expired`]);
+    /// `None` in a plain engine, which keeps nothing of them.
+    expired: Option<Vec<list::Expired>>,
 }
 
 impl Default for Memory {
@@ -259,6 +263,7 @@ impl Default for Memory {
             shared: false,
             hasher: hashbrown::DefaultHashBuilder::default(),
             shadow: Vec::new(),
+            expired: None,
         }
     }
 }
@@ -286,6 +291,10 @@ impl Lookup for ShadowView<'_> {
     fn indicator(&self, id: IndicatorId, key: &[ValueRef<'_>]) -> Value {
         self.0.indicator(id, key)
     }
+
+    fn expired(&self, list: ListId, value: ValueRef<'_>) -> Option<Timestamp> {
+        self.0.expired(list, value)
+    }
 }
 
 /// The lists alone, as an indicator's condition reads them.
@@ -310,6 +319,12 @@ impl Lookup for Memory {
         self.lists.get(list.0 as usize)?.contains(value, self.now)
     }
 
+    fn expired(&self, list: ListId, value: ValueRef<'_>) -> Option<Timestamp> {
+        let i = list.0 as usize;
+        let kind = self.lists.get(i)?.kind();
+        self.expired.as_ref()?.get(i)?.of(kind, value, self.now)
+    }
+
     #[inline]
     fn indicator(&self, id: IndicatorId, key: &[ValueRef<'_>]) -> Value {
         match self.indicators.get(id.0 as usize) {
@@ -320,6 +335,14 @@ impl Lookup for Memory {
 }
 
 impl Memory {
+    /// Keeps the entries each list sweeps at their expiry from now on, so
+    /// that a lookup can say when a value's entry expired
+    /// ([`Lookup::expired`]): a traced engine's (`Engine::why`), whose run
+    /// is otherwise the same.
+    pub(crate) fn keep_expired(&mut self) {
+        self.expired.get_or_insert_with(Vec::new);
+    }
+
     /// No list and no indicator: nothing to do per event.
     #[inline(always)]
     pub(crate) fn is_empty(&self) -> bool {
@@ -579,8 +602,18 @@ impl Memory {
             }
         }
         self.now = t;
-        for l in &mut self.lists {
-            l.expire(t);
+        match &mut self.expired {
+            None => {
+                for l in &mut self.lists {
+                    l.expire(t);
+                }
+            }
+            Some(expired) => {
+                expired.resize_with(self.lists.len().max(expired.len()), Default::default);
+                for (l, kept) in self.lists.iter_mut().zip(expired.iter_mut()) {
+                    l.expire_keeping(t, Some(kept));
+                }
+            }
         }
         if !self.shadow.is_empty() {
             for copy in self.shadow.iter_mut().flatten() {

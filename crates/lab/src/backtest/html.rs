@@ -13,7 +13,13 @@
 //! that of the time its window closed. Only the bins' counts are in the
 //! page, as JSON, so that its size does not grow with the alerts: a
 //! million alerts are as quick to draw as ten. The page's script draws
-//! the plots from them as SVG (the browser test reads what it drew).
+//! the plots from them as SVG (the browser test reads what it drew):
+//! alerts above and timeouts below, each on its own scale (a few alerts
+//! beside many timeouts are not flattened), with a legend, and the time
+//! axis's ticks at even times (multiples of one nice step, at most
+//! [`MAX_TICKS`], computed here). The table is the terminal's with its
+//! delays in human units (`15 min 30 s`), and a rate per day from less
+//! than a day of events says the span it is from.
 //!
 //! Everything the user gave (file names, keys, records) is escaped: in
 //! the HTML as entities, in the JSON with `<`, `>` and `&` as `\u` escapes
@@ -24,7 +30,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Args, Raised, Report};
+use super::{Header, Raised, Report};
 
 /// At most this many bins per plot.
 const MAX_BINS: i128 = 200;
@@ -103,6 +109,65 @@ impl Bins {
     }
 }
 
+/// The table's column of delays (`min/median/p95/max`, milliseconds in
+/// the terminal's).
+const DELAY_COLUMN: usize = 5;
+
+/// The terminal's delays `0/930000/...` as the page says them, in human
+/// units (`0 s/15 min 30 s/...`); `-` as it is.
+fn human_delays(cell: &str) -> String {
+    (cell.split('/'))
+        .map(|ms| match ms.parse::<i128>() {
+            Ok(ms) => human_duration(ms),
+            Err(_) => ms.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A duration in the two largest units it has: `0 s`, `250 ms`, `1.5 s`,
+/// `15 min 30 s`, `2 h 5 min`, `3 d 4 h`; negative with a `-`.
+fn human_duration(ms: i128) -> String {
+    if ms < 0 {
+        return format!("-{}", human_duration(-ms));
+    }
+    if ms == 0 {
+        return "0 s".to_string();
+    }
+    if ms < 1_000 {
+        return format!("{ms} ms");
+    }
+    if ms < 60_000 {
+        let tenths = (ms + 50) / 100;
+        return match tenths % 10 {
+            0 => format!("{} s", tenths / 10),
+            t => format!("{}.{t} s", tenths / 10),
+        };
+    }
+    let units = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "min"),
+        (1_000, "s"),
+    ];
+    let at = units.iter().position(|(u, _)| ms >= *u).unwrap_or(3);
+    let (big, big_name) = units[at];
+    let (small, small_name) = units[(at + 1).min(3)];
+    let (whole, rest) = (ms / big, ms % big / small);
+    match rest {
+        0 => format!("{whole} {big_name}"),
+        rest => format!("{whole} {big_name} {rest} {small_name}"),
+    }
+}
+
+/// `n` things: `1 alert`, `2 alerts` (`one`, `many`).
+fn counted(n: u64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
 /// A duration as the page says it: `5 s`, `2 h`.
 fn duration_text(ms: i128) -> String {
     let units = [
@@ -153,7 +218,29 @@ struct Data<'a> {
     width: i128,
     width_text: String,
     count: usize,
+    /// The time axis's ticks: milliseconds, each a multiple of one nice
+    /// step (at most [`MAX_TICKS`] over the bins), in UTC.
+    ticks: Vec<i128>,
     patterns: Vec<Series<'a>>,
+}
+
+/// At most this many ticks on a plot's time axis.
+const MAX_TICKS: i128 = 6;
+
+impl Bins {
+    /// The axis's ticks: the multiples of the least nice width (a
+    /// multiple of the bins' width) that gives at most [`MAX_TICKS`] of
+    /// them over the bins, from their start to their end, both included.
+    fn ticks(&self) -> Vec<i128> {
+        let end = self.from + self.width * self.count as i128;
+        let count = |step: i128| end.div_euclid(step) - (self.from + step - 1).div_euclid(step) + 1;
+        let step = nice_widths()
+            .filter(|w| w % self.width == 0)
+            .find(|&w| count(w) <= MAX_TICKS)
+            .unwrap_or(end - self.from);
+        let first = (self.from + step - 1).div_euclid(step) * step;
+        (0..count(step).max(0)).map(|k| first + k * step).collect()
+    }
 }
 
 /// One pattern's counts per bin.
@@ -196,6 +283,7 @@ fn data<'a>(report: &'a Report, raised: &[Raised]) -> Option<Data<'a>> {
         width: bins.width,
         width_text: duration_text(bins.width),
         count: bins.count,
+        ticks: bins.ticks(),
         patterns,
     })
 }
@@ -214,7 +302,7 @@ impl FirstAlerts {
             return true;
         }
         let shown = match no_events {
-            true => crate::lab::without_events(line),
+            true => crate::without_events(line),
             false => Some(line.to_string()),
         };
         match shown {
@@ -230,7 +318,12 @@ impl FirstAlerts {
 
 /// The page of `report`: `raised` its alerts and timeouts, `first` the
 /// first alerts of each pattern.
-pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], first: &FirstAlerts) -> String {
+pub(super) fn page(
+    report: &Report,
+    args: &Header,
+    raised: &[Raised],
+    first: &FirstAlerts,
+) -> String {
     let data = data(report, raised);
     let mut out = String::new();
     let rules = escape(&args.rules.display().to_string());
@@ -241,7 +334,7 @@ pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], first: &Firs
          <title>cepheid backtest: {rules}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n\
          <h1>Backtest of {rules}</h1>\n<dl id=\"run\">\n<dt>Rules</dt><dd id=\"run-rules\">{rules}</dd>\n\
          <dt>Events</dt><dd id=\"run-events\">{}</dd>\n",
-        escape(&args.events.path().display().to_string())
+        escape(&args.events.display().to_string())
     );
     let span = match (report.span, report.days()) {
         (Some((from, to)), Some(days)) => {
@@ -250,6 +343,18 @@ pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], first: &Firs
         _ => "none (no event had a time)".to_string(),
     };
     let _ = writeln!(out, "<dt>Event time</dt><dd id=\"run-span\">{span}</dd>");
+    // (a rate per day from less than a day of events is an estimate: said)
+    if let Some((from, to)) = report.span {
+        let ms = i128::from(to) - i128::from(from);
+        if ms < 86_400_000 {
+            let _ = writeln!(
+                out,
+                "<dt>Per day</dt><dd id=\"run-per-day\">an estimate: the alerts of {} of \
+                 event time, scaled to a day</dd>",
+                human_duration(ms.max(1))
+            );
+        }
+    }
     if let Some(data) = &data {
         let _ = writeln!(
             out,
@@ -286,8 +391,7 @@ pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], first: &Firs
         .replace('&', "\\u0026");
     let _ = write!(
         out,
-        "<p class=\"note\">Drawn in <span id=\"drawn\">-</span> ms after the page's start.</p>\n\
-         <script type=\"application/json\" id=\"data\">{json}</script>\n\
+        "<script type=\"application/json\" id=\"data\">{json}</script>\n\
          <script>{SCRIPT}</script>\n</body>\n</html>\n"
     );
     out
@@ -296,16 +400,51 @@ pub(super) fn page(report: &Report, args: &Args, raised: &[Raised], first: &Firs
 /// The table of the terminal, a row per pattern.
 fn table(out: &mut String, report: &Report) {
     out.push_str("<h2>Patterns</h2>\n<table id=\"patterns\">\n<thead><tr>");
+    // (the terminal's columns, but delays in human units, and per day
+    // said of the span it is from when that is less than a day)
+    let short = (report.span)
+        .map(|(from, to)| i128::from(to) - i128::from(from))
+        .filter(|ms| *ms < 86_400_000);
     for column in report.header() {
-        let _ = write!(out, "<th>{}</th>", escape(column));
+        let column = match column {
+            "delay ms min/median/p95/max" => "delay min/median/p95/max".to_string(),
+            "per day" if short.is_some() => {
+                format!(
+                    "per day (from {})",
+                    human_duration(short.unwrap_or(1).max(1))
+                )
+            }
+            other => other.to_string(),
+        };
+        let _ = write!(out, "<th>{}</th>", escape(&column));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    for f in &report.patterns {
-        let _ = write!(out, "<tr data-pattern=\"{}\">", escape(&f.pattern));
-        for cell in report.row(f) {
+    // (the live patterns, then the shadow ones apart, as the terminal's)
+    let row = |out: &mut String, f: &super::Figures| {
+        let class = if f.shadow { " class=\"shadow\"" } else { "" };
+        let _ = write!(out, "<tr data-pattern=\"{}\"{class}>", escape(&f.pattern));
+        for (c, cell) in report.row(f).iter().enumerate() {
+            let cell = match c {
+                DELAY_COLUMN => human_delays(cell),
+                _ => cell.clone(),
+            };
             let _ = write!(out, "<td>{}</td>", escape(&cell));
         }
         out.push_str("</tr>\n");
+    };
+    for f in report.patterns.iter().filter(|f| !f.shadow) {
+        row(out, f);
+    }
+    if report.has_shadows() {
+        let _ = writeln!(
+            out,
+            "<tr class=\"shadow-heading\"><th colspan=\"{}\">{}</th></tr>",
+            report.header().len(),
+            escape(super::SHADOWS)
+        );
+        for f in report.patterns.iter().filter(|f| f.shadow) {
+            row(out, f);
+        }
     }
     out.push_str("</tbody>\n</table>\n");
 }
@@ -346,15 +485,23 @@ fn plot(out: &mut String, i: usize, f: &super::Figures, data: Option<&Data>, fir
     let name = escape(&f.pattern);
     let _ = writeln!(
         out,
-        "<section class=\"pattern\" data-pattern=\"{name}\">\n<h3>{name}</h3>\n<p>{} alerts, {} timeouts</p>",
-        f.alerts, f.timeouts
+        "<section class=\"pattern\" data-pattern=\"{name}\">\n<h3>{name}{}</h3>\n<p>{}, {}</p>",
+        if f.shadow { " (shadow)" } else { "" },
+        match f.shadow {
+            true => format!(
+                "{} to the shadow output (not alerts)",
+                counted(f.alerts, "match", "matches")
+            ),
+            false => counted(f.alerts, "alert", "alerts"),
+        },
+        counted(f.timeouts, "timeout", "timeouts"),
     );
     if let Some(data) = data {
         let _ = writeln!(
             out,
-            "<figure><svg id=\"plot-{i}\" class=\"plot\" viewBox=\"0 0 760 172\" role=\"img\" \
+            "<figure><svg id=\"plot-{i}\" class=\"plot\" viewBox=\"0 0 760 236\" role=\"img\" \
              aria-label=\"alerts of {name} per {} of event time\"></svg>\n\
-             <figcaption>Alerts (bars) and timeouts (narrow bars) per {} of event time, UTC.</figcaption></figure>",
+             <figcaption>Alerts (above) and timeouts (below), each on its own scale, per {} of event time, UTC.</figcaption></figure>",
             data.width_text, data.width_text
         );
     }
@@ -382,19 +529,24 @@ section.pattern { margin-top: 1.2em; } section.pattern p { margin: 0; color: #55
 figure { margin: 0.4em 0; } svg.plot { width: 100%; max-width: 760px; height: auto; }
 figcaption, .note { color: #555; font-size: 0.9em; }
 svg .bar { fill: #0072b2; } svg .timeout { fill: #e69f00; }
+tr.shadow-heading th { text-align: left; font-weight: 600; color: #555; }
 svg .axis { stroke: #444; } svg .grid { stroke: #ddd; } svg text { font-size: 10px; fill: #333; }
 pre.records { overflow-x: auto; font-size: 12px; background: #f6f6f6; padding: 0.5em; }
 "#;
 
 /// The page's script: the plots drawn as SVG from the data, each bar with
-/// its count (`data-count`), then the time it took written in `#drawn`.
+/// its count (`data-count`): alerts above and timeouts below, each on its
+/// own scale (`data-max`, `data-timeouts-max`), a legend, and the time
+/// axis's ticks at the data's even times (`data-time`).
 const SCRIPT: &str = r#"
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("data").textContent);
   var NS = "http://www.w3.org/2000/svg";
-  var W = 760, L = 48, R = 12, T = 12, PH = 120;
-  var PW = W - L - R, BASE = T + PH;
+  // Alerts above on their own scale (PH px), timeouts below on theirs
+  // (TH px): 5 alerts beside 120 timeouts both show.
+  var W = 760, L = 48, R = 12, T = 24, PH = 120, GAP = 14, TH = 40;
+  var PW = W - L - R, BASE = T + PH, TTOP = BASE + GAP, TBASE = TTOP + TH;
   function el(parent, name, attrs, text) {
     var e = document.createElementNS(NS, name);
     for (var k in attrs) e.setAttribute(k, attrs[k]);
@@ -407,46 +559,71 @@ const SCRIPT: &str = r#"
     var s = new Date(ms).toISOString().replace("T", " ").replace("Z", "");
     return s.replace(/\.000$/, "");
   }
+  function counted(n, one, many) { return n + " " + (n === 1 ? one : many); }
   function draw(series, i) {
     var svg = document.getElementById("plot-" + i);
-    var n = data.count, bw = PW / n, max = 1;
-    for (var b = 0; b < n; b++) max = Math.max(max, series.alerts[b], series.timeouts[b]);
+    var n = data.count, bw = PW / n, max = 1, tmax = 1;
+    for (var b = 0; b < n; b++) {
+      max = Math.max(max, series.alerts[b]);
+      tmax = Math.max(tmax, series.timeouts[b]);
+    }
     svg.setAttribute("data-max", max);
-    [0, Math.round(max / 2), max].forEach(function (y) {
-      var at = BASE - y / max * PH;
-      el(svg, "line", { "class": "grid", x1: L, y1: at, x2: L + PW, y2: at });
-      el(svg, "text", { x: L - 4, y: at + 3, "text-anchor": "end" }, String(y));
-    });
-    function bars(counts, cls, share, what) {
+    svg.setAttribute("data-timeouts-max", tmax);
+    function scale(top, base, m, what) {
+      [0, Math.round(m / 2), m].forEach(function (y, k) {
+        if (k === 1 && (y === 0 || y === m)) return;
+        var at = base - y / m * (base - top);
+        el(svg, "line", { "class": "grid", x1: L, y1: at, x2: L + PW, y2: at });
+        el(svg, "text", { "class": "scale " + what, x: L - 4, y: at + 3, "text-anchor": "end" }, String(y));
+      });
+      el(svg, "line", { "class": "axis", x1: L, y1: top, x2: L, y2: base });
+    }
+    function bars(counts, cls, top, base, m, one, many) {
       for (var b = 0; b < n; b++) {
         var c = counts[b];
         if (!c) continue;
-        var h = c / max * PH, w = Math.max(bw * share, 0.5);
+        var h = c / m * (base - top), w = Math.max(bw * (bw > 3 ? 0.85 : 1), 0.5);
         var r = el(svg, "rect", { "class": cls, "data-bin": b, "data-count": c,
-          x: (L + b * bw + (bw - w) / 2).toFixed(2), y: (BASE - h).toFixed(2),
+          x: (L + b * bw + (bw - w) / 2).toFixed(2), y: (base - h).toFixed(2),
           width: w.toFixed(2), height: h.toFixed(2) });
-        el(r, "title", {}, utc(data.from + b * data.width) + " + " + data.width_text + ": " + c + " " + what);
+        el(r, "title", {}, utc(data.from + b * data.width) + " + " + data.width_text + ": " + counted(c, one, many));
       }
     }
-    bars(series.alerts, "bar", bw > 3 ? 0.85 : 1, "alerts");
-    bars(series.timeouts, "timeout", 0.4, "timeouts");
+    scale(T, BASE, max, "alerts");
+    scale(TTOP, TBASE, tmax, "timeouts");
+    bars(series.alerts, "bar", T, BASE, max, "alert", "alerts");
+    bars(series.timeouts, "timeout", TTOP, TBASE, tmax, "timeout", "timeouts");
     el(svg, "line", { "class": "axis", x1: L, y1: BASE, x2: L + PW, y2: BASE });
-    el(svg, "line", { "class": "axis", x1: L, y1: T, x2: L, y2: BASE });
-    // (ticks at the bins' edges: the first, about every quarter, the last)
-    var ticks = n < 4 ? n : 4;
-    for (var k = 0; k <= ticks; k++) {
-      var t = Math.round(k * n / ticks), x = L + t * bw;
-      el(svg, "line", { "class": "axis", x1: x, y1: BASE, x2: x, y2: BASE + 4 });
-      el(svg, "text", { "class": "tick", x: x, y: BASE + 16,
-        "text-anchor": k === 0 ? "start" : (k === ticks ? "end" : "middle") },
-        utc(data.from + t * data.width));
+    el(svg, "line", { "class": "axis", x1: L, y1: TBASE, x2: L + PW, y2: TBASE });
+    // The legend: what each color is, and each scale's largest bin.
+    var legend = el(svg, "g", { "class": "legend" });
+    function most(counts, m, one, many, where) {
+      for (var b = 0; b < n; b++) if (counts[b]) return counted(m, one, many) + " per bin at most (" + where + ")";
+      return "no " + many + " (" + where + ")";
     }
-    el(svg, "text", { x: L + PW / 2, y: BASE + 34, "text-anchor": "middle" },
+    [["bar", most(series.alerts, max, "alert", "alerts", "above"), L],
+     ["timeout", most(series.timeouts, tmax, "timeout", "timeouts", "below"), L + PW / 2]]
+      .forEach(function (item) {
+        el(legend, "rect", { "class": item[0], x: item[2], y: 4, width: 10, height: 10 });
+        el(legend, "text", { "class": "legend-text", x: item[2] + 14, y: 13 }, item[1]);
+      });
+    // Ticks at even times: multiples of one step, in UTC; the date said
+    // at the first tick and where it changes, the time of day elsewhere.
+    var end = data.from + n * data.width, day = null;
+    data.ticks.forEach(function (t) {
+      var x = L + (t - data.from) / (end - data.from) * PW;
+      el(svg, "line", { "class": "axis", x1: x, y1: TBASE, x2: x, y2: TBASE + 4 });
+      var anchor = x - L < 60 ? "start" : (L + PW - x < 40 ? "end" : "middle");
+      var text = utc(t), date = text.split(" ")[0];
+      if (date === day && text.indexOf(" ") > 0) text = text.slice(date.length + 1);
+      day = date;
+      el(svg, "text", { "class": "tick", "data-time": t, x: x, y: TBASE + 16, "text-anchor": anchor }, text);
+    });
+    el(svg, "text", { x: L + PW / 2, y: TBASE + 32, "text-anchor": "middle" },
       "event time (UTC), bins of " + data.width_text);
     svg.setAttribute("data-drawn", "true");
   }
   if (data) data.patterns.forEach(draw);
-  document.getElementById("drawn").textContent = performance.now().toFixed(1);
 })();
 "#;
 
@@ -482,6 +659,55 @@ mod tests {
         assert!(all.count <= 200 && all.count >= 2, "{all:?}");
         assert_eq!(all.of(i64::MAX), all.count - 1);
         assert_eq!(all.of(i64::MIN), 0);
+    }
+
+    /// Ticks at multiples of one nice step, at most 6, within the bins.
+    #[test]
+    fn ticks_are_at_even_times() {
+        let base = 1_714_557_600_000;
+        // 121 bins of 5 s: every 2 minutes, 10:00 to 10:10.
+        let bins = Bins::over(base, base + 600_000);
+        let ticks = bins.ticks();
+        assert_eq!(
+            ticks,
+            (0..6)
+                .map(|k| i128::from(base) + k * 120_000)
+                .collect::<Vec<_>>()
+        );
+        // Bins that start off a step: the first tick is the next multiple.
+        let bins = Bins::over(base + 7_000, base + 3_600_000);
+        let ticks = bins.ticks();
+        assert!(ticks.len() <= 6 && ticks.len() >= 2, "{ticks:?}");
+        let step = ticks[1] - ticks[0];
+        assert!(ticks.iter().all(|t| t % step == 0), "{ticks:?}");
+        assert!(ticks[0] >= bins.from, "{ticks:?} {bins:?}");
+        let end = bins.from + bins.width * bins.count as i128;
+        assert!(*ticks.last().unwrap() <= end);
+        // The extremes of time still have ticks, as many as allowed.
+        let all = Bins::over(i64::MIN, i64::MAX);
+        assert!((1..=6).contains(&all.ticks().len()), "{:?}", all.ticks());
+    }
+
+    #[test]
+    fn human_durations() {
+        let cases = [
+            (0, "0 s"),
+            (250, "250 ms"),
+            (1_000, "1 s"),
+            (1_500, "1.5 s"),
+            (59_940, "59.9 s"),
+            (60_000, "1 min"),
+            (930_000, "15 min 30 s"),
+            (7_500_000, "2 h 5 min"),
+            (273_600_000, "3 d 4 h"),
+            (-2_000, "-2 s"),
+        ];
+        for (ms, text) in cases {
+            assert_eq!(human_duration(ms), text, "{ms}");
+        }
+        assert_eq!(human_delays("0/1000/930000/-"), "0 s/1 s/15 min 30 s/-");
+        assert_eq!(counted(1, "alert", "alerts"), "1 alert");
+        assert_eq!(counted(0, "alert", "alerts"), "0 alerts");
     }
 
     #[test]
