@@ -155,13 +155,13 @@ mod emit;
 mod error;
 mod items;
 mod job;
-mod lists;
 mod resume;
 mod single;
 pub use single::to_one_engine;
 mod write;
 
 use cepheid_runtime::audit::{Origin, RuleChange};
+use cepheid_runtime::lists::Watched;
 use cepheid_runtime::Counts;
 use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, ReadCounts};
@@ -580,7 +580,7 @@ impl Workers {
         // The reference files, read once by each process before its
         // workers start (resumed: what they changed since the cut).
         let mut resume = resume;
-        let read = lists::read(
+        let read = resume::read_lists(
             &config,
             &mut plan,
             resume.as_mut(),
@@ -670,7 +670,7 @@ impl Workers {
                 .then(|| Arc::new(config.clone())),
             reloads: config.watch.then(|| Arc::new(config.clone())),
             lists: (config.watch && !config.lists.is_empty())
-                .then(|| Arc::new(Mutex::new(lists::Watched::new(&config, file_lists)))),
+                .then(|| Arc::new(Mutex::new(Watched::new(config.lists.clone(), file_lists)))),
             audit: Arc::new(audit),
         });
         let handle = handle_of(&job);

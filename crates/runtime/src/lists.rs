@@ -438,21 +438,14 @@ pub fn refresh(
             }
             continue;
         }
-        let now = match read(file, say) {
-            Ok(now) => now,
+        let (now, edits) = match read_again(file, state, say) {
+            Ok(read) => read,
             Err(why) if when == When::Changed => {
-                say(Notice::new(
-                    Level::Warning,
-                    format!(
-                        "cepheid: list `{}`: {why}; the list goes on as it was",
-                        file.list
-                    ),
-                ));
+                say(unread(file, &why));
                 continue;
             }
             Err(why) => return Err(fail(file, why)),
         };
-        let edits = diff(before(state, file), &now);
         let stats = engine.memory_stats();
         apply(engine, &file.list, &edits, at).map_err(|e| fail(file, e.to_string()))?;
         let after = engine.memory_stats();
@@ -465,14 +458,10 @@ pub fn refresh(
             )),
             _ if edits.is_empty() => None,
             When::Resumed => Some(format!(
-                "cepheid: list `{list}`: {path} changed while the run was stopped: {}, at the checkpoint's event time",
-                describe(&edits)
+                "cepheid: {}, at the checkpoint's event time",
+                changed_place(file, &edits, true)
             )),
-            When::Changed => Some(format!(
-                "cepheid: list `{list}`: {path} changed: {}, from event time {}",
-                describe(&edits),
-                event_time(at)
-            )),
+            When::Changed => Some(said_at(&changed_place(file, &edits, false), at)),
         };
         if let Some(text) = said {
             say(Notice::new(Level::Info, text));
@@ -497,6 +486,191 @@ pub fn refresh(
         }
     }
     Ok(made)
+}
+
+/// Reads `file` again: the entries it gives now, and the changes that
+/// make what it gave before (`state`) those; why not, when it cannot be
+/// read.
+fn read_again(
+    file: &ListFile,
+    state: &[FileEntries],
+    say: &mut dyn FnMut(Notice),
+) -> Result<(FileEntries, Vec<Edit>), String> {
+    let now = read(file, say)?;
+    let edits = diff(before(state, file), &now);
+    Ok((now, edits))
+}
+
+/// A watched file that cannot be read again, said: its list goes on as it
+/// was.
+fn unread(file: &ListFile, why: &str) -> Notice {
+    Notice::new(
+        Level::Warning,
+        format!(
+            "cepheid: list `{}`: {why}; the list goes on as it was",
+            file.list
+        ),
+    )
+}
+
+/// Where a file's change comes from, for messages: `` list `blocked`:
+/// b.csv changed: 3 added, 1 removed `` (`stopped`: `changed while the
+/// run was stopped`).
+fn changed_place(file: &ListFile, edits: &[Edit], stopped: bool) -> String {
+    let when = if stopped {
+        " while the run was stopped"
+    } else {
+        ""
+    };
+    format!(
+        "list `{}`: {} changed{when}: {}",
+        file.list,
+        file.path.display(),
+        describe(edits)
+    )
+}
+
+/// A change of a list made from event time `at`, said: `cepheid: {place},
+/// from event time 1700000000123` (`place`: what made it, a
+/// [`Changed::place`] or [`ListRecord::describe_handle`]).
+pub fn said_at(place: &str, at: Timestamp) -> String {
+    format!("cepheid: {place}, from event time {}", event_time(at))
+}
+
+/// A change of a list refused (`place`: what asked for it; `why`: there
+/// is no such list), said: a `$list` record (`record`) is left out.
+pub fn refused(place: &str, why: &str, record: bool) -> Notice {
+    let text = if record {
+        format!("cepheid: {place}: refused: {why}; the record is left out")
+    } else {
+        format!("cepheid: {place}: refused: {why}")
+    };
+    Notice::new(Level::Warning, text)
+}
+
+/// The place of a change of `list` asked through the run's handle, in
+/// messages: `` list `blocked` (the run's handle) ``.
+pub fn handle_place(list: &str) -> String {
+    format!("list `{list}` (the run's handle)")
+}
+
+/// A watched file's change, as an executor that makes changes itself (a
+/// run's workers) is handed it ([`Watched::changed`]): every engine makes
+/// [`edits`](Changed::edits) of [`list`](Changed::list) at one point of
+/// event time, and says it as [`said_at`] words it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Changed {
+    /// The list.
+    pub list: String,
+    /// What to remove, then what to add.
+    pub edits: Vec<Edit>,
+    /// The entries the file gives now (kept in cuts).
+    pub file: FileEntries,
+    /// What made it, for messages: `` list `blocked`: b.csv changed: 3
+    /// added, 1 removed ``.
+    pub place: String,
+}
+
+/// The reference files of a run watched (`Config::watch`) for an
+/// executor that makes their changes itself (a run's workers: the reader
+/// that hears that a file changed reads them again here): the entries
+/// each gave when last read.
+#[derive(Debug)]
+pub struct Watched {
+    files: Vec<ListFile>,
+    state: Vec<FileEntries>,
+}
+
+impl Watched {
+    /// `files`, which gave `state` when last read.
+    pub fn new(files: Vec<ListFile>, state: Vec<FileEntries>) -> Watched {
+        Watched { files, state }
+    }
+
+    /// The entries each file gave when last read.
+    pub fn state(&self) -> &[FileEntries] {
+        &self.state
+    }
+
+    /// Reads the files again: a change for each one that changed. A file
+    /// that cannot be read is said to `say`, and its list goes on as it
+    /// was. `stopped`: the files changed while the run was stopped (said
+    /// so).
+    pub fn changed(&mut self, stopped: bool, say: &mut dyn FnMut(Notice)) -> Vec<Changed> {
+        let mut changed = Vec::new();
+        for file in &self.files {
+            let (now, edits) = match read_again(file, &self.state, say) {
+                Ok(read) => read,
+                Err(why) => {
+                    say(unread(file, &why));
+                    continue;
+                }
+            };
+            if edits.is_empty() {
+                continue;
+            }
+            changed.push(Changed {
+                list: file.list.clone(),
+                place: changed_place(file, &edits, stopped),
+                edits,
+                file: now.clone(),
+            });
+            keep(&mut self.state, now);
+        }
+        changed
+    }
+}
+
+/// Reads `files` whole for an executor whose engines make the changes
+/// themselves (a run's workers), before any of them starts, as
+/// [`refresh`] reads them for one engine (the same messages and refusals,
+/// to `say`): into an engine of the rules' `declared` lists, then
+/// dropped. What they gave before (`state`) is updated. The changes to
+/// make, by list, in order.
+pub fn read_for_executor(
+    files: &[ListFile],
+    declared: &cepheid_core::lookup::Declarations,
+    state: &mut Vec<FileEntries>,
+    when: When,
+    say: &mut dyn FnMut(Notice),
+) -> Result<Vec<(String, Vec<Edit>)>, crate::Error> {
+    let Some(first) = files.first() else {
+        return Ok(Vec::new());
+    };
+    let mut engine = Engine::<Record>::new();
+    if !declared.is_empty() {
+        engine
+            .set_declarations(declared)
+            .map_err(|e| crate::Error::List {
+                list: first.list.clone(),
+                path: first.path.clone(),
+                why: e.to_string(),
+            })?;
+    }
+    refresh(files, &mut engine, state, Timestamp::MIN, when, say)
+}
+
+/// What the processes of a run compare of the lists their files gave: a
+/// hash (FNV-1a) of every file's entries (the files of each process must
+/// give the same), as a line of their agreement.
+pub fn digest(state: &[FileEntries]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut write = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for file in state {
+        write(file.list.as_bytes());
+        write(&[0]);
+        for (value, until) in &file.entries {
+            write(value.as_bytes());
+            write(&until.unwrap_or(Timestamp::MIN).to_le_bytes());
+        }
+        write(&[1]);
+    }
+    format!("--list (FNV-1a of the entries): {hash:016x}\n")
 }
 
 /// What `file` gave when last read, as `state` keeps it (nothing when it

@@ -372,20 +372,15 @@ impl Collect<Record> for Emit {
         // (as one engine: said; a record counted with the malformed lines)
         if record {
             self.counts.malformed_line();
-            say!(
-                self.say,
-                Warning,
-                "cepheid: {place}: refused: {why}; the record is left out"
-            );
-        } else {
-            say!(self.say, Warning, "cepheid: {place}: refused: {why}");
         }
+        let notice = cepheid_runtime::lists::refused(place, why, record);
+        self.say.report().notice(notice);
     }
 
     fn lists_changed(&mut self, place: &str, at: Timestamp) {
         // (the single run's words)
-        let at = cepheid_runtime::lists::event_time(at);
-        say!(self.say, Info, "cepheid: {place}, from event time {at}");
+        let said = cepheid_runtime::lists::said_at(place, at);
+        say!(self.say, Info, "{said}");
     }
 
     fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {

@@ -87,7 +87,7 @@ pub(super) struct Job {
     pub(super) reloads: Option<Arc<Config>>,
     /// The watched reference files (`--watch` with `--list`), read again
     /// by the reader that reads the reloads (process 0's).
-    pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
+    pub(super) lists: Option<Arc<Mutex<cepheid_runtime::lists::Watched>>>,
     /// The audit records of changes of rules, made by the workers.
     pub(super) audit: Arc<emit::AuditJoin>,
 }

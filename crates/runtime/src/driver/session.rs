@@ -681,13 +681,9 @@ impl Session<'_> {
         });
         if let Err(why) = made {
             self.counters.malformed += 1;
-            self.say(
-                Level::Warning,
-                format!(
-                    "cepheid: {name} ({}): refused: {why}; the record is left out",
-                    control.describe()
-                ),
-            );
+            let place = format!("{name} ({})", control.describe());
+            let notice = crate::lists::refused(&place, &why, true);
+            self.out.report.notice(notice);
         }
     }
 
@@ -700,16 +696,13 @@ impl Session<'_> {
         match crate::lists::apply(self.engine, list, &edits, at) {
             Ok(()) => self.say(
                 Level::Info,
-                format!(
-                    "cepheid: {}, from event time {}",
-                    record.describe_handle(),
-                    crate::lists::event_time(at)
-                ),
+                crate::lists::said_at(&record.describe_handle(), at),
             ),
-            Err(e) => self.say(
-                Level::Warning,
-                format!("cepheid: list `{list}` (the run's handle): refused: {e}"),
-            ),
+            Err(e) => {
+                let place = crate::lists::handle_place(list);
+                let notice = crate::lists::refused(&place, &e.to_string(), false);
+                self.out.report.notice(notice);
+            }
         }
     }
 
