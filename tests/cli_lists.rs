@@ -295,6 +295,76 @@ fn watched_list_file(name: &str, flags: &[&str]) {
 }
 
 #[test]
+fn a_watched_list_file_emptied_or_made_binary_is_not_applied_and_said() {
+    emptied_or_made_binary("lists-empty", &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_watched_list_file_emptied_or_made_binary_is_not_applied_on_workers() {
+    emptied_or_made_binary("lists-empty-w", &["--workers", "2"]);
+}
+
+/// A live run with `flags` whose list file (with entries) is truncated to
+/// 0 bytes, then replaced by a binary file, then by one whose every line
+/// is malformed: none is applied (the block list does not fail open),
+/// each is said, and the summary counts them; a file of comments only
+/// then empties the list on purpose.
+fn emptied_or_made_binary(name: &str, flags: &[&str]) {
+    let dir = scratch(name);
+    let rules = dir.join("r.cep");
+    fs::write(&rules, RULES).unwrap();
+    let blocked = dir.join("blocked.csv");
+    fs::write(&blocked, "10.0.0.1\n").unwrap();
+    let list = format!("blocked_ips={}", blocked.display());
+    let args = [&["--watch", "--no-progress", "--list", &list][..], flags].concat();
+    let mut live = Live::run(&rules, &args);
+    live.stderr_line("cepheid: list `blocked_ips`: 1 entries from");
+    live.write(&[event(1, "10.0.0.1"), event(2, "x")].concat());
+    assert_eq!(
+        live.record("the listed address at 1")["events"]["a"][0]["ts"],
+        1
+    );
+    fs::write(&blocked, "").unwrap();
+    let line = live.stderr_line("is empty (being written?)");
+    assert!(
+        line.ends_with("not applied, the list keeps the 1 entries it gave"),
+        "{line}"
+    );
+    live.write(&[event(3, "10.0.0.1"), event(4, "x")].concat());
+    assert_eq!(
+        live.record("still listed after the truncation")["events"]["a"][0]["ts"],
+        3
+    );
+    fs::write(&blocked, b"\x7fELF\x02\x01\x01\x00\x00\n10.0.0.9\n").unwrap();
+    live.stderr_line("is no list file (a NUL byte on line 1: binary?)");
+    live.write(&[event(5, "10.0.0.1"), event(6, "x")].concat());
+    assert_eq!(
+        live.record("still listed after the binary file")["events"]["a"][0]["ts"],
+        5
+    );
+    fs::write(&blocked, "10.0.0.1,x,y\n10.0.0.2,1,2,3\n").unwrap();
+    live.stderr_line("gives no entry (2 lines left out, none taken)");
+    live.write(&[event(7, "10.0.0.1"), event(8, "x")].concat());
+    assert_eq!(
+        live.record("still listed after the malformed file")["events"]["a"][0]["ts"],
+        7
+    );
+    // A file of comments only is a list emptied on purpose.
+    fs::write(&blocked, "# nothing blocked\n").unwrap();
+    live.stderr_line("changed: 0 added, 1 removed");
+    live.write(&[event(9, "10.0.0.1"), event(10, "x")].concat());
+    live.close();
+    let (status, rest, stderr) = live.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(rest.is_empty(), "the emptied list matched: {rest:?}");
+    assert!(
+        stderr.contains("3 list file reads not applied (their lists kept)"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_resumed_run_makes_what_its_list_file_changed_while_it_was_stopped() {
     resumed_after_an_edit("lists-resume", &[], &[]);
 }

@@ -587,7 +587,7 @@ impl Workers {
             scale.first_process() && sink.is_none(),
             &say,
         )?;
-        let (file_lists, digest) = (read.now, read.digest);
+        let (file_lists, digest, lists_not_applied) = (read.now, read.digest, read.not_applied);
         let checkpoint = checkpoint.map(|mut c| {
             c.lists = read.at_start;
             Arc::new(c)
@@ -672,6 +672,7 @@ impl Workers {
             lists: (config.watch && !config.lists.is_empty())
                 .then(|| Arc::new(Mutex::new(Watched::new(config.lists.clone(), file_lists)))),
             audit: Arc::new(audit),
+            lists_not_applied,
         });
         let handle = handle_of(&job);
         if let Some(handle) = &handle {

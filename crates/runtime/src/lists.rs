@@ -81,8 +81,57 @@ const SAID_LINES: u64 = 10;
 /// (`path:line: why; the line is left out`, the first ten, then
 /// how many more). Why not, when it cannot be read at all.
 pub fn read(file: &ListFile, say: &mut dyn FnMut(Notice)) -> Result<FileEntries, String> {
+    read_looked(file, say).map(|(entries, _)| entries)
+}
+
+/// What a read saw of a file beside its entries: what tells a file being
+/// written, or one that is no list file, from a list emptied on purpose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Looked {
+    /// Its size.
+    bytes: usize,
+    /// The line of its first NUL byte (no text file has one: a binary
+    /// file, or UTF-16).
+    nul_at: Option<usize>,
+    /// Its lines left out (not entries).
+    left_out: u64,
+}
+
+impl Looked {
+    /// Why a read that gives no entry is not the file's new content
+    /// (`None`: it is, a list emptied on purpose, by a file of comments
+    /// or blank lines only): it is empty, binary, or has no line that is
+    /// an entry. A binary file is never taken, whatever it gives.
+    fn unusable(&self, entries: usize) -> Option<String> {
+        if let Some(line) = self.nul_at {
+            return Some(format!(
+                "is no list file (a NUL byte on line {line}: binary?)"
+            ));
+        }
+        if entries > 0 {
+            return None;
+        }
+        if self.bytes == 0 {
+            return Some("is empty (being written?)".to_string());
+        }
+        (self.left_out > 0).then(|| {
+            format!(
+                "gives no entry ({} lines left out, none taken)",
+                self.left_out
+            )
+        })
+    }
+}
+
+/// [`read`], with what it saw of the file.
+fn read_looked(
+    file: &ListFile,
+    say: &mut dyn FnMut(Notice),
+) -> Result<(FileEntries, Looked), String> {
     let bytes = std::fs::read(&file.path)
         .map_err(|e| format!("cannot read {}: {e}", file.path.display()))?;
+    let nul_at = (bytes.iter().position(|&b| b == 0))
+        .map(|at| 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count());
     let csv = file.path.extension().is_some_and(|x| x == "csv");
     let mut entries = BTreeMap::new();
     let mut bad = 0u64;
@@ -178,11 +227,17 @@ pub fn read(file: &ListFile, say: &mut dyn FnMut(Notice)) -> Result<FileEntries,
             ),
         ));
     }
-    Ok(FileEntries {
+    let looked = Looked {
+        bytes: bytes.len(),
+        nul_at,
+        left_out: bad,
+    };
+    let entries = FileEntries {
         list: file.list.clone(),
         path: file.path.clone(),
         entries,
-    })
+    };
+    Ok((entries, looked))
 }
 
 /// A CSV row's entry: its value's JSON text and expiry.
@@ -411,8 +466,9 @@ pub enum When {
 /// here) removed, what it gives anew added. Each change is said to `say`
 /// with what made it. A list the rules do not declare is an error at
 /// the start; later (the rules changed) its file is passed over until
-/// they declare it again. Returns the changes made, by list, in the
-/// order made (for engines that must make them too: a run's workers).
+/// they declare it again. A file read again that had entries and is now
+/// empty, binary, or gives no entry is not applied, and said: its list
+/// keeps what it gave (a file being written, or the wrong file).
 pub fn refresh(
     files: &[ListFile],
     engine: &mut Engine<Record>,
@@ -420,8 +476,8 @@ pub fn refresh(
     at: Timestamp,
     when: When,
     say: &mut dyn FnMut(Notice),
-) -> Result<Vec<(String, Vec<Edit>)>, crate::Error> {
-    let mut made = Vec::new();
+) -> Result<Refreshed, crate::Error> {
+    let mut refreshed = Refreshed::default();
     let fail = |file: &ListFile, why: String| crate::Error::List {
         list: file.list.clone(),
         path: file.path.clone(),
@@ -439,7 +495,11 @@ pub fn refresh(
             continue;
         }
         let (now, edits) = match read_again(file, state, say) {
-            Ok(read) => read,
+            Ok(Again::Read(now, edits)) => (now, edits),
+            Ok(Again::NotApplied) => {
+                refreshed.not_applied += 1;
+                continue;
+            }
             Err(why) if when == When::Changed => {
                 say(unread(file, &why));
                 continue;
@@ -482,10 +542,21 @@ pub fn refresh(
         }
         keep(state, now);
         if !edits.is_empty() {
-            made.push((file.list.clone(), edits));
+            refreshed.made.push((file.list.clone(), edits));
         }
     }
-    Ok(made)
+    Ok(refreshed)
+}
+
+/// What [`refresh`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Refreshed {
+    /// The changes made, by list, in the order made (for engines that
+    /// must make them too: a run's workers).
+    pub made: Vec<(String, Vec<Edit>)>,
+    /// Files not applied: they had entries and were empty, binary, or
+    /// gave no entry (said; counted in [`Summary::lists_not_applied`](crate::Summary::lists_not_applied)).
+    pub not_applied: u64,
 }
 
 /// Reads `file` again: the entries it gives now, and the changes that
@@ -495,10 +566,36 @@ fn read_again(
     file: &ListFile,
     state: &[FileEntries],
     say: &mut dyn FnMut(Notice),
-) -> Result<(FileEntries, Vec<Edit>), String> {
-    let now = read(file, say)?;
-    let edits = diff(before(state, file), &now);
-    Ok((now, edits))
+) -> Result<Again, String> {
+    let (now, looked) = read_looked(file, say)?;
+    let before = before(state, file);
+    if !before.is_empty() {
+        if let Some(why) = looked.unusable(now.entries.len()) {
+            say(Notice::new(
+                Level::Warning,
+                format!(
+                    "cepheid: list `{}`: {} {why}: not applied, the list keeps the {} entries it gave",
+                    file.list,
+                    file.path.display(),
+                    before.len()
+                ),
+            ));
+            return Ok(Again::NotApplied);
+        }
+    }
+    let edits = diff(before, &now);
+    Ok(Again::Read(now, edits))
+}
+
+/// What a file read again gives ([`read_again`]).
+enum Again {
+    /// Its entries now, and the changes that make its list's entries
+    /// those.
+    Read(FileEntries, Vec<Edit>),
+    /// Nothing to apply: it had entries and is now empty, binary, or
+    /// gives no entry (said; its list keeps what it gave, as a pattern
+    /// file being written does not remove its rules).
+    NotApplied,
 }
 
 /// A watched file that cannot be read again, said: its list goes on as it
@@ -579,12 +676,23 @@ pub struct Changed {
 pub struct Watched {
     files: Vec<ListFile>,
     state: Vec<FileEntries>,
+    not_applied: u64,
 }
 
 impl Watched {
     /// `files`, which gave `state` when last read.
     pub fn new(files: Vec<ListFile>, state: Vec<FileEntries>) -> Watched {
-        Watched { files, state }
+        Watched {
+            files,
+            state,
+            not_applied: 0,
+        }
+    }
+
+    /// The files read again and not applied so far (as
+    /// [`Refreshed::not_applied`]).
+    pub fn not_applied(&self) -> u64 {
+        self.not_applied
     }
 
     /// The entries each file gave when last read.
@@ -600,7 +708,11 @@ impl Watched {
         let mut changed = Vec::new();
         for file in &self.files {
             let (now, edits) = match read_again(file, &self.state, say) {
-                Ok(read) => read,
+                Ok(Again::Read(now, edits)) => (now, edits),
+                Ok(Again::NotApplied) => {
+                    self.not_applied += 1;
+                    continue;
+                }
                 Err(why) => {
                     say(unread(file, &why));
                     continue;
@@ -625,17 +737,16 @@ impl Watched {
 /// themselves (a run's workers), before any of them starts, as
 /// [`refresh`] reads them for one engine (the same messages and refusals,
 /// to `say`): into an engine of the rules' `declared` lists, then
-/// dropped. What they gave before (`state`) is updated. The changes to
-/// make, by list, in order.
+/// dropped. What they gave before (`state`) is updated.
 pub fn read_for_executor(
     files: &[ListFile],
     declared: &cepheid_core::lookup::Declarations,
     state: &mut Vec<FileEntries>,
     when: When,
     say: &mut dyn FnMut(Notice),
-) -> Result<Vec<(String, Vec<Edit>)>, crate::Error> {
+) -> Result<Refreshed, crate::Error> {
     let Some(first) = files.first() else {
-        return Ok(Vec::new());
+        return Ok(Refreshed::default());
     };
     let mut engine = Engine::<Record>::new();
     if !declared.is_empty() {

@@ -67,6 +67,9 @@ pub(super) struct ListsRead {
     pub(super) now: Vec<FileEntries>,
     /// Their hash, which the processes of a run compare.
     pub(super) digest: String,
+    /// Files not applied (resumed: they had entries and are now empty,
+    /// binary, or give none).
+    pub(super) not_applied: u64,
 }
 
 /// The lists of `config`'s files (read by the runtime, `lists`) made in
@@ -97,6 +100,7 @@ pub(super) fn read_lists(
             at_start: state.clone(),
             now: state,
             digest: String::new(),
+            not_applied: 0,
         });
     }
     let mut resumed = resumed;
@@ -127,6 +131,7 @@ pub(super) fn read_lists(
             at_start: state,
             digest: lists::digest(&now),
             now,
+            not_applied: watched.not_applied(),
         });
     }
     let resumed = resumed.as_deref();
@@ -148,17 +153,18 @@ pub(super) fn read_lists(
         None => lists::When::Start,
     };
     let mut notices = Vec::new();
-    let made = lists::read_for_executor(&config.lists, &declared, &mut state, when, &mut |n| {
-        notices.push(n)
-    })
-    .map_err(Error::Runtime)?;
+    let refreshed =
+        lists::read_for_executor(&config.lists, &declared, &mut state, when, &mut |n| {
+            notices.push(n)
+        })
+        .map_err(Error::Runtime)?;
     if tell {
         let mut report = say.report();
         for notice in notices {
             report.notice(notice);
         }
     }
-    let edits: Vec<crate::ListEdit> = (made.iter())
+    let edits: Vec<crate::ListEdit> = (refreshed.made.iter())
         .flat_map(|(list, edits)| crate::ListEdit::of(list, edits.clone()))
         .collect();
     plan.edit_lists(edits).map_err(|e| {
@@ -172,6 +178,7 @@ pub(super) fn read_lists(
         at_start: state.clone(),
         digest: lists::digest(&state),
         now: state,
+        not_applied: refreshed.not_applied,
     })
 }
 

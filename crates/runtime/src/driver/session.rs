@@ -410,8 +410,9 @@ impl Session<'_> {
             crate::lists::When::Changed,
             &mut |n| report.notice(n),
         );
-        if let Err(e) = result {
-            self.say(Level::Warning, format!("cepheid: {e}"));
+        match result {
+            Ok(refreshed) => self.reloads.lists_not_applied += refreshed.not_applied,
+            Err(e) => self.say(Level::Warning, format!("cepheid: {e}")),
         }
     }
 
