@@ -365,6 +365,72 @@ fn emptied_or_made_binary(name: &str, flags: &[&str]) {
 }
 
 #[test]
+fn a_value_written_two_ways_in_a_list_file_is_its_last_line() {
+    written_two_ways("lists-twice", &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_value_written_two_ways_in_a_list_file_is_its_last_line_on_workers() {
+    written_two_ways("lists-twice-w", &["--workers", "2"]);
+}
+
+/// `3.0` until 5 then `3` for ever in a list of values, `55` for ever
+/// then `"55"` until 5 in a list of prefixes: each value is one entry,
+/// its last line's, and the two lines are said (issue 60, item 6).
+fn written_two_ways(name: &str, flags: &[&str]) {
+    let dir = scratch(name);
+    fs::write(
+        dir.join("r.cep"),
+        "list ids\nlist bins of prefixes\npattern id { match a where a: id in ids }\npattern bin { match a where a: card in bins }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("ids.jsonl"),
+        "{\"value\": 3.0, \"expires\": 5}\n3\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("bins.jsonl"),
+        "55\n{\"value\": \"55\", \"expires\": 5}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("e.jsonl"),
+        "{\"ts\":10,\"id\":3,\"card\":\"5512\"}\n{\"ts\":11,\"id\":4,\"card\":\"4\"}\n",
+    )
+    .unwrap();
+    let args = [
+        &["--list", "ids=ids.jsonl", "--list", "bins=bins.jsonl"][..],
+        flags,
+    ]
+    .concat();
+    let out = run_in(&dir, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["kind"] == "match")
+        .collect();
+    let patterns: Vec<&str> = records
+        .iter()
+        .map(|r| r["pattern"].as_str().unwrap())
+        .collect();
+    // The id's entry is for ever (its last line), the BIN's expired at 5.
+    assert_eq!(patterns, vec!["id"], "{records:?}");
+    assert!(
+        stderr
+            .contains("ids.jsonl:2: list `ids`: 3 is given on line 1 too: one entry, this line's"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bins.jsonl:2: list `bins`: \"55\" is given on line 1 too"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_resumed_run_makes_what_its_list_file_changed_while_it_was_stopped() {
     resumed_after_an_edit("lists-resume", &[], &[]);
 }

@@ -580,6 +580,7 @@ impl Workers {
         // The reference files, read once by each process before its
         // workers start (resumed: what they changed since the cut).
         let mut resume = resume;
+        let declared = resume::declared_at_open(&plan, resume.as_ref());
         let read = resume::read_lists(
             &config,
             &mut plan,
@@ -669,8 +670,10 @@ impl Workers {
             controls: (matches!(config.format, Format::JsonLines) || config.source_rules)
                 .then(|| Arc::new(config.clone())),
             reloads: config.watch.then(|| Arc::new(config.clone())),
-            lists: (config.watch && !config.lists.is_empty())
-                .then(|| Arc::new(Mutex::new(Watched::new(config.lists.clone(), file_lists)))),
+            lists: (config.watch && !config.lists.is_empty()).then(|| {
+                let watched = Watched::new(config.lists.clone(), file_lists, declared);
+                Arc::new(Mutex::new(watched))
+            }),
             audit: Arc::new(audit),
             lists_not_applied,
         });

@@ -22,6 +22,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use cepheid_core::lookup::{Declarations, ListKind};
 use cepheid_engine::io::{parse_rfc3339, value_from_json};
 use cepheid_engine::{Engine, Record, Timestamp, Value};
 use serde::{Deserialize, Serialize};
@@ -77,11 +78,21 @@ pub enum Edit {
 /// Most malformed lines of one file said one by one (the rest counted).
 const SAID_LINES: u64 = 10;
 
-/// Reads `file` whole: its entries, and each malformed line said to `say`
-/// (`path:line: why; the line is left out`, the first ten, then
-/// how many more). Why not, when it cannot be read at all.
-pub fn read(file: &ListFile, say: &mut dyn FnMut(Notice)) -> Result<FileEntries, String> {
-    read_looked(file, say).map(|(entries, _)| entries)
+/// Reads `file` whole, as entries of a list of `kind`: its entries, and
+/// each malformed line said to `say` (`path:line: why; the line is left
+/// out`, the first ten, then how many more). Why not, when it cannot be
+/// read at all.
+///
+/// A value is one entry however it is written, as the list holds it
+/// (`3` and `3.0` in a list of values, `55` and `"55"` in a list of
+/// prefixes): its last line wins, and a value given on two lines is said
+/// with both line numbers (the first ten, then how many more).
+pub fn read(
+    file: &ListFile,
+    kind: ListKind,
+    say: &mut dyn FnMut(Notice),
+) -> Result<FileEntries, String> {
+    read_looked(file, kind, say).map(|(entries, _)| entries)
 }
 
 /// What a read saw of a file beside its entries: what tells a file being
@@ -126,6 +137,7 @@ impl Looked {
 /// [`read`], with what it saw of the file.
 fn read_looked(
     file: &ListFile,
+    kind: ListKind,
     say: &mut dyn FnMut(Notice),
 ) -> Result<(FileEntries, Looked), String> {
     let bytes = std::fs::read(&file.path)
@@ -133,89 +145,37 @@ fn read_looked(
     let nul_at = (bytes.iter().position(|&b| b == 0))
         .map(|at| 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count());
     let csv = file.path.extension().is_some_and(|x| x == "csv");
-    let mut entries = BTreeMap::new();
-    let mut bad = 0u64;
-    let mut left_out = |line: usize, why: String, say: &mut dyn FnMut(Notice)| {
-        bad += 1;
-        if bad <= SAID_LINES {
-            say(Notice::new(
-                Level::Warning,
-                format!(
-                    "cepheid: {}:{line}: list `{}`: {why}; the line is left out",
-                    file.path.display(),
-                    file.list
-                ),
-            ));
-        }
+    let said = |line: usize, text: String| {
+        let (path, list) = (file.path.display(), &file.list);
+        Notice::new(
+            Level::Warning,
+            format!("cepheid: {path}:{line}: list `{list}`: {text}"),
+        )
     };
-    if csv {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(&bytes[..]);
-        // (lines counted here from each record's byte offset: the
-        // reader's own numbers leave blank and comment lines out)
-        let (mut counted_to, mut lines) = (0usize, 1usize);
-        let mut line_at = |byte: u64| {
-            // (a record's offset may be that of blank lines before it)
-            let mut byte = (byte as usize).min(bytes.len());
-            while bytes.get(byte).is_some_and(|b| matches!(b, b'\n' | b'\r')) {
-                byte += 1;
+    let mut entries = BTreeMap::new();
+    let (mut bad, mut twice) = (0u64, 0u64);
+    // (values given twice, said: the value and the later line)
+    let mut again: Vec<(String, usize)> = Vec::new();
+    each_line(&bytes, csv, &mut |line, entry| match entry {
+        Ok((text, until)) => match entries.entry(canonical(kind, text)) {
+            std::collections::btree_map::Entry::Vacant(vacant) => {
+                vacant.insert(until);
             }
-            if byte > counted_to {
-                lines += bytes[counted_to..byte]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count();
-                counted_to = byte;
-            }
-            lines
-        };
-        for (i, row) in reader.records().enumerate() {
-            let (line, row) = match row {
-                Ok(row) => (row.position().map_or(i + 1, |p| line_at(p.byte())), row),
-                Err(e) => {
-                    let line = e.position().map_or(i + 1, |p| line_at(p.byte()));
-                    left_out(line, format!("not CSV ({e})"), say);
-                    continue;
+            std::collections::btree_map::Entry::Occupied(mut occupied) => {
+                twice += 1;
+                if twice <= SAID_LINES {
+                    again.push((occupied.key().clone(), line));
                 }
-            };
-            // (comments by hand: the reader's own leave them out of its
-            // line numbers)
-            if row.iter().all(str::is_empty) || row.get(0).is_some_and(|c| c.starts_with('#')) {
-                continue;
+                occupied.insert(until);
             }
-            if i == 0 && row.get(0) == Some("value") {
-                continue;
-            }
-            match csv_entry(&row) {
-                Ok((text, until)) => {
-                    entries.insert(text, until);
-                }
-                Err(why) => left_out(line, why, say),
+        },
+        Err(why) => {
+            bad += 1;
+            if bad <= SAID_LINES {
+                say(said(line, format!("{why}; the line is left out")));
             }
         }
-    } else {
-        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            let line_no = i + 1;
-            let text = match std::str::from_utf8(line) {
-                Ok(text) => text.trim(),
-                Err(_) => {
-                    left_out(line_no, "not UTF-8".to_string(), say);
-                    continue;
-                }
-            };
-            if text.is_empty() || text.starts_with('#') {
-                continue;
-            }
-            match json_entry(text) {
-                Ok((text, until)) => {
-                    entries.insert(text, until);
-                }
-                Err(why) => left_out(line_no, why, say),
-            }
-        }
-    }
+    });
     if bad > SAID_LINES {
         say(Notice::new(
             Level::Warning,
@@ -226,6 +186,39 @@ fn read_looked(
                 bad - SAID_LINES
             ),
         ));
+    }
+    if !again.is_empty() {
+        // (the first line of each, found again: nothing kept per entry
+        // for the few said)
+        let mut first: Vec<Option<usize>> = vec![None; again.len()];
+        each_line(&bytes, csv, &mut |line, entry| {
+            if let Ok((text, _)) = entry {
+                let text = canonical(kind, text);
+                for (i, (value, _)) in again.iter().enumerate() {
+                    if first[i].is_none() && *value == text {
+                        first[i] = Some(line);
+                    }
+                }
+            }
+        });
+        for ((value, line), first) in again.iter().zip(first) {
+            let first = first.map_or_else(|| "?".to_string(), |l| l.to_string());
+            say(said(
+                *line,
+                format!("{value} is given on line {first} too: one entry, this line's"),
+            ));
+        }
+        if twice > SAID_LINES {
+            say(Notice::new(
+                Level::Warning,
+                format!(
+                    "cepheid: {}: list `{}`: {} more values given twice (each its last line's)",
+                    file.path.display(),
+                    file.list,
+                    twice - SAID_LINES
+                ),
+            ));
+        }
     }
     let looked = Looked {
         bytes: bytes.len(),
@@ -238,6 +231,102 @@ fn read_looked(
         entries,
     };
     Ok((entries, looked))
+}
+
+/// Each line of a list file that is not blank, a comment or a CSV header,
+/// with its number: its entry (its value's JSON text and expiry), or why
+/// it is none.
+fn each_line(
+    bytes: &[u8],
+    csv: bool,
+    visit: &mut dyn FnMut(usize, Result<(String, Option<Timestamp>), String>),
+) {
+    if !csv {
+        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
+            let line_no = i + 1;
+            let text = match std::str::from_utf8(line) {
+                Ok(text) => text.trim(),
+                Err(_) => {
+                    visit(line_no, Err("not UTF-8".to_string()));
+                    continue;
+                }
+            };
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            visit(line_no, json_entry(text));
+        }
+        return;
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    // (lines counted here from each record's byte offset: the reader's
+    // own numbers leave blank and comment lines out)
+    let (mut counted_to, mut lines) = (0usize, 1usize);
+    let mut line_at = |byte: u64| {
+        // (a record's offset may be that of blank lines before it)
+        let mut byte = (byte as usize).min(bytes.len());
+        while bytes.get(byte).is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+            byte += 1;
+        }
+        if byte > counted_to {
+            lines += bytes[counted_to..byte]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            counted_to = byte;
+        }
+        lines
+    };
+    for (i, row) in reader.records().enumerate() {
+        let (line, row) = match row {
+            Ok(row) => (row.position().map_or(i + 1, |p| line_at(p.byte())), row),
+            Err(e) => {
+                let line = e.position().map_or(i + 1, |p| line_at(p.byte()));
+                visit(line, Err(format!("not CSV ({e})")));
+                continue;
+            }
+        };
+        // (comments by hand: the reader's own leave them out of its line
+        // numbers)
+        if row.iter().all(str::is_empty) || row.get(0).is_some_and(|c| c.starts_with('#')) {
+            continue;
+        }
+        if i == 0 && row.get(0) == Some("value") {
+            continue;
+        }
+        visit(line, csv_entry(&row));
+    }
+}
+
+/// A value's JSON text as one entry of a list of `kind` whatever way it
+/// is written, as the engine holds it: in a list of values a float that
+/// is an integer is the integer (`3.0` is `3`), in a list of prefixes an
+/// integer is its digits (`55` is `"55"`); any other text as it is.
+fn canonical(kind: ListKind, text: String) -> String {
+    let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    if !number || kind == ListKind::Cidr {
+        return text;
+    }
+    let Ok(serde_json::Value::Number(n)) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return text;
+    };
+    match kind {
+        ListKind::Prefixes if n.is_i64() => serde_json::Value::String(n.to_string()).to_string(),
+        ListKind::Values if !n.is_i64() && !n.is_u64() => {
+            // (2^63: the first float above `i64::MAX`, as `key_part`)
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+            match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) => {
+                    (f as i64).to_string()
+                }
+                _ => text,
+            }
+        }
+        _ => text,
+    }
 }
 
 /// A CSV row's entry: its value's JSON text and expiry.
@@ -494,7 +583,8 @@ pub fn refresh(
             }
             continue;
         }
-        let (now, edits) = match read_again(file, state, say) {
+        let kind = kind_of(engine.declarations(), &file.list);
+        let (now, edits) = match read_again(file, kind, state, say) {
             Ok(Again::Read(now, edits)) => (now, edits),
             Ok(Again::NotApplied) => {
                 refreshed.not_applied += 1;
@@ -564,10 +654,11 @@ pub struct Refreshed {
 /// read.
 fn read_again(
     file: &ListFile,
+    kind: ListKind,
     state: &[FileEntries],
     say: &mut dyn FnMut(Notice),
 ) -> Result<Again, String> {
-    let (now, looked) = read_looked(file, say)?;
+    let (now, looked) = read_looked(file, kind, say)?;
     let before = before(state, file);
     if !before.is_empty() {
         if let Some(why) = looked.unusable(now.entries.len()) {
@@ -677,15 +768,19 @@ pub struct Watched {
     files: Vec<ListFile>,
     state: Vec<FileEntries>,
     not_applied: u64,
+    /// The rules' lists (how each tells its values apart).
+    declared: Declarations,
 }
 
 impl Watched {
-    /// `files`, which gave `state` when last read.
-    pub fn new(files: Vec<ListFile>, state: Vec<FileEntries>) -> Watched {
+    /// `files` of the `declared` lists, which gave `state` when last
+    /// read.
+    pub fn new(files: Vec<ListFile>, state: Vec<FileEntries>, declared: Declarations) -> Watched {
         Watched {
             files,
             state,
             not_applied: 0,
+            declared,
         }
     }
 
@@ -707,7 +802,8 @@ impl Watched {
     pub fn changed(&mut self, stopped: bool, say: &mut dyn FnMut(Notice)) -> Vec<Changed> {
         let mut changed = Vec::new();
         for file in &self.files {
-            let (now, edits) = match read_again(file, &self.state, say) {
+            let kind = kind_of(&self.declared, &file.list);
+            let (now, edits) = match read_again(file, kind, &self.state, say) {
                 Ok(Again::Read(now, edits)) => (now, edits),
                 Ok(Again::NotApplied) => {
                     self.not_applied += 1;
@@ -740,7 +836,7 @@ impl Watched {
 /// dropped. What they gave before (`state`) is updated.
 pub fn read_for_executor(
     files: &[ListFile],
-    declared: &cepheid_core::lookup::Declarations,
+    declared: &Declarations,
     state: &mut Vec<FileEntries>,
     when: When,
     say: &mut dyn FnMut(Notice),
@@ -784,6 +880,14 @@ pub fn digest(state: &[FileEntries]) -> String {
     format!("--list (FNV-1a of the entries): {hash:016x}\n")
 }
 
+/// How list `list` of `declared` tells its values apart (a list not
+/// declared: as values).
+fn kind_of(declared: &Declarations, list: &str) -> ListKind {
+    (declared.lists.iter())
+        .find(|l| &*l.name == list)
+        .map_or(ListKind::Values, |l| l.kind)
+}
+
 /// What `file` gave when last read, as `state` keeps it (nothing when it
 /// was never read).
 pub fn before<'a>(
@@ -825,6 +929,10 @@ mod tests {
     use super::*;
 
     fn entries(name: &str, text: &str) -> (FileEntries, Vec<String>) {
+        entries_of(name, ListKind::Values, text)
+    }
+
+    fn entries_of(name: &str, kind: ListKind, text: &str) -> (FileEntries, Vec<String>) {
         let dir = std::env::temp_dir().join(format!("cepheid-lists-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
@@ -834,7 +942,7 @@ mod tests {
             list: "l".to_string(),
             path,
         };
-        let read = read(&file, &mut |n| said.push(n.as_str().to_string())).unwrap();
+        let read = read(&file, kind, &mut |n| said.push(n.as_str().to_string())).unwrap();
         (read, said)
     }
 
@@ -883,6 +991,38 @@ mod tests {
             })
             .collect();
         assert_eq!(lines, vec!["5", "6", "7", "8"], "{said:?}");
+    }
+
+    #[test]
+    fn a_value_written_two_ways_is_one_entry_its_last_lines_and_both_lines_are_said() {
+        let (e, said) = entries(
+            "twice.jsonl",
+            "{\"value\": 3.0, \"expires\": 5}\n\"x\"\n3\n{\"value\": \"x\", \"expires\": 9}\n",
+        );
+        assert_eq!(texts(&e), vec![("\"x\"", Some(9)), ("3", None)]);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].contains(
+                "twice.jsonl:3: list `l`: 3 is given on line 1 too: one entry, this line's"
+            ),
+            "{said:?}"
+        );
+        assert!(
+            said[1].contains(":4: list `l`: \"x\" is given on line 2 too"),
+            "{said:?}"
+        );
+        // A list of prefixes holds a number as its digits.
+        let (e, said) = entries_of(
+            "bins.jsonl",
+            ListKind::Prefixes,
+            "55\n{\"value\": \"55\", \"expires\": 7}\n411111\n",
+        );
+        assert_eq!(texts(&e), vec![("\"411111\"", None), ("\"55\"", Some(7))]);
+        assert!(said[0].contains("bins.jsonl:2:"), "{said:?}");
+        // In a list of values, 55 and "55" are two entries.
+        let (e, said) = entries("two.jsonl", "55\n\"55\"\n");
+        assert_eq!(texts(&e), vec![("\"55\"", None), ("55", None)]);
+        assert!(said.is_empty(), "{said:?}");
     }
 
     #[test]

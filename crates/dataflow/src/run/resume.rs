@@ -103,9 +103,10 @@ pub(super) fn read_lists(
             not_applied: 0,
         });
     }
+    let declared = declared_at_open(plan, resumed.as_deref());
     let mut resumed = resumed;
     if let (Some((after, last)), Some((_, pieces))) = (pending, resumed.as_deref_mut()) {
-        let mut watched = lists::Watched::new(config.lists.clone(), after);
+        let mut watched = lists::Watched::new(config.lists.clone(), after, declared);
         let changed = watched.changed(true, &mut |n| {
             if tell {
                 say.report().notice(n);
@@ -135,19 +136,6 @@ pub(super) fn read_lists(
         });
     }
     let resumed = resumed.as_deref();
-    let declared = match resumed {
-        // (a run that resumes the rules a change put in force: those of
-        // the cut's engines, which the plan does not have)
-        Some((_, pieces)) if plan.patterns().is_empty() => pieces
-            .first()
-            .and_then(|piece| piece.engines().first())
-            .and_then(|saved| {
-                cepheid_engine::Engine::<Record>::from_snapshot_rules(saved.snapshot()).ok()
-            })
-            .map(|engine| engine.declarations().clone())
-            .unwrap_or_default(),
-        _ => plan.declarations(),
-    };
     let when = match resumed {
         Some(_) => lists::When::Resumed,
         None => lists::When::Start,
@@ -180,6 +168,26 @@ pub(super) fn read_lists(
         now: state,
         not_applied: refreshed.not_applied,
     })
+}
+
+/// The lists the rules of a run declare at its open: the plan's, or,
+/// resuming the rules a change put in force, those of the cut's engines
+/// (which the plan does not have).
+pub(super) fn declared_at_open(
+    plan: &Plan<Record>,
+    resumed: Option<&(Marker, Vec<Piece>)>,
+) -> cepheid_core::lookup::Declarations {
+    match resumed {
+        Some((_, pieces)) if plan.patterns().is_empty() => pieces
+            .first()
+            .and_then(|piece| piece.engines().first())
+            .and_then(|saved| {
+                cepheid_engine::Engine::<Record>::from_snapshot_rules(saved.snapshot()).ok()
+            })
+            .map(|engine| engine.declarations().clone())
+            .unwrap_or_default(),
+        _ => plan.declarations(),
+    }
 }
 
 /// A cut that does not read as one (exit 5).
