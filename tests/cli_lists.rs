@@ -365,6 +365,60 @@ fn emptied_or_made_binary(name: &str, flags: &[&str]) {
 }
 
 #[test]
+fn a_file_entry_takes_no_for_of_its_list() {
+    no_for_of_its_list("lists-for", &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_file_entry_takes_no_for_of_its_list_on_workers() {
+    no_for_of_its_list("lists-for-w", &["--workers", "2"]);
+}
+
+/// `list watched for 1d` (its rules write to it), a file entry without
+/// an expiry: seen by events of any time until the file drops it, as the
+/// entry with an expiry is seen until it (issue 60, item 2: the file's
+/// entry had expired before any event).
+fn no_for_of_its_list(name: &str, flags: &[&str]) {
+    let dir = scratch(name);
+    fs::write(
+        dir.join("r.cep"),
+        "list watched for 1d\npattern seen {\n    match a\n    where a: d in watched\n    select e = a.e\n    then add a.e to watched\n}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("w.jsonl"),
+        "\"d1\"\n{\"value\": \"d2\", \"expires\": \"2023-11-14T22:13:20.010Z\"}\n",
+    )
+    .unwrap();
+    // (1700000000000 is 2023-11-14T22:13:20Z)
+    let at = |ms: i64, d: &str| format!("{{\"ts\":{ms},\"d\":\"{d}\",\"e\":\"x\"}}\n");
+    let events = [
+        at(1_700_000_000_000, "d1"),
+        at(1_700_000_000_005, "d2"),
+        at(1_700_000_000_010, "d2"),
+        at(1_700_000_000_020, "d1"),
+    ]
+    .concat();
+    fs::write(dir.join("e.jsonl"), events).unwrap();
+    let args = [&["--list", "watched=w.jsonl"][..], flags].concat();
+    let out = run_in(&dir, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let seen: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["kind"] == "match")
+        .map(|r: serde_json::Value| r["events"]["a"][0]["ts"].clone())
+        .collect();
+    assert_eq!(
+        seen,
+        vec![1_700_000_000_000i64, 1_700_000_000_005, 1_700_000_000_020],
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_value_written_two_ways_in_a_list_file_is_its_last_line() {
     written_two_ways("lists-twice", &[]);
 }

@@ -69,7 +69,8 @@ pub struct FileEntries {
 /// A change of a list that a file's new content asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Edit {
-    /// Add the value, until the time (`None`: the list's own `for`).
+    /// Add the value, until the time (`None`: the list's own `for`, as a
+    /// `$list` record's; a file's entry is never `None`: [`diff`]).
     Add(Value, Option<Timestamp>),
     /// Remove the value.
     Remove(Value),
@@ -501,7 +502,9 @@ fn time_of_text(text: &str) -> Result<Timestamp, String> {
 
 /// The changes that make `before`'s entries `now`'s: removals first (of
 /// what `now` no longer gives), then additions (of what it gives anew or
-/// with another expiry).
+/// with another expiry). An entry without an expiry is added for ever
+/// (until the file drops it): a file's entry takes no `for` of its list,
+/// which counts from when a rule writes an entry (issue 60).
 pub fn diff(before: &BTreeMap<String, Option<Timestamp>>, now: &FileEntries) -> Vec<Edit> {
     let value = |text: &str| {
         let json: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
@@ -512,7 +515,7 @@ pub fn diff(before: &BTreeMap<String, Option<Timestamp>>, now: &FileEntries) -> 
         .map(|text| Edit::Remove(value(text)));
     let added = (now.entries.iter())
         .filter(|(text, until)| before.get(*text) != Some(until))
-        .map(|(text, until)| Edit::Add(value(text), *until));
+        .map(|(text, until)| Edit::Add(value(text), Some(until.unwrap_or(Timestamp::MAX))));
     removed.chain(added).collect()
 }
 
@@ -1063,7 +1066,7 @@ mod tests {
             vec![
                 Edit::Remove("c".into()),
                 Edit::Add("b".into(), Some(7)),
-                Edit::Add(Value::Int(4), None),
+                Edit::Add(Value::Int(4), Some(Timestamp::MAX)),
             ]
         );
         assert_eq!(describe(&diff(&before, &now)), "2 added, 1 removed");

@@ -859,7 +859,7 @@ mod tests {
             vec![crate::ListEdit::Add {
                 list: "blocked".into(),
                 value: "a".into(),
-                until: None,
+                until: Some(Timestamp::MAX),
             }]
         );
         assert!(after[1]
