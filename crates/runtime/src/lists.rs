@@ -506,6 +506,17 @@ fn time_of_text(text: &str) -> Result<Timestamp, String> {
 /// (until the file drops it): a file's entry takes no `for` of its list,
 /// which counts from when a rule writes an entry (issue 60).
 pub fn diff(before: &BTreeMap<String, Option<Timestamp>>, now: &FileEntries) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    diff_each(before, now, &mut |edit| edits.push(edit));
+    edits
+}
+
+/// [`diff`], each change given to `edit` as it is found (none held).
+fn diff_each(
+    before: &BTreeMap<String, Option<Timestamp>>,
+    now: &FileEntries,
+    edit: &mut dyn FnMut(Edit),
+) {
     let value = |text: &str| {
         let json: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
         value_from_json(&json)
@@ -516,7 +527,7 @@ pub fn diff(before: &BTreeMap<String, Option<Timestamp>>, now: &FileEntries) -> 
     let added = (now.entries.iter())
         .filter(|(text, until)| before.get(*text) != Some(until))
         .map(|(text, until)| Edit::Add(value(text), Some(until.unwrap_or(Timestamp::MAX))));
-    removed.chain(added).collect()
+    removed.chain(added).for_each(edit);
 }
 
 /// Makes `edits` of list `list` in `engine`, at event time `at`
@@ -569,6 +580,19 @@ pub fn refresh(
     when: When,
     say: &mut dyn FnMut(Notice),
 ) -> Result<Refreshed, crate::Error> {
+    refresh_made(files, engine, (state, at, when), false, say)
+}
+
+/// [`refresh`], whose changes are kept in [`Refreshed::made`] when
+/// `made` (else each is made as the diff gives it, and dropped: a list of
+/// millions of entries is not held twice).
+fn refresh_made(
+    files: &[ListFile],
+    engine: &mut Engine<Record>,
+    (state, at, when): (&mut Vec<FileEntries>, Timestamp, When),
+    made: bool,
+    say: &mut dyn FnMut(Notice),
+) -> Result<Refreshed, crate::Error> {
     let mut refreshed = Refreshed::default();
     let fail = |file: &ListFile, why: String| crate::Error::List {
         list: file.list.clone(),
@@ -587,8 +611,8 @@ pub fn refresh(
             continue;
         }
         let kind = kind_of(engine.declarations(), &file.list);
-        let (now, edits) = match read_again(file, kind, state, say) {
-            Ok(Again::Read(now, edits)) => (now, edits),
+        let now = match read_again(file, kind, state, say) {
+            Ok(Again::Read(now)) => now,
             Ok(Again::NotApplied) => {
                 refreshed.not_applied += 1;
                 continue;
@@ -600,7 +624,19 @@ pub fn refresh(
             Err(why) => return Err(fail(file, why)),
         };
         let stats = engine.memory_stats();
-        apply(engine, &file.list, &edits, at).map_err(|e| fail(file, e.to_string()))?;
+        let (mut edits, mut counted, mut failed) = (Vec::new(), Counted::default(), None);
+        diff_each(before(state, file), &now, &mut |edit| {
+            counted.count(&edit);
+            if failed.is_none() {
+                failed = apply(engine, &file.list, std::slice::from_ref(&edit), at).err();
+            }
+            if made {
+                edits.push(edit);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(fail(file, e.to_string()));
+        }
         let after = engine.memory_stats();
         let path = file.path.display();
         let list = &file.list;
@@ -609,12 +645,12 @@ pub fn refresh(
                 "cepheid: list `{list}`: {} entries from {path}",
                 now.entries.len()
             )),
-            _ if edits.is_empty() => None,
+            _ if counted.is_empty() => None,
             When::Resumed => Some(format!(
                 "cepheid: {}, at the checkpoint's event time",
-                changed_place(file, &edits, true)
+                changed_place(file, counted, true)
             )),
-            When::Changed => Some(said_at(&changed_place(file, &edits, false), at)),
+            When::Changed => Some(said_at(&changed_place(file, counted, false), at)),
         };
         if let Some(text) = said {
             say(Notice::new(Level::Info, text));
@@ -652,9 +688,9 @@ pub struct Refreshed {
     pub not_applied: u64,
 }
 
-/// Reads `file` again: the entries it gives now, and the changes that
-/// make what it gave before (`state`) those; why not, when it cannot be
-/// read.
+/// Reads `file` again: the entries it gives now (what it gave before,
+/// `state`, tells whether they are its new content); why not, when it
+/// cannot be read.
 fn read_again(
     file: &ListFile,
     kind: ListKind,
@@ -677,15 +713,13 @@ fn read_again(
             return Ok(Again::NotApplied);
         }
     }
-    let edits = diff(before, &now);
-    Ok(Again::Read(now, edits))
+    Ok(Again::Read(now))
 }
 
 /// What a file read again gives ([`read_again`]).
 enum Again {
-    /// Its entries now, and the changes that make its list's entries
-    /// those.
-    Read(FileEntries, Vec<Edit>),
+    /// Its entries now.
+    Read(FileEntries),
     /// Nothing to apply: it had entries and is now empty, binary, or
     /// gives no entry (said; its list keeps what it gave, as a pattern
     /// file being written does not remove its rules).
@@ -707,7 +741,7 @@ fn unread(file: &ListFile, why: &str) -> Notice {
 /// Where a file's change comes from, for messages: `` list `blocked`:
 /// b.csv changed: 3 added, 1 removed `` (`stopped`: `changed while the
 /// run was stopped`).
-fn changed_place(file: &ListFile, edits: &[Edit], stopped: bool) -> String {
+fn changed_place(file: &ListFile, counted: Counted, stopped: bool) -> String {
     let when = if stopped {
         " while the run was stopped"
     } else {
@@ -717,8 +751,33 @@ fn changed_place(file: &ListFile, edits: &[Edit], stopped: bool) -> String {
         "list `{}`: {} changed{when}: {}",
         file.list,
         file.path.display(),
-        describe(edits)
+        counted.said()
     )
+}
+
+/// Changes of a list counted, for messages ([`describe`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counted {
+    added: usize,
+    removed: usize,
+}
+
+impl Counted {
+    fn count(&mut self, edit: &Edit) {
+        match edit {
+            Edit::Add(..) => self.added += 1,
+            Edit::Remove(..) => self.removed += 1,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.added + self.removed == 0
+    }
+
+    /// `3 added, 1 removed`.
+    fn said(&self) -> String {
+        format!("{} added, {} removed", self.added, self.removed)
+    }
 }
 
 /// A change of a list made from event time `at`, said: `cepheid: {place},
@@ -806,8 +865,8 @@ impl Watched {
         let mut changed = Vec::new();
         for file in &self.files {
             let kind = kind_of(&self.declared, &file.list);
-            let (now, edits) = match read_again(file, kind, &self.state, say) {
-                Ok(Again::Read(now, edits)) => (now, edits),
+            let now = match read_again(file, kind, &self.state, say) {
+                Ok(Again::Read(now)) => now,
                 Ok(Again::NotApplied) => {
                     self.not_applied += 1;
                     continue;
@@ -817,12 +876,15 @@ impl Watched {
                     continue;
                 }
             };
+            let edits = diff(before(&self.state, file), &now);
             if edits.is_empty() {
                 continue;
             }
+            let mut counted = Counted::default();
+            edits.iter().for_each(|edit| counted.count(edit));
             changed.push(Changed {
                 list: file.list.clone(),
-                place: changed_place(file, &edits, stopped),
+                place: changed_place(file, counted, stopped),
                 edits,
                 file: now.clone(),
             });
@@ -857,7 +919,7 @@ pub fn read_for_executor(
                 why: e.to_string(),
             })?;
     }
-    refresh(files, &mut engine, state, Timestamp::MIN, when, say)
+    refresh_made(files, &mut engine, (state, Timestamp::MIN, when), true, say)
 }
 
 /// What the processes of a run compare of the lists their files gave: a
@@ -923,8 +985,9 @@ pub fn event_time(at: Timestamp) -> String {
 /// What a load or a change of the files did, for messages:
 /// `3 added, 1 removed`.
 pub fn describe(edits: &[Edit]) -> String {
-    let added = edits.iter().filter(|e| matches!(e, Edit::Add(..))).count();
-    format!("{added} added, {} removed", edits.len() - added)
+    let mut counted = Counted::default();
+    edits.iter().for_each(|edit| counted.count(edit));
+    counted.said()
 }
 
 #[cfg(test)]

@@ -152,9 +152,10 @@ pub(super) fn read_lists(
             report.notice(notice);
         }
     }
-    let edits: Vec<crate::ListEdit> = (refreshed.made.iter())
-        .flat_map(|(list, edits)| crate::ListEdit::of(list, edits.clone()))
-        .collect();
+    let (mut edits, not_applied) = (Vec::new(), refreshed.not_applied);
+    for (list, made) in refreshed.made {
+        edits.extend(crate::ListEdit::of(&list, made));
+    }
     plan.edit_lists(edits).map_err(|e| {
         Error::Runtime(cepheid_runtime::Error::List {
             list: config.lists[0].list.clone(),
@@ -166,7 +167,7 @@ pub(super) fn read_lists(
         at_start: state.clone(),
         digest: lists::digest(&state),
         now: state,
-        not_applied: refreshed.not_applied,
+        not_applied,
     })
 }
 

@@ -804,6 +804,11 @@ fn read_lists(
     let refreshed = crate::lists::refresh(&config.lists, engine, &mut lists, at, when, &mut |n| {
         report.notice(n)
     })?;
+    if !config.watch && config.checkpoint.is_none() {
+        // (what each file gave is read again only by a watched change or
+        // a resume: not held for the run, beside the lists themselves)
+        lists = Vec::new();
+    }
     Ok((lists, refreshed.not_applied))
 }
 
