@@ -19,7 +19,9 @@
 //! ([`Counters`](crate::checkpoint::Counters)), so that a resumed run
 //! knows what to remove when a file changed while it was stopped.
 
-use std::collections::BTreeMap;
+mod entries;
+pub use entries::Entries;
+use entries::Gathering;
 use std::path::PathBuf;
 
 use cepheid_core::lookup::{Declarations, ListKind};
@@ -63,7 +65,7 @@ pub struct FileEntries {
     pub path: PathBuf,
     /// Each entry's value as JSON text, and its expiry (`None`: the
     /// list's own `for`, or none).
-    pub entries: BTreeMap<String, Option<Timestamp>>,
+    pub entries: Entries,
 }
 
 /// A change of a list that a file's new content asks for.
@@ -153,23 +155,10 @@ fn read_looked(
             format!("cepheid: {path}:{line}: list `{list}`: {text}"),
         )
     };
-    let mut entries = BTreeMap::new();
-    let (mut bad, mut twice) = (0u64, 0u64);
-    // (values given twice, said: the value and the later line)
-    let mut again: Vec<(String, usize)> = Vec::new();
+    let mut gathering = Gathering::default();
+    let mut bad = 0u64;
     each_line(&bytes, csv, &mut |line, entry| match entry {
-        Ok((text, until)) => match entries.entry(canonical(kind, text)) {
-            std::collections::btree_map::Entry::Vacant(vacant) => {
-                vacant.insert(until);
-            }
-            std::collections::btree_map::Entry::Occupied(mut occupied) => {
-                twice += 1;
-                if twice <= SAID_LINES {
-                    again.push((occupied.key().clone(), line));
-                }
-                occupied.insert(until);
-            }
-        },
+        Ok((text, until)) => gathering.push(&canonical(kind, text), until),
         Err(why) => {
             bad += 1;
             if bad <= SAID_LINES {
@@ -188,24 +177,27 @@ fn read_looked(
             ),
         ));
     }
+    let (entries, again, twice) = gathering.done(SAID_LINES as usize);
     if !again.is_empty() {
-        // (the first line of each, found again: nothing kept per entry
-        // for the few said)
-        let mut first: Vec<Option<usize>> = vec![None; again.len()];
+        // (the lines of each value said, found again: nothing is kept
+        // per entry for the few said)
+        let mut lines: Vec<(Option<usize>, usize)> = vec![(None, 0); again.len()];
         each_line(&bytes, csv, &mut |line, entry| {
             if let Ok((text, _)) = entry {
                 let text = canonical(kind, text);
-                for (i, (value, _)) in again.iter().enumerate() {
-                    if first[i].is_none() && *value == text {
-                        first[i] = Some(line);
-                    }
+                if let Some(i) = again.iter().position(|value| *value == text) {
+                    lines[i].0.get_or_insert(line);
+                    lines[i].1 = line;
                 }
             }
         });
-        for ((value, line), first) in again.iter().zip(first) {
+        let mut again: Vec<_> = again.iter().zip(lines).collect();
+        // (in the order of the file)
+        again.sort_by_key(|(_, (_, last))| *last);
+        for (value, (first, last)) in again {
             let first = first.map_or_else(|| "?".to_string(), |l| l.to_string());
             say(said(
-                *line,
+                last,
                 format!("{value} is given on line {first} too: one entry, this line's"),
             ));
         }
@@ -505,27 +497,23 @@ fn time_of_text(text: &str) -> Result<Timestamp, String> {
 /// with another expiry). An entry without an expiry is added for ever
 /// (until the file drops it): a file's entry takes no `for` of its list,
 /// which counts from when a rule writes an entry (issue 60).
-pub fn diff(before: &BTreeMap<String, Option<Timestamp>>, now: &FileEntries) -> Vec<Edit> {
+pub fn diff(before: &Entries, now: &FileEntries) -> Vec<Edit> {
     let mut edits = Vec::new();
     diff_each(before, now, &mut |edit| edits.push(edit));
     edits
 }
 
 /// [`diff`], each change given to `edit` as it is found (none held).
-fn diff_each(
-    before: &BTreeMap<String, Option<Timestamp>>,
-    now: &FileEntries,
-    edit: &mut dyn FnMut(Edit),
-) {
+fn diff_each(before: &Entries, now: &FileEntries, edit: &mut dyn FnMut(Edit)) {
     let value = |text: &str| {
         let json: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
         value_from_json(&json)
     };
     let removed = (before.keys())
-        .filter(|text| !now.entries.contains_key(*text))
+        .filter(|text| !now.entries.contains_key(text))
         .map(|text| Edit::Remove(value(text)));
     let added = (now.entries.iter())
-        .filter(|(text, until)| before.get(*text) != Some(until))
+        .filter(|(text, until)| before.get(text) != Some(*until))
         .map(|(text, until)| Edit::Add(value(text), Some(until.unwrap_or(Timestamp::MAX))));
     removed.chain(added).for_each(edit);
 }
@@ -936,7 +924,7 @@ pub fn digest(state: &[FileEntries]) -> String {
     for file in state {
         write(file.list.as_bytes());
         write(&[0]);
-        for (value, until) in &file.entries {
+        for (value, until) in file.entries.iter() {
             write(value.as_bytes());
             write(&until.unwrap_or(Timestamp::MIN).to_le_bytes());
         }
@@ -955,11 +943,8 @@ fn kind_of(declared: &Declarations, list: &str) -> ListKind {
 
 /// What `file` gave when last read, as `state` keeps it (nothing when it
 /// was never read).
-pub fn before<'a>(
-    state: &'a [FileEntries],
-    file: &ListFile,
-) -> &'a BTreeMap<String, Option<Timestamp>> {
-    static NOTHING: BTreeMap<String, Option<Timestamp>> = BTreeMap::new();
+pub fn before<'a>(state: &'a [FileEntries], file: &ListFile) -> &'a Entries {
+    static NOTHING: Entries = Entries::new();
     (state.iter())
         .find(|s| s.list == file.list && s.path == file.path)
         .map_or(&NOTHING, |s| &s.entries)
@@ -1013,7 +998,7 @@ mod tests {
     }
 
     fn texts(e: &FileEntries) -> Vec<(&str, Option<Timestamp>)> {
-        e.entries.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+        e.entries.iter().collect()
     }
 
     #[test]
@@ -1106,7 +1091,7 @@ mod tests {
 
     #[test]
     fn a_diff_removes_what_is_gone_then_adds_what_is_new_or_expires_otherwise() {
-        let before: BTreeMap<String, Option<Timestamp>> = [
+        let before: Entries = [
             ("\"a\"".to_string(), None),
             ("\"b\"".to_string(), Some(5)),
             ("\"c\"".to_string(), None),
