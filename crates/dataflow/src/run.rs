@@ -161,7 +161,6 @@ pub use single::to_one_engine;
 mod write;
 
 use cepheid_runtime::audit::{Origin, RuleChange};
-use cepheid_runtime::lists::Watched;
 use cepheid_runtime::Counts;
 use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, ReadCounts};
@@ -580,7 +579,6 @@ impl Workers {
         // The reference files, read once by each process before its
         // workers start (resumed: what they changed since the cut).
         let mut resume = resume;
-        let declared = resume::declared_at_open(&plan, resume.as_ref());
         let read = resume::read_lists(
             &config,
             &mut plan,
@@ -588,7 +586,7 @@ impl Workers {
             scale.first_process() && sink.is_none(),
             &say,
         )?;
-        let (file_lists, digest, lists_not_applied) = (read.now, read.digest, read.not_applied);
+        let (digest, lists_not_applied) = (read.digest, read.not_applied);
         let checkpoint = checkpoint.map(|mut c| {
             c.lists = read.at_start;
             Arc::new(c)
@@ -670,10 +668,7 @@ impl Workers {
             controls: (matches!(config.format, Format::JsonLines) || config.source_rules)
                 .then(|| Arc::new(config.clone())),
             reloads: config.watch.then(|| Arc::new(config.clone())),
-            lists: (config.watch && !config.lists.is_empty()).then(|| {
-                let watched = Watched::new(config.lists.clone(), file_lists, declared);
-                Arc::new(Mutex::new(watched))
-            }),
+            lists: read.watched,
             audit: Arc::new(audit),
             lists_not_applied,
         });

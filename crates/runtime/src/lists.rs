@@ -226,14 +226,13 @@ fn read_looked(
     Ok((entries, looked))
 }
 
+/// An entry of a list file: its value's JSON text and expiry.
+type Entry = (String, Option<Timestamp>);
+
 /// Each line of a list file that is not blank, a comment or a CSV header,
 /// with its number: its entry (its value's JSON text and expiry), or why
 /// it is none.
-fn each_line(
-    bytes: &[u8],
-    csv: bool,
-    visit: &mut dyn FnMut(usize, Result<(String, Option<Timestamp>), String>),
-) {
+fn each_line(bytes: &[u8], csv: bool, visit: &mut dyn FnMut(usize, Result<Entry, String>)) {
     if !csv {
         for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
             let line_no = i + 1;
@@ -323,7 +322,7 @@ fn canonical(kind: ListKind, text: String) -> String {
 }
 
 /// A CSV row's entry: its value's JSON text and expiry.
-fn csv_entry(row: &csv::StringRecord) -> Result<(String, Option<Timestamp>), String> {
+fn csv_entry(row: &csv::StringRecord) -> Result<Entry, String> {
     if row.len() > 2 {
         return Err(format!(
             "{} cells, where an entry is `value[,expires]`",
@@ -351,7 +350,7 @@ fn csv_entry(row: &csv::StringRecord) -> Result<(String, Option<Timestamp>), Str
 }
 
 /// A JSON line's entry: its value's JSON text and expiry.
-fn json_entry(text: &str) -> Result<(String, Option<Timestamp>), String> {
+fn json_entry(text: &str) -> Result<Entry, String> {
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
     let (value, until) = match json {

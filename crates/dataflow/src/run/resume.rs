@@ -62,9 +62,9 @@ pub(super) struct ListsRead {
     /// (the cuts' counters: what a resume diffs against, with the changes
     /// of lists made since, `cut::lists`).
     pub(super) at_start: Vec<FileEntries>,
-    /// The entries each file gives now (what a watched file's change
-    /// diffs against).
-    pub(super) now: Vec<FileEntries>,
+    /// With `Config::watch`, the files watched, which gave what each
+    /// gives now (what a watched file's change diffs against).
+    pub(super) watched: Option<Arc<Mutex<lists::Watched>>>,
     /// Their hash, which the processes of a run compare.
     pub(super) digest: String,
     /// Files not applied (resumed: they had entries and are now empty,
@@ -97,8 +97,8 @@ pub(super) fn read_lists(
     };
     if config.lists.is_empty() {
         return Ok(ListsRead {
-            at_start: state.clone(),
-            now: state,
+            at_start: state,
+            watched: None,
             digest: String::new(),
             not_applied: 0,
         });
@@ -106,7 +106,7 @@ pub(super) fn read_lists(
     let declared = declared_at_open(plan, resumed.as_deref());
     let mut resumed = resumed;
     if let (Some((after, last)), Some((_, pieces))) = (pending, resumed.as_deref_mut()) {
-        let mut watched = lists::Watched::new(config.lists.clone(), after, declared);
+        let mut watched = lists::Watched::new(config.lists.clone(), after, declared.clone());
         let changed = watched.changed(true, &mut |n| {
             if tell {
                 say.report().notice(n);
@@ -131,8 +131,8 @@ pub(super) fn read_lists(
         return Ok(ListsRead {
             at_start: state,
             digest: lists::digest(&now),
-            now,
             not_applied: watched.not_applied(),
+            watched: watching(config, now, declared),
         });
     }
     let resumed = resumed.as_deref();
@@ -166,15 +166,31 @@ pub(super) fn read_lists(
     Ok(ListsRead {
         at_start: state.clone(),
         digest: lists::digest(&state),
-        now: state,
+        watched: watching(config, state, declared),
         not_applied,
+    })
+}
+
+/// The files of `config` watched (`Config::watch`), which gave `now`.
+fn watching(
+    config: &Config,
+    now: Vec<FileEntries>,
+    declared: cepheid_core::lookup::Declarations,
+) -> Option<Arc<Mutex<lists::Watched>>> {
+    let watched = config.watch && !config.lists.is_empty();
+    watched.then(|| {
+        Arc::new(Mutex::new(lists::Watched::new(
+            config.lists.clone(),
+            now,
+            declared,
+        )))
     })
 }
 
 /// The lists the rules of a run declare at its open: the plan's, or,
 /// resuming the rules a change put in force, those of the cut's engines
 /// (which the plan does not have).
-pub(super) fn declared_at_open(
+fn declared_at_open(
     plan: &Plan<Record>,
     resumed: Option<&(Marker, Vec<Piece>)>,
 ) -> cepheid_core::lookup::Declarations {
@@ -801,6 +817,7 @@ mod tests {
         std::fs::write(&file, "\"a\"\n\"b\"\n").unwrap();
         let input = cepheid_runtime::Input::file(dir.join("e.jsonl"));
         let mut config = Config::new(input, Vec::new());
+        config.watch = true;
         config.lists = vec![lists::ListFile {
             list: "blocked".to_string(),
             path: file.clone(),
@@ -845,7 +862,8 @@ mod tests {
         let notices = Say::new(Box::new(cepheid_runtime::Notices::default()));
         let read = read_lists(&config, &mut plan, Some(&mut resumed), true, &notices).unwrap();
         assert_eq!(read.at_start, vec![entries(&file, &["a"])]);
-        assert_eq!(read.now, vec![entries(&file, &["a", "b"])]);
+        let watched = read.watched.expect("watched");
+        assert_eq!(lock(&watched).state(), &[entries(&file, &["a", "b"])]);
         // Nothing at the start: the pending change, then what the file
         // changed since it, at its time.
         assert!(plan.lists.is_empty());
