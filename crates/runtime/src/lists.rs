@@ -155,7 +155,9 @@ fn read_looked(
             format!("cepheid: {path}:{line}: list `{list}`: {text}"),
         )
     };
-    let mut gathering = Gathering::default();
+    // (a line is at most an entry, whose text is at most the line's)
+    let lines = 1 + bytes.iter().filter(|&&b| b == b'\n').count();
+    let mut gathering = Gathering::with_room(lines, bytes.len());
     let mut bad = 0u64;
     each_line(&bytes, csv, &mut |line, entry| match entry {
         Ok((text, until)) => gathering.push(&canonical(kind, text), until),
@@ -178,41 +180,8 @@ fn read_looked(
         ));
     }
     let (entries, again, twice) = gathering.done(SAID_LINES as usize);
-    if !again.is_empty() {
-        // (the lines of each value said, found again: nothing is kept
-        // per entry for the few said)
-        let mut lines: Vec<(Option<usize>, usize)> = vec![(None, 0); again.len()];
-        each_line(&bytes, csv, &mut |line, entry| {
-            if let Ok((text, _)) = entry {
-                let text = canonical(kind, text);
-                if let Some(i) = again.iter().position(|value| *value == text) {
-                    lines[i].0.get_or_insert(line);
-                    lines[i].1 = line;
-                }
-            }
-        });
-        let mut again: Vec<_> = again.iter().zip(lines).collect();
-        // (in the order of the file)
-        again.sort_by_key(|(_, (_, last))| *last);
-        for (value, (first, last)) in again {
-            let first = first.map_or_else(|| "?".to_string(), |l| l.to_string());
-            say(said(
-                last,
-                format!("{value} is given on line {first} too: one entry, this line's"),
-            ));
-        }
-        if twice > SAID_LINES {
-            say(Notice::new(
-                Level::Warning,
-                format!(
-                    "cepheid: {}: list `{}`: {} more values given twice (each its last line's)",
-                    file.path.display(),
-                    file.list,
-                    twice - SAID_LINES
-                ),
-            ));
-        }
-    }
+    let lines: Lines<'_> = &mut |visit| each_line(&bytes, csv, visit);
+    say_twice(file, (kind, lines), again, twice, say);
     let looked = Looked {
         bytes: bytes.len(),
         nul_at,
@@ -229,25 +198,72 @@ fn read_looked(
 /// An entry of a list file: its value's JSON text and expiry.
 type Entry = (String, Option<Timestamp>);
 
+/// Lines of a list file given one by one to a visitor ([`each_line`]).
+type Lines<'a> = &'a mut dyn FnMut(&mut dyn FnMut(usize, Result<Entry, String>));
+
+/// Says the values of `file` given on two lines (`again`: the first
+/// ten, whose lines are found again in its `lines`, a list of `kind`;
+/// `twice`: how many in all), in the order of the file. One whose first
+/// line is not in the file (an earlier file of the list gave it) is not
+/// said.
+fn say_twice(
+    file: &ListFile,
+    (kind, lines_of): (ListKind, Lines<'_>),
+    again: Vec<String>,
+    twice: u64,
+    say: &mut dyn FnMut(Notice),
+) {
+    if again.is_empty() {
+        return;
+    }
+    // (the lines of each value said, found again: nothing is kept per
+    // entry for the few said)
+    let mut lines: Vec<(Option<usize>, usize)> = vec![(None, 0); again.len()];
+    lines_of(&mut |line, entry| {
+        if let Ok((text, _)) = entry {
+            let text = canonical(kind, text);
+            if let Some(i) = again.iter().position(|value| *value == text) {
+                lines[i].0.get_or_insert(line);
+                lines[i].1 = line;
+            }
+        }
+    });
+    let mut again: Vec<_> = again.iter().zip(lines).collect();
+    // (in the order of the file)
+    again.sort_by_key(|(_, (_, last))| *last);
+    for (value, (first, last)) in again {
+        let Some(first) = first.filter(|&first| first < last) else {
+            continue;
+        };
+        say(Notice::new(
+            Level::Warning,
+            format!(
+                "cepheid: {}:{last}: list `{}`: {value} is given on line {first} too: one entry, this line's",
+                file.path.display(),
+                file.list
+            ),
+        ));
+    }
+    if twice > SAID_LINES {
+        say(Notice::new(
+            Level::Warning,
+            format!(
+                "cepheid: {}: list `{}`: {} more values given twice (each its last line's)",
+                file.path.display(),
+                file.list,
+                twice - SAID_LINES
+            ),
+        ));
+    }
+}
+
 /// Each line of a list file that is not blank, a comment or a CSV header,
 /// with its number: its entry (its value's JSON text and expiry), or why
 /// it is none.
 fn each_line(bytes: &[u8], csv: bool, visit: &mut dyn FnMut(usize, Result<Entry, String>)) {
     if !csv {
-        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            let line_no = i + 1;
-            let text = match std::str::from_utf8(line) {
-                Ok(text) => text.trim(),
-                Err(_) => {
-                    visit(line_no, Err("not UTF-8".to_string()));
-                    continue;
-                }
-            };
-            if text.is_empty() || text.starts_with('#') {
-                continue;
-            }
-            visit(line_no, json_entry(text));
-        }
+        // (in memory: no read error)
+        let _ = each_json_line(&mut &bytes[..], visit);
         return;
     }
     let mut reader = csv::ReaderBuilder::new()
@@ -290,6 +306,34 @@ fn each_line(bytes: &[u8], csv: bool, visit: &mut dyn FnMut(usize, Result<Entry,
             continue;
         }
         visit(line, csv_entry(&row));
+    }
+}
+
+/// Each line of a JSON-lines list file read from `reader` that is not
+/// blank or a comment, with its number: its entry, or why it is none.
+fn each_json_line(
+    reader: &mut dyn std::io::BufRead,
+    visit: &mut dyn FnMut(usize, Result<Entry, String>),
+) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    let mut line_no = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text.trim(),
+            Err(_) => {
+                visit(line_no, Err("not UTF-8".to_string()));
+                continue;
+            }
+        };
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        visit(line_no, json_entry(text));
     }
 }
 
@@ -550,6 +594,146 @@ pub enum When {
     Changed,
 }
 
+/// Reads each file of `files` whole into `engine`'s lists before any
+/// event, as [`refresh`] at the start does (the same messages and
+/// refusals), for a run that will not read them again (neither watched
+/// nor resumed, so what each gave is not kept): the entries of a list fed
+/// by one file are made as its lines are read, the last line of a value
+/// winning as the list holds it, and nothing but the list holds them (a
+/// file of ten million entries is not held twice: issue 60, item 15).
+pub fn load(
+    files: &[ListFile],
+    engine: &mut Engine<Record>,
+    say: &mut dyn FnMut(Notice),
+) -> Result<(), crate::Error> {
+    for (i, file) in files.iter().enumerate() {
+        let alone = (files.iter().enumerate()).all(|(j, f)| j == i || f.list != file.list);
+        let declared = engine.list_sizes().any(|(name, _)| name == file.list);
+        if !alone || !declared {
+            let mut state = Vec::new();
+            let at = (Timestamp::MIN, When::Start);
+            refresh_made(
+                std::slice::from_ref(file),
+                engine,
+                (&mut state, at.0, at.1),
+                false,
+                say,
+            )?;
+            continue;
+        }
+        load_one(file, engine, say).map_err(|why| crate::Error::List {
+            list: file.list.clone(),
+            path: file.path.clone(),
+            why,
+        })?;
+    }
+    Ok(())
+}
+
+/// [`load`] of one file, its list's only one.
+fn load_one(
+    file: &ListFile,
+    engine: &mut Engine<Record>,
+    say: &mut dyn FnMut(Notice),
+) -> Result<(), String> {
+    let kind = kind_of(engine.declarations(), &file.list);
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.path.display());
+    let csv = file.path.extension().is_some_and(|x| x == "csv");
+    // (JSON lines read as they come, CSV whole: its lines are counted
+    // from byte offsets)
+    let whole = if csv {
+        std::fs::read(&file.path).map_err(cannot)?
+    } else {
+        Vec::new()
+    };
+    let size = |engine: &Engine<Record>| {
+        (engine.list_sizes())
+            .find(|(name, _)| *name == file.list)
+            .map_or(0, |(_, size)| size)
+    };
+    let start = engine.memory_stats();
+    let (mut bad, mut twice, mut failed) = (0u64, 0u64, None);
+    let (mut entries, mut again) = (0usize, Vec::new());
+    let mut visit = |line, entry: Result<Entry, String>| match entry {
+        Ok((text, until)) if failed.is_none() => {
+            let text = canonical(kind, text);
+            let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            let (before, stats) = (size(engine), engine.memory_stats());
+            let until = Some(until.unwrap_or(Timestamp::MAX));
+            let value = value_from_json(&json);
+            if let Err(e) = engine.add_to_list_until(&file.list, value, Timestamp::MIN, until) {
+                failed = Some(e.to_string());
+                return;
+            }
+            let after = engine.memory_stats();
+            let refused = after.refused_entries + after.bad_entries
+                > stats.refused_entries + stats.bad_entries;
+            if refused || size(engine) > before {
+                entries += 1;
+            } else {
+                // (there already: a value given on an earlier line)
+                twice += 1;
+                if again.len() < SAID_LINES as usize && !again.contains(&text) {
+                    again.push(text);
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(why) => {
+            bad += 1;
+            if bad <= SAID_LINES {
+                say(Notice::new(
+                    Level::Warning,
+                    format!(
+                        "cepheid: {}:{line}: list `{}`: {why}; the line is left out",
+                        file.path.display(),
+                        file.list
+                    ),
+                ));
+            }
+        }
+    };
+    if csv {
+        each_line(&whole, true, &mut visit);
+    } else {
+        let opened = std::fs::File::open(&file.path).map_err(cannot)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, opened);
+        each_json_line(&mut reader, &mut visit).map_err(cannot)?;
+    }
+    if let Some(why) = failed {
+        return Err(why);
+    }
+    if bad > SAID_LINES {
+        say(Notice::new(
+            Level::Warning,
+            format!(
+                "cepheid: {}: list `{}`: {} more malformed lines left out",
+                file.path.display(),
+                file.list,
+                bad - SAID_LINES
+            ),
+        ));
+    }
+    // (JSON lines read again for the lines of the values said)
+    let lines: Lines<'_> = &mut |visit| match csv {
+        true => each_line(&whole, true, visit),
+        false => {
+            if let Ok(opened) = std::fs::File::open(&file.path) {
+                let _ = each_json_line(&mut std::io::BufReader::new(opened), visit);
+            }
+        }
+    };
+    say_twice(file, (kind, lines), again, twice, say);
+    let path = file.path.display();
+    let list = &file.list;
+    say(Notice::new(
+        Level::Info,
+        format!("cepheid: list `{list}`: {entries} entries from {path}"),
+    ));
+    say_refused(file, start, engine.memory_stats(), say);
+    Ok(())
+}
+
 /// Reads each file of `files` and makes its list in `engine` what the
 /// file gives now, at event time `at` (`Timestamp::MIN`: at once, before
 /// any event): what it gave before (`state`, by list and path, updated
@@ -642,26 +826,38 @@ fn refresh_made(
         if let Some(text) = said {
             say(Notice::new(Level::Info, text));
         }
-        let refused = after.refused_entries - stats.refused_entries;
-        let bad = after.bad_entries - stats.bad_entries;
-        if refused > 0 {
-            say(Notice::new(
-                Level::Warning,
-                format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Engine::max_list_entries`)"),
-            ));
-        }
-        if bad > 0 {
-            say(Notice::new(
-                Level::Warning,
-                format!("cepheid: list `{list}`: {bad} entries of {path} refused: a list of its kind cannot hold them"),
-            ));
-        }
+        say_refused(file, stats, after, say);
         keep(state, now);
         if !edits.is_empty() {
             refreshed.made.push((file.list.clone(), edits));
         }
     }
     Ok(refreshed)
+}
+
+/// Says what `file`'s list refused of its entries between `before` and
+/// `after`: over its limit, or of no value of its kind.
+fn say_refused(
+    file: &ListFile,
+    before: cepheid_engine::engine::MemoryStats,
+    after: cepheid_engine::engine::MemoryStats,
+    say: &mut dyn FnMut(Notice),
+) {
+    let (list, path) = (&file.list, file.path.display());
+    let refused = after.refused_entries - before.refused_entries;
+    let bad = after.bad_entries - before.bad_entries;
+    if refused > 0 {
+        say(Notice::new(
+            Level::Warning,
+            format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Engine::max_list_entries`)"),
+        ));
+    }
+    if bad > 0 {
+        say(Notice::new(
+            Level::Warning,
+            format!("cepheid: list `{list}`: {bad} entries of {path} refused: a list of its kind cannot hold them"),
+        ));
+    }
 }
 
 /// What [`refresh`] did.

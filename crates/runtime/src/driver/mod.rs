@@ -793,6 +793,12 @@ fn read_lists(
     resumed: Option<&Meta>,
     report: &mut dyn Report,
 ) -> Result<(Vec<crate::lists::FileEntries>, u64), Error> {
+    if resumed.is_none() && !config.watch && config.checkpoint.is_none() {
+        // (what each file gave is read again only by a watched change or
+        // a resume: not held for the run, beside the lists themselves)
+        crate::lists::load(&config.lists, engine, &mut |n| report.notice(n))?;
+        return Ok((Vec::new(), 0));
+    }
     let mut lists = resumed.map_or_else(Vec::new, |m| m.counters.lists.clone());
     let when = match resumed {
         Some(_) => crate::lists::When::Resumed,
@@ -804,11 +810,6 @@ fn read_lists(
     let refreshed = crate::lists::refresh(&config.lists, engine, &mut lists, at, when, &mut |n| {
         report.notice(n)
     })?;
-    if !config.watch && config.checkpoint.is_none() {
-        // (what each file gave is read again only by a watched change or
-        // a resume: not held for the run, beside the lists themselves)
-        lists = Vec::new();
-    }
     Ok((lists, refreshed.not_applied))
 }
 

@@ -89,6 +89,18 @@ pub(super) struct Gathering {
 }
 
 impl Gathering {
+    /// Room for `entries` entries of `text` bytes of text in all, taken
+    /// at once (the entries of a file are held whole: never twice their
+    /// size, as growing by doubling would hold them).
+    pub(super) fn with_room(entries: usize, text: usize) -> Gathering {
+        Gathering {
+            entries: Entries {
+                text: String::with_capacity(text),
+                slots: Vec::with_capacity(entries),
+            },
+        }
+    }
+
     /// The entry of `text` until `until`.
     pub(super) fn push(&mut self, text: &str, until: Option<Timestamp>) {
         let entries = &mut self.entries;
@@ -130,6 +142,7 @@ impl Gathering {
         }
         slots.truncate(kept);
         slots.shrink_to_fit();
+        text.shrink_to_fit();
         (entries, said_twice, twice)
     }
 }
