@@ -295,6 +295,196 @@ fn watched_list_file(name: &str, flags: &[&str]) {
 }
 
 #[test]
+fn a_watched_list_file_emptied_or_made_binary_is_not_applied_and_said() {
+    emptied_or_made_binary("lists-empty", &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_watched_list_file_emptied_or_made_binary_is_not_applied_on_workers() {
+    emptied_or_made_binary("lists-empty-w", &["--workers", "2"]);
+}
+
+/// A live run with `flags` whose list file (with entries) is truncated to
+/// 0 bytes, then replaced by a binary file, then by one whose every line
+/// is malformed: none is applied (the block list does not fail open),
+/// each is said, and the summary counts them; a file of comments only
+/// then empties the list on purpose.
+fn emptied_or_made_binary(name: &str, flags: &[&str]) {
+    let dir = scratch(name);
+    let rules = dir.join("r.cep");
+    fs::write(&rules, RULES).unwrap();
+    let blocked = dir.join("blocked.csv");
+    fs::write(&blocked, "10.0.0.1\n").unwrap();
+    let list = format!("blocked_ips={}", blocked.display());
+    let args = [&["--watch", "--no-progress", "--list", &list][..], flags].concat();
+    let mut live = Live::run(&rules, &args);
+    live.stderr_line("cepheid: list `blocked_ips`: 1 entries from");
+    live.write(&[event(1, "10.0.0.1"), event(2, "x")].concat());
+    assert_eq!(
+        live.record("the listed address at 1")["events"]["a"][0]["ts"],
+        1
+    );
+    fs::write(&blocked, "").unwrap();
+    let line = live.stderr_line("is empty (being written?)");
+    assert!(
+        line.ends_with("not applied, the list keeps the 1 entries it gave"),
+        "{line}"
+    );
+    live.write(&[event(3, "10.0.0.1"), event(4, "x")].concat());
+    assert_eq!(
+        live.record("still listed after the truncation")["events"]["a"][0]["ts"],
+        3
+    );
+    fs::write(&blocked, b"\x7fELF\x02\x01\x01\x00\x00\n10.0.0.9\n").unwrap();
+    live.stderr_line("is no list file (a NUL byte on line 1: binary?)");
+    live.write(&[event(5, "10.0.0.1"), event(6, "x")].concat());
+    assert_eq!(
+        live.record("still listed after the binary file")["events"]["a"][0]["ts"],
+        5
+    );
+    fs::write(&blocked, "10.0.0.1,x,y\n10.0.0.2,1,2,3\n").unwrap();
+    live.stderr_line("gives no entry (2 lines left out, none taken)");
+    live.write(&[event(7, "10.0.0.1"), event(8, "x")].concat());
+    assert_eq!(
+        live.record("still listed after the malformed file")["events"]["a"][0]["ts"],
+        7
+    );
+    // A file of comments only is a list emptied on purpose.
+    fs::write(&blocked, "# nothing blocked\n").unwrap();
+    live.stderr_line("changed: 0 added, 1 removed");
+    live.write(&[event(9, "10.0.0.1"), event(10, "x")].concat());
+    live.close();
+    let (status, rest, stderr) = live.finish();
+    assert!(status.success(), "{stderr}");
+    assert!(rest.is_empty(), "the emptied list matched: {rest:?}");
+    assert!(
+        stderr.contains("3 list file reads not applied (their lists kept)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_file_entry_takes_no_for_of_its_list() {
+    no_for_of_its_list("lists-for", &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_file_entry_takes_no_for_of_its_list_on_workers() {
+    no_for_of_its_list("lists-for-w", &["--workers", "2"]);
+}
+
+/// `list watched for 1d` (its rules write to it), a file entry without
+/// an expiry: seen by events of any time until the file drops it, as the
+/// entry with an expiry is seen until it (issue 60, item 2: the file's
+/// entry had expired before any event).
+fn no_for_of_its_list(name: &str, flags: &[&str]) {
+    let dir = scratch(name);
+    fs::write(
+        dir.join("r.cep"),
+        "list watched for 1d\npattern seen {\n    match a\n    where a: d in watched\n    select e = a.e\n    then add a.e to watched\n}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("w.jsonl"),
+        "\"d1\"\n{\"value\": \"d2\", \"expires\": \"2023-11-14T22:13:20.010Z\"}\n",
+    )
+    .unwrap();
+    // (1700000000000 is 2023-11-14T22:13:20Z)
+    let at = |ms: i64, d: &str| format!("{{\"ts\":{ms},\"d\":\"{d}\",\"e\":\"x\"}}\n");
+    let events = [
+        at(1_700_000_000_000, "d1"),
+        at(1_700_000_000_005, "d2"),
+        at(1_700_000_000_010, "d2"),
+        at(1_700_000_000_020, "d1"),
+    ]
+    .concat();
+    fs::write(dir.join("e.jsonl"), events).unwrap();
+    let args = [&["--list", "watched=w.jsonl"][..], flags].concat();
+    let out = run_in(&dir, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let seen: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["kind"] == "match")
+        .map(|r: serde_json::Value| r["events"]["a"][0]["ts"].clone())
+        .collect();
+    assert_eq!(
+        seen,
+        vec![1_700_000_000_000i64, 1_700_000_000_005, 1_700_000_000_020],
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_value_written_two_ways_in_a_list_file_is_its_last_line() {
+    written_two_ways("lists-twice", &[]);
+}
+
+#[cfg(feature = "workers")]
+#[test]
+fn a_value_written_two_ways_in_a_list_file_is_its_last_line_on_workers() {
+    written_two_ways("lists-twice-w", &["--workers", "2"]);
+}
+
+/// `3.0` until 5 then `3` for ever in a list of values, `55` for ever
+/// then `"55"` until 5 in a list of prefixes: each value is one entry,
+/// its last line's, and the two lines are said (issue 60, item 6).
+fn written_two_ways(name: &str, flags: &[&str]) {
+    let dir = scratch(name);
+    fs::write(
+        dir.join("r.cep"),
+        "list ids\nlist bins of prefixes\npattern id { match a where a: id in ids }\npattern bin { match a where a: card in bins }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("ids.jsonl"),
+        "{\"value\": 3.0, \"expires\": 5}\n3\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("bins.jsonl"),
+        "55\n{\"value\": \"55\", \"expires\": 5}\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("e.jsonl"),
+        "{\"ts\":10,\"id\":3,\"card\":\"5512\"}\n{\"ts\":11,\"id\":4,\"card\":\"4\"}\n",
+    )
+    .unwrap();
+    let args = [
+        &["--list", "ids=ids.jsonl", "--list", "bins=bins.jsonl"][..],
+        flags,
+    ]
+    .concat();
+    let out = run_in(&dir, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &serde_json::Value| r["kind"] == "match")
+        .collect();
+    let patterns: Vec<&str> = records
+        .iter()
+        .map(|r| r["pattern"].as_str().unwrap())
+        .collect();
+    // The id's entry is for ever (its last line), the BIN's expired at 5.
+    assert_eq!(patterns, vec!["id"], "{records:?}");
+    assert!(
+        stderr
+            .contains("ids.jsonl:2: list `ids`: 3 is given on line 1 too: one entry, this line's"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("bins.jsonl:2: list `bins`: \"55\" is given on line 1 too"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_resumed_run_makes_what_its_list_file_changed_while_it_was_stopped() {
     resumed_after_an_edit("lists-resume", &[], &[]);
 }

@@ -334,6 +334,17 @@ pub(crate) struct FileChange {
     pub origin: ListOrigin,
 }
 
+impl FileChange {
+    /// A watched file's change, as the runtime hands it.
+    pub(crate) fn of(changed: cepheid_runtime::lists::Changed) -> FileChange {
+        FileChange {
+            edits: ListEdit::of(&changed.list, changed.edits).collect(),
+            file: Some(changed.file),
+            origin: ListOrigin::File,
+        }
+    }
+}
+
 /// Where a change of lists comes from: what is said of it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum ListOrigin {
@@ -359,6 +370,27 @@ const AUDIT_ORIGIN: &str = "$origin";
 const REFUSED: &str = "$refused";
 
 impl ListEdit {
+    /// `edits` of `list` as the runtime hands them (a file read, a
+    /// `$list` record, the run's handle: `cepheid_runtime::lists`), as
+    /// every engine makes them.
+    pub(crate) fn of(
+        list: &str,
+        edits: Vec<cepheid_runtime::lists::Edit>,
+    ) -> impl Iterator<Item = ListEdit> + '_ {
+        use cepheid_runtime::lists::Edit;
+        edits.into_iter().map(move |edit| match edit {
+            Edit::Add(value, until) => ListEdit::Add {
+                list: list.to_string(),
+                value,
+                until,
+            },
+            Edit::Remove(value) => ListEdit::Remove {
+                list: list.to_string(),
+                value,
+            },
+        })
+    }
+
     /// The list it changes.
     pub fn list(&self) -> &str {
         match self {

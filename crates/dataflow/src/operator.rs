@@ -1406,7 +1406,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
                 }
                 (ListOrigin::Record, false) => sink.list_refused(&change.place, &why, true),
                 (ListOrigin::Handle, false) => {
-                    let place = format!("list `{list}` (the run's handle)");
+                    let place = cepheid_runtime::lists::handle_place(list);
                     sink.list_refused(&place, &why, false);
                 }
                 _ => {}

@@ -155,7 +155,6 @@ mod emit;
 mod error;
 mod items;
 mod job;
-mod lists;
 mod resume;
 mod single;
 pub use single::to_one_engine;
@@ -580,14 +579,14 @@ impl Workers {
         // The reference files, read once by each process before its
         // workers start (resumed: what they changed since the cut).
         let mut resume = resume;
-        let read = lists::read(
+        let read = resume::read_lists(
             &config,
             &mut plan,
             resume.as_mut(),
             scale.first_process() && sink.is_none(),
             &say,
         )?;
-        let (file_lists, digest) = (read.now, read.digest);
+        let (digest, lists_not_applied) = (read.digest, read.not_applied);
         let checkpoint = checkpoint.map(|mut c| {
             c.lists = read.at_start;
             Arc::new(c)
@@ -669,9 +668,9 @@ impl Workers {
             controls: (matches!(config.format, Format::JsonLines) || config.source_rules)
                 .then(|| Arc::new(config.clone())),
             reloads: config.watch.then(|| Arc::new(config.clone())),
-            lists: (config.watch && !config.lists.is_empty())
-                .then(|| Arc::new(Mutex::new(lists::Watched::new(&config, file_lists)))),
+            lists: read.watched,
             audit: Arc::new(audit),
+            lists_not_applied,
         });
         let handle = handle_of(&job);
         if let Some(handle) = &handle {

@@ -48,6 +48,9 @@ pub struct Counts {
     pub reloads_refused: u64,
     /// (see `reloads`)
     pub reloads_late: u64,
+    /// Reference files read again and not applied (empty, binary, or
+    /// giving no entry where they had some: `lists::Refreshed`).
+    pub lists_not_applied: u64,
     /// Partial matches the changes of rules discarded.
     pub discarded: u64,
     /// Did the input carry `$watermark` lines?
@@ -114,6 +117,7 @@ impl Counts {
         self.reloads += other.reloads;
         self.reloads_refused += other.reloads_refused;
         self.reloads_late += other.reloads_late;
+        self.lists_not_applied += other.lists_not_applied;
         self.discarded += other.discarded;
         self.punctuated |= other.punctuated;
         if self.read_error.is_none() {
@@ -186,6 +190,7 @@ impl Counts {
             reloads: self.reloads,
             reloads_refused: self.reloads_refused,
             reloads_late: self.reloads_late,
+            lists_not_applied: self.lists_not_applied,
             discarded_runs: self.discarded,
             waiting: usize::try_from(self.waiting).unwrap_or(usize::MAX),
             punctuated: self.punctuated,

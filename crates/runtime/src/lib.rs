@@ -1069,6 +1069,11 @@ pub struct Summary {
     /// were).
     #[serde(skip_serializing_if = "is_zero")]
     pub reloads_late: u64,
+    /// Reference files read again and not applied: they had entries and
+    /// were empty, binary, or gave no entry (`docs/lists.md`; in JSON only
+    /// when some were).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub lists_not_applied: u64,
     /// Partial matches discarded by reloads.
     pub discarded_runs: u64,
     /// Events still waiting for the watermark.
@@ -1216,6 +1221,13 @@ impl fmt::Display for Summary {
             if self.reloads_late > 0 {
                 write!(f, ", {} late", self.reloads_late)?;
             }
+        }
+        if self.lists_not_applied > 0 {
+            write!(
+                f,
+                ", {} not applied (their lists kept)",
+                count(self.lists_not_applied, "list file read", "list file reads")
+            )?;
         }
         if self.discarded_runs > 0 {
             write!(

@@ -19,9 +19,12 @@
 //! ([`Counters`](crate::checkpoint::Counters)), so that a resumed run
 //! knows what to remove when a file changed while it was stopped.
 
-use std::collections::BTreeMap;
+mod entries;
+pub use entries::Entries;
+use entries::Gathering;
 use std::path::PathBuf;
 
+use cepheid_core::lookup::{Declarations, ListKind};
 use cepheid_engine::io::{parse_rfc3339, value_from_json};
 use cepheid_engine::{Engine, Record, Timestamp, Value};
 use serde::{Deserialize, Serialize};
@@ -62,13 +65,14 @@ pub struct FileEntries {
     pub path: PathBuf,
     /// Each entry's value as JSON text, and its expiry (`None`: the
     /// list's own `for`, or none).
-    pub entries: BTreeMap<String, Option<Timestamp>>,
+    pub entries: Entries,
 }
 
 /// A change of a list that a file's new content asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Edit {
-    /// Add the value, until the time (`None`: the list's own `for`).
+    /// Add the value, until the time (`None`: the list's own `for`, as a
+    /// `$list` record's; a file's entry is never `None`: [`diff`]).
     Add(Value, Option<Timestamp>),
     /// Remove the value.
     Remove(Value),
@@ -77,96 +81,93 @@ pub enum Edit {
 /// Most malformed lines of one file said one by one (the rest counted).
 const SAID_LINES: u64 = 10;
 
-/// Reads `file` whole: its entries, and each malformed line said to `say`
-/// (`path:line: why; the line is left out`, the first ten, then
-/// how many more). Why not, when it cannot be read at all.
-pub fn read(file: &ListFile, say: &mut dyn FnMut(Notice)) -> Result<FileEntries, String> {
-    let bytes = std::fs::read(&file.path)
-        .map_err(|e| format!("cannot read {}: {e}", file.path.display()))?;
-    let csv = file.path.extension().is_some_and(|x| x == "csv");
-    let mut entries = BTreeMap::new();
-    let mut bad = 0u64;
-    let mut left_out = |line: usize, why: String, say: &mut dyn FnMut(Notice)| {
-        bad += 1;
-        if bad <= SAID_LINES {
-            say(Notice::new(
-                Level::Warning,
-                format!(
-                    "cepheid: {}:{line}: list `{}`: {why}; the line is left out",
-                    file.path.display(),
-                    file.list
-                ),
+/// Reads `file` whole, as entries of a list of `kind`: its entries, and
+/// each malformed line said to `say` (`path:line: why; the line is left
+/// out`, the first ten, then how many more). Why not, when it cannot be
+/// read at all.
+///
+/// A value is one entry however it is written, as the list holds it
+/// (`3` and `3.0` in a list of values, `55` and `"55"` in a list of
+/// prefixes): its last line wins, and a value given on two lines is said
+/// with both line numbers (the first ten, then how many more).
+pub fn read(
+    file: &ListFile,
+    kind: ListKind,
+    say: &mut dyn FnMut(Notice),
+) -> Result<FileEntries, String> {
+    read_looked(file, kind, say).map(|(entries, _)| entries)
+}
+
+/// What a read saw of a file beside its entries: what tells a file being
+/// written, or one that is no list file, from a list emptied on purpose.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Looked {
+    /// Its size.
+    bytes: usize,
+    /// The line of its first NUL byte (no text file has one: a binary
+    /// file, or UTF-16).
+    nul_at: Option<usize>,
+    /// Its lines left out (not entries).
+    left_out: u64,
+}
+
+impl Looked {
+    /// Why a read that gives no entry is not the file's new content
+    /// (`None`: it is, a list emptied on purpose, by a file of comments
+    /// or blank lines only): it is empty, binary, or has no line that is
+    /// an entry. A binary file is never taken, whatever it gives.
+    fn unusable(&self, entries: usize) -> Option<String> {
+        if let Some(line) = self.nul_at {
+            return Some(format!(
+                "is no list file (a NUL byte on line {line}: binary?)"
             ));
         }
-    };
-    if csv {
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(&bytes[..]);
-        // (lines counted here from each record's byte offset: the
-        // reader's own numbers leave blank and comment lines out)
-        let (mut counted_to, mut lines) = (0usize, 1usize);
-        let mut line_at = |byte: u64| {
-            // (a record's offset may be that of blank lines before it)
-            let mut byte = (byte as usize).min(bytes.len());
-            while bytes.get(byte).is_some_and(|b| matches!(b, b'\n' | b'\r')) {
-                byte += 1;
-            }
-            if byte > counted_to {
-                lines += bytes[counted_to..byte]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count();
-                counted_to = byte;
-            }
-            lines
-        };
-        for (i, row) in reader.records().enumerate() {
-            let (line, row) = match row {
-                Ok(row) => (row.position().map_or(i + 1, |p| line_at(p.byte())), row),
-                Err(e) => {
-                    let line = e.position().map_or(i + 1, |p| line_at(p.byte()));
-                    left_out(line, format!("not CSV ({e})"), say);
-                    continue;
-                }
-            };
-            // (comments by hand: the reader's own leave them out of its
-            // line numbers)
-            if row.iter().all(str::is_empty) || row.get(0).is_some_and(|c| c.starts_with('#')) {
-                continue;
-            }
-            if i == 0 && row.get(0) == Some("value") {
-                continue;
-            }
-            match csv_entry(&row) {
-                Ok((text, until)) => {
-                    entries.insert(text, until);
-                }
-                Err(why) => left_out(line, why, say),
-            }
+        if entries > 0 {
+            return None;
         }
-    } else {
-        for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
-            let line_no = i + 1;
-            let text = match std::str::from_utf8(line) {
-                Ok(text) => text.trim(),
-                Err(_) => {
-                    left_out(line_no, "not UTF-8".to_string(), say);
-                    continue;
-                }
-            };
-            if text.is_empty() || text.starts_with('#') {
-                continue;
-            }
-            match json_entry(text) {
-                Ok((text, until)) => {
-                    entries.insert(text, until);
-                }
-                Err(why) => left_out(line_no, why, say),
-            }
+        if self.bytes == 0 {
+            return Some("is empty (being written?)".to_string());
         }
+        (self.left_out > 0).then(|| {
+            format!(
+                "gives no entry ({} lines left out, none taken)",
+                self.left_out
+            )
+        })
     }
+}
+
+/// [`read`], with what it saw of the file.
+fn read_looked(
+    file: &ListFile,
+    kind: ListKind,
+    say: &mut dyn FnMut(Notice),
+) -> Result<(FileEntries, Looked), String> {
+    let bytes = std::fs::read(&file.path)
+        .map_err(|e| format!("cannot read {}: {e}", file.path.display()))?;
+    let nul_at = (bytes.iter().position(|&b| b == 0))
+        .map(|at| 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count());
+    let csv = file.path.extension().is_some_and(|x| x == "csv");
+    let said = |line: usize, text: String| {
+        let (path, list) = (file.path.display(), &file.list);
+        Notice::new(
+            Level::Warning,
+            format!("cepheid: {path}:{line}: list `{list}`: {text}"),
+        )
+    };
+    // (a line is at most an entry, whose text is at most the line's)
+    let lines = 1 + bytes.iter().filter(|&&b| b == b'\n').count();
+    let mut gathering = Gathering::with_room(lines, bytes.len());
+    let mut bad = 0u64;
+    each_line(&bytes, csv, &mut |line, entry| match entry {
+        Ok((text, until)) => gathering.push(&canonical(kind, text), until),
+        Err(why) => {
+            bad += 1;
+            if bad <= SAID_LINES {
+                say(said(line, format!("{why}; the line is left out")));
+            }
+        }
+    });
     if bad > SAID_LINES {
         say(Notice::new(
             Level::Warning,
@@ -178,15 +179,194 @@ pub fn read(file: &ListFile, say: &mut dyn FnMut(Notice)) -> Result<FileEntries,
             ),
         ));
     }
-    Ok(FileEntries {
+    let (entries, again, twice) = gathering.done(SAID_LINES as usize);
+    let lines: Lines<'_> = &mut |visit| each_line(&bytes, csv, visit);
+    say_twice(file, (kind, lines), again, twice, say);
+    let looked = Looked {
+        bytes: bytes.len(),
+        nul_at,
+        left_out: bad,
+    };
+    let entries = FileEntries {
         list: file.list.clone(),
         path: file.path.clone(),
         entries,
-    })
+    };
+    Ok((entries, looked))
+}
+
+/// An entry of a list file: its value's JSON text and expiry.
+type Entry = (String, Option<Timestamp>);
+
+/// Lines of a list file given one by one to a visitor ([`each_line`]).
+type Lines<'a> = &'a mut dyn FnMut(&mut dyn FnMut(usize, Result<Entry, String>));
+
+/// Says the values of `file` given on two lines (`again`: the first
+/// ten, whose lines are found again in its `lines`, a list of `kind`;
+/// `twice`: how many in all), in the order of the file. One whose first
+/// line is not in the file (an earlier file of the list gave it) is not
+/// said.
+fn say_twice(
+    file: &ListFile,
+    (kind, lines_of): (ListKind, Lines<'_>),
+    again: Vec<String>,
+    twice: u64,
+    say: &mut dyn FnMut(Notice),
+) {
+    if again.is_empty() {
+        return;
+    }
+    // (the lines of each value said, found again: nothing is kept per
+    // entry for the few said)
+    let mut lines: Vec<(Option<usize>, usize)> = vec![(None, 0); again.len()];
+    lines_of(&mut |line, entry| {
+        if let Ok((text, _)) = entry {
+            let text = canonical(kind, text);
+            if let Some(i) = again.iter().position(|value| *value == text) {
+                lines[i].0.get_or_insert(line);
+                lines[i].1 = line;
+            }
+        }
+    });
+    let mut again: Vec<_> = again.iter().zip(lines).collect();
+    // (in the order of the file)
+    again.sort_by_key(|(_, (_, last))| *last);
+    for (value, (first, last)) in again {
+        let Some(first) = first.filter(|&first| first < last) else {
+            continue;
+        };
+        say(Notice::new(
+            Level::Warning,
+            format!(
+                "cepheid: {}:{last}: list `{}`: {value} is given on line {first} too: one entry, this line's",
+                file.path.display(),
+                file.list
+            ),
+        ));
+    }
+    if twice > SAID_LINES {
+        say(Notice::new(
+            Level::Warning,
+            format!(
+                "cepheid: {}: list `{}`: {} more values given twice (each its last line's)",
+                file.path.display(),
+                file.list,
+                twice - SAID_LINES
+            ),
+        ));
+    }
+}
+
+/// Each line of a list file that is not blank, a comment or a CSV header,
+/// with its number: its entry (its value's JSON text and expiry), or why
+/// it is none.
+fn each_line(bytes: &[u8], csv: bool, visit: &mut dyn FnMut(usize, Result<Entry, String>)) {
+    if !csv {
+        // (in memory: no read error)
+        let _ = each_json_line(&mut &bytes[..], visit);
+        return;
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(bytes);
+    // (lines counted here from each record's byte offset: the reader's
+    // own numbers leave blank and comment lines out)
+    let (mut counted_to, mut lines) = (0usize, 1usize);
+    let mut line_at = |byte: u64| {
+        // (a record's offset may be that of blank lines before it)
+        let mut byte = (byte as usize).min(bytes.len());
+        while bytes.get(byte).is_some_and(|b| matches!(b, b'\n' | b'\r')) {
+            byte += 1;
+        }
+        if byte > counted_to {
+            lines += bytes[counted_to..byte]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count();
+            counted_to = byte;
+        }
+        lines
+    };
+    for (i, row) in reader.records().enumerate() {
+        let (line, row) = match row {
+            Ok(row) => (row.position().map_or(i + 1, |p| line_at(p.byte())), row),
+            Err(e) => {
+                let line = e.position().map_or(i + 1, |p| line_at(p.byte()));
+                visit(line, Err(format!("not CSV ({e})")));
+                continue;
+            }
+        };
+        // (comments by hand: the reader's own leave them out of its line
+        // numbers)
+        if row.iter().all(str::is_empty) || row.get(0).is_some_and(|c| c.starts_with('#')) {
+            continue;
+        }
+        if i == 0 && row.get(0) == Some("value") {
+            continue;
+        }
+        visit(line, csv_entry(&row));
+    }
+}
+
+/// Each line of a JSON-lines list file read from `reader` that is not
+/// blank or a comment, with its number: its entry, or why it is none.
+fn each_json_line(
+    reader: &mut dyn std::io::BufRead,
+    visit: &mut dyn FnMut(usize, Result<Entry, String>),
+) -> std::io::Result<()> {
+    let mut line = Vec::new();
+    let mut line_no = 0;
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let text = match std::str::from_utf8(&line) {
+            Ok(text) => text.trim(),
+            Err(_) => {
+                visit(line_no, Err("not UTF-8".to_string()));
+                continue;
+            }
+        };
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        visit(line_no, json_entry(text));
+    }
+}
+
+/// A value's JSON text as one entry of a list of `kind` whatever way it
+/// is written, as the engine holds it: in a list of values a float that
+/// is an integer is the integer (`3.0` is `3`), in a list of prefixes an
+/// integer is its digits (`55` is `"55"`); any other text as it is.
+fn canonical(kind: ListKind, text: String) -> String {
+    let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
+    if !number || kind == ListKind::Cidr {
+        return text;
+    }
+    let Ok(serde_json::Value::Number(n)) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return text;
+    };
+    match kind {
+        ListKind::Prefixes if n.is_i64() => serde_json::Value::String(n.to_string()).to_string(),
+        ListKind::Values if !n.is_i64() && !n.is_u64() => {
+            // (2^63: the first float above `i64::MAX`, as `key_part`)
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+            match n.as_f64() {
+                Some(f) if f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) => {
+                    (f as i64).to_string()
+                }
+                _ => text,
+            }
+        }
+        _ => text,
+    }
 }
 
 /// A CSV row's entry: its value's JSON text and expiry.
-fn csv_entry(row: &csv::StringRecord) -> Result<(String, Option<Timestamp>), String> {
+fn csv_entry(row: &csv::StringRecord) -> Result<Entry, String> {
     if row.len() > 2 {
         return Err(format!(
             "{} cells, where an entry is `value[,expires]`",
@@ -214,7 +394,7 @@ fn csv_entry(row: &csv::StringRecord) -> Result<(String, Option<Timestamp>), Str
 }
 
 /// A JSON line's entry: its value's JSON text and expiry.
-fn json_entry(text: &str) -> Result<(String, Option<Timestamp>), String> {
+fn json_entry(text: &str) -> Result<Entry, String> {
     let json: serde_json::Value =
         serde_json::from_str(text).map_err(|e| format!("not JSON ({e})"))?;
     let (value, until) = match json {
@@ -357,19 +537,28 @@ fn time_of_text(text: &str) -> Result<Timestamp, String> {
 
 /// The changes that make `before`'s entries `now`'s: removals first (of
 /// what `now` no longer gives), then additions (of what it gives anew or
-/// with another expiry).
-pub fn diff(before: &BTreeMap<String, Option<Timestamp>>, now: &FileEntries) -> Vec<Edit> {
+/// with another expiry). An entry without an expiry is added for ever
+/// (until the file drops it): a file's entry takes no `for` of its list,
+/// which counts from when a rule writes an entry (issue 60).
+pub fn diff(before: &Entries, now: &FileEntries) -> Vec<Edit> {
+    let mut edits = Vec::new();
+    diff_each(before, now, &mut |edit| edits.push(edit));
+    edits
+}
+
+/// [`diff`], each change given to `edit` as it is found (none held).
+fn diff_each(before: &Entries, now: &FileEntries, edit: &mut dyn FnMut(Edit)) {
     let value = |text: &str| {
         let json: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
         value_from_json(&json)
     };
     let removed = (before.keys())
-        .filter(|text| !now.entries.contains_key(*text))
+        .filter(|text| !now.entries.contains_key(text))
         .map(|text| Edit::Remove(value(text)));
     let added = (now.entries.iter())
-        .filter(|(text, until)| before.get(*text) != Some(until))
-        .map(|(text, until)| Edit::Add(value(text), *until));
-    removed.chain(added).collect()
+        .filter(|(text, until)| before.get(text) != Some(*until))
+        .map(|(text, until)| Edit::Add(value(text), Some(until.unwrap_or(Timestamp::MAX))));
+    removed.chain(added).for_each(edit);
 }
 
 /// Makes `edits` of list `list` in `engine`, at event time `at`
@@ -405,14 +594,155 @@ pub enum When {
     Changed,
 }
 
+/// Reads each file of `files` whole into `engine`'s lists before any
+/// event, as [`refresh`] at the start does (the same messages and
+/// refusals), for a run that will not read them again (neither watched
+/// nor resumed, so what each gave is not kept): the entries of a list fed
+/// by one file are made as its lines are read, the last line of a value
+/// winning as the list holds it, and nothing but the list holds them (a
+/// file of ten million entries is not held twice: issue 60, item 15).
+pub fn load(
+    files: &[ListFile],
+    engine: &mut Engine<Record>,
+    say: &mut dyn FnMut(Notice),
+) -> Result<(), crate::Error> {
+    for (i, file) in files.iter().enumerate() {
+        let alone = (files.iter().enumerate()).all(|(j, f)| j == i || f.list != file.list);
+        let declared = engine.list_sizes().any(|(name, _)| name == file.list);
+        if !alone || !declared {
+            let mut state = Vec::new();
+            let at = (Timestamp::MIN, When::Start);
+            refresh_made(
+                std::slice::from_ref(file),
+                engine,
+                (&mut state, at.0, at.1),
+                false,
+                say,
+            )?;
+            continue;
+        }
+        load_one(file, engine, say).map_err(|why| crate::Error::List {
+            list: file.list.clone(),
+            path: file.path.clone(),
+            why,
+        })?;
+    }
+    Ok(())
+}
+
+/// [`load`] of one file, its list's only one.
+fn load_one(
+    file: &ListFile,
+    engine: &mut Engine<Record>,
+    say: &mut dyn FnMut(Notice),
+) -> Result<(), String> {
+    let kind = kind_of(engine.declarations(), &file.list);
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", file.path.display());
+    let csv = file.path.extension().is_some_and(|x| x == "csv");
+    // (JSON lines read as they come, CSV whole: its lines are counted
+    // from byte offsets)
+    let whole = if csv {
+        std::fs::read(&file.path).map_err(cannot)?
+    } else {
+        Vec::new()
+    };
+    let size = |engine: &Engine<Record>| {
+        (engine.list_sizes())
+            .find(|(name, _)| *name == file.list)
+            .map_or(0, |(_, size)| size)
+    };
+    let start = engine.memory_stats();
+    let (mut bad, mut twice, mut failed) = (0u64, 0u64, None);
+    let (mut entries, mut again) = (0usize, Vec::new());
+    let mut visit = |line, entry: Result<Entry, String>| match entry {
+        Ok((text, until)) if failed.is_none() => {
+            let text = canonical(kind, text);
+            let json = serde_json::from_str(&text).unwrap_or(serde_json::Value::Null);
+            let (before, stats) = (size(engine), engine.memory_stats());
+            let until = Some(until.unwrap_or(Timestamp::MAX));
+            let value = value_from_json(&json);
+            if let Err(e) = engine.add_to_list_until(&file.list, value, Timestamp::MIN, until) {
+                failed = Some(e.to_string());
+                return;
+            }
+            let after = engine.memory_stats();
+            let refused = after.refused_entries + after.bad_entries
+                > stats.refused_entries + stats.bad_entries;
+            if refused || size(engine) > before {
+                entries += 1;
+            } else {
+                // (there already: a value given on an earlier line)
+                twice += 1;
+                if again.len() < SAID_LINES as usize && !again.contains(&text) {
+                    again.push(text);
+                }
+            }
+        }
+        Ok(_) => {}
+        Err(why) => {
+            bad += 1;
+            if bad <= SAID_LINES {
+                say(Notice::new(
+                    Level::Warning,
+                    format!(
+                        "cepheid: {}:{line}: list `{}`: {why}; the line is left out",
+                        file.path.display(),
+                        file.list
+                    ),
+                ));
+            }
+        }
+    };
+    if csv {
+        each_line(&whole, true, &mut visit);
+    } else {
+        let opened = std::fs::File::open(&file.path).map_err(cannot)?;
+        let mut reader = std::io::BufReader::with_capacity(1 << 16, opened);
+        each_json_line(&mut reader, &mut visit).map_err(cannot)?;
+    }
+    if let Some(why) = failed {
+        return Err(why);
+    }
+    if bad > SAID_LINES {
+        say(Notice::new(
+            Level::Warning,
+            format!(
+                "cepheid: {}: list `{}`: {} more malformed lines left out",
+                file.path.display(),
+                file.list,
+                bad - SAID_LINES
+            ),
+        ));
+    }
+    // (JSON lines read again for the lines of the values said)
+    let lines: Lines<'_> = &mut |visit| match csv {
+        true => each_line(&whole, true, visit),
+        false => {
+            if let Ok(opened) = std::fs::File::open(&file.path) {
+                let _ = each_json_line(&mut std::io::BufReader::new(opened), visit);
+            }
+        }
+    };
+    say_twice(file, (kind, lines), again, twice, say);
+    let path = file.path.display();
+    let list = &file.list;
+    say(Notice::new(
+        Level::Info,
+        format!("cepheid: list `{list}`: {entries} entries from {path}"),
+    ));
+    say_refused(file, start, engine.memory_stats(), say);
+    Ok(())
+}
+
 /// Reads each file of `files` and makes its list in `engine` what the
 /// file gives now, at event time `at` (`Timestamp::MIN`: at once, before
 /// any event): what it gave before (`state`, by list and path, updated
 /// here) removed, what it gives anew added. Each change is said to `say`
 /// with what made it. A list the rules do not declare is an error at
 /// the start; later (the rules changed) its file is passed over until
-/// they declare it again. Returns the changes made, by list, in the
-/// order made (for engines that must make them too: a run's workers).
+/// they declare it again. A file read again that had entries and is now
+/// empty, binary, or gives no entry is not applied, and said: its list
+/// keeps what it gave (a file being written, or the wrong file).
 pub fn refresh(
     files: &[ListFile],
     engine: &mut Engine<Record>,
@@ -420,8 +750,21 @@ pub fn refresh(
     at: Timestamp,
     when: When,
     say: &mut dyn FnMut(Notice),
-) -> Result<Vec<(String, Vec<Edit>)>, crate::Error> {
-    let mut made = Vec::new();
+) -> Result<Refreshed, crate::Error> {
+    refresh_made(files, engine, (state, at, when), false, say)
+}
+
+/// [`refresh`], whose changes are kept in [`Refreshed::made`] when
+/// `made` (else each is made as the diff gives it, and dropped: a list of
+/// millions of entries is not held twice).
+fn refresh_made(
+    files: &[ListFile],
+    engine: &mut Engine<Record>,
+    (state, at, when): (&mut Vec<FileEntries>, Timestamp, When),
+    made: bool,
+    say: &mut dyn FnMut(Notice),
+) -> Result<Refreshed, crate::Error> {
+    let mut refreshed = Refreshed::default();
     let fail = |file: &ListFile, why: String| crate::Error::List {
         list: file.list.clone(),
         path: file.path.clone(),
@@ -438,23 +781,33 @@ pub fn refresh(
             }
             continue;
         }
-        let now = match read(file, say) {
-            Ok(now) => now,
+        let kind = kind_of(engine.declarations(), &file.list);
+        let now = match read_again(file, kind, state, say) {
+            Ok(Again::Read(now)) => now,
+            Ok(Again::NotApplied) => {
+                refreshed.not_applied += 1;
+                continue;
+            }
             Err(why) if when == When::Changed => {
-                say(Notice::new(
-                    Level::Warning,
-                    format!(
-                        "cepheid: list `{}`: {why}; the list goes on as it was",
-                        file.list
-                    ),
-                ));
+                say(unread(file, &why));
                 continue;
             }
             Err(why) => return Err(fail(file, why)),
         };
-        let edits = diff(before(state, file), &now);
         let stats = engine.memory_stats();
-        apply(engine, &file.list, &edits, at).map_err(|e| fail(file, e.to_string()))?;
+        let (mut edits, mut counted, mut failed) = (Vec::new(), Counted::default(), None);
+        diff_each(before(state, file), &now, &mut |edit| {
+            counted.count(&edit);
+            if failed.is_none() {
+                failed = apply(engine, &file.list, std::slice::from_ref(&edit), at).err();
+            }
+            if made {
+                edits.push(edit);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(fail(file, e.to_string()));
+        }
         let after = engine.memory_stats();
         let path = file.path.display();
         let list = &file.list;
@@ -463,49 +816,330 @@ pub fn refresh(
                 "cepheid: list `{list}`: {} entries from {path}",
                 now.entries.len()
             )),
-            _ if edits.is_empty() => None,
+            _ if counted.is_empty() => None,
             When::Resumed => Some(format!(
-                "cepheid: list `{list}`: {path} changed while the run was stopped: {}, at the checkpoint's event time",
-                describe(&edits)
+                "cepheid: {}, at the checkpoint's event time",
+                changed_place(file, counted, true)
             )),
-            When::Changed => Some(format!(
-                "cepheid: list `{list}`: {path} changed: {}, from event time {}",
-                describe(&edits),
-                event_time(at)
-            )),
+            When::Changed => Some(said_at(&changed_place(file, counted, false), at)),
         };
         if let Some(text) = said {
             say(Notice::new(Level::Info, text));
         }
-        let refused = after.refused_entries - stats.refused_entries;
-        let bad = after.bad_entries - stats.bad_entries;
-        if refused > 0 {
-            say(Notice::new(
-                Level::Warning,
-                format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Engine::max_list_entries`)"),
-            ));
-        }
-        if bad > 0 {
-            say(Notice::new(
-                Level::Warning,
-                format!("cepheid: list `{list}`: {bad} entries of {path} refused: a list of its kind cannot hold them"),
-            ));
-        }
+        say_refused(file, stats, after, say);
         keep(state, now);
         if !edits.is_empty() {
-            made.push((file.list.clone(), edits));
+            refreshed.made.push((file.list.clone(), edits));
         }
     }
-    Ok(made)
+    Ok(refreshed)
+}
+
+/// Says what `file`'s list refused of its entries between `before` and
+/// `after`: over its limit, or of no value of its kind.
+fn say_refused(
+    file: &ListFile,
+    before: cepheid_engine::engine::MemoryStats,
+    after: cepheid_engine::engine::MemoryStats,
+    say: &mut dyn FnMut(Notice),
+) {
+    let (list, path) = (&file.list, file.path.display());
+    let refused = after.refused_entries - before.refused_entries;
+    let bad = after.bad_entries - before.bad_entries;
+    if refused > 0 {
+        say(Notice::new(
+            Level::Warning,
+            format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Engine::max_list_entries`)"),
+        ));
+    }
+    if bad > 0 {
+        say(Notice::new(
+            Level::Warning,
+            format!("cepheid: list `{list}`: {bad} entries of {path} refused: a list of its kind cannot hold them"),
+        ));
+    }
+}
+
+/// What [`refresh`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Refreshed {
+    /// The changes made, by list, in the order made (for engines that
+    /// must make them too: a run's workers).
+    pub made: Vec<(String, Vec<Edit>)>,
+    /// Files not applied: they had entries and were empty, binary, or
+    /// gave no entry (said; counted in [`Summary::lists_not_applied`](crate::Summary::lists_not_applied)).
+    pub not_applied: u64,
+}
+
+/// Reads `file` again: the entries it gives now (what it gave before,
+/// `state`, tells whether they are its new content); why not, when it
+/// cannot be read.
+fn read_again(
+    file: &ListFile,
+    kind: ListKind,
+    state: &[FileEntries],
+    say: &mut dyn FnMut(Notice),
+) -> Result<Again, String> {
+    let (now, looked) = read_looked(file, kind, say)?;
+    let before = before(state, file);
+    if !before.is_empty() {
+        if let Some(why) = looked.unusable(now.entries.len()) {
+            say(Notice::new(
+                Level::Warning,
+                format!(
+                    "cepheid: list `{}`: {} {why}: not applied, the list keeps the {} entries it gave",
+                    file.list,
+                    file.path.display(),
+                    before.len()
+                ),
+            ));
+            return Ok(Again::NotApplied);
+        }
+    }
+    Ok(Again::Read(now))
+}
+
+/// What a file read again gives ([`read_again`]).
+enum Again {
+    /// Its entries now.
+    Read(FileEntries),
+    /// Nothing to apply: it had entries and is now empty, binary, or
+    /// gives no entry (said; its list keeps what it gave, as a pattern
+    /// file being written does not remove its rules).
+    NotApplied,
+}
+
+/// A watched file that cannot be read again, said: its list goes on as it
+/// was.
+fn unread(file: &ListFile, why: &str) -> Notice {
+    Notice::new(
+        Level::Warning,
+        format!(
+            "cepheid: list `{}`: {why}; the list goes on as it was",
+            file.list
+        ),
+    )
+}
+
+/// Where a file's change comes from, for messages: `` list `blocked`:
+/// b.csv changed: 3 added, 1 removed `` (`stopped`: `changed while the
+/// run was stopped`).
+fn changed_place(file: &ListFile, counted: Counted, stopped: bool) -> String {
+    let when = if stopped {
+        " while the run was stopped"
+    } else {
+        ""
+    };
+    format!(
+        "list `{}`: {} changed{when}: {}",
+        file.list,
+        file.path.display(),
+        counted.said()
+    )
+}
+
+/// Changes of a list counted, for messages ([`describe`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counted {
+    added: usize,
+    removed: usize,
+}
+
+impl Counted {
+    fn count(&mut self, edit: &Edit) {
+        match edit {
+            Edit::Add(..) => self.added += 1,
+            Edit::Remove(..) => self.removed += 1,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.added + self.removed == 0
+    }
+
+    /// `3 added, 1 removed`.
+    fn said(&self) -> String {
+        format!("{} added, {} removed", self.added, self.removed)
+    }
+}
+
+/// A change of a list made from event time `at`, said: `cepheid: {place},
+/// from event time 1700000000123` (`place`: what made it, a
+/// [`Changed::place`] or [`ListRecord::describe_handle`]).
+pub fn said_at(place: &str, at: Timestamp) -> String {
+    format!("cepheid: {place}, from event time {}", event_time(at))
+}
+
+/// A change of a list refused (`place`: what asked for it; `why`: there
+/// is no such list), said: a `$list` record (`record`) is left out.
+pub fn refused(place: &str, why: &str, record: bool) -> Notice {
+    let text = if record {
+        format!("cepheid: {place}: refused: {why}; the record is left out")
+    } else {
+        format!("cepheid: {place}: refused: {why}")
+    };
+    Notice::new(Level::Warning, text)
+}
+
+/// The place of a change of `list` asked through the run's handle, in
+/// messages: `` list `blocked` (the run's handle) ``.
+pub fn handle_place(list: &str) -> String {
+    format!("list `{list}` (the run's handle)")
+}
+
+/// A watched file's change, as an executor that makes changes itself (a
+/// run's workers) is handed it ([`Watched::changed`]): every engine makes
+/// [`edits`](Changed::edits) of [`list`](Changed::list) at one point of
+/// event time, and says it as [`said_at`] words it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Changed {
+    /// The list.
+    pub list: String,
+    /// What to remove, then what to add.
+    pub edits: Vec<Edit>,
+    /// The entries the file gives now (kept in cuts).
+    pub file: FileEntries,
+    /// What made it, for messages: `` list `blocked`: b.csv changed: 3
+    /// added, 1 removed ``.
+    pub place: String,
+}
+
+/// The reference files of a run watched (`Config::watch`) for an
+/// executor that makes their changes itself (a run's workers: the reader
+/// that hears that a file changed reads them again here): the entries
+/// each gave when last read.
+#[derive(Debug)]
+pub struct Watched {
+    files: Vec<ListFile>,
+    state: Vec<FileEntries>,
+    not_applied: u64,
+    /// The rules' lists (how each tells its values apart).
+    declared: Declarations,
+}
+
+impl Watched {
+    /// `files` of the `declared` lists, which gave `state` when last
+    /// read.
+    pub fn new(files: Vec<ListFile>, state: Vec<FileEntries>, declared: Declarations) -> Watched {
+        Watched {
+            files,
+            state,
+            not_applied: 0,
+            declared,
+        }
+    }
+
+    /// The files read again and not applied so far (as
+    /// [`Refreshed::not_applied`]).
+    pub fn not_applied(&self) -> u64 {
+        self.not_applied
+    }
+
+    /// The entries each file gave when last read.
+    pub fn state(&self) -> &[FileEntries] {
+        &self.state
+    }
+
+    /// Reads the files again: a change for each one that changed. A file
+    /// that cannot be read is said to `say`, and its list goes on as it
+    /// was. `stopped`: the files changed while the run was stopped (said
+    /// so).
+    pub fn changed(&mut self, stopped: bool, say: &mut dyn FnMut(Notice)) -> Vec<Changed> {
+        let mut changed = Vec::new();
+        for file in &self.files {
+            let kind = kind_of(&self.declared, &file.list);
+            let now = match read_again(file, kind, &self.state, say) {
+                Ok(Again::Read(now)) => now,
+                Ok(Again::NotApplied) => {
+                    self.not_applied += 1;
+                    continue;
+                }
+                Err(why) => {
+                    say(unread(file, &why));
+                    continue;
+                }
+            };
+            let edits = diff(before(&self.state, file), &now);
+            if edits.is_empty() {
+                continue;
+            }
+            let mut counted = Counted::default();
+            edits.iter().for_each(|edit| counted.count(edit));
+            changed.push(Changed {
+                list: file.list.clone(),
+                place: changed_place(file, counted, stopped),
+                edits,
+                file: now.clone(),
+            });
+            keep(&mut self.state, now);
+        }
+        changed
+    }
+}
+
+/// Reads `files` whole for an executor whose engines make the changes
+/// themselves (a run's workers), before any of them starts, as
+/// [`refresh`] reads them for one engine (the same messages and refusals,
+/// to `say`): into an engine of the rules' `declared` lists, then
+/// dropped. What they gave before (`state`) is updated.
+pub fn read_for_executor(
+    files: &[ListFile],
+    declared: &Declarations,
+    state: &mut Vec<FileEntries>,
+    when: When,
+    say: &mut dyn FnMut(Notice),
+) -> Result<Refreshed, crate::Error> {
+    let Some(first) = files.first() else {
+        return Ok(Refreshed::default());
+    };
+    let mut engine = Engine::<Record>::new();
+    if !declared.is_empty() {
+        engine
+            .set_declarations(declared)
+            .map_err(|e| crate::Error::List {
+                list: first.list.clone(),
+                path: first.path.clone(),
+                why: e.to_string(),
+            })?;
+    }
+    refresh_made(files, &mut engine, (state, Timestamp::MIN, when), true, say)
+}
+
+/// What the processes of a run compare of the lists their files gave: a
+/// hash (FNV-1a) of every file's entries (the files of each process must
+/// give the same), as a line of their agreement.
+pub fn digest(state: &[FileEntries]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut write = |bytes: &[u8]| {
+        for &b in bytes {
+            hash ^= u64::from(b);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for file in state {
+        write(file.list.as_bytes());
+        write(&[0]);
+        for (value, until) in file.entries.iter() {
+            write(value.as_bytes());
+            write(&until.unwrap_or(Timestamp::MIN).to_le_bytes());
+        }
+        write(&[1]);
+    }
+    format!("--list (FNV-1a of the entries): {hash:016x}\n")
+}
+
+/// How list `list` of `declared` tells its values apart (a list not
+/// declared: as values).
+fn kind_of(declared: &Declarations, list: &str) -> ListKind {
+    (declared.lists.iter())
+        .find(|l| &*l.name == list)
+        .map_or(ListKind::Values, |l| l.kind)
 }
 
 /// What `file` gave when last read, as `state` keeps it (nothing when it
 /// was never read).
-pub fn before<'a>(
-    state: &'a [FileEntries],
-    file: &ListFile,
-) -> &'a BTreeMap<String, Option<Timestamp>> {
-    static NOTHING: BTreeMap<String, Option<Timestamp>> = BTreeMap::new();
+pub fn before<'a>(state: &'a [FileEntries], file: &ListFile) -> &'a Entries {
+    static NOTHING: Entries = Entries::new();
     (state.iter())
         .find(|s| s.list == file.list && s.path == file.path)
         .map_or(&NOTHING, |s| &s.entries)
@@ -531,8 +1165,9 @@ pub fn event_time(at: Timestamp) -> String {
 /// What a load or a change of the files did, for messages:
 /// `3 added, 1 removed`.
 pub fn describe(edits: &[Edit]) -> String {
-    let added = edits.iter().filter(|e| matches!(e, Edit::Add(..))).count();
-    format!("{added} added, {} removed", edits.len() - added)
+    let mut counted = Counted::default();
+    edits.iter().for_each(|edit| counted.count(edit));
+    counted.said()
 }
 
 #[cfg(test)]
@@ -540,6 +1175,10 @@ mod tests {
     use super::*;
 
     fn entries(name: &str, text: &str) -> (FileEntries, Vec<String>) {
+        entries_of(name, ListKind::Values, text)
+    }
+
+    fn entries_of(name: &str, kind: ListKind, text: &str) -> (FileEntries, Vec<String>) {
         let dir = std::env::temp_dir().join(format!("cepheid-lists-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(name);
@@ -549,12 +1188,12 @@ mod tests {
             list: "l".to_string(),
             path,
         };
-        let read = read(&file, &mut |n| said.push(n.as_str().to_string())).unwrap();
+        let read = read(&file, kind, &mut |n| said.push(n.as_str().to_string())).unwrap();
         (read, said)
     }
 
     fn texts(e: &FileEntries) -> Vec<(&str, Option<Timestamp>)> {
-        e.entries.iter().map(|(k, v)| (k.as_str(), *v)).collect()
+        e.entries.iter().collect()
     }
 
     #[test]
@@ -601,6 +1240,38 @@ mod tests {
     }
 
     #[test]
+    fn a_value_written_two_ways_is_one_entry_its_last_lines_and_both_lines_are_said() {
+        let (e, said) = entries(
+            "twice.jsonl",
+            "{\"value\": 3.0, \"expires\": 5}\n\"x\"\n3\n{\"value\": \"x\", \"expires\": 9}\n",
+        );
+        assert_eq!(texts(&e), vec![("\"x\"", Some(9)), ("3", None)]);
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(
+            said[0].contains(
+                "twice.jsonl:3: list `l`: 3 is given on line 1 too: one entry, this line's"
+            ),
+            "{said:?}"
+        );
+        assert!(
+            said[1].contains(":4: list `l`: \"x\" is given on line 2 too"),
+            "{said:?}"
+        );
+        // A list of prefixes holds a number as its digits.
+        let (e, said) = entries_of(
+            "bins.jsonl",
+            ListKind::Prefixes,
+            "55\n{\"value\": \"55\", \"expires\": 7}\n411111\n",
+        );
+        assert_eq!(texts(&e), vec![("\"411111\"", None), ("\"55\"", Some(7))]);
+        assert!(said[0].contains("bins.jsonl:2:"), "{said:?}");
+        // In a list of values, 55 and "55" are two entries.
+        let (e, said) = entries("two.jsonl", "55\n\"55\"\n");
+        assert_eq!(texts(&e), vec![("\"55\"", None), ("55", None)]);
+        assert!(said.is_empty(), "{said:?}");
+    }
+
+    #[test]
     fn more_than_ten_malformed_lines_are_counted_after_the_tenth() {
         let (e, said) = entries("m.jsonl", &"{\n".repeat(25));
         assert!(e.entries.is_empty());
@@ -615,7 +1286,7 @@ mod tests {
 
     #[test]
     fn a_diff_removes_what_is_gone_then_adds_what_is_new_or_expires_otherwise() {
-        let before: BTreeMap<String, Option<Timestamp>> = [
+        let before: Entries = [
             ("\"a\"".to_string(), None),
             ("\"b\"".to_string(), Some(5)),
             ("\"c\"".to_string(), None),
@@ -638,7 +1309,7 @@ mod tests {
             vec![
                 Edit::Remove("c".into()),
                 Edit::Add("b".into(), Some(7)),
-                Edit::Add(Value::Int(4), None),
+                Edit::Add(Value::Int(4), Some(Timestamp::MAX)),
             ]
         );
         assert_eq!(describe(&diff(&before, &now)), "2 added, 1 removed");

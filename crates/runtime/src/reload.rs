@@ -36,6 +36,9 @@ pub struct Reloads {
     /// Records of a source's rules stream read after event time had
     /// passed their time (applied at once).
     pub late: u64,
+    /// Reference files read again and not applied (`lists::Refreshed`:
+    /// empty, binary, or giving no entry where they had some).
+    pub lists_not_applied: u64,
 }
 
 /// What the operator lets the event stream do to the rules

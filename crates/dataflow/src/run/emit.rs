@@ -224,6 +224,11 @@ pub(super) struct Emit {
     /// The audit records of changes of rules, shared by the process's
     /// workers.
     pub(super) audit: Option<Arc<AuditJoin>>,
+    /// Worker 0's: the reference files read and not applied at the open
+    /// of the run, and those watched (`cepheid_runtime::lists`), whose
+    /// later ones are counted there ([`Counts::lists_not_applied`]).
+    pub(super) lists_not_applied:
+        Option<(u64, Option<Arc<Mutex<cepheid_runtime::lists::Watched>>>)>,
 }
 
 /// A worker's part in the [`Board`].
@@ -288,6 +293,7 @@ impl Emit {
             fields: None,
             peer: None,
             audit: None,
+            lists_not_applied: None,
         }
     }
 }
@@ -351,6 +357,9 @@ impl Collect<Record> for Emit {
             reloads: self.reloads[0],
             reloads_refused: self.reloads[1] + self.counts.reloads_refused.load(Ordering::Relaxed),
             reloads_late: self.counts.reloads_late.load(Ordering::Relaxed),
+            lists_not_applied: (self.lists_not_applied.as_ref()).map_or(0, |(at_open, watched)| {
+                at_open + watched.as_ref().map_or(0, |w| lock(w).not_applied())
+            }),
             read_error: self.counts.read_error_now(),
             strict_stop: self.counts.strict_stop_now(),
             fields: (self.fields.as_ref()).and_then(|(fields, local)| fields.of_reader(*local)),
@@ -372,20 +381,15 @@ impl Collect<Record> for Emit {
         // (as one engine: said; a record counted with the malformed lines)
         if record {
             self.counts.malformed_line();
-            say!(
-                self.say,
-                Warning,
-                "cepheid: {place}: refused: {why}; the record is left out"
-            );
-        } else {
-            say!(self.say, Warning, "cepheid: {place}: refused: {why}");
         }
+        let notice = cepheid_runtime::lists::refused(place, why, record);
+        self.say.report().notice(notice);
     }
 
     fn lists_changed(&mut self, place: &str, at: Timestamp) {
         // (the single run's words)
-        let at = cepheid_runtime::lists::event_time(at);
-        say!(self.say, Info, "cepheid: {place}, from event time {at}");
+        let said = cepheid_runtime::lists::said_at(place, at);
+        say!(self.say, Info, "{said}");
     }
 
     fn rules_changed(&mut self, place: &str, outcome: Result<String, String>) {

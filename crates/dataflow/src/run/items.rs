@@ -149,7 +149,7 @@ pub(super) struct Live {
     /// Reloads of the pattern paths are read (`--watch`).
     pub(super) reloads: Option<Arc<Config>>,
     /// The watched reference files, read again when they change.
-    pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
+    pub(super) lists: Option<Arc<Mutex<cepheid_runtime::lists::Watched>>>,
     /// Does it take the changes of lists asked through the run's handle
     /// (the reader of process 0 that reads the reloads)?
     pub(super) handle_lists: HandleLists,
@@ -220,7 +220,7 @@ impl Live {
                 Heard::ListsChanged => {
                     // (at the live input's watermark then + 1, as a reload)
                     if let Some(lists) = &self.lists {
-                        let items = lock(lists).changed(offset, &self.say);
+                        let items = list_items(&mut lock(lists), offset, &self.say);
                         if !items.is_empty() && self.feed.send(items).is_err() {
                             return None;
                         }
@@ -461,22 +461,22 @@ impl HandleLists {
     ) -> Option<SourceItem<Record>> {
         match self {
             HandleLists::Not => None,
-            HandleLists::Take => Some(super::lists::handle_item(record, offset)),
+            HandleLists::Take => Some(handle_item(record, offset)),
             HandleLists::Refuse => {
-                say!(
-                    say,
-                    Warning,
-                    "cepheid: list `{}` (the run's handle): refused: on workers a change of lists reaches every worker at one point of event time only when the rules can change (`Config::lists_from_stream`, `Config::rules_from_stream` or `Config::watch`); the list stays as it was",
-                    record.list
-                );
+                let why = "on workers a change of lists reaches every worker at one point of event time only when the rules can change (`Config::lists_from_stream`, `Config::rules_from_stream` or `Config::watch`); the list stays as it was";
+                let place = cepheid_runtime::lists::handle_place(&record.list);
+                say.report()
+                    .notice(cepheid_runtime::lists::refused(&place, why, false));
                 None
             }
         }
     }
 }
 
-/// A `$list` record as the workers make it ([`super::lists::record_item`]);
-/// one the run does not take is said and counted with the malformed lines.
+/// A `$list` record of the input (at `offset`, `place` naming it) as the
+/// workers make it: a change of lists at the reader's watermark then + 1,
+/// as one engine makes it. One the run does not take is said and counted
+/// with the malformed lines.
 fn list_record(
     control: &Control,
     config: &Config,
@@ -485,19 +485,58 @@ fn list_record(
     say: &Say,
     counts: &ReadCounts,
 ) -> Taken {
-    match super::lists::record_item(control, config, own, (offset, place)) {
-        Ok(item) => Taken::Item(item),
+    let place = format!("{place} ({})", control.describe());
+    match control.read_list(config, own) {
+        Ok(record) => Taken::Item(SourceItem::Rules {
+            offset,
+            place,
+            texts: crate::Change::lists_texts(&crate::FileChange {
+                file: None,
+                edits: crate::ListEdit::of(&record.list, record.edits()).collect(),
+                origin: crate::ListOrigin::Record,
+            }),
+        }),
         Err(why) => {
             counts.malformed_line();
-            say!(
-                say,
-                Warning,
-                "cepheid: {place} ({}): refused: {why}; the record is left out",
-                control.describe()
-            );
+            say.report()
+                .notice(cepheid_runtime::lists::refused(&place, &why, true));
             Taken::Nothing
         }
     }
+}
+
+/// A change of a list asked through the run's handle (read at `offset`)
+/// as the workers make it: at the reader's watermark then + 1, said by
+/// worker 0 as one engine says it.
+fn handle_item(record: &cepheid_runtime::lists::ListRecord, offset: u64) -> SourceItem<Record> {
+    SourceItem::Rules {
+        offset,
+        place: record.describe_handle(),
+        texts: crate::Change::lists_texts(&crate::FileChange {
+            file: None,
+            edits: crate::ListEdit::of(&record.list, record.edits()).collect(),
+            origin: crate::ListOrigin::Handle,
+        }),
+    }
+}
+
+/// The watched reference files read again (`watched`, by the runtime),
+/// each one's change read at `offset`, which every worker makes from its
+/// source's watermark then on (one past it), as a change of rules. A
+/// file that cannot be read is said, and its list goes on as it was.
+fn list_items(
+    watched: &mut cepheid_runtime::lists::Watched,
+    offset: u64,
+    say: &Say,
+) -> Vec<SourceItem<Record>> {
+    let changed = watched.changed(false, &mut |n| say.report().notice(n));
+    (changed.into_iter())
+        .map(|changed| SourceItem::Rules {
+            offset,
+            place: changed.place.clone(),
+            texts: crate::Change::lists_texts(&crate::FileChange::of(changed)),
+        })
+        .collect()
 }
 
 /// A worker's chunks of the file, read on its own thread by the runtime's
@@ -516,7 +555,7 @@ pub(super) struct PartItems {
     pub(super) reloads: Option<Arc<Config>>,
     /// The watched reference files, read again when they change (process
     /// 0's parts).
-    pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
+    pub(super) lists: Option<Arc<Mutex<cepheid_runtime::lists::Watched>>>,
     /// Changes read, to give the source one by one.
     pub(super) queued: VecDeque<SourceItem<Record>>,
     /// Does it take the changes of lists asked through the run's handle
@@ -654,7 +693,8 @@ impl PartItems {
         if let Some(lists) = self.lists.as_ref() {
             if asked.lists_changed.swap(false, Ordering::Relaxed) {
                 // (at the part's watermark then + 1)
-                self.queued = lock(lists).changed(self.reader.place(), &self.say).into();
+                let offset = self.reader.place();
+                self.queued = list_items(&mut lock(lists), offset, &self.say).into();
                 if let Some(item) = self.queued.pop_front() {
                     return Some(Pulled::Item(item));
                 }

@@ -87,7 +87,9 @@ pub(super) struct Job {
     pub(super) reloads: Option<Arc<Config>>,
     /// The watched reference files (`--watch` with `--list`), read again
     /// by the reader that reads the reloads (process 0's).
-    pub(super) lists: Option<Arc<Mutex<super::lists::Watched>>>,
+    pub(super) lists: Option<Arc<Mutex<cepheid_runtime::lists::Watched>>>,
+    /// The reference files read and not applied at the open (resumed).
+    pub(super) lists_not_applied: u64,
     /// The audit records of changes of rules, made by the workers.
     pub(super) audit: Arc<emit::AuditJoin>,
 }
@@ -171,6 +173,7 @@ impl Job {
         });
         sink.fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
         sink.audit = Some(Arc::clone(&self.audit));
+        sink.lists_not_applied = (index == 0).then(|| (self.lists_not_applied, self.lists.clone()));
         sink
     }
 

@@ -5,6 +5,7 @@
 
 use super::*;
 use cepheid_runtime::checkpoint::{self, store, Marker, Piece, Stored};
+use cepheid_runtime::lists::{self, FileEntries};
 use cepheid_runtime::Every;
 
 /// `--checkpoint DIR` with `--workers`: the cuts of the run.
@@ -52,6 +53,204 @@ impl Checkpoint {
             .command(self.command.clone())
             .counters(checkpoint::Counters::default().with_lists(self.lists.clone()))
     }
+}
+
+/// The reference files' entries at the open of a run
+/// ([`read_lists`]).
+pub(super) struct ListsRead {
+    /// The entries each file gave as the engines hold them at the start
+    /// (the cuts' counters: what a resume diffs against, with the changes
+    /// of lists made since, `cut::lists`).
+    pub(super) at_start: Vec<FileEntries>,
+    /// With `Config::watch`, the files watched, which gave what each
+    /// gives now (what a watched file's change diffs against).
+    pub(super) watched: Option<Arc<Mutex<lists::Watched>>>,
+    /// Their hash, which the processes of a run compare.
+    pub(super) digest: String,
+    /// Files not applied (resumed: they had entries and are now empty,
+    /// binary, or give none).
+    pub(super) not_applied: u64,
+}
+
+/// The lists of `config`'s files (read by the runtime, `lists`) made in
+/// `plan` (resumed from `resumed`: what changed since its cut), said to
+/// `say` when `tell` (process 0): each process reads the files once,
+/// before its workers start, and every engine of every worker makes the
+/// entries they give before any event ([`Plan::edit_lists`]).
+///
+/// Changes of lists pending at the cut (read before it, for a time after
+/// it) are made at their times as they would have been; what the files
+/// changed while the run was stopped is then made at the time of the
+/// last of them, a change the cut holds as pending too. Otherwise it is
+/// made before any event, at the checkpoint's event time, as one engine
+/// makes it.
+pub(super) fn read_lists(
+    config: &Config,
+    plan: &mut Plan<Record>,
+    resumed: Option<&mut (Marker, Vec<Piece>)>,
+    tell: bool,
+    say: &Say,
+) -> Result<ListsRead, Error> {
+    let (mut state, pending) = match &resumed {
+        Some((marker, pieces)) => at_the_cut(marker, pieces).map_err(|e| unfit(config, e))?,
+        None => (Vec::new(), None),
+    };
+    if config.lists.is_empty() {
+        return Ok(ListsRead {
+            at_start: state,
+            watched: None,
+            digest: String::new(),
+            not_applied: 0,
+        });
+    }
+    let declared = declared_at_open(plan, resumed.as_deref());
+    let mut resumed = resumed;
+    if let (Some((after, last)), Some((_, pieces))) = (pending, resumed.as_deref_mut()) {
+        let mut watched = lists::Watched::new(config.lists.clone(), after, declared.clone());
+        let changed = watched.changed(true, &mut |n| {
+            if tell {
+                say.report().notice(n);
+            }
+        });
+        let changes: Vec<crate::Change> = (changed.into_iter())
+            .map(|changed| crate::Change {
+                place: changed.place.clone(),
+                texts: crate::Change::lists_texts(&crate::FileChange::of(changed)),
+                ..last.clone()
+            })
+            .collect();
+        if !changes.is_empty() {
+            for piece in pieces.iter_mut() {
+                if let Some(mut rules) = crate::cut::rules(piece).map_err(|e| unfit(config, e))? {
+                    rules.pending.extend(changes.iter().cloned());
+                    crate::cut::put_rules(piece, &rules).map_err(|e| unfit(config, e))?;
+                }
+            }
+        }
+        let now = watched.state().to_vec();
+        return Ok(ListsRead {
+            at_start: state,
+            digest: lists::digest(&now),
+            not_applied: watched.not_applied(),
+            watched: watching(config, now, declared),
+        });
+    }
+    let resumed = resumed.as_deref();
+    let when = match resumed {
+        Some(_) => lists::When::Resumed,
+        None => lists::When::Start,
+    };
+    let mut notices = Vec::new();
+    let refreshed =
+        lists::read_for_executor(&config.lists, &declared, &mut state, when, &mut |n| {
+            notices.push(n)
+        })
+        .map_err(Error::Runtime)?;
+    if tell {
+        let mut report = say.report();
+        for notice in notices {
+            report.notice(notice);
+        }
+    }
+    let (mut edits, not_applied) = (Vec::new(), refreshed.not_applied);
+    for (list, made) in refreshed.made {
+        edits.extend(crate::ListEdit::of(&list, made));
+    }
+    plan.edit_lists(edits).map_err(|e| {
+        Error::Runtime(cepheid_runtime::Error::List {
+            list: config.lists[0].list.clone(),
+            path: config.lists[0].path.clone(),
+            why: e.to_string(),
+        })
+    })?;
+    Ok(ListsRead {
+        at_start: state.clone(),
+        digest: lists::digest(&state),
+        watched: watching(config, state, declared),
+        not_applied,
+    })
+}
+
+/// The files of `config` watched (`Config::watch`), which gave `now`.
+fn watching(
+    config: &Config,
+    now: Vec<FileEntries>,
+    declared: cepheid_core::lookup::Declarations,
+) -> Option<Arc<Mutex<lists::Watched>>> {
+    let watched = config.watch && !config.lists.is_empty();
+    watched.then(|| {
+        Arc::new(Mutex::new(lists::Watched::new(
+            config.lists.clone(),
+            now,
+            declared,
+        )))
+    })
+}
+
+/// The lists the rules of a run declare at its open: the plan's, or,
+/// resuming the rules a change put in force, those of the cut's engines
+/// (which the plan does not have).
+fn declared_at_open(
+    plan: &Plan<Record>,
+    resumed: Option<&(Marker, Vec<Piece>)>,
+) -> cepheid_core::lookup::Declarations {
+    match resumed {
+        Some((_, pieces)) if plan.patterns().is_empty() => pieces
+            .first()
+            .and_then(|piece| piece.engines().first())
+            .and_then(|saved| {
+                cepheid_engine::Engine::<Record>::from_snapshot_rules(saved.snapshot()).ok()
+            })
+            .map(|engine| engine.declarations().clone())
+            .unwrap_or_default(),
+        _ => plan.declarations(),
+    }
+}
+
+/// A cut that does not read as one (exit 5).
+fn unfit(config: &Config, source: cepheid_engine::Error) -> Error {
+    Error::Resume {
+        folder: config.checkpoint.clone().unwrap_or_default(),
+        why: Mismatch::Cut(source),
+    }
+}
+
+/// The entries each file gave as a cut's engines hold them: the marker's
+/// (the start of the run that took it), then those of the changes of
+/// lists it made since (the same on every worker: the first piece's);
+/// and, when changes of lists were pending at the cut, the entries after
+/// them and the last one.
+#[allow(clippy::type_complexity)]
+fn at_the_cut(
+    marker: &Marker,
+    pieces: &[Piece],
+) -> Result<(Vec<FileEntries>, Option<(Vec<FileEntries>, crate::Change)>), cepheid_engine::Error> {
+    let mut state = marker.the_counters().lists().to_vec();
+    let Some(first) = pieces.first() else {
+        return Ok((state, None));
+    };
+    for file in crate::cut::lists(first) {
+        lists::keep(&mut state, file);
+    }
+    let pending: Vec<crate::Change> = (crate::cut::rules(first)?)
+        .map(|rules| {
+            rules
+                .pending
+                .into_iter()
+                .filter(crate::Change::is_lists)
+                .collect()
+        })
+        .unwrap_or_default();
+    let Some(last) = pending.last().cloned() else {
+        return Ok((state, None));
+    };
+    let mut after = state.clone();
+    for change in &pending {
+        if let Some(file) = change.file_change().and_then(|made| made.file) {
+            lists::keep(&mut after, file);
+        }
+    }
+    Ok((state, Some((after, last))))
 }
 
 /// What [`checkpoints`] gives: the cuts of the run, the pieces of the
@@ -593,4 +792,97 @@ pub(super) fn dealt(
         shares.push(Some(share(&olds, &names, position, lines.unwrap_or(0))));
     }
     Ok(shares)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cepheid_runtime::checkpoint::Counters;
+
+    fn entries(file: &Path, values: &[&str]) -> FileEntries {
+        FileEntries {
+            list: "blocked".to_string(),
+            path: file.to_path_buf(),
+            entries: values.iter().map(|v| (format!("\"{v}\""), None)).collect(),
+        }
+    }
+
+    /// A cut whose engines hold `a` (the marker's), with a change of the
+    /// list to `b` pending at 24; the file gives `a` and `b` now.
+    #[test]
+    fn what_changed_while_stopped_is_made_after_the_changes_pending_at_the_cut() {
+        let dir = std::env::temp_dir().join(format!("cepheid-run-lists-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("b.jsonl");
+        std::fs::write(&file, "\"a\"\n\"b\"\n").unwrap();
+        let input = cepheid_runtime::Input::file(dir.join("e.jsonl"));
+        let mut config = Config::new(input, Vec::new());
+        config.watch = true;
+        config.lists = vec![lists::ListFile {
+            list: "blocked".to_string(),
+            path: file.clone(),
+        }];
+        let rules = Rules::parse(
+            "r.cep",
+            "list blocked\npattern p { match a where a: x in blocked }",
+        )
+        .unwrap();
+        let mut plan = Plan::<Record>::new();
+        plan.add(&rules).unwrap();
+        let marker =
+            Marker::new(1).counters(Counters::default().with_lists(vec![entries(&file, &["a"])]));
+        let pending = crate::Change {
+            at: 24,
+            source: 0,
+            offset: 7,
+            place: "list `blocked`: b.jsonl changed: 1 added, 1 removed".to_string(),
+            texts: crate::Change::lists_texts(&crate::FileChange {
+                origin: crate::ListOrigin::File,
+                file: Some(entries(&file, &["b"])),
+                edits: vec![
+                    crate::ListEdit::Remove {
+                        list: "blocked".into(),
+                        value: "a".into(),
+                    },
+                    crate::ListEdit::Add {
+                        list: "blocked".into(),
+                        value: "b".into(),
+                        until: None,
+                    },
+                ],
+            }),
+        };
+        let mut piece = Piece::default();
+        let rules_cut = crate::cut::Rules {
+            pending: vec![pending.clone()],
+            ..Default::default()
+        };
+        crate::cut::put_rules(&mut piece, &rules_cut).unwrap();
+        let mut resumed = (marker, vec![piece]);
+        let notices = Say::new(Box::new(cepheid_runtime::Notices::default()));
+        let read = read_lists(&config, &mut plan, Some(&mut resumed), true, &notices).unwrap();
+        assert_eq!(read.at_start, vec![entries(&file, &["a"])]);
+        let watched = read.watched.expect("watched");
+        assert_eq!(lock(&watched).state(), &[entries(&file, &["a", "b"])]);
+        // Nothing at the start: the pending change, then what the file
+        // changed since it, at its time.
+        assert!(plan.lists.is_empty());
+        let after = crate::cut::rules(&resumed.1[0]).unwrap().unwrap().pending;
+        assert_eq!(after.len(), 2);
+        assert_eq!(after[0], pending);
+        assert_eq!((after[1].at, after[1].source, after[1].offset), (24, 0, 7));
+        let made = after[1].file_change().unwrap();
+        assert_eq!(made.file, Some(entries(&file, &["a", "b"])));
+        assert_eq!(
+            made.edits,
+            vec![crate::ListEdit::Add {
+                list: "blocked".into(),
+                value: "a".into(),
+                until: Some(Timestamp::MAX),
+            }]
+        );
+        assert!(after[1]
+            .place
+            .contains("changed while the run was stopped: 1 added, 0 removed"));
+    }
 }

@@ -261,6 +261,8 @@ struct Single {
     hook: Option<Hook>,
     /// The entries each reference file gave when it was read.
     lists: Vec<crate::lists::FileEntries>,
+    /// Reference files not applied when read at the open (resumed).
+    lists_not_applied: u64,
 }
 
 impl Runtime {
@@ -482,7 +484,8 @@ impl Runtime {
             }
         };
         shadow_placed(&config, engine.patterns())?;
-        let lists = read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
+        let (lists, lists_not_applied) =
+            read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
         let late = sink.takes_late();
         let out = Emit {
             format: Formatter::default(),
@@ -497,6 +500,7 @@ impl Runtime {
             field_watch,
             hook: None,
             lists,
+            lists_not_applied,
             config,
             engine,
             report,
@@ -635,6 +639,7 @@ impl Single {
             resumed,
             command,
             mut out,
+            lists_not_applied,
             source,
             place,
             _locks,
@@ -697,6 +702,7 @@ impl Single {
             applied: counters.reloads,
             refused: counters.reloads_refused,
             late: counters.reloads_late,
+            lists_not_applied,
         };
         let mut session = Session {
             config: &config,
@@ -767,6 +773,7 @@ impl Single {
             reloads: reloads.applied,
             reloads_refused: reloads.refused,
             reloads_late: reloads.late,
+            lists_not_applied: reloads.lists_not_applied,
             punctuated: counters.punctuated,
             patterns: engine.pattern_stats(),
             event_time,
@@ -778,13 +785,20 @@ impl Single {
 
 /// The reference files of `config`, read whole before any event into
 /// `engine`'s lists (resumed: what they changed since the checkpoint, at
-/// once); the entries each gave.
+/// once); the entries each gave, and the files not applied (resumed: one
+/// that had entries and is now empty, binary, or gives none).
 fn read_lists(
     config: &Config,
     engine: &mut Engine<Record>,
     resumed: Option<&Meta>,
     report: &mut dyn Report,
-) -> Result<Vec<crate::lists::FileEntries>, Error> {
+) -> Result<(Vec<crate::lists::FileEntries>, u64), Error> {
+    if resumed.is_none() && !config.watch && config.checkpoint.is_none() {
+        // (what each file gave is read again only by a watched change or
+        // a resume: not held for the run, beside the lists themselves)
+        crate::lists::load(&config.lists, engine, &mut |n| report.notice(n))?;
+        return Ok((Vec::new(), 0));
+    }
     let mut lists = resumed.map_or_else(Vec::new, |m| m.counters.lists.clone());
     let when = match resumed {
         Some(_) => crate::lists::When::Resumed,
@@ -793,10 +807,10 @@ fn read_lists(
     // (resumed: after the changes of lists the engine had made for times
     // it had not reached, which would undo what changed since)
     let at = engine.last_list_change_waiting().unwrap_or(Timestamp::MIN);
-    crate::lists::refresh(&config.lists, engine, &mut lists, at, when, &mut |n| {
+    let refreshed = crate::lists::refresh(&config.lists, engine, &mut lists, at, when, &mut |n| {
         report.notice(n)
     })?;
-    Ok(lists)
+    Ok((lists, refreshed.not_applied))
 }
 
 /// A source's run that its sink may send back to the start (it committed

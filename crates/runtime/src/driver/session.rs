@@ -410,8 +410,9 @@ impl Session<'_> {
             crate::lists::When::Changed,
             &mut |n| report.notice(n),
         );
-        if let Err(e) = result {
-            self.say(Level::Warning, format!("cepheid: {e}"));
+        match result {
+            Ok(refreshed) => self.reloads.lists_not_applied += refreshed.not_applied,
+            Err(e) => self.say(Level::Warning, format!("cepheid: {e}")),
         }
     }
 
@@ -681,13 +682,9 @@ impl Session<'_> {
         });
         if let Err(why) = made {
             self.counters.malformed += 1;
-            self.say(
-                Level::Warning,
-                format!(
-                    "cepheid: {name} ({}): refused: {why}; the record is left out",
-                    control.describe()
-                ),
-            );
+            let place = format!("{name} ({})", control.describe());
+            let notice = crate::lists::refused(&place, &why, true);
+            self.out.report.notice(notice);
         }
     }
 
@@ -700,16 +697,13 @@ impl Session<'_> {
         match crate::lists::apply(self.engine, list, &edits, at) {
             Ok(()) => self.say(
                 Level::Info,
-                format!(
-                    "cepheid: {}, from event time {}",
-                    record.describe_handle(),
-                    crate::lists::event_time(at)
-                ),
+                crate::lists::said_at(&record.describe_handle(), at),
             ),
-            Err(e) => self.say(
-                Level::Warning,
-                format!("cepheid: list `{list}` (the run's handle): refused: {e}"),
-            ),
+            Err(e) => {
+                let place = crate::lists::handle_place(list);
+                let notice = crate::lists::refused(&place, &e.to_string(), false);
+                self.out.report.notice(notice);
+            }
         }
     }
 

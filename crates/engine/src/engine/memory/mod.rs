@@ -1130,7 +1130,13 @@ impl Memory {
                 (WriteOp::Add, None, None) => c.lifetime,
                 (WriteOp::Add, ..) => {
                     let expires = self.expires(c);
-                    (expires != NEVER).then(|| expires.saturating_sub(at))
+                    match (expires, c.until) {
+                        // (for ever by its own expiry, a file's entry or
+                        // a rule's write: not the list's `for` restored)
+                        (NEVER, Some(_)) => Some(i64::MAX),
+                        (NEVER, None) => None,
+                        (expires, _) => Some(expires.saturating_sub(at)),
+                    }
                 }
                 (WriteOp::Remove, ..) => None,
             };

@@ -107,6 +107,37 @@ fn an_entry_given_an_expiry_time_lives_until_it_wherever_it_is_applied() {
 }
 
 #[test]
+fn an_entry_for_ever_by_its_own_expiry_stays_so_through_a_snapshot_in_a_list_with_a_for() {
+    // (a list file's entry without an expiry: for ever, not the list's
+    // `for`, also when a snapshot holds it scheduled)
+    let text = "list seen for 10ms\npattern hit { match a where a: ip in seen }";
+    let ids = |cut: bool| {
+        let mut e = engine(text, 0);
+        e.add_to_list_until("seen", "y".into(), 20, Some(i64::MAX))
+            .unwrap();
+        let mut out = Vec::new();
+        let events = [(1, 10), (2, 19), (3, 20), (4, 100), (5, 1000)];
+        for (i, (id, ts)) in events.into_iter().enumerate() {
+            if cut && i == 2 {
+                let mut bytes = Vec::new();
+                e.snapshot(&mut bytes).unwrap();
+                e = Engine::with_max_delay(Duration::ZERO);
+                e.restore_rules(&bytes[..]).unwrap();
+            }
+            push(
+                &mut e,
+                &format!(r#"{{"id": {id}, "ts": {ts}, "ip": "y"}}"#),
+                &mut out,
+            );
+        }
+        e.finish(&mut out);
+        matched_ids(&out)
+    };
+    assert_eq!(ids(false), vec![3, 4, 5]);
+    assert_eq!(ids(true), ids(false));
+}
+
+#[test]
 fn an_engine_copies_the_lists_of_another_with_their_scheduled_changes() {
     let text = "list seen\nlist nets of cidr\npattern hit { match a where a: ip in seen }";
     let events = [(1, 10, "x"), (2, 20, "y"), (3, 30, "x"), (4, 31, "z")];
