@@ -201,3 +201,99 @@ fn text(chunks: &[i64], inexact: bool) -> String {
     }
     out
 }
+
+/// A number as `sum`, `avg`, `min` and `max` take it: an integer exactly,
+/// or a float (not NaN).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Number {
+    Int(i128),
+    Float(f64),
+}
+
+impl Number {
+    /// Adds it to `sum` (`sign` true) or takes it away.
+    fn put(self, sum: &mut DecimalSum, sign: bool) {
+        match (self, sign) {
+            (Number::Int(i), true) => sum.add_int(i),
+            (Number::Int(i), false) => sum.remove_int(i),
+            (Number::Float(f), true) => sum.add(f),
+            (Number::Float(f), false) => sum.remove(f),
+        }
+    }
+
+    /// The sign of an infinity.
+    fn infinite(self) -> Option<bool> {
+        match self {
+            Number::Float(f) if f.is_infinite() => Some(f > 0.0),
+            _ => None,
+        }
+    }
+
+    /// `self` compared with `other` exactly (`-0.0` equal to `0.0`),
+    /// through their exact difference.
+    pub fn compare(self, other: Number) -> std::cmp::Ordering {
+        use std::cmp::Ordering;
+        match (self.infinite(), other.infinite()) {
+            (Some(x), Some(y)) => return x.cmp(&y),
+            (Some(x), None) => return if x { Ordering::Greater } else { Ordering::Less },
+            (None, Some(y)) => return if y { Ordering::Less } else { Ordering::Greater },
+            (None, None) => {}
+        }
+        let mut d = DecimalSum::new();
+        self.put(&mut d, true);
+        other.put(&mut d, false);
+        d.sum().partial_cmp(&0.0).unwrap_or(Ordering::Equal)
+    }
+}
+
+/// `sum`, `avg`, `min` and `max` of a window's numbers, by their
+/// definition.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Aggregates {
+    /// The integers' sum while every number is an integer, else the
+    /// exact sum rounded once.
+    pub sum: Number,
+    /// The exact sum divided by the count, rounded once (none over none).
+    pub mean: Option<f64>,
+    /// The least number (of equal ones, the latest).
+    pub min: Option<Number>,
+    /// The greatest number (of equal ones, the latest).
+    pub max: Option<Number>,
+}
+
+impl Aggregates {
+    /// Of `numbers`, oldest first.
+    pub fn of(numbers: &[Number]) -> Aggregates {
+        use std::cmp::Ordering;
+        let mut exact = DecimalSum::new();
+        let mut integers: i128 = 0;
+        let mut floats = false;
+        for &x in numbers {
+            x.put(&mut exact, true);
+            match x {
+                Number::Int(i) => integers += i,
+                Number::Float(_) => floats = true,
+            }
+        }
+        let n = numbers.len() as u64;
+        let pick = |keep: Ordering| {
+            let mut best: Option<Number> = None;
+            for &x in numbers {
+                if best.is_none_or(|b| x.compare(b) != keep.reverse()) {
+                    best = Some(x);
+                }
+            }
+            best
+        };
+        Aggregates {
+            sum: if floats {
+                Number::Float(exact.sum())
+            } else {
+                Number::Int(integers)
+            },
+            mean: (n > 0).then(|| exact.mean(n)),
+            min: pick(Ordering::Less),
+            max: pick(Ordering::Greater),
+        }
+    }
+}

@@ -5,10 +5,9 @@
 //! negative, infinite and NaN values and integers from 2^63 to 2^64 - 1
 //! (issue 60, item 1).
 
-use std::cmp::Ordering;
 use std::time::Duration;
 
-use cepheid_testkit::decimal_sum::DecimalSum;
+use cepheid_testkit::decimal_sum::{Aggregates, Number};
 use proptest::prelude::*;
 
 use crate::engine::{Engine, Output};
@@ -174,101 +173,41 @@ fn value_text() -> impl Strategy<Value = String> {
     ]
 }
 
-/// A number as the definition takes it (an integer exact; a float; NaN
-/// and strings other than an integer's digits are not numbers).
-#[derive(Clone, Copy, Debug)]
-enum Num {
-    Int(i128),
-    Float(f64),
-}
-
-fn num(v: &Value) -> Option<Num> {
+/// A value as the definition takes it: an integer exactly (the digits of
+/// one from 2^63 to 2^64 - 1 too), a float; NaN and other strings are no
+/// number.
+fn num(v: &Value) -> Option<Number> {
     match v {
-        Value::Int(i) => Some(Num::Int(i128::from(*i))),
-        Value::Float(f) if !f.is_nan() => Some(Num::Float(*f)),
+        Value::Int(i) => Some(Number::Int(i128::from(*i))),
+        Value::Float(f) if !f.is_nan() => Some(Number::Float(*f)),
         Value::Str(s) => s
             .parse::<u64>()
             .ok()
             .filter(|&u| u > i64::MAX as u64 && u.to_string() == **s)
-            .map(|u| Num::Int(i128::from(u))),
+            .map(|u| Number::Int(i128::from(u))),
         _ => None,
     }
 }
 
-/// `a` compared with `b` exactly, through the reference.
-fn exact_cmp(a: Num, b: Num) -> Ordering {
-    let mut d = DecimalSum::new();
-    let mut put = |x: Num, sign: bool| match x {
-        Num::Int(i) if sign => d.add_int(i),
-        Num::Int(i) => d.remove_int(i),
-        Num::Float(f) if f.is_infinite() => {}
-        Num::Float(f) if sign => d.add(f),
-        Num::Float(f) => d.remove(f),
-    };
-    let infinite = |x: Num| match x {
-        Num::Float(f) if f.is_infinite() => Some(f > 0.0),
-        _ => None,
-    };
-    match (infinite(a), infinite(b)) {
-        (Some(x), Some(y)) => return x.cmp(&y),
-        (Some(x), None) => return if x { Ordering::Greater } else { Ordering::Less },
-        (None, Some(y)) => return if y { Ordering::Less } else { Ordering::Greater },
-        (None, None) => {}
-    }
-    put(a, true);
-    put(b, false);
-    d.sum().partial_cmp(&0.0).unwrap_or(Ordering::Equal)
-}
-
-/// A number as `min`/`max` give it: an integer beyond `i64`, the nearest
-/// float.
-fn as_value(x: Num) -> Value {
+/// A number as `sum`, `min` and `max` give it: an integer beyond `i64`,
+/// the nearest float.
+fn as_value(x: Number) -> Value {
     match x {
-        Num::Int(i) => i64::try_from(i).map_or(Value::Float(i as f64), Value::Int),
-        Num::Float(f) => Value::Float(f),
+        Number::Int(i) => i64::try_from(i).map_or(Value::Float(i as f64), Value::Int),
+        Number::Float(f) => Value::Float(f),
     }
 }
 
 /// `sum`, `avg`, `min`, `max` of `numbers` (in the window, oldest first)
 /// by their definition.
-fn definition(numbers: &[Num]) -> Vec<Value> {
-    let mut exact = DecimalSum::new();
-    let mut integers: i128 = 0;
-    let mut floats = false;
-    for &x in numbers {
-        match x {
-            Num::Int(i) => {
-                integers += i;
-                exact.add_int(i);
-            }
-            Num::Float(f) => {
-                floats = true;
-                exact.add(f);
-            }
-        }
-    }
-    let sum = if floats {
-        Value::Float(exact.sum())
-    } else {
-        as_value(Num::Int(integers))
-    };
-    let n = numbers.len() as u64;
-    let avg = if n == 0 {
-        Value::Null
-    } else {
-        Value::Float(exact.mean(n))
-    };
-    // (of equal numbers, the latest)
-    let pick = |keep: Ordering| {
-        let mut best: Option<Num> = None;
-        for &x in numbers {
-            if best.is_none_or(|b| exact_cmp(x, b) != keep.reverse()) {
-                best = Some(x);
-            }
-        }
-        best.map_or(Value::Null, as_value)
-    };
-    vec![sum, avg, pick(Ordering::Less), pick(Ordering::Greater)]
+fn definition(numbers: &[Number]) -> Vec<Value> {
+    let a = Aggregates::of(numbers);
+    vec![
+        as_value(a.sum),
+        a.mean.map_or(Value::Null, Value::Float),
+        a.min.map_or(Value::Null, as_value),
+        a.max.map_or(Value::Null, as_value),
+    ]
 }
 
 /// Are two values the same (NaN as NaN)?
@@ -333,7 +272,7 @@ proptest! {
                 .filter(|&j| got[j][0] == row[0] && times[j] > times[i] - width)
                 .map(|j| &got[j])
                 .collect();
-            let of = |column: usize| -> Vec<Num> {
+            let of = |column: usize| -> Vec<Number> {
                 window.iter().filter_map(|r| num(&r[column])).collect()
             };
             let mut expected = definition(&of(1));
