@@ -355,10 +355,17 @@ impl Windows {
             match self.funcs[j] {
                 IndicatorFunc::Count => {}
                 IndicatorFunc::Sum | IndicatorFunc::Avg => {
-                    if let Some(x) = self.values.pop_front().as_ref().and_then(Number::of) {
-                        let wide = aggregate.sum.is_wide();
-                        aggregate.sum.remove(x);
-                        self.wides -= usize::from(wide && !aggregate.sum.is_wide());
+                    match self.values.pop_front() {
+                        // (an integer: no wide part comes or goes)
+                        Some(Value::Int(i)) => aggregate.sum.remove(Number::Int(i128::from(i))),
+                        Some(value) => {
+                            if let Some(x) = Number::of(&value) {
+                                let wide = aggregate.sum.is_wide();
+                                aggregate.sum.remove(x);
+                                self.wides -= usize::from(wide && !aggregate.sum.is_wide());
+                            }
+                        }
+                        None => {}
                     }
                 }
                 IndicatorFunc::Min | IndicatorFunc::Max => {
@@ -461,9 +468,10 @@ impl Windows {
             IndicatorFunc::Count => Ok(Value::Null),
             // (an integer from 2^63 to 2^64 - 1 is its digits: a number)
             IndicatorFunc::Sum | IndicatorFunc::Avg | IndicatorFunc::Min | IndicatorFunc::Max => {
-                match Number::of(&value) {
-                    Some(_) => Ok(value),
-                    None => Err(Refused::NotNumeric),
+                match value {
+                    Value::Int(_) => Ok(value),
+                    _ if Number::of(&value).is_some() => Ok(value),
+                    _ => Err(Refused::NotNumeric),
                 }
             }
             // (what `hash_part` refuses)
@@ -529,13 +537,17 @@ impl Windows {
         self.entries += 1;
         match func {
             IndicatorFunc::Count => return,
-            IndicatorFunc::Sum | IndicatorFunc::Avg => {
-                if let Some(x) = Number::of(&value) {
-                    let wide = aggregate.sum.is_wide();
-                    aggregate.sum.add(x);
-                    self.wides += usize::from(!wide && aggregate.sum.is_wide());
+            IndicatorFunc::Sum | IndicatorFunc::Avg => match value {
+                // (an integer: no wide part comes or goes)
+                Value::Int(i) => aggregate.sum.add(Number::Int(i128::from(i))),
+                _ => {
+                    if let Some(x) = Number::of(&value) {
+                        let wide = aggregate.sum.is_wide();
+                        aggregate.sum.add(x);
+                        self.wides += usize::from(!wide && aggregate.sum.is_wide());
+                    }
                 }
-            }
+            },
             IndicatorFunc::Min | IndicatorFunc::Max => {
                 self.push_candidate(j, g, seq, &value);
             }
