@@ -66,7 +66,7 @@ impl DecimalSum {
         let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
         let mut all: String = whole.to_string();
         all.push_str(fraction);
-        all.extend(std::iter::repeat_n('0', FRACTION_DIGITS - fraction.len()));
+        all.push_str(&"0".repeat(FRACTION_DIGITS - fraction.len()));
         let bytes = all.as_bytes();
         let mut end = bytes.len();
         let mut i = 0;
@@ -279,7 +279,7 @@ impl Aggregates {
         let pick = |keep: Ordering| {
             let mut best: Option<Number> = None;
             for &x in numbers {
-                if best.is_none_or(|b| x.compare(b) != keep.reverse()) {
+                if best.map_or(true, |b| x.compare(b) != keep.reverse()) {
                     best = Some(x);
                 }
             }
