@@ -19,8 +19,9 @@
 //! order over all groups, says which group's oldest entry leaves next:
 //! [`Windows::advance`] pops it until the front is inside the window.
 //!
-//! Nothing is allocated per group: a group's key and its members'
-//! aggregates are rows of two arrays; the monotonic deques of
+//! Nothing is allocated per group (but the wide part of a `sum` or `avg`
+//! while a float is in the group's window, 288 bytes): a group's key and
+//! its members' aggregates are rows of two arrays; the monotonic deques of
 //! every group are lists in one slab of nodes, and the counts per
 //! distinct value records in one slab ([`DistinctCounts`]), a FIFO entry
 //! naming its record (so an eviction needs no lookup). A
