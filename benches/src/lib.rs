@@ -23,6 +23,7 @@
 pub mod baseline;
 pub mod drive;
 pub mod reference;
+pub mod risk;
 
 use std::fmt::Write as _;
 use std::io::{self, Write};

@@ -308,6 +308,23 @@ impl Lowerer<'_> {
         })
     }
 
+    /// A pattern's or an element's window: positive. `within 0ms` would
+    /// let no event join a match (`t < s + 0`), while in the builder (as
+    /// in Flink) a zero window means no window at all: in a file it is an
+    /// error, as an indicator's `0ms` is, rather than either meaning.
+    fn window(&mut self, d: &ast::Duration) -> DurationMs {
+        let ms = self.millis(d);
+        if ms == 0 && d.millis().is_some() {
+            self.error(
+                DiagnosticKind::Pattern(PatternErrorKind::InvalidWindow),
+                d.span,
+                "a window of 0ms lets no event join a match (`t < s + 0`); give a positive \
+                 window, or no `within` for none",
+            );
+        }
+        ms
+    }
+
     /// The pattern's clauses (every one at most once).
     fn clauses(&mut self, p: &PatternDecl) -> Pattern {
         let mut pattern = Pattern::new(p.name.name.clone(), Vec::new(), Sequence::default());
@@ -336,7 +353,7 @@ impl Lowerer<'_> {
                         })
                         .collect();
                 }
-                ClauseKind::Within(d) => pattern.within = Some(self.millis(d)),
+                ClauseKind::Within(d) => pattern.within = Some(self.window(d)),
                 ClauseKind::Skip(_) => {}
                 ClauseKind::Timeouts => pattern.emit_timeouts = true,
                 ClauseKind::Shadow => pattern.shadow = true,
@@ -607,7 +624,7 @@ impl Lowerer<'_> {
                     // The condition is attached once `where` is lowered.
                     out.until = Some(Condition::True);
                 }
-                ModifierKind::Within(d) => out.within = Some(self.millis(d)),
+                ModifierKind::Within(d) => out.within = Some(self.window(d)),
             }
         }
     }

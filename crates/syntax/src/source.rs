@@ -59,7 +59,8 @@ impl std::error::Error for NoSource {}
 /// `where_fn`, `until_fn` or `partition_by_fn` cannot be written as text;
 /// nor can an `until` of the IR's [`Condition::True`]).
 ///
-/// Durations are written in milliseconds, quantifiers in their normalized
+/// Durations are written in milliseconds (a zero window, the builder's
+/// "no window", not at all), quantifiers in their normalized
 /// form (`{0,m}` as `{1,m} optional`), an `until` condition as a `where`
 /// entry of a name no stage has.
 pub fn pattern_source(p: &Pattern) -> Result<String, NoSource> {
@@ -98,7 +99,10 @@ pub fn pattern_source(p: &Pattern) -> Result<String, NoSource> {
         }
         out.push('\n');
     }
-    if let Some(w) = p.within {
+    // (a zero window is the builder's "no window", as in Flink: the file
+    // says none, `within 0ms` being an error there; the automaton is the
+    // same)
+    if let Some(w) = p.within.filter(|w| *w > 0) {
         let _ = writeln!(out, "    within {w}ms");
     }
     let stage = |id: crate::primitives::StageId| {
@@ -360,7 +364,8 @@ fn write_modifiers(
             })
         }
     }
-    if let Some(w) = e.within {
+    // (a zero window, the builder's "no window" as in Flink, is none)
+    if let Some(w) = e.within.filter(|w| *w > 0) {
         let _ = write!(out, " within {w}ms");
     }
     Ok(())

@@ -2,13 +2,14 @@
 //! harness per crate, `crates/*/tests/it/`, and the command's
 //! `tests/cli/`): where their data is, from wherever Cargo runs them (a
 //! crate's tests run in its own folder), and their scratch folders
-//! ([`Scratch`]).
+//! ([`Scratch`]); a reference for exact sums ([`decimal_sum`]).
 //!
 //! It depends on no crate of the workspace: a dev-dependency of the
 //! lowest crates too, without a cycle. Not published.
 
 use std::path::{Path, PathBuf};
 
+pub mod decimal_sum;
 pub mod shared_contract;
 
 /// The repository's root (the folder of `patterns/`, `tests/`, `docs/`).

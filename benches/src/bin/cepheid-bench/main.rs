@@ -18,6 +18,7 @@ mod alloc;
 mod cli_run;
 mod in_memory;
 mod report;
+mod risk;
 mod snapshot;
 
 use std::path::PathBuf;
@@ -37,7 +38,8 @@ static GLOBAL: alloc::Counting = alloc::Counting;
 #[derive(Parser, Debug)]
 #[command(name = "cepheid-bench", version)]
 struct Args {
-    /// Workloads to run: ab, login, unpaid, loop, many (default: all).
+    /// Workloads to run: ab, login, unpaid, loop, many (default: all);
+    /// `risk` (issue 60) only with `--child` (in memory) or `--write`.
     workloads: Vec<String>,
     /// Timed passes per in-memory measurement; the fastest is reported.
     #[arg(long, default_value_t = 3)]
@@ -121,7 +123,23 @@ fn params_for(args: &Args, workload: Workload) -> Params {
 }
 
 /// Child mode: one in-memory measurement, printed as one JSON line.
+/// `risk` (payments, its own counts) exits 1 when its counts differ from
+/// the table's or the hand-written windows'.
 fn child(args: &Args, name: &str) -> Result<ExitCode, String> {
+    if name == "risk" {
+        let n = args.events.unwrap_or(1_000_000);
+        let figures = risk::measure(n, args.passes)?;
+        let line = serde_json::to_string(&figures).map_err(|e| e.to_string())?;
+        println!("{line}");
+        let agree = figures.engine == figures.reference
+            && figures.expected.map_or(true, |e| e == figures.engine);
+        return Ok(if agree {
+            ExitCode::SUCCESS
+        } else {
+            eprintln!("cepheid-bench: risk: COUNT MISMATCH");
+            ExitCode::FAILURE
+        });
+    }
     let workload = workload_named(args, name)?;
     let figures = in_memory::measure(workload, &params_for(args, workload), args.passes)?;
     let line = serde_json::to_string(&figures).map_err(|e| e.to_string())?;
@@ -152,6 +170,23 @@ fn snapshots(args: &Args) -> Result<ExitCode, String> {
 fn write(args: &Args, dir: &std::path::Path) -> Result<ExitCode, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for name in selected(args) {
+        if name == "risk" {
+            let n = args.events.unwrap_or(1_000_000);
+            let (pattern, events) = (dir.join("risk.cep"), dir.join("risk.jsonl"));
+            std::fs::write(&pattern, cepheid_bench::risk::RULES)
+                .map_err(|e| format!("{}: {e}", pattern.display()))?;
+            let file =
+                std::fs::File::create(&events).map_err(|e| format!("{}: {e}", events.display()))?;
+            let stream = cepheid_bench::risk::events(n, 42, cepheid_bench::risk::STEP_MS);
+            cepheid_bench::risk::write_jsonl(stream, file)
+                .map_err(|e| format!("{}: {e}", events.display()))?;
+            eprintln!(
+                "cepheid-bench: wrote {} and {} (N={n})",
+                pattern.display(),
+                events.display()
+            );
+            continue;
+        }
         let workload = workload_named(args, name)?;
         let params = params_for(args, workload);
         let pattern = dir.join(format!("{name}.cep"));

@@ -79,7 +79,7 @@ pub enum PatternErrorKind {
     OptionalAfterGreedy,
     /// A quantifier with a zero count or `min > max`.
     InvalidQuantifier,
-    /// A negative window.
+    /// A negative window (and, in a `.cep` file, a zero one).
     InvalidWindow,
     /// An element window larger than the pattern window.
     ElementWindowTooLarge,

@@ -20,4 +20,5 @@ mod dataflow_quiet_cut;
 mod dataflow_refusals;
 mod dataflow_slow_sink;
 mod dataflow_sources_rescale;
+mod dataflow_sums;
 mod dataflow_threads;

@@ -80,7 +80,8 @@ impl Flattener {
                     .until
                     .as_ref()
                     .map(|c| self.lower(&format!("`until` of {}", draft.describe()), Some(c))),
-                within: draft.within,
+                // (a zero window is no window, as in Flink)
+                within: draft.within.filter(|w| *w > 0),
                 span: Span::default(),
             });
         }

@@ -612,6 +612,8 @@ impl<E: 'static> PatternBuilder<E> {
     /// Each event the last element takes comes less than `window` after the
     /// previous event of the match (Flink's `PREVIOUS_AND_CURRENT`). Event
     /// time counts whole milliseconds: a smaller part is an error at build.
+    /// A zero window is no window, as in Flink (in a `.cep` file,
+    /// `within 0ms` is an error: `docs/flink.md`).
     pub fn within_prev(self, window: Duration) -> PatternBuilder<E> {
         self.last(|draft| {
             let (ms, error) = millis("within_prev", window);
@@ -622,7 +624,9 @@ impl<E: 'static> PatternBuilder<E> {
 
     /// The last event of a match comes less than `window` after its first.
     /// Event time counts whole milliseconds: a smaller part is an error at
-    /// build.
+    /// build. A zero window disables windowing, as Flink's `within` does
+    /// (partial matches never expire); in a `.cep` file `within 0ms` is an
+    /// error instead (`docs/flink.md`, `docs/language.md` §7.2).
     pub fn within(mut self, window: Duration) -> PatternBuilder<E> {
         let (ms, error) = millis("within", window);
         self.within = Some(ms);
@@ -829,7 +833,9 @@ impl<E: 'static> PatternBuilder<E> {
             doc: self.doc,
             partition_by: self.partition_by,
             partition_by_fn: self.partition_by_fn.map(NativeKey::new),
-            within: self.within,
+            // (a zero window is no window, as in Flink: the IR has none,
+            // and its text no `within 0ms`)
+            within: self.within.filter(|w| *w > 0),
             skip,
             emit_timeouts: self.emit_timeouts,
             stages: flat.stages,

@@ -469,6 +469,35 @@ fn build_gives_every_problem_as_one_error() {
     assert_eq!(many.build().unwrap_err().kind(), ErrorKind::Limit);
 }
 
+/// A zero window is no window, as Flink's `within(Duration.ZERO)`: the IR
+/// has none, and its source none (where `within 0ms` is an error, issue
+/// 60 item 13), so a snapshot rebuilds it.
+#[test]
+fn a_zero_window_is_flink_s_no_window_and_its_source_has_none() {
+    let zero = begin("a")
+        .followed_by("b")
+        .within_prev(Duration::ZERO)
+        .within(Duration::ZERO)
+        .name("p");
+    let p = ir(zero.clone());
+    assert_eq!((p.within, p.sequence.elements[1].within), (None, None));
+    let source = crate::dsl::pattern_source(&p).unwrap();
+    assert!(!source.contains("within"), "{source}");
+    assert_same(zero, "pattern p { match a followed by b }");
+    let loaded = crate::rules::load_str(
+        "t.cep",
+        "pattern p { within 0ms match a followed by b within 0s }",
+    );
+    let rendered = loaded.render();
+    assert_eq!(
+        rendered
+            .matches("a window of 0ms lets no event join a match")
+            .count(),
+        2,
+        "{rendered}"
+    );
+}
+
 #[test]
 fn durations_are_whole_milliseconds() {
     let p = ir(begin("a")

@@ -12,6 +12,7 @@
 //! (`Memory::is_empty`: one test per event).
 
 mod distinct;
+mod exact;
 mod list;
 mod window;
 
@@ -1328,5 +1329,7 @@ struct SavedValue(#[serde(with = "cepheid_core::persist::via")] Value);
 
 #[cfg(test)]
 mod shadow_tests;
+#[cfg(test)]
+mod sum_tests;
 #[cfg(test)]
 mod tests;

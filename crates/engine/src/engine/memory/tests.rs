@@ -789,7 +789,8 @@ fn indicator_cost() {
     use std::time::Instant;
     // (`CEPHEID_INDICATOR_EVENTS` and `CEPHEID_INDICATOR_CASE`, 0 to 3,
     // make a run small enough for callgrind; `CEPHEID_INDICATOR_ONLY=1`
-    // runs the engine with indicators alone)
+    // runs the engine with indicators alone; `CEPHEID_INDICATOR_FLOATS=1`
+    // gives `v` floats, `i % 100 + 0.5`: `sum` takes the exact float path)
     let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<i64>().ok());
     let n: i64 = env("CEPHEID_INDICATOR_EVENTS").unwrap_or(2_000_000);
     let cases = [
@@ -799,6 +800,7 @@ fn indicator_cost() {
         (86_400_000, 1_000_000),
     ];
     let only = env("CEPHEID_INDICATOR_CASE");
+    let floats = env("CEPHEID_INDICATOR_FLOATS") == Some(1);
     for (i, &(window, groups)) in cases.iter().enumerate() {
         if only.is_some_and(|c| c != i as i64) {
             continue;
@@ -837,7 +839,11 @@ fn indicator_cost() {
                 .map(|i| {
                     let mut values = vec![Value::Null; width];
                     values[k.index()] = Value::Int((i * 7919) % groups);
-                    values[v.index()] = Value::Int(i % 100);
+                    values[v.index()] = if floats {
+                        Value::Float((i % 100) as f64 + 0.5)
+                    } else {
+                        Value::Int(i % 100)
+                    };
                     (i * 86_400_000 / n, Record::new(values, "{}".into()))
                 })
                 .collect();

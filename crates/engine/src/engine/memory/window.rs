@@ -5,8 +5,9 @@
 //! amortized.
 //!
 //! - `count`: the number of entries;
-//! - `sum`, `avg`: a running integer sum (`i128`, exact) and float sum
-//!   (reset to exactly 0 when no float is left in the window);
+//! - `sum`, `avg`: an exact sum ([`ExactSum`]: an `i128` for the integers,
+//!   a fixed-point number on the heap while a float is in the window),
+//!   read rounded once;
 //! - `min`, `max`: a monotonic deque (each entry enters and leaves once);
 //! - `count_distinct`: a count per distinct value.
 //!
@@ -18,8 +19,9 @@
 //! order over all groups, says which group's oldest entry leaves next:
 //! [`Windows::advance`] pops it until the front is inside the window.
 //!
-//! Nothing is allocated per group: a group's key and its members'
-//! aggregates are rows of two arrays; the monotonic deques of
+//! Nothing is allocated per group (but the wide part of a `sum` or `avg`
+//! while a float is in the group's window, 288 bytes): a group's key and
+//! its members' aggregates are rows of two arrays; the monotonic deques of
 //! every group are lists in one slab of nodes, and the counts per
 //! distinct value records in one slab ([`DistinctCounts`]), a FIFO entry
 //! naming its record (so an eviction needs no lookup). A
@@ -40,10 +42,11 @@ use std::hash::{BuildHasher, Hasher};
 use hashbrown::HashTable;
 
 use super::distinct::DistinctCounts;
+use super::exact::{ExactSum, Number};
 use crate::lookup::IndicatorFunc;
 use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
-use cepheid_core::expr::{equals, order};
+use cepheid_core::expr::equals;
 
 /// The most members of one [`Windows`] (the bits of [`Entry::taken`]).
 pub(crate) const MAX_MEMBERS: usize = 32;
@@ -91,9 +94,8 @@ struct Group {
 struct Aggregate {
     /// Entries the member took.
     n: u64,
-    int_sum: i128,
-    float_sum: f64,
-    floats: u64,
+    /// `sum`, `avg`: the numbers' exact sum.
+    sum: ExactSum,
     /// `min`/`max`: the candidates, a list of [`Windows::nodes`] from the
     /// current extreme (`head`) to the newest (`tail`).
     head: u32,
@@ -106,9 +108,7 @@ impl Default for Aggregate {
     fn default() -> Aggregate {
         Aggregate {
             n: 0,
-            int_sum: 0,
-            float_sum: 0.0,
-            floats: 0,
+            sum: ExactSum::default(),
             head: NIL,
             tail: NIL,
             distinct: 0,
@@ -228,6 +228,9 @@ pub(crate) struct Windows {
     entries: usize,
     /// Groups over all members (a group two members hold entries of: two).
     member_groups: usize,
+    /// `sum`, `avg`: the aggregates with a float in their window, so a
+    /// wide sum on the heap ([`ExactSum`]).
+    wides: usize,
 }
 
 impl Windows {
@@ -263,6 +266,7 @@ impl Windows {
             distinct: DistinctCounts::new(IDLE_GROUPS),
             entries: 0,
             member_groups: 0,
+            wides: 0,
         }
     }
 
@@ -277,7 +281,8 @@ impl Windows {
     }
 
     /// Heap bytes, roughly (entries and their values, groups and their
-    /// keys, aggregates, candidates, distinct counts, tables).
+    /// keys, aggregates and their exact sums' wide parts, candidates,
+    /// distinct counts, tables).
     pub(crate) fn heap_bytes(&self) -> usize {
         use std::mem::size_of;
         self.fifo.capacity() * size_of::<Entry>()
@@ -289,6 +294,7 @@ impl Windows {
             + self.nodes.capacity() * size_of::<Node>()
             + self.index.capacity() * (size_of::<u32>() + 1)
             + self.distinct.heap_bytes()
+            + self.wides * ExactSum::WIDE_BYTES
     }
 
     /// Group `g`'s key.
@@ -349,18 +355,20 @@ impl Windows {
             }
             match self.funcs[j] {
                 IndicatorFunc::Count => {}
-                IndicatorFunc::Sum | IndicatorFunc::Avg => match self.values.pop_front() {
-                    Some(Value::Int(i)) => aggregate.int_sum -= i128::from(i),
-                    Some(Value::Float(f)) => {
-                        aggregate.floats -= 1;
-                        aggregate.float_sum = if aggregate.floats == 0 {
-                            0.0
-                        } else {
-                            aggregate.float_sum - f
-                        };
+                IndicatorFunc::Sum | IndicatorFunc::Avg => {
+                    match self.values.pop_front() {
+                        // (an integer: no wide part comes or goes)
+                        Some(Value::Int(i)) => aggregate.sum.remove(Number::Int(i128::from(i))),
+                        Some(value) => {
+                            if let Some(x) = Number::of(&value) {
+                                let wide = aggregate.sum.is_wide();
+                                aggregate.sum.remove(x);
+                                self.wides -= usize::from(wide && !aggregate.sum.is_wide());
+                            }
+                        }
+                        None => {}
                     }
-                    _ => {}
-                },
+                }
                 IndicatorFunc::Min | IndicatorFunc::Max => {
                     self.values.pop_front();
                     let head = aggregate.head;
@@ -383,12 +391,11 @@ impl Windows {
                 }
             }
             // (an emptied aggregate is as new: its last entry was its
-            // newest candidate, gone with it; no float, no distinct value
+            // newest candidate, gone with it; no number, no distinct value
             // is left)
             debug_assert!({
                 let a = &self.aggregates[row + j];
-                a.n > 0
-                    || (a.head == NIL && a.int_sum == 0 && a.float_sum == 0.0 && a.distinct == 0)
+                a.n > 0 || (a.head == NIL && a.sum.is_empty() && a.distinct == 0)
             });
         }
         let group = &mut self.groups[g as usize];
@@ -460,10 +467,11 @@ impl Windows {
     pub(crate) fn admit(&self, j: usize, value: Value) -> Result<Value, Refused> {
         match self.funcs[j] {
             IndicatorFunc::Count => Ok(Value::Null),
+            // (an integer from 2^63 to 2^64 - 1 is its digits: a number)
             IndicatorFunc::Sum | IndicatorFunc::Avg | IndicatorFunc::Min | IndicatorFunc::Max => {
                 match value {
                     Value::Int(_) => Ok(value),
-                    Value::Float(f) if !f.is_nan() => Ok(value),
+                    _ if Number::of(&value).is_some() => Ok(value),
                     _ => Err(Refused::NotNumeric),
                 }
             }
@@ -531,12 +539,15 @@ impl Windows {
         match func {
             IndicatorFunc::Count => return,
             IndicatorFunc::Sum | IndicatorFunc::Avg => match value {
-                Value::Int(i) => aggregate.int_sum += i128::from(i),
-                Value::Float(f) => {
-                    aggregate.floats += 1;
-                    aggregate.float_sum += f;
+                // (an integer: no wide part comes or goes)
+                Value::Int(i) => aggregate.sum.add(Number::Int(i128::from(i))),
+                _ => {
+                    if let Some(x) = Number::of(&value) {
+                        let wide = aggregate.sum.is_wide();
+                        aggregate.sum.add(x);
+                        self.wides += usize::from(!wide && aggregate.sum.is_wide());
+                    }
                 }
-                _ => {}
             },
             IndicatorFunc::Min | IndicatorFunc::Max => {
                 self.push_candidate(j, g, seq, &value);
@@ -557,10 +568,13 @@ impl Windows {
                 break;
             }
             let back = &self.nodes[tail as usize].value;
-            let dominated = match order(back.into(), value.into()) {
-                Some(std::cmp::Ordering::Less) => max,
-                Some(std::cmp::Ordering::Greater) => !max,
-                _ => true,
+            let dominated = match Number::of(back).zip(Number::of(value)) {
+                Some((back, value)) => match back.cmp(value) {
+                    std::cmp::Ordering::Less => max,
+                    std::cmp::Ordering::Greater => !max,
+                    std::cmp::Ordering::Equal => true,
+                },
+                None => true,
             };
             if !dominated {
                 break;
@@ -650,19 +664,18 @@ impl Windows {
         let n = aggregate.n;
         match func {
             IndicatorFunc::Count => Value::Int(n as i64),
-            IndicatorFunc::Sum => {
-                if aggregate.floats == 0 {
-                    i64::try_from(aggregate.int_sum).map_or(Value::Null, Value::Int)
-                } else {
-                    Value::Float(aggregate.int_sum as f64 + aggregate.float_sum)
-                }
-            }
-            IndicatorFunc::Avg => {
-                Value::Float((aggregate.int_sum as f64 + aggregate.float_sum) / n as f64)
-            }
+            IndicatorFunc::Sum => aggregate.sum.sum(),
+            IndicatorFunc::Avg => aggregate.sum.mean(n),
+            // (a number as a value: one beyond `i64`, the nearest float)
             IndicatorFunc::Min | IndicatorFunc::Max => match aggregate.head {
                 NIL => Value::Null,
-                head => self.nodes[head as usize].value.clone(),
+                head => {
+                    let value = &self.nodes[head as usize].value;
+                    match value {
+                        Value::Str(_) => Number::of(value).map_or(Value::Null, Number::value),
+                        _ => value.clone(),
+                    }
+                }
             },
             IndicatorFunc::CountDistinct => Value::Int(aggregate.distinct as i64),
         }
