@@ -310,6 +310,38 @@ fn negate(limbs: &mut [u64]) {
     }
 }
 
+/// The most wide parts a [`Spare`] keeps.
+pub(crate) const SPARE_WIDES: usize = 4096;
+
+/// Wide parts no sum holds any more (all zero), kept for the next sums
+/// that take a float, at most [`SPARE_WIDES`] (1.2 MB): a window that
+/// empties and fills again at every event would otherwise free one and
+/// allocate one each time.
+// (boxes, not `Vec<Wide>`: the store keeps the allocations themselves,
+// which move to a sum and back without a copy of their 288 bytes)
+#[allow(clippy::vec_box)]
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Spare(Vec<Box<Wide>>);
+
+impl Spare {
+    /// A zero wide part, a kept one if any.
+    fn take(&mut self) -> Box<Wide> {
+        self.0.pop().unwrap_or_else(|| Box::new(Wide::new()))
+    }
+
+    /// Keeps `wide` (zero), within the bound.
+    fn give(&mut self, wide: Box<Wide>) {
+        if self.0.len() < SPARE_WIDES {
+            self.0.push(wide);
+        }
+    }
+
+    /// Wide parts kept.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// The exact sum of the numbers in one window (for one `sum` or `avg`
 /// indicator and one group): 32 bytes in the group's row, and a [`Wide`]
 /// on the heap (288 bytes) while a float is in the window.
@@ -324,35 +356,33 @@ pub(crate) struct ExactSum {
 }
 
 impl ExactSum {
-    /// Adds `x`.
-    pub(crate) fn add(&mut self, x: Number) {
+    /// Adds `x` (a wide part, when it needs one, from `spare`).
+    pub(crate) fn add(&mut self, x: Number, spare: &mut Spare) {
         match x {
             Number::Int(i) => self.integers += i,
             Number::Float(f) => {
                 self.floats += 1;
-                self.wide
-                    .get_or_insert_with(|| Box::new(Wide::new()))
-                    .add(f, false);
+                self.wide.get_or_insert_with(|| spare.take()).add(f, false);
             }
         }
     }
 
-    /// Takes away `x`, added before.
-    pub(crate) fn remove(&mut self, x: Number) {
+    /// Takes away `x`, added before (its wide part, when the last float
+    /// leaves, to `spare`).
+    pub(crate) fn remove(&mut self, x: Number, spare: &mut Spare) {
         match x {
             Number::Int(i) => self.integers -= i,
             Number::Float(f) => {
                 self.floats -= 1;
+                if let Some(wide) = &mut self.wide {
+                    wide.add(f, true);
+                }
                 if self.floats == 0 {
                     // (the last float leaves: what is left is 0)
-                    debug_assert!({
-                        let mut wide = self.wide.clone().unwrap_or_else(|| Box::new(Wide::new()));
-                        wide.add(f, true);
-                        wide.is_zero()
-                    });
-                    self.wide = None;
-                } else if let Some(wide) = &mut self.wide {
-                    wide.add(f, true);
+                    if let Some(wide) = self.wide.take() {
+                        debug_assert!(wide.is_zero());
+                        spare.give(wide);
+                    }
                 }
             }
         }
@@ -462,17 +492,18 @@ mod tests {
     struct Both {
         s: ExactSum,
         r: DecimalSum,
+        spare: Spare,
     }
 
     impl Both {
         fn add(&mut self, x: f64) -> &mut Both {
-            self.s.add(Number::Float(x));
+            self.s.add(Number::Float(x), &mut self.spare);
             self.r.add(x);
             self
         }
 
         fn remove(&mut self, x: f64) -> &mut Both {
-            self.s.remove(Number::Float(x));
+            self.s.remove(Number::Float(x), &mut self.spare);
             self.r.remove(x);
             self
         }
@@ -523,10 +554,10 @@ mod tests {
         assert_eq!(b.add(5e-324).sum(), 5e-324);
         assert_eq!((b.mean(2), b.mean(1)), (0.0, 5e-324));
         // An integer beside: exact, and the float rounded once with it.
-        b.s.add(Number::Int(-7));
+        b.s.add(Number::Int(-7), &mut b.spare);
         b.r.add_int(-7);
         assert_eq!(b.sum(), -7.0);
-        b.s.remove(Number::Int(-7));
+        b.s.remove(Number::Int(-7), &mut b.spare);
         b.r.remove_int(-7);
         // Infinities of both signs: NaN; one leaves: the other.
         assert_eq!(b.add(f64::NEG_INFINITY).sum(), f64::NEG_INFINITY);
@@ -548,14 +579,15 @@ mod tests {
     #[test]
     fn integers_stay_exact_and_integers_beyond_i64_are_numbers() {
         let mut s = ExactSum::default();
+        let spare = &mut Spare::default();
         let big = Number::of(&Value::Str("18446744073709551615".into())).unwrap();
         assert_eq!(big, Number::Int(i128::from(u64::MAX)));
-        s.add(big);
+        s.add(big, spare);
         assert_eq!(s.sum(), Value::Float(u64::MAX as f64));
-        s.add(Number::Int(-i128::from(u64::MAX) + 5));
+        s.add(Number::Int(-i128::from(u64::MAX) + 5), spare);
         assert_eq!(s.sum(), Value::Int(5));
-        s.add(Number::Int(i128::from(i64::MAX)));
-        s.add(Number::Int(i128::from(i64::MAX)));
+        s.add(Number::Int(i128::from(i64::MAX)), spare);
+        s.add(Number::Int(i128::from(i64::MAX)), spare);
         // (2^64 + 3 is no float; the nearest is 2^64)
         assert_eq!(s.sum(), Value::Float(18_446_744_073_709_551_616.0));
         assert_eq!(s.mean(4), Value::Float(4_611_686_018_427_387_904.0));
@@ -636,6 +668,9 @@ mod tests {
             width in 1usize..12,
         ) {
             let mut s = ExactSum::default();
+            // (a wide part given back when the floats leave is taken again
+            // when one comes: it must be zero)
+            let mut spare = Spare::default();
             let mut r = DecimalSum::new();
             let mut window = std::collections::VecDeque::new();
             let apply = |x: Number, add: bool, r: &mut DecimalSum| match (x, add) {
@@ -645,12 +680,12 @@ mod tests {
                 (Number::Float(f), false) => r.remove(f),
             };
             for x in numbers {
-                s.add(x);
+                s.add(x, &mut spare);
                 apply(x, true, &mut r);
                 window.push_back(x);
                 while window.len() > width {
                     let old = window.pop_front().unwrap();
-                    s.remove(old);
+                    s.remove(old, &mut spare);
                     apply(old, false, &mut r);
                 }
                 let floats = window.iter().any(|x| matches!(x, Number::Float(_)));
@@ -670,9 +705,10 @@ mod tests {
                 prop_assert!(same(mean, r.mean(n)), "mean {} reference {} of {:?}", mean, r.mean(n), window);
             }
             while let Some(old) = window.pop_front() {
-                s.remove(old);
+                s.remove(old, &mut spare);
             }
             prop_assert!(s.is_empty());
+            prop_assert!(spare.len() <= 1);
         }
     }
 }

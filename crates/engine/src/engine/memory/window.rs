@@ -20,7 +20,8 @@
 //! [`Windows::advance`] pops it until the front is inside the window.
 //!
 //! Nothing is allocated per group (but the wide part of a `sum` or `avg`
-//! while a float is in the group's window, 288 bytes): a group's key and
+//! while a float is in the group's window, 288 bytes, taken from and
+//! given back to a store of at most 4,096 zeroed ones): a group's key and
 //! its members' aggregates are rows of two arrays; the monotonic deques of
 //! every group are lists in one slab of nodes, and the counts per
 //! distinct value records in one slab ([`DistinctCounts`]), a FIFO entry
@@ -42,7 +43,7 @@ use std::hash::{BuildHasher, Hasher};
 use hashbrown::HashTable;
 
 use super::distinct::DistinctCounts;
-use super::exact::{ExactSum, Number};
+use super::exact::{ExactSum, Number, Spare};
 use crate::lookup::IndicatorFunc;
 use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
@@ -231,6 +232,8 @@ pub(crate) struct Windows {
     /// `sum`, `avg`: the aggregates with a float in their window, so a
     /// wide sum on the heap ([`ExactSum`]).
     wides: usize,
+    /// Wide parts kept for reuse (at most 4,096).
+    spare: Spare,
 }
 
 impl Windows {
@@ -267,6 +270,7 @@ impl Windows {
             entries: 0,
             member_groups: 0,
             wides: 0,
+            spare: Spare::default(),
         }
     }
 
@@ -294,7 +298,7 @@ impl Windows {
             + self.nodes.capacity() * size_of::<Node>()
             + self.index.capacity() * (size_of::<u32>() + 1)
             + self.distinct.heap_bytes()
-            + self.wides * ExactSum::WIDE_BYTES
+            + (self.wides + self.spare.len()) * ExactSum::WIDE_BYTES
     }
 
     /// Group `g`'s key.
@@ -358,11 +362,15 @@ impl Windows {
                 IndicatorFunc::Sum | IndicatorFunc::Avg => {
                     match self.values.pop_front() {
                         // (an integer: no wide part comes or goes)
-                        Some(Value::Int(i)) => aggregate.sum.remove(Number::Int(i128::from(i))),
+                        Some(Value::Int(i)) => {
+                            aggregate
+                                .sum
+                                .remove(Number::Int(i128::from(i)), &mut self.spare);
+                        }
                         Some(value) => {
                             if let Some(x) = Number::of(&value) {
                                 let wide = aggregate.sum.is_wide();
-                                aggregate.sum.remove(x);
+                                aggregate.sum.remove(x, &mut self.spare);
                                 self.wides -= usize::from(wide && !aggregate.sum.is_wide());
                             }
                         }
@@ -540,11 +548,13 @@ impl Windows {
             IndicatorFunc::Count => return,
             IndicatorFunc::Sum | IndicatorFunc::Avg => match value {
                 // (an integer: no wide part comes or goes)
-                Value::Int(i) => aggregate.sum.add(Number::Int(i128::from(i))),
+                Value::Int(i) => aggregate
+                    .sum
+                    .add(Number::Int(i128::from(i)), &mut self.spare),
                 _ => {
                     if let Some(x) = Number::of(&value) {
                         let wide = aggregate.sum.is_wide();
-                        aggregate.sum.add(x);
+                        aggregate.sum.add(x, &mut self.spare);
                         self.wides += usize::from(!wide && aggregate.sum.is_wide());
                     }
                 }
