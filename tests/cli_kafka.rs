@@ -110,7 +110,7 @@ pub(crate) fn kafka_run_live(dir: &Path, bootstrap: &str, t: &Topics, extra: &[&
 }
 
 /// The same over the events file.
-fn file_run(dir: &Path) -> Output {
+pub(crate) fn file_run(dir: &Path) -> Output {
     let output = cepheid()
         .current_dir(dir)
         .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
@@ -1285,7 +1285,7 @@ fn kafka_options_that_cannot_work_are_refused_before_any_broker_is_asked() {
 
 /// The watermark of a file run with `--max-delay 2s` after `lines` (its
 /// largest event time less 2 s less 1 ms; `None` before any event).
-fn watermark_after(lines: &[String]) -> Option<i64> {
+pub(crate) fn watermark_after(lines: &[String]) -> Option<i64> {
     lines
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["ts"].as_i64())

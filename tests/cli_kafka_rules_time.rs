@@ -17,7 +17,7 @@
 //! uninterrupted file run of the same events with the same changes as
 //! `$rules` lines, as a multiset and per key in order.
 
-use crate::cli_kafka::{assert_same, kafka_run_live};
+use crate::cli_kafka::{assert_same, file_run, kafka_run_live, watermark_after};
 use crate::common::crash::Moments;
 use crate::common::kafka::{
     by_key, client, count, lines, partition_of, produce_by_key, produce_timed, send_waiting,
@@ -29,7 +29,7 @@ use crate::kafka_support::Broker;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,18 +132,9 @@ fn events() -> Vec<String> {
 }
 
 /// The time of the change before line `at` of the file: the file run's
-/// watermark there (`--max-delay 2s`: the largest time before less 2 s
-/// less 1 ms) + 1, so that the switch is where the file run has it.
+/// watermark there + 1, so that the switch is where the file run has it.
 fn change_time(events: &[String], at: usize) -> i64 {
-    let largest = (events[..at].iter())
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["ts"]
-                .as_i64()
-                .unwrap()
-        })
-        .max()
-        .expect("events before");
-    largest - 2_000 - 1 + 1
+    watermark_after(&events[..at]).expect("events before") + 1
 }
 
 /// The scene: the rules file (the initial set), the file run's events
@@ -164,19 +155,6 @@ fn setup(dir: &Path) -> (Vec<String>, Vec<(String, i64)>) {
     file.insert(0, timed[0].0.clone());
     fs::write(dir.join("events.jsonl"), file.join("\n") + "\n").unwrap();
     (events, timed)
-}
-
-/// The uninterrupted file run, to `out.jsonl` and `late.jsonl`.
-fn file_run(dir: &Path) -> Output {
-    let output = cepheid()
-        .current_dir(dir)
-        .args(["run", "rules.cep", "--no-progress", "--max-delay", "2s"])
-        .args(["--events", "events.jsonl", "--rules-from-stream"])
-        .args(["--output", "out.jsonl", "--late", "late.jsonl"])
-        .output()
-        .expect("runs");
-    assert!(output.status.success(), "{}", stderr(&output));
-    output
 }
 
 /// The input offsets of the rules topic's records a run said it applied

@@ -253,8 +253,13 @@ fn a_watched_list_file_changes_the_lists_of_every_worker_from_the_watermark_then
     watched_list_file("lists-watch-w", &["--workers", "2"]);
 }
 
-/// A live run with `flags` whose list file is edited, then deleted.
-fn watched_list_file(name: &str, flags: &[&str]) {
+/// A live run with `flags` watching the list file `blocked.csv`, which
+/// holds 10.0.0.1 (loaded), in a scratch folder `name`: the folder, the
+/// file and the run.
+fn watching_blocked(
+    name: &str,
+    flags: &[&str],
+) -> (crate::common::Scratch, std::path::PathBuf, Live) {
     let dir = scratch(name);
     let rules = dir.join("r.cep");
     fs::write(&rules, RULES).unwrap();
@@ -262,8 +267,14 @@ fn watched_list_file(name: &str, flags: &[&str]) {
     fs::write(&blocked, "10.0.0.1\n").unwrap();
     let list = format!("blocked_ips={}", blocked.display());
     let args = [&["--watch", "--no-progress", "--list", &list][..], flags].concat();
-    let mut live = Live::run(&rules, &args);
+    let live = Live::run(&rules, &args);
     live.stderr_line("cepheid: list `blocked_ips`: 1 entries from");
+    (dir, blocked, live)
+}
+
+/// A live run with `flags` whose list file is edited, then deleted.
+fn watched_list_file(name: &str, flags: &[&str]) {
+    let (_dir, blocked, mut live) = watching_blocked(name, flags);
     // The event at 1 is taken once the one at 2 moves the watermark to 1;
     // the one at 2 waits.
     live.write(&[event(1, "10.0.0.1"), event(2, "10.0.0.2")].concat());
@@ -311,15 +322,7 @@ fn a_watched_list_file_emptied_or_made_binary_is_not_applied_on_workers() {
 /// each is said, and the summary counts them; a file of comments only
 /// then empties the list on purpose.
 fn emptied_or_made_binary(name: &str, flags: &[&str]) {
-    let dir = scratch(name);
-    let rules = dir.join("r.cep");
-    fs::write(&rules, RULES).unwrap();
-    let blocked = dir.join("blocked.csv");
-    fs::write(&blocked, "10.0.0.1\n").unwrap();
-    let list = format!("blocked_ips={}", blocked.display());
-    let args = [&["--watch", "--no-progress", "--list", &list][..], flags].concat();
-    let mut live = Live::run(&rules, &args);
-    live.stderr_line("cepheid: list `blocked_ips`: 1 entries from");
+    let (_dir, blocked, mut live) = watching_blocked(name, flags);
     live.write(&[event(1, "10.0.0.1"), event(2, "x")].concat());
     assert_eq!(
         live.record("the listed address at 1")["events"]["a"][0]["ts"],
