@@ -446,15 +446,27 @@ fn rules_topic_crash(name: &str, extra: &[&str]) {
         ),
         by_key(want.iter().map(String::as_str)),
     );
-    for (key, records) in file_keys
-        .iter()
+    for (n, (key, records)) in (file_keys.iter())
         .filter(|(k, r)| got.get(*k) != Some(*r))
         .take(5)
+        .enumerate()
     {
+        let committed = got.get(key).cloned().unwrap_or_default();
         eprintln!(
-            "key {key}: the file run's {records:?}, committed {:?}",
-            got.get(key)
+            "key {key}: {} records in the file run, {} committed (differ-{n}.file, differ-{n}.got)",
+            records.len(),
+            committed.len()
         );
+        fs::write(
+            dir.join(format!("differ-{n}.file")),
+            records.join("\n") + "\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.join(format!("differ-{n}.got")),
+            committed.join("\n") + "\n",
+        )
+        .unwrap();
     }
     assert_same(
         &committed,
