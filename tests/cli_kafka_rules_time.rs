@@ -436,6 +436,10 @@ fn rules_topic_crash(name: &str, extra: &[&str]) {
         BTreeSet::from([0, 1, 2]),
         "killed right after each rules record applied: {kills:?}"
     );
+    // (every late record written, committed or not)
+    for o in reader.seen.iter().filter(|o| o.topic == t.late) {
+        eprintln!("late record (interval {:?}): {}", o.interval, o.payload);
+    }
     // (what differs, said before the comparison fails)
     let want = lines(&dir.join("out.jsonl"));
     let (got, file_keys) = (
