@@ -206,7 +206,12 @@ impl SourceClock {
 /// until a worker took its cut at `e`, its engines go no further than `J`,
 /// whatever the source says of its clock since (had they gone on, the cut
 /// would hold engines that took events its source reads again, each then
-/// late there); once it took it, the latest clock said.
+/// late there). Nor while the frontier is at `e`: events sent at `e` with
+/// times below it may still come (the clock that lifts the limit travels
+/// apart from them, and can come first), and engines at `e - 1` would take
+/// each for late, dropped with no late line (issue 59's workers fault).
+/// Once the cut at `e` is taken and the frontier has passed `e`, the
+/// latest clock said.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Clocks {
     /// (worker, source) -> what it said.
@@ -246,13 +251,16 @@ impl Clocks {
         self.cap = self.cap.max(Some(told.cap));
     }
 
-    /// As far as a worker that took its cuts up to `taken` may move its
-    /// engines: `f`, or less, below the clocks said.
+    /// As far as a worker that took its cuts up to `taken` and whose
+    /// events' frontier is `f` may move its engines: `f`, or less, below
+    /// the clocks said.
     pub(crate) fn limit(&self, f: Timestamp, taken: Timestamp) -> Timestamp {
+        let frontier = f;
         let mut f = f;
         for said in self.said.values() {
-            // (the clock at the first move up that no cut taken is past)
-            let held = said.jumps.iter().find(|&&(cap, _)| cap > taken);
+            // (the clock at the first move up that no cut taken is past,
+            // or that the frontier has not passed)
+            let held = (said.jumps.iter()).find(|&&(cap, _)| cap > taken || cap >= frontier);
             f = f.min(held.map_or(said.clock, |&(_, clock)| clock));
         }
         f
@@ -264,11 +272,12 @@ impl Clocks {
         (self.said.values()).fold(f, |f, said| f.min(said.clock))
     }
 
-    /// The cuts up to `taken` are taken: the moves up below them no longer
-    /// hold anything back.
+    /// The cuts up to `taken` are taken (and the frontier is at `taken` or
+    /// past it): the moves up below them no longer hold anything back; one
+    /// to `taken` does until the frontier passes it ([`Clocks::limit`]).
     pub(crate) fn taken(&mut self, taken: Timestamp) {
         for said in self.said.values_mut() {
-            said.jumps.retain(|&(cap, _)| cap > taken);
+            said.jumps.retain(|&(cap, _)| cap >= taken);
         }
     }
 
@@ -986,11 +995,17 @@ mod tests {
         assert_eq!(clocks.limit(500, 99), 40, "the cut at 100 not taken");
         assert_eq!(clocks.latest(500), 70, "a router follows the latest");
         assert_eq!(clocks.limit(500, 100), 70, "the cut at 100 taken");
+        assert_eq!(
+            clocks.limit(100, 100),
+            40,
+            "the cut at 100 taken, the frontier at 100: events sent at 100 may still come"
+        );
         // Moved up again, to 101, with its clock at 70; then lifted.
         clocks.learn(told(3, 70, 101));
         clocks.learn(told(4, SourceClock::LIFTED, 150));
         assert_eq!(clocks.limit(500, 100), 70, "the cut at 101 not taken");
         clocks.taken(101);
+        assert_eq!(clocks.limit(101, 101), 70, "lifted, the frontier at 101");
         assert_eq!(clocks.limit(500, 101), 500, "lifted");
         assert_eq!(clocks.cap(), Some(150));
         // (an older word of the source does not count)
