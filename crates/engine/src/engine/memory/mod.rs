@@ -205,6 +205,13 @@ pub struct LeftOutParts {
 }
 
 impl LeftOutParts {
+    /// What an engine of group `group` left out.
+    pub fn of(group: u32, part: &LeftOut) -> LeftOutParts {
+        let mut parts = LeftOutParts::default();
+        parts.add(group, part);
+        parts
+    }
+
     /// Adds what an engine of group `group` left out.
     pub fn add(&mut self, group: u32, part: &LeftOut) {
         for (name, c) in &part.lists {
@@ -816,14 +823,6 @@ impl Memory {
                 self.stats.unkeyed += counted;
                 continue;
             }
-            if total >= self.max_indicator_entries {
-                if counted > 0 {
-                    self.stats.refused_events += 1;
-                    let name = &self.decls.indicators[i].name;
-                    LeftOut::counts_of(&mut self.left_out.indicators, name).limit += 1;
-                }
-                continue;
-            }
             let value = match &ind.argument {
                 Some(a) => a.eval_with(event, &self.accumulators, &lists),
                 None => Value::Null,
@@ -832,6 +831,8 @@ impl Memory {
             if value.is_null() && ind.argument.is_some() {
                 continue;
             }
+            // (a value no window takes is left out for it, at the limit
+            // too: it would not have been an entry)
             let value = match family.windows.admit(ind.member, value) {
                 Ok(value) => value,
                 Err(Refused::NotNumeric) => {
@@ -847,6 +848,14 @@ impl Memory {
                     continue;
                 }
             };
+            if total >= self.max_indicator_entries {
+                if counted > 0 {
+                    self.stats.refused_events += 1;
+                    let name = &self.decls.indicators[i].name;
+                    LeftOut::counts_of(&mut self.left_out.indicators, name).limit += 1;
+                }
+                continue;
+            }
             let key = &keys[s.key_at..s.key_at + family.key.len()];
             let group = match s.group {
                 Some(group) => group,
