@@ -27,7 +27,7 @@ use cepheid_runtime::EngineNumbers;
 
 use crate::cut::{self, SavedPiece, WorkerCut, WorkerState};
 use crate::engine::{Engine, ReloadPolicy};
-use crate::engine::{ListWrite, MatchRef, Output, Sink, Stats};
+use crate::engine::{LeftOutParts, ListWrite, MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
 use crate::route::{groups, worker_groups, Layout, Routed, Router, SHARED};
@@ -118,6 +118,16 @@ pub trait Collect<E>: Sink<E> {
     /// waiting.
     fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
         let _ = (numbers, finished);
+    }
+
+    /// What the worker's engines' lists and indicators left out at their
+    /// limits or for their values, gathered as one engine counts it:
+    /// asked after an activation that changed it (never per event), and
+    /// once as the operator starts (`before`: what its engines held then,
+    /// restored from a cut, the run before the cut counted). Nothing by
+    /// default.
+    fn left_out(&mut self, left_out: &LeftOutParts, before: bool) {
+        let _ = (left_out, before);
     }
 
     /// A watched reference file changed (`Config::lists` with
@@ -345,6 +355,9 @@ where
         }
         let mut incoming: Vec<ListWrite> = Vec::new();
         let mut outgoing: Vec<ListWrite> = Vec::new();
+        if worker.left_out_changed() {
+            sink.left_out(&worker.left_out(), true);
+        }
         move |frontiers| {
             let mut output = records_out.activate();
             let mut writes_output = writes_out.activate();
@@ -376,6 +389,9 @@ where
                 (&frontiers[0], writes_known),
                 carries,
             );
+            if worker.left_out_changed() {
+                sink.left_out(&worker.left_out(), false);
+            }
             // The writes made now go to every worker, stamped at most
             // their step's time; the capability then promises none
             // before the worker's next step (an event stashed, a
@@ -674,6 +690,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
             cut,
             taken: epoch,
             restored_at: epoch,
+            left_out_seen: [0; 4],
             held: Rc::default(),
             changes: Changes {
                 pending,
@@ -728,6 +745,9 @@ struct Worker<E: Event + 'static> {
     changes: Changes<E>,
     /// The events the worker's router holds ([`Hold`]).
     held: Rc<RefCell<Vec<Held<E>>>>,
+    /// The engines' counts of what their lists and indicators left out,
+    /// summed, when last looked at ([`Worker::left_out_changed`]).
+    left_out_seen: [u64; 4],
 }
 
 /// A worker's changes of rules ([`Plan::changing`]).
@@ -743,7 +763,7 @@ struct Changes<E: Event + 'static> {
     /// The plan's field table (shared by the decoders of the process).
     fields: E::Fields,
     /// The plan's limits, for the engines a change adds.
-    limits: (usize, usize),
+    limits: crate::Limits,
     /// After a change: each pattern's number in the rules in force.
     names: Option<HashMap<String, usize>>,
     /// The names of the patterns in force, in order.
@@ -1525,6 +1545,37 @@ impl<E: Event + Clone + 'static> Worker<E> {
         }
     }
 
+    /// Did what the engines' lists and indicators left out change since
+    /// it was last looked at? (Their counts summed: nothing per event.)
+    fn left_out_changed(&mut self) -> bool {
+        let mut now = [0; 4];
+        for piece in &self.pieces {
+            let s = piece.engine.0.memory_stats();
+            let counts = [
+                s.refused_entries,
+                s.bad_entries,
+                s.refused_events,
+                s.non_numeric,
+            ];
+            for (total, n) in now.iter_mut().zip(counts) {
+                *total += n;
+            }
+        }
+        let changed = now != self.left_out_seen;
+        self.left_out_seen = now;
+        changed
+    }
+
+    /// What the engines' lists and indicators left out, each engine of
+    /// its group of patterns.
+    fn left_out(&self) -> LeftOutParts {
+        let mut parts = LeftOutParts::default();
+        for piece in &self.pieces {
+            parts.add(piece.group, piece.engine.0.left_out());
+        }
+        parts
+    }
+
     /// The worker's numbers now (each pattern's in the plan's order).
     fn numbers(&self, state_bytes: bool) -> EngineNumbers {
         let mut total = EngineNumbers::default();
@@ -1532,7 +1583,9 @@ impl<E: Event + Clone + 'static> Worker<E> {
         let mut each = Vec::with_capacity(self.pieces.len());
         for piece in &self.pieces {
             let (engine, numbers) = &piece.engine;
-            each.push((EngineNumbers::of(engine, state_bytes), numbers));
+            let mut n = EngineNumbers::of(engine, state_bytes);
+            n.memory.left_out = LeftOutParts::of(piece.group, engine.left_out());
+            each.push((n, numbers));
         }
         for (n, numbers) in &each {
             match &self.changes.names {
