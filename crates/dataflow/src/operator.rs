@@ -346,11 +346,23 @@ where
         let mut capability = capability;
         let mut writes_capability = writes_capability.filter(|_| carries);
         // (restored: the engines may be below the epoch, at a quiet
-        // source's clock; what they make goes out above it)
+        // source's clock; the records they make go out above it)
         let start = worker.released.max(worker.restored_at);
-        for cap in capability.iter_mut().chain(writes_capability.iter_mut()) {
+        if let Some(cap) = capability.as_mut() {
             if start > *cap.time() {
                 cap.downgrade(&start);
+            }
+        }
+        // The writes, though, at their engines' time: a step between the
+        // engines' clock and the epoch writes for a time below the epoch,
+        // and every engine must wait for it there, as the run before the
+        // cut did. (Stamped at the epoch, such writes reached engines that
+        // had passed their time: made late, in the order they came, not
+        // in the order of one time's writes: issue 60, item 17, the case
+        // in `dataflow_live_cut`'s regressions file.)
+        if let Some(cap) = writes_capability.as_mut() {
+            if worker.released > *cap.time() {
+                cap.downgrade(&worker.released);
             }
         }
         let mut incoming: Vec<ListWrite> = Vec::new();
