@@ -609,6 +609,12 @@ impl Session<'_> {
             // in a buffer until the next burst or the end).
             self.flush_now()?;
         }
+        if let Some(seen) = batch.seen {
+            // (what the reader saw up to here: a checkpoint keeps it)
+            let report = &mut *self.out.report;
+            self.fields
+                .report(0, seen, &mut |notice| report.notice(notice));
+        }
         if let Some(checkpoints) = &mut self.checkpoints {
             checkpoints.schedule.advanced(lines);
         }
