@@ -91,9 +91,12 @@ pub struct MemoryCounts {
 impl MemoryCounts {
     /// The counts of an engine's lists and indicators (`numbers`:
     /// [`MemoryNumbers::of`](crate::MemoryNumbers::of), or several
-    /// engines' added up); `None` when the rules declare neither.
+    /// engines' added up); `None` when the rules declare neither and
+    /// nothing was left out (by rules a change replaced).
     pub fn of(numbers: &crate::MemoryNumbers) -> Option<MemoryCounts> {
-        let (lists, indicators) = (!numbers.lists.is_empty(), numbers.indicators > 0);
+        let left_out = numbers.left_out.whole();
+        let lists = !numbers.lists.is_empty() || !left_out.lists.is_empty();
+        let indicators = numbers.indicators > 0 || !left_out.indicators.is_empty();
         (lists || indicators).then(|| MemoryCounts {
             lists,
             indicators,

@@ -1090,12 +1090,14 @@ pub struct Summary {
     pub lists_not_applied: u64,
     /// Partial matches discarded by reloads.
     pub discarded_runs: u64,
-    /// What the lists refused, when the rules declare a list (in JSON
-    /// only then: issue 60, item 3).
+    /// What the lists refused, when the rules declare a list, or a list
+    /// of rules a change replaced refused some (in JSON only then: issue
+    /// 60, item 3).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lists: Option<ListCounts>,
     /// What the indicators left out, when the rules declare an indicator
-    /// (in JSON only then).
+    /// (or one of rules a change replaced left some out; in JSON only
+    /// then).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub indicators: Option<IndicatorCounts>,
     /// The same by list and indicator ([`Engine::left_out`], over the
