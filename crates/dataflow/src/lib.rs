@@ -609,8 +609,7 @@ pub struct Plan<E: Event + 'static> {
     /// (Behind a lock only so that the plan is `Sync`: [`Plan::add`]
     /// takes `&mut self`.)
     check: Mutex<Engine<E>>,
-    run_limit: usize,
-    live_limit: usize,
+    limits: Limits,
     /// Can the rules change ([`Plan::changing`]), and how.
     changing: Option<ReloadPolicy>,
     /// The changes of lists every engine makes at the start
@@ -642,8 +641,7 @@ impl<E: Event + 'static> Plan<E> {
             patterns: Vec::new(),
             fields: check.fields().clone(),
             check: Mutex::new(check),
-            run_limit: Engine::<E>::DEFAULT_MAX_RUNS_PER_KEY,
-            live_limit: Engine::<E>::DEFAULT_MAX_LIVE_RUNS,
+            limits: Limits::default(),
             changing: None,
             lists: Vec::new(),
         }
@@ -731,7 +729,7 @@ impl<E: Event + 'static> Plan<E> {
     /// The same plan with at most `limit` partial matches per pattern and
     /// key, as [`Engine::max_runs_per_key`].
     pub fn max_runs_per_key(mut self, limit: usize) -> Plan<E> {
-        self.run_limit = limit;
+        self.limits.runs_per_key = limit;
         self
     }
 
@@ -740,7 +738,24 @@ impl<E: Event + 'static> Plan<E> {
     /// [`Engine::max_live_runs`]: the bound is per engine, not over the
     /// workers.
     pub fn max_live_runs(mut self, limit: usize) -> Plan<E> {
-        self.live_limit = limit;
+        self.limits.live_runs = limit;
+        self
+    }
+
+    /// The same plan with at most `limit` entries per list in each of a
+    /// worker's engines, as [`Engine::max_list_entries`]: every engine
+    /// holds every list whole, so the bound is one engine's.
+    pub fn max_list_entries(mut self, limit: usize) -> Plan<E> {
+        self.limits.list_entries = limit;
+        self
+    }
+
+    /// The same plan with at most `limit` window entries over all
+    /// indicators in each of a worker's engines, as
+    /// [`Engine::max_indicator_entries`]: the bound is per engine, not
+    /// over the workers.
+    pub fn max_indicator_entries(mut self, limit: usize) -> Plan<E> {
+        self.limits.indicator_entries = limit;
         self
     }
 
@@ -774,9 +789,8 @@ impl<E: Event + 'static> Plan<E> {
     /// the rules their snapshots hold, and whose readers decode with the
     /// numbering of those engines.
     pub fn resumed(&self, fields: &[cepheid_engine::FieldPath]) -> Plan<E> {
-        let mut plan = Plan::new()
-            .max_runs_per_key(self.run_limit)
-            .max_live_runs(self.live_limit);
+        let mut plan = Plan::new();
+        plan.limits = self.limits;
         plan.changing = self.changing;
         plan.lists.clone_from(&self.lists);
         if let Some(table) = (plan.fields() as &dyn Any).downcast_ref::<FieldTable>() {
@@ -790,12 +804,12 @@ impl<E: Event + 'static> Plan<E> {
     /// An engine of a worker as the plan makes them, without patterns
     /// (a group that a change of rules adds).
     fn empty_engine(&self) -> Engine<E> {
-        empty_engine((self.run_limit, self.live_limit), &self.fields)
+        empty_engine(self.limits, &self.fields)
     }
 
-    /// Its limits: (`max_runs_per_key`, `max_live_runs`).
-    fn limits(&self) -> (usize, usize) {
-        (self.run_limit, self.live_limit)
+    /// Its limits.
+    fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The field numbering of the plan's patterns: for `Record`s, the table
@@ -866,23 +880,47 @@ fn align_fields<E: Event + 'static>(engine: &E::Fields, plan: &E::Fields) {
     }
 }
 
-/// A worker's engine without patterns: with `limits` (per key, live:
-/// [`Plan::limits`]), its fields numbered as `fields`.
-fn empty_engine<E: Event + 'static>(limits: (usize, usize), fields: &E::Fields) -> Engine<E> {
+/// The limits of a plan's engines ([`Plan::max_runs_per_key`],
+/// [`Plan::max_live_runs`], [`Plan::max_list_entries`],
+/// [`Plan::max_indicator_entries`]), each as one engine's.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    runs_per_key: usize,
+    live_runs: usize,
+    list_entries: usize,
+    indicator_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            runs_per_key: Engine::<Record>::DEFAULT_MAX_RUNS_PER_KEY,
+            live_runs: Engine::<Record>::DEFAULT_MAX_LIVE_RUNS,
+            list_entries: cepheid_engine::engine::DEFAULT_MAX_LIST_ENTRIES,
+            indicator_entries: cepheid_engine::engine::DEFAULT_MAX_INDICATOR_ENTRIES,
+        }
+    }
+}
+
+/// A worker's engine without patterns: with `limits` ([`Plan::limits`]),
+/// its fields numbered as `fields`.
+fn empty_engine<E: Event + 'static>(limits: Limits, fields: &E::Fields) -> Engine<E> {
     let engine = worker_engine(limits);
     align_fields::<E>(engine.fields(), fields);
     engine
 }
 
 /// A worker's engine without patterns or fields, with `limits`.
-fn worker_engine<E: Event + 'static>(limits: (usize, usize)) -> Engine<E> {
+fn worker_engine<E: Event + 'static>(limits: Limits) -> Engine<E> {
     // No engine decides lateness: events come sorted, up to the
     // frontier, and the watermark is set from it.
     // Nor forces a watermark: a released batch may hold many
     // events of one time, all final.
     Engine::<E>::with_max_delay(Duration::MAX)
-        .max_runs_per_key(limits.0)
-        .max_live_runs(limits.1)
+        .max_runs_per_key(limits.runs_per_key)
+        .max_live_runs(limits.live_runs)
+        .max_list_entries(limits.list_entries)
+        .max_indicator_entries(limits.indicator_entries)
         .max_waiting_events(usize::MAX)
 }
 
@@ -917,7 +955,7 @@ where
 fn number_fields<E: Event + 'static>(
     rules: &cepheid_engine::Rules,
     fields: &E::Fields,
-    limits: (usize, usize),
+    limits: Limits,
 ) -> Result<(), Error> {
     let mut scratch = empty_engine::<E>(limits, fields);
     scratch.set_rules(rules, ReloadPolicy::Drain, &mut Nothing)?;

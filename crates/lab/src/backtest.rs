@@ -145,6 +145,7 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
                 ..
             },
         span,
+        left_out,
     } = events.run_into(&options.rules, "rules", taken)?;
     let names: Vec<String> = rules.patterns().iter().map(|p| p.name.clone()).collect();
     let place: Vec<usize> = (seen.patterns.iter())
@@ -164,6 +165,7 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
     for (figures, pattern) in report.patterns.iter_mut().zip(rules.patterns()) {
         figures.shadow = pattern.shadow;
     }
+    report.left_out = left_out;
     if crate::attributes::used(&rules) {
         report.attributes = Some(
             (rules.patterns().iter())
@@ -512,6 +514,10 @@ struct Report {
     /// when a pattern of the rule set has some: columns of the table,
     /// fields of the JSON.
     attributes: Option<Vec<cepheid_core::lookup::Attributes>>,
+    /// What the lists and indicators left out at their limits or for
+    /// their values (issue 60, item 3): the figures count only what they
+    /// took in.
+    left_out: crate::LeftOut,
 }
 
 impl Report {
@@ -589,6 +595,7 @@ impl Report {
             span,
             labels,
             attributes: None,
+            left_out: crate::LeftOut::default(),
         }
     }
 
@@ -746,6 +753,9 @@ impl Report {
                 line(&mut out, row);
             }
         }
+        for line in self.left_out.lines() {
+            let _ = writeln!(out, "left out: {line}");
+        }
         if let Some((total, missed)) = &self.labels {
             let _ = writeln!(
                 out,
@@ -814,6 +824,7 @@ impl Report {
             "event_time": self.span.map(|(from, to)| serde_json::json!({"from": from, "to": to})),
             "patterns": patterns,
         });
+        self.left_out.json_into(&mut report);
         if let Some((total, missed)) = &self.labels {
             report["labels"] = serde_json::json!({
                 "count": total,

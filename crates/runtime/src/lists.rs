@@ -849,7 +849,7 @@ fn say_refused(
     if refused > 0 {
         say(Notice::new(
             Level::Warning,
-            format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Engine::max_list_entries`)"),
+            format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Config::max_list_entries`; raise it to keep them)"),
         ));
     }
     if bad > 0 {

@@ -448,9 +448,21 @@ impl Collect<Record> for Emit {
         self.reloads = [made, refused];
     }
 
+    fn left_out(&mut self, left_out: &LeftOutParts, before: bool) {
+        let whole = left_out.whole();
+        if before {
+            // (said by the run that counted it, before the cut)
+            self.notices.told_left_out(&whole);
+            return;
+        }
+        let say = &self.say;
+        (self.notices).left_out(&whole, |notice| say.report().notice(notice));
+    }
+
     fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
         if let (true, Some(summary)) = (finished, &mut self.summary) {
             summary.patterns.clone_from(&numbers.patterns);
+            summary.memory_of(&numbers.memory);
         }
         if let Some(publish) = &self.publish {
             let published = Published::new(

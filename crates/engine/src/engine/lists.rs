@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::engine::front::Engine;
-use crate::engine::memory::{Change, MemoryStats};
+use crate::engine::memory::{Change, LeftOut, MemoryStats};
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::lookup::ListId;
@@ -329,6 +329,51 @@ impl<E: Event + 'static> Engine<E> {
     /// Counters and sizes of the lists and indicators.
     pub fn memory_stats(&self) -> MemoryStats {
         self.core.memory.stats
+    }
+
+    /// What the limits and the values left out of each list and
+    /// indicator, by name, since the engine started or since the start of
+    /// the run whose snapshot it was restored from
+    /// ([`max_list_entries`](Engine::max_list_entries),
+    /// [`max_indicator_entries`](Engine::max_indicator_entries), values
+    /// that are not numbers or no list entry): what a run says and counts
+    /// in its summary (`docs/semantics.md`, "Lists and indicators").
+    /// Reading it costs nothing (it is kept as it happens).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cepheid_engine::{Engine, Record, Rules};
+    /// let rules = Rules::parse("r.cep", r#"
+    ///     indicator spent = sum(amount) group by card within 1h
+    ///     pattern big { match e where e: spent(card) > 100 }"#)?;
+    /// let mut engine: Engine<Record> =
+    ///     Engine::with_max_delay(Duration::ZERO).max_indicator_entries(1);
+    /// engine.add(&rules)?;
+    /// let mut out = Vec::new();
+    /// for line in [
+    ///     r#"{"ts": 1, "card": "c1", "amount": "ten"}"#,
+    ///     r#"{"ts": 2, "card": "c1", "amount": 10}"#,
+    ///     r#"{"ts": 3, "card": "c1", "amount": 20}"#,
+    ///     r#"{"$watermark": 3}"#,
+    /// ] {
+    ///     engine.push_json(line, "ts", &mut out)?;
+    /// }
+    /// let spent = &engine.left_out().indicators["spent"];
+    /// assert_eq!((spent.value, spent.limit), (1, 1)); // "ten"; 20 past the limit
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn left_out(&self) -> &LeftOut {
+        &self.core.memory.left_out
+    }
+
+    /// Sets what the limits and values left out
+    /// ([`left_out`](Engine::left_out)), their sums in
+    /// [`memory_stats`](Engine::memory_stats) with it: for an engine that
+    /// goes on for engines of parts of one stream
+    /// ([`absorb`](Engine::absorb) leaves it as it was), which gather
+    /// theirs with [`LeftOutParts`](crate::engine::LeftOutParts).
+    pub fn set_left_out(&mut self, left_out: LeftOut) {
+        self.core.memory.restore_left_out(left_out);
     }
 
     /// At most `limit` entries per list (default

@@ -33,7 +33,7 @@ use crate::engine::clock::Clock;
 use crate::engine::core::{Core, Group, PatternCounts, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::front::{Engine, PatternSet};
-use crate::engine::memory::{Saved, SavedShadow};
+use crate::engine::memory::{LeftOut, Saved, SavedShadow};
 use crate::engine::partitions::{Keys, Ordinals};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldId, FieldPath};
@@ -48,12 +48,13 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes. Bumped whenever the bytes
 /// written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 8;
+pub(crate) const VERSION: u32 = 9;
 
 /// The oldest format version this build reads: a checkpoint of the
 /// previous releases resumes (version 6 held no counts per pattern: they
 /// start again from the restore; version 7 no shadow copies of lists:
-/// none is restored).
+/// none is restored; versions 6 to 8 no counts of what the lists' and
+/// indicators' limits left out: they start again from the restore).
 pub(crate) const OLDEST: u32 = 6;
 
 /// Magic, version and length.
@@ -200,6 +201,10 @@ struct BodyIn<E> {
     /// none from versions 6 and 7).
     #[serde(skip)]
     shadow: SavedShadow,
+    /// What the lists' and indicators' limits and values left out, after
+    /// the shadow copies (version 9 on; nothing from versions 6 to 8).
+    #[serde(skip)]
+    left_out: LeftOut,
 }
 
 /// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
@@ -463,7 +468,8 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             .and_then(|()| postcard::serialize_with_flavor(&body, Append(out)))
             .and_then(|()| postcard::serialize_with_flavor(&counts, Append(out)))
             .and_then(|()| postcard::serialize_with_flavor(&memory, Append(out)))
-            .and_then(|()| postcard::serialize_with_flavor(&shadow, Append(out)));
+            .and_then(|()| postcard::serialize_with_flavor(&shadow, Append(out)))
+            .and_then(|()| postcard::serialize_with_flavor(&core.memory.left_out, Append(out)));
         if let Err(e) = encoded {
             out.clear();
             return Err(error(format!("cannot serialize the engine's state: {e}")));
@@ -706,11 +712,23 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         } else {
             rest
         };
+        let rest = if version >= 9 {
+            let (left_out, rest) = postcard::take_from_bytes::<LeftOut>(rest).map_err(|e| {
+                error(format!(
+                    "the snapshot's counts of what the lists and indicators left out do not decode: {e}"
+                ))
+            })?;
+            body.left_out = left_out;
+            rest
+        } else {
+            rest
+        };
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
         let memory = std::mem::take(&mut body.memory);
         let shadow = std::mem::take(&mut body.shadow);
+        let left_out = std::mem::take(&mut body.left_out);
         let own = from == RulesFrom::Engine
             && header.fields == field_paths(&self.fields)
             && header
@@ -723,6 +741,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 .install(body)
                 .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")))?;
             self.core.memory.restore(memory, shadow);
+            self.core.memory.restore_left_out(left_out);
             return Ok(());
         }
         let compiled = self.rebuild(&header, from)?;
@@ -758,6 +777,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 intern_paths(&self.fields, &header.fields);
                 self.core.reap();
                 self.core.memory.restore(memory, shadow);
+                self.core.memory.restore_left_out(left_out);
                 Ok(())
             }
             Err(e) => {
@@ -1029,6 +1049,7 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
             counts,
             memory: _,
             shadow: _,
+            left_out: _,
         } = body;
         if ordinals.len() != self.patterns.len() || keys.len() != self.groups.len() {
             return Err(format!(
@@ -1227,42 +1248,49 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (8, 4_165_512_652, 457),
+            (9, 2_398_203_296, 459),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
 
-    /// A snapshot of version 7 (the previous release: no shadow copies of
-    /// lists, the section version 8 adds after the lists) is still read,
-    /// with its counts and lists; none of its lists has a shadow copy.
+    /// A snapshot of version 7 (no shadow copies of lists, the section
+    /// version 8 adds after the lists) and one of version 8 (the previous
+    /// release: no counts of what the lists' and indicators' limits left
+    /// out, the section version 9 adds after the shadow copies) are still
+    /// read, with their counts and lists; none of their lists has a shadow
+    /// copy, and nothing was left out.
     #[test]
-    fn a_snapshot_of_version_7_is_still_read() {
+    fn snapshots_of_versions_7_and_8_are_still_read() {
         let engine = engine();
         let mut bytes = Vec::new();
         engine.snapshot(&mut bytes).unwrap();
-        // (version 8's section of shadow copies, empty: two empty lists)
+        // (version 8's section of shadow copies, empty: two empty lists;
+        // version 9's of what was left out, empty: two empty maps)
         let end = bytes.len() - CHECKSUM;
-        assert_eq!(&bytes[end - 2..end], &[0, 0]);
-        let mut old = bytes[..end - 2].to_vec();
-        old[8..12].copy_from_slice(&7u32.to_le_bytes());
-        let len = (old.len() + CHECKSUM) as u64;
-        old[12..PREFIX].copy_from_slice(&len.to_le_bytes());
-        let crc = crc32fast::hash(&old);
-        old.extend_from_slice(&crc.to_le_bytes());
-        let mut restored: Engine<Record> =
-            Engine::with_max_delay(std::time::Duration::from_millis(5));
-        for p in engine.patterns() {
-            restored.add(p).unwrap();
+        assert_eq!(&bytes[end - 4..end], &[0, 0, 0, 0]);
+        for (version, sections) in [(7u32, 4), (8, 2)] {
+            let mut old = bytes[..end - sections].to_vec();
+            old[8..12].copy_from_slice(&version.to_le_bytes());
+            let len = (old.len() + CHECKSUM) as u64;
+            old[12..PREFIX].copy_from_slice(&len.to_le_bytes());
+            let crc = crc32fast::hash(&old);
+            old.extend_from_slice(&crc.to_le_bytes());
+            let mut restored: Engine<Record> =
+                Engine::with_max_delay(std::time::Duration::from_millis(5));
+            for p in engine.patterns() {
+                restored.add(p).unwrap();
+            }
+            restored.restore(&old[..]).unwrap();
+            assert_eq!(restored.pattern_stats(), engine.pattern_stats());
+            assert_eq!(restored.stats(), engine.stats());
+            assert!(restored.left_out().is_empty());
+            let mut again = Vec::new();
+            restored.snapshot(&mut again).unwrap();
+            assert_eq!(again, bytes, "version {version}");
         }
-        restored.restore(&old[..]).unwrap();
-        assert_eq!(restored.pattern_stats(), engine.pattern_stats());
-        assert_eq!(restored.stats(), engine.stats());
-        let mut again = Vec::new();
-        restored.snapshot(&mut again).unwrap();
-        assert_eq!(again, bytes);
     }
 
-    /// The snapshot `bytes` (version 8) as version 6 wrote it: the same
+    /// The snapshot `bytes` (version 9) as version 6 wrote it: the same
     /// header and body, without the counts per pattern after it.
     fn as_version_6(bytes: &[u8]) -> Vec<u8> {
         let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
@@ -1329,7 +1357,7 @@ mod tests {
         let e = fresh().restore(&other[..]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("format version 5; this build reads versions 6 to 8"),
+                .contains("format version 5; this build reads versions 6 to 9"),
             "{e}"
         );
     }

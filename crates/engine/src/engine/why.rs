@@ -68,6 +68,11 @@ pub struct Trace<E> {
     pub late: Vec<LateEvent<E>>,
     /// The watermark at the end.
     pub watermark: Option<Timestamp>,
+    /// What the lists and indicators left out at their limits or for
+    /// their values over the whole run, every key's
+    /// ([`Engine::left_out`]): an indicator a condition read may lack
+    /// events the key had.
+    pub left_out: crate::engine::LeftOut,
 }
 
 /// A late event of the traced key.
@@ -485,6 +490,7 @@ impl<E: Event + Clone + 'static> Why<E> {
                 })
                 .collect(),
             watermark: self.core.current_watermark(),
+            left_out: self.core.memory.left_out.clone(),
         }
     }
 }

@@ -372,6 +372,16 @@ pub(super) fn page(
             "<dt>Events' values</dt><dd id=\"run-no-events\">left out (--no-events)</dd>"
         );
     }
+    let left_out = report.left_out.lines();
+    if !left_out.is_empty() {
+        // (the figures count only what the lists and indicators took in)
+        let lines: Vec<String> = left_out.iter().map(|l| escape(l)).collect();
+        let _ = writeln!(
+            out,
+            "<dt>Left out</dt><dd id=\"run-left-out\">{}</dd>",
+            lines.join("<br>")
+        );
+    }
     out.push_str("</dl>\n");
     table(&mut out, report);
     labels(&mut out, report);

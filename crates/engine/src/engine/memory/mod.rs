@@ -115,6 +115,147 @@ impl MemoryStats {
     }
 }
 
+/// What was left out of one list or one indicator
+/// ([`LeftOut`]): by its limit, and for its value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct LeftOutCounts {
+    /// Refused at the limit: a list's adds (the list held
+    /// `Engine::max_list_entries` entries: [`MemoryStats::refused_entries`]),
+    /// an indicator's events (the indicators held
+    /// `Engine::max_indicator_entries`: [`MemoryStats::refused_events`]).
+    pub limit: u64,
+    /// Refused for their value: a list's values that no list of its kind
+    /// can hold ([`MemoryStats::bad_entries`]), an indicator's values that
+    /// are not numbers (`sum`, `avg`, `min`, `max`:
+    /// [`MemoryStats::non_numeric`]).
+    pub value: u64,
+}
+
+impl LeftOutCounts {
+    /// Nothing left out?
+    pub fn is_empty(&self) -> bool {
+        self.limit == 0 && self.value == 0
+    }
+}
+
+/// What the limits and the values left out of each list and indicator
+/// since the engine started (or since the start of the run it was
+/// restored from: a snapshot keeps it), by name: only the lists and
+/// indicators that left something out are named
+/// ([`Engine::left_out`](crate::Engine::left_out)). The sums over the
+/// names are [`MemoryStats`]' `refused_entries`, `bad_entries`,
+/// `refused_events` and `non_numeric`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct LeftOut {
+    /// Each list's, by name.
+    pub lists: BTreeMap<String, LeftOutCounts>,
+    /// Each indicator's, by name.
+    pub indicators: BTreeMap<String, LeftOutCounts>,
+}
+
+impl LeftOut {
+    /// Nothing left out?
+    pub fn is_empty(&self) -> bool {
+        self.lists.is_empty() && self.indicators.is_empty()
+    }
+
+    /// The counts of `name` in `map`, made when it has none (its name
+    /// copied only then: a refusal past a limit, of every event perhaps,
+    /// allocates nothing).
+    fn counts_of<'a>(
+        map: &'a mut BTreeMap<String, LeftOutCounts>,
+        name: &str,
+    ) -> &'a mut LeftOutCounts {
+        if !map.contains_key(name) {
+            map.insert(name.to_string(), LeftOutCounts::default());
+        }
+        map.get_mut(name).expect("inserted above")
+    }
+
+    /// The sums over the names: list adds refused at the limit, list
+    /// values refused, indicator events refused at the limit, indicator
+    /// values not numbers.
+    pub fn totals(&self) -> [u64; 4] {
+        let sum = |m: &BTreeMap<String, LeftOutCounts>| {
+            m.values()
+                .fold((0, 0), |(l, v), c| (l + c.limit, v + c.value))
+        };
+        let (lists, indicators) = (sum(&self.lists), sum(&self.indicators));
+        [lists.0, lists.1, indicators.0, indicators.1]
+    }
+}
+
+/// What the engines of parts of one stream left out (a dataflow
+/// worker's engine of each group of patterns and range of keys), gathered
+/// as one engine over the whole stream counts it: every engine holds
+/// every list and makes every change of it, so a list's count is one
+/// engine's (the largest); an event is an indicator's in one engine of a
+/// group of patterns (its key's), so an indicator's count is the sum over
+/// the engines of one group, the group that counted the most (an
+/// indicator read by the patterns of two groups is kept by both).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct LeftOutParts {
+    /// Each list's, by name: the largest of the engines'.
+    lists: BTreeMap<String, LeftOutCounts>,
+    /// Each indicator's, by group of patterns and name: summed.
+    indicators: BTreeMap<(u32, String), LeftOutCounts>,
+}
+
+impl LeftOutParts {
+    /// What an engine of group `group` left out.
+    pub fn of(group: u32, part: &LeftOut) -> LeftOutParts {
+        let mut parts = LeftOutParts::default();
+        parts.add(group, part);
+        parts
+    }
+
+    /// Adds what an engine of group `group` left out.
+    pub fn add(&mut self, group: u32, part: &LeftOut) {
+        for (name, c) in &part.lists {
+            let mine = LeftOut::counts_of(&mut self.lists, name);
+            mine.limit = mine.limit.max(c.limit);
+            mine.value = mine.value.max(c.value);
+        }
+        for (name, c) in &part.indicators {
+            let mine = self.indicators.entry((group, name.clone())).or_default();
+            mine.limit += c.limit;
+            mine.value += c.value;
+        }
+    }
+
+    /// Adds `other`'s parts (other engines of the same stream).
+    pub fn merge(&mut self, other: &LeftOutParts) {
+        for (name, c) in &other.lists {
+            let mine = LeftOut::counts_of(&mut self.lists, name);
+            mine.limit = mine.limit.max(c.limit);
+            mine.value = mine.value.max(c.value);
+        }
+        for (key, c) in &other.indicators {
+            let mine = self.indicators.entry(key.clone()).or_default();
+            mine.limit += c.limit;
+            mine.value += c.value;
+        }
+    }
+
+    /// As one engine over the whole stream would have counted it.
+    pub fn whole(&self) -> LeftOut {
+        let mut indicators: BTreeMap<String, LeftOutCounts> = BTreeMap::new();
+        for ((_, name), c) in &self.indicators {
+            let mine = LeftOut::counts_of(&mut indicators, name);
+            if (c.limit + c.value) > (mine.limit + mine.value) {
+                *mine = *c;
+            }
+        }
+        LeftOut {
+            lists: self.lists.clone(),
+            indicators,
+        }
+    }
+}
+
 /// A change of a list at a point of event time.
 #[derive(Clone, Debug)]
 pub(crate) struct Change {
@@ -225,6 +366,8 @@ pub(crate) struct Memory {
     writes: BTreeMap<Timestamp, Vec<Change>>,
     accumulators: Accumulators,
     pub(crate) stats: MemoryStats,
+    /// What the limits and the values left out, by list and indicator.
+    pub(crate) left_out: LeftOut,
     pub(crate) max_list_entries: usize,
     pub(crate) max_indicator_entries: usize,
     /// Only the indicators whose `group by` has all these fields are kept
@@ -258,6 +401,7 @@ impl Default for Memory {
             writes: BTreeMap::new(),
             accumulators: AccumulatorLayoutBuilder::new().finish().new_accumulators(),
             stats: MemoryStats::default(),
+            left_out: LeftOut::default(),
             max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
             max_indicator_entries: DEFAULT_MAX_INDICATOR_ENTRIES,
             scope: None,
@@ -658,7 +802,7 @@ impl Memory {
         let mut keys: smallvec::SmallVec<[ValueRef<'_>; 8]> = smallvec::SmallVec::new();
         let mut scratch: smallvec::SmallVec<[Scratch; 8]> =
             smallvec::smallvec![Scratch::default(); self.families.len()];
-        for ind in &self.indicators {
+        for (i, ind) in self.indicators.iter().enumerate() {
             let family = &mut self.families[ind.family];
             if !family.kept || (shared_only && !family.every) {
                 continue;
@@ -679,10 +823,6 @@ impl Memory {
                 self.stats.unkeyed += counted;
                 continue;
             }
-            if total >= self.max_indicator_entries {
-                self.stats.refused_events += counted;
-                continue;
-            }
             let value = match &ind.argument {
                 Some(a) => a.eval_with(event, &self.accumulators, &lists),
                 None => Value::Null,
@@ -691,10 +831,16 @@ impl Memory {
             if value.is_null() && ind.argument.is_some() {
                 continue;
             }
+            // (a value no window takes is left out for it, at the limit
+            // too: it would not have been an entry)
             let value = match family.windows.admit(ind.member, value) {
                 Ok(value) => value,
                 Err(Refused::NotNumeric) => {
-                    self.stats.non_numeric += counted;
+                    if counted > 0 {
+                        self.stats.non_numeric += 1;
+                        let name = &self.decls.indicators[i].name;
+                        LeftOut::counts_of(&mut self.left_out.indicators, name).value += 1;
+                    }
                     continue;
                 }
                 Err(Refused::Unusable) => {
@@ -702,6 +848,14 @@ impl Memory {
                     continue;
                 }
             };
+            if total >= self.max_indicator_entries {
+                if counted > 0 {
+                    self.stats.refused_events += 1;
+                    let name = &self.decls.indicators[i].name;
+                    LeftOut::counts_of(&mut self.left_out.indicators, name).limit += 1;
+                }
+                continue;
+            }
             let key = &keys[s.key_at..s.key_at + family.key.len()];
             let group = match s.group {
                 Some(group) => group,
@@ -855,10 +1009,27 @@ impl Memory {
             }
             WriteOp::Remove => list.remove((&change.value).into()).map(drop),
         };
-        match result {
-            Ok(()) => {}
-            Err(EntryError::Full(_)) => self.stats.refused_entries += 1,
-            Err(_) => self.stats.bad_entries += 1,
+        self.count_refused(change.list, result);
+    }
+
+    /// Counts an add or a remove of list `list` that `result` says was
+    /// refused, by why.
+    fn count_refused(&mut self, list: ListId, result: Result<(), EntryError>) {
+        let full = match result {
+            Ok(()) => return,
+            Err(EntryError::Full(_)) => true,
+            Err(_) => false,
+        };
+        let Some(d) = self.decls.lists.get(list.0 as usize) else {
+            return;
+        };
+        let counts = LeftOut::counts_of(&mut self.left_out.lists, &d.name);
+        if full {
+            self.stats.refused_entries += 1;
+            counts.limit += 1;
+        } else {
+            self.stats.bad_entries += 1;
+            counts.value += 1;
         }
     }
 
@@ -878,7 +1049,7 @@ impl Memory {
         self.stats.shadow_changes += 1;
         let value: ValueRef<'_> = (&change.value).into();
         let Some(bytes) = list.encode(value) else {
-            self.stats.bad_entries += 1;
+            self.count_refused(change.list, Err(EntryError::NotAnEntry));
             return;
         };
         if self.shadow.len() < self.lists.len() {
@@ -902,11 +1073,7 @@ impl Memory {
                 None => copy.hidden.remove(value).map(drop),
             }),
         };
-        match result {
-            Ok(()) => {}
-            Err(EntryError::Full(_)) => self.stats.refused_entries += 1,
-            Err(_) => self.stats.bad_entries += 1,
-        }
+        self.count_refused(change.list, result);
     }
 
     fn count(&mut self) {
@@ -1179,6 +1346,19 @@ impl Memory {
         let mut changes = changes.to_vec();
         self.sort_writes(&mut changes);
         changes
+    }
+
+    /// Restores the counts of what the limits and values left out (a
+    /// snapshot's: those of the run so far), their sums in the
+    /// [`MemoryStats`] with them.
+    pub(crate) fn restore_left_out(&mut self, left_out: LeftOut) {
+        [
+            self.stats.refused_entries,
+            self.stats.bad_entries,
+            self.stats.refused_events,
+            self.stats.non_numeric,
+        ] = left_out.totals();
+        self.left_out = left_out;
     }
 
     /// Restores what [`save`](Self::save) kept, by name, into the lists
