@@ -735,10 +735,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 continue;
             }
             if let Some((ts, seq, event)) = self.clock.pop_ready_numbered() {
-                if !self.for_indicators.is_empty() && self.for_indicators.remove(&seq) {
-                    // (taken by the shared indicators only)
-                    self.memory.reach(ts);
-                    self.memory.on_shared_event(&event);
+                if !self.for_indicators.is_empty() && self.take_shared(ts, seq, &event) {
                     continue;
                 }
                 self.process_event(ts, event, sink);
@@ -746,6 +743,21 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 break;
             }
         }
+    }
+
+    /// The event of arrival `seq` at `ts`, if it was pushed for the
+    /// shared indicators only ([`Core::push_for_indicators`]): they take
+    /// it, and true (no pattern sees it). Out of line: an engine that
+    /// shares no indicator never comes here.
+    #[cold]
+    #[inline(never)]
+    fn take_shared(&mut self, ts: Timestamp, seq: u64, event: &E) -> bool {
+        if !self.for_indicators.remove(&seq) {
+            return false;
+        }
+        self.memory.reach(ts);
+        self.memory.on_shared_event(event);
+        true
     }
 
     /// Fires what is due at the earliest deadline, if it is at or before
@@ -1032,9 +1044,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// map.)
     fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         if !self.memory.is_empty() {
-            // (indicators take the event in before any pattern sees it)
-            self.memory.reach(ts);
-            self.memory.on_event(&event);
+            self.take_in(ts, &event);
         }
         let ev = self.store.insert(ts, event);
         A::begin_event(&mut self.cache);
@@ -1075,6 +1085,16 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
         self.store.release_if_unused(ev);
         self.apply_writes(ts);
+    }
+
+    /// Event time reaches `ts` for the lists and indicators, and the
+    /// indicators take the event in before any pattern sees it. Out of
+    /// line: a rule set that declares no list and no indicator pays one
+    /// test per event for them ([`Memory::is_empty`]).
+    #[inline(never)]
+    fn take_in(&mut self, ts: Timestamp, event: &E) {
+        self.memory.reach(ts);
+        self.memory.on_event(event);
     }
 
     /// The `then` writes of the matches the step at `t` that ended
@@ -1576,17 +1596,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
             .with_branches(*branched);
         sink.on_match(&MatchRef::new(&ctx, m));
         if !ir.writes.is_empty() {
-            for (w, value) in ir.writes.iter().zip(m.write_values()) {
-                writes.push(Change {
-                    list: w.list.id,
-                    op: w.op,
-                    value,
-                    lifetime: w.expiry,
-                    until: None,
-                    from: None,
-                    shadow: ir.shadow,
-                });
-            }
+            push_writes::<E, A>(ir, m, writes);
         }
     }
 
@@ -1642,6 +1652,24 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
 
     fn capped(&self) -> bool {
         self.capped
+    }
+}
+
+/// The `then` writes of a match `m` of pattern `ir` (which has some),
+/// into `writes`. Out of line: a match of a pattern without `then` (most)
+/// pays one test for them.
+#[inline(never)]
+fn push_writes<E, A: Automaton<E>>(ir: &Pattern, m: &A::View<'_>, writes: &mut Vec<Change>) {
+    for (w, value) in ir.writes.iter().zip(m.write_values()) {
+        writes.push(Change {
+            list: w.list.id,
+            op: w.op,
+            value,
+            lifetime: w.expiry,
+            until: None,
+            from: None,
+            shadow: ir.shadow,
+        });
     }
 }
 
