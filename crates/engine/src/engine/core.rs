@@ -9,7 +9,7 @@ use crate::engine::memory::{Change, Memory, ShadowView};
 use crate::engine::partitions::{merge_fresh, KeyHasher, Keys, Ordinals, Part, Parts, HOLE};
 use crate::engine::sink::{MatchAccess, MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
-use crate::lookup::Lookup;
+use crate::lookup::{Lookup, LookupRef, NoLookup};
 use crate::pattern::{NativeKeyFn, Pattern};
 use crate::primitives::Timestamp;
 use crate::value::{key_part, KeyValue, Value};
@@ -795,14 +795,30 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// `t` (the only key due then), in pattern order, then reschedules the
     /// key (the emptied ones become holes).
     fn fire_key<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, g: usize, slot: u32, sink: &mut S) {
-        if !self.memory.is_empty() {
-            self.memory.reach(t);
+        if self.memory.is_empty() {
+            self.fire_key_parts::<Plain, S>(t, g, slot, sink);
+            self.apply_writes(t);
+        } else {
+            self.fire_key_reading(t, g, slot, sink);
         }
-        self.fire_key_parts(t, g, slot, sink);
+    }
+
+    /// [`Core::fire_key`] for a rule set with lists or indicators (out of
+    /// line: the plain one is inlined where it fires).
+    #[inline(never)]
+    fn fire_key_reading<S: Sink<E> + ?Sized>(
+        &mut self,
+        t: Timestamp,
+        g: usize,
+        slot: u32,
+        sink: &mut S,
+    ) {
+        self.memory.reach(t);
+        self.fire_key_parts::<Reads, S>(t, g, slot, sink);
         self.apply_writes(t);
     }
 
-    fn fire_key_parts<S: Sink<E> + ?Sized>(
+    fn fire_key_parts<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         t: Timestamp,
         g: usize,
@@ -819,7 +835,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             }
             let p = x.pattern as usize;
             let view = self.memory.shadow_view();
-            let lookup = lookup_of(
+            let lookup = M::lookup(
                 &self.memory,
                 &view,
                 self.patterns[p].automaton.pattern().shadow,
@@ -944,15 +960,26 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Advances the next partition collected by [`Core::collect_due`] to
     /// its deadline, then drops it if it is empty and reschedules its key.
     fn fire_due<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
-        if !self.memory.is_empty() {
-            self.memory.reach(self.firing);
-        }
         let t = self.firing;
-        self.fire_due_part(sink);
+        if self.memory.is_empty() {
+            self.fire_due_part::<Plain, S>(sink);
+            self.apply_writes(t);
+        } else {
+            self.fire_due_reading(sink);
+        }
+    }
+
+    /// [`Core::fire_due`] for a rule set with lists or indicators (out of
+    /// line, as [`Core::fire_key_reading`]).
+    #[inline(never)]
+    fn fire_due_reading<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
+        let t = self.firing;
+        self.memory.reach(t);
+        self.fire_due_part::<Reads, S>(sink);
         self.apply_writes(t);
     }
 
-    fn fire_due_part<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
+    fn fire_due_part<M: Reading, S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
         let Some(due) = self.due.pop() else {
             return;
         };
@@ -970,7 +997,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             // An emptied partition's number goes back now (in firing order,
             // as when each pattern had its own map).
             let view = self.memory.shadow_view();
-            let lookup = lookup_of(&self.memory, &view, run.automaton.pattern().shadow);
+            let lookup = M::lookup(&self.memory, &view, run.automaton.pattern().shadow);
             advance_part(
                 run,
                 p,
@@ -1043,13 +1070,37 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// numbers go back in the order they did when each pattern had its own
     /// map.)
     fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
-        if !self.memory.is_empty() {
-            self.take_in(ts, &event);
+        if self.memory.is_empty() {
+            self.process_event_as::<Plain, S>(ts, event, sink);
+        } else {
+            self.process_event_reading(ts, event, sink);
         }
+    }
+
+    /// [`Core::process_event`] for a rule set with lists or indicators:
+    /// event time reaches `ts` for them, and the indicators take the
+    /// event in before any pattern sees it. Out of line: the plain one
+    /// is inlined where events are processed.
+    #[inline(never)]
+    fn process_event_reading<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
+        self.memory.reach(ts);
+        self.memory.on_event(&event);
+        self.process_event_as::<Reads, S>(ts, event, sink);
+    }
+
+    /// [`Core::process_event`], its steps reading lists and indicators as
+    /// `M` says.
+    #[inline(always)]
+    fn process_event_as<M: Reading, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) {
         let ev = self.store.insert(ts, event);
         A::begin_event(&mut self.cache);
         if self.patterns.len() == 1 {
-            self.process_single(ts, ev, sink);
+            self.process_single::<M, S>(ts, ev, sink);
             self.store.release_if_unused(ev);
             self.apply_writes(ts);
             return;
@@ -1061,12 +1112,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 (run.group, run.local == 0, run.last, run.skip_to)
             };
             if first {
-                self.find_key(g, ev);
+                self.find_key::<M>(g, ev);
                 let past = skip_to.min(self.patterns.len());
                 if self.groups[g].quiet && past - p == self.groups[g].size {
                     // (the group's patterns are consecutive: walking the
                     // slot keeps pattern order among all patterns)
-                    self.offer_live(g, ts, ev, sink);
+                    self.offer_live::<M, S>(g, ts, ev, sink);
                     self.settle_key(g);
                     p = skip_to;
                     continue;
@@ -1077,7 +1128,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 p = skip_to;
                 continue;
             }
-            self.offer(p, ts, ev, sink);
+            self.offer::<M, S>(p, ts, ev, sink);
             if last {
                 self.settle_key(g);
             }
@@ -1085,16 +1136,6 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
         self.store.release_if_unused(ev);
         self.apply_writes(ts);
-    }
-
-    /// Event time reaches `ts` for the lists and indicators, and the
-    /// indicators take the event in before any pattern sees it. Out of
-    /// line: a rule set that declares no list and no indicator pays one
-    /// test per event for them ([`Memory::is_empty`]).
-    #[inline(never)]
-    fn take_in(&mut self, ts: Timestamp, event: &E) {
-        self.memory.reach(ts);
-        self.memory.on_event(event);
     }
 
     /// The `then` writes of the matches the step at `t` that ended
@@ -1123,7 +1164,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// without the bookkeeping that several patterns need (the key's one
     /// partition is stepped and the key settled at once).
     #[inline]
-    fn process_single<S: Sink<E> + ?Sized>(
+    fn process_single<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         ts: Timestamp,
         ev: <A::Store as EventStore<E>>::Ref,
@@ -1166,7 +1207,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             automaton: &run.automaton,
             store: &mut self.store,
             cache: &mut self.cache,
-            lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
+            lookup: M::lookup(&self.memory, &view, run.automaton.pattern().shadow),
             limit: self.run_limit,
             starts: !run.draining,
             ts,
@@ -1219,7 +1260,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// first pattern's turn; when the key has no slot, tests the group's
     /// start guard (the event skips the group when it holds for none).
     #[inline]
-    fn find_key(&mut self, g: usize, ev: <A::Store as EventStore<E>>::Ref) {
+    fn find_key<M: Reading>(&mut self, g: usize, ev: <A::Store as EventStore<E>>::Ref) {
         let event = self.store.get(ev);
         let group = &mut self.groups[g];
         group.no_key = read_key(event, &group.key_ids, &group.key_fn, &mut group.key).err();
@@ -1237,7 +1278,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 // pattern that tests them later)
                 let starts = guard.iter().any(|&(p, slot)| {
                     let run = &patterns[p as usize];
-                    let lookup = lookup_of(&self.memory, &view, run.automaton.pattern().shadow);
+                    let lookup = M::lookup(&self.memory, &view, run.automaton.pattern().shadow);
                     run.automaton
                         .condition_holds(store, cache, lookup, ev, slot)
                 });
@@ -1253,7 +1294,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// the patterns, its live partitions stepped in pattern order and its
     /// holes passed over.
     #[inline]
-    fn offer_live<S: Sink<E> + ?Sized>(
+    fn offer_live<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         g: usize,
         ts: Timestamp,
@@ -1288,7 +1329,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 automaton: &run.automaton,
                 store: &mut self.store,
                 cache: &mut self.cache,
-                lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
+                lookup: M::lookup(&self.memory, &view, run.automaton.pattern().shadow),
                 limit: self.run_limit,
                 starts: !run.draining,
                 ts,
@@ -1340,7 +1381,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// something in it (most events of a new key start nothing, so no slot
     /// is made for them).
     #[inline]
-    fn offer<S: Sink<E> + ?Sized>(
+    fn offer<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         p: usize,
         ts: Timestamp,
@@ -1388,7 +1429,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             automaton: &run.automaton,
             store: &mut self.store,
             cache: &mut self.cache,
-            lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
+            lookup: M::lookup(&self.memory, &view, run.automaton.pattern().shadow),
             limit: self.run_limit,
             starts: !run.draining,
             ts,
@@ -1436,11 +1477,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
 }
 
 /// One event's step of one pattern's partition of the event's key.
-struct Step<'a, E, A: Automaton<E>> {
+struct Step<'a, E, A: Automaton<E>, L> {
     automaton: &'a A,
     store: &'a mut A::Store,
     cache: &'a mut A::Cache,
-    lookup: &'a dyn Lookup,
+    /// The lists and indicators the pattern's conditions read
+    /// ([`Reading`]).
+    lookup: L,
     limit: usize,
     /// May the event start partial matches (not in a draining version)?
     starts: bool,
@@ -1448,7 +1491,7 @@ struct Step<'a, E, A: Automaton<E>> {
     ev: <A::Store as EventStore<E>>::Ref,
 }
 
-impl<E, A: Automaton<E>> Step<'_, E, A> {
+impl<E, A: Automaton<E>, L: LookupRef> Step<'_, E, A, L> {
     /// The event at time `ts` offered to a live partition, time advanced
     /// first; returns how much its partial matches changed.
     #[inline(always)]
@@ -1680,8 +1723,8 @@ fn push_writes<E, A: Automaton<E>>(ir: &Pattern, m: &A::View<'_>, writes: &mut V
 /// is, a hole. The step's limit is the per-key one, or less when the
 /// engine's `live_limit` over all keys leaves less room.
 #[inline(always)]
-fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized>(
-    mut step: Step<'_, E, A>,
+fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized, L: LookupRef>(
+    mut step: Step<'_, E, A, L>,
     bridge: &mut Bridge<'_, S>,
     x: &mut Part<A::Partition>,
     ordinals: &mut Ordinals,
@@ -1696,6 +1739,44 @@ fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized>(
     if A::is_empty(&x.part) {
         ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
         *live_parts -= 1;
+    }
+}
+
+/// How the steps of one event, or of one time's deadlines, read the lists
+/// and indicators: [`Plain`] when the rule set declares none (the
+/// matcher then carries nothing for them, [`NoLookup`]), else [`Reads`]
+/// (each pattern's [`lookup_of`]). Chosen once per event, so that a
+/// pattern of a rule set without lists and indicators pays one test per
+/// event for them, not one per pattern and call.
+pub(super) trait Reading {
+    /// The lookup a step carries.
+    type L<'a>: LookupRef;
+
+    /// The lookup of a pattern (`shadow`: a shadow one).
+    fn lookup<'a>(memory: &'a Memory, view: &'a ShadowView<'a>, shadow: bool) -> Self::L<'a>;
+}
+
+/// [`Reading`] for a rule set without lists and indicators.
+pub(super) struct Plain;
+
+impl Reading for Plain {
+    type L<'a> = NoLookup;
+
+    #[inline(always)]
+    fn lookup<'a>(_: &'a Memory, _: &'a ShadowView<'a>, _: bool) -> NoLookup {
+        NoLookup
+    }
+}
+
+/// [`Reading`] for a rule set with lists or indicators.
+pub(super) struct Reads;
+
+impl Reading for Reads {
+    type L<'a> = &'a dyn Lookup;
+
+    #[inline(always)]
+    fn lookup<'a>(memory: &'a Memory, view: &'a ShadowView<'a>, shadow: bool) -> &'a dyn Lookup {
+        lookup_of(memory, view, shadow)
     }
 }
 
@@ -1721,13 +1802,13 @@ pub(super) fn lookup_of<'a>(
 /// number back: it stays where it is, a hole.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
+fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized, L: LookupRef>(
     run: &mut PatternRun<A>,
     p: usize,
     x: &mut Part<A::Partition>,
     key: &KeyValue,
     (store, cache): (&mut A::Store, &mut A::Cache),
-    (lookup, writes): (&dyn Lookup, &mut Vec<Change>),
+    (lookup, writes): (L, &mut Vec<Change>),
     t: Timestamp,
     sink: &mut S,
     stats: &mut Stats,
