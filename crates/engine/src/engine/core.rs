@@ -165,10 +165,28 @@ pub enum Arrival {
     Late,
 }
 
+/// What a pattern's records say beside their match (its key fields, its
+/// version, its branches), apart in one place: a step's [`Bridge`] takes
+/// it by one reference.
+pub(super) struct Meta {
+    pub(super) key_paths: Vec<FieldPath>,
+    /// Its version: 1 when its name was first added, +1 per replacement
+    /// (`docs/dynamic-rules.md`).
+    pub(super) version: u32,
+    /// Has its name been replaced at least once (so output shows the
+    /// version)?
+    pub(super) versioned: bool,
+    /// Does its `match` hold an alternation (so that its records say
+    /// their branches)? Known once, so that a record of a pattern without
+    /// alternation never asks its match.
+    pub(super) branched: bool,
+}
+
 /// One pattern of the engine.
 pub(super) struct PatternRun<A> {
     pub(super) automaton: A,
-    pub(super) key_paths: Vec<FieldPath>,
+    /// Its key fields, version and branches ([`Meta`]).
+    pub(super) meta: Meta,
     /// The group of patterns partitioned alike that it belongs to, and its
     /// position among the group's patterns.
     pub(super) group: usize,
@@ -183,29 +201,11 @@ pub(super) struct PatternRun<A> {
     /// Numbers for its partitions (they order its deadlines of equal
     /// time).
     pub(super) ordinals: Ordinals,
-    /// Its version: 1 when its name was first added, +1 per replacement
-    /// (`docs/dynamic-rules.md`).
-    pub(super) version: u32,
-    /// Has its name been replaced at least once (so output shows the
-    /// version)?
-    pub(super) versioned: bool,
     /// Is it an old version that drains: it starts no new partial match,
     /// and goes when it holds none.
     pub(super) draining: bool,
-    /// Does its `match` hold an alternation (so that its records say
-    /// their branches)? Known once, so that a record of a pattern without
-    /// alternation never asks its match.
-    pub(super) branched: bool,
     /// What it has seen and produced ([`PatternStats`]).
     pub(super) counts: PatternCounts,
-}
-
-impl<A> PatternRun<A> {
-    /// Its version, and whether its name was replaced (for [`Bridge`]).
-    #[inline(always)]
-    pub(super) fn version(&self) -> (u32, bool) {
-        (self.version, self.versioned)
-    }
 }
 
 /// Patterns partitioned alike: by the same fields (or none), or one
@@ -442,16 +442,18 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let branched = automaton.pattern().has_alternation();
         self.patterns.push(PatternRun {
             automaton,
-            key_paths,
+            meta: Meta {
+                key_paths,
+                version: 1,
+                versioned: false,
+                branched,
+            },
             group,
             local,
             last: true,
             skip_to: PAST_ALL,
             ordinals: Ordinals::default(),
-            version: 1,
-            versioned: false,
             draining: false,
-            branched,
             counts: PatternCounts {
                 base: self.processed(),
                 ..PatternCounts::default()
@@ -651,7 +653,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             index.push(out.len());
             out.push(PatternStats {
                 name: run.automaton.pattern().name.clone(),
-                version: run.version,
+                version: run.meta.version,
                 shadow: run.automaton.pattern().shadow,
                 events: processed
                     .saturating_sub(c.base)
@@ -1191,10 +1193,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let keys = &mut group.keys;
         let mut bridge = Bridge {
             pattern: 0,
-            ir: run.automaton.pattern(),
-            key_paths: &run.key_paths,
-            version: run.version(),
-            branched: run.branched,
+            automaton: &run.automaton,
+            meta: &run.meta,
             key,
             sink,
             stats: &mut self.stats,
@@ -1313,10 +1313,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             let run = &mut self.patterns[p];
             let mut bridge = Bridge {
                 pattern: p,
-                ir: run.automaton.pattern(),
-                key_paths: &run.key_paths,
-                version: run.version(),
-                branched: run.branched,
+                automaton: &run.automaton,
+                meta: &run.meta,
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
@@ -1413,10 +1411,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
         let mut bridge = Bridge {
             pattern: p,
-            ir: run.automaton.pattern(),
-            key_paths: &run.key_paths,
-            version: run.version(),
-            branched: run.branched,
+            automaton: &run.automaton,
+            meta: &run.meta,
             key,
             sink,
             stats: &mut self.stats,
@@ -1597,14 +1593,12 @@ fn read_key<E: Event>(
 
 /// Routes one partition's output to the engine's sink with its context
 /// (built only when there is output).
-pub(super) struct Bridge<'a, S: ?Sized> {
+pub(super) struct Bridge<'a, A, S: ?Sized> {
     pub(super) pattern: usize,
-    pub(super) ir: &'a Pattern,
-    pub(super) key_paths: &'a [FieldPath],
-    /// The pattern's version, and whether its name was replaced.
-    pub(super) version: (u32, bool),
-    /// Does the pattern have alternation ([`PatternRun::branched`])?
-    pub(super) branched: bool,
+    /// The pattern's automaton (its IR, [`Automaton::pattern`]).
+    pub(super) automaton: &'a A,
+    /// Its key fields, version and branches.
+    pub(super) meta: &'a Meta,
     pub(super) key: &'a KeyValue,
     pub(super) sink: &'a mut S,
     pub(super) stats: &'a mut Stats,
@@ -1617,14 +1611,12 @@ pub(super) struct Bridge<'a, S: ?Sized> {
     pub(super) writes: &'a mut Vec<Change>,
 }
 
-impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
+impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, A, S> {
     fn on_match(&mut self, m: &A::View<'_>) {
         let Bridge {
             pattern,
-            ir,
-            key_paths,
-            version,
-            branched,
+            automaton,
+            meta,
             key,
             sink,
             stats,
@@ -1634,9 +1626,10 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         } = self;
         stats.matches += 1;
         counts.matches += 1;
-        let ctx = MatchContext::new(*pattern, ir, key_paths, key)
-            .with_version(version.0, version.1)
-            .with_branches(*branched);
+        let ir = automaton.pattern();
+        let ctx = MatchContext::new(*pattern, ir, &meta.key_paths, key)
+            .with_version(meta.version, meta.versioned)
+            .with_branches(meta.branched);
         sink.on_match(&MatchRef::new(&ctx, m));
         if !ir.writes.is_empty() {
             push_writes::<E, A>(ir, m, writes);
@@ -1646,10 +1639,8 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
     fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp) {
         let Bridge {
             pattern,
-            ir,
-            key_paths,
-            version,
-            branched,
+            automaton,
+            meta,
             key,
             sink,
             stats,
@@ -1658,19 +1649,18 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         } = self;
         stats.timeouts += 1;
         counts.timeouts += 1;
-        let ctx = MatchContext::new(*pattern, ir, key_paths, key)
-            .with_version(version.0, version.1)
-            .with_branches(*branched);
+        let ir = automaton.pattern();
+        let ctx = MatchContext::new(*pattern, ir, &meta.key_paths, key)
+            .with_version(meta.version, meta.versioned)
+            .with_branches(meta.branched);
         sink.on_timeout(&MatchRef::new(&ctx, m), expired_at);
     }
 
     fn on_dropped(&mut self, m: &A::View<'_>) {
         let Bridge {
             pattern,
-            ir,
-            key_paths,
-            version,
-            branched,
+            automaton,
+            meta,
             key,
             sink,
             stats,
@@ -1682,9 +1672,9 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         stats.capped_runs += u64::from(*capped);
         counts.dropped_runs += 1;
         counts.capped_runs += u64::from(*capped);
-        let mut ctx = MatchContext::new(*pattern, ir, key_paths, key)
-            .with_version(version.0, version.1)
-            .with_branches(*branched);
+        let mut ctx = MatchContext::new(*pattern, automaton.pattern(), &meta.key_paths, key)
+            .with_version(meta.version, meta.versioned)
+            .with_branches(meta.branched);
         ctx.capped = *capped;
         sink.on_dropped(&MatchRef::new(&ctx, m));
     }
@@ -1725,7 +1715,7 @@ fn push_writes<E, A: Automaton<E>>(ir: &Pattern, m: &A::View<'_>, writes: &mut V
 #[inline(always)]
 fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized, L: LookupRef>(
     mut step: Step<'_, E, A, L>,
-    bridge: &mut Bridge<'_, S>,
+    bridge: &mut Bridge<'_, A, S>,
     x: &mut Part<A::Partition>,
     ordinals: &mut Ordinals,
     (live_runs, live_parts): (&mut usize, &mut usize),
@@ -1816,10 +1806,8 @@ fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized, L: LookupRef>(
 ) {
     let mut bridge = Bridge {
         pattern: p,
-        ir: run.automaton.pattern(),
-        key_paths: &run.key_paths,
-        version: run.version(),
-        branched: run.branched,
+        automaton: &run.automaton,
+        meta: &run.meta,
         key,
         sink,
         stats,
@@ -1909,16 +1897,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let patterns = (self.patterns.into_iter())
             .map(|run| PatternRun {
                 automaton: f(run.automaton),
-                key_paths: run.key_paths,
+                meta: run.meta,
                 group: run.group,
                 local: run.local,
                 last: run.last,
                 skip_to: run.skip_to,
                 ordinals: run.ordinals,
-                version: run.version,
-                versioned: run.versioned,
                 draining: run.draining,
-                branched: run.branched,
                 counts: run.counts,
             })
             .collect();
@@ -1965,7 +1950,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                         .ok()
                         .map(|()| key)
                 });
-                (run.key_paths.as_slice(), key.clone())
+                (run.meta.key_paths.as_slice(), key.clone())
             })
             .collect()
     }
