@@ -1612,6 +1612,9 @@ pub(super) struct Bridge<'a, A, S: ?Sized> {
 }
 
 impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, A, S> {
+    // (Out of line: inlined into the matcher's step with the relay, it
+    // costs the step more than the call, match or not.)
+    #[inline(never)]
     fn on_match(&mut self, m: &A::View<'_>) {
         let Bridge {
             pattern,
