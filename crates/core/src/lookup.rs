@@ -294,6 +294,42 @@ impl Lookup for NoLookup {
 /// A `&'static` [`NoLookup`].
 pub static NO_LOOKUP: NoLookup = NoLookup;
 
+/// A [`Lookup`] as a matcher carries it down to its conditions, by value:
+/// `&dyn Lookup` (an engine's lists and indicators), or [`NoLookup`]
+/// itself, which takes no room: a matcher driven for a rule set that
+/// declares no list and no indicator then carries nothing for them, and
+/// a condition that reads none never asks.
+pub trait LookupRef: Copy {
+    /// The lookup.
+    fn lookup(&self) -> &dyn Lookup;
+
+    /// The lookup, `None` for [`NoLookup`] (so that what holds
+    /// [`NO_LOOKUP`] already is left as it is).
+    #[inline(always)]
+    fn given(&self) -> Option<&dyn Lookup> {
+        Some(self.lookup())
+    }
+}
+
+impl LookupRef for &dyn Lookup {
+    #[inline(always)]
+    fn lookup(&self) -> &dyn Lookup {
+        *self
+    }
+}
+
+impl LookupRef for NoLookup {
+    #[inline(always)]
+    fn lookup(&self) -> &dyn Lookup {
+        &NO_LOOKUP
+    }
+
+    #[inline(always)]
+    fn given(&self) -> Option<&dyn Lookup> {
+        None
+    }
+}
+
 /// `then add x to list [for d]` / `then remove x from list`: what a
 /// pattern's match writes to a list.
 #[derive(Clone, Debug)]

@@ -10,7 +10,7 @@ use super::skip::process_matches_by_skip;
 use super::view::{MatchView, RunEvents};
 use super::MatchSink;
 use crate::event::Event;
-use crate::lookup::{Lookup, NO_LOOKUP};
+use crate::lookup::{Lookup, LookupRef, NoLookup};
 use crate::nfa::{
     Action, ConditionTable, Edge, EvalCtx, Nfa, SlotValues, StateId, StateKind, StaticGraph,
 };
@@ -173,7 +173,7 @@ impl Cache {
 /// }
 /// assert_eq!(ends.0, vec![(1, 2)]);
 /// ```
-pub struct Executor<'a, E> {
+pub struct Executor<'a, E, L = &'a dyn Lookup> {
     nfa: &'a Nfa<E>,
     cache: &'a mut Cache,
     /// The current run's decision graph when its state's graph is static
@@ -185,11 +185,12 @@ pub struct Executor<'a, E> {
     /// Does the start run take events? Not for a draining pattern version
     /// ([`without_start`](Self::without_start)).
     starts: bool,
-    /// The lists and indicators conditions read.
-    lookup: &'a dyn Lookup,
+    /// The lists and indicators conditions read: `&dyn Lookup`, or
+    /// [`NoLookup`] (no room, nothing carried) when there are none.
+    lookup: L,
 }
 
-impl<E> std::fmt::Debug for Executor<'_, E> {
+impl<E, L> std::fmt::Debug for Executor<'_, E, L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executor")
             .field("nfa", self.nfa)
@@ -200,30 +201,39 @@ impl<E> std::fmt::Debug for Executor<'_, E> {
     }
 }
 
-impl<'a, E: Event> Executor<'a, E> {
+impl<'a, E: Event> Executor<'a, E, NoLookup> {
     /// Drives `nfa`, using `cache` for its per-call space (any cache: it
     /// sizes itself to the automaton).
     /// It applies no limit on partial matches: see
     /// [`with_run_limit`](Self::with_run_limit).
     #[inline]
-    pub fn new(nfa: &'a Nfa<E>, cache: &'a mut Cache) -> Executor<'a, E> {
+    pub fn new(nfa: &'a Nfa<E>, cache: &'a mut Cache) -> Executor<'a, E, NoLookup> {
         Executor {
             nfa,
             cache,
             static_edges: None,
             limit: usize::MAX,
             starts: true,
-            lookup: &NO_LOOKUP,
+            lookup: NoLookup,
         }
     }
+}
 
+impl<'a, E: Event, L: LookupRef> Executor<'a, E, L> {
     /// Conditions (and `select`) read reference lists and indicators from
-    /// `lookup`: the engine's state at the event being processed. Without
-    /// it, a membership or an indicator is null.
+    /// `lookup`: the engine's state at the event being processed
+    /// (`&dyn Lookup`). Without it, or with [`NoLookup`], a membership or
+    /// an indicator is null.
     #[inline]
-    pub fn with_lookup(mut self, lookup: &'a dyn Lookup) -> Executor<'a, E> {
-        self.lookup = lookup;
-        self
+    pub fn with_lookup<M: LookupRef>(self, lookup: M) -> Executor<'a, E, M> {
+        Executor {
+            nfa: self.nfa,
+            cache: self.cache,
+            static_edges: self.static_edges,
+            limit: self.limit,
+            starts: self.starts,
+            lookup,
+        }
     }
 
     /// The current run's decision graph
@@ -245,7 +255,7 @@ impl<'a, E: Event> Executor<'a, E> {
     /// that a dropped run was blocking are then emitted as the skip
     /// strategy says. A `limit` of 0 counts as 1.
     #[inline]
-    pub fn with_run_limit(mut self, limit: usize) -> Executor<'a, E> {
+    pub fn with_run_limit(mut self, limit: usize) -> Self {
         self.limit = limit.max(1);
         self
     }
@@ -255,7 +265,7 @@ impl<'a, E: Event> Executor<'a, E> {
     /// over all keys leaves that key no room. See
     /// [`enforce_limit`](Self::enforce_limit).
     #[inline]
-    pub fn with_exact_run_limit(mut self, limit: usize) -> Executor<'a, E> {
+    pub fn with_exact_run_limit(mut self, limit: usize) -> Self {
         self.limit = limit;
         self
     }
@@ -282,7 +292,7 @@ impl<'a, E: Event> Executor<'a, E> {
     /// pattern drains (`docs/dynamic-rules.md`); an idle partition stays
     /// idle.
     #[inline]
-    pub fn without_start(mut self) -> Executor<'a, E> {
+    pub fn without_start(mut self) -> Self {
         self.starts = false;
         self
     }
@@ -318,7 +328,7 @@ impl<'a, E: Event> Executor<'a, E> {
                 buf,
                 &mut self.cache.removed,
                 out,
-                self.lookup,
+                self.lookup.lookup(),
             );
             self.cache.potential = none;
         }
@@ -439,7 +449,7 @@ impl<'a, E: Event> Executor<'a, E> {
         self.step(part, buf, event, &mut potential, idle);
         if nfa.direct_matches() {
             for m in potential.iter() {
-                out.on_match(&MatchView::new(nfa, buf, m).with_lookup(self.lookup));
+                out.on_match(&MatchView::new(nfa, buf, m).reading(&self.lookup));
             }
             for m in potential.drain() {
                 buf.release(m.node);
@@ -452,7 +462,7 @@ impl<'a, E: Event> Executor<'a, E> {
                 buf,
                 &mut self.cache.removed,
                 out,
-                self.lookup,
+                self.lookup.lookup(),
             );
         }
         self.cache.potential = potential;
@@ -770,7 +780,7 @@ impl<'a, E: Event> Executor<'a, E> {
             let Some(run) = part.runs.poll() else {
                 break;
             };
-            out.on_dropped(&MatchView::new(nfa, buf, &run).with_lookup(self.lookup));
+            out.on_dropped(&MatchView::new(nfa, buf, &run).reading(&self.lookup));
             buf.release(run.node);
             partial -= 1;
             dropped = true;
@@ -784,7 +794,7 @@ impl<'a, E: Event> Executor<'a, E> {
                 buf,
                 &mut self.cache.removed,
                 out,
-                self.lookup,
+                self.lookup.lookup(),
             );
             self.cache.potential = none;
         }
@@ -896,7 +906,7 @@ impl<'a, E: Event> Executor<'a, E> {
                 buf.release(run.node);
             } else if direct {
                 out.on_timeout(
-                    &MatchView::new(nfa, buf, &run).with_lookup(self.lookup),
+                    &MatchView::new(nfa, buf, &run).reading(&self.lookup),
                     expired_at,
                 );
                 buf.release(run.node);
@@ -919,13 +929,13 @@ impl<'a, E: Event> Executor<'a, E> {
                 buf,
                 &mut cache.removed,
                 out,
-                self.lookup,
+                self.lookup.lookup(),
             );
         }
         cache.potential = potential;
         for (run, expired_at) in &cache.timeouts {
             out.on_timeout(
-                &MatchView::new(nfa, buf, run).with_lookup(self.lookup),
+                &MatchView::new(nfa, buf, run).reading(&self.lookup),
                 *expired_at,
             );
         }
@@ -1005,7 +1015,7 @@ impl<'a, E: Event> Executor<'a, E> {
                 if emit {
                     let expired_at = run.start_ts.saturating_add(window);
                     out.on_timeout(
-                        &MatchView::new(nfa, buf, &run).with_lookup(self.lookup),
+                        &MatchView::new(nfa, buf, &run).reading(&self.lookup),
                         expired_at,
                     );
                 }
@@ -1426,13 +1436,13 @@ fn take_in_place<E: Event>(
 
 /// The walk behind [`Executor::create_decision_graph`]: the run's graph,
 /// its conditions evaluated in its context, appended to the cache's graphs.
-fn walk_decision_graph<E: Event>(
+fn walk_decision_graph<E: Event, L: LookupRef>(
     nfa: &Nfa<E>,
     run: &Run,
     ev: EventRef,
     buf: &SharedBuffer<E>,
     cache: &mut Cache,
-    lookup: &dyn Lookup,
+    lookup: L,
 ) {
     let start = cache.graphs.len();
     let view = RunEvents::new(nfa, buf, run.node);

@@ -125,6 +125,7 @@ impl Partition {
 
     /// Does the partition hold nothing but the (implicit) start run, so that
     /// dropping it loses nothing?
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.completed.is_empty() && self.only_start()
     }

@@ -32,6 +32,17 @@ impl<'a, E> MatchView<'a, E> {
         self
     }
 
+    /// [`with_lookup`](Self::with_lookup) with the lookup a matcher
+    /// carries: unchanged with [`NoLookup`](crate::lookup::NoLookup)
+    /// (which a view has already).
+    #[inline(always)]
+    pub fn reading<L: crate::lookup::LookupRef>(self, lookup: &'a L) -> Self {
+        match lookup.given() {
+            Some(lookup) => self.with_lookup(lookup),
+            None => self,
+        }
+    }
+
     /// What the pattern's conditions read of lists and indicators, by
     /// their text, in the pattern's order: each evaluated for the last
     /// event its stage took (with what the match took before it), against
@@ -151,11 +162,13 @@ impl<'a, E> MatchView<'a, E> {
     }
 
     /// Time of the earliest event.
+    #[inline]
     pub fn start(&self) -> Timestamp {
         self.start
     }
 
     /// Time of the latest event.
+    #[inline]
     pub fn end(&self) -> Timestamp {
         self.end
     }

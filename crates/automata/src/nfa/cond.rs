@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use hashbrown::HashMap;
 
 use crate::expr::{Accumulators, CompiledExpr};
+use crate::lookup::LookupRef;
 use crate::pattern::{NativeFn, StageEvents};
 
 /// Index of a condition node in an [`Nfa`](super::Nfa)'s arena.
@@ -248,8 +249,9 @@ impl ConditionTable {
     }
 }
 
-/// What a condition sees of the run it is evaluated for.
-pub struct EvalCtx<'a, E> {
+/// What a condition sees of the run it is evaluated for (`L`: how it
+/// holds the lists and indicators it reads, [`LookupRef`]).
+pub struct EvalCtx<'a, E, L = &'a dyn crate::lookup::Lookup> {
     /// The candidate event.
     pub event: &'a E,
     /// The run's accumulators (stage references of expressions).
@@ -257,8 +259,8 @@ pub struct EvalCtx<'a, E> {
     /// The run's accepted events (native iterative conditions).
     pub stages: &'a dyn StageEvents<E>,
     /// The lists and indicators conditions read (the engine's, at this
-    /// event; [`NO_LOOKUP`](crate::lookup::NO_LOOKUP) when there are none).
-    pub lookup: &'a dyn crate::lookup::Lookup,
+    /// event; [`NoLookup`](crate::lookup::NoLookup) when there are none).
+    pub lookup: L,
 }
 
 /// The condition arena of one automaton.
@@ -343,7 +345,7 @@ impl<E> Conditions<E> {
     /// always (`true`, a slot, a negated slot) are evaluated inline, a
     /// cached slot in a few instructions.
     #[inline]
-    pub fn eval(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    pub fn eval<L: LookupRef>(&self, id: CondId, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {
@@ -361,7 +363,7 @@ impl<E> Conditions<E> {
     /// [`eval`](Self::eval) for nested nodes, out of line (it recurses, at
     /// most [`MAX_COND_DEPTH`] deep).
     #[inline(never)]
-    fn eval_nested(&self, id: CondId, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    fn eval_nested<L: LookupRef>(&self, id: CondId, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {
@@ -379,7 +381,7 @@ impl<E> Conditions<E> {
     /// A slot's value: from the cache when known (per-run slots are never
     /// cached), else computed.
     #[inline(always)]
-    fn eval_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    fn eval_slot<L: LookupRef>(&self, s: usize, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {
@@ -392,14 +394,14 @@ impl<E> Conditions<E> {
 
     /// Evaluates a slot, caching the value when it does not read the run.
     #[inline(never)]
-    fn compute_slot(&self, s: usize, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    fn compute_slot<L: LookupRef>(&self, s: usize, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {
         let slot = &self.slots[s];
         let value = match &slot.kind {
             SlotKind::Native(f) => f(ctx.event, ctx.stages),
-            SlotKind::Expr(e) => e.matches_with(ctx.event, ctx.accumulators, ctx.lookup),
+            SlotKind::Expr(e) => e.matches_with(ctx.event, ctx.accumulators, ctx.lookup.lookup()),
         };
         if !slot.per_run {
             cache.set(self.shared[s] as usize, value);
@@ -436,7 +438,7 @@ impl<E> Conditions<E> {
 
     /// The value of slot `s` for this event (from `cache` when known).
     #[inline]
-    pub fn slot_holds(&self, s: u32, ctx: &EvalCtx<'_, E>, cache: &mut SlotValues) -> bool
+    pub fn slot_holds<L: LookupRef>(&self, s: u32, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
     where
         E: crate::event::Event,
     {

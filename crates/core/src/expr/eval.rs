@@ -42,8 +42,12 @@ impl CompiledExpr {
     }
 
     /// [`matches`](Self::matches) reading lists and indicators from
-    /// `lookup`.
-    #[inline]
+    /// `lookup`. Always inlined: the commonest whole conditions are
+    /// decided here, and only the others pass `lookup` on (out of line,
+    /// [`matches_general`](Self::matches_general)), so that a condition
+    /// that reads no list or indicator costs what it did before there
+    /// was a lookup to pass.
+    #[inline(always)]
     pub fn matches_with<E: Event + ?Sized>(
         &self,
         event: &E,
@@ -59,12 +63,22 @@ impl CompiledExpr {
                 ValueRef::Str(s) => needle.1.find(s.as_bytes()).is_some(),
                 other => ops::call2(Function::Contains, other, (&needle.0).into()) == Some(true),
             },
-            _ => {
-                self.evaluator(event, accumulators, lookup)
-                    .truth(self.root())
-                    == Some(true)
-            }
+            _ => self.matches_general(event, accumulators, lookup),
         }
+    }
+
+    /// [`matches_with`](Self::matches_with) for any other condition: the
+    /// evaluator's truth.
+    #[inline(never)]
+    fn matches_general<E: Event + ?Sized>(
+        &self,
+        event: &E,
+        accumulators: &Accumulators,
+        lookup: &dyn Lookup,
+    ) -> bool {
+        self.evaluator(event, accumulators, lookup)
+            .truth(self.root())
+            == Some(true)
     }
 
     /// The value of a `select` expression (no current event).

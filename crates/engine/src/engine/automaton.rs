@@ -6,7 +6,7 @@
 //! event-time logic is tested apart from the pattern semantics.
 
 use crate::engine::sink::MatchAccess;
-use crate::lookup::Lookup;
+use crate::lookup::LookupRef;
 use crate::pattern::Pattern;
 use crate::primitives::Timestamp;
 
@@ -111,12 +111,12 @@ pub(crate) trait Automaton<E> {
     /// (The reporter is a type parameter, not a trait object, here and
     /// below: the engine's reporter is then called directly, and an output
     /// costs the matcher's one dynamic call to its sink, not two.)
-    fn advance_time<R: Reporter<E, Self> + ?Sized>(
+    fn advance_time<R: Reporter<E, Self> + ?Sized, L: LookupRef>(
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
-        lookup: &dyn Lookup,
+        lookup: L,
         t: Timestamp,
         out: &mut R,
     ) -> isize;
@@ -137,11 +137,11 @@ pub(crate) trait Automaton<E> {
     /// Might `event` change an idle partition? When not, an idle partition
     /// offered it would stay idle with nothing emitted, so the engine makes
     /// none for it. (Called after [`begin_event`](Self::begin_event).)
-    fn may_start(
+    fn may_start<L: LookupRef>(
         &self,
         _store: &Self::Store,
         _cache: &mut Self::Cache,
-        _lookup: &dyn Lookup,
+        _lookup: L,
         _event: <Self::Store as EventStore<E>>::Ref,
     ) -> bool {
         true
@@ -161,11 +161,11 @@ pub(crate) trait Automaton<E> {
     /// Does the automaton's condition `slot` (from its
     /// [`start_guard`](Self::start_guard)) hold for `event`? (Called after
     /// [`begin_event`](Self::begin_event).)
-    fn condition_holds(
+    fn condition_holds<L: LookupRef>(
         &self,
         _store: &Self::Store,
         _cache: &mut Self::Cache,
-        _lookup: &dyn Lookup,
+        _lookup: L,
         _event: <Self::Store as EventStore<E>>::Ref,
         _slot: u32,
     ) -> bool {
@@ -180,12 +180,12 @@ pub(crate) trait Automaton<E> {
     /// Returns how much [`partial_matches`](Self::partial_matches) of the
     /// partition changed, as [`advance_time`](Self::advance_time) does.
     #[allow(clippy::too_many_arguments)]
-    fn process<R: Reporter<E, Self> + ?Sized>(
+    fn process<R: Reporter<E, Self> + ?Sized, L: LookupRef>(
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
-        lookup: &dyn Lookup,
+        lookup: L,
         limit: usize,
         starts: bool,
         event: <Self::Store as EventStore<E>>::Ref,
@@ -195,12 +195,12 @@ pub(crate) trait Automaton<E> {
     /// Drops every partial match of the partition (not reported) and
     /// returns how many; matches held back behind them are emitted. The
     /// partition is empty afterwards.
-    fn discard<R: Reporter<E, Self> + ?Sized>(
+    fn discard<R: Reporter<E, Self> + ?Sized, L: LookupRef>(
         &self,
         part: &mut Self::Partition,
         store: &mut Self::Store,
         cache: &mut Self::Cache,
-        lookup: &dyn Lookup,
+        lookup: L,
         out: &mut R,
     ) -> usize;
 

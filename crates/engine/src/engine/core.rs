@@ -9,7 +9,7 @@ use crate::engine::memory::{Change, Memory, ShadowView};
 use crate::engine::partitions::{merge_fresh, KeyHasher, Keys, Ordinals, Part, Parts, HOLE};
 use crate::engine::sink::{MatchAccess, MatchContext, MatchRef, Sink};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
-use crate::lookup::Lookup;
+use crate::lookup::{Lookup, LookupRef, NoLookup};
 use crate::pattern::{NativeKeyFn, Pattern};
 use crate::primitives::Timestamp;
 use crate::value::{key_part, KeyValue, Value};
@@ -165,10 +165,28 @@ pub enum Arrival {
     Late,
 }
 
+/// What a pattern's records say beside their match (its key fields, its
+/// version, its branches), apart in one place: a step's [`Bridge`] takes
+/// it by one reference.
+pub(super) struct Meta {
+    pub(super) key_paths: Vec<FieldPath>,
+    /// Its version: 1 when its name was first added, +1 per replacement
+    /// (`docs/dynamic-rules.md`).
+    pub(super) version: u32,
+    /// Has its name been replaced at least once (so output shows the
+    /// version)?
+    pub(super) versioned: bool,
+    /// Does its `match` hold an alternation (so that its records say
+    /// their branches)? Known once, so that a record of a pattern without
+    /// alternation never asks its match.
+    pub(super) branched: bool,
+}
+
 /// One pattern of the engine.
 pub(super) struct PatternRun<A> {
     pub(super) automaton: A,
-    pub(super) key_paths: Vec<FieldPath>,
+    /// Its key fields, version and branches ([`Meta`]).
+    pub(super) meta: Meta,
     /// The group of patterns partitioned alike that it belongs to, and its
     /// position among the group's patterns.
     pub(super) group: usize,
@@ -183,29 +201,11 @@ pub(super) struct PatternRun<A> {
     /// Numbers for its partitions (they order its deadlines of equal
     /// time).
     pub(super) ordinals: Ordinals,
-    /// Its version: 1 when its name was first added, +1 per replacement
-    /// (`docs/dynamic-rules.md`).
-    pub(super) version: u32,
-    /// Has its name been replaced at least once (so output shows the
-    /// version)?
-    pub(super) versioned: bool,
     /// Is it an old version that drains: it starts no new partial match,
     /// and goes when it holds none.
     pub(super) draining: bool,
-    /// Does its `match` hold an alternation (so that its records say
-    /// their branches)? Known once, so that a record of a pattern without
-    /// alternation never asks its match.
-    pub(super) branched: bool,
     /// What it has seen and produced ([`PatternStats`]).
     pub(super) counts: PatternCounts,
-}
-
-impl<A> PatternRun<A> {
-    /// Its version, and whether its name was replaced (for [`Bridge`]).
-    #[inline(always)]
-    pub(super) fn version(&self) -> (u32, bool) {
-        (self.version, self.versioned)
-    }
 }
 
 /// Patterns partitioned alike: by the same fields (or none), or one
@@ -442,16 +442,18 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let branched = automaton.pattern().has_alternation();
         self.patterns.push(PatternRun {
             automaton,
-            key_paths,
+            meta: Meta {
+                key_paths,
+                version: 1,
+                versioned: false,
+                branched,
+            },
             group,
             local,
             last: true,
             skip_to: PAST_ALL,
             ordinals: Ordinals::default(),
-            version: 1,
-            versioned: false,
             draining: false,
-            branched,
             counts: PatternCounts {
                 base: self.processed(),
                 ..PatternCounts::default()
@@ -651,7 +653,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             index.push(out.len());
             out.push(PatternStats {
                 name: run.automaton.pattern().name.clone(),
-                version: run.version,
+                version: run.meta.version,
                 shadow: run.automaton.pattern().shadow,
                 events: processed
                     .saturating_sub(c.base)
@@ -735,10 +737,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 continue;
             }
             if let Some((ts, seq, event)) = self.clock.pop_ready_numbered() {
-                if !self.for_indicators.is_empty() && self.for_indicators.remove(&seq) {
-                    // (taken by the shared indicators only)
-                    self.memory.reach(ts);
-                    self.memory.on_shared_event(&event);
+                if !self.for_indicators.is_empty() && self.take_shared(ts, seq, &event) {
                     continue;
                 }
                 self.process_event(ts, event, sink);
@@ -746,6 +745,21 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 break;
             }
         }
+    }
+
+    /// The event of arrival `seq` at `ts`, if it was pushed for the
+    /// shared indicators only ([`Core::push_for_indicators`]): they take
+    /// it, and true (no pattern sees it). Out of line: an engine that
+    /// shares no indicator never comes here.
+    #[cold]
+    #[inline(never)]
+    fn take_shared(&mut self, ts: Timestamp, seq: u64, event: &E) -> bool {
+        if !self.for_indicators.remove(&seq) {
+            return false;
+        }
+        self.memory.reach(ts);
+        self.memory.on_shared_event(event);
+        true
     }
 
     /// Fires what is due at the earliest deadline, if it is at or before
@@ -783,14 +797,30 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// `t` (the only key due then), in pattern order, then reschedules the
     /// key (the emptied ones become holes).
     fn fire_key<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, g: usize, slot: u32, sink: &mut S) {
-        if !self.memory.is_empty() {
-            self.memory.reach(t);
+        if self.memory.is_empty() {
+            self.fire_key_parts::<Plain, S>(t, g, slot, sink);
+            self.apply_writes(t);
+        } else {
+            self.fire_key_reading(t, g, slot, sink);
         }
-        self.fire_key_parts(t, g, slot, sink);
+    }
+
+    /// [`Core::fire_key`] for a rule set with lists or indicators (out of
+    /// line: the plain one is inlined where it fires).
+    #[inline(never)]
+    fn fire_key_reading<S: Sink<E> + ?Sized>(
+        &mut self,
+        t: Timestamp,
+        g: usize,
+        slot: u32,
+        sink: &mut S,
+    ) {
+        self.memory.reach(t);
+        self.fire_key_parts::<Reads, S>(t, g, slot, sink);
         self.apply_writes(t);
     }
 
-    fn fire_key_parts<S: Sink<E> + ?Sized>(
+    fn fire_key_parts<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         t: Timestamp,
         g: usize,
@@ -807,7 +837,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             }
             let p = x.pattern as usize;
             let view = self.memory.shadow_view();
-            let lookup = lookup_of(
+            let lookup = M::lookup(
                 &self.memory,
                 &view,
                 self.patterns[p].automaton.pattern().shadow,
@@ -932,15 +962,26 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Advances the next partition collected by [`Core::collect_due`] to
     /// its deadline, then drops it if it is empty and reschedules its key.
     fn fire_due<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
-        if !self.memory.is_empty() {
-            self.memory.reach(self.firing);
-        }
         let t = self.firing;
-        self.fire_due_part(sink);
+        if self.memory.is_empty() {
+            self.fire_due_part::<Plain, S>(sink);
+            self.apply_writes(t);
+        } else {
+            self.fire_due_reading(sink);
+        }
+    }
+
+    /// [`Core::fire_due`] for a rule set with lists or indicators (out of
+    /// line, as [`Core::fire_key_reading`]).
+    #[inline(never)]
+    fn fire_due_reading<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
+        let t = self.firing;
+        self.memory.reach(t);
+        self.fire_due_part::<Reads, S>(sink);
         self.apply_writes(t);
     }
 
-    fn fire_due_part<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
+    fn fire_due_part<M: Reading, S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
         let Some(due) = self.due.pop() else {
             return;
         };
@@ -958,7 +999,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             // An emptied partition's number goes back now (in firing order,
             // as when each pattern had its own map).
             let view = self.memory.shadow_view();
-            let lookup = lookup_of(&self.memory, &view, run.automaton.pattern().shadow);
+            let lookup = M::lookup(&self.memory, &view, run.automaton.pattern().shadow);
             advance_part(
                 run,
                 p,
@@ -1031,15 +1072,37 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// numbers go back in the order they did when each pattern had its own
     /// map.)
     fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
-        if !self.memory.is_empty() {
-            // (indicators take the event in before any pattern sees it)
-            self.memory.reach(ts);
-            self.memory.on_event(&event);
+        if self.memory.is_empty() {
+            self.process_event_as::<Plain, S>(ts, event, sink);
+        } else {
+            self.process_event_reading(ts, event, sink);
         }
+    }
+
+    /// [`Core::process_event`] for a rule set with lists or indicators:
+    /// event time reaches `ts` for them, and the indicators take the
+    /// event in before any pattern sees it. Out of line: the plain one
+    /// is inlined where events are processed.
+    #[inline(never)]
+    fn process_event_reading<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
+        self.memory.reach(ts);
+        self.memory.on_event(&event);
+        self.process_event_as::<Reads, S>(ts, event, sink);
+    }
+
+    /// [`Core::process_event`], its steps reading lists and indicators as
+    /// `M` says.
+    #[inline(always)]
+    fn process_event_as<M: Reading, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) {
         let ev = self.store.insert(ts, event);
         A::begin_event(&mut self.cache);
         if self.patterns.len() == 1 {
-            self.process_single(ts, ev, sink);
+            self.process_single::<M, S>(ts, ev, sink);
             self.store.release_if_unused(ev);
             self.apply_writes(ts);
             return;
@@ -1051,12 +1114,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 (run.group, run.local == 0, run.last, run.skip_to)
             };
             if first {
-                self.find_key(g, ev);
+                self.find_key::<M>(g, ev);
                 let past = skip_to.min(self.patterns.len());
                 if self.groups[g].quiet && past - p == self.groups[g].size {
                     // (the group's patterns are consecutive: walking the
                     // slot keeps pattern order among all patterns)
-                    self.offer_live(g, ts, ev, sink);
+                    self.offer_live::<M, S>(g, ts, ev, sink);
                     self.settle_key(g);
                     p = skip_to;
                     continue;
@@ -1067,7 +1130,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 p = skip_to;
                 continue;
             }
-            self.offer(p, ts, ev, sink);
+            self.offer::<M, S>(p, ts, ev, sink);
             if last {
                 self.settle_key(g);
             }
@@ -1103,7 +1166,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// without the bookkeeping that several patterns need (the key's one
     /// partition is stepped and the key settled at once).
     #[inline]
-    fn process_single<S: Sink<E> + ?Sized>(
+    fn process_single<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         ts: Timestamp,
         ev: <A::Store as EventStore<E>>::Ref,
@@ -1130,10 +1193,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let keys = &mut group.keys;
         let mut bridge = Bridge {
             pattern: 0,
-            ir: run.automaton.pattern(),
-            key_paths: &run.key_paths,
-            version: run.version(),
-            branched: run.branched,
+            automaton: &run.automaton,
+            meta: &run.meta,
             key,
             sink,
             stats: &mut self.stats,
@@ -1146,7 +1207,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             automaton: &run.automaton,
             store: &mut self.store,
             cache: &mut self.cache,
-            lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
+            lookup: M::lookup(&self.memory, &view, run.automaton.pattern().shadow),
             limit: self.run_limit,
             starts: !run.draining,
             ts,
@@ -1199,7 +1260,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// first pattern's turn; when the key has no slot, tests the group's
     /// start guard (the event skips the group when it holds for none).
     #[inline]
-    fn find_key(&mut self, g: usize, ev: <A::Store as EventStore<E>>::Ref) {
+    fn find_key<M: Reading>(&mut self, g: usize, ev: <A::Store as EventStore<E>>::Ref) {
         let event = self.store.get(ev);
         let group = &mut self.groups[g];
         group.no_key = read_key(event, &group.key_ids, &group.key_fn, &mut group.key).err();
@@ -1217,7 +1278,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 // pattern that tests them later)
                 let starts = guard.iter().any(|&(p, slot)| {
                     let run = &patterns[p as usize];
-                    let lookup = lookup_of(&self.memory, &view, run.automaton.pattern().shadow);
+                    let lookup = M::lookup(&self.memory, &view, run.automaton.pattern().shadow);
                     run.automaton
                         .condition_holds(store, cache, lookup, ev, slot)
                 });
@@ -1233,7 +1294,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// the patterns, its live partitions stepped in pattern order and its
     /// holes passed over.
     #[inline]
-    fn offer_live<S: Sink<E> + ?Sized>(
+    fn offer_live<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         g: usize,
         ts: Timestamp,
@@ -1252,10 +1313,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             let run = &mut self.patterns[p];
             let mut bridge = Bridge {
                 pattern: p,
-                ir: run.automaton.pattern(),
-                key_paths: &run.key_paths,
-                version: run.version(),
-                branched: run.branched,
+                automaton: &run.automaton,
+                meta: &run.meta,
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
@@ -1268,7 +1327,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 automaton: &run.automaton,
                 store: &mut self.store,
                 cache: &mut self.cache,
-                lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
+                lookup: M::lookup(&self.memory, &view, run.automaton.pattern().shadow),
                 limit: self.run_limit,
                 starts: !run.draining,
                 ts,
@@ -1320,7 +1379,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// something in it (most events of a new key start nothing, so no slot
     /// is made for them).
     #[inline]
-    fn offer<S: Sink<E> + ?Sized>(
+    fn offer<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         p: usize,
         ts: Timestamp,
@@ -1352,10 +1411,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
         let mut bridge = Bridge {
             pattern: p,
-            ir: run.automaton.pattern(),
-            key_paths: &run.key_paths,
-            version: run.version(),
-            branched: run.branched,
+            automaton: &run.automaton,
+            meta: &run.meta,
             key,
             sink,
             stats: &mut self.stats,
@@ -1368,7 +1425,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             automaton: &run.automaton,
             store: &mut self.store,
             cache: &mut self.cache,
-            lookup: lookup_of(&self.memory, &view, run.automaton.pattern().shadow),
+            lookup: M::lookup(&self.memory, &view, run.automaton.pattern().shadow),
             limit: self.run_limit,
             starts: !run.draining,
             ts,
@@ -1416,11 +1473,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
 }
 
 /// One event's step of one pattern's partition of the event's key.
-struct Step<'a, E, A: Automaton<E>> {
+struct Step<'a, E, A: Automaton<E>, L> {
     automaton: &'a A,
     store: &'a mut A::Store,
     cache: &'a mut A::Cache,
-    lookup: &'a dyn Lookup,
+    /// The lists and indicators the pattern's conditions read
+    /// ([`Reading`]).
+    lookup: L,
     limit: usize,
     /// May the event start partial matches (not in a draining version)?
     starts: bool,
@@ -1428,7 +1487,7 @@ struct Step<'a, E, A: Automaton<E>> {
     ev: <A::Store as EventStore<E>>::Ref,
 }
 
-impl<E, A: Automaton<E>> Step<'_, E, A> {
+impl<E, A: Automaton<E>, L: LookupRef> Step<'_, E, A, L> {
     /// The event at time `ts` offered to a live partition, time advanced
     /// first; returns how much its partial matches changed.
     #[inline(always)]
@@ -1534,14 +1593,12 @@ fn read_key<E: Event>(
 
 /// Routes one partition's output to the engine's sink with its context
 /// (built only when there is output).
-pub(super) struct Bridge<'a, S: ?Sized> {
+pub(super) struct Bridge<'a, A, S: ?Sized> {
     pub(super) pattern: usize,
-    pub(super) ir: &'a Pattern,
-    pub(super) key_paths: &'a [FieldPath],
-    /// The pattern's version, and whether its name was replaced.
-    pub(super) version: (u32, bool),
-    /// Does the pattern have alternation ([`PatternRun::branched`])?
-    pub(super) branched: bool,
+    /// The pattern's automaton (its IR, [`Automaton::pattern`]).
+    pub(super) automaton: &'a A,
+    /// Its key fields, version and branches.
+    pub(super) meta: &'a Meta,
     pub(super) key: &'a KeyValue,
     pub(super) sink: &'a mut S,
     pub(super) stats: &'a mut Stats,
@@ -1554,14 +1611,15 @@ pub(super) struct Bridge<'a, S: ?Sized> {
     pub(super) writes: &'a mut Vec<Change>,
 }
 
-impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
+impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, A, S> {
+    // (Out of line: inlined into the matcher's step with the relay, it
+    // costs the step more than the call, match or not.)
+    #[inline(never)]
     fn on_match(&mut self, m: &A::View<'_>) {
         let Bridge {
             pattern,
-            ir,
-            key_paths,
-            version,
-            branched,
+            automaton,
+            meta,
             key,
             sink,
             stats,
@@ -1571,32 +1629,21 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         } = self;
         stats.matches += 1;
         counts.matches += 1;
-        let ctx = MatchContext::new(*pattern, ir, key_paths, key)
-            .with_version(version.0, version.1)
-            .with_branches(*branched);
+        let ir = automaton.pattern();
+        let ctx = MatchContext::new(*pattern, ir, &meta.key_paths, key)
+            .with_version(meta.version, meta.versioned)
+            .with_branches(meta.branched);
         sink.on_match(&MatchRef::new(&ctx, m));
         if !ir.writes.is_empty() {
-            for (w, value) in ir.writes.iter().zip(m.write_values()) {
-                writes.push(Change {
-                    list: w.list.id,
-                    op: w.op,
-                    value,
-                    lifetime: w.expiry,
-                    until: None,
-                    from: None,
-                    shadow: ir.shadow,
-                });
-            }
+            push_writes::<E, A>(ir, m, writes);
         }
     }
 
     fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp) {
         let Bridge {
             pattern,
-            ir,
-            key_paths,
-            version,
-            branched,
+            automaton,
+            meta,
             key,
             sink,
             stats,
@@ -1605,19 +1652,18 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         } = self;
         stats.timeouts += 1;
         counts.timeouts += 1;
-        let ctx = MatchContext::new(*pattern, ir, key_paths, key)
-            .with_version(version.0, version.1)
-            .with_branches(*branched);
+        let ir = automaton.pattern();
+        let ctx = MatchContext::new(*pattern, ir, &meta.key_paths, key)
+            .with_version(meta.version, meta.versioned)
+            .with_branches(meta.branched);
         sink.on_timeout(&MatchRef::new(&ctx, m), expired_at);
     }
 
     fn on_dropped(&mut self, m: &A::View<'_>) {
         let Bridge {
             pattern,
-            ir,
-            key_paths,
-            version,
-            branched,
+            automaton,
+            meta,
             key,
             sink,
             stats,
@@ -1629,9 +1675,9 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
         stats.capped_runs += u64::from(*capped);
         counts.dropped_runs += 1;
         counts.capped_runs += u64::from(*capped);
-        let mut ctx = MatchContext::new(*pattern, ir, key_paths, key)
-            .with_version(version.0, version.1)
-            .with_branches(*branched);
+        let mut ctx = MatchContext::new(*pattern, automaton.pattern(), &meta.key_paths, key)
+            .with_version(meta.version, meta.versioned)
+            .with_branches(meta.branched);
         ctx.capped = *capped;
         sink.on_dropped(&MatchRef::new(&ctx, m));
     }
@@ -1645,6 +1691,24 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
     }
 }
 
+/// The `then` writes of a match `m` of pattern `ir` (which has some),
+/// into `writes`. Out of line: a match of a pattern without `then` (most)
+/// pays one test for them.
+#[inline(never)]
+fn push_writes<E, A: Automaton<E>>(ir: &Pattern, m: &A::View<'_>, writes: &mut Vec<Change>) {
+    for (w, value) in ir.writes.iter().zip(m.write_values()) {
+        writes.push(Change {
+            list: w.list.id,
+            op: w.op,
+            value,
+            lifetime: w.expiry,
+            until: None,
+            from: None,
+            shadow: ir.shadow,
+        });
+    }
+}
+
 /// Offers the event of `step` to `x`, a live partition of its pattern
 /// (`ordinals` numbers the pattern's partitions), time advanced first;
 /// keeps the engine's counts (live partial matches, live partitions) and,
@@ -1652,9 +1716,9 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
 /// is, a hole. The step's limit is the per-key one, or less when the
 /// engine's `live_limit` over all keys leaves less room.
 #[inline(always)]
-fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized>(
-    mut step: Step<'_, E, A>,
-    bridge: &mut Bridge<'_, S>,
+fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized, L: LookupRef>(
+    mut step: Step<'_, E, A, L>,
+    bridge: &mut Bridge<'_, A, S>,
     x: &mut Part<A::Partition>,
     ordinals: &mut Ordinals,
     (live_runs, live_parts): (&mut usize, &mut usize),
@@ -1668,6 +1732,44 @@ fn step_live<E, A: Automaton<E>, S: Sink<E> + ?Sized>(
     if A::is_empty(&x.part) {
         ordinals.give(std::mem::replace(&mut x.ordinal, HOLE));
         *live_parts -= 1;
+    }
+}
+
+/// How the steps of one event, or of one time's deadlines, read the lists
+/// and indicators: [`Plain`] when the rule set declares none (the
+/// matcher then carries nothing for them, [`NoLookup`]), else [`Reads`]
+/// (each pattern's [`lookup_of`]). Chosen once per event, so that a
+/// pattern of a rule set without lists and indicators pays one test per
+/// event for them, not one per pattern and call.
+pub(super) trait Reading {
+    /// The lookup a step carries.
+    type L<'a>: LookupRef;
+
+    /// The lookup of a pattern (`shadow`: a shadow one).
+    fn lookup<'a>(memory: &'a Memory, view: &'a ShadowView<'a>, shadow: bool) -> Self::L<'a>;
+}
+
+/// [`Reading`] for a rule set without lists and indicators.
+pub(super) struct Plain;
+
+impl Reading for Plain {
+    type L<'a> = NoLookup;
+
+    #[inline(always)]
+    fn lookup<'a>(_: &'a Memory, _: &'a ShadowView<'a>, _: bool) -> NoLookup {
+        NoLookup
+    }
+}
+
+/// [`Reading`] for a rule set with lists or indicators.
+pub(super) struct Reads;
+
+impl Reading for Reads {
+    type L<'a> = &'a dyn Lookup;
+
+    #[inline(always)]
+    fn lookup<'a>(memory: &'a Memory, view: &'a ShadowView<'a>, shadow: bool) -> &'a dyn Lookup {
+        lookup_of(memory, view, shadow)
     }
 }
 
@@ -1693,13 +1795,13 @@ pub(super) fn lookup_of<'a>(
 /// number back: it stays where it is, a hole.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
+fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized, L: LookupRef>(
     run: &mut PatternRun<A>,
     p: usize,
     x: &mut Part<A::Partition>,
     key: &KeyValue,
     (store, cache): (&mut A::Store, &mut A::Cache),
-    (lookup, writes): (&dyn Lookup, &mut Vec<Change>),
+    (lookup, writes): (L, &mut Vec<Change>),
     t: Timestamp,
     sink: &mut S,
     stats: &mut Stats,
@@ -1707,10 +1809,8 @@ fn advance_part<E: Event, A: Automaton<E>, S: Sink<E> + ?Sized>(
 ) {
     let mut bridge = Bridge {
         pattern: p,
-        ir: run.automaton.pattern(),
-        key_paths: &run.key_paths,
-        version: run.version(),
-        branched: run.branched,
+        automaton: &run.automaton,
+        meta: &run.meta,
         key,
         sink,
         stats,
@@ -1800,16 +1900,13 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let patterns = (self.patterns.into_iter())
             .map(|run| PatternRun {
                 automaton: f(run.automaton),
-                key_paths: run.key_paths,
+                meta: run.meta,
                 group: run.group,
                 local: run.local,
                 last: run.last,
                 skip_to: run.skip_to,
                 ordinals: run.ordinals,
-                version: run.version,
-                versioned: run.versioned,
                 draining: run.draining,
-                branched: run.branched,
                 counts: run.counts,
             })
             .collect();
@@ -1856,7 +1953,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                         .ok()
                         .map(|()| key)
                 });
-                (run.key_paths.as_slice(), key.clone())
+                (run.meta.key_paths.as_slice(), key.clone())
             })
             .collect()
     }

@@ -234,7 +234,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             self.patterns[p].draining = true;
         }
         for &p in &plan.versioned {
-            self.patterns[p].versioned = true;
+            self.patterns[p].meta.versioned = true;
         }
         let mut order = Vec::with_capacity(plan.order.len());
         for entry in plan.order {
@@ -252,8 +252,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                     // join the name's when it goes).
                     let counts = succeeds.map(|c| std::mem::take(&mut self.patterns[c].counts));
                     let run = &mut self.patterns[p];
-                    run.version = version;
-                    run.versioned = versioned;
+                    run.meta.version = version;
+                    run.meta.versioned = versioned;
                     if let Some(counts) = counts {
                         run.counts = counts;
                     }
@@ -291,10 +291,8 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             };
             let mut bridge = Bridge {
                 pattern: p,
-                ir: run.automaton.pattern(),
-                key_paths: &run.key_paths,
-                version: run.version(),
-                branched: run.branched,
+                automaton: &run.automaton,
+                meta: &run.meta,
                 key,
                 sink: &mut *sink,
                 stats: &mut self.stats,
@@ -592,7 +590,7 @@ impl<E: Event + 'static> Engine<E> {
             .patterns
             .iter()
             .find(|r| !r.draining && r.automaton.pattern().name == name)
-            .map(|r| r.version)
+            .map(|r| r.meta.version)
     }
 
     /// The names of the patterns in force, in order.
@@ -652,7 +650,7 @@ impl<E: Event + 'static> Engine<E> {
                     }
                 }
                 (Target::Set(nfa), Some(c)) => {
-                    let version = runs[c].version.saturating_add(1);
+                    let version = runs[c].meta.version.saturating_add(1);
                     match policy {
                         ReloadPolicy::Drain => {
                             keep(&mut plan);
@@ -741,7 +739,7 @@ mod tests {
                         .iter()
                         .map(|&(p, _)| {
                             let run = &patterns[p as usize];
-                            (run.automaton.pattern().name.clone(), run.version)
+                            (run.automaton.pattern().name.clone(), run.meta.version)
                         })
                         .collect(),
                 )

@@ -342,8 +342,8 @@ impl<E: Event + 'static> Engine<E> {
             let nfa = Nfa::<E>::compile(p, &mut fields).map_err(|e| failed(e.to_string()))?;
             let q = self.core.add(Arc::new(nfa), &mut fields).map_err(failed)?;
             let added = &mut self.core.patterns[q];
-            (added.version, added.versioned, added.draining) =
-                (run.version, run.versioned, run.draining);
+            (added.meta.version, added.meta.versioned, added.draining) =
+                (run.meta.version, run.meta.versioned, run.draining);
         }
         self.core.draining = self.core.patterns.iter().filter(|r| r.draining).count();
         self.core.refresh_guards();

@@ -138,11 +138,21 @@ pub(crate) trait MatchAccess<E> {
 pub struct MatchRef<'a, E> {
     ctx: &'a MatchContext<'a>,
     m: &'a dyn MatchAccess<E>,
+    /// The match's first and last times, read from it when it is made
+    /// (every record says them: no dynamic call for them).
+    start: Timestamp,
+    end: Timestamp,
 }
 
 impl<'a, E> MatchRef<'a, E> {
-    pub(crate) fn new(ctx: &'a MatchContext<'a>, m: &'a dyn MatchAccess<E>) -> MatchRef<'a, E> {
-        MatchRef { ctx, m }
+    #[inline(always)]
+    pub(crate) fn new<M: MatchAccess<E>>(ctx: &'a MatchContext<'a>, m: &'a M) -> MatchRef<'a, E> {
+        MatchRef {
+            ctx,
+            start: m.start(),
+            end: m.end(),
+            m,
+        }
     }
 
     /// The pattern's name.
@@ -195,13 +205,15 @@ impl<'a, E> MatchRef<'a, E> {
     }
 
     /// Time of the first event.
+    #[inline]
     pub fn start(&self) -> Timestamp {
-        self.m.start()
+        self.start
     }
 
     /// Time of the last event.
+    #[inline]
     pub fn end(&self) -> Timestamp {
-        self.m.end()
+        self.end
     }
 
     /// Calls `visit` once per stage that took events, in pattern order, with
@@ -307,8 +319,8 @@ impl<'a, E> MatchRef<'a, E> {
             pattern: self.ctx.name.to_string(),
             key_fields: self.ctx.key_fields.iter().map(|f| f.to_string()).collect(),
             key: self.ctx.key.to_vec(),
-            start: self.m.start(),
-            end: self.m.end(),
+            start: self.start,
+            end: self.end,
             stages,
             select: self.select(),
             version: self.ctx.version,
@@ -334,6 +346,8 @@ impl<E> MatchRef<'_, E> {
         f(&MatchRef {
             ctx: &ctx,
             m: self.m,
+            start: self.start,
+            end: self.end,
         })
     }
 }

@@ -361,8 +361,8 @@ impl<E: Event + 'static> Engine<E> {
                     PatternPrint {
                         name: p.name.clone(),
                         fingerprint: fingerprint(p),
-                        version: run.version,
-                        versioned: run.versioned,
+                        version: run.meta.version,
+                        versioned: run.meta.versioned,
                         draining: run.draining,
                         source: crate::dsl::pattern_source(p).map_err(|e| e.to_string()),
                     }
@@ -760,8 +760,8 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             match self.core.add(nfa, &mut fields) {
                 Ok(p) => {
                     let run = &mut self.core.patterns[p];
-                    run.version = print.version;
-                    run.versioned = print.versioned;
+                    run.meta.version = print.version;
+                    run.meta.versioned = print.versioned;
                     run.draining = print.draining;
                 }
                 Err(e) => {

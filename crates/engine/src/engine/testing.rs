@@ -192,12 +192,12 @@ impl Automaton<Ev> for Pairs {
         self.guard.map(|shared| vec![(shared, 0)])
     }
 
-    fn advance_time<R: Reporter<Ev, Self> + ?Sized>(
+    fn advance_time<R: Reporter<Ev, Self> + ?Sized, L: crate::lookup::LookupRef>(
         &self,
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
-        _: &dyn crate::lookup::Lookup,
+        _: L,
         t: Timestamp,
         out: &mut R,
     ) -> isize {
@@ -215,12 +215,12 @@ impl Automaton<Ev> for Pairs {
         0
     }
 
-    fn process<R: Reporter<Ev, Self> + ?Sized>(
+    fn process<R: Reporter<Ev, Self> + ?Sized, L: crate::lookup::LookupRef>(
         &self,
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
-        _: &dyn crate::lookup::Lookup,
+        _: L,
         limit: usize,
         starts: bool,
         r: usize,
@@ -253,12 +253,12 @@ impl Automaton<Ev> for Pairs {
         }
     }
 
-    fn discard<R: Reporter<Ev, Self> + ?Sized>(
+    fn discard<R: Reporter<Ev, Self> + ?Sized, L: crate::lookup::LookupRef>(
         &self,
         part: &mut Self::Partition,
         store: &mut Slab,
         _: &mut (),
-        _: &dyn crate::lookup::Lookup,
+        _: L,
         _: &mut R,
     ) -> usize {
         match part.take() {

@@ -31,7 +31,7 @@ use crate::engine::front::Engine;
 use crate::engine::sink::Sink;
 use crate::event::{Event, FieldPath};
 use crate::expr::Expr;
-use crate::lookup::{IndicatorId, ListId, Lookup};
+use crate::lookup::{IndicatorId, ListId, Lookup, LookupRef};
 use crate::matcher::{Cache, EventRef, Executor, MatchSink, MatchView, Partition, SharedBuffer};
 use crate::nfa::{Action, Edge, Nfa, StateId, StateKind};
 use crate::pattern::Pattern;
@@ -1062,12 +1062,12 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         cache.next_event();
     }
 
-    fn advance_time<R: Reporter<E, Self> + ?Sized>(
+    fn advance_time<R: Reporter<E, Self> + ?Sized, L: LookupRef>(
         &self,
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
-        lookup: &dyn Lookup,
+        lookup: L,
         t: Timestamp,
         out: &mut R,
     ) -> isize {
@@ -1075,7 +1075,7 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         if !traced {
             let mut tap = Tap { out, seen: None };
             return Executor::new(&self.nfa, cache)
-                .with_lookup(lookup)
+                .with_lookup(lookup.lookup())
                 .advance_time_counted(part, store, t, &mut tap);
         }
         let deadline = part.next_deadline();
@@ -1086,7 +1086,7 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
             seen: Some(&mut emitted),
         };
         let change = Executor::new(&self.nfa, cache)
-            .with_lookup(lookup)
+            .with_lookup(lookup.lookup())
             .advance_time_counted(part, store, t, &mut tap);
         let after = snapshot(part, store);
         self.record_time(t, deadline, &before, &after, &emitted);
@@ -1105,12 +1105,12 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
     // for it is seen; the same matches as with the guard, which only
     // spares steps that change nothing)
 
-    fn process<R: Reporter<E, Self> + ?Sized>(
+    fn process<R: Reporter<E, Self> + ?Sized, L: LookupRef>(
         &self,
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
-        lookup: &dyn Lookup,
+        lookup: L,
         limit: usize,
         starts: bool,
         event: EventRef,
@@ -1119,7 +1119,7 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         if !self.traced(out) {
             // (another key's step: the matcher's, as a plain engine's)
             let mut exec = Executor::new(&self.nfa, cache)
-                .with_lookup(lookup)
+                .with_lookup(lookup.lookup())
                 .with_exact_run_limit(limit);
             if !starts {
                 exec = exec.without_start();
@@ -1137,10 +1137,10 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         // (a traced step of a pattern that reads lists or indicators reads
         // them through a recorder: what its conditions read is kept)
         let Some(names) = self.names.as_deref() else {
-            return self.step(part, store, cache, lookup, limit, starts, event, out);
+            return self.step(part, store, cache, lookup.lookup(), limit, starts, event, out);
         };
         let recorder = Recorder {
-            lookup,
+            lookup: lookup.lookup(),
             names,
             read: std::cell::RefCell::new(Vec::new()),
         };
@@ -1149,15 +1149,15 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         change
     }
 
-    fn discard<R: Reporter<E, Self> + ?Sized>(
+    fn discard<R: Reporter<E, Self> + ?Sized, L: LookupRef>(
         &self,
         part: &mut Partition,
         store: &mut SharedBuffer<E>,
         cache: &mut Cache,
-        lookup: &dyn Lookup,
+        lookup: L,
         out: &mut R,
     ) -> usize {
-        Executor::new(&self.nfa, cache).with_lookup(lookup).discard(
+        Executor::new(&self.nfa, cache).with_lookup(lookup.lookup()).discard(
             part,
             store,
             &mut Tap { out, seen: None },
