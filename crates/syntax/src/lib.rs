@@ -41,6 +41,7 @@ pub mod diagnostic;
 mod explain;
 #[cfg(test)]
 mod expr_tests;
+mod factor;
 mod lex;
 mod load;
 mod lower;
@@ -50,9 +51,17 @@ mod parse;
 mod parse_decl;
 mod parse_expr;
 mod parse_match;
+mod parse_scene;
 mod print;
 mod reads;
+#[cfg(test)]
+mod scene_error_tests;
+mod scene_explain;
+mod scene_lower;
+#[cfg(test)]
+mod scene_tests;
 mod source;
+mod template;
 
 use std::collections::HashMap;
 
@@ -62,6 +71,7 @@ pub use lex::is_plain_ident;
 pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
 pub use lower_expr::{closest, REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
 pub use parse::MAX_PATTERNS;
+pub use scene_explain::explain_scene;
 
 pub use print::print_expr;
 pub use print::print_file;
@@ -69,7 +79,7 @@ pub use reads::{field_reads, FieldRead, ReadClause};
 pub use source::{declarations_source, pattern_source, NoSource, NoSourceWhy};
 
 // The vocabulary, under the names the modules use for it.
-use cepheid_core::{event, expr, lookup, pattern, primitives, time, value};
+use cepheid_core::{event, expr, lookup, pattern, primitives, scene, time, value};
 #[allow(unused_imports)]
 use cepheid_core::{Record, Span};
 
@@ -104,6 +114,9 @@ pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, D
     let mut diagnostics = Vec::new();
     let lowered = lower_expr::ExprCx {
         decls: &NO_DECLARATIONS,
+        factors: factor::no_factors(),
+        params: None,
+        budget: factor::MAX_FACTOR_EXPANSIONS,
         in_indicator: false,
         stages: &stages,
         in_select: false,
@@ -123,23 +136,20 @@ static NO_DECLARATIONS: lookup::Declarations = lookup::Declarations {
     indicators: Vec::new(),
 };
 
-/// Lowers every pattern of a parsed file (without cross-file checks);
-/// returns the valid patterns and all diagnostics.
+/// Lowers every pattern of a parsed file (without cross-file checks), the
+/// instances its scenes make included; returns the valid patterns and all
+/// diagnostics (each in source 0).
 pub fn lower_file(file: &ast::File) -> (Vec<Pattern>, Vec<Diagnostic>) {
-    let mut patterns = Vec::new();
-    let mut diagnostics = Vec::new();
-    let mut decls = lookup::Declarations::default();
-    lower_decl::lower_declarations(
-        &file.declarations,
-        &mut decls,
-        &mut HashMap::new(),
+    let mut loaded = Loaded::default();
+    loaded.sources.push(Source::new("<file>", ""));
+    loaded.add_parsed(
         0,
-        &mut diagnostics,
+        parse::Parsed {
+            patterns: file.patterns.iter().map(|p| (p.clone(), false)).collect(),
+            declarations: file.declarations.clone(),
+            scenes: file.scenes.iter().map(|s| (s.clone(), false)).collect(),
+            diagnostics: Vec::new(),
+        },
     );
-    for p in &file.patterns {
-        let (pattern, mut d) = lower::lower_pattern(p, &decls);
-        patterns.extend(pattern);
-        diagnostics.append(&mut d);
-    }
-    (patterns, diagnostics)
+    (loaded.patterns, loaded.diagnostics)
 }
