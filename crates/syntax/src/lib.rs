@@ -6,13 +6,15 @@
 //! | module | owns |
 //! |---|---|
 //! | `lex` | tokens as nom 8 parsers, the parser's private error type |
-//! | `parse`, `parse_match`, `parse_expr` | the grammar of `language.md`, error recovery |
+//! | `parse`, `parse_match`, `parse_expr`, `parse_decl`, `parse_scene` | the grammar of `language.md`, error recovery |
 //! | [`ast`] | the syntax tree, a [`Span`] on every node |
 //! | `print` | the canonical printer: `parse(print(ast)) == ast` |
-//! | `lower`, `lower_expr` | AST → IR, name resolution, language-only checks |
+//! | `lower`, `lower_expr`, `lower_decl` | AST → IR, name resolution, language-only checks |
+//! | `factor`, `param` | factors (written out where they are called), parameters and their types |
+//! | `template`, `scene_lower` | rules with parameters made once per scene (`rule@scene`), scenes → [`scene::Scene`] |
 //! | [`diagnostic`] | [`Diagnostic`] values and their rendering |
 //! | `load` | text, bytes, files and folders → [`Loaded`] |
-//! | `explain` | the IR as readable text and as a `dot` graph |
+//! | `explain`, `scene_explain` | the IR as readable text and as a `dot` graph; a scene as text |
 //! | `source` | the IR back to `.cep` text (what a snapshot keeps of each pattern) |
 //!
 //! ```
@@ -47,6 +49,7 @@ mod load;
 mod lower;
 mod lower_decl;
 mod lower_expr;
+mod param;
 mod parse;
 mod parse_decl;
 mod parse_expr;

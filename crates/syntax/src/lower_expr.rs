@@ -346,7 +346,7 @@ impl<'a> ExprCx<'a> {
         span: crate::Span,
         d: usize,
     ) -> Expr {
-        use crate::factor::{accepts, literal_phrase, type_help, type_phrase};
+        use crate::param::{accepts, literal_phrase, type_help, type_phrase};
         if self.in_select {
             self.error(
                 DiagnosticKind::FieldInSelect,

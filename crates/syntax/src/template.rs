@@ -15,9 +15,10 @@ use std::sync::Arc;
 
 use crate::ast::{self, ClauseKind, ExprKind, Literal, PatternDecl, Skip};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
-use crate::factor::{infer, param_defs, param_use, placeholder, Factors, ParamDef};
+use crate::factor::Factors;
 use crate::lookup::Declarations;
 use crate::lower::lower_pattern;
+use crate::param::{infer, param_defs, param_use, placeholder, ParamDef};
 use crate::pattern::Pattern;
 use crate::primitives::Span;
 
