@@ -476,3 +476,98 @@ fn the_risk_samples_load_without_a_word() {
         ["new_account_burst@coupon", "new_account_burst@sign_up"]
     );
 }
+
+/// The words of factors, rules with parameters and scenes in any order:
+/// loading never panics nor hangs, what parses prints back to itself.
+mod token_soup {
+    use proptest::prelude::*;
+
+    const TOKENS: &[&str] = &[
+        "scene", "s", "{", "}", "when", "id", "rules", "with", "outcomes", "default", "fallback",
+        "late", "deadline", "hit", "first", "all", "if", "action", "score", ">=", ">", "in",
+        "tagged", "\"t\"", "a", "b", "<", ",", "=", "1", "2.5", "-3", "1h", "0ms", "pattern", "p",
+        "(", ")", ":", "int", "duration", "string", "factor", "f", "f()", "match", "where", "x",
+        "and", "or", "not", "list", "l", "\n", "///", "//", "@", "null", "true", "`", "skip", "to",
+        "next",
+    ];
+
+    /// Lines of a scene, well formed or not.
+    const LINES: &[&str] = &[
+        "when type == \"x\"",
+        "id x.id",
+        "rules p",
+        "rules p, q",
+        "rules tagged \"t\"",
+        "rules nope",
+        "with n = 3",
+        "with n = 1h",
+        "with n = \"s\", m = 2",
+        "outcomes a < b < c",
+        "outcomes a < b < a",
+        "outcomes a, b",
+        "default a",
+        "default z",
+        "fallback b",
+        "late c",
+        "deadline 1s",
+        "deadline 0ms",
+        "hit first",
+        "hit any",
+        "b if action review",
+        "c if action block",
+        "b if score >= 5",
+        "a if score > 1",
+        "c if score >= 10",
+        "c if x in l",
+        "a if x in l",
+        "b if x == 1",
+        "pattern q(n: int) { action review tags \"t\" match e where e: y > n and f(n) }",
+        "pattern r { action block skip to next match e }",
+        "/// doc\npattern u { match e where e: f(1h) }",
+        "garbage {",
+        "}",
+        "pattern",
+    ];
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        #[test]
+        fn any_scene_of_these_lines_loads(lines in prop::collection::vec(0..LINES.len(), 0..14)) {
+            let body: Vec<&str> = lines.iter().map(|&i| LINES[i]).collect();
+            let text = format!(
+                "list l\nfactor f(n) = x > n\npattern p(n) {{ action review tags \"t\" score 3 match e where e: f(n) }}\nscene s {{\n    {}\n}}\n",
+                body.join("\n    ")
+            );
+            let loaded = crate::load_str("lines.cep", &text);
+            let _ = loaded.render();
+            for s in &loaded.scenes {
+                let _ = crate::explain_scene(s, &loaded.patterns);
+                let fired: Vec<usize> = (0..s.rules.len()).collect();
+                let _ = s.resolve(&fired, None);
+            }
+            if let Ok(file) = crate::parse(&text) {
+                let printed = crate::print_file(&file);
+                let again = crate::parse(&printed).map_err(|d| TestCaseError::fail(format!("{}\n{printed}", d[0].message)))?;
+                prop_assert_eq!(again.without_spans(), file.without_spans());
+            }
+        }
+
+        #[test]
+        fn any_sequence_of_their_words_loads(words in prop::collection::vec(0..TOKENS.len(), 0..80)) {
+            let text: Vec<&str> = words.iter().map(|&i| TOKENS[i]).collect();
+            let text = text.join(" ");
+            let loaded = crate::load_str("soup.cep", &text);
+            let _ = loaded.render();
+            let _ = loaded.flink_warnings();
+            for s in &loaded.scenes {
+                let _ = crate::explain_scene(s, &loaded.patterns);
+            }
+            if let Ok(file) = crate::parse(&text) {
+                let printed = crate::print_file(&file);
+                let again = crate::parse(&printed).map_err(|d| TestCaseError::fail(format!("{}\n{printed}", d[0].message)))?;
+                prop_assert_eq!(again.without_spans(), file.without_spans());
+            }
+        }
+    }
+}
