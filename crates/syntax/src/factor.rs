@@ -9,6 +9,7 @@
 //! scene's values and nothing else.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::ast::{self, ExprKind};
@@ -35,6 +36,8 @@ pub(crate) struct FactorDef {
     pub params: Vec<ParamDef>,
     /// Its condition.
     pub body: ast::Expr,
+    /// How many nodes its condition has: what a call writes out.
+    pub size: usize,
     /// The errors its condition gave, lowered alone (message, span):
     /// already said at the factor, not again at each call.
     pub said: Vec<(String, Span)>,
@@ -42,13 +45,90 @@ pub(crate) struct FactorDef {
     pub valid: bool,
 }
 
-/// The factors a text may call, by name.
-pub(crate) type Factors = HashMap<String, Arc<FactorDef>>;
+/// The most expression nodes the factors called in one text may write out
+/// in all (each call writes out its factor's condition): what a text's
+/// lowering may cost is bounded as without factors, whatever calls what.
+pub const MAX_FACTOR_NODES: usize = 1_000_000;
+
+/// The factors a text may call, by name (a map, through `Deref`), and
+/// what the text being lowered may still write out of them
+/// ([`MAX_FACTOR_NODES`], reset for each text).
+#[derive(Debug, Default)]
+pub(crate) struct Factors {
+    defs: HashMap<String, Arc<FactorDef>>,
+    left: AtomicUsize,
+}
+
+impl Clone for Factors {
+    fn clone(&self) -> Self {
+        Factors {
+            defs: self.defs.clone(),
+            left: AtomicUsize::new(self.left.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl std::ops::Deref for Factors {
+    type Target = HashMap<String, Arc<FactorDef>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.defs
+    }
+}
+
+impl std::ops::DerefMut for Factors {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.defs
+    }
+}
+
+impl Factors {
+    /// A new text is lowered: its budget is whole.
+    pub(crate) fn reset(&self) {
+        self.left.store(MAX_FACTOR_NODES, Ordering::Relaxed);
+    }
+
+    /// Takes `nodes` from the text's budget; `false` when it is spent.
+    pub(crate) fn spend(&self, nodes: usize) -> bool {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(nodes)
+            })
+            .is_ok()
+    }
+}
 
 /// No factor (what a standalone expression may call).
 pub(crate) fn no_factors() -> &'static Factors {
     static NONE: OnceLock<Factors> = OnceLock::new();
-    NONE.get_or_init(Factors::new)
+    NONE.get_or_init(Factors::default)
+}
+
+/// How many nodes `e` has (what writing it out costs).
+fn size(e: &ast::Expr) -> usize {
+    let mut n = 0;
+    let mut todo = vec![e];
+    while let Some(e) = todo.pop() {
+        n += 1;
+        match &e.kind {
+            ExprKind::Literal(_) | ExprKind::Path(_) => {}
+            ExprKind::Unary(_, x) | ExprKind::InList(x, _) => todo.push(x),
+            ExprKind::Binary(_, x, y) => {
+                todo.push(x);
+                todo.push(y);
+            }
+            ExprKind::Chain(x, rest) => {
+                todo.push(x);
+                todo.extend(rest.iter().map(|(_, y)| y));
+            }
+            ExprKind::In(x, items) => {
+                todo.push(x);
+                todo.extend(items);
+            }
+            ExprKind::Call(_, args) => todo.extend(args),
+        }
+    }
+    n
 }
 
 /// No stage (a factor's condition reads the event alone).
@@ -113,6 +193,7 @@ pub(crate) fn declare_factors(
             d.name.name.clone(),
             Arc::new(FactorDef {
                 params,
+                size: size(&f.body),
                 body: f.body.clone(),
                 said: Vec::new(),
                 valid: true,

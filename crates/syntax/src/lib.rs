@@ -70,11 +70,13 @@ use std::collections::HashMap;
 
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Label, Located, Severity, Source};
 pub use explain::{explain, sequence_dot};
+pub use factor::{MAX_FACTOR_EXPANSIONS, MAX_FACTOR_NODES};
 pub use lex::is_plain_ident;
 pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
 pub use lower_expr::{closest, REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
 pub use parse::MAX_PATTERNS;
 pub use scene_explain::explain_scene;
+pub use scene_lower::{MAX_INSTANCES, MAX_OUTCOMES, MAX_SCENE_RULES};
 
 pub use print::print_expr;
 pub use print::print_file;

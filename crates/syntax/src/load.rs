@@ -253,6 +253,7 @@ impl Loaded {
     /// scenes (and the instances they make); every diagnostic in reading
     /// order.
     pub(crate) fn add_parsed(&mut self, index: usize, parsed: Parsed) {
+        self.factors.reset();
         let mut diagnostics = parsed.diagnostics;
         let mut patterns = Vec::new();
         let mut declared = Vec::new();
@@ -307,6 +308,9 @@ impl Loaded {
             }
         }
         let mut scenes = Vec::new();
+        let entries_left = std::cell::Cell::new(crate::scene_lower::MAX_SCENE_RULES);
+        let instances_left = std::cell::Cell::new(crate::scene_lower::MAX_INSTANCES);
+        let spent = std::cell::Cell::new(false);
         for (scene, had_syntax_errors) in &parsed.scenes {
             let name = &scene.name;
             if let Some(&(first_source, first_span)) = self.scene_names.get(&name.name) {
@@ -348,6 +352,9 @@ impl Loaded {
                     rules: &self.rules,
                     rule_names: &self.rule_names,
                     source: index,
+                    entries_left: &entries_left,
+                    instances_left: &instances_left,
+                    spent: &spent,
                 },
                 scene,
             );

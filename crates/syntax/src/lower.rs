@@ -703,7 +703,7 @@ impl Lowerer<'_> {
                     ast::ExprKind::Call(f, args) => {
                         let factor = self.factors.get(&f.name).filter(|f| f.valid);
                         if let Some(factor) = factor.filter(|f| f.params.len() == args.len()) {
-                            if budget > 0 {
+                            if budget > 0 && self.factors.spend(factor.size) {
                                 budget -= 1;
                                 let values = args
                                     .iter()

@@ -404,6 +404,16 @@ impl<'a> ExprCx<'a> {
             return Expr::Literal(Value::Null);
         }
         self.budget -= 1;
+        if !self.factors.spend(factor.size) {
+            let message = format!(
+                "the factors called in this file write out more than {} expression nodes in all",
+                crate::factor::MAX_FACTOR_NODES
+            );
+            if !self.diagnostics.iter().any(|d| d.message == message) {
+                self.error(DiagnosticKind::Limit, span, message);
+            }
+            return Expr::Literal(Value::Null);
+        }
         let mut values = HashMap::new();
         for (arg, p) in args.iter().zip(&factor.params) {
             let literal = match &arg.kind {

@@ -522,3 +522,82 @@ fn a_name_is_a_rule_once_with_or_without_parameters() {
         ["error 2:9 `p`: a pattern named `p` is already defined"]
     );
 }
+
+#[test]
+fn the_instances_of_a_file_are_limited() {
+    // 101 rules with a parameter, all tagged `t`, held by 100 scenes:
+    // 10,100 instances, one scene's worth over the limit.
+    let mut src = String::new();
+    for i in 0..101 {
+        src.push_str(&format!(
+            "pattern t{i}(n: int) {{ tags \"t\" match e where e: x > n }}\n"
+        ));
+    }
+    for i in 0..100 {
+        src.push_str(&format!(
+            "scene s{i} {{ rules tagged \"t\" with n = {i} outcomes a fallback a deadline 1s }}\n"
+        ));
+    }
+    let loaded = load_str("many.cep", &src);
+    let errors: Vec<&str> = loaded
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.message.as_str())
+        .collect();
+    assert_eq!(
+        errors,
+        ["the scenes of this file make more than 10000 rules with parameters (one per scene that holds one)"]
+    );
+    // The first 99 scenes made theirs; the last, over the limit, none.
+    assert_eq!(loaded.scenes.len(), 99);
+    assert_eq!(loaded.patterns.len(), 99 * 101);
+}
+
+#[test]
+fn the_rules_the_scenes_of_a_file_hold_are_limited() {
+    // 400 rules tagged `t`, held by 251 scenes: 100,400 in all.
+    let mut src = String::new();
+    for i in 0..400 {
+        src.push_str(&format!("pattern r{i} {{ tags \"t\" match e }}\n"));
+    }
+    for i in 0..251 {
+        src.push_str(&format!(
+            "scene s{i} {{ rules tagged \"t\" outcomes a fallback a deadline 1s }}\n"
+        ));
+    }
+    let got = said(&src);
+    assert_eq!(
+        got,
+        ["error 651:7 `s250`: the scenes of this file hold more than 100000 rules in all"]
+    );
+}
+
+#[test]
+fn what_the_factors_of_a_file_write_out_is_limited() {
+    // `f8` writes out 256 copies of `f0`'s 151 nodes (38,656), 510 calls
+    // in all: within the limit of one condition, but a file of many rules
+    // calling it would write out more than a million nodes. (Checking the
+    // factors alone writes out about 77,000.)
+    let terms: Vec<String> = (0..50).map(|i| format!("x{i} > 1")).collect();
+    let mut src = format!("factor f0() = {}\n", terms.join(" and "));
+    for i in 1..=8 {
+        src.push_str(&format!("factor f{i}() = f{}() or f{}()\n", i - 1, i - 1));
+    }
+    for i in 0..100 {
+        src.push_str(&format!("pattern p{i} {{ match e where e: f8() }}\n"));
+    }
+    let loaded = load_str("many.cep", &src);
+    let errors: Vec<String> = said(&src)
+        .into_iter()
+        .filter(|d| d.starts_with("error"))
+        .collect();
+    assert_eq!(
+        errors[0],
+        "error 33:32 `f8()`: the factors called in this file write out more than 1000000 expression nodes in all"
+    );
+    // The rules before it were written out whole; the others are not
+    // loaded.
+    assert_eq!(loaded.patterns.len(), 23);
+    assert_eq!(errors.len(), 100 - 23);
+}

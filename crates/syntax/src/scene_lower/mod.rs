@@ -33,6 +33,14 @@ use lines::Lines;
 /// Most outcomes a scene may name.
 pub const MAX_OUTCOMES: usize = 256;
 
+/// Most rules the scenes of one text may hold in all (a rule held by two
+/// scenes counts twice).
+pub const MAX_SCENE_RULES: usize = 100_000;
+
+/// Most instances of rules with parameters the scenes of one text may make
+/// (each is a pattern: as many as a file may hold, `MAX_PATTERNS`).
+pub const MAX_INSTANCES: usize = crate::MAX_PATTERNS;
+
 /// What a scene is lowered against: the rule set as loaded so far.
 pub(crate) struct SceneInput<'a> {
     /// Lists and indicators.
@@ -45,6 +53,13 @@ pub(crate) struct SceneInput<'a> {
     pub rule_names: &'a HashMap<String, usize>,
     /// The scene's source.
     pub source: usize,
+    /// How many more rules the text's scenes may hold ([`MAX_SCENE_RULES`]
+    /// for each text).
+    pub entries_left: &'a std::cell::Cell<usize>,
+    /// How many more instances they may make ([`MAX_INSTANCES`]).
+    pub instances_left: &'a std::cell::Cell<usize>,
+    /// Was a limit said for this text already?
+    pub spent: &'a std::cell::Cell<bool>,
 }
 
 /// A lowered scene: the scene (`None` when it has an error), the
@@ -63,6 +78,23 @@ pub(crate) struct LoweredScene {
 
 /// Lowers `s` (see the module docs).
 pub(crate) fn lower_scene(cx: &SceneInput<'_>, s: &SceneDecl) -> LoweredScene {
+    if cx.entries_left.get() == 0 {
+        // (over the limit of the text, said once: its other scenes are
+        // left)
+        let mut diagnostics = Vec::new();
+        if !cx.spent.replace(true) {
+            diagnostics.push(
+                Diagnostic::error(DiagnosticKind::Limit, s.name.span, rules::ENTRIES)
+                    .in_source(cx.source),
+            );
+        }
+        return LoweredScene {
+            scene: None,
+            instances: Vec::new(),
+            diagnostics,
+            held: Vec::new(),
+        };
+    }
     let mut l = Lowerer {
         cx,
         scene: &s.name.name,

@@ -15,14 +15,24 @@ use crate::primitives::Span;
 use crate::scene::{OutcomeId, Parameter, SceneRule};
 use crate::template::{instantiate, RuleInfo};
 
+/// What the scenes of one text may hold in all, rules with parameters or
+/// not ([`MAX_SCENE_RULES`](super::MAX_SCENE_RULES)).
+pub(super) const ENTRIES: &str = "the scenes of this file hold more than 100000 rules in all";
+
+/// How many instances the scenes of one text may make
+/// ([`MAX_INSTANCES`](super::MAX_INSTANCES)).
+const INSTANCES: &str =
+    "the scenes of this file make more than 10000 rules with parameters (one per scene that holds one)";
+
 impl Lowerer<'_, '_> {
     /// The rules the scene holds, in its order: its `rules` items as
     /// written (a tag's rules in load order), then its own rules; each
     /// once.
     pub(super) fn held(&mut self, s: &SceneDecl, refs: &[&RuleRef]) -> Vec<Held> {
         let mut held: Vec<Held> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut add = |rule: usize, at: Span| {
-            if !held.iter().any(|h| h.rule == rule) {
+            if seen.insert(rule) {
                 held.push(Held { rule, at });
             }
         };
@@ -197,6 +207,10 @@ impl Lowerer<'_, '_> {
                 complete = false;
                 continue;
             }
+            if !self.take(self.cx.entries_left, h.at, ENTRIES) {
+                complete = false;
+                break;
+            }
             if let Some(skip) = rule.skip {
                 let d = Diagnostic::error(
                     DiagnosticKind::Scene,
@@ -211,6 +225,10 @@ impl Lowerer<'_, '_> {
             }
             let outcome = self.action_outcome(rule, h.at, lines, known);
             let (pattern, parameters) = if rule.decl.is_some() {
+                if !self.take(self.cx.instances_left, h.at, INSTANCES) {
+                    complete = false;
+                    continue;
+                }
                 let Some((instance, parameters)) = self.instance(rule, h.at, &values) else {
                     continue;
                 };
@@ -232,6 +250,23 @@ impl Lowerer<'_, '_> {
             });
         }
         (rules, instances, complete)
+    }
+
+    /// Takes one from a text's budget (`left`), or says (once per text,
+    /// with `message`) that it is spent.
+    fn take(&mut self, left: &std::cell::Cell<usize>, at: Span, message: &str) -> bool {
+        match left.get() {
+            0 => {
+                if !self.cx.spent.replace(true) {
+                    self.push(Diagnostic::error(DiagnosticKind::Limit, at, message));
+                }
+                false
+            }
+            n => {
+                left.set(n - 1);
+                true
+            }
+        }
     }
 
     /// The outcome `rule`'s action gives in this scene (an error when it
