@@ -25,6 +25,8 @@ mod api_traits;
 mod check_flink;
 #[path = "../check_sample.rs"]
 mod check_sample;
+#[path = "../check_scenes.rs"]
+mod check_scenes;
 #[path = "../cli_audit.rs"]
 mod cli_audit;
 #[path = "../cli_backtest.rs"]
