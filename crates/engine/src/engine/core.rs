@@ -1585,6 +1585,7 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, S> {
                     until: None,
                     from: None,
                     shadow: ir.shadow,
+                    origin: crate::engine::memory::EntryOrigin::Rules,
                 });
             }
         }

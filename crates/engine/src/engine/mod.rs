@@ -102,7 +102,7 @@ pub use front::{Engine, PatternSet};
 pub use json_line::Pushed;
 pub use lists::ListWrite;
 pub use memory::{
-    EntryError, MemoryStats, DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
+    EntryError, EntryOrigin, MemoryStats, DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
 };
 pub use reload::{Change, Changes, ReloadPolicy};
 #[cfg(test)]

@@ -1,9 +1,18 @@
 //! One reference list's entries, held compactly: every entry's bytes in
-//! one arena, and a hash table of 16-byte slots (arena offset, length,
-//! expiry) over it. An entry costs its encoded bytes (a tag byte and the
-//! value's bytes) plus about 19 bytes of table at hashbrown's load factor:
-//! under the 32 per entry of `docs/design/lists-indicators.md` (measured by
-//! `entry_overhead_is_under_32_bytes` below).
+//! one arena, and a hash table of 16-byte slots (arena offset, length and
+//! holder, expiry) over it. An entry costs its encoded bytes (a tag byte
+//! and the value's bytes) plus about 19 bytes of table at hashbrown's load
+//! factor: under the 32 per entry of `docs/design/lists-indicators.md`
+//! (measured by `entry_overhead_is_under_32_bytes` below).
+//!
+//! Each origin of a change ([`EntryOrigin`]: a reference file, the rules'
+//! writes, `$list` records, the library) holds a value apart, until its
+//! own expiry: the value is in the list while one of its holds is alive,
+//! until the latest of them, and an origin's remove ends its own hold
+//! only (`docs/lists.md`, "Origins"). A value held by one origin (the
+//! common case) keeps its holder in its slot, in the top byte of its
+//! length: it costs nothing more. One held by several keeps their holds
+//! beside the table ([`EntrySet::holds`]).
 //!
 //! How a value is encoded depends on the list's [`ListKind`]: `values`
 //! encodes the value (numbers normalized so that `1` and `1.0` are one
@@ -13,21 +22,109 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use crate::lookup::ListKind;
 use crate::primitives::Timestamp;
 use crate::value::{key_part, Value, ValueRef};
 
-/// An entry's place in the arena and until when it lives.
+/// An entry's place in the arena, its holder, and until when it lives.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     offset: u32,
-    len: u32,
-    /// Seen by events before this time ([`NEVER`]: until removed).
+    /// Its length in bytes (the low 24 bits) and its holder (the high 8:
+    /// its holder's number in [`EntrySet::holders`] + 1; 0: its holds are
+    /// in [`EntrySet::holds`]).
+    len_held: u32,
+    /// Seen by events before this time ([`NEVER`]: until removed): the
+    /// latest expiry of its holds.
     expires: Timestamp,
 }
+
+/// The longest entry a list holds, encoded (a value of more is refused,
+/// [`EntryError::TooLong`]; a line of input is at most 1 MiB).
+pub(crate) const MAX_ENTRY_BYTES: usize = (1 << 24) - 1;
+
+/// The most holders a slot names itself (more are in [`EntrySet::holds`]).
+const SLOT_HOLDERS: u32 = 255;
+
+impl Slot {
+    fn new(offset: u32, len: usize, expires: Timestamp) -> Slot {
+        Slot {
+            offset,
+            // (checked against MAX_ENTRY_BYTES before)
+            len_held: (len as u32) & MAX_ENTRY_BYTES as u32,
+            expires,
+        }
+    }
+
+    fn len(&self) -> u32 {
+        self.len_held & MAX_ENTRY_BYTES as u32
+    }
+
+    /// Its one holder's number (`None`: its holds are beside the table).
+    fn holder(&self) -> Option<u32> {
+        match self.len_held >> 24 {
+            0 => None,
+            tag => Some(tag - 1),
+        }
+    }
+
+    fn set_holder(&mut self, holder: Option<u32>) {
+        let tag = holder.map_or(0, |h| h + 1);
+        self.len_held = (self.len_held & MAX_ENTRY_BYTES as u32) | (tag << 24);
+    }
+}
+
+/// Who holds a list's entry (`docs/lists.md`, "Origins"): each origin
+/// holds a value apart, with an expiry of its own; the value is in the
+/// list while one of its holds is alive, and an origin's remove (a
+/// reference file's edit that drops the value, say) ends its own hold
+/// only.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum EntryOrigin {
+    /// The library: [`Engine::add_to_list`](crate::Engine::add_to_list)
+    /// and its kin, a run's handle.
+    Library,
+    /// `$list` records: of the input, of a rules topic, of a list's
+    /// topic.
+    Records,
+    /// The `then` writes of the rules.
+    Rules,
+    /// A reference file (`--list NAME=PATH`), by its path as given.
+    File(Arc<str>),
+    /// No origin recorded: an entry restored from a snapshot of a build
+    /// that kept none (format version 8 and before). Any origin's change
+    /// of the value ends this hold, as any change of a value did then.
+    Unrecorded,
+}
+
+impl EntryOrigin {
+    /// The reference file at `path`.
+    pub fn file(path: &std::path::Path) -> EntryOrigin {
+        EntryOrigin::File(path.to_string_lossy().into())
+    }
+}
+
+impl std::fmt::Display for EntryOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryOrigin::Library => f.write_str("the library"),
+            EntryOrigin::Records => f.write_str("`$list` records"),
+            EntryOrigin::Rules => f.write_str("the rules' writes"),
+            EntryOrigin::File(path) => write!(f, "{path}"),
+            EntryOrigin::Unrecorded => f.write_str("no recorded origin"),
+        }
+    }
+}
+
+/// The holds of one value: each holder's number and its hold's expiry,
+/// by holder.
+pub(crate) type Holds = SmallVec<[(u32, Timestamp); 2]>;
 
 /// The expiry of an entry that does not expire.
 pub(crate) const NEVER: Timestamp = Timestamp::MAX;
@@ -43,6 +140,8 @@ pub enum EntryError {
     NotAPrefix,
     /// The list holds its limit of entries.
     Full(usize),
+    /// The entry is longer than a list holds (16 MiB).
+    TooLong(usize),
 }
 
 impl std::fmt::Display for EntryError {
@@ -54,6 +153,12 @@ impl std::fmt::Display for EntryError {
             }
             EntryError::NotAPrefix => write!(f, "a prefix is a string or an integer"),
             EntryError::Full(n) => write!(f, "the list holds its limit of {n} entries"),
+            EntryError::TooLong(n) => {
+                write!(
+                    f,
+                    "an entry of {n} bytes is longer than a list holds ({MAX_ENTRY_BYTES})"
+                )
+            }
         }
     }
 }
@@ -75,6 +180,13 @@ pub(crate) struct EntrySet {
     earliest: Timestamp,
     /// Scratch for encoding.
     scratch: Vec<u8>,
+    /// The origins that held an entry, numbered by their place (a few:
+    /// never shrinks).
+    holders: Vec<EntryOrigin>,
+    /// The holds of each entry whose slot does not name its holder (held
+    /// by several origins, or by one numbered past [`SLOT_HOLDERS`]), by
+    /// the entry's bytes.
+    holds: hashbrown::HashMap<Box<[u8]>, Holds>,
 }
 
 impl std::fmt::Debug for EntrySet {
@@ -82,8 +194,16 @@ impl std::fmt::Debug for EntrySet {
         f.debug_struct("EntrySet")
             .field("kind", &self.kind)
             .field("len", &self.table.len())
+            .field("held by several", &self.holds.len())
             .finish()
     }
+}
+
+/// A change of one origin's hold of a value: held until a time, or let go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    Until(Timestamp),
+    Released,
 }
 
 impl EntrySet {
@@ -97,6 +217,8 @@ impl EntrySet {
             hasher: hashbrown::DefaultHashBuilder::default(),
             earliest: NEVER,
             scratch: Vec::new(),
+            holders: Vec::new(),
+            holds: hashbrown::HashMap::new(),
         }
     }
 
@@ -108,14 +230,21 @@ impl EntrySet {
         self.table.len()
     }
 
-    /// Heap bytes held (arena and table).
+    /// Heap bytes held (arena and table; the holds of values held by
+    /// several origins).
     pub(crate) fn heap_bytes(&self) -> usize {
+        let several = self.holds.capacity() * (std::mem::size_of::<(Box<[u8]>, Holds)>() + 1)
+            + (self.holds.iter())
+                .map(|(bytes, holds)| {
+                    bytes.len() + holds.spilled() as usize * holds.capacity() * 16
+                })
+                .sum::<usize>();
         self.arena.capacity()
             + self.table.capacity() * (std::mem::size_of::<Slot>() + 1)
             + self.lengths.capacity() * 8
+            + several
     }
 
-    /// Adds (or refreshes) `value` until `expires`.
     /// `value` encoded as an entry of the list (`None`: the list cannot
     /// hold it): one value, one encoding (`1` and `1.0` alike).
     pub(crate) fn encode(&self, value: ValueRef<'_>) -> Option<Vec<u8>> {
@@ -124,75 +253,181 @@ impl EntrySet {
         Some(bytes)
     }
 
+    /// The number of `origin` among the holders (added when new).
+    fn holder_id(&mut self, origin: &EntryOrigin) -> u32 {
+        match self.holders.iter().position(|h| h == origin) {
+            Some(at) => at as u32,
+            None => {
+                self.holders.push(origin.clone());
+                (self.holders.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Adds (or refreshes) `value` until `expires`, held by the rules
+    /// alone: the sets of a shadow copy, which one origin changes.
     pub(crate) fn add(
         &mut self,
         value: ValueRef<'_>,
         expires: Timestamp,
         limit: usize,
     ) -> Result<(), EntryError> {
+        self.hold(value, expires, limit, &EntryOrigin::Rules, Timestamp::MIN)
+    }
+
+    /// Removes `value`, held by the rules alone ([`EntrySet::add`]); false
+    /// when it was not there.
+    pub(crate) fn remove(&mut self, value: ValueRef<'_>) -> Result<bool, EntryError> {
+        self.release(value, &EntryOrigin::Rules, Timestamp::MIN)
+    }
+
+    /// `origin` holds `value` until `expires` (its hold made or
+    /// refreshed), at event time `now`: the value is in the list until
+    /// the latest of its holds' expiries. An origin's hold of a value
+    /// the list does not have yet is refused when the list holds
+    /// `limit` entries.
+    pub(crate) fn hold(
+        &mut self,
+        value: ValueRef<'_>,
+        expires: Timestamp,
+        limit: usize,
+        origin: &EntryOrigin,
+        now: Timestamp,
+    ) -> Result<(), EntryError> {
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
-        let length = encode_entry(self.kind, value, &mut bytes)?;
-        let hash = self.hasher.hash_one(&bytes[..]);
-        let arena = &self.arena;
-        if let Some(slot) = self
-            .table
-            .find_mut(hash, |s| slot_bytes(arena, s) == &bytes[..])
-        {
-            slot.expires = expires;
-        } else {
-            if self.table.len() >= limit {
-                self.scratch = bytes;
-                return Err(EntryError::Full(limit));
+        let length = encode_entry(self.kind, value, &mut bytes);
+        let result = match length {
+            Err(e) => Err(e),
+            Ok(_) if bytes.len() > MAX_ENTRY_BYTES => Err(EntryError::TooLong(bytes.len())),
+            Ok(length) => {
+                self.hold_encoded(&bytes, length, Hold::Until(expires), limit, origin, now)
             }
-            let slot = Slot {
-                offset: u32::try_from(self.arena.len()).unwrap_or(u32::MAX),
-                len: bytes.len() as u32,
-                expires,
-            };
-            self.arena.extend_from_slice(&bytes);
-            let (arena, hasher) = (&self.arena, &self.hasher);
-            self.table
-                .insert_unique(hash, slot, |s| hasher.hash_one(slot_bytes(arena, s)));
-            if let Some(l) = length {
-                match self.lengths.iter_mut().find(|(n, _)| *n == l) {
-                    Some((_, count)) => *count += 1,
-                    None => {
-                        self.lengths.push((l, 1));
-                        // longest first: the most specific entry is found first
-                        self.lengths
-                            .sort_unstable_by_key(|l| std::cmp::Reverse(l.0));
-                    }
-                }
+        };
+        self.scratch = bytes;
+        result.map(drop)
+    }
+
+    /// `origin` lets `value` go, at event time `now`: its hold ends, and
+    /// the value leaves the list when no other origin holds it (true).
+    pub(crate) fn release(
+        &mut self,
+        value: ValueRef<'_>,
+        origin: &EntryOrigin,
+        now: Timestamp,
+    ) -> Result<bool, EntryError> {
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        let result = match encode_entry(self.kind, value, &mut bytes) {
+            Err(e) => Err(e),
+            Ok(length) => self.hold_encoded(&bytes, length, Hold::Released, 0, origin, now),
+        };
+        self.scratch = bytes;
+        let gone = result?;
+        self.compact_if_worth_it();
+        Ok(gone)
+    }
+
+    /// [`hold`](Self::hold) or [`release`](Self::release) of the entry
+    /// encoded as `bytes` (probed at `length`): true when the entry left
+    /// the list.
+    fn hold_encoded(
+        &mut self,
+        bytes: &[u8],
+        length: Option<u32>,
+        hold: Hold,
+        limit: usize,
+        origin: &EntryOrigin,
+        now: Timestamp,
+    ) -> Result<bool, EntryError> {
+        let id = self.holder_id(origin);
+        let hash = self.hasher.hash_one(bytes);
+        let arena = &self.arena;
+        let found = self
+            .table
+            .find_entry(hash, |s| slot_bytes(arena, s) == bytes);
+        let mut entry = match found {
+            Ok(entry) => entry,
+            Err(absent) => {
+                drop(absent);
+                return self.add_new(bytes, length, hold, limit, (id, hash));
+            }
+        };
+        let slot = entry.get_mut();
+        let mut held: Holds = match slot.holder() {
+            Some(h) => smallvec::smallvec![(h, slot.expires)],
+            None => self.holds.remove(bytes).unwrap_or_default(),
+        };
+        let holders = &self.holders;
+        let unrecorded = |h: u32| holders[h as usize] == EntryOrigin::Unrecorded;
+        let all = *origin == EntryOrigin::Unrecorded;
+        held.retain(|&mut (h, e)| e > now && h != id && !all && !unrecorded(h));
+        if let Hold::Until(expires) = hold {
+            let at = held.partition_point(|&(h, _)| h < id);
+            held.insert(at, (id, expires));
+        }
+        let Some(expires) = held.iter().map(|&(_, e)| e).max() else {
+            let (slot, _) = entry.remove();
+            self.garbage += slot.len() as usize;
+            self.forget_length(length);
+            return Ok(true);
+        };
+        slot.expires = expires;
+        match held[..] {
+            [(h, _)] if h < SLOT_HOLDERS => slot.set_holder(Some(h)),
+            _ => {
+                slot.set_holder(None);
+                self.holds.insert(bytes.into(), held);
             }
         }
         self.earliest = self.earliest.min(expires);
-        self.scratch = bytes;
-        Ok(())
+        Ok(false)
     }
 
-    /// Removes `value`; false when it was not there.
-    pub(crate) fn remove(&mut self, value: ValueRef<'_>) -> Result<bool, EntryError> {
-        let mut bytes = std::mem::take(&mut self.scratch);
-        bytes.clear();
-        let length = encode_entry(self.kind, value, &mut bytes)?;
-        let hash = self.hasher.hash_one(&bytes[..]);
-        let arena = &self.arena;
-        let found = match self
-            .table
-            .find_entry(hash, |s| slot_bytes(arena, s) == &bytes[..])
-        {
-            Ok(entry) => {
-                let (slot, _) = entry.remove();
-                self.garbage += slot.len as usize;
-                self.forget_length(length);
-                true
-            }
-            Err(_) => false,
+    /// The hold of a value the list does not have: a new entry (`id`:
+    /// its holder's number, `hash`: its bytes').
+    fn add_new(
+        &mut self,
+        bytes: &[u8],
+        length: Option<u32>,
+        hold: Hold,
+        limit: usize,
+        (id, hash): (u32, u64),
+    ) -> Result<bool, EntryError> {
+        let Hold::Until(expires) = hold else {
+            return Ok(false);
         };
-        self.scratch = bytes;
-        self.compact_if_worth_it();
-        Ok(found)
+        if self.table.len() >= limit {
+            return Err(EntryError::Full(limit));
+        }
+        let offset = u32::try_from(self.arena.len()).unwrap_or(u32::MAX);
+        let mut slot = Slot::new(offset, bytes.len(), expires);
+        if id < SLOT_HOLDERS {
+            slot.set_holder(Some(id));
+        } else {
+            (self.holds).insert(bytes.into(), smallvec::smallvec![(id, expires)]);
+        }
+        self.arena.extend_from_slice(bytes);
+        let (arena, hasher) = (&self.arena, &self.hasher);
+        self.table
+            .insert_unique(hash, slot, |s| hasher.hash_one(slot_bytes(arena, s)));
+        self.count_length(length);
+        self.earliest = self.earliest.min(expires);
+        Ok(false)
+    }
+
+    fn count_length(&mut self, length: Option<u32>) {
+        if let Some(l) = length {
+            match self.lengths.iter_mut().find(|(n, _)| *n == l) {
+                Some((_, count)) => *count += 1,
+                None => {
+                    self.lengths.push((l, 1));
+                    // longest first: the most specific entry is found first
+                    self.lengths
+                        .sort_unstable_by_key(|l| std::cmp::Reverse(l.0));
+                }
+            }
+        }
     }
 
     fn forget_length(&mut self, length: Option<u32>) {
@@ -215,11 +450,12 @@ impl EntrySet {
     }
 
     /// Does the shadow copy of this list hold `value` for an event at
-    /// `now` (`docs/semantics.md`, "Shadow rules")? `shadow`: the copy's
-    /// own entries (added by shadow writes, seen before their expiry),
-    /// `hidden`: the entries of this list the copy does not hold (removed
-    /// or expired there), each until this list's own entry expires; any
-    /// other entry is this list's.
+    /// `now` (`docs/semantics.md`, "Shadow rules")? The copy differs from
+    /// this list in the rules' hold only: `shadow`: the copy's rules'
+    /// holds (made by shadow writes, seen before their expiry); `hidden`:
+    /// the values whose rules' hold here the copy does not have (removed
+    /// or expired there), each until that hold here expires, read from the
+    /// other origins' holds; any other value is this list's.
     pub(crate) fn contains_shadowed(
         &self,
         shadow: &EntrySet,
@@ -227,18 +463,49 @@ impl EntrySet {
         value: ValueRef<'_>,
         now: Timestamp,
     ) -> Option<bool> {
+        let rules = self.holders.iter().position(|h| *h == EntryOrigin::Rules);
         matches(self.kind, &self.lengths, &shadow.lengths, value, |b| {
             if shadow.probe(b, now) {
                 true
             } else if hidden.probe(b, now) {
-                false
+                self.probe_held(b, now, |h| Some(h as usize) != rules)
             } else {
                 self.probe(b, now)
             }
         })
     }
 
-    /// The expiry of the entry encoded as `bytes` (`None`: no entry).
+    /// Until when `origin` holds the entry encoded as `bytes`, if it holds
+    /// it (its hold may have expired at the engine's time, not swept yet).
+    pub(crate) fn hold_of(&self, bytes: &[u8], origin: &EntryOrigin) -> Option<Timestamp> {
+        let id = self.holders.iter().position(|h| h == origin)? as u32;
+        let hash = self.hasher.hash_one(bytes);
+        let slot = (self.table).find(hash, |s| slot_bytes(&self.arena, s) == bytes)?;
+        match slot.holder() {
+            Some(h) => (h == id).then_some(slot.expires),
+            None => (self.holds.get(bytes)?.iter())
+                .find(|&&(h, _)| h == id)
+                .map(|&(_, e)| e),
+        }
+    }
+
+    /// Does a holder that `counts` (by number) hold the entry encoded as
+    /// `bytes` at `now`?
+    fn probe_held(&self, bytes: &[u8], now: Timestamp, counts: impl Fn(u32) -> bool) -> bool {
+        let hash = self.hasher.hash_one(bytes);
+        let Some(slot) = (self.table).find(hash, |s| slot_bytes(&self.arena, s) == bytes) else {
+            return false;
+        };
+        match slot.holder() {
+            Some(h) => slot.expires > now && counts(h),
+            None => {
+                (self.holds.get(bytes).into_iter().flatten()).any(|&(h, e)| e > now && counts(h))
+            }
+        }
+    }
+
+    /// The expiry of the entry encoded as `bytes` (`None`: no entry): the
+    /// latest of its holds'.
     pub(crate) fn expiry_of(&self, bytes: &[u8]) -> Option<Timestamp> {
         let hash = self.hasher.hash_one(bytes);
         self.table
@@ -269,13 +536,17 @@ impl EntrySet {
         let mut dropped = Vec::new();
         let kind = self.kind;
         let arena = &self.arena;
+        let holds = &mut self.holds;
         self.table.retain(|s| {
             if s.expires <= now {
                 let length = entry_length(kind, slot_bytes(arena, s));
                 if let Some(kept) = kept.as_deref_mut() {
                     kept.keep(slot_bytes(arena, s), s.expires, length);
                 }
-                dropped.push((s.len, length));
+                if s.holder().is_none() {
+                    holds.remove(slot_bytes(arena, s));
+                }
+                dropped.push((s.len(), length));
                 false
             } else {
                 earliest = earliest.min(s.expires);
@@ -298,7 +569,7 @@ impl EntrySet {
         let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
         for slot in self.table.iter_mut() {
             let start = slot.offset as usize;
-            let bytes = &self.arena[start..start + slot.len as usize];
+            let bytes = &self.arena[start..start + slot.len() as usize];
             slot.offset = arena.len() as u32;
             arena.extend_from_slice(bytes);
         }
@@ -313,28 +584,66 @@ impl EntrySet {
             .map(|s| (slot_bytes(&self.arena, s), s.expires))
     }
 
-    /// Adds an entry given as its encoded bytes (from [`entries`](Self::entries)).
-    pub(crate) fn add_encoded(&mut self, bytes: &[u8], expires: Timestamp) {
-        let hash = self.hasher.hash_one(bytes);
-        let slot = Slot {
-            offset: self.arena.len() as u32,
-            len: bytes.len() as u32,
-            expires,
+    /// The origins that held an entry, by number.
+    pub(crate) fn holders(&self) -> &[EntryOrigin] {
+        &self.holders
+    }
+
+    /// Each entry's holds (each holder's number and expiry), in the order
+    /// of [`entries`](Self::entries).
+    pub(crate) fn entry_holds(&self) -> impl Iterator<Item = Holds> + '_ {
+        self.table.iter().map(|s| match s.holder() {
+            Some(h) => smallvec::smallvec![(h, s.expires)],
+            None => (self.holds.get(slot_bytes(&self.arena, s)).cloned()).unwrap_or_default(),
+        })
+    }
+
+    /// Adds an entry given as its encoded bytes (from
+    /// [`entries`](Self::entries)), held by `origin` alone.
+    pub(crate) fn add_encoded(&mut self, bytes: &[u8], expires: Timestamp, origin: &EntryOrigin) {
+        let id = self.holder_id(origin);
+        self.add_encoded_held(bytes, smallvec::smallvec![(id, expires)]);
+    }
+
+    /// Adds an entry given as its encoded bytes (from
+    /// [`entries`](Self::entries)) with its holds (each origin's expiry);
+    /// none without a hold. An entry there already, or longer than a
+    /// list holds, is left as it is.
+    pub(crate) fn add_encoded_holds(
+        &mut self,
+        bytes: &[u8],
+        holds: impl IntoIterator<Item = (EntryOrigin, Timestamp)>,
+    ) {
+        let mut held: Holds = SmallVec::new();
+        for (origin, expires) in holds {
+            let id = self.holder_id(&origin);
+            held.retain(|&mut (h, _)| h != id);
+            held.push((id, expires));
+        }
+        held.sort_unstable_by_key(|&(h, _)| h);
+        self.add_encoded_held(bytes, held);
+    }
+
+    fn add_encoded_held(&mut self, bytes: &[u8], held: Holds) {
+        let Some(expires) = held.iter().map(|&(_, e)| e).max() else {
+            return;
         };
+        if bytes.len() > MAX_ENTRY_BYTES || self.expiry_of(bytes).is_some() {
+            return;
+        }
+        let hash = self.hasher.hash_one(bytes);
+        let mut slot = Slot::new(self.arena.len() as u32, bytes.len(), expires);
+        match held[..] {
+            [(h, _)] if h < SLOT_HOLDERS => slot.set_holder(Some(h)),
+            _ => {
+                self.holds.insert(bytes.into(), held);
+            }
+        }
         self.arena.extend_from_slice(bytes);
         let (arena, hasher) = (&self.arena, &self.hasher);
         self.table
             .insert_unique(hash, slot, |s| hasher.hash_one(slot_bytes(arena, s)));
-        if let Some(l) = entry_length(self.kind, bytes) {
-            match self.lengths.iter_mut().find(|(n, _)| *n == l) {
-                Some((_, count)) => *count += 1,
-                None => {
-                    self.lengths.push((l, 1));
-                    self.lengths
-                        .sort_unstable_by_key(|l| std::cmp::Reverse(l.0));
-                }
-            }
-        }
+        self.count_length(entry_length(self.kind, bytes));
         self.earliest = self.earliest.min(expires);
     }
 }
@@ -431,7 +740,7 @@ fn smallbuf() -> smallvec::SmallVec<[u8; 64]> {
 }
 
 fn slot_bytes<'a>(arena: &'a [u8], s: &Slot) -> &'a [u8] {
-    &arena[s.offset as usize..s.offset as usize + s.len as usize]
+    &arena[s.offset as usize..s.offset as usize + s.len() as usize]
 }
 
 /// Encodes an entry; gives the length it is probed at (prefixes, cidr).
@@ -625,6 +934,8 @@ mod tests {
 
     #[test]
     fn entry_overhead_is_under_32_bytes() {
+        // (an entry's holder is in its slot: 16 bytes, as without origins)
+        assert_eq!(std::mem::size_of::<Slot>(), 16);
         let mut set = EntrySet::new(ListKind::Values);
         let n = 100_000;
         let mut bytes = 0;
