@@ -65,6 +65,8 @@ mod cli_kafka_workers;
 #[cfg(feature = "kafka")]
 #[path = "../cli_lab_kafka.rs"]
 mod cli_lab_kafka;
+#[path = "../cli_list_origins.rs"]
+mod cli_list_origins;
 #[cfg(feature = "kafka")]
 #[path = "../cli_list_topic.rs"]
 mod cli_list_topic;

@@ -25,6 +25,7 @@ use entries::Gathering;
 use std::path::PathBuf;
 
 use cepheid_core::lookup::{Declarations, ListKind};
+use cepheid_engine::engine::EntryOrigin;
 use cepheid_engine::io::{parse_rfc3339, value_from_json};
 use cepheid_engine::{Engine, Record, Timestamp, Value};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,12 @@ pub struct ListFile {
 }
 
 impl ListFile {
+    /// The origin that holds its entries in its list (`docs/lists.md`,
+    /// "Origins"): the file, by its path.
+    pub fn origin(&self) -> EntryOrigin {
+        EntryOrigin::file(&self.path)
+    }
+
     /// `NAME=PATH`, as the command line gives it.
     pub fn parse(arg: &str) -> Result<ListFile, String> {
         match arg.split_once('=') {
@@ -561,19 +568,22 @@ fn diff_each(before: &Entries, now: &FileEntries, edit: &mut dyn FnMut(Edit)) {
     removed.chain(added).for_each(edit);
 }
 
-/// Makes `edits` of list `list` in `engine`, at event time `at`
-/// (`Timestamp::MIN`: at once, before any event). The number of entries
-/// the list refused (full) and of values it could not hold.
+/// Makes `edits` of list `list` in `engine` as `origin`'s (each origin
+/// holds a value apart: a remove ends its own hold only, `docs/lists.md`,
+/// "Origins"), at event time `at` (`Timestamp::MIN`: at once, before any
+/// event).
 pub fn apply(
     engine: &mut Engine<Record>,
-    list: &str,
+    (list, origin): (&str, &EntryOrigin),
     edits: &[Edit],
     at: Timestamp,
 ) -> Result<(), cepheid_engine::Error> {
     for edit in edits {
         match edit {
-            Edit::Add(value, until) => engine.add_to_list_until(list, value.clone(), at, *until)?,
-            Edit::Remove(value) => engine.remove_from_list(list, value.clone(), at)?,
+            Edit::Add(value, until) => {
+                engine.add_to_list_by(origin, list, value.clone(), at, *until)?;
+            }
+            Edit::Remove(value) => engine.remove_from_list_by(origin, list, value.clone(), at)?,
         }
     }
     Ok(())
@@ -652,6 +662,7 @@ fn load_one(
             .map_or(0, |(_, size)| size)
     };
     let start = engine.memory_stats();
+    let origin = file.origin();
     let (mut bad, mut twice, mut failed) = (0u64, 0u64, None);
     let (mut entries, mut again) = (0usize, Vec::new());
     let mut visit = |line, entry: Result<Entry, String>| match entry {
@@ -661,7 +672,8 @@ fn load_one(
             let (before, stats) = (size(engine), engine.memory_stats());
             let until = Some(until.unwrap_or(Timestamp::MAX));
             let value = value_from_json(&json);
-            if let Err(e) = engine.add_to_list_until(&file.list, value, Timestamp::MIN, until) {
+            let added = engine.add_to_list_by(&origin, &file.list, value, Timestamp::MIN, until);
+            if let Err(e) = added {
                 failed = Some(e.to_string());
                 return;
             }
@@ -796,10 +808,12 @@ fn refresh_made(
         };
         let stats = engine.memory_stats();
         let (mut edits, mut counted, mut failed) = (Vec::new(), Counted::default(), None);
+        let origin = file.origin();
         diff_each(before(state, file), &now, &mut |edit| {
             counted.count(&edit);
             if failed.is_none() {
-                failed = apply(engine, &file.list, std::slice::from_ref(&edit), at).err();
+                let edit = std::slice::from_ref(&edit);
+                failed = apply(engine, (&file.list, &origin), edit, at).err();
             }
             if made {
                 edits.push(edit);
@@ -829,7 +843,7 @@ fn refresh_made(
         say_refused(file, stats, after, say);
         keep(state, now);
         if !edits.is_empty() {
-            refreshed.made.push((file.list.clone(), edits));
+            refreshed.made.push((file.clone(), edits));
         }
     }
     Ok(refreshed)
@@ -863,9 +877,10 @@ fn say_refused(
 /// What [`refresh`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Refreshed {
-    /// The changes made, by list, in the order made (for engines that
-    /// must make them too: a run's workers).
-    pub made: Vec<(String, Vec<Edit>)>,
+    /// The changes made, by file (their list's, and their origin,
+    /// [`ListFile::origin`]), in the order made (for engines that must
+    /// make them too: a run's workers).
+    pub made: Vec<(ListFile, Vec<Edit>)>,
     /// Files not applied: they had entries and were empty, binary, or
     /// gave no entry (said; counted in [`Summary::lists_not_applied`](crate::Summary::lists_not_applied)).
     pub not_applied: u64,
