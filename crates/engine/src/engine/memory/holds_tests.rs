@@ -9,10 +9,16 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 
-use super::list::{EntryOrigin, EntrySet};
+use super::{EntryOrigin, EntrySet};
 use crate::lookup::ListKind;
 use crate::primitives::Timestamp;
 use crate::value::ValueRef;
+
+/// Value `v` of the model: long, so that removals make the list rewrite
+/// its arena now and then (the holds follow their entries).
+fn text(v: i64) -> String {
+    format!("{v}-{}", "x".repeat(600))
+}
 
 fn origins() -> Vec<EntryOrigin> {
     vec![
@@ -90,11 +96,11 @@ proptest! {
         for step in &steps {
             match *step {
                 Step::Hold(o, v, d) => {
-                    set.hold(ValueRef::Int(v), now + d, usize::MAX, &origins[o], now).unwrap();
+                    set.hold(ValueRef::Str(&text(v)), now + d, usize::MAX, &origins[o], now).unwrap();
                     model.change(o, v, Some(now + d));
                 }
                 Step::Release(o, v) => {
-                    set.release(ValueRef::Int(v), &origins[o], now).unwrap();
+                    set.release(ValueRef::Str(&text(v)), &origins[o], now).unwrap();
                     model.change(o, v, None);
                 }
                 Step::Advance(d, sweep) => {
@@ -106,11 +112,11 @@ proptest! {
             }
             for v in 0..4 {
                 prop_assert_eq!(
-                    set.contains(ValueRef::Int(v), now),
+                    set.contains(ValueRef::Str(&text(v)), now),
                     Some(model.contains(v, now)),
                     "value {} at {} after {:?}", v, now, step
                 );
-                let bytes = set.encode(ValueRef::Int(v)).unwrap();
+                let bytes = set.encode(ValueRef::Str(&text(v))).unwrap();
                 for (o, origin) in origins.iter().enumerate() {
                     let held = set.hold_of(&bytes, origin).filter(|&e| e > now);
                     prop_assert_eq!(held, model.hold_of(v, o, now), "{} of {}", origin, v);
@@ -123,7 +129,7 @@ proptest! {
     }
 }
 
-/// More origins than a slot names (255): their holds are kept beside the
+/// More origins than a slot names (127): their holds are kept beside the
 /// table, and the value leaves with the last of them.
 #[test]
 fn a_value_held_by_hundreds_of_files_leaves_with_the_last() {
@@ -151,6 +157,40 @@ fn a_value_held_by_hundreds_of_files_leaves_with_the_last() {
     }
     assert_eq!(set.contains(inside, 0), Some(false));
     assert_eq!(set.len(), 1);
+}
+
+/// Entries held by two origins keep their holds when the list rewrites
+/// its arena (half of it garbage), and the holds of those that left go.
+#[test]
+fn the_other_origins_holds_follow_their_entries_when_the_arena_is_rewritten() {
+    let mut set = EntrySet::new(ListKind::Values);
+    let (a, b) = (EntryOrigin::File("a".into()), EntryOrigin::File("b".into()));
+    let value = |i: usize| format!("value-{i:060}");
+    for i in 0..1000 {
+        set.hold(ValueRef::Str(&value(i)), 100, usize::MAX, &a, 0)
+            .unwrap();
+        if i % 2 == 0 {
+            set.hold(ValueRef::Str(&value(i)), 200 + i as i64, usize::MAX, &b, 0)
+                .unwrap();
+        }
+    }
+    let before = set.arena.len();
+    // a.csv drops every value: the odd ones leave (half the arena).
+    for i in 0..1000 {
+        let gone = set.release(ValueRef::Str(&value(i)), &a, 0).unwrap();
+        assert_eq!(gone, i % 2 == 1, "{i}");
+    }
+    assert!(set.arena.len() < before, "the arena was not rewritten");
+    for i in (0..1000).step_by(2) {
+        let bytes = set.encode(ValueRef::Str(&value(i))).unwrap();
+        assert_eq!(set.hold_of(&bytes, &b), Some(200 + i as i64), "{i}");
+        assert_eq!(set.hold_of(&bytes, &a), None, "{i}");
+        assert_eq!(set.contains(ValueRef::Str(&value(i)), 150), Some(true));
+    }
+    // b.csv's holds expire one by one; a sweep takes each value out.
+    set.expire(700);
+    assert_eq!(set.len(), 249);
+    assert_eq!(set.others.iter().map(|t| t.len()).sum::<usize>(), 0);
 }
 
 /// One origin per value (the common case) costs what a list without

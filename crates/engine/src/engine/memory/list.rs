@@ -11,8 +11,11 @@
 //! until the latest of them, and an origin's remove ends its own hold
 //! only (`docs/lists.md`, "Origins"). A value held by one origin (the
 //! common case) keeps its holder in its slot, in the top byte of its
-//! length: it costs nothing more. One held by several keeps their holds
-//! beside the table ([`EntrySet::holds`]).
+//! length: it costs nothing more. Of a value held by several, the slot
+//! names the one whose hold lasts longest (its expiry is the value's, so a
+//! lookup reads the slot alone), and each other origin's hold is in a
+//! table of that origin's ([`EntrySet::others`]): 16 bytes and hashbrown's
+//! control byte.
 //!
 //! How a value is encoded depends on the list's [`ListKind`]: `values`
 //! encodes the value (numbers normalized so that `1` and `1.0` are one
@@ -35,12 +38,13 @@ use crate::value::{key_part, Value, ValueRef};
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     offset: u32,
-    /// Its length in bytes (the low 24 bits) and its holder (the high 8:
-    /// its holder's number in [`EntrySet::holders`] + 1; 0: its holds are
-    /// in [`EntrySet::holds`]).
+    /// Its length in bytes (the low 24 bits) and its holds (the high 8:
+    /// the low 7 its primary holder's number in [`EntrySet::holders`] + 1,
+    /// 0 for none; the top bit set when other origins hold it too, their
+    /// holds in [`EntrySet::others`]).
     len_held: u32,
     /// Seen by events before this time ([`NEVER`]: until removed): the
-    /// latest expiry of its holds.
+    /// latest expiry of its holds, the primary holder's.
     expires: Timestamp,
 }
 
@@ -48,8 +52,12 @@ struct Slot {
 /// [`EntryError::TooLong`]; a line of input is at most 1 MiB).
 pub(crate) const MAX_ENTRY_BYTES: usize = (1 << 24) - 1;
 
-/// The most holders a slot names itself (more are in [`EntrySet::holds`]).
-const SLOT_HOLDERS: u32 = 255;
+/// The holders a slot can name (their numbers below it; the holds of
+/// others are in [`EntrySet::others`]).
+const SLOT_HOLDERS: u32 = 127;
+
+/// The bit of a slot's holds that says other origins hold it too.
+const SHARED: u32 = 0x80;
 
 impl Slot {
     fn new(offset: u32, len: usize, expires: Timestamp) -> Slot {
@@ -65,18 +73,35 @@ impl Slot {
         self.len_held & MAX_ENTRY_BYTES as u32
     }
 
-    /// Its one holder's number (`None`: its holds are beside the table).
+    /// Its primary holder's number: the one whose hold's expiry is the
+    /// slot's (`None`: none named here).
     fn holder(&self) -> Option<u32> {
-        match self.len_held >> 24 {
+        match (self.len_held >> 24) & (SHARED - 1) {
             0 => None,
             tag => Some(tag - 1),
         }
     }
 
-    fn set_holder(&mut self, holder: Option<u32>) {
-        let tag = holder.map_or(0, |h| h + 1);
+    /// Do origins other than its primary holder hold it (their holds in
+    /// [`EntrySet::others`])?
+    #[inline]
+    fn shared(&self) -> bool {
+        (self.len_held >> 24) & SHARED != 0
+    }
+
+    fn set_holds(&mut self, holder: Option<u32>, shared: bool) {
+        let tag = holder.map_or(0, |h| h + 1) | if shared { SHARED } else { 0 };
         self.len_held = (self.len_held & MAX_ENTRY_BYTES as u32) | (tag << 24);
     }
+}
+
+/// Another origin's hold of an entry held by several: the entry's place
+/// in the arena, and the hold's expiry.
+#[derive(Clone, Copy, Debug)]
+struct Hold {
+    offset: u32,
+    len: u32,
+    expires: Timestamp,
 }
 
 /// Who holds a list's entry (`docs/lists.md`, "Origins"): each origin
@@ -183,10 +208,10 @@ pub(crate) struct EntrySet {
     /// The origins that held an entry, numbered by their place (a few:
     /// never shrinks).
     holders: Vec<EntryOrigin>,
-    /// The holds of each entry whose slot does not name its holder (held
-    /// by several origins, or by one numbered past [`SLOT_HOLDERS`]), by
-    /// the entry's bytes.
-    holds: hashbrown::HashMap<Box<[u8]>, Holds>,
+    /// By holder number, its holds of the entries held by several origins
+    /// but for the one each slot names (none for most lists: a table per
+    /// origin that shares an entry, by the entry's hash).
+    others: Vec<HashTable<Hold>>,
 }
 
 impl std::fmt::Debug for EntrySet {
@@ -194,14 +219,14 @@ impl std::fmt::Debug for EntrySet {
         f.debug_struct("EntrySet")
             .field("kind", &self.kind)
             .field("len", &self.table.len())
-            .field("held by several", &self.holds.len())
+            .field("holders", &self.holders)
             .finish()
     }
 }
 
 /// A change of one origin's hold of a value: held until a time, or let go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Hold {
+enum HoldChange {
     Until(Timestamp),
     Released,
 }
@@ -218,7 +243,7 @@ impl EntrySet {
             earliest: NEVER,
             scratch: Vec::new(),
             holders: Vec::new(),
-            holds: hashbrown::HashMap::new(),
+            others: Vec::new(),
         }
     }
 
@@ -230,19 +255,16 @@ impl EntrySet {
         self.table.len()
     }
 
-    /// Heap bytes held (arena and table; the holds of values held by
-    /// several origins).
+    /// Heap bytes held (arena and table; the other origins' holds of the
+    /// values held by several).
     pub(crate) fn heap_bytes(&self) -> usize {
-        let several = self.holds.capacity() * (std::mem::size_of::<(Box<[u8]>, Holds)>() + 1)
-            + (self.holds.iter())
-                .map(|(bytes, holds)| {
-                    bytes.len() + holds.spilled() as usize * holds.capacity() * 16
-                })
-                .sum::<usize>();
+        let others: usize = (self.others.iter())
+            .map(|t| t.capacity() * (std::mem::size_of::<Hold>() + 1))
+            .sum();
         self.arena.capacity()
             + self.table.capacity() * (std::mem::size_of::<Slot>() + 1)
             + self.lengths.capacity() * 8
-            + several
+            + others
     }
 
     /// `value` encoded as an entry of the list (`None`: the list cannot
@@ -301,7 +323,8 @@ impl EntrySet {
             Err(e) => Err(e),
             Ok(_) if bytes.len() > MAX_ENTRY_BYTES => Err(EntryError::TooLong(bytes.len())),
             Ok(length) => {
-                self.hold_encoded(&bytes, length, Hold::Until(expires), limit, origin, now)
+                let change = (HoldChange::Until(expires), origin, now);
+                self.hold_encoded(&bytes, length, change, limit)
             }
         };
         self.scratch = bytes;
@@ -320,7 +343,7 @@ impl EntrySet {
         bytes.clear();
         let result = match encode_entry(self.kind, value, &mut bytes) {
             Err(e) => Err(e),
-            Ok(length) => self.hold_encoded(&bytes, length, Hold::Released, 0, origin, now),
+            Ok(length) => self.hold_encoded(&bytes, length, (HoldChange::Released, origin, now), 0),
         };
         self.scratch = bytes;
         let gone = result?;
@@ -330,15 +353,14 @@ impl EntrySet {
 
     /// [`hold`](Self::hold) or [`release`](Self::release) of the entry
     /// encoded as `bytes` (probed at `length`): true when the entry left
-    /// the list.
+    /// the list. A change ends the holds that expired by `now`, and the
+    /// hold of no recorded origin; one of no recorded origin, every hold.
     fn hold_encoded(
         &mut self,
         bytes: &[u8],
         length: Option<u32>,
-        hold: Hold,
+        (hold, origin, now): (HoldChange, &EntryOrigin, Timestamp),
         limit: usize,
-        origin: &EntryOrigin,
-        now: Timestamp,
     ) -> Result<bool, EntryError> {
         let id = self.holder_id(origin);
         let hash = self.hasher.hash_one(bytes);
@@ -350,70 +372,58 @@ impl EntrySet {
             Ok(entry) => entry,
             Err(absent) => {
                 drop(absent);
-                return self.add_new(bytes, length, hold, limit, (id, hash));
+                let HoldChange::Until(expires) = hold else {
+                    return Ok(false);
+                };
+                if self.table.len() >= limit {
+                    return Err(EntryError::Full(limit));
+                }
+                self.insert(bytes, (hash, length), smallvec::smallvec![(id, expires)]);
+                return Ok(false);
             }
         };
         let slot = entry.get_mut();
-        let mut held: Holds = match slot.holder() {
-            Some(h) => smallvec::smallvec![(h, slot.expires)],
-            None => self.holds.remove(bytes).unwrap_or_default(),
-        };
+        let mut held = holds_of(slot, hash, &self.others);
         let holders = &self.holders;
         let unrecorded = |h: u32| holders[h as usize] == EntryOrigin::Unrecorded;
         let all = *origin == EntryOrigin::Unrecorded;
         held.retain(|&mut (h, e)| e > now && h != id && !all && !unrecorded(h));
-        if let Hold::Until(expires) = hold {
+        if let HoldChange::Until(expires) = hold {
             let at = held.partition_point(|&(h, _)| h < id);
             held.insert(at, (id, expires));
         }
-        let Some(expires) = held.iter().map(|&(_, e)| e).max() else {
+        if slot.shared() {
+            forget_others(slot, hash, &mut self.others);
+        }
+        if held.is_empty() {
             let (slot, _) = entry.remove();
             self.garbage += slot.len() as usize;
             self.forget_length(length);
             return Ok(true);
-        };
-        slot.expires = expires;
-        match held[..] {
-            [(h, _)] if h < SLOT_HOLDERS => slot.set_holder(Some(h)),
-            _ => {
-                slot.set_holder(None);
-                self.holds.insert(bytes.into(), held);
-            }
         }
-        self.earliest = self.earliest.min(expires);
+        let rehash = (&self.arena[..], &self.hasher);
+        place(slot, hash, &held, (&mut self.others, rehash));
+        self.earliest = self.earliest.min(slot.expires);
         Ok(false)
     }
 
-    /// The hold of a value the list does not have: a new entry (`id`:
-    /// its holder's number, `hash`: its bytes').
-    fn add_new(
-        &mut self,
-        bytes: &[u8],
-        length: Option<u32>,
-        hold: Hold,
-        limit: usize,
-        (id, hash): (u32, u64),
-    ) -> Result<bool, EntryError> {
-        let Hold::Until(expires) = hold else {
-            return Ok(false);
-        };
-        if self.table.len() >= limit {
-            return Err(EntryError::Full(limit));
-        }
+    /// A new entry of `bytes` (its hash, and the length it is probed at)
+    /// with its holds (at least one).
+    fn insert(&mut self, bytes: &[u8], (hash, length): (u64, Option<u32>), held: Holds) {
         let offset = u32::try_from(self.arena.len()).unwrap_or(u32::MAX);
-        let mut slot = Slot::new(offset, bytes.len(), expires);
-        if id < SLOT_HOLDERS {
-            slot.set_holder(Some(id));
-        } else {
-            (self.holds).insert(bytes.into(), smallvec::smallvec![(id, expires)]);
-        }
+        let mut slot = Slot::new(offset, bytes.len(), NEVER);
         self.arena.extend_from_slice(bytes);
+        place(
+            &mut slot,
+            hash,
+            &held,
+            (&mut self.others, (&self.arena[..], &self.hasher)),
+        );
         let (arena, hasher) = (&self.arena, &self.hasher);
         self.table
             .insert_unique(hash, slot, |s| hasher.hash_one(slot_bytes(arena, s)));
         self.count_length(length);
-        self.earliest = self.earliest.min(expires);
-        Ok(false)
+        self.earliest = self.earliest.min(slot.expires);
     }
 
     fn count_length(&mut self, length: Option<u32>) {
@@ -475,33 +485,27 @@ impl EntrySet {
         })
     }
 
+    /// The holds of the entry encoded as `bytes` (none: no entry).
+    fn holds_of_bytes(&self, bytes: &[u8]) -> Holds {
+        let hash = self.hasher.hash_one(bytes);
+        match (self.table).find(hash, |s| slot_bytes(&self.arena, s) == bytes) {
+            Some(slot) => holds_of(slot, hash, &self.others),
+            None => Holds::new(),
+        }
+    }
+
     /// Until when `origin` holds the entry encoded as `bytes`, if it holds
     /// it (its hold may have expired at the engine's time, not swept yet).
     pub(crate) fn hold_of(&self, bytes: &[u8], origin: &EntryOrigin) -> Option<Timestamp> {
         let id = self.holders.iter().position(|h| h == origin)? as u32;
-        let hash = self.hasher.hash_one(bytes);
-        let slot = (self.table).find(hash, |s| slot_bytes(&self.arena, s) == bytes)?;
-        match slot.holder() {
-            Some(h) => (h == id).then_some(slot.expires),
-            None => (self.holds.get(bytes)?.iter())
-                .find(|&&(h, _)| h == id)
-                .map(|&(_, e)| e),
-        }
+        let holds = self.holds_of_bytes(bytes);
+        holds.iter().find(|&&(h, _)| h == id).map(|&(_, e)| e)
     }
 
     /// Does a holder that `counts` (by number) hold the entry encoded as
     /// `bytes` at `now`?
     fn probe_held(&self, bytes: &[u8], now: Timestamp, counts: impl Fn(u32) -> bool) -> bool {
-        let hash = self.hasher.hash_one(bytes);
-        let Some(slot) = (self.table).find(hash, |s| slot_bytes(&self.arena, s) == bytes) else {
-            return false;
-        };
-        match slot.holder() {
-            Some(h) => slot.expires > now && counts(h),
-            None => {
-                (self.holds.get(bytes).into_iter().flatten()).any(|&(h, e)| e > now && counts(h))
-            }
-        }
+        (self.holds_of_bytes(bytes).iter()).any(|&(h, e)| e > now && counts(h))
     }
 
     /// The expiry of the entry encoded as `bytes` (`None`: no entry): the
@@ -535,16 +539,15 @@ impl EntrySet {
         let mut earliest = NEVER;
         let mut dropped = Vec::new();
         let kind = self.kind;
-        let arena = &self.arena;
-        let holds = &mut self.holds;
+        let (arena, hasher, others) = (&self.arena, &self.hasher, &mut self.others);
         self.table.retain(|s| {
             if s.expires <= now {
                 let length = entry_length(kind, slot_bytes(arena, s));
                 if let Some(kept) = kept.as_deref_mut() {
                     kept.keep(slot_bytes(arena, s), s.expires, length);
                 }
-                if s.holder().is_none() {
-                    holds.remove(slot_bytes(arena, s));
+                if s.shared() {
+                    forget_others(s, hasher.hash_one(slot_bytes(arena, s)), others);
                 }
                 dropped.push((s.len(), length));
                 false
@@ -561,17 +564,30 @@ impl EntrySet {
         self.compact_if_worth_it();
     }
 
-    /// Rewrites the arena when more than half of it is garbage.
+    /// Rewrites the arena when more than half of it is garbage (the other
+    /// origins' holds follow their entries).
     fn compact_if_worth_it(&mut self) {
         if self.garbage < 4096 || self.garbage * 2 < self.arena.len() {
             return;
         }
         let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+        // (each entry held by several: its old place, its new one)
+        let mut moved = hashbrown::HashMap::new();
         for slot in self.table.iter_mut() {
             let start = slot.offset as usize;
             let bytes = &self.arena[start..start + slot.len() as usize];
-            slot.offset = arena.len() as u32;
+            let offset = arena.len() as u32;
+            if slot.shared() {
+                moved.insert(slot.offset, offset);
+            }
+            slot.offset = offset;
             arena.extend_from_slice(bytes);
+        }
+        // (in place: a hold's bucket is its entry's hash, which stays)
+        for hold in self.others.iter_mut().flat_map(|t| t.iter_mut()) {
+            if let Some(&offset) = moved.get(&hold.offset) {
+                hold.offset = offset;
+            }
         }
         self.arena = arena;
         self.garbage = 0;
@@ -592,17 +608,20 @@ impl EntrySet {
     /// Each entry's holds (each holder's number and expiry), in the order
     /// of [`entries`](Self::entries).
     pub(crate) fn entry_holds(&self) -> impl Iterator<Item = Holds> + '_ {
-        self.table.iter().map(|s| match s.holder() {
-            Some(h) => smallvec::smallvec![(h, s.expires)],
-            None => (self.holds.get(slot_bytes(&self.arena, s)).cloned()).unwrap_or_default(),
+        self.table.iter().map(|s| match s.shared() {
+            false => holds_of(s, 0, &self.others),
+            true => holds_of(
+                s,
+                self.hasher.hash_one(slot_bytes(&self.arena, s)),
+                &self.others,
+            ),
         })
     }
 
     /// Adds an entry given as its encoded bytes (from
     /// [`entries`](Self::entries)), held by `origin` alone.
     pub(crate) fn add_encoded(&mut self, bytes: &[u8], expires: Timestamp, origin: &EntryOrigin) {
-        let id = self.holder_id(origin);
-        self.add_encoded_held(bytes, smallvec::smallvec![(id, expires)]);
+        self.add_encoded_holds(bytes, [(origin.clone(), expires)]);
     }
 
     /// Adds an entry given as its encoded bytes (from
@@ -621,30 +640,74 @@ impl EntrySet {
             held.push((id, expires));
         }
         held.sort_unstable_by_key(|&(h, _)| h);
-        self.add_encoded_held(bytes, held);
-    }
-
-    fn add_encoded_held(&mut self, bytes: &[u8], held: Holds) {
-        let Some(expires) = held.iter().map(|&(_, e)| e).max() else {
-            return;
-        };
-        if bytes.len() > MAX_ENTRY_BYTES || self.expiry_of(bytes).is_some() {
+        if held.is_empty() || bytes.len() > MAX_ENTRY_BYTES || self.expiry_of(bytes).is_some() {
             return;
         }
         let hash = self.hasher.hash_one(bytes);
-        let mut slot = Slot::new(self.arena.len() as u32, bytes.len(), expires);
-        match held[..] {
-            [(h, _)] if h < SLOT_HOLDERS => slot.set_holder(Some(h)),
-            _ => {
-                self.holds.insert(bytes.into(), held);
+        self.insert(bytes, (hash, entry_length(self.kind, bytes)), held);
+    }
+}
+
+/// The holds of the entry of `slot` (whose bytes hash to `hash`; unused
+/// unless others hold it too), by holder.
+fn holds_of(slot: &Slot, hash: u64, others: &[HashTable<Hold>]) -> Holds {
+    let mut holds = Holds::new();
+    if let Some(h) = slot.holder() {
+        holds.push((h, slot.expires));
+    }
+    if slot.shared() {
+        for (h, table) in others.iter().enumerate() {
+            if let Some(hold) = table.find(hash, |o| o.offset == slot.offset) {
+                holds.push((h as u32, hold.expires));
             }
         }
-        self.arena.extend_from_slice(bytes);
-        let (arena, hasher) = (&self.arena, &self.hasher);
-        self.table
-            .insert_unique(hash, slot, |s| hasher.hash_one(slot_bytes(arena, s)));
-        self.count_length(entry_length(self.kind, bytes));
-        self.earliest = self.earliest.min(expires);
+        holds.sort_unstable_by_key(|&(h, _)| h);
+    }
+    holds
+}
+
+/// Takes the other origins' holds of the entry of `slot` out of `others`.
+fn forget_others(slot: &Slot, hash: u64, others: &mut [HashTable<Hold>]) {
+    for table in others.iter_mut() {
+        if let Ok(hold) = table.find_entry(hash, |o| o.offset == slot.offset) {
+            hold.remove();
+        }
+    }
+}
+
+/// Puts `held` (one hold or more, by holder) as the holds of the entry of
+/// `slot` (its bytes' hash `hash`, in `arena`): the slot's expiry the
+/// latest, its primary holder one whose hold that is (named in the slot
+/// when its number allows), the others' holds in their tables of
+/// `others` (none had one for this entry).
+fn place(
+    slot: &mut Slot,
+    hash: u64,
+    held: &Holds,
+    (others, (arena, hasher)): (
+        &mut Vec<HashTable<Hold>>,
+        (&[u8], &hashbrown::DefaultHashBuilder),
+    ),
+) {
+    let expires = held.iter().map(|&(_, e)| e).max().unwrap_or(NEVER);
+    let primary = (held.iter())
+        .find(|&&(h, e)| e == expires && h < SLOT_HOLDERS)
+        .map(|&(h, _)| h);
+    slot.expires = expires;
+    slot.set_holds(primary, held.len() > usize::from(primary.is_some()));
+    for &(h, e) in held.iter().filter(|&&(h, _)| Some(h) != primary) {
+        if others.len() <= h as usize {
+            others.resize_with(h as usize + 1, HashTable::new);
+        }
+        let hold = Hold {
+            offset: slot.offset,
+            len: slot.len(),
+            expires: e,
+        };
+        others[h as usize].insert_unique(hash, hold, |o| {
+            let start = o.offset as usize;
+            hasher.hash_one(&arena[start..start + o.len as usize])
+        });
     }
 }
 
@@ -863,6 +926,10 @@ fn network_bytes(family: u8, len: u8, octets: &[u8; 16], out: &mut smallvec::Sma
         out.push(b & mask);
     }
 }
+
+#[cfg(test)]
+#[path = "holds_tests.rs"]
+mod holds_tests;
 
 #[cfg(test)]
 mod tests {

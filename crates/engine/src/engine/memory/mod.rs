@@ -1457,8 +1457,6 @@ struct SavedChange {
 struct SavedValue(#[serde(with = "cepheid_core::persist::via")] Value);
 
 #[cfg(test)]
-mod holds_tests;
-#[cfg(test)]
 mod shadow_tests;
 #[cfg(test)]
 mod sum_tests;
