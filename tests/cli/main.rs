@@ -96,6 +96,8 @@ mod cli_shadow;
 mod cli_shadow_kafka;
 #[path = "../cli_shadow_lists.rs"]
 mod cli_shadow_lists;
+#[path = "../cli_shadow_switch.rs"]
+mod cli_shadow_switch;
 #[path = "../cli_stats.rs"]
 mod cli_stats;
 #[path = "../cli_upgrade.rs"]

@@ -239,7 +239,7 @@ fn a_promoted_rule_writes_the_list_and_its_shadow_writes_stay_in_the_copy() {
         .unwrap();
     assert_eq!(
         changes.to_string(),
-        "mark: promoted (its partial matches kept)\nshadow_probe: unchanged\nlive_probe: unchanged\nunmark: removed\n"
+        "mark: promoted (its partial matches kept; every record it emits from here on goes to the output, one whose last event came before included)\nshadow_probe: unchanged\nlive_probe: unchanged\nunmark: removed\n"
     );
     push(&mut e, 3, 30, "mark", "y", &mut out);
     push(&mut e, 4, 40, "probe", "x", &mut out);
