@@ -25,7 +25,7 @@ use entries::Gathering;
 use std::path::PathBuf;
 
 use cepheid_core::lookup::{Declarations, ListKind};
-use cepheid_engine::engine::EntryOrigin;
+use cepheid_engine::engine::{network_text, EntryOrigin};
 use cepheid_engine::io::{parse_rfc3339, value_from_json};
 use cepheid_engine::{Engine, Record, Timestamp, Value};
 use serde::{Deserialize, Serialize};
@@ -347,10 +347,19 @@ fn each_json_line(
 /// A value's JSON text as one entry of a list of `kind` whatever way it
 /// is written, as the engine holds it: in a list of values a float that
 /// is an integer is the integer (`3.0` is `3`), in a list of prefixes an
-/// integer is its digits (`55` is `"55"`); any other text as it is.
+/// integer is its digits (`55` is `"55"`), in a list of networks a
+/// network its address masked to its length (`"10.1.2.3/8"` is
+/// `"10.0.0.0/8"`, [`network_text`]); any other text as it is.
 fn canonical(kind: ListKind, text: String) -> String {
+    if kind == ListKind::Cidr {
+        let network = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::String(s)) => network_text(&s),
+            _ => None,
+        };
+        return network.map_or(text, |n| serde_json::Value::String(n).to_string());
+    }
     let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
-    if !number || kind == ListKind::Cidr {
+    if !number {
         return text;
     }
     let Ok(serde_json::Value::Number(n)) = serde_json::from_str::<serde_json::Value>(&text) else {
@@ -1280,6 +1289,45 @@ mod tests {
         );
         assert_eq!(texts(&e), vec![("\"411111\"", None), ("\"55\"", Some(7))]);
         assert!(said[0].contains("bins.jsonl:2:"), "{said:?}");
+        // A network written two ways (its address not masked, its mask
+        // written out; IPv6 in capitals, zeros written out) is one entry.
+        let (e, said) = entries_of(
+            "nets.jsonl",
+            ListKind::Cidr,
+            "\"10.0.0.0/8\"\n{\"value\": \"10.1.2.3/8\", \"expires\": 7}\n\"192.168.1.7\"\n\"2001:DB8:0::/32\"\n\"192.168.1.7/32\"\n\"2001:db8::/32\"\n",
+        );
+        assert_eq!(
+            texts(&e),
+            vec![
+                ("\"10.0.0.0/8\"", Some(7)),
+                ("\"192.168.1.7\"", None),
+                ("\"2001:db8::/32\"", None),
+            ]
+        );
+        assert_eq!(said.len(), 3, "{said:?}");
+        for (line, first, value) in [
+            (2, 1, "\"10.0.0.0/8\""),
+            (5, 3, "\"192.168.1.7\""),
+            (6, 4, "\"2001:db8::/32\""),
+        ] {
+            let text = format!("nets.jsonl:{line}: list `l`: {value} is given on line {first} too");
+            assert!(said.iter().any(|s| s.contains(&text)), "{text}: {said:?}");
+        }
+        // CSV alike; a text that is no network is left as it is (the list
+        // refuses it).
+        let (e, said) = entries_of(
+            "nets.csv",
+            ListKind::Cidr,
+            "10.1.2.3/8,9\n10.0.0.0/8\nnope\n",
+        );
+        assert_eq!(
+            texts(&e),
+            vec![("\"10.0.0.0/8\"", None), ("\"nope\"", None)]
+        );
+        assert!(
+            said[0].contains("nets.csv:2: list `l`: \"10.0.0.0/8\" is given on line 1 too"),
+            "{said:?}"
+        );
         // In a list of values, 55 and "55" are two entries.
         let (e, said) = entries("two.jsonl", "55\n\"55\"\n");
         assert_eq!(texts(&e), vec![("\"55\"", None), ("55", None)]);

@@ -850,6 +850,42 @@ fn encode_entry(
     }
 }
 
+/// The network `text` names as an entry of a `cidr` list, as the list
+/// holds it, in one spelling: the address masked to its prefix length,
+/// then `/` and the length (`10.1.2.3/8` is `10.0.0.0/8`,
+/// `2001:DB8:0::/32` is `2001:db8::/32`), an address alone (or with the
+/// whole length, `/32`, `/128`) without it, an IPv4-mapped IPv6 address
+/// as its IPv4 one. `None` for a text that is no network: two texts name
+/// one entry exactly when they give the same text here.
+///
+/// ```
+/// use cepheid_engine::engine::network_text;
+/// assert_eq!(network_text("10.1.2.3/8").as_deref(), Some("10.0.0.0/8"));
+/// assert_eq!(network_text("10.0.0.1/32").as_deref(), Some("10.0.0.1"));
+/// assert_eq!(network_text("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1"));
+/// assert_eq!(network_text("2001:DB8:0::/32").as_deref(), Some("2001:db8::/32"));
+/// assert_eq!(network_text("10.0.0.0/33"), None);
+/// ```
+pub fn network_text(text: &str) -> Option<String> {
+    let mut bytes = Vec::new();
+    encode_entry(ListKind::Cidr, ValueRef::Str(text), &mut bytes).ok()?;
+    let (family, len, octets) = (bytes[0], bytes[1], &bytes[2..]);
+    let (address, whole) = match family {
+        4 => {
+            let octets: [u8; 4] = octets.try_into().ok()?;
+            (std::net::Ipv4Addr::from(octets).to_string(), 32)
+        }
+        _ => {
+            let octets: [u8; 16] = octets.try_into().ok()?;
+            (std::net::Ipv6Addr::from(octets).to_string(), 128)
+        }
+    };
+    Some(match len == whole {
+        true => address,
+        false => format!("{address}/{len}"),
+    })
+}
+
 /// The probe length of an encoded entry.
 fn entry_length(kind: ListKind, bytes: &[u8]) -> Option<u32> {
     match kind {

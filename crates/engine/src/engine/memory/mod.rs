@@ -18,7 +18,7 @@ mod window;
 
 use std::collections::BTreeMap;
 
-pub use list::{EntryError, EntryOrigin};
+pub use list::{network_text, EntryError, EntryOrigin};
 use list::{EntrySet, NEVER};
 use window::{Item, Refused, Windows};
 
