@@ -370,8 +370,7 @@ impl EntrySet {
             .find_entry(hash, |s| slot_bytes(arena, s) == bytes);
         let mut entry = match found {
             Ok(entry) => entry,
-            Err(absent) => {
-                drop(absent);
+            Err(_) => {
                 let HoldChange::Until(expires) = hold else {
                     return Ok(false);
                 };
