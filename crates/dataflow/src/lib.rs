@@ -115,7 +115,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, PatternSet, ReloadPolicy};
+use crate::engine::{Engine, EntryOrigin, PatternSet, ReloadPolicy};
 use crate::error::Error;
 use crate::event::Event;
 use crate::pattern::Pattern;
@@ -344,6 +344,19 @@ pub(crate) struct FileChange {
 }
 
 impl FileChange {
+    /// Whose holds of the values its edits change (`docs/lists.md`,
+    /// "Origins"): its file's, `$list` records', or the library's (the
+    /// run's handle).
+    pub(crate) fn entry_origin(&self) -> EntryOrigin {
+        match (self.origin, &self.file) {
+            (ListOrigin::File, Some(file)) => EntryOrigin::file(&file.path),
+            // (a file's change always names its file)
+            (ListOrigin::File, None) => EntryOrigin::Unrecorded,
+            (ListOrigin::Record, _) => EntryOrigin::Records,
+            (ListOrigin::Handle, _) => EntryOrigin::Library,
+        }
+    }
+
     /// A watched file's change, as the runtime hands it.
     pub(crate) fn of(changed: cepheid_runtime::lists::Changed) -> FileChange {
         FileChange {
@@ -407,18 +420,22 @@ impl ListEdit {
         }
     }
 
-    /// Makes it in `engine` at event time `at` (an engine whose rules do
-    /// not declare the list: an error, and nothing changes).
+    /// Makes it in `engine` at event time `at`, as `origin`'s change (its
+    /// hold of the value, `docs/lists.md`, "Origins"; an engine whose
+    /// rules do not declare the list: an error, and nothing changes).
     pub fn make<E: Event + 'static>(
         &self,
         engine: &mut Engine<E>,
         at: Timestamp,
+        origin: &EntryOrigin,
     ) -> Result<(), Error> {
         match self {
             ListEdit::Add { list, value, until } => {
-                engine.add_to_list_until(list, value.clone(), at, *until)
+                engine.add_to_list_by(origin, list, value.clone(), at, *until)
             }
-            ListEdit::Remove { list, value } => engine.remove_from_list(list, value.clone(), at),
+            ListEdit::Remove { list, value } => {
+                engine.remove_from_list_by(origin, list, value.clone(), at)
+            }
         }
     }
 }
@@ -612,9 +629,9 @@ pub struct Plan<E: Event + 'static> {
     limits: Limits,
     /// Can the rules change ([`Plan::changing`]), and how.
     changing: Option<ReloadPolicy>,
-    /// The changes of lists every engine makes at the start
-    /// ([`Plan::edit_lists`]).
-    lists: Vec<ListEdit>,
+    /// The changes of lists every engine makes at the start, each with
+    /// its origin ([`Plan::edit_lists`]).
+    lists: Vec<(EntryOrigin, ListEdit)>,
 }
 
 impl<E: Event + 'static> Default for Plan<E> {
@@ -696,15 +713,20 @@ impl<E: Event + 'static> Plan<E> {
         Ok(())
     }
 
-    /// Every engine of every worker makes `edits`, in order, before any
-    /// event (a reference file's entries read at the start; after a
+    /// Every engine of every worker makes `edits`, in order, as
+    /// `origin`'s (`docs/lists.md`, "Origins"), before any event (a
+    /// reference file's entries read at the start, the file's; after a
     /// restore, what changed since the cut), after those given before.
     /// Every worker's engines hold the whole lists, whatever keys they
     /// get. A list the plan's rules do not declare is an error
     /// (`ErrorKind::Pattern`), and no edit is kept; a plan without
     /// patterns ([`Plan::resumed`]) keeps them all, and each engine makes
     /// those of the lists its rules declare.
-    pub fn edit_lists(&mut self, edits: impl IntoIterator<Item = ListEdit>) -> Result<(), Error> {
+    pub fn edit_lists(
+        &mut self,
+        origin: &EntryOrigin,
+        edits: impl IntoIterator<Item = ListEdit>,
+    ) -> Result<(), Error> {
         let edits: Vec<ListEdit> = edits.into_iter().collect();
         if !self.patterns.is_empty() {
             let check = self.check.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -716,7 +738,7 @@ impl<E: Event + 'static> Plan<E> {
                 ));
             }
         }
-        self.lists.extend(edits);
+        (self.lists).extend(edits.into_iter().map(|edit| (origin.clone(), edit)));
         Ok(())
     }
 

@@ -672,8 +672,8 @@ impl<E: Event + Clone + 'static> Worker<E> {
             // times it had not reached, which they would undo)
             let engine = &mut piece.engine.0;
             let at = engine.last_list_change_waiting().unwrap_or(Timestamp::MIN);
-            for edit in &plan.lists {
-                let _ = edit.make(engine, at);
+            for (origin, edit) in &plan.lists {
+                let _ = edit.make(engine, at, origin);
             }
         }
         let spans = spans(&pieces, groups);
@@ -1420,9 +1420,10 @@ impl<E: Event + Clone + 'static> Worker<E> {
     /// the entries the file gives now for the cuts. Worker 0 says it, as
     /// one engine says it, when its engines' rules declare the list.
     fn apply_lists<S: Collect<E>>(&mut self, change: &Change, lists: FileChange, sink: &mut S) {
+        let origin = lists.entry_origin();
         for piece in &mut self.pieces {
             for edit in &lists.edits {
-                let _ = edit.make(&mut piece.engine.0, change.at);
+                let _ = edit.make(&mut piece.engine.0, change.at, &origin);
             }
         }
         let list = (lists.edits.first()).map_or("", ListEdit::list);

@@ -1705,6 +1705,7 @@ fn push_writes<E, A: Automaton<E>>(ir: &Pattern, m: &A::View<'_>, writes: &mut V
             until: None,
             from: None,
             shadow: ir.shadow,
+            origin: crate::engine::memory::EntryOrigin::Rules,
         });
     }
 }

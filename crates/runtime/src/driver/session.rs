@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::audit::{Origin, RuleChange};
+use cepheid_engine::engine::EntryOrigin;
 
 impl KeyFields {
     pub(super) fn new<'p>(
@@ -714,7 +715,8 @@ impl Session<'_> {
         let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
         let made = control.read_list(self.config, own).and_then(|record| {
             let edits = record.edits();
-            crate::lists::apply(self.engine, &record.list, &edits, at).map_err(|e| e.to_string())
+            let origin = (&*record.list, &EntryOrigin::Records);
+            crate::lists::apply(self.engine, origin, &edits, at).map_err(|e| e.to_string())
         });
         if let Err(why) = made {
             self.counters.malformed += 1;
@@ -730,7 +732,7 @@ impl Session<'_> {
         let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
         let edits = record.edits();
         let list = &record.list;
-        match crate::lists::apply(self.engine, list, &edits, at) {
+        match crate::lists::apply(self.engine, (list, &EntryOrigin::Library), &edits, at) {
             Ok(()) => self.say(
                 Level::Info,
                 crate::lists::said_at(&record.describe_handle(), at),
