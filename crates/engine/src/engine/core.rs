@@ -1084,7 +1084,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// event in before any pattern sees it. Out of line: the plain one
     /// is inlined where events are processed.
     #[inline(never)]
-    fn process_event_reading<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
+    fn process_event_reading<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) {
         self.memory.reach(ts);
         self.memory.on_event(&event);
         self.process_event_as::<Reads, S>(ts, event, sink);

@@ -1137,7 +1137,16 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         // (a traced step of a pattern that reads lists or indicators reads
         // them through a recorder: what its conditions read is kept)
         let Some(names) = self.names.as_deref() else {
-            return self.step(part, store, cache, lookup.lookup(), limit, starts, event, out);
+            return self.step(
+                part,
+                store,
+                cache,
+                lookup.lookup(),
+                limit,
+                starts,
+                event,
+                out,
+            );
         };
         let recorder = Recorder {
             lookup: lookup.lookup(),
@@ -1157,11 +1166,9 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         lookup: L,
         out: &mut R,
     ) -> usize {
-        Executor::new(&self.nfa, cache).with_lookup(lookup.lookup()).discard(
-            part,
-            store,
-            &mut Tap { out, seen: None },
-        )
+        Executor::new(&self.nfa, cache)
+            .with_lookup(lookup.lookup())
+            .discard(part, store, &mut Tap { out, seen: None })
     }
 
     fn partial_matches(part: &Partition) -> usize {
