@@ -103,8 +103,7 @@ pub use json_line::Pushed;
 pub use lists::ListWrite;
 pub use memory::{
     network_text, EntryError, EntryOrigin, LeftOut, LeftOutCounts, LeftOutParts, MemoryStats,
-    DEFAULT_MAX_INDICATOR_ENTRIES,
-    DEFAULT_MAX_LIST_ENTRIES,
+    DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
 };
 pub use reload::{Change, Changes, ReloadPolicy};
 #[cfg(test)]
