@@ -1393,7 +1393,7 @@ mod tests {
         assert!(at(&mut resumed, 29, "y") && !at(&mut resumed, 30, "y"));
     }
 
-    /// The snapshot `bytes` (version 9) as version 6 wrote it: the same
+    /// The snapshot `bytes` (version 10) as version 6 wrote it: the same
     /// header and body, without the counts per pattern after it.
     fn as_version_6(bytes: &[u8]) -> Vec<u8> {
         let content = &bytes[PREFIX..bytes.len() - CHECKSUM];

@@ -1246,7 +1246,7 @@ impl Memory {
 
     /// The state, for a snapshot: the lists and indicators, the shadow
     /// copies (of format version 8 on: a section of its own), and the
-    /// origins of the lists' entries and changes (version 9 on: another).
+    /// origins of the lists' entries and changes (version 10 on: another).
     pub(crate) fn save(&self) -> (Saved, SavedShadow, SavedOrigins) {
         let (scheduled, shadow_changes, change_origins) = self.saved_changes();
         let origins = SavedOrigins {
@@ -1523,7 +1523,7 @@ pub(crate) struct SavedShadow {
 }
 
 /// The origins of the lists' entries and changes in a snapshot (format
-/// version 9 on, after [`SavedShadow`]; none before: every entry of no
+/// version 10 on, its last section; none before: every entry of no
 /// recorded origin).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SavedOrigins {
