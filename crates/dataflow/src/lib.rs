@@ -255,7 +255,23 @@ impl Clocks {
     /// events' frontier is `f` may move its engines: `f`, or less, below
     /// the clocks said.
     pub(crate) fn limit(&self, f: Timestamp, taken: Timestamp) -> Timestamp {
-        let frontier = f;
+        self.limit_below(f, f, taken)
+    }
+
+    /// [`Clocks::limit`] of a bound `f` at or below the events' frontier
+    /// `frontier` (the writes known hold a worker that writes below its
+    /// frontier): a move up is held by the frontier, not by the bound. (Held
+    /// by the bound, a move up to `e` the frontier had passed held the
+    /// engines at its clock below the writes known, which then waited for
+    /// the engines' steps: no cut after it was ever taken; issue 60, item
+    /// 17's `dataflow_live_cut` case, on the fix of issue 59's workers
+    /// fault.)
+    pub(crate) fn limit_below(
+        &self,
+        f: Timestamp,
+        frontier: Timestamp,
+        taken: Timestamp,
+    ) -> Timestamp {
         let mut f = f;
         for said in self.said.values() {
             // (the clock at the first move up that no cut taken is past,
@@ -1055,6 +1071,11 @@ mod tests {
         assert_eq!(clocks.limit(500, 99), 40, "the cut at 100 not taken");
         assert_eq!(clocks.latest(500), 70, "a router follows the latest");
         assert_eq!(clocks.limit(500, 100), 70, "the cut at 100 taken");
+        // (a bound the writes known lowered below the move up, the
+        // frontier past it: not held at the move's clock, which would
+        // wait for writes the engines make only once they step on)
+        assert_eq!(clocks.limit_below(60, 500, 100), 60);
+        assert_eq!(clocks.limit_below(60, 100, 100), 40, "the frontier at 100");
         assert_eq!(
             clocks.limit(100, 100),
             40,

@@ -495,7 +495,7 @@ where
             let bound = writes_known.map_or(f, |w| f.min(w));
             // (the engines not past a quiet source's clock,
             // `SourceClock`; what they make goes out at `f`)
-            if worker.advance(bound, sink) {
+            if worker.advance_below(bound, f, sink) {
                 worker.emit(sink, &mut |items| {
                     output.session(&*cap).give_container(items);
                 });
@@ -1097,7 +1097,19 @@ impl<E: Event + Clone + 'static> Worker<E> {
     /// source's clock, [`SourceClock`](crate::SourceClock)). Did they
     /// move?
     fn advance<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) -> bool {
-        let f = self.clocks.limit(f, self.taken);
+        self.advance_below(f, f, sink)
+    }
+
+    /// [`advance`](Worker::advance) to a bound `f` at or below the events'
+    /// frontier `frontier` (lowered by the writes known:
+    /// [`Clocks::limit_below`]).
+    fn advance_below<S: Collect<E>>(
+        &mut self,
+        f: Timestamp,
+        frontier: Timestamp,
+        sink: &mut S,
+    ) -> bool {
+        let f = self.clocks.limit_below(f, frontier, self.taken);
         self.advance_to(f, sink)
     }
 
