@@ -891,7 +891,7 @@ fn outcome_of(
                     fields.at_end(counts.fields.as_ref(), &mut |n| say.report().notice(n));
                 }
                 let out = &mut lock(&out);
-                summary = Some(finish(config, scale, out, counts, stopped, started, say));
+                summary = Some(finish(scale, out, counts, stopped, started));
             }
             Ok(Err(why)) | Err(why) => {
                 let e = Error::Worker {

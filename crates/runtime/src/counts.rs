@@ -9,7 +9,9 @@ use cepheid_engine::io::FieldsSeen;
 use cepheid_engine::{ErrorKind, PatternStats};
 use serde::{Deserialize, Serialize};
 
-use crate::{add_patterns, Doing, End, Error, IndicatorCounts, Layout, ListCounts, Summary};
+use crate::{
+    add_patterns, Doing, End, Error, IndicatorCounts, Layout, Level, ListCounts, Notice, Summary,
+};
 
 /// What a run counted: one engine's, or a worker's (sent to the worker
 /// that makes the summary, and added up there: [`Counts::add`]).
@@ -268,6 +270,27 @@ impl Counts {
             event_time: self.event_time,
         }
     }
+}
+
+/// What a run says once its engines forced the watermark up because more
+/// than `max_waiting` events waited for it ([`Config::max_waiting`]): one
+/// engine as it happens, a cluster's at its end ([`said_at_end`]).
+///
+/// [`Config::max_waiting`]: crate::Config::max_waiting
+pub(crate) fn waited_for_watermark(max_waiting: usize) -> String {
+    format!(
+        "cepheid: more than {max_waiting} events waited for the watermark; it moved up to the earliest of them (`Config::max_waiting`; raise it to let more wait)"
+    )
+}
+
+/// What the end of a cluster's run says of the workers' counts, added up
+/// in `summary` (the process that counts the run; one whose output failed
+/// said that instead): the watermark forced up, which its workers' sources
+/// count rather than say as it happens.
+pub(crate) fn said_at_end(summary: &Summary, max_waiting: usize) -> Option<Notice> {
+    let output_failed = matches!(summary.end, End::OutputClosed | End::Failed(Error::Sink(_)));
+    (!summary.uncounted && summary.forced_watermarks > 0 && !output_failed)
+        .then(|| Notice::line(Level::Warning, waited_for_watermark(max_waiting)))
 }
 
 /// The span of times covering both `a` and `b` (`None`: no time).

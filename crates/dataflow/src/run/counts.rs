@@ -150,38 +150,23 @@ impl ReadCounts {
 }
 
 /// Flushes the output and gives the run's [`Summary`] (worker 0 of
-/// process 0, with every worker's counts); says what the single run says
-/// as it happens (forced watermarks). An output that failed (said when it
-/// happened) or could not be flushed ends the run as on one engine
-/// ([`Output::end`]).
+/// process 0, with every worker's counts). An output that failed (said
+/// when it happened) or could not be flushed ends the run as on one
+/// engine ([`Output::end`]); what the counts say (forced watermarks) the
+/// runtime says at the end of the run, as one engine's.
 pub(super) fn finish(
-    config: &Config,
     scale: &Scale,
     out: &mut Output,
     counts: Counts,
     stopped: Option<String>,
     started: Instant,
-    say: &Say,
 ) -> Summary {
-    let (end, flushed) = out.end(counts.end(stopped));
-    let output_failed = matches!(
-        end,
-        End::OutputClosed | End::Failed(cepheid_runtime::Error::Sink(_))
-    );
-    if counts.forced > 0 && !output_failed {
-        // The single run says it when it happens; here the sources count it.
-        say!(
-            say,
-            Warning,
-            "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (`Config::max_waiting`; raise it to let more wait)",
-            config.max_waiting
-        );
-    }
+    let ended = out.end(counts.end(stopped));
     let layout = SummaryLayout {
         processes: scale.processes,
         workers: scale.workers,
     };
-    counts.summary((end, flushed), started.elapsed(), Some(layout))
+    counts.summary(ended, started.elapsed(), Some(layout))
 }
 
 /// `1 worker`, `2 workers`: a count with its noun.

@@ -231,8 +231,19 @@ pub struct Runtime(Executor);
 enum Executor {
     /// One engine on the run's thread.
     Single(Box<Single>),
-    /// A cluster's workers, and what shows them to an observing report.
-    Cluster(Box<dyn OpenCluster>, Option<(Arc<Board>, Notify)>),
+    /// A cluster's workers.
+    Cluster(OnCluster),
+}
+
+/// A run on a cluster's workers, open: what the runtime keeps to end it.
+struct OnCluster {
+    open: Box<dyn OpenCluster>,
+    /// What shows the workers to an observing report.
+    board: Option<Arc<Board>>,
+    /// The run's report (the cluster's workers share it).
+    notify: Notify,
+    /// [`Config::max_waiting`], which the end of the run names.
+    max_waiting: usize,
 }
 
 /// One engine's run on the calling thread, ready.
@@ -554,8 +565,14 @@ impl Runtime {
                 crate::board::followed(&config).map(Path::to_path_buf),
             ))
         });
+        let max_waiting = config.max_waiting;
         let open = cluster.open(config, rules, report, sources, sink, board.clone())?;
-        Ok(Runtime(Executor::Cluster(open, board.zip(Some(notify)))))
+        Ok(Runtime(Executor::Cluster(OnCluster {
+            open,
+            board,
+            notify,
+            max_waiting,
+        })))
     }
 
     /// Calls `hook` with each checkpoint's number on the checkpoint
@@ -583,7 +600,7 @@ impl Runtime {
     pub fn handle(&self) -> Handle {
         match &self.0 {
             Executor::Single(single) => Handle::new(single.tx.clone()),
-            Executor::Cluster(open, _) => open.handle().unwrap_or_else(|| Handle::of(Vec::new())),
+            Executor::Cluster(on) => on.open.handle().unwrap_or_else(|| Handle::of(Vec::new())),
         }
     }
 
@@ -594,7 +611,7 @@ impl Runtime {
     pub fn stoppable(&self) -> bool {
         match &self.0 {
             Executor::Single(_) => true,
-            Executor::Cluster(open, _) => open.handle().is_some(),
+            Executor::Cluster(on) => on.open.handle().is_some(),
         }
     }
 
@@ -612,14 +629,31 @@ impl Runtime {
     pub fn run(self) -> Summary {
         match self.0 {
             Executor::Single(single) => single.run(),
-            Executor::Cluster(open, None) => open.run(),
-            Executor::Cluster(open, Some((board, notify))) => {
-                let observing = Observing::start(board, notify);
-                let summary = open.run();
-                observing.end(&summary);
-                summary
-            }
+            Executor::Cluster(on) => on.run(),
         }
+    }
+}
+
+impl OnCluster {
+    /// Runs the cluster's workers (observed, with a board) and ends the
+    /// run as one engine's ends: what the workers' counts say is said
+    /// here, once for both executors.
+    fn run(self) -> Summary {
+        let OnCluster {
+            open,
+            board,
+            notify,
+            max_waiting,
+        } = self;
+        let observing = board.map(|board| Observing::start(board, notify.clone()));
+        let summary = open.run();
+        if let Some(notice) = crate::counts::said_at_end(&summary, max_waiting) {
+            notify.notice(notice);
+        }
+        if let Some(observing) = observing {
+            observing.end(&summary);
+        }
+        summary
     }
 }
 

@@ -599,10 +599,8 @@ impl Session<'_> {
         self.out.report.progress(batch.at.offset);
         if !self.counters.forced_told && self.engine.stats().forced_watermarks > 0 {
             self.counters.forced_told = true;
-            self.say(Level::Warning, format!(
-                "cepheid: more than {} events waited for the watermark; it moved up to the earliest of them (`Config::max_waiting`; raise it to let more wait)",
-                self.config.max_waiting
-            ));
+            let said = crate::counts::waited_for_watermark(self.config.max_waiting);
+            self.say(Level::Warning, said);
         }
         if batch.stalled {
             // The input waits for its writer: whatever the watermark
