@@ -113,7 +113,7 @@ use std::time::{Duration, Instant};
 use cepheid_engine::engine::{LeftOutParts, MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Formatter};
 use cepheid_engine::{ErrorKind, FieldWatch, Record, Rules, Timestamp};
-use cepheid_runtime::checkpoint::{store, Part, Piece};
+use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Part, Piece};
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
     Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead, ShareReader,
@@ -121,7 +121,7 @@ use cepheid_runtime::source::{
 };
 use cepheid_runtime::{
     Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level, LimitNotices, Notice,
-    Output, Report, RunEvent, SinkError, Summary, Tap, Time, MAX_DROP_KEYS,
+    Output, Report, RunEvent, SinkError, Summary, Tap, Time, Unusable, MAX_DROP_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -160,7 +160,7 @@ mod single;
 pub use single::to_one_engine;
 mod write;
 
-use cepheid_runtime::audit::{Origin, RuleChange};
+use cepheid_runtime::audit::{not_reloaded, reloaded, Origin, RuleChange};
 use cepheid_runtime::Counts;
 use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, ReadCounts};

@@ -9,6 +9,8 @@ use cepheid_engine::engine::{Change, ReloadPolicy};
 use cepheid_engine::{PatternStats, Timestamp};
 use serde::{Deserialize, Serialize};
 
+pub use crate::reload::{not_reloaded, reloaded};
+
 /// How many of the latest records a checkpoint keeps (and a resumed run
 /// shows, `/status.json`'s `rule_changes`).
 pub const HISTORY: usize = 100;

@@ -369,3 +369,17 @@ pub(crate) fn watch_for(
     });
     Ok(watcher)
 }
+
+/// What a run says of a change of rules applied at `place` (what asked
+/// for it: a control record's place, `SIGHUP`, the watched files), on
+/// either executor: `lines`, the changes, one indented line each.
+pub fn reloaded(place: &str, lines: &str) -> crate::Notice {
+    let text = format!("cepheid: {place}: rules reloaded:\n{lines}");
+    crate::Notice::text(crate::Level::Info, text)
+}
+
+/// What a run says of a change of rules at `place` that it did not apply
+/// (`why`: the new rules "do not compile"...), on either executor.
+pub fn not_reloaded(place: &str, why: &str) -> String {
+    format!("cepheid: {place}: the new rules {why}; the old rules go on")
+}

@@ -191,7 +191,6 @@ pub(crate) fn load(
         }
         return Err(unusable(Unusable::DoesNotFit(e)));
     }
-    let mut say = |level, text: String| report.notice(Notice::line(level, text));
     // (an output rotated since is the sink's to see: `Files::recover`)
     let events = config.input.path();
     if let Some(tail) = meta.input.tail {
@@ -208,33 +207,20 @@ pub(crate) fn load(
             if !config.follow {
                 return Err(unusable(why));
             }
-            say(Level::Warning, format!(
-                "warning: checkpoint {shown}: {why}: rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read"
-            ));
+            report.notice(rotated_since(Some(&shown.to_string()), &why));
             meta.input = FilePosition::default();
         }
     }
-    say(
-        Level::Info,
-        format!(
-            "cepheid: resuming from checkpoint {shown} {}",
-            resumed_at(&meta, events)
-        ),
-    );
-    if meta.reload_files {
-        say(Level::Info,
-            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (`Config::watch`)".to_string()
-        );
-    } else if meta.counters.rules_changed {
-        say(Level::Info,
-            "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line".to_string()
-        );
+    let from = format!("{shown} {}", resumed_at(&meta, events));
+    let rules = (meta.counters.rules_changed, meta.reload_files);
+    for notice in resuming(&from, rules) {
+        report.notice(notice);
     }
     if let Some(older) = newest.older_format() {
-        say(Level::Info, format!(
+        report.notice(Notice::line(Level::Info, format!(
             "cepheid: checkpoint {shown} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is committed (docs/checkpoints.md, \"Upgrading\")",
             crate::checkpoint::VERSION
-        ));
+        )));
     }
     // The one before, for a sink that did not commit the newest.
     let prev = kept.get(1).and_then(|stored| {
@@ -245,4 +231,37 @@ pub(crate) fn load(
     });
     clear()?;
     Ok(Some(Resumed { meta, prev }))
+}
+
+/// What a run says as it resumes, on either executor: from where (`from`:
+/// the checkpoint and the input's place on one engine, the folder and the
+/// layout on workers), and with which rules (`rules_changed`: the
+/// checkpoint's, changed while it ran; `reload_files`: the checkpoint's,
+/// the pattern files, edited since, read at once).
+pub fn resuming(from: &str, (rules_changed, reload_files): (bool, bool)) -> Vec<Notice> {
+    let mut said = vec![Notice::line(
+        Level::Info,
+        format!("cepheid: resuming from checkpoint {from}"),
+    )];
+    if reload_files {
+        said.push(Notice::line(Level::Info,
+            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (`Config::watch`)"
+        ));
+    } else if rules_changed {
+        said.push(Notice::line(Level::Info,
+            "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
+        ));
+    }
+    said
+}
+
+/// The warning of a resume whose followed input file is not the one the
+/// checkpoint (`shown`, when it is named) was taken on (`why`,
+/// [`Unusable::NotTheFile`]): rotated since, it is read from its beginning,
+/// on either executor.
+pub fn rotated_since(shown: Option<&str>, why: &Unusable) -> Notice {
+    let checkpoint = shown.map_or_else(|| "checkpoint".to_string(), |s| format!("checkpoint {s}"));
+    Notice::line(Level::Warning, format!(
+        "warning: {checkpoint}: {why}: rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read"
+    ))
 }

@@ -253,14 +253,16 @@ impl Cutter {
         let quiet = checkpoint.cuts.last_cut_before_end();
         match self.complete(e, Instant::now(), gathered) {
             Ok(_) if quiet => {}
-            Ok(true) => say!(self.say, Info, "cepheid: checkpoint taken in {dir} as the run stopped"),
-            Ok(false) => say!(
-                self.say,
-                Warning,
-                "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
-            ),
+            Ok(taken) => {
+                let said = said_at_stop(&checkpoint.dir, taken);
+                self.say.report().notice(said);
+            }
             Err(why) => {
-                say!(self.say, Error, "error: cannot write the checkpoint in {dir}: {why}");
+                say!(
+                    self.say,
+                    Error,
+                    "error: cannot write the checkpoint in {dir}: {why}"
+                );
                 let error = cut_failed(&store::part_dir(&checkpoint.dir, e), why);
                 self.failed_event(&error);
                 self.failed.set(error);

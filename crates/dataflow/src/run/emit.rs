@@ -411,15 +411,12 @@ impl Collect<Record> for Emit {
         // (the single run's words)
         match outcome {
             Ok(lines) => {
-                let text = format!("cepheid: {place}: rules reloaded:\n{lines}");
-                self.say.report().notice(Notice::new(
-                    Level::Info,
-                    text.strip_suffix('\n').unwrap_or(&text),
-                ));
+                let notice = reloaded(place, &lines);
+                self.say.report().notice(notice);
                 self.say.event(&RunEvent::Reloaded);
             }
             Err(why) => {
-                let why = format!("cepheid: {place}: the new rules {why}; the old rules go on");
+                let why = not_reloaded(place, &why);
                 self.say.event(&RunEvent::ReloadRefused { why: &why });
                 say!(self.say, Warning, "{why}");
             }

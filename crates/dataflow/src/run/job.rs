@@ -848,13 +848,12 @@ impl Job {
             );
             return at;
         }
-        say!(
-            self.say,
-            Warning,
-            "warning: checkpoint: {} is not the file it was taken on (its bytes before offset {} differ): rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read",
-            self.config.input.path().display(),
-            at.offset
-        );
+        let why = Unusable::NotTheFile {
+            path: self.config.input.path().to_path_buf(),
+            offset: at.offset,
+        };
+        let notice = rotated_since(None, &why);
+        self.say.report().notice(notice);
         Position::default()
     }
 }

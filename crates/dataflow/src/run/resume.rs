@@ -522,24 +522,9 @@ fn say_resumed(
     } else if let Some(then) = marker.layout().filter(|&then| then != layout) {
         on = format!("{on}; it was taken on {}", said(then));
     }
-    say!(
-        say,
-        Info,
-        "cepheid: resuming from checkpoint in {} ({on})",
-        dir.display()
-    );
-    if reload_files {
-        say!(
-            say,
-            Info,
-            "cepheid: the pattern files are not the rules of the checkpoint (edited since): it goes on with the checkpoint's rules and reads the files at once (`Config::watch`)"
-        );
-    } else if rules {
-        say!(
-            say,
-            Info,
-            "cepheid: the rules changed while it ran: it goes on with the rules of the checkpoint, not those of the command line"
-        );
+    let from = format!("in {} ({on})", dir.display());
+    for notice in checkpoint::resuming(&from, (rules, reload_files)) {
+        say.report().notice(notice);
     }
     if let Some(older) = older {
         say!(

@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use crate::lock::lock_folder;
+pub use crate::resume::{resuming, rotated_since};
 use crate::Unusable;
 
 pub(crate) mod file;
@@ -646,6 +647,23 @@ fn write_one(
         let _ = std::fs::remove_dir_all(&part);
     }
     result
+}
+
+/// What a run says of the checkpoint it takes as it stops, on either
+/// executor: taken in `dir` (the next run replays nothing), or not (the
+/// next run goes on from the one before).
+pub fn said_at_stop(dir: &Path, taken: bool) -> crate::Notice {
+    let dir = dir.display();
+    if taken {
+        crate::Notice::line(
+            crate::Level::Info,
+            format!("cepheid: checkpoint taken in {dir} as the run stopped"),
+        )
+    } else {
+        crate::Notice::line(crate::Level::Warning, format!(
+            "warning: no checkpoint could be taken in {dir} as the run stopped: the next run goes on from the one before"
+        ))
+    }
 }
 
 /// Where checkpoint `number` of `dir` is, for messages.

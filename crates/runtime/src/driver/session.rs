@@ -645,9 +645,8 @@ impl Session<'_> {
             // the run stopped, and the next run replays nothing)
             if let Some(c) = &self.checkpoints {
                 if c.number > 0 && !c.schedule.dirty() {
-                    let dir = c.dir.display();
-                    let said = format!("cepheid: checkpoint taken in {dir} as the run stopped");
-                    self.say(Level::Info, said);
+                    let said = crate::checkpoint::said_at_stop(&c.dir, true);
+                    self.out.report.notice(said);
                 }
             }
             return Ok(Some(why));
@@ -812,17 +811,15 @@ impl Session<'_> {
                     .lines()
                     .map(|line| format!("  {line}\n"))
                     .collect();
-                self.out.report.notice(Notice::text(
-                    Level::Info,
-                    format!("cepheid: {where_}: rules reloaded:\n{lines}"),
-                ));
+                self.out
+                    .report
+                    .notice(crate::reload::reloaded(where_, &lines));
                 self.event(&RunEvent::Reloaded);
                 true
             }
             Err(e) => {
                 self.say(Level::Warning, e);
-                let why =
-                    format!("cepheid: {where_}: the new rules do not compile; the old rules go on");
+                let why = crate::reload::not_reloaded(where_, "do not compile");
                 refused(self, why)
             }
         }
