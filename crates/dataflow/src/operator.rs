@@ -1,9 +1,6 @@
 //! The CEP operator: events exchanged by key, released when the frontier
 //! passes them, in a deterministic order, into one engine per group.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::{BinaryHeap, VecDeque};
-
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -19,13 +16,12 @@ use timely::ExchangeData;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cepheid_runtime::audit::{started_empty as declared_anew, PatternChange, RuleChange};
 use cepheid_runtime::EngineNumbers;
 
-use crate::cut::{self, SavedPiece, WorkerCut, WorkerState};
+use crate::cut::{self, WorkerCut};
 use crate::engine::{Engine, ReloadPolicy};
 use crate::engine::{LeftOutParts, ListWrite, MatchRef, Output, Sink, Stats};
 use crate::event::Event;
@@ -33,11 +29,14 @@ use crate::primitives::Timestamp;
 use crate::route::{groups, worker_groups, Layout, Routed, Router, SHARED};
 use crate::{
     add_stats, Change, Clocks, Events, FileChange, Input, ListEdit, ListOrigin, Piece, Plan,
-    SourceEnd, Stamped,
+    SourceEnd,
 };
 
 mod changing;
+mod save;
+mod stash;
 use changing::{route_changing, Held, Hold};
+use stash::{Stash, Stashed};
 
 /// One worker's part of a change's audit record ([`Collect::rules_audit`]):
 /// the record without its patterns, and the names the worker's engines
@@ -848,226 +847,6 @@ impl<E: Event + 'static> Changes<E> {
     }
 }
 
-impl<E: Event + Clone + ExchangeData> Worker<E> {
-    /// The epoch of a cut to take now that the input frontier is at `at`
-    /// (`None`: the input ended, no cut).
-    fn cut_due(
-        &mut self,
-        at: Option<Timestamp>,
-        passed: Timestamp,
-        writes_known: Option<Timestamp>,
-    ) -> Option<Timestamp> {
-        let cut = self.cut.as_ref()?;
-        let e = cut.cuts.requested()?;
-        if e <= self.taken {
-            return None;
-        }
-        if self.stopped_at().is_some() {
-            // A source was stopped: its end is not a place to go on from,
-            // and the engines wait for the others' (the last cut, taken
-            // as the input ends, is the one to resume from).
-            cut.fail(e);
-            cut.taken(e);
-            self.passed_cut(e);
-            return None;
-        }
-        if passed >= e {
-            // Passed `e` before the request: no cut at `e` here.
-            cut.fail(e);
-            cut.taken(e);
-            self.passed_cut(e);
-            return None;
-        }
-        // (and every write to be made where the engines stop for it
-        // known: the cut keeps them)
-        let reach = self.clocks.limit(e, self.taken);
-        (at? >= e && writes_known.is_none_or(|w| w > reach)).then_some(e)
-    }
-
-    /// The worker is done with the cut at `e` (taken or given up): the
-    /// quiet sources' moves up to it no longer hold its engines back.
-    fn passed_cut(&mut self, e: Timestamp) {
-        self.taken = e;
-        self.clocks.taken(e);
-    }
-
-    /// Saves the worker's state at `e` (its engines are at `e - 1`).
-    fn take_cut(&mut self, e: Timestamp) {
-        self.passed_cut(e);
-        self.save(e, false);
-        if let Some(cut) = &self.cut {
-            cut.taken(e);
-        }
-    }
-
-    /// The input ended: when a source was stopped (a live source, by a
-    /// signal), or always with [`Cuts::at_end`](crate::Cuts::at_end),
-    /// saves the worker's state as it is now, after
-    /// [`finish`](Worker::finish), at an epoch above every cut before it
-    /// and the same on every worker (each has the same ends, and was
-    /// restored from the same cut): the largest source watermark + 2
-    /// (above every source's capability: no frontier passed it), or the
-    /// restored epoch + 1 when that is larger (no event since). Every stashed event was sent
-    /// below it; the stopped source's end is not kept: restored, it reads
-    /// on.
-    fn take_last_cut(&mut self) {
-        let Some(cut) = &self.cut else {
-            return;
-        };
-        if !self.ends.iter().any(|(_, end)| end.stopped) && !cut.cuts.cuts_at_end() {
-            return;
-        }
-        // Above every source's capability (each is its watermark + 1).
-        let frontier = (self.ends.iter())
-            .filter_map(|(_, end)| end.watermark)
-            .max()
-            .map_or(Timestamp::MIN, |w| w.saturating_add(1));
-        // (and above every capability a quiet source moved to)
-        let jumped = self.clocks.cap().unwrap_or(Timestamp::MIN);
-        let e = frontier
-            .saturating_add(1)
-            .max(self.restored_at.saturating_add(1))
-            .max(jumped.saturating_add(1));
-        cut.cuts.took_last(e, false);
-        self.taken = e;
-        self.save(e, true);
-    }
-
-    /// Does the worker take a cut before the end of its input
-    /// ([`Cuts::before_end`](crate::Cuts::before_end): no source was
-    /// stopped)?
-    fn before_end(&self) -> bool {
-        let Some(cut) = &self.cut else {
-            return false;
-        };
-        cut.cuts.cuts_before_end() && !self.ends.iter().any(|(_, end)| end.stopped)
-    }
-
-    /// Where a cut before the end ([`take_end_cut`](Worker::take_end_cut))
-    /// has the engines, when one is still to be taken.
-    fn end_cut_point(&self) -> Option<Timestamp> {
-        if !self.before_end() {
-            return None;
-        }
-        let largest = (self.ends.iter())
-            .filter_map(|(_, end)| end.watermark)
-            .max();
-        let w = largest.and_then(|w| w.checked_add(1))?;
-        let jumped = self.clocks.cap().unwrap_or(Timestamp::MIN);
-        let e = w.max(jumped.saturating_add(1));
-        (e > self.taken && e != Timestamp::MAX).then_some(w)
-    }
-
-    /// Every source ended, none stopped (see
-    /// [`Cuts::before_end`](crate::Cuts::before_end)): moves the engines
-    /// to the largest source watermark `W` (the same on every worker: each
-    /// has the same ends) and saves the worker's state at `W + 1`, every
-    /// event still waiting and every source's end with it, before
-    /// [`finish`](Worker::finish). No cut when no source had a watermark,
-    /// or when it would not be above the last one (nothing moved since:
-    /// that one is as good).
-    fn take_end_cut<S: Collect<E>>(
-        &mut self,
-        sink: &mut S,
-        give: &mut dyn FnMut(&mut Vec<S::Item>),
-    ) {
-        let Some(cut) = &self.cut else {
-            return;
-        };
-        let largest = (self.ends.iter())
-            .filter_map(|(_, end)| end.watermark)
-            .max();
-        let Some(w) = largest.and_then(|w| w.checked_add(1)) else {
-            return;
-        };
-        // (above every capability a quiet source moved to, its engines
-        // at the largest watermark)
-        let jumped = self.clocks.cap().unwrap_or(Timestamp::MIN);
-        let e = w.max(jumped.saturating_add(1));
-        if e <= self.taken || e == Timestamp::MAX {
-            return;
-        }
-        let cuts = Arc::clone(&cut.cuts);
-        if w > self.released {
-            self.advance(w, sink);
-            self.emit(sink, give);
-        }
-        cuts.took_last(e, true);
-        self.taken = e;
-        self.save_at_end(e);
-    }
-
-    /// Saves the worker's state at `e`: at a cut, the stashed events sent
-    /// below `e` and the ends sent below it; `last`, every stashed event
-    /// and the ends of the sources that were not stopped.
-    fn save(&mut self, e: Timestamp, last: bool) {
-        self.save_sources(e, last, false);
-    }
-
-    /// [`save`](Worker::save) of the last cut, taken before the end
-    /// ([`take_end_cut`](Worker::take_end_cut)): each source at its end
-    /// (one may have recorded a request at `e` before it read its last
-    /// lines, which are in the stash).
-    fn save_at_end(&mut self, e: Timestamp) {
-        self.save_sources(e, true, true);
-    }
-
-    fn save_sources(&mut self, e: Timestamp, last: bool, at_end: bool) {
-        let Some(cut) = &self.cut else {
-            return;
-        };
-        let Some((sources, read)) = cut.sources_at(e, at_end) else {
-            return;
-        };
-        let state = (|| {
-            let mut pieces = Vec::with_capacity(self.pieces.len());
-            for piece in &self.pieces {
-                let mut bytes = Vec::new();
-                piece.engine.0.snapshot(&mut bytes)?;
-                pieces.push(SavedPiece {
-                    group: piece.group,
-                    from: piece.from,
-                    to: piece.to,
-                    engine: bytes,
-                });
-            }
-            // (at the last cut every event was sent below it: those sent
-            // at the largest source capability too, for the cut before
-            // the end)
-            let below = if last { Timestamp::MAX } else { e };
-            let mut stash = self.stash.sent_below(below);
-            // (what the router holds that was sent below the cut)
-            let held = self.held.borrow();
-            let batches = held.iter().filter(|batch| batch.sent < below);
-            stash.extend(batches.flat_map(|batch| batch.events.iter().map(|s| (cut::HELD, s))));
-            (WorkerState {
-                epoch: e,
-                sources,
-                // Those sent at `e` or above come again; a stopped
-                // source reads on.
-                ends: (self.ends.iter())
-                    .filter(|(sent, end)| if last { !end.stopped } else { *sent < e })
-                    .map(|(_, end)| *end)
-                    .collect(),
-                pieces,
-                stash: cut::encode_stash(&stash)?,
-                rules: Some(self.changes.saved(e, read)),
-            })
-            .piece()
-            .map(|mut piece| {
-                if !self.changes.files.is_empty() {
-                    cut::put_lists(&mut piece, &self.changes.files);
-                }
-                piece
-            })
-        })();
-        match state {
-            Ok(piece) => cut.save(e, piece),
-            Err(_) => cut.fail(e),
-        }
-    }
-}
-
 impl<E: Event + Clone + 'static> Worker<E> {
     /// Once a live source was stopped ([`Feed::stop`](crate::Feed::stop),
     /// a signal): the frontier the engines may go to, its clock's
@@ -1642,139 +1421,6 @@ impl<E: Event + Clone + 'static> Worker<E> {
         sink.drain(&mut items);
         if !items.is_empty() {
             give(&mut items);
-        }
-    }
-}
-
-/// A stashed event for one group, ordered by (time, source, offset,
-/// group): the order in which the engines get them.
-struct Stashed<E> {
-    group: u32,
-    /// The key group of its key ([`Routed::kg`]).
-    kg: u32,
-    /// The timely time it was sent at (a cut at `f` keeps those sent
-    /// below `f`: the sources read the others again).
-    sent: Timestamp,
-    stamped: Stamped<E>,
-}
-
-/// (time, source, offset, group): the order of release.
-type Key = (Timestamp, u32, u64, u32);
-
-impl<E> Stashed<E> {
-    fn key(&self) -> Key {
-        let s = &self.stamped;
-        // (a copy for the shared indicators in its group's place: events
-        // of one place, those of a checkpoint of one engine resumed on
-        // workers, keep their order of arrival)
-        (s.ts, s.source, s.offset, self.group & !SHARED)
-    }
-}
-
-impl<E> PartialEq for Stashed<E> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl<E> Eq for Stashed<E> {}
-
-impl<E> PartialOrd for Stashed<E> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<E> Ord for Stashed<E> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key().cmp(&other.key())
-    }
-}
-
-/// The stashed events, taken out in (time, source, offset, group) order.
-/// What one worker sends arrives in the order sent, mostly in time order:
-/// such arrivals go to a FIFO per sender at O(1), the rest to a heap, and
-/// the least of the FIFOs' fronts and the heap's top comes out first.
-struct Stash<E> {
-    fifos: Vec<VecDeque<Stashed<E>>>,
-    heap: BinaryHeap<Reverse<Stashed<E>>>,
-}
-
-impl<E> Default for Stash<E> {
-    fn default() -> Self {
-        Stash {
-            fifos: Vec::new(),
-            heap: BinaryHeap::new(),
-        }
-    }
-}
-
-impl<E> Stash<E> {
-    /// Stashes `item`, sent by worker `from`.
-    fn push(&mut self, from: usize, item: Stashed<E>) {
-        if self.fifos.len() <= from {
-            self.fifos.resize_with(from + 1, VecDeque::new);
-        }
-        let fifo = &mut self.fifos[from];
-        if fifo.back().is_none_or(|last| last.key() <= item.key()) {
-            fifo.push_back(item);
-        } else {
-            self.heap.push(Reverse(item));
-        }
-    }
-
-    /// The events sent below `f`, with their group.
-    fn sent_below(&self, f: Timestamp) -> Vec<(u32, &Stamped<E>)> {
-        let heap = self.heap.iter().map(|Reverse(item)| item);
-        let mut events: Vec<&Stashed<E>> = self
-            .fifos
-            .iter()
-            .flatten()
-            .chain(heap)
-            .filter(|item| item.sent < f)
-            .collect();
-        events.sort_by_key(|item| item.key());
-        events
-            .into_iter()
-            .map(|item| (item.group, &item.stamped))
-            .collect()
-    }
-
-    /// The time of the first event stashed.
-    fn first_time(&self) -> Option<Timestamp> {
-        let heap = self.heap.peek().map(|Reverse(top)| top.stamped.ts);
-        let fifos = self
-            .fifos
-            .iter()
-            .filter_map(|f| f.front().map(|s| s.stamped.ts));
-        heap.into_iter().chain(fifos).min()
-    }
-
-    /// Events stashed.
-    fn len(&self) -> usize {
-        self.heap.len() + self.fifos.iter().map(VecDeque::len).sum::<usize>()
-    }
-
-    /// Takes the least event out if `ready` says its time is.
-    fn pop_if(&mut self, ready: impl Fn(Timestamp) -> bool) -> Option<Stashed<E>> {
-        // `None`: the heap's top; `Some(i)`: FIFO `i`'s front.
-        let mut best: Option<(Option<usize>, Key)> =
-            self.heap.peek().map(|Reverse(top)| (None, top.key()));
-        for (i, fifo) in self.fifos.iter().enumerate() {
-            if let Some(front) = fifo.front() {
-                let key = front.key();
-                if best.as_ref().is_none_or(|(_, b)| key < *b) {
-                    best = Some((Some(i), key));
-                }
-            }
-        }
-        let (from, key) = best?;
-        if !ready(key.0) {
-            return None;
-        }
-        match from {
-            None => self.heap.pop().map(|Reverse(item)| item),
-            Some(i) => self.fifos[i].pop_front(),
         }
     }
 }
