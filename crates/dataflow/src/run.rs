@@ -297,6 +297,10 @@ impl cepheid_runtime::Cluster for Cluster {
         (self.scale.own_workers(), self.scale.all_workers())
     }
 
+    fn process(&self) -> usize {
+        self.scale.process
+    }
+
     fn open(
         self: Box<Self>,
         config: Config,

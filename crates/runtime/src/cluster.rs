@@ -35,8 +35,13 @@ pub trait Cluster: Send {
     /// dealt to all of them).
     fn workers(&self) -> (Range<usize>, usize);
 
+    /// This process's number among the run's processes (0 in a run of one
+    /// process): the lock it takes on the checkpoint folder is its own.
+    fn process(&self) -> usize;
+
     /// Opens the run of `rules` as `config` says, telling `report`: its
-    /// patterns planned, its checkpoint read (resumed from), its outputs
+    /// patterns planned, its checkpoint read (resumed from; the runtime
+    /// holds the folder's lock, as one engine's run does), its outputs
     /// open (`sink` instead of `config`'s files), its `sources` (instead of
     /// `config.input`) taken; the workers are not started yet. With a
     /// `board` (the report observes the run), its workers publish their

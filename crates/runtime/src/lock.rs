@@ -12,7 +12,8 @@
 //!
 //! With `--processes`, each process locks its own file in the shared
 //! folder (`lock` for process 0, `lock.process-I` for the others:
-//! [`lock_folder`], which the dataflow crate's run takes too). The outputs
+//! [`lock_folder`], which the run takes as it opens, on either executor;
+//! a cluster says its process, `Cluster::process`). The outputs
 //! are locked by [`Files`](crate::Files) as it opens them; one opened again
 //! after a rotation (`rotate.rs`) is locked too.
 

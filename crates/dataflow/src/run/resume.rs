@@ -31,9 +31,6 @@ pub(super) struct Checkpoint {
     /// Its records go to a sink of the library's user
     /// ([`Workers::with_sink`]), which commits each cut.
     pub(super) to_sink: bool,
-    /// The lock of the folder, held for the whole run (the outputs' are
-    /// their files': `Files::open`).
-    _lock: File,
     /// The number of the last cut completed (that resumed from, 0 when
     /// starting): each cut's is the next.
     pub(super) number: AtomicU64,
@@ -291,9 +288,8 @@ pub(super) fn checkpoints(
             source,
         }));
     }
-    // Another run on this folder (this process's part of it) is refused
-    // before anything is read or changed.
-    let lock = cepheid_runtime::checkpoint::lock_folder(dir, scale.process)?;
+    // (another run on this folder, this process's part of it, was refused
+    // by the runtime, which holds the folder's lock: `Runtime::on_cluster`)
     let to_sink = sink.is_some();
     let mut command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
@@ -418,7 +414,6 @@ pub(super) fn checkpoints(
         command,
         read: Arc::new(read),
         to_sink,
-        _lock: lock,
         number: AtomicU64::new(resume.as_ref().map_or(0, |(m, _)| m.number())),
         reload_files,
         lists: Vec::new(),

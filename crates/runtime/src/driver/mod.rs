@@ -244,6 +244,18 @@ struct OnCluster {
     notify: Notify,
     /// [`Config::max_waiting`], which the end of the run names.
     max_waiting: usize,
+    /// Held to the end: this process's lock of the checkpoint folder.
+    _lock: Option<File>,
+}
+
+/// Locks the checkpoint folder of `config` (if it has one) for process
+/// `process` of the run, on either executor: another run on the folder is
+/// refused (naming it) before the checkpoint is read; the lock is held to
+/// the end of the run.
+fn lock_checkpoint(config: &Config, process: usize) -> Result<Option<File>, Error> {
+    let dir = config.checkpoint.as_deref();
+    dir.map(|dir| crate::lock::lock_folder(dir, process))
+        .transpose()
 }
 
 /// One engine's run on the calling thread, ready.
@@ -370,11 +382,7 @@ impl Runtime {
         refuse(&config, file, sink.as_deref(), engine.patterns())?;
         let source = source.map(|source| Arc::new(Mutex::new(source)));
         let mut locks = Vec::new();
-        // Another run on the checkpoint folder is refused (naming it)
-        // before the checkpoint is read; the lock is held to the end.
-        if let Some(dir) = &config.checkpoint {
-            locks.push(crate::lock::lock_folder(dir, 0)?);
-        }
+        locks.extend(lock_checkpoint(&config, 0)?);
         special_outputs(&config, report.as_mut());
         // A checkpoint to resume from is checked whole (and the engine
         // restored) before any file is touched.
@@ -554,6 +562,7 @@ impl Runtime {
             rules.patterns().iter(),
         )?;
         cluster.check(&config, sink.is_some())?;
+        let lock = lock_checkpoint(&config, cluster.process())?;
         let (report, notify) = Notify::share(report);
         let board = report.observes().then(|| {
             let readers = sources.iter().flatten().map(Option::is_some).collect();
@@ -572,6 +581,7 @@ impl Runtime {
             board,
             notify,
             max_waiting,
+            _lock: lock,
         })))
     }
 
@@ -644,6 +654,7 @@ impl OnCluster {
             board,
             notify,
             max_waiting,
+            _lock,
         } = self;
         let observing = board.map(|board| Observing::start(board, notify.clone()));
         let summary = open.run();
