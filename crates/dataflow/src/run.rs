@@ -556,11 +556,6 @@ impl Workers {
             (&messages, &parts, reader_of_sources),
             &say,
         );
-        if scale.first_process() && sink.is_none() {
-            for notice in config.start_warnings() {
-                say.report().notice(notice);
-            }
-        }
         let mut layout = layout(&scale)?;
         if let Layout::Cluster {
             agreement: agreed, ..

@@ -274,7 +274,7 @@ impl Config {
     /// synced, measured or truncated on resuming, so it is written as
     /// standard output is (records written after the last checkpoint are
     /// written again on resuming: at least once), which the run says.
-    pub fn start_warnings(&self) -> Vec<crate::Notice> {
+    pub(crate) fn start_warnings(&self) -> Vec<crate::Notice> {
         if self.checkpoint.is_none() {
             return Vec::new();
         }

@@ -156,7 +156,8 @@ impl Handle {
     /// Reads the pattern paths of [`Config::patterns`] again and puts them
     /// in force between two batches (as [`Config::watch`] does when they
     /// change). `why` names what asked for it in what the run says
-    /// (`{why}: rules reloaded:`; the command says `SIGHUP`), and is the
+    /// ([`audit::reloaded`](crate::audit::reloaded); the command says
+    /// `SIGHUP`), and is the
     /// change's label in its audit record (`{"origin": {"files": [...],
     /// "label": why}}`, [`Config::audit`]).
     pub fn reload(&self, why: &str) {
@@ -552,7 +553,7 @@ impl Runtime {
         cluster: Box<dyn Cluster>,
         sources: Option<Sources>,
         sink: Option<Box<dyn Sink>>,
-        report: Box<dyn Report>,
+        mut report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
         config.shadow_sink = sink.as_ref().is_some_and(|s| s.takes_shadow());
         refuse(
@@ -563,6 +564,10 @@ impl Runtime {
         )?;
         cluster.check(&config, sink.is_some())?;
         let lock = lock_checkpoint(&config, cluster.process())?;
+        if cluster.process() == 0 && sink.is_none() {
+            // (process 0 writes the outputs; a sink's are its own)
+            special_outputs(&config, report.as_mut());
+        }
         let (report, notify) = Notify::share(report);
         let board = report.observes().then(|| {
             let readers = sources.iter().flatten().map(Option::is_some).collect();
