@@ -231,6 +231,7 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             | Node::Any(_)
             | Node::Compare(..)
             | Node::CompareFieldLiteral(..)
+            | Node::CompareIndicatorLiteral(..)
             | Node::In(..)
             | Node::Call2(..)
             | Node::ContainsFieldLiteral(..)
@@ -298,6 +299,10 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
                 ValueRef::Str(s) => Some(needle.1.find(s.as_bytes()).is_some()),
                 other => ops::call2(Function::Contains, other, (&needle.0).into()),
             },
+            Node::CompareIndicatorLiteral(op, indicator, f, literal) => {
+                let value = self.lookup.indicator(*indicator, &[self.event.field(*f)]);
+                ops::compare_literal(*op, (&value).into(), literal)
+            }
             Node::And(x, y) => match self.truth(*x) {
                 Some(false) => Some(false),
                 left => ops::and(left, self.truth(*y)),
@@ -365,6 +370,10 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             // Handled by `truth`; repeated so this match stays exhaustive.
             Node::CompareFieldLiteral(op, f, literal) => {
                 ops::compare(*op, self.event.field(*f), literal.into())
+            }
+            Node::CompareIndicatorLiteral(op, indicator, f, literal) => {
+                let value = self.lookup.indicator(*indicator, &[self.event.field(*f)]);
+                ops::compare(*op, (&value).into(), literal.into())
             }
             Node::ContainsFieldLiteral(f, needle) => {
                 ops::call2(Function::Contains, self.event.field(*f), (&needle.0).into())

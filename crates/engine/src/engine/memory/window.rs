@@ -159,6 +159,39 @@ pub(super) fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
     true
 }
 
+/// Is the key part `a` (a group's) the part `b` as [`hash_part`] tells
+/// them apart: the same number (an integral float is its integer), the
+/// same text, the same boolean? Then they hash alike and are equal by
+/// `==`: the index holds one group for both. False for what cannot be a
+/// key (null, NaN, a list, an object).
+#[inline]
+fn same_part(a: &Value, b: ValueRef<'_>) -> bool {
+    /// A number as `hash_part` writes it: an integer, or a float's bits.
+    fn number(v: ValueRef<'_>) -> Option<(u8, i64)> {
+        match v {
+            ValueRef::Int(i) => Some((1, i)),
+            ValueRef::Float(f) if f.is_nan() => None,
+            ValueRef::Float(f) => Some(
+                if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                    (1, f as i64)
+                } else {
+                    (2, f.to_bits() as i64)
+                },
+            ),
+            _ => None,
+        }
+    }
+    match (a, b) {
+        (Value::Int(x), ValueRef::Int(y)) => *x == y,
+        (Value::Str(x), ValueRef::Str(y)) => x.as_bytes() == y.as_bytes(),
+        (Value::Bool(x), ValueRef::Bool(y)) => *x == y,
+        (Value::Int(_) | Value::Float(_), ValueRef::Int(_) | ValueRef::Float(_)) => {
+            number(a.into()).is_some_and(|n| number(b) == Some(n))
+        }
+        _ => false,
+    }
+}
+
 /// The hash of a group's key as every [`Windows`] made with `hasher` (a
 /// clone of one engine's: the same seed) hashes it; `None` when a part
 /// cannot be a key (NaN, a list, an object).
@@ -234,6 +267,10 @@ pub(crate) struct Windows {
     wides: usize,
     /// Wide parts kept for reuse (at most 4,096).
     spare: Spare,
+    /// The group [`group`](Self::group) gave last (`NIL`: none yet): the
+    /// event being processed's, which the rules then read, so that
+    /// [`value`](Self::value) finds it without hashing its key again.
+    recent: u32,
 }
 
 impl Windows {
@@ -271,6 +308,7 @@ impl Windows {
             member_groups: 0,
             wides: 0,
             spare: Spare::default(),
+            recent: NIL,
         }
     }
 
@@ -305,6 +343,24 @@ impl Windows {
     fn key(&self, g: u32) -> &[Value] {
         let at = g as usize * self.key_len;
         &self.keys[at..at + self.key_len]
+    }
+
+    /// The group [`group`](Self::group) gave last, if its key is `key`
+    /// as the index tells keys apart ([`same_part`]: what [`find`](Self::find)
+    /// would find for `key`, without hashing it).
+    #[inline]
+    fn recent(&self, key: &[ValueRef<'_>]) -> Option<u32> {
+        let g = self.recent;
+        if g == NIL || key.len() != self.key_len {
+            return None;
+        }
+        let at = g as usize * self.key_len;
+        let stored = self.keys.get(at..at + self.key_len)?;
+        stored
+            .iter()
+            .zip(key)
+            .all(|(a, &b)| same_part(a, b))
+            .then_some(g)
     }
 
     fn find(&self, hash: u64, key: &[ValueRef<'_>]) -> Option<u32> {
@@ -504,6 +560,7 @@ impl Windows {
                 // (idle, revived: it stays queued, and is skipped there)
                 self.idle_groups -= 1;
             }
+            self.recent = g;
             return g;
         }
         let g = match self.free.pop() {
@@ -530,6 +587,7 @@ impl Windows {
         let groups = &self.groups;
         self.index
             .insert_unique(hash, g, |&x| groups[x as usize].hash);
+        self.recent = g;
         g
     }
 
@@ -653,11 +711,14 @@ impl Windows {
         Ok(())
     }
 
-    /// Member `j`'s value for group `key`.
+    /// Member `j`'s value for group `key`: the group the event being
+    /// processed took ([`recent`](Self::recent)) when `key` is its key,
+    /// else the one the index finds.
     pub(crate) fn value(&self, j: usize, key: &[ValueRef<'_>]) -> Value {
         let func = self.funcs[j];
-        let aggregate = key_hash(&self.hasher, key)
-            .and_then(|hash| self.find(hash, key))
+        let aggregate = self
+            .recent(key)
+            .or_else(|| key_hash(&self.hasher, key).and_then(|hash| self.find(hash, key)))
             .map(|g| &self.aggregates[g as usize * self.funcs.len() + j])
             .filter(|a| a.n > 0);
         let Some(aggregate) = aggregate else {
