@@ -357,14 +357,14 @@ impl<E> Clock<E> {
     }
 
     /// Removes the earliest waiting event if the watermark has passed it.
-    #[inline]
+    #[inline(always)]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {
         self.pop_ready_numbered().map(|(ts, _, event)| (ts, event))
     }
 
     /// [`pop_ready`](Clock::pop_ready), with the event's arrival number
     /// ([`next_arrival`](Clock::next_arrival) when it arrived).
-    #[inline]
+    #[inline(always)]
     pub fn pop_ready_numbered(&mut self) -> Option<(Timestamp, u64, E)> {
         let watermark = self.time.current()?;
         let first = self.waiting.pop_if(|first| first.ts <= watermark)?;

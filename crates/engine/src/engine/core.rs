@@ -731,20 +731,65 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// deadlines up to `bound` (events only up to the watermark). A deadline
     /// at the time of the next event fires first.
     fn run_to<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
+        if !(self.memory.is_empty() && self.for_indicators.is_empty()) {
+            return self.run_to_reading(bound, sink);
+        }
+        // (a rule set without lists and indicators: none appears while
+        // events are processed, and no event was pushed for indicators)
         loop {
             let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
             if self.fire_next(until, sink) {
+                continue;
+            }
+            let Some((ts, event)) = self.clock.pop_ready() else {
+                break;
+            };
+            self.process_event_as::<Plain, S>(ts, event, sink);
+        }
+    }
+
+    /// [`Core::run_to`] for a rule set with lists or indicators, or with
+    /// events pushed for the shared indicators only (out of line: the
+    /// plain loop is the other).
+    #[inline(never)]
+    fn run_to_reading<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
+        loop {
+            let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
+            if self.fire_next_outlined(until, sink) {
                 continue;
             }
             if let Some((ts, seq, event)) = self.clock.pop_ready_numbered() {
                 if !self.for_indicators.is_empty() && self.take_shared(ts, seq, &event) {
                     continue;
                 }
-                self.process_event(ts, event, sink);
+                if self.memory.is_empty() {
+                    self.process_event_outlined(ts, event, sink);
+                } else {
+                    self.process_event_reading(ts, event, sink);
+                }
             } else {
                 break;
             }
         }
+    }
+
+    /// [`Core::fire_next`] out of line (for [`Core::run_to_reading`]: the
+    /// plain loop has it inlined).
+    #[inline(never)]
+    fn fire_next_outlined<S: Sink<E> + ?Sized>(&mut self, until: Timestamp, sink: &mut S) -> bool {
+        self.fire_next(until, sink)
+    }
+
+    /// [`Core::process_event_as`] for a rule set without lists and
+    /// indicators, out of line (as [`Core::fire_next_outlined`]).
+    #[inline(never)]
+    fn process_event_outlined<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) {
+        self.process_event_as::<Plain, S>(ts, event, sink);
     }
 
     /// The event of arrival `seq` at `ts`, if it was pushed for the
@@ -772,7 +817,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// call. (Firing a partition at `t` leaves it no deadline at or before
     /// `t`, and no event comes between deadlines of one time, so the set
     /// is complete.)
-    #[inline]
+    #[inline(always)]
     fn fire_next<S: Sink<E> + ?Sized>(&mut self, until: Timestamp, sink: &mut S) -> bool {
         if !self.due.is_empty() {
             debug_assert!(self.firing <= until);
@@ -796,6 +841,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Fires every partition of group `g`'s key in `slot` that is due at
     /// `t` (the only key due then), in pattern order, then reschedules the
     /// key (the emptied ones become holes).
+    #[inline(always)]
     fn fire_key<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, g: usize, slot: u32, sink: &mut S) {
         if self.memory.is_empty() {
             self.fire_key_parts::<Plain, S>(t, g, slot, sink);
@@ -951,7 +997,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     }
 
     /// The earliest valid entry of the deadline index at or before `until`.
-    #[inline]
+    #[inline(always)]
     fn peek_key(&mut self, until: Timestamp) -> Option<Entry> {
         let groups = &self.groups;
         self.deadlines.peek_due(until, |(t, g, s)| {
@@ -1062,27 +1108,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
     }
 
-    /// Stores one event and offers it to every pattern's partition of its
-    /// key, in pattern order, time advanced first. The key is read, hashed
-    /// and looked up once per group of patterns partitioned alike, at its
-    /// first pattern; after its last one, the partitions the event started
-    /// join the key's slot and its schedule is updated, once. (A partition
-    /// that empties gives its number back at once and stays as a hole: a
-    /// pattern's partition of a key is stepped once per event, so the
-    /// numbers go back in the order they did when each pattern had its own
-    /// map.)
-    fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
-        if self.memory.is_empty() {
-            self.process_event_as::<Plain, S>(ts, event, sink);
-        } else {
-            self.process_event_reading(ts, event, sink);
-        }
-    }
-
-    /// [`Core::process_event`] for a rule set with lists or indicators:
+    /// [`Core::process_event_as`] for a rule set with lists or indicators:
     /// event time reaches `ts` for them, and the indicators take the
     /// event in before any pattern sees it. Out of line: the plain one
-    /// is inlined where events are processed.
+    /// is inlined where events are processed ([`Core::run_to`]).
     #[inline(never)]
     fn process_event_reading<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
         self.memory.reach(ts);
@@ -1090,8 +1119,15 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.process_event_as::<Reads, S>(ts, event, sink);
     }
 
-    /// [`Core::process_event`], its steps reading lists and indicators as
-    /// `M` says.
+    /// Stores one event and offers it to every pattern's partition of its
+    /// key, in pattern order, time advanced first, the steps reading lists
+    /// and indicators as `M` says. The key is read, hashed and looked up
+    /// once per group of patterns partitioned alike, at its first pattern;
+    /// after its last one, the partitions the event started join the key's
+    /// slot and its schedule is updated, once. (A partition that empties
+    /// gives its number back at once and stays as a hole: a pattern's
+    /// partition of a key is stepped once per event, so the numbers go back
+    /// in the order they did when each pattern had its own map.)
     #[inline(always)]
     fn process_event_as<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
@@ -1165,7 +1201,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// [`Core::process_event`] for an engine of one pattern: the same steps
     /// without the bookkeeping that several patterns need (the key's one
     /// partition is stepped and the key settled at once).
-    #[inline]
+    #[inline(always)]
     fn process_single<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         ts: Timestamp,
@@ -1237,6 +1273,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             None => {
                 let mut part = Part::idle(0);
                 if !step.may_start() {
+                    // (an idle partition holds nothing to free: no call to
+                    // its drop glue for the events that start nothing)
+                    debug_assert_eq!(A::partition_heap_bytes(&part.part), 0);
+                    std::mem::forget(part);
                     return;
                 }
                 (step.limit, bridge.capped) =
@@ -1259,7 +1299,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Reads, hashes and looks up group `g`'s key of the event, before its
     /// first pattern's turn; when the key has no slot, tests the group's
     /// start guard (the event skips the group when it holds for none).
-    #[inline]
+    #[inline(always)]
     fn find_key<M: Reading>(&mut self, g: usize, ev: <A::Store as EventStore<E>>::Ref) {
         let event = self.store.get(ev);
         let group = &mut self.groups[g];
@@ -1293,7 +1333,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// of the key would do nothing, so the key's slot is walked instead of
     /// the patterns, its live partitions stepped in pattern order and its
     /// holes passed over.
-    #[inline]
+    #[inline(always)]
     fn offer_live<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         g: usize,
@@ -1378,7 +1418,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// has none for `p`, to a fresh partition, kept only if the event left
     /// something in it (most events of a new key start nothing, so no slot
     /// is made for them).
-    #[inline]
+    #[inline(always)]
     fn offer<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         p: usize,
