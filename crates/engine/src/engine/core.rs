@@ -755,7 +755,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     fn run_to_reading<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
         loop {
             let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
-            if self.fire_next_outlined(until, sink) {
+            if self.fire_next(until, sink) {
                 continue;
             }
             if let Some((ts, seq, event)) = self.clock.pop_ready_numbered() {
@@ -773,15 +773,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
     }
 
-    /// [`Core::fire_next`] out of line (for [`Core::run_to_reading`]: the
-    /// plain loop has it inlined).
-    #[inline(never)]
-    fn fire_next_outlined<S: Sink<E> + ?Sized>(&mut self, until: Timestamp, sink: &mut S) -> bool {
-        self.fire_next(until, sink)
-    }
-
     /// [`Core::process_event_as`] for a rule set without lists and
-    /// indicators, out of line (as [`Core::fire_next_outlined`]).
+    /// indicators, out of line (for [`Core::run_to_reading`], when events
+    /// were pushed for shared indicators: the plain loop has it inlined).
     #[inline(never)]
     fn process_event_outlined<S: Sink<E> + ?Sized>(
         &mut self,
