@@ -30,6 +30,10 @@ impl CompiledExpr {
         accumulators: &Accumulators,
         lookup: &dyn Lookup,
     ) -> Value {
+        // (a field alone, an indicator's argument most often: its value)
+        if let [Node::Field(f)] = &*self.nodes {
+            return event.field(*f).to_owned();
+        }
         self.evaluator(event, accumulators, lookup)
             .value(self.root())
             .into_owned()
@@ -76,6 +80,11 @@ impl CompiledExpr {
         accumulators: &Accumulators,
         lookup: &dyn Lookup,
     ) -> bool {
+        // (a threshold rule's whole condition, without the evaluator)
+        if let Some(Node::CompareIndicatorLiteral(op, indicator, f, literal)) = self.nodes.last() {
+            let value = lookup.indicator(*indicator, &[event.field(*f)]);
+            return ops::compare_literal(*op, (&value).into(), literal) == Some(true);
+        }
         self.evaluator(event, accumulators, lookup)
             .truth(self.root())
             == Some(true)

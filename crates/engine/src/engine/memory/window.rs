@@ -128,21 +128,21 @@ struct Node {
 }
 
 /// Hashes a key part so that values equal by `==` hash alike; false when
-/// it cannot be a key (NaN, a list, an object, null).
+/// it cannot be a key (NaN, a list, an object, null). A number or a
+/// boolean is one 128-bit word, its kind above its bits (an integral float
+/// as its integer): the engine's hasher folds such a word in one
+/// multiplication, where a byte and a word took its buffer's shifts.
+#[inline(always)]
 pub(super) fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
+    let word = |kind: u128, bits: u64| kind << 64 | u128::from(bits);
     match v {
-        ValueRef::Int(i) => {
-            state.write_u8(1);
-            state.write_i64(i);
-        }
+        ValueRef::Int(i) => state.write_u128(word(1, i as u64)),
         ValueRef::Float(f) if f.is_nan() => return false,
         ValueRef::Float(f) => {
             if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
-                state.write_u8(1);
-                state.write_i64(f as i64);
+                state.write_u128(word(1, f as i64 as u64));
             } else {
-                state.write_u8(2);
-                state.write_u64(f.to_bits());
+                state.write_u128(word(2, f.to_bits()));
             }
         }
         ValueRef::Str(s) => {
@@ -150,13 +150,24 @@ pub(super) fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
             state.write(s.as_bytes());
             state.write_u8(0xff);
         }
-        ValueRef::Bool(b) => {
-            state.write_u8(4);
-            state.write_u8(u8::from(b));
-        }
+        ValueRef::Bool(b) => state.write_u128(word(4, u64::from(b))),
         _ => return false,
     }
     true
+}
+
+/// A member's value over a group with no entry in its window: null when
+/// a key part is null, else 0 for `count`, `sum` and `count_distinct`,
+/// null for the others.
+#[cold]
+fn empty_value(func: IndicatorFunc, key: &[ValueRef<'_>]) -> Value {
+    if key.iter().any(|v| v.is_null()) {
+        return Value::Null;
+    }
+    match func {
+        IndicatorFunc::Count | IndicatorFunc::Sum | IndicatorFunc::CountDistinct => Value::Int(0),
+        _ => Value::Null,
+    }
 }
 
 /// Is the key part `a` (a group's) the part `b` as [`hash_part`] tells
@@ -164,7 +175,7 @@ pub(super) fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
 /// same text, the same boolean? Then they hash alike and are equal by
 /// `==`: the index holds one group for both. False for what cannot be a
 /// key (null, NaN, a list, an object).
-#[inline]
+#[inline(always)]
 fn same_part(a: &Value, b: ValueRef<'_>) -> bool {
     /// A number as `hash_part` writes it: an integer, or a float's bits.
     fn number(v: ValueRef<'_>) -> Option<(u8, i64)> {
@@ -354,6 +365,10 @@ impl Windows {
         if g == NIL || key.len() != self.key_len {
             return None;
         }
+        if let [part] = key {
+            // (one part, the most common key)
+            return same_part(self.keys.get(g as usize)?, *part).then_some(g);
+        }
         let at = g as usize * self.key_len;
         let stored = self.keys.get(at..at + self.key_len)?;
         stored
@@ -526,16 +541,18 @@ impl Windows {
         self.free_node = n;
     }
 
-    /// The value member `j` takes of an event whose argument is `value`
-    /// (ignored by `count`), or why it takes none.
-    pub(crate) fn admit(&self, j: usize, value: Value) -> Result<Value, Refused> {
+    /// Does member `j` take an event whose argument is `value` (ignored
+    /// by `count`, whose [`take`](Self::take) ignores it too)? Else why
+    /// it takes none.
+    #[inline]
+    pub(crate) fn admit(&self, j: usize, value: &Value) -> Result<(), Refused> {
         match self.funcs[j] {
-            IndicatorFunc::Count => Ok(Value::Null),
+            IndicatorFunc::Count => Ok(()),
             // (an integer from 2^63 to 2^64 - 1 is its digits: a number)
             IndicatorFunc::Sum | IndicatorFunc::Avg | IndicatorFunc::Min | IndicatorFunc::Max => {
                 match value {
-                    Value::Int(_) => Ok(value),
-                    _ if Number::of(&value).is_some() => Ok(value),
+                    Value::Int(_) => Ok(()),
+                    _ if Number::of(value).is_some() => Ok(()),
                     _ => Err(Refused::NotNumeric),
                 }
             }
@@ -543,7 +560,7 @@ impl Windows {
             IndicatorFunc::CountDistinct => match value {
                 Value::Null | Value::List(_) => Err(Refused::Unusable),
                 Value::Float(f) if f.is_nan() => Err(Refused::Unusable),
-                _ => Ok(value),
+                _ => Ok(()),
             },
         }
     }
@@ -700,7 +717,7 @@ impl Windows {
         key: &[ValueRef<'_>],
         value: Value,
     ) -> Result<(), Refused> {
-        let value = self.admit(j, value)?;
+        self.admit(j, &value)?;
         if key.len() != self.key_len {
             return Err(Refused::Unusable);
         }
@@ -716,39 +733,46 @@ impl Windows {
     /// else the one the index finds.
     pub(crate) fn value(&self, j: usize, key: &[ValueRef<'_>]) -> Value {
         let func = self.funcs[j];
-        let aggregate = self
-            .recent(key)
-            .or_else(|| key_hash(&self.hasher, key).and_then(|hash| self.find(hash, key)))
+        let g = match self.recent(key) {
+            Some(g) => Some(g),
+            None => self.find_key(key),
+        };
+        let aggregate = g
             .map(|g| &self.aggregates[g as usize * self.funcs.len() + j])
             .filter(|a| a.n > 0);
         let Some(aggregate) = aggregate else {
-            if key.iter().any(|v| v.is_null()) {
-                return Value::Null;
-            }
-            return match func {
-                IndicatorFunc::Count | IndicatorFunc::Sum | IndicatorFunc::CountDistinct => {
-                    Value::Int(0)
-                }
-                _ => Value::Null,
-            };
+            return empty_value(func, key);
         };
         let n = aggregate.n;
         match func {
             IndicatorFunc::Count => Value::Int(n as i64),
             IndicatorFunc::Sum => aggregate.sum.sum(),
             IndicatorFunc::Avg => aggregate.sum.mean(n),
-            // (a number as a value: one beyond `i64`, the nearest float)
-            IndicatorFunc::Min | IndicatorFunc::Max => match aggregate.head {
-                NIL => Value::Null,
-                head => {
-                    let value = &self.nodes[head as usize].value;
-                    match value {
-                        Value::Str(_) => Number::of(value).map_or(Value::Null, Number::value),
-                        _ => value.clone(),
-                    }
-                }
-            },
+            IndicatorFunc::Min | IndicatorFunc::Max => self.extreme(aggregate),
             IndicatorFunc::CountDistinct => Value::Int(aggregate.distinct as i64),
+        }
+    }
+
+    /// The group of `key`, hashed and looked up in the index (out of
+    /// line: a rule mostly reads the event's group, [`recent`](Self::recent)).
+    #[inline(never)]
+    fn find_key(&self, key: &[ValueRef<'_>]) -> Option<u32> {
+        key_hash(&self.hasher, key).and_then(|hash| self.find(hash, key))
+    }
+
+    /// `min`/`max`: the window's extreme, a number as a value (one beyond
+    /// `i64`, the nearest float).
+    #[inline(never)]
+    fn extreme(&self, aggregate: &Aggregate) -> Value {
+        match aggregate.head {
+            NIL => Value::Null,
+            head => {
+                let value = &self.nodes[head as usize].value;
+                match value {
+                    Value::Str(_) => Number::of(value).map_or(Value::Null, Number::value),
+                    _ => value.clone(),
+                }
+            }
         }
     }
 
@@ -867,8 +891,8 @@ mod tests {
                     let taken = taken | ((taken & 1) << 4);
                     for j in 0..5 {
                         if taken & (1 << j) != 0 {
-                            let value = w.admit(j, Value::Int(v)).unwrap();
-                            w.take(j, g, value);
+                            w.admit(j, &Value::Int(v)).unwrap();
+                            w.take(j, g, Value::Int(v));
                         }
                     }
                     w.push(ts, g, taken);
