@@ -79,9 +79,12 @@ pub fn run(args: &Args) -> u8 {
         say!("{}", loaded.render());
     }
     let files = loaded.sources.len();
+    let mut valid = count(loaded.patterns.len(), "valid pattern");
+    if !loaded.scenes.is_empty() {
+        valid = format!("{valid} and {}", count(loaded.scenes.len(), "scene"));
+    }
     let summary = format!(
-        "{} in {} {}",
-        count(loaded.patterns.len(), "valid pattern"),
+        "{valid} in {} {}",
         files,
         if files == 1 { "file" } else { "files" },
     );

@@ -7,7 +7,9 @@
 //! `--graph json` the same graphs as JSON (an array of `{pattern, start,
 //! nodes, edges}`, `cepheid_automata::nfa::NfaGraph`), for a page that
 //! draws them without Graphviz. `--out DIR` writes one `NAME.dot` (or
-//! `NAME.json`) per pattern into DIR instead of standard output.
+//! `NAME.json`) per pattern into DIR instead of standard output. A rule
+//! set's scenes follow its patterns as text (`--pattern` takes a scene's
+//! name too); graphs have none.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -24,7 +26,7 @@ pub struct Args {
     /// Pattern files or folders (every `*.cep` inside, sorted by name).
     #[arg(required = true, value_name = "PATTERNS")]
     paths: Vec<PathBuf>,
-    /// Only the pattern with this name.
+    /// Only the pattern (or the scene) with this name.
     #[arg(long, value_name = "NAME")]
     pattern: Option<String>,
     /// Print a Graphviz `dot` graph instead of text (as `--graph dot`).
@@ -61,16 +63,27 @@ pub fn run(args: &Args) -> u8 {
         .iter()
         .filter(|p| args.pattern.as_ref().is_none_or(|name| &p.name == name))
         .collect();
-    if let (Some(name), true) = (&args.pattern, selected.is_empty()) {
+    let scenes: Vec<_> = loaded
+        .scenes
+        .iter()
+        .filter(|s| args.pattern.as_ref().is_none_or(|name| &s.name == name))
+        .collect();
+    if let (Some(name), true) = (&args.pattern, selected.is_empty() && scenes.is_empty()) {
         let names: Vec<&str> = loaded.patterns.iter().map(|p| p.name.as_str()).collect();
-        say!(
-            "error: no pattern named `{name}` (patterns: {})",
-            if names.is_empty() {
-                "none".to_string()
-            } else {
-                names.join(", ")
-            }
-        );
+        let names = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        if loaded.scenes.is_empty() {
+            say!("error: no pattern named `{name}` (patterns: {names})");
+        } else {
+            let scene_names: Vec<&str> = loaded.scenes.iter().map(|s| s.name.as_str()).collect();
+            say!(
+                "error: no pattern or scene named `{name}` (patterns: {names}; scenes: {})",
+                scene_names.join(", ")
+            );
+        }
         return EXIT_USAGE;
     }
     let graph = if args.dot {
@@ -105,6 +118,16 @@ pub fn run(args: &Args) -> u8 {
             for line in nfa.explain().lines() {
                 let _ = writeln!(out, "    {line}");
             }
+        }
+    }
+    if graph.is_none() {
+        // Each scene after the patterns: its policy and its rules after
+        // binding (the instances' automata are among the patterns above).
+        for scene in &scenes {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&cepheid_syntax::explain_scene(scene, &loaded.patterns));
         }
     }
     match (graph, &args.out) {

@@ -56,6 +56,23 @@ pub struct Events {
     /// A reference list, as `run --list`. Repeatable.
     #[arg(long = "list", value_name = "NAME=PATH", value_parser = ListFile::parse)]
     lists: Vec<ListFile>,
+    /// Most entries a list holds, as `run --max-list-entries`.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = cepheid_engine::engine::DEFAULT_MAX_LIST_ENTRIES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_list_entries: usize,
+    /// Most window entries over all indicators, as `run
+    /// --max-indicator-entries`.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = cepheid_engine::engine::DEFAULT_MAX_INDICATOR_ENTRIES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    max_indicator_entries: usize,
     /// Worker threads, as `run --workers` (the same records as one
     /// engine's, in another order, which the comparisons do not see).
     #[cfg(feature = "workers")]
@@ -78,6 +95,15 @@ impl Events {
         events.time_field.clone_from(&self.time_field);
         events.max_delay = Duration::from_millis(u64::try_from(self.max_delay).unwrap_or(0));
         events.lists.clone_from(&self.lists);
+        events.max_list_entries = self.max_list_entries;
+        events.max_indicator_entries = self.max_indicator_entries;
+        // (what the runs say, with the flags where the library names its
+        // settings: `Config::max_list_entries` is --max-list-entries)
+        events.tell = std::sync::Arc::new(|text: &str| {
+            use std::io::Write;
+            let text = crate::run::in_flags(text);
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        });
         #[cfg(feature = "kafka")]
         {
             events.kafka.start.clone_from(&self.kafka_start);

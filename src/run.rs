@@ -313,6 +313,29 @@ pub struct Args {
         value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
     )]
     max_waiting: usize,
+    /// Most entries a list holds (of `$list` records, rules' writes and
+    /// --list files together); an add beyond it is refused (said once per
+    /// list on standard error, counted in the summary). On workers, per
+    /// engine: each holds every list whole.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = cepheid_engine::engine::DEFAULT_MAX_LIST_ENTRIES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub(crate) max_list_entries: usize,
+    /// Most window entries over all indicators (an event in one
+    /// indicator's window is one entry); an event beyond it is left out of
+    /// the indicators at the limit, and matched all the same (said once
+    /// per indicator on standard error, counted in the summary). On
+    /// workers, per engine.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = cepheid_engine::engine::DEFAULT_MAX_INDICATOR_ENTRIES,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub(crate) max_indicator_entries: usize,
     /// Warn about each field a pattern reads that no event carried, once N
     /// events were read and again at the end of the input, with where it
     /// is read and the closest field that did occur (a misspelt field
@@ -656,6 +679,8 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Config::max_waiting`", "--max-waiting"),
     ("`Config::max_runs_per_key`", "--max-runs-per-key"),
     ("`Config::max_live_runs`", "--max-live-runs"),
+    ("`Config::max_list_entries`", "--max-list-entries"),
+    ("`Config::max_indicator_entries`", "--max-indicator-entries"),
     ("`Config::flush_at_end`", "--flush-at-end"),
     ("`Config::rules_from_stream`", "--rules-from-stream"),
     ("`Config::lists_from_stream`", "--lists-from-stream"),
@@ -797,6 +822,8 @@ pub(crate) fn config(args: &Args) -> Config {
     config.max_runs_per_key = args.max_runs_per_key;
     config.max_live_runs = args.max_live_runs;
     config.max_waiting = args.max_waiting;
+    config.max_list_entries = args.max_list_entries;
+    config.max_indicator_entries = args.max_indicator_entries;
     config.field_warnings = (args.field_warnings_after > 0).then_some(args.field_warnings_after);
     config.strict = args.strict;
     config.flush_at_end = args.flush_at_end;

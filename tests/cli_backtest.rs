@@ -251,6 +251,79 @@ fn a_shadow_patterns_alerts_are_counted_as_any_patterns() {
     );
 }
 
+/// Labels that only a shadow pattern's records caught are no alert's: the
+/// summary counts them apart (`by shadow patterns only`), not as caught,
+/// and lists them apart from those no pattern caught; the JSON too.
+#[test]
+fn labels_caught_only_by_shadow_patterns_are_said_apart() {
+    let dir = scratch("backtest-shadow-labels");
+    let rules = RULES.replace(
+        "pattern fail_then_ok {",
+        "pattern fail_then_ok {\n    shadow",
+    );
+    fs::write(dir.join("r.cep"), rules).unwrap();
+    fs::write(dir.join("e.jsonl"), EVENTS).unwrap();
+    // u2's case at 6 s: `three_fails` (live, 5 to 7 s) catches it; u1's at
+    // 3.5 s: only `fail_then_ok` (shadow, 1 to 4 s); u3's at 30.5 s: none.
+    fs::write(
+        dir.join("labels.jsonl"),
+        "{\"key\": \"u2\", \"ts\": 6000}\n{\"key\": \"u1\", \"ts\": 3500}\n{\"key\": \"u3\", \"ts\": 30500}\n",
+    )
+    .unwrap();
+    let report = backtest(&dir, &["--labels", "labels.jsonl"]);
+    let times = |list: &serde_json::Value| -> Vec<i64> {
+        (list.as_array().unwrap().iter())
+            .map(|l| l["ts"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(report["labels"]["count"], 3, "{report}");
+    assert_eq!(report["labels"]["caught"], 1, "{report}");
+    assert_eq!(times(&report["labels"]["caught_by_none"]), vec![30500]);
+    assert_eq!(
+        times(&report["labels"]["caught_by_shadow_only"]),
+        vec![3500]
+    );
+    // (each pattern's own figures as before: the shadow one's recall is
+    // what its records caught)
+    assert_eq!(
+        figures(&report, "fail_then_ok")["recall"],
+        serde_json::json!(1.0 / 3.0)
+    );
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["backtest", "r.cep", "--events", "e.jsonl"])
+        .args(["--labels", "labels.jsonl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(
+            "labels: 3, caught by a live pattern: 1, by shadow patterns only: 1, caught by none: 1\n\
+             caught by none:\n  line 3: key \"u3\" at 30500\n\
+             caught by shadow patterns only (no alert):\n  line 2: key \"u1\" at 3500\n"
+        ),
+        "{text}"
+    );
+    // The page says the same, with a table of its own.
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["backtest", "r.cep", "--events", "e.jsonl"])
+        .args(["--labels", "labels.jsonl", "--html", "page.html"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let page = fs::read_to_string(dir.join("page.html")).unwrap();
+    assert!(
+        page.contains("<p id=\"labels\">labels: 3, caught by a live pattern: 1, by shadow patterns only: 1, caught by none: 1</p>"),
+        "{page}"
+    );
+    assert!(page.contains("<table id=\"shadow-only\">"), "{page}");
+}
+
 /// Rule attributes (`level`, `action`, `score`, `tags`): columns of the
 /// table and fields of the JSON for a rule set whose patterns have some
 /// (`-` for one a pattern has not), and no column, no field, for one

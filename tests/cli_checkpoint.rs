@@ -947,6 +947,93 @@ fn a_resumed_run_that_reads_no_event_says_nothing_of_fields_never_seen() {
     assert!(!said.contains("never occurs"), "{said}");
 }
 
+/// A run stopped before its first events were looked at (its checkpoint
+/// taken as it stopped), and resumed over a grown input: it looks at the
+/// first events of the whole input (what its reader saw up to the
+/// checkpoint is kept in it), not at its own first ones. A field seen
+/// only before the checkpoint was said to "never occur" on one engine
+/// (issue 60, item 17); a field in no event is said once, its events
+/// counted from the start. The same on two workers (whose readers of
+/// chunks say what they saw at the end of each: here the end of the
+/// input, all 5,000 events counted).
+#[test]
+fn a_run_stopped_before_it_looked_at_its_fields_and_resumed_says_no_false_warning() {
+    // (looked at once the events from the start reached 3,000: the 1,000
+    // before the checkpoint counted)
+    stopped_early_and_resumed(&[], "fields_stopped_early", 3_000..4_100);
+    #[cfg(feature = "workers")]
+    stopped_early_and_resumed(
+        &["--workers", "2"],
+        "fields_stopped_early_workers",
+        5_000..5_001,
+    );
+}
+
+/// A followed run of `scale` stopped after 1,000 events and resumed over
+/// 5,000: no false warning, and the missing field said once, in a count
+/// of events within `looked_at`.
+fn stopped_early_and_resumed(scale: &[&str], name: &str, looked_at: std::ops::Range<u64>) {
+    let dir = scratch(name);
+    fs::write(
+        dir.join("rules.cep"),
+        "pattern p {\n  partition by user\n  match a\n  where a: rare == 1 and colour == \"red\"\n}\n\
+         pattern done {\n  match a\n  where a: last == true\n}\n",
+    )
+    .unwrap();
+    let line = |i: usize| {
+        let rare = if i < 100 { ",\"rare\":2" } else { "" };
+        let last = if i == 990 { ",\"last\":true" } else { "" };
+        format!("{{\"ts\":{i},\"user\":\"u{}\"{rare}{last}}}\n", i % 7)
+    };
+    let events = |from: usize, to: usize| -> String { (from..to).map(line).collect() };
+    fs::write(dir.join("events.jsonl"), events(0, 1_000)).unwrap();
+    let run = |follow: bool| {
+        let mut command = run_here(&dir);
+        command
+            .args(["--output", "out.jsonl", "--checkpoint", "ckpt"])
+            .args(["--field-warnings-after", "3000"])
+            .args(scale);
+        if follow {
+            command.arg("--follow");
+        }
+        command
+    };
+    // Followed, stopped once its 1,000 events are taken (the match of
+    // `done` written): a checkpoint as it stops, nothing looked at.
+    let live = common::Live::spawn(&mut run(true));
+    let started = Instant::now();
+    while !fs::read_to_string(dir.join("out.jsonl")).is_ok_and(|t| t.contains("\"done\"")) {
+        assert!(started.elapsed() < common::PATIENCE, "never matched");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    live.signal("TERM");
+    let (_, _, said) = live.finish();
+    assert!(said.contains("as the run stopped"), "{said}");
+    assert!(!said.contains("never occurs"), "{said}");
+    // Resumed over 5,000 events: 4,000 more, without `rare` nor `last`.
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("events.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut file, events(1_000, 5_000).as_bytes()).unwrap();
+    let again = run(false).output().unwrap();
+    let said = stderr(&again);
+    assert!(again.status.success(), "{said}");
+    assert!(said.contains("resuming from checkpoint"), "{said}");
+    assert!(
+        !said.contains("`rare`") && !said.contains("`last`"),
+        "a false warning: {said}"
+    );
+    assert_eq!(said.matches("never occurs").count(), 1, "{said}");
+    let count: u64 = said
+        .split("field `colour` never occurs in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(looked_at.contains(&count), "{said}");
+}
+
 /// A run resumed after its first events were looked at goes on from what
 /// they showed (kept in the checkpoint's counters): a field seen only
 /// before the checkpoint is not said to be missing from the events after

@@ -424,6 +424,8 @@ fn no_for_of_its_list(name: &str, flags: &[&str]) {
 #[test]
 fn a_value_written_two_ways_in_a_list_file_is_its_last_line() {
     written_two_ways("lists-twice", &[]);
+    // (a run that keeps what the file gave: read whole, then diffed)
+    written_two_ways("lists-twice-kept", &["--checkpoint", "ck"]);
 }
 
 #[cfg(feature = "workers")]
@@ -433,13 +435,14 @@ fn a_value_written_two_ways_in_a_list_file_is_its_last_line_on_workers() {
 }
 
 /// `3.0` until 5 then `3` for ever in a list of values, `55` for ever
-/// then `"55"` until 5 in a list of prefixes: each value is one entry,
+/// then `"55"` until 5 in a list of prefixes, `10.1.2.3/8` for ever then
+/// `10.0.0.0/8` until 5 in a list of networks: each value is one entry,
 /// its last line's, and the two lines are said (issue 60, item 6).
 fn written_two_ways(name: &str, flags: &[&str]) {
     let dir = scratch(name);
     fs::write(
         dir.join("r.cep"),
-        "list ids\nlist bins of prefixes\npattern id { match a where a: id in ids }\npattern bin { match a where a: card in bins }\n",
+        "list ids\nlist bins of prefixes\nlist nets of cidr\npattern id { match a where a: id in ids }\npattern bin { match a where a: card in bins }\npattern net { match a where a: ip in nets }\n",
     )
     .unwrap();
     fs::write(
@@ -453,12 +456,24 @@ fn written_two_ways(name: &str, flags: &[&str]) {
     )
     .unwrap();
     fs::write(
+        dir.join("nets.jsonl"),
+        "\"10.1.2.3/8\"\n{\"value\": \"10.0.0.0/8\", \"expires\": 5}\n",
+    )
+    .unwrap();
+    fs::write(
         dir.join("e.jsonl"),
-        "{\"ts\":10,\"id\":3,\"card\":\"5512\"}\n{\"ts\":11,\"id\":4,\"card\":\"4\"}\n",
+        "{\"ts\":10,\"id\":3,\"card\":\"5512\",\"ip\":\"10.9.9.9\"}\n{\"ts\":11,\"id\":4,\"card\":\"4\",\"ip\":\"11.0.0.1\"}\n",
     )
     .unwrap();
     let args = [
-        &["--list", "ids=ids.jsonl", "--list", "bins=bins.jsonl"][..],
+        &[
+            "--list",
+            "ids=ids.jsonl",
+            "--list",
+            "bins=bins.jsonl",
+            "--list",
+            "nets=nets.jsonl",
+        ][..],
         flags,
     ]
     .concat();
@@ -474,7 +489,8 @@ fn written_two_ways(name: &str, flags: &[&str]) {
         .iter()
         .map(|r| r["pattern"].as_str().unwrap())
         .collect();
-    // The id's entry is for ever (its last line), the BIN's expired at 5.
+    // The id's entry is for ever (its last line), the BIN's and the
+    // network's expired at 5.
     assert_eq!(patterns, vec!["id"], "{records:?}");
     assert!(
         stderr
@@ -483,6 +499,12 @@ fn written_two_ways(name: &str, flags: &[&str]) {
     );
     assert!(
         stderr.contains("bins.jsonl:2: list `bins`: \"55\" is given on line 1 too"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "nets.jsonl:2: list `nets`: \"10.0.0.0/8\" is given on line 1 too: one entry, this line's"
+        ),
         "{stderr}"
     );
 }

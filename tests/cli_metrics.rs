@@ -531,7 +531,8 @@ fn lists_and_indicators_are_in_the_metrics() {
     let memory = &status["run"]["memory"];
     assert_eq!(memory["lists"][0]["name"], "blocked_devices", "{memory}");
     assert_eq!(memory["lists"][0]["entries"], 1, "{memory}");
-    assert_eq!(memory["indicators"], 3, "{memory}");
+    // (three of `rules.cep`, one of `scenes.cep`)
+    assert_eq!(memory["indicators"], 4, "{memory}");
     live.signal("TERM");
     let (status, _, stderr) = live.finish();
     assert_eq!(status.code(), Some(143), "{stderr}");

@@ -286,7 +286,7 @@ fn promoted_as_live(
     order: fn(Vec<String>) -> Vec<String>,
 ) {
     assert!(
-        said.contains("watch: promoted (its partial matches kept)"),
+        said.contains("watch: promoted (its partial matches kept; every record it emits from here on goes to the output"),
         "{said}"
     );
     fs::write(dir.join("rules.cep"), promoted()).unwrap();
@@ -430,7 +430,7 @@ fn killed_before_the_promotion_and_resumed_the_records_are_the_same() {
     // (the promotion's record is line 2601)
     assert!(resumed_line(&resumed) < 2601, "{resumed}");
     assert!(
-        resumed.contains("watch: promoted (its partial matches kept)"),
+        resumed.contains("watch: promoted (its partial matches kept; every record it emits from here on goes to the output"),
         "{resumed}"
     );
 }
@@ -456,7 +456,7 @@ fn on_workers_killed_before_the_promotion_and_resumed_the_records_are_the_same()
     for attempt in 0..5 {
         let dir = scratch(&format!("shadow_killed_workers_{attempt}"));
         let resumed = killed_and_resumed(&dir, "100", &["--workers", "2"], sorted);
-        if resumed.contains("watch: promoted (its partial matches kept)") {
+        if resumed.contains("watch: promoted (its partial matches kept; every record it emits from here on goes to the output") {
             return;
         }
     }

@@ -282,7 +282,7 @@ fn promotion(dir: &Path, extra: &[&str], order: fn(Vec<String>) -> Vec<String>) 
     flags.extend_from_slice(extra);
     let shadowed = ok(run(&dir, "shadowed", &flags).output().unwrap());
     assert!(
-        stderr(&shadowed).contains("first_login: promoted (its partial matches kept)"),
+        stderr(&shadowed).contains("first_login: promoted (its partial matches kept; every record it emits from here on goes to the output"),
         "{}",
         stderr(&shadowed)
     );

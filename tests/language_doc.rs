@@ -72,6 +72,7 @@ fn the_rejected_example_is_rejected_as_the_reference_says() {
     let expected = [
         "a looping group needs an element that is not optional",
         "`blocked_ip` is not a list",
+        "the score thresholds are out of order: each must be higher than the one before",
     ];
     assert_eq!(rejected.len(), expected.len());
     for ((line, text), message) in rejected.iter().zip(expected) {

@@ -1,5 +1,7 @@
-//! Any bytes → load (UTF-8 check, parse, lower, validate) → render the
-//! diagnostics; when the text parses, print → parse must give the same tree.
+//! Any bytes → load (UTF-8 check, parse, lower, validate; factors,
+//! scenes and their instances too) → render the diagnostics, explain the
+//! patterns and scenes; when the text parses, print → parse must give the
+//! same tree.
 //! Nothing may panic, overflow the stack or hang.
 
 #![no_main]
@@ -13,6 +15,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = cepheid_syntax::explain(p);
         let _ = cepheid_syntax::sequence_dot(p);
     }
+    for s in &loaded.scenes {
+        let _ = cepheid_syntax::explain_scene(s, &loaded.patterns);
+    }
+    let _ = loaded.flink_warnings();
     if let Ok(text) = std::str::from_utf8(data) {
         if let Ok(file) = cepheid_syntax::parse(text) {
             let printed = cepheid_syntax::print_file(&file);

@@ -25,6 +25,8 @@ mod api_traits;
 mod check_flink;
 #[path = "../check_sample.rs"]
 mod check_sample;
+#[path = "../check_scenes.rs"]
+mod check_scenes;
 #[path = "../cli_audit.rs"]
 mod cli_audit;
 #[path = "../cli_backtest.rs"]
@@ -65,6 +67,10 @@ mod cli_kafka_workers;
 #[cfg(feature = "kafka")]
 #[path = "../cli_lab_kafka.rs"]
 mod cli_lab_kafka;
+#[path = "../cli_left_out.rs"]
+mod cli_left_out;
+#[path = "../cli_list_origins.rs"]
+mod cli_list_origins;
 #[cfg(feature = "kafka")]
 #[path = "../cli_list_topic.rs"]
 mod cli_list_topic;
@@ -94,6 +100,8 @@ mod cli_shadow;
 mod cli_shadow_kafka;
 #[path = "../cli_shadow_lists.rs"]
 mod cli_shadow_lists;
+#[path = "../cli_shadow_switch.rs"]
+mod cli_shadow_switch;
 #[path = "../cli_stats.rs"]
 mod cli_stats;
 #[path = "../cli_upgrade.rs"]

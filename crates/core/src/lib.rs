@@ -10,6 +10,7 @@
 //! | [`value`], [`event`], [`record`] | what conditions read: values, typed or dynamic events, JSON records |
 //! | [`expr`] | the expression IR, compiled against an event type and evaluated without allocation |
 //! | [`pattern`] | the pattern IR the language and the builder make, and its static checks |
+//! | [`scene`] | scenes: which patterns decide an event's one outcome, and how |
 //! | [`json`] | JSON values and objects (`serde_json`) as [`Value`]s and [`Record`]s: the rules every JSON input decodes with |
 //! | [`error`] | the error type of the layers above |
 //! | [`persist`], [`slab`] | the serde of snapshot state and the one slab (for the layers above; no public format) |
@@ -30,6 +31,7 @@ pub mod pattern;
 pub mod persist;
 pub mod primitives;
 pub mod record;
+pub mod scene;
 pub mod slab;
 pub mod time;
 pub mod value;

@@ -115,7 +115,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Engine, PatternSet, ReloadPolicy};
+use crate::engine::{Engine, EntryOrigin, PatternSet, ReloadPolicy};
 use crate::error::Error;
 use crate::event::Event;
 use crate::pattern::Pattern;
@@ -206,7 +206,12 @@ impl SourceClock {
 /// until a worker took its cut at `e`, its engines go no further than `J`,
 /// whatever the source says of its clock since (had they gone on, the cut
 /// would hold engines that took events its source reads again, each then
-/// late there); once it took it, the latest clock said.
+/// late there). Nor while the frontier is at `e`: events sent at `e` with
+/// times below it may still come (the clock that lifts the limit travels
+/// apart from them, and can come first), and engines at `e - 1` would take
+/// each for late, dropped with no late line (issue 59's workers fault).
+/// Once the cut at `e` is taken and the frontier has passed `e`, the
+/// latest clock said.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Clocks {
     /// (worker, source) -> what it said.
@@ -246,13 +251,32 @@ impl Clocks {
         self.cap = self.cap.max(Some(told.cap));
     }
 
-    /// As far as a worker that took its cuts up to `taken` may move its
-    /// engines: `f`, or less, below the clocks said.
+    /// As far as a worker that took its cuts up to `taken` and whose
+    /// events' frontier is `f` may move its engines: `f`, or less, below
+    /// the clocks said.
     pub(crate) fn limit(&self, f: Timestamp, taken: Timestamp) -> Timestamp {
+        self.limit_below(f, f, taken)
+    }
+
+    /// [`Clocks::limit`] of a bound `f` at or below the events' frontier
+    /// `frontier` (the writes known hold a worker that writes below its
+    /// frontier): a move up is held by the frontier, not by the bound. (Held
+    /// by the bound, a move up to `e` the frontier had passed held the
+    /// engines at its clock below the writes known, which then waited for
+    /// the engines' steps: no cut after it was ever taken; issue 60, item
+    /// 17's `dataflow_live_cut` case, on the fix of issue 59's workers
+    /// fault.)
+    pub(crate) fn limit_below(
+        &self,
+        f: Timestamp,
+        frontier: Timestamp,
+        taken: Timestamp,
+    ) -> Timestamp {
         let mut f = f;
         for said in self.said.values() {
-            // (the clock at the first move up that no cut taken is past)
-            let held = said.jumps.iter().find(|&&(cap, _)| cap > taken);
+            // (the clock at the first move up that no cut taken is past,
+            // or that the frontier has not passed)
+            let held = (said.jumps.iter()).find(|&&(cap, _)| cap > taken || cap >= frontier);
             f = f.min(held.map_or(said.clock, |&(_, clock)| clock));
         }
         f
@@ -264,11 +288,12 @@ impl Clocks {
         (self.said.values()).fold(f, |f, said| f.min(said.clock))
     }
 
-    /// The cuts up to `taken` are taken: the moves up below them no longer
-    /// hold anything back.
+    /// The cuts up to `taken` are taken (and the frontier is at `taken` or
+    /// past it): the moves up below them no longer hold anything back; one
+    /// to `taken` does until the frontier passes it ([`Clocks::limit`]).
     pub(crate) fn taken(&mut self, taken: Timestamp) {
         for said in self.said.values_mut() {
-            said.jumps.retain(|&(cap, _)| cap > taken);
+            said.jumps.retain(|&(cap, _)| cap >= taken);
         }
     }
 
@@ -335,6 +360,19 @@ pub(crate) struct FileChange {
 }
 
 impl FileChange {
+    /// Whose holds of the values its edits change (`docs/lists.md`,
+    /// "Origins"): its file's, `$list` records', or the library's (the
+    /// run's handle).
+    pub(crate) fn entry_origin(&self) -> EntryOrigin {
+        match (self.origin, &self.file) {
+            (ListOrigin::File, Some(file)) => EntryOrigin::file(&file.path),
+            // (a file's change always names its file)
+            (ListOrigin::File, None) => EntryOrigin::Unrecorded,
+            (ListOrigin::Record, _) => EntryOrigin::Records,
+            (ListOrigin::Handle, _) => EntryOrigin::Library,
+        }
+    }
+
     /// A watched file's change, as the runtime hands it.
     pub(crate) fn of(changed: cepheid_runtime::lists::Changed) -> FileChange {
         FileChange {
@@ -398,18 +436,22 @@ impl ListEdit {
         }
     }
 
-    /// Makes it in `engine` at event time `at` (an engine whose rules do
-    /// not declare the list: an error, and nothing changes).
+    /// Makes it in `engine` at event time `at`, as `origin`'s change (its
+    /// hold of the value, `docs/lists.md`, "Origins"; an engine whose
+    /// rules do not declare the list: an error, and nothing changes).
     pub fn make<E: Event + 'static>(
         &self,
         engine: &mut Engine<E>,
         at: Timestamp,
+        origin: &EntryOrigin,
     ) -> Result<(), Error> {
         match self {
             ListEdit::Add { list, value, until } => {
-                engine.add_to_list_until(list, value.clone(), at, *until)
+                engine.add_to_list_by(origin, list, value.clone(), at, *until)
             }
-            ListEdit::Remove { list, value } => engine.remove_from_list(list, value.clone(), at),
+            ListEdit::Remove { list, value } => {
+                engine.remove_from_list_by(origin, list, value.clone(), at)
+            }
         }
     }
 }
@@ -600,13 +642,12 @@ pub struct Plan<E: Event + 'static> {
     /// (Behind a lock only so that the plan is `Sync`: [`Plan::add`]
     /// takes `&mut self`.)
     check: Mutex<Engine<E>>,
-    run_limit: usize,
-    live_limit: usize,
+    limits: Limits,
     /// Can the rules change ([`Plan::changing`]), and how.
     changing: Option<ReloadPolicy>,
-    /// The changes of lists every engine makes at the start
-    /// ([`Plan::edit_lists`]).
-    lists: Vec<ListEdit>,
+    /// The changes of lists every engine makes at the start, each with
+    /// its origin ([`Plan::edit_lists`]).
+    lists: Vec<(EntryOrigin, ListEdit)>,
 }
 
 impl<E: Event + 'static> Default for Plan<E> {
@@ -633,8 +674,7 @@ impl<E: Event + 'static> Plan<E> {
             patterns: Vec::new(),
             fields: check.fields().clone(),
             check: Mutex::new(check),
-            run_limit: Engine::<E>::DEFAULT_MAX_RUNS_PER_KEY,
-            live_limit: Engine::<E>::DEFAULT_MAX_LIVE_RUNS,
+            limits: Limits::default(),
             changing: None,
             lists: Vec::new(),
         }
@@ -689,15 +729,20 @@ impl<E: Event + 'static> Plan<E> {
         Ok(())
     }
 
-    /// Every engine of every worker makes `edits`, in order, before any
-    /// event (a reference file's entries read at the start; after a
+    /// Every engine of every worker makes `edits`, in order, as
+    /// `origin`'s (`docs/lists.md`, "Origins"), before any event (a
+    /// reference file's entries read at the start, the file's; after a
     /// restore, what changed since the cut), after those given before.
     /// Every worker's engines hold the whole lists, whatever keys they
     /// get. A list the plan's rules do not declare is an error
     /// (`ErrorKind::Pattern`), and no edit is kept; a plan without
     /// patterns ([`Plan::resumed`]) keeps them all, and each engine makes
     /// those of the lists its rules declare.
-    pub fn edit_lists(&mut self, edits: impl IntoIterator<Item = ListEdit>) -> Result<(), Error> {
+    pub fn edit_lists(
+        &mut self,
+        origin: &EntryOrigin,
+        edits: impl IntoIterator<Item = ListEdit>,
+    ) -> Result<(), Error> {
         let edits: Vec<ListEdit> = edits.into_iter().collect();
         if !self.patterns.is_empty() {
             let check = self.check.get_mut().unwrap_or_else(|e| e.into_inner());
@@ -709,7 +754,7 @@ impl<E: Event + 'static> Plan<E> {
                 ));
             }
         }
-        self.lists.extend(edits);
+        (self.lists).extend(edits.into_iter().map(|edit| (origin.clone(), edit)));
         Ok(())
     }
 
@@ -722,7 +767,7 @@ impl<E: Event + 'static> Plan<E> {
     /// The same plan with at most `limit` partial matches per pattern and
     /// key, as [`Engine::max_runs_per_key`].
     pub fn max_runs_per_key(mut self, limit: usize) -> Plan<E> {
-        self.run_limit = limit;
+        self.limits.runs_per_key = limit;
         self
     }
 
@@ -731,7 +776,24 @@ impl<E: Event + 'static> Plan<E> {
     /// [`Engine::max_live_runs`]: the bound is per engine, not over the
     /// workers.
     pub fn max_live_runs(mut self, limit: usize) -> Plan<E> {
-        self.live_limit = limit;
+        self.limits.live_runs = limit;
+        self
+    }
+
+    /// The same plan with at most `limit` entries per list in each of a
+    /// worker's engines, as [`Engine::max_list_entries`]: every engine
+    /// holds every list whole, so the bound is one engine's.
+    pub fn max_list_entries(mut self, limit: usize) -> Plan<E> {
+        self.limits.list_entries = limit;
+        self
+    }
+
+    /// The same plan with at most `limit` window entries over all
+    /// indicators in each of a worker's engines, as
+    /// [`Engine::max_indicator_entries`]: the bound is per engine, not
+    /// over the workers.
+    pub fn max_indicator_entries(mut self, limit: usize) -> Plan<E> {
+        self.limits.indicator_entries = limit;
         self
     }
 
@@ -765,9 +827,8 @@ impl<E: Event + 'static> Plan<E> {
     /// the rules their snapshots hold, and whose readers decode with the
     /// numbering of those engines.
     pub fn resumed(&self, fields: &[cepheid_engine::FieldPath]) -> Plan<E> {
-        let mut plan = Plan::new()
-            .max_runs_per_key(self.run_limit)
-            .max_live_runs(self.live_limit);
+        let mut plan = Plan::new();
+        plan.limits = self.limits;
         plan.changing = self.changing;
         plan.lists.clone_from(&self.lists);
         if let Some(table) = (plan.fields() as &dyn Any).downcast_ref::<FieldTable>() {
@@ -781,12 +842,12 @@ impl<E: Event + 'static> Plan<E> {
     /// An engine of a worker as the plan makes them, without patterns
     /// (a group that a change of rules adds).
     fn empty_engine(&self) -> Engine<E> {
-        empty_engine((self.run_limit, self.live_limit), &self.fields)
+        empty_engine(self.limits, &self.fields)
     }
 
-    /// Its limits: (`max_runs_per_key`, `max_live_runs`).
-    fn limits(&self) -> (usize, usize) {
-        (self.run_limit, self.live_limit)
+    /// Its limits.
+    fn limits(&self) -> Limits {
+        self.limits
     }
 
     /// The field numbering of the plan's patterns: for `Record`s, the table
@@ -857,23 +918,47 @@ fn align_fields<E: Event + 'static>(engine: &E::Fields, plan: &E::Fields) {
     }
 }
 
-/// A worker's engine without patterns: with `limits` (per key, live:
-/// [`Plan::limits`]), its fields numbered as `fields`.
-fn empty_engine<E: Event + 'static>(limits: (usize, usize), fields: &E::Fields) -> Engine<E> {
+/// The limits of a plan's engines ([`Plan::max_runs_per_key`],
+/// [`Plan::max_live_runs`], [`Plan::max_list_entries`],
+/// [`Plan::max_indicator_entries`]), each as one engine's.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    runs_per_key: usize,
+    live_runs: usize,
+    list_entries: usize,
+    indicator_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            runs_per_key: Engine::<Record>::DEFAULT_MAX_RUNS_PER_KEY,
+            live_runs: Engine::<Record>::DEFAULT_MAX_LIVE_RUNS,
+            list_entries: cepheid_engine::engine::DEFAULT_MAX_LIST_ENTRIES,
+            indicator_entries: cepheid_engine::engine::DEFAULT_MAX_INDICATOR_ENTRIES,
+        }
+    }
+}
+
+/// A worker's engine without patterns: with `limits` ([`Plan::limits`]),
+/// its fields numbered as `fields`.
+fn empty_engine<E: Event + 'static>(limits: Limits, fields: &E::Fields) -> Engine<E> {
     let engine = worker_engine(limits);
     align_fields::<E>(engine.fields(), fields);
     engine
 }
 
 /// A worker's engine without patterns or fields, with `limits`.
-fn worker_engine<E: Event + 'static>(limits: (usize, usize)) -> Engine<E> {
+fn worker_engine<E: Event + 'static>(limits: Limits) -> Engine<E> {
     // No engine decides lateness: events come sorted, up to the
     // frontier, and the watermark is set from it.
     // Nor forces a watermark: a released batch may hold many
     // events of one time, all final.
     Engine::<E>::with_max_delay(Duration::MAX)
-        .max_runs_per_key(limits.0)
-        .max_live_runs(limits.1)
+        .max_runs_per_key(limits.runs_per_key)
+        .max_live_runs(limits.live_runs)
+        .max_list_entries(limits.list_entries)
+        .max_indicator_entries(limits.indicator_entries)
         .max_waiting_events(usize::MAX)
 }
 
@@ -908,7 +993,7 @@ where
 fn number_fields<E: Event + 'static>(
     rules: &cepheid_engine::Rules,
     fields: &E::Fields,
-    limits: (usize, usize),
+    limits: Limits,
 ) -> Result<(), Error> {
     let mut scratch = empty_engine::<E>(limits, fields);
     scratch.set_rules(rules, ReloadPolicy::Drain, &mut Nothing)?;
@@ -986,11 +1071,22 @@ mod tests {
         assert_eq!(clocks.limit(500, 99), 40, "the cut at 100 not taken");
         assert_eq!(clocks.latest(500), 70, "a router follows the latest");
         assert_eq!(clocks.limit(500, 100), 70, "the cut at 100 taken");
+        // (a bound the writes known lowered below the move up, the
+        // frontier past it: not held at the move's clock, which would
+        // wait for writes the engines make only once they step on)
+        assert_eq!(clocks.limit_below(60, 500, 100), 60);
+        assert_eq!(clocks.limit_below(60, 100, 100), 40, "the frontier at 100");
+        assert_eq!(
+            clocks.limit(100, 100),
+            40,
+            "the cut at 100 taken, the frontier at 100: events sent at 100 may still come"
+        );
         // Moved up again, to 101, with its clock at 70; then lifted.
         clocks.learn(told(3, 70, 101));
         clocks.learn(told(4, SourceClock::LIFTED, 150));
         assert_eq!(clocks.limit(500, 100), 70, "the cut at 101 not taken");
         clocks.taken(101);
+        assert_eq!(clocks.limit(101, 101), 70, "lifted, the frontier at 101");
         assert_eq!(clocks.limit(500, 101), 500, "lifted");
         assert_eq!(clocks.cap(), Some(150));
         // (an older word of the source does not count)

@@ -27,7 +27,7 @@ use cepheid_runtime::EngineNumbers;
 
 use crate::cut::{self, SavedPiece, WorkerCut, WorkerState};
 use crate::engine::{Engine, ReloadPolicy};
-use crate::engine::{ListWrite, MatchRef, Output, Sink, Stats};
+use crate::engine::{LeftOutParts, ListWrite, MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
 use crate::route::{groups, worker_groups, Layout, Routed, Router, SHARED};
@@ -118,6 +118,16 @@ pub trait Collect<E>: Sink<E> {
     /// waiting.
     fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
         let _ = (numbers, finished);
+    }
+
+    /// What the worker's engines' lists and indicators left out at their
+    /// limits or for their values, gathered as one engine counts it:
+    /// asked after an activation that changed it (never per event), and
+    /// once as the operator starts (`before`: what its engines held then,
+    /// restored from a cut, the run before the cut counted). Nothing by
+    /// default.
+    fn left_out(&mut self, left_out: &LeftOutParts, before: bool) {
+        let _ = (left_out, before);
     }
 
     /// A watched reference file changed (`Config::lists` with
@@ -336,15 +346,30 @@ where
         let mut capability = capability;
         let mut writes_capability = writes_capability.filter(|_| carries);
         // (restored: the engines may be below the epoch, at a quiet
-        // source's clock; what they make goes out above it)
+        // source's clock; the records they make go out above it)
         let start = worker.released.max(worker.restored_at);
-        for cap in capability.iter_mut().chain(writes_capability.iter_mut()) {
+        if let Some(cap) = capability.as_mut() {
             if start > *cap.time() {
                 cap.downgrade(&start);
             }
         }
+        // The writes, though, at their engines' time: a step between the
+        // engines' clock and the epoch writes for a time below the epoch,
+        // and every engine must wait for it there, as the run before the
+        // cut did. (Stamped at the epoch, such writes reached engines that
+        // had passed their time: made late, in the order they came, not
+        // in the order of one time's writes: issue 60, item 17, the case
+        // in `dataflow_live_cut`'s regressions file.)
+        if let Some(cap) = writes_capability.as_mut() {
+            if worker.released > *cap.time() {
+                cap.downgrade(&worker.released);
+            }
+        }
         let mut incoming: Vec<ListWrite> = Vec::new();
         let mut outgoing: Vec<ListWrite> = Vec::new();
+        if worker.left_out_changed() {
+            sink.left_out(&worker.left_out(), true);
+        }
         move |frontiers| {
             let mut output = records_out.activate();
             let mut writes_output = writes_out.activate();
@@ -376,6 +401,9 @@ where
                 (&frontiers[0], writes_known),
                 carries,
             );
+            if worker.left_out_changed() {
+                sink.left_out(&worker.left_out(), false);
+            }
             // The writes made now go to every worker, stamped at most
             // their step's time; the capability then promises none
             // before the worker's next step (an event stashed, a
@@ -467,7 +495,7 @@ where
             let bound = writes_known.map_or(f, |w| f.min(w));
             // (the engines not past a quiet source's clock,
             // `SourceClock`; what they make goes out at `f`)
-            if worker.advance(bound, sink) {
+            if worker.advance_below(bound, f, sink) {
                 worker.emit(sink, &mut |items| {
                     output.session(&*cap).give_container(items);
                 });
@@ -644,8 +672,8 @@ impl<E: Event + Clone + 'static> Worker<E> {
             // times it had not reached, which they would undo)
             let engine = &mut piece.engine.0;
             let at = engine.last_list_change_waiting().unwrap_or(Timestamp::MIN);
-            for edit in &plan.lists {
-                let _ = edit.make(engine, at);
+            for (origin, edit) in &plan.lists {
+                let _ = edit.make(engine, at, origin);
             }
         }
         let spans = spans(&pieces, groups);
@@ -674,6 +702,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
             cut,
             taken: epoch,
             restored_at: epoch,
+            left_out_seen: [0; 4],
             held: Rc::default(),
             changes: Changes {
                 pending,
@@ -728,6 +757,9 @@ struct Worker<E: Event + 'static> {
     changes: Changes<E>,
     /// The events the worker's router holds ([`Hold`]).
     held: Rc<RefCell<Vec<Held<E>>>>,
+    /// The engines' counts of what their lists and indicators left out,
+    /// summed, when last looked at ([`Worker::left_out_changed`]).
+    left_out_seen: [u64; 4],
 }
 
 /// A worker's changes of rules ([`Plan::changing`]).
@@ -743,7 +775,7 @@ struct Changes<E: Event + 'static> {
     /// The plan's field table (shared by the decoders of the process).
     fields: E::Fields,
     /// The plan's limits, for the engines a change adds.
-    limits: (usize, usize),
+    limits: crate::Limits,
     /// After a change: each pattern's number in the rules in force.
     names: Option<HashMap<String, usize>>,
     /// The names of the patterns in force, in order.
@@ -1065,7 +1097,19 @@ impl<E: Event + Clone + 'static> Worker<E> {
     /// source's clock, [`SourceClock`](crate::SourceClock)). Did they
     /// move?
     fn advance<S: Collect<E>>(&mut self, f: Timestamp, sink: &mut S) -> bool {
-        let f = self.clocks.limit(f, self.taken);
+        self.advance_below(f, f, sink)
+    }
+
+    /// [`advance`](Worker::advance) to a bound `f` at or below the events'
+    /// frontier `frontier` (lowered by the writes known:
+    /// [`Clocks::limit_below`]).
+    fn advance_below<S: Collect<E>>(
+        &mut self,
+        f: Timestamp,
+        frontier: Timestamp,
+        sink: &mut S,
+    ) -> bool {
+        let f = self.clocks.limit_below(f, frontier, self.taken);
         self.advance_to(f, sink)
     }
 
@@ -1388,9 +1432,10 @@ impl<E: Event + Clone + 'static> Worker<E> {
     /// the entries the file gives now for the cuts. Worker 0 says it, as
     /// one engine says it, when its engines' rules declare the list.
     fn apply_lists<S: Collect<E>>(&mut self, change: &Change, lists: FileChange, sink: &mut S) {
+        let origin = lists.entry_origin();
         for piece in &mut self.pieces {
             for edit in &lists.edits {
-                let _ = edit.make(&mut piece.engine.0, change.at);
+                let _ = edit.make(&mut piece.engine.0, change.at, &origin);
             }
         }
         let list = (lists.edits.first()).map_or("", ListEdit::list);
@@ -1525,6 +1570,37 @@ impl<E: Event + Clone + 'static> Worker<E> {
         }
     }
 
+    /// Did what the engines' lists and indicators left out change since
+    /// it was last looked at? (Their counts summed: nothing per event.)
+    fn left_out_changed(&mut self) -> bool {
+        let mut now = [0; 4];
+        for piece in &self.pieces {
+            let s = piece.engine.0.memory_stats();
+            let counts = [
+                s.refused_entries,
+                s.bad_entries,
+                s.refused_events,
+                s.non_numeric,
+            ];
+            for (total, n) in now.iter_mut().zip(counts) {
+                *total += n;
+            }
+        }
+        let changed = now != self.left_out_seen;
+        self.left_out_seen = now;
+        changed
+    }
+
+    /// What the engines' lists and indicators left out, each engine of
+    /// its group of patterns.
+    fn left_out(&self) -> LeftOutParts {
+        let mut parts = LeftOutParts::default();
+        for piece in &self.pieces {
+            parts.add(piece.group, piece.engine.0.left_out());
+        }
+        parts
+    }
+
     /// The worker's numbers now (each pattern's in the plan's order).
     fn numbers(&self, state_bytes: bool) -> EngineNumbers {
         let mut total = EngineNumbers::default();
@@ -1532,7 +1608,9 @@ impl<E: Event + Clone + 'static> Worker<E> {
         let mut each = Vec::with_capacity(self.pieces.len());
         for piece in &self.pieces {
             let (engine, numbers) = &piece.engine;
-            each.push((EngineNumbers::of(engine, state_bytes), numbers));
+            let mut n = EngineNumbers::of(engine, state_bytes);
+            n.memory.left_out = LeftOutParts::of(piece.group, engine.left_out());
+            each.push((n, numbers));
         }
         for (n, numbers) in &each {
             match &self.changes.names {

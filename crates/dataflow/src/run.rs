@@ -110,7 +110,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use cepheid_engine::engine::{MatchRef, Sink, Stats};
+use cepheid_engine::engine::{LeftOutParts, MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Formatter};
 use cepheid_engine::{ErrorKind, FieldWatch, Record, Rules, Timestamp};
 use cepheid_runtime::checkpoint::{store, Part, Piece};
@@ -403,7 +403,9 @@ impl Workers {
         }
         let mut plan = Plan::<Record>::new()
             .max_runs_per_key(config.max_runs_per_key)
-            .max_live_runs(config.max_live_runs);
+            .max_live_runs(config.max_live_runs)
+            .max_list_entries(config.max_list_entries)
+            .max_indicator_entries(config.max_indicator_entries);
         if changing {
             plan = plan.changing(config.reload_policy);
         }

@@ -145,6 +145,7 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
                 ..
             },
         span,
+        left_out,
     } = events.run_into(&options.rules, "rules", taken)?;
     let names: Vec<String> = rules.patterns().iter().map(|p| p.name.clone()).collect();
     let place: Vec<usize> = (seen.patterns.iter())
@@ -154,16 +155,16 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
         r.pattern = place[r.pattern];
     }
     let keys = seen.key_texts();
-    let mut report = Report::of(
-        &names,
+    let shadows: Vec<bool> = rules.patterns().iter().map(|p| p.shadow).collect();
+    let report = Report::of(
+        (&names, &shadows),
         (&raised, &keys),
         labels.as_deref(),
         options.tolerance,
         span,
     );
-    for (figures, pattern) in report.patterns.iter_mut().zip(rules.patterns()) {
-        figures.shadow = pattern.shadow;
-    }
+    let mut report = report;
+    report.left_out = left_out;
     if crate::attributes::used(&rules) {
         report.attributes = Some(
             (rules.patterns().iter())
@@ -501,32 +502,68 @@ struct Figures {
     shadow: bool,
 }
 
+/// What the labels came to over the whole rule set: those the live
+/// patterns' alerts caught, those only shadow patterns' records caught
+/// (no alert raised them), and those none caught.
+struct Labels {
+    total: usize,
+    /// Caught by shadow patterns only, in the order of the file.
+    shadow_only: Vec<Label>,
+    /// Caught by no pattern, in the order of the file.
+    missed: Vec<Label>,
+}
+
+impl Labels {
+    /// Labels a live pattern's alert caught.
+    fn caught(&self) -> usize {
+        self.total - self.shadow_only.len() - self.missed.len()
+    }
+
+    /// `labels: 3, caught by a pattern: 1, caught by none: 2`; with shadow
+    /// patterns, `labels: 3, caught by a live pattern: 1, by shadow
+    /// patterns only: 1, caught by none: 1`.
+    fn said(&self, shadows: bool) -> String {
+        let (total, caught, none) = (self.total, self.caught(), self.missed.len());
+        match shadows {
+            false => format!("labels: {total}, caught by a pattern: {caught}, caught by none: {none}"),
+            true => format!(
+                "labels: {total}, caught by a live pattern: {caught}, by shadow patterns only: {}, caught by none: {none}",
+                self.shadow_only.len()
+            ),
+        }
+    }
+}
+
 /// The backtest's report.
 struct Report {
     patterns: Vec<Figures>,
     /// The events' time span, if they had times.
     span: Option<(i64, i64)>,
-    /// The labels, if given, and those no pattern caught.
-    labels: Option<(usize, Vec<Label>)>,
+    /// The labels, if given, and what the rule set caught of them.
+    labels: Option<Labels>,
     /// Each pattern's attributes (`level`, `action`, `score`, `tags`),
     /// when a pattern of the rule set has some: columns of the table,
     /// fields of the JSON.
     attributes: Option<Vec<cepheid_core::lookup::Attributes>>,
+    /// What the lists and indicators left out at their limits or for
+    /// their values (issue 60, item 3): the figures count only what they
+    /// took in.
+    left_out: crate::LeftOut,
 }
 
 impl Report {
     /// The report of the alerts and timeouts `raised` (and the texts of
-    /// their keys) of the patterns `names`.
+    /// their keys) of the patterns `names` (each a shadow pattern or not,
+    /// `shadows`).
     fn of(
-        names: &[String],
+        (names, shadows): (&[String], &[bool]),
         (raised, keys_text): (&[Raised], &[&str]),
         labels: Option<&[Label]>,
         tolerance: i64,
         span: Option<(i64, i64)>,
     ) -> Report {
-        let mut patterns: Vec<Figures> = names
-            .iter()
-            .map(|name| Figures {
+        let mut patterns: Vec<Figures> = (names.iter().enumerate())
+            .map(|(i, name)| Figures {
                 pattern: name.clone(),
                 alerts: 0,
                 timeouts: 0,
@@ -534,7 +571,7 @@ impl Report {
                 delays: Vec::new(),
                 true_positives: 0,
                 caught: HashSet::new(),
-                shadow: false,
+                shadow: shadows.get(i).copied().unwrap_or(false),
             })
             .collect();
         let mut keys: Vec<hashbrown::HashSet<u32>> =
@@ -573,22 +610,33 @@ impl Report {
             figures.delays.sort_unstable();
             figures.keys = keys.len();
         }
+        // (a shadow pattern's records are no alerts: what only they
+        // caught is said apart, not as caught)
         let labels = labels.map(|labels| {
-            let caught: HashSet<usize> = patterns
-                .iter()
-                .flat_map(|f| f.caught.iter().copied())
-                .collect();
-            let missed = (labels.iter().enumerate())
-                .filter(|(i, _)| !caught.contains(i))
-                .map(|(_, l)| l.clone())
-                .collect();
-            (labels.len(), missed)
+            let caught_by = |shadow: bool| -> HashSet<usize> {
+                (patterns.iter().filter(|f| f.shadow == shadow))
+                    .flat_map(|f| f.caught.iter().copied())
+                    .collect()
+            };
+            let (live, shadow) = (caught_by(false), caught_by(true));
+            let of = |keep: &dyn Fn(usize) -> bool| -> Vec<Label> {
+                (labels.iter().enumerate())
+                    .filter(|&(i, _)| keep(i))
+                    .map(|(_, l)| l.clone())
+                    .collect()
+            };
+            Labels {
+                total: labels.len(),
+                shadow_only: of(&|i| !live.contains(&i) && shadow.contains(&i)),
+                missed: of(&|i| !live.contains(&i) && !shadow.contains(&i)),
+            }
         });
         Report {
             patterns,
             span,
             labels,
             attributes: None,
+            left_out: crate::LeftOut::default(),
         }
     }
 
@@ -659,7 +707,7 @@ impl Report {
             f.timeouts.to_string(),
             delays,
         ];
-        if let Some((total, _)) = &self.labels {
+        if let Some(Labels { total, .. }) = &self.labels {
             let precision = (f.alerts > 0).then(|| f.true_positives as f64 / f.alerts as f64);
             let recall = (*total > 0).then(|| f.caught.len() as f64 / *total as f64);
             let shown = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.3}"));
@@ -746,19 +794,32 @@ impl Report {
                 line(&mut out, row);
             }
         }
-        if let Some((total, missed)) = &self.labels {
-            let _ = writeln!(
-                out,
-                "labels: {total}, caught by a pattern: {}, caught by none: {}",
-                total - missed.len(),
-                missed.len()
-            );
-            for label in missed {
-                let _ = writeln!(
-                    out,
-                    "  line {}: key {} at {}",
-                    label.line, label.key, label.ts
-                );
+        for line in self.left_out.lines() {
+            let _ = writeln!(out, "left out: {line}");
+        }
+        if let Some(labels) = &self.labels {
+            let _ = writeln!(out, "{}", labels.said(self.has_shadows()));
+            let mut listed = |heading: Option<&str>, list: &[Label]| {
+                if let (Some(heading), false) = (heading, list.is_empty()) {
+                    let _ = writeln!(out, "{heading}:");
+                }
+                for label in list {
+                    let _ = writeln!(
+                        out,
+                        "  line {}: key {} at {}",
+                        label.line, label.key, label.ts
+                    );
+                }
+            };
+            match self.has_shadows() {
+                false => listed(None, &labels.missed),
+                true => {
+                    listed(Some("caught by none"), &labels.missed);
+                    listed(
+                        Some("caught by shadow patterns only (no alert)"),
+                        &labels.shadow_only,
+                    );
+                }
             }
         }
         out
@@ -795,7 +856,7 @@ impl Report {
                         .unwrap_or_default();
                     figures["attributes"] = crate::attributes::json(&a);
                 }
-                if let Some((total, _)) = &self.labels {
+                if let Some(Labels { total, .. }) = &self.labels {
                     figures["true_positives"] = f.true_positives.into();
                     figures["false_positives"] = (f.alerts - f.true_positives).into();
                     figures["precision"] = serde_json::json!(
@@ -814,11 +875,21 @@ impl Report {
             "event_time": self.span.map(|(from, to)| serde_json::json!({"from": from, "to": to})),
             "patterns": patterns,
         });
-        if let Some((total, missed)) = &self.labels {
+        self.left_out.json_into(&mut report);
+        if let Some(labels) = &self.labels {
+            let listed = |list: &[Label]| -> Vec<serde_json::Value> {
+                (list.iter())
+                    .map(|l| serde_json::json!({"line": l.line, "key": l.key, "ts": l.ts}))
+                    .collect()
+            };
             report["labels"] = serde_json::json!({
-                "count": total,
-                "caught_by_none": missed.iter().map(|l| serde_json::json!({"line": l.line, "key": l.key, "ts": l.ts})).collect::<Vec<_>>(),
+                "count": labels.total,
+                "caught": labels.caught(),
+                "caught_by_none": listed(&labels.missed),
             });
+            if self.has_shadows() {
+                report["labels"]["caught_by_shadow_only"] = listed(&labels.shadow_only).into();
+            }
         }
         report.to_string()
     }

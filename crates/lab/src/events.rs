@@ -50,6 +50,11 @@ pub struct Events {
     pub max_delay: Duration,
     /// The reference lists, as `run --list`.
     pub lists: Vec<ListFile>,
+    /// The most entries a list holds, as `run --max-list-entries`.
+    pub max_list_entries: usize,
+    /// The most window entries over all indicators, as `run
+    /// --max-indicator-entries`.
+    pub max_indicator_entries: usize,
     /// Worker threads to run on instead of one engine (the same records
     /// as one engine's, in another order, which the comparisons do not
     /// see); `why` runs one engine and refuses them.
@@ -92,6 +97,8 @@ impl Events {
             time_field: "ts".to_string(),
             max_delay: Duration::ZERO,
             lists: Vec::new(),
+            max_list_entries: cepheid_engine::engine::DEFAULT_MAX_LIST_ENTRIES,
+            max_indicator_entries: cepheid_engine::engine::DEFAULT_MAX_INDICATOR_ENTRIES,
             workers: None,
             #[cfg(feature = "kafka")]
             kafka: KafkaRange::default(),
@@ -159,7 +166,7 @@ impl Events {
             ToRecords::new(records, back)
                 .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))?,
         );
-        let span = self.run_rules(config, &rules, (said, sink), path, which)?;
+        let (span, left_out) = self.run_rules(config, &rules, (said, sink), path, which)?;
         // (the sink gives the records back when the run drops it, at its
         // end)
         let records = given.try_recv().map_err(|_| {
@@ -172,11 +179,13 @@ impl Events {
             rules,
             records,
             span,
+            left_out,
         })
     }
 
     /// The run of `rules` with `config` into `sink`, what it says said as
-    /// `which` of the rules at `path`; the events' time span.
+    /// `which` of the rules at `path`; the events' time span, and what
+    /// the lists and indicators left out.
     fn run_rules(
         &self,
         config: Config,
@@ -184,14 +193,14 @@ impl Events {
         (said, sink): (Box<Said>, Box<dyn Sink>),
         path: &Path,
         which: &str,
-    ) -> Result<Option<(i64, i64)>, Error> {
+    ) -> Result<(Option<(i64, i64)>, crate::LeftOut), Error> {
         let runtime = self.runtime(config, rules, (said, sink), which)?;
         let summary = runtime.run();
         match summary.end {
             cepheid_runtime::End::Failed(e) | cepheid_runtime::End::Incomplete(e) => {
                 Err(Error::run(format!("{which} ({}): ", path.display()), e))
             }
-            _ => Ok(summary.event_time),
+            _ => Ok((summary.event_time, crate::LeftOut::of(&summary))),
         }
     }
 }
@@ -204,6 +213,9 @@ pub struct Ran<R> {
     pub records: R,
     /// The least and the largest time of the events it read.
     pub span: Option<(i64, i64)>,
+    /// What its lists and indicators left out at their limits or for
+    /// their values.
+    pub left_out: crate::LeftOut,
 }
 
 /// What takes a lab run's records ([`Events::run_into`]), one at a time
@@ -364,6 +376,8 @@ impl Events {
         };
         config.max_delay = self.max_delay;
         config.lists.clone_from(&self.lists);
+        config.max_list_entries = self.max_list_entries;
+        config.max_indicator_entries = self.max_indicator_entries;
         config
     }
 

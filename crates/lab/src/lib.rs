@@ -47,6 +47,7 @@ pub mod backtest;
 pub mod diff;
 mod error;
 mod events;
+mod left_out;
 pub mod why;
 
 pub use error::{Error, ErrorKind};
@@ -55,6 +56,7 @@ pub use events::KafkaRange;
 pub use events::{
     attributes, stderr, without_events, Events, Ran, Records, Tell, Workers, EVENT_FIELDS,
 };
+pub use left_out::LeftOut;
 
 /// Loads the rule set at `paths` as `cepheid run` does, telling its
 /// diagnostics; the loaded patterns and the automata checking them

@@ -893,6 +893,15 @@ impl Report<'_> {
             ));
         }
         head.push('\n');
+        // (over the run, every key's: a value read may lack what they left
+        // out)
+        let left_out = crate::LeftOut {
+            by_name: self.trace.left_out.clone(),
+            ..crate::LeftOut::default()
+        };
+        for line in left_out.lines() {
+            head.push_str(&format!("left out over the run: {line}\n"));
+        }
         head
     }
 
@@ -1255,6 +1264,28 @@ impl Report<'_> {
         }
         if !self.args.patterns.is_empty() {
             j["patterns_shown"] = json!(self.args.patterns);
+        }
+        let left_out = &self.trace.left_out;
+        if !left_out.is_empty() {
+            // (over the run, every key's; only when something was)
+            let named = |map: &std::collections::BTreeMap<
+                String,
+                cepheid_engine::engine::LeftOutCounts,
+            >,
+                         words: [&str; 2]| {
+                (map.iter())
+                    .map(|(name, c)| {
+                        (
+                            name.clone(),
+                            json!({ words[0]: c.limit, words[1]: c.value }),
+                        )
+                    })
+                    .collect::<serde_json::Map<String, Json>>()
+            };
+            j["left_out"] = json!({
+                "lists": named(&left_out.lists, ["adds_refused", "values_refused"]),
+                "indicators": named(&left_out.indicators, ["entries_refused", "not_numeric"]),
+            });
         }
         j
     }

@@ -4,12 +4,12 @@
 
 use std::time::Duration;
 
-use cepheid_engine::engine::Stats;
+use cepheid_engine::engine::{LeftOutParts, Stats};
 use cepheid_engine::io::FieldsSeen;
 use cepheid_engine::{ErrorKind, PatternStats};
 use serde::{Deserialize, Serialize};
 
-use crate::{add_patterns, Doing, End, Error, Layout, Summary};
+use crate::{add_patterns, Doing, End, Error, IndicatorCounts, Layout, ListCounts, Summary};
 
 /// What a run counted: one engine's, or a worker's (sent to the worker
 /// that makes the summary, and added up there: [`Counts::add`]).
@@ -64,11 +64,52 @@ pub struct Counts {
     pub patterns: Vec<PatternStats>,
     /// What the readers saw of the patterns' fields.
     pub fields: Option<FieldsSeen>,
+    /// What the limits and values of the lists and indicators left out,
+    /// when the rules declare a list or an indicator (`None`: neither).
+    pub memory: Option<MemoryCounts>,
     /// The least and the largest event time of the events read (late ones
     /// included; `None`: none read, or processing time). Always written
     /// when the counts cross processes (their format has no field names:
     /// no field may be left out there).
     pub event_time: Option<(i64, i64)>,
+}
+
+/// What the lists and indicators of a run left out ([`Counts::memory`]):
+/// the adds its lists refused and the events its indicators left out, at
+/// their limits or for their values, gathered over the engines as one
+/// engine counts them ([`LeftOutParts`]).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MemoryCounts {
+    /// Do the rules declare a list?
+    pub lists: bool,
+    /// Do the rules declare an indicator?
+    pub indicators: bool,
+    /// What was left out, by list and indicator.
+    pub left_out: LeftOutParts,
+}
+
+impl MemoryCounts {
+    /// The counts of an engine's lists and indicators (`numbers`:
+    /// [`MemoryNumbers::of`](crate::MemoryNumbers::of), or several
+    /// engines' added up); `None` when the rules declare neither and
+    /// nothing was left out (by rules a change replaced).
+    pub fn of(numbers: &crate::MemoryNumbers) -> Option<MemoryCounts> {
+        let left_out = numbers.left_out.whole();
+        let lists = !numbers.lists.is_empty() || !left_out.lists.is_empty();
+        let indicators = numbers.indicators > 0 || !left_out.indicators.is_empty();
+        (lists || indicators).then(|| MemoryCounts {
+            lists,
+            indicators,
+            left_out: numbers.left_out.clone(),
+        })
+    }
+
+    /// Adds `other`'s (other engines of the same run).
+    pub fn add(&mut self, other: &MemoryCounts) {
+        self.lists |= other.lists;
+        self.indicators |= other.indicators;
+        self.left_out.merge(&other.left_out);
+    }
 }
 
 /// The malformed line that stopped a part of the input with
@@ -98,6 +139,12 @@ impl Counts {
             discarded: stats.discarded_runs,
             ..Counts::default()
         }
+    }
+
+    /// Counts what the lists and indicators of the engines `numbers`
+    /// describe left out ([`Counts::memory`]).
+    pub fn memory_of(&mut self, numbers: &crate::MemoryNumbers) {
+        self.memory = MemoryCounts::of(numbers);
     }
 
     /// Adds `other`'s (the first read error and strict stop kept).
@@ -131,6 +178,11 @@ impl Counts {
         match (&mut self.fields, &other.fields) {
             (Some(mine), Some(theirs)) => mine.merge(theirs),
             (None, Some(theirs)) => self.fields = Some(theirs.clone()),
+            (_, None) => {}
+        }
+        match (&mut self.memory, &other.memory) {
+            (Some(mine), Some(theirs)) => mine.add(theirs),
+            (None, Some(theirs)) => self.memory = Some(theirs.clone()),
             (_, None) => {}
         }
     }
@@ -175,7 +227,20 @@ impl Counts {
         elapsed: Duration,
         layout: Option<Layout>,
     ) -> Summary {
+        let left_out = (self.memory.as_ref()).map(|m| m.left_out.whole());
+        let [adds_refused, values_refused, entries_refused, not_numeric] =
+            left_out.as_ref().map_or([0; 4], |l| l.totals());
+        let memory = self.memory.as_ref();
         Summary {
+            lists: memory.filter(|m| m.lists).map(|_| ListCounts {
+                adds_refused,
+                values_refused,
+            }),
+            indicators: memory.filter(|m| m.indicators).map(|_| IndicatorCounts {
+                entries_refused,
+                not_numeric,
+            }),
+            left_out: left_out.unwrap_or_default(),
             events: self.events,
             malformed: self.malformed,
             late: self.late,

@@ -166,6 +166,16 @@ pub struct Config {
     pub max_live_runs: usize,
     /// [`Engine::max_waiting_events`].
     pub max_waiting: usize,
+    /// [`Engine::max_list_entries`]: the most entries a list holds; an
+    /// add beyond it is refused, said once per list on standard error and
+    /// counted in the [`Summary`] (issue 60, item 3). On workers, per
+    /// engine (each holds every list whole).
+    pub max_list_entries: usize,
+    /// [`Engine::max_indicator_entries`]: the most window entries over
+    /// all indicators; an event beyond it is left out of the indicators
+    /// at the limit, said once per indicator and counted in the
+    /// [`Summary`]. On workers, per engine.
+    pub max_indicator_entries: usize,
     /// Stop at the first malformed line ([`Error::Malformed`]).
     pub strict: bool,
     /// At the end, let time run to infinity (every waiting event is
@@ -287,6 +297,8 @@ impl Config {
             max_runs_per_key: Engine::<Record>::DEFAULT_MAX_RUNS_PER_KEY,
             max_live_runs: Engine::<Record>::DEFAULT_MAX_LIVE_RUNS,
             max_waiting: Engine::<Record>::DEFAULT_MAX_WAITING_EVENTS,
+            max_list_entries: cepheid_engine::engine::DEFAULT_MAX_LIST_ENTRIES,
+            max_indicator_entries: cepheid_engine::engine::DEFAULT_MAX_INDICATOR_ENTRIES,
             strict: false,
             flush_at_end: false,
             output: None,
@@ -331,6 +343,8 @@ impl Config {
             .max_runs_per_key(self.max_runs_per_key)
             .max_live_runs(self.max_live_runs)
             .max_waiting_events(self.max_waiting)
+            .max_list_entries(self.max_list_entries)
+            .max_indicator_entries(self.max_indicator_entries)
     }
 
     /// The time field (`None` in processing time).
@@ -1076,6 +1090,20 @@ pub struct Summary {
     pub lists_not_applied: u64,
     /// Partial matches discarded by reloads.
     pub discarded_runs: u64,
+    /// What the lists refused, when the rules declare a list, or a list
+    /// of rules a change replaced refused some (in JSON only then: issue
+    /// 60, item 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lists: Option<ListCounts>,
+    /// What the indicators left out, when the rules declare an indicator
+    /// (or one of rules a change replaced left some out; in JSON only
+    /// then).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub indicators: Option<IndicatorCounts>,
+    /// The same by list and indicator ([`Engine::left_out`], over the
+    /// engines as one engine counts it); not in the JSON, nor in the line.
+    #[serde(skip)]
+    pub left_out: cepheid_engine::engine::LeftOut,
     /// Events still waiting for the watermark.
     pub waiting: usize,
     /// Did the input carry `$watermark` lines (then it said itself how
@@ -1113,6 +1141,34 @@ pub struct Summary {
     pub event_time: Option<(i64, i64)>,
 }
 
+/// What a run's lists refused ([`Summary::lists`]), over the whole run
+/// (a resumed run's since the run it resumes started: its checkpoints
+/// keep them).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ListCounts {
+    /// Adds refused: the list held [`Config::max_list_entries`] entries
+    /// (`$list` records, rules' writes, reference files, the library).
+    pub adds_refused: u64,
+    /// Values refused: no list of its kind can hold them (null, a list,
+    /// an object; for `cidr`, no address or network).
+    pub values_refused: u64,
+}
+
+/// What a run's indicators left out ([`Summary::indicators`]), over the
+/// whole run; the events were matched all the same.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct IndicatorCounts {
+    /// Window entries refused: the indicators held
+    /// [`Config::max_indicator_entries`] (an event one indicator at the
+    /// limit left out is one).
+    pub entries_refused: u64,
+    /// Values an indicator's condition took that are not numbers, left
+    /// out of a `sum`, `avg`, `min` or `max`.
+    pub not_numeric: u64,
+}
+
 /// The workers a run ran on, for its [`Summary`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Layout {
@@ -1143,6 +1199,48 @@ impl Summary {
             End::Failed(e) | End::Incomplete(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl Summary {
+    /// What the lists and indicators left out, in the summary's line
+    /// (only what some was).
+    fn fmt_left_out(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lists = self.lists.unwrap_or_default();
+        if lists.adds_refused > 0 {
+            write!(
+                f,
+                ", {} refused over `Config::max_list_entries`",
+                count(lists.adds_refused, "list add", "list adds")
+            )?;
+        }
+        if lists.values_refused > 0 {
+            write!(
+                f,
+                ", {} refused (no entry of its list's kind)",
+                count(lists.values_refused, "list value", "list values")
+            )?;
+        }
+        let indicators = self.indicators.unwrap_or_default();
+        if indicators.entries_refused > 0 {
+            write!(
+                f,
+                ", {} refused over `Config::max_indicator_entries`",
+                count(
+                    indicators.entries_refused,
+                    "indicator entry",
+                    "indicator entries"
+                )
+            )?;
+        }
+        if indicators.not_numeric > 0 {
+            write!(
+                f,
+                ", {} left out of indicators (not a number)",
+                count(indicators.not_numeric, "value", "values")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -1236,6 +1334,7 @@ impl fmt::Display for Summary {
                 count(self.discarded_runs, "partial match", "partial matches")
             )?;
         }
+        self.fmt_left_out(f)?;
         if self.waiting > 0 {
             match &self.end {
                 End::Stopped(why) => write!(

@@ -1,9 +1,12 @@
-//! What a run says when its limits on partial matches cut work short
-//! ([`LimitNotices`]).
+//! What a run says when its limits cut work short ([`LimitNotices`]): on
+//! partial matches, and on the entries of lists and indicators (with the
+//! values these leave out).
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
+use cepheid_engine::engine::LeftOut;
 use cepheid_engine::{MatchRef, Record, Value};
 
 use crate::{Config, Level, Notice};
@@ -19,13 +22,41 @@ const TOLD_KEYS: usize = 10;
 /// so that a run on workers says what one engine says, at most as often,
 /// and in the same order (a key is counted and said under one lock: two
 /// workers counting apart said the last line before the tenth key).
+///
+/// And, for lists and indicators ([`LimitNotices::left_out`]), the first
+/// add each list refused at [`Config::max_list_entries`] and the first
+/// value it refused, the first event each indicator left out at
+/// [`Config::max_indicator_entries`] and the first value that was not a
+/// number: once each per run (issue 60, item 3), the rest only counted
+/// in the [`Summary`](crate::Summary).
 #[derive(Debug)]
 pub struct LimitNotices {
     per_key: usize,
     live: usize,
     capped: AtomicBool,
     keys: Mutex<usize>,
+    list_entries: usize,
+    indicator_entries: usize,
+    /// The lists and indicators said to have left something out, by what
+    /// ([`Cut`]) and name.
+    told: Mutex<HashSet<(Cut, String)>>,
 }
+
+/// What a list or an indicator left out ([`LimitNotices::left_out`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Cut {
+    /// A list's add, at its limit.
+    ListLimit,
+    /// A list's value, no entry of its kind.
+    ListValue,
+    /// An indicator's event, at the limit.
+    IndicatorLimit,
+    /// An indicator's value, not a number.
+    IndicatorValue,
+}
+
+/// Where the limits and values of lists and indicators are documented.
+const LEFT_OUT_DOCS: &str = "docs/semantics.md, \"Lists and indicators\"";
 
 impl LimitNotices {
     /// Nothing said yet, with the limits of `config`.
@@ -35,6 +66,61 @@ impl LimitNotices {
             live: config.max_live_runs,
             capped: AtomicBool::new(false),
             keys: Mutex::new(0),
+            list_entries: config.max_list_entries,
+            indicator_entries: config.max_indicator_entries,
+            told: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// A run resumed from a checkpoint whose engines had `left_out` so
+    /// far: what it counts was said by the run that counted it (not said
+    /// again; a list or indicator that leaves out something of another
+    /// kind is).
+    pub fn resumed_left_out(self, left_out: &LeftOut) -> LimitNotices {
+        self.told_left_out(left_out);
+        self
+    }
+
+    /// Takes what `left_out` holds as said (by the run that counted it,
+    /// before the checkpoint a run resumed from): a worker's engines'
+    /// when it starts.
+    pub fn told_left_out(&self, left_out: &LeftOut) {
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, cut) in cuts(left_out) {
+            told.insert((cut, name.to_string()));
+        }
+    }
+
+    /// What the lists and indicators left out so far (`left_out`: an
+    /// engine's, or a worker's engines' gathered): calls `say` with the
+    /// first of each kind for each list and indicator, once per run.
+    pub fn left_out(&self, left_out: &LeftOut, mut say: impl FnMut(Notice)) {
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, cut) in cuts(left_out) {
+            if told.contains(&(cut, name.to_string())) {
+                continue;
+            }
+            told.insert((cut, name.to_string()));
+            let what = match cut {
+                Cut::ListLimit => format!(
+                    "list `{name}`: an add refused: the list holds its limit of {} entries (`Config::max_list_entries`; raise it to keep them)",
+                    self.list_entries
+                ),
+                Cut::ListValue => format!(
+                    "list `{name}`: a value refused: no entry of the list's kind (null, a list, an object; for `cidr`, no address or network)"
+                ),
+                Cut::IndicatorLimit => format!(
+                    "indicator `{name}`: an event left out: the indicators hold their limit of {} window entries (`Config::max_indicator_entries`; raise it to keep them); the event is matched all the same",
+                    self.indicator_entries
+                ),
+                Cut::IndicatorValue => format!(
+                    "indicator `{name}`: a value that is not a number left out; the event is matched all the same"
+                ),
+            };
+            say(Notice::new(
+                Level::Warning,
+                format!("cepheid: {what}; further ones are only counted in the summary ({LEFT_OUT_DOCS})"),
+            ));
         }
     }
 
@@ -94,6 +180,30 @@ impl LimitNotices {
             ));
         }
     }
+}
+
+/// Each (name, kind) of what `left_out` holds, lists first.
+fn cuts(left_out: &LeftOut) -> Vec<(&str, Cut)> {
+    let mut cuts = Vec::new();
+    let kinds = [
+        (&left_out.lists, Cut::ListLimit, Cut::ListValue),
+        (
+            &left_out.indicators,
+            Cut::IndicatorLimit,
+            Cut::IndicatorValue,
+        ),
+    ];
+    for (map, limit, value) in kinds {
+        for (name, c) in map {
+            if c.limit > 0 {
+                cuts.push((name.as_str(), limit));
+            }
+            if c.value > 0 {
+                cuts.push((name.as_str(), value));
+            }
+        }
+    }
+    cuts
 }
 
 /// A key as the notices name it.

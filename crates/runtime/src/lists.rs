@@ -25,6 +25,7 @@ use entries::Gathering;
 use std::path::PathBuf;
 
 use cepheid_core::lookup::{Declarations, ListKind};
+use cepheid_engine::engine::{network_text, EntryOrigin};
 use cepheid_engine::io::{parse_rfc3339, value_from_json};
 use cepheid_engine::{Engine, Record, Timestamp, Value};
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,12 @@ pub struct ListFile {
 }
 
 impl ListFile {
+    /// The origin that holds its entries in its list (`docs/lists.md`,
+    /// "Origins"): the file, by its path.
+    pub fn origin(&self) -> EntryOrigin {
+        EntryOrigin::file(&self.path)
+    }
+
     /// `NAME=PATH`, as the command line gives it.
     pub fn parse(arg: &str) -> Result<ListFile, String> {
         match arg.split_once('=') {
@@ -340,10 +347,19 @@ fn each_json_line(
 /// A value's JSON text as one entry of a list of `kind` whatever way it
 /// is written, as the engine holds it: in a list of values a float that
 /// is an integer is the integer (`3.0` is `3`), in a list of prefixes an
-/// integer is its digits (`55` is `"55"`); any other text as it is.
+/// integer is its digits (`55` is `"55"`), in a list of networks a
+/// network its address masked to its length (`"10.1.2.3/8"` is
+/// `"10.0.0.0/8"`, [`network_text`]); any other text as it is.
 fn canonical(kind: ListKind, text: String) -> String {
+    if kind == ListKind::Cidr {
+        let network = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(serde_json::Value::String(s)) => network_text(&s),
+            _ => None,
+        };
+        return network.map_or(text, |n| serde_json::Value::String(n).to_string());
+    }
     let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
-    if !number || kind == ListKind::Cidr {
+    if !number {
         return text;
     }
     let Ok(serde_json::Value::Number(n)) = serde_json::from_str::<serde_json::Value>(&text) else {
@@ -561,19 +577,22 @@ fn diff_each(before: &Entries, now: &FileEntries, edit: &mut dyn FnMut(Edit)) {
     removed.chain(added).for_each(edit);
 }
 
-/// Makes `edits` of list `list` in `engine`, at event time `at`
-/// (`Timestamp::MIN`: at once, before any event). The number of entries
-/// the list refused (full) and of values it could not hold.
+/// Makes `edits` of list `list` in `engine` as `origin`'s (each origin
+/// holds a value apart: a remove ends its own hold only, `docs/lists.md`,
+/// "Origins"), at event time `at` (`Timestamp::MIN`: at once, before any
+/// event).
 pub fn apply(
     engine: &mut Engine<Record>,
-    list: &str,
+    (list, origin): (&str, &EntryOrigin),
     edits: &[Edit],
     at: Timestamp,
 ) -> Result<(), cepheid_engine::Error> {
     for edit in edits {
         match edit {
-            Edit::Add(value, until) => engine.add_to_list_until(list, value.clone(), at, *until)?,
-            Edit::Remove(value) => engine.remove_from_list(list, value.clone(), at)?,
+            Edit::Add(value, until) => {
+                engine.add_to_list_by(origin, list, value.clone(), at, *until)?;
+            }
+            Edit::Remove(value) => engine.remove_from_list_by(origin, list, value.clone(), at)?,
         }
     }
     Ok(())
@@ -652,6 +671,7 @@ fn load_one(
             .map_or(0, |(_, size)| size)
     };
     let start = engine.memory_stats();
+    let origin = file.origin();
     let (mut bad, mut twice, mut failed) = (0u64, 0u64, None);
     let (mut entries, mut again) = (0usize, Vec::new());
     let mut visit = |line, entry: Result<Entry, String>| match entry {
@@ -661,7 +681,8 @@ fn load_one(
             let (before, stats) = (size(engine), engine.memory_stats());
             let until = Some(until.unwrap_or(Timestamp::MAX));
             let value = value_from_json(&json);
-            if let Err(e) = engine.add_to_list_until(&file.list, value, Timestamp::MIN, until) {
+            let added = engine.add_to_list_by(&origin, &file.list, value, Timestamp::MIN, until);
+            if let Err(e) = added {
                 failed = Some(e.to_string());
                 return;
             }
@@ -796,10 +817,12 @@ fn refresh_made(
         };
         let stats = engine.memory_stats();
         let (mut edits, mut counted, mut failed) = (Vec::new(), Counted::default(), None);
+        let origin = file.origin();
         diff_each(before(state, file), &now, &mut |edit| {
             counted.count(&edit);
             if failed.is_none() {
-                failed = apply(engine, &file.list, std::slice::from_ref(&edit), at).err();
+                let edit = std::slice::from_ref(&edit);
+                failed = apply(engine, (&file.list, &origin), edit, at).err();
             }
             if made {
                 edits.push(edit);
@@ -829,7 +852,7 @@ fn refresh_made(
         say_refused(file, stats, after, say);
         keep(state, now);
         if !edits.is_empty() {
-            refreshed.made.push((file.list.clone(), edits));
+            refreshed.made.push((file.clone(), edits));
         }
     }
     Ok(refreshed)
@@ -849,7 +872,7 @@ fn say_refused(
     if refused > 0 {
         say(Notice::new(
             Level::Warning,
-            format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Engine::max_list_entries`)"),
+            format!("cepheid: list `{list}`: {refused} entries of {path} refused: the list holds its limit of entries (`Config::max_list_entries`; raise it to keep them)"),
         ));
     }
     if bad > 0 {
@@ -863,9 +886,10 @@ fn say_refused(
 /// What [`refresh`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Refreshed {
-    /// The changes made, by list, in the order made (for engines that
-    /// must make them too: a run's workers).
-    pub made: Vec<(String, Vec<Edit>)>,
+    /// The changes made, by file (their list's, and their origin,
+    /// [`ListFile::origin`]), in the order made (for engines that must
+    /// make them too: a run's workers).
+    pub made: Vec<(ListFile, Vec<Edit>)>,
     /// Files not applied: they had entries and were empty, binary, or
     /// gave no entry (said; counted in [`Summary::lists_not_applied`](crate::Summary::lists_not_applied)).
     pub not_applied: u64,
@@ -1265,6 +1289,45 @@ mod tests {
         );
         assert_eq!(texts(&e), vec![("\"411111\"", None), ("\"55\"", Some(7))]);
         assert!(said[0].contains("bins.jsonl:2:"), "{said:?}");
+        // A network written two ways (its address not masked, its mask
+        // written out; IPv6 in capitals, zeros written out) is one entry.
+        let (e, said) = entries_of(
+            "nets.jsonl",
+            ListKind::Cidr,
+            "\"10.0.0.0/8\"\n{\"value\": \"10.1.2.3/8\", \"expires\": 7}\n\"192.168.1.7\"\n\"2001:DB8:0::/32\"\n\"192.168.1.7/32\"\n\"2001:db8::/32\"\n",
+        );
+        assert_eq!(
+            texts(&e),
+            vec![
+                ("\"10.0.0.0/8\"", Some(7)),
+                ("\"192.168.1.7\"", None),
+                ("\"2001:db8::/32\"", None),
+            ]
+        );
+        assert_eq!(said.len(), 3, "{said:?}");
+        for (line, first, value) in [
+            (2, 1, "\"10.0.0.0/8\""),
+            (5, 3, "\"192.168.1.7\""),
+            (6, 4, "\"2001:db8::/32\""),
+        ] {
+            let text = format!("nets.jsonl:{line}: list `l`: {value} is given on line {first} too");
+            assert!(said.iter().any(|s| s.contains(&text)), "{text}: {said:?}");
+        }
+        // CSV alike; a text that is no network is left as it is (the list
+        // refuses it).
+        let (e, said) = entries_of(
+            "nets.csv",
+            ListKind::Cidr,
+            "10.1.2.3/8,9\n10.0.0.0/8\nnope\n",
+        );
+        assert_eq!(
+            texts(&e),
+            vec![("\"10.0.0.0/8\"", None), ("\"nope\"", None)]
+        );
+        assert!(
+            said[0].contains("nets.csv:2: list `l`: \"10.0.0.0/8\" is given on line 1 too"),
+            "{said:?}"
+        );
         // In a list of values, 55 and "55" are two entries.
         let (e, said) = entries("two.jsonl", "55\n\"55\"\n");
         assert_eq!(texts(&e), vec![("\"55\"", None), ("55", None)]);

@@ -4,7 +4,7 @@
 //! ([`EngineNumbers`], summed: the dataflow crate's run on workers).
 
 use cepheid_core::pattern::Pattern;
-use cepheid_engine::engine::MemoryStats;
+use cepheid_engine::engine::{LeftOutParts, MemoryStats};
 use cepheid_engine::{Engine, Event, PatternStats, Record, Stats, Timestamp};
 
 use crate::Kind;
@@ -136,6 +136,11 @@ pub struct MemoryNumbers {
     pub lists: Vec<(String, u64)>,
     /// Indicators the rules declare (the most of the engines').
     pub indicators: u64,
+    /// What the limits and values left out of each list and indicator
+    /// ([`Engine::left_out`]), gathered over the engines as one engine
+    /// counts it ([`LeftOutParts`]: each engine is of group 0 unless set,
+    /// as a dataflow worker sets its engines' groups of patterns).
+    pub left_out: LeftOutParts,
 }
 
 impl MemoryNumbers {
@@ -147,6 +152,16 @@ impl MemoryNumbers {
                 .map(|(name, n)| (name.to_string(), n as u64))
                 .collect(),
             indicators: engine.declarations().indicators.len() as u64,
+            left_out: LeftOutParts::of(0, engine.left_out()),
+        }
+    }
+
+    /// `engine`'s now, `engine` an engine of the group of patterns
+    /// `group` ([`LeftOutParts`]).
+    pub fn of_group<E: Event>(engine: &Engine<E>, group: u32) -> MemoryNumbers {
+        MemoryNumbers {
+            left_out: LeftOutParts::of(group, engine.left_out()),
+            ..MemoryNumbers::of(engine)
         }
     }
 
@@ -160,6 +175,7 @@ impl MemoryNumbers {
             }
         }
         self.indicators = self.indicators.max(other.indicators);
+        self.left_out.merge(&other.left_out);
     }
 }
 

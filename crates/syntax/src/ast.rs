@@ -7,17 +7,20 @@
 
 use crate::primitives::Span;
 
-/// A whole file: its patterns and its declarations (lists, indicators),
-/// each in source order.
+/// A whole file: its patterns, its declarations (lists, indicators,
+/// factors) and its scenes, each in source order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct File {
-    /// The patterns, in source order.
+    /// The patterns, in source order (a scene's own patterns are its).
     pub patterns: Vec<PatternDecl>,
-    /// `list` and `indicator` declarations, in source order.
+    /// `list`, `indicator` and `factor` declarations, in source order.
     pub declarations: Vec<Declaration>,
+    /// `scene` blocks, in source order.
+    pub scenes: Vec<SceneDecl>,
 }
 
-/// `list ...` or `indicator ...` with the `///` lines above it.
+/// `list ...`, `indicator ...` or `factor ...` with the `///` lines above
+/// it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Declaration {
     /// Documentation lines.
@@ -37,6 +40,210 @@ pub enum DeclarationKind {
     List(ListDecl),
     /// `indicator NAME = FUNC(arg) [where c] [group by k, ...] within W`.
     Indicator(IndicatorDecl),
+    /// `factor NAME(params) = condition`.
+    Factor(FactorDecl),
+}
+
+/// A factor as written: a named condition over the event with
+/// parameters, usable in any `where` (`docs/language.md` §11).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FactorDecl {
+    /// Its parameters, in order (a call passes one value for each).
+    pub params: Vec<Param>,
+    /// The condition: an expression over the current event, its
+    /// parameters, lists, indicators and other factors.
+    pub body: Expr,
+}
+
+/// A parameter of a factor or a rule: `name`, `name: type`, and for a
+/// rule `name = value` or `name: type = value`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    /// Its name.
+    pub name: Ident,
+    /// Its declared type, with where the type's word is written.
+    pub ty: Option<(ParamType, Span)>,
+    /// Its default value (rules only).
+    pub default: Option<Constant>,
+    /// The whole parameter.
+    pub span: Span,
+}
+
+/// The types of a parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ParamType {
+    /// `int`: an integer.
+    Int,
+    /// `number`: an integer or a float.
+    Number,
+    /// `duration`: a duration with its unit (`3h`), its milliseconds in
+    /// expressions.
+    Duration,
+    /// `string`.
+    String,
+    /// `bool`.
+    Bool,
+}
+
+impl ParamType {
+    /// The type's word.
+    pub fn word(self) -> &'static str {
+        match self {
+            ParamType::Int => "int",
+            ParamType::Number => "number",
+            ParamType::Duration => "duration",
+            ParamType::String => "string",
+            ParamType::Bool => "bool",
+        }
+    }
+
+    /// The type named by `word`.
+    pub fn from_word(word: &str) -> Option<ParamType> {
+        Some(match word {
+            "int" => ParamType::Int,
+            "number" => ParamType::Number,
+            "duration" => ParamType::Duration,
+            "string" => ParamType::String,
+            "bool" => ParamType::Bool,
+            _ => return None,
+        })
+    }
+
+    /// Every type's word, for messages.
+    pub const WORDS: [&'static str; 5] = ["int", "number", "duration", "string", "bool"];
+}
+
+/// A constant: a parameter's value or default, a score threshold (a
+/// literal, never null).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Constant {
+    /// The value.
+    pub literal: Literal,
+    /// Where it is written.
+    pub span: Span,
+}
+
+/// `scene NAME { ... }` with the `///` lines above it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneDecl {
+    /// Documentation lines.
+    pub doc: Vec<String>,
+    /// The scene's name.
+    pub name: Ident,
+    /// Its clauses, in source order.
+    pub clauses: Vec<SceneClause>,
+    /// The rules written inside it, in source order.
+    pub patterns: Vec<PatternDecl>,
+    /// From `scene` to the closing brace.
+    pub span: Span,
+}
+
+/// A clause of a scene.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SceneClause {
+    /// Which clause.
+    pub kind: SceneClauseKind,
+    /// The whole clause.
+    pub span: Span,
+}
+
+/// The clauses of a scene.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SceneClauseKind {
+    /// `when c`: which events enter the scene.
+    When(Expr),
+    /// `id f`: the event's id field.
+    Id(Path),
+    /// `rules a, b, tagged "t"`.
+    Rules(Vec<RuleRef>),
+    /// `with name = value, ...`: values of the rules' parameters.
+    With(Vec<Binding>),
+    /// `outcomes a < b < c`, mildest first.
+    Outcomes(Vec<Ident>),
+    /// `default o`.
+    Default(Ident),
+    /// `fallback o`.
+    Fallback(Ident),
+    /// `late o`.
+    Late(Ident),
+    /// `deadline d`.
+    Deadline(Duration),
+    /// `hit first` / `hit all`.
+    Hit(crate::scene::HitPolicy),
+    /// `o if check`: when an outcome is given.
+    Outcome {
+        /// The outcome.
+        outcome: Ident,
+        /// What gives it.
+        check: Check,
+    },
+}
+
+impl SceneClauseKind {
+    /// The clause's keyword, for messages (`if` for an outcome line).
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            SceneClauseKind::When(_) => "when",
+            SceneClauseKind::Id(_) => "id",
+            SceneClauseKind::Rules(_) => "rules",
+            SceneClauseKind::With(_) => "with",
+            SceneClauseKind::Outcomes(_) => "outcomes",
+            SceneClauseKind::Default(_) => "default",
+            SceneClauseKind::Fallback(_) => "fallback",
+            SceneClauseKind::Late(_) => "late",
+            SceneClauseKind::Deadline(_) => "deadline",
+            SceneClauseKind::Hit(_) => "hit",
+            SceneClauseKind::Outcome { .. } => "if",
+        }
+    }
+}
+
+/// A rule a scene holds by its `rules` clause.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleRef {
+    /// By name.
+    Name(Ident),
+    /// `tagged "t"`: every rule whose `tags` has `t`.
+    Tagged(StrLit),
+}
+
+impl RuleRef {
+    /// Where it is written.
+    pub fn span(&self) -> Span {
+        match self {
+            RuleRef::Name(i) => i.span,
+            RuleRef::Tagged(t) => t.span,
+        }
+    }
+}
+
+/// `name = value` in a scene's `with`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    /// The parameter's name.
+    pub name: Ident,
+    /// Its value.
+    pub value: Constant,
+    /// The whole binding.
+    pub span: Span,
+}
+
+/// What gives an outcome (after `if`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Check {
+    /// `action a`: a fired rule's action.
+    Action(Ident),
+    /// `score >= n` (`inclusive`) or `score > n`: the sum of the fired
+    /// rules' scores.
+    Score {
+        /// `>=` rather than `>`.
+        inclusive: bool,
+        /// The threshold (a number).
+        value: Constant,
+    },
+    /// `x in list`: a list check that decides at once (lowering checks
+    /// that the expression is a list membership).
+    List(Expr),
 }
 
 /// A reference list as written.
@@ -121,8 +328,11 @@ pub struct StrLit {
 pub struct PatternDecl {
     /// Documentation lines (without `///` and one following space).
     pub doc: Vec<String>,
-    /// The pattern's name.
+    /// The pattern's name (`rule@scene` for a rule's instance printed
+    /// back: `docs/language.md` §11).
     pub name: Ident,
+    /// Its parameters (a rule that scenes bind), in order.
+    pub params: Vec<Param>,
     /// Clauses before `match`, in source order.
     pub clauses: Vec<Clause>,
     /// The `match` sequence.
@@ -432,7 +642,76 @@ impl File {
         for d in &mut f.declarations {
             clear_declaration(d);
         }
+        for s in &mut f.scenes {
+            clear_scene(s);
+        }
         f
+    }
+}
+
+fn clear_params(params: &mut [Param]) {
+    for p in params {
+        p.span = Span::default();
+        p.name.span = Span::default();
+        if let Some((_, span)) = &mut p.ty {
+            *span = Span::default();
+        }
+        if let Some(c) = &mut p.default {
+            clear_constant(c);
+        }
+    }
+}
+
+fn clear_constant(c: &mut Constant) {
+    c.span = Span::default();
+    if let Literal::Duration(d) = &mut c.literal {
+        d.span = Span::default();
+    }
+}
+
+fn clear_scene(s: &mut SceneDecl) {
+    s.span = Span::default();
+    s.name.span = Span::default();
+    s.patterns.iter_mut().for_each(clear_pattern);
+    for c in &mut s.clauses {
+        c.span = Span::default();
+        match &mut c.kind {
+            SceneClauseKind::When(e) => clear_expr(e),
+            SceneClauseKind::Id(p) => clear_path(p),
+            SceneClauseKind::Rules(refs) => {
+                for r in refs {
+                    match r {
+                        RuleRef::Name(i) => i.span = Span::default(),
+                        RuleRef::Tagged(t) => t.span = Span::default(),
+                    }
+                }
+            }
+            SceneClauseKind::With(bindings) => {
+                for b in bindings {
+                    b.span = Span::default();
+                    b.name.span = Span::default();
+                    clear_constant(&mut b.value);
+                }
+            }
+            SceneClauseKind::Outcomes(names) => {
+                names.iter_mut().for_each(|n| n.span = Span::default());
+            }
+            SceneClauseKind::Default(i)
+            | SceneClauseKind::Fallback(i)
+            | SceneClauseKind::Late(i) => {
+                i.span = Span::default();
+            }
+            SceneClauseKind::Deadline(d) => d.span = Span::default(),
+            SceneClauseKind::Hit(_) => {}
+            SceneClauseKind::Outcome { outcome, check } => {
+                outcome.span = Span::default();
+                match check {
+                    Check::Action(i) => i.span = Span::default(),
+                    Check::Score { value, .. } => clear_constant(value),
+                    Check::List(e) => clear_expr(e),
+                }
+            }
+        }
     }
 }
 
@@ -447,6 +726,10 @@ fn clear_declaration(d: &mut Declaration) {
             if let Some(e) = &mut l.expiry {
                 e.span = Span::default();
             }
+        }
+        DeclarationKind::Factor(f) => {
+            clear_params(&mut f.params);
+            clear_expr(&mut f.body);
         }
         DeclarationKind::Indicator(i) => {
             i.func.span = Span::default();
@@ -466,6 +749,7 @@ fn clear_declaration(d: &mut Declaration) {
 fn clear_pattern(p: &mut PatternDecl) {
     p.span = Span::default();
     p.name.span = Span::default();
+    clear_params(&mut p.params);
     for c in &mut p.clauses {
         c.span = Span::default();
         match &mut c.kind {

@@ -90,6 +90,11 @@ pub enum DiagnosticKind {
     /// A `list` or `indicator` declaration that cannot be used as written
     /// (a missing window, a lifetime of 0).
     InvalidDeclaration,
+    /// A scene that cannot decide as written: a missing `outcomes`,
+    /// `fallback` or `deadline`, thresholds or list checks out of order, a
+    /// rule it holds that has a skip strategy, an action given no outcome,
+    /// a parameter given no value.
+    Scene,
     /// A `then` write in a `shadow` pattern. No longer reported: a shadow
     /// pattern's writes go to the lists' shadow copies, which the live
     /// rules never read (`docs/semantics.md`, "Shadow rules").

@@ -130,7 +130,7 @@ fn stage_name(stages: &[Stage], i: usize) -> &str {
     stages.get(i).map_or("?", |s| s.name.as_str())
 }
 
-fn condition_text(c: &Condition, stages: &[Stage]) -> String {
+pub(crate) fn condition_text(c: &Condition, stages: &[Stage]) -> String {
     match c {
         Condition::True => "(every event)".to_string(),
         Condition::Expr(e) => expr_text(e, stages),

@@ -6,13 +6,15 @@
 //! | module | owns |
 //! |---|---|
 //! | `lex` | tokens as nom 8 parsers, the parser's private error type |
-//! | `parse`, `parse_match`, `parse_expr` | the grammar of `language.md`, error recovery |
+//! | `parse`, `parse_match`, `parse_expr`, `parse_decl`, `parse_scene` | the grammar of `language.md`, error recovery |
 //! | [`ast`] | the syntax tree, a [`Span`] on every node |
 //! | `print` | the canonical printer: `parse(print(ast)) == ast` |
-//! | `lower`, `lower_expr` | AST → IR, name resolution, language-only checks |
+//! | `lower`, `lower_expr`, `lower_decl` | AST → IR, name resolution, language-only checks |
+//! | `factor`, `param` | factors (written out where they are called), parameters and their types |
+//! | `template`, `scene_lower` | rules with parameters made once per scene (`rule@scene`), scenes → [`scene::Scene`] |
 //! | [`diagnostic`] | [`Diagnostic`] values and their rendering |
 //! | `load` | text, bytes, files and folders → [`Loaded`] |
-//! | `explain` | the IR as readable text and as a `dot` graph |
+//! | `explain`, `scene_explain` | the IR as readable text and as a `dot` graph; a scene as text |
 //! | `source` | the IR back to `.cep` text (what a snapshot keeps of each pattern) |
 //!
 //! ```
@@ -41,27 +43,40 @@ pub mod diagnostic;
 mod explain;
 #[cfg(test)]
 mod expr_tests;
+mod factor;
 mod lex;
 mod load;
 mod lower;
 mod lower_decl;
 mod lower_expr;
+mod param;
 mod parse;
 mod parse_decl;
 mod parse_expr;
 mod parse_match;
+mod parse_scene;
 mod print;
 mod reads;
+#[cfg(test)]
+mod scene_error_tests;
+mod scene_explain;
+mod scene_lower;
+#[cfg(test)]
+mod scene_tests;
 mod source;
+mod template;
 
 use std::collections::HashMap;
 
 pub use diagnostic::{Diagnostic, DiagnosticKind, Diagnostics, Label, Located, Severity, Source};
 pub use explain::{explain, sequence_dot};
+pub use factor::{MAX_FACTOR_EXPANSIONS, MAX_FACTOR_NODES};
 pub use lex::is_plain_ident;
 pub use load::{load_bytes, load_paths, load_str, Loaded, MAX_DIAGNOSTICS_PER_FILE, MAX_FILE_SIZE};
 pub use lower_expr::{closest, REGEX_EXPANDED_LIMIT, REGEX_SIZE_LIMIT};
 pub use parse::MAX_PATTERNS;
+pub use scene_explain::explain_scene;
+pub use scene_lower::{MAX_INSTANCES, MAX_OUTCOMES, MAX_SCENE_RULES};
 
 pub use print::print_expr;
 pub use print::print_file;
@@ -69,7 +84,7 @@ pub use reads::{field_reads, FieldRead, ReadClause};
 pub use source::{declarations_source, pattern_source, NoSource, NoSourceWhy};
 
 // The vocabulary, under the names the modules use for it.
-use cepheid_core::{event, expr, lookup, pattern, primitives, time, value};
+use cepheid_core::{event, expr, lookup, pattern, primitives, scene, time, value};
 #[allow(unused_imports)]
 use cepheid_core::{Record, Span};
 
@@ -104,6 +119,9 @@ pub fn lower_expression(e: &ast::Expr, stage_names: &[String]) -> Result<Expr, D
     let mut diagnostics = Vec::new();
     let lowered = lower_expr::ExprCx {
         decls: &NO_DECLARATIONS,
+        factors: factor::no_factors(),
+        params: None,
+        budget: factor::MAX_FACTOR_EXPANSIONS,
         in_indicator: false,
         stages: &stages,
         in_select: false,
@@ -123,23 +141,20 @@ static NO_DECLARATIONS: lookup::Declarations = lookup::Declarations {
     indicators: Vec::new(),
 };
 
-/// Lowers every pattern of a parsed file (without cross-file checks);
-/// returns the valid patterns and all diagnostics.
+/// Lowers every pattern of a parsed file (without cross-file checks), the
+/// instances its scenes make included; returns the valid patterns and all
+/// diagnostics (each in source 0).
 pub fn lower_file(file: &ast::File) -> (Vec<Pattern>, Vec<Diagnostic>) {
-    let mut patterns = Vec::new();
-    let mut diagnostics = Vec::new();
-    let mut decls = lookup::Declarations::default();
-    lower_decl::lower_declarations(
-        &file.declarations,
-        &mut decls,
-        &mut HashMap::new(),
+    let mut loaded = Loaded::default();
+    loaded.sources.push(Source::new("<file>", ""));
+    loaded.add_parsed(
         0,
-        &mut diagnostics,
+        parse::Parsed {
+            patterns: file.patterns.iter().map(|p| (p.clone(), false)).collect(),
+            declarations: file.declarations.clone(),
+            scenes: file.scenes.iter().map(|s| (s.clone(), false)).collect(),
+            diagnostics: Vec::new(),
+        },
     );
-    for p in &file.patterns {
-        let (pattern, mut d) = lower::lower_pattern(p, &decls);
-        patterns.extend(pattern);
-        diagnostics.append(&mut d);
-    }
-    (patterns, diagnostics)
+    (loaded.patterns, loaded.diagnostics)
 }

@@ -6,12 +6,16 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Label, Source};
+use crate::factor::Factors;
 use crate::lookup::Declarations;
 use crate::lower::lower_pattern;
 use crate::lower_decl::lower_declarations;
-use crate::parse::parse_file;
+use crate::parse::{parse_file, Parsed};
 use crate::pattern::Pattern;
 use crate::primitives::Span;
+use crate::scene::Scene;
+use crate::scene_lower::{lower_scene, SceneInput};
+use crate::template::{template, RuleInfo};
 
 /// Largest pattern file accepted, in bytes.
 pub const MAX_FILE_SIZE: usize = 1 << 20;
@@ -42,8 +46,26 @@ pub struct Loaded {
     /// texts loaded before it declared (files of a folder load sorted by
     /// name).
     pub declarations: Declarations,
-    /// Where each list or indicator was declared (source, span).
+    /// The scenes, in load order (`docs/language.md` §11): each holds
+    /// patterns of [`Loaded::patterns`] by name, the instances of its rules
+    /// with parameters (`rule@scene`) among them.
+    pub scenes: Vec<Scene>,
+    /// For each scene, the index of its source.
+    pub scene_sources: Vec<usize>,
+    /// Where each list, indicator or factor was declared (source, span).
     declared: HashMap<String, (usize, Span)>,
+    /// The factors declared so far, by name.
+    factors: Factors,
+    /// Every rule written so far, valid or not, in load order: what a
+    /// scene may hold (a rule with parameters is here, and not among the
+    /// patterns).
+    rules: Vec<RuleInfo>,
+    /// Each rule's index in `rules`, by name (the first of a name).
+    rule_names: HashMap<String, usize>,
+    /// Where each scene name was first defined (source, span).
+    scene_names: HashMap<String, (usize, Span)>,
+    /// The rules some scene holds (a scene with an error too).
+    held: std::collections::HashSet<String>,
     /// Where each pattern name was first defined (source, span).
     names: HashMap<String, (usize, Span)>,
     /// For each pattern, how many diagnostics there were when it was
@@ -122,7 +144,36 @@ impl Loaded {
                 out.push(d);
             }
         }
+        for (scene, &source) in self.scenes.iter().zip(&self.scene_sources) {
+            let mut help = "in Flink, key the matches of the scene's patterns by the event's id \
+                            in a `KeyedProcessFunction` and resolve the outcome there"
+                .to_string();
+            if scene.rules.iter().any(|r| r.instance) {
+                help.push_str(
+                    "; Flink has no rule with parameters: write one pattern per scene, as the \
+                     instances `rule@scene` are",
+                );
+            }
+            let mut d = Diagnostic::warning(
+                DiagnosticKind::Flink(FlinkDifference::NoSuchConstruct),
+                scene.span,
+                format!(
+                    "scene `{}` uses a construct Flink 2.3 does not have: one outcome per event, \
+                     resolved from the matches of its rules, list checks and scores",
+                    scene.name
+                ),
+            )
+            .with_help(help);
+            d.source = source;
+            out.push(d);
+        }
         out
+    }
+
+    /// Every text is in: says [`Loaded::unheld_rules`].
+    fn finish(&mut self) {
+        let unheld = self.unheld_rules();
+        self.diagnostics.extend(unheld);
     }
 
     /// Is any diagnostic an error?
@@ -194,7 +245,15 @@ impl Loaded {
             }
             return;
         }
-        let parsed = parse_file(src);
+        self.add_parsed(index, parse_file(src));
+    }
+
+    /// Lowers a parsed text, source `index`: its declarations, its rules
+    /// (a rule with parameters is checked alone and kept for scenes), its
+    /// scenes (and the instances they make); every diagnostic in reading
+    /// order.
+    pub(crate) fn add_parsed(&mut self, index: usize, parsed: Parsed) {
+        self.factors.reset();
         let mut diagnostics = parsed.diagnostics;
         let mut patterns = Vec::new();
         let mut declared = Vec::new();
@@ -204,6 +263,7 @@ impl Loaded {
             &mut self.declared,
             index,
             &mut declared,
+            &mut self.factors,
         );
         // A duplicate's "first declared here" may be in another text: its
         // label names its source already, kept below.
@@ -213,46 +273,209 @@ impl Loaded {
             .map(|d| d.span)
             .collect();
         diagnostics.append(&mut declared);
-        for (decl, had_syntax_errors) in &parsed.patterns {
-            // A pattern with a recovered syntax error is still lowered, so
-            // that its other mistakes are reported too, but never loaded.
-            let (pattern, mut more) = lower_pattern(decl, &self.declarations);
-            diagnostics.append(&mut more);
-            if let (Some(p), false) = (pattern, *had_syntax_errors) {
-                patterns.push(p);
+        // Diagnostics whose sources are set (they may point into another
+        // text).
+        let mut sourced = Vec::new();
+        // The rules, those written inside scenes too, in the order of the
+        // text.
+        let mut rules: Vec<(&crate::ast::PatternDecl, bool)> =
+            parsed.patterns.iter().map(|(p, e)| (p, *e)).collect();
+        for (scene, had_errors) in &parsed.scenes {
+            rules.extend(scene.patterns.iter().map(|p| (p, *had_errors)));
+        }
+        rules.sort_by_key(|(p, _)| p.span.start);
+        for (decl, had_syntax_errors) in rules {
+            if decl.params.is_empty() {
+                // A pattern with a recovered syntax error is still lowered, so
+                // that its other mistakes are reported too, but never loaded.
+                let (pattern, mut more) = lower_pattern(decl, &self.declarations, &self.factors);
+                diagnostics.append(&mut more);
+                let valid = pattern.is_some() && !had_syntax_errors;
+                self.register_rule(RuleInfo::new(decl, index, Vec::new(), valid));
+                if let (Some(p), false) = (pattern, had_syntax_errors) {
+                    patterns.push(p);
+                }
+            } else {
+                let (info, mut more) = template(
+                    decl,
+                    index,
+                    had_syntax_errors,
+                    &self.declarations,
+                    &self.factors,
+                );
+                diagnostics.append(&mut more);
+                sourced.extend(self.add_template(index, info));
             }
         }
-        if parsed.patterns.is_empty() && parsed.declarations.is_empty() && diagnostics.is_empty() {
+        let mut scenes = Vec::new();
+        let entries_left = std::cell::Cell::new(crate::scene_lower::MAX_SCENE_RULES);
+        let instances_left = std::cell::Cell::new(crate::scene_lower::MAX_INSTANCES);
+        let spent = std::cell::Cell::new(false);
+        for (scene, had_syntax_errors) in &parsed.scenes {
+            let name = &scene.name;
+            if let Some(&(first_source, first_span)) = self.scene_names.get(&name.name) {
+                let mut d = Diagnostic::error(
+                    DiagnosticKind::Duplicate,
+                    name.span,
+                    format!("a scene named `{}` is already defined", name.name),
+                )
+                .in_source(index);
+                d.labels.push(Label {
+                    span: first_span,
+                    message: "first defined here".to_string(),
+                    source: first_source,
+                });
+                sourced.push(d);
+                continue;
+            }
+            self.scene_names
+                .insert(name.name.clone(), (index, name.span));
+            if *had_syntax_errors {
+                // (not lowered: its rules are not said to be held by none)
+                for c in &scene.clauses {
+                    if let crate::ast::SceneClauseKind::Rules(refs) = &c.kind {
+                        for r in refs {
+                            if let crate::ast::RuleRef::Name(n) = r {
+                                self.held.insert(n.name.clone());
+                            }
+                        }
+                    }
+                }
+                self.held
+                    .extend(scene.patterns.iter().map(|p| p.name.name.clone()));
+                continue;
+            }
+            let lowered = lower_scene(
+                &SceneInput {
+                    decls: &self.declarations,
+                    factors: &self.factors,
+                    rules: &self.rules,
+                    rule_names: &self.rule_names,
+                    source: index,
+                    entries_left: &entries_left,
+                    instances_left: &instances_left,
+                    spent: &spent,
+                },
+                scene,
+            );
+            sourced.extend(lowered.diagnostics);
+            self.held.extend(lowered.held);
+            scenes.push((lowered.scene, lowered.instances));
+        }
+        let nothing = parsed.patterns.is_empty()
+            && parsed.declarations.is_empty()
+            && parsed.scenes.is_empty();
+        if nothing && diagnostics.is_empty() {
             diagnostics.push(Diagnostic::warning(
                 DiagnosticKind::Syntax,
                 Span::default(),
                 "this file defines no pattern",
             ));
         }
+        let mut diagnostics: Vec<Diagnostic> = diagnostics
+            .into_iter()
+            .map(|mut d| {
+                if d.kind == DiagnosticKind::Duplicate && foreign.contains(&d.span) {
+                    d.source = index;
+                    d
+                } else {
+                    d.in_source(index)
+                }
+            })
+            .chain(sourced)
+            .collect();
         // In reading order (the sort is stable: same place keeps its order).
         diagnostics.sort_by_key(|d| d.span.start);
         if diagnostics.len() > MAX_DIAGNOSTICS_PER_FILE {
             let last = diagnostics[MAX_DIAGNOSTICS_PER_FILE - 1].span;
             diagnostics.truncate(MAX_DIAGNOSTICS_PER_FILE);
-            diagnostics.push(Diagnostic::error(
-                DiagnosticKind::Limit,
-                Span::new(last.end as usize, last.end as usize),
-                format!(
-                    "too many problems in this file; only the first {MAX_DIAGNOSTICS_PER_FILE} are shown"
-                ),
-            ));
+            diagnostics.push(
+                Diagnostic::error(
+                    DiagnosticKind::Limit,
+                    Span::new(last.end as usize, last.end as usize),
+                    format!(
+                        "too many problems in this file; only the first {MAX_DIAGNOSTICS_PER_FILE} are shown"
+                    ),
+                )
+                .in_source(index),
+            );
         }
-        for mut d in diagnostics {
-            if d.kind == DiagnosticKind::Duplicate && foreign.contains(&d.span) {
-                d.source = index;
-                self.diagnostics.push(d);
-            } else {
-                self.push(index, d);
-            }
-        }
+        self.diagnostics.extend(diagnostics);
         for p in patterns {
             self.add_pattern(index, p);
         }
+        for (scene, instances) in scenes {
+            for (p, source) in instances {
+                self.add_pattern(source, p);
+            }
+            if let Some(scene) = scene {
+                self.scenes.push(scene);
+                self.scene_sources.push(index);
+            }
+        }
+    }
+
+    /// Keeps `rule` for the scenes to come, unless its name is taken.
+    fn register_rule(&mut self, rule: RuleInfo) {
+        if !self.rule_names.contains_key(&rule.name) {
+            self.rule_names.insert(rule.name.clone(), self.rules.len());
+            self.rules.push(rule);
+        }
+    }
+
+    /// Keeps a rule with parameters for the scenes to come, or says its
+    /// name is taken (as for a pattern; in `index`, with its label in the
+    /// other's source).
+    fn add_template(&mut self, index: usize, rule: RuleInfo) -> Option<Diagnostic> {
+        let first = self.names.get(&rule.name).copied().or_else(|| {
+            let &i = self.rule_names.get(&rule.name)?;
+            Some((self.rules[i].source, self.rules[i].span))
+        });
+        if let Some((first_source, first_span)) = first {
+            let mut d = Diagnostic::error(
+                DiagnosticKind::Duplicate,
+                rule.span,
+                format!("a pattern named `{}` is already defined", rule.name),
+            )
+            .in_source(index);
+            d.labels.push(Label {
+                span: first_span,
+                message: "first defined here".to_string(),
+                source: first_source,
+            });
+            return Some(d);
+        }
+        if rule.valid {
+            self.names.insert(rule.name.clone(), (index, rule.span));
+        }
+        self.register_rule(rule);
+        None
+    }
+
+    /// A warning for each rule with parameters that no scene holds: it
+    /// never runs. (Said by the loaders of whole rule sets,
+    /// [`load_paths`], [`load_str`] and [`load_bytes`], once every text is
+    /// in: a scene of a later file may hold it.)
+    pub fn unheld_rules(&self) -> Vec<Diagnostic> {
+        self.rules
+            .iter()
+            .filter(|r| r.decl.is_some() && r.valid && !self.held.contains(&r.name))
+            .map(|r| {
+                Diagnostic::warning(
+                    DiagnosticKind::UnusedEntry,
+                    r.span,
+                    format!(
+                        "rule `{}` has parameters and no scene holds it, so it does not run",
+                        r.name
+                    ),
+                )
+                .with_help(format!(
+                    "hold it in a scene that gives its parameters values (`rules {}` and `with ...`)",
+                    r.name
+                ))
+                .in_source(r.source)
+            })
+            .collect()
     }
 
     /// Adds raw bytes named `origin`: invalid UTF-8 is reported with its
@@ -388,6 +611,7 @@ impl Loaded {
 pub fn load_str(origin: &str, src: &str) -> Loaded {
     let mut loaded = Loaded::default();
     loaded.add_str(origin, src);
+    loaded.finish();
     loaded
 }
 
@@ -395,6 +619,7 @@ pub fn load_str(origin: &str, src: &str) -> Loaded {
 pub fn load_bytes(origin: &str, bytes: &[u8]) -> Loaded {
     let mut loaded = Loaded::default();
     loaded.add_bytes(origin, bytes);
+    loaded.finish();
     loaded
 }
 
@@ -405,6 +630,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Loaded {
     for p in paths {
         loaded.add_path(p);
     }
+    loaded.finish();
     loaded
 }
 

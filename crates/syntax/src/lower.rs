@@ -15,6 +15,7 @@ use crate::ast::{
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::event::FieldPath;
 use crate::expr::SelectItem;
+use crate::factor::Factors;
 use crate::lookup::{Declarations, ListWrite, LookupRead};
 use crate::lower_expr::{closest, ExprCx};
 use crate::pattern::ElementKind as IrKind;
@@ -24,13 +25,16 @@ use crate::pattern::{
 };
 use crate::primitives::{DurationMs, Span, StageId};
 
-/// Lowers one pattern; `None` when it has an error.
+/// Lowers one pattern without parameters (a rule with parameters is
+/// lowered through [`substitute`] first); `None` when it has an error.
 pub(crate) fn lower_pattern(
     p: &PatternDecl,
     decls: &Declarations,
+    factors: &Factors,
 ) -> (Option<Pattern>, Vec<Diagnostic>) {
     let mut l = Lowerer {
         decls,
+        factors,
         diagnostics: Vec::new(),
         stages: Vec::new(),
         stage_ids: HashMap::new(),
@@ -270,6 +274,8 @@ fn unbounded_state_warning(pattern: &Pattern, element: &Element) -> Diagnostic {
 struct Lowerer<'d> {
     /// The lists and indicators the pattern may name.
     decls: &'d Declarations,
+    /// The factors its conditions may call.
+    factors: &'d Factors,
     diagnostics: Vec<Diagnostic>,
     /// Stages in pattern order (conditions attached at the end).
     stages: Vec<Stage>,
@@ -650,63 +656,104 @@ impl Lowerer<'_> {
     }
 
     /// The list memberships and indicator calls of each stage's condition,
-    /// each with its canonical text (once per stage and text).
+    /// each with its canonical text (once per stage and text), those of
+    /// the factors it calls included (their text as the factor writes
+    /// them; their value with the call's arguments).
     fn reads(&mut self, entries: &[&Entry], pattern: &Pattern) -> Vec<LookupRead> {
         if self.decls.is_empty() {
             return Vec::new();
         }
+        type Params = std::rc::Rc<HashMap<String, crate::expr::Expr>>;
         let mut out: Vec<LookupRead> = Vec::new();
         for entry in entries {
             let Some(stage) = pattern.stage_id(&entry.name.name) else {
                 continue;
             };
-            let mut todo = vec![&entry.expr];
+            // Each expression with the parameters of the factor it is in
+            // (`None`: the pattern's own condition).
+            let mut todo: Vec<(&ast::Expr, Option<Params>)> = vec![(&entry.expr, None)];
             let mut found = Vec::new();
-            while let Some(e) = todo.pop() {
+            let mut budget = crate::factor::MAX_FACTOR_EXPANSIONS;
+            while let Some((e, params)) = todo.pop() {
                 let reads = match &e.kind {
                     ast::ExprKind::InList(..) => true,
                     ast::ExprKind::Call(f, _) => self.decls.indicator(&f.name).is_some(),
                     _ => false,
                 };
                 if reads {
-                    found.push(e);
+                    found.push((e, params.clone()));
                 }
                 match &e.kind {
                     ast::ExprKind::Literal(_) | ast::ExprKind::Path(_) => {}
-                    ast::ExprKind::Unary(_, x) | ast::ExprKind::InList(x, _) => todo.push(x),
+                    ast::ExprKind::Unary(_, x) | ast::ExprKind::InList(x, _) => {
+                        todo.push((x, params));
+                    }
                     ast::ExprKind::Binary(_, x, y) => {
-                        todo.push(y);
-                        todo.push(x);
+                        todo.push((y, params.clone()));
+                        todo.push((x, params));
                     }
                     ast::ExprKind::Chain(x, rest) => {
-                        todo.extend(rest.iter().rev().map(|(_, y)| y));
-                        todo.push(x);
+                        todo.extend(rest.iter().rev().map(|(_, y)| (y, params.clone())));
+                        todo.push((x, params));
                     }
                     ast::ExprKind::In(x, items) => {
-                        todo.extend(items.iter().rev());
-                        todo.push(x);
+                        todo.extend(items.iter().rev().map(|y| (y, params.clone())));
+                        todo.push((x, params));
                     }
-                    ast::ExprKind::Call(_, args) => todo.extend(args.iter().rev()),
+                    ast::ExprKind::Call(f, args) => {
+                        let factor = self.factors.get(&f.name).filter(|f| f.valid);
+                        if let Some(factor) = factor.filter(|f| f.params.len() == args.len()) {
+                            if budget > 0 && self.factors.spend(factor.size) {
+                                budget -= 1;
+                                let values = args
+                                    .iter()
+                                    .zip(&factor.params)
+                                    .map(|(a, p)| {
+                                        (p.name.clone(), self.quiet(a, params.as_deref()))
+                                    })
+                                    .collect();
+                                todo.push((&factor.body, Some(std::rc::Rc::new(values))));
+                            }
+                        }
+                        todo.extend(args.iter().rev().map(|y| (y, params.clone())));
+                    }
                 }
             }
-            for e in found {
+            for (e, params) in found {
                 let label: std::sync::Arc<str> = crate::print::print_expr(e).into();
                 if out.iter().any(|r| r.stage == stage && r.label == label) {
                     continue;
                 }
-                let mut quiet = Vec::new();
-                let expr = ExprCx {
-                    decls: self.decls,
-                    in_indicator: false,
-                    stages: &self.stage_ids,
-                    in_select: false,
-                    diagnostics: &mut quiet,
-                }
-                .lower(e);
+                let expr = self.quiet(e, params.as_deref());
                 out.push(LookupRead { stage, label, expr });
             }
         }
         out
+    }
+
+    /// `e` lowered without a word said: in the pattern's `where`, or in a
+    /// factor's condition with these parameters.
+    fn quiet(
+        &self,
+        e: &ast::Expr,
+        params: Option<&HashMap<String, crate::expr::Expr>>,
+    ) -> crate::expr::Expr {
+        let mut quiet = Vec::new();
+        ExprCx {
+            decls: self.decls,
+            factors: self.factors,
+            params,
+            budget: crate::factor::MAX_FACTOR_EXPANSIONS,
+            in_indicator: false,
+            stages: if params.is_some() {
+                crate::factor::no_stages()
+            } else {
+                &self.stage_ids
+            },
+            in_select: false,
+            diagnostics: &mut quiet,
+        }
+        .lower(e)
     }
 
     /// `then add x to list [for d]`: the value is read from the match like
@@ -734,6 +781,9 @@ impl Lowerer<'_> {
     fn expr(&mut self, e: &ast::Expr, in_select: bool) -> crate::expr::Expr {
         ExprCx {
             decls: self.decls,
+            factors: self.factors,
+            params: None,
+            budget: crate::factor::MAX_FACTOR_EXPANSIONS,
             in_indicator: false,
             stages: &self.stage_ids,
             in_select,

@@ -34,12 +34,20 @@ pub(crate) fn lower_declarations(
     first: &mut HashMap<String, (usize, Span)>,
     source: usize,
     diagnostics: &mut Vec<Diagnostic>,
+    factors: &mut crate::factor::Factors,
 ) {
+    // Factors first: a list or an indicator may be declared after a
+    // factor that reads it, and an indicator's condition may call one.
+    let made = crate::factor::declare_factors(file, factors, first, source, diagnostics);
     for d in file {
+        if matches!(d.kind, DeclarationKind::Factor(_)) {
+            continue;
+        }
         if let Some(&(at_source, at)) = first.get(&d.name.name) {
             let what = match d.kind {
                 DeclarationKind::List(_) => "list",
                 DeclarationKind::Indicator(_) => "indicator",
+                DeclarationKind::Factor(_) => "factor",
             };
             let mut diag = Diagnostic::error(
                 DiagnosticKind::Duplicate,
@@ -60,13 +68,15 @@ pub(crate) fn lower_declarations(
         let lowered = match &d.kind {
             DeclarationKind::List(l) => lower_list(d, l, diagnostics).map(|l| decls.lists.push(l)),
             DeclarationKind::Indicator(i) => {
-                lower_indicator(d, i, decls, diagnostics).map(|i| decls.indicators.push(i))
+                lower_indicator(d, i, decls, factors, diagnostics).map(|i| decls.indicators.push(i))
             }
+            DeclarationKind::Factor(_) => None,
         };
         if lowered.is_some() {
             first.insert(d.name.name.clone(), (source, d.name.span));
         }
     }
+    crate::factor::check_factors(&made, factors, decls, diagnostics);
 }
 
 fn lower_list(
@@ -100,6 +110,7 @@ fn lower_indicator(
     d: &Declaration,
     i: &ast::IndicatorDecl,
     decls: &Declarations,
+    factors: &crate::factor::Factors,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<IndicatorDecl> {
     let before = diagnostics.iter().filter(|d| d.is_error()).count();
@@ -147,6 +158,9 @@ fn lower_indicator(
     let lower = |e: &ast::Expr, diagnostics: &mut Vec<Diagnostic>| {
         ExprCx {
             decls,
+            factors,
+            params: None,
+            budget: crate::factor::MAX_FACTOR_EXPANSIONS,
             stages: &no_stages,
             in_select: false,
             in_indicator: true,

@@ -61,6 +61,14 @@ pub(crate) const FUNCTIONS: &[&str] = &[
 pub(crate) struct ExprCx<'a> {
     /// The lists and indicators names may refer to.
     pub decls: &'a crate::lookup::Declarations,
+    /// The factors calls may name.
+    pub factors: &'a crate::factor::Factors,
+    /// Lowering a factor's condition: the values of its parameters (the
+    /// call's arguments, lowered where the call is).
+    pub params: Option<&'a HashMap<String, Expr>>,
+    /// How many more factor calls this expression may expand
+    /// ([`crate::factor::MAX_FACTOR_EXPANSIONS`] at the start).
+    pub budget: usize,
     /// Lowering an indicator's own expressions (which may not call
     /// indicators).
     pub in_indicator: bool,
@@ -72,7 +80,7 @@ pub(crate) struct ExprCx<'a> {
     pub diagnostics: &'a mut Vec<Diagnostic>,
 }
 
-impl ExprCx<'_> {
+impl<'a> ExprCx<'a> {
     fn error(&mut self, kind: DiagnosticKind, span: crate::Span, message: impl Into<String>) {
         self.diagnostics
             .push(Diagnostic::error(kind, span, message));
@@ -142,6 +150,9 @@ impl ExprCx<'_> {
 
     fn path(&mut self, p: &Path) -> Expr {
         let names: Vec<&str> = p.segments.iter().map(|s| s.name.as_str()).collect();
+        if let Some(value) = self.param(p) {
+            return value.clone();
+        }
         self.warn_multiline(p);
         if let (Some(&stage), true) = (self.stages.get(names[0]), names.len() > 1) {
             return Expr::StageField {
@@ -159,6 +170,20 @@ impl ExprCx<'_> {
             self.warn_bare_stage(p, names[0]);
         }
         Expr::Field(field_path(&names))
+    }
+
+    /// The value of a factor's parameter written alone here (`max`; `` `max` ``
+    /// is the event's field).
+    fn param(&self, p: &Path) -> Option<&'a Expr> {
+        let params = self.params?;
+        let [segment] = p.segments.as_slice() else {
+            return None;
+        };
+        let written = (segment.span.end - segment.span.start) as usize;
+        if written != segment.name.len() {
+            return None;
+        }
+        params.get(&segment.name)
     }
 
     /// A backquoted name that spans lines: legal (a JSON key may hold a
@@ -272,6 +297,9 @@ impl ExprCx<'_> {
             let args = args.iter().map(|a| self.lower_at(a, d)).collect();
             return Expr::Indicator(indicator, args);
         }
+        if let Some(factor) = self.factors.get(&f.name) {
+            return self.factor_call(std::sync::Arc::clone(factor), f, args, span, d);
+        }
         if let Some(func) = AggregateFunc::from_name(&f.name) {
             return self.aggregate(func, f, args, span);
         }
@@ -281,17 +309,18 @@ impl ExprCx<'_> {
             _ => {}
         }
         let Some(func) = Function::from_name(&f.name) else {
-            let mut diag = Diagnostic::error(
-                DiagnosticKind::UnknownFunction,
-                f.span,
-                if self.decls.indicators.is_empty() {
-                    format!("there is no function `{}`", f.name)
-                } else {
-                    format!("there is no function or indicator `{}`", f.name)
-                },
-            );
+            let message = match (self.decls.indicators.is_empty(), self.factors.is_empty()) {
+                (true, true) => format!("there is no function `{}`", f.name),
+                (false, true) => format!("there is no function or indicator `{}`", f.name),
+                (true, false) => format!("there is no function or factor `{}`", f.name),
+                (false, false) => {
+                    format!("there is no function, indicator or factor `{}`", f.name)
+                }
+            };
+            let mut diag = Diagnostic::error(DiagnosticKind::UnknownFunction, f.span, message);
             let mut names: Vec<&str> = FUNCTIONS.to_vec();
             names.extend(self.decls.indicators.iter().map(|i| &*i.name));
+            names.extend(self.factors.keys().map(String::as_str));
             if let Some(best) = closest(&f.name, &names) {
                 diag = diag.with_help(format!("did you mean `{best}`?"));
             }
@@ -303,6 +332,148 @@ impl ExprCx<'_> {
             return Expr::Literal(Value::Null);
         }
         Expr::Call(func, args.iter().map(|a| self.lower_at(a, d)).collect())
+    }
+
+    /// A call of a factor: its condition, lowered with the call's
+    /// arguments (lowered here) in place of its parameters and no stage (a
+    /// factor reads the event alone). An error its condition gives only
+    /// with these arguments is said at the call.
+    fn factor_call(
+        &mut self,
+        factor: std::sync::Arc<crate::factor::FactorDef>,
+        f: &ast::Ident,
+        args: &[ast::Expr],
+        span: crate::Span,
+        d: usize,
+    ) -> Expr {
+        use crate::param::{accepts, literal_phrase, type_help, type_phrase};
+        if self.in_select {
+            self.error(
+                DiagnosticKind::FieldInSelect,
+                span,
+                format!(
+                    "factor `{}` reads the current event, and `select` has none",
+                    f.name
+                ),
+            );
+            return Expr::Literal(Value::Null);
+        }
+        if !factor.valid {
+            self.error(
+                DiagnosticKind::InvalidDeclaration,
+                f.span,
+                format!("factor `{}` {}", f.name, crate::factor::CANNOT_BE_CALLED),
+            );
+            return Expr::Literal(Value::Null);
+        }
+        if args.len() != factor.params.len() {
+            let want = factor.params.len();
+            let names: Vec<&str> = factor.params.iter().map(|p| p.name.as_str()).collect();
+            self.diagnostics.push(
+                Diagnostic::error(
+                    DiagnosticKind::BadArguments,
+                    span,
+                    format!(
+                        "factor `{}` takes {want} {}, but {} {} given",
+                        f.name,
+                        if want == 1 { "argument" } else { "arguments" },
+                        args.len(),
+                        if args.len() == 1 { "is" } else { "are" }
+                    ),
+                )
+                .with_help(if names.is_empty() {
+                    format!("call it `{}()`", f.name)
+                } else {
+                    format!(
+                        "pass one value for each of its parameters: {}",
+                        names.join(", ")
+                    )
+                }),
+            );
+            return Expr::Literal(Value::Null);
+        }
+        if self.budget == 0 {
+            let message = format!(
+                "the factors of this condition call more than {} factors in all",
+                crate::factor::MAX_FACTOR_EXPANSIONS
+            );
+            // (said once: every call after the limit is over it too)
+            if !self.diagnostics.iter().any(|d| d.message == message) {
+                self.error(DiagnosticKind::Limit, span, message);
+            }
+            return Expr::Literal(Value::Null);
+        }
+        self.budget -= 1;
+        if !self.factors.spend(factor.size) {
+            let message = format!(
+                "the factors called in this file write out more than {} expression nodes in all",
+                crate::factor::MAX_FACTOR_NODES
+            );
+            if !self.diagnostics.iter().any(|d| d.message == message) {
+                self.error(DiagnosticKind::Limit, span, message);
+            }
+            return Expr::Literal(Value::Null);
+        }
+        let mut values = HashMap::new();
+        for (arg, p) in args.iter().zip(&factor.params) {
+            let literal = match &arg.kind {
+                ExprKind::Literal(l) => Some(l),
+                _ => None,
+            };
+            if let (Some(ty), Some(l)) = (p.ty, literal) {
+                if !accepts(ty, l) {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            DiagnosticKind::BadArguments,
+                            arg.span,
+                            format!(
+                                "factor `{}` takes {} as `{}`, and this is {}",
+                                f.name,
+                                type_phrase(ty),
+                                p.name,
+                                literal_phrase(l)
+                            ),
+                        )
+                        .with_help(type_help(ty)),
+                    );
+                }
+            }
+            values.insert(p.name.clone(), self.lower_at(arg, d));
+        }
+        let mut found = Vec::new();
+        let mut inner = ExprCx {
+            decls: self.decls,
+            factors: self.factors,
+            params: Some(&values),
+            budget: self.budget,
+            in_indicator: self.in_indicator,
+            stages: crate::factor::no_stages(),
+            in_select: false,
+            diagnostics: &mut found,
+        };
+        let body = inner.lower_at(&factor.body, d);
+        self.budget = inner.budget;
+        for e in found.into_iter().filter(Diagnostic::is_error) {
+            if factor.said.contains(&(e.message.clone(), e.span)) {
+                continue;
+            }
+            // (the limit is the whole condition's: said once, as it is)
+            let message = if e.message.starts_with("in factor `") || e.kind == DiagnosticKind::Limit
+            {
+                e.message
+            } else {
+                format!("in factor `{}`: {}", f.name, e.message)
+            };
+            if e.kind == DiagnosticKind::Limit
+                && self.diagnostics.iter().any(|d| d.message == message)
+            {
+                continue;
+            }
+            let mut diag = Diagnostic::error(e.kind, span, message);
+            diag.help = e.help;
+            self.diagnostics.push(diag);
+        }
+        body
     }
 
     fn arity(&mut self, f: &ast::Ident, want: usize, got: usize, span: crate::Span) {
@@ -343,6 +514,16 @@ impl ExprCx<'_> {
             }
         };
         let first = &path.segments[0];
+        if self.params.is_some() {
+            self.error(
+                DiagnosticKind::UnknownName,
+                span,
+                format!(
+                    "a factor reads the current event alone, so it cannot take `{name}` of a stage"
+                ),
+            );
+            return Expr::Literal(Value::Null);
+        }
         let Some(&stage) = self.stages.get(&first.name) else {
             let names: Vec<&str> = self.stages.keys().map(String::as_str).collect();
             let mut d = Diagnostic::error(
@@ -384,13 +565,24 @@ impl ExprCx<'_> {
             self.arity(f, 2, args.len(), span);
             return Expr::Literal(Value::Null);
         };
-        let ExprKind::Literal(Literal::Str(pattern)) = &re.kind else {
-            self.error(
-                DiagnosticKind::BadArguments,
-                re.span,
-                "the regex of `matches` must be a string literal, e.g. `matches(s, \"^a+$\")`",
-            );
-            return Expr::Literal(Value::Null);
+        let from_param = match &re.kind {
+            ExprKind::Path(p) => match self.param(p) {
+                Some(Expr::Literal(Value::Str(s))) => Some(s.to_string()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let pattern = match (&re.kind, &from_param) {
+            (_, Some(s)) => s,
+            (ExprKind::Literal(Literal::Str(s)), None) => s,
+            _ => {
+                self.error(
+                    DiagnosticKind::BadArguments,
+                    re.span,
+                    "the regex of `matches` must be a string literal, e.g. `matches(s, \"^a+$\")`",
+                );
+                return Expr::Literal(Value::Null);
+            }
         };
         if let Ok(hir) = regex_syntax::Parser::new().parse(pattern) {
             let size = expanded_size(&hir);

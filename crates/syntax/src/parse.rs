@@ -2,7 +2,7 @@
 //! syntax error in a `where`/`select` entry skips to the next entry, any
 //! other skips to the next `pattern`, so one run reports every mistake.
 
-use crate::ast::{Clause, ClauseKind, Declaration, Entry, File, PatternDecl, Skip};
+use crate::ast::{Clause, ClauseKind, Declaration, Entry, File, PatternDecl, SceneDecl, Skip};
 use crate::diagnostic::{Diagnostic, DiagnosticKind};
 use crate::lex::{
     cut_expect, describe_token, duration, is_reserved, keyword, name, peek_symbol, peek_word,
@@ -12,6 +12,7 @@ use crate::lower_expr::closest;
 use crate::parse_decl;
 use crate::parse_expr::{expr, field_path};
 use crate::parse_match;
+use crate::parse_scene;
 use crate::primitives::Span;
 
 /// Most patterns a file may hold.
@@ -22,8 +23,11 @@ pub const MAX_PATTERNS: usize = 10_000;
 pub(crate) struct Parsed {
     /// Patterns in order, `true` when a syntax error was recovered inside.
     pub patterns: Vec<(PatternDecl, bool)>,
-    /// Declarations (lists, indicators) in order.
+    /// Declarations (lists, indicators, factors) in order.
     pub declarations: Vec<Declaration>,
+    /// Scenes in order, `true` when a syntax error was recovered inside
+    /// (in a clause or in a rule written inside it).
+    pub scenes: Vec<(SceneDecl, bool)>,
     /// Syntax errors.
     pub diagnostics: Vec<Diagnostic>,
 }
@@ -34,6 +38,7 @@ pub(crate) fn parse_file(src: &str) -> Parsed {
     let mut out = Parsed {
         patterns: Vec::new(),
         declarations: Vec::new(),
+        scenes: Vec::new(),
         diagnostics: Vec::new(),
     };
     let mut rest = src;
@@ -62,6 +67,31 @@ pub(crate) fn parse_file(src: &str) -> Parsed {
                     rest = next_pattern_start(err.at);
                 }
                 Err(nom::Err::Incomplete(_)) => break,
+            }
+            continue;
+        }
+        if peek_word(skip_ws(after_docs)) == Some("scene") {
+            let mut recovered = Vec::new();
+            match parse_scene::scene(cx, after_docs, doc, &mut recovered) {
+                Ok((after, s)) => {
+                    let had_errors = !recovered.is_empty();
+                    out.diagnostics.extend(recovered);
+                    out.scenes.push((s, had_errors));
+                    rest = after;
+                }
+                Err(e) => {
+                    out.diagnostics.extend(recovered);
+                    let err = match e {
+                        nom::Err::Error(err) | nom::Err::Failure(err) => err,
+                        nom::Err::Incomplete(_) => PError::expected(after_docs, "more input"),
+                    };
+                    if !err.reported {
+                        out.diagnostics.push(to_diagnostic(cx, &err));
+                        rest = next_pattern_start(err.at);
+                    } else {
+                        rest = err.at;
+                    }
+                }
             }
             continue;
         }
@@ -98,6 +128,7 @@ pub(crate) fn parse_strict(src: &str) -> Result<File, Vec<Diagnostic>> {
         Ok(File {
             patterns: parsed.patterns.into_iter().map(|(p, _)| p).collect(),
             declarations: parsed.declarations,
+            scenes: parsed.scenes.into_iter().map(|(s, _)| s).collect(),
         })
     } else {
         Err(parsed.diagnostics)
@@ -174,6 +205,11 @@ fn suggestible(expected: &[&str]) -> Vec<&'static str> {
             if let Some(word) = first.and_then(known_word) {
                 words.push(word);
             }
+            if part == "pattern" {
+                // (the items the label leaves out, kept short as it was
+                // before factors and scenes)
+                words.extend(["factor", "scene"]);
+            }
         }
     }
     if !named {
@@ -222,6 +258,27 @@ const CONTEXTUAL: &[&str] = &[
     "of",
     "for",
     "group",
+    "factor",
+    "scene",
+    "when",
+    "id",
+    "rules",
+    "tagged",
+    "with",
+    "outcomes",
+    "default",
+    "fallback",
+    "late",
+    "deadline",
+    "hit",
+    "if",
+    "action",
+    "all",
+    "int",
+    "number",
+    "duration",
+    "string",
+    "bool",
 ];
 
 /// Reserved words never suggested for a misspelt word in a syntax error:
@@ -258,7 +315,7 @@ fn span_of_token(cx: Cx<'_>, at: &str) -> Span {
 
 /// Collects `///` lines (a plain `//` comment or blank line between them
 /// and `pattern` is allowed; a `//` comment resets them).
-fn doc_comments(mut i: &str) -> (&str, Vec<String>) {
+pub(crate) fn doc_comments(mut i: &str) -> (&str, Vec<String>) {
     let mut doc = Vec::new();
     loop {
         let trimmed = i.trim_start();
@@ -276,9 +333,9 @@ fn doc_comments(mut i: &str) -> (&str, Vec<String>) {
     }
 }
 
-/// The start of the next line that begins with `pattern`, a declaration or
-/// `///`.
-fn next_pattern_start(mut i: &str) -> &str {
+/// The start of the next line that begins with `pattern`, a declaration, a
+/// scene or `///`.
+pub(crate) fn next_pattern_start(mut i: &str) -> &str {
     loop {
         let Some(n) = i.find('\n') else {
             return "";
@@ -286,15 +343,17 @@ fn next_pattern_start(mut i: &str) -> &str {
         i = &i[n + 1..];
         let line = i.trim_start_matches([' ', '\t', '\r']);
         let word = peek_word(line);
-        let starts_item = matches!(word, Some("pattern" | "list" | "indicator"))
-            && line.starts_with(|c: char| c.is_ascii_alphabetic());
+        let starts_item = matches!(
+            word,
+            Some("pattern" | "list" | "indicator" | "factor" | "scene")
+        ) && line.starts_with(|c: char| c.is_ascii_alphabetic());
         if line.starts_with("///") || starts_item {
             return i;
         }
     }
 }
 
-fn pattern<'a>(
+pub(crate) fn pattern<'a>(
     cx: Cx<'a>,
     i: &'a str,
     doc: Vec<String>,
@@ -302,7 +361,27 @@ fn pattern<'a>(
 ) -> PResult<'a, PatternDecl> {
     let start = skip_ws(i);
     let (rest, _) = keyword(cx, start, "pattern")?;
-    let (rest, pattern_name) = cut_expect(rest, "a pattern name", name(cx, rest, "a name"))?;
+    let (mut rest, mut pattern_name) =
+        cut_expect(rest, "a pattern name", name(cx, rest, "a name"))?;
+    if rest.starts_with('@') {
+        // `rule@scene`: the name of a rule's instance, as printed back
+        // (`docs/language.md` §11).
+        let after = &rest[1..];
+        let (after, scene) = cut_expect(
+            after,
+            "a scene's name after `@`",
+            crate::lex::name(cx, after, "a scene's name"),
+        )?;
+        pattern_name = crate::ast::Ident {
+            name: format!("{}@{}", pattern_name.name, scene.name),
+            span: pattern_name.span.to(scene.span),
+        };
+        rest = after;
+    }
+    let mut params = Vec::new();
+    if peek_symbol(rest, "(") {
+        (rest, params) = parse_scene::params(cx, rest, true)?;
+    }
     let (rest, _) = cut_expect(rest, "`{`", symbol(cx, rest, "{"))?;
     let (rest, clauses) = clauses(cx, rest, recovered)?;
     let (rest, _) = keyword(cx, rest, "match").map_err(|_| {
@@ -344,6 +423,7 @@ fn pattern<'a>(
         PatternDecl {
             doc,
             name: pattern_name,
+            params,
             clauses,
             sequence,
             where_entries,

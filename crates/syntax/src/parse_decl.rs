@@ -1,4 +1,5 @@
-//! The declarations beside patterns (`list`, `indicator`), a pattern's rule
+//! The declarations beside patterns (`list`, `indicator`; `factor` is in
+//! `parse_scene`), a pattern's rule
 //! attributes (`score`, `level`, `action`, `tags`) and its effects (`then
 //! add`, `then remove`): the grammar of `docs/design/lists-indicators.md`.
 //!
@@ -21,7 +22,7 @@ use crate::parse_expr::{expr, field_path};
 
 /// Does a declaration start here (whitespace skipped)?
 pub(crate) fn starts_declaration(at: &str) -> bool {
-    matches!(peek_word(at), Some("list" | "indicator"))
+    matches!(peek_word(at), Some("list" | "indicator" | "factor"))
 }
 
 /// `list ...` or `indicator ...` (the caller saw the keyword).
@@ -31,19 +32,25 @@ pub(crate) fn declaration<'a>(
     doc: Vec<String>,
 ) -> PResult<'a, Declaration> {
     let start = skip_ws(i);
-    let is_list = peek_word(start) == Some("list");
-    let word = if is_list { "list" } else { "indicator" };
+    let word = match peek_word(start) {
+        Some("list") => "list",
+        Some("factor") => "factor",
+        _ => "indicator",
+    };
     let (rest, _) = keyword(cx, start, word)?;
-    let what = if is_list {
-        "a list name"
-    } else {
-        "an indicator name"
+    let what = match word {
+        "list" => "a list name",
+        "factor" => "a factor name",
+        _ => "an indicator name",
     };
     let (rest, decl_name) = cut_expect(rest, what, name(cx, rest, what))?;
-    let (rest, kind) = if is_list {
-        list(cx, rest)?
-    } else {
-        indicator(cx, rest)?
+    let (rest, kind) = match word {
+        "list" => list(cx, rest)?,
+        "factor" => {
+            let (rest, f) = crate::parse_scene::factor(cx, rest)?;
+            (rest, DeclarationKind::Factor(f))
+        }
+        _ => indicator(cx, rest)?,
     };
     Ok((
         rest,

@@ -9,9 +9,9 @@
 use std::fmt::Write;
 
 use crate::ast::{
-    ClauseKind, Declaration, DeclarationKind, Duration, Element, ElementKind, Entry, Expr,
-    ExprKind, File, IndicatorClauseKind, Literal, ModifierKind, Path, PatternDecl, QuantifierKind,
-    Sequence, Skip,
+    Check, ClauseKind, Declaration, DeclarationKind, Duration, Element, ElementKind, Entry, Expr,
+    ExprKind, File, IndicatorClauseKind, Literal, ModifierKind, Param, Path, PatternDecl,
+    QuantifierKind, RuleRef, SceneClauseKind, SceneDecl, Sequence, Skip,
 };
 use crate::expr::{BinaryOp, UnaryOp};
 use crate::lex::is_plain_ident;
@@ -29,7 +29,129 @@ pub fn print_file(file: &File) -> String {
         }
         print_pattern(&mut out, p);
     }
+    for (i, scene) in file.scenes.iter().enumerate() {
+        if i > 0 || !file.declarations.is_empty() || !file.patterns.is_empty() {
+            out.push('\n');
+        }
+        print_scene(&mut out, scene);
+    }
     out
+}
+
+/// `(a: int = 5, b)`.
+fn print_params(out: &mut String, params: &[Param]) {
+    out.push('(');
+    for (i, p) in params.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&p.name.name);
+        if let Some((ty, _)) = p.ty {
+            let _ = write!(out, ": {}", ty.word());
+        }
+        if let Some(c) = &p.default {
+            out.push_str(" = ");
+            write_literal(out, &c.literal);
+        }
+    }
+    out.push(')');
+}
+
+/// A scene: its clauses one per line in the order written, then the rules
+/// written inside it.
+fn print_scene(out: &mut String, scene: &SceneDecl) {
+    print_doc(out, &scene.doc);
+    let _ = writeln!(out, "scene {} {{", scene.name.name);
+    for c in &scene.clauses {
+        out.push_str("    ");
+        match &c.kind {
+            SceneClauseKind::When(e) => {
+                out.push_str("when ");
+                write_expr(out, e);
+            }
+            SceneClauseKind::Id(p) => {
+                out.push_str("id ");
+                print_path(out, p);
+            }
+            SceneClauseKind::Rules(refs) => {
+                out.push_str("rules ");
+                for (i, r) in refs.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    match r {
+                        RuleRef::Name(n) => out.push_str(&n.name),
+                        RuleRef::Tagged(t) => {
+                            out.push_str("tagged ");
+                            write_string(out, &t.value);
+                        }
+                    }
+                }
+            }
+            SceneClauseKind::With(bindings) => {
+                out.push_str("with ");
+                for (i, b) in bindings.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    let _ = write!(out, "{} = ", b.name.name);
+                    write_literal(out, &b.value.literal);
+                }
+            }
+            SceneClauseKind::Outcomes(names) => {
+                out.push_str("outcomes ");
+                let names: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+                out.push_str(&names.join(" < "));
+            }
+            SceneClauseKind::Default(o) => {
+                let _ = write!(out, "default {}", o.name);
+            }
+            SceneClauseKind::Fallback(o) => {
+                let _ = write!(out, "fallback {}", o.name);
+            }
+            SceneClauseKind::Late(o) => {
+                let _ = write!(out, "late {}", o.name);
+            }
+            SceneClauseKind::Deadline(d) => {
+                out.push_str("deadline ");
+                print_duration(out, d);
+            }
+            SceneClauseKind::Hit(h) => {
+                let _ = write!(out, "hit {}", h.word());
+            }
+            SceneClauseKind::Outcome { outcome, check } => {
+                let _ = write!(out, "{} if ", outcome.name);
+                match check {
+                    Check::Action(a) => {
+                        let _ = write!(out, "action {}", a.name);
+                    }
+                    Check::Score { inclusive, value } => {
+                        out.push_str(if *inclusive { "score >= " } else { "score > " });
+                        write_literal(out, &value.literal);
+                    }
+                    Check::List(e) => write_expr(out, e),
+                }
+            }
+        }
+        out.push('\n');
+    }
+    for p in &scene.patterns {
+        let mut text = String::new();
+        print_pattern(&mut text, p);
+        // (indented, unless a backquoted name might hold a line break:
+        // whitespace means nothing between tokens, but inside one it would)
+        if text.contains('`') {
+            out.push_str(&text);
+            continue;
+        }
+        for line in text.split_inclusive('\n') {
+            if line != "\n" {
+                out.push_str("    ");
+            }
+            out.push_str(line);
+        }
+    }
+    out.push_str("}\n");
 }
 
 fn print_doc(out: &mut String, doc: &[String]) {
@@ -57,6 +179,12 @@ fn print_declaration(out: &mut String, d: &Declaration) {
                 out.push_str(" for ");
                 print_duration(out, e);
             }
+        }
+        DeclarationKind::Factor(f) => {
+            let _ = write!(out, "factor {}", d.name.name);
+            print_params(out, &f.params);
+            out.push_str(" = ");
+            write_expr(out, &f.body);
         }
         DeclarationKind::Indicator(i) => {
             let _ = write!(out, "indicator {} = {}(", d.name.name, i.func.name);
@@ -100,7 +228,11 @@ fn print_pattern(out: &mut String, p: &PatternDecl) {
             let _ = writeln!(out, "/// {line}");
         }
     }
-    let _ = writeln!(out, "pattern {} {{", p.name.name);
+    let _ = write!(out, "pattern {}", p.name.name);
+    if !p.params.is_empty() {
+        print_params(out, &p.params);
+    }
+    out.push_str(" {\n");
     for c in &p.clauses {
         out.push_str("    ");
         match &c.kind {
@@ -258,6 +390,18 @@ fn print_element(out: &mut String, e: &Element) {
 
 fn print_duration(out: &mut String, d: &Duration) {
     let _ = write!(out, "{}{}", d.value, d.unit.suffix());
+}
+
+/// Writes a pattern's name: a plain identifier, or `rule@scene` for a
+/// rule's instance (both parts plain identifiers); otherwise backquoted
+/// as [`print_name`] does.
+pub fn print_pattern_name(out: &mut String, name: &str) {
+    match name.split_once('@') {
+        Some((rule, scene)) if is_plain_ident(rule) && is_plain_ident(scene) => {
+            out.push_str(name);
+        }
+        _ => print_name(out, name),
+    }
 }
 
 /// Writes a name, backquoted when it is not a plain identifier.
@@ -445,6 +589,13 @@ fn write_list(out: &mut String, items: &[Expr]) {
         }
         write_expr(out, item);
     }
+}
+
+/// A literal as written in canonical form.
+pub(crate) fn literal_text(l: &Literal) -> String {
+    let mut out = String::new();
+    write_literal(&mut out, l);
+    out
 }
 
 fn write_literal(out: &mut String, l: &Literal) {

@@ -12,7 +12,7 @@ use crate::pattern::{
     Condition, Element, ElementKind, InnerContiguity, Pattern, Quantifier, Sequence, SkipStrategy,
     Stage,
 };
-use crate::print::print_name;
+use crate::print::{print_name, print_pattern_name};
 
 /// Why a pattern has no `.cep` source ([`pattern_source`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,7 +82,7 @@ pub fn pattern_source(p: &Pattern) -> Result<String, NoSource> {
         }
     }
     out.push_str("pattern ");
-    print_name(&mut out, &p.name);
+    print_pattern_name(&mut out, &p.name);
     out.push_str(" {\n");
     if !p.partition_by.is_empty() {
         out.push_str("    partition by ");

@@ -345,7 +345,12 @@ impl<E> Conditions<E> {
     /// always (`true`, a slot, a negated slot) are evaluated inline, a
     /// cached slot in a few instructions.
     #[inline]
-    pub fn eval<L: LookupRef>(&self, id: CondId, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
+    pub fn eval<L: LookupRef>(
+        &self,
+        id: CondId,
+        ctx: &EvalCtx<'_, E, L>,
+        cache: &mut SlotValues,
+    ) -> bool
     where
         E: crate::event::Event,
     {
@@ -363,7 +368,12 @@ impl<E> Conditions<E> {
     /// [`eval`](Self::eval) for nested nodes, out of line (it recurses, at
     /// most [`MAX_COND_DEPTH`] deep).
     #[inline(never)]
-    fn eval_nested<L: LookupRef>(&self, id: CondId, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
+    fn eval_nested<L: LookupRef>(
+        &self,
+        id: CondId,
+        ctx: &EvalCtx<'_, E, L>,
+        cache: &mut SlotValues,
+    ) -> bool
     where
         E: crate::event::Event,
     {
@@ -381,7 +391,12 @@ impl<E> Conditions<E> {
     /// A slot's value: from the cache when known (per-run slots are never
     /// cached), else computed.
     #[inline(always)]
-    fn eval_slot<L: LookupRef>(&self, s: usize, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
+    fn eval_slot<L: LookupRef>(
+        &self,
+        s: usize,
+        ctx: &EvalCtx<'_, E, L>,
+        cache: &mut SlotValues,
+    ) -> bool
     where
         E: crate::event::Event,
     {
@@ -394,7 +409,12 @@ impl<E> Conditions<E> {
 
     /// Evaluates a slot, caching the value when it does not read the run.
     #[inline(never)]
-    fn compute_slot<L: LookupRef>(&self, s: usize, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
+    fn compute_slot<L: LookupRef>(
+        &self,
+        s: usize,
+        ctx: &EvalCtx<'_, E, L>,
+        cache: &mut SlotValues,
+    ) -> bool
     where
         E: crate::event::Event,
     {
@@ -438,7 +458,12 @@ impl<E> Conditions<E> {
 
     /// The value of slot `s` for this event (from `cache` when known).
     #[inline]
-    pub fn slot_holds<L: LookupRef>(&self, s: u32, ctx: &EvalCtx<'_, E, L>, cache: &mut SlotValues) -> bool
+    pub fn slot_holds<L: LookupRef>(
+        &self,
+        s: u32,
+        ctx: &EvalCtx<'_, E, L>,
+        cache: &mut SlotValues,
+    ) -> bool
     where
         E: crate::event::Event,
     {

@@ -84,8 +84,8 @@ use crate::event::{Event, FieldError, FieldId, FieldPath, FieldResolver};
 use crate::expr::{
     AccumulatorLayout, AccumulatorLayoutBuilder, Accumulators, CompiledExpr, CompiledSelect,
 };
-use crate::pattern::{Condition, Element, ElementKind, NativeFn, Pattern};
 use crate::lookup::LookupRef;
+use crate::pattern::{Condition, Element, ElementKind, NativeFn, Pattern};
 use crate::primitives::Span;
 use crate::primitives::{DurationMs, StageId};
 use cond::{CondId, CondNode, Conditions, Slot, SlotKind};
@@ -678,7 +678,12 @@ impl<E> Nfa<E> {
     /// The value of slot `s` (one that does not read the run) for this
     /// event.
     #[inline]
-    pub fn slot_holds<L: LookupRef>(&self, s: u32, ctx: &EvalCtx<'_, E, L>, memo: &mut SlotValues) -> bool
+    pub fn slot_holds<L: LookupRef>(
+        &self,
+        s: u32,
+        ctx: &EvalCtx<'_, E, L>,
+        memo: &mut SlotValues,
+    ) -> bool
     where
         E: Event,
     {
@@ -690,7 +695,12 @@ impl<E> Nfa<E> {
     /// holds? (Evaluates the state's conditions in order, as the decision
     /// graph does, stopping at the first that decides.)
     #[inline]
-    pub fn stays<L: LookupRef>(&self, state: StateId, ctx: &EvalCtx<'_, E, L>, memo: &mut SlotValues) -> bool
+    pub fn stays<L: LookupRef>(
+        &self,
+        state: StateId,
+        ctx: &EvalCtx<'_, E, L>,
+        memo: &mut SlotValues,
+    ) -> bool
     where
         E: Event,
     {
@@ -743,7 +753,12 @@ impl<E> Nfa<E> {
     /// values of conditions that do not read the run
     /// ([`SlotValues::next_event`] before each event).
     #[inline]
-    pub fn eval<L: LookupRef>(&self, cond: CondId, ctx: &EvalCtx<'_, E, L>, memo: &mut SlotValues) -> bool
+    pub fn eval<L: LookupRef>(
+        &self,
+        cond: CondId,
+        ctx: &EvalCtx<'_, E, L>,
+        memo: &mut SlotValues,
+    ) -> bool
     where
         E: Event,
     {

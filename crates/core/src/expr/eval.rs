@@ -48,7 +48,7 @@ impl CompiledExpr {
     /// [`matches`](Self::matches) reading lists and indicators from
     /// `lookup`. Always inlined: the commonest whole conditions are
     /// decided here, and only the others pass `lookup` on (out of line,
-    /// [`matches_general`](Self::matches_general)), so that a condition
+    /// `matches_general`), so that a condition
     /// that reads no list or indicator costs what it did before there
     /// was a lookup to pass.
     #[inline(always)]

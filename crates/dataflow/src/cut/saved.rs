@@ -613,9 +613,13 @@ where
     // An indicator the group's key does not fix is shared by each of its
     // engines over the whole stream: taken from one of them.
     let mut indicators: Vec<(String, u32, Vec<IndicatorEntry>)> = Vec::new();
+    // What the lists and indicators left out, gathered as one engine
+    // counts it (`absorb` leaves it to the caller).
+    let mut left_out = crate::engine::LeftOutParts::default();
     for old in &olds {
         for saved in &old.pieces {
             let mut piece = crate::Engine::<E>::from_snapshot_rules(&saved.engine[..])?;
+            left_out.add(saved.group, piece.left_out());
             for (name, mut entries) in piece.take_indicator_entries() {
                 // (an engine restored on another number of workers holds
                 // its old worker's entries: those of its own keys count)
@@ -666,6 +670,7 @@ where
         })
         .collect();
     engine.put_indicator_entries(indicators);
+    engine.set_left_out(left_out.whole());
     stash.sort_by_key(|s| (s.ts, s.source, s.offset));
     let mut places = Vec::new();
     if again {

@@ -204,7 +204,7 @@ pub(super) struct Hold<E: Event + 'static> {
     index: u32,
     peers: usize,
     fields: E::Fields,
-    limits: (usize, usize),
+    limits: crate::Limits,
     /// The plan's layout and its router (keys closures included).
     first: LayoutRouter<E>,
     /// The changes whose order is final, in order, and the router in

@@ -229,6 +229,9 @@ pub(super) struct Emit {
     /// later ones are counted there ([`Counts::lists_not_applied`]).
     pub(super) lists_not_applied:
         Option<(u64, Option<Arc<Mutex<cepheid_runtime::lists::Watched>>>)>,
+    /// Are late events written (`--late`)? Those the engines take for
+    /// late are, as the sources' are.
+    pub(super) keep_late: bool,
 }
 
 /// A worker's part in the [`Board`].
@@ -294,6 +297,7 @@ impl Emit {
             peer: None,
             audit: None,
             lists_not_applied: None,
+            keep_late: false,
         }
     }
 }
@@ -317,6 +321,17 @@ impl Sink<Record> for Emit {
             Kind::Timeout
         };
         self.records.push(kind, &self.format);
+    }
+
+    /// An event an engine took for late: its sources admit only events
+    /// the engines can take, so none should come here (a clock of a quiet
+    /// source that held them back, `Clocks`); one that does is written
+    /// with the sources' late events, never dropped unsaid.
+    fn on_late(&mut self, _ts: Timestamp, event: &Record) {
+        if self.keep_late {
+            self.format.late(event);
+            self.records.push(Kind::Late, &self.format);
+        }
     }
 
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
@@ -433,9 +448,21 @@ impl Collect<Record> for Emit {
         self.reloads = [made, refused];
     }
 
+    fn left_out(&mut self, left_out: &LeftOutParts, before: bool) {
+        let whole = left_out.whole();
+        if before {
+            // (said by the run that counted it, before the cut)
+            self.notices.told_left_out(&whole);
+            return;
+        }
+        let say = &self.say;
+        (self.notices).left_out(&whole, |notice| say.report().notice(notice));
+    }
+
     fn numbers(&mut self, numbers: EngineNumbers, finished: bool) {
         if let (true, Some(summary)) = (finished, &mut self.summary) {
             summary.patterns.clone_from(&numbers.patterns);
+            summary.memory_of(&numbers.memory);
         }
         if let Some(publish) = &self.publish {
             let published = Published::new(

@@ -174,6 +174,7 @@ impl Job {
         sink.fields = (self.fields.clone()).zip(index.checked_sub(self.first_worker));
         sink.audit = Some(Arc::clone(&self.audit));
         sink.lists_not_applied = (index == 0).then(|| (self.lists_not_applied, self.lists.clone()));
+        sink.keep_late = self.keep_late;
         sink
     }
 

@@ -152,17 +152,17 @@ pub(super) fn read_lists(
             report.notice(notice);
         }
     }
-    let (mut edits, not_applied) = (Vec::new(), refreshed.not_applied);
-    for (list, made) in refreshed.made {
-        edits.extend(crate::ListEdit::of(&list, made));
+    let not_applied = refreshed.not_applied;
+    for (file, made) in refreshed.made {
+        let edits = crate::ListEdit::of(&file.list, made);
+        plan.edit_lists(&file.origin(), edits).map_err(|e| {
+            Error::Runtime(cepheid_runtime::Error::List {
+                list: file.list.clone(),
+                path: file.path.clone(),
+                why: e.to_string(),
+            })
+        })?;
     }
-    plan.edit_lists(edits).map_err(|e| {
-        Error::Runtime(cepheid_runtime::Error::List {
-            list: config.lists[0].list.clone(),
-            path: config.lists[0].path.clone(),
-            why: e.to_string(),
-        })
-    })?;
     Ok(ListsRead {
         at_start: state.clone(),
         digest: lists::digest(&state),

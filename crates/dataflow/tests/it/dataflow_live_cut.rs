@@ -257,11 +257,26 @@ fn batched(
     (batches, Arc::new(plan))
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 24,
+/// The number of cases (`CEPHEID_PROPTEST_CASES`, default 24) and the
+/// seed (`CEPHEID_PROPTEST_SEED`; random by default, as proptest's): a
+/// failing case is kept in `tests/proptest-regressions/dataflow_live_cut.txt`
+/// (proptest's file of this source) and run first from then on (issue 60,
+/// item 17: a case that failed twice was lost; found again with many
+/// seeds, it is the last line there).
+fn config() -> ProptestConfig {
+    let number = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let mut config = ProptestConfig {
+        cases: number("CEPHEID_PROPTEST_CASES").map_or(24, |n| n as u32),
         ..ProptestConfig::default()
-    })]
+    };
+    if let Some(seed) = number("CEPHEID_PROPTEST_SEED") {
+        config.rng_seed = proptest::test_runner::RngSeed::Fixed(seed);
+    }
+    config
+}
+
+proptest! {
+    #![proptest_config(config())]
 
     #[test]
     fn a_live_run_stopped_and_resumed_from_its_last_cut_ends_as_one_run(

@@ -1110,7 +1110,12 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// event in before any pattern sees it. Out of line: the plain one
     /// is inlined where events are processed ([`Core::run_to`]).
     #[inline(never)]
-    fn process_event_reading<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
+    fn process_event_reading<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) {
         self.memory.reach(ts);
         self.memory.on_event(&event);
         self.process_event_as::<Reads, S>(ts, event, sink);
@@ -1742,6 +1747,7 @@ fn push_writes<E, A: Automaton<E>>(ir: &Pattern, m: &A::View<'_>, writes: &mut V
             until: None,
             from: None,
             shadow: ir.shadow,
+            origin: crate::engine::memory::EntryOrigin::Rules,
         });
     }
 }

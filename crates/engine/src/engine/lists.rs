@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::engine::front::Engine;
-use crate::engine::memory::{Change, MemoryStats};
+use crate::engine::memory::{Change, EntryOrigin, LeftOut, MemoryStats};
 use crate::error::{Error, ErrorKind};
 use crate::event::Event;
 use crate::lookup::ListId;
@@ -69,7 +69,9 @@ impl<E: Event + 'static> Engine<E> {
 
     /// Adds `value` to list `list` at event time `at`, for `lifetime` (or
     /// the list's own `for`, or for ever): events at or after `at` see it,
-    /// and events from `at + lifetime` on no longer do. Applied when event
+    /// and events from `at + lifetime` on no longer do. The library's hold
+    /// of the value ([`EntryOrigin::Library`]): another origin's remove
+    /// leaves it in the list ([`add_to_list_by`](Engine::add_to_list_by)). Applied when event
     /// time reaches `at`, before the deadlines and events of that time;
     /// changes of one time in the order they were made. A change at or
     /// below the watermark applies at once (from the next event on, and is
@@ -100,7 +102,8 @@ impl<E: Event + 'static> Engine<E> {
         lifetime: Option<Duration>,
     ) -> Result<(), Error> {
         let lifetime = lifetime.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        self.change_list(list, WriteOp::Add, value, at, (lifetime, None))
+        let origin = EntryOrigin::Library;
+        self.change_list(list, (WriteOp::Add, origin), value, at, (lifetime, None))
     }
 
     /// Adds `value` to list `list` at event time `at`, until event time
@@ -108,7 +111,7 @@ impl<E: Event + 'static> Engine<E> {
     /// [`add_to_list`](Engine::add_to_list), with the expiry a time rather
     /// than a lifetime (an entry of a reference file says when it
     /// expires). An entry whose `until` has passed when it applies is
-    /// not there: the change removes the value.
+    /// not there: the change ends the library's hold of the value.
     pub fn add_to_list_until(
         &mut self,
         list: &str,
@@ -116,24 +119,80 @@ impl<E: Event + 'static> Engine<E> {
         at: Timestamp,
         until: Option<Timestamp>,
     ) -> Result<(), Error> {
-        self.change_list(list, WriteOp::Add, value, at, (None, until))
+        self.add_to_list_by(&EntryOrigin::Library, list, value, at, until)
     }
 
     /// Removes `value` from list `list` at event time `at` (as
-    /// [`add_to_list`](Engine::add_to_list) orders it).
+    /// [`add_to_list`](Engine::add_to_list) orders it): ends the
+    /// library's hold of it, and the value leaves the list unless another
+    /// origin holds it ([`remove_from_list_by`](Engine::remove_from_list_by)).
     pub fn remove_from_list(
         &mut self,
         list: &str,
         value: Value,
         at: Timestamp,
     ) -> Result<(), Error> {
-        self.change_list(list, WriteOp::Remove, value, at, (None, None))
+        self.remove_from_list_by(&EntryOrigin::Library, list, value, at)
+    }
+
+    /// `origin` holds `value` in list `list` from event time `at` until
+    /// event time `until` (`None`: for the list's own `for`, or for ever),
+    /// as [`add_to_list_until`](Engine::add_to_list_until) adds: each
+    /// origin holds a value apart, with an expiry of its own, and the value
+    /// is in the list while one of its holds is alive (`docs/lists.md`,
+    /// "Origins"). A reference file's entries are held by the file.
+    ///
+    /// ```
+    /// use cepheid_engine::engine::EntryOrigin;
+    /// use cepheid_engine::{Engine, Output, Record, Rules};
+    /// let rules = Rules::parse("r.cep", "list blocked\npattern p { match a where a: ip in blocked }")?;
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&rules)?;
+    /// let (a, b) = (EntryOrigin::File("a.csv".into()), EntryOrigin::File("b.csv".into()));
+    /// engine.add_to_list_by(&a, "blocked", "c-1".into(), 1, None)?;
+    /// engine.add_to_list_by(&b, "blocked", "c-1".into(), 1, None)?;
+    /// // a.csv drops it: b.csv still holds it.
+    /// engine.remove_from_list_by(&a, "blocked", "c-1".into(), 2)?;
+    /// engine.remove_from_list_by(&b, "blocked", "c-1".into(), 3)?;
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// for ts in 1..=3 {
+    ///     engine.push_json(&format!(r#"{{"ts": {ts}, "ip": "c-1"}}"#), "ts", &mut out)?;
+    /// }
+    /// engine.finish(&mut out);
+    /// // The events at 1 and 2 see it (b.csv holds it), the one at 3 not.
+    /// assert_eq!(out.len(), 2);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn add_to_list_by(
+        &mut self,
+        origin: &EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<(), Error> {
+        let op = (WriteOp::Add, origin.clone());
+        self.change_list(list, op, value, at, (None, until))
+    }
+
+    /// `origin` lets `value` of list `list` go at event time `at`: its
+    /// hold ends, and the value leaves the list unless another origin
+    /// holds it ([`add_to_list_by`](Engine::add_to_list_by)).
+    pub fn remove_from_list_by(
+        &mut self,
+        origin: &EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+    ) -> Result<(), Error> {
+        let op = (WriteOp::Remove, origin.clone());
+        self.change_list(list, op, value, at, (None, None))
     }
 
     fn change_list(
         &mut self,
         list: &str,
-        op: WriteOp,
+        (op, origin): (WriteOp, EntryOrigin),
         value: Value,
         at: Timestamp,
         (lifetime, until): (Option<i64>, Option<Timestamp>),
@@ -155,6 +214,7 @@ impl<E: Event + 'static> Engine<E> {
                 until,
                 from: None,
                 shadow: false,
+                origin,
             },
             watermark,
         );
@@ -231,6 +291,7 @@ impl<E: Event + 'static> Engine<E> {
             },
             from: Some(w.at.saturating_sub(1)),
             shadow: w.shadow,
+            origin: EntryOrigin::Rules,
         };
         self.core.memory.write_at(w.at, change);
     }
@@ -329,6 +390,51 @@ impl<E: Event + 'static> Engine<E> {
     /// Counters and sizes of the lists and indicators.
     pub fn memory_stats(&self) -> MemoryStats {
         self.core.memory.stats
+    }
+
+    /// What the limits and the values left out of each list and
+    /// indicator, by name, since the engine started or since the start of
+    /// the run whose snapshot it was restored from
+    /// ([`max_list_entries`](Engine::max_list_entries),
+    /// [`max_indicator_entries`](Engine::max_indicator_entries), values
+    /// that are not numbers or no list entry): what a run says and counts
+    /// in its summary (`docs/semantics.md`, "Lists and indicators").
+    /// Reading it costs nothing (it is kept as it happens).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cepheid_engine::{Engine, Record, Rules};
+    /// let rules = Rules::parse("r.cep", r#"
+    ///     indicator spent = sum(amount) group by card within 1h
+    ///     pattern big { match e where e: spent(card) > 100 }"#)?;
+    /// let mut engine: Engine<Record> =
+    ///     Engine::with_max_delay(Duration::ZERO).max_indicator_entries(1);
+    /// engine.add(&rules)?;
+    /// let mut out = Vec::new();
+    /// for line in [
+    ///     r#"{"ts": 1, "card": "c1", "amount": "ten"}"#,
+    ///     r#"{"ts": 2, "card": "c1", "amount": 10}"#,
+    ///     r#"{"ts": 3, "card": "c1", "amount": 20}"#,
+    ///     r#"{"$watermark": 3}"#,
+    /// ] {
+    ///     engine.push_json(line, "ts", &mut out)?;
+    /// }
+    /// let spent = &engine.left_out().indicators["spent"];
+    /// assert_eq!((spent.value, spent.limit), (1, 1)); // "ten"; 20 past the limit
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn left_out(&self) -> &LeftOut {
+        &self.core.memory.left_out
+    }
+
+    /// Sets what the limits and values left out
+    /// ([`left_out`](Engine::left_out)), their sums in
+    /// [`memory_stats`](Engine::memory_stats) with it: for an engine that
+    /// goes on for engines of parts of one stream
+    /// ([`absorb`](Engine::absorb) leaves it as it was), which gather
+    /// theirs with [`LeftOutParts`](crate::engine::LeftOutParts).
+    pub fn set_left_out(&mut self, left_out: LeftOut) {
+        self.core.memory.restore_left_out(left_out);
     }
 
     /// At most `limit` entries per list (default

@@ -71,11 +71,14 @@ pub enum Change {
     /// The same canonical text: state and version kept.
     Unchanged,
     /// The same canonical text without the `shadow` mark it had: state and
-    /// version kept, its records go to the output from now on
-    /// (`docs/rule-lab.md`, "Shadow rules").
+    /// version kept, every record it emits from now on goes to the output,
+    /// one whose last event came before included (a match completed by a
+    /// deadline, or held back by its skip strategy; `docs/rule-lab.md`,
+    /// "Shadow rules").
     Promoted,
     /// The same canonical text with a `shadow` mark it did not have: state
-    /// and version kept, its records go to the shadow output from now on.
+    /// and version kept, every record it emits from now on goes to the
+    /// shadow output, as [`Change::Promoted`]'s go to the output.
     Shadowed,
 }
 
@@ -86,8 +89,12 @@ impl fmt::Display for Change {
             Change::Removed => f.write_str("removed"),
             Change::Changed { version } => write!(f, "changed (version {version})"),
             Change::Unchanged => f.write_str("unchanged"),
-            Change::Promoted => f.write_str("promoted (its partial matches kept)"),
-            Change::Shadowed => f.write_str("shadowed (its partial matches kept)"),
+            Change::Promoted => f.write_str(
+                "promoted (its partial matches kept; every record it emits from here on goes to the output, one whose last event came before included)",
+            ),
+            Change::Shadowed => f.write_str(
+                "shadowed (its partial matches kept; every record it emits from here on goes to the shadow output, one whose last event came before included)",
+            ),
         }
     }
 }

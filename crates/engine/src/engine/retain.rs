@@ -21,7 +21,8 @@ impl<E: Event + 'static> Engine<E> {
     /// normalizes its values, the key the dataflow routes by) and forgets
     /// the others' partial matches, held matches and pending endings, with
     /// no output (another engine goes on with them). Without `keep_stats`
-    /// the counts start again from zero (another engine keeps them). The
+    /// the counts start again from zero, those of what the lists' and
+    /// indicators' limits left out too (another engine keeps them). The
     /// engine must wait for no event (as one restored at a dataflow cut,
     /// whose events below the frontier were all pushed).
     pub fn retain_keys(&mut self, mut keep: impl FnMut(&[Value]) -> bool, keep_stats: bool) {
@@ -49,6 +50,8 @@ impl<E: Event + 'static> Engine<E> {
         }
         if !keep_stats {
             core.stats = Stats::default();
+            core.memory
+                .restore_left_out(crate::engine::LeftOut::default());
             let base = core.processed();
             for run in &mut core.patterns {
                 run.counts = PatternCounts {
@@ -198,6 +201,11 @@ impl<E: Event + 'static> Engine<E> {
     /// them from the engines of one group: every group takes every
     /// event). Nothing is emitted; the clock is this engine's
     /// ([`resume_clock`](Engine::resume_clock)).
+    ///
+    /// What the limits and values of lists and indicators left out stays
+    /// this engine's (the engines of parts of a stream gather theirs apart:
+    /// [`LeftOutParts`](crate::engine::LeftOutParts),
+    /// [`set_left_out`](Engine::set_left_out)).
     ///
     /// Lists: this engine takes `other`'s when it holds no entry of its
     /// own (every engine of a stream whose rules write to no list holds

@@ -33,7 +33,7 @@ use crate::engine::clock::Clock;
 use crate::engine::core::{Core, Group, PatternCounts, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::front::{Engine, PatternSet};
-use crate::engine::memory::{Saved, SavedShadow};
+use crate::engine::memory::{LeftOut, Saved, SavedOrigins, SavedShadow};
 use crate::engine::partitions::{Keys, Ordinals};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldId, FieldPath};
@@ -48,12 +48,15 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes. Bumped whenever the bytes
 /// written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 8;
+pub(crate) const VERSION: u32 = 10;
 
 /// The oldest format version this build reads: a checkpoint of the
 /// previous releases resumes (version 6 held no counts per pattern: they
 /// start again from the restore; version 7 no shadow copies of lists:
-/// none is restored).
+/// none is restored; versions 6 to 8 no counts of what the lists' and
+/// indicators' limits left out: they start again from the restore;
+/// versions 6 to 9 no origins of the lists' entries: each is of no
+/// recorded origin, `EntryOrigin::Unrecorded`).
 pub(crate) const OLDEST: u32 = 6;
 
 /// Magic, version and length.
@@ -200,6 +203,14 @@ struct BodyIn<E> {
     /// none from versions 6 and 7).
     #[serde(skip)]
     shadow: SavedShadow,
+    /// What the lists' and indicators' limits and values left out, after
+    /// the shadow copies (version 9 on; nothing from versions 6 to 8).
+    #[serde(skip)]
+    left_out: LeftOut,
+    /// The origins of the lists' entries and changes, after what was left
+    /// out (version 10 on; `None` before: of no recorded origin).
+    #[serde(skip)]
+    origins: Option<SavedOrigins>,
 }
 
 /// A pattern's fingerprint: FNV-1a (64 bits, a fixed function) of its
@@ -449,7 +460,7 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             deadlines: &core.deadlines,
             stats: stats_array(&core.stats),
         };
-        let (memory, shadow) = core.memory.save();
+        let (memory, shadow, origins) = core.memory.save();
         let start = out.len();
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
@@ -463,7 +474,9 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             .and_then(|()| postcard::serialize_with_flavor(&body, Append(out)))
             .and_then(|()| postcard::serialize_with_flavor(&counts, Append(out)))
             .and_then(|()| postcard::serialize_with_flavor(&memory, Append(out)))
-            .and_then(|()| postcard::serialize_with_flavor(&shadow, Append(out)));
+            .and_then(|()| postcard::serialize_with_flavor(&shadow, Append(out)))
+            .and_then(|()| postcard::serialize_with_flavor(&core.memory.left_out, Append(out)))
+            .and_then(|()| postcard::serialize_with_flavor(&origins, Append(out)));
         if let Err(e) = encoded {
             out.clear();
             return Err(error(format!("cannot serialize the engine's state: {e}")));
@@ -706,11 +719,35 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         } else {
             rest
         };
+        let rest = if version >= 9 {
+            let (left_out, rest) = postcard::take_from_bytes::<LeftOut>(rest).map_err(|e| {
+                error(format!(
+                    "the snapshot's counts of what the lists and indicators left out do not decode: {e}"
+                ))
+            })?;
+            body.left_out = left_out;
+            rest
+        } else {
+            rest
+        };
+        let rest = if version >= 10 {
+            let (origins, rest) = postcard::take_from_bytes::<SavedOrigins>(rest).map_err(|e| {
+                error(format!(
+                    "the snapshot's origins of list entries do not decode: {e}"
+                ))
+            })?;
+            body.origins = Some(origins);
+            rest
+        } else {
+            rest
+        };
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
         let memory = std::mem::take(&mut body.memory);
         let shadow = std::mem::take(&mut body.shadow);
+        let left_out = std::mem::take(&mut body.left_out);
+        let origins = body.origins.take();
         let own = from == RulesFrom::Engine
             && header.fields == field_paths(&self.fields)
             && header
@@ -722,7 +759,8 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             self.core
                 .install(body)
                 .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")))?;
-            self.core.memory.restore(memory, shadow);
+            self.core.memory.restore(memory, shadow, origins);
+            self.core.memory.restore_left_out(left_out);
             return Ok(());
         }
         let compiled = self.rebuild(&header, from)?;
@@ -757,7 +795,8 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             Ok(()) => {
                 intern_paths(&self.fields, &header.fields);
                 self.core.reap();
-                self.core.memory.restore(memory, shadow);
+                self.core.memory.restore(memory, shadow, origins);
+                self.core.memory.restore_left_out(left_out);
                 Ok(())
             }
             Err(e) => {
@@ -1029,6 +1068,8 @@ impl<E: Event + 'static> Core<E, Arc<Nfa<E>>> {
             counts,
             memory: _,
             shadow: _,
+            left_out: _,
+            origins: _,
         } = body;
         if ordinals.len() != self.patterns.len() || keys.len() != self.groups.len() {
             return Err(format!(
@@ -1227,42 +1268,132 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (8, 4_165_512_652, 457),
+            (10, 4_146_758_866, 462),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
 
-    /// A snapshot of version 7 (the previous release: no shadow copies of
-    /// lists, the section version 8 adds after the lists) is still read,
-    /// with its counts and lists; none of its lists has a shadow copy.
-    #[test]
-    fn a_snapshot_of_version_7_is_still_read() {
-        let engine = engine();
-        let mut bytes = Vec::new();
-        engine.snapshot(&mut bytes).unwrap();
-        // (version 8's section of shadow copies, empty: two empty lists)
+    /// The snapshot `bytes` of this version as version `version` wrote
+    /// it: without the sections added after it, `tail` bytes in all (the
+    /// origins of the lists' entries, version 10; the counts of what the
+    /// lists' and indicators' limits left out, version 9; the shadow
+    /// copies, version 8).
+    fn as_version(bytes: &[u8], version: u32, tail: usize) -> Vec<u8> {
         let end = bytes.len() - CHECKSUM;
-        assert_eq!(&bytes[end - 2..end], &[0, 0]);
-        let mut old = bytes[..end - 2].to_vec();
-        old[8..12].copy_from_slice(&7u32.to_le_bytes());
+        let mut old = bytes[..end - tail].to_vec();
+        old[8..12].copy_from_slice(&version.to_le_bytes());
         let len = (old.len() + CHECKSUM) as u64;
         old[12..PREFIX].copy_from_slice(&len.to_le_bytes());
         let crc = crc32fast::hash(&old);
         old.extend_from_slice(&crc.to_le_bytes());
-        let mut restored: Engine<Record> =
-            Engine::with_max_delay(std::time::Duration::from_millis(5));
-        for p in engine.patterns() {
-            restored.add(p).unwrap();
-        }
-        restored.restore(&old[..]).unwrap();
-        assert_eq!(restored.pattern_stats(), engine.pattern_stats());
-        assert_eq!(restored.stats(), engine.stats());
-        let mut again = Vec::new();
-        restored.snapshot(&mut again).unwrap();
-        assert_eq!(again, bytes);
+        old
     }
 
-    /// The snapshot `bytes` (version 8) as version 6 wrote it: the same
+    /// A snapshot of version 7 (no shadow copies of lists, the section
+    /// version 8 adds after the lists), 8 (no counts of what the lists'
+    /// and indicators' limits left out, the section version 9 adds after
+    /// the shadow copies) or 9 (no origins of the lists' entries, the
+    /// section version 10 adds last) is still read, with its counts and
+    /// lists; none of their lists has a shadow copy, and nothing was left
+    /// out.
+    #[test]
+    fn snapshots_of_versions_7_to_9_are_still_read() {
+        let engine = engine();
+        let mut bytes = Vec::new();
+        engine.snapshot(&mut bytes).unwrap();
+        // (version 8's section of shadow copies, empty: two empty lists;
+        // version 9's of what was left out, empty: two empty maps;
+        // version 10's of origins: no list, no change, no origin)
+        let end = bytes.len() - CHECKSUM;
+        assert_eq!(&bytes[end - 7..end], &[0; 7]);
+        for (version, tail) in [(7, 7), (8, 5), (9, 3)] {
+            let old = as_version(&bytes, version, tail);
+            let mut restored: Engine<Record> =
+                Engine::with_max_delay(std::time::Duration::from_millis(5));
+            for p in engine.patterns() {
+                restored.add(p).unwrap();
+            }
+            restored.restore(&old[..]).unwrap();
+            assert_eq!(restored.pattern_stats(), engine.pattern_stats());
+            assert_eq!(restored.stats(), engine.stats());
+            assert!(restored.left_out().is_empty());
+            let mut again = Vec::new();
+            restored.snapshot(&mut again).unwrap();
+            assert_eq!(again, bytes, "version {version}");
+        }
+    }
+
+    /// Each origin's hold of a list's values survives a snapshot (version
+    /// 10), with its expiry, changes waiting for their time with their
+    /// origins; from a snapshot of version 9, which kept no origins, each
+    /// entry is of no recorded origin: any origin's change ends it, as
+    /// any change of a value did then.
+    #[test]
+    fn the_origins_of_list_entries_survive_a_snapshot_and_version_9_has_none() {
+        use crate::engine::EntryOrigin;
+        let rules = crate::rules::Rules::parse(
+            "l.cep",
+            "list l\npattern p { match a where a: d in l then add a.e to l for 100ms }",
+        )
+        .unwrap();
+        let (a, b) = (
+            EntryOrigin::File("a.csv".into()),
+            EntryOrigin::File("b.csv".into()),
+        );
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(&rules).unwrap();
+        let mut out: Vec<Output<Record>> = Vec::new();
+        engine.add_to_list_by(&a, "l", "x".into(), 1, None).unwrap();
+        engine
+            .add_to_list_by(&b, "l", "x".into(), 1, Some(50))
+            .unwrap();
+        engine.add_to_list_by(&a, "l", "y".into(), 1, None).unwrap();
+        // (the rules hold `y` until 110, written at 10)
+        engine
+            .push_json(r#"{"ts": 10, "d": "x", "e": "y"}"#, "ts", &mut out)
+            .unwrap();
+        engine.watermark(11, &mut out);
+        // Waiting at the snapshot: b.csv drops `x` at 20.
+        engine.remove_from_list_by(&b, "l", "x".into(), 20).unwrap();
+        let mut bytes = Vec::new();
+        engine.snapshot(&mut bytes).unwrap();
+        let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
+        let (_, rest) = postcard::take_from_bytes::<Header>(content).unwrap();
+        let (_, rest) = postcard::take_from_bytes::<BodyIn<Record>>(rest).unwrap();
+        let (_, rest) = postcard::take_from_bytes::<Vec<[u64; 8]>>(rest).unwrap();
+        let (_, rest) = postcard::take_from_bytes::<Saved>(rest).unwrap();
+        let (_, rest) = postcard::take_from_bytes::<SavedShadow>(rest).unwrap();
+        let (_, origins) = postcard::take_from_bytes::<LeftOut>(rest).unwrap();
+        let old = as_version(&bytes, 9, origins.len());
+        // (an event at `t` takes the lists to `t`)
+        let at = |e: &mut Engine<Record>, t: crate::primitives::Timestamp, v: &str| {
+            let mut out: Vec<Output<Record>> = Vec::new();
+            let event = format!(r#"{{"ts": {t}, "d": "-"}}"#);
+            e.push_json(&event, "ts", &mut out).unwrap();
+            e.watermark(t, &mut out);
+            e.list_contains("l", v.into()).unwrap()
+        };
+        let mut resumed = Engine::<Record>::from_snapshot_rules(&bytes[..]).unwrap();
+        // a.csv drops both at 30: `x` is a.csv's only after 20, `y` is
+        // the rules' too until 110.
+        resumed
+            .remove_from_list_by(&a, "l", "x".into(), 30)
+            .unwrap();
+        resumed
+            .remove_from_list_by(&a, "l", "y".into(), 30)
+            .unwrap();
+        assert!(at(&mut resumed, 29, "x") && at(&mut resumed, 29, "y"));
+        assert!(!at(&mut resumed, 30, "x") && at(&mut resumed, 30, "y"));
+        assert!(at(&mut resumed, 109, "y") && !at(&mut resumed, 110, "y"));
+        // Version 9: no origin recorded, a.csv's remove ends every hold.
+        let mut resumed = Engine::<Record>::from_snapshot_rules(&old[..]).unwrap();
+        resumed
+            .remove_from_list_by(&a, "l", "y".into(), 30)
+            .unwrap();
+        assert!(at(&mut resumed, 29, "y") && !at(&mut resumed, 30, "y"));
+    }
+
+    /// The snapshot `bytes` (version 10) as version 6 wrote it: the same
     /// header and body, without the counts per pattern after it.
     fn as_version_6(bytes: &[u8]) -> Vec<u8> {
         let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
@@ -1329,7 +1460,7 @@ mod tests {
         let e = fresh().restore(&other[..]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("format version 5; this build reads versions 6 to 8"),
+                .contains("format version 5; this build reads versions 6 to 10"),
             "{e}"
         );
     }

@@ -68,6 +68,11 @@ pub struct Trace<E> {
     pub late: Vec<LateEvent<E>>,
     /// The watermark at the end.
     pub watermark: Option<Timestamp>,
+    /// What the lists and indicators left out at their limits or for
+    /// their values over the whole run, every key's
+    /// ([`Engine::left_out`]): an indicator a condition read may lack
+    /// events the key had.
+    pub left_out: crate::engine::LeftOut,
 }
 
 /// A late event of the traced key.
@@ -485,6 +490,7 @@ impl<E: Event + Clone + 'static> Why<E> {
                 })
                 .collect(),
             watermark: self.core.current_watermark(),
+            left_out: self.core.memory.left_out.clone(),
         }
     }
 }
@@ -1131,7 +1137,16 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         // (a traced step of a pattern that reads lists or indicators reads
         // them through a recorder: what its conditions read is kept)
         let Some(names) = self.names.as_deref() else {
-            return self.step(part, store, cache, lookup.lookup(), limit, starts, event, out);
+            return self.step(
+                part,
+                store,
+                cache,
+                lookup.lookup(),
+                limit,
+                starts,
+                event,
+                out,
+            );
         };
         let recorder = Recorder {
             lookup: lookup.lookup(),
@@ -1151,11 +1166,9 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         lookup: L,
         out: &mut R,
     ) -> usize {
-        Executor::new(&self.nfa, cache).with_lookup(lookup.lookup()).discard(
-            part,
-            store,
-            &mut Tap { out, seen: None },
-        )
+        Executor::new(&self.nfa, cache)
+            .with_lookup(lookup.lookup())
+            .discard(part, store, &mut Tap { out, seen: None })
     }
 
     fn partial_matches(part: &Partition) -> usize {

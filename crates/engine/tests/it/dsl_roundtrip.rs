@@ -1,16 +1,19 @@
 //! Property tests of the pattern language: random syntax trees (every
-//! construct) survive print → parse unchanged, and no input text makes the
-//! loader panic.
+//! construct: patterns and their parameters, lists, indicators, factors,
+//! scenes and the rules written inside them) survive print → parse
+//! unchanged, and no input text makes the loader panic.
 
 use cepheid_core::expr::{BinaryOp, UnaryOp};
 use cepheid_core::lookup::{ListKind, WriteOp};
 use cepheid_core::pattern::Contiguity;
+use cepheid_core::scene::HitPolicy;
 use cepheid_engine::Span;
 use cepheid_syntax::ast::{
-    Clause, ClauseKind, Connector, Declaration, DeclarationKind, Duration, Effect, Element,
-    ElementKind, Entry, Expr, ExprKind, File, Ident, IndicatorClause, IndicatorClauseKind,
-    IndicatorDecl, ListDecl, Literal, Modifier, ModifierKind, Path, PatternDecl, Quantifier,
-    QuantifierKind, Sequence, Skip, StrLit, TimeUnit,
+    Binding, Check, Clause, ClauseKind, Connector, Constant, Declaration, DeclarationKind,
+    Duration, Effect, Element, ElementKind, Entry, Expr, ExprKind, FactorDecl, File, Ident,
+    IndicatorClause, IndicatorClauseKind, IndicatorDecl, ListDecl, Literal, Modifier, ModifierKind,
+    Param, ParamType, Path, PatternDecl, Quantifier, QuantifierKind, RuleRef, SceneClause,
+    SceneClauseKind, SceneDecl, Sequence, Skip, StrLit, TimeUnit,
 };
 use proptest::prelude::*;
 
@@ -346,10 +349,53 @@ fn effect() -> impl Strategy<Value = Effect> {
     )
 }
 
+/// A constant (a parameter's value or default, a threshold): any literal
+/// but `null`.
+fn constant() -> impl Strategy<Value = Constant> {
+    literal()
+        .prop_filter("not null", |l| *l != Literal::Null)
+        .prop_map(|literal| Constant {
+            literal,
+            span: Span::default(),
+        })
+}
+
+/// A parameter; with a default only when `defaults` (a rule's).
+fn param(defaults: bool) -> impl Strategy<Value = Param> {
+    let ty = prop::option::of(
+        prop::sample::select(vec![
+            ParamType::Int,
+            ParamType::Number,
+            ParamType::Duration,
+            ParamType::String,
+            ParamType::Bool,
+        ])
+        .prop_map(|t| (t, Span::default())),
+    );
+    (ident(), ty, prop::option::of(constant())).prop_map(move |(name, ty, default)| Param {
+        name,
+        ty,
+        default: default.filter(|_| defaults),
+        span: Span::default(),
+    })
+}
+
+/// A pattern's name: an identifier, or an instance's `rule@scene`.
+fn pattern_name() -> impl Strategy<Value = Ident> {
+    prop_oneof![
+        4 => ident(),
+        1 => (ident(), ident()).prop_map(|(rule, scene)| Ident {
+            name: format!("{}@{}", rule.name, scene.name),
+            span: Span::default(),
+        }),
+    ]
+}
+
 fn pattern() -> impl Strategy<Value = PatternDecl> {
     (
         prop::collection::vec("[ -~]{0,12}", 0..3),
-        ident(),
+        pattern_name(),
+        prop::collection::vec(param(true), 0..3),
         prop::collection::vec(clause(), 0..4),
         sequence(),
         entries(),
@@ -357,17 +403,112 @@ fn pattern() -> impl Strategy<Value = PatternDecl> {
         prop::collection::vec(effect(), 0..3),
     )
         .prop_map(
-            |(doc, name, clauses, sequence, where_entries, select_entries, effects)| PatternDecl {
-                doc,
-                name,
-                clauses,
-                sequence,
-                where_entries,
-                select_entries,
-                effects,
-                span: Span::default(),
+            |(doc, name, params, clauses, sequence, where_entries, select_entries, effects)| {
+                PatternDecl {
+                    doc,
+                    name,
+                    params,
+                    clauses,
+                    sequence,
+                    where_entries,
+                    select_entries,
+                    effects,
+                    span: Span::default(),
+                }
             },
         )
+}
+
+/// What gives an outcome: an action, a score threshold, a list check
+/// (`x in list`, the one form the parser makes of an expression there).
+fn check() -> impl Strategy<Value = Check> {
+    prop_oneof![
+        ident().prop_map(Check::Action),
+        (
+            any::<bool>(),
+            prop_oneof![
+                any::<i64>().prop_map(Literal::Int),
+                any::<f64>()
+                    .prop_filter("finite", |f| f.is_finite())
+                    .prop_map(Literal::Float),
+            ]
+        )
+            .prop_map(|(inclusive, literal)| Check::Score {
+                inclusive,
+                value: Constant {
+                    literal,
+                    span: Span::default()
+                },
+            }),
+        (expr(), ident())
+            .prop_map(|(x, list)| Check::List(expr_node(ExprKind::InList(Box::new(x), list)))),
+    ]
+}
+
+/// A name in a scene: never `if` (a line whose second word is `if` is an
+/// outcome line, so `late if` cannot name the outcome `if`).
+fn scene_ident() -> impl Strategy<Value = Ident> {
+    ident().prop_filter("`if`", |i| i.name != "if")
+}
+
+/// Does `text` start with the word `if` (which would make its line an
+/// outcome line after a clause word)?
+fn starts_with_if(text: &str) -> bool {
+    text.strip_prefix("if")
+        .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+}
+
+fn scene_clause() -> impl Strategy<Value = SceneClause> {
+    let rule_ref = prop_oneof![
+        scene_ident().prop_map(RuleRef::Name),
+        "[^\\x00]{0,6}".prop_map(|value| RuleRef::Tagged(StrLit {
+            value,
+            span: Span::default()
+        })),
+    ];
+    let binding = (scene_ident(), constant()).prop_map(|(name, value)| Binding {
+        name,
+        value,
+        span: Span::default(),
+    });
+    prop_oneof![
+        expr()
+            .prop_filter("`if`", |e| !starts_with_if(&cepheid_syntax::print_expr(e)))
+            .prop_map(SceneClauseKind::When),
+        path()
+            .prop_filter("`if`", |p| p.segments[0].name != "if")
+            .prop_map(SceneClauseKind::Id),
+        prop::collection::vec(rule_ref, 1..4).prop_map(SceneClauseKind::Rules),
+        prop::collection::vec(binding, 1..4).prop_map(SceneClauseKind::With),
+        prop::collection::vec(scene_ident(), 1..4).prop_map(SceneClauseKind::Outcomes),
+        scene_ident().prop_map(SceneClauseKind::Default),
+        scene_ident().prop_map(SceneClauseKind::Fallback),
+        scene_ident().prop_map(SceneClauseKind::Late),
+        duration().prop_map(SceneClauseKind::Deadline),
+        prop::sample::select(vec![HitPolicy::First, HitPolicy::All]).prop_map(SceneClauseKind::Hit),
+        (scene_ident(), check())
+            .prop_map(|(outcome, check)| SceneClauseKind::Outcome { outcome, check }),
+    ]
+    .prop_map(|kind| SceneClause {
+        kind,
+        span: Span::default(),
+    })
+}
+
+fn scene() -> impl Strategy<Value = SceneDecl> {
+    (
+        prop::collection::vec("[ -~]{0,12}", 0..2),
+        ident(),
+        prop::collection::vec(scene_clause(), 0..8),
+        prop::collection::vec(pattern(), 0..2),
+    )
+        .prop_map(|(doc, name, clauses, patterns)| SceneDecl {
+            doc,
+            name,
+            clauses,
+            patterns,
+            span: Span::default(),
+        })
 }
 
 fn declaration() -> impl Strategy<Value = Declaration> {
@@ -398,10 +539,12 @@ fn declaration() -> impl Strategy<Value = Declaration> {
                 clauses,
             })
         });
+    let factor = (prop::collection::vec(param(false), 0..3), expr())
+        .prop_map(|(params, body)| DeclarationKind::Factor(FactorDecl { params, body }));
     (
         prop::collection::vec("[ -~]{0,12}", 0..2),
         ident(),
-        prop_oneof![list, indicator],
+        prop_oneof![list, indicator, factor],
     )
         .prop_map(|(doc, name, kind)| Declaration {
             doc,
@@ -411,6 +554,38 @@ fn declaration() -> impl Strategy<Value = Declaration> {
         })
 }
 
+/// A rule set with every construct of scenes: a factor, a rule with
+/// parameters, a scene with each clause and a rule written inside it.
+const SCENE_BASE: &str = "list l
+factor over(min: duration) = ts - t > min
+/// Doc.
+pattern r(min: duration, n: int = 5) {
+    action review
+    score 40
+    match e
+    where e: over(min) and count_1h(k) > n
+}
+indicator count_1h = count() group by k within 1h
+scene s {
+    when type == \"x\"
+    id x.id
+    rules r, tagged \"t\"
+    with min = 1h, n = 7, x = 3
+    outcomes ok < review < no
+    default ok
+    no if k in l
+    review if action review
+    review if score >= 30
+    no if score > 90.5
+    hit first
+    fallback review
+    deadline 200ms
+    late no
+    /// Inside.
+    pattern q(x) { tags \"t\" match a where a: y > x }
+}
+";
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -418,8 +593,9 @@ proptest! {
     fn printed_files_parse_back_to_the_same_tree(
         patterns in prop::collection::vec(pattern(), 1..3),
         declarations in prop::collection::vec(declaration(), 0..3),
+        scenes in prop::collection::vec(scene(), 0..2),
     ) {
-        let file = File { patterns, declarations };
+        let file = File { patterns, declarations, scenes };
         let text = cepheid_syntax::print_file(&file);
         let parsed = match cepheid_syntax::parse(&text) {
             Ok(f) => f,
@@ -453,4 +629,34 @@ proptest! {
             prop_assert_eq!(again.without_spans(), file.without_spans());
         }
     }
+
+    #[test]
+    fn mutated_scenes_load_without_panicking(
+        cut in 0usize..900,
+        insert in "[ -~\n]{0,6}",
+    ) {
+        let base = SCENE_BASE;
+        let at = (0..=cut.min(base.len())).rev().find(|&i| base.is_char_boundary(i)).unwrap_or(0);
+        let text = format!("{}{insert}{}", &base[..at], &base[at..]);
+        let loaded = cepheid_engine::rules::load_str("m.cep", &text);
+        let _ = loaded.render();
+        for s in &loaded.scenes {
+            let _ = cepheid_syntax::explain_scene(s, &loaded.patterns);
+        }
+        if let Ok(file) = cepheid_syntax::parse(&text) {
+            let printed = cepheid_syntax::print_file(&file);
+            let again = cepheid_syntax::parse(&printed).expect("printed text parses");
+            prop_assert_eq!(again.without_spans(), file.without_spans());
+        }
+    }
+}
+
+/// The scenes' base text of `mutated_scenes_load_without_panicking` loads
+/// cleanly, so its mutations start from a valid rule set.
+#[test]
+fn the_mutated_scene_base_is_valid() {
+    let loaded = cepheid_engine::rules::load_str("m.cep", SCENE_BASE);
+    assert!(!loaded.has_errors(), "{}", loaded.render());
+    assert_eq!(loaded.scenes.len(), 1);
+    assert_eq!(loaded.patterns.len(), 2);
 }

@@ -588,7 +588,7 @@ fn promoting_a_shadow_pattern_keeps_its_partial_matches() {
     assert!(changes.any());
     assert_eq!(
         changes.to_string(),
-        "ab: promoted (its partial matches kept)\n"
+        "ab: promoted (its partial matches kept; every record it emits from here on goes to the output, one whose last event came before included)\n"
     );
     assert!(changed.is_empty());
     assert!(!engine.patterns().next().unwrap().shadow);

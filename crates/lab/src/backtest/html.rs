@@ -30,7 +30,7 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use super::{Header, Raised, Report};
+use super::{Header, Label, Raised, Report};
 
 /// At most this many bins per plot.
 const MAX_BINS: i128 = 200;
@@ -372,6 +372,16 @@ pub(super) fn page(
             "<dt>Events' values</dt><dd id=\"run-no-events\">left out (--no-events)</dd>"
         );
     }
+    let left_out = report.left_out.lines();
+    if !left_out.is_empty() {
+        // (the figures count only what the lists and indicators took in)
+        let lines: Vec<String> = left_out.iter().map(|l| escape(l)).collect();
+        let _ = writeln!(
+            out,
+            "<dt>Left out</dt><dd id=\"run-left-out\">{}</dd>",
+            lines.join("<br>")
+        );
+    }
     out.push_str("</dl>\n");
     table(&mut out, report);
     labels(&mut out, report);
@@ -449,24 +459,37 @@ fn table(out: &mut String, report: &Report) {
     out.push_str("</tbody>\n</table>\n");
 }
 
-/// The labels' figures and those no pattern caught.
+/// The labels' figures, those no pattern caught and, with shadow
+/// patterns, those only they caught (no alert).
 fn labels(out: &mut String, report: &Report) {
-    let Some((total, missed)) = &report.labels else {
+    let Some(labels) = &report.labels else {
         return;
     };
+    let said = labels.said(report.has_shadows());
     let _ = writeln!(
         out,
-        "<h2>Labels</h2>\n<p id=\"labels\">labels: {total}, caught by a pattern: {}, caught by none: {}</p>",
-        total - missed.len(),
-        missed.len()
+        "<h2>Labels</h2>\n<p id=\"labels\">{}</p>",
+        escape(&said)
     );
-    if missed.is_empty() {
+    missed(out, ("missed", None), &labels.missed);
+    let heading = "Caught by shadow patterns only (no alert)";
+    missed(out, ("shadow-only", Some(heading)), &labels.shadow_only);
+}
+
+/// The table `id` of `list`'s labels, under `heading` if any (none when
+/// the list is empty).
+fn missed(out: &mut String, (id, heading): (&str, Option<&str>), list: &[Label]) {
+    if list.is_empty() {
         return;
     }
-    out.push_str(
-        "<table id=\"missed\">\n<thead><tr><th>line</th><th>key</th><th>time</th><th>ms</th></tr></thead>\n<tbody>\n",
+    if let Some(heading) = heading {
+        let _ = writeln!(out, "<h3>{heading}</h3>");
+    }
+    let _ = writeln!(
+        out,
+        "<table id=\"{id}\">\n<thead><tr><th>line</th><th>key</th><th>time</th><th>ms</th></tr></thead>\n<tbody>",
     );
-    for label in missed {
+    for label in list {
         let _ = writeln!(
             out,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",

@@ -695,9 +695,10 @@ impl Single {
             }),
             _ => None,
         };
-        // (a resumed run said it already if the cap dropped anything)
-        let notices =
-            LimitNotices::new(&config).resumed(drops.keys.len(), engine.stats().capped_runs > 0);
+        let (notices, left_out_seen) = (
+            limit_notices(&config, &drops, &engine),
+            session::left_out_counts(&engine),
+        );
         let reloads = Reloads {
             applied: counters.reloads,
             refused: counters.reloads_refused,
@@ -711,6 +712,7 @@ impl Single {
                 out: &mut out,
                 drops,
                 notices,
+                left_out_seen,
                 report: report.as_mut(),
             },
             keys,
@@ -777,10 +779,20 @@ impl Single {
             punctuated: counters.punctuated,
             patterns: engine.pattern_stats(),
             event_time,
+            memory: crate::counts::MemoryCounts::of(&crate::MemoryNumbers::of(&engine)),
             ..Counts::of_engine(&engine.stats(), engine.waiting_events())
         }
         .summary(ended, started.elapsed(), None)
     }
+}
+
+/// The notices of the run's limits, of a run that resumed with `drops`
+/// and `engine` already said (a resumed run said it already if the cap
+/// dropped anything, or its lists and indicators left something out).
+fn limit_notices(config: &Config, drops: &Drops, engine: &Engine<Record>) -> LimitNotices {
+    LimitNotices::new(config)
+        .resumed(drops.keys.len(), engine.stats().capped_runs > 0)
+        .resumed_left_out(engine.left_out())
 }
 
 /// The reference files of `config`, read whole before any event into
@@ -1203,5 +1215,8 @@ struct Reporting<'a> {
     out: &'a mut Emit,
     drops: Drops,
     notices: LimitNotices,
+    /// The engine's counts of what its lists and indicators left out
+    /// when last looked at ([`Reporting::tell_left_out`]).
+    left_out_seen: [u64; 4],
     report: &'a mut dyn Report,
 }

@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::audit::{Origin, RuleChange};
+use cepheid_engine::engine::EntryOrigin;
 
 impl KeyFields {
     pub(super) fn new<'p>(
@@ -103,10 +104,35 @@ impl Drops {
     }
 }
 
+/// The engine's counts of what its lists and indicators left out: adds
+/// and values refused, events and values left out.
+pub(super) fn left_out_counts(engine: &Engine<Record>) -> [u64; 4] {
+    let s = engine.memory_stats();
+    [
+        s.refused_entries,
+        s.bad_entries,
+        s.refused_events,
+        s.non_numeric,
+    ]
+}
+
 impl Reporting<'_> {
     /// Says one line.
     fn say(&mut self, level: Level, text: impl std::fmt::Display) {
         self.report.notice(Notice::line(level, text));
+    }
+
+    /// Says what the engine's lists and indicators left out for the first
+    /// time ([`LimitNotices::left_out`]): looked at between batches (the
+    /// engine's counts compared, nothing per event).
+    pub(super) fn tell_left_out(&mut self, engine: &Engine<Record>) {
+        let now = left_out_counts(engine);
+        if now == self.left_out_seen {
+            return;
+        }
+        self.left_out_seen = now;
+        let report = &mut *self.report;
+        (self.notices).left_out(engine.left_out(), |notice| report.notice(notice));
     }
 }
 
@@ -254,6 +280,8 @@ impl Session<'_> {
             ),
         };
         let (stop, stopped) = loop {
+            // (what the last message's lines or changes left out)
+            self.out.tell_left_out(self.engine);
             let waiting = Instant::now();
             let own = timing.wait(waiting, self.engine);
             // A checkpoint due by time is taken when it is due, also while
@@ -328,7 +356,10 @@ impl Session<'_> {
                 break (Some(stop), None);
             }
         };
-        self.end(stop, stopped, reader)
+        let ended = self.end(stop, stopped, reader);
+        // (what the end of event time left out)
+        self.out.tell_left_out(self.engine);
+        ended
     }
 
     /// Watches the pattern files with [`Config::watch`] (the watch ends
@@ -579,6 +610,12 @@ impl Session<'_> {
             // in a buffer until the next burst or the end).
             self.flush_now()?;
         }
+        if let Some(seen) = batch.seen {
+            // (what the reader saw up to here: a checkpoint keeps it)
+            let report = &mut *self.out.report;
+            self.fields
+                .report(0, seen, &mut |notice| report.notice(notice));
+        }
         if let Some(checkpoints) = &mut self.checkpoints {
             checkpoints.schedule.advanced(lines);
         }
@@ -678,7 +715,8 @@ impl Session<'_> {
         let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
         let made = control.read_list(self.config, own).and_then(|record| {
             let edits = record.edits();
-            crate::lists::apply(self.engine, &record.list, &edits, at).map_err(|e| e.to_string())
+            let origin = (&*record.list, &EntryOrigin::Records);
+            crate::lists::apply(self.engine, origin, &edits, at).map_err(|e| e.to_string())
         });
         if let Err(why) = made {
             self.counters.malformed += 1;
@@ -694,7 +732,7 @@ impl Session<'_> {
         let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
         let edits = record.edits();
         let list = &record.list;
-        match crate::lists::apply(self.engine, list, &edits, at) {
+        match crate::lists::apply(self.engine, (list, &EntryOrigin::Library), &edits, at) {
             Ok(()) => self.say(
                 Level::Info,
                 crate::lists::said_at(&record.describe_handle(), at),

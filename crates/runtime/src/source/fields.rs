@@ -40,6 +40,10 @@ struct State {
     /// The pairs decided before the checkpoint a run resumed from
     /// ([`FieldsTold::settled`]).
     settled: HashSet<(String, String)>,
+    /// What the readers saw before the checkpoint a run resumed from,
+    /// taken before its first `after` events were looked at
+    /// ([`FieldsTold::seen`]): added to what they see since.
+    before: Option<FieldsSeen>,
     /// Were the first `after` events looked at?
     looked: bool,
 }
@@ -55,6 +59,27 @@ pub struct FieldsTold {
     /// whose input since the checkpoint may lack a field seen before it,
     /// says nothing more of it.
     settled: Vec<(String, String)>,
+    /// Before the first events were looked at, what the readers saw so
+    /// far (the fields that occurred, the events, the names of the
+    /// sample): a resumed run adds what it reads to it, so that it looks
+    /// at the first events of the whole input, not at its own (a field
+    /// seen only before the checkpoint was said to be missing: issue 60,
+    /// item 17). None in checkpoints of before it (then a resumed run
+    /// looks at its own first events), nor once looked at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    seen: Option<FieldsSeen>,
+}
+
+impl State {
+    /// What the readers saw, with what was seen before the checkpoint a
+    /// run resumed from.
+    fn merged(&self) -> FieldsSeen {
+        let mut merged = self.before.clone().unwrap_or_default();
+        for seen in self.seen.iter().flatten() {
+            merged.merge(seen);
+        }
+        merged
+    }
 }
 
 impl FieldWarnings {
@@ -69,6 +94,7 @@ impl FieldWarnings {
                 seen: vec![None; readers],
                 told: HashSet::new(),
                 settled: HashSet::new(),
+                before: None,
                 looked: false,
             }),
         }
@@ -93,6 +119,9 @@ impl FieldWarnings {
             state.looked |= told.looked;
             state.told.extend(told.told.iter().cloned());
             state.settled.extend(told.settled.iter().cloned());
+            if !state.looked {
+                state.before.clone_from(&told.seen);
+            }
         }
         self
     }
@@ -112,10 +141,14 @@ impl FieldWarnings {
         }
         settled.sort();
         settled.dedup();
+        let seen = (!state.looked)
+            .then(|| state.merged())
+            .filter(|seen| seen.events() > 0);
         FieldsTold {
             looked: state.looked,
             told,
             settled,
+            seen,
         }
     }
 
@@ -155,10 +188,7 @@ impl FieldWarnings {
         if state.looked {
             return;
         }
-        let mut merged = FieldsSeen::default();
-        for seen in state.seen.iter().flatten() {
-            merged.merge(seen);
-        }
+        let merged = state.merged();
         if merged.events() >= self.after {
             state.looked = true;
             self.say(&mut state, &merged, say);
@@ -174,9 +204,14 @@ impl FieldWarnings {
     /// anything, and every field is missing); says what none carried and
     /// was not said.
     pub fn at_end(&self, seen: Option<&FieldsSeen>, say: &mut dyn FnMut(Notice)) {
-        let none = FieldsSeen::default();
         let mut state = self.lock();
-        self.say(&mut state, seen.unwrap_or(&none), say);
+        // (with what was seen before the checkpoint a run resumed from, if
+        // it was not looked at then)
+        let mut all = state.before.clone().unwrap_or_default();
+        if let Some(seen) = seen {
+            all.merge(seen);
+        }
+        self.say(&mut state, &all, say);
         // (the whole input looked at: a run resumed over a grown input
         // says nothing more of these fields)
         state.looked = true;
@@ -254,6 +289,44 @@ mod tests {
         fields.at_end(Some(&all), &mut |n| said.push(n.to_string()));
         assert_eq!(said.len(), 1);
         assert_eq!(fields.of_reader(1), Some(b));
+    }
+
+    /// A checkpoint taken before the first events were looked at keeps
+    /// what the readers saw; a run resumed from it counts on from there: a
+    /// field seen only before the checkpoint is not said missing, and the
+    /// events are counted from the start (issue 60, item 17).
+    #[test]
+    fn a_run_resumed_before_the_first_events_were_looked_at_counts_on_from_them() {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern p {\n    match a\n    where\n        a: sucess == true and note == \"x\"\n}\n",
+        )
+        .unwrap();
+        let mut said = Vec::new();
+        let first = FieldWarnings::new(4, FieldWatch::from_rules(&rules), 1);
+        let before = seen(&rules, &[r#"{"ts":1,"note":"x"}"#, r#"{"ts":2}"#]);
+        first.report(0, before, &mut |n| said.push(n.to_string()));
+        assert!(said.is_empty());
+        let told = first.told_state();
+        assert_eq!(told.seen.as_ref().map(FieldsSeen::events), Some(2));
+        // (kept as JSON in the marker's counters, and read back)
+        let told: FieldsTold =
+            serde_json::from_str(&serde_json::to_string(&told).unwrap()).unwrap();
+        let resumed = FieldWarnings::new(4, FieldWatch::from_rules(&rules), 1)
+            .resumed(true)
+            .going_on(&told);
+        let after = seen(&rules, &[r#"{"ts":3}"#, r#"{"ts":4}"#, r#"{"ts":5}"#]);
+        resumed.report(0, after, &mut |n| said.push(n.to_string()));
+        assert_eq!(
+            said,
+            ["warning: r.cep:4:12: pattern `p`, the condition of stage `a`: field `sucess` never occurs in 5 events"]
+        );
+        // Once looked at, nothing more is kept of what was seen.
+        assert_eq!(resumed.told_state().seen, None);
+        // A checkpoint of before it (no `seen`) is read as none.
+        let old: FieldsTold =
+            serde_json::from_str(r#"{"looked":false,"told":[],"settled":[]}"#).unwrap();
+        assert_eq!(old.seen, None);
     }
 
     #[test]

@@ -236,7 +236,7 @@ fn read_lines(
                 read: u64,
                 line_start: u64,
                 count: u64,
-                stalled: bool| {
+                (stalled, seen): (bool, Option<FieldsSeen>)| {
         let mut lines = std::mem::replace(lines, Vec::with_capacity(BATCH_LINES));
         if open_end(read) {
             // The lines before it, then it alone.
@@ -256,6 +256,7 @@ fn read_lines(
                 at: place(read, count),
                 stalled,
                 open_end: true,
+                seen,
                 ..Batch::default()
             };
             return tx.send(Message::Batch(batch)).is_ok();
@@ -264,6 +265,7 @@ fn read_lines(
             lines,
             at: place(read, count),
             stalled,
+            seen,
             ..Batch::default()
         };
         tx.send(Message::Batch(batch)).is_ok()
@@ -277,8 +279,14 @@ fn read_lines(
         let full = lines.len() >= BATCH_LINES || items.bytes_read() - batch_start >= BATCH_BYTES;
         let stalled = !items.item_ready();
         if full || stalled || rules {
-            if !send(&mut lines, items.bytes_read(), pushed_start, count, stalled)
-                || !seen.send(items.decoder(), false, tx)
+            let attached = seen.attach(items.decoder());
+            if !send(
+                &mut lines,
+                items.bytes_read(),
+                pushed_start,
+                count,
+                (stalled, attached),
+            ) || !seen.send(items.decoder(), false, tx)
             {
                 return false;
             }
@@ -289,7 +297,16 @@ fn read_lines(
             }
         }
     }
-    if !lines.is_empty() && !send(&mut lines, items.bytes_read(), pushed_start, count, false) {
+    let attached = seen.attach(items.decoder());
+    if !lines.is_empty()
+        && !send(
+            &mut lines,
+            items.bytes_read(),
+            pushed_start,
+            count,
+            (false, attached),
+        )
+    {
         return false;
     }
     !at_end || seen.send(items.decoder(), true, tx)

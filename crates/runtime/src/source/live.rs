@@ -283,7 +283,7 @@ pub(crate) fn reading(
         start,
         tails,
         controls,
-        seen: SeenTold::new(config.field_warnings),
+        seen: SeenTold::new(config.field_warnings).with_batches(tails),
         timing: SourceTiming {
             record_time: config.time == crate::Time::Record,
             splits: None,

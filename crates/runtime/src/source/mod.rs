@@ -561,6 +561,14 @@ pub(crate) struct Batch {
     /// last line): the run's end is this one (a Kafka source's, with its
     /// exit status), not its text.
     pub source_error: Option<SourceError>,
+    /// What the decoder saw of the patterns' fields after the batch's
+    /// last line, while the first [`Config::field_warnings`] events are
+    /// read by a run that checkpoints ([`SeenTold::attach`]): what a
+    /// checkpoint after the batch keeps, so that a run resumed from it
+    /// counts on from there (issue 60, item 17).
+    ///
+    /// [`Config::field_warnings`]: crate::Config::field_warnings
+    pub seen: Option<FieldsSeen>,
 }
 
 impl Batch {
@@ -622,16 +630,41 @@ pub(crate) const LAG_NOW_EVERY: Duration = Duration::from_millis(10);
 /// When the reader thread sends what its decoder saw of the fields
 /// ([`Message::Seen`]): once its decoder has watched `after` events, and
 /// at the end of the input.
+/// With [`SeenTold::batches`], also with each batch until then
+/// ([`Batch::seen`]).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct SeenTold {
     pub(crate) after: Option<u64>,
     told: bool,
+    batches: bool,
 }
 
 impl SeenTold {
     /// After `after` events (`None`: never).
     pub(crate) fn new(after: Option<u64>) -> SeenTold {
-        SeenTold { after, told: false }
+        SeenTold {
+            after,
+            told: false,
+            batches: false,
+        }
+    }
+
+    /// Also with each batch, until the decoder has watched `after`
+    /// events (a run that checkpoints: [`Batch::seen`]).
+    pub(crate) fn with_batches(mut self, batches: bool) -> SeenTold {
+        self.batches = batches;
+        self
+    }
+
+    /// What a batch carries of what the decoder saw: with
+    /// [`SeenTold::with_batches`], until `after` events were told
+    /// (a clone of a few paths and, over the sample, names: over the
+    /// first `after` events only).
+    pub(crate) fn attach(&self, decoder: Option<&Decoder>) -> Option<FieldsSeen> {
+        if !self.batches || self.told || self.after.is_none() {
+            return None;
+        }
+        decoder?.fields_seen().cloned()
     }
 
     /// What to send now, if anything: at the end, or the first time the

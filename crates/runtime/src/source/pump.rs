@@ -305,6 +305,7 @@ pub(super) fn read_source(
             stalled: outcome != ReadOutcome::Delivered,
             places: out.places,
             splits: pump.state(),
+            seen: seen.attach(Some(&pump.decoder)),
             ..Batch::default()
         };
         if (!batch.lines.is_empty() || batch.stalled) && tx.send(Message::Batch(batch)).is_err() {

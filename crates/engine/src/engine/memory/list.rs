@@ -1,9 +1,21 @@
 //! One reference list's entries, held compactly: every entry's bytes in
-//! one arena, and a hash table of 16-byte slots (arena offset, length,
-//! expiry) over it. An entry costs its encoded bytes (a tag byte and the
-//! value's bytes) plus about 19 bytes of table at hashbrown's load factor:
-//! under the 32 per entry of `docs/design/lists-indicators.md` (measured by
-//! `entry_overhead_is_under_32_bytes` below).
+//! one arena, and a hash table of 16-byte slots (arena offset, length and
+//! holder, expiry) over it. An entry costs its encoded bytes (a tag byte
+//! and the value's bytes) plus about 19 bytes of table at hashbrown's load
+//! factor: under the 32 per entry of `docs/design/lists-indicators.md`
+//! (measured by `entry_overhead_is_under_32_bytes` below).
+//!
+//! Each origin of a change ([`EntryOrigin`]: a reference file, the rules'
+//! writes, `$list` records, the library) holds a value apart, until its
+//! own expiry: the value is in the list while one of its holds is alive,
+//! until the latest of them, and an origin's remove ends its own hold
+//! only (`docs/lists.md`, "Origins"). A value held by one origin (the
+//! common case) keeps its holder in its slot, in the top byte of its
+//! length: it costs nothing more. Of a value held by several, the slot
+//! names the one whose hold lasts longest (its expiry is the value's, so a
+//! lookup reads the slot alone), and each other origin's hold is in a
+//! table of that origin's ([`EntrySet::others`]): 16 bytes and hashbrown's
+//! control byte.
 //!
 //! How a value is encoded depends on the list's [`ListKind`]: `values`
 //! encodes the value (numbers normalized so that `1` and `1.0` are one
@@ -13,21 +25,131 @@
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 
 use crate::lookup::ListKind;
 use crate::primitives::Timestamp;
 use crate::value::{key_part, Value, ValueRef};
 
-/// An entry's place in the arena and until when it lives.
+/// An entry's place in the arena, its holder, and until when it lives.
 #[derive(Clone, Copy, Debug)]
 struct Slot {
     offset: u32,
-    len: u32,
-    /// Seen by events before this time ([`NEVER`]: until removed).
+    /// Its length in bytes (the low 24 bits) and its holds (the high 8:
+    /// the low 7 its primary holder's number in [`EntrySet::holders`] + 1,
+    /// 0 for none; the top bit set when other origins hold it too, their
+    /// holds in [`EntrySet::others`]).
+    len_held: u32,
+    /// Seen by events before this time ([`NEVER`]: until removed): the
+    /// latest expiry of its holds, the primary holder's.
     expires: Timestamp,
 }
+
+/// The longest entry a list holds, encoded (a value of more is refused,
+/// [`EntryError::TooLong`]; a line of input is at most 1 MiB).
+pub(crate) const MAX_ENTRY_BYTES: usize = (1 << 24) - 1;
+
+/// The holders a slot can name (their numbers below it; the holds of
+/// others are in [`EntrySet::others`]).
+const SLOT_HOLDERS: u32 = 127;
+
+/// The bit of a slot's holds that says other origins hold it too.
+const SHARED: u32 = 0x80;
+
+impl Slot {
+    fn new(offset: u32, len: usize, expires: Timestamp) -> Slot {
+        Slot {
+            offset,
+            // (checked against MAX_ENTRY_BYTES before)
+            len_held: (len as u32) & MAX_ENTRY_BYTES as u32,
+            expires,
+        }
+    }
+
+    fn len(&self) -> u32 {
+        self.len_held & MAX_ENTRY_BYTES as u32
+    }
+
+    /// Its primary holder's number: the one whose hold's expiry is the
+    /// slot's (`None`: none named here).
+    fn holder(&self) -> Option<u32> {
+        match (self.len_held >> 24) & (SHARED - 1) {
+            0 => None,
+            tag => Some(tag - 1),
+        }
+    }
+
+    /// Do origins other than its primary holder hold it (their holds in
+    /// [`EntrySet::others`])?
+    #[inline]
+    fn shared(&self) -> bool {
+        (self.len_held >> 24) & SHARED != 0
+    }
+
+    fn set_holds(&mut self, holder: Option<u32>, shared: bool) {
+        let tag = holder.map_or(0, |h| h + 1) | if shared { SHARED } else { 0 };
+        self.len_held = (self.len_held & MAX_ENTRY_BYTES as u32) | (tag << 24);
+    }
+}
+
+/// Another origin's hold of an entry held by several: the entry's place
+/// in the arena, and the hold's expiry.
+#[derive(Clone, Copy, Debug)]
+struct Hold {
+    offset: u32,
+    len: u32,
+    expires: Timestamp,
+}
+
+/// Who holds a list's entry (`docs/lists.md`, "Origins"): each origin
+/// holds a value apart, with an expiry of its own; the value is in the
+/// list while one of its holds is alive, and an origin's remove (a
+/// reference file's edit that drops the value, say) ends its own hold
+/// only.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum EntryOrigin {
+    /// The library: [`Engine::add_to_list`](crate::Engine::add_to_list)
+    /// and its kin, a run's handle.
+    Library,
+    /// `$list` records: of the input, of a rules topic, of a list's
+    /// topic.
+    Records,
+    /// The `then` writes of the rules.
+    Rules,
+    /// A reference file (`--list NAME=PATH`), by its path as given.
+    File(Arc<str>),
+    /// No origin recorded: an entry restored from a snapshot of a build
+    /// that kept none (format version 8 and before). Any origin's change
+    /// of the value ends this hold, as any change of a value did then.
+    Unrecorded,
+}
+
+impl EntryOrigin {
+    /// The reference file at `path`.
+    pub fn file(path: &std::path::Path) -> EntryOrigin {
+        EntryOrigin::File(path.to_string_lossy().into())
+    }
+}
+
+impl std::fmt::Display for EntryOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EntryOrigin::Library => f.write_str("the library"),
+            EntryOrigin::Records => f.write_str("`$list` records"),
+            EntryOrigin::Rules => f.write_str("the rules' writes"),
+            EntryOrigin::File(path) => write!(f, "{path}"),
+            EntryOrigin::Unrecorded => f.write_str("no recorded origin"),
+        }
+    }
+}
+
+/// The holds of one value: each holder's number and its hold's expiry,
+/// by holder.
+pub(crate) type Holds = SmallVec<[(u32, Timestamp); 2]>;
 
 /// The expiry of an entry that does not expire.
 pub(crate) const NEVER: Timestamp = Timestamp::MAX;
@@ -43,6 +165,8 @@ pub enum EntryError {
     NotAPrefix,
     /// The list holds its limit of entries.
     Full(usize),
+    /// The entry is longer than a list holds (16 MiB).
+    TooLong(usize),
 }
 
 impl std::fmt::Display for EntryError {
@@ -54,6 +178,12 @@ impl std::fmt::Display for EntryError {
             }
             EntryError::NotAPrefix => write!(f, "a prefix is a string or an integer"),
             EntryError::Full(n) => write!(f, "the list holds its limit of {n} entries"),
+            EntryError::TooLong(n) => {
+                write!(
+                    f,
+                    "an entry of {n} bytes is longer than a list holds ({MAX_ENTRY_BYTES})"
+                )
+            }
         }
     }
 }
@@ -75,6 +205,13 @@ pub(crate) struct EntrySet {
     earliest: Timestamp,
     /// Scratch for encoding.
     scratch: Vec<u8>,
+    /// The origins that held an entry, numbered by their place (a few:
+    /// never shrinks).
+    holders: Vec<EntryOrigin>,
+    /// By holder number, its holds of the entries held by several origins
+    /// but for the one each slot names (none for most lists: a table per
+    /// origin that shares an entry, by the entry's hash).
+    others: Vec<HashTable<Hold>>,
 }
 
 impl std::fmt::Debug for EntrySet {
@@ -82,8 +219,16 @@ impl std::fmt::Debug for EntrySet {
         f.debug_struct("EntrySet")
             .field("kind", &self.kind)
             .field("len", &self.table.len())
+            .field("holders", &self.holders)
             .finish()
     }
+}
+
+/// A change of one origin's hold of a value: held until a time, or let go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum HoldChange {
+    Until(Timestamp),
+    Released,
 }
 
 impl EntrySet {
@@ -97,6 +242,8 @@ impl EntrySet {
             hasher: hashbrown::DefaultHashBuilder::default(),
             earliest: NEVER,
             scratch: Vec::new(),
+            holders: Vec::new(),
+            others: Vec::new(),
         }
     }
 
@@ -108,14 +255,18 @@ impl EntrySet {
         self.table.len()
     }
 
-    /// Heap bytes held (arena and table).
+    /// Heap bytes held (arena and table; the other origins' holds of the
+    /// values held by several).
     pub(crate) fn heap_bytes(&self) -> usize {
+        let others: usize = (self.others.iter())
+            .map(|t| t.capacity() * (std::mem::size_of::<Hold>() + 1))
+            .sum();
         self.arena.capacity()
             + self.table.capacity() * (std::mem::size_of::<Slot>() + 1)
             + self.lengths.capacity() * 8
+            + others
     }
 
-    /// Adds (or refreshes) `value` until `expires`.
     /// `value` encoded as an entry of the list (`None`: the list cannot
     /// hold it): one value, one encoding (`1` and `1.0` alike).
     pub(crate) fn encode(&self, value: ValueRef<'_>) -> Option<Vec<u8>> {
@@ -124,75 +275,168 @@ impl EntrySet {
         Some(bytes)
     }
 
+    /// The number of `origin` among the holders (added when new).
+    fn holder_id(&mut self, origin: &EntryOrigin) -> u32 {
+        match self.holders.iter().position(|h| h == origin) {
+            Some(at) => at as u32,
+            None => {
+                self.holders.push(origin.clone());
+                (self.holders.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Adds (or refreshes) `value` until `expires`, held by the rules
+    /// alone: the sets of a shadow copy, which one origin changes.
     pub(crate) fn add(
         &mut self,
         value: ValueRef<'_>,
         expires: Timestamp,
         limit: usize,
     ) -> Result<(), EntryError> {
+        self.hold(value, expires, limit, &EntryOrigin::Rules, Timestamp::MIN)
+    }
+
+    /// Removes `value`, held by the rules alone ([`EntrySet::add`]); false
+    /// when it was not there.
+    pub(crate) fn remove(&mut self, value: ValueRef<'_>) -> Result<bool, EntryError> {
+        self.release(value, &EntryOrigin::Rules, Timestamp::MIN)
+    }
+
+    /// `origin` holds `value` until `expires` (its hold made or
+    /// refreshed), at event time `now`: the value is in the list until
+    /// the latest of its holds' expiries. An origin's hold of a value
+    /// the list does not have yet is refused when the list holds
+    /// `limit` entries.
+    pub(crate) fn hold(
+        &mut self,
+        value: ValueRef<'_>,
+        expires: Timestamp,
+        limit: usize,
+        origin: &EntryOrigin,
+        now: Timestamp,
+    ) -> Result<(), EntryError> {
         let mut bytes = std::mem::take(&mut self.scratch);
         bytes.clear();
-        let length = encode_entry(self.kind, value, &mut bytes)?;
-        let hash = self.hasher.hash_one(&bytes[..]);
-        let arena = &self.arena;
-        if let Some(slot) = self
-            .table
-            .find_mut(hash, |s| slot_bytes(arena, s) == &bytes[..])
-        {
-            slot.expires = expires;
-        } else {
-            if self.table.len() >= limit {
-                self.scratch = bytes;
-                return Err(EntryError::Full(limit));
+        let length = encode_entry(self.kind, value, &mut bytes);
+        let result = match length {
+            Err(e) => Err(e),
+            Ok(_) if bytes.len() > MAX_ENTRY_BYTES => Err(EntryError::TooLong(bytes.len())),
+            Ok(length) => {
+                let change = (HoldChange::Until(expires), origin, now);
+                self.hold_encoded(&bytes, length, change, limit)
             }
-            let slot = Slot {
-                offset: u32::try_from(self.arena.len()).unwrap_or(u32::MAX),
-                len: bytes.len() as u32,
-                expires,
-            };
-            self.arena.extend_from_slice(&bytes);
-            let (arena, hasher) = (&self.arena, &self.hasher);
-            self.table
-                .insert_unique(hash, slot, |s| hasher.hash_one(slot_bytes(arena, s)));
-            if let Some(l) = length {
-                match self.lengths.iter_mut().find(|(n, _)| *n == l) {
-                    Some((_, count)) => *count += 1,
-                    None => {
-                        self.lengths.push((l, 1));
-                        // longest first: the most specific entry is found first
-                        self.lengths
-                            .sort_unstable_by_key(|l| std::cmp::Reverse(l.0));
-                    }
+        };
+        self.scratch = bytes;
+        result.map(drop)
+    }
+
+    /// `origin` lets `value` go, at event time `now`: its hold ends, and
+    /// the value leaves the list when no other origin holds it (true).
+    pub(crate) fn release(
+        &mut self,
+        value: ValueRef<'_>,
+        origin: &EntryOrigin,
+        now: Timestamp,
+    ) -> Result<bool, EntryError> {
+        let mut bytes = std::mem::take(&mut self.scratch);
+        bytes.clear();
+        let result = match encode_entry(self.kind, value, &mut bytes) {
+            Err(e) => Err(e),
+            Ok(length) => self.hold_encoded(&bytes, length, (HoldChange::Released, origin, now), 0),
+        };
+        self.scratch = bytes;
+        let gone = result?;
+        self.compact_if_worth_it();
+        Ok(gone)
+    }
+
+    /// [`hold`](Self::hold) or [`release`](Self::release) of the entry
+    /// encoded as `bytes` (probed at `length`): true when the entry left
+    /// the list. A change ends the holds that expired by `now`, and the
+    /// hold of no recorded origin; one of no recorded origin, every hold.
+    fn hold_encoded(
+        &mut self,
+        bytes: &[u8],
+        length: Option<u32>,
+        (hold, origin, now): (HoldChange, &EntryOrigin, Timestamp),
+        limit: usize,
+    ) -> Result<bool, EntryError> {
+        let id = self.holder_id(origin);
+        let hash = self.hasher.hash_one(bytes);
+        let arena = &self.arena;
+        let found = self
+            .table
+            .find_entry(hash, |s| slot_bytes(arena, s) == bytes);
+        let mut entry = match found {
+            Ok(entry) => entry,
+            Err(_) => {
+                let HoldChange::Until(expires) = hold else {
+                    return Ok(false);
+                };
+                if self.table.len() >= limit {
+                    return Err(EntryError::Full(limit));
+                }
+                self.insert(bytes, (hash, length), smallvec::smallvec![(id, expires)]);
+                return Ok(false);
+            }
+        };
+        let slot = entry.get_mut();
+        let mut held = holds_of(slot, hash, &self.others);
+        let holders = &self.holders;
+        let unrecorded = |h: u32| holders[h as usize] == EntryOrigin::Unrecorded;
+        let all = *origin == EntryOrigin::Unrecorded;
+        held.retain(|&mut (h, e)| e > now && h != id && !all && !unrecorded(h));
+        if let HoldChange::Until(expires) = hold {
+            let at = held.partition_point(|&(h, _)| h < id);
+            held.insert(at, (id, expires));
+        }
+        if slot.shared() {
+            forget_others(slot, hash, &mut self.others);
+        }
+        if held.is_empty() {
+            let (slot, _) = entry.remove();
+            self.garbage += slot.len() as usize;
+            self.forget_length(length);
+            return Ok(true);
+        }
+        let rehash = (&self.arena[..], &self.hasher);
+        place(slot, hash, &held, (&mut self.others, rehash));
+        self.earliest = self.earliest.min(slot.expires);
+        Ok(false)
+    }
+
+    /// A new entry of `bytes` (its hash, and the length it is probed at)
+    /// with its holds (at least one).
+    fn insert(&mut self, bytes: &[u8], (hash, length): (u64, Option<u32>), held: Holds) {
+        let offset = u32::try_from(self.arena.len()).unwrap_or(u32::MAX);
+        let mut slot = Slot::new(offset, bytes.len(), NEVER);
+        self.arena.extend_from_slice(bytes);
+        place(
+            &mut slot,
+            hash,
+            &held,
+            (&mut self.others, (&self.arena[..], &self.hasher)),
+        );
+        let (arena, hasher) = (&self.arena, &self.hasher);
+        self.table
+            .insert_unique(hash, slot, |s| hasher.hash_one(slot_bytes(arena, s)));
+        self.count_length(length);
+        self.earliest = self.earliest.min(slot.expires);
+    }
+
+    fn count_length(&mut self, length: Option<u32>) {
+        if let Some(l) = length {
+            match self.lengths.iter_mut().find(|(n, _)| *n == l) {
+                Some((_, count)) => *count += 1,
+                None => {
+                    self.lengths.push((l, 1));
+                    // longest first: the most specific entry is found first
+                    self.lengths
+                        .sort_unstable_by_key(|l| std::cmp::Reverse(l.0));
                 }
             }
         }
-        self.earliest = self.earliest.min(expires);
-        self.scratch = bytes;
-        Ok(())
-    }
-
-    /// Removes `value`; false when it was not there.
-    pub(crate) fn remove(&mut self, value: ValueRef<'_>) -> Result<bool, EntryError> {
-        let mut bytes = std::mem::take(&mut self.scratch);
-        bytes.clear();
-        let length = encode_entry(self.kind, value, &mut bytes)?;
-        let hash = self.hasher.hash_one(&bytes[..]);
-        let arena = &self.arena;
-        let found = match self
-            .table
-            .find_entry(hash, |s| slot_bytes(arena, s) == &bytes[..])
-        {
-            Ok(entry) => {
-                let (slot, _) = entry.remove();
-                self.garbage += slot.len as usize;
-                self.forget_length(length);
-                true
-            }
-            Err(_) => false,
-        };
-        self.scratch = bytes;
-        self.compact_if_worth_it();
-        Ok(found)
     }
 
     fn forget_length(&mut self, length: Option<u32>) {
@@ -215,11 +459,12 @@ impl EntrySet {
     }
 
     /// Does the shadow copy of this list hold `value` for an event at
-    /// `now` (`docs/semantics.md`, "Shadow rules")? `shadow`: the copy's
-    /// own entries (added by shadow writes, seen before their expiry),
-    /// `hidden`: the entries of this list the copy does not hold (removed
-    /// or expired there), each until this list's own entry expires; any
-    /// other entry is this list's.
+    /// `now` (`docs/semantics.md`, "Shadow rules")? The copy differs from
+    /// this list in the rules' hold only: `shadow`: the copy's rules'
+    /// holds (made by shadow writes, seen before their expiry); `hidden`:
+    /// the values whose rules' hold here the copy does not have (removed
+    /// or expired there), each until that hold here expires, read from the
+    /// other origins' holds; any other value is this list's.
     pub(crate) fn contains_shadowed(
         &self,
         shadow: &EntrySet,
@@ -227,18 +472,43 @@ impl EntrySet {
         value: ValueRef<'_>,
         now: Timestamp,
     ) -> Option<bool> {
+        let rules = self.holders.iter().position(|h| *h == EntryOrigin::Rules);
         matches(self.kind, &self.lengths, &shadow.lengths, value, |b| {
             if shadow.probe(b, now) {
                 true
             } else if hidden.probe(b, now) {
-                false
+                self.probe_held(b, now, |h| Some(h as usize) != rules)
             } else {
                 self.probe(b, now)
             }
         })
     }
 
-    /// The expiry of the entry encoded as `bytes` (`None`: no entry).
+    /// The holds of the entry encoded as `bytes` (none: no entry).
+    fn holds_of_bytes(&self, bytes: &[u8]) -> Holds {
+        let hash = self.hasher.hash_one(bytes);
+        match (self.table).find(hash, |s| slot_bytes(&self.arena, s) == bytes) {
+            Some(slot) => holds_of(slot, hash, &self.others),
+            None => Holds::new(),
+        }
+    }
+
+    /// Until when `origin` holds the entry encoded as `bytes`, if it holds
+    /// it (its hold may have expired at the engine's time, not swept yet).
+    pub(crate) fn hold_of(&self, bytes: &[u8], origin: &EntryOrigin) -> Option<Timestamp> {
+        let id = self.holders.iter().position(|h| h == origin)? as u32;
+        let holds = self.holds_of_bytes(bytes);
+        holds.iter().find(|&&(h, _)| h == id).map(|&(_, e)| e)
+    }
+
+    /// Does a holder that `counts` (by number) hold the entry encoded as
+    /// `bytes` at `now`?
+    fn probe_held(&self, bytes: &[u8], now: Timestamp, counts: impl Fn(u32) -> bool) -> bool {
+        (self.holds_of_bytes(bytes).iter()).any(|&(h, e)| e > now && counts(h))
+    }
+
+    /// The expiry of the entry encoded as `bytes` (`None`: no entry): the
+    /// latest of its holds'.
     pub(crate) fn expiry_of(&self, bytes: &[u8]) -> Option<Timestamp> {
         let hash = self.hasher.hash_one(bytes);
         self.table
@@ -268,14 +538,17 @@ impl EntrySet {
         let mut earliest = NEVER;
         let mut dropped = Vec::new();
         let kind = self.kind;
-        let arena = &self.arena;
+        let (arena, hasher, others) = (&self.arena, &self.hasher, &mut self.others);
         self.table.retain(|s| {
             if s.expires <= now {
                 let length = entry_length(kind, slot_bytes(arena, s));
                 if let Some(kept) = kept.as_deref_mut() {
                     kept.keep(slot_bytes(arena, s), s.expires, length);
                 }
-                dropped.push((s.len, length));
+                if s.shared() {
+                    forget_others(s, hasher.hash_one(slot_bytes(arena, s)), others);
+                }
+                dropped.push((s.len(), length));
                 false
             } else {
                 earliest = earliest.min(s.expires);
@@ -290,17 +563,30 @@ impl EntrySet {
         self.compact_if_worth_it();
     }
 
-    /// Rewrites the arena when more than half of it is garbage.
+    /// Rewrites the arena when more than half of it is garbage (the other
+    /// origins' holds follow their entries).
     fn compact_if_worth_it(&mut self) {
         if self.garbage < 4096 || self.garbage * 2 < self.arena.len() {
             return;
         }
         let mut arena = Vec::with_capacity(self.arena.len() - self.garbage);
+        // (each entry held by several: its old place, its new one)
+        let mut moved = hashbrown::HashMap::new();
         for slot in self.table.iter_mut() {
             let start = slot.offset as usize;
-            let bytes = &self.arena[start..start + slot.len as usize];
-            slot.offset = arena.len() as u32;
+            let bytes = &self.arena[start..start + slot.len() as usize];
+            let offset = arena.len() as u32;
+            if slot.shared() {
+                moved.insert(slot.offset, offset);
+            }
+            slot.offset = offset;
             arena.extend_from_slice(bytes);
+        }
+        // (in place: a hold's bucket is its entry's hash, which stays)
+        for hold in self.others.iter_mut().flat_map(|t| t.iter_mut()) {
+            if let Some(&offset) = moved.get(&hold.offset) {
+                hold.offset = offset;
+            }
         }
         self.arena = arena;
         self.garbage = 0;
@@ -313,29 +599,114 @@ impl EntrySet {
             .map(|s| (slot_bytes(&self.arena, s), s.expires))
     }
 
-    /// Adds an entry given as its encoded bytes (from [`entries`](Self::entries)).
-    pub(crate) fn add_encoded(&mut self, bytes: &[u8], expires: Timestamp) {
+    /// The origins that held an entry, by number.
+    pub(crate) fn holders(&self) -> &[EntryOrigin] {
+        &self.holders
+    }
+
+    /// Each entry's holds (each holder's number and expiry), in the order
+    /// of [`entries`](Self::entries).
+    pub(crate) fn entry_holds(&self) -> impl Iterator<Item = Holds> + '_ {
+        self.table.iter().map(|s| match s.shared() {
+            false => holds_of(s, 0, &self.others),
+            true => holds_of(
+                s,
+                self.hasher.hash_one(slot_bytes(&self.arena, s)),
+                &self.others,
+            ),
+        })
+    }
+
+    /// Adds an entry given as its encoded bytes (from
+    /// [`entries`](Self::entries)), held by `origin` alone.
+    pub(crate) fn add_encoded(&mut self, bytes: &[u8], expires: Timestamp, origin: &EntryOrigin) {
+        self.add_encoded_holds(bytes, [(origin.clone(), expires)]);
+    }
+
+    /// Adds an entry given as its encoded bytes (from
+    /// [`entries`](Self::entries)) with its holds (each origin's expiry);
+    /// none without a hold. An entry there already, or longer than a
+    /// list holds, is left as it is.
+    pub(crate) fn add_encoded_holds(
+        &mut self,
+        bytes: &[u8],
+        holds: impl IntoIterator<Item = (EntryOrigin, Timestamp)>,
+    ) {
+        let mut held: Holds = SmallVec::new();
+        for (origin, expires) in holds {
+            let id = self.holder_id(&origin);
+            held.retain(|&mut (h, _)| h != id);
+            held.push((id, expires));
+        }
+        held.sort_unstable_by_key(|&(h, _)| h);
+        if held.is_empty() || bytes.len() > MAX_ENTRY_BYTES || self.expiry_of(bytes).is_some() {
+            return;
+        }
         let hash = self.hasher.hash_one(bytes);
-        let slot = Slot {
-            offset: self.arena.len() as u32,
-            len: bytes.len() as u32,
-            expires,
-        };
-        self.arena.extend_from_slice(bytes);
-        let (arena, hasher) = (&self.arena, &self.hasher);
-        self.table
-            .insert_unique(hash, slot, |s| hasher.hash_one(slot_bytes(arena, s)));
-        if let Some(l) = entry_length(self.kind, bytes) {
-            match self.lengths.iter_mut().find(|(n, _)| *n == l) {
-                Some((_, count)) => *count += 1,
-                None => {
-                    self.lengths.push((l, 1));
-                    self.lengths
-                        .sort_unstable_by_key(|l| std::cmp::Reverse(l.0));
-                }
+        self.insert(bytes, (hash, entry_length(self.kind, bytes)), held);
+    }
+}
+
+/// The holds of the entry of `slot` (whose bytes hash to `hash`; unused
+/// unless others hold it too), by holder.
+fn holds_of(slot: &Slot, hash: u64, others: &[HashTable<Hold>]) -> Holds {
+    let mut holds = Holds::new();
+    if let Some(h) = slot.holder() {
+        holds.push((h, slot.expires));
+    }
+    if slot.shared() {
+        for (h, table) in others.iter().enumerate() {
+            if let Some(hold) = table.find(hash, |o| o.offset == slot.offset) {
+                holds.push((h as u32, hold.expires));
             }
         }
-        self.earliest = self.earliest.min(expires);
+        holds.sort_unstable_by_key(|&(h, _)| h);
+    }
+    holds
+}
+
+/// Takes the other origins' holds of the entry of `slot` out of `others`.
+fn forget_others(slot: &Slot, hash: u64, others: &mut [HashTable<Hold>]) {
+    for table in others.iter_mut() {
+        if let Ok(hold) = table.find_entry(hash, |o| o.offset == slot.offset) {
+            hold.remove();
+        }
+    }
+}
+
+/// Puts `held` (one hold or more, by holder) as the holds of the entry of
+/// `slot` (its bytes' hash `hash`, in `arena`): the slot's expiry the
+/// latest, its primary holder one whose hold that is (named in the slot
+/// when its number allows), the others' holds in their tables of
+/// `others` (none had one for this entry).
+fn place(
+    slot: &mut Slot,
+    hash: u64,
+    held: &Holds,
+    (others, (arena, hasher)): (
+        &mut Vec<HashTable<Hold>>,
+        (&[u8], &hashbrown::DefaultHashBuilder),
+    ),
+) {
+    let expires = held.iter().map(|&(_, e)| e).max().unwrap_or(NEVER);
+    let primary = (held.iter())
+        .find(|&&(h, e)| e == expires && h < SLOT_HOLDERS)
+        .map(|&(h, _)| h);
+    slot.expires = expires;
+    slot.set_holds(primary, held.len() > usize::from(primary.is_some()));
+    for &(h, e) in held.iter().filter(|&&(h, _)| Some(h) != primary) {
+        if others.len() <= h as usize {
+            others.resize_with(h as usize + 1, HashTable::new);
+        }
+        let hold = Hold {
+            offset: slot.offset,
+            len: slot.len(),
+            expires: e,
+        };
+        others[h as usize].insert_unique(hash, hold, |o| {
+            let start = o.offset as usize;
+            hasher.hash_one(&arena[start..start + o.len as usize])
+        });
     }
 }
 
@@ -431,7 +802,7 @@ fn smallbuf() -> smallvec::SmallVec<[u8; 64]> {
 }
 
 fn slot_bytes<'a>(arena: &'a [u8], s: &Slot) -> &'a [u8] {
-    &arena[s.offset as usize..s.offset as usize + s.len as usize]
+    &arena[s.offset as usize..s.offset as usize + s.len() as usize]
 }
 
 /// Encodes an entry; gives the length it is probed at (prefixes, cidr).
@@ -476,6 +847,42 @@ fn encode_entry(
             Ok(entry_length(kind, out))
         }
     }
+}
+
+/// The network `text` names as an entry of a `cidr` list, as the list
+/// holds it, in one spelling: the address masked to its prefix length,
+/// then `/` and the length (`10.1.2.3/8` is `10.0.0.0/8`,
+/// `2001:DB8:0::/32` is `2001:db8::/32`), an address alone (or with the
+/// whole length, `/32`, `/128`) without it, an IPv4-mapped IPv6 address
+/// as its IPv4 one. `None` for a text that is no network: two texts name
+/// one entry exactly when they give the same text here.
+///
+/// ```
+/// use cepheid_engine::engine::network_text;
+/// assert_eq!(network_text("10.1.2.3/8").as_deref(), Some("10.0.0.0/8"));
+/// assert_eq!(network_text("10.0.0.1/32").as_deref(), Some("10.0.0.1"));
+/// assert_eq!(network_text("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1"));
+/// assert_eq!(network_text("2001:DB8:0::/32").as_deref(), Some("2001:db8::/32"));
+/// assert_eq!(network_text("10.0.0.0/33"), None);
+/// ```
+pub fn network_text(text: &str) -> Option<String> {
+    let mut bytes = Vec::new();
+    encode_entry(ListKind::Cidr, ValueRef::Str(text), &mut bytes).ok()?;
+    let (family, len, octets) = (bytes[0], bytes[1], &bytes[2..]);
+    let (address, whole) = match family {
+        4 => {
+            let octets: [u8; 4] = octets.try_into().ok()?;
+            (std::net::Ipv4Addr::from(octets).to_string(), 32)
+        }
+        _ => {
+            let octets: [u8; 16] = octets.try_into().ok()?;
+            (std::net::Ipv6Addr::from(octets).to_string(), 128)
+        }
+    };
+    Some(match len == whole {
+        true => address,
+        false => format!("{address}/{len}"),
+    })
 }
 
 /// The probe length of an encoded entry.
@@ -556,6 +963,10 @@ fn network_bytes(family: u8, len: u8, octets: &[u8; 16], out: &mut smallvec::Sma
 }
 
 #[cfg(test)]
+#[path = "holds_tests.rs"]
+mod holds_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -625,6 +1036,8 @@ mod tests {
 
     #[test]
     fn entry_overhead_is_under_32_bytes() {
+        // (an entry's holder is in its slot: 16 bytes, as without origins)
+        assert_eq!(std::mem::size_of::<Slot>(), 16);
         let mut set = EntrySet::new(ListKind::Values);
         let n = 100_000;
         let mut bytes = 0;

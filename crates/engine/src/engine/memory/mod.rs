@@ -18,7 +18,7 @@ mod window;
 
 use std::collections::BTreeMap;
 
-pub use list::EntryError;
+pub use list::{network_text, EntryError, EntryOrigin};
 use list::{EntrySet, NEVER};
 use window::{Item, Refused, Windows};
 
@@ -115,6 +115,147 @@ impl MemoryStats {
     }
 }
 
+/// What was left out of one list or one indicator
+/// ([`LeftOut`]): by its limit, and for its value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct LeftOutCounts {
+    /// Refused at the limit: a list's adds (the list held
+    /// `Engine::max_list_entries` entries: [`MemoryStats::refused_entries`]),
+    /// an indicator's events (the indicators held
+    /// `Engine::max_indicator_entries`: [`MemoryStats::refused_events`]).
+    pub limit: u64,
+    /// Refused for their value: a list's values that no list of its kind
+    /// can hold ([`MemoryStats::bad_entries`]), an indicator's values that
+    /// are not numbers (`sum`, `avg`, `min`, `max`:
+    /// [`MemoryStats::non_numeric`]).
+    pub value: u64,
+}
+
+impl LeftOutCounts {
+    /// Nothing left out?
+    pub fn is_empty(&self) -> bool {
+        self.limit == 0 && self.value == 0
+    }
+}
+
+/// What the limits and the values left out of each list and indicator
+/// since the engine started (or since the start of the run it was
+/// restored from: a snapshot keeps it), by name: only the lists and
+/// indicators that left something out are named
+/// ([`Engine::left_out`](crate::Engine::left_out)). The sums over the
+/// names are [`MemoryStats`]' `refused_entries`, `bad_entries`,
+/// `refused_events` and `non_numeric`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct LeftOut {
+    /// Each list's, by name.
+    pub lists: BTreeMap<String, LeftOutCounts>,
+    /// Each indicator's, by name.
+    pub indicators: BTreeMap<String, LeftOutCounts>,
+}
+
+impl LeftOut {
+    /// Nothing left out?
+    pub fn is_empty(&self) -> bool {
+        self.lists.is_empty() && self.indicators.is_empty()
+    }
+
+    /// The counts of `name` in `map`, made when it has none (its name
+    /// copied only then: a refusal past a limit, of every event perhaps,
+    /// allocates nothing).
+    fn counts_of<'a>(
+        map: &'a mut BTreeMap<String, LeftOutCounts>,
+        name: &str,
+    ) -> &'a mut LeftOutCounts {
+        if !map.contains_key(name) {
+            map.insert(name.to_string(), LeftOutCounts::default());
+        }
+        map.get_mut(name).expect("inserted above")
+    }
+
+    /// The sums over the names: list adds refused at the limit, list
+    /// values refused, indicator events refused at the limit, indicator
+    /// values not numbers.
+    pub fn totals(&self) -> [u64; 4] {
+        let sum = |m: &BTreeMap<String, LeftOutCounts>| {
+            m.values()
+                .fold((0, 0), |(l, v), c| (l + c.limit, v + c.value))
+        };
+        let (lists, indicators) = (sum(&self.lists), sum(&self.indicators));
+        [lists.0, lists.1, indicators.0, indicators.1]
+    }
+}
+
+/// What the engines of parts of one stream left out (a dataflow
+/// worker's engine of each group of patterns and range of keys), gathered
+/// as one engine over the whole stream counts it: every engine holds
+/// every list and makes every change of it, so a list's count is one
+/// engine's (the largest); an event is an indicator's in one engine of a
+/// group of patterns (its key's), so an indicator's count is the sum over
+/// the engines of one group, the group that counted the most (an
+/// indicator read by the patterns of two groups is kept by both).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct LeftOutParts {
+    /// Each list's, by name: the largest of the engines'.
+    lists: BTreeMap<String, LeftOutCounts>,
+    /// Each indicator's, by group of patterns and name: summed.
+    indicators: BTreeMap<(u32, String), LeftOutCounts>,
+}
+
+impl LeftOutParts {
+    /// What an engine of group `group` left out.
+    pub fn of(group: u32, part: &LeftOut) -> LeftOutParts {
+        let mut parts = LeftOutParts::default();
+        parts.add(group, part);
+        parts
+    }
+
+    /// Adds what an engine of group `group` left out.
+    pub fn add(&mut self, group: u32, part: &LeftOut) {
+        for (name, c) in &part.lists {
+            let mine = LeftOut::counts_of(&mut self.lists, name);
+            mine.limit = mine.limit.max(c.limit);
+            mine.value = mine.value.max(c.value);
+        }
+        for (name, c) in &part.indicators {
+            let mine = self.indicators.entry((group, name.clone())).or_default();
+            mine.limit += c.limit;
+            mine.value += c.value;
+        }
+    }
+
+    /// Adds `other`'s parts (other engines of the same stream).
+    pub fn merge(&mut self, other: &LeftOutParts) {
+        for (name, c) in &other.lists {
+            let mine = LeftOut::counts_of(&mut self.lists, name);
+            mine.limit = mine.limit.max(c.limit);
+            mine.value = mine.value.max(c.value);
+        }
+        for (key, c) in &other.indicators {
+            let mine = self.indicators.entry(key.clone()).or_default();
+            mine.limit += c.limit;
+            mine.value += c.value;
+        }
+    }
+
+    /// As one engine over the whole stream would have counted it.
+    pub fn whole(&self) -> LeftOut {
+        let mut indicators: BTreeMap<String, LeftOutCounts> = BTreeMap::new();
+        for ((_, name), c) in &self.indicators {
+            let mine = LeftOut::counts_of(&mut indicators, name);
+            if (c.limit + c.value) > (mine.limit + mine.value) {
+                *mine = *c;
+            }
+        }
+        LeftOut {
+            lists: self.lists.clone(),
+            indicators,
+        }
+    }
+}
+
 /// A change of a list at a point of event time.
 #[derive(Clone, Debug)]
 pub(crate) struct Change {
@@ -134,21 +275,27 @@ pub(crate) struct Change {
     /// A shadow rule's write: made to the list's shadow copy
     /// ([`Memory::shadow`]), never to the list.
     pub shadow: bool,
+    /// Whose hold of the value it changes (`docs/lists.md`, "Origins").
+    pub origin: EntryOrigin,
 }
 
 /// The shadow copy of a list (`docs/semantics.md`, "Shadow rules"): what
-/// the shadow rules' writes changed, over the list. The copy holds a
-/// value when `added` holds it; else not when `hidden` holds it; else
-/// when the list does. A change of the list (a file, a topic, the
-/// library, a live rule's write) of a value ends the copy's difference
-/// for it: the copy then reads it as the list does.
+/// the shadow rules' writes changed, over the list. Shadow and live rules
+/// write as one origin, the rules (`docs/lists.md`, "Origins"), so the
+/// copy differs from the list in the rules' hold only. The copy holds a
+/// value when `added` holds it; else, when `hidden` holds it, when an
+/// origin other than the rules holds it in the list; else when the list
+/// does. A live rule's write of a value ends the copy's difference for
+/// it (the copy then reads it as the list does); a change of another
+/// origin (a file, a topic, the library) changes that origin's hold, in
+/// the list and so in the copy, and leaves the difference as it is.
 #[derive(Clone, Debug)]
 pub(crate) struct ShadowCopy {
-    /// The entries shadow writes added, each until its expiry.
+    /// The rules' holds the shadow writes made, each until its expiry.
     added: EntrySet,
-    /// The list's entries the copy does not hold (a shadow write removed
-    /// them, or set an earlier expiry that passed), each until the
-    /// list's own entry expires.
+    /// The values whose rules' hold in the list the copy does not have (a
+    /// shadow write removed it, or set an earlier expiry that passed),
+    /// each until that hold in the list expires.
     hidden: EntrySet,
 }
 
@@ -240,6 +387,8 @@ pub(crate) struct Memory {
     writes: BTreeMap<Timestamp, Vec<Change>>,
     accumulators: Accumulators,
     pub(crate) stats: MemoryStats,
+    /// What the limits and the values left out, by list and indicator.
+    pub(crate) left_out: LeftOut,
     pub(crate) max_list_entries: usize,
     pub(crate) max_indicator_entries: usize,
     /// Only the indicators whose `group by` has all these fields are kept
@@ -276,6 +425,7 @@ impl Default for Memory {
             writes: BTreeMap::new(),
             accumulators: AccumulatorLayoutBuilder::new().finish().new_accumulators(),
             stats: MemoryStats::default(),
+            left_out: LeftOut::default(),
             max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
             max_indicator_entries: DEFAULT_MAX_INDICATOR_ENTRIES,
             scope: None,
@@ -676,7 +826,7 @@ impl Memory {
         let scratch = &mut self.scratch;
         scratch.clear();
         scratch.resize(self.families.len(), Scratch::default());
-        for ind in &self.indicators {
+        for (i, ind) in self.indicators.iter().enumerate() {
             let family = &mut self.families[ind.family];
             if !family.kept || (shared_only && !family.every) {
                 continue;
@@ -695,10 +845,6 @@ impl Memory {
                 self.stats.unkeyed += counted;
                 continue;
             }
-            if total >= self.max_indicator_entries {
-                self.stats.refused_events += counted;
-                continue;
-            }
             let value = match &ind.argument {
                 Some(a) => a.eval_with(event, &self.accumulators, &lists),
                 None => Value::Null,
@@ -707,16 +853,30 @@ impl Memory {
             if value.is_null() && ind.argument.is_some() {
                 continue;
             }
+            // (a value no window takes is left out for it, at the limit
+            // too: it would not have been an entry)
             match family.windows.admit(ind.member, &value) {
                 Ok(()) => {}
                 Err(Refused::NotNumeric) => {
-                    self.stats.non_numeric += counted;
+                    if counted > 0 {
+                        self.stats.non_numeric += 1;
+                        let name = &self.decls.indicators[i].name;
+                        LeftOut::counts_of(&mut self.left_out.indicators, name).value += 1;
+                    }
                     continue;
                 }
                 Err(Refused::Unusable) => {
                     self.stats.unkeyed += counted;
                     continue;
                 }
+            }
+            if total >= self.max_indicator_entries {
+                if counted > 0 {
+                    self.stats.refused_events += 1;
+                    let name = &self.decls.indicators[i].name;
+                    LeftOut::counts_of(&mut self.left_out.indicators, name).limit += 1;
+                }
+                continue;
             }
             let group = match s.group {
                 Some(group) => group,
@@ -855,29 +1015,50 @@ impl Memory {
         let Some(list) = self.lists.get_mut(change.list.0 as usize) else {
             return;
         };
-        if !self.shadow.is_empty() {
-            // (the copy reads the value as the list does from now on)
+        let rules = matches!(change.origin, EntryOrigin::Rules | EntryOrigin::Unrecorded);
+        if !self.shadow.is_empty() && rules {
+            // (a live rule's write: the copy reads the value as the list
+            // does from now on)
             if let Some(Some(copy)) = self.shadow.get_mut(change.list.0 as usize) {
                 let _ = copy.added.remove((&change.value).into());
                 let _ = copy.hidden.remove((&change.value).into());
             }
         }
         self.stats.list_changes += 1;
+        let (value, origin, now) = ((&change.value).into(), &change.origin, self.now);
         let result = match change.op {
             WriteOp::Add => {
-                if expires <= self.now {
-                    // (expired already: not there, whatever was)
-                    list.remove((&change.value).into()).map(drop)
+                if expires <= now {
+                    // (expired already: its origin's hold is not there,
+                    // whatever it was)
+                    list.release(value, origin, now).map(drop)
                 } else {
-                    list.add((&change.value).into(), expires, self.max_list_entries)
+                    list.hold(value, expires, self.max_list_entries, origin, now)
                 }
             }
-            WriteOp::Remove => list.remove((&change.value).into()).map(drop),
+            WriteOp::Remove => list.release(value, origin, now).map(drop),
         };
-        match result {
-            Ok(()) => {}
-            Err(EntryError::Full(_)) => self.stats.refused_entries += 1,
-            Err(_) => self.stats.bad_entries += 1,
+        self.count_refused(change.list, result);
+    }
+
+    /// Counts an add or a remove of list `list` that `result` says was
+    /// refused, by why.
+    fn count_refused(&mut self, list: ListId, result: Result<(), EntryError>) {
+        let full = match result {
+            Ok(()) => return,
+            Err(EntryError::Full(_)) => true,
+            Err(_) => false,
+        };
+        let Some(d) = self.decls.lists.get(list.0 as usize) else {
+            return;
+        };
+        let counts = LeftOut::counts_of(&mut self.left_out.lists, &d.name);
+        if full {
+            self.stats.refused_entries += 1;
+            counts.limit += 1;
+        } else {
+            self.stats.bad_entries += 1;
+            counts.value += 1;
         }
     }
 
@@ -897,15 +1078,15 @@ impl Memory {
         self.stats.shadow_changes += 1;
         let value: ValueRef<'_> = (&change.value).into();
         let Some(bytes) = list.encode(value) else {
-            self.stats.bad_entries += 1;
+            self.count_refused(change.list, Err(EntryError::NotAnEntry));
             return;
         };
         if self.shadow.len() < self.lists.len() {
             self.shadow.resize_with(self.lists.len(), || None);
         }
         let copy = self.shadow[i].get_or_insert_with(|| Box::new(ShadowCopy::new(list.kind())));
-        // (until when the list's own entry is there)
-        let own = (list.expiry_of(&bytes)).filter(|&e| e > self.now);
+        // (until when the rules' own hold of it is there in the list)
+        let own = (list.hold_of(&bytes, &EntryOrigin::Rules)).filter(|&e| e > self.now);
         let room = self.max_list_entries.saturating_sub(list.len());
         let result = match change.op {
             WriteOp::Add if expires > self.now => {
@@ -921,11 +1102,7 @@ impl Memory {
                 None => copy.hidden.remove(value).map(drop),
             }),
         };
-        match result {
-            Ok(()) => {}
-            Err(EntryError::Full(_)) => self.stats.refused_entries += 1,
-            Err(_) => self.stats.bad_entries += 1,
-        }
+        self.count_refused(change.list, result);
     }
 
     fn count(&mut self) {
@@ -1086,10 +1263,15 @@ impl Memory {
         self.count();
     }
 
-    /// The state, for a snapshot: the lists and indicators, and the
-    /// shadow copies (of format version 8 on: a section of its own).
-    pub(crate) fn save(&self) -> (Saved, SavedShadow) {
-        let (scheduled, shadow_changes) = self.saved_changes();
+    /// The state, for a snapshot: the lists and indicators, the shadow
+    /// copies (of format version 8 on: a section of its own), and the
+    /// origins of the lists' entries and changes (version 10 on: another).
+    pub(crate) fn save(&self) -> (Saved, SavedShadow, SavedOrigins) {
+        let (scheduled, shadow_changes, change_origins) = self.saved_changes();
+        let origins = SavedOrigins {
+            lists: self.lists.iter().map(SavedHolds::of).collect(),
+            changes: change_origins,
+        };
         let copies = (self.decls.lists.iter().zip(&self.shadow))
             .filter_map(|(d, c)| {
                 let c = c.as_ref()?;
@@ -1133,7 +1315,7 @@ impl Memory {
                 .collect(),
             scheduled,
         };
-        (saved, shadow)
+        (saved, shadow, origins)
     }
 
     /// The changes waiting, for a snapshot: by time, of one time the
@@ -1141,8 +1323,9 @@ impl Memory {
     /// order made (restored, they are all the library's, in this order:
     /// no rule writes for a time the engine has reached, so their order
     /// with what comes later is kept).
-    /// With them, the places of the shadow rules' writes among them.
-    fn saved_changes(&self) -> (Vec<SavedChange>, Vec<u32>) {
+    /// With them, the places of the shadow rules' writes among them, and
+    /// the origin of each.
+    fn saved_changes(&self) -> (Vec<SavedChange>, Vec<u32>, SavedChangeOrigins) {
         let saved = |at: Timestamp, c: &Change| {
             // (a scheduled change's time is above every time before it:
             // its expiry as a lifetime from then)
@@ -1170,10 +1353,12 @@ impl Memory {
         };
         let mut out = Vec::with_capacity(self.scheduled.len());
         let mut shadow = Vec::new();
+        let mut origins = SavedChangeOrigins::default();
         let mut push = |at: Timestamp, c: &Change| {
             if c.shadow {
                 shadow.push(out.len() as u32);
             }
+            origins.push(&c.origin);
             out.push(saved(at, c));
         };
         let mut writes = self.writes.iter().peekable();
@@ -1190,7 +1375,7 @@ impl Memory {
                 push(w, c);
             }
         }
-        (out, shadow)
+        (out, shadow, origins)
     }
 
     /// `changes`, writes of one time, in [`WriteKey`].
@@ -1200,9 +1385,30 @@ impl Memory {
         changes
     }
 
+    /// Restores the counts of what the limits and values left out (a
+    /// snapshot's: those of the run so far), their sums in the
+    /// [`MemoryStats`] with them.
+    pub(crate) fn restore_left_out(&mut self, left_out: LeftOut) {
+        [
+            self.stats.refused_entries,
+            self.stats.bad_entries,
+            self.stats.refused_events,
+            self.stats.non_numeric,
+        ] = left_out.totals();
+        self.left_out = left_out;
+    }
+
     /// Restores what [`save`](Self::save) kept, by name, into the lists
     /// and indicators declared now (after [`declare`](Self::declare)).
-    pub(crate) fn restore(&mut self, saved: Saved, shadow: SavedShadow) {
+    /// `origins`: `None` from a snapshot that kept none (format version 8
+    /// and before): every entry and change is of no recorded origin
+    /// ([`EntryOrigin::Unrecorded`]).
+    pub(crate) fn restore(
+        &mut self,
+        saved: Saved,
+        shadow: SavedShadow,
+        origins: Option<SavedOrigins>,
+    ) {
         self.now = saved.now;
         for (name, added, hidden) in shadow.copies {
             let Some(id) = self.list_id(&name) else {
@@ -1212,19 +1418,29 @@ impl Memory {
             self.shadow.resize_with(self.lists.len(), || None);
             let mut copy = ShadowCopy::new(self.lists[i].kind());
             for (bytes, expires) in added {
-                copy.added.add_encoded(&bytes, expires);
+                copy.added.add_encoded(&bytes, expires, &EntryOrigin::Rules);
             }
             for (bytes, until) in hidden {
-                copy.hidden.add_encoded(&bytes, until);
+                copy.hidden.add_encoded(&bytes, until, &EntryOrigin::Rules);
             }
             self.shadow[i] = Some(Box::new(copy));
         }
         let shadow_changes: std::collections::HashSet<u32> = shadow.changes.into_iter().collect();
+        let (mut held, change_origins) = match origins {
+            Some(o) => (o.lists.into_iter(), o.changes),
+            None => (Vec::new().into_iter(), SavedChangeOrigins::default()),
+        };
         for (name, entries) in saved.lists {
+            let holds = held.next();
             if let Some(id) = self.list_id(&name) {
                 let list = &mut self.lists[id.0 as usize];
-                for (bytes, expires) in entries {
-                    list.add_encoded(&bytes, expires);
+                match holds.filter(|h| h.entries.len() == entries.len()) {
+                    Some(holds) => holds.restore(entries, list),
+                    None => {
+                        for (bytes, expires) in entries {
+                            list.add_encoded(&bytes, expires, &EntryOrigin::Unrecorded);
+                        }
+                    }
                 }
             }
         }
@@ -1260,6 +1476,7 @@ impl Memory {
                         until: None,
                         from: None,
                         shadow: shadow_changes.contains(&(place as u32)),
+                        origin: change_origins.of(place),
                     },
                 );
             }
@@ -1322,6 +1539,98 @@ pub(crate) struct SavedShadow {
     copies: Vec<(String, Vec<SavedEntry>, Vec<SavedEntry>)>,
     /// The places in [`Saved::scheduled`] of the shadow rules' writes.
     changes: Vec<u32>,
+}
+
+/// The origins of the lists' entries and changes in a snapshot (format
+/// version 10 on, its last section; none before: every entry of no
+/// recorded origin).
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SavedOrigins {
+    /// Each list's holds, in the order of [`Saved::lists`].
+    lists: Vec<SavedHolds>,
+    /// The origin of each change of [`Saved::scheduled`].
+    changes: SavedChangeOrigins,
+}
+
+/// The holds of one list's entries, in the order of its entries in
+/// [`Saved::lists`]: one number per entry in the common case.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SavedHolds {
+    /// The origins, numbered by place.
+    holders: Vec<EntryOrigin>,
+    /// Each entry's one holder, its number + 1 (its hold's expiry is the
+    /// entry's); 0: several, in [`SavedHolds::several`].
+    entries: Vec<u32>,
+    /// The holds of the entries held by several origins, by the entry's
+    /// place: each holder's number and its hold's expiry.
+    several: Vec<(u32, Vec<(u32, Timestamp)>)>,
+}
+
+impl SavedHolds {
+    fn of(list: &EntrySet) -> SavedHolds {
+        let mut saved = SavedHolds {
+            holders: list.holders().to_vec(),
+            ..SavedHolds::default()
+        };
+        for (place, holds) in list.entry_holds().enumerate() {
+            match holds[..] {
+                [(h, _)] => saved.entries.push(h + 1),
+                _ => {
+                    saved.entries.push(0);
+                    saved.several.push((place as u32, holds.to_vec()));
+                }
+            }
+        }
+        saved
+    }
+
+    /// Puts `entries` (those it was saved beside) into `list` with their
+    /// holds.
+    fn restore(self, entries: Vec<SavedEntry>, list: &mut EntrySet) {
+        let origin =
+            |h: u32| (self.holders.get(h as usize).cloned()).unwrap_or(EntryOrigin::Unrecorded);
+        let mut several = self.several.into_iter().peekable();
+        for (place, ((bytes, expires), tag)) in entries.into_iter().zip(self.entries).enumerate() {
+            let holds: Vec<(EntryOrigin, Timestamp)> = match tag {
+                0 => match several.next_if(|(at, _)| *at as usize == place) {
+                    Some((_, holds)) => holds.into_iter().map(|(h, e)| (origin(h), e)).collect(),
+                    None => vec![(EntryOrigin::Unrecorded, expires)],
+                },
+                tag => vec![(origin(tag - 1), expires)],
+            };
+            list.add_encoded_holds(&bytes, holds);
+        }
+    }
+}
+
+/// The origins of the changes waiting in a snapshot: each change's, as
+/// its number in a table of them.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SavedChangeOrigins {
+    origins: Vec<EntryOrigin>,
+    /// Each change's origin, by its number in `origins`.
+    changes: Vec<u32>,
+}
+
+impl SavedChangeOrigins {
+    fn push(&mut self, origin: &EntryOrigin) {
+        let at = match self.origins.iter().position(|o| o == origin) {
+            Some(at) => at,
+            None => {
+                self.origins.push(origin.clone());
+                self.origins.len() - 1
+            }
+        };
+        self.changes.push(at as u32);
+    }
+
+    /// The origin of the change at `place` (of no recorded origin when
+    /// none was saved).
+    fn of(&self, place: usize) -> EntryOrigin {
+        (self.changes.get(place))
+            .and_then(|&at| self.origins.get(at as usize).cloned())
+            .unwrap_or(EntryOrigin::Unrecorded)
+    }
 }
 
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]

@@ -1057,6 +1057,119 @@ fn the_limit_of_entries_counts_each_indicator_an_event_enters() {
     );
 }
 
+/// What the limits and values left out is counted by list and indicator
+/// (their sums are the `MemoryStats`' counts), and kept by a snapshot: a
+/// restored engine counts on from the run's counts, not from zero.
+#[test]
+fn what_limits_and_values_left_out_is_counted_by_name_and_kept_by_snapshots() {
+    let text = r#"
+        list seen
+        list nets of cidr
+        indicator n = count() group by k within 1h
+        indicator s = sum(v) group by k within 1h
+        pattern p { match a where a: n(k) < 0 and v in seen and v in nets }
+    "#;
+    let rules = Rules::parse("t.cep", text).unwrap();
+    let make = || {
+        let mut e: Engine<Record> = Engine::with_max_delay(Duration::ZERO)
+            .max_indicator_entries(4)
+            .max_list_entries(2);
+        e.add(&rules).unwrap();
+        e
+    };
+    let mut e = make();
+    let mut out = Vec::new();
+    // `s` leaves "x" out for its value; then the indicators hold their
+    // limit of 4 entries (n, s, n, n): `s` refuses the third event, both
+    // the last.
+    for (ts, v) in [(1, "1"), (2, "\"x\""), (3, "3")] {
+        push(
+            &mut e,
+            &format!(r#"{{"ts": {ts}, "k": 1, "v": {v}}}"#),
+            &mut out,
+        );
+    }
+    for (at, value) in [(4, 1), (4, 2), (4, 3)] {
+        e.add_to_list("seen", Value::Int(value), at, None).unwrap();
+    }
+    e.add_to_list("nets", Value::from("not a network"), 4, None)
+        .unwrap();
+    push(&mut e, r#"{"ts": 5, "k": 1, "v": 5}"#, &mut out);
+    e.watermark(5, &mut out);
+    let counts = |limit, value| {
+        let mut c = super::LeftOutCounts::default();
+        (c.limit, c.value) = (limit, value);
+        c
+    };
+    let expected = super::LeftOut {
+        lists: [("nets", counts(0, 1)), ("seen", counts(1, 0))]
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c))
+            .collect(),
+        indicators: [("n", counts(1, 0)), ("s", counts(2, 1))]
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c))
+            .collect(),
+    };
+    assert_eq!(e.left_out(), &expected);
+    let stats = e.memory_stats();
+    assert_eq!(
+        [
+            stats.refused_entries,
+            stats.bad_entries,
+            stats.refused_events,
+            stats.non_numeric
+        ],
+        [1, 1, 3, 1]
+    );
+    assert_eq!(expected.totals(), [1, 1, 3, 1]);
+    let mut bytes = Vec::new();
+    e.snapshot(&mut bytes).unwrap();
+    let mut restored = make();
+    restored.restore(&bytes[..]).unwrap();
+    assert_eq!(restored.left_out(), &expected);
+    assert_eq!(restored.memory_stats().non_numeric, 1);
+    push(&mut restored, r#"{"ts": 6, "k": 1, "v": "y"}"#, &mut out);
+    restored.watermark(6, &mut out);
+    assert_eq!(restored.left_out().indicators["n"], counts(2, 0));
+    // (a value that is not a number is left out for its value, at the
+    // limit too)
+    assert_eq!(restored.left_out().indicators["s"], counts(2, 2));
+}
+
+/// Engines of parts of one stream gather what they left out as one engine
+/// counts it: a list's count is one engine's (each makes every change),
+/// an indicator's the sum over one group's engines (the group that
+/// counted the most).
+#[test]
+fn parts_gather_lists_once_and_indicators_over_one_group() {
+    let of = |lists: &[(&str, u64)], indicators: &[(&str, u64)]| {
+        let named = |all: &[(&str, u64)]| {
+            (all.iter())
+                .map(|&(n, limit)| {
+                    let c = super::LeftOutCounts {
+                        limit,
+                        ..super::LeftOutCounts::default()
+                    };
+                    (n.to_string(), c)
+                })
+                .collect()
+        };
+        super::LeftOut {
+            lists: named(lists),
+            indicators: named(indicators),
+        }
+    };
+    let mut a = super::LeftOutParts::default();
+    a.add(0, &of(&[("l", 4)], &[("i", 2)]));
+    a.add(1, &of(&[("l", 4)], &[("i", 1), ("j", 1)]));
+    let mut b = super::LeftOutParts::default();
+    b.add(0, &of(&[("l", 4)], &[("i", 3)]));
+    b.add(1, &of(&[("l", 3)], &[("i", 1)]));
+    a.merge(&b);
+    assert_eq!(a.whole(), of(&[("l", 4)], &[("i", 5), ("j", 1)]));
+}
+
 /// An engine that hands its writes out (a dataflow worker's) and another
 /// that makes them (`make_list_writes`) see the list as one engine that
 /// makes its own does: from the step's time + 1, writes of one time in one
