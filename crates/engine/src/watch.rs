@@ -38,6 +38,10 @@ pub struct WatchedRead {
     /// The source it is read in (an index of [`Loaded::sources`]) and its
     /// span there, for a diagnostic that quotes the line.
     pub source: Option<(usize, Span)>,
+    /// The factor whose body writes the read, when the pattern reads the
+    /// field through a factor call (`location` and `source` are then in
+    /// the factor's body).
+    pub factor: Option<String>,
 }
 
 impl fmt::Display for WatchedRead {
@@ -47,7 +51,11 @@ impl fmt::Display for WatchedRead {
         if let Some(at) = &self.location {
             write!(f, "{at}: ")?;
         }
-        write!(f, "pattern `{}`, {}", self.pattern, self.clause)
+        write!(f, "pattern `{}`, {}", self.pattern, self.clause)?;
+        if let Some(factor) = &self.factor {
+            write!(f, ", through factor `{factor}`")?;
+        }
+        Ok(())
     }
 }
 
@@ -144,41 +152,66 @@ impl FieldWatch {
 
     /// The reads of every pattern of `loaded` (the patterns without
     /// errors), located in their files (a diagnostic can quote them:
-    /// [`WatchedRead::source`] indexes `loaded.sources`).
+    /// [`WatchedRead::source`] indexes `loaded.sources`): a rule written
+    /// inside a scene, and a rule's instance (`rule@scene`) as the rule is
+    /// written; a field read through a factor call where the factor's body
+    /// reads it ([`WatchedRead::factor`]), a rule's or factor's parameter
+    /// no field.
     pub fn from_loaded(loaded: &Loaded) -> FieldWatch {
         let mut reads = Vec::new();
-        // Each file parsed once, its declarations by name (a search per
-        // pattern would be quadratic in a file's patterns).
-        type Parsed = Option<(dsl::ast::File, HashMap<String, usize>)>;
-        let mut parsed: Vec<Option<Parsed>> = vec![None; loaded.sources.len()];
+        // Each file parsed once; its rules (its own and its scenes') by
+        // name (a search per pattern would be quadratic in a file's
+        // patterns); the factors of every file by name, the first
+        // declared.
+        let files: Vec<Option<dsl::ast::File>> = (loaded.sources.iter())
+            .map(|source| dsl::parse(&source.text).ok())
+            .collect();
+        let mut rules: Vec<HashMap<&str, &dsl::ast::PatternDecl>> = Vec::new();
+        let mut factors: HashMap<&str, (&dsl::ast::FactorDecl, usize)> = HashMap::new();
+        for (s, file) in files.iter().enumerate() {
+            let mut by_name = HashMap::new();
+            if let Some(file) = file {
+                let own = file.patterns.iter();
+                let in_scenes = file.scenes.iter().flat_map(|scene| &scene.patterns);
+                for decl in own.chain(in_scenes) {
+                    by_name.entry(decl.name.name.as_str()).or_insert(decl);
+                }
+                for d in &file.declarations {
+                    if let dsl::ast::DeclarationKind::Factor(f) = &d.kind {
+                        factors.entry(d.name.name.as_str()).or_insert((f, s));
+                    }
+                }
+            }
+            rules.push(by_name);
+        }
+        let factor = |name: &str| factors.get(name).copied();
         for (pattern, &s) in loaded.patterns.iter().zip(&loaded.pattern_sources) {
-            let Some(source) = loaded.sources.get(s) else {
-                reads.extend(ir_reads(pattern));
-                continue;
-            };
-            let file = parsed[s].get_or_insert_with(|| {
-                let file = dsl::parse(&source.text).ok()?;
-                let names = (file.patterns.iter().enumerate().rev())
-                    .map(|(i, d)| (d.name.name.to_string(), i))
-                    .collect();
-                Some((file, names))
-            });
-            let decl = file.as_ref().and_then(|(file, names)| {
-                let &i = names.get(pattern.name.as_str())?;
-                file.patterns.get(i)
-            });
+            // (an instance is its rule's text with the scene's values)
+            let name = pattern
+                .name
+                .split_once('@')
+                .map_or(pattern.name.as_str(), |(r, _)| r);
+            let decl = rules.get(s).and_then(|by_name| by_name.get(name));
             let Some(decl) = decl else {
                 reads.extend(ir_reads(pattern));
                 continue;
             };
-            for read in dsl::field_reads(decl) {
+            for read in dsl::field_reads_with(decl, &factor) {
+                let (at, factor) = match &read.factor {
+                    Some((f, source)) => (*source, Some(f.clone())),
+                    None => (s, None),
+                };
+                let Some(source) = loaded.sources.get(at) else {
+                    continue;
+                };
                 let (line, column) = source.line_col(read.span.start as usize);
                 reads.push(WatchedRead {
                     field: FieldPath(read.path.iter().map(|s| s.as_str().into()).collect()),
                     pattern: pattern.name.clone(),
                     clause: read.clause,
                     location: Some(Location::new(source.name.as_str(), line, column)),
-                    source: Some((s, read.span)),
+                    source: Some((at, read.span)),
+                    factor,
                 });
             }
         }
@@ -241,10 +274,13 @@ impl FieldWatch {
                     span,
                     message.clone(),
                 )
-                .with_help(format!(
-                    "read by pattern `{}`, {}",
-                    read.pattern, read.clause
-                ))
+                .with_help(match &read.factor {
+                    Some(factor) => format!(
+                        "read by pattern `{}`, {}, through factor `{factor}`",
+                        read.pattern, read.clause
+                    ),
+                    None => format!("read by pattern `{}`, {}", read.pattern, read.clause),
+                })
                 .in_source(source);
                 out.push(d);
             }
@@ -289,6 +325,7 @@ fn ir_reads(pattern: &Pattern) -> Vec<WatchedRead> {
             clause,
             location: None,
             source: None,
+            factor: None,
         });
     };
     for path in &pattern.partition_by {
