@@ -99,6 +99,84 @@ fn check_sample_follows_factors_into_instances_and_scene_rules() {
     );
 }
 
+/// `check --sample` also watches what indicators and scenes read: an
+/// indicator's argument, `where` and `group by`, a scene's `when`, `id`
+/// and list checks, each said where it is written with the indicator or
+/// scene named (a run says what its patterns miss).
+#[test]
+fn check_sample_watches_indicators_and_scenes() {
+    let dir = scratch("check_sample_declarations");
+    fs::write(
+        dir.join("rules.cep"),
+        "list watched\n\
+         indicator spend = sum(amount) where channel == \"web\" group by card within 1h\n\
+         pattern big {\n\
+         \x20   partition by account\n\
+         \x20   action review\n\
+         \x20   match p\n\
+         \x20   where p: spend(account) > 100\n\
+         }\n\
+         scene pay {\n\
+         \x20   when kind == \"payment\"\n\
+         \x20   id payment_id\n\
+         \x20   rules big\n\
+         \x20   outcomes approve < review\n\
+         \x20   review if device in watched\n\
+         \x20   review if action review\n\
+         \x20   fallback review\n\
+         \x20   deadline 100ms\n\
+         }\n",
+    )
+    .unwrap();
+    // (`account` and `kind` occur; the rest does not)
+    fs::write(
+        dir.join("sample.jsonl"),
+        "{\"ts\": 1, \"kind\": \"payment\", \"account\": \"a\"}\n",
+    )
+    .unwrap();
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["check", "rules.cep", "--sample", "sample.jsonl"])
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let pairs: Vec<(&str, &str)> = said
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .zip(said.lines().filter(|l| l.contains("help:")))
+        .map(|(w, h)| (w, h.trim_start()))
+        .collect();
+    let never = |at: &str, field: &str| {
+        format!("warning: rules.cep:{at}: field `{field}` never occurs in 1 sample event")
+    };
+    let want = [
+        (
+            never("2:23", "amount") + "; did you mean `account`?",
+            "= help: read by indicator `spend`, its argument",
+        ),
+        (
+            never("2:37", "channel"),
+            "= help: read by indicator `spend`, `where`",
+        ),
+        (
+            never("2:63", "card"),
+            "= help: read by indicator `spend`, `group by`",
+        ),
+        (
+            never("11:8", "payment_id"),
+            "= help: read by scene `pay`, `id`",
+        ),
+        (
+            never("14:15", "device"),
+            "= help: read by scene `pay`, the list check `device in watched`",
+        ),
+    ];
+    let got: Vec<(String, &str)> = pairs.iter().map(|&(w, h)| (w.to_string(), h)).collect();
+    let want: Vec<(String, &str)> = want.iter().map(|(w, h)| (w.clone(), *h)).collect();
+    assert_eq!(got, want, "{said}");
+}
+
 /// `explain` shows a scene's policy and its rules after binding: each
 /// instance with its values, its conditions with the factors written out.
 #[test]

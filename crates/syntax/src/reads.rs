@@ -20,6 +20,18 @@ pub enum ReadClause {
     Until(String),
     /// A `select` entry, by its name.
     Select(String),
+    /// An indicator's argument (`sum(amount)`).
+    Argument,
+    /// An indicator's `where`.
+    Where,
+    /// An indicator's `group by`.
+    GroupBy,
+    /// A scene's `when`.
+    When,
+    /// A scene's `id`.
+    Id,
+    /// A scene's list check, by its text (`device in blocked_devices`).
+    ListCheck(String),
 }
 
 impl std::fmt::Display for ReadClause {
@@ -29,6 +41,12 @@ impl std::fmt::Display for ReadClause {
             ReadClause::Condition(stage) => write!(f, "the condition of stage `{stage}`"),
             ReadClause::Until(name) => write!(f, "the `until` condition `{name}`"),
             ReadClause::Select(name) => write!(f, "`select` entry `{name}`"),
+            ReadClause::Argument => f.write_str("its argument"),
+            ReadClause::Where => f.write_str("`where`"),
+            ReadClause::GroupBy => f.write_str("`group by`"),
+            ReadClause::When => f.write_str("`when`"),
+            ReadClause::Id => f.write_str("`id`"),
+            ReadClause::ListCheck(text) => write!(f, "the list check `{text}`"),
         }
     }
 }
@@ -51,6 +69,19 @@ pub struct FieldRead {
     /// through a factor call ([`field_reads_with`]); `None`: the
     /// pattern's own text.
     pub factor: Option<(String, usize)>,
+}
+
+impl FieldRead {
+    /// A read of `path` by `clause`, written at `span` of the reader's own
+    /// text (a `group by` or `id` path, which names the field itself).
+    pub fn new(path: Vec<String>, clause: ReadClause, span: Span) -> FieldRead {
+        FieldRead {
+            path,
+            clause,
+            span,
+            factor: None,
+        }
+    }
 }
 
 /// Every event field `decl` reads, in source order (`partition by`, then
@@ -108,6 +139,25 @@ pub fn field_reads_with<'a>(
         let clause = ReadClause::Select(entry.name.name.clone());
         reader.expr(&entry.expr, &clause, (&stages, &params), None);
     }
+    reader.out
+}
+
+/// Every event field `expr` reads, as [`field_reads_with`] reads a
+/// pattern's (factor calls followed), for an expression that names no
+/// stage and no parameter: an indicator's argument and `where`, a scene's
+/// `when` and list checks.
+pub fn expr_field_reads<'a>(
+    expr: &Expr,
+    clause: &ReadClause,
+    factor: &dyn Fn(&str) -> Option<(&'a FactorDecl, usize)>,
+) -> Vec<FieldRead> {
+    let mut reader = Reader {
+        factor,
+        out: Vec::new(),
+        following: Vec::new(),
+    };
+    let none = HashSet::new();
+    reader.expr(expr, clause, (&none, &none), None);
     reader.out
 }
 
