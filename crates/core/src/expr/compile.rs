@@ -300,7 +300,8 @@ impl<'a> Compiler<'a> {
                     if let [Expr::Field(path)] = args.as_slice() {
                         let field = self.resolve(path)?;
                         self.reads_lookup = true;
-                        let node = Node::CompareIndicatorLiteral(op, indicator.id, field, v.clone());
+                        let node =
+                            Node::CompareIndicatorLiteral(op, indicator.id, field, v.clone());
                         return Ok(self.push(node));
                     }
                 }
@@ -309,7 +310,8 @@ impl<'a> Compiler<'a> {
                         let field = self.resolve(path)?;
                         self.reads_lookup = true;
                         let op = ops::flip(op);
-                        let node = Node::CompareIndicatorLiteral(op, indicator.id, field, v.clone());
+                        let node =
+                            Node::CompareIndicatorLiteral(op, indicator.id, field, v.clone());
                         return Ok(self.push(node));
                     }
                 }

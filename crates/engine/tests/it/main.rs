@@ -22,6 +22,7 @@ mod alternation_differential;
 #[cfg(feature = "derive")]
 mod builder_typed;
 mod conformance_lib;
+mod decisions;
 mod differential;
 mod dsl_errors;
 mod dsl_fuzz_regressions;
