@@ -23,6 +23,7 @@ mod alternation_differential;
 mod builder_typed;
 mod conformance_lib;
 mod decisions;
+mod decisions_reference;
 mod differential;
 mod dsl_errors;
 mod dsl_fuzz_regressions;
