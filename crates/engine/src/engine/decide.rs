@@ -107,6 +107,7 @@ pub struct DecisionStats {
 
 /// A scene as the engine runs it: its conditions compiled over the
 /// engine's fields and lists.
+#[derive(Clone)]
 pub(super) struct SceneRun {
     pub(super) scene: Arc<Scene>,
     entry: Option<CompiledExpr>,
@@ -200,6 +201,20 @@ impl SceneRun {
     }
 }
 
+/// What a snapshot keeps of an engine's decisions (format version 11 on,
+/// `docs/snapshot.md`): the input positions of the events waiting, by
+/// arrival number, and the [`DecisionStats`] in their order.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct SavedDecisions {
+    positions: Vec<SavedPosition>,
+    stats: [u64; 5],
+}
+
+/// An arrival number and its event's position (the value tagged by its
+/// kind, as a snapshot keeps every value).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SavedPosition(u64, #[serde(with = "cepheid_core::persist::via")] Value);
+
 /// A match of a rule that held the event under way.
 #[derive(Debug)]
 pub(super) struct FiredMatch {
@@ -241,6 +256,46 @@ impl Decide {
             stats: DecisionStats::default(),
             empty: Accumulators::default(),
         }
+    }
+
+    /// A copy for a scratch engine ([`Engine::dry_run`]): the scenes, the
+    /// positions kept and the counts.
+    ///
+    /// [`Engine::dry_run`]: crate::Engine::dry_run
+    pub(super) fn fork(&self) -> Decide {
+        Decide {
+            scenes: self.scenes.clone(),
+            positions: self.positions.clone(),
+            stats: self.stats,
+            ..Decide::new(Vec::new())
+        }
+    }
+
+    /// What a snapshot keeps: the positions of the events waiting, and
+    /// the counts.
+    pub(super) fn save(&self) -> SavedDecisions {
+        let s = &self.stats;
+        SavedDecisions {
+            positions: (self.positions.iter())
+                .map(|(k, v)| SavedPosition(*k, v.clone()))
+                .collect(),
+            stats: [s.decisions, s.late, s.missing, s.by_list, s.removed_scene],
+        }
+    }
+
+    /// Takes back what [`Decide::save`] kept.
+    pub(super) fn restore(&mut self, saved: SavedDecisions) {
+        self.positions = (saved.positions.into_iter())
+            .map(|SavedPosition(k, v)| (k, v))
+            .collect();
+        let [decisions, late, missing, by_list, removed_scene] = saved.stats;
+        self.stats = DecisionStats {
+            decisions,
+            late,
+            missing,
+            by_list,
+            removed_scene,
+        };
     }
 
     /// The scenes in force (not those kept for the events of before a
@@ -619,5 +674,116 @@ impl<E: Event + 'static> crate::Engine<E> {
         let arrival = self.core.push_positioned(ts, event, Some(position), sink);
         self.core.reap();
         arrival
+    }
+}
+
+/// The caller's sink while [`Engine::decide_now`](crate::Engine::decide_now)
+/// processes its event: the decisions of that event (by its arrival
+/// number) are kept to be returned, everything else goes on.
+struct Catch<'a, S: ?Sized> {
+    inner: &'a mut S,
+    arrival: u64,
+    caught: Vec<Decision>,
+}
+
+impl<E, S: Sink<E> + ?Sized> Sink<E> for Catch<'_, S> {
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
+        self.inner.on_match(m);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
+        self.inner.on_timeout(m, expired_at);
+    }
+
+    fn on_late(&mut self, ts: Timestamp, event: &E) {
+        self.inner.on_late(ts, event);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
+        self.inner.on_dropped(partial);
+    }
+
+    fn on_decision(&mut self, decision: &Decision) {
+        if decision.arrival == self.arrival {
+            self.caught.push(decision.clone());
+        } else {
+            self.inner.on_decision(decision);
+        }
+    }
+}
+
+/// A sink that keeps nothing (a dry run's scratch engine).
+struct Nothing;
+
+impl<E> Sink<E> for Nothing {
+    fn on_match(&mut self, _: &MatchRef<'_, E>) {}
+}
+
+impl<E: Event + 'static> crate::Engine<E> {
+    /// Processing time, at once: takes `event` in as arriving at `now` (the
+    /// caller's clock, as [`push_now`](crate::Engine::push_now) does: never
+    /// behind the watermark), processes it now rather than when the clock
+    /// passes its millisecond (after the deadlines and list changes due at
+    /// its time, and the events that arrived before it, in the order the
+    /// held path would have: `docs/semantics.md`, "Decisions"), and
+    /// returns its decisions, one per scene it enters (none for an engine
+    /// without scenes). Its matches and the other events' output go to
+    /// `sink`, as the held path would give them; time has then reached
+    /// the event's, so an event arriving later in the same millisecond
+    /// takes the next one. `position` is its input position
+    /// ([`push_positioned`](crate::Engine::push_positioned)).
+    pub fn decide_now<S: Sink<E> + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        event: E,
+        position: Option<Value>,
+        sink: &mut S,
+    ) -> Vec<Decision> {
+        let ts = match self.current_watermark() {
+            Some(watermark) if now <= watermark => watermark.saturating_add(1),
+            _ => now,
+        };
+        self.tick(ts, sink);
+        let mut catch = Catch {
+            inner: sink,
+            arrival: self.core.clock.next_arrival(),
+            caught: Vec::new(),
+        };
+        self.core.push_positioned(ts, event, position, &mut catch);
+        self.core.watermark(ts, &mut catch);
+        self.core.reap();
+        catch.caught
+    }
+}
+
+impl<E: Event + serde::Serialize + serde::de::DeserializeOwned + 'static> crate::Engine<E> {
+    /// The decisions [`decide_now`](crate::Engine::decide_now)`(now, event,
+    /// position)` would return, changing nothing: the engine's state (its
+    /// partial matches, waiting events, lists, indicators, counts and
+    /// watermark) is as before, and later events match as they would have.
+    /// It runs a scratch copy of the engine (a snapshot restored beside
+    /// it, sharing its automata): its cost is the engine's state's, for
+    /// tools and tests rather than for every event of a stream.
+    ///
+    /// Fails as [`snapshot`](crate::Engine::snapshot) and
+    /// [`restore`](crate::Engine::restore) do (events pushed for shared
+    /// indicators wait, a draining version built from a closure).
+    pub fn dry_run(
+        &self,
+        now: Timestamp,
+        event: E,
+        position: Option<Value>,
+    ) -> Result<Vec<Decision>, Error> {
+        let mut bytes = Vec::new();
+        self.snapshot_into(&mut bytes)?;
+        let mut scratch = Self::configured_by(&bytes)?;
+        scratch.fields = self.fields.clone();
+        scratch.set_declarations(self.declarations())?;
+        for nfa in self.automata() {
+            scratch.add_shared(nfa)?;
+        }
+        scratch.core.decide = self.core.decide.as_ref().map(|d| Box::new(d.fork()));
+        scratch.restore(&bytes[..])?;
+        Ok(scratch.decide_now(now, event, position, &mut Nothing))
     }
 }

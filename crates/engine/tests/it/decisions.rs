@@ -360,3 +360,204 @@ fn the_caller_gives_positions_and_values_of_any_kind() {
         out.decisions[0]
     );
 }
+
+/// Rules for the tests of the entries below: a sequence, an indicator, a
+/// list written by one rule and checked by the scene, a timeout.
+fn entry_rules() -> Rules {
+    parse(&format!(
+        r#"
+        list blocked
+        indicator n = count() group by u within 1h
+        pattern ab {{ partition by u within 1s timeouts score 60 match a followed by b
+            where a: type == "a"
+                  b: type == "b" }}
+        pattern busy {{ partition by u score 30 match p where p: n(u) >= 3 }}
+        pattern block_it {{ match p where p: type == "x" then add p.u to blocked }}
+        scene s {{ when type == "b" or type == "pay" id id rules ab, busy
+            decline if u in blocked
+            {TAIL} }}"#
+    ))
+}
+
+fn entry_lines() -> Vec<String> {
+    (0..40)
+        .map(|i| {
+            let ty = ["a", "b", "pay", "x", "b"][i % 5];
+            format!(r#"{{"id": {i}, "type": "{ty}", "u": {}}}"#, i % 3)
+        })
+        .collect()
+}
+
+fn decoded(engine: &Engine<Record>, line: &str) -> Record {
+    let mut decoder = cepheid_engine::io::Decoder::new(
+        cepheid_engine::io::Format::JsonLines,
+        "ts",
+        engine.fields().clone(),
+    )
+    .without_time();
+    match decoder.decode(line.as_bytes()).unwrap() {
+        cepheid_engine::io::Item::Event(_, record) => record,
+        _ => panic!("an event"),
+    }
+}
+
+/// `decide_now` returns each event's decisions at once: the decisions the
+/// held path (`push_now`, then a tick) gives, and the same alerts in the
+/// same order.
+#[test]
+fn decide_now_returns_at_once_what_the_held_path_decides() {
+    let rules = entry_rules();
+    let (mut held, mut now_engine) = (Engine::<Record>::new(), Engine::<Record>::new());
+    held.add(&rules).unwrap();
+    now_engine.add(&rules).unwrap();
+    let (mut held_out, mut now_out) = (Lines::default(), Lines::default());
+    let mut returned = Vec::new();
+    // (two events per millisecond at times, a quiet second at others)
+    let mut clock = 1_000;
+    for (i, line) in entry_lines().iter().enumerate() {
+        clock += [0, 7, 1500][i % 3];
+        let event = decoded(&held, line);
+        held.push_now(clock, event.clone(), &mut held_out);
+        let event = decoded(&now_engine, line);
+        let got = now_engine.decide_now(clock, event, None, &mut now_out);
+        let entering = line.contains(r#""b""#) || line.contains(r#""pay""#);
+        assert_eq!(got.len(), usize::from(entering), "{line}");
+        returned.extend(got);
+    }
+    held.tick(clock + 1, &mut held_out);
+    held.finish(&mut held_out);
+    now_engine.finish(&mut now_out);
+    let outcome = |d: &Decision| (d.event.clone(), d.outcome.clone(), d.score as i64);
+    let want: Vec<_> = held_out.kept.iter().map(outcome).collect();
+    let got: Vec<_> = returned.iter().map(outcome).collect();
+    assert_eq!(got, want);
+    assert!(
+        now_out.kept.is_empty(),
+        "decide_now's own decisions are returned"
+    );
+    assert!(want.iter().any(|d| &*d.1 != "approve"), "{want:?}");
+    // Times differ (an event of a millisecond taken at once moves the
+    // next one of that millisecond on by one), so the alerts are compared
+    // by pattern and event ids.
+    let ids = |alerts: &[String]| -> Vec<String> {
+        alerts
+            .iter()
+            .map(|a| {
+                let j: serde_json::Value = serde_json::from_str(a).unwrap();
+                let mut ids: Vec<i64> = Vec::new();
+                for events in j["events"].as_object().unwrap().values() {
+                    ids.extend(
+                        events
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|e| e["id"].as_i64().unwrap()),
+                    );
+                }
+                format!("{} {} {:?}", j["kind"], j["pattern"], ids)
+            })
+            .collect()
+    };
+    assert_eq!(ids(&now_out.alerts), ids(&held_out.alerts));
+}
+
+/// A dry run returns what `decide_now` would and changes nothing: the
+/// engine's snapshot is the same byte for byte before and after, and the
+/// rest of the stream gives what it gives without the dry runs.
+#[test]
+fn a_dry_run_decides_without_changing_anything() {
+    let rules = entry_rules();
+    let (mut tried, mut plain) = (Engine::<Record>::new(), Engine::<Record>::new());
+    tried.add(&rules).unwrap();
+    plain.add(&rules).unwrap();
+    let (mut tried_out, mut plain_out) = (Lines::default(), Lines::default());
+    let mut clock = 1_000;
+    let mut dry = 0;
+    for (i, line) in entry_lines().iter().enumerate() {
+        clock += 3;
+        if i % 4 == 1 {
+            let mut before = Vec::new();
+            tried.snapshot(&mut before).unwrap();
+            let event = decoded(&tried, line);
+            let would = tried.dry_run(clock, event, None).unwrap();
+            let mut after = Vec::new();
+            tried.snapshot(&mut after).unwrap();
+            assert_eq!(before, after, "a dry run changed the engine");
+            // The same event taken at once: the same decisions.
+            let mut scratch = Engine::<Record>::new();
+            scratch.add(&rules).unwrap();
+            scratch.restore(&before[..]).unwrap();
+            let event = decoded(&scratch, line);
+            let real = scratch.decide_now(clock, event, None, &mut Lines::default());
+            assert_eq!(would, real);
+            dry += would.len();
+        }
+        let event = decoded(&tried, line);
+        tried.push_now(clock, event.clone(), &mut tried_out);
+        plain.push_now(clock, event, &mut plain_out);
+    }
+    tried.finish(&mut tried_out);
+    plain.finish(&mut plain_out);
+    assert!(dry > 0);
+    assert_eq!(tried_out.alerts, plain_out.alerts);
+    assert_eq!(tried_out.decisions, plain_out.decisions);
+    assert_eq!(tried.decision_stats(), plain.decision_stats());
+}
+
+/// Decisions survive a snapshot: the events waiting keep their positions,
+/// the counts go on, and the rest of the stream decides as without the
+/// restore.
+#[test]
+fn decisions_survive_a_snapshot_and_a_restore() {
+    let rules = parse(&format!(
+        r#"
+        pattern ab {{ partition by u score 60 match a followed by b
+            where a: type == "a"
+                  b: type == "b" }}
+        scene s {{ when type == "b" rules ab {TAIL} }}"#
+    ));
+    let lines: Vec<String> = (0..30)
+        .map(|i| {
+            let ty = ["a", "b", "b"][i % 3];
+            format!(
+                r#"{{"ts": {}, "type": "{ty}", "u": {}}}"#,
+                100 + (i * 7) % 23,
+                i % 2
+            )
+        })
+        .collect();
+    let engine = || {
+        let mut e: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_millis(20));
+        e.add(&rules).unwrap();
+        e
+    };
+    let mut whole = engine();
+    let mut whole_out = Lines::default();
+    for line in &lines {
+        whole.push_json(line, "ts", &mut whole_out).unwrap();
+    }
+    whole.finish(&mut whole_out);
+    for cut in [5, 14, 22] {
+        let mut first = engine();
+        let mut out = Lines::default();
+        for line in &lines[..cut] {
+            first.push_json(line, "ts", &mut out).unwrap();
+        }
+        assert!(first.waiting_events() > 0);
+        let mut bytes = Vec::new();
+        first.snapshot(&mut bytes).unwrap();
+        let mut second = engine();
+        second.restore(&bytes[..]).unwrap();
+        assert_eq!(second.decision_stats(), first.decision_stats());
+        for line in &lines[cut..] {
+            second.push_json(line, "ts", &mut out).unwrap();
+        }
+        second.finish(&mut out);
+        assert_eq!(out.decisions, whole_out.decisions, "cut at {cut}");
+        assert_eq!(second.decision_stats(), whole.decision_stats());
+    }
+    assert!(whole_out
+        .decisions
+        .iter()
+        .any(|d| d.contains(r#""late":true"#)));
+}
