@@ -317,25 +317,22 @@ impl Decide {
         next_arrival: u64,
         waiting: bool,
     ) -> Vec<String> {
+        // (the scenes in force first, then those kept for the events of
+        // before a change: an event's decisions come in that order)
         let mut removed = Vec::new();
-        let old = std::mem::take(&mut self.scenes);
+        let old = std::mem::replace(&mut self.scenes, scenes);
         for mut run in old {
-            if run.retiring.is_some() {
-                if waiting {
-                    self.scenes.push(run);
+            if run.retiring.is_none() {
+                if self.scenes.iter().any(|s| s.scene.name == run.scene.name) {
+                    continue;
                 }
-                continue;
-            }
-            if scenes.iter().any(|s| s.scene.name == run.scene.name) {
-                continue;
-            }
-            removed.push(run.scene.name.clone());
-            if waiting {
+                removed.push(run.scene.name.clone());
                 run.retiring = Some(next_arrival);
+            }
+            if waiting {
                 self.scenes.push(run);
             }
         }
-        self.scenes.extend(scenes);
         removed
     }
 
@@ -347,7 +344,9 @@ impl Decide {
     /// The position of the event of arrival `seq`: the caller's, else the
     /// engine's number of its push (`pushed`).
     fn position(&mut self, seq: u64) -> Value {
-        self.positions.remove(&seq).unwrap_or(Value::Null)
+        // (an event that waited when the first scene came is numbered by
+        // its arrival)
+        (self.positions.remove(&seq)).unwrap_or_else(|| Value::Int(seq as i64 + 1))
     }
 
     /// Reads which scenes the event of arrival `seq` enters, its id in
@@ -567,20 +566,23 @@ impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
 impl<E: Event + 'static> crate::Engine<E> {
     /// Compiles `scenes` over the engine's fields (`fields`, a copy the
     /// caller keeps on success) and lists; `new` are patterns about to be
-    /// added beside the engine's. A scene named like one in force is an
-    /// error.
+    /// added beside the engine's (`beside`: an addition, where a scene
+    /// named like one in force is an error), or to replace them.
     pub(super) fn compile_scenes(
         &self,
         scenes: &[Scene],
         new: &[&Pattern],
         fields: &mut E::Fields,
+        beside: bool,
     ) -> Result<Vec<SceneRun>, Error> {
-        let mut patterns: Vec<&Pattern> = self.patterns().collect();
-        patterns.extend_from_slice(new);
+        let mut patterns: Vec<&Pattern> = new.to_vec();
+        if beside {
+            patterns.extend(self.patterns());
+        }
         let declarations = self.core.memory.declarations();
         let mut runs = Vec::with_capacity(scenes.len());
         for scene in scenes {
-            let taken = self.scenes().any(|s| s.name == scene.name)
+            let taken = (beside && self.scenes().any(|s| s.name == scene.name))
                 || runs.iter().any(|r: &SceneRun| r.scene.name == scene.name);
             if taken {
                 let message = format!("a scene named `{}` is already in the engine", scene.name);
@@ -599,6 +601,28 @@ impl<E: Event + 'static> crate::Engine<E> {
             Some(decide) => decide.scenes.extend(scenes),
             None => self.core.decide = Some(Box::new(Decide::new(scenes))),
         }
+    }
+
+    /// Makes `scenes` the scenes in force (a change of rules): a scene
+    /// no longer among them is kept for the events waiting that arrived
+    /// before the change (`docs/semantics.md`, "Decisions"). Returns the
+    /// names of the scenes removed.
+    pub(super) fn set_scenes(&mut self, scenes: Vec<SceneRun>) -> Vec<String> {
+        let waiting = self.core.clock.waiting() > 0;
+        let next = self.core.clock.next_arrival();
+        let removed = match &mut self.core.decide {
+            Some(decide) => decide.replace(scenes, next, waiting),
+            None if scenes.is_empty() => Vec::new(),
+            None => {
+                self.core.decide = Some(Box::new(Decide::new(scenes)));
+                Vec::new()
+            }
+        };
+        if self.core.decide.as_ref().is_some_and(|d| d.is_empty()) {
+            // (no scene left, none retiring: the plain loops again)
+            self.core.decide = None;
+        }
+        removed
     }
 
     /// The scenes in force (`docs/language.md` §11.3), in the order

@@ -376,7 +376,7 @@ impl<E: Event + 'static> Engine<E> {
             [] => Vec::new(),
             scenes => {
                 let new: Vec<&Pattern> = compiled.iter().map(|nfa| nfa.pattern()).collect();
-                self.compile_scenes(scenes, &new, &mut fields)?
+                self.compile_scenes(scenes, &new, &mut fields, true)?
             }
         };
         for nfa in compiled {

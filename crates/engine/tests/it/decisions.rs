@@ -561,3 +561,119 @@ fn decisions_survive_a_snapshot_and_a_restore() {
         .iter()
         .any(|d| d.contains(r#""late":true"#)));
 }
+
+/// Rules with a scene `s` whose review threshold is `review`, and (when
+/// `other`) a second scene `t`.
+fn changing(review: u32, other: bool) -> Rules {
+    let mut text = format!(
+        r#"
+        pattern over(min: int) {{ score 60 match p where p: amount > min }}
+        pattern big {{ score 40 match p where p: amount > 100 }}
+        scene s {{ rules big, over with min = 10
+            outcomes approve < review < decline
+            review if score >= {review}
+            fallback review deadline 1s }}"#
+    );
+    if other {
+        text += r#"
+        scene t { when kind == "t" rules big outcomes ok < hold hold if score >= 1 fallback ok deadline 1s }"#;
+    }
+    parse(&text)
+}
+
+/// A change of rules: a scene removed while events that arrived before it
+/// wait decides them still (said, counted, nothing lost), a scene's new
+/// threshold decides the events processed after the change (those that
+/// waited too), and the rules that did not change keep their state.
+#[test]
+fn a_change_of_rules_removes_and_alters_scenes_and_loses_nothing() {
+    use cepheid_engine::engine::{Change, ReloadPolicy};
+    let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_millis(100));
+    engine.add(&changing(100, true)).unwrap();
+    let mut out = Lines::default();
+    for i in 0..4 {
+        let line = format!(r#"{{"ts": {}, "kind": "t", "amount": 500}}"#, 10 + i);
+        engine.push_json(&line, "ts", &mut out).unwrap();
+    }
+    assert_eq!(engine.waiting_events(), 4);
+    // `t` goes, `s` reviews from 60 on: the events waiting are decided by
+    // the scenes as they are when the events are processed, and by `t`,
+    // which they entered before it went.
+    let changes = engine
+        .set_rules(&changing(60, false), ReloadPolicy::Drain, &mut out)
+        .unwrap();
+    assert_eq!(changes.scenes_removed().collect::<Vec<_>>(), ["t"]);
+    assert!(
+        changes.to_string().contains("scene t: removed"),
+        "{changes}"
+    );
+    assert_eq!(changes.get("big"), Some(Change::Unchanged));
+    assert_eq!(changes.get("over@s"), Some(Change::Unchanged));
+    assert_eq!(
+        engine.scenes().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["s"]
+    );
+    // An event after the change: no decision of `t`.
+    engine
+        .push_json(r#"{"ts": 20, "kind": "t", "amount": 500}"#, "ts", &mut out)
+        .unwrap();
+    engine.finish(&mut out);
+    let got: Vec<String> = out.kept.iter().map(fired).collect();
+    assert_eq!(
+        got,
+        [
+            "s:review:big,over@s",
+            "t:hold:big",
+            "s:review:big,over@s",
+            "t:hold:big",
+            "s:review:big,over@s",
+            "t:hold:big",
+            "s:review:big,over@s",
+            "t:hold:big",
+            "s:review:big,over@s",
+        ]
+    );
+    assert_eq!(engine.decision_stats().removed_scene, 4);
+    // A scene's new value changes its instance alone; the scene goes on.
+    let v2 = parse(
+        r#"
+        pattern over(min: int) { score 60 match p where p: amount > min }
+        pattern big { score 40 match p where p: amount > 100 }
+        scene s { rules big, over with min = 1000
+            outcomes approve < review < decline
+            review if score >= 60
+            fallback review deadline 1s }"#,
+    );
+    let changes = engine
+        .set_rules(&v2, ReloadPolicy::Drain, &mut out)
+        .unwrap();
+    assert_eq!(changes.get("over@s"), Some(Change::Changed { version: 2 }));
+    assert_eq!(changes.get("big"), Some(Change::Unchanged));
+    assert_eq!(changes.scenes_removed().count(), 0);
+    let mut after = Lines::default();
+    engine
+        .push_json(r#"{"ts": 300, "amount": 500}"#, "ts", &mut after)
+        .unwrap();
+    engine.finish(&mut after);
+    assert_eq!(
+        after.kept.iter().map(fired).collect::<Vec<_>>(),
+        ["s:approve:big"]
+    );
+    // Scenes change with the whole rule set only.
+    let err = engine
+        .replace(&v2, ReloadPolicy::Drain, &mut out)
+        .unwrap_err();
+    assert!(err.to_string().contains("set_rules"), "{err}");
+    // And the rule set without scenes: the engine decides no more.
+    let plain = parse(r#"pattern big { score 40 match p where p: amount > 100 }"#);
+    engine
+        .set_rules(&plain, ReloadPolicy::Drain, &mut out)
+        .unwrap();
+    let mut last = Lines::default();
+    engine
+        .push_json(r#"{"ts": 400, "amount": 500}"#, "ts", &mut last)
+        .unwrap();
+    engine.finish(&mut last);
+    assert!(last.decisions.is_empty());
+    assert_eq!(last.alerts.len(), 1);
+}
