@@ -3,7 +3,8 @@
 //!
 //! An engine given scenes ([`Engine::add`](crate::Engine::add) of
 //! [`Rules`](crate::Rules) with `scene` blocks) processes its events on a
-//! loop of its own (`Core::run_to_deciding`): for each event it tests the
+//! loop of its own (`Core::run_to_reading`, each event through
+//! `Core::process_deciding`): for each event it tests the
 //! scenes' `when`, and for an event that enters one it collects the
 //! matches that hold the event while the patterns take it
 //! ([`Collect`], a [`Sink`] around the caller's), then resolves each
