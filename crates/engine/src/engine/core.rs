@@ -586,10 +586,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         position: Option<Value>,
         sink: &mut S,
     ) -> Arrival {
-        self.stats.events += 1;
         let Some(decide) = &mut self.decide else {
             return self.push(ts, event, sink);
         };
+        self.stats.events += 1;
         let position = position.unwrap_or(Value::Int(self.stats.events as i64));
         let seq = self.clock.next_arrival();
         match self.clock.arrive(ts, event) {

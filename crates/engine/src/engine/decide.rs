@@ -111,6 +111,8 @@ pub struct DecisionStats {
 #[derive(Clone)]
 pub(super) struct SceneRun {
     pub(super) scene: Arc<Scene>,
+    /// The scene's name, shared by its decisions.
+    name: Arc<str>,
     entry: Option<CompiledExpr>,
     id: Option<FieldId>,
     /// Each list check's value and the engine's list.
@@ -192,6 +194,7 @@ impl SceneRun {
         }
         Ok(SceneRun {
             scene: Arc::new(scene.clone()),
+            name: scene.name.as_str().into(),
             entry,
             id,
             checks,
@@ -238,7 +241,7 @@ pub(super) struct Decide {
     pub(super) scenes: Vec<SceneRun>,
     /// The positions the caller gave the events waiting, by arrival number
     /// (an event without one is numbered by its push).
-    pub(super) positions: std::collections::BTreeMap<u64, Value>,
+    pub(super) positions: HashMap<u64, Value>,
     /// The matches that held the event under way.
     fired: Vec<FiredMatch>,
     entered: Vec<Entered>,
@@ -251,7 +254,7 @@ impl Decide {
     pub(super) fn new(scenes: Vec<SceneRun>) -> Decide {
         Decide {
             scenes,
-            positions: std::collections::BTreeMap::new(),
+            positions: HashMap::new(),
             fired: Vec::new(),
             entered: Vec::new(),
             stats: DecisionStats::default(),
@@ -276,10 +279,12 @@ impl Decide {
     /// the counts.
     pub(super) fn save(&self) -> SavedDecisions {
         let s = &self.stats;
+        let mut positions: Vec<SavedPosition> = (self.positions.iter())
+            .map(|(k, v)| SavedPosition(*k, v.clone()))
+            .collect();
+        positions.sort_unstable_by_key(|p| p.0);
         SavedDecisions {
-            positions: (self.positions.iter())
-                .map(|(k, v)| SavedPosition(*k, v.clone()))
-                .collect(),
+            positions,
             stats: [s.decisions, s.late, s.missing, s.by_list, s.removed_scene],
         }
     }
@@ -373,7 +378,7 @@ impl Decide {
                 _ => (position.clone(), true),
             };
             let missing = (run.reads.iter())
-                .filter(|(f, _)| event.field_owned(*f).is_null())
+                .filter(|(f, _)| event.field(*f).is_null())
                 .map(|(_, t)| Arc::clone(t))
                 .collect();
             let listed = run.checks.iter().position(|(value, list)| {
@@ -405,23 +410,29 @@ impl Decide {
         if !self.enter(seq, event, &crate::lookup::NO_LOOKUP) {
             return;
         }
-        for entered in std::mem::take(&mut self.entered) {
-            let run = &self.scenes[entered.scene];
+        let Decide {
+            scenes,
+            entered,
+            stats,
+            ..
+        } = self;
+        for entered in entered.drain(..) {
+            let run = &scenes[entered.scene];
             let scene = &run.scene;
-            self.stats.decisions += 1;
-            self.stats.late += 1;
+            stats.decisions += 1;
+            stats.late += 1;
             if !entered.missing.is_empty() {
-                self.stats.missing += 1;
+                stats.missing += 1;
             }
             if run.retiring.is_some() {
-                self.stats.removed_scene += 1;
+                stats.removed_scene += 1;
             }
             sink.on_decision(&Decision {
-                scene: scene.name.as_str().into(),
+                scene: Arc::clone(&run.name),
                 event: entered.event,
                 by_position: entered.by_position,
                 ts,
-                outcome: scene.outcome_name(scene.late).into(),
+                outcome: outcome_of(scene, scene.late),
                 score: 0.0,
                 rules: Vec::new(),
                 shadow: Vec::new(),
@@ -436,13 +447,20 @@ impl Decide {
     /// The decisions of the event of arrival `seq` at `ts`, once the
     /// patterns took it (after [`Decide::enter`] said it enters a scene).
     pub(super) fn decide<E, S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, seq: u64, sink: &mut S) {
-        for entered in std::mem::take(&mut self.entered) {
-            let run = &self.scenes[entered.scene];
+        let Decide {
+            scenes,
+            entered,
+            fired: matches,
+            stats,
+            ..
+        } = self;
+        for entered in entered.drain(..) {
+            let run = &scenes[entered.scene];
             let scene = &run.scene;
             // The scene's rules that fired, each name once.
             let mut indexes: Vec<usize> = Vec::new();
             let mut fired: Vec<(usize, &FiredMatch)> = Vec::new();
-            for m in &self.fired {
+            for m in matches.iter() {
                 let Some(&i) = run.by_pattern.get(&m.name) else {
                     continue;
                 };
@@ -476,22 +494,22 @@ impl Decide {
             let list = (resolution.by_list)
                 .and_then(|i| scene.list_checks.get(i))
                 .map(|c| Arc::clone(&c.label));
-            self.stats.decisions += 1;
+            stats.decisions += 1;
             if !entered.missing.is_empty() {
-                self.stats.missing += 1;
+                stats.missing += 1;
             }
             if list.is_some() {
-                self.stats.by_list += 1;
+                stats.by_list += 1;
             }
             if run.retiring.is_some() {
-                self.stats.removed_scene += 1;
+                stats.removed_scene += 1;
             }
             sink.on_decision(&Decision {
-                scene: scene.name.as_str().into(),
+                scene: Arc::clone(&run.name),
                 event: entered.event,
                 by_position: entered.by_position,
                 ts,
-                outcome: scene.outcome_name(resolution.outcome).into(),
+                outcome: outcome_of(scene, resolution.outcome),
                 score: resolution.score,
                 rules,
                 shadow,
@@ -501,7 +519,13 @@ impl Decide {
                 arrival: seq,
             });
         }
-        self.fired.clear();
+        matches.clear();
+    }
+
+    /// Does a scene the event under way entered hold the pattern `name`
+    /// (so that its match is noted)?
+    fn wants(&self, name: &str) -> bool {
+        (self.entered.iter()).any(|e| self.scenes[e.scene].by_pattern.contains_key(name))
     }
 
     /// Drops the scenes kept for the events of before a change once no
@@ -511,11 +535,19 @@ impl Decide {
         if self.scenes.iter().all(|s| s.retiring.is_none()) {
             return;
         }
-        let first = self.positions.keys().next().copied();
+        let first = self.positions.keys().min().copied();
         self.scenes.retain(|s| match s.retiring {
             None => true,
             Some(until) => first.is_some_and(|first| first < until),
         });
+    }
+}
+
+/// The name of `scene`'s outcome `id`, shared.
+fn outcome_of(scene: &Scene, id: crate::scene::OutcomeId) -> Arc<str> {
+    match scene.outcomes.get(id.index()) {
+        Some(name) => Arc::clone(name),
+        None => "?".into(),
     }
 }
 
@@ -532,6 +564,9 @@ pub(super) struct Collect<'a, E, S: ?Sized> {
 impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
     fn on_match(&mut self, m: &MatchRef<'_, E>) {
         self.inner.on_match(m);
+        if !self.fired.wants(m.pattern()) {
+            return;
+        }
         let mut holds = false;
         m.for_each_stage(|_, events| {
             for e in events {

@@ -332,6 +332,16 @@ fn an_engine_without_scenes_makes_no_decision() {
     let out = run(&rules, &[r#"{"ts": 1, "amount": 500}"#], 0);
     assert!(out.decisions.is_empty());
     assert_eq!(out.alerts.len(), 1);
+    // A position given to such an engine is taken as `push` takes the
+    // event: counted once.
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&rules).unwrap();
+    let mut out = Lines::default();
+    let event = decoded(&engine, r#"{"amount": 500}"#);
+    engine.push_positioned(1, event, Value::Int(7), &mut out);
+    engine.finish(&mut out);
+    assert_eq!((engine.stats().events, out.alerts.len()), (1, 1));
+    assert_eq!(engine.decision_stats(), Default::default());
 }
 
 #[test]
