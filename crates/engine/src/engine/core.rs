@@ -590,19 +590,24 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             return self.push(ts, event, sink);
         };
         self.stats.events += 1;
-        let position = position.unwrap_or(Value::Int(self.stats.events as i64));
         let seq = self.clock.next_arrival();
         match self.clock.arrive(ts, event) {
             Err(event) => {
                 self.stats.late += 1;
                 sink.on_late(ts, &event);
                 // (a late event takes no arrival number: it is numbered
-                // past the last one, never a waiting event's)
+                // past the last one, never a waiting event's, and the
+                // pushes after it are numbered one further on)
+                let pushes = self.stats.events;
+                let position = position.unwrap_or(Value::Int(pushes as i64));
+                decide.number_from(seq, pushes);
                 decide.late(ts, u64::MAX, position, &event, sink);
                 Arrival::Late
             }
             Ok(()) => {
-                decide.positions.insert(seq, position);
+                if let Some(position) = position {
+                    decide.positions.insert(seq, position);
+                }
                 if self.clock.waiting() > self.waiting_limit {
                     self.force_watermark();
                 }
@@ -626,6 +631,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let seq = self.clock.next_arrival();
         if self.clock.arrive(ts, event).is_ok() {
             self.for_indicators.insert(seq);
+            if let Some(decide) = &mut self.decide {
+                // (an arrival number without a push)
+                decide.number_from(seq + 1, self.stats.events);
+            }
             if self.clock.waiting() > self.waiting_limit {
                 self.force_watermark();
             }
@@ -823,6 +832,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
     }
 
+    /// Deciding starts with `scenes`: the pushes from now on are numbered
+    /// on from the engine's count.
+    pub(super) fn deciding(&self, scenes: Vec<crate::engine::decide::SceneRun>) -> Box<Decide> {
+        let mut decide = Decide::new(scenes);
+        decide.number_from(self.clock.next_arrival(), self.stats.events);
+        Box::new(decide)
+    }
+
     /// [`Core::process_event_as`] for an engine with scenes: the scenes the
     /// event enters are read (with the lists as its rules read them), the
     /// patterns take it (through [`Collect`] when it enters one, so that
@@ -873,7 +890,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         } else {
             self.process_stored::<Plain, S>(ts, ev, sink);
         }
-        decide.retire();
+        if decide.retiring() {
+            decide.retire(self.clock.first_waiting_arrival());
+        }
         self.decide = Some(decide);
     }
 

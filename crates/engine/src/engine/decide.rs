@@ -211,6 +211,7 @@ impl SceneRun {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct SavedDecisions {
     positions: Vec<SavedPosition>,
+    numbering: Vec<(u64, i64)>,
     stats: [u64; 5],
 }
 
@@ -240,13 +241,24 @@ struct Entered {
 pub(super) struct Decide {
     pub(super) scenes: Vec<SceneRun>,
     /// The positions the caller gave the events waiting, by arrival number
-    /// (an event without one is numbered by its push).
+    /// (an event without one is numbered by its push, [`Decide::numbering`]).
     pub(super) positions: HashMap<u64, Value>,
+    /// How an arrival number becomes the number of its push: from each
+    /// arrival number on, the push number is the arrival number plus one
+    /// plus the difference kept (late events take no arrival number, and
+    /// events pushed for the shared indicators take one without a push).
+    /// Rising; one entry per late or shared event, so mostly short.
+    numbering: Vec<(u64, i64)>,
     /// The matches that held the event under way.
     fired: Vec<FiredMatch>,
     entered: Vec<Entered>,
     pub(super) stats: DecisionStats,
     empty: Accumulators,
+    /// The record handed to the sink, filled in place decision after
+    /// decision (its names shared, its vectors' room kept).
+    record: Decision,
+    /// Are scenes kept for the events of before a change?
+    retiring: bool,
 }
 
 impl Decide {
@@ -255,10 +267,26 @@ impl Decide {
         Decide {
             scenes,
             positions: HashMap::new(),
+            numbering: Vec::new(),
             fired: Vec::new(),
             entered: Vec::new(),
             stats: DecisionStats::default(),
             empty: Accumulators::default(),
+            record: Decision {
+                scene: "".into(),
+                event: Value::Null,
+                by_position: false,
+                ts: 0,
+                outcome: "".into(),
+                score: 0.0,
+                rules: Vec::new(),
+                shadow: Vec::new(),
+                list: None,
+                late: false,
+                missing: Vec::new(),
+                arrival: 0,
+            },
+            retiring: false,
         }
     }
 
@@ -270,6 +298,7 @@ impl Decide {
         Decide {
             scenes: self.scenes.clone(),
             positions: self.positions.clone(),
+            numbering: self.numbering.clone(),
             stats: self.stats,
             ..Decide::new(Vec::new())
         }
@@ -285,6 +314,7 @@ impl Decide {
         positions.sort_unstable_by_key(|p| p.0);
         SavedDecisions {
             positions,
+            numbering: self.numbering.clone(),
             stats: [s.decisions, s.late, s.missing, s.by_list, s.removed_scene],
         }
     }
@@ -294,6 +324,7 @@ impl Decide {
         self.positions = (saved.positions.into_iter())
             .map(|SavedPosition(k, v)| (k, v))
             .collect();
+        self.numbering = saved.numbering;
         let [decisions, late, missing, by_list, removed_scene] = saved.stats;
         self.stats = DecisionStats {
             decisions,
@@ -339,6 +370,7 @@ impl Decide {
                 self.scenes.push(run);
             }
         }
+        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
         removed
     }
 
@@ -347,12 +379,30 @@ impl Decide {
         self.scenes.is_empty()
     }
 
+    /// Numbers the pushes from now on so that the event of arrival
+    /// `next` is push number `pushes + 1`: when deciding starts (events
+    /// that waited then are numbered by their arrival), after a late event
+    /// (which took no arrival number) and after an event pushed for the
+    /// shared indicators (which took one without a push).
+    pub(super) fn number_from(&mut self, next: u64, pushes: u64) {
+        let difference = pushes as i64 - next as i64;
+        if self.numbering.last().map_or(0, |&(_, d)| d) != difference {
+            self.numbering.push((next, difference));
+        }
+    }
+
     /// The position of the event of arrival `seq`: the caller's, else the
-    /// engine's number of its push (`pushed`).
+    /// engine's number of its push.
+    #[inline]
     fn position(&mut self, seq: u64) -> Value {
-        // (an event that waited when the first scene came is numbered by
-        // its arrival)
-        (self.positions.remove(&seq)).unwrap_or_else(|| Value::Int(seq as i64 + 1))
+        if !self.positions.is_empty() {
+            if let Some(given) = self.positions.remove(&seq) {
+                return given;
+            }
+        }
+        let i = self.numbering.partition_point(|&(from, _)| from <= seq);
+        let difference = i.checked_sub(1).map_or(0, |i| self.numbering[i].1);
+        Value::Int((seq as i64).saturating_add(1).saturating_add(difference))
     }
 
     /// Reads which scenes the event of arrival `seq` enters, its id in
@@ -407,13 +457,16 @@ impl Decide {
         sink: &mut S,
     ) {
         self.positions.insert(seq, position);
-        if !self.enter(seq, event, &crate::lookup::NO_LOOKUP) {
+        let entered = self.enter(seq, event, &crate::lookup::NO_LOOKUP);
+        self.positions.remove(&seq);
+        if !entered {
             return;
         }
         let Decide {
             scenes,
             entered,
             stats,
+            record,
             ..
         } = self;
         for entered in entered.drain(..) {
@@ -427,20 +480,11 @@ impl Decide {
             if run.retiring.is_some() {
                 stats.removed_scene += 1;
             }
-            sink.on_decision(&Decision {
-                scene: Arc::clone(&run.name),
-                event: entered.event,
-                by_position: entered.by_position,
-                ts,
-                outcome: outcome_of(scene, scene.late),
-                score: 0.0,
-                rules: Vec::new(),
-                shadow: Vec::new(),
-                list: None,
-                late: true,
-                missing: entered.missing,
-                arrival: seq,
-            });
+            record.rules.clear();
+            record.shadow.clear();
+            record.fill(run, entered, ts, seq, scene.late, 0.0, None);
+            record.late = true;
+            sink.on_decision(record);
         }
     }
 
@@ -452,6 +496,7 @@ impl Decide {
             entered,
             fired: matches,
             stats,
+            record,
             ..
         } = self;
         for entered in entered.drain(..) {
@@ -473,8 +518,20 @@ impl Decide {
                 indexes.push(i);
             }
             fired.sort_by_key(|(i, m)| (*i, m.version));
-            let resolution = scene.resolve(&indexes, entered.listed);
-            let (mut rules, mut shadow) = (Vec::new(), Vec::new());
+            let resolution = if indexes.is_empty() && entered.listed.is_none() {
+                // (nothing fired, no list holds: the default, as
+                // `resolve` would say, without its vectors)
+                crate::scene::Resolution {
+                    outcome: scene.default,
+                    score: 0.0,
+                    by_list: None,
+                    counted: Vec::new(),
+                }
+            } else {
+                scene.resolve(&indexes, entered.listed)
+            };
+            record.rules.clear();
+            record.shadow.clear();
             for (i, m) in fired {
                 let rule = &scene.rules[i];
                 let f = Fired {
@@ -486,9 +543,9 @@ impl Decide {
                     reads: m.reads.clone(),
                 };
                 if rule.shadow {
-                    shadow.push(f);
+                    record.shadow.push(f);
                 } else {
-                    rules.push(f);
+                    record.rules.push(f);
                 }
             }
             let list = (resolution.by_list)
@@ -504,20 +561,10 @@ impl Decide {
             if run.retiring.is_some() {
                 stats.removed_scene += 1;
             }
-            sink.on_decision(&Decision {
-                scene: Arc::clone(&run.name),
-                event: entered.event,
-                by_position: entered.by_position,
-                ts,
-                outcome: outcome_of(scene, resolution.outcome),
-                score: resolution.score,
-                rules,
-                shadow,
-                list,
-                late: false,
-                missing: entered.missing,
-                arrival: seq,
-            });
+            let outcome = resolution.outcome;
+            record.fill(run, entered, ts, seq, outcome, resolution.score, list);
+            record.late = false;
+            sink.on_decision(record);
         }
         matches.clear();
     }
@@ -528,26 +575,53 @@ impl Decide {
         (self.entered.iter()).any(|e| self.scenes[e.scene].by_pattern.contains_key(name))
     }
 
-    /// Drops the scenes kept for the events of before a change once no
-    /// such event waits (the positions kept are the waiting events').
+    /// Are scenes kept for the events of before a change?
     #[inline]
-    pub(super) fn retire(&mut self) {
-        if self.scenes.iter().all(|s| s.retiring.is_none()) {
-            return;
-        }
-        let first = self.positions.keys().min().copied();
+    pub(super) fn retiring(&self) -> bool {
+        self.retiring
+    }
+
+    /// Drops the scenes kept for the events of before a change once no
+    /// such event waits (`first`: the lowest arrival number waiting).
+    pub(super) fn retire(&mut self, first: Option<u64>) {
         self.scenes.retain(|s| match s.retiring {
             None => true,
             Some(until) => first.is_some_and(|first| first < until),
         });
+        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
     }
 }
 
-/// The name of `scene`'s outcome `id`, shared.
-fn outcome_of(scene: &Scene, id: crate::scene::OutcomeId) -> Arc<str> {
-    match scene.outcomes.get(id.index()) {
-        Some(name) => Arc::clone(name),
-        None => "?".into(),
+impl Decision {
+    /// The record of `entered` in `run` (its rules and `late` are set
+    /// apart): the names are shared, and left as they are when they are
+    /// the same already.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &mut self,
+        run: &SceneRun,
+        entered: Entered,
+        ts: Timestamp,
+        arrival: u64,
+        outcome: crate::scene::OutcomeId,
+        score: f64,
+        list: Option<Arc<str>>,
+    ) {
+        if !Arc::ptr_eq(&self.scene, &run.name) {
+            self.scene = Arc::clone(&run.name);
+        }
+        match run.scene.outcomes.get(outcome.index()) {
+            Some(name) if Arc::ptr_eq(&self.outcome, name) => {}
+            Some(name) => self.outcome = Arc::clone(name),
+            None => self.outcome = "?".into(),
+        }
+        self.event = entered.event;
+        self.by_position = entered.by_position;
+        self.ts = ts;
+        self.score = score;
+        self.list = list;
+        self.missing = entered.missing;
+        self.arrival = arrival;
     }
 }
 
@@ -635,7 +709,7 @@ impl<E: Event + 'static> crate::Engine<E> {
     pub(super) fn add_scenes(&mut self, scenes: Vec<SceneRun>) {
         match &mut self.core.decide {
             Some(decide) => decide.scenes.extend(scenes),
-            None => self.core.decide = Some(Box::new(Decide::new(scenes))),
+            None => self.core.decide = Some(self.core.deciding(scenes)),
         }
     }
 
@@ -650,7 +724,7 @@ impl<E: Event + 'static> crate::Engine<E> {
             Some(decide) => decide.replace(scenes, next, waiting),
             None if scenes.is_empty() => Vec::new(),
             None => {
-                self.core.decide = Some(Box::new(Decide::new(scenes)));
+                self.core.decide = Some(self.core.deciding(scenes));
                 Vec::new()
             }
         };
