@@ -8,13 +8,15 @@
 //! and resolves each scene's outcome by the policy of `docs/language.md`
 //! §11.3 in a few lines of its own (never `Scene::resolve`); the two must
 //! agree, with one decision per event and scene it enters (none doubled,
-//! none missing), and the rules must fire on at least 20% of the events
+//! none missing), the two runs' alerts must be the same (alerts stay as
+//! they are), and the rules must fire on at least 20% of the events
 //! over all cases. `CEPHEID_PROPTEST_CASES` sets the number of cases
 //! (default 64).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use cepheid_engine::io::Formatter;
 use cepheid_engine::{Decision, Engine, MatchRef, Output, Record, Rules, Sink, Timestamp};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -296,10 +298,45 @@ type Compared = (
     bool,
 );
 
-struct Decisions(Vec<Decision>);
+/// The decisions, and the alerts as the JSON lines of `cepheid run`.
+#[derive(Default)]
+struct Decisions(Vec<Decision>, Alerts);
+
+/// Alerts as the JSON lines of `cepheid run` (`io::Formatter`).
+#[derive(Default)]
+struct Alerts(Formatter, Vec<String>);
+
+impl Alerts {
+    fn keep(&mut self, line: &[u8]) {
+        self.1.push(String::from_utf8_lossy(line).into_owned());
+    }
+}
+
+impl Sink<Record> for Alerts {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        let line = self.0.record("match", m, None).to_vec();
+        self.keep(&line);
+    }
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        let line = self.0.record("timeout", m, Some(expired_at)).to_vec();
+        self.keep(&line);
+    }
+    fn on_late(&mut self, _: Timestamp, event: &Record) {
+        let line = self.0.late(event).to_vec();
+        self.keep(&line);
+    }
+}
 
 impl Sink<Record> for Decisions {
-    fn on_match(&mut self, _: &MatchRef<'_, Record>) {}
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        self.1.on_match(m);
+    }
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        self.1.on_timeout(m, expired_at);
+    }
+    fn on_late(&mut self, ts: Timestamp, event: &Record) {
+        self.1.on_late(ts, event);
+    }
     fn on_decision(&mut self, d: &Decision) {
         self.0.push(d.clone());
     }
@@ -313,15 +350,17 @@ fn engine_of(text: &str, max_delay: u8) -> Engine<Record> {
     engine
 }
 
-/// The engine's decisions.
-fn decided(case: &Case) -> Vec<Compared> {
+/// The engine's decisions, and its alerts (as JSON lines).
+fn decided(case: &Case) -> (Vec<Compared>, Vec<String>) {
     let mut engine = engine_of(&case.with_scenes(), case.max_delay);
-    let mut out = Decisions(Vec::new());
+    let mut out = Decisions::default();
     for line in case.lines() {
         engine.push_json(&line, "ts", &mut out).unwrap();
     }
     engine.finish(&mut out);
-    out.0
+    let alerts = out.1 .1;
+    let decisions = out
+        .0
         .iter()
         .map(|d| {
             let names = |rules: &[cepheid_engine::Fired]| {
@@ -345,13 +384,15 @@ fn decided(case: &Case) -> Vec<Compared> {
                 d.late,
             )
         })
-        .collect()
+        .collect();
+    (decisions, alerts)
 }
 
 /// The reference: the alerts of the rules without scenes, grouped by the
 /// event that ended each match, resolved by the documented policy.
-/// Returns the decisions and the number of events some rule fired on.
-fn reference(case: &Case) -> (Vec<Compared>, usize) {
+/// Returns the decisions, the number of events some rule fired on, and
+/// the alerts (as JSON lines).
+fn reference(case: &Case) -> (Vec<Compared>, usize, Vec<String>) {
     let mut engine = engine_of(&case.patterns(), case.max_delay);
     let mut out: Vec<Output<Record>> = Vec::new();
     let mut events: Vec<Ev> = Vec::new();
@@ -475,7 +516,13 @@ fn reference(case: &Case) -> (Vec<Compared>, usize) {
             ));
         }
     }
-    (decisions, fired.len())
+    let mut lines = Alerts::default();
+    let mut again = engine_of(&case.patterns(), case.max_delay);
+    for line in case.lines() {
+        again.push_json(&line, "ts", &mut lines).unwrap();
+    }
+    again.finish(&mut lines);
+    (decisions, fired.len(), lines.1)
 }
 
 #[test]
@@ -492,8 +539,10 @@ fn decisions_agree_with_the_reference() {
     let totals = std::cell::Cell::new((0usize, 0usize, 0usize));
     runner
         .run(&case(), |case| {
-            let mut got = decided(&case);
-            let (mut want, firing) = reference(&case);
+            let (mut got, alerts) = decided(&case);
+            let (mut want, firing, plain) = reference(&case);
+            // The alerts are those of the rules without scenes.
+            prop_assert_eq!(alerts, plain);
             let key = |d: &Compared| (d.0.clone(), d.1);
             got.sort_by_key(key);
             want.sort_by_key(key);
