@@ -233,8 +233,20 @@ struct Entered {
     scene: usize,
     event: Value,
     by_position: bool,
-    missing: Vec<Arc<str>>,
+    /// The scene's reads the event lacks, as bits by their place in
+    /// [`SceneRun::reads`] (the first 64; [`Entered::more`] has the
+    /// others), so that no vector is made per event.
+    missing: u64,
+    /// Past the 64th read, the names the event lacks.
+    more: Vec<Arc<str>>,
     listed: Option<usize>,
+}
+
+impl Entered {
+    /// Does the event lack a field the scene's rules read?
+    fn lacks(&self) -> bool {
+        self.missing != 0 || !self.more.is_empty()
+    }
 }
 
 /// The engine's scenes and what deciding needs between events.
@@ -427,10 +439,19 @@ impl Decide {
                 Some(v) if !v.is_null() => (v, false),
                 _ => (position.clone(), true),
             };
-            let missing = (run.reads.iter())
-                .filter(|(f, _)| event.field(*f).is_null())
-                .map(|(_, t)| Arc::clone(t))
-                .collect();
+            let mut missing = 0u64;
+            for (i, (f, _)) in run.reads.iter().take(64).enumerate() {
+                if event.field(*f).is_null() {
+                    missing |= 1 << i;
+                }
+            }
+            let more = match run.reads.get(64..) {
+                Some(rest) => (rest.iter())
+                    .filter(|(f, _)| event.field(*f).is_null())
+                    .map(|(_, t)| Arc::clone(t))
+                    .collect(),
+                None => Vec::new(),
+            };
             let listed = run.checks.iter().position(|(value, list)| {
                 let v = value.eval_with(event, &self.empty, lookup);
                 lookup.contains(*list, (&v).into()) == Some(true)
@@ -440,6 +461,7 @@ impl Decide {
                 event: id,
                 by_position,
                 missing,
+                more,
                 listed,
             });
         }
@@ -474,7 +496,7 @@ impl Decide {
             let scene = &run.scene;
             stats.decisions += 1;
             stats.late += 1;
-            if !entered.missing.is_empty() {
+            if entered.lacks() {
                 stats.missing += 1;
             }
             if run.retiring.is_some() {
@@ -505,6 +527,23 @@ impl Decide {
             // The scene's rules that fired, each name once.
             let mut indexes: Vec<usize> = Vec::new();
             let mut fired: Vec<(usize, &FiredMatch)> = Vec::new();
+            record.rules.clear();
+            record.shadow.clear();
+            if matches.is_empty() && entered.listed.is_none() {
+                // (nothing fired, no list holds: the default, as `resolve`
+                // would say)
+                stats.decisions += 1;
+                if entered.lacks() {
+                    stats.missing += 1;
+                }
+                if run.retiring.is_some() {
+                    stats.removed_scene += 1;
+                }
+                record.fill(run, entered, ts, seq, scene.default, 0.0, None);
+                record.late = false;
+                sink.on_decision(record);
+                continue;
+            }
             for m in matches.iter() {
                 let Some(&i) = run.by_pattern.get(&m.name) else {
                     continue;
@@ -517,7 +556,9 @@ impl Decide {
                 }
                 indexes.push(i);
             }
-            fired.sort_by_key(|(i, m)| (*i, m.version));
+            if fired.len() > 1 {
+                fired.sort_by_key(|(i, m)| (*i, m.version));
+            }
             let resolution = if indexes.is_empty() && entered.listed.is_none() {
                 // (nothing fired, no list holds: the default, as
                 // `resolve` would say, without its vectors)
@@ -530,8 +571,6 @@ impl Decide {
             } else {
                 scene.resolve(&indexes, entered.listed)
             };
-            record.rules.clear();
-            record.shadow.clear();
             for (i, m) in fired {
                 let rule = &scene.rules[i];
                 let f = Fired {
@@ -552,7 +591,7 @@ impl Decide {
                 .and_then(|i| scene.list_checks.get(i))
                 .map(|c| Arc::clone(&c.label));
             stats.decisions += 1;
-            if !entered.missing.is_empty() {
+            if entered.lacks() {
                 stats.missing += 1;
             }
             if list.is_some() {
@@ -615,12 +654,23 @@ impl Decision {
             Some(name) => self.outcome = Arc::clone(name),
             None => self.outcome = "?".into(),
         }
-        self.event = entered.event;
+
         self.by_position = entered.by_position;
         self.ts = ts;
         self.score = score;
         self.list = list;
-        self.missing = entered.missing;
+        self.missing.clear();
+        let lacks = entered.lacks();
+        if lacks {
+            let mut bits = entered.missing;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                self.missing.push(Arc::clone(&run.reads[i].1));
+            }
+            self.missing.extend(entered.more);
+        }
+        self.event = entered.event;
         self.arrival = arrival;
     }
 }

@@ -687,3 +687,28 @@ fn a_change_of_rules_removes_and_alters_scenes_and_loses_nothing() {
     assert!(last.decisions.is_empty());
     assert_eq!(last.alerts.len(), 1);
 }
+
+/// A scene whose rules read more than 64 fields names every one an event
+/// lacks (the first 64 are kept as bits, the others by name).
+#[test]
+fn every_missing_field_is_said_however_many_the_rules_read() {
+    let condition: Vec<String> = (0..70).map(|i| format!("f{i} == 1")).collect();
+    let rules = parse(&format!(
+        "pattern wide {{ score 60 match p where p: {} }}\nscene s {{ rules wide {TAIL} }}",
+        condition.join(" or ")
+    ));
+    let fields: Vec<String> = (0..70)
+        .filter(|i| ![3, 65].contains(i))
+        .map(|i| format!(r#""f{i}": 0"#))
+        .collect();
+    let line = format!(r#"{{"ts": 1, {}}}"#, fields.join(", "));
+    let out = run(&rules, &[&line], 0);
+    assert_eq!(out.kept.len(), 1);
+    let missing: Vec<&str> = out.kept[0].missing.iter().map(|f| &**f).collect();
+    assert_eq!(missing, ["f3", "f65"]);
+    assert!(
+        out.decisions[0].ends_with(r#""missing":["f3","f65"]}"#),
+        "{}",
+        out.decisions[0]
+    );
+}
