@@ -216,6 +216,12 @@ pub struct Clock<E> {
 }
 
 impl<E> Clock<E> {
+    /// The lowest arrival number of the events waiting, if any (a walk
+    /// over them: for a change of rules, not per event).
+    pub fn first_waiting_arrival(&self) -> Option<u64> {
+        self.waiting.iter().map(|w| w.seq).min()
+    }
+
     /// Calls `f` on every waiting event (in no particular order; their
     /// order of processing stays as it was).
     pub fn for_each_waiting_mut(&mut self, mut f: impl FnMut(&mut E)) {

@@ -5,6 +5,7 @@ use hashbrown::{HashMap, HashSet};
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::deadlines::{DeadlineIndex, Entry};
+use crate::engine::decide::{Collect, Decide};
 use crate::engine::memory::{Change, Memory, ShadowView};
 use crate::engine::partitions::{merge_fresh, KeyHasher, Keys, Ordinals, Part, Parts, HOLE};
 use crate::engine::sink::{MatchAccess, MatchContext, MatchRef, Sink};
@@ -328,6 +329,9 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     /// Space for [`Core::sort_due`].
     due_counts: Vec<u32>,
     due_sorted: Vec<Due>,
+    /// The scenes and what deciding needs (`None` for a rule set without
+    /// scenes: its events take the loops they took before).
+    pub(super) decide: Option<Box<Decide>>,
 }
 
 impl<E: Event, A: Automaton<E>> Core<E, A> {
@@ -358,6 +362,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             firing: 0,
             due_counts: Vec::new(),
             due_sorted: Vec::new(),
+            decide: None,
         }
     }
 
@@ -550,6 +555,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// measures it.)
     #[inline(never)]
     pub fn push<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) -> Arrival {
+        if self.decide.is_some() {
+            return self.push_positioned(ts, event, None, sink);
+        }
         self.stats.events += 1;
         match self.clock.arrive(ts, event) {
             Err(event) => {
@@ -558,6 +566,48 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 Arrival::Late
             }
             Ok(()) => {
+                if self.clock.waiting() > self.waiting_limit {
+                    self.force_watermark();
+                }
+                self.run_to(self.clock.watermark(), sink);
+                Arrival::Accepted
+            }
+        }
+    }
+
+    /// [`Core::push`] for an engine with scenes: the event's input
+    /// `position` (else its number among the pushes) is kept until its
+    /// decisions are made; a late event's are made at once.
+    #[inline(never)]
+    pub fn push_positioned<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        position: Option<Value>,
+        sink: &mut S,
+    ) -> Arrival {
+        let Some(decide) = &mut self.decide else {
+            return self.push(ts, event, sink);
+        };
+        self.stats.events += 1;
+        let seq = self.clock.next_arrival();
+        match self.clock.arrive(ts, event) {
+            Err(event) => {
+                self.stats.late += 1;
+                sink.on_late(ts, &event);
+                // (a late event takes no arrival number: it is numbered
+                // past the last one, never a waiting event's, and the
+                // pushes after it are numbered one further on)
+                let pushes = self.stats.events;
+                let position = position.unwrap_or(Value::Int(pushes as i64));
+                decide.number_from(seq, pushes);
+                decide.late(ts, u64::MAX, position, &event, sink);
+                Arrival::Late
+            }
+            Ok(()) => {
+                if let Some(position) = position {
+                    decide.positions.insert(seq, position);
+                }
                 if self.clock.waiting() > self.waiting_limit {
                     self.force_watermark();
                 }
@@ -581,6 +631,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let seq = self.clock.next_arrival();
         if self.clock.arrive(ts, event).is_ok() {
             self.for_indicators.insert(seq);
+            if let Some(decide) = &mut self.decide {
+                // (an arrival number without a push)
+                decide.number_from(seq + 1, self.stats.events);
+            }
             if self.clock.waiting() > self.waiting_limit {
                 self.force_watermark();
             }
@@ -734,7 +788,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// deadlines up to `bound` (events only up to the watermark). A deadline
     /// at the time of the next event fires first.
     fn run_to<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
-        if !(self.memory.is_empty() && self.for_indicators.is_empty()) {
+        if !(self.memory.is_empty() && self.for_indicators.is_empty() && self.decide.is_none()) {
             return self.run_to_reading(bound, sink);
         }
         // (a rule set without lists and indicators: none appears while
@@ -765,7 +819,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 if !self.for_indicators.is_empty() && self.take_shared(ts, seq, &event) {
                     continue;
                 }
-                if self.memory.is_empty() {
+                if self.decide.is_some() {
+                    self.process_deciding(ts, seq, event, sink);
+                } else if self.memory.is_empty() {
                     self.process_event_outlined(ts, event, sink);
                 } else {
                     self.process_event_reading(ts, event, sink);
@@ -774,6 +830,70 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 break;
             }
         }
+    }
+
+    /// Deciding starts with `scenes`: the pushes from now on are numbered
+    /// on from the engine's count.
+    pub(super) fn deciding(&self, scenes: Vec<crate::engine::decide::SceneRun>) -> Box<Decide> {
+        let mut decide = Decide::new(scenes);
+        decide.number_from(self.clock.next_arrival(), self.stats.events);
+        Box::new(decide)
+    }
+
+    /// [`Core::process_event_as`] for an engine with scenes: the scenes the
+    /// event enters are read (with the lists as its rules read them), the
+    /// patterns take it (through [`Collect`] when it enters one, so that
+    /// the matches that hold it are noted), then its decisions go to the
+    /// sink (`docs/semantics.md`, "Decisions").
+    #[inline(never)]
+    fn process_deciding<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        seq: u64,
+        event: E,
+        sink: &mut S,
+    ) {
+        let Some(mut decide) = self.decide.take() else {
+            return self.process_event_outlined(ts, event, sink);
+        };
+        let reading = !self.memory.is_empty();
+        if reading {
+            self.memory.reach(ts);
+            self.memory.on_event(&event);
+        }
+        let ev = self.store.insert(ts, event);
+        let stored = self.store.get(ev);
+        let enters = {
+            let view = self.memory.shadow_view();
+            let lookup: &dyn Lookup = if reading {
+                lookup_of(&self.memory, &view, false)
+            } else {
+                &crate::lookup::NO_LOOKUP
+            };
+            decide.enter(seq, stored, lookup)
+        };
+        if enters {
+            let pointer: *const E = stored;
+            let mut collect = Collect {
+                inner: &mut *sink,
+                event: pointer,
+                fired: &mut decide,
+            };
+            if reading {
+                self.process_stored::<Reads, _>(ts, ev, &mut collect);
+            } else {
+                self.process_stored::<Plain, _>(ts, ev, &mut collect);
+            }
+            decide.decide(ts, seq, sink);
+        } else if reading {
+            self.process_stored::<Reads, S>(ts, ev, sink);
+        } else {
+            self.process_stored::<Plain, S>(ts, ev, sink);
+        }
+        if decide.retiring() {
+            decide.retire(self.clock.first_waiting_arrival());
+        }
+        self.decide = Some(decide);
     }
 
     /// [`Core::process_event_as`] for a rule set without lists and
@@ -1138,6 +1258,17 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         sink: &mut S,
     ) {
         let ev = self.store.insert(ts, event);
+        self.process_stored::<M, S>(ts, ev, sink);
+    }
+
+    /// [`Core::process_event_as`] of an event stored already.
+    #[inline(always)]
+    fn process_stored<M: Reading, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        ev: <A::Store as EventStore<E>>::Ref,
+        sink: &mut S,
+    ) {
         A::begin_event(&mut self.cache);
         if self.patterns.len() == 1 {
             self.process_single::<M, S>(ts, ev, sink);
@@ -1977,6 +2108,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             firing: self.firing,
             due_counts: self.due_counts,
             due_sorted: self.due_sorted,
+            decide: self.decide,
         };
         core.refresh_guards();
         core

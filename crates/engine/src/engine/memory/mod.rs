@@ -1542,7 +1542,7 @@ pub(crate) struct SavedShadow {
 }
 
 /// The origins of the lists' entries and changes in a snapshot (format
-/// version 10 on, its last section; none before: every entry of no
+/// version 10 on, before the decisions of version 11; none before: every entry of no
 /// recorded origin).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SavedOrigins {
