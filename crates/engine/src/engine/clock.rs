@@ -290,7 +290,7 @@ impl<E> Clock<E> {
 
     /// Takes an event in: `Err(event)` when it is late, else it waits and
     /// the watermark moves by the out-of-orderness rule.
-    #[inline]
+    #[inline(always)]
     pub fn arrive(&mut self, ts: Timestamp, event: E) -> Result<(), E> {
         if !self.time.admit(ts) {
             return Err(event);
