@@ -30,6 +30,153 @@ fn the_risk_samples_check_as_one_rule_set() {
     );
 }
 
+/// `check --sample` follows a rule's factor calls into the factors'
+/// bodies, in each instance a scene makes of the rule and in a rule
+/// written inside a scene: a field a factor reads that no sample event
+/// carries is said where the factor's body reads it, with the rule and
+/// the factor named; a parameter is no field.
+#[test]
+fn check_sample_follows_factors_into_instances_and_scene_rules() {
+    let dir = scratch("check_sample_factors");
+    fs::write(
+        dir.join("rules.cep"),
+        "factor old(min: duration) = ts - signed_up_at > min\n\
+         factor vip(tier: string) = level == tier and old(1h)\n\
+         pattern seasoned(min_age: duration) {\n\
+         \x20   partition by account\n\
+         \x20   action allow\n\
+         \x20   match c\n\
+         \x20   where c: type == \"claim\" and old(min_age)\n\
+         }\n\
+         scene claims {\n\
+         \x20   rules seasoned\n\
+         \x20   with min_age = 3h\n\
+         \x20   outcomes approve < review\n\
+         \x20   approve if action allow\n\
+         \x20   fallback review\n\
+         \x20   deadline 100ms\n\
+         \x20   pattern gold {\n\
+         \x20       partition by account\n\
+         \x20       action allow\n\
+         \x20       match g\n\
+         \x20       where g: vip(\"gold\")\n\
+         \x20   }\n\
+         }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.join("sample.jsonl"),
+        "{\"ts\": 1, \"type\": \"claim\", \"account\": \"a\", \"level\": \"gold\"}\n",
+    )
+    .unwrap();
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["check", "rules.cep", "--sample", "sample.jsonl"])
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let warnings: Vec<&str> = said.lines().filter(|l| l.starts_with("warning:")).collect();
+    let helps: Vec<&str> = said.lines().filter(|l| l.contains("help:")).collect();
+    // (`min`, `min_age` and `tier` are parameters: no warning of them)
+    assert_eq!(
+        warnings,
+        [
+            "warning: rules.cep:1:34: field `signed_up_at` never occurs in 1 sample event",
+            "warning: rules.cep:1:34: field `signed_up_at` never occurs in 1 sample event",
+        ],
+        "{said}"
+    );
+    assert_eq!(
+        helps,
+        [
+            // (in load order: a rule written inside the scene, then the
+            // scene's instances)
+            "  = help: read by pattern `gold`, the condition of stage `g`, through factor `old`",
+            "  = help: read by pattern `seasoned@claims`, the condition of stage `c`, through factor `old`",
+        ],
+        "{said}"
+    );
+}
+
+/// `check --sample` also watches what indicators and scenes read: an
+/// indicator's argument, `where` and `group by`, a scene's `when`, `id`
+/// and list checks, each said where it is written with the indicator or
+/// scene named (a run says what its patterns miss).
+#[test]
+fn check_sample_watches_indicators_and_scenes() {
+    let dir = scratch("check_sample_declarations");
+    fs::write(
+        dir.join("rules.cep"),
+        "list watched\n\
+         indicator spend = sum(amount) where channel == \"web\" group by card within 1h\n\
+         pattern big {\n\
+         \x20   partition by account\n\
+         \x20   action review\n\
+         \x20   match p\n\
+         \x20   where p: spend(account) > 100\n\
+         }\n\
+         scene pay {\n\
+         \x20   when kind == \"payment\"\n\
+         \x20   id payment_id\n\
+         \x20   rules big\n\
+         \x20   outcomes approve < review\n\
+         \x20   review if device in watched\n\
+         \x20   review if action review\n\
+         \x20   fallback review\n\
+         \x20   deadline 100ms\n\
+         }\n",
+    )
+    .unwrap();
+    // (`account` and `kind` occur; the rest does not)
+    fs::write(
+        dir.join("sample.jsonl"),
+        "{\"ts\": 1, \"kind\": \"payment\", \"account\": \"a\"}\n",
+    )
+    .unwrap();
+    let out = cepheid()
+        .current_dir(&dir)
+        .args(["check", "rules.cep", "--sample", "sample.jsonl"])
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    let pairs: Vec<(&str, &str)> = said
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .zip(said.lines().filter(|l| l.contains("help:")))
+        .map(|(w, h)| (w, h.trim_start()))
+        .collect();
+    let never = |at: &str, field: &str| {
+        format!("warning: rules.cep:{at}: field `{field}` never occurs in 1 sample event")
+    };
+    let want = [
+        (
+            never("2:23", "amount") + "; did you mean `account`?",
+            "= help: read by indicator `spend`, its argument",
+        ),
+        (
+            never("2:37", "channel"),
+            "= help: read by indicator `spend`, `where`",
+        ),
+        (
+            never("2:63", "card"),
+            "= help: read by indicator `spend`, `group by`",
+        ),
+        (
+            never("11:8", "payment_id"),
+            "= help: read by scene `pay`, `id`",
+        ),
+        (
+            never("14:15", "device"),
+            "= help: read by scene `pay`, the list check `device in watched`",
+        ),
+    ];
+    let got: Vec<(String, &str)> = pairs.iter().map(|&(w, h)| (w.to_string(), h)).collect();
+    let want: Vec<(String, &str)> = want.iter().map(|(w, h)| (w.clone(), *h)).collect();
+    assert_eq!(got, want, "{said}");
+}
+
 /// `explain` shows a scene's policy and its rules after binding: each
 /// instance with its values, its conditions with the factors written out.
 #[test]

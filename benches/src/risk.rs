@@ -114,6 +114,19 @@ pattern device_cards {
 }
 ";
 
+/// The `risk-scene` workload's scene (issue 62): the three rules of
+/// [`RULES`] in one scene `payment` that every event enters, each event
+/// decided by its position.
+pub const SCENE: &str = "\
+scene payment {
+    rules card_count, card_amount, device_cards
+    outcomes approve < review
+    review if score >= 1
+    fallback approve
+    deadline 100ms
+}
+";
+
 /// Events flagged by each rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RiskCounts {
@@ -160,6 +173,16 @@ pub fn engine_for<E: Event + 'static>() -> Result<Engine<E>, String> {
     Ok(engine)
 }
 
+/// An engine with [`RULES`] and, for `risk-scene`, [`SCENE`]: the same
+/// patterns, and one decision per event.
+pub fn engine_with_scene_for<E: Event + 'static>() -> Result<Engine<E>, String> {
+    let text = format!("{RULES}{SCENE}");
+    let rules = cepheid_engine::Rules::parse("risk.cep", &text).map_err(|e| e.to_string())?;
+    let mut engine = Engine::new();
+    engine.add(&rules).map_err(|e| e.to_string())?;
+    Ok(engine)
+}
+
 /// The rules' flagged events so far, from an engine's counts.
 pub fn counts_of<E: Event + 'static>(engine: &Engine<E>) -> RiskCounts {
     let mut counts = RiskCounts::default();
@@ -180,6 +203,8 @@ pub fn counts_of<E: Event + 'static>(engine: &Engine<E>) -> RiskCounts {
 pub struct Discard {
     /// A sum over the matches' times.
     pub checksum: i64,
+    /// The decisions seen, by outcome: approve, review.
+    pub decisions: [u64; 2],
 }
 
 impl<E> Sink<E> for Discard {
@@ -190,6 +215,10 @@ impl<E> Sink<E> for Discard {
     fn on_timeout(&mut self, _: &MatchRef<'_, E>, _: Timestamp) {}
 
     fn on_late(&mut self, _: Timestamp, _: &E) {}
+
+    fn on_decision(&mut self, d: &cepheid_engine::Decision) {
+        self.decisions[usize::from(&*d.outcome == "review")] += 1;
+    }
 }
 
 /// The engine's counts over `events` (in time order).

@@ -167,6 +167,8 @@ mod language_doc;
 mod layers;
 #[path = "../live_limit.rs"]
 mod live_limit;
+#[path = "../openapi.rs"]
+mod openapi;
 #[path = "../oracle_regressions.rs"]
 mod oracle_regressions;
 #[path = "../output_records.rs"]

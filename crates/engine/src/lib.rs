@@ -104,7 +104,8 @@ pub mod watch;
 // The lower layers under the names this crate's modules use for them.
 use cepheid_automata::{matcher, nfa};
 use cepheid_core::{
-    error, event, event_value, expr, lookup, pattern, persist, primitives, record, slab, value,
+    error, event, event_value, expr, lookup, pattern, persist, primitives, record, scene, slab,
+    value,
 };
 use cepheid_syntax as dsl;
 
@@ -112,7 +113,10 @@ pub use builder::typed::Pattern;
 pub use cepheid_core::{Error, ErrorKind, Location};
 pub use cepheid_core::{Event, FieldId, FieldPath};
 pub use cepheid_core::{EventValue, Record, Span, Timestamp, Value, ValueRef};
-pub use engine::{Arrival, Engine, ListWrite, Match, MatchRef, Output, PatternStats, Sink, Stats};
+pub use engine::{
+    Arrival, Decision, DecisionStats, Engine, Fired, ListWrite, Match, MatchRef, Output,
+    PatternStats, Sink, Stats,
+};
 pub use rules::Rules;
 pub use watch::{FieldWatch, MissingField, WatchedRead};
 

@@ -344,6 +344,11 @@ impl<E: 'static> crate::engine::sealed::Sealed<E> for Rules {
         Some(&self.loaded.declarations)
     }
 
+    /// The scenes the texts declared.
+    fn scenes(&self) -> &[crate::scene::Scene] {
+        &self.loaded.scenes
+    }
+
     /// The automaton compiled at load, when `E` is [`Record`].
     fn compiled(&self, index: usize) -> Option<&Arc<Nfa<E>>> {
         let automata: &dyn Any = &self.automata;

@@ -21,14 +21,41 @@ use crate::pattern::{Condition, ElementKind, Pattern};
 use crate::primitives::Span;
 use crate::rules::Rules;
 
-/// One place where a pattern reads a field.
+/// What reads a field ([`WatchedRead::owner`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Owner {
+    /// A pattern (a rule), [`WatchedRead::pattern`] its name.
+    Pattern,
+    /// An indicator (`indicator NAME = ...`), by its name.
+    Indicator,
+    /// A scene (`scene NAME { ... }`), by its name.
+    Scene,
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Owner::Pattern => "pattern",
+            Owner::Indicator => "indicator",
+            Owner::Scene => "scene",
+        })
+    }
+}
+
+/// One place where a pattern (or an indicator or scene: [`owner`](
+/// WatchedRead::owner)) reads a field.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WatchedRead {
     /// The field read.
     pub field: FieldPath,
-    /// The pattern's name.
+    /// The pattern's name (the indicator's or scene's, by [`owner`](
+    /// WatchedRead::owner)).
     pub pattern: String,
+    /// What reads it: a pattern, or, in `cepheid check --sample` alone, an
+    /// indicator or a scene.
+    pub owner: Owner,
     /// The clause that reads it (for a pattern of the builder, the
     /// `until` of a stage is [`ReadClause::Until`] with the stage's name).
     pub clause: ReadClause,
@@ -38,6 +65,10 @@ pub struct WatchedRead {
     /// The source it is read in (an index of [`Loaded::sources`]) and its
     /// span there, for a diagnostic that quotes the line.
     pub source: Option<(usize, Span)>,
+    /// The factor whose body writes the read, when the pattern reads the
+    /// field through a factor call (`location` and `source` are then in
+    /// the factor's body).
+    pub factor: Option<String>,
 }
 
 impl fmt::Display for WatchedRead {
@@ -47,7 +78,11 @@ impl fmt::Display for WatchedRead {
         if let Some(at) = &self.location {
             write!(f, "{at}: ")?;
         }
-        write!(f, "pattern `{}`, {}", self.pattern, self.clause)
+        write!(f, "{} `{}`, {}", self.owner, self.pattern, self.clause)?;
+        if let Some(factor) = &self.factor {
+            write!(f, ", through factor `{factor}`")?;
+        }
+        Ok(())
     }
 }
 
@@ -144,45 +179,15 @@ impl FieldWatch {
 
     /// The reads of every pattern of `loaded` (the patterns without
     /// errors), located in their files (a diagnostic can quote them:
-    /// [`WatchedRead::source`] indexes `loaded.sources`).
+    /// [`WatchedRead::source`] indexes `loaded.sources`): a rule written
+    /// inside a scene, and a rule's instance (`rule@scene`) as the rule is
+    /// written; a field read through a factor call where the factor's body
+    /// reads it ([`WatchedRead::factor`]), a rule's or factor's parameter
+    /// no field.
     pub fn from_loaded(loaded: &Loaded) -> FieldWatch {
-        let mut reads = Vec::new();
-        // Each file parsed once, its declarations by name (a search per
-        // pattern would be quadratic in a file's patterns).
-        type Parsed = Option<(dsl::ast::File, HashMap<String, usize>)>;
-        let mut parsed: Vec<Option<Parsed>> = vec![None; loaded.sources.len()];
-        for (pattern, &s) in loaded.patterns.iter().zip(&loaded.pattern_sources) {
-            let Some(source) = loaded.sources.get(s) else {
-                reads.extend(ir_reads(pattern));
-                continue;
-            };
-            let file = parsed[s].get_or_insert_with(|| {
-                let file = dsl::parse(&source.text).ok()?;
-                let names = (file.patterns.iter().enumerate().rev())
-                    .map(|(i, d)| (d.name.name.to_string(), i))
-                    .collect();
-                Some((file, names))
-            });
-            let decl = file.as_ref().and_then(|(file, names)| {
-                let &i = names.get(pattern.name.as_str())?;
-                file.patterns.get(i)
-            });
-            let Some(decl) = decl else {
-                reads.extend(ir_reads(pattern));
-                continue;
-            };
-            for read in dsl::field_reads(decl) {
-                let (line, column) = source.line_col(read.span.start as usize);
-                reads.push(WatchedRead {
-                    field: FieldPath(read.path.iter().map(|s| s.as_str().into()).collect()),
-                    pattern: pattern.name.clone(),
-                    clause: read.clause,
-                    location: Some(Location::new(source.name.as_str(), line, column)),
-                    source: Some((s, read.span)),
-                });
-            }
+        FieldWatch {
+            reads: reads_of(loaded, false),
         }
-        FieldWatch { reads }
     }
 
     /// The reads of `patterns` (IR patterns, or an engine's
@@ -217,6 +222,13 @@ impl FieldWatch {
         if engine.add(&loaded.patterns[..]).is_err() {
             return Vec::new();
         }
+        // (the fields only indicators and scenes read are decoded too)
+        let watch = FieldWatch {
+            reads: reads_of(loaded, true),
+        };
+        for read in &watch.reads {
+            engine.fields().intern(&read.field);
+        }
         let mut decoder = crate::io::Decoder::new(format, time_field, engine.fields().clone())
             .watch_fields(u64::MAX);
         for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -230,7 +242,7 @@ impl FieldWatch {
             .cloned()
             .unwrap_or_else(|| FieldsSeen::new(0));
         let mut out = Vec::new();
-        for missing in FieldWatch::from_loaded(loaded).missing(&seen) {
+        for missing in watch.missing(&seen) {
             let message = missing.message("sample events");
             for read in &missing.reads {
                 let Some((source, span)) = read.source else {
@@ -241,10 +253,13 @@ impl FieldWatch {
                     span,
                     message.clone(),
                 )
-                .with_help(format!(
-                    "read by pattern `{}`, {}",
-                    read.pattern, read.clause
-                ))
+                .with_help(match &read.factor {
+                    Some(factor) => format!(
+                        "read by {} `{}`, {}, through factor `{factor}`",
+                        read.owner, read.pattern, read.clause
+                    ),
+                    None => format!("read by {} `{}`, {}", read.owner, read.pattern, read.clause),
+                })
                 .in_source(source);
                 out.push(d);
             }
@@ -279,6 +294,173 @@ impl FieldWatch {
     }
 }
 
+/// The reads of every pattern of `loaded` ([`FieldWatch::from_loaded`]),
+/// and with `declarations` those of its indicators (argument, `where`,
+/// `group by`) and scenes (`when`, `id`, list checks), which `cepheid
+/// check --sample` watches (a run's decoder knows the fields its engine
+/// reads, and says what its patterns miss).
+fn reads_of(loaded: &Loaded, declarations: bool) -> Vec<WatchedRead> {
+    let mut reads = Vec::new();
+    // Each file parsed once; its rules (its own and its scenes') by
+    // name (a search per pattern would be quadratic in a file's
+    // patterns); the factors of every file by name, the first
+    // declared.
+    let files: Vec<Option<dsl::ast::File>> = (loaded.sources.iter())
+        .map(|source| dsl::parse(&source.text).ok())
+        .collect();
+    let mut rules: Vec<HashMap<&str, &dsl::ast::PatternDecl>> = Vec::new();
+    let mut factors: HashMap<&str, (&dsl::ast::FactorDecl, usize)> = HashMap::new();
+    for (s, file) in files.iter().enumerate() {
+        let mut by_name = HashMap::new();
+        if let Some(file) = file {
+            let own = file.patterns.iter();
+            let in_scenes = file.scenes.iter().flat_map(|scene| &scene.patterns);
+            for decl in own.chain(in_scenes) {
+                by_name.entry(decl.name.name.as_str()).or_insert(decl);
+            }
+            for d in &file.declarations {
+                if let dsl::ast::DeclarationKind::Factor(f) = &d.kind {
+                    factors.entry(d.name.name.as_str()).or_insert((f, s));
+                }
+            }
+        }
+        rules.push(by_name);
+    }
+    let factor = |name: &str| factors.get(name).copied();
+    for (pattern, &s) in loaded.patterns.iter().zip(&loaded.pattern_sources) {
+        // (an instance is its rule's text with the scene's values)
+        let name = pattern
+            .name
+            .split_once('@')
+            .map_or(pattern.name.as_str(), |(r, _)| r);
+        let decl = rules.get(s).and_then(|by_name| by_name.get(name));
+        let Some(decl) = decl else {
+            reads.extend(ir_reads(pattern));
+            continue;
+        };
+        for read in dsl::field_reads_with(decl, &factor) {
+            let (at, factor) = match &read.factor {
+                Some((f, source)) => (*source, Some(f.clone())),
+                None => (s, None),
+            };
+            let Some(source) = loaded.sources.get(at) else {
+                continue;
+            };
+            let (line, column) = source.line_col(read.span.start as usize);
+            reads.push(WatchedRead {
+                field: FieldPath(read.path.iter().map(|s| s.as_str().into()).collect()),
+                pattern: pattern.name.clone(),
+                owner: Owner::Pattern,
+                clause: read.clause,
+                location: Some(Location::new(source.name.as_str(), line, column)),
+                source: Some((at, read.span)),
+                factor,
+            });
+        }
+    }
+    if declarations {
+        declaration_reads(loaded, &files, &factor, &mut reads);
+    }
+    reads
+}
+
+/// The reads of `loaded`'s indicators and scenes, as written in `files`
+/// (each source parsed), factor calls followed by `factor`.
+fn declaration_reads<'a>(
+    loaded: &Loaded,
+    files: &'a [Option<dsl::ast::File>],
+    factor: &dyn Fn(&str) -> Option<(&'a dsl::ast::FactorDecl, usize)>,
+    reads: &mut Vec<WatchedRead>,
+) {
+    use dsl::ast::{Check, DeclarationKind, IndicatorClauseKind, SceneClauseKind};
+    let mut push = |s: usize, owner: Owner, name: &str, read: dsl::FieldRead| {
+        let (at, via) = match &read.factor {
+            Some((f, source)) => (*source, Some(f.clone())),
+            None => (s, None),
+        };
+        let Some(source) = loaded.sources.get(at) else {
+            return;
+        };
+        let (line, column) = source.line_col(read.span.start as usize);
+        reads.push(WatchedRead {
+            field: FieldPath(read.path.iter().map(|s| s.as_str().into()).collect()),
+            pattern: name.to_string(),
+            owner,
+            clause: read.clause,
+            location: Some(Location::new(source.name.as_str(), line, column)),
+            source: Some((at, read.span)),
+            factor: via,
+        });
+    };
+    let path_read = |p: &dsl::ast::Path, clause: ReadClause| {
+        dsl::FieldRead::new(
+            p.segments.iter().map(|s| s.name.clone()).collect(),
+            clause,
+            p.span,
+        )
+    };
+    for (s, file) in files.iter().enumerate() {
+        let Some(file) = file else { continue };
+        for d in &file.declarations {
+            let DeclarationKind::Indicator(ind) = &d.kind else {
+                continue;
+            };
+            let name = d.name.name.as_str();
+            for arg in &ind.args {
+                for read in dsl::expr_field_reads(arg, &ReadClause::Argument, factor) {
+                    push(s, Owner::Indicator, name, read);
+                }
+            }
+            for clause in &ind.clauses {
+                match &clause.kind {
+                    IndicatorClauseKind::Where(c) => {
+                        for read in dsl::expr_field_reads(c, &ReadClause::Where, factor) {
+                            push(s, Owner::Indicator, name, read);
+                        }
+                    }
+                    IndicatorClauseKind::GroupBy(paths) => {
+                        for p in paths {
+                            push(s, Owner::Indicator, name, path_read(p, ReadClause::GroupBy));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    for (scene, &s) in loaded.scenes.iter().zip(&loaded.scene_sources) {
+        let decl = (files.get(s).and_then(Option::as_ref))
+            .and_then(|file| file.scenes.iter().find(|d| d.name.name == scene.name));
+        let (Some(decl), Some(source)) = (decl, loaded.sources.get(s)) else {
+            continue;
+        };
+        let name = scene.name.as_str();
+        for clause in &decl.clauses {
+            match &clause.kind {
+                SceneClauseKind::When(c) => {
+                    for read in dsl::expr_field_reads(c, &ReadClause::When, factor) {
+                        push(s, Owner::Scene, name, read);
+                    }
+                }
+                SceneClauseKind::Id(p) => push(s, Owner::Scene, name, path_read(p, ReadClause::Id)),
+                SceneClauseKind::Outcome {
+                    check: Check::List(x),
+                    ..
+                } => {
+                    let text = (source.text)
+                        .get(x.span.start as usize..x.span.end as usize)
+                        .unwrap_or("?");
+                    let clause = ReadClause::ListCheck(text.to_string());
+                    for read in dsl::expr_field_reads(x, &clause, factor) {
+                        push(s, Owner::Scene, name, read);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
 /// The reads of an IR pattern, without locations.
 fn ir_reads(pattern: &Pattern) -> Vec<WatchedRead> {
     let mut out = Vec::new();
@@ -286,9 +468,11 @@ fn ir_reads(pattern: &Pattern) -> Vec<WatchedRead> {
         out.push(WatchedRead {
             field: field.clone(),
             pattern: pattern.name.clone(),
+            owner: Owner::Pattern,
             clause,
             location: None,
             source: None,
+            factor: None,
         });
     };
     for path in &pattern.partition_by {

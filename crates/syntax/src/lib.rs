@@ -80,7 +80,9 @@ pub use scene_lower::{MAX_INSTANCES, MAX_OUTCOMES, MAX_SCENE_RULES};
 
 pub use print::print_expr;
 pub use print::print_file;
-pub use reads::{field_reads, FieldRead, ReadClause};
+pub use reads::{
+    expr_field_reads, field_reads, field_reads_with, FieldRead, ReadClause, MAX_FACTOR_DEPTH,
+};
 pub use source::{declarations_source, pattern_source, NoSource, NoSourceWhy};
 
 // The vocabulary, under the names the modules use for it.

@@ -37,24 +37,35 @@ pub struct RiskFigures {
 /// Repeated passes stop once the passes so far took this long.
 const BUDGET_SECS: f64 = 10.0;
 
-/// One engine pass over `events`.
-fn pass(events: &[RiskEvent]) -> Result<RiskCounts, String> {
-    let mut engine = risk::engine_for::<RiskEvent>()?;
+/// One engine pass over `events` (`scene`: with the rules in the scene
+/// `payment`, one decision per event, checked: every event decided once).
+fn pass(events: &[RiskEvent], scene: bool) -> Result<RiskCounts, String> {
+    let mut engine = match scene {
+        false => risk::engine_for::<RiskEvent>()?,
+        true => risk::engine_with_scene_for::<RiskEvent>()?,
+    };
     let mut sink = risk::Discard::default();
     for e in events {
         engine.push(e.ts, *e, &mut sink);
     }
     engine.watermark(Timestamp::MAX, &mut sink);
+    if scene {
+        let decided: u64 = sink.decisions.iter().sum();
+        if decided != events.len() as u64 {
+            return Err(format!("{decided} decisions for {} events", events.len()));
+        }
+    }
     Ok(risk::counts_of(&engine))
 }
 
-/// Measures `risk` over `n` events (seed 42, 10 ms apart).
-pub fn measure(n: u64, passes: usize) -> Result<RiskFigures, String> {
+/// Measures `risk` (`scene`: `risk-scene`) over `n` events (seed 42, 10
+/// ms apart).
+pub fn measure(n: u64, passes: usize, scene: bool) -> Result<RiskFigures, String> {
     let events: Vec<RiskEvent> = risk::events(n, 42, risk::STEP_MS).collect();
     let before = alloc::live();
     alloc::reset_peak();
     let start = Instant::now();
-    let engine = pass(&events)?;
+    let engine = pass(&events, scene)?;
     let mut best = start.elapsed().as_secs_f64();
     let engine_heap_peak = alloc::peak().saturating_sub(before) as u64;
     let mut spent = best;
@@ -63,13 +74,13 @@ pub fn measure(n: u64, passes: usize) -> Result<RiskFigures, String> {
             break;
         }
         let start = Instant::now();
-        pass(&events)?;
+        pass(&events, scene)?;
         let secs = start.elapsed().as_secs_f64();
         best = best.min(secs);
         spent += secs;
     }
     Ok(RiskFigures {
-        workload: "risk".to_string(),
+        workload: if scene { "risk-scene" } else { "risk" }.to_string(),
         events: n,
         engine_secs: best,
         events_per_sec: n as f64 / best,

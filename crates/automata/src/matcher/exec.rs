@@ -549,7 +549,7 @@ impl<'a, E: Event, L: LookupRef> Executor<'a, E, L> {
     /// ([`Nfa::stays`])? Only for automata whose conditions do not read
     /// the run, so that the values tested are the event's and no condition
     /// is evaluated twice.
-    #[inline]
+    #[inline(always)]
     fn all_stay(&mut self, part: &Partition, buf: &SharedBuffer<E>, event: EventRef) -> bool {
         let nfa = self.nfa;
         if !nfa.run_independent() || !part.completed.is_empty() {

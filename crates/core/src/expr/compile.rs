@@ -54,6 +54,10 @@ pub enum Node {
     InList(NodeId, ListId),
     /// An indicator's value for the group of its arguments.
     Indicator(IndicatorId, Box<[NodeId]>),
+    /// `indicator(field) op literal`: a one-argument indicator call on a
+    /// field of the event, compared with a literal (a threshold rule's
+    /// whole condition, evaluated without the evaluator's nodes).
+    CompareIndicatorLiteral(BinaryOp, IndicatorId, FieldId, Value),
 }
 
 /// An expression ready to evaluate against events and a run's accumulators.
@@ -292,6 +296,25 @@ impl<'a> Compiler<'a> {
     ) -> Result<NodeId, ExprError> {
         if ops::is_comparison(op) && !self.in_select {
             match (x, y) {
+                (Expr::Indicator(indicator, args), Expr::Literal(v)) => {
+                    if let [Expr::Field(path)] = args.as_slice() {
+                        let field = self.resolve(path)?;
+                        self.reads_lookup = true;
+                        let node =
+                            Node::CompareIndicatorLiteral(op, indicator.id, field, v.clone());
+                        return Ok(self.push(node));
+                    }
+                }
+                (Expr::Literal(v), Expr::Indicator(indicator, args)) => {
+                    if let [Expr::Field(path)] = args.as_slice() {
+                        let field = self.resolve(path)?;
+                        self.reads_lookup = true;
+                        let op = ops::flip(op);
+                        let node =
+                            Node::CompareIndicatorLiteral(op, indicator.id, field, v.clone());
+                        return Ok(self.push(node));
+                    }
+                }
                 (Expr::Field(path), Expr::Literal(v)) => {
                     let field = self.resolve(path)?;
                     return Ok(self.push(Node::CompareFieldLiteral(op, field, v.clone())));

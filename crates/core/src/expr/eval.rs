@@ -30,6 +30,10 @@ impl CompiledExpr {
         accumulators: &Accumulators,
         lookup: &dyn Lookup,
     ) -> Value {
+        // (a field alone, an indicator's argument most often: its value)
+        if let [Node::Field(f)] = &*self.nodes {
+            return event.field(*f).to_owned();
+        }
         self.evaluator(event, accumulators, lookup)
             .value(self.root())
             .into_owned()
@@ -76,6 +80,11 @@ impl CompiledExpr {
         accumulators: &Accumulators,
         lookup: &dyn Lookup,
     ) -> bool {
+        // (a threshold rule's whole condition, without the evaluator)
+        if let Some(Node::CompareIndicatorLiteral(op, indicator, f, literal)) = self.nodes.last() {
+            let value = lookup.indicator(*indicator, &[event.field(*f)]);
+            return ops::compare_literal(*op, (&value).into(), literal) == Some(true);
+        }
         self.evaluator(event, accumulators, lookup)
             .truth(self.root())
             == Some(true)
@@ -231,6 +240,7 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             | Node::Any(_)
             | Node::Compare(..)
             | Node::CompareFieldLiteral(..)
+            | Node::CompareIndicatorLiteral(..)
             | Node::In(..)
             | Node::Call2(..)
             | Node::ContainsFieldLiteral(..)
@@ -298,6 +308,10 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
                 ValueRef::Str(s) => Some(needle.1.find(s.as_bytes()).is_some()),
                 other => ops::call2(Function::Contains, other, (&needle.0).into()),
             },
+            Node::CompareIndicatorLiteral(op, indicator, f, literal) => {
+                let value = self.lookup.indicator(*indicator, &[self.event.field(*f)]);
+                ops::compare_literal(*op, (&value).into(), literal)
+            }
             Node::And(x, y) => match self.truth(*x) {
                 Some(false) => Some(false),
                 left => ops::and(left, self.truth(*y)),
@@ -365,6 +379,10 @@ impl<'a, E: Event + ?Sized> Evaluator<'a, E> {
             // Handled by `truth`; repeated so this match stays exhaustive.
             Node::CompareFieldLiteral(op, f, literal) => {
                 ops::compare(*op, self.event.field(*f), literal.into())
+            }
+            Node::CompareIndicatorLiteral(op, indicator, f, literal) => {
+                let value = self.lookup.indicator(*indicator, &[self.event.field(*f)]);
+                ops::compare(*op, (&value).into(), literal.into())
             }
             Node::ContainsFieldLiteral(f, needle) => {
                 ops::call2(Function::Contains, self.event.field(*f), (&needle.0).into())

@@ -216,6 +216,12 @@ pub struct Clock<E> {
 }
 
 impl<E> Clock<E> {
+    /// The lowest arrival number of the events waiting, if any (a walk
+    /// over them: for a change of rules, not per event).
+    pub fn first_waiting_arrival(&self) -> Option<u64> {
+        self.waiting.iter().map(|w| w.seq).min()
+    }
+
     /// Calls `f` on every waiting event (in no particular order; their
     /// order of processing stays as it was).
     pub fn for_each_waiting_mut(&mut self, mut f: impl FnMut(&mut E)) {
@@ -284,7 +290,7 @@ impl<E> Clock<E> {
 
     /// Takes an event in: `Err(event)` when it is late, else it waits and
     /// the watermark moves by the out-of-orderness rule.
-    #[inline]
+    #[inline(always)]
     pub fn arrive(&mut self, ts: Timestamp, event: E) -> Result<(), E> {
         if !self.time.admit(ts) {
             return Err(event);
@@ -357,14 +363,14 @@ impl<E> Clock<E> {
     }
 
     /// Removes the earliest waiting event if the watermark has passed it.
-    #[inline]
+    #[inline(always)]
     pub fn pop_ready(&mut self) -> Option<(Timestamp, E)> {
         self.pop_ready_numbered().map(|(ts, _, event)| (ts, event))
     }
 
     /// [`pop_ready`](Clock::pop_ready), with the event's arrival number
     /// ([`next_arrival`](Clock::next_arrival) when it arrived).
-    #[inline]
+    #[inline(always)]
     pub fn pop_ready_numbered(&mut self) -> Option<(Timestamp, u64, E)> {
         let watermark = self.time.current()?;
         let first = self.waiting.pop_if(|first| first.ts <= watermark)?;

@@ -5,6 +5,7 @@ use hashbrown::{HashMap, HashSet};
 use crate::engine::automaton::{Automaton, EventStore, Reporter};
 use crate::engine::clock::Clock;
 use crate::engine::deadlines::{DeadlineIndex, Entry};
+use crate::engine::decide::{Collect, Decide};
 use crate::engine::memory::{Change, Memory, ShadowView};
 use crate::engine::partitions::{merge_fresh, KeyHasher, Keys, Ordinals, Part, Parts, HOLE};
 use crate::engine::sink::{MatchAccess, MatchContext, MatchRef, Sink};
@@ -328,6 +329,9 @@ pub(crate) struct Core<E, A: Automaton<E>> {
     /// Space for [`Core::sort_due`].
     due_counts: Vec<u32>,
     due_sorted: Vec<Due>,
+    /// The scenes and what deciding needs (`None` for a rule set without
+    /// scenes: its events take the loops they took before).
+    pub(super) decide: Option<Box<Decide>>,
 }
 
 impl<E: Event, A: Automaton<E>> Core<E, A> {
@@ -358,6 +362,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             firing: 0,
             due_counts: Vec::new(),
             due_sorted: Vec::new(),
+            decide: None,
         }
     }
 
@@ -545,8 +550,14 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
 
     /// Takes one event in. It is late (and goes to `sink.on_late`) when its
     /// time is at or below the watermark; otherwise it waits, and whatever
-    /// the watermark has now passed is processed.
+    /// the watermark has now passed is processed. (Never inlined: a
+    /// function of its own, as the engine gate of `BENCHMARKS.md`
+    /// measures it.)
+    #[inline(never)]
     pub fn push<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) -> Arrival {
+        if self.decide.is_some() {
+            return self.push_positioned(ts, event, None, sink);
+        }
         self.stats.events += 1;
         match self.clock.arrive(ts, event) {
             Err(event) => {
@@ -555,6 +566,48 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 Arrival::Late
             }
             Ok(()) => {
+                if self.clock.waiting() > self.waiting_limit {
+                    self.force_watermark();
+                }
+                self.run_to(self.clock.watermark(), sink);
+                Arrival::Accepted
+            }
+        }
+    }
+
+    /// [`Core::push`] for an engine with scenes: the event's input
+    /// `position` (else its number among the pushes) is kept until its
+    /// decisions are made; a late event's are made at once.
+    #[inline(never)]
+    pub fn push_positioned<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        position: Option<Value>,
+        sink: &mut S,
+    ) -> Arrival {
+        let Some(decide) = &mut self.decide else {
+            return self.push(ts, event, sink);
+        };
+        self.stats.events += 1;
+        let seq = self.clock.next_arrival();
+        match self.clock.arrive(ts, event) {
+            Err(event) => {
+                self.stats.late += 1;
+                sink.on_late(ts, &event);
+                // (a late event takes no arrival number: it is numbered
+                // past the last one, never a waiting event's, and the
+                // pushes after it are numbered one further on)
+                let pushes = self.stats.events;
+                let position = position.unwrap_or(Value::Int(pushes as i64));
+                decide.number_from(seq, pushes);
+                decide.late(ts, u64::MAX, position, &event, sink);
+                Arrival::Late
+            }
+            Ok(()) => {
+                if let Some(position) = position {
+                    decide.positions.insert(seq, position);
+                }
                 if self.clock.waiting() > self.waiting_limit {
                     self.force_watermark();
                 }
@@ -578,6 +631,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         let seq = self.clock.next_arrival();
         if self.clock.arrive(ts, event).is_ok() {
             self.for_indicators.insert(seq);
+            if let Some(decide) = &mut self.decide {
+                // (an arrival number without a push)
+                decide.number_from(seq + 1, self.stats.events);
+            }
             if self.clock.waiting() > self.waiting_limit {
                 self.force_watermark();
             }
@@ -731,6 +788,28 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// deadlines up to `bound` (events only up to the watermark). A deadline
     /// at the time of the next event fires first.
     fn run_to<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
+        if !(self.memory.is_empty() && self.for_indicators.is_empty() && self.decide.is_none()) {
+            return self.run_to_reading(bound, sink);
+        }
+        // (a rule set without lists and indicators: none appears while
+        // events are processed, and no event was pushed for indicators)
+        loop {
+            let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
+            if self.fire_next(until, sink) {
+                continue;
+            }
+            let Some((ts, event)) = self.clock.pop_ready() else {
+                break;
+            };
+            self.process_event_as::<Plain, S>(ts, event, sink);
+        }
+    }
+
+    /// [`Core::run_to`] for a rule set with lists or indicators, or with
+    /// events pushed for the shared indicators only (out of line: the
+    /// plain loop is the other).
+    #[inline(never)]
+    fn run_to_reading<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
         loop {
             let until = self.clock.next_ready().map_or(bound, |te| te.min(bound));
             if self.fire_next(until, sink) {
@@ -740,11 +819,94 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 if !self.for_indicators.is_empty() && self.take_shared(ts, seq, &event) {
                     continue;
                 }
-                self.process_event(ts, event, sink);
+                if self.decide.is_some() {
+                    self.process_deciding(ts, seq, event, sink);
+                } else if self.memory.is_empty() {
+                    self.process_event_outlined(ts, event, sink);
+                } else {
+                    self.process_event_reading(ts, event, sink);
+                }
             } else {
                 break;
             }
         }
+    }
+
+    /// Deciding starts with `scenes`: the pushes from now on are numbered
+    /// on from the engine's count.
+    pub(super) fn deciding(&self, scenes: Vec<crate::engine::decide::SceneRun>) -> Box<Decide> {
+        let mut decide = Decide::new(scenes);
+        decide.number_from(self.clock.next_arrival(), self.stats.events);
+        Box::new(decide)
+    }
+
+    /// [`Core::process_event_as`] for an engine with scenes: the scenes the
+    /// event enters are read (with the lists as its rules read them), the
+    /// patterns take it (through [`Collect`] when it enters one, so that
+    /// the matches that hold it are noted), then its decisions go to the
+    /// sink (`docs/semantics.md`, "Decisions").
+    #[inline(never)]
+    fn process_deciding<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        seq: u64,
+        event: E,
+        sink: &mut S,
+    ) {
+        let Some(mut decide) = self.decide.take() else {
+            return self.process_event_outlined(ts, event, sink);
+        };
+        let reading = !self.memory.is_empty();
+        if reading {
+            self.memory.reach(ts);
+            self.memory.on_event(&event);
+        }
+        let ev = self.store.insert(ts, event);
+        let stored = self.store.get(ev);
+        let enters = {
+            let view = self.memory.shadow_view();
+            let lookup: &dyn Lookup = if reading {
+                lookup_of(&self.memory, &view, false)
+            } else {
+                &crate::lookup::NO_LOOKUP
+            };
+            decide.enter(seq, stored, lookup)
+        };
+        if enters {
+            let pointer: *const E = stored;
+            let mut collect = Collect {
+                inner: &mut *sink,
+                event: pointer,
+                fired: &mut decide,
+            };
+            if reading {
+                self.process_stored::<Reads, _>(ts, ev, &mut collect);
+            } else {
+                self.process_stored::<Plain, _>(ts, ev, &mut collect);
+            }
+            decide.decide(ts, seq, sink);
+        } else if reading {
+            self.process_stored::<Reads, S>(ts, ev, sink);
+        } else {
+            self.process_stored::<Plain, S>(ts, ev, sink);
+        }
+        if decide.retiring() {
+            decide.retire(self.clock.first_waiting_arrival());
+        }
+        self.decide = Some(decide);
+    }
+
+    /// [`Core::process_event_as`] for a rule set without lists and
+    /// indicators, out of line (for [`Core::run_to_reading`], when events
+    /// were pushed for shared indicators: the plain loop has it inlined).
+    #[inline(never)]
+    fn process_event_outlined<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        sink: &mut S,
+    ) {
+        self.process_event_as::<Plain, S>(ts, event, sink);
     }
 
     /// The event of arrival `seq` at `ts`, if it was pushed for the
@@ -772,7 +934,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// call. (Firing a partition at `t` leaves it no deadline at or before
     /// `t`, and no event comes between deadlines of one time, so the set
     /// is complete.)
-    #[inline]
+    #[inline(always)]
     fn fire_next<S: Sink<E> + ?Sized>(&mut self, until: Timestamp, sink: &mut S) -> bool {
         if !self.due.is_empty() {
             debug_assert!(self.firing <= until);
@@ -796,6 +958,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Fires every partition of group `g`'s key in `slot` that is due at
     /// `t` (the only key due then), in pattern order, then reschedules the
     /// key (the emptied ones become holes).
+    #[inline(always)]
     fn fire_key<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, g: usize, slot: u32, sink: &mut S) {
         if self.memory.is_empty() {
             self.fire_key_parts::<Plain, S>(t, g, slot, sink);
@@ -951,7 +1114,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     }
 
     /// The earliest valid entry of the deadline index at or before `until`.
-    #[inline]
+    #[inline(always)]
     fn peek_key(&mut self, until: Timestamp) -> Option<Entry> {
         let groups = &self.groups;
         self.deadlines.peek_due(until, |(t, g, s)| {
@@ -1062,27 +1225,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
     }
 
-    /// Stores one event and offers it to every pattern's partition of its
-    /// key, in pattern order, time advanced first. The key is read, hashed
-    /// and looked up once per group of patterns partitioned alike, at its
-    /// first pattern; after its last one, the partitions the event started
-    /// join the key's slot and its schedule is updated, once. (A partition
-    /// that empties gives its number back at once and stays as a hole: a
-    /// pattern's partition of a key is stepped once per event, so the
-    /// numbers go back in the order they did when each pattern had its own
-    /// map.)
-    fn process_event<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) {
-        if self.memory.is_empty() {
-            self.process_event_as::<Plain, S>(ts, event, sink);
-        } else {
-            self.process_event_reading(ts, event, sink);
-        }
-    }
-
-    /// [`Core::process_event`] for a rule set with lists or indicators:
+    /// [`Core::process_event_as`] for a rule set with lists or indicators:
     /// event time reaches `ts` for them, and the indicators take the
     /// event in before any pattern sees it. Out of line: the plain one
-    /// is inlined where events are processed.
+    /// is inlined where events are processed ([`Core::run_to`]).
     #[inline(never)]
     fn process_event_reading<S: Sink<E> + ?Sized>(
         &mut self,
@@ -1095,8 +1241,15 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.process_event_as::<Reads, S>(ts, event, sink);
     }
 
-    /// [`Core::process_event`], its steps reading lists and indicators as
-    /// `M` says.
+    /// Stores one event and offers it to every pattern's partition of its
+    /// key, in pattern order, time advanced first, the steps reading lists
+    /// and indicators as `M` says. The key is read, hashed and looked up
+    /// once per group of patterns partitioned alike, at its first pattern;
+    /// after its last one, the partitions the event started join the key's
+    /// slot and its schedule is updated, once. (A partition that empties
+    /// gives its number back at once and stays as a hole: a pattern's
+    /// partition of a key is stepped once per event, so the numbers go back
+    /// in the order they did when each pattern had its own map.)
     #[inline(always)]
     fn process_event_as<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
@@ -1105,6 +1258,17 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         sink: &mut S,
     ) {
         let ev = self.store.insert(ts, event);
+        self.process_stored::<M, S>(ts, ev, sink);
+    }
+
+    /// [`Core::process_event_as`] of an event stored already.
+    #[inline(always)]
+    fn process_stored<M: Reading, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        ev: <A::Store as EventStore<E>>::Ref,
+        sink: &mut S,
+    ) {
         A::begin_event(&mut self.cache);
         if self.patterns.len() == 1 {
             self.process_single::<M, S>(ts, ev, sink);
@@ -1170,7 +1334,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// [`Core::process_event`] for an engine of one pattern: the same steps
     /// without the bookkeeping that several patterns need (the key's one
     /// partition is stepped and the key settled at once).
-    #[inline]
+    #[inline(always)]
     fn process_single<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         ts: Timestamp,
@@ -1242,6 +1406,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             None => {
                 let mut part = Part::idle(0);
                 if !step.may_start() {
+                    // (an idle partition holds nothing to free: no call to
+                    // its drop glue for the events that start nothing)
+                    debug_assert_eq!(A::partition_heap_bytes(&part.part), 0);
+                    std::mem::forget(part);
                     return;
                 }
                 (step.limit, bridge.capped) =
@@ -1264,7 +1432,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// Reads, hashes and looks up group `g`'s key of the event, before its
     /// first pattern's turn; when the key has no slot, tests the group's
     /// start guard (the event skips the group when it holds for none).
-    #[inline]
+    #[inline(always)]
     fn find_key<M: Reading>(&mut self, g: usize, ev: <A::Store as EventStore<E>>::Ref) {
         let event = self.store.get(ev);
         let group = &mut self.groups[g];
@@ -1298,7 +1466,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// of the key would do nothing, so the key's slot is walked instead of
     /// the patterns, its live partitions stepped in pattern order and its
     /// holes passed over.
-    #[inline]
+    #[inline(always)]
     fn offer_live<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         g: usize,
@@ -1383,7 +1551,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// has none for `p`, to a fresh partition, kept only if the event left
     /// something in it (most events of a new key start nothing, so no slot
     /// is made for them).
-    #[inline]
+    #[inline(always)]
     fn offer<M: Reading, S: Sink<E> + ?Sized>(
         &mut self,
         p: usize,
@@ -1940,6 +2108,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             firing: self.firing,
             due_counts: self.due_counts,
             due_sorted: self.due_sorted,
+            decide: self.decide,
         };
         core.refresh_guards();
         core

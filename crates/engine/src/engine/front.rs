@@ -91,6 +91,12 @@ pub(crate) mod sealed {
             let _ = index;
             None
         }
+
+        /// The scenes the set declares (`docs/language.md` §11.3): empty
+        /// but for a rule set.
+        fn scenes(&self) -> &[crate::scene::Scene] {
+            &[]
+        }
     }
 }
 
@@ -366,12 +372,22 @@ impl<E: Event + 'static> Engine<E> {
             compiled.iter().map(|nfa| nfa.pattern()),
             &mut fields,
         )?;
+        let scenes = match patterns.scenes() {
+            [] => Vec::new(),
+            scenes => {
+                let new: Vec<&Pattern> = compiled.iter().map(|nfa| nfa.pattern()).collect();
+                self.compile_scenes(scenes, &new, &mut fields, true)?
+            }
+        };
         for nfa in compiled {
             self.core
                 .add(nfa, &mut fields)
                 .expect("key fields resolved above");
         }
         self.fields = fields;
+        if !scenes.is_empty() {
+            self.add_scenes(scenes);
+        }
         self.read_new_fields();
         Ok(())
     }

@@ -98,7 +98,7 @@ impl<T: Ord, const FRUGAL: bool> FifoHeap<T, FRUGAL> {
 
     /// The smallest item, and whether it is the FIFO's front (else the
     /// heap's top).
-    #[inline]
+    #[inline(always)]
     fn first(&self) -> Option<(&T, bool)> {
         match (self.in_order.front(), self.heap.peek()) {
             (Some(a), Some(Reverse(b))) if b < a => Some((b, false)),
@@ -122,7 +122,7 @@ impl<T: Ord, const FRUGAL: bool> FifoHeap<T, FRUGAL> {
     }
 
     /// Removes the smallest item if `take` says so (it is given the item).
-    #[inline]
+    #[inline(always)]
     pub fn pop_if(&mut self, take: impl FnOnce(&T) -> bool) -> Option<T> {
         let (first, in_order) = self.first()?;
         if !take(first) {
@@ -131,7 +131,7 @@ impl<T: Ord, const FRUGAL: bool> FifoHeap<T, FRUGAL> {
         self.remove_first(in_order)
     }
 
-    #[inline]
+    #[inline(always)]
     fn remove_first(&mut self, in_order: bool) -> Option<T> {
         if in_order {
             self.in_order.pop_front()

@@ -124,6 +124,8 @@ impl fmt::Display for Change {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     entries: Vec<(String, Change)>,
+    /// The scenes the change removed (`docs/semantics.md`, "Decisions").
+    scenes_removed: Vec<String>,
 }
 
 /// With `serde`: an object from each name to its [`Change`], in the order
@@ -152,6 +154,13 @@ impl Changes {
     pub fn any(&self) -> bool {
         self.entries.iter().any(|(_, c)| *c != Change::Unchanged)
     }
+
+    /// The scenes the change removed. An event that arrived before the
+    /// change and still waits gets its decision from a removed scene it
+    /// enters (counted in `DecisionStats::removed_scene`).
+    pub fn scenes_removed(&self) -> impl Iterator<Item = &str> + '_ {
+        self.scenes_removed.iter().map(String::as_str)
+    }
 }
 
 /// One line per name: `name: added`, `name: removed`, `name: changed
@@ -160,6 +169,9 @@ impl fmt::Display for Changes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (name, change) in &self.entries {
             writeln!(f, "{name}: {change}")?;
+        }
+        for name in &self.scenes_removed {
+            writeln!(f, "scene {name}: removed")?;
         }
         Ok(())
     }
@@ -538,6 +550,13 @@ impl<E: Event + 'static> Engine<E> {
         policy: ReloadPolicy,
         sink: &mut S,
     ) -> Result<Changes, Error> {
+        if let Some(scene) = patterns.scenes().first() {
+            let message = format!(
+                "scene `{}`: scenes change with the whole rule set (`set_rules`), not with `replace`",
+                scene.name
+            );
+            return Err(Error::new(ErrorKind::Pattern, message).with_span(scene.span));
+        }
         let (compiled, mut fields) = self.compile(patterns, false)?;
         self.adopt_declarations(
             patterns.declarations(),
@@ -582,11 +601,16 @@ impl<E: Event + 'static> Engine<E> {
             compiled.iter().map(|nfa| nfa.pattern()),
             &mut fields,
         )?;
+        // (the scenes first: all or nothing)
+        let new: Vec<&crate::pattern::Pattern> = compiled.iter().map(|nfa| nfa.pattern()).collect();
+        let scenes = self.compile_scenes(patterns.scenes(), &new, &mut fields, false)?;
         let targets = compiled
             .into_iter()
             .map(|nfa| (nfa.pattern().name.clone(), Target::Set(nfa)))
             .collect();
-        self.change(targets, policy, Some(fields), sink)
+        let mut changes = self.change(targets, policy, Some(fields), sink)?;
+        changes.scenes_removed = self.set_scenes(scenes);
+        Ok(changes)
     }
 
     /// The version of the pattern `name` in force (1 as first added, +1
@@ -697,7 +721,10 @@ impl<E: Event + 'static> Engine<E> {
             .map_err(|e| Error::new(ErrorKind::Field, e))?;
         self.fields = fields;
         self.read_new_fields();
-        Ok(Changes { entries: changes })
+        Ok(Changes {
+            entries: changes,
+            scenes_removed: Vec::new(),
+        })
     }
 
     /// Waiting [`Record`]s decoded with fewer fields than the patterns

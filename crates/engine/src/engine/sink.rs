@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use crate::engine::decide::Decision;
 use crate::event::FieldPath;
 
 use crate::matcher::{Match, Output};
@@ -416,6 +417,14 @@ pub trait Sink<E> {
     /// [`Engine::max_live_runs`]: crate::Engine::max_live_runs
     fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
         let _ = partial;
+    }
+
+    /// An event's decision in a scene it entered (`docs/semantics.md`,
+    /// "Decisions"): given right after the engine processed the event
+    /// (a late event's when it arrives), after the event's own matches.
+    /// Only an engine with scenes makes them. Ignored unless overridden.
+    fn on_decision(&mut self, decision: &Decision) {
+        let _ = decision;
     }
 }
 

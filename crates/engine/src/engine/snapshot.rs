@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::clock::Clock;
 use crate::engine::core::{Core, Group, PatternCounts, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
+use crate::engine::decide::SavedDecisions;
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::memory::{LeftOut, Saved, SavedOrigins, SavedShadow};
 use crate::engine::partitions::{Keys, Ordinals};
@@ -48,7 +49,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes. Bumped whenever the bytes
 /// written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 10;
+pub(crate) const VERSION: u32 = 11;
 
 /// The oldest format version this build reads: a checkpoint of the
 /// previous releases resumes (version 6 held no counts per pattern: they
@@ -476,7 +477,11 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             .and_then(|()| postcard::serialize_with_flavor(&memory, Append(out)))
             .and_then(|()| postcard::serialize_with_flavor(&shadow, Append(out)))
             .and_then(|()| postcard::serialize_with_flavor(&core.memory.left_out, Append(out)))
-            .and_then(|()| postcard::serialize_with_flavor(&origins, Append(out)));
+            .and_then(|()| postcard::serialize_with_flavor(&origins, Append(out)))
+            .and_then(|()| {
+                let decisions = core.decide.as_ref().map(|d| d.save());
+                postcard::serialize_with_flavor(&decisions, Append(out))
+            });
         if let Err(e) = encoded {
             out.clear();
             return Err(error(format!("cannot serialize the engine's state: {e}")));
@@ -662,7 +667,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
 
     /// An engine without patterns, with the settings of the snapshot's
     /// header.
-    fn configured_by(bytes: &[u8]) -> Result<Engine<E>, Error> {
+    pub(super) fn configured_by(bytes: &[u8]) -> Result<Engine<E>, Error> {
         let (header, _, _) = read_header(bytes)?;
         if header.max_delay < 0 {
             return Err(error(format!(
@@ -741,6 +746,15 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         } else {
             rest
         };
+        let (decisions, rest) = if version >= 11 {
+            postcard::take_from_bytes::<Option<SavedDecisions>>(rest).map_err(|e| {
+                error(format!(
+                    "the snapshot's positions and counts of decisions do not decode: {e}"
+                ))
+            })?
+        } else {
+            (None, rest)
+        };
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
@@ -761,6 +775,9 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 .map_err(|e| error(format!("the snapshot's state is inconsistent: {e}")))?;
             self.core.memory.restore(memory, shadow, origins);
             self.core.memory.restore_left_out(left_out);
+            if let (Some(decide), Some(saved)) = (&mut self.core.decide, decisions) {
+                decide.restore(saved);
+            }
             return Ok(());
         }
         let compiled = self.rebuild(&header, from)?;
@@ -797,6 +814,9 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 self.core.reap();
                 self.core.memory.restore(memory, shadow, origins);
                 self.core.memory.restore_left_out(left_out);
+                if let (Some(decide), Some(saved)) = (&mut self.core.decide, decisions) {
+                    decide.restore(saved);
+                }
                 Ok(())
             }
             Err(e) => {
@@ -1268,7 +1288,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (10, 4_146_758_866, 462),
+            (11, 3_123_214_065, 463),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
@@ -1292,12 +1312,14 @@ mod tests {
     /// A snapshot of version 7 (no shadow copies of lists, the section
     /// version 8 adds after the lists), 8 (no counts of what the lists'
     /// and indicators' limits left out, the section version 9 adds after
-    /// the shadow copies) or 9 (no origins of the lists' entries, the
-    /// section version 10 adds last) is still read, with its counts and
+    /// the shadow copies), 9 (no origins of the lists' entries, the
+    /// section version 10 adds after what was left out) or 10 (no
+    /// positions and counts of decisions, the section version 11 adds
+    /// last) is still read, with its counts and
     /// lists; none of their lists has a shadow copy, and nothing was left
     /// out.
     #[test]
-    fn snapshots_of_versions_7_to_9_are_still_read() {
+    fn snapshots_of_versions_7_to_10_are_still_read() {
         let engine = engine();
         let mut bytes = Vec::new();
         engine.snapshot(&mut bytes).unwrap();
@@ -1305,8 +1327,9 @@ mod tests {
         // version 9's of what was left out, empty: two empty maps;
         // version 10's of origins: no list, no change, no origin)
         let end = bytes.len() - CHECKSUM;
-        assert_eq!(&bytes[end - 7..end], &[0; 7]);
-        for (version, tail) in [(7, 7), (8, 5), (9, 3)] {
+        // version 11's of decisions: none, no scene)
+        assert_eq!(&bytes[end - 8..end], &[0; 8]);
+        for (version, tail) in [(7, 8), (8, 6), (9, 4), (10, 1)] {
             let old = as_version(&bytes, version, tail);
             let mut restored: Engine<Record> =
                 Engine::with_max_delay(std::time::Duration::from_millis(5));
@@ -1393,7 +1416,7 @@ mod tests {
         assert!(at(&mut resumed, 29, "y") && !at(&mut resumed, 30, "y"));
     }
 
-    /// The snapshot `bytes` (version 10) as version 6 wrote it: the same
+    /// The snapshot `bytes` (version 11) as version 6 wrote it: the same
     /// header and body, without the counts per pattern after it.
     fn as_version_6(bytes: &[u8]) -> Vec<u8> {
         let content = &bytes[PREFIX..bytes.len() - CHECKSUM];
@@ -1460,7 +1483,7 @@ mod tests {
         let e = fresh().restore(&other[..]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("format version 5; this build reads versions 6 to 10"),
+                .contains("format version 5; this build reads versions 6 to 11"),
             "{e}"
         );
     }

@@ -10,7 +10,7 @@
 
 use std::io::{self, Write};
 
-use crate::engine::{MatchRef, Sink};
+use crate::engine::{Decision, Fired, MatchRef, Sink};
 use crate::event::FieldPath;
 use crate::primitives::Timestamp;
 use crate::record::Record;
@@ -155,6 +155,11 @@ impl Formatter {
         line.extend_from_slice(kind.as_bytes());
         line.extend_from_slice(b"\",\"pattern\":");
         line.extend_from_slice(&names.pattern);
+        if let Some(scene) = &names.scene {
+            // (only for a rule's instance, `rule@scene`: issue 62)
+            line.extend_from_slice(b",\"scene\":");
+            line.extend_from_slice(scene);
+        }
         if m.versioned() {
             // (only for a name replaced in this run: `docs/dynamic-rules.md`)
             line.extend_from_slice(b",\"version\":");
@@ -239,6 +244,52 @@ impl Formatter {
         &self.line
     }
 
+    /// The record of a decision (`docs/decisions.md`): `{"kind":
+    /// "decision", "scene", "event" (or "position"), "ts", "outcome",
+    /// "score", "rules", ...}`.
+    pub fn decision(&mut self, d: &Decision) -> &[u8] {
+        let line = &mut self.line;
+        line.clear();
+        line.extend_from_slice(b"{\"kind\":\"decision\",\"scene\":");
+        push_json_string(line, &d.scene);
+        line.extend_from_slice(if d.by_position {
+            b",\"position\":"
+        } else {
+            b",\"event\":"
+        });
+        push_json_value(line, &d.event);
+        line.extend_from_slice(b",\"ts\":");
+        push_int(line, d.ts);
+        line.extend_from_slice(b",\"outcome\":");
+        push_json_string(line, &d.outcome);
+        line.extend_from_slice(b",\"score\":");
+        push_score(line, d.score);
+        push_fired(line, b",\"rules\":[", &d.rules);
+        if !d.shadow.is_empty() {
+            push_fired(line, b",\"shadow\":[", &d.shadow);
+        }
+        if let Some(list) = &d.list {
+            line.extend_from_slice(b",\"list\":");
+            push_json_string(line, list);
+        }
+        if d.late {
+            line.extend_from_slice(b",\"late\":true");
+        }
+        if !d.missing.is_empty() {
+            line.extend_from_slice(b",\"missing\":[");
+            for (i, field) in d.missing.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                push_json_string(line, field);
+            }
+            line.push(b']');
+        }
+        line.extend_from_slice(b"}\n");
+        self.key = 0..0;
+        &self.line
+    }
+
     /// The last record made, its newline included.
     pub fn line(&self) -> &[u8] {
         &self.line
@@ -254,6 +305,50 @@ impl Formatter {
     pub fn key_range(&self) -> std::ops::Range<usize> {
         self.key.clone()
     }
+}
+
+/// A score: an integer when it is one (`70`, not `70.0`), else the
+/// float's JSON.
+fn push_score(line: &mut Vec<u8>, score: f64) {
+    if score.fract() == 0.0 && score.abs() < 9.0e15 {
+        push_int(line, score as i64);
+    } else {
+        push_json_value(line, &crate::value::Value::Float(score));
+    }
+}
+
+/// `opening` (`,"rules":[`), then each fired rule's object, then `]`.
+fn push_fired(line: &mut Vec<u8>, opening: &[u8], rules: &[Fired]) {
+    line.extend_from_slice(opening);
+    for (i, f) in rules.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        line.extend_from_slice(b"{\"rule\":");
+        push_json_string(line, &f.rule);
+        line.extend_from_slice(b",\"version\":");
+        push_int(line, i64::from(f.version));
+        if let Some(action) = &f.action {
+            line.extend_from_slice(b",\"action\":");
+            push_json_string(line, action);
+        }
+        if let Some(score) = f.score {
+            line.extend_from_slice(b",\"score\":");
+            push_score(line, score);
+        }
+        if !f.counted {
+            line.extend_from_slice(b",\"counted\":false");
+        }
+        if !f.reads.is_empty() {
+            push_object(
+                line,
+                b",\"reads\":{",
+                f.reads.iter().map(|(n, v)| (&n[..], v)),
+            );
+        }
+        line.push(b'}');
+    }
+    line.push(b']');
 }
 
 /// `opening` (`,"select":{`), then each `name: value`, then `}`.
@@ -347,6 +442,9 @@ struct PatternNames {
     fields: Vec<FieldPath>,
     /// The name as a JSON string.
     pattern: Vec<u8>,
+    /// For an instance of a rule with parameters (`rule@scene`), its
+    /// scene's name as a JSON string.
+    scene: Option<Vec<u8>>,
     /// Each key field as a JSON string followed by `:`.
     key_fields: Vec<Vec<u8>>,
 }
@@ -381,10 +479,16 @@ impl PatternNames {
                 field
             })
             .collect();
+        let scene = name.split_once('@').map(|(_, scene)| {
+            let mut text = Vec::new();
+            push_json_string(&mut text, scene);
+            text
+        });
         PatternNames {
             name: name.into(),
             fields: fields.to_vec(),
             pattern,
+            scene,
             key_fields,
         }
     }

@@ -429,10 +429,18 @@ impl ExactSum {
     /// `sum`: the integers' sum while no float is in the window (the
     /// nearest float beyond the `i64` range), else the exact sum rounded
     /// once.
+    #[inline]
     pub(crate) fn sum(&self) -> Value {
         if self.floats == 0 {
             return Number::Int(self.integers).value();
         }
+        self.sum_wide()
+    }
+
+    /// [`sum`](Self::sum) with a float in the window (out of line: most
+    /// sums are of integers).
+    #[inline(never)]
+    fn sum_wide(&self) -> Value {
         if let Some(x) = self.wide.as_ref().and_then(|w| w.infinite()) {
             return Value::Float(x);
         }
@@ -443,12 +451,20 @@ impl ExactSum {
 
     /// `avg` over `n` numbers (at least one): the exact sum divided by
     /// `n`, rounded once.
+    #[inline]
     pub(crate) fn mean(&self, n: u64) -> Value {
         debug_assert!(n > 0);
         if self.floats == 0 && self.integers.unsigned_abs() <= EXACT_INT {
             // (both exact as floats: one division, rounded once)
             return Value::Float(self.integers as f64 / n as f64);
         }
+        self.mean_wide(n)
+    }
+
+    /// [`mean`](Self::mean) of a sum beyond 2^53 or with a float in the
+    /// window (out of line, as [`sum_wide`](Self::sum_wide)).
+    #[inline(never)]
+    fn mean_wide(&self, n: u64) -> Value {
         if let Some(x) = self.wide.as_ref().and_then(|w| w.infinite()) {
             return Value::Float(x);
         }

@@ -342,9 +342,8 @@ struct Family {
 /// an indicator of it first needs it.
 #[derive(Clone, Copy, Default)]
 struct Scratch {
-    /// The key is read: at `key_at` of the event's keys.
+    /// The key's fields were read.
     read: bool,
-    key_at: usize,
     /// A `group by` field is null or missing.
     null: bool,
     /// The key's hash, once made (`Some(None)`: it cannot be a key).
@@ -353,6 +352,22 @@ struct Scratch {
     group: Option<u32>,
     /// The members that took the event.
     taken: u32,
+}
+
+/// The group of `key` (a family's key of the event) in `windows`, found
+/// once per event and family: `s` keeps its hash and slot. `None` when
+/// the key cannot be a key (NaN, a list, an object).
+#[inline]
+fn find_group(
+    hasher: &hashbrown::DefaultHashBuilder,
+    s: &mut Scratch,
+    windows: &mut Windows,
+    key: &[ValueRef<'_>],
+) -> Option<u32> {
+    let hash = (*s.hash.get_or_insert_with(|| window::key_hash(hasher, key)))?;
+    let group = windows.group(hash, key);
+    s.group = Some(group);
+    Some(group)
 }
 
 /// The lists and indicators of an engine.
@@ -392,6 +407,9 @@ pub(crate) struct Memory {
     /// when the engine traces (`Engine::why`: [`Memory::keep_expired`]);
     /// `None` in a plain engine, which keeps nothing of them.
     expired: Option<Vec<list::Expired>>,
+    /// [`Memory::take_in`]'s space, one per family, kept from event to
+    /// event.
+    scratch: Vec<Scratch>,
 }
 
 impl Default for Memory {
@@ -415,6 +433,7 @@ impl Default for Memory {
             hasher: hashbrown::DefaultHashBuilder::default(),
             shadow: Vec::new(),
             expired: None,
+            scratch: Vec::new(),
         }
     }
 }
@@ -804,10 +823,9 @@ impl Memory {
             now: self.now,
         };
         let mut total: usize = self.families.iter().map(|f| f.windows.entries()).sum();
-        // Every family's key, read once (at its `Scratch::key_at`).
-        let mut keys: smallvec::SmallVec<[ValueRef<'_>; 8]> = smallvec::SmallVec::new();
-        let mut scratch: smallvec::SmallVec<[Scratch; 8]> =
-            smallvec::smallvec![Scratch::default(); self.families.len()];
+        let scratch = &mut self.scratch;
+        scratch.clear();
+        scratch.resize(self.families.len(), Scratch::default());
         for (i, ind) in self.indicators.iter().enumerate() {
             let family = &mut self.families[ind.family];
             if !family.kept || (shared_only && !family.every) {
@@ -821,9 +839,7 @@ impl Memory {
             let s = &mut scratch[ind.family];
             if !s.read {
                 s.read = true;
-                s.key_at = keys.len();
-                keys.extend(family.key.iter().map(|&f| event.field(f)));
-                s.null = keys[s.key_at..].iter().any(|v| v.is_null());
+                s.null = family.key.iter().any(|&f| event.field(f).is_null());
             }
             if s.null {
                 self.stats.unkeyed += counted;
@@ -839,8 +855,8 @@ impl Memory {
             }
             // (a value no window takes is left out for it, at the limit
             // too: it would not have been an entry)
-            let value = match family.windows.admit(ind.member, value) {
-                Ok(value) => value,
+            match family.windows.admit(ind.member, &value) {
+                Ok(()) => {}
                 Err(Refused::NotNumeric) => {
                     if counted > 0 {
                         self.stats.non_numeric += 1;
@@ -853,7 +869,7 @@ impl Memory {
                     self.stats.unkeyed += counted;
                     continue;
                 }
-            };
+            }
             if total >= self.max_indicator_entries {
                 if counted > 0 {
                     self.stats.refused_events += 1;
@@ -862,19 +878,22 @@ impl Memory {
                 }
                 continue;
             }
-            let key = &keys[s.key_at..s.key_at + family.key.len()];
             let group = match s.group {
                 Some(group) => group,
                 None => {
-                    let hash = *s
-                        .hash
-                        .get_or_insert_with(|| window::key_hash(&self.hasher, key));
-                    let Some(hash) = hash else {
+                    // (the key read again, on the stack for one field)
+                    let found = match family.key.as_slice() {
+                        &[f] => find_group(&self.hasher, s, &mut family.windows, &[event.field(f)]),
+                        fields => {
+                            let key: smallvec::SmallVec<[ValueRef<'_>; 4]> =
+                                fields.iter().map(|&f| event.field(f)).collect();
+                            find_group(&self.hasher, s, &mut family.windows, &key)
+                        }
+                    };
+                    let Some(group) = found else {
                         self.stats.unkeyed += counted;
                         continue;
                     };
-                    let group = family.windows.group(hash, key);
-                    s.group = Some(group);
                     group
                 }
             };
@@ -886,7 +905,7 @@ impl Memory {
             return;
         }
         let mut groups = 0;
-        for (family, s) in self.families.iter_mut().zip(&scratch) {
+        for (family, s) in self.families.iter_mut().zip(scratch.iter()) {
             if let Some(group) = s.group {
                 family.windows.push(self.now, group, s.taken);
             }
@@ -1523,7 +1542,7 @@ pub(crate) struct SavedShadow {
 }
 
 /// The origins of the lists' entries and changes in a snapshot (format
-/// version 10 on, its last section; none before: every entry of no
+/// version 10 on, before the decisions of version 11; none before: every entry of no
 /// recorded origin).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SavedOrigins {

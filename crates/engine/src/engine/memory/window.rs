@@ -128,21 +128,21 @@ struct Node {
 }
 
 /// Hashes a key part so that values equal by `==` hash alike; false when
-/// it cannot be a key (NaN, a list, an object, null).
+/// it cannot be a key (NaN, a list, an object, null). A number or a
+/// boolean is one 128-bit word, its kind above its bits (an integral float
+/// as its integer): the engine's hasher folds such a word in one
+/// multiplication, where a byte and a word took its buffer's shifts.
+#[inline(always)]
 pub(super) fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
+    let word = |kind: u128, bits: u64| kind << 64 | u128::from(bits);
     match v {
-        ValueRef::Int(i) => {
-            state.write_u8(1);
-            state.write_i64(i);
-        }
+        ValueRef::Int(i) => state.write_u128(word(1, i as u64)),
         ValueRef::Float(f) if f.is_nan() => return false,
         ValueRef::Float(f) => {
             if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
-                state.write_u8(1);
-                state.write_i64(f as i64);
+                state.write_u128(word(1, f as i64 as u64));
             } else {
-                state.write_u8(2);
-                state.write_u64(f.to_bits());
+                state.write_u128(word(2, f.to_bits()));
             }
         }
         ValueRef::Str(s) => {
@@ -150,13 +150,57 @@ pub(super) fn hash_part<H: Hasher>(state: &mut H, v: ValueRef<'_>) -> bool {
             state.write(s.as_bytes());
             state.write_u8(0xff);
         }
-        ValueRef::Bool(b) => {
-            state.write_u8(4);
-            state.write_u8(u8::from(b));
-        }
+        ValueRef::Bool(b) => state.write_u128(word(4, u64::from(b))),
         _ => return false,
     }
     true
+}
+
+/// A member's value over a group with no entry in its window: null when
+/// a key part is null, else 0 for `count`, `sum` and `count_distinct`,
+/// null for the others.
+#[cold]
+fn empty_value(func: IndicatorFunc, key: &[ValueRef<'_>]) -> Value {
+    if key.iter().any(|v| v.is_null()) {
+        return Value::Null;
+    }
+    match func {
+        IndicatorFunc::Count | IndicatorFunc::Sum | IndicatorFunc::CountDistinct => Value::Int(0),
+        _ => Value::Null,
+    }
+}
+
+/// Is the key part `a` (a group's) the part `b` as [`hash_part`] tells
+/// them apart: the same number (an integral float is its integer), the
+/// same text, the same boolean? Then they hash alike and are equal by
+/// `==`: the index holds one group for both. False for what cannot be a
+/// key (null, NaN, a list, an object).
+#[inline(always)]
+fn same_part(a: &Value, b: ValueRef<'_>) -> bool {
+    /// A number as `hash_part` writes it: an integer, or a float's bits.
+    fn number(v: ValueRef<'_>) -> Option<(u8, i64)> {
+        match v {
+            ValueRef::Int(i) => Some((1, i)),
+            ValueRef::Float(f) if f.is_nan() => None,
+            ValueRef::Float(f) => Some(
+                if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                    (1, f as i64)
+                } else {
+                    (2, f.to_bits() as i64)
+                },
+            ),
+            _ => None,
+        }
+    }
+    match (a, b) {
+        (Value::Int(x), ValueRef::Int(y)) => *x == y,
+        (Value::Str(x), ValueRef::Str(y)) => x.as_bytes() == y.as_bytes(),
+        (Value::Bool(x), ValueRef::Bool(y)) => *x == y,
+        (Value::Int(_) | Value::Float(_), ValueRef::Int(_) | ValueRef::Float(_)) => {
+            number(a.into()).is_some_and(|n| number(b) == Some(n))
+        }
+        _ => false,
+    }
 }
 
 /// The hash of a group's key as every [`Windows`] made with `hasher` (a
@@ -234,6 +278,10 @@ pub(crate) struct Windows {
     wides: usize,
     /// Wide parts kept for reuse (at most 4,096).
     spare: Spare,
+    /// The group [`group`](Self::group) gave last (`NIL`: none yet): the
+    /// event being processed's, which the rules then read, so that
+    /// [`value`](Self::value) finds it without hashing its key again.
+    recent: u32,
 }
 
 impl Windows {
@@ -271,6 +319,7 @@ impl Windows {
             member_groups: 0,
             wides: 0,
             spare: Spare::default(),
+            recent: NIL,
         }
     }
 
@@ -305,6 +354,28 @@ impl Windows {
     fn key(&self, g: u32) -> &[Value] {
         let at = g as usize * self.key_len;
         &self.keys[at..at + self.key_len]
+    }
+
+    /// The group [`group`](Self::group) gave last, if its key is `key`
+    /// as the index tells keys apart ([`same_part`]: what [`find`](Self::find)
+    /// would find for `key`, without hashing it).
+    #[inline]
+    fn recent(&self, key: &[ValueRef<'_>]) -> Option<u32> {
+        let g = self.recent;
+        if g == NIL || key.len() != self.key_len {
+            return None;
+        }
+        if let [part] = key {
+            // (one part, the most common key)
+            return same_part(self.keys.get(g as usize)?, *part).then_some(g);
+        }
+        let at = g as usize * self.key_len;
+        let stored = self.keys.get(at..at + self.key_len)?;
+        stored
+            .iter()
+            .zip(key)
+            .all(|(a, &b)| same_part(a, b))
+            .then_some(g)
     }
 
     fn find(&self, hash: u64, key: &[ValueRef<'_>]) -> Option<u32> {
@@ -470,16 +541,18 @@ impl Windows {
         self.free_node = n;
     }
 
-    /// The value member `j` takes of an event whose argument is `value`
-    /// (ignored by `count`), or why it takes none.
-    pub(crate) fn admit(&self, j: usize, value: Value) -> Result<Value, Refused> {
+    /// Does member `j` take an event whose argument is `value` (ignored
+    /// by `count`, whose [`take`](Self::take) ignores it too)? Else why
+    /// it takes none.
+    #[inline]
+    pub(crate) fn admit(&self, j: usize, value: &Value) -> Result<(), Refused> {
         match self.funcs[j] {
-            IndicatorFunc::Count => Ok(Value::Null),
+            IndicatorFunc::Count => Ok(()),
             // (an integer from 2^63 to 2^64 - 1 is its digits: a number)
             IndicatorFunc::Sum | IndicatorFunc::Avg | IndicatorFunc::Min | IndicatorFunc::Max => {
                 match value {
-                    Value::Int(_) => Ok(value),
-                    _ if Number::of(&value).is_some() => Ok(value),
+                    Value::Int(_) => Ok(()),
+                    _ if Number::of(value).is_some() => Ok(()),
                     _ => Err(Refused::NotNumeric),
                 }
             }
@@ -487,7 +560,7 @@ impl Windows {
             IndicatorFunc::CountDistinct => match value {
                 Value::Null | Value::List(_) => Err(Refused::Unusable),
                 Value::Float(f) if f.is_nan() => Err(Refused::Unusable),
-                _ => Ok(value),
+                _ => Ok(()),
             },
         }
     }
@@ -504,6 +577,7 @@ impl Windows {
                 // (idle, revived: it stays queued, and is skipped there)
                 self.idle_groups -= 1;
             }
+            self.recent = g;
             return g;
         }
         let g = match self.free.pop() {
@@ -530,6 +604,7 @@ impl Windows {
         let groups = &self.groups;
         self.index
             .insert_unique(hash, g, |&x| groups[x as usize].hash);
+        self.recent = g;
         g
     }
 
@@ -642,7 +717,7 @@ impl Windows {
         key: &[ValueRef<'_>],
         value: Value,
     ) -> Result<(), Refused> {
-        let value = self.admit(j, value)?;
+        self.admit(j, &value)?;
         if key.len() != self.key_len {
             return Err(Refused::Unusable);
         }
@@ -653,41 +728,51 @@ impl Windows {
         Ok(())
     }
 
-    /// Member `j`'s value for group `key`.
+    /// Member `j`'s value for group `key`: the group the event being
+    /// processed took ([`recent`](Self::recent)) when `key` is its key,
+    /// else the one the index finds.
     pub(crate) fn value(&self, j: usize, key: &[ValueRef<'_>]) -> Value {
         let func = self.funcs[j];
-        let aggregate = key_hash(&self.hasher, key)
-            .and_then(|hash| self.find(hash, key))
+        let g = match self.recent(key) {
+            Some(g) => Some(g),
+            None => self.find_key(key),
+        };
+        let aggregate = g
             .map(|g| &self.aggregates[g as usize * self.funcs.len() + j])
             .filter(|a| a.n > 0);
         let Some(aggregate) = aggregate else {
-            if key.iter().any(|v| v.is_null()) {
-                return Value::Null;
-            }
-            return match func {
-                IndicatorFunc::Count | IndicatorFunc::Sum | IndicatorFunc::CountDistinct => {
-                    Value::Int(0)
-                }
-                _ => Value::Null,
-            };
+            return empty_value(func, key);
         };
         let n = aggregate.n;
         match func {
             IndicatorFunc::Count => Value::Int(n as i64),
             IndicatorFunc::Sum => aggregate.sum.sum(),
             IndicatorFunc::Avg => aggregate.sum.mean(n),
-            // (a number as a value: one beyond `i64`, the nearest float)
-            IndicatorFunc::Min | IndicatorFunc::Max => match aggregate.head {
-                NIL => Value::Null,
-                head => {
-                    let value = &self.nodes[head as usize].value;
-                    match value {
-                        Value::Str(_) => Number::of(value).map_or(Value::Null, Number::value),
-                        _ => value.clone(),
-                    }
-                }
-            },
+            IndicatorFunc::Min | IndicatorFunc::Max => self.extreme(aggregate),
             IndicatorFunc::CountDistinct => Value::Int(aggregate.distinct as i64),
+        }
+    }
+
+    /// The group of `key`, hashed and looked up in the index (out of
+    /// line: a rule mostly reads the event's group, [`recent`](Self::recent)).
+    #[inline(never)]
+    fn find_key(&self, key: &[ValueRef<'_>]) -> Option<u32> {
+        key_hash(&self.hasher, key).and_then(|hash| self.find(hash, key))
+    }
+
+    /// `min`/`max`: the window's extreme, a number as a value (one beyond
+    /// `i64`, the nearest float).
+    #[inline(never)]
+    fn extreme(&self, aggregate: &Aggregate) -> Value {
+        match aggregate.head {
+            NIL => Value::Null,
+            head => {
+                let value = &self.nodes[head as usize].value;
+                match value {
+                    Value::Str(_) => Number::of(value).map_or(Value::Null, Number::value),
+                    _ => value.clone(),
+                }
+            }
         }
     }
 
@@ -806,8 +891,8 @@ mod tests {
                     let taken = taken | ((taken & 1) << 4);
                     for j in 0..5 {
                         if taken & (1 << j) != 0 {
-                            let value = w.admit(j, Value::Int(v)).unwrap();
-                            w.take(j, g, value);
+                            w.admit(j, &Value::Int(v)).unwrap();
+                            w.take(j, g, Value::Int(v));
                         }
                     }
                     w.push(ts, g, taken);

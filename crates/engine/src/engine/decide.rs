@@ -1,0 +1,973 @@
+//! Decisions: one record per event and scene (issue 62,
+//! `docs/semantics.md`, "Decisions").
+//!
+//! An engine given scenes ([`Engine::add`](crate::Engine::add) of
+//! [`Rules`](crate::Rules) with `scene` blocks) processes its events on a
+//! loop of its own (`Core::run_to_reading`, each event through
+//! `Core::process_deciding`): for each event it tests the
+//! scenes' `when`, and for an event that enters one it collects the
+//! matches that hold the event while the patterns take it
+//! ([`Collect`], a [`Sink`] around the caller's), then resolves each
+//! scene's outcome ([`Scene::resolve`]) and hands the caller's sink one
+//! [`Decision`] per scene ([`Sink::on_decision`]). A rule set without
+//! scenes never comes here.
+
+use std::sync::Arc;
+
+use hashbrown::HashMap;
+
+use crate::engine::sink::{MatchRef, Sink};
+use crate::error::{Error, ErrorKind};
+use crate::event::{Event, FieldId, FieldPath, FieldResolver};
+use crate::expr::{AccumulatorLayoutBuilder, Accumulators, CompiledExpr, Expr};
+use crate::lookup::{Declarations, ListId, Lookup};
+use crate::pattern::{Condition, Pattern};
+use crate::primitives::Timestamp;
+use crate::scene::Scene;
+use crate::value::Value;
+
+/// One event's decision in one scene (`docs/decisions.md`): given to
+/// [`Sink::on_decision`] right after the engine processed the event, and
+/// returned by [`Engine::decide_now`](crate::Engine::decide_now) and
+/// [`Engine::dry_run`](crate::Engine::dry_run).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Decision {
+    /// The scene's name.
+    pub scene: Arc<str>,
+    /// The event's id: the value of the scene's `id` field, or its input
+    /// position ([`Decision::by_position`]).
+    pub event: Value,
+    /// Is [`Decision::event`] the event's input position (the scene has
+    /// no `id` field, or the event lacks it)?
+    pub by_position: bool,
+    /// The event's time.
+    pub ts: Timestamp,
+    /// The outcome's name.
+    pub outcome: Arc<str>,
+    /// The summed score of the rules that count.
+    pub score: f64,
+    /// The scene's rules (not shadow) that fired on the event, in the
+    /// scene's order.
+    pub rules: Vec<Fired>,
+    /// The scene's shadow rules that fired on the event (never counted).
+    pub shadow: Vec<Fired>,
+    /// The list check that decided the outcome (its text, `device in
+    /// blocked_devices`), if one did.
+    pub list: Option<Arc<str>>,
+    /// A late event's decision: the scene's `late` outcome, no rule.
+    pub late: bool,
+    /// The fields the scene's rules read that the event lacks.
+    pub missing: Vec<Arc<str>>,
+    /// The event's arrival number in the engine (which decision belongs to
+    /// which pushed event, for `decide_now`).
+    pub(crate) arrival: u64,
+}
+
+/// A rule that fired on an event, in its [`Decision`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Fired {
+    /// The pattern's name (`rule@scene` for a rule with parameters).
+    pub rule: String,
+    /// The version that fired (`docs/dynamic-rules.md`).
+    pub version: u32,
+    /// Its `action`, if any.
+    pub action: Option<Arc<str>>,
+    /// Its `score`, if any.
+    pub score: Option<f64>,
+    /// Does it count towards the outcome (false for a rule past the first
+    /// under `hit first`, and for every shadow rule)?
+    pub counted: bool,
+    /// What its conditions read of lists and indicators, for its first
+    /// match that held the event ([`MatchRef::reads`]).
+    pub reads: Vec<(String, Value)>,
+}
+
+/// What an engine's scenes decided ([`Engine::decision_stats`]): with
+/// `serde`, an object of these counts by their names.
+///
+/// [`Engine::decision_stats`]: crate::Engine::decision_stats
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct DecisionStats {
+    /// Decisions made (one per event and scene it entered), late ones
+    /// included.
+    pub decisions: u64,
+    /// Of them, decisions of late events.
+    pub late: u64,
+    /// Of them, decisions of events that lacked a field the scene's rules
+    /// read.
+    pub missing: u64,
+    /// Of them, decisions a list check decided.
+    pub by_list: u64,
+    /// Of them, decisions of a scene a change of rules removed, for the
+    /// events that arrived before the change.
+    pub removed_scene: u64,
+}
+
+/// A scene as the engine runs it: its conditions compiled over the
+/// engine's fields and lists.
+#[derive(Clone)]
+pub(super) struct SceneRun {
+    pub(super) scene: Arc<Scene>,
+    /// The scene's name, shared by its decisions.
+    name: Arc<str>,
+    entry: Option<CompiledExpr>,
+    id: Option<FieldId>,
+    /// Each list check's value and the engine's list.
+    checks: Vec<(CompiledExpr, ListId)>,
+    /// The scene's rule of each pattern name (the index in
+    /// [`Scene::rules`]).
+    by_pattern: HashMap<String, usize>,
+    /// The fields its rules read, with their text.
+    reads: Vec<(FieldId, Arc<str>)>,
+    /// Removed by a change of rules: decides the events that arrived
+    /// before the change (arrival numbers below this), then goes.
+    retiring: Option<u64>,
+}
+
+impl SceneRun {
+    /// Compiles `scene` over `fields` and the engine's lists
+    /// (`declarations`), reading its rules' fields from `patterns`.
+    pub(super) fn new(
+        scene: &Scene,
+        patterns: &[&Pattern],
+        declarations: &Declarations,
+        fields: &mut dyn FieldResolver,
+    ) -> Result<SceneRun, String> {
+        let mut layout = AccumulatorLayoutBuilder::new();
+        let mut compile = |e: &Expr, fields: &mut dyn FieldResolver| {
+            CompiledExpr::compile(e, fields, &mut layout)
+                .map_err(|e| format!("scene `{}`: {e}", scene.name))
+        };
+        let entry = match &scene.entry {
+            Some(e) => Some(compile(e, fields)?),
+            None => None,
+        };
+        let id = match &scene.id {
+            Some(path) => Some(
+                fields
+                    .resolve(path)
+                    .map_err(|e| format!("scene `{}`: {e}", scene.name))?,
+            ),
+            None => None,
+        };
+        let mut checks = Vec::new();
+        for check in &scene.list_checks {
+            let list = declarations.list(&check.list.name).ok_or_else(|| {
+                format!(
+                    "scene `{}`: the engine has no list `{}`",
+                    scene.name, check.list.name
+                )
+            })?;
+            checks.push((compile(&check.value, fields)?, list.id));
+        }
+        let mut by_pattern = HashMap::new();
+        let mut paths: Vec<FieldPath> = Vec::new();
+        for (i, rule) in scene.rules.iter().enumerate() {
+            by_pattern.entry(rule.pattern.clone()).or_insert(i);
+            let Some(p) = patterns.iter().find(|p| p.name == rule.pattern) else {
+                continue;
+            };
+            paths.extend(p.partition_by.iter().cloned());
+            for stage in &p.stages {
+                if let Condition::Expr(e) = &stage.condition {
+                    e.walk(|x| {
+                        if let Expr::Field(path) = x {
+                            paths.push(path.clone());
+                        }
+                    });
+                }
+            }
+        }
+        let mut reads: Vec<(FieldId, Arc<str>)> = Vec::new();
+        for path in paths {
+            let text: Arc<str> = path.to_string().into();
+            if reads.iter().any(|(_, t)| *t == text) {
+                continue;
+            }
+            let id = fields
+                .resolve(&path)
+                .map_err(|e| format!("scene `{}`: {e}", scene.name))?;
+            reads.push((id, text));
+        }
+        Ok(SceneRun {
+            scene: Arc::new(scene.clone()),
+            name: scene.name.as_str().into(),
+            entry,
+            id,
+            checks,
+            by_pattern,
+            reads,
+            retiring: None,
+        })
+    }
+}
+
+/// What a snapshot keeps of an engine's decisions (format version 11 on,
+/// `docs/snapshot.md`): the input positions of the events waiting, by
+/// arrival number, and the [`DecisionStats`] in their order.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct SavedDecisions {
+    positions: Vec<SavedPosition>,
+    numbering: Vec<(u64, i64)>,
+    stats: [u64; 5],
+}
+
+/// An arrival number and its event's position (the value tagged by its
+/// kind, as a snapshot keeps every value).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SavedPosition(u64, #[serde(with = "cepheid_core::persist::via")] Value);
+
+/// A match of a rule that held the event under way.
+#[derive(Debug)]
+pub(super) struct FiredMatch {
+    name: String,
+    version: u32,
+    reads: Vec<(String, Value)>,
+}
+
+/// An event's entry into a scene, read before the patterns take it.
+struct Entered {
+    scene: usize,
+    event: Value,
+    by_position: bool,
+    /// The scene's reads the event lacks, as bits by their place in
+    /// [`SceneRun::reads`] (the first 64; [`Entered::more`] has the
+    /// others), so that no vector is made per event.
+    missing: u64,
+    /// Past the 64th read, the names the event lacks.
+    more: Vec<Arc<str>>,
+    listed: Option<usize>,
+}
+
+impl Entered {
+    /// Does the event lack a field the scene's rules read?
+    fn lacks(&self) -> bool {
+        self.missing != 0 || !self.more.is_empty()
+    }
+}
+
+/// The engine's scenes and what deciding needs between events.
+pub(super) struct Decide {
+    pub(super) scenes: Vec<SceneRun>,
+    /// The positions the caller gave the events waiting, by arrival number
+    /// (an event without one is numbered by its push, [`Decide::numbering`]).
+    pub(super) positions: HashMap<u64, Value>,
+    /// How an arrival number becomes the number of its push: from each
+    /// arrival number on, the push number is the arrival number plus one
+    /// plus the difference kept (late events take no arrival number, and
+    /// events pushed for the shared indicators take one without a push).
+    /// Rising; one entry per late or shared event, so mostly short.
+    numbering: Vec<(u64, i64)>,
+    /// The matches that held the event under way.
+    fired: Vec<FiredMatch>,
+    entered: Vec<Entered>,
+    pub(super) stats: DecisionStats,
+    empty: Accumulators,
+    /// The record handed to the sink, filled in place decision after
+    /// decision (its names shared, its vectors' room kept).
+    record: Decision,
+    /// Are scenes kept for the events of before a change?
+    retiring: bool,
+}
+
+impl Decide {
+    /// Deciding with `scenes`.
+    pub(super) fn new(scenes: Vec<SceneRun>) -> Decide {
+        Decide {
+            scenes,
+            positions: HashMap::new(),
+            numbering: Vec::new(),
+            fired: Vec::new(),
+            entered: Vec::new(),
+            stats: DecisionStats::default(),
+            empty: Accumulators::default(),
+            record: Decision {
+                scene: "".into(),
+                event: Value::Null,
+                by_position: false,
+                ts: 0,
+                outcome: "".into(),
+                score: 0.0,
+                rules: Vec::new(),
+                shadow: Vec::new(),
+                list: None,
+                late: false,
+                missing: Vec::new(),
+                arrival: 0,
+            },
+            retiring: false,
+        }
+    }
+
+    /// A copy for a scratch engine ([`Engine::dry_run`]): the scenes, the
+    /// positions kept and the counts.
+    ///
+    /// [`Engine::dry_run`]: crate::Engine::dry_run
+    pub(super) fn fork(&self) -> Decide {
+        Decide {
+            scenes: self.scenes.clone(),
+            positions: self.positions.clone(),
+            numbering: self.numbering.clone(),
+            stats: self.stats,
+            ..Decide::new(Vec::new())
+        }
+    }
+
+    /// What a snapshot keeps: the positions of the events waiting, and
+    /// the counts.
+    pub(super) fn save(&self) -> SavedDecisions {
+        let s = &self.stats;
+        let mut positions: Vec<SavedPosition> = (self.positions.iter())
+            .map(|(k, v)| SavedPosition(*k, v.clone()))
+            .collect();
+        positions.sort_unstable_by_key(|p| p.0);
+        SavedDecisions {
+            positions,
+            numbering: self.numbering.clone(),
+            stats: [s.decisions, s.late, s.missing, s.by_list, s.removed_scene],
+        }
+    }
+
+    /// Takes back what [`Decide::save`] kept.
+    pub(super) fn restore(&mut self, saved: SavedDecisions) {
+        self.positions = (saved.positions.into_iter())
+            .map(|SavedPosition(k, v)| (k, v))
+            .collect();
+        self.numbering = saved.numbering;
+        let [decisions, late, missing, by_list, removed_scene] = saved.stats;
+        self.stats = DecisionStats {
+            decisions,
+            late,
+            missing,
+            by_list,
+            removed_scene,
+        };
+    }
+
+    /// The scenes in force (not those kept for the events of before a
+    /// change).
+    pub(super) fn in_force(&self) -> impl Iterator<Item = &Scene> {
+        self.scenes
+            .iter()
+            .filter(|s| s.retiring.is_none())
+            .map(|s| &*s.scene)
+    }
+
+    /// Replaces the scenes in force by `scenes`: a scene no longer among
+    /// them is kept, retiring, for the events waiting that arrived before
+    /// `next_arrival` (when some wait). Returns the names of the scenes
+    /// removed.
+    pub(super) fn replace(
+        &mut self,
+        scenes: Vec<SceneRun>,
+        next_arrival: u64,
+        waiting: bool,
+    ) -> Vec<String> {
+        // (the scenes in force first, then those kept for the events of
+        // before a change: an event's decisions come in that order)
+        let mut removed = Vec::new();
+        let old = std::mem::replace(&mut self.scenes, scenes);
+        for mut run in old {
+            if run.retiring.is_none() {
+                if self.scenes.iter().any(|s| s.scene.name == run.scene.name) {
+                    continue;
+                }
+                removed.push(run.scene.name.clone());
+                run.retiring = Some(next_arrival);
+            }
+            if waiting {
+                self.scenes.push(run);
+            }
+        }
+        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
+        removed
+    }
+
+    /// Does the engine decide at all (a scene in force, or one retiring)?
+    pub(super) fn is_empty(&self) -> bool {
+        self.scenes.is_empty()
+    }
+
+    /// Numbers the pushes from now on so that the event of arrival
+    /// `next` is push number `pushes + 1`: when deciding starts (events
+    /// that waited then are numbered by their arrival), after a late event
+    /// (which took no arrival number) and after an event pushed for the
+    /// shared indicators (which took one without a push).
+    pub(super) fn number_from(&mut self, next: u64, pushes: u64) {
+        let difference = pushes as i64 - next as i64;
+        if self.numbering.last().map_or(0, |&(_, d)| d) != difference {
+            self.numbering.push((next, difference));
+        }
+    }
+
+    /// The position of the event of arrival `seq`: the caller's, else the
+    /// engine's number of its push.
+    #[inline]
+    fn position(&mut self, seq: u64) -> Value {
+        if !self.positions.is_empty() {
+            if let Some(given) = self.positions.remove(&seq) {
+                return given;
+            }
+        }
+        let i = self.numbering.partition_point(|&(from, _)| from <= seq);
+        let difference = i.checked_sub(1).map_or(0, |i| self.numbering[i].1);
+        Value::Int((seq as i64).saturating_add(1).saturating_add(difference))
+    }
+
+    /// Reads which scenes the event of arrival `seq` enters, its id in
+    /// each, the fields it lacks and the list check that holds; true when
+    /// it enters one (the matches that hold it are then collected).
+    pub(super) fn enter<E: Event>(&mut self, seq: u64, event: &E, lookup: &dyn Lookup) -> bool {
+        self.entered.clear();
+        self.fired.clear();
+        let position = self.position(seq);
+        for (i, run) in self.scenes.iter().enumerate() {
+            if run.retiring.is_some_and(|until| seq >= until) {
+                continue;
+            }
+            let enters = match &run.entry {
+                None => true,
+                Some(e) => e.matches_with(event, &self.empty, lookup),
+            };
+            if !enters {
+                continue;
+            }
+            let (id, by_position) = match run.id.map(|f| event.field_owned(f)) {
+                Some(v) if !v.is_null() => (v, false),
+                _ => (position.clone(), true),
+            };
+            let mut missing = 0u64;
+            for (i, (f, _)) in run.reads.iter().take(64).enumerate() {
+                if event.field(*f).is_null() {
+                    missing |= 1 << i;
+                }
+            }
+            let more = match run.reads.get(64..) {
+                Some(rest) => (rest.iter())
+                    .filter(|(f, _)| event.field(*f).is_null())
+                    .map(|(_, t)| Arc::clone(t))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let listed = run.checks.iter().position(|(value, list)| {
+                let v = value.eval_with(event, &self.empty, lookup);
+                lookup.contains(*list, (&v).into()) == Some(true)
+            });
+            self.entered.push(Entered {
+                scene: i,
+                event: id,
+                by_position,
+                missing,
+                more,
+                listed,
+            });
+        }
+        !self.entered.is_empty()
+    }
+
+    /// The late event of arrival number `seq` at `ts`: one decision per
+    /// scene it enters, the scene's `late` outcome.
+    pub(super) fn late<E: Event, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        seq: u64,
+        position: Value,
+        event: &E,
+        sink: &mut S,
+    ) {
+        self.positions.insert(seq, position);
+        let entered = self.enter(seq, event, &crate::lookup::NO_LOOKUP);
+        self.positions.remove(&seq);
+        if !entered {
+            return;
+        }
+        let Decide {
+            scenes,
+            entered,
+            stats,
+            record,
+            ..
+        } = self;
+        for entered in entered.drain(..) {
+            let run = &scenes[entered.scene];
+            let scene = &run.scene;
+            stats.decisions += 1;
+            stats.late += 1;
+            if entered.lacks() {
+                stats.missing += 1;
+            }
+            if run.retiring.is_some() {
+                stats.removed_scene += 1;
+            }
+            record.rules.clear();
+            record.shadow.clear();
+            record.fill(run, entered, ts, seq, scene.late, 0.0, None);
+            record.late = true;
+            sink.on_decision(record);
+        }
+    }
+
+    /// The decisions of the event of arrival `seq` at `ts`, once the
+    /// patterns took it (after [`Decide::enter`] said it enters a scene).
+    pub(super) fn decide<E, S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, seq: u64, sink: &mut S) {
+        let Decide {
+            scenes,
+            entered,
+            fired: matches,
+            stats,
+            record,
+            ..
+        } = self;
+        for entered in entered.drain(..) {
+            let run = &scenes[entered.scene];
+            let scene = &run.scene;
+            // The scene's rules that fired, each name once.
+            let mut indexes: Vec<usize> = Vec::new();
+            let mut fired: Vec<(usize, &FiredMatch)> = Vec::new();
+            record.rules.clear();
+            record.shadow.clear();
+            if matches.is_empty() && entered.listed.is_none() {
+                // (nothing fired, no list holds: the default, as `resolve`
+                // would say)
+                stats.decisions += 1;
+                if entered.lacks() {
+                    stats.missing += 1;
+                }
+                if run.retiring.is_some() {
+                    stats.removed_scene += 1;
+                }
+                record.fill(run, entered, ts, seq, scene.default, 0.0, None);
+                record.late = false;
+                sink.on_decision(record);
+                continue;
+            }
+            for m in matches.iter() {
+                let Some(&i) = run.by_pattern.get(&m.name) else {
+                    continue;
+                };
+                if !fired
+                    .iter()
+                    .any(|(_, f)| f.name == m.name && f.version == m.version)
+                {
+                    fired.push((i, m));
+                }
+                indexes.push(i);
+            }
+            if fired.len() > 1 {
+                fired.sort_by_key(|(i, m)| (*i, m.version));
+            }
+            let resolution = if indexes.is_empty() && entered.listed.is_none() {
+                // (nothing fired, no list holds: the default, as
+                // `resolve` would say, without its vectors)
+                crate::scene::Resolution {
+                    outcome: scene.default,
+                    score: 0.0,
+                    by_list: None,
+                    counted: Vec::new(),
+                }
+            } else {
+                scene.resolve(&indexes, entered.listed)
+            };
+            for (i, m) in fired {
+                let rule = &scene.rules[i];
+                let f = Fired {
+                    rule: m.name.clone(),
+                    version: m.version,
+                    action: rule.action.clone(),
+                    score: rule.score,
+                    counted: resolution.counted.contains(&i),
+                    reads: m.reads.clone(),
+                };
+                if rule.shadow {
+                    record.shadow.push(f);
+                } else {
+                    record.rules.push(f);
+                }
+            }
+            let list = (resolution.by_list)
+                .and_then(|i| scene.list_checks.get(i))
+                .map(|c| Arc::clone(&c.label));
+            stats.decisions += 1;
+            if entered.lacks() {
+                stats.missing += 1;
+            }
+            if list.is_some() {
+                stats.by_list += 1;
+            }
+            if run.retiring.is_some() {
+                stats.removed_scene += 1;
+            }
+            let outcome = resolution.outcome;
+            record.fill(run, entered, ts, seq, outcome, resolution.score, list);
+            record.late = false;
+            sink.on_decision(record);
+        }
+        matches.clear();
+    }
+
+    /// Does a scene the event under way entered hold the pattern `name`
+    /// (so that its match is noted)?
+    fn wants(&self, name: &str) -> bool {
+        (self.entered.iter()).any(|e| self.scenes[e.scene].by_pattern.contains_key(name))
+    }
+
+    /// Are scenes kept for the events of before a change?
+    #[inline]
+    pub(super) fn retiring(&self) -> bool {
+        self.retiring
+    }
+
+    /// Drops the scenes kept for the events of before a change once no
+    /// such event waits (`first`: the lowest arrival number waiting).
+    pub(super) fn retire(&mut self, first: Option<u64>) {
+        self.scenes.retain(|s| match s.retiring {
+            None => true,
+            Some(until) => first.is_some_and(|first| first < until),
+        });
+        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
+    }
+}
+
+impl Decision {
+    /// The record of `entered` in `run` (its rules and `late` are set
+    /// apart): the names are shared, and left as they are when they are
+    /// the same already.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &mut self,
+        run: &SceneRun,
+        entered: Entered,
+        ts: Timestamp,
+        arrival: u64,
+        outcome: crate::scene::OutcomeId,
+        score: f64,
+        list: Option<Arc<str>>,
+    ) {
+        if !Arc::ptr_eq(&self.scene, &run.name) {
+            self.scene = Arc::clone(&run.name);
+        }
+        match run.scene.outcomes.get(outcome.index()) {
+            Some(name) if Arc::ptr_eq(&self.outcome, name) => {}
+            Some(name) => self.outcome = Arc::clone(name),
+            None => self.outcome = "?".into(),
+        }
+
+        self.by_position = entered.by_position;
+        self.ts = ts;
+        self.score = score;
+        self.list = list;
+        self.missing.clear();
+        let lacks = entered.lacks();
+        if lacks {
+            let mut bits = entered.missing;
+            while bits != 0 {
+                let i = bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                self.missing.push(Arc::clone(&run.reads[i].1));
+            }
+            self.missing.extend(entered.more);
+        }
+        self.event = entered.event;
+        self.arrival = arrival;
+    }
+}
+
+/// The caller's sink while the patterns take an event that enters a scene:
+/// everything goes on to it, and each match that holds the event is noted
+/// as a firing.
+pub(super) struct Collect<'a, E, S: ?Sized> {
+    pub(super) inner: &'a mut S,
+    /// The event under way, where the engine's store keeps it.
+    pub(super) event: *const E,
+    pub(super) fired: &'a mut Decide,
+}
+
+impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
+        self.inner.on_match(m);
+        if !self.fired.wants(m.pattern()) {
+            return;
+        }
+        let mut holds = false;
+        m.for_each_stage(|_, events| {
+            for e in events {
+                holds |= std::ptr::eq(e, self.event);
+            }
+        });
+        if holds {
+            self.fired.fired.push(FiredMatch {
+                name: m.pattern().to_string(),
+                version: m.version(),
+                reads: m.reads(),
+            });
+        }
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
+        self.inner.on_timeout(m, expired_at);
+    }
+
+    fn on_late(&mut self, ts: Timestamp, event: &E) {
+        self.inner.on_late(ts, event);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
+        self.inner.on_dropped(partial);
+    }
+
+    fn on_decision(&mut self, decision: &Decision) {
+        self.inner.on_decision(decision);
+    }
+}
+
+impl<E: Event + 'static> crate::Engine<E> {
+    /// Compiles `scenes` over the engine's fields (`fields`, a copy the
+    /// caller keeps on success) and lists; `new` are patterns about to be
+    /// added beside the engine's (`beside`: an addition, where a scene
+    /// named like one in force is an error), or to replace them.
+    pub(super) fn compile_scenes(
+        &self,
+        scenes: &[Scene],
+        new: &[&Pattern],
+        fields: &mut E::Fields,
+        beside: bool,
+    ) -> Result<Vec<SceneRun>, Error> {
+        let mut patterns: Vec<&Pattern> = new.to_vec();
+        if beside {
+            patterns.extend(self.patterns());
+        }
+        let declarations = self.core.memory.declarations();
+        let mut runs = Vec::with_capacity(scenes.len());
+        for scene in scenes {
+            let taken = (beside && self.scenes().any(|s| s.name == scene.name))
+                || runs.iter().any(|r: &SceneRun| r.scene.name == scene.name);
+            if taken {
+                let message = format!("a scene named `{}` is already in the engine", scene.name);
+                return Err(Error::new(ErrorKind::Pattern, message).with_span(scene.span));
+            }
+            let run = SceneRun::new(scene, &patterns, declarations, fields)
+                .map_err(|e| Error::new(ErrorKind::Field, e).with_span(scene.span))?;
+            runs.push(run);
+        }
+        Ok(runs)
+    }
+
+    /// Adds compiled scenes to those in force.
+    pub(super) fn add_scenes(&mut self, scenes: Vec<SceneRun>) {
+        match &mut self.core.decide {
+            Some(decide) => decide.scenes.extend(scenes),
+            None => self.core.decide = Some(self.core.deciding(scenes)),
+        }
+    }
+
+    /// Makes `scenes` the scenes in force (a change of rules): a scene
+    /// no longer among them is kept for the events waiting that arrived
+    /// before the change (`docs/semantics.md`, "Decisions"). Returns the
+    /// names of the scenes removed.
+    pub(super) fn set_scenes(&mut self, scenes: Vec<SceneRun>) -> Vec<String> {
+        let waiting = self.core.clock.waiting() > 0;
+        let next = self.core.clock.next_arrival();
+        let removed = match &mut self.core.decide {
+            Some(decide) => decide.replace(scenes, next, waiting),
+            None if scenes.is_empty() => Vec::new(),
+            None => {
+                self.core.decide = Some(self.core.deciding(scenes));
+                Vec::new()
+            }
+        };
+        if self.core.decide.as_ref().is_some_and(|d| d.is_empty()) {
+            // (no scene left, none retiring: the plain loops again)
+            self.core.decide = None;
+        }
+        removed
+    }
+
+    /// The scenes in force (`docs/language.md` §11.3), in the order
+    /// added: each event that enters one gets one [`Decision`] of it
+    /// ([`Sink::on_decision`]).
+    pub fn scenes(&self) -> impl Iterator<Item = &Scene> {
+        self.core.decide.iter().flat_map(|d| d.in_force())
+    }
+
+    /// What the scenes decided so far ([`DecisionStats`]): all zero for an
+    /// engine without scenes.
+    pub fn decision_stats(&self) -> DecisionStats {
+        self.core
+            .decide
+            .as_ref()
+            .map(|d| d.stats)
+            .unwrap_or_default()
+    }
+
+    /// [`push`](crate::Engine::push) with the event's input position: the
+    /// id its decisions carry when the scene has no `id` field or the
+    /// event lacks it (a line number, `"events.jsonl:12"`, a topic,
+    /// partition and offset: any value). [`push`](crate::Engine::push)
+    /// numbers the events by their push (1 for the first). An engine
+    /// without scenes takes the event as `push` does.
+    ///
+    /// ```
+    /// use cepheid_engine::{Decision, Engine, MatchRef, Record, Rules, Sink, Value};
+    /// let rules = Rules::parse("r.cep", r#"
+    ///     pattern big { score 80 action review match p where p: amount > 100 }
+    ///     scene payment {
+    ///         when type == "payment"
+    ///         rules big
+    ///         outcomes approve < review
+    ///         review if action review
+    ///         fallback approve
+    ///         deadline 100ms
+    ///     }"#)?;
+    /// let mut engine: Engine<Record> = Engine::new();
+    /// engine.add(&rules)?;
+    /// #[derive(Default)]
+    /// struct Out(Vec<Decision>);
+    /// impl Sink<Record> for Out {
+    ///     fn on_match(&mut self, _: &MatchRef<'_, Record>) {}
+    ///     fn on_decision(&mut self, d: &Decision) {
+    ///         self.0.push(d.clone());
+    ///     }
+    /// }
+    /// let mut out = Out::default();
+    /// let mut decoder = cepheid_engine::io::Decoder::new(
+    ///     cepheid_engine::io::Format::JsonLines, "ts", engine.fields().clone());
+    /// for (line, text) in [
+    ///     (1, r#"{"ts": 1, "type": "payment", "amount": 500}"#),
+    ///     (2, r#"{"ts": 2, "type": "login"}"#),
+    ///     (3, r#"{"ts": 3, "type": "payment", "amount": 5}"#),
+    /// ] {
+    ///     if let cepheid_engine::io::Item::Event(ts, record) = decoder.decode(text.as_bytes())? {
+    ///         engine.push_positioned(ts, record, Value::Int(line), &mut out);
+    ///     }
+    /// }
+    /// engine.finish(&mut out);
+    /// let outcomes: Vec<(&str, &Value)> = out.0.iter().map(|d| (&*d.outcome, &d.event)).collect();
+    /// assert_eq!(outcomes, [("review", &Value::Int(1)), ("approve", &Value::Int(3))]);
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn push_positioned<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        position: Value,
+        sink: &mut S,
+    ) -> crate::Arrival {
+        let arrival = self.core.push_positioned(ts, event, Some(position), sink);
+        self.core.reap();
+        arrival
+    }
+}
+
+/// The caller's sink while [`Engine::decide_now`](crate::Engine::decide_now)
+/// processes its event: the decisions of that event (by its arrival
+/// number) are kept to be returned, everything else goes on.
+struct Catch<'a, S: ?Sized> {
+    inner: &'a mut S,
+    arrival: u64,
+    caught: Vec<Decision>,
+}
+
+impl<E, S: Sink<E> + ?Sized> Sink<E> for Catch<'_, S> {
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
+        self.inner.on_match(m);
+    }
+
+    fn on_timeout(&mut self, m: &MatchRef<'_, E>, expired_at: Timestamp) {
+        self.inner.on_timeout(m, expired_at);
+    }
+
+    fn on_late(&mut self, ts: Timestamp, event: &E) {
+        self.inner.on_late(ts, event);
+    }
+
+    fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
+        self.inner.on_dropped(partial);
+    }
+
+    fn on_decision(&mut self, decision: &Decision) {
+        if decision.arrival == self.arrival {
+            self.caught.push(decision.clone());
+        } else {
+            self.inner.on_decision(decision);
+        }
+    }
+}
+
+/// A sink that keeps nothing (a dry run's scratch engine).
+struct Nothing;
+
+impl<E> Sink<E> for Nothing {
+    fn on_match(&mut self, _: &MatchRef<'_, E>) {}
+}
+
+impl<E: Event + 'static> crate::Engine<E> {
+    /// Processing time, at once: takes `event` in as arriving at `now` (the
+    /// caller's clock, as [`push_now`](crate::Engine::push_now) does: never
+    /// behind the watermark), processes it now rather than when the clock
+    /// passes its millisecond (after the deadlines and list changes due at
+    /// its time, and the events that arrived before it, in the order the
+    /// held path would have: `docs/semantics.md`, "Decisions"), and
+    /// returns its decisions, one per scene it enters (none for an engine
+    /// without scenes). Its matches and the other events' output go to
+    /// `sink`, as the held path would give them; time has then reached
+    /// the event's, so an event arriving later in the same millisecond
+    /// takes the next one. `position` is its input position
+    /// ([`push_positioned`](crate::Engine::push_positioned)).
+    pub fn decide_now<S: Sink<E> + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        event: E,
+        position: Option<Value>,
+        sink: &mut S,
+    ) -> Vec<Decision> {
+        let ts = match self.current_watermark() {
+            Some(watermark) if now <= watermark => watermark.saturating_add(1),
+            _ => now,
+        };
+        self.tick(ts, sink);
+        let mut catch = Catch {
+            inner: sink,
+            arrival: self.core.clock.next_arrival(),
+            caught: Vec::new(),
+        };
+        self.core.push_positioned(ts, event, position, &mut catch);
+        self.core.watermark(ts, &mut catch);
+        self.core.reap();
+        catch.caught
+    }
+}
+
+impl<E: Event + serde::Serialize + serde::de::DeserializeOwned + 'static> crate::Engine<E> {
+    /// The decisions [`decide_now`](crate::Engine::decide_now)`(now, event,
+    /// position)` would return, changing nothing: the engine's state (its
+    /// partial matches, waiting events, lists, indicators, counts and
+    /// watermark) is as before, and later events match as they would have.
+    /// It runs a scratch copy of the engine (a snapshot restored beside
+    /// it, sharing its automata): its cost is the engine's state's, for
+    /// tools and tests rather than for every event of a stream.
+    ///
+    /// Fails as [`snapshot`](crate::Engine::snapshot) and
+    /// [`restore`](crate::Engine::restore) do (events pushed for shared
+    /// indicators wait, a draining version built from a closure).
+    pub fn dry_run(
+        &self,
+        now: Timestamp,
+        event: E,
+        position: Option<Value>,
+    ) -> Result<Vec<Decision>, Error> {
+        let mut bytes = Vec::new();
+        self.snapshot_into(&mut bytes)?;
+        let mut scratch = Self::configured_by(&bytes)?;
+        scratch.fields = self.fields.clone();
+        scratch.set_declarations(self.declarations())?;
+        for nfa in self.automata() {
+            scratch.add_shared(nfa)?;
+        }
+        scratch.core.decide = self.core.decide.as_ref().map(|d| Box::new(d.fork()));
+        scratch.restore(&bytes[..])?;
+        Ok(scratch.decide_now(now, event, position, &mut Nothing))
+    }
+}

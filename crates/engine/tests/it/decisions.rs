@@ -1,0 +1,714 @@
+//! Decisions (issue 62, `docs/semantics.md`, "Decisions"): the records of
+//! the sample scenes of `patterns/risk/`, and one test per rule of the
+//! semantics (which events get a decision, when a rule fires on an event,
+//! late events, ids, missing fields, shadow rules, shared rules and
+//! instances, list checks). The property test against a reference is
+//! `decisions_reference.rs`.
+
+use cepheid_engine::io::Formatter;
+use cepheid_engine::{Decision, Engine, MatchRef, Record, Rules, Sink, Timestamp, Value};
+
+/// Everything an engine gives, as the JSON lines of `io::Formatter`.
+#[derive(Default)]
+pub struct Lines {
+    format: Formatter,
+    pub alerts: Vec<String>,
+    pub decisions: Vec<String>,
+    pub kept: Vec<Decision>,
+}
+
+impl Sink<Record> for Lines {
+    fn on_match(&mut self, m: &MatchRef<'_, Record>) {
+        let line = self.format.record("match", m, None);
+        self.alerts.push(text(line));
+    }
+    fn on_timeout(&mut self, m: &MatchRef<'_, Record>, expired_at: Timestamp) {
+        let line = self.format.record("timeout", m, Some(expired_at));
+        self.alerts.push(text(line));
+    }
+    fn on_late(&mut self, _: Timestamp, event: &Record) {
+        let line = self.format.late(event);
+        self.alerts.push(text(line));
+    }
+    fn on_decision(&mut self, d: &Decision) {
+        let line = self.format.decision(d);
+        self.decisions.push(text(line));
+        self.kept.push(d.clone());
+    }
+}
+
+fn text(line: &[u8]) -> String {
+    String::from_utf8(line.to_vec())
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+/// The engine's output for `rules` over `lines` (JSON lines with `ts`),
+/// with `max_delay_ms` of disorder allowed.
+fn run(rules: &Rules, lines: &[&str], max_delay_ms: u64) -> Lines {
+    let mut engine: Engine<Record> =
+        Engine::with_max_delay(std::time::Duration::from_millis(max_delay_ms));
+    engine.add(rules).unwrap();
+    let mut out = Lines::default();
+    for line in lines {
+        engine.push_json(line, "ts", &mut out).unwrap();
+    }
+    engine.finish(&mut out);
+    out
+}
+
+fn parse(text: &str) -> Rules {
+    Rules::parse("t.cep", text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The sample scenes of `patterns/risk/` (`payment` in `rules.cep`,
+/// `coupon` and `sign_up` in `scenes.cep`) over `scene-events.jsonl` give
+/// the decisions of `decisions.jsonl` (`CEPHEID_BLESS=1` writes them
+/// again: read the diff).
+#[test]
+fn the_risk_sample_gives_its_expected_decisions() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../patterns/risk");
+    let rules = Rules::load_all(&[format!("{dir}/rules.cep"), format!("{dir}/scenes.cep")])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let events = std::fs::read_to_string(format!("{dir}/scene-events.jsonl")).unwrap();
+    let lines: Vec<&str> = events.lines().collect();
+    let out = run(&rules, &lines, 1000);
+    let got = out.decisions.join("\n") + "\n";
+    let path = format!("{dir}/decisions.jsonl");
+    if std::env::var_os("CEPHEID_BLESS").is_some() {
+        std::fs::write(&path, &got).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(got, expected);
+    // One decision per event and scene it enters: 7 payments (one late),
+    // a coupon claim and two phone checks.
+    assert_eq!(out.decisions.len(), 10);
+}
+
+/// The scene lines every test scene shares.
+const TAIL: &str = "outcomes approve < review < decline
+    review if action review
+    decline if action block
+    review if score >= 50
+    decline if score >= 100
+    fallback review
+    deadline 100ms";
+
+/// The rules that fired, as `rule` or `rule(uncounted)`, of each decision.
+fn fired(d: &Decision) -> String {
+    let mut names: Vec<String> = d
+        .rules
+        .iter()
+        .map(|f| {
+            if f.counted {
+                f.rule.clone()
+            } else {
+                format!("{}(uncounted)", f.rule)
+            }
+        })
+        .collect();
+    names.extend(d.shadow.iter().map(|f| format!("{}(shadow)", f.rule)));
+    format!("{}:{}:{}", d.scene, d.outcome, names.join(","))
+}
+
+#[test]
+fn a_sequence_fires_on_its_last_event_and_events_of_no_scene_feed_it() {
+    let rules = parse(&format!(
+        r#"
+        pattern ab {{ partition by u score 60 match a followed by b
+            where a: type == "a"
+                  b: type == "b" }}
+        scene s {{ when type == "b" rules ab {TAIL} }}"#
+    ));
+    let out = run(
+        &rules,
+        &[
+            r#"{"ts": 1, "type": "a", "u": 1}"#,
+            r#"{"ts": 2, "type": "b", "u": 1}"#,
+            r#"{"ts": 3, "type": "b", "u": 2}"#,
+        ],
+        0,
+    );
+    // The `a` event enters no scene: no decision, but it starts the match.
+    let got: Vec<String> = out.kept.iter().map(fired).collect();
+    assert_eq!(got, ["s:review:ab", "s:approve:"]);
+    assert_eq!(out.alerts.len(), 1);
+}
+
+#[test]
+fn a_match_completed_by_a_deadline_never_fires_on_an_event() {
+    let rules = parse(&format!(
+        r#"
+        pattern unanswered {{ partition by u within 10ms score 100
+            match a not followed by b
+            where a: type == "a"
+                  b: type == "b" }}
+        pattern timed {{ partition by u within 10ms timeouts score 100
+            match a followed by b
+            where a: type == "a"
+                  b: type == "c" }}
+        scene s {{ rules unanswered, timed {TAIL} }}"#
+    ));
+    let out = run(
+        &rules,
+        &[
+            r#"{"ts": 1, "type": "a", "u": 1}"#,
+            r#"{"ts": 50, "type": "x", "u": 1}"#,
+        ],
+        0,
+    );
+    // Both alerts come (the match at the deadline, the timeout), but no
+    // decision lists a rule: the deadline completed them, not an event.
+    assert_eq!(out.alerts.len(), 2, "{:?}", out.alerts);
+    let got: Vec<String> = out.kept.iter().map(fired).collect();
+    assert_eq!(got, ["s:approve:", "s:approve:"]);
+}
+
+#[test]
+fn a_list_check_decides_and_the_rules_still_take_the_event() {
+    let rules = parse(&format!(
+        r#"
+        list blocked
+        indicator n = count() group by card within 1h
+        pattern velocity {{ partition by card score 60 match p where p: n(card) >= 2 }}
+        pattern block_it {{ match p where p: type == "block" then add p.card to blocked }}
+        scene s {{ when type == "pay"
+            rules velocity
+            decline if card in blocked
+            {TAIL} }}"#
+    ));
+    let out = run(
+        &rules,
+        &[
+            r#"{"ts": 1, "type": "block", "card": "c"}"#,
+            r#"{"ts": 2, "type": "pay", "card": "c"}"#,
+            r#"{"ts": 3, "type": "pay", "card": "d"}"#,
+        ],
+        0,
+    );
+    // The blocked card's payment still counts in its velocity (the block
+    // event and the payment make 2), and the record lists the rule.
+    let first = &out.kept[0];
+    assert_eq!(fired(first), "s:decline:velocity");
+    assert_eq!(first.list.as_deref(), Some("card in blocked"));
+    assert_eq!(first.score, 60.0);
+    assert_eq!(fired(&out.kept[1]), "s:approve:");
+    assert!(out.decisions[0].contains(r#""list":"card in blocked""#));
+}
+
+#[test]
+fn a_shadow_rule_is_listed_and_never_counted() {
+    let rules = parse(&format!(
+        r#"
+        pattern trial {{ shadow score 100 action block match p where p: amount > 10 }}
+        pattern big {{ score 60 match p where p: amount > 100 }}
+        scene s {{ rules trial, big {TAIL} }}"#
+    ));
+    let out = run(
+        &rules,
+        &[r#"{"ts": 1, "amount": 50}"#, r#"{"ts": 2, "amount": 500}"#],
+        0,
+    );
+    let got: Vec<String> = out.kept.iter().map(fired).collect();
+    assert_eq!(
+        got,
+        ["s:approve:trial(shadow)", "s:review:big,trial(shadow)"]
+    );
+    assert!(out.decisions[0].contains(r#""shadow":[{"rule":"trial""#));
+}
+
+#[test]
+fn a_rule_without_parameters_runs_once_and_counts_in_each_scene() {
+    let rules = parse(
+        r#"
+        pattern big { score 60 action review match p where p: amount > 100 }
+        scene one { rules big outcomes ok < check check if action review fallback ok deadline 1s }
+        scene two { rules big outcomes fine < hold < stop stop if score >= 50 hold if action review
+            fallback fine deadline 1s }"#,
+    );
+    let out = run(&rules, &[r#"{"ts": 1, "amount": 500}"#], 0);
+    assert_eq!(out.alerts.len(), 1);
+    let got: Vec<String> = out.kept.iter().map(fired).collect();
+    assert_eq!(got, ["one:check:big", "two:stop:big"]);
+}
+
+#[test]
+fn an_instance_is_one_pattern_per_scene_and_its_records_carry_the_scene() {
+    let rules = parse(
+        r#"
+        pattern over(min: int) { score 60 action review match p where p: amount > min }
+        pattern plain { match p where p: amount > 0 }
+        scene low { when kind == "low" rules over with min = 10
+            outcomes ok < check check if action review fallback ok deadline 1s }
+        scene high { when kind == "high" rules over with min = 1000
+            outcomes ok < check check if action review fallback ok deadline 1s }"#,
+    );
+    let out = run(
+        &rules,
+        &[
+            r#"{"ts": 1, "kind": "low", "amount": 500}"#,
+            r#"{"ts": 2, "kind": "high", "amount": 500}"#,
+        ],
+        0,
+    );
+    let got: Vec<String> = out.kept.iter().map(fired).collect();
+    // `over@low` matches both events, but counts only in `low`: the
+    // second event is `high`'s, where `over@high` (1000) did not fire.
+    assert_eq!(got, ["low:check:over@low", "high:ok:"]);
+    let scened: Vec<&String> = out
+        .alerts
+        .iter()
+        .filter(|a| a.contains(r#""scene":"low""#))
+        .collect();
+    assert_eq!(scened.len(), 2, "{:?}", out.alerts);
+    // A rule without parameters' records are as they always were.
+    let plain = out
+        .alerts
+        .iter()
+        .find(|a| a.contains(r#""plain""#))
+        .unwrap();
+    assert!(!plain.contains("scene"), "{plain}");
+    assert!(plain.starts_with(r#"{"kind":"match","pattern":"plain","key":{}"#));
+}
+
+#[test]
+fn hit_first_counts_the_first_rule_that_gives_an_outcome() {
+    let rules = parse(
+        r#"
+        pattern quiet { score 10 match p where p: amount > 0 }
+        pattern watch { score 60 action review match p where p: amount > 0 }
+        pattern stop { score 100 action block match p where p: amount > 0 }
+        scene s { rules quiet, watch, stop hit first
+            outcomes approve < review < decline
+            review if action review decline if action block
+            fallback review deadline 1s }"#,
+    );
+    let out = run(&rules, &[r#"{"ts": 1, "amount": 5}"#], 0);
+    assert_eq!(
+        fired(&out.kept[0]),
+        "s:review:quiet(uncounted),watch,stop(uncounted)"
+    );
+    assert_eq!(out.kept[0].score, 60.0);
+    assert!(out.decisions[0]
+        .contains(r#"{"rule":"stop","version":1,"action":"block","score":100,"counted":false}"#));
+}
+
+#[test]
+fn late_events_and_missing_fields_get_a_decision_said_and_counted() {
+    let rules = parse(&format!(
+        r#"
+        pattern big {{ partition by card score 60 match p where p: amount > 100 }}
+        scene s {{ id pid rules big {TAIL} late decline }}"#
+    ));
+    let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_millis(5));
+    engine.add(&rules).unwrap();
+    let mut out = Lines::default();
+    for line in [
+        r#"{"ts": 100, "pid": "a", "card": "c", "amount": 500}"#,
+        r#"{"ts": 101, "pid": "b", "amount": 500}"#,
+        r#"{"ts": 10, "pid": "c", "card": "c", "amount": 500}"#,
+        r#"{"ts": 102, "card": "c", "amount": 1}"#,
+    ] {
+        engine.push_json(line, "ts", &mut out).unwrap();
+    }
+    engine.finish(&mut out);
+    assert_eq!(
+        out.decisions,
+        [
+            r#"{"kind":"decision","scene":"s","event":"c","ts":10,"outcome":"decline","score":0,"rules":[],"late":true}"#,
+            r#"{"kind":"decision","scene":"s","event":"a","ts":100,"outcome":"review","score":60,"rules":[{"rule":"big","version":1,"score":60}]}"#,
+            r#"{"kind":"decision","scene":"s","event":"b","ts":101,"outcome":"approve","score":0,"rules":[],"missing":["card"]}"#,
+            r#"{"kind":"decision","scene":"s","position":4,"ts":102,"outcome":"approve","score":0,"rules":[]}"#,
+        ]
+    );
+    let stats = engine.decision_stats();
+    assert_eq!((stats.decisions, stats.late, stats.missing), (4, 1, 1));
+}
+
+#[test]
+fn an_engine_without_scenes_makes_no_decision() {
+    let rules = parse(r#"pattern big { score 60 match p where p: amount > 100 }"#);
+    let out = run(&rules, &[r#"{"ts": 1, "amount": 500}"#], 0);
+    assert!(out.decisions.is_empty());
+    assert_eq!(out.alerts.len(), 1);
+    // A position given to such an engine is taken as `push` takes the
+    // event: counted once.
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&rules).unwrap();
+    let mut out = Lines::default();
+    let event = decoded(&engine, r#"{"amount": 500}"#);
+    engine.push_positioned(1, event, Value::Int(7), &mut out);
+    engine.finish(&mut out);
+    assert_eq!((engine.stats().events, out.alerts.len()), (1, 1));
+    assert_eq!(engine.decision_stats(), Default::default());
+}
+
+#[test]
+fn the_caller_gives_positions_and_values_of_any_kind() {
+    let rules = parse(&format!(
+        r#"pattern big {{ score 60 match p where p: amount > 100 }} scene s {{ rules big {TAIL} }}"#
+    ));
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&rules).unwrap();
+    let mut out = Lines::default();
+    let mut decoder = cepheid_engine::io::Decoder::new(
+        cepheid_engine::io::Format::JsonLines,
+        "ts",
+        engine.fields().clone(),
+    );
+    let line = r#"{"ts": 1, "amount": 500}"#;
+    let cepheid_engine::io::Item::Event(ts, record) = decoder.decode(line.as_bytes()).unwrap()
+    else {
+        panic!("an event")
+    };
+    engine.push_positioned(ts, record, Value::from("events.jsonl:7"), &mut out);
+    engine.finish(&mut out);
+    assert!(
+        out.decisions[0].contains(r#""position":"events.jsonl:7""#),
+        "{}",
+        out.decisions[0]
+    );
+}
+
+/// Rules for the tests of the entries below: a sequence, an indicator, a
+/// list written by one rule and checked by the scene, a timeout.
+fn entry_rules() -> Rules {
+    parse(&format!(
+        r#"
+        list blocked
+        indicator n = count() group by u within 1h
+        pattern ab {{ partition by u within 1s timeouts score 60 match a followed by b
+            where a: type == "a"
+                  b: type == "b" }}
+        pattern busy {{ partition by u score 30 match p where p: n(u) >= 3 }}
+        pattern block_it {{ match p where p: type == "x" then add p.u to blocked }}
+        scene s {{ when type == "b" or type == "pay" id id rules ab, busy
+            decline if u in blocked
+            {TAIL} }}"#
+    ))
+}
+
+fn entry_lines() -> Vec<String> {
+    (0..40)
+        .map(|i| {
+            let ty = ["a", "b", "pay", "x", "b"][i % 5];
+            format!(r#"{{"id": {i}, "type": "{ty}", "u": {}}}"#, i % 3)
+        })
+        .collect()
+}
+
+fn decoded(engine: &Engine<Record>, line: &str) -> Record {
+    let mut decoder = cepheid_engine::io::Decoder::new(
+        cepheid_engine::io::Format::JsonLines,
+        "ts",
+        engine.fields().clone(),
+    )
+    .without_time();
+    match decoder.decode(line.as_bytes()).unwrap() {
+        cepheid_engine::io::Item::Event(_, record) => record,
+        _ => panic!("an event"),
+    }
+}
+
+/// `decide_now` returns each event's decisions at once: the decisions the
+/// held path (`push_now`, then a tick) gives, and the same alerts in the
+/// same order.
+#[test]
+fn decide_now_returns_at_once_what_the_held_path_decides() {
+    let rules = entry_rules();
+    let (mut held, mut now_engine) = (Engine::<Record>::new(), Engine::<Record>::new());
+    held.add(&rules).unwrap();
+    now_engine.add(&rules).unwrap();
+    let (mut held_out, mut now_out) = (Lines::default(), Lines::default());
+    let mut returned = Vec::new();
+    // (two events per millisecond at times, a quiet second at others)
+    let mut clock = 1_000;
+    for (i, line) in entry_lines().iter().enumerate() {
+        clock += [0, 7, 1500][i % 3];
+        let event = decoded(&held, line);
+        held.push_now(clock, event.clone(), &mut held_out);
+        let event = decoded(&now_engine, line);
+        let got = now_engine.decide_now(clock, event, None, &mut now_out);
+        let entering = line.contains(r#""b""#) || line.contains(r#""pay""#);
+        assert_eq!(got.len(), usize::from(entering), "{line}");
+        returned.extend(got);
+    }
+    held.tick(clock + 1, &mut held_out);
+    held.finish(&mut held_out);
+    now_engine.finish(&mut now_out);
+    let outcome = |d: &Decision| (d.event.clone(), d.outcome.clone(), d.score as i64);
+    let want: Vec<_> = held_out.kept.iter().map(outcome).collect();
+    let got: Vec<_> = returned.iter().map(outcome).collect();
+    assert_eq!(got, want);
+    assert!(
+        now_out.kept.is_empty(),
+        "decide_now's own decisions are returned"
+    );
+    assert!(want.iter().any(|d| &*d.1 != "approve"), "{want:?}");
+    // Times differ (an event of a millisecond taken at once moves the
+    // next one of that millisecond on by one), so the alerts are compared
+    // by pattern and event ids.
+    let ids = |alerts: &[String]| -> Vec<String> {
+        alerts
+            .iter()
+            .map(|a| {
+                let j: serde_json::Value = serde_json::from_str(a).unwrap();
+                let mut ids: Vec<i64> = Vec::new();
+                for events in j["events"].as_object().unwrap().values() {
+                    ids.extend(
+                        events
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|e| e["id"].as_i64().unwrap()),
+                    );
+                }
+                format!("{} {} {:?}", j["kind"], j["pattern"], ids)
+            })
+            .collect()
+    };
+    assert_eq!(ids(&now_out.alerts), ids(&held_out.alerts));
+}
+
+/// A dry run returns what `decide_now` would and changes nothing: the
+/// engine's snapshot is the same byte for byte before and after, and the
+/// rest of the stream gives what it gives without the dry runs.
+#[test]
+fn a_dry_run_decides_without_changing_anything() {
+    let rules = entry_rules();
+    let (mut tried, mut plain) = (Engine::<Record>::new(), Engine::<Record>::new());
+    tried.add(&rules).unwrap();
+    plain.add(&rules).unwrap();
+    let (mut tried_out, mut plain_out) = (Lines::default(), Lines::default());
+    let mut clock = 1_000;
+    let mut dry = 0;
+    for (i, line) in entry_lines().iter().enumerate() {
+        clock += 3;
+        if i % 4 == 1 {
+            let mut before = Vec::new();
+            tried.snapshot(&mut before).unwrap();
+            let event = decoded(&tried, line);
+            let would = tried.dry_run(clock, event, None).unwrap();
+            let mut after = Vec::new();
+            tried.snapshot(&mut after).unwrap();
+            assert_eq!(before, after, "a dry run changed the engine");
+            // The same event taken at once: the same decisions.
+            let mut scratch = Engine::<Record>::new();
+            scratch.add(&rules).unwrap();
+            scratch.restore(&before[..]).unwrap();
+            let event = decoded(&scratch, line);
+            let real = scratch.decide_now(clock, event, None, &mut Lines::default());
+            assert_eq!(would, real);
+            dry += would.len();
+        }
+        let event = decoded(&tried, line);
+        tried.push_now(clock, event.clone(), &mut tried_out);
+        plain.push_now(clock, event, &mut plain_out);
+    }
+    tried.finish(&mut tried_out);
+    plain.finish(&mut plain_out);
+    assert!(dry > 0);
+    assert_eq!(tried_out.alerts, plain_out.alerts);
+    assert_eq!(tried_out.decisions, plain_out.decisions);
+    assert_eq!(tried.decision_stats(), plain.decision_stats());
+}
+
+/// Decisions survive a snapshot: the events waiting keep their positions,
+/// the counts go on, and the rest of the stream decides as without the
+/// restore.
+#[test]
+fn decisions_survive_a_snapshot_and_a_restore() {
+    let rules = parse(&format!(
+        r#"
+        pattern ab {{ partition by u score 60 match a followed by b
+            where a: type == "a"
+                  b: type == "b" }}
+        scene s {{ when type == "b" rules ab {TAIL} }}"#
+    ));
+    let lines: Vec<String> = (0..30)
+        .map(|i| {
+            let ty = ["a", "b", "b"][i % 3];
+            format!(
+                r#"{{"ts": {}, "type": "{ty}", "u": {}}}"#,
+                100 + (i * 7) % 23,
+                i % 2
+            )
+        })
+        .collect();
+    let engine = || {
+        let mut e: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_millis(20));
+        e.add(&rules).unwrap();
+        e
+    };
+    let mut whole = engine();
+    let mut whole_out = Lines::default();
+    for line in &lines {
+        whole.push_json(line, "ts", &mut whole_out).unwrap();
+    }
+    whole.finish(&mut whole_out);
+    for cut in [5, 14, 22] {
+        let mut first = engine();
+        let mut out = Lines::default();
+        for line in &lines[..cut] {
+            first.push_json(line, "ts", &mut out).unwrap();
+        }
+        assert!(first.waiting_events() > 0);
+        let mut bytes = Vec::new();
+        first.snapshot(&mut bytes).unwrap();
+        let mut second = engine();
+        second.restore(&bytes[..]).unwrap();
+        assert_eq!(second.decision_stats(), first.decision_stats());
+        for line in &lines[cut..] {
+            second.push_json(line, "ts", &mut out).unwrap();
+        }
+        second.finish(&mut out);
+        assert_eq!(out.decisions, whole_out.decisions, "cut at {cut}");
+        assert_eq!(second.decision_stats(), whole.decision_stats());
+    }
+    assert!(whole_out
+        .decisions
+        .iter()
+        .any(|d| d.contains(r#""late":true"#)));
+}
+
+/// Rules with a scene `s` whose review threshold is `review`, and (when
+/// `other`) a second scene `t`.
+fn changing(review: u32, other: bool) -> Rules {
+    let mut text = format!(
+        r#"
+        pattern over(min: int) {{ score 60 match p where p: amount > min }}
+        pattern big {{ score 40 match p where p: amount > 100 }}
+        scene s {{ rules big, over with min = 10
+            outcomes approve < review < decline
+            review if score >= {review}
+            fallback review deadline 1s }}"#
+    );
+    if other {
+        text += r#"
+        scene t { when kind == "t" rules big outcomes ok < hold hold if score >= 1 fallback ok deadline 1s }"#;
+    }
+    parse(&text)
+}
+
+/// A change of rules: a scene removed while events that arrived before it
+/// wait decides them still (said, counted, nothing lost), a scene's new
+/// threshold decides the events processed after the change (those that
+/// waited too), and the rules that did not change keep their state.
+#[test]
+fn a_change_of_rules_removes_and_alters_scenes_and_loses_nothing() {
+    use cepheid_engine::engine::{Change, ReloadPolicy};
+    let mut engine: Engine<Record> = Engine::with_max_delay(std::time::Duration::from_millis(100));
+    engine.add(&changing(100, true)).unwrap();
+    let mut out = Lines::default();
+    for i in 0..4 {
+        let line = format!(r#"{{"ts": {}, "kind": "t", "amount": 500}}"#, 10 + i);
+        engine.push_json(&line, "ts", &mut out).unwrap();
+    }
+    assert_eq!(engine.waiting_events(), 4);
+    // `t` goes, `s` reviews from 60 on: the events waiting are decided by
+    // the scenes as they are when the events are processed, and by `t`,
+    // which they entered before it went.
+    let changes = engine
+        .set_rules(&changing(60, false), ReloadPolicy::Drain, &mut out)
+        .unwrap();
+    assert_eq!(changes.scenes_removed().collect::<Vec<_>>(), ["t"]);
+    assert!(
+        changes.to_string().contains("scene t: removed"),
+        "{changes}"
+    );
+    assert_eq!(changes.get("big"), Some(Change::Unchanged));
+    assert_eq!(changes.get("over@s"), Some(Change::Unchanged));
+    assert_eq!(
+        engine.scenes().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ["s"]
+    );
+    // An event after the change: no decision of `t`.
+    engine
+        .push_json(r#"{"ts": 20, "kind": "t", "amount": 500}"#, "ts", &mut out)
+        .unwrap();
+    engine.finish(&mut out);
+    let got: Vec<String> = out.kept.iter().map(fired).collect();
+    assert_eq!(
+        got,
+        [
+            "s:review:big,over@s",
+            "t:hold:big",
+            "s:review:big,over@s",
+            "t:hold:big",
+            "s:review:big,over@s",
+            "t:hold:big",
+            "s:review:big,over@s",
+            "t:hold:big",
+            "s:review:big,over@s",
+        ]
+    );
+    assert_eq!(engine.decision_stats().removed_scene, 4);
+    // A scene's new value changes its instance alone; the scene goes on.
+    let v2 = parse(
+        r#"
+        pattern over(min: int) { score 60 match p where p: amount > min }
+        pattern big { score 40 match p where p: amount > 100 }
+        scene s { rules big, over with min = 1000
+            outcomes approve < review < decline
+            review if score >= 60
+            fallback review deadline 1s }"#,
+    );
+    let changes = engine
+        .set_rules(&v2, ReloadPolicy::Drain, &mut out)
+        .unwrap();
+    assert_eq!(changes.get("over@s"), Some(Change::Changed { version: 2 }));
+    assert_eq!(changes.get("big"), Some(Change::Unchanged));
+    assert_eq!(changes.scenes_removed().count(), 0);
+    let mut after = Lines::default();
+    engine
+        .push_json(r#"{"ts": 300, "amount": 500}"#, "ts", &mut after)
+        .unwrap();
+    engine.finish(&mut after);
+    assert_eq!(
+        after.kept.iter().map(fired).collect::<Vec<_>>(),
+        ["s:approve:big"]
+    );
+    // Scenes change with the whole rule set only.
+    let err = engine
+        .replace(&v2, ReloadPolicy::Drain, &mut out)
+        .unwrap_err();
+    assert!(err.to_string().contains("set_rules"), "{err}");
+    // And the rule set without scenes: the engine decides no more.
+    let plain = parse(r#"pattern big { score 40 match p where p: amount > 100 }"#);
+    engine
+        .set_rules(&plain, ReloadPolicy::Drain, &mut out)
+        .unwrap();
+    let mut last = Lines::default();
+    engine
+        .push_json(r#"{"ts": 400, "amount": 500}"#, "ts", &mut last)
+        .unwrap();
+    engine.finish(&mut last);
+    assert!(last.decisions.is_empty());
+    assert_eq!(last.alerts.len(), 1);
+}
+
+/// A scene whose rules read more than 64 fields names every one an event
+/// lacks (the first 64 are kept as bits, the others by name).
+#[test]
+fn every_missing_field_is_said_however_many_the_rules_read() {
+    let condition: Vec<String> = (0..70).map(|i| format!("f{i} == 1")).collect();
+    let rules = parse(&format!(
+        "pattern wide {{ score 60 match p where p: {} }}\nscene s {{ rules wide {TAIL} }}",
+        condition.join(" or ")
+    ));
+    let fields: Vec<String> = (0..70)
+        .filter(|i| ![3, 65].contains(i))
+        .map(|i| format!(r#""f{i}": 0"#))
+        .collect();
+    let line = format!(r#"{{"ts": 1, {}}}"#, fields.join(", "));
+    let out = run(&rules, &[&line], 0);
+    assert_eq!(out.kept.len(), 1);
+    let missing: Vec<&str> = out.kept[0].missing.iter().map(|f| &**f).collect();
+    assert_eq!(missing, ["f3", "f65"]);
+    assert!(
+        out.decisions[0].ends_with(r#""missing":["f3","f65"]}"#),
+        "{}",
+        out.decisions[0]
+    );
+}
