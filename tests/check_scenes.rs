@@ -16,6 +16,19 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `cepheid check rules.cep --sample sample.jsonl` in `dir`: its standard
+/// error, the check having passed (warnings do not fail it).
+fn check_sample(dir: &std::path::Path) -> String {
+    let out = cepheid()
+        .current_dir(dir)
+        .args(["check", "rules.cep", "--sample", "sample.jsonl"])
+        .output()
+        .unwrap();
+    let said = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    said
+}
+
 #[test]
 fn the_risk_samples_check_as_one_rule_set() {
     let out = cepheid()
@@ -69,13 +82,7 @@ fn check_sample_follows_factors_into_instances_and_scene_rules() {
         "{\"ts\": 1, \"type\": \"claim\", \"account\": \"a\", \"level\": \"gold\"}\n",
     )
     .unwrap();
-    let out = cepheid()
-        .current_dir(&dir)
-        .args(["check", "rules.cep", "--sample", "sample.jsonl"])
-        .output()
-        .unwrap();
-    let said = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
+    let said = check_sample(&dir);
     let warnings: Vec<&str> = said.lines().filter(|l| l.starts_with("warning:")).collect();
     let helps: Vec<&str> = said.lines().filter(|l| l.contains("help:")).collect();
     // (`min`, `min_age` and `tier` are parameters: no warning of them)
@@ -134,13 +141,7 @@ fn check_sample_watches_indicators_and_scenes() {
         "{\"ts\": 1, \"kind\": \"payment\", \"account\": \"a\"}\n",
     )
     .unwrap();
-    let out = cepheid()
-        .current_dir(&dir)
-        .args(["check", "rules.cep", "--sample", "sample.jsonl"])
-        .output()
-        .unwrap();
-    let said = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
+    let said = check_sample(&dir);
     let pairs: Vec<(&str, &str)> = said
         .lines()
         .filter(|l| l.starts_with("warning:"))
