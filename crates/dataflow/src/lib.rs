@@ -167,6 +167,11 @@ pub enum Input<E> {
     /// A source's capability went above its clock (every worker gets a
     /// copy): see [`SourceClock`].
     Clock(SourceClock),
+    /// From a router of a plan whose rules can change to every worker's
+    /// `cep`, after what it sent before: no event below this time will
+    /// come from it any more (it holds none, and none it will be given is
+    /// below it). Never from a source.
+    Released(Timestamp),
 }
 
 /// A source's clock while its capability is above it: a source that has
@@ -210,14 +215,28 @@ impl SourceClock {
 /// times below it may still come (the clock that lifts the limit travels
 /// apart from them, and can come first), and engines at `e - 1` would take
 /// each for late, dropped with no late line (issue 59's workers fault).
-/// Once the cut at `e` is taken and the frontier has passed `e`, the
-/// latest clock said.
+/// Once the cut at `e` is taken, the routers of a plan whose rules can
+/// change say how far they released ([`Input::Released`]): in the same
+/// channel as the events, after them, so that no event below the least
+/// of their words is on its way, and the engines follow the latest clock
+/// up to it (a router holds the events it cannot route yet, and with a
+/// quiet source their capabilities keep the frontier at `e` until that
+/// source reads on: issue 59's stall). Once the frontier has passed `e`,
+/// the latest clock said.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Clocks {
     /// (worker, source) -> what it said.
     said: std::collections::HashMap<(u32, u32), Said>,
     /// The largest capability a source moved to above its clock.
     cap: Option<Timestamp>,
+    /// What each worker's router said it released below
+    /// ([`Input::Released`]; `Timestamp::MIN` until it says). Empty where
+    /// the routers say nothing: a plan whose rules do not change routes a
+    /// source's clock with its events, in their channel.
+    released: Vec<Timestamp>,
+    /// The last cut taken, and the events' frontier, as told.
+    taken: Option<Timestamp>,
+    frontier: Option<Timestamp>,
 }
 
 /// What one source said of its clock.
@@ -231,6 +250,28 @@ struct Said {
 }
 
 impl Clocks {
+    /// The worker hears from `peers` routers how far each released
+    /// ([`Input::Released`]).
+    pub(crate) fn hear_routers(&mut self, peers: usize) {
+        self.released = vec![Timestamp::MIN; peers];
+    }
+
+    /// Router `from` released every event below `below`.
+    pub(crate) fn released(&mut self, from: u32, below: Timestamp) {
+        if let Some(r) = self.released.get_mut(from as usize) {
+            *r = (*r).max(below);
+        }
+    }
+
+    /// No event below this is on its way from any router, or held by one.
+    fn released_below(&self) -> Timestamp {
+        self.released
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(Timestamp::MIN)
+    }
+
     /// A source said its clock (the latest of each source counts).
     pub(crate) fn learn(&mut self, told: SourceClock) {
         let said = (self.said)
@@ -272,14 +313,34 @@ impl Clocks {
         frontier: Timestamp,
         taken: Timestamp,
     ) -> Timestamp {
+        let released = self.released_below();
         let mut f = f;
         for said in self.said.values() {
-            // (the clock at the first move up that no cut taken is past,
-            // or that the frontier has not passed)
-            let held = (said.jumps.iter()).find(|&&(cap, _)| cap > taken || cap >= frontier);
-            f = f.min(held.map_or(said.clock, |&(_, clock)| clock));
+            let mut limit = said.clock;
+            // (the clock at the first move up that the frontier has not
+            // passed: events sent there with times from that clock on may
+            // still come, unless the routers released past them)
+            if let Some(&(_, clock)) = (said.jumps.iter()).find(|&&(cap, _)| cap >= frontier) {
+                limit = limit.min(clock.max(released));
+            }
+            // (the clock at the first move up that no cut taken is past)
+            if let Some(&(_, clock)) = (said.jumps.iter()).find(|&&(cap, _)| cap > taken) {
+                limit = limit.min(clock);
+            }
+            f = f.min(limit);
         }
         f
+    }
+
+    /// The least clock a source had as it moved its capability up to `e`
+    /// or above (`None`: none did): while the cut at `e` is pending, a
+    /// worker's engines go no further (see [`Clocks::limit`]), so what a
+    /// router holds from there on may wait in the cut.
+    pub(crate) fn moved_to(&self, e: Timestamp) -> Option<Timestamp> {
+        (self.said.values())
+            .filter_map(|said| said.jumps.iter().find(|&&(cap, _)| cap >= e))
+            .map(|&(_, clock)| clock)
+            .min()
     }
 
     /// As far as a router may settle changes and events: `f`, or the least
@@ -288,12 +349,30 @@ impl Clocks {
         (self.said.values()).fold(f, |f, said| f.min(said.clock))
     }
 
-    /// The cuts up to `taken` are taken (and the frontier is at `taken` or
-    /// past it): the moves up below them no longer hold anything back; one
-    /// to `taken` does until the frontier passes it ([`Clocks::limit`]).
+    /// The cuts up to `taken` are taken: a move up to one of them no
+    /// longer holds anything back once the frontier has passed it too
+    /// ([`Clocks::limit`]; a cut given up as a source was stopped is
+    /// passed with the frontier below it, where the events sent at the
+    /// move may still come).
     pub(crate) fn taken(&mut self, taken: Timestamp) {
+        self.taken = Some(taken);
+        self.forget();
+    }
+
+    /// The events' frontier is at `f` (`Timestamp::MAX`: the input ended).
+    pub(crate) fn frontier_is(&mut self, f: Timestamp) {
+        self.frontier = Some(f);
+        self.forget();
+    }
+
+    /// Forgets the moves up that no longer hold anything back.
+    fn forget(&mut self) {
+        let (Some(taken), Some(frontier)) = (self.taken, self.frontier) else {
+            return;
+        };
         for said in self.said.values_mut() {
-            said.jumps.retain(|&(cap, _)| cap >= taken);
+            said.jumps
+                .retain(|&(cap, _)| cap > taken || cap >= frontier);
         }
     }
 
@@ -1092,6 +1171,66 @@ mod tests {
         // (an older word of the source does not count)
         clocks.learn(told(2, 70, 100));
         assert_eq!(clocks.limit(500, 101), 500);
+    }
+
+    /// Issue 59's stall: once the cut at 100 is taken, with the frontier
+    /// held at 100 by what the routers hold, the engines follow the
+    /// source's latest clock up to where every router said it released
+    /// (the least of their words: a router that said nothing holds them at
+    /// the move's clock), never past the move's clock while the cut there
+    /// is not taken.
+    #[test]
+    fn the_routers_words_let_the_engines_follow_a_quiet_source_past_its_move() {
+        let told = |seq, clock, cap| SourceClock {
+            worker: 0,
+            source: 0,
+            seq,
+            clock,
+            cap,
+        };
+        let mut clocks = Clocks::default();
+        clocks.hear_routers(2);
+        clocks.learn(told(1, 10, 100));
+        clocks.learn(told(2, 80, 100));
+        assert_eq!(clocks.moved_to(100), Some(10), "the clock it moved up from");
+        assert_eq!(clocks.moved_to(101), None);
+        clocks.released(0, 90);
+        clocks.released(1, 60);
+        assert_eq!(clocks.limit(500, 99), 10, "the cut at 100 not taken");
+        assert_eq!(clocks.limit(100, 100), 60, "the least word");
+        clocks.released(1, 95);
+        assert_eq!(clocks.limit(100, 100), 80, "the latest clock");
+        clocks.released(1, 20);
+        assert_eq!(clocks.limit(100, 100), 80, "a word does not go back");
+        // (lifted: as far as the words say, until the frontier passes)
+        clocks.learn(told(3, SourceClock::LIFTED, 100));
+        assert_eq!(clocks.limit(100, 100), 90);
+        assert_eq!(clocks.limit(500, 100), 500, "the frontier past the move");
+        // A worker whose routers say nothing (rules that do not change)
+        // waits for the frontier.
+        let mut clocks = Clocks::default();
+        clocks.learn(told(1, 10, 100));
+        clocks.learn(told(2, 80, 100));
+        clocks.released(0, 90);
+        assert_eq!(clocks.limit(100, 100), 10);
+        // Heard from one router of two: held at the move's clock.
+        let mut clocks = Clocks::default();
+        clocks.hear_routers(2);
+        clocks.learn(told(1, 10, 100));
+        clocks.learn(told(2, 80, 100));
+        clocks.released(0, 90);
+        assert_eq!(clocks.limit(100, 100), 10);
+        // A cut given up with the frontier below a move up (a source was
+        // stopped, the source that moved ended): the move holds the
+        // engines until the frontier passes it.
+        let mut clocks = Clocks::default();
+        clocks.learn(told(1, 10, 100));
+        clocks.frontier_is(100);
+        clocks.taken(101);
+        clocks.learn(told(2, SourceClock::LIFTED, 100));
+        assert_eq!(clocks.limit(100, 101), 10);
+        clocks.frontier_is(101);
+        assert_eq!(clocks.limit(101, 101), 101);
     }
 
     fn rules(text: &str) -> Rules {

@@ -302,6 +302,8 @@ where
             let mut hold = Hold::new(router, layout, plan, index, peers);
             hold.cut.clone_from(&worker.cut);
             hold.held = Rc::clone(&worker.held);
+            // (its routers say how far they released)
+            worker.clocks.hear_routers(peers);
             for (change, _) in &worker.changes.pending {
                 hold.learn(change.clone());
             }
@@ -476,6 +478,7 @@ where
     if let Some(cut) = &worker.cut {
         cut.frontier_is(at);
     }
+    worker.clocks.frontier_is(at.unwrap_or(Timestamp::MAX));
     if let Some(e) = worker.cut_due(at, *cap.time(), writes_known) {
         // The cut: what was made below `e` goes out below it
         // (the engines at `e - 1`, or at a quiet source's clock).
@@ -931,6 +934,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
             }
             Input::Rules(change) => self.changes.learn(*change, sent),
             Input::Clock(clock) => self.clocks.learn(clock),
+            Input::Released(below) => self.clocks.released(routed.from, below),
         }
     }
 

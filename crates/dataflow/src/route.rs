@@ -644,7 +644,7 @@ impl<E: Event + Clone + 'static> Router<E> {
     /// worker of its key; a source's end and its clock to every worker.
     pub fn route(&mut self, input: Input<E>, mut push: impl FnMut(Routed<E>)) {
         let stamped = match input {
-            Input::End(_) | Input::Clock(_) => {
+            Input::End(_) | Input::Clock(_) | Input::Released(_) => {
                 for worker in 0..self.workers {
                     push(Routed {
                         worker,

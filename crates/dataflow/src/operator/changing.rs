@@ -63,6 +63,10 @@ where
         Pipeline,
         "CepRouteChanging",
         move |capability, info| {
+            // (what it says it released goes out at its inputs' frontier,
+            // where it holds nothing back: `Input::Released`)
+            let mut word = Some(capability.clone());
+            let mut said = Timestamp::MIN;
             if let Some(cut) = &hold.cut {
                 // (a batch kept for a cut goes on once it is taken)
                 cut.wake_when_taken(scope.activator_for(info.address.clone()));
@@ -79,7 +83,7 @@ where
                 });
                 scope.activator_for(info.address).activate();
             }
-            move |(events, _), (changes, known), output| {
+            move |(events, events_frontier), (changes, known), output| {
                 let me = hold.index;
                 changes.for_each_stamp(|cap, data| {
                     let mut session = output.session(&cap);
@@ -120,7 +124,7 @@ where
                                 }),
                                 Input::Event(event) => kept.push(event),
                                 // (they come broadcast, above)
-                                Input::Rules(_) | Input::Clock(_) => {}
+                                Input::Rules(_) | Input::Clock(_) | Input::Released(_) => {}
                             }
                         }
                         if !kept.is_empty() {
@@ -134,6 +138,8 @@ where
                         }
                     }
                 });
+                let inputs = [events_frontier.frontier(), known.frontier()];
+                let meet = inputs.iter().filter_map(|f| f.first().copied()).min();
                 // (not past a quiet source's clock: a change it reads
                 // there may still come, `SourceClock`)
                 let known = (known.frontier().first().copied()).map(|k| hold.clocks.latest(k));
@@ -144,6 +150,14 @@ where
                 // above its epoch (they would be taken for events read
                 // after the cut), but kept in the cut as held.
                 let cut = hold.cut.as_ref().and_then(WorkerCut::pending);
+                // A batch sent below a pending cut whose events wait from a
+                // time a source moved up to it from, or later, waits in the
+                // cut (its capability moved up to the epoch): the engines
+                // stop at that time for the cut, and had it kept its
+                // capability below the epoch, the cut would wait for that
+                // source to read on, which a quiet one may never do (and
+                // with it the engines: issue 59's stall).
+                let waits = cut.and_then(|e| Some((e, hold.clocks.moved_to(e)?)));
                 let shared = Rc::clone(&hold.held);
                 let mut held = shared.borrow_mut();
                 // Each batch is kept in time order: its ready events are a
@@ -179,8 +193,38 @@ where
                             cap.downgrade(&to);
                         }
                     }
+                    if let (Some(first), Some((e, from))) = (events.first(), waits) {
+                        if *sent < e && *cap.time() < e && first.ts >= from {
+                            cap.downgrade(&e);
+                        }
+                    }
                     !events.is_empty()
                 });
+                // How far it released, said to every worker's `cep` after
+                // what it sent: no event it holds, or will be given (at or
+                // above the changes' frontier, at or above a quiet source's
+                // clock), is below it.
+                let first = held
+                    .iter()
+                    .filter_map(|batch| batch.events.first())
+                    .map(|e| e.ts)
+                    .min();
+                drop(held);
+                let released = known
+                    .unwrap_or(Timestamp::MAX)
+                    .min(first.unwrap_or(Timestamp::MAX));
+                if let Some(cap) = word.as_mut() {
+                    if released > said {
+                        said = released;
+                        let mut session = output.session(&*cap);
+                        hold.route(Input::Released(released), |routed| session.give(routed));
+                    }
+                    match meet {
+                        Some(t) if t > *cap.time() => cap.downgrade(&t),
+                        Some(_) => {}
+                        None => word = None,
+                    }
+                }
             }
         },
     )
