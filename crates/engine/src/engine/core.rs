@@ -872,7 +872,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             };
             decide.enter(seq, stored, lookup)
         };
-        if enters {
+        if enters || decide.has_instances() {
             let pointer: *const E = stored;
             let mut collect = Collect {
                 inner: &mut *sink,
@@ -884,7 +884,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             } else {
                 self.process_stored::<Plain, _>(ts, ev, &mut collect);
             }
-            decide.decide(ts, seq, sink);
+            if enters {
+                decide.decide(ts, seq, sink);
+            }
         } else if reading {
             self.process_stored::<Reads, S>(ts, ev, sink);
         } else {

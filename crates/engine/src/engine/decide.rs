@@ -122,6 +122,9 @@ pub(super) struct SceneRun {
     by_pattern: HashMap<String, usize>,
     /// The fields its rules read, with their text.
     reads: Vec<(FieldId, Arc<str>)>,
+    /// Does it hold a rule with parameters (a pattern made for it, which
+    /// fires only on its events)?
+    instances: bool,
     /// Removed by a change of rules: decides the events that arrived
     /// before the change (arrival numbers below this), then goes.
     retiring: Option<u64>,
@@ -200,6 +203,7 @@ impl SceneRun {
             checks,
             by_pattern,
             reads,
+            instances: scene.rules.iter().any(|r| r.instance),
             retiring: None,
         })
     }
@@ -614,6 +618,34 @@ impl Decide {
         (self.entered.iter()).any(|e| self.scenes[e.scene].by_pattern.contains_key(name))
     }
 
+    /// Does a scene hold a rule with parameters? Then every event the
+    /// patterns take goes through [`Collect`], which holds back a match
+    /// of an instance on an event outside its scene.
+    #[inline]
+    pub(super) fn has_instances(&self) -> bool {
+        self.scenes.iter().any(|s| s.instances)
+    }
+
+    /// Is pattern `name` a rule's instance made for a scene the event
+    /// under way does not enter? (An instance fires only on the events of
+    /// its scene: `docs/semantics.md`, "Decisions".)
+    fn outside(&self, name: &str) -> bool {
+        let mut instance = false;
+        for (i, run) in self.scenes.iter().enumerate() {
+            let Some(&rule) = run.by_pattern.get(name) else {
+                continue;
+            };
+            if !run.scene.rules[rule].instance {
+                continue;
+            }
+            if self.entered.iter().any(|e| e.scene == i) {
+                return false;
+            }
+            instance = true;
+        }
+        instance
+    }
+
     /// Are scenes kept for the events of before a change?
     #[inline]
     pub(super) fn retiring(&self) -> bool {
@@ -687,9 +719,10 @@ pub(super) struct Collect<'a, E, S: ?Sized> {
 
 impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
     fn on_match(&mut self, m: &MatchRef<'_, E>) {
-        self.inner.on_match(m);
-        if !self.fired.wants(m.pattern()) {
-            return;
+        let wanted = self.fired.wants(m.pattern());
+        let outside = self.fired.outside(m.pattern());
+        if !wanted && !outside {
+            return self.inner.on_match(m);
         }
         let mut holds = false;
         m.for_each_stage(|_, events| {
@@ -697,7 +730,13 @@ impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
                 holds |= std::ptr::eq(e, self.event);
             }
         });
-        if holds {
+        if holds && outside {
+            // (an instance's match on an event of another scene, or of
+            // none: not made)
+            return;
+        }
+        self.inner.on_match(m);
+        if holds && wanted {
             self.fired.fired.push(FiredMatch {
                 name: m.pattern().to_string(),
                 version: m.version(),

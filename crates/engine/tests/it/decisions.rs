@@ -253,15 +253,17 @@ fn an_instance_is_one_pattern_per_scene_and_its_records_carry_the_scene() {
         0,
     );
     let got: Vec<String> = out.kept.iter().map(fired).collect();
-    // `over@low` matches both events, but counts only in `low`: the
-    // second event is `high`'s, where `over@high` (1000) did not fire.
+    // `over@low` would match both events, but fires only on `low`'s: the
+    // second event is `high`'s, where `over@high` (1000) did not fire,
+    // and no alert of `over@low` is made for it.
     assert_eq!(got, ["low:check:over@low", "high:ok:"]);
     let scened: Vec<&String> = out
         .alerts
         .iter()
         .filter(|a| a.contains(r#""scene":"low""#))
         .collect();
-    assert_eq!(scened.len(), 2, "{:?}", out.alerts);
+    assert_eq!(scened.len(), 1, "{:?}", out.alerts);
+    assert!(scened[0].contains(r#""start":1,"end":1"#), "{}", scened[0]);
     // A rule without parameters' records are as they always were.
     let plain = out
         .alerts
@@ -270,6 +272,80 @@ fn an_instance_is_one_pattern_per_scene_and_its_records_carry_the_scene() {
         .unwrap();
     assert!(!plain.contains("scene"), "{plain}");
     assert!(plain.starts_with(r#"{"kind":"match","pattern":"plain","key":{}"#));
+}
+
+/// An instance fires only on the events of its scene, but its state takes
+/// every event: a sequence of it that starts on an event of no scene and
+/// ends on one of its scene fires; one that ends outside it is not made,
+/// on one engine as through `decide_now`; a match completed by a deadline
+/// (which holds no event of its time) stays an alert.
+#[test]
+fn an_instance_fires_only_on_the_events_of_its_scene_and_sees_every_event() {
+    let rules = parse(
+        r#"
+        pattern pair(min: int) {
+            score 60 action review
+            match a followed by b within 1s
+            where a: amount > min
+                  b: amount > min
+        }
+        pattern unpaid(min: int) {
+            match a not followed by b within 5ms
+            where a: amount > min and kind == "open"
+                  b: kind == "paid"
+        }
+        scene s { when kind == "s" rules pair with min = 10
+            outcomes ok < check check if action review fallback ok deadline 1s }
+        scene t { when kind == "t" rules unpaid with min = 10
+            outcomes ok < check fallback ok deadline 1s }"#,
+    );
+    let lines = [
+        // (no scene: `pair@s` takes it as its first event)
+        r#"{"ts": 1, "kind": "x", "amount": 50}"#,
+        // `s`'s: the match (1, 2) ends on it, and fires
+        r#"{"ts": 2, "kind": "s", "amount": 50}"#,
+        // no scene: the matches (1, 3) and (2, 3) end outside `s`
+        r#"{"ts": 3, "kind": "x", "amount": 50}"#,
+        // `t`'s, not `s`'s: the matches ending on it are not made either
+        r#"{"ts": 4, "kind": "t", "amount": 50}"#,
+        // `unpaid@t` starts on an event of no scene; its deadline
+        // completes it: an alert
+        r#"{"ts": 10, "kind": "open", "amount": 50}"#,
+        r#"{"ts": 100, "kind": "x", "amount": 0}"#,
+    ];
+    let out = run(&rules, &lines, 0);
+    let pairs: Vec<&String> = (out.alerts.iter())
+        .filter(|a| a.contains(r#""pattern":"pair@s""#))
+        .collect();
+    assert_eq!(pairs.len(), 1, "{:?}", out.alerts);
+    assert!(pairs[0].contains(r#""start":1,"end":2"#), "{}", pairs[0]);
+    let unpaid: Vec<&String> = (out.alerts.iter())
+        .filter(|a| a.contains(r#""pattern":"unpaid@t""#))
+        .collect();
+    assert_eq!(unpaid.len(), 1, "{:?}", out.alerts);
+    assert!(
+        unpaid[0].contains(r#""start":10,"end":10"#),
+        "{}",
+        unpaid[0]
+    );
+    let got: Vec<String> = out.kept.iter().map(fired).collect();
+    assert_eq!(got, ["s:check:pair@s", "t:ok:"]);
+    // The same events through `decide_now`: the same alerts and decisions.
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&rules).unwrap();
+    let mut now = Lines::default();
+    let mut returned = Vec::new();
+    for (ts, line) in [1, 2, 3, 4, 10, 100].into_iter().zip(lines) {
+        let event = decoded(&engine, line);
+        returned.extend(engine.decide_now(ts, event, None, &mut now));
+    }
+    engine.finish(&mut now);
+    let got: Vec<String> = returned.iter().map(fired).collect();
+    assert_eq!(got, ["s:check:pair@s", "t:ok:"]);
+    let now_pairs = (now.alerts.iter())
+        .filter(|a| a.contains(r#""pattern":"pair@s""#))
+        .count();
+    assert_eq!(now_pairs, 1, "{:?}", now.alerts);
 }
 
 #[test]
