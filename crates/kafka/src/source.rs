@@ -622,6 +622,13 @@ pub struct KafkaSource {
     /// then the lists' topics ([`SourceConfig::list_topics`]), in order;
     /// the split of the `i`th is the number of partitions of events + `i`.
     controls: Vec<ControlTopic>,
+    /// A client of its own that asks the control topics' ends
+    /// ([`KafkaSource::read_rules`]), on a connection that fetches
+    /// nothing: asked on the consumer's own, the request waited behind
+    /// its fetch, which a broker may hold `fetch.wait.max.ms` (about
+    /// 100 ms per read of a run on workers against the test broker).
+    /// `None` without control topics.
+    ends: Option<BaseConsumer>,
     /// The topics read (the rules topic's too), described now and then:
     /// one deleted or created again ends the reads.
     watch: TopicWatch,
@@ -965,6 +972,13 @@ impl KafkaSource {
         let mut watched = splits.clone();
         watched.extend(controls.iter().map(|c| (c.topic.clone(), c.partition)));
         let watch = TopicWatch::new(consumer.client(), &watched, false);
+        let ends = match controls.is_empty() {
+            true => None,
+            false => Some(
+                (client_config.create::<BaseConsumer>())
+                    .map_err(|e| KafkaError::client("create the consumer", e))?,
+            ),
+        };
         let mut source = KafkaSource {
             batches: None,
             consumer,
@@ -982,6 +996,7 @@ impl KafkaSource {
             reach: Reach::of(&config.brokers, retry.limit),
             end,
             controls,
+            ends,
             watch,
             probe_config: client_config,
             on_mismatch: config.on_mismatch,
@@ -1222,11 +1237,14 @@ impl KafkaSource {
         for text in said {
             self.say(Level::Info, text);
         }
+        let Some(ends) = self.ends.as_ref() else {
+            return Ok(()); // (no control topic)
+        };
         for (i, control) in self.controls.iter_mut().enumerate() {
             control.started_at = None;
             let split = self.splits.len() + i;
             let first = out.len();
-            let read = Self::read_rules_of(control, out, split, max_batch);
+            let read = Self::read_rules_of(control, ends, out, split, max_batch);
             control.handed_out(&out[first..]);
             read?;
         }
@@ -1236,6 +1254,7 @@ impl KafkaSource {
     /// [`KafkaSource::read_rules`] of `rules`.
     fn read_rules_of(
         rules: &mut ControlTopic,
+        ends: &BaseConsumer,
         out: &mut Vec<KafkaRecord>,
         split: usize,
         max_batch: usize,
@@ -1248,8 +1267,8 @@ impl KafkaSource {
         );
         // (a broker that does not answer: what was fetched, the events'
         // reads tell when it is gone for too long)
-        let high = rules
-            .consumer
+        // (asked by a client that fetches nothing: `KafkaSource::ends`)
+        let high = ends
             .fetch_watermarks(&rules.topic, rules.partition, RULES_END_ASKED)
             .map_or(rules.read, |(_, high)| high);
         let target = rules.end.map_or(high, |end| end.min(high));
