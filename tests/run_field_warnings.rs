@@ -131,6 +131,42 @@ fn not_said_when_it_occurs_late(layout: &[&str], name: &str) {
     assert_eq!(String::from_utf8_lossy(&late.stdout).lines().count(), 1);
 }
 
+/// An indicator's `group by` and a scene's `when` and `id` read fields
+/// too (a misspelt `when` lets no event into the scene; a misspelt `group
+/// by` counts every event in one group): said as a pattern's read is,
+/// with the indicator or the scene named, and nothing when they occur.
+fn declarations_are_watched(layout: &[&str], name: &str) {
+    let rules = "indicator n = count() group by usr within 1h
+pattern many { partition by user action review match f where f: n(user) > 100 }
+scene s { when knd == \"x\" id ident rules many
+  outcomes ok < review review if action review fallback ok deadline 1s }
+";
+    let dir = setup(name, rules, &logins(5));
+    let out = run_on(layout, &dir, &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        warnings(&out),
+        [
+            "warning: rules.cep:1:32: indicator `n`, `group by`: field `usr` never occurs in 5 events; did you mean `user`?",
+            "warning: rules.cep:3:16: scene `s`, `when`: field `knd` never occurs in 5 events",
+            "warning: rules.cep:3:30: scene `s`, `id`: field `ident` never occurs in 5 events",
+        ]
+    );
+    let fine = rules
+        .replace("usr", "user")
+        .replace("knd", "success")
+        .replace("ident", "ts");
+    let dir = setup(&format!("{name}_fine"), &fine, &logins(5));
+    let out = run_on(layout, &dir, &[]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(warnings(&out).is_empty(), "{out:?}");
+}
+
+#[test]
+fn an_indicators_and_a_scenes_fields_are_watched_too() {
+    declarations_are_watched(ONE, "fields_declarations");
+}
+
 #[test]
 fn a_misspelt_field_is_said_once_at_the_end_with_where_and_did_you_mean() {
     said_once_at_the_end(ONE, "run_fields_end");
@@ -183,6 +219,11 @@ mod on_workers {
     use super::*;
     use crate::common::Live;
     use std::net::TcpListener;
+
+    #[test]
+    fn an_indicators_and_a_scenes_fields_are_watched_too() {
+        declarations_are_watched(WORKERS, "workers_fields_declarations");
+    }
 
     #[test]
     fn a_misspelt_field_is_said_once_at_the_end_over_every_workers_events() {

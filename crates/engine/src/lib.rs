@@ -118,7 +118,7 @@ pub use engine::{
     PatternStats, Sink, Stats,
 };
 pub use rules::Rules;
-pub use watch::{FieldWatch, MissingField, WatchedRead};
+pub use watch::{FieldWatch, MissingField, Owner, WatchedRead};
 
 #[cfg(feature = "derive")]
 pub use cepheid_derive::{Event, EventValue};

@@ -183,11 +183,20 @@ impl FieldWatch {
     /// inside a scene, and a rule's instance (`rule@scene`) as the rule is
     /// written; a field read through a factor call where the factor's body
     /// reads it ([`WatchedRead::factor`]), a rule's or factor's parameter
-    /// no field.
+    /// no field. Then those of its indicators (argument, `where`, `group
+    /// by`) and scenes (`when`, `id`, list checks), [`Owner::Indicator`]
+    /// and [`Owner::Scene`]: a misspelt field in a scene's `when` lets no
+    /// event in, and one in a `group by` counts every event in one group.
     pub fn from_loaded(loaded: &Loaded) -> FieldWatch {
         FieldWatch {
-            reads: reads_of(loaded, false),
+            reads: reads_of(loaded, true),
         }
+    }
+
+    /// Keeps the reads `keep` says (a run keeps those of the patterns,
+    /// indicators and scenes in force).
+    pub fn retain(&mut self, keep: impl FnMut(&WatchedRead) -> bool) {
+        self.reads.retain(keep);
     }
 
     /// The reads of `patterns` (IR patterns, or an engine's

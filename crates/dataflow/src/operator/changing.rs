@@ -32,31 +32,7 @@ where
     E: Event + Clone + ExchangeData,
 {
     let scope = input.scope();
-    let changes = input
-        .clone()
-        .unary::<CapacityContainerBuilder<Vec<Told>>, _, _, _>(
-            Pipeline,
-            "CepChanges",
-            move |_, _| {
-                move |input, output| {
-                    input.for_each_stamp(|cap, data| {
-                        let mut session = output.session(&cap);
-                        for batch in data {
-                            for item in batch.iter() {
-                                match item {
-                                    Input::Rules(change) => {
-                                        session.give(Told::Change(Change::clone(change)));
-                                    }
-                                    Input::Clock(clock) => session.give(Told::Clock(*clock)),
-                                    _ => {}
-                                }
-                            }
-                        }
-                    });
-                }
-            },
-        )
-        .broadcast();
+    let changes = told(&input);
     input.binary_frontier::<_, CapacityContainerBuilder<Vec<Routed<E>>>, _, _, _, _>(
         changes,
         Pipeline,
@@ -228,6 +204,39 @@ where
             }
         },
     )
+}
+
+/// What every router hears: the changes and the quiet sources' clocks
+/// its sources read, broadcast.
+fn told<'scope, E>(input: &Events<'scope, E>) -> Stream<'scope, Timestamp, Vec<Told>>
+where
+    E: Event + Clone + ExchangeData,
+{
+    input
+        .clone()
+        .unary::<CapacityContainerBuilder<Vec<Told>>, _, _, _>(
+            Pipeline,
+            "CepChanges",
+            move |_, _| {
+                move |input, output| {
+                    input.for_each_stamp(|cap, data| {
+                        let mut session = output.session(&cap);
+                        for batch in data {
+                            for item in batch.iter() {
+                                match item {
+                                    Input::Rules(change) => {
+                                        session.give(Told::Change(Change::clone(change)));
+                                    }
+                                    Input::Clock(clock) => session.give(Told::Clock(*clock)),
+                                    _ => {}
+                                }
+                            }
+                        }
+                    });
+                }
+            },
+        )
+        .broadcast()
 }
 
 /// A layout and the router that routes by it.

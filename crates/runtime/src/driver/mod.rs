@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use cepheid_core::record::FieldTable;
 use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
 use cepheid_engine::io::{value_from_json, value_to_json, Decoder, Format, Formatter, Item};
-use cepheid_engine::{FieldId, FieldWatch, Record, Rules, Timestamp, Value};
+use cepheid_engine::{FieldId, FieldWatch, Owner, Record, Rules, Timestamp, Value};
 
 use crate::board::Observing;
 use crate::checkpoint::store::{self, OnePosition};
@@ -319,16 +319,24 @@ impl Runtime {
             // (a cluster's workers watch the fields of its rules)
             return self;
         };
+        // (the patterns' reads: those of its indicators and scenes are
+        // kept when the engine has them)
         let key = |w: &FieldWatch| {
-            let mut reads: Vec<(String, String)> = w
-                .reads()
-                .iter()
+            let mut reads: Vec<(String, String)> = (w.reads().iter())
+                .filter(|r| r.owner == Owner::Pattern)
                 .map(|r| (r.pattern.clone(), r.field.to_string()))
                 .collect();
             reads.sort_unstable();
             reads
         };
         if key(&watch) == key(&single.field_watch) {
+            let mut watch = watch;
+            let engine = &single.engine;
+            watch.retain(|read| match read.owner {
+                Owner::Indicator => engine.declarations().indicator(&read.pattern).is_some(),
+                Owner::Scene => engine.scenes().any(|s| s.name == read.pattern),
+                _ => true,
+            });
             single.field_watch = watch;
         }
         self
