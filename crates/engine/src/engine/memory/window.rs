@@ -203,6 +203,16 @@ fn same_part(a: &Value, b: ValueRef<'_>) -> bool {
     }
 }
 
+/// Is the key part `a` equal to `b` by `==` ([`equals`])? Integers
+/// compared inline, the rest by a call.
+#[inline(always)]
+pub(super) fn equal_part(a: &Value, b: ValueRef<'_>) -> bool {
+    match (a, b) {
+        (Value::Int(x), ValueRef::Int(y)) => *x == y,
+        _ => equals(a.into(), b) == Some(true),
+    }
+}
+
 /// The hash of a group's key as every [`Windows`] made with `hasher` (a
 /// clone of one engine's: the same seed) hashes it; `None` when a part
 /// cannot be a key (NaN, a list, an object).
@@ -295,6 +305,7 @@ impl Windows {
         hasher: hashbrown::DefaultHashBuilder,
     ) -> Windows {
         assert!(funcs.len() <= MAX_MEMBERS, "too many members");
+        let members = funcs.len();
         Windows {
             funcs,
             width,
@@ -314,7 +325,7 @@ impl Windows {
             evicted: 0,
             nodes: Vec::new(),
             free_node: NIL,
-            distinct: DistinctCounts::new(IDLE_GROUPS),
+            distinct: DistinctCounts::new(IDLE_GROUPS, members),
             entries: 0,
             member_groups: 0,
             wides: 0,
@@ -919,6 +930,57 @@ mod tests {
                 prop_assert!(w.idle_groups <= idle_limit && w.distinct.idle_records() <= idle_limit);
                 let live = w.groups.len() - w.free.len() - w.idle_groups;
                 prop_assert_eq!(w.index.len(), live + w.idle_groups);
+            }
+        }
+
+        /// `count_distinct` equals its definition while sets grow beyond
+        /// their chain (`CHAIN` values) into the index, shrink, are
+        /// released and made again, with few or many records kept idle.
+        #[test]
+        fn distinct_counts_equal_their_definition_as_sets_outgrow_their_chains(
+            events in prop::collection::vec((0i64..3, 0i64..3, 0i64..24, 1u32..4), 1..200),
+            width in 1i64..40,
+            idle_limit in prop::sample::select(vec![0usize, 1, 2, 5, 1000]),
+        ) {
+            let funcs = vec![IndicatorFunc::CountDistinct, IndicatorFunc::CountDistinct];
+            let mut w = Windows::new(funcs, 1, width, hashbrown::DefaultHashBuilder::default());
+            w.idle_limit = idle_limit;
+            w.distinct.idle_limit = idle_limit;
+            let mut ts = 0;
+            // (time, key, value, members that took it)
+            let mut seen: Vec<(i64, i64, i64, u32)> = Vec::new();
+            for (step, k, v, taken) in events {
+                ts += step;
+                w.advance(ts);
+                let key = [ValueRef::Int(k)];
+                let hash = key_hash(&w.hasher, &key).unwrap();
+                let g = w.group(hash, &key);
+                // (member 1 takes the value's square: other values)
+                for j in 0..2 {
+                    if taken & (1 << j) != 0 {
+                        let v = if j == 0 { v } else { v * v };
+                        w.admit(j, &Value::Int(v)).unwrap();
+                        w.take(j, g, Value::Int(v));
+                    }
+                }
+                w.push(ts, g, taken);
+                seen.push((ts, k, v, taken));
+                for k in 0..3 {
+                    for j in 0..2 {
+                        let mut distinct: Vec<i64> = (seen.iter())
+                            .filter(|e| e.0 > ts - width && e.1 == k && e.3 & (1 << j) != 0)
+                            .map(|e| if j == 0 { e.2 } else { e.2 * e.2 })
+                            .collect();
+                        distinct.sort_unstable();
+                        distinct.dedup();
+                        prop_assert_eq!(
+                            w.value(j, &[ValueRef::Int(k)]),
+                            Value::Int(distinct.len() as i64),
+                            "member {} key {}", j, k
+                        );
+                    }
+                }
+                prop_assert!(w.distinct.idle_records() <= idle_limit);
             }
         }
     }
