@@ -824,8 +824,12 @@ impl Memory {
         };
         let mut total: usize = self.families.iter().map(|f| f.windows.entries()).sum();
         let scratch = &mut self.scratch;
-        scratch.clear();
-        scratch.resize(self.families.len(), Scratch::default());
+        if scratch.len() == self.families.len() {
+            scratch.fill(Scratch::default());
+        } else {
+            scratch.clear();
+            scratch.resize(self.families.len(), Scratch::default());
+        }
         for (i, ind) in self.indicators.iter().enumerate() {
             let family = &mut self.families[ind.family];
             if !family.kept || (shared_only && !family.every) {
