@@ -166,7 +166,8 @@ use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};
-pub use error::{Error, Mismatch, Refusal};
+use error::unusable;
+pub use error::{Error, Refusal};
 use items::{share, Live, PartItems, PartsInput, Share, SourcePlace};
 use job::{rules_item, Job};
 use resume::{checkpoints, positions, Checkpoint};
@@ -501,7 +502,7 @@ impl Workers {
     /// source's position ([`Source::position_before`]) and split
     /// watermarks after the batches taken below the cut, and a resumed
     /// run seeks each worker's source there: on the same number of workers
-    /// only ([`Mismatch::SourcesWorkers`]).
+    /// only ([`Unusable::SourcesWorkers`]).
     fn with_sources(mut self, sources: Vec<Option<Box<dyn Source>>>) -> Workers {
         let mut own = Vec::with_capacity(sources.len());
         for mut source in sources {

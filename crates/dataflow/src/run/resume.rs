@@ -206,10 +206,10 @@ fn declared_at_open(
 
 /// A cut that does not read as one (exit 5).
 fn unfit(config: &Config, source: cepheid_engine::Error) -> Error {
-    Error::Resume {
-        folder: config.checkpoint.clone().unwrap_or_default(),
-        why: Mismatch::Cut(source),
-    }
+    unusable(
+        config.checkpoint.as_deref().unwrap_or(Path::new("")),
+        Unusable::Cut(source),
+    )
 }
 
 /// The entries each file gave as a cut's engines hold them: the marker's
@@ -294,7 +294,6 @@ pub(super) fn checkpoints(
     let mut command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
     let mut shares = Vec::new();
-    let folder = || dir.to_path_buf();
     let stored = match sink {
         Some(sink) => chosen(dir, sink, first_process)?,
         None => store::kept(dir)?.into_iter().next(),
@@ -305,21 +304,14 @@ pub(super) fn checkpoints(
     let mut resume = match stored {
         Some(stored) if single => {
             let resumed = single::resume(stored, config, scale.chunk_bytes, plan);
-            Some(resumed.map_err(|why| Error::Resume {
-                folder: folder(),
-                why,
-            })?)
+            Some(resumed.map_err(|why| unusable(dir, why))?)
         }
         stored => stored.map(Stored::into_parts),
     };
     // The rules in force at the cut: after a change, the cut's go on.
     let (rules, reload_files) = match &mut resume {
-        Some((_, pieces)) => {
-            resumed_rules(pieces, config, plan).map_err(|source| Error::Resume {
-                folder: folder(),
-                why: Mismatch::Cut(source),
-            })?
-        }
+        Some((_, pieces)) => resumed_rules(pieces, config, plan)
+            .map_err(|source| unusable(dir, Unusable::Cut(source)))?,
         None => (false, false),
     };
     // A file read in parts, or sources (readers apart): the files edited
@@ -329,10 +321,8 @@ pub(super) fn checkpoints(
     let apart = !live(config);
     let reload_files = match &mut resume {
         Some((_, pieces)) if reload_files && apart => {
-            reload_at_the_cut(pieces, config, say).map_err(|source| Error::Resume {
-                folder: folder(),
-                why: Mismatch::Cut(source),
-            })?;
+            reload_at_the_cut(pieces, config, say)
+                .map_err(|source| unusable(dir, Unusable::Cut(source)))?;
             false
         }
         _ => reload_files,
@@ -347,40 +337,32 @@ pub(super) fn checkpoints(
         let (then, now) = (marker.pieces(), layout.0 * layout.1);
         let why = mismatch(marker, config, scale, sources, then, now, command.as_ref());
         if let Some(why) = why {
-            return Err(Error::Resume {
-                folder: folder(),
-                why,
-            });
+            return Err(unusable(dir, why));
         }
         // Every worker's state is checked before any output is touched.
-        let places = checked(plan, pieces).map_err(|why| Error::Resume {
-            folder: folder(),
-            why,
-        })?;
+        let places = checked(plan, pieces).map_err(|why| unusable(dir, why))?;
         match pieces.first() {
             // (a followed file's places are its own: `input::Position`)
             Some(first) if !config.follow => {
-                let before = cut::Read::of(first).map_err(|e| Error::Resume {
-                    folder: folder(),
-                    why: Mismatch::Worker {
-                        index: 0,
-                        source: cepheid_engine::Error::new(
-                            ErrorKind::Snapshot,
-                            format!("its lines read do not decode: {e}"),
-                        ),
-                    },
+                let before = cut::Read::of(first).map_err(|e| {
+                    unusable(
+                        dir,
+                        Unusable::Worker {
+                            index: 0,
+                            source: cepheid_engine::Error::new(
+                                ErrorKind::Snapshot,
+                                format!("its lines read do not decode: {e}"),
+                            ),
+                        },
+                    )
                 })?;
                 read = before.after(&places);
             }
             _ => {}
         }
         if let (Some(sources), true) = (sources, then != now) {
-            shares = dealt(pieces, sources, places.iter().max().copied()).map_err(|why| {
-                Error::Resume {
-                    folder: folder(),
-                    why,
-                }
-            })?;
+            shares = dealt(pieces, sources, places.iter().max().copied())
+                .map_err(|why| unusable(dir, why))?;
         }
         // (each output is truncated to its length then by its sink,
         // `write::open`, once the workers' states are all checked)
@@ -433,17 +415,17 @@ fn mismatch(
     then: usize,
     now: usize,
     command: Option<&cepheid_runtime::checkpoint::Command>,
-) -> Option<Mismatch> {
+) -> Option<Unusable> {
     if marker.chunk_bytes() != scale.chunk_bytes {
-        Some(Mismatch::ChunkBytes)
+        Some(Unusable::ChunkBytes)
     } else if marker.output_per_worker() != scale.output_per_worker {
-        Some(Mismatch::OutputPerWorker {
+        Some(Unusable::OutputPerWorker {
             then: marker.output_per_worker(),
         })
     } else if scale.output_per_worker && then != now {
         // Each worker's own file: another count would leave old files
         // beside the new ones.
-        Some(Mismatch::Workers {
+        Some(Unusable::Workers {
             then,
             now,
             follow: false,
@@ -451,12 +433,12 @@ fn mismatch(
     } else if sources.is_some_and(|sources| !rescalable(sources)) && then != now {
         // Each worker's source goes on from its own place: its splits
         // cannot be dealt again without their names.
-        Some(Mismatch::SourcesWorkers { then, now })
+        Some(Unusable::SourcesWorkers { then, now })
     } else if config.follow && then != now {
         // One reader on worker 0: its place and clock would go on
         // whole, which `WorkerCut::rescale` does not do (it retires
         // every source).
-        Some(Mismatch::Workers {
+        Some(Unusable::Workers {
             then,
             now,
             follow: true,
@@ -465,7 +447,7 @@ fn mismatch(
         match (marker.the_command(), &command) {
             (Some(then), Some(now)) => then
                 .difference(now)
-                .map(|d| Mismatch::OtherCommand(d.to_string())),
+                .map(|d| Unusable::AnotherCommand(d.to_string())),
             _ => None,
         }
     }
@@ -473,7 +455,7 @@ fn mismatch(
 
 /// Checks every worker's state of a cut against `plan` (restored and
 /// dropped); gives each one's place in the input (its first source's).
-fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Mismatch> {
+fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Unusable> {
     let mut places = Vec::with_capacity(pieces.len());
     for (index, piece) in pieces.iter().enumerate() {
         let check = WorkerCut::new(Cuts::new(), |_, _| {});
@@ -484,7 +466,7 @@ fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Mismat
             Ok(())
         });
         if let Err(source) = checked {
-            return Err(Mismatch::Worker { index, source });
+            return Err(Unusable::Worker { index, source });
         }
     }
     Ok(places)
@@ -658,20 +640,14 @@ pub(super) fn chosen(
         return Ok(None);
     };
     if newest.is_one_engine() {
-        return Err(Error::Resume {
-            folder: folder(),
-            why: Mismatch::Single(
+        return Err(unusable(dir, Unusable::OneEngine(
                 "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without `Scale::workers`".to_string(),
-            ),
-        });
+            )));
     }
     let mut kept = Vec::with_capacity(stored.len());
     for one in &stored {
         let sink_error = |e| Error::Runtime(cepheid_runtime::Error::Sink(e));
-        let shares = positions(one.pieces()).map_err(|why| Error::Resume {
-            folder: folder(),
-            why,
-        })?;
+        let shares = positions(one.pieces()).map_err(|why| unusable(dir, why))?;
         let source = sink.join_positions(&shares).map_err(sink_error)?;
         kept.push(cepheid_runtime::sink::Checkpoint {
             number: one.marker().number(),
@@ -697,16 +673,16 @@ pub(super) fn chosen(
 /// The places of the workers' sources in a checkpoint's pieces, with the
 /// index of the worker (a worker without a source, or whose source read
 /// nothing, has none: its sources start where they are).
-pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Mismatch> {
+pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Unusable> {
     let mut found = Vec::new();
     for (index, piece) in pieces.iter().enumerate() {
         let saved =
-            WorkerCut::saved_sources(piece).map_err(|source| Mismatch::Worker { index, source })?;
+            WorkerCut::saved_sources(piece).map_err(|source| Unusable::Worker { index, source })?;
         for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
             if state.place.is_empty() {
                 continue;
             }
-            let place = SourcePlace::decode(&state.place).map_err(|e| Mismatch::Shares {
+            let place = SourcePlace::decode(&state.place).map_err(|e| Unusable::Shares {
                 index,
                 why: format!("its source's place cannot be read: {e}"),
             })?;
@@ -720,7 +696,7 @@ pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Mism
 /// ([`places`]).
 pub(super) fn positions(
     pieces: &[Piece],
-) -> Result<Vec<cepheid_runtime::source::Position>, Mismatch> {
+) -> Result<Vec<cepheid_runtime::source::Position>, Unusable> {
     Ok(places(pieces)?
         .into_iter()
         .map(|(_, p)| p.position)
@@ -742,16 +718,16 @@ pub(super) fn rescalable(sources: &[OwnSource]) -> bool {
 /// its position from theirs ([`Source::position_of_shares`]), its lines
 /// above `lines` (the most an old source had read). Checked before any
 /// output is touched: an old place that cannot be read or has no names,
-/// or positions that do not fit together, are a [`Mismatch`].
+/// or positions that do not fit together, are a [`Unusable`].
 pub(super) fn dealt(
     pieces: &[Piece],
     sources: &[OwnSource],
     lines: Option<u64>,
-) -> Result<Vec<Option<Share>>, Mismatch> {
+) -> Result<Vec<Option<Share>>, Unusable> {
     let mut olds = Vec::new();
     for (index, place) in places(pieces)? {
         if place.names.is_empty() && !place.splits.is_empty() {
-            return Err(Mismatch::Shares {
+            return Err(Unusable::Shares {
                 index,
                 why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
             });
@@ -768,7 +744,7 @@ pub(super) fn dealt(
         let names = source.split_names().unwrap_or_default();
         let position = source
             .position_of_shares(&positions)
-            .map_err(|e| Mismatch::Sources(e.to_string()))?;
+            .map_err(|e| Unusable::Sources(e.to_string()))?;
         shares.push(Some(share(&olds, &names, position, lines.unwrap_or(0))));
     }
     Ok(shares)
