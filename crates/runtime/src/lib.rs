@@ -697,6 +697,9 @@ pub enum Doing {
     WriteCheckpoint,
     /// Starting the output's thread.
     StartThread,
+    /// Deleting the checkpoints of a folder that are not to be resumed
+    /// from (unfinished, or after the one a sink committed).
+    ClearCheckpoints,
 }
 
 /// Why a checkpoint cannot be used (nothing was changed).
@@ -1049,6 +1052,9 @@ impl fmt::Display for Error {
                     "cannot write checkpoint {path}: {source}; the previous checkpoint is kept"
                 ),
                 Doing::StartThread => write!(f, "cannot start the output's thread: {source}"),
+                Doing::ClearCheckpoints => {
+                    write!(f, "cannot clear the unfinished cuts in {path}: {source}")
+                }
             },
             Error::Pattern { name, source } => {
                 write!(f, "pattern `{name}`: {}", source.message())

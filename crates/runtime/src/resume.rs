@@ -19,7 +19,7 @@ use cepheid_engine::{Engine, ErrorKind, Record};
 
 use crate::checkpoint::{store, Command, Counters, Stored};
 use crate::source::{FilePosition, Position, Tail};
-use crate::{Config, Doing, Error, Level, Notice, Report, SinkState, Unusable};
+use crate::{Cluster, Config, Doing, Error, Level, Notice, Report, Sink, SinkState, Unusable};
 
 /// What a run on one engine goes on with from a checkpoint: its number,
 /// the input's place, the sink's state, the run's counters.
@@ -231,6 +231,81 @@ pub(crate) fn load(
     });
     clear()?;
     Ok(Some(Resumed { meta, prev }))
+}
+
+/// The checkpoint in `dir` a run on `cluster` resumes from (the folder is
+/// created): the newest kept, or with a `sink`, the one the sink says it
+/// committed last ([`Sink::recover`](crate::Sink::recover), told each
+/// kept one's number, its sources' positions put together
+/// ([`Cluster::positions`], [`Sink::join_positions`](crate::Sink::join_positions))
+/// and the sink's state; `None` when it committed none: the run starts
+/// from its sources' beginning). Those after the one chosen are deleted:
+/// never committed, they are not to be resumed from again. Another
+/// process than the one that writes (process 0) asks the sink which one
+/// it committed without taking it over
+/// ([`Sink::committed`](crate::Sink::committed)) and leaves the folder to
+/// it. With a sink and none kept, the sink is asked too
+/// ([`first_start`](crate::sink::first_start)). The cluster checks the
+/// cut against its workers and restores it ([`Cluster::open`]).
+pub(crate) fn for_cluster(
+    dir: &Path,
+    sink: Option<&mut (dyn Sink + 'static)>,
+    cluster: &dyn Cluster,
+) -> Result<Option<Stored>, Error> {
+    if let Err(source) = fs::create_dir_all(dir) {
+        return Err(Error::Io {
+            doing: Doing::CreateFolder,
+            path: dir.display().to_string(),
+            source,
+        });
+    }
+    // (another run on this folder, this process's part of it, was
+    // refused: the caller holds the folder's lock, `lock_checkpoint`)
+    let Some(sink) = sink else {
+        return Ok(store::kept(dir)?.into_iter().next());
+    };
+    let writes = cluster.process() == 0;
+    let mut stored = store::kept(dir)?;
+    let Some(newest) = stored.first() else {
+        // (none kept: a first start, which the sink is asked about too)
+        if writes {
+            crate::sink::first_start(sink).map_err(Error::Sink)?;
+        }
+        return Ok(None);
+    };
+    let unusable = |why: Unusable| Error::Resume {
+        folder: dir.to_path_buf(),
+        why,
+    };
+    if newest.is_one_engine() {
+        return Err(unusable(Unusable::OneEngine(
+            "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without `Scale::workers`".to_string(),
+        )));
+    }
+    let mut kept = Vec::with_capacity(stored.len());
+    for one in &stored {
+        let shares = cluster.positions(one.pieces()).map_err(unusable)?;
+        let source = sink.join_positions(&shares).map_err(Error::Sink)?;
+        kept.push(crate::sink::Checkpoint {
+            number: one.marker().number(),
+            source,
+            sink: one.marker().sink_state(),
+        });
+    }
+    let index = match writes {
+        true => sink.recover(&kept),
+        false => sink.committed(&kept),
+    };
+    let index = index.map_err(Error::Sink)?;
+    if writes {
+        let keep = kept.get(index).map(|k| k.number);
+        store::discard_after(dir, keep).map_err(|source| Error::Io {
+            doing: Doing::ClearCheckpoints,
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok((index < stored.len()).then(|| stored.swap_remove(index)))
 }
 
 /// What a run says as it resumes, on either executor: from where (`from`:

@@ -255,49 +255,37 @@ fn at_the_cut(
 /// process's sources go on from it on another number of workers.
 pub(super) type Checkpoints = (Checkpoint, Option<(Marker, Vec<Piece>)>, Vec<Option<Share>>);
 
-/// Reads the checkpoint folder of a run on `layout` (processes, workers
-/// per process): its newest checkpoint (checked whole and against this
-/// command and plan; one engine's read as the cut of one worker), and the
-/// cuts to come. Exit 5 when it cannot be used, 4 when it cannot be read.
-/// Every process reads the folder; only process 0 truncates the outputs
-/// and deletes the checkpoints left half-written.
+/// Makes of the checkpoint `stored` a run on `layout` (processes, workers
+/// per process) resumes from (the runtime read it from the folder `dir`
+/// and chose it, with a sink: [`Runtime::on_cluster`](cepheid_runtime::Runtime::on_cluster))
+/// the cut it goes on from, checked whole and against this command and
+/// plan (one engine's read as the cut of one worker), and the cuts to
+/// come. Exit 5 when it cannot be used. Only process 0 deletes the
+/// checkpoints left half-written.
 ///
 /// With `sources` (the library's user's, [`Workers::with_sources`]) and
 /// another number of workers than the cut's, also where each of them goes
 /// on ([`Share`], by its worker's index in this process): a cut of sources
 /// without [`Source::split_names`] is refused then.
 ///
-/// With a `sink` ([`Workers::with_sink`]), the checkpoint resumed from is
-/// the one it says it committed last ([`chosen`]), and those after it go.
+/// With a sink (`to_sink`, [`Workers::with_sink`]), `stored` is the one it
+/// says it committed last.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn checkpoints(
     config: &Config,
     scale: &Scale,
     sources: Option<&[OwnSource]>,
-    sink: Option<&mut (dyn cepheid_runtime::Sink + 'static)>,
+    to_sink: bool,
+    stored: Option<Stored>,
     dir: &Path,
     plan: &mut Plan<Record>,
     layout: (usize, usize),
     say: &Say,
 ) -> Result<Checkpoints, Error> {
     let first_process = scale.first_process();
-    if let Err(source) = std::fs::create_dir_all(dir) {
-        return Err(Error::Runtime(cepheid_runtime::Error::Io {
-            doing: cepheid_runtime::Doing::CreateFolder,
-            path: dir.display().to_string(),
-            source,
-        }));
-    }
-    // (another run on this folder, this process's part of it, was refused
-    // by the runtime, which holds the folder's lock: `Runtime::on_cluster`)
-    let to_sink = sink.is_some();
     let mut command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
     let mut shares = Vec::new();
-    let stored = match sink {
-        Some(sink) => chosen(dir, sink, first_process)?,
-        None => store::kept(dir)?.into_iter().next(),
-    };
     // One engine's checkpoint is read as the cut of one worker.
     let single = stored.as_ref().is_some_and(Stored::is_one_engine);
     let older = stored.as_ref().and_then(Stored::older_format);
@@ -611,63 +599,6 @@ fn reload_at_the_cut(
         crate::cut::put_rules(piece, &rules)?;
     }
     Ok(())
-}
-
-/// The checkpoint to resume from with a `sink` ([`Workers::with_sink`]):
-/// of those kept in `dir` (newest first: two when the run stopped between
-/// the newest one's marker and the sink's commit), the one the sink says
-/// it committed last ([`Sink::recover`](cepheid_runtime::Sink::recover),
-/// told each one's number, its sources' positions put together and the
-/// sink's state); `None` when it committed none (the run starts from its
-/// sources' beginning). Those after the one chosen are deleted: never
-/// committed, they are not to be resumed from again. Another process than
-/// the one that writes (not `writes`) asks the sink which one it committed
-/// without taking it over ([`Sink::committed`](cepheid_runtime::Sink::committed)),
-/// and leaves the folder to it.
-pub(super) fn chosen(
-    dir: &Path,
-    sink: &mut (dyn cepheid_runtime::Sink + 'static),
-    writes: bool,
-) -> Result<Option<Stored>, Error> {
-    let folder = || dir.to_path_buf();
-    let mut stored = store::kept(dir)?;
-    let Some(newest) = stored.first() else {
-        // (none kept: a first start, which the sink is asked about too)
-        if writes {
-            cepheid_runtime::sink::first_start(sink)
-                .map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
-        }
-        return Ok(None);
-    };
-    if newest.is_one_engine() {
-        return Err(unusable(dir, Unusable::OneEngine(
-                "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without `Scale::workers`".to_string(),
-            )));
-    }
-    let mut kept = Vec::with_capacity(stored.len());
-    for one in &stored {
-        let sink_error = |e| Error::Runtime(cepheid_runtime::Error::Sink(e));
-        let shares = positions(one.pieces()).map_err(|why| unusable(dir, why))?;
-        let source = sink.join_positions(&shares).map_err(sink_error)?;
-        kept.push(cepheid_runtime::sink::Checkpoint {
-            number: one.marker().number(),
-            source,
-            sink: one.marker().sink_state(),
-        });
-    }
-    let index = match writes {
-        true => sink.recover(&kept),
-        false => sink.committed(&kept),
-    };
-    let index = index.map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
-    if writes {
-        let keep = kept.get(index).map(|k| k.number);
-        store::discard_after(dir, keep).map_err(|source| Error::ClearUnfinished {
-            folder: folder(),
-            source,
-        })?;
-    }
-    Ok((index < stored.len()).then(|| stored.swap_remove(index)))
 }
 
 /// The places of the workers' sources in a checkpoint's pieces, with the

@@ -552,7 +552,7 @@ impl Runtime {
         rules: &Rules,
         cluster: Box<dyn Cluster>,
         sources: Option<Sources>,
-        sink: Option<Box<dyn Sink>>,
+        mut sink: Option<Box<dyn Sink>>,
         mut report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
         config.shadow_sink = sink.as_ref().is_some_and(|s| s.takes_shadow());
@@ -579,8 +579,19 @@ impl Runtime {
                 crate::board::followed(&config).map(Path::to_path_buf),
             ))
         });
+        // The checkpoint resumed from: read here, chosen with the sink
+        // (told what it has to say, as the workers will tell it).
+        let resumed = match &config.checkpoint {
+            Some(dir) => {
+                if let Some(sink) = &mut sink {
+                    sink.notify_to(notify.clone());
+                }
+                crate::resume::for_cluster(dir, sink.as_deref_mut(), cluster.as_ref())?
+            }
+            None => None,
+        };
         let max_waiting = config.max_waiting;
-        let open = cluster.open(config, rules, report, sources, sink, board.clone())?;
+        let open = cluster.open(config, rules, report, sources, sink, resumed, board.clone())?;
         Ok(Runtime(Executor::Cluster(OnCluster {
             open,
             board,
