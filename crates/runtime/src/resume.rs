@@ -308,6 +308,16 @@ pub(crate) fn for_cluster(
     Ok((index < stored.len()).then(|| stored.swap_remove(index)))
 }
 
+/// Deletes the cuts a run killed while it wrote one left in `dir`
+/// (never read), before the run writes one.
+pub(crate) fn clear_unfinished(dir: &Path) -> Result<(), Error> {
+    store::clear_parts(dir).map_err(|source| Error::Io {
+        doing: Doing::ClearCheckpoints,
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
 /// What a run says as it resumes, on either executor: from where (`from`:
 /// the checkpoint and the input's place on one engine, the folder and the
 /// layout on workers), and with which rules (`rules_changed`: the

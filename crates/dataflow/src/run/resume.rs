@@ -4,7 +4,7 @@
 //! old ones.
 
 use super::*;
-use cepheid_runtime::checkpoint::{self, store, Marker, Piece, Stored};
+use cepheid_runtime::checkpoint::{self, Marker, Piece, Stored};
 use cepheid_runtime::lists::{self, FileEntries};
 use cepheid_runtime::Every;
 
@@ -260,8 +260,8 @@ pub(super) type Checkpoints = (Checkpoint, Option<(Marker, Vec<Piece>)>, Vec<Opt
 /// and chose it, with a sink: [`Runtime::on_cluster`](cepheid_runtime::Runtime::on_cluster))
 /// the cut it goes on from, checked whole and against this command and
 /// plan (one engine's read as the cut of one worker), and the cuts to
-/// come. Exit 5 when it cannot be used. Only process 0 deletes the
-/// checkpoints left half-written.
+/// come. Exit 5 when it cannot be used. (The runtime deletes the cuts
+/// left half-written once the run is open.)
 ///
 /// With `sources` (the library's user's, [`Workers::with_sources`]) and
 /// another number of workers than the cut's, also where each of them goes
@@ -356,15 +356,6 @@ pub(super) fn checkpoints(
         // `write::open`, once the workers' states are all checked)
         let rules = (rules, reload_files);
         say_resumed(say, dir, marker, layout, single, rules, older);
-    }
-    if first_process {
-        // Before any worker of this run writes a cut.
-        if let Err(source) = store::clear_parts(dir) {
-            return Err(Error::ClearUnfinished {
-                folder: dir.to_path_buf(),
-                source,
-            });
-        }
     }
     let Every { time, lines } = config.checkpoint_every;
     let every = match (time, lines) {

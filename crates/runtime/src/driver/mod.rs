@@ -591,7 +591,15 @@ impl Runtime {
             None => None,
         };
         let max_waiting = config.max_waiting;
+        let unfinished = (cluster.process() == 0)
+            .then(|| config.checkpoint.clone())
+            .flatten();
         let open = cluster.open(config, rules, report, sources, sink, resumed, board.clone())?;
+        if let Some(dir) = unfinished {
+            // (what a run killed while it wrote a cut left: process 0's to
+            // delete, before any worker of this run writes one)
+            crate::resume::clear_unfinished(&dir)?;
+        }
         Ok(Runtime(Executor::Cluster(OnCluster {
             open,
             board,
