@@ -302,6 +302,15 @@ impl cepheid_runtime::Cluster for Cluster {
         self.scale.process
     }
 
+    fn layout(&self) -> cepheid_runtime::WorkerLayout {
+        cepheid_runtime::WorkerLayout {
+            processes: self.scale.process_count(),
+            workers: self.scale.workers,
+            chunk_bytes: self.scale.chunk_bytes,
+            output_per_worker: self.scale.output_per_worker,
+        }
+    }
+
     fn positions(
         &self,
         pieces: &[Piece],

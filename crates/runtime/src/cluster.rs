@@ -41,6 +41,11 @@ pub trait Cluster: Send {
     /// process): the lock it takes on the checkpoint folder is its own.
     fn process(&self) -> usize;
 
+    /// How its workers take the cuts of a run: what a checkpoint it
+    /// resumes must have been taken with ([`Unusable`]'s worker layout
+    /// refusals, checked by the runtime before [`Cluster::open`]).
+    fn layout(&self) -> WorkerLayout;
+
     /// The positions of the sources of this cluster's workers in `pieces`
     /// (a cut of its workers), in worker order, which a sink is told to
     /// say which cut it committed
@@ -72,6 +77,22 @@ pub trait Cluster: Send {
         resumed: Option<Stored>,
         board: Option<Arc<Board>>,
     ) -> Result<Box<dyn OpenCluster>, Error>;
+}
+
+/// How a cluster's workers take the cuts of a run ([`Cluster::layout`]):
+/// what a cut of theirs keeps of their layout (its marker,
+/// [`Marker::on_workers`](crate::checkpoint::Marker::on_workers)), and
+/// what a cut they resume must match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerLayout {
+    /// The run's processes.
+    pub processes: usize,
+    /// The workers of each process.
+    pub workers: usize,
+    /// The size of the chunks a file is cut in for the workers.
+    pub chunk_bytes: u64,
+    /// Does each worker write its own output file?
+    pub output_per_worker: bool,
 }
 
 /// A run on a cluster, open: what [`Cluster::open`] gives.

@@ -76,7 +76,7 @@ mod view;
 pub use block::{Block, BlockRecord, Tap};
 pub use board::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 pub use checkpoint::Every;
-pub use cluster::{Cluster, ClusterError, OpenCluster, Sources};
+pub use cluster::{Cluster, ClusterError, OpenCluster, Sources, WorkerLayout};
 pub use conflict::{is_regular, Conflict, Named};
 pub use counts::{Counts, Strict};
 pub use driver::{Handle, Runtime};

@@ -282,8 +282,7 @@ pub(super) fn checkpoints(
     layout: (usize, usize),
     say: &Say,
 ) -> Result<Checkpoints, Error> {
-    let first_process = scale.first_process();
-    let mut command = cepheid_runtime::checkpoint::command(config);
+    let command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
     let mut shares = Vec::new();
     // One engine's checkpoint is read as the cut of one worker.
@@ -315,18 +314,10 @@ pub(super) fn checkpoints(
         }
         _ => reload_files,
     };
-    if let (false, Some((marker, _)), Some(now)) = (first_process, &resume, &mut command) {
-        // The other processes write no output: theirs are not compared.
-        if let Some(then) = marker.the_command() {
-            *now = now.clone().with_outputs_of(then);
-        }
-    }
     if let Some((marker, pieces)) = &resume {
+        // (checked against this command and these workers' layout by the
+        // runtime: `Runtime::on_cluster`)
         let (then, now) = (marker.pieces(), layout.0 * layout.1);
-        let why = mismatch(marker, config, scale, sources, then, now, command.as_ref());
-        if let Some(why) = why {
-            return Err(unusable(dir, why));
-        }
         // Every worker's state is checked before any output is touched.
         let places = checked(plan, pieces).map_err(|why| unusable(dir, why))?;
         match pieces.first() {
@@ -380,56 +371,6 @@ pub(super) fn checkpoints(
         lists: Vec::new(),
     };
     Ok((checkpoint, resume, shares))
-}
-
-/// Why the newest checkpoint, taken on `then` workers (its `marker`),
-/// cannot go on with this command on `now` workers, if it cannot: another
-/// chunk size, outputs per worker or not, another number of workers where
-/// the cut's places cannot be dealt again, another command.
-fn mismatch(
-    marker: &Marker,
-    config: &Config,
-    scale: &Scale,
-    sources: Option<&[OwnSource]>,
-    then: usize,
-    now: usize,
-    command: Option<&cepheid_runtime::checkpoint::Command>,
-) -> Option<Unusable> {
-    if marker.chunk_bytes() != scale.chunk_bytes {
-        Some(Unusable::ChunkBytes)
-    } else if marker.output_per_worker() != scale.output_per_worker {
-        Some(Unusable::OutputPerWorker {
-            then: marker.output_per_worker(),
-        })
-    } else if scale.output_per_worker && then != now {
-        // Each worker's own file: another count would leave old files
-        // beside the new ones.
-        Some(Unusable::Workers {
-            then,
-            now,
-            follow: false,
-        })
-    } else if sources.is_some_and(|sources| !rescalable(sources)) && then != now {
-        // Each worker's source goes on from its own place: its splits
-        // cannot be dealt again without their names.
-        Some(Unusable::SourcesWorkers { then, now })
-    } else if config.follow && then != now {
-        // One reader on worker 0: its place and clock would go on
-        // whole, which `WorkerCut::rescale` does not do (it retires
-        // every source).
-        Some(Unusable::Workers {
-            then,
-            now,
-            follow: true,
-        })
-    } else {
-        match (marker.the_command(), &command) {
-            (Some(then), Some(now)) => then
-                .difference(now)
-                .map(|d| Unusable::AnotherCommand(d.to_string())),
-            _ => None,
-        }
-    }
 }
 
 /// Checks every worker's state of a cut against `plan` (restored and
@@ -623,15 +564,6 @@ pub(super) fn positions(
         .into_iter()
         .map(|(_, p)| p.position)
         .collect())
-}
-
-/// Can a cut of `sources` resume on another number of workers? When each
-/// names its splits ([`Source::split_names`]; a worker without a source
-/// has none to name).
-pub(super) fn rescalable(sources: &[OwnSource]) -> bool {
-    (sources.iter())
-        .filter_map(|(source, _, _)| source.as_ref())
-        .all(|source| source.split_names().is_some())
 }
 
 /// Where each of `sources` (this process's workers', in order) goes on

@@ -590,6 +590,18 @@ impl Runtime {
             }
             None => None,
         };
+        if let (Some(dir), Some(stored)) = (&config.checkpoint, &resumed) {
+            // Against this command and the cluster's workers, before the
+            // cluster restores it.
+            let (layout, process) = (cluster.layout(), cluster.process());
+            let why = crate::resume::on_workers(stored, &config, layout, process, sources.as_ref());
+            if let Some(why) = why {
+                return Err(Error::Resume {
+                    folder: dir.clone(),
+                    why,
+                });
+            }
+        }
         let max_waiting = config.max_waiting;
         let unfinished = (cluster.process() == 0)
             .then(|| config.checkpoint.clone())
