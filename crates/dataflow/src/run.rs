@@ -113,7 +113,7 @@ use std::time::{Duration, Instant};
 use cepheid_engine::engine::{LeftOutParts, MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Formatter};
 use cepheid_engine::{ErrorKind, FieldWatch, Record, Rules, Timestamp};
-use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Part, Piece};
+use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Part, Piece, Stored};
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
     Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead, ShareReader,
@@ -166,7 +166,8 @@ use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 use counts::{count, finish, Chunk, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};
-pub use error::{Error, Mismatch, Refusal};
+use error::unusable;
+pub use error::{Error, Refusal};
 use items::{share, Live, PartItems, PartsInput, Share, SourcePlace};
 use job::{rules_item, Job};
 use resume::{checkpoints, positions, Checkpoint};
@@ -301,6 +302,22 @@ impl cepheid_runtime::Cluster for Cluster {
         self.scale.process
     }
 
+    fn layout(&self) -> cepheid_runtime::WorkerLayout {
+        cepheid_runtime::WorkerLayout {
+            processes: self.scale.process_count(),
+            workers: self.scale.workers,
+            chunk_bytes: self.scale.chunk_bytes,
+            output_per_worker: self.scale.output_per_worker,
+        }
+    }
+
+    fn positions(
+        &self,
+        pieces: &[Piece],
+    ) -> Result<Vec<cepheid_runtime::source::Position>, Unusable> {
+        positions(pieces)
+    }
+
     fn open(
         self: Box<Self>,
         config: Config,
@@ -308,10 +325,12 @@ impl cepheid_runtime::Cluster for Cluster {
         report: Box<dyn Report>,
         sources: Option<cepheid_runtime::Sources>,
         sink: Option<Box<dyn cepheid_runtime::Sink>>,
+        resumed: Option<Stored>,
         board: Option<Arc<Board>>,
     ) -> Result<Box<dyn cepheid_runtime::OpenCluster>, cepheid_runtime::Error> {
         let mut workers = Workers::new(&config, &self.scale, rules, report)?;
         workers.board = board;
+        workers.resumed = resumed;
         if let Some(sources) = sources {
             workers = workers.with_sources(sources);
         }
@@ -346,6 +365,9 @@ struct Workers {
     sources: Option<Vec<OwnSource>>,
     /// Where the records go instead of the files ([`Workers::with_sink`]).
     sink: Option<Box<dyn cepheid_runtime::Sink>>,
+    /// The checkpoint it resumes from, as the runtime read and chose it
+    /// (`Config::checkpoint`).
+    resumed: Option<Stored>,
 }
 
 /// A worker's own [`Source`] ([`Workers::with_sources`]), `None` for a
@@ -459,6 +481,7 @@ impl Workers {
             messages,
             sources: None,
             sink: None,
+            resumed: None,
         })
     }
 
@@ -501,7 +524,7 @@ impl Workers {
     /// source's position ([`Source::position_before`]) and split
     /// watermarks after the batches taken below the cut, and a resumed
     /// run seeks each worker's source there: on the same number of workers
-    /// only ([`Mismatch::SourcesWorkers`]).
+    /// only ([`Unusable::SourcesWorkers`]).
     fn with_sources(mut self, sources: Vec<Option<Box<dyn Source>>>) -> Workers {
         let mut own = Vec::with_capacity(sources.len());
         for mut source in sources {
@@ -534,7 +557,8 @@ impl Workers {
             say,
             messages,
             sources,
-            mut sink,
+            sink,
+            resumed,
         } = self;
         refuse_to_run(&config, &scale, sink.is_some())?;
         // A file's parts: each worker reads its own, and looks now and
@@ -573,7 +597,8 @@ impl Workers {
             &config,
             &scale,
             sources.as_deref(),
-            sink.as_deref_mut(),
+            sink.as_deref(),
+            resumed,
             &mut plan,
             &say,
         )?;
@@ -827,23 +852,27 @@ fn failed(job: &Job, scale: &Scale, e: Error) -> Summary {
 }
 
 /// The checkpoints of a run with `Config::checkpoint`: what
-/// [`checkpoints`] reads of the folder, the cuts to come (a last one at
-/// the end of a file, or at the end for a sink that commits there).
+/// [`checkpoints`] makes of the checkpoint `resumed` (the runtime's
+/// choice), the cuts to come (a last one at the end of a file, or at the
+/// end for a sink that commits there).
 fn open_checkpoints(
     config: &Config,
     scale: &Scale,
     sources: Option<&[OwnSource]>,
-    sink: Option<&mut (dyn cepheid_runtime::Sink + 'static)>,
+    sink: Option<&(dyn cepheid_runtime::Sink + 'static)>,
+    resumed: Option<Stored>,
     plan: &mut Plan<Record>,
     say: &Say,
 ) -> Result<OpenCheckpoints, Error> {
     let Some(dir) = &config.checkpoint else {
         return Ok((None, None, Vec::new()));
     };
-    let commits_at_end = sink.as_ref().is_some_and(|s| s.commits_at_end());
+    let commits_at_end = sink.is_some_and(|s| s.commits_at_end());
     let shape = (scale.process_count(), scale.workers);
-    let (checkpoint, resume, shares) =
-        checkpoints(config, scale, sources, sink, dir, plan, shape, say)?;
+    let to_sink = sink.is_some();
+    let (checkpoint, resume, shares) = checkpoints(
+        config, scale, sources, to_sink, resumed, dir, plan, shape, say,
+    )?;
     if commits_at_end {
         checkpoint.cuts.at_end();
     } else if !live(config) && sources.is_none() {

@@ -12,7 +12,9 @@ use std::sync::Arc;
 
 use cepheid_engine::Rules;
 
-use crate::{Board, Config, Error, Handle, Report, Sink, Source, Summary};
+use crate::checkpoint::{Piece, Stored};
+use crate::source::Position;
+use crate::{Board, Config, Error, Handle, Report, Sink, Source, Summary, Unusable};
 
 /// The sources of a run on a cluster, one per worker of this process in
 /// worker order (`None` for a worker that reads nothing).
@@ -39,13 +41,32 @@ pub trait Cluster: Send {
     /// process): the lock it takes on the checkpoint folder is its own.
     fn process(&self) -> usize;
 
+    /// How its workers take the cuts of a run: what a checkpoint it
+    /// resumes must have been taken with ([`Unusable`]'s worker layout
+    /// refusals, checked by the runtime before [`Cluster::open`]).
+    fn layout(&self) -> WorkerLayout;
+
+    /// The positions of the sources of this cluster's workers in `pieces`
+    /// (a cut of its workers), in worker order, which a sink is told to
+    /// say which cut it committed
+    /// ([`Sink::join_positions`](crate::Sink::join_positions)); a worker
+    /// without a source, or whose source read nothing, has none. While a
+    /// piece keeps its source's place in the cluster's own section
+    /// ([`Part::Sources`](crate::checkpoint::Part::Sources)), the cluster
+    /// reads it (`docs/design/run-seam.md`: it leaves when the runtime
+    /// takes the cut protocol).
+    fn positions(&self, pieces: &[Piece]) -> Result<Vec<Position>, Unusable>;
+
     /// Opens the run of `rules` as `config` says, telling `report`: its
-    /// patterns planned, its checkpoint read (resumed from; the runtime
-    /// holds the folder's lock, as one engine's run does), its outputs
+    /// patterns planned, the checkpoint it resumes from restored
+    /// (`resumed`: the runtime read the folder, holds its lock and chose
+    /// the checkpoint with the sink, as for one engine's run; the cluster
+    /// checks it against its workers and says the resume), its outputs
     /// open (`sink` instead of `config`'s files), its `sources` (instead of
     /// `config.input`) taken; the workers are not started yet. With a
     /// `board` (the report observes the run), its workers publish their
     /// numbers there, which the runtime shows.
+    #[allow(clippy::too_many_arguments)]
     fn open(
         self: Box<Self>,
         config: Config,
@@ -53,8 +74,25 @@ pub trait Cluster: Send {
         report: Box<dyn Report>,
         sources: Option<Sources>,
         sink: Option<Box<dyn Sink>>,
+        resumed: Option<Stored>,
         board: Option<Arc<Board>>,
     ) -> Result<Box<dyn OpenCluster>, Error>;
+}
+
+/// How a cluster's workers take the cuts of a run ([`Cluster::layout`]):
+/// what a cut of theirs keeps of their layout (its marker,
+/// [`Marker::on_workers`](crate::checkpoint::Marker::on_workers)), and
+/// what a cut they resume must match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorkerLayout {
+    /// The run's processes.
+    pub processes: usize,
+    /// The workers of each process.
+    pub workers: usize,
+    /// The size of the chunks a file is cut in for the workers.
+    pub chunk_bytes: u64,
+    /// Does each worker write its own output file?
+    pub output_per_worker: bool,
 }
 
 /// A run on a cluster, open: what [`Cluster::open`] gives.

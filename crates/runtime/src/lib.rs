@@ -76,7 +76,7 @@ mod view;
 pub use block::{Block, BlockRecord, Tap};
 pub use board::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 pub use checkpoint::Every;
-pub use cluster::{Cluster, ClusterError, OpenCluster, Sources};
+pub use cluster::{Cluster, ClusterError, OpenCluster, Sources, WorkerLayout};
 pub use conflict::{is_regular, Conflict, Named};
 pub use counts::{Counts, Strict};
 pub use driver::{Handle, Runtime};
@@ -697,6 +697,9 @@ pub enum Doing {
     WriteCheckpoint,
     /// Starting the output's thread.
     StartThread,
+    /// Deleting the checkpoints of a folder that are not to be resumed
+    /// from (unfinished, or after the one a sink committed).
+    ClearCheckpoints,
 }
 
 /// Why a checkpoint cannot be used (nothing was changed).
@@ -744,6 +747,66 @@ pub enum Unusable {
         /// The checkpoint's offset.
         offset: u64,
     },
+    /// A cut of workers taken with another chunk size
+    /// (`Scale::chunk_bytes`).
+    ChunkBytes,
+    /// A cut of workers taken with (`true`) or without output per worker,
+    /// this run the other way.
+    OutputPerWorker {
+        /// Was it taken with it?
+        then: bool,
+    },
+    /// A cut taken on another number of workers, which this run cannot
+    /// resume on: with output per worker (`follow` false) or of a followed
+    /// file.
+    Workers {
+        /// Workers in all then.
+        then: usize,
+        /// Workers in all now.
+        now: usize,
+        /// Of a followed file (else with output per worker).
+        follow: bool,
+    },
+    /// A cut taken on another number of workers, which a run over sources
+    /// of the library's user ([`Runtime::on_cluster`] with sources) that do
+    /// not name their splits ([`Source::split_names`]) cannot resume on:
+    /// each worker's source goes on from its own place.
+    SourcesWorkers {
+        /// Workers in all then.
+        then: usize,
+        /// Workers in all now.
+        now: usize,
+    },
+    /// A cut taken on another number of workers, with sources of the
+    /// library's user: the place of old worker `index`'s source cannot be
+    /// dealt to the new workers.
+    Shares {
+        /// The old worker.
+        index: usize,
+        /// Why.
+        why: String,
+    },
+    /// A cut taken on another number of workers, with sources of the
+    /// library's user: a source of this run cannot go on from the old
+    /// sources' places ([`Source::position_of_shares`]): why.
+    Sources(String),
+    /// A cut of workers taken by another command: what differs.
+    AnotherCommand(String),
+    /// The checkpoint of a run without workers (one engine) cannot be
+    /// resumed on workers: why.
+    OneEngine(String),
+    /// The cut of workers cannot be resumed on one engine: why.
+    ToOneEngine(String),
+    /// The cut of workers as a whole cannot go on with this run: its rules
+    /// (the same in every worker's piece), or one engine's state.
+    Cut(cepheid_engine::Error),
+    /// A worker's piece of the cut does not fit.
+    Worker {
+        /// Its number.
+        index: usize,
+        /// Why.
+        source: cepheid_engine::Error,
+    },
 }
 
 impl fmt::Display for Unusable {
@@ -778,6 +841,54 @@ impl fmt::Display for Unusable {
                 "{} is not the file it was taken on (its bytes before offset {offset} differ)",
                 path.display()
             ),
+            Unusable::ChunkBytes => f.write_str("it was taken with another `Scale::chunk_bytes`"),
+            Unusable::OutputPerWorker { then } => {
+                let (then, now) = match then {
+                    true => ("with", "without"),
+                    false => ("without", "with"),
+                };
+                write!(
+                    f,
+                    "it was taken {then} `Scale::output_per_worker`, this run is {now}"
+                )
+            }
+            Unusable::Workers {
+                then,
+                now,
+                follow: false,
+            } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint with `Scale::output_per_worker` resumes on the same number of workers)"
+            ),
+            Unusable::Workers {
+                then,
+                now,
+                follow: true,
+            } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint of a followed file resumes on the same number of workers)"
+            ),
+            Unusable::SourcesWorkers { then, now } => write!(
+                f,
+                "it was taken on {then} workers in all, not {now} (a checkpoint of sources that do not name their splits resumes on the same number of workers, each worker with its own)"
+            ),
+            Unusable::Shares { index, why } => write!(f, "worker {index}: {why}"),
+            Unusable::Sources(why) => write!(
+                f,
+                "its sources' places cannot be dealt to the workers of this run: {why}"
+            ),
+            Unusable::AnotherCommand(d) => write!(f, "it belongs to another command ({d})"),
+            Unusable::OneEngine(why) => {
+                write!(f, "the checkpoint of a run without `Scale::workers`: {why}")
+            }
+            Unusable::ToOneEngine(why) => write!(
+                f,
+                "it was taken on workers, and one engine cannot go on from it: {why}"
+            ),
+            Unusable::Cut(source) => f.write_str(source.message()),
+            Unusable::Worker { index, source } => {
+                write!(f, "worker {index}: {}", source.message())
+            }
         }
     }
 }
@@ -806,6 +917,15 @@ pub enum Error {
         /// The checkpoint file.
         path: PathBuf,
         /// Its folder.
+        folder: PathBuf,
+        /// Why.
+        why: Unusable,
+    },
+    /// The checkpoint in the folder (a cut of workers, or one engine's
+    /// resumed on workers) cannot be used with this run and its workers;
+    /// nothing was changed.
+    Resume {
+        /// The checkpoint folder.
         folder: PathBuf,
         /// Why.
         why: Unusable,
@@ -889,6 +1009,7 @@ impl Error {
             e => matches!(
                 e,
                 Error::Checkpoint { .. }
+                    | Error::Resume { .. }
                     | Error::TakenOnWorkers { .. }
                     | Error::FolderInUse { .. }
                     | Error::OutputInUse { .. }
@@ -931,6 +1052,9 @@ impl fmt::Display for Error {
                     "cannot write checkpoint {path}: {source}; the previous checkpoint is kept"
                 ),
                 Doing::StartThread => write!(f, "cannot start the output's thread: {source}"),
+                Doing::ClearCheckpoints => {
+                    write!(f, "cannot clear the unfinished cuts in {path}: {source}")
+                }
             },
             Error::Pattern { name, source } => {
                 write!(f, "pattern `{name}`: {}", source.message())
@@ -939,6 +1063,12 @@ impl fmt::Display for Error {
                 f,
                 "checkpoint {} cannot be used: {why}; nothing was changed (remove {} to start over; a transactional output then needs another transactional id too, or it refuses to commit its records a second time)",
                 path.display(),
+                folder.display()
+            ),
+            Error::Resume { folder, why } => write!(
+                f,
+                "checkpoint in {} cannot be used: {why}; nothing was changed (remove {} to start over; a transactional output then needs another transactional id too, or it refuses to commit its records a second time)",
+                folder.display(),
                 folder.display()
             ),
             Error::TakenOnWorkers { folder } => write!(
@@ -1017,6 +1147,10 @@ impl std::error::Error for Error {
                 why: Unusable::Meta(e),
                 ..
             } => Some(e),
+            Error::Resume {
+                why: Unusable::Worker { source, .. },
+                ..
+            } => Some(source),
             _ => None,
         }
     }

@@ -19,7 +19,8 @@ use cepheid_engine::{Engine, ErrorKind, Record};
 
 use crate::checkpoint::{store, Command, Counters, Stored};
 use crate::source::{FilePosition, Position, Tail};
-use crate::{Config, Doing, Error, Level, Notice, Report, SinkState, Unusable};
+use crate::{Cluster, Config, Doing, Error, Level, Notice, Report, Sink, SinkState, Sources};
+use crate::{Unusable, WorkerLayout};
 
 /// What a run on one engine goes on with from a checkpoint: its number,
 /// the input's place, the sink's state, the run's counters.
@@ -233,6 +234,160 @@ pub(crate) fn load(
     Ok(Some(Resumed { meta, prev }))
 }
 
+/// The checkpoint in `dir` a run on `cluster` resumes from (the folder is
+/// created): the newest kept, or with a `sink`, the one the sink says it
+/// committed last ([`Sink::recover`](crate::Sink::recover), told each
+/// kept one's number, its sources' positions put together
+/// ([`Cluster::positions`], [`Sink::join_positions`](crate::Sink::join_positions))
+/// and the sink's state; `None` when it committed none: the run starts
+/// from its sources' beginning). Those after the one chosen are deleted:
+/// never committed, they are not to be resumed from again. Another
+/// process than the one that writes (process 0) asks the sink which one
+/// it committed without taking it over
+/// ([`Sink::committed`](crate::Sink::committed)) and leaves the folder to
+/// it. With a sink and none kept, the sink is asked too
+/// ([`first_start`](crate::sink::first_start)). The cluster checks the
+/// cut against its workers and restores it ([`Cluster::open`]).
+pub(crate) fn for_cluster(
+    dir: &Path,
+    sink: Option<&mut (dyn Sink + 'static)>,
+    cluster: &dyn Cluster,
+) -> Result<Option<Stored>, Error> {
+    if let Err(source) = fs::create_dir_all(dir) {
+        return Err(Error::Io {
+            doing: Doing::CreateFolder,
+            path: dir.display().to_string(),
+            source,
+        });
+    }
+    // (another run on this folder, this process's part of it, was
+    // refused: the caller holds the folder's lock, `lock_checkpoint`)
+    let Some(sink) = sink else {
+        return Ok(store::kept(dir)?.into_iter().next());
+    };
+    let writes = cluster.process() == 0;
+    let mut stored = store::kept(dir)?;
+    let Some(newest) = stored.first() else {
+        // (none kept: a first start, which the sink is asked about too)
+        if writes {
+            crate::sink::first_start(sink).map_err(Error::Sink)?;
+        }
+        return Ok(None);
+    };
+    let unusable = |why: Unusable| Error::Resume {
+        folder: dir.to_path_buf(),
+        why,
+    };
+    if newest.is_one_engine() {
+        return Err(unusable(Unusable::OneEngine(
+            "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without `Scale::workers`".to_string(),
+        )));
+    }
+    let mut kept = Vec::with_capacity(stored.len());
+    for one in &stored {
+        let shares = cluster.positions(one.pieces()).map_err(unusable)?;
+        let source = sink.join_positions(&shares).map_err(Error::Sink)?;
+        kept.push(crate::sink::Checkpoint {
+            number: one.marker().number(),
+            source,
+            sink: one.marker().sink_state(),
+        });
+    }
+    let index = match writes {
+        true => sink.recover(&kept),
+        false => sink.committed(&kept),
+    };
+    let index = index.map_err(Error::Sink)?;
+    if writes {
+        let keep = kept.get(index).map(|k| k.number);
+        store::discard_after(dir, keep).map_err(|source| Error::Io {
+            doing: Doing::ClearCheckpoints,
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    Ok((index < stored.len()).then(|| stored.swap_remove(index)))
+}
+
+/// Why the checkpoint `stored` cannot go on with this command (`config`)
+/// on the workers of `layout`, if it cannot (`process`: this process's
+/// number; `sources`: the library's user's, one per worker of this
+/// process): taken with another chunk size, with outputs per worker or
+/// without, on another number of workers where its places cannot be
+/// dealt again (outputs per worker, sources that do not name their
+/// splits, a followed file), by another command. One engine's checkpoint
+/// is a cut of one worker in the run's chunks (the cluster refuses what of
+/// it workers cannot go on with: a followed file, a source's, first). Checked
+/// before the cluster restores it ([`Cluster::open`]).
+pub(crate) fn on_workers(
+    stored: &Stored,
+    config: &Config,
+    layout: WorkerLayout,
+    process: usize,
+    sources: Option<&Sources>,
+) -> Option<Unusable> {
+    let marker = stored.marker();
+    let one_engine = stored.is_one_engine();
+    let (then, now) = match one_engine {
+        true => (1, layout.processes * layout.workers),
+        false => (marker.pieces(), layout.processes * layout.workers),
+    };
+    let output_per_worker = marker.output_per_worker() && !one_engine;
+    // (the sources of this run: each goes on from its own place unless
+    // every one names its splits)
+    let rescalable =
+        || (sources.into_iter().flatten().flatten()).all(|source| source.split_names().is_some());
+    if !one_engine && marker.chunk_bytes() != layout.chunk_bytes {
+        return Some(Unusable::ChunkBytes);
+    }
+    if output_per_worker != layout.output_per_worker {
+        return Some(Unusable::OutputPerWorker {
+            then: output_per_worker,
+        });
+    }
+    if !one_engine && layout.output_per_worker && then != now {
+        // Each worker's own file: another count would leave old files
+        // beside the new ones.
+        return Some(Unusable::Workers {
+            then,
+            now,
+            follow: false,
+        });
+    }
+    if then != now && sources.is_some() && !rescalable() {
+        // Each worker's source goes on from its own place: its splits
+        // cannot be dealt again without their names.
+        return Some(Unusable::SourcesWorkers { then, now });
+    }
+    if !one_engine && config.follow && then != now {
+        // One reader on worker 0: its place and clock would go on whole,
+        // which the workers do not do on another number (they retire
+        // every source).
+        return Some(Unusable::Workers {
+            then,
+            now,
+            follow: true,
+        });
+    }
+    let mut command = crate::checkpoint::command(config)?;
+    let then = marker.the_command()?;
+    if process > 0 {
+        // The other processes write no output: theirs are not compared.
+        command = command.with_outputs_of(then);
+    }
+    (then.difference(&command)).map(|d| Unusable::AnotherCommand(d.to_string()))
+}
+
+/// Deletes the cuts a run killed while it wrote one left in `dir`
+/// (never read), before the run writes one.
+pub(crate) fn clear_unfinished(dir: &Path) -> Result<(), Error> {
+    store::clear_parts(dir).map_err(|source| Error::Io {
+        doing: Doing::ClearCheckpoints,
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
 /// What a run says as it resumes, on either executor: from where (`from`:
 /// the checkpoint and the input's place on one engine, the folder and the
 /// layout on workers), and with which rules (`rules_changed`: the
@@ -264,4 +419,76 @@ pub fn rotated_since(shown: Option<&str>, why: &Unusable) -> Notice {
     Notice::line(Level::Warning, format!(
         "warning: {checkpoint}: {why}: rotated since, so it is read from its beginning; lines of the old file after the checkpoint are not read"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{Marker, Piece};
+    use crate::Input;
+
+    /// A cut of workers (`pieces` of them), as the folder keeps it.
+    fn cut(marker: Marker, pieces: usize) -> Stored {
+        Stored::new("ck/cut-1".into(), marker, vec![Piece::new(); pieces])
+    }
+
+    /// A cut of workers is checked against their layout and the command
+    /// before the cluster restores it, in the words (and the order) the
+    /// cluster checked it in.
+    #[test]
+    fn a_cut_of_workers_is_checked_against_their_layout_then_the_command() {
+        let dir = std::env::temp_dir().join(format!("cepheid-on-workers-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let events = dir.join("events.jsonl");
+        fs::write(&events, "").unwrap();
+        let mut config = Config::new(Input::file(&events), Vec::new());
+        config.checkpoint = Some(dir.join("ck"));
+        let command = crate::checkpoint::command(&config);
+        assert!(command.is_some());
+        let mib = 1 << 20;
+        let layout = WorkerLayout {
+            processes: 1,
+            workers: 2,
+            chunk_bytes: mib,
+            output_per_worker: false,
+        };
+        let taken = |workers, chunk_bytes, own| {
+            Marker::new(1)
+                .on_workers((1, workers), chunk_bytes, own)
+                .command(command.clone())
+        };
+        let check = |stored: &Stored, config: &Config, layout| {
+            on_workers(stored, config, layout, 0, None).map(|why| why.to_string())
+        };
+        assert_eq!(check(&cut(taken(2, mib, false), 2), &config, layout), None);
+        // (on another number of workers: rescaled)
+        assert_eq!(check(&cut(taken(3, mib, false), 3), &config, layout), None);
+        assert_eq!(
+            check(&cut(taken(2, 4096, false), 2), &config, layout).as_deref(),
+            Some("it was taken with another `Scale::chunk_bytes`")
+        );
+        let own = WorkerLayout {
+            output_per_worker: true,
+            ..layout
+        };
+        assert_eq!(
+            check(&cut(taken(2, mib, false), 2), &config, own).as_deref(),
+            Some("it was taken without `Scale::output_per_worker`, this run is with")
+        );
+        assert_eq!(
+            check(&cut(taken(3, mib, true), 3), &config, own).as_deref(),
+            Some("it was taken on 3 workers in all, not 2 (a checkpoint with `Scale::output_per_worker` resumes on the same number of workers)")
+        );
+        let mut follow = config.clone();
+        follow.follow = true;
+        assert_eq!(
+            check(&cut(taken(3, mib, false), 3), &follow, layout).as_deref(),
+            Some("it was taken on 3 workers in all, not 2 (a checkpoint of a followed file resumes on the same number of workers)")
+        );
+        let mut other = config.clone();
+        other.format = cepheid_engine::io::Format::Csv;
+        let why = check(&cut(taken(2, mib, false), 2), &other, layout).unwrap_or_default();
+        assert!(why.starts_with("it belongs to another command ("), "{why}");
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

@@ -174,7 +174,7 @@ pub struct Checkpoint {
 /// that a refusal fences no run that still writes; then
 /// [`Sink::recover`], which does (a transactional sink aborts what an
 /// instance before it left open). Both executors start so.
-pub fn first_start(sink: &mut dyn Sink) -> Result<(), SinkError> {
+pub(crate) fn first_start(sink: &mut dyn Sink) -> Result<(), SinkError> {
     sink.committed(&[])?;
     sink.recover(&[]).map(|_| ())
 }

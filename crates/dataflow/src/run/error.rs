@@ -1,5 +1,7 @@
-//! What a run on workers refuses ([`Refusal`]), what a checkpoint it
-//! resumes may not match ([`Mismatch`]), and its [`Error`]s.
+//! What a run on workers refuses ([`Refusal`]) and its [`Error`]s (a
+//! checkpoint it cannot resume is the runtime's
+//! [`Error::Resume`](cepheid_runtime::Error::Resume), with its
+//! [`Unusable`] why).
 
 use super::*;
 
@@ -82,125 +84,6 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// Why a checkpoint folder's cut cannot be resumed on this run.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum Mismatch {
-    /// Taken with another chunk size.
-    ChunkBytes,
-    /// Taken with (`true`) or without output per worker, this run the
-    /// other way.
-    OutputPerWorker {
-        /// Was it taken with it?
-        then: bool,
-    },
-    /// Taken on another number of workers, which this run cannot resume
-    /// on: with output per worker (`follow` false) or of a followed file.
-    Workers {
-        /// Workers in all then.
-        then: usize,
-        /// Workers in all now.
-        now: usize,
-        /// Of a followed file (else with output per worker).
-        follow: bool,
-    },
-    /// Taken on another number of workers, which a run over sources of
-    /// the library's user (`Runtime::on_cluster` with sources) that do not name
-    /// their splits ([`Source::split_names`]) cannot resume on: each
-    /// worker's source goes on from its own place.
-    SourcesWorkers {
-        /// Workers in all then.
-        then: usize,
-        /// Workers in all now.
-        now: usize,
-    },
-    /// Taken on another number of workers, with sources of the library's
-    /// user: the place of old worker `index`'s source cannot be dealt to
-    /// the new workers.
-    Shares {
-        /// The old worker.
-        index: usize,
-        /// Why.
-        why: String,
-    },
-    /// Taken on another number of workers, with sources of the library's
-    /// user: a source of this run cannot go on from the old sources'
-    /// places ([`Source::position_of_shares`]): why.
-    Sources(String),
-    /// Taken by another command: what differs.
-    OtherCommand(String),
-    /// The checkpoint of a run without workers (one engine) cannot be
-    /// resumed on workers: why.
-    Single(String),
-    /// The cut of workers cannot be resumed on one engine: why.
-    ToOneEngine(String),
-    /// The cut as a whole cannot go on with this run: its rules (the same
-    /// in every worker's state), or one engine's state.
-    Cut(cepheid_engine::Error),
-    /// A worker's state does not fit.
-    Worker {
-        /// Its number.
-        index: usize,
-        /// Why.
-        source: cepheid_engine::Error,
-    },
-}
-
-impl fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Mismatch::ChunkBytes => f.write_str("it was taken with another `Scale::chunk_bytes`"),
-            Mismatch::OutputPerWorker { then } => {
-                let (then, now) = match then {
-                    true => ("with", "without"),
-                    false => ("without", "with"),
-                };
-                write!(
-                    f,
-                    "it was taken {then} `Scale::output_per_worker`, this run is {now}"
-                )
-            }
-            Mismatch::Workers {
-                then,
-                now,
-                follow: false,
-            } => write!(
-                f,
-                "it was taken on {then} workers in all, not {now} (a checkpoint with `Scale::output_per_worker` resumes on the same number of workers)"
-            ),
-            Mismatch::Workers {
-                then,
-                now,
-                follow: true,
-            } => write!(
-                f,
-                "it was taken on {then} workers in all, not {now} (a checkpoint of a followed file resumes on the same number of workers)"
-            ),
-            Mismatch::SourcesWorkers { then, now } => write!(
-                f,
-                "it was taken on {then} workers in all, not {now} (a checkpoint of sources that do not name their splits resumes on the same number of workers, each worker with its own)"
-            ),
-            Mismatch::Shares { index, why } => {
-                write!(f, "worker {index}: {why}")
-            }
-            Mismatch::Sources(why) => write!(
-                f,
-                "its sources' places cannot be dealt to the workers of this run: {why}"
-            ),
-            Mismatch::OtherCommand(d) => write!(f, "it belongs to another command ({d})"),
-            Mismatch::Single(why) => write!(f, "the checkpoint of a run without `Scale::workers`: {why}"),
-            Mismatch::ToOneEngine(why) => write!(
-                f,
-                "it was taken on workers, and one engine cannot go on from it: {why}"
-            ),
-            Mismatch::Cut(source) => f.write_str(source.message()),
-            Mismatch::Worker { index, source } => {
-                write!(f, "worker {index}: {}", source.message())
-            }
-        }
-    }
-}
-
 /// Why a run on workers could not start, or stopped on its own.
 #[non_exhaustive]
 pub enum Error {
@@ -250,13 +133,6 @@ pub enum Error {
     /// ([`cepheid_runtime::Error::is_checkpoint`]: one the command exits
     /// 5 on).
     Runtime(cepheid_runtime::Error),
-    /// The folder's last complete cut does not fit this run.
-    Resume {
-        /// The folder.
-        folder: PathBuf,
-        /// Why.
-        why: Mismatch,
-    },
     /// The unfinished cuts cannot be deleted.
     ClearUnfinished {
         /// The folder.
@@ -305,10 +181,18 @@ impl Error {
     pub fn is_checkpoint(&self) -> bool {
         match self {
             Error::Runtime(e) => e.is_checkpoint(),
-            Error::Resume { .. } => true,
             _ => false,
         }
     }
+}
+
+/// The checkpoint in `folder` cannot be resumed by this run: `why`
+/// (exit 5; nothing was changed).
+pub(super) fn unusable(folder: &Path, why: Unusable) -> Error {
+    Error::Runtime(cepheid_runtime::Error::Resume {
+        folder: folder.to_path_buf(),
+        why,
+    })
 }
 
 /// How to go on after a lost process.
@@ -348,13 +232,6 @@ impl fmt::Display for Error {
                 path.display()
             ),
             Error::Runtime(e) => write!(f, "{e}"),
-            // (one engine's words, `cepheid_runtime::Error::Checkpoint`)
-            Error::Resume { folder, why } => write!(
-                f,
-                "checkpoint in {} cannot be used: {why}; nothing was changed (remove {} to start over; a transactional output then needs another transactional id too, or it refuses to commit its records a second time)",
-                folder.display(),
-                folder.display()
-            ),
             Error::ClearUnfinished { folder, source } => write!(
                 f,
                 "cannot clear the unfinished cuts in {}: {source}",
@@ -393,10 +270,6 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Pattern { source, .. } => Some(source),
-            Error::Resume {
-                why: Mismatch::Worker { source, .. },
-                ..
-            } => Some(source),
             Error::Hostfile { source, .. } | Error::ClearUnfinished { source, .. } => Some(source),
             Error::Runtime(e) => Some(e),
             _ => None,
@@ -452,19 +325,19 @@ mod tests {
             Refusal::SinkOutputPerWorker,
         ];
         let mismatches = [
-            Mismatch::ChunkBytes,
-            Mismatch::OutputPerWorker { then: true },
-            Mismatch::Workers {
+            Unusable::ChunkBytes,
+            Unusable::OutputPerWorker { then: true },
+            Unusable::Workers {
                 then: 2,
                 now: 3,
                 follow: false,
             },
-            Mismatch::Workers {
+            Unusable::Workers {
                 then: 2,
                 now: 3,
                 follow: true,
             },
-            Mismatch::Single("why".into()),
+            Unusable::OneEngine("why".into()),
         ];
         let errors = [
             Error::ProcessNumber {

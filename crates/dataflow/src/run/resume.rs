@@ -4,7 +4,7 @@
 //! old ones.
 
 use super::*;
-use cepheid_runtime::checkpoint::{self, store, Marker, Piece, Stored};
+use cepheid_runtime::checkpoint::{self, Marker, Piece, Stored};
 use cepheid_runtime::lists::{self, FileEntries};
 use cepheid_runtime::Every;
 
@@ -206,10 +206,10 @@ fn declared_at_open(
 
 /// A cut that does not read as one (exit 5).
 fn unfit(config: &Config, source: cepheid_engine::Error) -> Error {
-    Error::Resume {
-        folder: config.checkpoint.clone().unwrap_or_default(),
-        why: Mismatch::Cut(source),
-    }
+    unusable(
+        config.checkpoint.as_deref().unwrap_or(Path::new("")),
+        Unusable::Cut(source),
+    )
 }
 
 /// The entries each file gave as a cut's engines hold them: the marker's
@@ -255,71 +255,50 @@ fn at_the_cut(
 /// process's sources go on from it on another number of workers.
 pub(super) type Checkpoints = (Checkpoint, Option<(Marker, Vec<Piece>)>, Vec<Option<Share>>);
 
-/// Reads the checkpoint folder of a run on `layout` (processes, workers
-/// per process): its newest checkpoint (checked whole and against this
-/// command and plan; one engine's read as the cut of one worker), and the
-/// cuts to come. Exit 5 when it cannot be used, 4 when it cannot be read.
-/// Every process reads the folder; only process 0 truncates the outputs
-/// and deletes the checkpoints left half-written.
+/// Makes of the checkpoint `stored` a run on `layout` (processes, workers
+/// per process) resumes from (the runtime read it from the folder `dir`
+/// and chose it, with a sink: [`Runtime::on_cluster`](cepheid_runtime::Runtime::on_cluster))
+/// the cut it goes on from, checked whole and against this command and
+/// plan (one engine's read as the cut of one worker), and the cuts to
+/// come. Exit 5 when it cannot be used. (The runtime deletes the cuts
+/// left half-written once the run is open.)
 ///
 /// With `sources` (the library's user's, [`Workers::with_sources`]) and
 /// another number of workers than the cut's, also where each of them goes
 /// on ([`Share`], by its worker's index in this process): a cut of sources
 /// without [`Source::split_names`] is refused then.
 ///
-/// With a `sink` ([`Workers::with_sink`]), the checkpoint resumed from is
-/// the one it says it committed last ([`chosen`]), and those after it go.
+/// With a sink (`to_sink`, [`Workers::with_sink`]), `stored` is the one it
+/// says it committed last.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn checkpoints(
     config: &Config,
     scale: &Scale,
     sources: Option<&[OwnSource]>,
-    sink: Option<&mut (dyn cepheid_runtime::Sink + 'static)>,
+    to_sink: bool,
+    stored: Option<Stored>,
     dir: &Path,
     plan: &mut Plan<Record>,
     layout: (usize, usize),
     say: &Say,
 ) -> Result<Checkpoints, Error> {
-    let first_process = scale.first_process();
-    if let Err(source) = std::fs::create_dir_all(dir) {
-        return Err(Error::Runtime(cepheid_runtime::Error::Io {
-            doing: cepheid_runtime::Doing::CreateFolder,
-            path: dir.display().to_string(),
-            source,
-        }));
-    }
-    // (another run on this folder, this process's part of it, was refused
-    // by the runtime, which holds the folder's lock: `Runtime::on_cluster`)
-    let to_sink = sink.is_some();
-    let mut command = cepheid_runtime::checkpoint::command(config);
+    let command = cepheid_runtime::checkpoint::command(config);
     let mut read = cut::Read::default();
     let mut shares = Vec::new();
-    let folder = || dir.to_path_buf();
-    let stored = match sink {
-        Some(sink) => chosen(dir, sink, first_process)?,
-        None => store::kept(dir)?.into_iter().next(),
-    };
     // One engine's checkpoint is read as the cut of one worker.
     let single = stored.as_ref().is_some_and(Stored::is_one_engine);
     let older = stored.as_ref().and_then(Stored::older_format);
     let mut resume = match stored {
         Some(stored) if single => {
             let resumed = single::resume(stored, config, scale.chunk_bytes, plan);
-            Some(resumed.map_err(|why| Error::Resume {
-                folder: folder(),
-                why,
-            })?)
+            Some(resumed.map_err(|why| unusable(dir, why))?)
         }
         stored => stored.map(Stored::into_parts),
     };
     // The rules in force at the cut: after a change, the cut's go on.
     let (rules, reload_files) = match &mut resume {
-        Some((_, pieces)) => {
-            resumed_rules(pieces, config, plan).map_err(|source| Error::Resume {
-                folder: folder(),
-                why: Mismatch::Cut(source),
-            })?
-        }
+        Some((_, pieces)) => resumed_rules(pieces, config, plan)
+            .map_err(|source| unusable(dir, Unusable::Cut(source)))?,
         None => (false, false),
     };
     // A file read in parts, or sources (readers apart): the files edited
@@ -329,72 +308,45 @@ pub(super) fn checkpoints(
     let apart = !live(config);
     let reload_files = match &mut resume {
         Some((_, pieces)) if reload_files && apart => {
-            reload_at_the_cut(pieces, config, say).map_err(|source| Error::Resume {
-                folder: folder(),
-                why: Mismatch::Cut(source),
-            })?;
+            reload_at_the_cut(pieces, config, say)
+                .map_err(|source| unusable(dir, Unusable::Cut(source)))?;
             false
         }
         _ => reload_files,
     };
-    if let (false, Some((marker, _)), Some(now)) = (first_process, &resume, &mut command) {
-        // The other processes write no output: theirs are not compared.
-        if let Some(then) = marker.the_command() {
-            *now = now.clone().with_outputs_of(then);
-        }
-    }
     if let Some((marker, pieces)) = &resume {
+        // (checked against this command and these workers' layout by the
+        // runtime: `Runtime::on_cluster`)
         let (then, now) = (marker.pieces(), layout.0 * layout.1);
-        let why = mismatch(marker, config, scale, sources, then, now, command.as_ref());
-        if let Some(why) = why {
-            return Err(Error::Resume {
-                folder: folder(),
-                why,
-            });
-        }
         // Every worker's state is checked before any output is touched.
-        let places = checked(plan, pieces).map_err(|why| Error::Resume {
-            folder: folder(),
-            why,
-        })?;
+        let places = checked(plan, pieces).map_err(|why| unusable(dir, why))?;
         match pieces.first() {
             // (a followed file's places are its own: `input::Position`)
             Some(first) if !config.follow => {
-                let before = cut::Read::of(first).map_err(|e| Error::Resume {
-                    folder: folder(),
-                    why: Mismatch::Worker {
-                        index: 0,
-                        source: cepheid_engine::Error::new(
-                            ErrorKind::Snapshot,
-                            format!("its lines read do not decode: {e}"),
-                        ),
-                    },
+                let before = cut::Read::of(first).map_err(|e| {
+                    unusable(
+                        dir,
+                        Unusable::Worker {
+                            index: 0,
+                            source: cepheid_engine::Error::new(
+                                ErrorKind::Snapshot,
+                                format!("its lines read do not decode: {e}"),
+                            ),
+                        },
+                    )
                 })?;
                 read = before.after(&places);
             }
             _ => {}
         }
         if let (Some(sources), true) = (sources, then != now) {
-            shares = dealt(pieces, sources, places.iter().max().copied()).map_err(|why| {
-                Error::Resume {
-                    folder: folder(),
-                    why,
-                }
-            })?;
+            shares = dealt(pieces, sources, places.iter().max().copied())
+                .map_err(|why| unusable(dir, why))?;
         }
         // (each output is truncated to its length then by its sink,
         // `write::open`, once the workers' states are all checked)
         let rules = (rules, reload_files);
         say_resumed(say, dir, marker, layout, single, rules, older);
-    }
-    if first_process {
-        // Before any worker of this run writes a cut.
-        if let Err(source) = store::clear_parts(dir) {
-            return Err(Error::ClearUnfinished {
-                folder: dir.to_path_buf(),
-                source,
-            });
-        }
     }
     let Every { time, lines } = config.checkpoint_every;
     let every = match (time, lines) {
@@ -421,59 +373,9 @@ pub(super) fn checkpoints(
     Ok((checkpoint, resume, shares))
 }
 
-/// Why the newest checkpoint, taken on `then` workers (its `marker`),
-/// cannot go on with this command on `now` workers, if it cannot: another
-/// chunk size, outputs per worker or not, another number of workers where
-/// the cut's places cannot be dealt again, another command.
-fn mismatch(
-    marker: &Marker,
-    config: &Config,
-    scale: &Scale,
-    sources: Option<&[OwnSource]>,
-    then: usize,
-    now: usize,
-    command: Option<&cepheid_runtime::checkpoint::Command>,
-) -> Option<Mismatch> {
-    if marker.chunk_bytes() != scale.chunk_bytes {
-        Some(Mismatch::ChunkBytes)
-    } else if marker.output_per_worker() != scale.output_per_worker {
-        Some(Mismatch::OutputPerWorker {
-            then: marker.output_per_worker(),
-        })
-    } else if scale.output_per_worker && then != now {
-        // Each worker's own file: another count would leave old files
-        // beside the new ones.
-        Some(Mismatch::Workers {
-            then,
-            now,
-            follow: false,
-        })
-    } else if sources.is_some_and(|sources| !rescalable(sources)) && then != now {
-        // Each worker's source goes on from its own place: its splits
-        // cannot be dealt again without their names.
-        Some(Mismatch::SourcesWorkers { then, now })
-    } else if config.follow && then != now {
-        // One reader on worker 0: its place and clock would go on
-        // whole, which `WorkerCut::rescale` does not do (it retires
-        // every source).
-        Some(Mismatch::Workers {
-            then,
-            now,
-            follow: true,
-        })
-    } else {
-        match (marker.the_command(), &command) {
-            (Some(then), Some(now)) => then
-                .difference(now)
-                .map(|d| Mismatch::OtherCommand(d.to_string())),
-            _ => None,
-        }
-    }
-}
-
 /// Checks every worker's state of a cut against `plan` (restored and
 /// dropped); gives each one's place in the input (its first source's).
-fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Mismatch> {
+fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Unusable> {
     let mut places = Vec::with_capacity(pieces.len());
     for (index, piece) in pieces.iter().enumerate() {
         let check = WorkerCut::new(Cuts::new(), |_, _| {});
@@ -484,7 +386,7 @@ fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Mismat
             Ok(())
         });
         if let Err(source) = checked {
-            return Err(Mismatch::Worker { index, source });
+            return Err(Unusable::Worker { index, source });
         }
     }
     Ok(places)
@@ -631,82 +533,19 @@ fn reload_at_the_cut(
     Ok(())
 }
 
-/// The checkpoint to resume from with a `sink` ([`Workers::with_sink`]):
-/// of those kept in `dir` (newest first: two when the run stopped between
-/// the newest one's marker and the sink's commit), the one the sink says
-/// it committed last ([`Sink::recover`](cepheid_runtime::Sink::recover),
-/// told each one's number, its sources' positions put together and the
-/// sink's state); `None` when it committed none (the run starts from its
-/// sources' beginning). Those after the one chosen are deleted: never
-/// committed, they are not to be resumed from again. Another process than
-/// the one that writes (not `writes`) asks the sink which one it committed
-/// without taking it over ([`Sink::committed`](cepheid_runtime::Sink::committed)),
-/// and leaves the folder to it.
-pub(super) fn chosen(
-    dir: &Path,
-    sink: &mut (dyn cepheid_runtime::Sink + 'static),
-    writes: bool,
-) -> Result<Option<Stored>, Error> {
-    let folder = || dir.to_path_buf();
-    let mut stored = store::kept(dir)?;
-    let Some(newest) = stored.first() else {
-        // (none kept: a first start, which the sink is asked about too)
-        if writes {
-            cepheid_runtime::sink::first_start(sink)
-                .map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
-        }
-        return Ok(None);
-    };
-    if newest.is_one_engine() {
-        return Err(Error::Resume {
-            folder: folder(),
-            why: Mismatch::Single(
-                "its output is a sink's (Kafka), which recovers on workers from cuts of workers: resume it without `Scale::workers`".to_string(),
-            ),
-        });
-    }
-    let mut kept = Vec::with_capacity(stored.len());
-    for one in &stored {
-        let sink_error = |e| Error::Runtime(cepheid_runtime::Error::Sink(e));
-        let shares = positions(one.pieces()).map_err(|why| Error::Resume {
-            folder: folder(),
-            why,
-        })?;
-        let source = sink.join_positions(&shares).map_err(sink_error)?;
-        kept.push(cepheid_runtime::sink::Checkpoint {
-            number: one.marker().number(),
-            source,
-            sink: one.marker().sink_state(),
-        });
-    }
-    let index = match writes {
-        true => sink.recover(&kept),
-        false => sink.committed(&kept),
-    };
-    let index = index.map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
-    if writes {
-        let keep = kept.get(index).map(|k| k.number);
-        store::discard_after(dir, keep).map_err(|source| Error::ClearUnfinished {
-            folder: folder(),
-            source,
-        })?;
-    }
-    Ok((index < stored.len()).then(|| stored.swap_remove(index)))
-}
-
 /// The places of the workers' sources in a checkpoint's pieces, with the
 /// index of the worker (a worker without a source, or whose source read
 /// nothing, has none: its sources start where they are).
-pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Mismatch> {
+pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Unusable> {
     let mut found = Vec::new();
     for (index, piece) in pieces.iter().enumerate() {
         let saved =
-            WorkerCut::saved_sources(piece).map_err(|source| Mismatch::Worker { index, source })?;
+            WorkerCut::saved_sources(piece).map_err(|source| Unusable::Worker { index, source })?;
         for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
             if state.place.is_empty() {
                 continue;
             }
-            let place = SourcePlace::decode(&state.place).map_err(|e| Mismatch::Shares {
+            let place = SourcePlace::decode(&state.place).map_err(|e| Unusable::Shares {
                 index,
                 why: format!("its source's place cannot be read: {e}"),
             })?;
@@ -720,20 +559,11 @@ pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Mism
 /// ([`places`]).
 pub(super) fn positions(
     pieces: &[Piece],
-) -> Result<Vec<cepheid_runtime::source::Position>, Mismatch> {
+) -> Result<Vec<cepheid_runtime::source::Position>, Unusable> {
     Ok(places(pieces)?
         .into_iter()
         .map(|(_, p)| p.position)
         .collect())
-}
-
-/// Can a cut of `sources` resume on another number of workers? When each
-/// names its splits ([`Source::split_names`]; a worker without a source
-/// has none to name).
-pub(super) fn rescalable(sources: &[OwnSource]) -> bool {
-    (sources.iter())
-        .filter_map(|(source, _, _)| source.as_ref())
-        .all(|source| source.split_names().is_some())
 }
 
 /// Where each of `sources` (this process's workers', in order) goes on
@@ -742,16 +572,16 @@ pub(super) fn rescalable(sources: &[OwnSource]) -> bool {
 /// its position from theirs ([`Source::position_of_shares`]), its lines
 /// above `lines` (the most an old source had read). Checked before any
 /// output is touched: an old place that cannot be read or has no names,
-/// or positions that do not fit together, are a [`Mismatch`].
+/// or positions that do not fit together, are a [`Unusable`].
 pub(super) fn dealt(
     pieces: &[Piece],
     sources: &[OwnSource],
     lines: Option<u64>,
-) -> Result<Vec<Option<Share>>, Mismatch> {
+) -> Result<Vec<Option<Share>>, Unusable> {
     let mut olds = Vec::new();
     for (index, place) in places(pieces)? {
         if place.names.is_empty() && !place.splits.is_empty() {
-            return Err(Mismatch::Shares {
+            return Err(Unusable::Shares {
                 index,
                 why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
             });
@@ -768,7 +598,7 @@ pub(super) fn dealt(
         let names = source.split_names().unwrap_or_default();
         let position = source
             .position_of_shares(&positions)
-            .map_err(|e| Mismatch::Sources(e.to_string()))?;
+            .map_err(|e| Unusable::Sources(e.to_string()))?;
         shares.push(Some(share(&olds, &names, position, lines.unwrap_or(0))));
     }
     Ok(shares)

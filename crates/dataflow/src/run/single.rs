@@ -23,7 +23,7 @@ use cepheid_runtime::source::{Control, FilePosition, Range, Tail};
 use cepheid_runtime::{Config, SinkState};
 
 use super::cut;
-use super::{Error, Mismatch};
+use super::{unusable, Error, Unusable};
 use crate::{FileChunks, Lateness, Plan, WorkerCut};
 
 /// One engine's checkpoint `stored` as a cut of one worker for a run of
@@ -38,9 +38,9 @@ pub(super) fn resume(
     config: &Config,
     chunk_bytes: u64,
     plan: &mut Plan<Record>,
-) -> Result<(Marker, Vec<Piece>), Mismatch> {
-    let single = |why: String| Mismatch::Single(why);
-    let worker = Mismatch::Cut;
+) -> Result<(Marker, Vec<Piece>), Unusable> {
+    let single = |why: String| Unusable::OneEngine(why);
+    let worker = Unusable::Cut;
     let counters = stored.marker().the_counters();
     let [piece] = stored.pieces() else {
         return Err(single("it is not one engine's".to_string()));
@@ -156,10 +156,7 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
         return Ok(None);
     };
     let folder = || dir.to_path_buf();
-    let refuse = |why: &str| Error::Resume {
-        folder: folder(),
-        why: Mismatch::ToOneEngine(why.to_string()),
-    };
+    let refuse = |why: &str| unusable(dir, Unusable::ToOneEngine(why.to_string()));
     // (a folder that cannot be read is the runtime's to say)
     let Ok(kept) = store::kept(dir) else {
         return Ok(None);
@@ -184,10 +181,7 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let Some(command) = marker.the_command().cloned() else {
         return Err(refuse("it names no command"));
     };
-    let not_one = |source| Error::Resume {
-        folder: folder(),
-        why: Mismatch::Worker { index: 0, source },
-    };
+    let not_one = |source| unusable(dir, Unusable::Worker { index: 0, source });
     let states: Vec<&Piece> = newest.pieces().iter().collect();
     let kept_rules = (states.iter())
         .map(|piece| crate::cut::rules(piece))

@@ -3,7 +3,7 @@
 //! sources name their splits (`Source::split_names`,
 //! `Source::position_of_shares`), each split going on from the place of
 //! the old source that read it; sources that do not name them, or a cut
-//! whose places do not, are refused (exit 5's `Mismatch`), nothing read.
+//! whose places do not, are refused (exit 5's `Unusable`), nothing read.
 //! And a library user's transactional sink on workers
 //! (`Runtime::on_cluster` with a sink): the cut protocol, and the resume from the cut
 //! it committed last.
@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cepheid_dataflow::run::{Cluster, Error, Mismatch, Scale};
+use cepheid_dataflow::run::{Cluster, Scale};
 use cepheid_engine::Rules;
 use cepheid_runtime::sink::{Checkpoint, Kind, Sink, SinkError, SinkState};
 use cepheid_runtime::source::{Origin, Position, RawBatch, ReadOutcome, Source, SourceError};
 use cepheid_runtime::Runtime;
+use cepheid_runtime::Unusable;
 use cepheid_runtime::{Config, Every, Input, Notices};
 
 /// Records per split.
@@ -186,15 +187,6 @@ fn run(dir: &Path, workers: usize, named: bool) -> Result<u64, cepheid_runtime::
     Ok(summary.events)
 }
 
-/// The cluster's own error in `e`, if it is one.
-fn cluster_error(e: &cepheid_runtime::Error) -> Option<&Error> {
-    let cepheid_runtime::Error::Cluster(e) = e else {
-        return None;
-    };
-    let e: &(dyn std::error::Error + 'static) = &**e;
-    e.downcast_ref::<Error>()
-}
-
 /// The test's pattern (a match per user: `a` then `b`), on `workers`
 /// workers.
 fn rules_on(workers: usize) -> (Rules, Scale) {
@@ -244,21 +236,21 @@ fn sources_or_places_without_names_resume_on_their_number_of_workers_only() {
     let out = std::fs::read(dir.join("out.jsonl")).expect("an output");
     // Sources without names, on 3 workers.
     let unnamed = run(&dir, 3, false).expect_err("refused");
-    match cluster_error(&unnamed) {
-        Some(Error::Resume {
-            why: Mismatch::SourcesWorkers { then: 2, now: 3 },
+    match &unnamed {
+        cepheid_runtime::Error::Resume {
+            why: Unusable::SourcesWorkers { then: 2, now: 3 },
             ..
-        }) => {}
+        } => {}
         _ => panic!("{unnamed:?}"),
     }
     assert!(unnamed.is_checkpoint());
     // Sources with names, but the cut's places have none.
     let unplaced = run(&dir, 3, true).expect_err("refused");
-    match cluster_error(&unplaced) {
-        Some(Error::Resume {
-            why: Mismatch::Shares { .. },
+    match &unplaced {
+        cepheid_runtime::Error::Resume {
+            why: Unusable::Shares { .. },
             ..
-        }) => {}
+        } => {}
         _ => panic!("{unplaced:?}"),
     }
     assert_eq!(

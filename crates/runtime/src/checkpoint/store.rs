@@ -780,7 +780,7 @@ pub fn prune(dir: &Path, number: u64) -> io::Result<()> {
 /// A sink committed checkpoint `number` and none after it (`None`: none
 /// of them, [`Sink::recover`](crate::Sink::recover)): the checkpoints
 /// after it go, never to be resumed from again.
-pub fn discard_after(dir: &Path, number: Option<u64>) -> io::Result<()> {
+pub(crate) fn discard_after(dir: &Path, number: Option<u64>) -> io::Result<()> {
     for n in complete(dir)? {
         if number.map_or(true, |keep| n > keep) {
             remove(dir, &cut_dir(dir, n))?;
@@ -814,7 +814,7 @@ fn clear_gone(dir: &Path) -> io::Result<()> {
 /// Deletes the checkpoints left half-written by a run that stopped
 /// (`part-K`): one written again must not find their files. Called before
 /// anything of the run is written.
-pub fn clear_parts(dir: &Path) -> io::Result<()> {
+pub(crate) fn clear_parts(dir: &Path) -> io::Result<()> {
     for key in numbered(dir, "part-")? {
         fs::remove_dir_all(part_dir(dir, key))?;
     }
@@ -838,13 +838,13 @@ pub fn prune_parts_below(dir: &Path, key: i64) {
 
 /// Makes a rename in `dir` durable.
 #[cfg(unix)]
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
 /// Elsewhere a folder cannot be opened to be synced.
 #[cfg(not(unix))]
-pub fn sync_dir(_: &Path) -> io::Result<()> {
+pub(crate) fn sync_dir(_: &Path) -> io::Result<()> {
     Ok(())
 }
 

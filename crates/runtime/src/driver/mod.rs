@@ -560,7 +560,7 @@ impl Runtime {
         rules: &Rules,
         cluster: Box<dyn Cluster>,
         sources: Option<Sources>,
-        sink: Option<Box<dyn Sink>>,
+        mut sink: Option<Box<dyn Sink>>,
         mut report: Box<dyn Report>,
     ) -> Result<Runtime, Error> {
         config.shadow_sink = sink.as_ref().is_some_and(|s| s.takes_shadow());
@@ -587,8 +587,39 @@ impl Runtime {
                 crate::board::followed(&config).map(Path::to_path_buf),
             ))
         });
+        // The checkpoint resumed from: read here, chosen with the sink
+        // (told what it has to say, as the workers will tell it).
+        let resumed = match &config.checkpoint {
+            Some(dir) => {
+                if let Some(sink) = &mut sink {
+                    sink.notify_to(notify.clone());
+                }
+                crate::resume::for_cluster(dir, sink.as_deref_mut(), cluster.as_ref())?
+            }
+            None => None,
+        };
+        if let (Some(dir), Some(stored)) = (&config.checkpoint, &resumed) {
+            // Against this command and the cluster's workers, before the
+            // cluster restores it.
+            let (layout, process) = (cluster.layout(), cluster.process());
+            let why = crate::resume::on_workers(stored, &config, layout, process, sources.as_ref());
+            if let Some(why) = why {
+                return Err(Error::Resume {
+                    folder: dir.clone(),
+                    why,
+                });
+            }
+        }
         let max_waiting = config.max_waiting;
-        let open = cluster.open(config, rules, report, sources, sink, board.clone())?;
+        let unfinished = (cluster.process() == 0)
+            .then(|| config.checkpoint.clone())
+            .flatten();
+        let open = cluster.open(config, rules, report, sources, sink, resumed, board.clone())?;
+        if let Some(dir) = unfinished {
+            // (what a run killed while it wrote a cut left: process 0's to
+            // delete, before any worker of this run writes one)
+            crate::resume::clear_unfinished(&dir)?;
+        }
         Ok(Runtime(Executor::Cluster(OnCluster {
             open,
             board,
