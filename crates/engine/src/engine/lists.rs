@@ -197,12 +197,7 @@ impl<E: Event + 'static> Engine<E> {
         at: Timestamp,
         (lifetime, until): (Option<i64>, Option<Timestamp>),
     ) -> Result<(), Error> {
-        let Some(id) = self.core.memory.list_id(list) else {
-            return Err(Error::new(
-                ErrorKind::Pattern,
-                format!("there is no list `{list}` in the rule set"),
-            ));
-        };
+        let id = self.list_named(list)?;
         let watermark = self.core.current_watermark();
         self.core.memory.schedule(
             at,
@@ -315,6 +310,62 @@ impl<E: Event + 'static> Engine<E> {
     /// that they do not undo it.
     pub fn last_list_change_waiting(&self) -> Option<Timestamp> {
         self.core.memory.last_scheduled()
+    }
+
+    /// Visits each value `origin` holds in list `list`, with its hold's
+    /// expiry (`None`: it does not expire), as the list will hold them
+    /// once the changes scheduled so far are made (an add or remove of
+    /// [`add_to_list_by`](Engine::add_to_list_by) for a later event
+    /// time counts as made): what a reference file gave, by the file
+    /// (`docs/lists.md`, "Origins"), which a new read of the file is
+    /// compared with. A hold may have expired at the engine's time
+    /// ([`lists_time`](Engine::lists_time)) and its entry not be swept
+    /// yet. A value is given as the list holds it: numbers normalized
+    /// (`3.0` is `3`), a prefix as its text, a network in
+    /// [`network_text`](crate::engine::network_text)'s spelling. An error
+    /// for a list the rules do not declare.
+    pub fn list_held_by(
+        &self,
+        list: &str,
+        origin: &EntryOrigin,
+        visit: &mut dyn FnMut(ValueRef<'_>, Option<Timestamp>),
+    ) -> Result<(), Error> {
+        let id = self.list_named(list)?;
+        (self.core.memory).each_held_by(id, origin, &mut |value, expires| {
+            visit(value, Some(expires).filter(|&e| e != Timestamp::MAX));
+        });
+        Ok(())
+    }
+
+    /// Until when `origin` holds `value` in list `list`, as
+    /// [`list_held_by`](Engine::list_held_by) gives it: `None` when it
+    /// holds it not (or the list cannot hold such a value), `Some(None)`
+    /// when its hold does not expire. An error for a list the rules do
+    /// not declare.
+    pub fn list_hold_by(
+        &self,
+        list: &str,
+        origin: &EntryOrigin,
+        value: ValueRef<'_>,
+    ) -> Result<Option<Option<Timestamp>>, Error> {
+        let id = self.list_named(list)?;
+        let hold = self.core.memory.hold_by(id, origin, value);
+        Ok(hold.map(|expires| Some(expires).filter(|&e| e != Timestamp::MAX)))
+    }
+
+    /// The event time the engine's lists have reached: their changes and
+    /// their entries' expiries up to it are made.
+    pub fn lists_time(&self) -> Timestamp {
+        self.core.memory.lists_time()
+    }
+
+    fn list_named(&self, list: &str) -> Result<ListId, Error> {
+        self.core.memory.list_id(list).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Pattern,
+                format!("there is no list `{list}` in the rule set"),
+            )
+        })
     }
 
     /// Does list `list` hold `value` now (at the engine's event time)?
@@ -503,5 +554,99 @@ impl ListWrite {
     /// the list the live rules read)?
     pub fn is_shadow(&self) -> bool {
         self.shadow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::memory::EntryOrigin;
+    use crate::primitives::Timestamp;
+    use crate::value::{Value, ValueRef};
+    use crate::{Engine, Output, Record, Rules};
+
+    fn held(engine: &Engine<Record>, origin: &EntryOrigin) -> Vec<(String, Option<Timestamp>)> {
+        let mut held = Vec::new();
+        let mut visit = |v: ValueRef<'_>, e| held.push((v.to_owned().to_string(), e));
+        engine.list_held_by("blocked", origin, &mut visit).unwrap();
+        held.sort();
+        held
+    }
+
+    /// What an origin holds, as a new read of its file is compared with:
+    /// its changes made and those scheduled for later event times, each
+    /// origin apart, values as the list holds them.
+    #[test]
+    fn an_origins_holds_count_its_changes_scheduled_for_later() {
+        let rules = Rules::parse(
+            "r.cep",
+            "list blocked for 1h\npattern p { match a where a: ip in blocked }",
+        )
+        .unwrap();
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(&rules).unwrap();
+        let (a, b) = (
+            EntryOrigin::File("a.csv".into()),
+            EntryOrigin::File("b.csv".into()),
+        );
+        engine
+            .add_to_list_by(
+                &a,
+                "blocked",
+                Value::Float(3.0),
+                Timestamp::MIN,
+                Some(Timestamp::MAX),
+            )
+            .unwrap();
+        engine
+            .add_to_list_by(&a, "blocked", "c-1".into(), Timestamp::MIN, Some(500))
+            .unwrap();
+        engine
+            .add_to_list_by(
+                &b,
+                "blocked",
+                "c-1".into(),
+                Timestamp::MIN,
+                Some(Timestamp::MAX),
+            )
+            .unwrap();
+        let mut out: Vec<Output<Record>> = Vec::new();
+        engine
+            .push_json(r#"{"ts": 100, "ip": "x"}"#, "ts", &mut out)
+            .unwrap();
+        assert_eq!(
+            held(&engine, &a),
+            [("\"c-1\"".to_string(), Some(500)), ("3".to_string(), None)]
+        );
+        // Changes for later times count as made: a.csv drops `3`, holds
+        // `c-1` longer and `c-2` anew; b.csv's hold stays its own.
+        engine
+            .remove_from_list_by(&a, "blocked", Value::Int(3), 1000)
+            .unwrap();
+        engine
+            .add_to_list_by(&a, "blocked", "c-1".into(), 1000, Some(9000))
+            .unwrap();
+        engine
+            .add_to_list_by(&a, "blocked", "c-2".into(), 2000, Some(Timestamp::MAX))
+            .unwrap();
+        assert_eq!(
+            held(&engine, &a),
+            [
+                ("\"c-1\"".to_string(), Some(9000)),
+                ("\"c-2\"".to_string(), None)
+            ]
+        );
+        assert_eq!(held(&engine, &b), [("\"c-1\"".to_string(), None)]);
+        let hold = |v: ValueRef<'_>| engine.list_hold_by("blocked", &a, v).unwrap();
+        assert_eq!(hold(ValueRef::Float(3.0)), None);
+        assert_eq!(hold(ValueRef::Str("c-1")), Some(Some(9000)));
+        assert_eq!(hold(ValueRef::Str("c-2")), Some(None));
+        assert_eq!(hold(ValueRef::Str("c-3")), None);
+        // (the event at 100 waits for the watermark: the lists are before
+        // it until the watermark passes it)
+        assert_eq!(engine.lists_time(), Timestamp::MIN);
+        engine.watermark(150, &mut out);
+        assert_eq!(engine.lists_time(), 100);
+        assert_eq!(held(&engine, &a).len(), 2);
+        assert!(engine.list_held_by("nope", &a, &mut |_, _| {}).is_err());
     }
 }

@@ -104,8 +104,8 @@ pub use front::{Engine, PatternSet};
 pub use json_line::Pushed;
 pub use lists::ListWrite;
 pub use memory::{
-    network_text, EntryError, EntryOrigin, LeftOut, LeftOutCounts, LeftOutParts, MemoryStats,
-    DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
+    list_entry_value, network_text, EntryError, EntryOrigin, LeftOut, LeftOutCounts, LeftOutParts,
+    MemoryStats, DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
 };
 pub use reload::{Change, Changes, ReloadPolicy};
 #[cfg(test)]

@@ -122,6 +122,26 @@ proptest! {
                     prop_assert_eq!(held, model.hold_of(v, o, now), "{} of {}", origin, v);
                 }
             }
+            // Each origin's holds, visited, are the model's.
+            for (o, origin) in origins.iter().enumerate() {
+                let mut held = Vec::new();
+                set.each_held_by(origin, &mut |bytes, e| held.push((bytes.to_vec(), e)));
+                let mut visited = BTreeMap::new();
+                for (bytes, e) in held {
+                    let value = set.decode(&bytes).expect("an entry decodes");
+                    prop_assert_eq!(set.encode((&value).into()), Some(bytes));
+                    if e > now {
+                        let crate::value::Value::Str(text) = value else {
+                            panic!("a text decodes as a text");
+                        };
+                        visited.insert(text.to_string(), e);
+                    }
+                }
+                let wanted: BTreeMap<String, Timestamp> = (0..4)
+                    .filter_map(|v| Some((text(v), model.hold_of(v, o, now)?)))
+                    .collect();
+                prop_assert_eq!(visited, wanted, "the holds of {}", origin);
+            }
         }
         set.expire(now);
         let alive = (0..4).filter(|&v| model.contains(v, now)).count();
@@ -213,4 +233,58 @@ fn a_value_of_one_origin_costs_nothing_more() {
             .unwrap();
     }
     assert_eq!(set.heap_bytes(), alone.heap_bytes());
+}
+
+/// An entry's bytes decode to a value the list holds as the same entry,
+/// in each kind of list (numbers normalized, a prefix's text, a network
+/// in one spelling).
+#[test]
+fn an_entry_decodes_to_a_value_of_the_same_entry() {
+    use crate::value::Value;
+    let cases: [(ListKind, Vec<Value>); 3] = [
+        (
+            ListKind::Values,
+            vec![
+                Value::Str("c-1".into()),
+                Value::Int(-7),
+                Value::Float(3.0),
+                Value::Float(2.5),
+                Value::Float(1e300),
+                Value::Bool(true),
+                Value::Str("".into()),
+            ],
+        ),
+        (
+            ListKind::Prefixes,
+            vec![Value::Str("4111".into()), Value::Int(5500)],
+        ),
+        (
+            ListKind::Cidr,
+            vec![
+                Value::Str("10.1.2.3/8".into()),
+                Value::Str("10.0.0.1".into()),
+                Value::Str("::ffff:10.0.0.1".into()),
+                Value::Str("2001:DB8:0::/32".into()),
+                Value::Str("fe80::1".into()),
+            ],
+        ),
+    ];
+    for (kind, values) in cases {
+        let set = EntrySet::new(kind);
+        for value in values {
+            let bytes = set.encode((&value).into()).unwrap();
+            let decoded = set.decode(&bytes).unwrap();
+            assert_eq!(
+                set.encode((&decoded).into()),
+                Some(bytes),
+                "{kind:?} {value:?} decoded as {decoded:?}"
+            );
+        }
+    }
+    let cidr = EntrySet::new(ListKind::Cidr);
+    let bytes = cidr.encode(ValueRef::Str("10.1.2.3/8")).unwrap();
+    assert_eq!(cidr.decode(&bytes), Some(Value::Str("10.0.0.0/8".into())));
+    let values = EntrySet::new(ListKind::Values);
+    let bytes = values.encode(ValueRef::Float(3.0)).unwrap();
+    assert_eq!(values.decode(&bytes), Some(Value::Int(3)));
 }

@@ -599,6 +599,60 @@ impl EntrySet {
             .map(|s| (slot_bytes(&self.arena, s), s.expires))
     }
 
+    /// Each entry `origin` holds, as its bytes and the hold's expiry
+    /// (which may have passed, the entry not swept yet), in no order.
+    pub(crate) fn each_held_by(
+        &self,
+        origin: &EntryOrigin,
+        visit: &mut dyn FnMut(&[u8], Timestamp),
+    ) {
+        let Some(id) = self.holders.iter().position(|h| h == origin) else {
+            return;
+        };
+        let id = id as u32;
+        for s in self.table.iter() {
+            let bytes = slot_bytes(&self.arena, s);
+            if !s.shared() {
+                // (held by one origin: the one the slot names)
+                if s.holder() == Some(id) {
+                    visit(bytes, s.expires);
+                }
+                continue;
+            }
+            let holds = holds_of(s, self.hasher.hash_one(bytes), &self.others);
+            if let Some(&(_, expires)) = holds.iter().find(|&&(h, _)| h == id) {
+                visit(bytes, expires);
+            }
+        }
+    }
+
+    /// The value an entry's bytes encode, as the list holds it: the value
+    /// itself (`values`), a prefix's text (`prefixes`), a network's text
+    /// ([`network_text`]'s spelling, `cidr`). `None` for bytes no entry
+    /// of the list has.
+    #[cfg(test)]
+    pub(crate) fn decode(&self, bytes: &[u8]) -> Option<Value> {
+        decode_entry(self.kind, bytes)
+    }
+
+    /// [`decode`](Self::decode), the value lent to `visit` (a text of
+    /// the arena's, not copied); false for bytes that encode none.
+    pub(crate) fn decode_with(&self, bytes: &[u8], visit: &mut dyn FnMut(ValueRef<'_>)) -> bool {
+        match (self.kind, bytes.split_first()) {
+            (ListKind::Values, Some((b's', text))) | (ListKind::Prefixes, Some((b'p', text))) => {
+                match std::str::from_utf8(text) {
+                    Ok(text) => visit(ValueRef::Str(text)),
+                    Err(_) => return false,
+                }
+            }
+            _ => match decode_entry(self.kind, bytes) {
+                Some(value) => visit((&value).into()),
+                None => return false,
+            },
+        }
+        true
+    }
+
     /// The origins that held an entry, by number.
     pub(crate) fn holders(&self) -> &[EntryOrigin] {
         &self.holders
@@ -849,6 +903,28 @@ fn encode_entry(
     }
 }
 
+/// `value` as an entry of a list of `kind` holds it: two values are one
+/// entry exactly when they give the same value here (`None`: no list of
+/// the kind holds it). In a list of values a number is normalized (`3.0`
+/// is `3`); in a list of prefixes a value is its text (`5500` is
+/// `"5500"`); in a list of networks a network is in [`network_text`]'s
+/// spelling. What a list holds is given in this form
+/// ([`Engine::list_held_by`](crate::Engine::list_held_by)).
+///
+/// ```
+/// use cepheid_core::lookup::ListKind;
+/// use cepheid_engine::engine::list_entry_value;
+/// use cepheid_engine::{Value, ValueRef};
+/// assert_eq!(list_entry_value(ListKind::Values, ValueRef::Float(3.0)), Some(Value::Int(3)));
+/// assert_eq!(list_entry_value(ListKind::Prefixes, ValueRef::Int(55)), Some(Value::Str("55".into())));
+/// assert_eq!(list_entry_value(ListKind::Values, ValueRef::Null), None);
+/// ```
+pub fn list_entry_value(kind: ListKind, value: ValueRef<'_>) -> Option<Value> {
+    let mut bytes = Vec::new();
+    encode_entry(kind, value, &mut bytes).ok()?;
+    decode_entry(kind, &bytes)
+}
+
 /// The network `text` names as an entry of a `cidr` list, as the list
 /// holds it, in one spelling: the address masked to its prefix length,
 /// then `/` and the length (`10.1.2.3/8` is `10.0.0.0/8`,
@@ -868,7 +944,38 @@ fn encode_entry(
 pub fn network_text(text: &str) -> Option<String> {
     let mut bytes = Vec::new();
     encode_entry(ListKind::Cidr, ValueRef::Str(text), &mut bytes).ok()?;
-    let (family, len, octets) = (bytes[0], bytes[1], &bytes[2..]);
+    network_of(&bytes)
+}
+
+/// The value of an entry encoded by [`encode_entry`] (`None`: bytes that
+/// encode none).
+fn decode_entry(kind: ListKind, bytes: &[u8]) -> Option<Value> {
+    match kind {
+        ListKind::Values => {
+            let (&tag, rest) = bytes.split_first()?;
+            match tag {
+                b's' => Some(Value::Str(std::str::from_utf8(rest).ok()?.into())),
+                b'i' => Some(Value::Int(i64::from_le_bytes(rest.try_into().ok()?))),
+                b'f' => Some(Value::Float(f64::from_bits(u64::from_le_bytes(
+                    rest.try_into().ok()?,
+                )))),
+                b'b' => Some(Value::Bool(*rest.first()? != 0)),
+                _ => None,
+            }
+        }
+        ListKind::Prefixes => {
+            let text = bytes.strip_prefix(b"p")?;
+            Some(Value::Str(std::str::from_utf8(text).ok()?.into()))
+        }
+        ListKind::Cidr => network_of(bytes).map(|text| Value::Str(text.into())),
+    }
+}
+
+/// A `cidr` entry's network as text: its address, then `/` and its
+/// length unless the address is whole (`None`: bytes of no network).
+fn network_of(bytes: &[u8]) -> Option<String> {
+    let (&family, rest) = bytes.split_first()?;
+    let (&len, octets) = rest.split_first()?;
     let (address, whole) = match family {
         4 => {
             let octets: [u8; 4] = octets.try_into().ok()?;

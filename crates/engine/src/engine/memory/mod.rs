@@ -18,7 +18,7 @@ mod window;
 
 use std::collections::BTreeMap;
 
-pub use list::{network_text, EntryError, EntryOrigin};
+pub use list::{list_entry_value, network_text, EntryError, EntryOrigin};
 use list::{EntrySet, NEVER};
 use window::{Item, Refused, Windows};
 
@@ -1150,6 +1150,102 @@ impl Memory {
         (self.decls.lists.iter())
             .zip(&self.lists)
             .map(|(d, l)| (&*d.name, l.len()))
+    }
+
+    /// What `origin` holds in list `list` once the changes scheduled so
+    /// far are made (a rule's writes, which are the rules' own, aside):
+    /// each value with its hold's expiry (which may have passed at the
+    /// list's time, the entry not swept yet), in no order.
+    pub(crate) fn each_held_by(
+        &self,
+        list: ListId,
+        origin: &EntryOrigin,
+        visit: &mut dyn FnMut(ValueRef<'_>, Timestamp),
+    ) {
+        let Some(set) = self.lists.get(list.0 as usize) else {
+            return;
+        };
+        let pending = self.pending_holds(list, origin);
+        set.each_held_by(origin, &mut |bytes, expires| {
+            if pending.is_empty() || !pending.contains_key(bytes) {
+                set.decode_with(bytes, &mut |value| visit(value, expires));
+            }
+        });
+        for (bytes, hold) in pending {
+            if let Some(expires) = hold {
+                set.decode_with(&bytes, &mut |value| visit(value, expires));
+            }
+        }
+    }
+
+    /// Until when `origin` holds `value` in list `list` once the changes
+    /// scheduled so far are made, as [`Memory::each_held_by`] says it
+    /// (`None`: it does not hold it).
+    pub(crate) fn hold_by(
+        &self,
+        list: ListId,
+        origin: &EntryOrigin,
+        value: ValueRef<'_>,
+    ) -> Option<Timestamp> {
+        let set = self.lists.get(list.0 as usize)?;
+        let bytes = set.encode(value)?;
+        // (the last change of the value scheduled says it)
+        let last = (self.scheduled.iter()).rev().find(|(_, c)| {
+            c.list == list
+                && c.origin == *origin
+                && set.encode((&c.value).into()).as_deref() == Some(&bytes[..])
+        });
+        match last {
+            Some((&(at, _), change)) => self.held_after(at, change),
+            None => set.hold_of(&bytes, origin),
+        }
+    }
+
+    /// The holds of `origin` in list `list` that its changes scheduled
+    /// so far make, by the entry's bytes: until when, or let go (`None`).
+    fn pending_holds(
+        &self,
+        list: ListId,
+        origin: &EntryOrigin,
+    ) -> hashbrown::HashMap<Vec<u8>, Option<Timestamp>> {
+        let mut pending = hashbrown::HashMap::new();
+        let Some(set) = self.lists.get(list.0 as usize) else {
+            return pending;
+        };
+        for (&(at, _), change) in &self.scheduled {
+            if change.list != list || change.origin != *origin {
+                continue;
+            }
+            if let Some(bytes) = set.encode((&change.value).into()) {
+                pending.insert(bytes, self.held_after(at, change));
+            }
+        }
+        pending
+    }
+
+    /// Until when a change scheduled at `at` holds its value (`None`: it
+    /// lets it go), as it will when made at `at`.
+    fn held_after(&self, at: Timestamp, change: &Change) -> Option<Timestamp> {
+        match change.op {
+            WriteOp::Remove => None,
+            WriteOp::Add => {
+                let lifetime = change.lifetime.or_else(|| {
+                    (self.decls.lists.get(change.list.0 as usize)).and_then(|l| l.expiry)
+                });
+                let from = change.from.unwrap_or(at);
+                Some(
+                    change
+                        .until
+                        .unwrap_or_else(|| lifetime.map_or(NEVER, |d| from.saturating_add(d))),
+                )
+            }
+        }
+    }
+
+    /// The event time the lists have reached: their changes and expiries
+    /// up to it are made.
+    pub(crate) fn lists_time(&self) -> Timestamp {
+        self.now
     }
 
     /// The time of the last change of a list scheduled and not made yet
