@@ -15,9 +15,13 @@
 //! as the time field takes. A malformed line is said with its
 //! `path:line` and left out; the rest of the file loads.
 //!
-//! The entries the files gave are kept in checkpoints
-//! ([`Counters`](crate::checkpoint::Counters)), so that a resumed run
-//! knows what to remove when a file changed while it was stopped.
+//! One engine keeps nothing of what a file gave beside its list: the
+//! list's entries say which file holds them (`docs/lists.md`,
+//! "Origins"), and a new read is compared with those. The workers of a
+//! run, which make a change on each engine, keep what each file gave
+//! ([`Watched`]; in their cuts, [`Counters`](crate::checkpoint::Counters)),
+//! so that a resumed run knows what to remove when a file changed while
+//! it was stopped.
 
 mod entries;
 pub use entries::Entries;
@@ -25,9 +29,9 @@ use entries::Gathering;
 use std::path::PathBuf;
 
 use cepheid_core::lookup::{Declarations, ListKind};
-use cepheid_engine::engine::{network_text, EntryOrigin};
-use cepheid_engine::io::{parse_rfc3339, value_from_json};
-use cepheid_engine::{Engine, Record, Timestamp, Value};
+use cepheid_engine::engine::{list_entry_value, EntryOrigin};
+use cepheid_engine::io::{parse_rfc3339, value_from_json, value_to_json};
+use cepheid_engine::{Engine, Record, Timestamp, Value, ValueRef};
 use serde::{Deserialize, Serialize};
 
 use crate::{Level, Notice};
@@ -345,40 +349,41 @@ fn each_json_line(
 }
 
 /// A value's JSON text as one entry of a list of `kind` whatever way it
-/// is written, as the engine holds it: in a list of values a float that
-/// is an integer is the integer (`3.0` is `3`), in a list of prefixes an
-/// integer is its digits (`55` is `"55"`), in a list of networks a
-/// network its address masked to its length (`"10.1.2.3/8"` is
-/// `"10.0.0.0/8"`, [`network_text`]); any other text as it is.
+/// is written: the text of the value the engine holds it as
+/// ([`list_entry_value`]: in a list of values a number normalized, `3.0`
+/// is `3`; in a list of prefixes a value's text, `55` is `"55"`; in a
+/// list of networks a network masked to its length, `"10.1.2.3/8"` is
+/// `"10.0.0.0/8"`), so that two texts are one entry exactly when they
+/// are the same, and what a list holds reads as the same text
+/// ([`held_text`]). A text no list of the kind holds stays as it is.
 fn canonical(kind: ListKind, text: String) -> String {
-    if kind == ListKind::Cidr {
-        let network = match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(serde_json::Value::String(s)) => network_text(&s),
-            _ => None,
-        };
-        return network.map_or(text, |n| serde_json::Value::String(n).to_string());
-    }
-    let number = text.starts_with(|c: char| c == '-' || c.is_ascii_digit());
-    if !number {
-        return text;
-    }
-    let Ok(serde_json::Value::Number(n)) = serde_json::from_str::<serde_json::Value>(&text) else {
+    let Ok(json) = serde_json::from_str::<serde_json::Value>(&text) else {
         return text;
     };
-    match kind {
-        ListKind::Prefixes if n.is_i64() => serde_json::Value::String(n.to_string()).to_string(),
-        ListKind::Values if !n.is_i64() && !n.is_u64() => {
-            // (2^63: the first float above `i64::MAX`, as `key_part`)
-            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-            match n.as_f64() {
-                Some(f) if f.fract() == 0.0 && (-LIMIT..LIMIT).contains(&f) => {
-                    (f as i64).to_string()
-                }
-                _ => text,
-            }
-        }
-        _ => text,
+    match list_entry_value(kind, (&value_from_json(&json)).into()) {
+        Some(value) => held_text(&value),
+        None => text,
     }
+}
+
+/// The JSON text of a value as a list holds it ([`canonical`]).
+fn held_text(value: &Value) -> String {
+    value_to_json(value).to_string()
+}
+
+/// [`held_text`] of a lent value, written over `text`.
+fn held_text_into(value: ValueRef<'_>, text: &mut String) {
+    text.clear();
+    let mut bytes = std::mem::take(text).into_bytes();
+    let written = match value {
+        ValueRef::Str(s) => serde_json::to_writer(&mut bytes, s),
+        ValueRef::Int(i) => serde_json::to_writer(&mut bytes, &i),
+        ValueRef::Bool(b) => serde_json::to_writer(&mut bytes, &b),
+        other => serde_json::to_writer(&mut bytes, &value_to_json(&other.to_owned())),
+    };
+    debug_assert!(written.is_ok());
+    // (serde_json writes UTF-8)
+    *text = String::from_utf8(bytes).unwrap_or_default();
 }
 
 /// A CSV row's entry: its value's JSON text and expiry.
@@ -564,17 +569,72 @@ pub fn diff(before: &Entries, now: &FileEntries) -> Vec<Edit> {
 
 /// [`diff`], each change given to `edit` as it is found (none held).
 fn diff_each(before: &Entries, now: &FileEntries, edit: &mut dyn FnMut(Edit)) {
-    let value = |text: &str| {
-        let json: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
-        value_from_json(&json)
-    };
     let removed = (before.keys())
         .filter(|text| !now.entries.contains_key(text))
-        .map(|text| Edit::Remove(value(text)));
+        .map(|text| Edit::Remove(value_of(text)));
     let added = (now.entries.iter())
         .filter(|(text, until)| before.get(text) != Some(*until))
-        .map(|(text, until)| Edit::Add(value(text), Some(until.unwrap_or(Timestamp::MAX))));
+        .map(|(text, until)| Edit::Add(value_of(text), Some(until.unwrap_or(Timestamp::MAX))));
     removed.chain(added).for_each(edit);
+}
+
+/// The value of an entry's JSON text.
+fn value_of(text: &str) -> Value {
+    let json: serde_json::Value = serde_json::from_str(text).unwrap_or(serde_json::Value::Null);
+    value_from_json(&json)
+}
+
+/// [`diff_each`] against what `file` holds in `engine`'s list now (its
+/// origin's holds, its changes scheduled for later times counted:
+/// `docs/lists.md`, "Origins"), not against a copy of what it gave, which
+/// one engine does not keep (a list of ten million entries is not held
+/// twice: issue 60, item 15). Each change is given to `edit` with the
+/// engine to make it in: what `file` holds and `now` no longer gives
+/// removed, then what `now` gives and `file` does not hold so added. An
+/// entry `file` no longer holds whose expiry is at or before the change's
+/// time `at` or the lists' time expired, and is not added again.
+fn diff_held(
+    engine: &mut Engine<Record>,
+    file: &ListFile,
+    now: &FileEntries,
+    at: Timestamp,
+    edit: &mut dyn FnMut(&mut Engine<Record>, Edit),
+) -> Result<(), cepheid_engine::Error> {
+    let origin = file.origin();
+    let (mut removed, mut text) = (Vec::new(), String::new());
+    let index = now.entries.index();
+    engine.list_held_by(&file.list, &origin, &mut |value, _| {
+        held_text_into(value, &mut text);
+        if !index.contains(&text) {
+            removed.push(value.to_owned());
+        }
+    })?;
+    drop(index);
+    for value in removed {
+        edit(engine, Edit::Remove(value));
+    }
+    let expired = at.max(engine.lists_time());
+    for (text, until) in now.entries.iter() {
+        let value = value_of(text);
+        let held = engine.list_hold_by(&file.list, &origin, (&value).into())?;
+        let gone = held.is_none() && until.is_some_and(|u| u <= expired);
+        if held != Some(until) && !gone {
+            let until = Some(until.unwrap_or(Timestamp::MAX));
+            edit(engine, Edit::Add(value, until));
+        }
+    }
+    Ok(())
+}
+
+/// How many entries `file` holds in `engine`'s list alive at the lists'
+/// time, as [`diff_held`] reads them.
+fn held_count(engine: &Engine<Record>, file: &ListFile) -> usize {
+    let time = engine.lists_time();
+    let mut count = 0;
+    let _ = engine.list_held_by(&file.list, &file.origin(), &mut |_, until| {
+        count += usize::from(until.map_or(true, |u| u > time));
+    });
+    count
 }
 
 /// Makes `edits` of list `list` in `engine` as `origin`'s (each origin
@@ -615,11 +675,11 @@ pub enum When {
 
 /// Reads each file of `files` whole into `engine`'s lists before any
 /// event, as [`refresh`] at the start does (the same messages and
-/// refusals), for a run that will not read them again (neither watched
-/// nor resumed, so what each gave is not kept): the entries of a list fed
-/// by one file are made as its lines are read, the last line of a value
-/// winning as the list holds it, and nothing but the list holds them (a
-/// file of ten million entries is not held twice: issue 60, item 15).
+/// refusals): the entries of a list fed by one file are made as its lines
+/// are read, the last line of a value winning as the list holds it, and
+/// nothing but the list holds them (a file of ten million entries is not
+/// held twice: issue 60, item 15). A later read of a file (watched, or at
+/// a resume) is compared with what the file holds in the list.
 pub fn load(
     files: &[ListFile],
     engine: &mut Engine<Record>,
@@ -757,8 +817,10 @@ fn load_one(
 
 /// Reads each file of `files` and makes its list in `engine` what the
 /// file gives now, at event time `at` (`Timestamp::MIN`: at once, before
-/// any event): what it gave before (`state`, by list and path, updated
-/// here) removed, what it gives anew added. Each change is said to `say`
+/// any event): what it gave before removed, what it gives anew added.
+/// What it gave before is what it holds in the list (`docs/lists.md`,
+/// "Origins"), or, once, what `state` kept of it (by list and path: a
+/// checkpoint of workers or of an older build), which is then dropped. Each change is said to `say`
 /// with what made it. A list the rules do not declare is an error at
 /// the start; later (the rules changed) its file is passed over until
 /// they declare it again. A file read again that had entries and is now
@@ -803,7 +865,15 @@ fn refresh_made(
             continue;
         }
         let kind = kind_of(engine.declarations(), &file.list);
-        let now = match read_again(file, kind, state, say) {
+        // (what the file gave: kept in `state` for executors that make the
+        // changes themselves, else its holds in the engine; one kept from
+        // a checkpoint that held it is read once, then dropped)
+        let kept = made || kept_of(state, file).is_some();
+        let had = match kept {
+            true => before(state, file).len(),
+            false => held_count(engine, file),
+        };
+        let now = match read_again(file, kind, had, say) {
             Ok(Again::Read(now)) => now,
             Ok(Again::NotApplied) => {
                 refreshed.not_applied += 1;
@@ -818,7 +888,7 @@ fn refresh_made(
         let stats = engine.memory_stats();
         let (mut edits, mut counted, mut failed) = (Vec::new(), Counted::default(), None);
         let origin = file.origin();
-        diff_each(before(state, file), &now, &mut |edit| {
+        let mut make = |engine: &mut Engine<Record>, edit: Edit| {
             counted.count(&edit);
             if failed.is_none() {
                 let edit = std::slice::from_ref(&edit);
@@ -827,7 +897,12 @@ fn refresh_made(
             if made {
                 edits.push(edit);
             }
-        });
+        };
+        if kept {
+            diff_each(before(state, file), &now, &mut |edit| make(engine, edit));
+        } else {
+            diff_held(engine, file, &now, at, &mut make).map_err(|e| fail(file, e.to_string()))?;
+        }
         if let Some(e) = failed {
             return Err(fail(file, e.to_string()));
         }
@@ -850,7 +925,10 @@ fn refresh_made(
             say(Notice::new(Level::Info, text));
         }
         say_refused(file, stats, after, say);
-        keep(state, now);
+        match made {
+            true => keep(state, now),
+            false => state.retain(|s| !(s.list == file.list && s.path == file.path)),
+        }
         if !edits.is_empty() {
             refreshed.made.push((file.clone(), edits));
         }
@@ -901,20 +979,18 @@ pub struct Refreshed {
 fn read_again(
     file: &ListFile,
     kind: ListKind,
-    state: &[FileEntries],
+    had: usize,
     say: &mut dyn FnMut(Notice),
 ) -> Result<Again, String> {
     let (now, looked) = read_looked(file, kind, say)?;
-    let before = before(state, file);
-    if !before.is_empty() {
+    if had > 0 {
         if let Some(why) = looked.unusable(now.entries.len()) {
             say(Notice::new(
                 Level::Warning,
                 format!(
-                    "cepheid: list `{}`: {} {why}: not applied, the list keeps the {} entries it gave",
+                    "cepheid: list `{}`: {} {why}: not applied, the list keeps the {had} entries it gave",
                     file.list,
                     file.path.display(),
-                    before.len()
                 ),
             ));
             return Ok(Again::NotApplied);
@@ -1072,7 +1148,8 @@ impl Watched {
         let mut changed = Vec::new();
         for file in &self.files {
             let kind = kind_of(&self.declared, &file.list);
-            let now = match read_again(file, kind, &self.state, say) {
+            let had = before(&self.state, file).len();
+            let now = match read_again(file, kind, had, say) {
                 Ok(Again::Read(now)) => now,
                 Ok(Again::NotApplied) => {
                     self.not_applied += 1;
@@ -1129,6 +1206,35 @@ pub fn read_for_executor(
     refresh_made(files, &mut engine, (state, Timestamp::MIN, when), true, say)
 }
 
+/// What each of `files` holds in `engine`'s lists (`docs/lists.md`,
+/// "Origins"), as a read of the file gives its entries: for an executor
+/// that keeps what each file gave ([`Watched`]: a run's workers)
+/// resuming a checkpoint of one engine, which keeps none. A file whose
+/// list `engine` does not declare gives nothing.
+pub fn held(engine: &Engine<Record>, files: &[ListFile]) -> Vec<FileEntries> {
+    let mut state = Vec::new();
+    for file in files {
+        let mut gathering = Gathering::default();
+        let mut text = String::new();
+        let read = engine.list_held_by(&file.list, &file.origin(), &mut |value, until| {
+            held_text_into(value, &mut text);
+            gathering.push(&text, until);
+        });
+        if read.is_ok() {
+            let (entries, _, _) = gathering.done(0);
+            keep(
+                &mut state,
+                FileEntries {
+                    list: file.list.clone(),
+                    path: file.path.clone(),
+                    entries,
+                },
+            );
+        }
+    }
+    state
+}
+
 /// What the processes of a run compare of the lists their files gave: a
 /// hash (FNV-1a) of every file's entries (the files of each process must
 /// give the same), as a line of their agreement.
@@ -1164,9 +1270,12 @@ fn kind_of(declared: &Declarations, list: &str) -> ListKind {
 /// was never read).
 pub fn before<'a>(state: &'a [FileEntries], file: &ListFile) -> &'a Entries {
     static NOTHING: Entries = Entries::new();
-    (state.iter())
-        .find(|s| s.list == file.list && s.path == file.path)
-        .map_or(&NOTHING, |s| &s.entries)
+    kept_of(state, file).map_or(&NOTHING, |s| &s.entries)
+}
+
+/// What `state` keeps of `file`, if anything.
+fn kept_of<'a>(state: &'a [FileEntries], file: &ListFile) -> Option<&'a FileEntries> {
+    (state.iter()).find(|s| s.list == file.list && s.path == file.path)
 }
 
 /// Keeps `now` in `state`, in place of what the same list and file gave.
@@ -1233,9 +1342,10 @@ mod tests {
                 ("\"+7\"", None),
                 ("\"00042\"", None),
                 ("\"10.0.0.1\"", None),
+                // (an integer over i64's is a text, as an event's field is)
+                ("\"18446744073709551615\"", None),
                 ("\"a,b\"", Some(1000)),
                 ("1.5", None),
-                ("18446744073709551615", None),
                 ("42", None),
                 ("true", None),
             ]
@@ -1376,5 +1486,96 @@ mod tests {
             ]
         );
         assert_eq!(describe(&diff(&before, &now)), "2 added, 1 removed");
+    }
+
+    /// One engine keeps nothing of what a file gave: a new read is
+    /// compared with the file's holds in the list, its changes scheduled
+    /// for later times counted, the holds of other origins left alone, an
+    /// entry that expired and was swept not added again.
+    #[test]
+    fn one_engine_compares_a_new_read_with_what_the_file_holds_in_the_list() {
+        let rules =
+            cepheid_engine::Rules::parse("r.cep", "list l\npattern p { match a where a: v in l }")
+                .unwrap();
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(&rules).unwrap();
+        let dir = std::env::temp_dir().join(format!("cepheid-held-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = ListFile {
+            list: "l".to_string(),
+            path: dir.join("l.jsonl"),
+        };
+        let write = |text: &str| std::fs::write(&file.path, text).unwrap();
+        let refresh_at = |engine: &mut Engine<Record>, at, when| {
+            let (mut state, mut said) = (Vec::new(), Vec::new());
+            let mut say = |n: Notice| said.push(n.as_str().to_string());
+            refresh(
+                std::slice::from_ref(&file),
+                engine,
+                &mut state,
+                at,
+                when,
+                &mut say,
+            )
+            .unwrap();
+            assert!(state.is_empty(), "one engine keeps nothing: {state:?}");
+            said
+        };
+        let changed = |counts: &str| {
+            let path = file.path.display();
+            vec![format!(
+                "cepheid: list `l`: {path} changed: {counts}, from event time 1000\n"
+            )]
+        };
+        let held = |engine: &Engine<Record>| {
+            let mut held = Vec::new();
+            let mut visit = |v: ValueRef<'_>, e| held.push((held_text(&v.to_owned()), e));
+            engine
+                .list_held_by("l", &file.origin(), &mut visit)
+                .unwrap();
+            held.sort();
+            held
+        };
+        write("\"a\"\n3.0\n{\"value\": \"old\", \"expires\": 50}\n");
+        refresh_at(&mut engine, Timestamp::MIN, When::Start);
+        // (the rules' own hold of `a` is not the file's)
+        engine
+            .add_to_list_by(&EntryOrigin::Rules, "l", "a".into(), Timestamp::MIN, None)
+            .unwrap();
+        let mut out: Vec<cepheid_engine::Output<Record>> = Vec::new();
+        engine
+            .push_json(r#"{"ts": 100, "v": "x"}"#, "ts", &mut out)
+            .unwrap();
+        engine.watermark(100, &mut out);
+        assert_eq!(engine.lists_time(), 100);
+        // Written again: `a` dropped, `3` kept (as `3`), `b` anew, `old`
+        // long expired: the change is scheduled for event time 1000.
+        write("3\n\"b\"\n{\"value\": \"old\", \"expires\": 50}\n");
+        let said = refresh_at(&mut engine, 1000, When::Changed);
+        assert_eq!(said, changed("1 added, 1 removed"));
+        assert_eq!(
+            held(&engine),
+            [("\"b\"".to_string(), None), ("3".to_string(), None)]
+        );
+        // Written again before event time reaches 1000: compared with the
+        // change scheduled, not with the list of now.
+        write("3\n");
+        let said = refresh_at(&mut engine, 1000, When::Changed);
+        assert_eq!(said, changed("0 added, 1 removed"));
+        engine
+            .push_json(r#"{"ts": 2000, "v": "a"}"#, "ts", &mut out)
+            .unwrap();
+        engine
+            .push_json(r#"{"ts": 2001, "v": "b"}"#, "ts", &mut out)
+            .unwrap();
+        engine.finish(&mut out);
+        assert_eq!(held(&engine), [("3".to_string(), None)]);
+        // `a` is still the rules': the event of `a` matches, that of `b`
+        // does not.
+        let matched = (out.iter())
+            .filter(|o| matches!(o, cepheid_engine::Output::Match(_)))
+            .count();
+        assert_eq!(matched, 1, "{out:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -71,6 +71,12 @@ pub(super) fn resume(
     }
     let engine =
         Engine::<Record>::from_snapshot_rules(piece.engines()[0].snapshot()).map_err(worker)?;
+    // (one engine keeps what each list file gave in its lists alone; the
+    // workers keep it beside them: `lists::held`)
+    let mut counters = counters.clone();
+    if counters.lists().is_empty() && !config.lists.is_empty() {
+        counters = counters.with_lists(cepheid_runtime::lists::held(&engine, &config.lists));
+    }
     let changed = counters.rules_changed();
     if changed {
         *plan = changing(plan.resumed(&engine.fields().paths()), config);
@@ -116,10 +122,10 @@ pub(super) fn resume(
         })
         .collect();
     cut::put_keys(&mut piece, &(keys, overflow));
-    let marker = stored
-        .marker()
-        .clone()
-        .on_workers((1, 1), chunk_bytes, false);
+    let marker =
+        (stored.marker().clone())
+            .counters(counters)
+            .on_workers((1, 1), chunk_bytes, false);
     Ok((marker, vec![piece]))
 }
 
@@ -260,8 +266,9 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
             || merged.ends.iter().any(|e| e.punctuated),
     )
     .with_reloads(reloads, changed)
-    .with_dropped_keys(keys, overflow)
-    .with_lists(marker.the_counters().lists().to_vec());
+    // (what each list file gave is what it holds in the engine's lists:
+    // one engine keeps nothing beside them)
+    .with_dropped_keys(keys, overflow);
     let then = marker.sink_state();
     let state = SinkState {
         late_len: then.late_len.filter(|_| config.late.is_some()),

@@ -177,8 +177,10 @@ pub struct Counters {
     #[serde(default)]
     pub(crate) rules_changed: bool,
     /// The entries each reference file gave when it was last read
-    /// ([`Config::lists`](crate::Config::lists)): what a file changed
-    /// while the run was stopped removes.
+    /// ([`Config::lists`](crate::Config::lists)), kept by a run's workers
+    /// (one engine keeps none: its lists say which file holds each entry,
+    /// `docs/lists.md`, "Checkpoints"): what a file changed while the run
+    /// was stopped removes.
     #[serde(default)]
     pub(crate) lists: Vec<crate::lists::FileEntries>,
     /// The field warnings (`Config::field_warnings`): were the first

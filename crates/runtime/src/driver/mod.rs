@@ -283,8 +283,6 @@ struct Single {
     field_watch: FieldWatch,
     /// Called before each checkpoint file is written.
     hook: Option<Hook>,
-    /// The entries each reference file gave when it was read.
-    lists: Vec<crate::lists::FileEntries>,
     /// Reference files not applied when read at the open (resumed).
     lists_not_applied: u64,
 }
@@ -512,7 +510,7 @@ impl Runtime {
             }
         };
         shadow_placed(&config, engine.patterns())?;
-        let (lists, lists_not_applied) =
+        let lists_not_applied =
             read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
         let late = sink.takes_late();
         let out = Emit {
@@ -527,7 +525,6 @@ impl Runtime {
         Ok(Runtime(Executor::Single(Box::new(Single {
             field_watch,
             hook: None,
-            lists,
             lists_not_applied,
             config,
             engine,
@@ -734,7 +731,6 @@ impl Single {
             _locks,
             field_watch,
             hook,
-            lists,
         } = self;
         let started = Instant::now();
         let start = resumed
@@ -765,7 +761,8 @@ impl Single {
         let ranges = resumed.as_ref().map_or_else(Vec::new, |m| m.ranges.clone());
         let history = (resumed.as_ref()).map_or_else(Default::default, |m| m.history.clone());
         let mut counters = resumed.map(|m| m.counters).unwrap_or_default();
-        counters.lists = lists;
+        // (what the files gave is read: their lists hold it)
+        counters.lists = Vec::new();
         keys.restore(&counters.object_keys_told);
         drops.restore(&counters.dropped_keys, &names(&engine));
         drops.overflow = counters.dropped_keys_overflow;
@@ -886,32 +883,32 @@ fn limit_notices(config: &Config, drops: &Drops, engine: &Engine<Record>) -> Lim
 
 /// The reference files of `config`, read whole before any event into
 /// `engine`'s lists (resumed: what they changed since the checkpoint, at
-/// once); the entries each gave, and the files not applied (resumed: one
-/// that had entries and is now empty, binary, or gives none).
+/// once); the files not applied (resumed: one that had entries and is
+/// now empty, binary, or gives none).
+///
+/// What each file gave is not kept beside its list (a watched change or a
+/// resume compares a new read with the file's holds in the list,
+/// `lists::refresh`); a checkpoint of workers, or of an older build, that
+/// kept it has it read once, at the resume.
 fn read_lists(
     config: &Config,
     engine: &mut Engine<Record>,
     resumed: Option<&Meta>,
     report: &mut dyn Report,
-) -> Result<(Vec<crate::lists::FileEntries>, u64), Error> {
-    if resumed.is_none() && !config.watch && config.checkpoint.is_none() {
-        // (what each file gave is read again only by a watched change or
-        // a resume: not held for the run, beside the lists themselves)
+) -> Result<u64, Error> {
+    let Some(resumed) = resumed else {
         crate::lists::load(&config.lists, engine, &mut |n| report.notice(n))?;
-        return Ok((Vec::new(), 0));
-    }
-    let mut lists = resumed.map_or_else(Vec::new, |m| m.counters.lists.clone());
-    let when = match resumed {
-        Some(_) => crate::lists::When::Resumed,
-        None => crate::lists::When::Start,
+        return Ok(0);
     };
-    // (resumed: after the changes of lists the engine had made for times
-    // it had not reached, which would undo what changed since)
+    let mut kept = resumed.counters.lists.clone();
+    // (after the changes of lists the engine had made for times it had
+    // not reached, which would undo what changed since)
     let at = engine.last_list_change_waiting().unwrap_or(Timestamp::MIN);
-    let refreshed = crate::lists::refresh(&config.lists, engine, &mut lists, at, when, &mut |n| {
+    let when = crate::lists::When::Resumed;
+    let refreshed = crate::lists::refresh(&config.lists, engine, &mut kept, at, when, &mut |n| {
         report.notice(n)
     })?;
-    Ok((lists, refreshed.not_applied))
+    Ok(refreshed.not_applied)
 }
 
 /// A source's run that its sink may send back to the start (it committed

@@ -424,19 +424,17 @@ impl Session<'_> {
         let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
         let files: Vec<crate::lists::ListFile> = match only {
             None => self.config.lists.clone(),
-            Some(names) => {
-                (self.counters.lists).retain(|s| !names.contains(&s.list));
-                (self.config.lists.iter())
-                    .filter(|f| names.contains(&f.list))
-                    .cloned()
-                    .collect()
-            }
+            Some(names) => (self.config.lists.iter())
+                .filter(|f| names.contains(&f.list))
+                .cloned()
+                .collect(),
         };
         let report = &mut *self.out.report;
         let result = crate::lists::refresh(
             &files,
             self.engine,
-            &mut self.counters.lists,
+            // (what each file gave: its holds in the engine's list)
+            &mut Vec::new(),
             at,
             crate::lists::When::Changed,
             &mut |n| report.notice(n),
