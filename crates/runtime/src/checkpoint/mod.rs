@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use crate::lock::lock_folder;
-pub use crate::resume::{resuming, rotated_since};
+pub use crate::resume::rotated_since;
 use crate::Unusable;
 
 pub(crate) mod file;
