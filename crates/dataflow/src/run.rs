@@ -113,7 +113,7 @@ use std::time::{Duration, Instant};
 use cepheid_engine::engine::{LeftOutParts, MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Formatter};
 use cepheid_engine::{ErrorKind, FieldWatch, Record, Rules, Timestamp};
-use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Part, Piece, Stored};
+use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Piece, Stored};
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
     Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead, ShareReader,
