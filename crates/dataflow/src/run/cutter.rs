@@ -309,7 +309,9 @@ impl Cutter {
             .history(self.audit.history_below(e));
         // (the runtime's: the outputs prepared, the marker, the sink's
         // commit with the sources' positions in the pieces, the pruning)
-        let commit = checkpoint.to_sink.then_some(&positions as &Positions);
+        let commit = checkpoint
+            .to_sink
+            .then_some(&positions as &checkpoint::ReadPositions);
         let completed = checkpoint::complete_cut(
             &checkpoint.dir,
             e,
@@ -373,11 +375,6 @@ impl Cutter {
         true
     }
 }
-
-/// How the positions of the workers' sources are read from a cut's
-/// pieces (the cluster's own section, `Part::Sources`, until a piece
-/// carries its source's place in the runtime's).
-type Positions = dyn Fn(&[Piece]) -> Result<Vec<cepheid_runtime::source::Position>, Unusable>;
 
 /// What an observing report is told of a cut's file (or folder) at
 /// `path` that could not be written ([`RunEvent::CheckpointFailed`]).

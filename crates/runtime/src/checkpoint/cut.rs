@@ -93,6 +93,12 @@ pub fn cut_folder(dir: &Path, epoch: i64) -> PathBuf {
     store::part_dir(dir, epoch)
 }
 
+/// How the positions of the workers' sources are read from a cut's
+/// pieces, for a sink's commit ([`complete_cut`]): the executor's, while
+/// a piece keeps its source's place in a section of its own
+/// ([`Cluster::positions`](crate::Cluster::positions)).
+pub type ReadPositions = dyn Fn(&[Piece]) -> Result<Vec<Position>, Unusable>;
+
 /// How a cut was completed ([`complete_cut`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Completed {
@@ -118,7 +124,7 @@ pub fn complete_cut(
     marker: Marker,
     out: &mut Output,
     output_per_worker: bool,
-    commit: Option<&dyn Fn(&[Piece]) -> Result<Vec<Position>, Unusable>>,
+    commit: Option<&ReadPositions>,
     measure: bool,
 ) -> Result<Completed, CutFailed> {
     let at = out.prepare(number).map_err(|error| CutFailed::Sink {
@@ -163,7 +169,7 @@ fn committed(
     dir: &Path,
     number: u64,
     out: &mut Output,
-    positions: &dyn Fn(&[Piece]) -> Result<Vec<Position>, Unusable>,
+    positions: &ReadPositions,
 ) -> Result<(), SinkError> {
     let position = store::read(dir, number)
         .map_err(|why| why.to_string())

@@ -37,7 +37,9 @@ pub(crate) mod file;
 mod legacy;
 pub mod store;
 
-pub use cut::{complete_cut, cut_folder, missing_pieces, write_piece, Completed, CutFailed};
+pub use cut::{
+    complete_cut, cut_folder, missing_pieces, write_piece, Completed, CutFailed, ReadPositions,
+};
 pub use file::{OPTIONAL, VERSION};
 pub use store::{EngineState, Marker, Part, Piece, Stored};
 
