@@ -113,7 +113,7 @@ use std::time::{Duration, Instant};
 use cepheid_engine::engine::{LeftOutParts, MatchRef, Sink, Stats};
 use cepheid_engine::io::{Decoder, Format, Formatter};
 use cepheid_engine::{ErrorKind, FieldWatch, Record, Rules, Timestamp};
-use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Part, Piece, Stored};
+use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Piece, Stored};
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
     Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead, ShareReader,
@@ -162,8 +162,8 @@ mod write;
 
 use cepheid_runtime::audit::{not_reloaded, reloaded, Origin, RuleChange};
 use cepheid_runtime::Counts;
-use cepheid_runtime::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
-use counts::{count, finish, Chunk, ReadCounts};
+use cepheid_runtime::{Board, Outputs, Published, RestoredCluster, PUBLISH_EVERY, STATE_EVERY};
+use counts::{finish, Chunk, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};
 use error::unusable;
@@ -324,10 +324,10 @@ impl cepheid_runtime::Cluster for Cluster {
         rules: &Rules,
         report: Box<dyn Report>,
         sources: Option<cepheid_runtime::Sources>,
-        sink: Option<Box<dyn cepheid_runtime::Sink>>,
+        sink: Option<&dyn cepheid_runtime::Sink>,
         resumed: Option<Stored>,
         board: Option<Arc<Board>>,
-    ) -> Result<Box<dyn cepheid_runtime::OpenCluster>, cepheid_runtime::Error> {
+    ) -> Result<Box<dyn RestoredCluster>, cepheid_runtime::Error> {
         let mut workers = Workers::new(&config, &self.scale, rules, report)?;
         workers.board = board;
         workers.resumed = resumed;
@@ -335,10 +335,56 @@ impl cepheid_runtime::Cluster for Cluster {
             workers = workers.with_sources(sources);
         }
         if let Some(sink) = sink {
-            workers = workers.with_sink(sink);
+            workers.sink = Some(ToSink {
+                commits_at_end: sink.commits_at_end(),
+                takes_late: sink.takes_late(),
+            });
         }
         Ok(Box::new(workers.open()?))
     }
+}
+
+impl RestoredCluster for Restored {
+    fn resumed_rules(&self) -> (bool, bool) {
+        self.rules
+    }
+
+    fn start(
+        self: Box<Self>,
+        outputs: Outputs,
+    ) -> Result<Box<dyn cepheid_runtime::OpenCluster>, cepheid_runtime::Error> {
+        Ok(Box::new(self.into_opened(outputs)?))
+    }
+}
+
+/// The records (matches, timeouts and late events) go to a sink
+/// instead of `Config::output` and `Config::late`: worker 0 hands it
+/// every worker's records, each with its kind and key, in the order
+/// the files would have them. With `--checkpoint` it takes part in the
+/// cuts as in the single run (`cepheid_runtime::sink`): when every
+/// worker's file of a cut is written, [`Sink::prepare`](cepheid_runtime::Sink::prepare),
+/// then `complete` (with the cut's number and the sink's state), then
+/// [`Sink::commit`](cepheid_runtime::Sink::commit) with the workers'
+/// positions put together ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)),
+/// and only then are the cuts before it deleted and the records made
+/// after it written; resuming, [`Sink::recover`](cepheid_runtime::Sink::recover)
+/// chooses among the complete cuts kept. A sink that
+/// [commits at the end](cepheid_runtime::Sink::commits_at_end) gets a
+/// last cut when the input ends ([`Cuts::at_end`]). With several
+/// processes, process 0's sink takes every process's records (the
+/// others' sinks are not written); with checkpoints, process 0's sink
+/// chooses the cut to resume from ([`Sink::recover`](cepheid_runtime::Sink::recover)),
+/// the other processes ask theirs which one it committed without
+/// taking over ([`Sink::committed`](cepheid_runtime::Sink::committed)),
+/// and the processes check that they agree before they start. What it takes
+/// is asked when the run opens (`Cluster::open`),
+/// and the runtime opens it with the outputs.
+#[derive(Clone, Copy, Debug)]
+struct ToSink {
+    /// It commits at the end ([`Sink::commits_at_end`](cepheid_runtime::Sink::commits_at_end)).
+    commits_at_end: bool,
+    /// It takes the late events.
+    takes_late: bool,
 }
 
 /// A run of the runtime's [`Config`] on several workers (threads of this
@@ -363,8 +409,8 @@ struct Workers {
     /// worker of this process, each with the channel of its reader's
     /// batches and of [`Handle::stop`].
     sources: Option<Vec<OwnSource>>,
-    /// Where the records go instead of the files ([`Workers::with_sink`]).
-    sink: Option<Box<dyn cepheid_runtime::Sink>>,
+    /// The records go to a sink instead of the files ([`ToSink`]).
+    sink: Option<ToSink>,
     /// The checkpoint it resumes from, as the runtime read and chose it
     /// (`Config::checkpoint`).
     resumed: Option<Stored>,
@@ -386,7 +432,7 @@ impl fmt::Debug for Workers {
 
 impl Workers {
     /// What a run of `config` on `scale` does not take ([`Refusal`]),
-    /// `sink` when its records go to a sink ([`Workers::with_sink`]):
+    /// `sink` when its records go to a sink ([`ToSink`]):
     /// what [`Workers::new`] and then [`Workers::run`] refuse, checked at
     /// once, for a caller that opens sources or a sink before the run (a
     /// Kafka client asks its broker) and would refuse the run before it
@@ -485,32 +531,6 @@ impl Workers {
         })
     }
 
-    /// The records (matches, timeouts and late events) go to `sink`
-    /// instead of `Config::output` and `Config::late`: worker 0 hands it
-    /// every worker's records, each with its kind and key, in the order
-    /// the files would have them. With `--checkpoint` it takes part in the
-    /// cuts as in the single run (`cepheid_runtime::sink`): when every
-    /// worker's file of a cut is written, [`Sink::prepare`](cepheid_runtime::Sink::prepare),
-    /// then `complete` (with the cut's number and the sink's state), then
-    /// [`Sink::commit`](cepheid_runtime::Sink::commit) with the workers'
-    /// positions put together ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)),
-    /// and only then are the cuts before it deleted and the records made
-    /// after it written; resuming, [`Sink::recover`](cepheid_runtime::Sink::recover)
-    /// chooses among the complete cuts kept. A sink that
-    /// [commits at the end](cepheid_runtime::Sink::commits_at_end) gets a
-    /// last cut when the input ends ([`Cuts::at_end`]). With several
-    /// processes, process 0's sink takes every process's records (the
-    /// others' sinks are not written); with checkpoints, process 0's sink
-    /// chooses the cut to resume from ([`Sink::recover`](cepheid_runtime::Sink::recover)),
-    /// the other processes ask theirs which one it committed without
-    /// taking over ([`Sink::committed`](cepheid_runtime::Sink::committed)),
-    /// and the processes check that they agree before they start.
-    fn with_sink(mut self, mut sink: Box<dyn cepheid_runtime::Sink>) -> Workers {
-        sink.notify_to(cepheid_runtime::Notify::of_shared(self.say.0.clone()));
-        self.sink = Some(sink);
-        self
-    }
-
     /// The run reads `sources` instead of `Config::input`: one per worker
     /// of this process, in worker order (`None` for a worker that reads
     /// nothing), each read by a thread of the runtime's
@@ -542,11 +562,13 @@ impl Workers {
     }
 
     /// Opens it: refuses outputs it does not take ([`Refusal`]), reads
-    /// the hostfile, reads the checkpoint folder (and resumes from its last
-    /// cut), opens the outputs; the workers start (after connecting to the
-    /// other processes and checking that they run the same command) when
-    /// it runs ([`Opened`]).
-    fn open(self) -> Result<Opened, Error> {
+    /// the hostfile, restores the checkpoint the runtime chose (its
+    /// pieces checked against the plan, their rules and places); the
+    /// runtime then says the resume and opens the outputs
+    /// ([`Restored::into_opened`]), and the workers start (after connecting to
+    /// the other processes and checking that they run the same command)
+    /// when it runs ([`Opened`]).
+    fn open(self) -> Result<Restored, Error> {
         let Workers {
             config,
             scale,
@@ -593,18 +615,87 @@ impl Workers {
         if let (Some(board), Some(fields)) = (&board, &fields) {
             board.show_fields(Arc::clone(fields));
         }
-        let (checkpoint, resume, shares) = open_checkpoints(
+        let (checkpoint, resume, shares, rules) = open_checkpoints(
             &config,
             &scale,
             sources.as_deref(),
-            sink.as_deref(),
+            sink,
             resumed,
             &mut plan,
             &say,
         )?;
+        Ok(Restored {
+            config,
+            scale,
+            plan,
+            board,
+            say,
+            messages,
+            sources,
+            sink,
+            parts,
+            reload_reader,
+            _watch,
+            layout,
+            fields,
+            checkpoint,
+            resume,
+            shares,
+            rules,
+        })
+    }
+}
+
+/// A run on workers whose checkpoint is restored ([`Workers::open`]),
+/// its outputs not open yet ([`Restored::into_opened`]).
+struct Restored {
+    config: Config,
+    scale: Scale,
+    plan: Plan<Record>,
+    board: Option<Arc<Board>>,
+    say: Say,
+    messages: Option<LiveInput>,
+    sources: Option<Vec<OwnSource>>,
+    sink: Option<ToSink>,
+    parts: Option<Arc<PartsInput>>,
+    reload_reader: Option<usize>,
+    _watch: Vec<cepheid_runtime::source::PatternWatch>,
+    layout: Layout,
+    fields: Option<Arc<Fields>>,
+    checkpoint: Option<Checkpoint>,
+    resume: Option<(cepheid_runtime::checkpoint::Marker, Vec<Piece>)>,
+    shares: Vec<Option<Share>>,
+    /// With which rules the cut goes on: changed while it ran, and the
+    /// pattern files edited since.
+    rules: (bool, bool),
+}
+
+impl Restored {
+    /// Takes this process's `outputs` (opened by the runtime, the cut's
+    /// lengths recovered) and opens the run: the reference files read,
+    /// the audit's first record written.
+    fn into_opened(self, outputs: Outputs) -> Result<Opened, Error> {
+        let Restored {
+            config,
+            scale,
+            mut plan,
+            board,
+            say,
+            messages,
+            sources,
+            sink,
+            parts,
+            reload_reader,
+            _watch,
+            mut layout,
+            fields,
+            checkpoint,
+            mut resume,
+            shares,
+            rules: _,
+        } = self;
         // The reference files, read once by each process before its
         // workers start (resumed: what they changed since the cut).
-        let mut resume = resume;
         let read = resume::read_lists(
             &config,
             &mut plan,
@@ -643,8 +734,7 @@ impl Workers {
             }
         }
         // (late events are made for a sink that takes them)
-        let sink_takes_late = sink.as_ref().is_some_and(|s| s.takes_late());
-        let outputs = write::open(&config, &scale, sink, resume.as_ref(), &say)?;
+        let sink_takes_late = sink.is_some_and(|s| s.takes_late);
         let audit = audit_join(&config, &scale, &plan, resume.as_ref(), &outputs);
         if let Some(board) = &board {
             board.show_history(Arc::clone(&audit.history));
@@ -720,7 +810,7 @@ fn audit_join(
     scale: &Scale,
     plan: &Plan<Record>,
     resume: Option<&(store::Marker, Vec<Piece>)>,
-    outputs: &write::Outputs,
+    outputs: &Outputs,
 ) -> emit::AuditJoin {
     let history = resume.map_or_else(Default::default, |(marker, _)| marker.the_history().clone());
     // (an audit file, or a sink's audit topic)
@@ -859,18 +949,18 @@ fn open_checkpoints(
     config: &Config,
     scale: &Scale,
     sources: Option<&[OwnSource]>,
-    sink: Option<&(dyn cepheid_runtime::Sink + 'static)>,
+    sink: Option<ToSink>,
     resumed: Option<Stored>,
     plan: &mut Plan<Record>,
     say: &Say,
 ) -> Result<OpenCheckpoints, Error> {
     let Some(dir) = &config.checkpoint else {
-        return Ok((None, None, Vec::new()));
+        return Ok((None, None, Vec::new(), (false, false)));
     };
-    let commits_at_end = sink.is_some_and(|s| s.commits_at_end());
+    let commits_at_end = sink.is_some_and(|s| s.commits_at_end);
     let shape = (scale.process_count(), scale.workers);
     let to_sink = sink.is_some();
-    let (checkpoint, resume, shares) = checkpoints(
+    let (checkpoint, resume, shares, rules) = checkpoints(
         config, scale, sources, to_sink, resumed, dir, plan, shape, say,
     )?;
     if commits_at_end {
@@ -881,14 +971,16 @@ fn open_checkpoints(
         // file grown since goes on.
         checkpoint.cuts.before_end();
     }
-    Ok((Some(checkpoint), resume, shares))
+    Ok((Some(checkpoint), resume, shares, rules))
 }
 
-/// What [`open_checkpoints`] gives.
+/// What [`open_checkpoints`] gives (and with which rules the cut goes
+/// on: [`RestoredCluster::resumed_rules`]).
 type OpenCheckpoints = (
     Option<Checkpoint>,
     Option<(cepheid_runtime::checkpoint::Marker, Vec<Piece>)>,
     Vec<Option<Share>>,
+    (bool, bool),
 );
 
 /// How the run went, from what each worker of this process ended with:
@@ -1112,7 +1204,7 @@ fn not_on_workers_from_start(pattern: &Pattern) -> Option<Refusal> {
 }
 
 /// The outputs a run on workers does not take, `sink` when its records go
-/// to a sink ([`Workers::with_sink`]) rather than to files.
+/// to a sink ([`ToSink`]) rather than to files.
 fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
     if sink {
         if scale.output_per_worker {

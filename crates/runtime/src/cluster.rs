@@ -14,7 +14,7 @@ use cepheid_engine::Rules;
 
 use crate::checkpoint::{Piece, Stored};
 use crate::source::Position;
-use crate::{Board, Config, Error, Handle, Report, Sink, Source, Summary, Unusable};
+use crate::{Board, Config, Error, Handle, Outputs, Report, Sink, Source, Summary, Unusable};
 
 /// The sources of a run on a cluster, one per worker of this process in
 /// worker order (`None` for a worker that reads nothing).
@@ -22,7 +22,8 @@ pub type Sources = Vec<Option<Box<dyn Source>>>;
 
 /// What runs the patterns of a run on several workers: given to
 /// [`Runtime::on_cluster`](crate::Runtime::on_cluster), which checks the
-/// run with it ([`Cluster::check`]) and opens it ([`Cluster::open`]).
+/// run with it ([`Cluster::check`]), opens it ([`Cluster::open`]) and
+/// starts it ([`RestoredCluster::start`]).
 pub trait Cluster: Send {
     /// What a run of `config` on this cluster does not take (`sink`: its
     /// records go to a sink rather than to files), refused before anything
@@ -58,14 +59,16 @@ pub trait Cluster: Send {
     fn positions(&self, pieces: &[Piece]) -> Result<Vec<Position>, Unusable>;
 
     /// Opens the run of `rules` as `config` says, telling `report`: its
-    /// patterns planned, the checkpoint it resumes from restored
-    /// (`resumed`: the runtime read the folder, holds its lock and chose
-    /// the checkpoint with the sink, as for one engine's run; the cluster
-    /// checks it against its workers and says the resume), its outputs
-    /// open (`sink` instead of `config`'s files), its `sources` (instead of
-    /// `config.input`) taken; the workers are not started yet. With a
-    /// `board` (the report observes the run), its workers publish their
-    /// numbers there, which the runtime shows.
+    /// patterns planned and the checkpoint it resumes from restored
+    /// (`resumed`: the runtime read the folder, holds its lock, chose the
+    /// checkpoint with the sink and checked it against the command and
+    /// the workers' layout, as for one engine's run; the cluster checks
+    /// each piece against its plan and deals their places), its `sources`
+    /// (instead of `config.input`) taken. Its records go to `sink` (what
+    /// the sink takes is asked here; the runtime opens it with the
+    /// outputs, [`RestoredCluster::start`]) instead of `config`'s files.
+    /// With a `board` (the report observes the run), its workers publish
+    /// their numbers there, which the runtime shows.
     #[allow(clippy::too_many_arguments)]
     fn open(
         self: Box<Self>,
@@ -73,10 +76,24 @@ pub trait Cluster: Send {
         rules: &Rules,
         report: Box<dyn Report>,
         sources: Option<Sources>,
-        sink: Option<Box<dyn Sink>>,
+        sink: Option<&dyn Sink>,
         resumed: Option<Stored>,
         board: Option<Arc<Board>>,
-    ) -> Result<Box<dyn OpenCluster>, Error>;
+    ) -> Result<Box<dyn RestoredCluster>, Error>;
+}
+
+/// A run on a cluster whose patterns are planned and whose checkpoint is
+/// restored ([`Cluster::open`]), its outputs not open yet: the runtime
+/// says what it resumes, opens the outputs ([`Outputs`]) and starts it.
+pub trait RestoredCluster: Send {
+    /// With which rules the cut it resumes goes on: `(changed, edited)`,
+    /// the rules of the cut changed while it ran, and the pattern files
+    /// edited since (then read at once); `(false, false)` when it starts.
+    fn resumed_rules(&self) -> (bool, bool);
+
+    /// Takes the `outputs` of this process (opened by the runtime) and
+    /// opens the run; the workers are not started yet.
+    fn start(self: Box<Self>, outputs: Outputs) -> Result<Box<dyn OpenCluster>, Error>;
 }
 
 /// How a cluster's workers take the cuts of a run ([`Cluster::layout`]):

@@ -64,6 +64,7 @@ mod follow;
 mod limits;
 pub mod lists;
 mod lock;
+mod outputs;
 mod reload;
 mod resume;
 mod rotate;
@@ -76,11 +77,12 @@ mod view;
 pub use block::{Block, BlockRecord, Tap};
 pub use board::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 pub use checkpoint::Every;
-pub use cluster::{Cluster, ClusterError, OpenCluster, Sources, WorkerLayout};
+pub use cluster::{Cluster, ClusterError, OpenCluster, RestoredCluster, Sources, WorkerLayout};
 pub use conflict::{is_regular, Conflict, Named};
 pub use counts::{Counts, Strict};
 pub use driver::{Handle, Runtime};
 pub use limits::LimitNotices;
+pub use outputs::Outputs;
 pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Target, Writing};
 pub use source::{
     FilePosition, FileSource, Judged, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome,

@@ -388,12 +388,72 @@ pub(crate) fn clear_unfinished(dir: &Path) -> Result<(), Error> {
     })
 }
 
+/// How a checkpoint resumed on workers was taken, for what the run says
+/// ([`on_workers_said`]).
+pub(crate) struct Taken {
+    /// On one engine.
+    one_engine: bool,
+    /// On workers: processes, and workers per process.
+    layout: Option<(usize, usize)>,
+    /// In an older format (which one).
+    older: Option<&'static str>,
+}
+
+impl Taken {
+    /// How `stored` was taken.
+    pub(crate) fn of(stored: &Stored) -> Taken {
+        Taken {
+            one_engine: stored.is_one_engine(),
+            layout: stored.marker().layout(),
+            older: stored.older_format(),
+        }
+    }
+}
+
+/// What a run on workers says as it resumes a checkpoint (`taken` so)
+/// from the folder `dir` on `layout` (processes, workers per process): the
+/// folder and the layout, the layout it was taken on when another (one
+/// engine's, or another number of workers), with which rules (`rules`,
+/// [`RestoredCluster::resumed_rules`](crate::RestoredCluster::resumed_rules)),
+/// and an older format.
+pub(crate) fn on_workers_said(
+    dir: &Path,
+    taken: Taken,
+    layout: (usize, usize),
+    rules: (bool, bool),
+) -> Vec<Notice> {
+    let said = |(p, w): (usize, usize)| {
+        let workers = crate::count(w as u64, "worker", "workers");
+        if p == 1 {
+            workers
+        } else {
+            format!("{p} processes x {workers}")
+        }
+    };
+    let mut on = said(layout);
+    if taken.one_engine {
+        on = format!("{on}; it was taken on one engine, without `Scale::workers`");
+    } else if let Some(then) = taken.layout.filter(|&then| then != layout) {
+        on = format!("{on}; it was taken on {}", said(then));
+    }
+    let from = format!("in {} ({on})", dir.display());
+    let mut notices = resuming(&from, rules);
+    if let Some(older) = taken.older {
+        notices.push(Notice::line(Level::Info, format!(
+            "cepheid: the checkpoint in {} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is complete (docs/checkpoints.md, \"Upgrading\")",
+            dir.display(),
+            crate::checkpoint::VERSION
+        )));
+    }
+    notices
+}
+
 /// What a run says as it resumes, on either executor: from where (`from`:
 /// the checkpoint and the input's place on one engine, the folder and the
 /// layout on workers), and with which rules (`rules_changed`: the
 /// checkpoint's, changed while it ran; `reload_files`: the checkpoint's,
 /// the pattern files, edited since, read at once).
-pub fn resuming(from: &str, (rules_changed, reload_files): (bool, bool)) -> Vec<Notice> {
+pub(crate) fn resuming(from: &str, (rules_changed, reload_files): (bool, bool)) -> Vec<Notice> {
     let mut said = vec![Notice::line(
         Level::Info,
         format!("cepheid: resuming from checkpoint {from}"),

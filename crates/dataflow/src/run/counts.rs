@@ -168,8 +168,3 @@ pub(super) fn finish(
     };
     counts.summary(ended, started.elapsed(), Some(layout))
 }
-
-/// `1 worker`, `2 workers`: a count with its noun.
-pub(super) fn count(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}

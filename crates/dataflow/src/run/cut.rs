@@ -128,15 +128,6 @@ pub fn put_keys(piece: &mut Piece, keys: &Keys) {
     piece.set(Part::Keys, postcard::to_allocvec(keys).unwrap_or_default());
 }
 
-/// The length and the CRC-32 of the first bytes of the worker's own
-/// output file (`--output-per-worker`) kept in its piece ([`Part::Own`]).
-pub fn own(piece: &Piece) -> (Option<u64>, Option<u32>) {
-    piece
-        .get(Part::Own)
-        .and_then(|bytes| postcard::from_bytes(bytes).ok())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! worker's state at a cut, and writes and commits the cut ([`Cutter`]).
 
 use super::*;
+use cepheid_runtime::checkpoint::{self, CutFailed};
 
 /// Worker 0's part in the cuts: asks for one every `--checkpoint-every`,
 /// and when its input frontier passes the cut's epoch (every record made
@@ -220,7 +221,7 @@ impl Cutter {
             "error: cannot write the checkpoint in {}: {why}",
             checkpoint.dir.display()
         );
-        let error = cut_failed(&store::part_dir(&checkpoint.dir, e), why);
+        let error = cut_failed(&checkpoint::cut_folder(&checkpoint.dir, e), why);
         self.failed_event(&error);
         self.failed.set(error);
         self.stop.store(true, Ordering::Relaxed);
@@ -263,7 +264,7 @@ impl Cutter {
                     Error,
                     "error: cannot write the checkpoint in {dir}: {why}"
                 );
-                let error = cut_failed(&store::part_dir(&checkpoint.dir, e), why);
+                let error = cut_failed(&checkpoint::cut_folder(&checkpoint.dir, e), why);
                 self.failed_event(&error);
                 self.failed.set(error);
             }
@@ -280,14 +281,10 @@ impl Cutter {
     fn complete(&self, e: Timestamp, since: Instant, gathered: &mut Gathered) -> io::Result<bool> {
         let completing = Instant::now();
         let checkpoint = &self.checkpoint;
-        let folder = store::part_dir(&checkpoint.dir, e);
         let workers = checkpoint.layout.0 * checkpoint.layout.1;
-        let missing: Vec<usize> = (0..workers)
-            .filter(|&w| !store::has_piece(&checkpoint.dir, e, w))
-            .collect();
+        let missing = checkpoint::missing_pieces(&checkpoint.dir, e, workers);
         if !missing.is_empty() {
-            // Never complete: the files written for it go.
-            let _ = std::fs::remove_dir_all(&folder);
+            // (never complete: the files written for it went)
             if self.misses + 1 == MISSES_TOLD {
                 let shown: Vec<String> = missing.iter().map(usize::to_string).collect();
                 say!(
@@ -306,51 +303,44 @@ impl Cutter {
         };
         let mut out = lock(out);
         let number = checkpoint.number.load(Ordering::SeqCst) + 1;
-        // Every record of the cut written, made durable and measured by
-        // the sink (a file's length and first bytes; a sink's own state):
-        // its error is the run's (said by the output).
-        let at = match out.prepare(number) {
-            Ok(at) => at,
-            Err(e) => {
-                self.sink_event(e);
+        let latest = self.tap.as_ref().map(|tap| lock(tap).latest());
+        let marker = (checkpoint.marker(number))
+            .records(latest.unwrap_or_default())
+            .history(self.audit.history_below(e));
+        // (the runtime's: the outputs prepared, the marker, the sink's
+        // commit with the sources' positions in the pieces, the pruning)
+        let commit = checkpoint
+            .to_sink
+            .then_some(&positions as &checkpoint::ReadPositions);
+        let completed = checkpoint::complete_cut(
+            &checkpoint.dir,
+            e,
+            number,
+            marker,
+            &mut out,
+            checkpoint.output_per_worker,
+            commit,
+            self.observes,
+        );
+        let completed = match completed {
+            Ok(completed) => completed,
+            Err(CutFailed::File { source, .. }) => return Err(source),
+            Err(CutFailed::Sink { error, written }) => {
+                if written {
+                    checkpoint.number.store(number, Ordering::SeqCst);
+                }
+                drop(out);
+                self.sink_event(error);
                 return Ok(self.sink_failed());
             }
         };
-        // (with `--output-per-worker` each worker's piece has its own
-        // file's length, `Part::Own`: worker 0's output writes `FILE.0`)
-        let mut state = at;
-        if checkpoint.output_per_worker {
-            (state.output_len, state.output_head) = (None, None);
-        }
-        let latest = self.tap.as_ref().map(|tap| lock(tap).latest());
-        let marker = (checkpoint.marker(number).outputs(&state))
-            .records(latest.unwrap_or_default())
-            .history(self.audit.history_below(e));
-        store::complete_part(&checkpoint.dir, e, number, &marker.encode())?;
         checkpoint.number.store(number, Ordering::SeqCst);
-        // The pieces of cuts given up below it, written late, go: here,
-        // where no cut below is being completed. (A worker that pruned
-        // them as it wrote its piece of the run's last cut removed the
-        // folder of the cut worker 0 was completing: "cannot write the
-        // checkpoint: No such file or directory", and no commit.)
-        store::prune_parts_below(&checkpoint.dir, e);
-        if checkpoint.to_sink {
-            // The cut is durable: the sink commits it with the sources'
-            // positions in it. Until that returned, the cut before stays
-            // (resuming, the sink says which of the two it committed).
-            if let Err(e) = commit(&checkpoint.dir, number, &mut out) {
-                self.sink_event(e);
-                return Ok(self.sink_failed());
-            }
-        }
-        // (a folder that cannot be pruned now is at the next cut)
-        let _ = store::prune(&checkpoint.dir, number);
         drop(out);
-        if self.observes {
+        if let (true, Some(bytes)) = (self.observes, completed.bytes) {
             self.say.report().event(&RunEvent::Checkpoint {
                 number,
                 duration: since.elapsed(),
-                bytes: store::bytes(&checkpoint.dir, number),
+                bytes,
                 // (worker 0's writer, syncing the outputs and writing
                 // `complete`; each worker wrote its own file on its thread)
                 stall: completing.elapsed(),
@@ -383,25 +373,6 @@ impl Cutter {
         self.failed.mark();
         self.stop.store(true, Ordering::Relaxed);
         true
-    }
-}
-
-/// Commits checkpoint `number`, whole, in the output's sink, with the
-/// positions of the workers' sources in it put together
-/// ([`Sink::join_positions`](cepheid_runtime::Sink::join_positions)).
-pub(super) fn commit(dir: &Path, number: u64, out: &mut Output) -> Result<(), SinkError> {
-    let position = store::read(dir, number)
-        .map_err(|why| why.to_string())
-        .and_then(|resume| positions(resume.pieces()).map_err(|why| why.to_string()))
-        .map_err(|why| SinkError {
-            target: out.sink().describe(cepheid_runtime::Kind::Match),
-            late: false,
-            source: io::Error::other(format!("the cut just written cannot be read: {why}")),
-        })
-        .and_then(|shares| out.sink().join_positions(&shares));
-    match position {
-        Ok(position) => out.commit(number, &position),
-        Err(e) => Err(out.fail(e)),
     }
 }
 

@@ -2,6 +2,7 @@
 //! worker: its dataflows, its inputs, and its part of a cut.
 
 use super::*;
+use cepheid_runtime::checkpoint::{self, CutFailed};
 
 /// What worker 0 of process 0 ends with: the output, every worker's
 /// counts, and the signal that stopped the input, if one did.
@@ -613,53 +614,40 @@ impl Job {
         // (the cut this worker wrote its piece of before)
         let mut previous: Option<i64> = None;
         let cut = WorkerCut::new(Arc::clone(&checkpoint.cuts), move |epoch, mut piece| {
-            // (synced and measured as one engine's files at a checkpoint)
-            let (own, own_head) = match own.as_ref().map(|own| lock(own).prepare(0)) {
-                Some(Ok(at)) => (at.output_len, at.output_head),
-                Some(Err(e)) => {
-                    // (said by the output, the run's error)
-                    let error = cepheid_runtime::Error::Sink(e);
-                    failed_event(&say, &error);
-                    failed.set(error);
-                    stop.store(true, Ordering::Relaxed);
-                    return;
-                }
-                None => (None, None),
-            };
             let drops = (drops_saved.borrow().iter())
                 .map(|((pattern, key), kg)| (*pattern, key.clone(), *kg))
                 .collect();
             let overflow = cut_counts.drops_overflow.load(Ordering::Relaxed);
             cut::put_keys(&mut piece, &(drops, overflow));
-            // (postcard, as a cut of before kept it)
-            let own = postcard::to_allocvec(&(own, own_head));
-            piece.set(Part::Own, own.unwrap_or_default());
             read.put(&mut piece);
-            if let Err(e) = store::write_piece(&dir, epoch, index, &piece) {
-                let (folder, name) = (store::part_dir(&dir, epoch), store::piece_name(index));
-                say!(
-                    say,
-                    Error,
-                    "error: cannot write the checkpoint {}: {e}",
-                    folder.join(&name).display()
-                );
-                let error = cut_failed(&folder.join(&name), e);
-                failed_event(&say, &error);
-                // The input stops; exit 4 at the end.
-                failed.set(error);
-                stop.store(true, Ordering::Relaxed);
-            } else {
-                // The cuts before the one before this were completed or
-                // given up (a cut is asked for once the one before it is
-                // whole or given up): what is left of them goes. Not the
-                // one before, which worker 0 may be completing still
-                // (this may be the run's last cut, taken meanwhile). In a
-                // folder no process completes (one per process) this is
-                // all that prunes.
-                if let Some(before) = previous.replace(epoch) {
-                    store::prune_parts_below(&dir, before);
+            // (written by the runtime, with the worker's own file synced
+            // and measured first; then the cuts before the one before this
+            // go, `checkpoint::write_piece`: in a folder no process
+            // completes, one per process, this is all that prunes)
+            let before = previous;
+            let written =
+                checkpoint::write_piece(&dir, epoch, index, piece, own.as_deref(), before);
+            let error = match written {
+                Ok(()) => {
+                    previous = Some(epoch);
+                    return;
                 }
-            }
+                // (said by the output, the run's error)
+                Err(CutFailed::Sink { error, .. }) => cepheid_runtime::Error::Sink(error),
+                Err(CutFailed::File { path, source }) => {
+                    say!(
+                        say,
+                        Error,
+                        "error: cannot write the checkpoint {}: {source}",
+                        path.display()
+                    );
+                    cut_failed(&path, source)
+                }
+            };
+            failed_event(&say, &error);
+            // The input stops; exit 4 at the end.
+            failed.set(error);
+            stop.store(true, Ordering::Relaxed);
         })
         // (the rules records its readers refused and read late, kept with
         // their places)

@@ -251,9 +251,16 @@ fn at_the_cut(
 }
 
 /// What [`checkpoints`] gives: the cuts of the run, the pieces of the
-/// checkpoint it resumes from (one per old worker), and where this
-/// process's sources go on from it on another number of workers.
-pub(super) type Checkpoints = (Checkpoint, Option<(Marker, Vec<Piece>)>, Vec<Option<Share>>);
+/// checkpoint it resumes from (one per old worker), where this process's
+/// sources go on from it on another number of workers, and with which
+/// rules it goes on (changed while it ran, the pattern files edited
+/// since: the runtime says it).
+pub(super) type Checkpoints = (
+    Checkpoint,
+    Option<(Marker, Vec<Piece>)>,
+    Vec<Option<Share>>,
+    (bool, bool),
+);
 
 /// Makes of the checkpoint `stored` a run on `layout` (processes, workers
 /// per process) resumes from (the runtime read it from the folder `dir`
@@ -287,7 +294,6 @@ pub(super) fn checkpoints(
     let mut shares = Vec::new();
     // One engine's checkpoint is read as the cut of one worker.
     let single = stored.as_ref().is_some_and(Stored::is_one_engine);
-    let older = stored.as_ref().and_then(Stored::older_format);
     let mut resume = match stored {
         Some(stored) if single => {
             let resumed = single::resume(stored, config, scale.chunk_bytes, plan);
@@ -343,10 +349,8 @@ pub(super) fn checkpoints(
             shares = dealt(pieces, sources, places.iter().max().copied())
                 .map_err(|why| unusable(dir, why))?;
         }
-        // (each output is truncated to its length then by its sink,
-        // `write::open`, once the workers' states are all checked)
-        let rules = (rules, reload_files);
-        say_resumed(say, dir, marker, layout, single, rules, older);
+        // (the runtime says the resume, then truncates each output to its
+        // length then, once the workers' states are all checked)
     }
     let Every { time, lines } = config.checkpoint_every;
     let every = match (time, lines) {
@@ -370,7 +374,7 @@ pub(super) fn checkpoints(
         reload_files,
         lists: Vec::new(),
     };
-    Ok((checkpoint, resume, shares))
+    Ok((checkpoint, resume, shares, (rules, reload_files)))
 }
 
 /// Checks every worker's state of a cut against `plan` (restored and
@@ -390,48 +394,6 @@ fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Unusab
         }
     }
     Ok(places)
-}
-
-/// Says that the run resumes from the checkpoint in `dir` (its `marker`)
-/// on `layout`, taken on one engine (`single`) or another layout, after a
-/// change of rules or with pattern files edited since (`rules`), in an
-/// older format.
-fn say_resumed(
-    say: &Say,
-    dir: &Path,
-    marker: &Marker,
-    layout: (usize, usize),
-    single: bool,
-    (rules, reload_files): (bool, bool),
-    older: Option<&str>,
-) {
-    let said = |(p, w): (usize, usize)| {
-        let workers = count(w as u64, "worker", "workers");
-        if p == 1 {
-            workers
-        } else {
-            format!("{p} processes x {workers}")
-        }
-    };
-    let mut on = said(layout);
-    if single {
-        on = format!("{on}; it was taken on one engine, without `Scale::workers`");
-    } else if let Some(then) = marker.layout().filter(|&then| then != layout) {
-        on = format!("{on}; it was taken on {}", said(then));
-    }
-    let from = format!("in {} ({on})", dir.display());
-    for notice in checkpoint::resuming(&from, (rules, reload_files)) {
-        say.report().notice(notice);
-    }
-    if let Some(older) = older {
-        say!(
-            say,
-            Info,
-            "cepheid: the checkpoint in {} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is complete (docs/checkpoints.md, \"Upgrading\")",
-            dir.display(),
-            checkpoint::VERSION
-        );
-    }
 }
 
 /// Makes `plan` the one a run resuming `pieces` goes on with: after a

@@ -1,7 +1,8 @@
 //! The outputs of `cepheid run --workers N`: the runtime's [`Output`]s
-//! of this process ([`open`]: process 0's, shared by its workers behind a
-//! lock, and with `--output-per-worker` each worker's own `FILE.W`), and
-//! each worker's buffer of formatted records ([`Records`]).
+//! of this process (opened by the runtime, `cepheid_runtime::Outputs`:
+//! process 0's, shared by its workers behind a lock, and with
+//! `--output-per-worker` each worker's own `FILE.W`), and each worker's
+//! buffer of formatted records ([`Records`]).
 //!
 //! A worker formats its matches and timeouts into a [`Block`] of about
 //! [`Block::FULL`] bytes and, when the block is full and the worker may
@@ -18,10 +19,10 @@
 //! different workers interleave in whole blocks, in the order the workers
 //! write them.
 //!
-//! The files are one engine's ([`Files`], written by their callers,
-//! [`Writing::Caller`]): rotation, locks, measuring at a cut
-//! ([`Output::prepare`]) and truncation on resuming ([`Sink::recover`])
-//! are theirs. A library user's sink ([`Workers::with_sink`]) is the same
+//! The files are one engine's (`Files`, written by their callers,
+//! `Writing::Caller`): rotation, locks, measuring at a cut
+//! ([`Output::prepare`]) and truncation on resuming (`Sink::recover`)
+//! are theirs. A library user's sink ([`ToSink`](super::ToSink)) is the same
 //! path, its blocks written one record at a time. An output's first error
 //! is the run's, said once by the [`Output`]; the worker that meets it
 //! stops the input.
@@ -31,18 +32,11 @@
 //! leaves its buffer, written or sent (the runtime's [`Tap`]): per block,
 //! never per record, and nothing at all when no report wants them.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use cepheid_engine::io::Formatter;
-use cepheid_runtime::checkpoint::{Marker, Piece};
-use cepheid_runtime::source::Position;
-use cepheid_runtime::{
-    Block, Checkpoint, Config, Files, Kind, Notify, Output, Sink, SinkState, Tap, Writing,
-};
-
-use super::{cut, Error, Say, Scale};
+use cepheid_runtime::{Block, Kind, Output, Tap};
 
 /// An [`Output`] as the workers share it.
 pub type Shared = Arc<Mutex<Output>>;
@@ -61,88 +55,6 @@ pub fn write(out: &Shared, block: &Block, stop: &AtomicBool) {
     if out.failed() {
         stop.store(true, Ordering::Relaxed);
     }
-}
-
-/// The outputs of this process: process 0's ([`Workers::with_sink`]'s
-/// sink, or the files of `config`: with `--output-per-worker`, `FILE.0`
-/// and `--late`), and with `--output-per-worker` each of its workers' own
-/// `FILE.W` (by index in the process; worker 0's is process 0's output).
-pub struct Outputs {
-    pub shared: Option<Shared>,
-    pub own: Vec<Option<Shared>>,
-}
-
-/// Opens the outputs of this process, before the workers start; resumed
-/// from `resume`, each file is truncated to its length at the cut (one
-/// rotated since is started empty, said: [`Sink::recover`]).
-pub fn open(
-    config: &Config,
-    scale: &Scale,
-    sink: Option<Box<dyn Sink>>,
-    resume: Option<&(Marker, Vec<Piece>)>,
-    say: &Say,
-) -> Result<Outputs, Error> {
-    let notify = || Notify::of_shared(say.0.clone());
-    let per_worker = (config.output.as_ref()).filter(|_| scale.output_per_worker);
-    let own_file =
-        |index: usize| per_worker.map(|p| PathBuf::from(format!("{}.{index}", p.display())));
-    // Each worker's own file at the cut: its length and first bytes.
-    let own_at = |index: usize| {
-        (resume.and_then(|(_, pieces)| pieces.get(index))).map_or((None, None), cut::own)
-    };
-    let files = |config: &Config, at: SinkState| -> Result<Shared, Error> {
-        let mut files = Files::open(config, resume.is_some(), Writing::Caller)?;
-        files.notify_to(notify());
-        if let Some(resume) = resume {
-            let at = Checkpoint {
-                number: resume.0.number(),
-                source: Position::None,
-                sink: at,
-            };
-            (files.recover(&[at])).map_err(|e| Error::Runtime(cepheid_runtime::Error::Sink(e)))?;
-        }
-        Ok(Arc::new(Mutex::new(Output::new(Box::new(files), notify()))))
-    };
-    let shared = match (scale.first_process(), sink) {
-        (false, _) => None,
-        (true, Some(sink)) => Some(Arc::new(Mutex::new(Output::new(sink, notify())))),
-        (true, None) => {
-            let mut at = SinkState {
-                // (a file keeps no state of its own)
-                data: Vec::new(),
-                ..resume
-                    .map(|(marker, _)| marker.sink_state())
-                    .unwrap_or_default()
-            };
-            let mut config = config.clone();
-            if per_worker.is_some() {
-                // Worker 0 writes `FILE.0`, at its own length.
-                config.output = own_file(0);
-                (at.output_len, at.output_head) = own_at(0);
-            }
-            Some(files(&config, at)?)
-        }
-    };
-    let mut own = Vec::with_capacity(scale.workers);
-    for index in scale.own_workers() {
-        own.push(match own_file(index) {
-            None => None,
-            Some(_) if index == 0 => shared.clone(),
-            Some(path) => {
-                let mut config = config.clone();
-                (config.output, config.late, config.shadow_output) = (Some(path), None, None);
-                config.audit = None;
-                let (output_len, output_head) = own_at(index);
-                let at = SinkState {
-                    output_len,
-                    output_head,
-                    ..SinkState::default()
-                };
-                Some(files(&config, at)?)
-            }
-        });
-    }
-    Ok(Outputs { shared, own })
 }
 
 /// A worker's formatted records: in blocks of about [`Block::FULL`]
@@ -223,6 +135,7 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cepheid_runtime::{Config, Files, Notify, Writing};
 
     #[test]
     fn kept_records_come_out_in_blocks_of_whole_records_in_order() {

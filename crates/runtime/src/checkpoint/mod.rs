@@ -8,6 +8,8 @@
 //!   pattern over every key), writing, reading, keeping and pruning;
 //! - `file`: each file's magic, version, table of sections and CRC-32;
 //! - `legacy`: the formats before this one, read once;
+//! - `cut`: a cut of workers' files, written and completed for their
+//!   executor ([`write_piece`], [`missing_pieces`], [`complete_cut`]);
 //! - here: when checkpoints are due ([`Schedule`]), the single run's
 //!   checkpoint thread ([`Writer`]), what a checkpoint must agree on with
 //!   the command ([`Command`]) and the run's counters ([`Counters`]).
@@ -27,13 +29,17 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use crate::lock::lock_folder;
-pub use crate::resume::{resuming, rotated_since};
+pub use crate::resume::rotated_since;
 use crate::Unusable;
 
+mod cut;
 pub(crate) mod file;
 mod legacy;
 pub mod store;
 
+pub use cut::{
+    complete_cut, cut_folder, missing_pieces, write_piece, Completed, CutFailed, ReadPositions,
+};
 pub use file::{OPTIONAL, VERSION};
 pub use store::{EngineState, Marker, Part, Piece, Stored};
 

@@ -620,12 +620,12 @@ pub fn cut_dir(dir: &Path, number: u64) -> PathBuf {
 
 /// The folder a checkpoint is written in (`key`: its epoch on workers, its
 /// number on one engine).
-pub fn part_dir(dir: &Path, key: i64) -> PathBuf {
+pub(crate) fn part_dir(dir: &Path, key: i64) -> PathBuf {
     dir.join(format!("part-{key}"))
 }
 
 /// The file of worker `worker`'s piece in a checkpoint's folder.
-pub fn piece_name(worker: usize) -> String {
+pub(crate) fn piece_name(worker: usize) -> String {
     format!("piece-{worker}")
 }
 
@@ -656,7 +656,7 @@ pub fn complete(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Checkpoint `number` of `dir`, read whole (its marker and every piece,
 /// each file checked).
-pub fn read(dir: &Path, number: u64) -> Result<Stored, Error> {
+pub(crate) fn read(dir: &Path, number: u64) -> Result<Stored, Error> {
     let folder = cut_dir(dir, number);
     // (a whole checkpoint has every file: one missing is a damaged one)
     let file = |name: &str| {
@@ -739,7 +739,7 @@ pub fn write_piece(dir: &Path, key: i64, worker: usize, piece: &Piece) -> io::Re
 
 /// Does the checkpoint written in `part_dir(dir, key)` hold worker
 /// `worker`'s piece?
-pub fn has_piece(dir: &Path, key: i64, worker: usize) -> bool {
+pub(crate) fn has_piece(dir: &Path, key: i64, worker: usize) -> bool {
     part_dir(dir, key).join(piece_name(worker)).exists()
 }
 
@@ -758,7 +758,7 @@ pub fn complete_part(dir: &Path, key: i64, number: u64, marker: &[u8]) -> io::Re
 }
 
 /// The bytes of checkpoint `number`'s files: its size.
-pub fn bytes(dir: &Path, number: u64) -> u64 {
+pub(crate) fn bytes(dir: &Path, number: u64) -> u64 {
     let Ok(entries) = fs::read_dir(cut_dir(dir, number)) else {
         return 0;
     };
@@ -828,7 +828,7 @@ pub(crate) fn clear_parts(dir: &Path) -> io::Result<()> {
 /// (a cut is asked for once the one before it is whole or given up; the
 /// one before the newest may still be being completed). Errors are ignored
 /// (a late piece may be being written).
-pub fn prune_parts_below(dir: &Path, key: i64) {
+pub(crate) fn prune_parts_below(dir: &Path, key: i64) {
     for old in numbered(dir, "part-").unwrap_or_default() {
         if old < key {
             let _ = fs::remove_dir_all(part_dir(dir, old));

@@ -584,15 +584,13 @@ impl Runtime {
                 crate::board::followed(&config).map(Path::to_path_buf),
             ))
         });
-        // The checkpoint resumed from: read here, chosen with the sink
-        // (told what it has to say, as the workers will tell it).
+        if let Some(sink) = &mut sink {
+            // (told what it has to say, as the workers will tell it)
+            sink.notify_to(notify.clone());
+        }
+        // The checkpoint resumed from: read here, chosen with the sink.
         let resumed = match &config.checkpoint {
-            Some(dir) => {
-                if let Some(sink) = &mut sink {
-                    sink.notify_to(notify.clone());
-                }
-                crate::resume::for_cluster(dir, sink.as_deref_mut(), cluster.as_ref())?
-            }
+            Some(dir) => crate::resume::for_cluster(dir, sink.as_deref_mut(), cluster.as_ref())?,
             None => None,
         };
         if let (Some(dir), Some(stored)) = (&config.checkpoint, &resumed) {
@@ -608,10 +606,37 @@ impl Runtime {
             }
         }
         let max_waiting = config.max_waiting;
-        let unfinished = (cluster.process() == 0)
+        let here = crate::outputs::Here {
+            layout: cluster.layout(),
+            process: cluster.process(),
+            workers: cluster.workers().0,
+        };
+        let unfinished = (here.process == 0)
             .then(|| config.checkpoint.clone())
             .flatten();
-        let open = cluster.open(config, rules, report, sources, sink, resumed, board.clone())?;
+        // (what the resume says and the outputs go on from: the cut as
+        // the folder keeps it)
+        let at = resumed.as_ref().map(crate::outputs::At::of);
+        let taken = resumed.as_ref().map(crate::resume::Taken::of);
+        let output_config = config.clone();
+        let restored = cluster.open(
+            config,
+            rules,
+            report,
+            sources,
+            sink.as_deref(),
+            resumed,
+            board.clone(),
+        )?;
+        if let (Some(dir), Some(taken)) = (&output_config.checkpoint, taken) {
+            let layout = (here.layout.processes, here.layout.workers);
+            let rules = restored.resumed_rules();
+            for notice in crate::resume::on_workers_said(dir, taken, layout, rules) {
+                notify.notice(notice);
+            }
+        }
+        let outputs = crate::outputs::open(&output_config, &here, sink, at.as_ref(), &notify)?;
+        let open = restored.start(outputs)?;
         if let Some(dir) = unfinished {
             // (what a run killed while it wrote a cut left: process 0's to
             // delete, before any worker of this run writes one)
