@@ -487,15 +487,14 @@ fn list_record(
 ) -> Taken {
     let place = format!("{place} ({})", control.describe());
     match control.read_list(config, own) {
-        Ok(record) => Taken::Item(SourceItem::Rules {
-            offset,
-            place,
-            texts: crate::Change::lists_texts(&crate::FileChange {
+        Ok(record) => Taken::Item(SourceItem::Rules(
+            crate::FileChange {
                 file: None,
                 edits: crate::ListEdit::of(&record.list, record.edits()).collect(),
                 origin: crate::ListOrigin::Record,
-            }),
-        }),
+            }
+            .change(offset, place),
+        )),
         Err(why) => {
             counts.malformed_line();
             say.report()
@@ -509,15 +508,12 @@ fn list_record(
 /// as the workers make it: at the reader's watermark then + 1, said by
 /// worker 0 as one engine says it.
 fn handle_item(record: &cepheid_runtime::lists::ListRecord, offset: u64) -> SourceItem<Record> {
-    SourceItem::Rules {
-        offset,
-        place: record.describe_handle(),
-        texts: crate::Change::lists_texts(&crate::FileChange {
-            file: None,
-            edits: crate::ListEdit::of(&record.list, record.edits()).collect(),
-            origin: crate::ListOrigin::Handle,
-        }),
-    }
+    let change = crate::FileChange {
+        file: None,
+        edits: crate::ListEdit::of(&record.list, record.edits()).collect(),
+        origin: crate::ListOrigin::Handle,
+    };
+    SourceItem::Rules(change.change(offset, record.describe_handle()))
 }
 
 /// The watched reference files read again (`watched`, by the runtime),
@@ -531,10 +527,9 @@ fn list_items(
 ) -> Vec<SourceItem<Record>> {
     let changed = watched.changed(false, &mut |n| say.report().notice(n));
     (changed.into_iter())
-        .map(|changed| SourceItem::Rules {
-            offset,
-            place: changed.place.clone(),
-            texts: crate::Change::lists_texts(&crate::FileChange::of(changed)),
+        .map(|changed| {
+            let place = changed.place.clone();
+            SourceItem::Rules(crate::FileChange::of(changed).change(offset, place))
         })
         .collect()
 }

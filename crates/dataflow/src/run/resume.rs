@@ -110,10 +110,11 @@ pub(super) fn read_lists(
             }
         });
         let changes: Vec<crate::Change> = (changed.into_iter())
-            .map(|changed| crate::Change {
-                place: changed.place.clone(),
-                texts: crate::Change::lists_texts(&crate::FileChange::of(changed)),
-                ..last.clone()
+            .map(|changed| {
+                let place = changed.place.clone();
+                let mut change = crate::FileChange::of(changed).change(last.offset, place);
+                (change.at, change.source) = (last.at, last.source);
+                change
             })
             .collect();
         if !changes.is_empty() {
@@ -243,7 +244,7 @@ fn at_the_cut(
     };
     let mut after = state.clone();
     for change in &pending {
-        if let Some(file) = change.file_change().and_then(|made| made.file) {
+        if let Some(file) = crate::FileChange::made_by(change).and_then(|made| made.file) {
             lists::keep(&mut after, file);
         }
     }
@@ -454,20 +455,19 @@ fn reload_at_the_cut(
         "the pattern files changed since the checkpoint".to_string(),
     );
     let (place, read) = why.read(config, &mut |n| say.report().notice(n));
-    let counts = ReadCounts::default();
     let origin = Origin::files(&config.patterns, None);
-    let Some(SourceItem::Rules {
-        offset,
-        place,
-        texts,
-    }) = rules_item((place, read), (0, origin), &counts, say)
-    else {
+    let refuses = |p: &crate::pattern::Pattern| not_on_workers(p).map(|r| r.to_string());
+    let at_zero = (0, origin);
+    let read = cepheid_runtime::executor::for_executor((place, read), at_zero, &refuses, {
+        &mut **say.report()
+    });
+    let Some(change) = read else {
         return Ok(());
     };
     {
         // Refused (said): counted as a reader's refusal, once (and made
         // pending all the same: its audit record, at the cut's epoch).
-        let refused = counts.reloads_refused.load(Ordering::Relaxed);
+        let refused = u64::from(change.refused().is_some());
         if let Some(piece) = pieces.first_mut().filter(|_| refused > 0) {
             if let Some(mut rules) = crate::cut::rules(piece)? {
                 rules.read[0] += refused;
@@ -479,16 +479,9 @@ fn reload_at_the_cut(
         let Some(mut rules) = crate::cut::rules(piece)? else {
             continue;
         };
-        let at = crate::cut::WorkerState::of(piece)?.epoch;
-        let change = crate::Change {
-            at,
-            source: 0,
-            offset,
-            place: place.clone(),
-            texts: texts.clone(),
-        };
-        let before =
-            (rules.pending).partition_point(|c| (c.at, c.source, c.offset) <= (at, 0, offset));
+        let mut change = change.clone();
+        change.at = crate::cut::WorkerState::of(piece)?.epoch;
+        let before = (rules.pending).partition_point(|c| c.order() <= change.order());
         rules.pending.insert(before, change);
         crate::cut::put_rules(piece, &rules)?;
     }
@@ -603,27 +596,24 @@ mod tests {
         plan.add(&rules).unwrap();
         let marker =
             Marker::new(1).counters(Counters::default().with_lists(vec![entries(&file, &["a"])]));
-        let pending = crate::Change {
-            at: 24,
-            source: 0,
-            offset: 7,
-            place: "list `blocked`: b.jsonl changed: 1 added, 1 removed".to_string(),
-            texts: crate::Change::lists_texts(&crate::FileChange {
-                origin: crate::ListOrigin::File,
-                file: Some(entries(&file, &["b"])),
-                edits: vec![
-                    crate::ListEdit::Remove {
-                        list: "blocked".into(),
-                        value: "a".into(),
-                    },
-                    crate::ListEdit::Add {
-                        list: "blocked".into(),
-                        value: "b".into(),
-                        until: None,
-                    },
-                ],
-            }),
-        };
+        let place = "list `blocked`: b.jsonl changed: 1 added, 1 removed".to_string();
+        let mut pending = crate::FileChange {
+            origin: crate::ListOrigin::File,
+            file: Some(entries(&file, &["b"])),
+            edits: vec![
+                crate::ListEdit::Remove {
+                    list: "blocked".into(),
+                    value: "a".into(),
+                },
+                crate::ListEdit::Add {
+                    list: "blocked".into(),
+                    value: "b".into(),
+                    until: None,
+                },
+            ],
+        }
+        .change(7, place);
+        pending.at = 24;
         let mut piece = Piece::default();
         let rules_cut = crate::cut::Rules {
             pending: vec![pending.clone()],
@@ -643,7 +633,7 @@ mod tests {
         assert_eq!(after.len(), 2);
         assert_eq!(after[0], pending);
         assert_eq!((after[1].at, after[1].source, after[1].offset), (24, 0, 7));
-        let made = after[1].file_change().unwrap();
+        let made = crate::FileChange::made_by(&after[1]).unwrap();
         assert_eq!(made.file, Some(entries(&file, &["a", "b"])));
         assert_eq!(
             made.edits,
