@@ -1,7 +1,6 @@
 //! `--checkpoint DIR` on workers: the checkpoint a run resumes (from the
 //! runtime's folder, `cepheid_runtime::checkpoint::store`), its checks, and
-//! the shares of the input each new worker takes from the places of the
-//! old ones.
+//! the shares of the input each new worker takes ([`items::dealt`]).
 
 use super::*;
 use cepheid_runtime::checkpoint::{self, Marker, Piece, Stored};
@@ -326,7 +325,7 @@ pub(super) fn checkpoints(
         // runtime: `Runtime::on_cluster`)
         let (then, now) = (marker.pieces(), layout.0 * layout.1);
         // Every worker's state is checked before any output is touched.
-        let places = checked(plan, pieces).map_err(|why| unusable(dir, why))?;
+        let places = crate::cut::checked(plan, pieces).map_err(|why| unusable(dir, why))?;
         match pieces.first() {
             // (a followed file's places are its own: `input::Position`)
             Some(first) if !config.follow => {
@@ -347,7 +346,7 @@ pub(super) fn checkpoints(
             _ => {}
         }
         if let (Some(sources), true) = (sources, then != now) {
-            shares = dealt(pieces, sources, places.iter().max().copied())
+            shares = items::dealt(pieces, sources, places.iter().max().copied())
                 .map_err(|why| unusable(dir, why))?;
         }
         // (the runtime says the resume, then truncates each output to its
@@ -376,25 +375,6 @@ pub(super) fn checkpoints(
         lists: Vec::new(),
     };
     Ok((checkpoint, resume, shares, (rules, reload_files)))
-}
-
-/// Checks every worker's state of a cut against `plan` (restored and
-/// dropped); gives each one's place in the input (its first source's).
-fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Unusable> {
-    let mut places = Vec::with_capacity(pieces.len());
-    for (index, piece) in pieces.iter().enumerate() {
-        let check = WorkerCut::new(Cuts::new(), |_, _| {});
-        let checked = check.restore(plan, piece).and_then(|_| {
-            let sources = WorkerCut::saved_sources(piece)?;
-            let place = sources.iter().find(|(s, _)| *s == 0);
-            places.push(place.map_or(0, |(_, state)| state.position));
-            Ok(())
-        });
-        if let Err(source) = checked {
-            return Err(Unusable::Worker { index, source });
-        }
-    }
-    Ok(places)
 }
 
 /// Makes `plan` the one a run resuming `pieces` goes on with: after a
@@ -486,77 +466,6 @@ fn reload_at_the_cut(
         crate::cut::put_rules(piece, &rules)?;
     }
     Ok(())
-}
-
-/// The places of the workers' sources in a checkpoint's pieces, with the
-/// index of the worker (a worker without a source, or whose source read
-/// nothing, has none: its sources start where they are).
-pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Unusable> {
-    let mut found = Vec::new();
-    for (index, piece) in pieces.iter().enumerate() {
-        let saved =
-            WorkerCut::saved_sources(piece).map_err(|source| Unusable::Worker { index, source })?;
-        for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
-            if state.place.is_empty() {
-                continue;
-            }
-            let place = SourcePlace::decode(&state.place).map_err(|e| Unusable::Shares {
-                index,
-                why: format!("its source's place cannot be read: {e}"),
-            })?;
-            found.push((index, place));
-        }
-    }
-    Ok(found)
-}
-
-/// The positions of the workers' sources in a checkpoint's pieces
-/// ([`places`]).
-pub(super) fn positions(
-    pieces: &[Piece],
-) -> Result<Vec<cepheid_runtime::source::Position>, Unusable> {
-    Ok(places(pieces)?
-        .into_iter()
-        .map(|(_, p)| p.position)
-        .collect())
-}
-
-/// Where each of `sources` (this process's workers', in order) goes on
-/// from the cut the old workers saved in `files`, on another number of
-/// workers: its splits' watermarks from the old places that name them,
-/// its position from theirs ([`Source::position_of_shares`]), its lines
-/// above `lines` (the most an old source had read). Checked before any
-/// output is touched: an old place that cannot be read or has no names,
-/// or positions that do not fit together, are a [`Unusable`].
-pub(super) fn dealt(
-    pieces: &[Piece],
-    sources: &[OwnSource],
-    lines: Option<u64>,
-) -> Result<Vec<Option<Share>>, Unusable> {
-    let mut olds = Vec::new();
-    for (index, place) in places(pieces)? {
-        if place.names.is_empty() && !place.splits.is_empty() {
-            return Err(Unusable::Shares {
-                index,
-                why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
-            });
-        }
-        olds.push(place);
-    }
-    let positions: Vec<_> = olds.iter().map(|old| old.position.clone()).collect();
-    let mut shares = Vec::with_capacity(sources.len());
-    for (source, _, _) in sources {
-        let Some(source) = source else {
-            shares.push(None);
-            continue;
-        };
-        let names = source.split_names().unwrap_or_default();
-        let position = source
-            .position_of_shares(&positions)
-            .map_err(|e| Unusable::Sources(e.to_string()))?;
-        shares.push(Some(share(&olds, &names, position, lines.unwrap_or(0))));
-    }
-    Ok(shares)
 }
 
 #[cfg(test)]
