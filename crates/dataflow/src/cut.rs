@@ -861,6 +861,6 @@ impl WorkerCut {
 mod saved;
 pub use saved::merge;
 pub(crate) use saved::{
-    encode_stash, fields_of, lists, put_lists, put_rules, rules, Rules, SavedPiece, WorkerState,
-    HELD,
+    checked, encode_stash, fields_of, lists, put_lists, put_rules, rules, Rules, SavedPiece,
+    WorkerState, HELD,
 };

@@ -475,17 +475,6 @@ pub(crate) enum ListOrigin {
     Handle,
 }
 
-/// The origin of the one text of a change of lists.
-const LISTS: &str = "$lists";
-
-/// The origin of a text that is no rule: a change's audit origin
-/// ([`Change::origin`]), beside its rules' texts.
-const AUDIT_ORIGIN: &str = "$origin";
-
-/// The origin of the one text of a change its reader refused
-/// ([`Change::refused`]): it travels to make its audit record in order.
-const REFUSED: &str = "$refused";
-
 impl ListEdit {
     /// `edits` of `list` as the runtime hands them (a file read, a
     /// `$list` record, the run's handle: `cepheid_runtime::lists`), as
@@ -535,119 +524,21 @@ impl ListEdit {
     }
 }
 
-/// A new rule set, in force from event time [`at`](Change::at): events at
-/// or after `at` see it, those before it the rules before (the switch
-/// point of one engine, `docs/dynamic-rules.md`: a `$rules` record read
-/// when its source's watermark is `W` applies at `W + 1`). Changes of one
-/// time apply in (source, offset) order. A [`Plan`] whose rules can change
-/// ([`Plan::changing`]) applies them; others ignore them.
-///
-/// It carries the texts of the rule set, not the compiled set: every
-/// worker of every process parses the same texts (a `$rules_file` is read
-/// once, by the reader of the record).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Change {
-    /// The event time from which the new rules are in force.
-    pub at: Timestamp,
-    /// The input it was read from ([`Stamped::source`]).
-    pub source: u32,
-    /// Where in its input ([`Stamped::offset`]).
-    pub offset: u64,
-    /// Where it was read, for messages (`events.jsonl:12 (`$rules`)`).
-    pub place: String,
-    /// The rule set's texts: (origin, text), loaded in this order.
-    pub texts: Vec<(String, String)>,
-}
+/// A change of rules or lists, made by the runtime and made by every
+/// worker at its time: see [`cepheid_runtime::executor::Change`].
+pub use cepheid_runtime::executor::Change;
 
-impl Change {
-    /// The rule set, as the language loads its texts.
-    pub fn loaded(&self) -> cepheid_syntax::Loaded {
-        let mut loaded = cepheid_syntax::Loaded::default();
-        for (origin, text) in &self.texts {
-            if origin != AUDIT_ORIGIN {
-                loaded.add_str(origin, text);
-            }
-        }
-        loaded
+impl FileChange {
+    /// The change of lists `self` makes at `offset` (`place` in
+    /// messages), as the workers are handed it.
+    pub(crate) fn change(&self, offset: u64, place: String) -> Change {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        Change::of_lists(offset, place, json)
     }
 
-    /// The texts of a change its reader refused for `reason` (said and
-    /// counted there), which travels as a change does, changing nothing,
-    /// so that its audit record is made at its point of event time
-    /// ([`Change::refused`]).
-    pub(crate) fn refused_texts(
-        origin: &cepheid_runtime::audit::Origin,
-        reason: &str,
-    ) -> Vec<(String, String)> {
-        let json = serde_json::json!({ "origin": origin, "reason": reason });
-        vec![(REFUSED.to_string(), json.to_string())]
-    }
-
-    /// `texts` with the audit origin of their change.
-    pub(crate) fn with_origin(
-        mut texts: Vec<(String, String)>,
-        origin: &cepheid_runtime::audit::Origin,
-    ) -> Vec<(String, String)> {
-        let json = serde_json::to_string(origin).unwrap_or_default();
-        texts.push((AUDIT_ORIGIN.to_string(), json));
-        texts
-    }
-
-    /// What asked for the change, for its audit record (a change of a cut
-    /// of before them: its place).
-    pub fn origin(&self) -> cepheid_runtime::audit::Origin {
-        let text = (self.texts.iter())
-            .find(|(origin, _)| origin == AUDIT_ORIGIN || origin == REFUSED)
-            .map(|(origin, text)| match origin.as_str() {
-                REFUSED => serde_json::from_str::<serde_json::Value>(text)
-                    .ok()
-                    .and_then(|v| serde_json::from_value(v["origin"].clone()).ok()),
-                _ => serde_json::from_str(text).ok(),
-            });
-        text.flatten()
-            .unwrap_or_else(|| cepheid_runtime::audit::Origin::of_place(&self.place, None))
-    }
-
-    /// Why its reader refused it, if it did: it changes nothing, it only
-    /// makes its audit record.
-    pub fn refused(&self) -> Option<String> {
-        match &self.texts[..] {
-            [(origin, json)] if origin == REFUSED => {
-                let value = serde_json::from_str::<serde_json::Value>(json).ok()?;
-                Some(value["reason"].as_str()?.to_string())
-            }
-            _ => None,
-        }
-    }
-
-    /// The texts of a change of lists rather than rules: a watched
-    /// reference file changed (`Config::lists`, `docs/lists.md`). It
-    /// travels as a change of rules does, so that every worker makes it
-    /// at the same point of event time, in order with them: one text of
-    /// origin `$lists`, the edits as JSON ([`Change::is_lists`]). (A
-    /// change is kept as it was in the cuts, whose format stays.)
-    pub(crate) fn lists_texts(change: &FileChange) -> Vec<(String, String)> {
-        let json = serde_json::to_string(change).unwrap_or_default();
-        vec![(LISTS.to_string(), json)]
-    }
-
-    /// Is it a change of reference lists, not of rules (its one text of
-    /// origin `$lists`)?
-    pub fn is_lists(&self) -> bool {
-        matches!(&self.texts[..], [(origin, _)] if origin == LISTS)
-    }
-
-    /// What a change of lists makes.
-    pub(crate) fn file_change(&self) -> Option<FileChange> {
-        match &self.texts[..] {
-            [(origin, json)] if origin == LISTS => serde_json::from_str(json).ok(),
-            _ => None,
-        }
-    }
-
-    /// The order of changes: (time, source, offset).
-    fn order(&self) -> (Timestamp, u32, u64) {
-        (self.at, self.source, self.offset)
+    /// What a change of lists makes (none for a change of rules).
+    pub(crate) fn made_by(change: &Change) -> Option<FileChange> {
+        serde_json::from_str(change.lists()?).ok()
     }
 }
 

@@ -1027,7 +1027,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
     /// own; one out of force, none). Worker 0 says what it did, once for
     /// the run.
     fn apply<S: Collect<E>>(&mut self, change: &Change, sink: &mut S) {
-        if let Some(lists) = change.file_change() {
+        if let Some(lists) = crate::FileChange::made_by(change) {
             self.apply_lists(change, lists, sink);
             return;
         }
@@ -1042,7 +1042,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
             sink.rules_audit(change, AuditPart::of(record, Vec::new(), Vec::new()));
             return;
         }
-        let rules = match cepheid_engine::Rules::from_loaded(change.loaded()) {
+        let rules = match change.compiled() {
             Ok(rules) => rules,
             Err(e) => {
                 // (its reader checked it: not met)

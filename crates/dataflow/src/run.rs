@@ -168,9 +168,9 @@ use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};
 use error::unusable;
 pub use error::{Error, Refusal};
-use items::{share, Live, PartItems, PartsInput, Share, SourcePlace};
+use items::{positions, Live, PartItems, PartsInput, Share, SourcePlace};
 use job::{rules_item, Job};
-use resume::{checkpoints, positions, Checkpoint};
+use resume::{checkpoints, Checkpoint};
 
 use write::{lock, Records};
 

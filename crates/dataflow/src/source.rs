@@ -165,16 +165,11 @@ pub enum SourceItem<E> {
     /// punctuation (at the end, event time goes on to the largest time
     /// seen, as for a source without punctuation).
     SplitWatermark(Timestamp),
-    /// A new rule set read here: it applies from the source's watermark
-    /// then + 1 ([`Change::at`](crate::Change::at)).
-    Rules {
-        /// Where it was read, as for an event.
-        offset: u64,
-        /// Where it was read, for messages.
-        place: String,
-        /// The rule set's texts ([`Change::texts`](crate::Change::texts)).
-        texts: Vec<(String, String)>,
-    },
+    /// A change of rules or lists read here (at its
+    /// [`offset`](crate::Change::offset)): it applies from the source's
+    /// watermark then + 1, which the source sets as its
+    /// [`at`](crate::Change::at), with its [`source`](crate::Change::source).
+    Rules(Change),
 }
 
 /// A source's event time: the rule of [`Engine`]'s watermark (the largest
@@ -887,17 +882,11 @@ fn pull_some<E, P: Pull<E>>(
             }
             Pulled::Item(SourceItem::Watermark(t)) => lateness.punctuate(t),
             Pulled::Item(SourceItem::SplitWatermark(t)) => lateness.raise(t),
-            Pulled::Item(SourceItem::Rules {
-                offset,
-                place,
-                texts,
-            }) => give(Input::Rules(Box::new(Change {
-                at: lateness.frontier(),
-                source,
-                offset,
-                place,
-                texts,
-            }))),
+            Pulled::Item(SourceItem::Rules(mut change)) => {
+                change.at = lateness.frontier();
+                change.source = source;
+                give(Input::Rules(Box::new(change)))
+            }
             Pulled::Item(SourceItem::Event { ts, offset, event }) => {
                 if lateness.admit(ts) {
                     give(Input::Event(Stamped {

@@ -60,6 +60,7 @@ mod cluster;
 mod conflict;
 mod counts;
 mod driver;
+pub mod executor;
 mod follow;
 mod limits;
 pub mod lists;

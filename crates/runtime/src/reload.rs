@@ -383,3 +383,51 @@ pub fn reloaded(place: &str, lines: &str) -> crate::Notice {
 pub fn not_reloaded(place: &str, why: &str) -> String {
     format!("cepheid: {place}: the new rules {why}; the old rules go on")
 }
+
+/// Says a change of rules the run refused (`why`, its sentence), on
+/// either executor: a warning, and to a report that observes the run,
+/// [`RunEvent::ReloadRefused`](crate::RunEvent::ReloadRefused) first.
+pub(crate) fn say_refused(report: &mut dyn crate::Report, why: &str) {
+    if report.observes() {
+        report.event(&crate::RunEvent::ReloadRefused { why });
+    }
+    report.notice(crate::Notice::line(crate::Level::Warning, why));
+}
+
+/// A change of rules read for an executor's workers (`where_` in
+/// messages, and the rules or why not: `Control::read`, `Reload::read`,
+/// loaded, compiled and checked as one engine reads them) as the
+/// executor's [`Change`](crate::executor::Change) at `offset` of its
+/// input, asked for by `origin` (its audit record's); `None` when not
+/// now (said). A pattern the executor cannot run (`refuses`: why) refuses
+/// the change. One refused is said to `report` here, once (counted by
+/// the caller: [`Change::refused`](crate::executor::Change::refused)),
+/// and is handed on all the same, changing nothing, to make its audit
+/// record at its point of event time.
+pub fn for_executor(
+    (where_, read): (String, RulesRead),
+    (offset, origin): (u64, crate::audit::Origin),
+    refuses: &dyn Fn(&cepheid_core::pattern::Pattern) -> Option<String>,
+    report: &mut dyn crate::Report,
+) -> Option<crate::executor::Change> {
+    use crate::executor::Change;
+    let mut refused = |why: String| {
+        say_refused(report, &why);
+        Some(Change::refusal(offset, where_.clone(), &origin, &why))
+    };
+    match read {
+        RulesRead::Checked { rules, texts, .. } => {
+            match rules.patterns().iter().find_map(refuses) {
+                Some(why) => refused(format!(
+                    "cepheid: {where_}: the new rules are refused: {why}; the old rules go on"
+                )),
+                None => Some(Change::rules(offset, where_.clone(), texts, &origin, rules)),
+            }
+        }
+        RulesRead::Refused(why) => refused(why),
+        RulesRead::Later(why) => {
+            report.notice(crate::Notice::line(crate::Level::Warning, why));
+            None
+        }
+    }
+}

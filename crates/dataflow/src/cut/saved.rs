@@ -197,6 +197,34 @@ fn other_patterns() -> Error {
     )
 }
 
+/// Checks every worker's piece of a cut against `plan` (each restored
+/// and dropped), before anything is touched: the pieces the runtime read
+/// and checked against the command and the workers' layout
+/// (`Runtime::on_cluster`). Gives each one's place in the input (its
+/// first source's).
+pub(crate) fn checked<E>(
+    plan: &Plan<E>,
+    pieces: &[Saved],
+) -> Result<Vec<u64>, cepheid_runtime::Unusable>
+where
+    E: Event + DeserializeOwned + 'static,
+{
+    let mut places = Vec::with_capacity(pieces.len());
+    for (index, piece) in pieces.iter().enumerate() {
+        let check = WorkerCut::new(Cuts::new(), |_, _| {});
+        let checked = check.restore(plan, piece).and_then(|_| {
+            let sources = WorkerCut::saved_sources(piece)?;
+            let place = sources.iter().find(|(s, _)| *s == 0);
+            places.push(place.map_or(0, |(_, state)| state.position));
+            Ok(())
+        });
+        if let Err(source) = checked {
+            return Err(cepheid_runtime::Unusable::Worker { index, source });
+        }
+    }
+    Ok(places)
+}
+
 impl WorkerCut {
     /// Goes on from a state saved at a cut, before the dataflow is built
     /// with `plan` (the plan and worker count of the run that saved it);

@@ -341,7 +341,8 @@ impl<E: Event + Clone + 'static> Hold<E> {
                 Some(last) => self.layout_at(last).clone(),
                 None => self.first.0.clone(),
             };
-            let next = cepheid_engine::Rules::from_loaded(change.loaded())
+            let next = change
+                .compiled()
                 .ok()
                 .filter(|rules| {
                     // (its fields numbered before its keys are resolved)

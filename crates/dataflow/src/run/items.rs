@@ -117,6 +117,77 @@ pub(super) fn share(
     }
 }
 
+/// The places of the workers' sources in a checkpoint's pieces, with the
+/// index of the worker (a worker without a source, or whose source read
+/// nothing, has none: its sources start where they are).
+pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Unusable> {
+    let mut found = Vec::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        let saved =
+            WorkerCut::saved_sources(piece).map_err(|source| Unusable::Worker { index, source })?;
+        for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
+            if state.place.is_empty() {
+                continue;
+            }
+            let place = SourcePlace::decode(&state.place).map_err(|e| Unusable::Shares {
+                index,
+                why: format!("its source's place cannot be read: {e}"),
+            })?;
+            found.push((index, place));
+        }
+    }
+    Ok(found)
+}
+
+/// The positions of the workers' sources in a checkpoint's pieces
+/// ([`places`]).
+pub(super) fn positions(
+    pieces: &[Piece],
+) -> Result<Vec<cepheid_runtime::source::Position>, Unusable> {
+    Ok(places(pieces)?
+        .into_iter()
+        .map(|(_, p)| p.position)
+        .collect())
+}
+
+/// Where each of `sources` (this process's workers', in order) goes on
+/// from the cut the old workers saved in `files`, on another number of
+/// workers: its splits' watermarks from the old places that name them,
+/// its position from theirs ([`Source::position_of_shares`]), its lines
+/// above `lines` (the most an old source had read). Checked before any
+/// output is touched: an old place that cannot be read or has no names,
+/// or positions that do not fit together, are a [`Unusable`].
+pub(super) fn dealt(
+    pieces: &[Piece],
+    sources: &[OwnSource],
+    lines: Option<u64>,
+) -> Result<Vec<Option<Share>>, Unusable> {
+    let mut olds = Vec::new();
+    for (index, place) in places(pieces)? {
+        if place.names.is_empty() && !place.splits.is_empty() {
+            return Err(Unusable::Shares {
+                index,
+                why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
+            });
+        }
+        olds.push(place);
+    }
+    let positions: Vec<_> = olds.iter().map(|old| old.position.clone()).collect();
+    let mut shares = Vec::with_capacity(sources.len());
+    for (source, _, _) in sources {
+        let Some(source) = source else {
+            shares.push(None);
+            continue;
+        };
+        let names = source.split_names().unwrap_or_default();
+        let position = source
+            .position_of_shares(&positions)
+            .map_err(|e| Unusable::Sources(e.to_string()))?;
+        shares.push(Some(share(&olds, &names, position, lines.unwrap_or(0))));
+    }
+    Ok(shares)
+}
+
 /// Worker 0's live input, on its way to the source.
 pub(super) struct Live {
     pub(super) say: Say,
@@ -487,15 +558,14 @@ fn list_record(
 ) -> Taken {
     let place = format!("{place} ({})", control.describe());
     match control.read_list(config, own) {
-        Ok(record) => Taken::Item(SourceItem::Rules {
-            offset,
-            place,
-            texts: crate::Change::lists_texts(&crate::FileChange {
+        Ok(record) => Taken::Item(SourceItem::Rules(
+            crate::FileChange {
                 file: None,
                 edits: crate::ListEdit::of(&record.list, record.edits()).collect(),
                 origin: crate::ListOrigin::Record,
-            }),
-        }),
+            }
+            .change(offset, place),
+        )),
         Err(why) => {
             counts.malformed_line();
             say.report()
@@ -509,15 +579,12 @@ fn list_record(
 /// as the workers make it: at the reader's watermark then + 1, said by
 /// worker 0 as one engine says it.
 fn handle_item(record: &cepheid_runtime::lists::ListRecord, offset: u64) -> SourceItem<Record> {
-    SourceItem::Rules {
-        offset,
-        place: record.describe_handle(),
-        texts: crate::Change::lists_texts(&crate::FileChange {
-            file: None,
-            edits: crate::ListEdit::of(&record.list, record.edits()).collect(),
-            origin: crate::ListOrigin::Handle,
-        }),
-    }
+    let change = crate::FileChange {
+        file: None,
+        edits: crate::ListEdit::of(&record.list, record.edits()).collect(),
+        origin: crate::ListOrigin::Handle,
+    };
+    SourceItem::Rules(change.change(offset, record.describe_handle()))
 }
 
 /// The watched reference files read again (`watched`, by the runtime),
@@ -531,10 +598,9 @@ fn list_items(
 ) -> Vec<SourceItem<Record>> {
     let changed = watched.changed(false, &mut |n| say.report().notice(n));
     (changed.into_iter())
-        .map(|changed| SourceItem::Rules {
-            offset,
-            place: changed.place.clone(),
-            texts: crate::Change::lists_texts(&crate::FileChange::of(changed)),
+        .map(|changed| {
+            let place = changed.place.clone();
+            SourceItem::Rules(crate::FileChange::of(changed).change(offset, place))
         })
         .collect()
 }

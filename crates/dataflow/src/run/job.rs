@@ -96,51 +96,26 @@ pub(super) struct Job {
 }
 
 /// A change of rules read by a worker's reader (`where_` in messages,
-/// and the rules or why not: `Control::read`, `Reload::read`, loaded and
-/// checked as one engine reads them, said there, once, when refused) as
-/// the source's [`SourceItem::Rules`] at `offset`, to apply at its
+/// and the rules or why not: `Control::read`, `Reload::read`) as the
+/// source's [`SourceItem::Rules`] at `offset`, made by the runtime
+/// ([`executor::for_executor`](cepheid_runtime::executor::for_executor):
+/// compiled and checked once, a refusal said there), to apply at its
 /// source's watermark + 1 on every worker ([`Plan::changing`]), with
 /// `origin`, what asked for it (its audit record's); `None` when not now.
-/// One refused (said, counted) travels too, changing nothing, to make its
-/// audit record at its point ([`Change::refused`](crate::Change::refused)).
+/// One refused (counted here) travels too, changing nothing, to make its
+/// audit record at its point.
 pub(super) fn rules_item(
-    (where_, read): (String, RulesRead),
-    (offset, origin): (u64, Origin),
+    read: (String, RulesRead),
+    at: (u64, Origin),
     counts: &ReadCounts,
     say: &Say,
 ) -> Option<SourceItem<Record>> {
-    let place = where_.clone();
-    let refused = |why: String| {
+    let refuses = |p: &crate::pattern::Pattern| not_on_workers(p).map(|r| r.to_string());
+    let change = cepheid_runtime::executor::for_executor(read, at, &refuses, &mut **say.report())?;
+    if change.refused().is_some() {
         counts.reloads_refused.fetch_add(1, Ordering::Relaxed);
-        say.event(&RunEvent::ReloadRefused { why: &why });
-        say!(say, Warning, "{why}");
-        Some(SourceItem::Rules {
-            offset,
-            place,
-            texts: crate::Change::refused_texts(&origin, &why),
-        })
-    };
-    match read {
-        RulesRead::Checked { rules, .. }
-            if rules.patterns().iter().any(|p| not_on_workers(p).is_some()) =>
-        {
-            let why = (rules.patterns().iter().find_map(not_on_workers))
-                .map_or_else(String::new, |r| r.to_string());
-            refused(format!(
-                "cepheid: {where_}: the new rules are refused: {why}; the old rules go on"
-            ))
-        }
-        RulesRead::Checked { texts, .. } => Some(SourceItem::Rules {
-            offset,
-            place: where_,
-            texts: crate::Change::with_origin(texts, &origin),
-        }),
-        RulesRead::Refused(why) => refused(why),
-        RulesRead::Later(why) => {
-            say!(say, Warning, "{why}");
-            None
-        }
     }
+    Some(SourceItem::Rules(change))
 }
 
 impl Job {

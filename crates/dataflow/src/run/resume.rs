@@ -1,7 +1,6 @@
 //! `--checkpoint DIR` on workers: the checkpoint a run resumes (from the
 //! runtime's folder, `cepheid_runtime::checkpoint::store`), its checks, and
-//! the shares of the input each new worker takes from the places of the
-//! old ones.
+//! the shares of the input each new worker takes ([`items::dealt`]).
 
 use super::*;
 use cepheid_runtime::checkpoint::{self, Marker, Piece, Stored};
@@ -110,10 +109,11 @@ pub(super) fn read_lists(
             }
         });
         let changes: Vec<crate::Change> = (changed.into_iter())
-            .map(|changed| crate::Change {
-                place: changed.place.clone(),
-                texts: crate::Change::lists_texts(&crate::FileChange::of(changed)),
-                ..last.clone()
+            .map(|changed| {
+                let place = changed.place.clone();
+                let mut change = crate::FileChange::of(changed).change(last.offset, place);
+                (change.at, change.source) = (last.at, last.source);
+                change
             })
             .collect();
         if !changes.is_empty() {
@@ -243,7 +243,7 @@ fn at_the_cut(
     };
     let mut after = state.clone();
     for change in &pending {
-        if let Some(file) = change.file_change().and_then(|made| made.file) {
+        if let Some(file) = crate::FileChange::made_by(change).and_then(|made| made.file) {
             lists::keep(&mut after, file);
         }
     }
@@ -325,7 +325,7 @@ pub(super) fn checkpoints(
         // runtime: `Runtime::on_cluster`)
         let (then, now) = (marker.pieces(), layout.0 * layout.1);
         // Every worker's state is checked before any output is touched.
-        let places = checked(plan, pieces).map_err(|why| unusable(dir, why))?;
+        let places = crate::cut::checked(plan, pieces).map_err(|why| unusable(dir, why))?;
         match pieces.first() {
             // (a followed file's places are its own: `input::Position`)
             Some(first) if !config.follow => {
@@ -346,7 +346,7 @@ pub(super) fn checkpoints(
             _ => {}
         }
         if let (Some(sources), true) = (sources, then != now) {
-            shares = dealt(pieces, sources, places.iter().max().copied())
+            shares = items::dealt(pieces, sources, places.iter().max().copied())
                 .map_err(|why| unusable(dir, why))?;
         }
         // (the runtime says the resume, then truncates each output to its
@@ -375,25 +375,6 @@ pub(super) fn checkpoints(
         lists: Vec::new(),
     };
     Ok((checkpoint, resume, shares, (rules, reload_files)))
-}
-
-/// Checks every worker's state of a cut against `plan` (restored and
-/// dropped); gives each one's place in the input (its first source's).
-fn checked(plan: &mut Plan<Record>, pieces: &[Piece]) -> Result<Vec<u64>, Unusable> {
-    let mut places = Vec::with_capacity(pieces.len());
-    for (index, piece) in pieces.iter().enumerate() {
-        let check = WorkerCut::new(Cuts::new(), |_, _| {});
-        let checked = check.restore(plan, piece).and_then(|_| {
-            let sources = WorkerCut::saved_sources(piece)?;
-            let place = sources.iter().find(|(s, _)| *s == 0);
-            places.push(place.map_or(0, |(_, state)| state.position));
-            Ok(())
-        });
-        if let Err(source) = checked {
-            return Err(Unusable::Worker { index, source });
-        }
-    }
-    Ok(places)
 }
 
 /// Makes `plan` the one a run resuming `pieces` goes on with: after a
@@ -454,20 +435,19 @@ fn reload_at_the_cut(
         "the pattern files changed since the checkpoint".to_string(),
     );
     let (place, read) = why.read(config, &mut |n| say.report().notice(n));
-    let counts = ReadCounts::default();
     let origin = Origin::files(&config.patterns, None);
-    let Some(SourceItem::Rules {
-        offset,
-        place,
-        texts,
-    }) = rules_item((place, read), (0, origin), &counts, say)
-    else {
+    let refuses = |p: &crate::pattern::Pattern| not_on_workers(p).map(|r| r.to_string());
+    let at_zero = (0, origin);
+    let read = cepheid_runtime::executor::for_executor((place, read), at_zero, &refuses, {
+        &mut **say.report()
+    });
+    let Some(change) = read else {
         return Ok(());
     };
     {
         // Refused (said): counted as a reader's refusal, once (and made
         // pending all the same: its audit record, at the cut's epoch).
-        let refused = counts.reloads_refused.load(Ordering::Relaxed);
+        let refused = u64::from(change.refused().is_some());
         if let Some(piece) = pieces.first_mut().filter(|_| refused > 0) {
             if let Some(mut rules) = crate::cut::rules(piece)? {
                 rules.read[0] += refused;
@@ -479,91 +459,13 @@ fn reload_at_the_cut(
         let Some(mut rules) = crate::cut::rules(piece)? else {
             continue;
         };
-        let at = crate::cut::WorkerState::of(piece)?.epoch;
-        let change = crate::Change {
-            at,
-            source: 0,
-            offset,
-            place: place.clone(),
-            texts: texts.clone(),
-        };
-        let before =
-            (rules.pending).partition_point(|c| (c.at, c.source, c.offset) <= (at, 0, offset));
+        let mut change = change.clone();
+        change.at = crate::cut::WorkerState::of(piece)?.epoch;
+        let before = (rules.pending).partition_point(|c| c.order() <= change.order());
         rules.pending.insert(before, change);
         crate::cut::put_rules(piece, &rules)?;
     }
     Ok(())
-}
-
-/// The places of the workers' sources in a checkpoint's pieces, with the
-/// index of the worker (a worker without a source, or whose source read
-/// nothing, has none: its sources start where they are).
-pub(super) fn places(pieces: &[Piece]) -> Result<Vec<(usize, SourcePlace)>, Unusable> {
-    let mut found = Vec::new();
-    for (index, piece) in pieces.iter().enumerate() {
-        let saved =
-            WorkerCut::saved_sources(piece).map_err(|source| Unusable::Worker { index, source })?;
-        for (_, state) in saved.iter().filter(|(s, _)| *s == 0) {
-            if state.place.is_empty() {
-                continue;
-            }
-            let place = SourcePlace::decode(&state.place).map_err(|e| Unusable::Shares {
-                index,
-                why: format!("its source's place cannot be read: {e}"),
-            })?;
-            found.push((index, place));
-        }
-    }
-    Ok(found)
-}
-
-/// The positions of the workers' sources in a checkpoint's pieces
-/// ([`places`]).
-pub(super) fn positions(
-    pieces: &[Piece],
-) -> Result<Vec<cepheid_runtime::source::Position>, Unusable> {
-    Ok(places(pieces)?
-        .into_iter()
-        .map(|(_, p)| p.position)
-        .collect())
-}
-
-/// Where each of `sources` (this process's workers', in order) goes on
-/// from the cut the old workers saved in `files`, on another number of
-/// workers: its splits' watermarks from the old places that name them,
-/// its position from theirs ([`Source::position_of_shares`]), its lines
-/// above `lines` (the most an old source had read). Checked before any
-/// output is touched: an old place that cannot be read or has no names,
-/// or positions that do not fit together, are a [`Unusable`].
-pub(super) fn dealt(
-    pieces: &[Piece],
-    sources: &[OwnSource],
-    lines: Option<u64>,
-) -> Result<Vec<Option<Share>>, Unusable> {
-    let mut olds = Vec::new();
-    for (index, place) in places(pieces)? {
-        if place.names.is_empty() && !place.splits.is_empty() {
-            return Err(Unusable::Shares {
-                index,
-                why: "its source's place does not name its splits (a cut of an older version: resume it on the same number of workers)".to_string(),
-            });
-        }
-        olds.push(place);
-    }
-    let positions: Vec<_> = olds.iter().map(|old| old.position.clone()).collect();
-    let mut shares = Vec::with_capacity(sources.len());
-    for (source, _, _) in sources {
-        let Some(source) = source else {
-            shares.push(None);
-            continue;
-        };
-        let names = source.split_names().unwrap_or_default();
-        let position = source
-            .position_of_shares(&positions)
-            .map_err(|e| Unusable::Sources(e.to_string()))?;
-        shares.push(Some(share(&olds, &names, position, lines.unwrap_or(0))));
-    }
-    Ok(shares)
 }
 
 #[cfg(test)]
@@ -603,27 +505,24 @@ mod tests {
         plan.add(&rules).unwrap();
         let marker =
             Marker::new(1).counters(Counters::default().with_lists(vec![entries(&file, &["a"])]));
-        let pending = crate::Change {
-            at: 24,
-            source: 0,
-            offset: 7,
-            place: "list `blocked`: b.jsonl changed: 1 added, 1 removed".to_string(),
-            texts: crate::Change::lists_texts(&crate::FileChange {
-                origin: crate::ListOrigin::File,
-                file: Some(entries(&file, &["b"])),
-                edits: vec![
-                    crate::ListEdit::Remove {
-                        list: "blocked".into(),
-                        value: "a".into(),
-                    },
-                    crate::ListEdit::Add {
-                        list: "blocked".into(),
-                        value: "b".into(),
-                        until: None,
-                    },
-                ],
-            }),
-        };
+        let place = "list `blocked`: b.jsonl changed: 1 added, 1 removed".to_string();
+        let mut pending = crate::FileChange {
+            origin: crate::ListOrigin::File,
+            file: Some(entries(&file, &["b"])),
+            edits: vec![
+                crate::ListEdit::Remove {
+                    list: "blocked".into(),
+                    value: "a".into(),
+                },
+                crate::ListEdit::Add {
+                    list: "blocked".into(),
+                    value: "b".into(),
+                    until: None,
+                },
+            ],
+        }
+        .change(7, place);
+        pending.at = 24;
         let mut piece = Piece::default();
         let rules_cut = crate::cut::Rules {
             pending: vec![pending.clone()],
@@ -643,7 +542,7 @@ mod tests {
         assert_eq!(after.len(), 2);
         assert_eq!(after[0], pending);
         assert_eq!((after[1].at, after[1].source, after[1].offset), (24, 0, 7));
-        let made = after[1].file_change().unwrap();
+        let made = crate::FileChange::made_by(&after[1]).unwrap();
         assert_eq!(made.file, Some(entries(&file, &["a", "b"])));
         assert_eq!(
             made.edits,

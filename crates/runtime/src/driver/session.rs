@@ -763,9 +763,8 @@ impl Session<'_> {
         let policy = self.config.reload_policy;
         let refused = |this: &mut Self, why: String| {
             this.reloads.refused += 1;
-            this.event(&RunEvent::ReloadRefused { why: &why });
             this.audit(RuleChange::refused(at, origin.clone(), policy, &why));
-            this.say(Level::Warning, why);
+            crate::reload::say_refused(&mut *this.out.report, &why);
             false
         };
         let (rules, watch) = match read {
