@@ -209,6 +209,23 @@ impl SceneRun {
     }
 }
 
+impl SceneRun {
+    /// The first of the scene's list checks that holds for `event`. (Out
+    /// of line: most scenes have none.)
+    #[inline(never)]
+    fn listed<E: Event>(
+        &self,
+        event: &E,
+        empty: &Accumulators,
+        lookup: &dyn Lookup,
+    ) -> Option<usize> {
+        self.checks.iter().position(|(value, list)| {
+            let v = value.eval_with(event, empty, lookup);
+            lookup.contains(*list, (&v).into()) == Some(true)
+        })
+    }
+}
+
 /// What a snapshot keeps of an engine's decisions (format version 11 on,
 /// `docs/snapshot.md`): the input positions of the events waiting, by
 /// arrival number, and the [`DecisionStats`] in their order.
@@ -232,25 +249,13 @@ pub(super) struct FiredMatch {
     reads: Vec<(String, Value)>,
 }
 
-/// An event's entry into a scene, read before the patterns take it.
+/// An event's entry into a scene, read before the patterns take it (its
+/// id and the fields it lacks are read when its record is made).
+#[derive(Clone, Copy)]
 struct Entered {
     scene: usize,
-    event: Value,
-    by_position: bool,
-    /// The scene's reads the event lacks, as bits by their place in
-    /// [`SceneRun::reads`] (the first 64; [`Entered::more`] has the
-    /// others), so that no vector is made per event.
-    missing: u64,
-    /// Past the 64th read, the names the event lacks.
-    more: Vec<Arc<str>>,
+    /// The list check that holds.
     listed: Option<usize>,
-}
-
-impl Entered {
-    /// Does the event lack a field the scene's rules read?
-    fn lacks(&self) -> bool {
-        self.missing != 0 || !self.more.is_empty()
-    }
 }
 
 /// The engine's scenes and what deciding needs between events.
@@ -407,27 +412,13 @@ impl Decide {
         }
     }
 
-    /// The position of the event of arrival `seq`: the caller's, else the
-    /// engine's number of its push.
+    /// Reads which scenes the event of arrival `seq` enters and the list
+    /// check that holds in each; true when it enters one (the matches that
+    /// hold it are then collected, and [`Decide::decide`] makes its
+    /// decisions; else [`Decide::pass`]).
     #[inline]
-    fn position(&mut self, seq: u64) -> Value {
-        if !self.positions.is_empty() {
-            if let Some(given) = self.positions.remove(&seq) {
-                return given;
-            }
-        }
-        let i = self.numbering.partition_point(|&(from, _)| from <= seq);
-        let difference = i.checked_sub(1).map_or(0, |i| self.numbering[i].1);
-        Value::Int((seq as i64).saturating_add(1).saturating_add(difference))
-    }
-
-    /// Reads which scenes the event of arrival `seq` enters, its id in
-    /// each, the fields it lacks and the list check that holds; true when
-    /// it enters one (the matches that hold it are then collected).
     pub(super) fn enter<E: Event>(&mut self, seq: u64, event: &E, lookup: &dyn Lookup) -> bool {
         self.entered.clear();
-        self.fired.clear();
-        let position = self.position(seq);
         for (i, run) in self.scenes.iter().enumerate() {
             if run.retiring.is_some_and(|until| seq >= until) {
                 continue;
@@ -439,53 +430,37 @@ impl Decide {
             if !enters {
                 continue;
             }
-            let (id, by_position) = match run.id.map(|f| event.field_owned(f)) {
-                Some(v) if !v.is_null() => (v, false),
-                _ => (position.clone(), true),
+            let listed = match run.checks.is_empty() {
+                true => None,
+                false => run.listed(event, &self.empty, lookup),
             };
-            let mut missing = 0u64;
-            for (i, (f, _)) in run.reads.iter().take(64).enumerate() {
-                if event.field(*f).is_null() {
-                    missing |= 1 << i;
-                }
-            }
-            let more = match run.reads.get(64..) {
-                Some(rest) => (rest.iter())
-                    .filter(|(f, _)| event.field(*f).is_null())
-                    .map(|(_, t)| Arc::clone(t))
-                    .collect(),
-                None => Vec::new(),
-            };
-            let listed = run.checks.iter().position(|(value, list)| {
-                let v = value.eval_with(event, &self.empty, lookup);
-                lookup.contains(*list, (&v).into()) == Some(true)
-            });
-            self.entered.push(Entered {
-                scene: i,
-                event: id,
-                by_position,
-                missing,
-                more,
-                listed,
-            });
+            self.entered.push(Entered { scene: i, listed });
         }
         !self.entered.is_empty()
     }
 
-    /// The late event of arrival number `seq` at `ts`: one decision per
-    /// scene it enters, the scene's `late` outcome.
+    /// The event of arrival `seq` entered no scene: the position the
+    /// caller gave it goes.
+    #[inline]
+    pub(super) fn pass(&mut self, seq: u64) {
+        if !self.positions.is_empty() {
+            self.positions.remove(&seq);
+        }
+    }
+
+    /// The late event `event` at `ts`, at `position`: one decision per
+    /// scene it enters, the scene's `late` outcome. (It takes no arrival
+    /// number: it is numbered past the last one, never a waiting
+    /// event's.)
     pub(super) fn late<E: Event, S: Sink<E> + ?Sized>(
         &mut self,
         ts: Timestamp,
-        seq: u64,
         position: Value,
         event: &E,
         sink: &mut S,
     ) {
-        self.positions.insert(seq, position);
-        let entered = self.enter(seq, event, &crate::lookup::NO_LOOKUP);
-        self.positions.remove(&seq);
-        if !entered {
+        let seq = u64::MAX;
+        if !self.enter(seq, event, &crate::lookup::NO_LOOKUP) {
             return;
         }
         let Decide {
@@ -495,118 +470,62 @@ impl Decide {
             record,
             ..
         } = self;
-        for entered in entered.drain(..) {
+        for entered in entered.iter() {
             let run = &scenes[entered.scene];
-            let scene = &run.scene;
-            stats.decisions += 1;
+            record.fill(run, event, || position.clone(), ts, seq);
+            stats.count(run, record);
             stats.late += 1;
-            if entered.lacks() {
-                stats.missing += 1;
-            }
-            if run.retiring.is_some() {
-                stats.removed_scene += 1;
-            }
             record.rules.clear();
             record.shadow.clear();
-            record.fill(run, entered, ts, seq, scene.late, 0.0, None);
+            record.set_outcome(run, run.scene.late, 0.0, None);
             record.late = true;
             sink.on_decision(record);
         }
     }
 
-    /// The decisions of the event of arrival `seq` at `ts`, once the
-    /// patterns took it (after [`Decide::enter`] said it enters a scene).
-    pub(super) fn decide<E, S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, seq: u64, sink: &mut S) {
+    /// The decisions of the event of arrival `seq` at `ts`, `event`, once
+    /// the patterns took it (after [`Decide::enter`] said it enters a
+    /// scene).
+    pub(super) fn decide<E: Event, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        seq: u64,
+        event: &E,
+        sink: &mut S,
+    ) {
         let Decide {
             scenes,
-            entered,
+            positions,
+            numbering,
             fired: matches,
+            entered,
             stats,
             record,
             ..
         } = self;
-        for entered in entered.drain(..) {
+        // (the position the caller gave, if any: else the push's number)
+        let given = match positions.is_empty() {
+            true => None,
+            false => positions.remove(&seq),
+        };
+        let position = || match &given {
+            Some(given) => given.clone(),
+            None => Value::Int(push_number(numbering, seq)),
+        };
+        for entered in entered.iter() {
             let run = &scenes[entered.scene];
-            let scene = &run.scene;
-            // The scene's rules that fired, each name once.
-            let mut indexes: Vec<usize> = Vec::new();
-            let mut fired: Vec<(usize, &FiredMatch)> = Vec::new();
-            record.rules.clear();
-            record.shadow.clear();
+            record.fill(run, event, position, ts, seq);
+            stats.count(run, record);
+            record.late = false;
             if matches.is_empty() && entered.listed.is_none() {
                 // (nothing fired, no list holds: the default, as `resolve`
                 // would say)
-                stats.decisions += 1;
-                if entered.lacks() {
-                    stats.missing += 1;
-                }
-                if run.retiring.is_some() {
-                    stats.removed_scene += 1;
-                }
-                record.fill(run, entered, ts, seq, scene.default, 0.0, None);
-                record.late = false;
-                sink.on_decision(record);
-                continue;
-            }
-            for m in matches.iter() {
-                let Some(&i) = run.by_pattern.get(&m.name) else {
-                    continue;
-                };
-                if !fired
-                    .iter()
-                    .any(|(_, f)| f.name == m.name && f.version == m.version)
-                {
-                    fired.push((i, m));
-                }
-                indexes.push(i);
-            }
-            if fired.len() > 1 {
-                fired.sort_by_key(|(i, m)| (*i, m.version));
-            }
-            let resolution = if indexes.is_empty() && entered.listed.is_none() {
-                // (nothing fired, no list holds: the default, as
-                // `resolve` would say, without its vectors)
-                crate::scene::Resolution {
-                    outcome: scene.default,
-                    score: 0.0,
-                    by_list: None,
-                    counted: Vec::new(),
-                }
+                record.rules.clear();
+                record.shadow.clear();
+                record.set_outcome(run, run.scene.default, 0.0, None);
             } else {
-                scene.resolve(&indexes, entered.listed)
-            };
-            for (i, m) in fired {
-                let rule = &scene.rules[i];
-                let f = Fired {
-                    rule: m.name.clone(),
-                    version: m.version,
-                    action: rule.action.clone(),
-                    score: rule.score,
-                    counted: resolution.counted.contains(&i),
-                    reads: m.reads.clone(),
-                };
-                if rule.shadow {
-                    record.shadow.push(f);
-                } else {
-                    record.rules.push(f);
-                }
+                resolve(run, entered.listed, matches, record, stats);
             }
-            let list = (resolution.by_list)
-                .and_then(|i| scene.list_checks.get(i))
-                .map(|c| Arc::clone(&c.label));
-            stats.decisions += 1;
-            if entered.lacks() {
-                stats.missing += 1;
-            }
-            if list.is_some() {
-                stats.by_list += 1;
-            }
-            if run.retiring.is_some() {
-                stats.removed_scene += 1;
-            }
-            let outcome = resolution.outcome;
-            record.fill(run, entered, ts, seq, outcome, resolution.score, list);
-            record.late = false;
             sink.on_decision(record);
         }
         matches.clear();
@@ -663,47 +582,163 @@ impl Decide {
     }
 }
 
+/// The number of the push of the event of arrival `seq` (`numbering`:
+/// [`Decide::number_from`]).
+#[inline]
+fn push_number(numbering: &[(u64, i64)], seq: u64) -> i64 {
+    let difference = match numbering {
+        [] => 0,
+        [(from, difference)] => {
+            if *from <= seq {
+                *difference
+            } else {
+                0
+            }
+        }
+        _ => {
+            let i = numbering.partition_point(|&(from, _)| from <= seq);
+            i.checked_sub(1).map_or(0, |i| numbering[i].1)
+        }
+    };
+    (seq as i64).saturating_add(1).saturating_add(difference)
+}
+
+impl DecisionStats {
+    /// Counts the decision `record` of `run` (its list check and lateness
+    /// apart).
+    #[inline]
+    fn count(&mut self, run: &SceneRun, record: &Decision) {
+        self.decisions += 1;
+        if !record.missing.is_empty() {
+            self.missing += 1;
+        }
+        if run.retiring.is_some() {
+            self.removed_scene += 1;
+        }
+    }
+}
+
+/// The record of an event in `run` where a rule fired or a list check
+/// holds: its rules that fired (each name and version once, in the
+/// scene's order) and its outcome by [`Scene::resolve`].
+fn resolve(
+    run: &SceneRun,
+    listed: Option<usize>,
+    matches: &[FiredMatch],
+    record: &mut Decision,
+    stats: &mut DecisionStats,
+) {
+    let scene = &run.scene;
+    // The scene's rules that fired, each name once.
+    let mut indexes: Vec<usize> = Vec::new();
+    let mut fired: Vec<(usize, &FiredMatch)> = Vec::new();
+    for m in matches {
+        let Some(&i) = run.by_pattern.get(&m.name) else {
+            continue;
+        };
+        if !fired
+            .iter()
+            .any(|(_, f)| f.name == m.name && f.version == m.version)
+        {
+            fired.push((i, m));
+        }
+        indexes.push(i);
+    }
+    if fired.len() > 1 {
+        fired.sort_by_key(|(i, m)| (*i, m.version));
+    }
+    let resolution = if indexes.is_empty() && listed.is_none() {
+        // (nothing fired, no list holds: the default, as `resolve` would
+        // say, without its vectors)
+        crate::scene::Resolution {
+            outcome: scene.default,
+            score: 0.0,
+            by_list: None,
+            counted: Vec::new(),
+        }
+    } else {
+        scene.resolve(&indexes, listed)
+    };
+    record.rules.clear();
+    record.shadow.clear();
+    for (i, m) in fired {
+        let rule = &scene.rules[i];
+        let f = Fired {
+            rule: m.name.clone(),
+            version: m.version,
+            action: rule.action.clone(),
+            score: rule.score,
+            counted: resolution.counted.contains(&i),
+            reads: m.reads.clone(),
+        };
+        if rule.shadow {
+            record.shadow.push(f);
+        } else {
+            record.rules.push(f);
+        }
+    }
+    let list = (resolution.by_list)
+        .and_then(|i| scene.list_checks.get(i))
+        .map(|c| Arc::clone(&c.label));
+    if list.is_some() {
+        stats.by_list += 1;
+    }
+    record.set_outcome(run, resolution.outcome, resolution.score, list);
+}
+
 impl Decision {
-    /// The record of `entered` in `run` (its rules and `late` are set
-    /// apart): the names are shared, and left as they are when they are
-    /// the same already.
-    #[allow(clippy::too_many_arguments)]
-    fn fill(
+    /// The record of `event` in `run` (`position`: its input position):
+    /// its scene, id, time and the fields the scene's rules read that it
+    /// lacks (its outcome, rules and `late` are set apart). The scene's
+    /// name is shared, and left as it is when it is the same already.
+    #[inline]
+    fn fill<E: Event>(
         &mut self,
         run: &SceneRun,
-        entered: Entered,
+        event: &E,
+        position: impl FnOnce() -> Value,
         ts: Timestamp,
         arrival: u64,
-        outcome: crate::scene::OutcomeId,
-        score: f64,
-        list: Option<Arc<str>>,
     ) {
         if !Arc::ptr_eq(&self.scene, &run.name) {
             self.scene = Arc::clone(&run.name);
         }
+        let id = match run.id {
+            Some(f) => event.field_owned(f),
+            None => Value::Null,
+        };
+        self.by_position = id.is_null();
+        self.event = if self.by_position { position() } else { id };
+        self.ts = ts;
+        self.arrival = arrival;
+        if !self.missing.is_empty() {
+            self.missing.clear();
+        }
+        for (f, text) in &run.reads {
+            if event.field(*f).is_null() {
+                self.missing.push(Arc::clone(text));
+            }
+        }
+    }
+
+    /// The record's outcome (of `run`'s), score and deciding list check.
+    /// The outcome's name is shared, and left as it is when it is the
+    /// same already.
+    #[inline]
+    fn set_outcome(
+        &mut self,
+        run: &SceneRun,
+        outcome: crate::scene::OutcomeId,
+        score: f64,
+        list: Option<Arc<str>>,
+    ) {
         match run.scene.outcomes.get(outcome.index()) {
             Some(name) if Arc::ptr_eq(&self.outcome, name) => {}
             Some(name) => self.outcome = Arc::clone(name),
             None => self.outcome = "?".into(),
         }
-
-        self.by_position = entered.by_position;
-        self.ts = ts;
         self.score = score;
         self.list = list;
-        self.missing.clear();
-        let lacks = entered.lacks();
-        if lacks {
-            let mut bits = entered.missing;
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                self.missing.push(Arc::clone(&run.reads[i].1));
-            }
-            self.missing.extend(entered.more);
-        }
-        self.event = entered.event;
-        self.arrival = arrival;
     }
 }
 
