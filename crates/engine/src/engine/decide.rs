@@ -258,6 +258,15 @@ struct Entered {
     listed: Option<usize>,
 }
 
+/// The vectors [`resolve`] fills, kept from one event to the next.
+#[derive(Default)]
+struct Scratch {
+    /// The index of each scene rule that fired.
+    indexes: Vec<usize>,
+    /// Each rule that fired, with its first match (by name and version).
+    fired: Vec<(usize, usize)>,
+}
+
 /// The engine's scenes and what deciding needs between events.
 pub(super) struct Decide {
     pub(super) scenes: Vec<SceneRun>,
@@ -273,6 +282,7 @@ pub(super) struct Decide {
     /// The matches that held the event under way.
     fired: Vec<FiredMatch>,
     entered: Vec<Entered>,
+    scratch: Scratch,
     pub(super) stats: DecisionStats,
     empty: Accumulators,
     /// The record handed to the sink, filled in place decision after
@@ -291,6 +301,7 @@ impl Decide {
             numbering: Vec::new(),
             fired: Vec::new(),
             entered: Vec::new(),
+            scratch: Scratch::default(),
             stats: DecisionStats::default(),
             empty: Accumulators::default(),
             record: Decision {
@@ -486,7 +497,42 @@ impl Decide {
     /// The decisions of the event of arrival `seq` at `ts`, `event`, once
     /// the patterns took it (after [`Decide::enter`] said it enters a
     /// scene).
+    #[inline]
     pub(super) fn decide<E: Event, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        seq: u64,
+        event: &E,
+        sink: &mut S,
+    ) {
+        // (most events: one scene, no rule fired, no list holds, no
+        // position given: its default outcome, the event numbered by its
+        // push)
+        let &[Entered {
+            scene,
+            listed: None,
+        }] = &self.entered[..]
+        else {
+            return self.decide_all(ts, seq, event, sink);
+        };
+        if !(self.fired.is_empty() && self.positions.is_empty()) {
+            return self.decide_all(ts, seq, event, sink);
+        }
+        let run = &self.scenes[scene];
+        let record = &mut self.record;
+        let numbering = &self.numbering;
+        record.fill(run, event, || Value::Int(push_number(numbering, seq)), ts, seq);
+        self.stats.count(run, record);
+        record.late = false;
+        record.rules.clear();
+        record.shadow.clear();
+        record.set_outcome(run, run.scene.default, 0.0, None);
+        sink.on_decision(record);
+    }
+
+    /// [`Decide::decide`], every case.
+    #[inline(never)]
+    fn decide_all<E: Event, S: Sink<E> + ?Sized>(
         &mut self,
         ts: Timestamp,
         seq: u64,
@@ -501,6 +547,7 @@ impl Decide {
             entered,
             stats,
             record,
+            scratch,
             ..
         } = self;
         // (the position the caller gave, if any: else the push's number)
@@ -512,7 +559,8 @@ impl Decide {
             Some(given) => given.clone(),
             None => Value::Int(push_number(numbering, seq)),
         };
-        for entered in entered.iter() {
+        let last = entered.len().saturating_sub(1);
+        for (k, entered) in entered.iter().enumerate() {
             let run = &scenes[entered.scene];
             record.fill(run, event, position, ts, seq);
             stats.count(run, record);
@@ -524,17 +572,34 @@ impl Decide {
                 record.shadow.clear();
                 record.set_outcome(run, run.scene.default, 0.0, None);
             } else {
-                resolve(run, entered.listed, matches, record, stats);
+                // (the matches' names and reads move into the last record)
+                let last = k == last;
+                resolve(run, entered.listed, matches, last, scratch, record, stats);
             }
             sink.on_decision(record);
         }
         matches.clear();
     }
 
-    /// Does a scene the event under way entered hold the pattern `name`
-    /// (so that its match is noted)?
-    fn wants(&self, name: &str) -> bool {
-        (self.entered.iter()).any(|e| self.scenes[e.scene].by_pattern.contains_key(name))
+    /// What a match of pattern `name` is to the event under way: is it
+    /// wanted (a scene the event entered holds the pattern, so that its
+    /// match is noted), and is it outside (a rule's instance made for a
+    /// scene the event does not enter: an instance fires only on the
+    /// events of its scene, `docs/semantics.md`, "Decisions")?
+    fn role(&self, name: &str) -> (bool, bool) {
+        let (mut wanted, mut instance, mut inside) = (false, false, false);
+        for (i, run) in self.scenes.iter().enumerate() {
+            let Some(&rule) = run.by_pattern.get(name) else {
+                continue;
+            };
+            let entered = self.entered.iter().any(|e| e.scene == i);
+            wanted |= entered;
+            if run.scene.rules[rule].instance {
+                instance = true;
+                inside |= entered;
+            }
+        }
+        (wanted, instance && !inside)
     }
 
     /// Does a scene hold a rule with parameters? Then every event the
@@ -543,26 +608,6 @@ impl Decide {
     #[inline]
     pub(super) fn has_instances(&self) -> bool {
         self.scenes.iter().any(|s| s.instances)
-    }
-
-    /// Is pattern `name` a rule's instance made for a scene the event
-    /// under way does not enter? (An instance fires only on the events of
-    /// its scene: `docs/semantics.md`, "Decisions".)
-    fn outside(&self, name: &str) -> bool {
-        let mut instance = false;
-        for (i, run) in self.scenes.iter().enumerate() {
-            let Some(&rule) = run.by_pattern.get(name) else {
-                continue;
-            };
-            if !run.scene.rules[rule].instance {
-                continue;
-            }
-            if self.entered.iter().any(|e| e.scene == i) {
-                return false;
-            }
-            instance = true;
-        }
-        instance
     }
 
     /// Are scenes kept for the events of before a change?
@@ -620,32 +665,37 @@ impl DecisionStats {
 
 /// The record of an event in `run` where a rule fired or a list check
 /// holds: its rules that fired (each name and version once, in the
-/// scene's order) and its outcome by [`Scene::resolve`].
+/// scene's order) and its outcome by [`Scene::resolve`]. With `last`, the
+/// matches' names and reads move into the record (no other scene reads
+/// them).
 fn resolve(
     run: &SceneRun,
     listed: Option<usize>,
-    matches: &[FiredMatch],
+    matches: &mut [FiredMatch],
+    last: bool,
+    scratch: &mut Scratch,
     record: &mut Decision,
     stats: &mut DecisionStats,
 ) {
     let scene = &run.scene;
-    // The scene's rules that fired, each name once.
-    let mut indexes: Vec<usize> = Vec::new();
-    let mut fired: Vec<(usize, &FiredMatch)> = Vec::new();
-    for m in matches {
+    // The scene's rules that fired (their indexes, and the matches of each
+    // name and version once).
+    let Scratch { indexes, fired } = scratch;
+    indexes.clear();
+    fired.clear();
+    for (k, m) in matches.iter().enumerate() {
         let Some(&i) = run.by_pattern.get(&m.name) else {
             continue;
         };
-        if !fired
-            .iter()
-            .any(|(_, f)| f.name == m.name && f.version == m.version)
-        {
-            fired.push((i, m));
+        let seen = (fired.iter())
+            .any(|&(_, f)| matches[f].name == m.name && matches[f].version == m.version);
+        if !seen {
+            fired.push((i, k));
         }
         indexes.push(i);
     }
     if fired.len() > 1 {
-        fired.sort_by_key(|(i, m)| (*i, m.version));
+        fired.sort_by_key(|&(i, k)| (i, matches[k].version));
     }
     let resolution = if indexes.is_empty() && listed.is_none() {
         // (nothing fired, no list holds: the default, as `resolve` would
@@ -657,19 +707,24 @@ fn resolve(
             counted: Vec::new(),
         }
     } else {
-        scene.resolve(&indexes, listed)
+        scene.resolve(indexes, listed)
     };
     record.rules.clear();
     record.shadow.clear();
-    for (i, m) in fired {
+    for &(i, k) in fired.iter() {
         let rule = &scene.rules[i];
+        let m = &mut matches[k];
+        let (name, reads) = match last {
+            true => (std::mem::take(&mut m.name), std::mem::take(&mut m.reads)),
+            false => (m.name.clone(), m.reads.clone()),
+        };
         let f = Fired {
-            rule: m.name.clone(),
+            rule: name,
             version: m.version,
             action: rule.action.clone(),
             score: rule.score,
             counted: resolution.counted.contains(&i),
-            reads: m.reads.clone(),
+            reads,
         };
         if rule.shadow {
             record.shadow.push(f);
@@ -691,7 +746,7 @@ impl Decision {
     /// its scene, id, time and the fields the scene's rules read that it
     /// lacks (its outcome, rules and `late` are set apart). The scene's
     /// name is shared, and left as it is when it is the same already.
-    #[inline]
+    #[inline(always)]
     fn fill<E: Event>(
         &mut self,
         run: &SceneRun,
@@ -724,7 +779,7 @@ impl Decision {
     /// The record's outcome (of `run`'s), score and deciding list check.
     /// The outcome's name is shared, and left as it is when it is the
     /// same already.
-    #[inline]
+    #[inline(always)]
     fn set_outcome(
         &mut self,
         run: &SceneRun,
@@ -754,8 +809,7 @@ pub(super) struct Collect<'a, E, S: ?Sized> {
 
 impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
     fn on_match(&mut self, m: &MatchRef<'_, E>) {
-        let wanted = self.fired.wants(m.pattern());
-        let outside = self.fired.outside(m.pattern());
+        let (wanted, outside) = self.fired.role(m.pattern());
         if !wanted && !outside {
             return self.inner.on_match(m);
         }
