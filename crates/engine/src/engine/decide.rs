@@ -290,12 +290,16 @@ pub(super) struct Decide {
     record: Decision,
     /// Are scenes kept for the events of before a change?
     retiring: bool,
+    /// Does every event enter every scene (none has a `when` or a list
+    /// check, none retires)? Then [`Decide::entered`] holds them all, and
+    /// [`Decide::enter`] has nothing to read.
+    plain: bool,
 }
 
 impl Decide {
     /// Deciding with `scenes`.
     pub(super) fn new(scenes: Vec<SceneRun>) -> Decide {
-        Decide {
+        let mut decide = Decide {
             scenes,
             positions: HashMap::new(),
             numbering: Vec::new(),
@@ -319,7 +323,10 @@ impl Decide {
                 arrival: 0,
             },
             retiring: false,
-        }
+            plain: false,
+        };
+        decide.refresh();
+        decide
     }
 
     /// A copy for a scratch engine ([`Engine::dry_run`]): the scenes, the
@@ -328,11 +335,32 @@ impl Decide {
     /// [`Engine::dry_run`]: crate::Engine::dry_run
     pub(super) fn fork(&self) -> Decide {
         Decide {
-            scenes: self.scenes.clone(),
             positions: self.positions.clone(),
             numbering: self.numbering.clone(),
             stats: self.stats,
-            ..Decide::new(Vec::new())
+            ..Decide::new(self.scenes.clone())
+        }
+    }
+
+    /// Adds `scenes` to those in force.
+    pub(super) fn add(&mut self, scenes: Vec<SceneRun>) {
+        self.scenes.extend(scenes);
+        self.refresh();
+    }
+
+    /// After a change of the scenes: are some retiring, and does every
+    /// event enter every scene ([`Decide::plain`])?
+    fn refresh(&mut self) {
+        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
+        self.plain = !self.retiring
+            && (self.scenes.iter()).all(|s| s.entry.is_none() && s.checks.is_empty());
+        self.entered.clear();
+        if self.plain {
+            let all = (0..self.scenes.len()).map(|scene| Entered {
+                scene,
+                listed: None,
+            });
+            self.entered.extend(all);
         }
     }
 
@@ -402,7 +430,7 @@ impl Decide {
                 self.scenes.push(run);
             }
         }
-        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
+        self.refresh();
         removed
     }
 
@@ -429,6 +457,9 @@ impl Decide {
     /// decisions; else [`Decide::pass`]).
     #[inline]
     pub(super) fn enter<E: Event>(&mut self, seq: u64, event: &E, lookup: &dyn Lookup) -> bool {
+        if self.plain {
+            return !self.entered.is_empty();
+        }
         self.entered.clear();
         for (i, run) in self.scenes.iter().enumerate() {
             if run.retiring.is_some_and(|until| seq >= until) {
@@ -521,11 +552,19 @@ impl Decide {
         let run = &self.scenes[scene];
         let record = &mut self.record;
         let numbering = &self.numbering;
-        record.fill(run, event, || Value::Int(push_number(numbering, seq)), ts, seq);
+        record.fill(
+            run,
+            event,
+            || Value::Int(push_number(numbering, seq)),
+            ts,
+            seq,
+        );
         self.stats.count(run, record);
         record.late = false;
-        record.rules.clear();
-        record.shadow.clear();
+        if !(record.rules.is_empty() && record.shadow.is_empty()) {
+            record.rules.clear();
+            record.shadow.clear();
+        }
         record.set_outcome(run, run.scene.default, 0.0, None);
         sink.on_decision(record);
     }
@@ -623,7 +662,7 @@ impl Decide {
             None => true,
             Some(until) => first.is_some_and(|first| first < until),
         });
-        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
+        self.refresh();
     }
 }
 
@@ -886,7 +925,7 @@ impl<E: Event + 'static> crate::Engine<E> {
     /// Adds compiled scenes to those in force.
     pub(super) fn add_scenes(&mut self, scenes: Vec<SceneRun>) {
         match &mut self.core.decide {
-            Some(decide) => decide.scenes.extend(scenes),
+            Some(decide) => decide.add(scenes),
             None => self.core.decide = Some(self.core.deciding(scenes)),
         }
     }
