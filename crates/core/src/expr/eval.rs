@@ -24,6 +24,7 @@ impl CompiledExpr {
     }
 
     /// [`eval`](Self::eval) reading lists and indicators from `lookup`.
+    #[inline]
     pub fn eval_with<E: Event + ?Sized>(
         &self,
         event: &E,

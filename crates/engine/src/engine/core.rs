@@ -555,16 +555,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
     /// measures it.)
     #[inline(never)]
     pub fn push<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, event: E, sink: &mut S) -> Arrival {
-        if self.decide.is_some() {
-            return self.push_positioned(ts, event, None, sink);
-        }
         self.stats.events += 1;
         match self.clock.arrive(ts, event) {
-            Err(event) => {
-                self.stats.late += 1;
-                sink.on_late(ts, &event);
-                Arrival::Late
-            }
+            Err(event) => self.take_late(ts, event, None, sink),
             Ok(()) => {
                 if self.clock.waiting() > self.waiting_limit {
                     self.force_watermark();
@@ -575,9 +568,10 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         }
     }
 
-    /// [`Core::push`] for an engine with scenes: the event's input
-    /// `position` (else its number among the pushes) is kept until its
-    /// decisions are made; a late event's are made at once.
+    /// [`Core::push`] with the event's input `position` for an engine with
+    /// scenes (else its number among the pushes): kept until its
+    /// decisions are made; a late event's are made at once. An engine
+    /// without scenes drops it.
     #[inline(never)]
     pub fn push_positioned<S: Sink<E> + ?Sized>(
         &mut self,
@@ -586,26 +580,16 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         position: Option<Value>,
         sink: &mut S,
     ) -> Arrival {
-        let Some(decide) = &mut self.decide else {
+        let (Some(position), Some(_)) = (position, &self.decide) else {
             return self.push(ts, event, sink);
         };
         self.stats.events += 1;
-        let seq = self.clock.next_arrival();
         match self.clock.arrive(ts, event) {
-            Err(event) => {
-                self.stats.late += 1;
-                sink.on_late(ts, &event);
-                // (a late event takes no arrival number: it is numbered
-                // past the last one, never a waiting event's, and the
-                // pushes after it are numbered one further on)
-                let pushes = self.stats.events;
-                let position = position.unwrap_or(Value::Int(pushes as i64));
-                decide.number_from(seq, pushes);
-                decide.late(ts, u64::MAX, position, &event, sink);
-                Arrival::Late
-            }
+            Err(event) => self.take_late(ts, event, Some(position), sink),
             Ok(()) => {
-                if let Some(position) = position {
+                if let Some(decide) = &mut self.decide {
+                    // (the arrival number the event just took)
+                    let seq = self.clock.next_arrival() - 1;
                     decide.positions.insert(seq, position);
                 }
                 if self.clock.waiting() > self.waiting_limit {
@@ -615,6 +599,32 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 Arrival::Accepted
             }
         }
+    }
+
+    /// A late event (at or below the watermark): to `sink.on_late`, and
+    /// an engine with scenes decides it at once (at `position`, else its
+    /// number among the pushes).
+    #[cold]
+    #[inline(never)]
+    fn take_late<S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        event: E,
+        position: Option<Value>,
+        sink: &mut S,
+    ) -> Arrival {
+        self.stats.late += 1;
+        sink.on_late(ts, &event);
+        if let Some(decide) = &mut self.decide {
+            // (a late event takes no arrival number: the pushes after it
+            // are numbered one further on)
+            let seq = self.clock.next_arrival();
+            let pushes = self.stats.events;
+            let position = position.unwrap_or(Value::Int(pushes as i64));
+            decide.number_from(seq, pushes);
+            decide.late(ts, position, &event, sink);
+        }
+        Arrival::Late
     }
 
     /// Takes in an event of the stream that only the indicators shared
@@ -786,7 +796,9 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
 
     /// Processes, in global time order, the waiting events and the
     /// deadlines up to `bound` (events only up to the watermark). A deadline
-    /// at the time of the next event fires first.
+    /// at the time of the next event fires first. (Never inlined: the
+    /// engine gate of `BENCHMARKS.md` measures it.)
+    #[inline(never)]
     fn run_to<S: Sink<E> + ?Sized>(&mut self, bound: Timestamp, sink: &mut S) {
         if !(self.memory.is_empty() && self.for_indicators.is_empty() && self.decide.is_none()) {
             return self.run_to_reading(bound, sink);
@@ -862,7 +874,6 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             self.memory.on_event(&event);
         }
         let ev = self.store.insert(ts, event);
-        let stored = self.store.get(ev);
         let enters = {
             let view = self.memory.shadow_view();
             let lookup: &dyn Lookup = if reading {
@@ -870,28 +881,33 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             } else {
                 &crate::lookup::NO_LOOKUP
             };
-            decide.enter(seq, stored, lookup)
+            decide.enter(seq, self.store.get(ev), lookup)
         };
         if enters || decide.has_instances() {
-            let pointer: *const E = stored;
+            let pointer: *const E = self.store.get(ev);
             let mut collect = Collect {
                 inner: &mut *sink,
                 event: pointer,
                 fired: &mut decide,
             };
             if reading {
-                self.process_stored::<Reads, _>(ts, ev, &mut collect);
+                self.offer_stored::<Reads, _>(ts, ev, &mut collect);
             } else {
-                self.process_stored::<Plain, _>(ts, ev, &mut collect);
-            }
-            if enters {
-                decide.decide(ts, seq, sink);
+                self.offer_stored::<Plain, _>(ts, ev, &mut collect);
             }
         } else if reading {
-            self.process_stored::<Reads, S>(ts, ev, sink);
+            self.offer_stored::<Reads, S>(ts, ev, sink);
         } else {
-            self.process_stored::<Plain, S>(ts, ev, sink);
+            self.offer_stored::<Plain, S>(ts, ev, sink);
         }
+        if enters {
+            // (the event is still stored: it goes below)
+            decide.decide(ts, seq, self.store.get(ev), sink);
+        } else {
+            decide.pass(seq);
+        }
+        self.store.release_if_unused(ev);
+        self.apply_writes(ts);
         if decide.retiring() {
             decide.retire(self.clock.first_waiting_arrival());
         }
@@ -1271,11 +1287,23 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         ev: <A::Store as EventStore<E>>::Ref,
         sink: &mut S,
     ) {
+        self.offer_stored::<M, S>(ts, ev, sink);
+        self.store.release_if_unused(ev);
+        self.apply_writes(ts);
+    }
+
+    /// [`Core::process_stored`] before the event is let go: the patterns
+    /// take it.
+    #[inline(always)]
+    fn offer_stored<M: Reading, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        ev: <A::Store as EventStore<E>>::Ref,
+        sink: &mut S,
+    ) {
         A::begin_event(&mut self.cache);
         if self.patterns.len() == 1 {
             self.process_single::<M, S>(ts, ev, sink);
-            self.store.release_if_unused(ev);
-            self.apply_writes(ts);
             return;
         }
         let mut p = 0;
@@ -1307,8 +1335,6 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             }
             p += 1;
         }
-        self.store.release_if_unused(ev);
-        self.apply_writes(ts);
     }
 
     /// The `then` writes of the matches the step at `t` that ended

@@ -209,6 +209,23 @@ impl SceneRun {
     }
 }
 
+impl SceneRun {
+    /// The first of the scene's list checks that holds for `event`. (Out
+    /// of line: most scenes have none.)
+    #[inline(never)]
+    fn listed<E: Event>(
+        &self,
+        event: &E,
+        empty: &Accumulators,
+        lookup: &dyn Lookup,
+    ) -> Option<usize> {
+        self.checks.iter().position(|(value, list)| {
+            let v = value.eval_with(event, empty, lookup);
+            lookup.contains(*list, (&v).into()) == Some(true)
+        })
+    }
+}
+
 /// What a snapshot keeps of an engine's decisions (format version 11 on,
 /// `docs/snapshot.md`): the input positions of the events waiting, by
 /// arrival number, and the [`DecisionStats`] in their order.
@@ -232,25 +249,22 @@ pub(super) struct FiredMatch {
     reads: Vec<(String, Value)>,
 }
 
-/// An event's entry into a scene, read before the patterns take it.
+/// An event's entry into a scene, read before the patterns take it (its
+/// id and the fields it lacks are read when its record is made).
+#[derive(Clone, Copy)]
 struct Entered {
     scene: usize,
-    event: Value,
-    by_position: bool,
-    /// The scene's reads the event lacks, as bits by their place in
-    /// [`SceneRun::reads`] (the first 64; [`Entered::more`] has the
-    /// others), so that no vector is made per event.
-    missing: u64,
-    /// Past the 64th read, the names the event lacks.
-    more: Vec<Arc<str>>,
+    /// The list check that holds.
     listed: Option<usize>,
 }
 
-impl Entered {
-    /// Does the event lack a field the scene's rules read?
-    fn lacks(&self) -> bool {
-        self.missing != 0 || !self.more.is_empty()
-    }
+/// The vectors [`resolve`] fills, kept from one event to the next.
+#[derive(Default)]
+struct Scratch {
+    /// The index of each scene rule that fired.
+    indexes: Vec<usize>,
+    /// Each rule that fired, with its first match (by name and version).
+    fired: Vec<(usize, usize)>,
 }
 
 /// The engine's scenes and what deciding needs between events.
@@ -268,6 +282,7 @@ pub(super) struct Decide {
     /// The matches that held the event under way.
     fired: Vec<FiredMatch>,
     entered: Vec<Entered>,
+    scratch: Scratch,
     pub(super) stats: DecisionStats,
     empty: Accumulators,
     /// The record handed to the sink, filled in place decision after
@@ -275,17 +290,22 @@ pub(super) struct Decide {
     record: Decision,
     /// Are scenes kept for the events of before a change?
     retiring: bool,
+    /// Does every event enter every scene (none has a `when` or a list
+    /// check, none retires)? Then [`Decide::entered`] holds them all, and
+    /// [`Decide::enter`] has nothing to read.
+    plain: bool,
 }
 
 impl Decide {
     /// Deciding with `scenes`.
     pub(super) fn new(scenes: Vec<SceneRun>) -> Decide {
-        Decide {
+        let mut decide = Decide {
             scenes,
             positions: HashMap::new(),
             numbering: Vec::new(),
             fired: Vec::new(),
             entered: Vec::new(),
+            scratch: Scratch::default(),
             stats: DecisionStats::default(),
             empty: Accumulators::default(),
             record: Decision {
@@ -303,7 +323,10 @@ impl Decide {
                 arrival: 0,
             },
             retiring: false,
-        }
+            plain: false,
+        };
+        decide.refresh();
+        decide
     }
 
     /// A copy for a scratch engine ([`Engine::dry_run`]): the scenes, the
@@ -312,11 +335,32 @@ impl Decide {
     /// [`Engine::dry_run`]: crate::Engine::dry_run
     pub(super) fn fork(&self) -> Decide {
         Decide {
-            scenes: self.scenes.clone(),
             positions: self.positions.clone(),
             numbering: self.numbering.clone(),
             stats: self.stats,
-            ..Decide::new(Vec::new())
+            ..Decide::new(self.scenes.clone())
+        }
+    }
+
+    /// Adds `scenes` to those in force.
+    pub(super) fn add(&mut self, scenes: Vec<SceneRun>) {
+        self.scenes.extend(scenes);
+        self.refresh();
+    }
+
+    /// After a change of the scenes: are some retiring, and does every
+    /// event enter every scene ([`Decide::plain`])?
+    fn refresh(&mut self) {
+        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
+        self.plain = !self.retiring
+            && (self.scenes.iter()).all(|s| s.entry.is_none() && s.checks.is_empty());
+        self.entered.clear();
+        if self.plain {
+            let all = (0..self.scenes.len()).map(|scene| Entered {
+                scene,
+                listed: None,
+            });
+            self.entered.extend(all);
         }
     }
 
@@ -386,7 +430,7 @@ impl Decide {
                 self.scenes.push(run);
             }
         }
-        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
+        self.refresh();
         removed
     }
 
@@ -407,27 +451,16 @@ impl Decide {
         }
     }
 
-    /// The position of the event of arrival `seq`: the caller's, else the
-    /// engine's number of its push.
+    /// Reads which scenes the event of arrival `seq` enters and the list
+    /// check that holds in each; true when it enters one (the matches that
+    /// hold it are then collected, and [`Decide::decide`] makes its
+    /// decisions; else [`Decide::pass`]).
     #[inline]
-    fn position(&mut self, seq: u64) -> Value {
-        if !self.positions.is_empty() {
-            if let Some(given) = self.positions.remove(&seq) {
-                return given;
-            }
-        }
-        let i = self.numbering.partition_point(|&(from, _)| from <= seq);
-        let difference = i.checked_sub(1).map_or(0, |i| self.numbering[i].1);
-        Value::Int((seq as i64).saturating_add(1).saturating_add(difference))
-    }
-
-    /// Reads which scenes the event of arrival `seq` enters, its id in
-    /// each, the fields it lacks and the list check that holds; true when
-    /// it enters one (the matches that hold it are then collected).
     pub(super) fn enter<E: Event>(&mut self, seq: u64, event: &E, lookup: &dyn Lookup) -> bool {
+        if self.plain {
+            return !self.entered.is_empty();
+        }
         self.entered.clear();
-        self.fired.clear();
-        let position = self.position(seq);
         for (i, run) in self.scenes.iter().enumerate() {
             if run.retiring.is_some_and(|until| seq >= until) {
                 continue;
@@ -439,53 +472,37 @@ impl Decide {
             if !enters {
                 continue;
             }
-            let (id, by_position) = match run.id.map(|f| event.field_owned(f)) {
-                Some(v) if !v.is_null() => (v, false),
-                _ => (position.clone(), true),
+            let listed = match run.checks.is_empty() {
+                true => None,
+                false => run.listed(event, &self.empty, lookup),
             };
-            let mut missing = 0u64;
-            for (i, (f, _)) in run.reads.iter().take(64).enumerate() {
-                if event.field(*f).is_null() {
-                    missing |= 1 << i;
-                }
-            }
-            let more = match run.reads.get(64..) {
-                Some(rest) => (rest.iter())
-                    .filter(|(f, _)| event.field(*f).is_null())
-                    .map(|(_, t)| Arc::clone(t))
-                    .collect(),
-                None => Vec::new(),
-            };
-            let listed = run.checks.iter().position(|(value, list)| {
-                let v = value.eval_with(event, &self.empty, lookup);
-                lookup.contains(*list, (&v).into()) == Some(true)
-            });
-            self.entered.push(Entered {
-                scene: i,
-                event: id,
-                by_position,
-                missing,
-                more,
-                listed,
-            });
+            self.entered.push(Entered { scene: i, listed });
         }
         !self.entered.is_empty()
     }
 
-    /// The late event of arrival number `seq` at `ts`: one decision per
-    /// scene it enters, the scene's `late` outcome.
+    /// The event of arrival `seq` entered no scene: the position the
+    /// caller gave it goes.
+    #[inline]
+    pub(super) fn pass(&mut self, seq: u64) {
+        if !self.positions.is_empty() {
+            self.positions.remove(&seq);
+        }
+    }
+
+    /// The late event `event` at `ts`, at `position`: one decision per
+    /// scene it enters, the scene's `late` outcome. (It takes no arrival
+    /// number: it is numbered past the last one, never a waiting
+    /// event's.)
     pub(super) fn late<E: Event, S: Sink<E> + ?Sized>(
         &mut self,
         ts: Timestamp,
-        seq: u64,
         position: Value,
         event: &E,
         sink: &mut S,
     ) {
-        self.positions.insert(seq, position);
-        let entered = self.enter(seq, event, &crate::lookup::NO_LOOKUP);
-        self.positions.remove(&seq);
-        if !entered {
+        let seq = u64::MAX;
+        if !self.enter(seq, event, &crate::lookup::NO_LOOKUP) {
             return;
         }
         let Decide {
@@ -495,127 +512,133 @@ impl Decide {
             record,
             ..
         } = self;
-        for entered in entered.drain(..) {
+        for entered in entered.iter() {
             let run = &scenes[entered.scene];
-            let scene = &run.scene;
-            stats.decisions += 1;
+            record.fill(run, event, || position.clone(), ts, seq);
+            stats.count(run, record);
             stats.late += 1;
-            if entered.lacks() {
-                stats.missing += 1;
-            }
-            if run.retiring.is_some() {
-                stats.removed_scene += 1;
-            }
             record.rules.clear();
             record.shadow.clear();
-            record.fill(run, entered, ts, seq, scene.late, 0.0, None);
+            record.set_outcome(run, run.scene.late, 0.0, None);
             record.late = true;
             sink.on_decision(record);
         }
     }
 
-    /// The decisions of the event of arrival `seq` at `ts`, once the
-    /// patterns took it (after [`Decide::enter`] said it enters a scene).
-    pub(super) fn decide<E, S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, seq: u64, sink: &mut S) {
-        let Decide {
-            scenes,
-            entered,
-            fired: matches,
-            stats,
-            record,
-            ..
-        } = self;
-        for entered in entered.drain(..) {
-            let run = &scenes[entered.scene];
-            let scene = &run.scene;
-            // The scene's rules that fired, each name once.
-            let mut indexes: Vec<usize> = Vec::new();
-            let mut fired: Vec<(usize, &FiredMatch)> = Vec::new();
+    /// The decisions of the event of arrival `seq` at `ts`, `event`, once
+    /// the patterns took it (after [`Decide::enter`] said it enters a
+    /// scene).
+    #[inline]
+    pub(super) fn decide<E: Event, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        seq: u64,
+        event: &E,
+        sink: &mut S,
+    ) {
+        // (most events: one scene, no rule fired, no list holds, no
+        // position given: its default outcome, the event numbered by its
+        // push)
+        let &[Entered {
+            scene,
+            listed: None,
+        }] = &self.entered[..]
+        else {
+            return self.decide_all(ts, seq, event, sink);
+        };
+        if !(self.fired.is_empty() && self.positions.is_empty()) {
+            return self.decide_all(ts, seq, event, sink);
+        }
+        let run = &self.scenes[scene];
+        let record = &mut self.record;
+        let numbering = &self.numbering;
+        record.fill(
+            run,
+            event,
+            || Value::Int(push_number(numbering, seq)),
+            ts,
+            seq,
+        );
+        self.stats.count(run, record);
+        record.late = false;
+        if !(record.rules.is_empty() && record.shadow.is_empty()) {
             record.rules.clear();
             record.shadow.clear();
+        }
+        record.set_outcome(run, run.scene.default, 0.0, None);
+        sink.on_decision(record);
+    }
+
+    /// [`Decide::decide`], every case.
+    #[inline(never)]
+    fn decide_all<E: Event, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        seq: u64,
+        event: &E,
+        sink: &mut S,
+    ) {
+        let Decide {
+            scenes,
+            positions,
+            numbering,
+            fired: matches,
+            entered,
+            stats,
+            record,
+            scratch,
+            ..
+        } = self;
+        // (the position the caller gave, if any: else the push's number)
+        let given = match positions.is_empty() {
+            true => None,
+            false => positions.remove(&seq),
+        };
+        let position = || match &given {
+            Some(given) => given.clone(),
+            None => Value::Int(push_number(numbering, seq)),
+        };
+        let last = entered.len().saturating_sub(1);
+        for (k, entered) in entered.iter().enumerate() {
+            let run = &scenes[entered.scene];
+            record.fill(run, event, position, ts, seq);
+            stats.count(run, record);
+            record.late = false;
             if matches.is_empty() && entered.listed.is_none() {
                 // (nothing fired, no list holds: the default, as `resolve`
                 // would say)
-                stats.decisions += 1;
-                if entered.lacks() {
-                    stats.missing += 1;
-                }
-                if run.retiring.is_some() {
-                    stats.removed_scene += 1;
-                }
-                record.fill(run, entered, ts, seq, scene.default, 0.0, None);
-                record.late = false;
-                sink.on_decision(record);
-                continue;
-            }
-            for m in matches.iter() {
-                let Some(&i) = run.by_pattern.get(&m.name) else {
-                    continue;
-                };
-                if !fired
-                    .iter()
-                    .any(|(_, f)| f.name == m.name && f.version == m.version)
-                {
-                    fired.push((i, m));
-                }
-                indexes.push(i);
-            }
-            if fired.len() > 1 {
-                fired.sort_by_key(|(i, m)| (*i, m.version));
-            }
-            let resolution = if indexes.is_empty() && entered.listed.is_none() {
-                // (nothing fired, no list holds: the default, as
-                // `resolve` would say, without its vectors)
-                crate::scene::Resolution {
-                    outcome: scene.default,
-                    score: 0.0,
-                    by_list: None,
-                    counted: Vec::new(),
-                }
+                record.rules.clear();
+                record.shadow.clear();
+                record.set_outcome(run, run.scene.default, 0.0, None);
             } else {
-                scene.resolve(&indexes, entered.listed)
-            };
-            for (i, m) in fired {
-                let rule = &scene.rules[i];
-                let f = Fired {
-                    rule: m.name.clone(),
-                    version: m.version,
-                    action: rule.action.clone(),
-                    score: rule.score,
-                    counted: resolution.counted.contains(&i),
-                    reads: m.reads.clone(),
-                };
-                if rule.shadow {
-                    record.shadow.push(f);
-                } else {
-                    record.rules.push(f);
-                }
+                // (the matches' names and reads move into the last record)
+                let last = k == last;
+                resolve(run, entered.listed, matches, last, scratch, record, stats);
             }
-            let list = (resolution.by_list)
-                .and_then(|i| scene.list_checks.get(i))
-                .map(|c| Arc::clone(&c.label));
-            stats.decisions += 1;
-            if entered.lacks() {
-                stats.missing += 1;
-            }
-            if list.is_some() {
-                stats.by_list += 1;
-            }
-            if run.retiring.is_some() {
-                stats.removed_scene += 1;
-            }
-            let outcome = resolution.outcome;
-            record.fill(run, entered, ts, seq, outcome, resolution.score, list);
-            record.late = false;
             sink.on_decision(record);
         }
         matches.clear();
     }
 
-    /// Does a scene the event under way entered hold the pattern `name`
-    /// (so that its match is noted)?
-    fn wants(&self, name: &str) -> bool {
-        (self.entered.iter()).any(|e| self.scenes[e.scene].by_pattern.contains_key(name))
+    /// What a match of pattern `name` is to the event under way: is it
+    /// wanted (a scene the event entered holds the pattern, so that its
+    /// match is noted), and is it outside (a rule's instance made for a
+    /// scene the event does not enter: an instance fires only on the
+    /// events of its scene, `docs/semantics.md`, "Decisions")?
+    fn role(&self, name: &str) -> (bool, bool) {
+        let (mut wanted, mut instance, mut inside) = (false, false, false);
+        for (i, run) in self.scenes.iter().enumerate() {
+            let Some(&rule) = run.by_pattern.get(name) else {
+                continue;
+            };
+            let entered = self.entered.iter().any(|e| e.scene == i);
+            wanted |= entered;
+            if run.scene.rules[rule].instance {
+                instance = true;
+                inside |= entered;
+            }
+        }
+        (wanted, instance && !inside)
     }
 
     /// Does a scene hold a rule with parameters? Then every event the
@@ -624,26 +647,6 @@ impl Decide {
     #[inline]
     pub(super) fn has_instances(&self) -> bool {
         self.scenes.iter().any(|s| s.instances)
-    }
-
-    /// Is pattern `name` a rule's instance made for a scene the event
-    /// under way does not enter? (An instance fires only on the events of
-    /// its scene: `docs/semantics.md`, "Decisions".)
-    fn outside(&self, name: &str) -> bool {
-        let mut instance = false;
-        for (i, run) in self.scenes.iter().enumerate() {
-            let Some(&rule) = run.by_pattern.get(name) else {
-                continue;
-            };
-            if !run.scene.rules[rule].instance {
-                continue;
-            }
-            if self.entered.iter().any(|e| e.scene == i) {
-                return false;
-            }
-            instance = true;
-        }
-        instance
     }
 
     /// Are scenes kept for the events of before a change?
@@ -659,51 +662,177 @@ impl Decide {
             None => true,
             Some(until) => first.is_some_and(|first| first < until),
         });
-        self.retiring = self.scenes.iter().any(|s| s.retiring.is_some());
+        self.refresh();
     }
 }
 
+/// The number of the push of the event of arrival `seq` (`numbering`:
+/// [`Decide::number_from`]).
+#[inline]
+fn push_number(numbering: &[(u64, i64)], seq: u64) -> i64 {
+    let difference = match numbering {
+        [] => 0,
+        [(from, difference)] => {
+            if *from <= seq {
+                *difference
+            } else {
+                0
+            }
+        }
+        _ => {
+            let i = numbering.partition_point(|&(from, _)| from <= seq);
+            i.checked_sub(1).map_or(0, |i| numbering[i].1)
+        }
+    };
+    (seq as i64).saturating_add(1).saturating_add(difference)
+}
+
+impl DecisionStats {
+    /// Counts the decision `record` of `run` (its list check and lateness
+    /// apart).
+    #[inline]
+    fn count(&mut self, run: &SceneRun, record: &Decision) {
+        self.decisions += 1;
+        if !record.missing.is_empty() {
+            self.missing += 1;
+        }
+        if run.retiring.is_some() {
+            self.removed_scene += 1;
+        }
+    }
+}
+
+/// The record of an event in `run` where a rule fired or a list check
+/// holds: its rules that fired (each name and version once, in the
+/// scene's order) and its outcome by [`Scene::resolve`]. With `last`, the
+/// matches' names and reads move into the record (no other scene reads
+/// them).
+fn resolve(
+    run: &SceneRun,
+    listed: Option<usize>,
+    matches: &mut [FiredMatch],
+    last: bool,
+    scratch: &mut Scratch,
+    record: &mut Decision,
+    stats: &mut DecisionStats,
+) {
+    let scene = &run.scene;
+    // The scene's rules that fired (their indexes, and the matches of each
+    // name and version once).
+    let Scratch { indexes, fired } = scratch;
+    indexes.clear();
+    fired.clear();
+    for (k, m) in matches.iter().enumerate() {
+        let Some(&i) = run.by_pattern.get(&m.name) else {
+            continue;
+        };
+        let seen = (fired.iter())
+            .any(|&(_, f)| matches[f].name == m.name && matches[f].version == m.version);
+        if !seen {
+            fired.push((i, k));
+        }
+        indexes.push(i);
+    }
+    if fired.len() > 1 {
+        fired.sort_by_key(|&(i, k)| (i, matches[k].version));
+    }
+    let resolution = if indexes.is_empty() && listed.is_none() {
+        // (nothing fired, no list holds: the default, as `resolve` would
+        // say, without its vectors)
+        crate::scene::Resolution {
+            outcome: scene.default,
+            score: 0.0,
+            by_list: None,
+            counted: Vec::new(),
+        }
+    } else {
+        scene.resolve(indexes, listed)
+    };
+    record.rules.clear();
+    record.shadow.clear();
+    for &(i, k) in fired.iter() {
+        let rule = &scene.rules[i];
+        let m = &mut matches[k];
+        let (name, reads) = match last {
+            true => (std::mem::take(&mut m.name), std::mem::take(&mut m.reads)),
+            false => (m.name.clone(), m.reads.clone()),
+        };
+        let f = Fired {
+            rule: name,
+            version: m.version,
+            action: rule.action.clone(),
+            score: rule.score,
+            counted: resolution.counted.contains(&i),
+            reads,
+        };
+        if rule.shadow {
+            record.shadow.push(f);
+        } else {
+            record.rules.push(f);
+        }
+    }
+    let list = (resolution.by_list)
+        .and_then(|i| scene.list_checks.get(i))
+        .map(|c| Arc::clone(&c.label));
+    if list.is_some() {
+        stats.by_list += 1;
+    }
+    record.set_outcome(run, resolution.outcome, resolution.score, list);
+}
+
 impl Decision {
-    /// The record of `entered` in `run` (its rules and `late` are set
-    /// apart): the names are shared, and left as they are when they are
-    /// the same already.
-    #[allow(clippy::too_many_arguments)]
-    fn fill(
+    /// The record of `event` in `run` (`position`: its input position):
+    /// its scene, id, time and the fields the scene's rules read that it
+    /// lacks (its outcome, rules and `late` are set apart). The scene's
+    /// name is shared, and left as it is when it is the same already.
+    #[inline(always)]
+    fn fill<E: Event>(
         &mut self,
         run: &SceneRun,
-        entered: Entered,
+        event: &E,
+        position: impl FnOnce() -> Value,
         ts: Timestamp,
         arrival: u64,
-        outcome: crate::scene::OutcomeId,
-        score: f64,
-        list: Option<Arc<str>>,
     ) {
         if !Arc::ptr_eq(&self.scene, &run.name) {
             self.scene = Arc::clone(&run.name);
         }
+        let id = match run.id {
+            Some(f) => event.field_owned(f),
+            None => Value::Null,
+        };
+        self.by_position = id.is_null();
+        self.event = if self.by_position { position() } else { id };
+        self.ts = ts;
+        self.arrival = arrival;
+        if !self.missing.is_empty() {
+            self.missing.clear();
+        }
+        for (f, text) in &run.reads {
+            if event.field(*f).is_null() {
+                self.missing.push(Arc::clone(text));
+            }
+        }
+    }
+
+    /// The record's outcome (of `run`'s), score and deciding list check.
+    /// The outcome's name is shared, and left as it is when it is the
+    /// same already.
+    #[inline(always)]
+    fn set_outcome(
+        &mut self,
+        run: &SceneRun,
+        outcome: crate::scene::OutcomeId,
+        score: f64,
+        list: Option<Arc<str>>,
+    ) {
         match run.scene.outcomes.get(outcome.index()) {
             Some(name) if Arc::ptr_eq(&self.outcome, name) => {}
             Some(name) => self.outcome = Arc::clone(name),
             None => self.outcome = "?".into(),
         }
-
-        self.by_position = entered.by_position;
-        self.ts = ts;
         self.score = score;
         self.list = list;
-        self.missing.clear();
-        let lacks = entered.lacks();
-        if lacks {
-            let mut bits = entered.missing;
-            while bits != 0 {
-                let i = bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                self.missing.push(Arc::clone(&run.reads[i].1));
-            }
-            self.missing.extend(entered.more);
-        }
-        self.event = entered.event;
-        self.arrival = arrival;
     }
 }
 
@@ -719,8 +848,7 @@ pub(super) struct Collect<'a, E, S: ?Sized> {
 
 impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
     fn on_match(&mut self, m: &MatchRef<'_, E>) {
-        let wanted = self.fired.wants(m.pattern());
-        let outside = self.fired.outside(m.pattern());
+        let (wanted, outside) = self.fired.role(m.pattern());
         if !wanted && !outside {
             return self.inner.on_match(m);
         }
@@ -797,7 +925,7 @@ impl<E: Event + 'static> crate::Engine<E> {
     /// Adds compiled scenes to those in force.
     pub(super) fn add_scenes(&mut self, scenes: Vec<SceneRun>) {
         match &mut self.core.decide {
-            Some(decide) => decide.scenes.extend(scenes),
+            Some(decide) => decide.add(scenes),
             None => self.core.decide = Some(self.core.deciding(scenes)),
         }
     }

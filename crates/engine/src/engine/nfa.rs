@@ -48,7 +48,7 @@ impl<E: Event> MatchAccess<E> for MatchView<'_, E> {
     fn reads(&self) -> Vec<(String, Value)> {
         MatchView::reads(self)
             .into_iter()
-            .map(|(label, value)| (label.to_string(), value))
+            .map(|(label, value)| (String::from(&*label), value))
             .collect()
     }
 

@@ -51,8 +51,9 @@ impl KeyHasher {
         }
     }
 
-    /// The hash of one field's value.
-    #[inline]
+    /// The hash of one field's value (always inlined, as
+    /// [`KeyHasher::key`] is).
+    #[inline(always)]
     fn value(&self, value: &Value) -> u64 {
         match value {
             Value::Int(i) => self.0.hash_one(*i),
