@@ -558,14 +558,19 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.stats.events += 1;
         match self.clock.arrive(ts, event) {
             Err(event) => self.take_late(ts, event, None, sink),
-            Ok(()) => {
-                if self.clock.waiting() > self.waiting_limit {
-                    self.force_watermark();
-                }
-                self.run_to(self.clock.watermark(), sink);
-                Arrival::Accepted
-            }
+            Ok(()) => self.accepted(sink),
         }
+    }
+
+    /// An event the clock took: the watermark forced past the events
+    /// waiting over the limit, and whatever it passed processed.
+    #[inline(always)]
+    fn accepted<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) -> Arrival {
+        if self.clock.waiting() > self.waiting_limit {
+            self.force_watermark();
+        }
+        self.run_to(self.clock.watermark(), sink);
+        Arrival::Accepted
     }
 
     /// [`Core::push`] with the event's input `position` for an engine with
@@ -592,11 +597,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                     let seq = self.clock.next_arrival() - 1;
                     decide.positions.insert(seq, position);
                 }
-                if self.clock.waiting() > self.waiting_limit {
-                    self.force_watermark();
-                }
-                self.run_to(self.clock.watermark(), sink);
-                Arrival::Accepted
+                self.accepted(sink)
             }
         }
     }
