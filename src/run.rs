@@ -215,6 +215,13 @@ pub struct Args {
     /// output's transactions). docs/rule-lab.md, "Audit records".
     #[arg(long, value_name = "FILE")]
     pub(crate) audit: Option<PathBuf>,
+    /// Write the decision of each scene on each event that enters it here
+    /// (`"kind": "decision"`: the event's id, its outcome, score and the
+    /// rules that fired), one JSON line each, in the engine's order; a
+    /// file, kept with checkpoints as --output is (each event's decisions
+    /// written once over a kill and resume). docs/decisions.md.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) decisions: Option<PathBuf>,
     /// With --output kafka://..., timeouts to this topic instead
     /// (kafka://HOST:PORT/TOPIC, the same brokers).
     #[cfg(feature = "kafka")]
@@ -445,6 +452,12 @@ pub fn run(args: &Args) -> u8 {
         say!("error: {}", flags(&conflict));
         return EXIT_USAGE;
     }
+    if (args.decisions.as_ref())
+        .is_some_and(|d| d.to_str().is_some_and(|d| d.starts_with("kafka://")))
+    {
+        say!("error: --decisions kafka://...: decisions are written to a file (--decisions FILE); a Kafka topic of decisions is not supported yet");
+        return EXIT_USAGE;
+    }
     #[cfg(feature = "kafka")]
     if let Err(why) = kafka::options(args).check(&config).and_then(|()| {
         let declared = |list: &str| engine.list_sizes().any(|(name, _)| name == list);
@@ -457,6 +470,7 @@ pub fn run(args: &Args) -> u8 {
     for (flag, path) in [("--events", &args.events), ("--output", &args.output)]
         .into_iter()
         .chain(args.audit.iter().map(|a| ("--audit", a)))
+        .chain(args.decisions.iter().map(|d| ("--decisions", d)))
         .chain(args.shadow_output.iter().map(|s| ("--shadow-output", s)))
         .chain(args.lists.iter().map(|l| ("--list", &l.path)))
     {
@@ -672,6 +686,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("`Config::late`", "--late"),
     ("`Config::shadow_output`", "--shadow-output"),
     ("`Config::audit`", "--audit"),
+    ("`Config::decisions`", "--decisions"),
     ("`Config::checkpoint_every`", "--checkpoint-every"),
     ("`Config::checkpoint`", "--checkpoint"),
     ("`Config::max_delay`", "--max-delay"),
@@ -737,6 +752,7 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Named::Late => "--late",
         Named::Shadow => "--shadow-output",
         Named::Audit => "--audit",
+        Named::Decisions => "--decisions",
     };
     match conflict {
         Conflict::CheckpointOfStdin => "--checkpoint needs --events FILE: standard input cannot be read again from a checkpoint's offset".to_string(),
@@ -746,6 +762,7 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::LateToStdout => "--late needs a file path (`-` is not supported)".to_string(),
         Conflict::ShadowToStdout => "--shadow-output needs a file path (`-`, standard output, is where the live records go)".to_string(),
         Conflict::AuditToStdout => "--audit needs a file path (`-`, standard output, is where the records go)".to_string(),
+        Conflict::DecisionsToStdout => "--decisions needs a file path (`-`, standard output, is where the records go)".to_string(),
         Conflict::SameFile { a, b } => format!(
             "{} {} and {} {} are the same file; give them different paths",
             flag(&a.0),
@@ -758,6 +775,9 @@ pub(crate) fn flags(conflict: &Conflict) -> String {
         Conflict::RulesDirNotFolder(dir) => format!("--rules-dir {}: not a folder", dir.display()),
         Conflict::SinkTakesNoShadow { sink } => format!(
             "{sink} takes no records of shadow patterns to a file: with a Kafka --output, give --shadow-output a topic (kafka://HOST:PORT/TOPIC, written with the output's records, in its transactions with --checkpoint)"
+        ),
+        Conflict::SinkTakesNoDecisions { sink } => format!(
+            "{sink} takes no decisions: --decisions FILE goes with the run's files (--output FILE or standard output), not with --output kafka://..."
         ),
         Conflict::ShadowWithoutOutput { .. } | Conflict::SinkTakesNoAudit { .. } => {
             in_flags(&conflict.to_string()).into_owned()
@@ -831,6 +851,7 @@ pub(crate) fn config(args: &Args) -> Config {
     config.late.clone_from(&args.late);
     config.shadow_output.clone_from(&args.shadow_output);
     config.audit.clone_from(&args.audit);
+    config.decisions.clone_from(&args.decisions);
     config.checkpoint.clone_from(&args.checkpoint);
     config.checkpoint_every = args.checkpoint_every.unwrap_or_default();
     config.watch = args.watch;

@@ -38,6 +38,8 @@ mod cli_checkpoint;
 #[cfg(feature = "workers")]
 #[path = "../cli_checkpoint_cross.rs"]
 mod cli_checkpoint_cross;
+#[path = "../cli_decisions.rs"]
+mod cli_decisions;
 #[path = "../cli_diff.rs"]
 mod cli_diff;
 #[cfg(feature = "kafka")]

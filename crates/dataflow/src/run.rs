@@ -1206,6 +1206,9 @@ fn not_on_workers_from_start(pattern: &Pattern) -> Option<Refusal> {
 /// The outputs a run on workers does not take, `sink` when its records go
 /// to a sink ([`ToSink`]) rather than to files.
 fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
+    if config.decisions.is_some() {
+        return Err(Refusal::Decisions);
+    }
     if sink {
         if scale.output_per_worker {
             return Err(Refusal::SinkOutputPerWorker);

@@ -294,13 +294,15 @@ impl Source for KafkaSource {
 /// The topic kind of a record kind; `None` for a shadow pattern's record
 /// or an audit record, which go to topics of their own when the sink takes
 /// them (`SinkConfig::shadow`, `SinkConfig::audit`; a run that has them
-/// and a sink that does not is refused before it starts).
+/// and a sink that does not is refused before it starts), and for a
+/// decision (a Kafka sink takes none: a run with a decisions file and a
+/// Kafka sink is refused before it starts).
 fn kind(kind: RunKind) -> Option<Kind> {
     match kind {
         RunKind::Match => Some(Kind::Match),
         RunKind::Timeout => Some(Kind::Timeout),
         RunKind::Late => Some(Kind::Late),
-        RunKind::Shadow | RunKind::Audit => None,
+        RunKind::Shadow | RunKind::Audit | RunKind::Decision => None,
     }
 }
 
@@ -329,6 +331,9 @@ impl Sink for KafkaSink {
     fn describe(&self, k: RunKind) -> String {
         match kind(k) {
             Some(k) => format!("kafka:{}", self.topic(k)),
+            None if k == RunKind::Decision => {
+                "a decisions file (a Kafka output has none)".to_string()
+            }
             None if k == RunKind::Audit => match self.audit_topic() {
                 Some(topic) => format!("kafka:{topic}"),
                 None => "an audit file (a Kafka output has none)".to_string(),
@@ -368,6 +373,7 @@ impl Sink for KafkaSink {
                 late: true,
                 source: std::io::Error::other(match k {
                     RunKind::Audit => "a Kafka output takes no audit records",
+                    RunKind::Decision => "a Kafka output takes no decisions",
                     _ => "a Kafka output takes no shadow records",
                 }),
             });

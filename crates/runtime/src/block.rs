@@ -31,6 +31,9 @@ pub struct Block {
     /// How many of them are audit records ([`Kind::Audit`]).
     #[serde(default)]
     audit: u32,
+    /// How many of them are decisions ([`Kind::Decision`]).
+    #[serde(default)]
+    decisions: u32,
 }
 
 /// One record of a [`Block`]: where it ends in the block's bytes, its
@@ -70,6 +73,7 @@ impl Block {
             late: 0,
             shadow: 0,
             audit: 0,
+            decisions: 0,
         }
     }
 
@@ -97,6 +101,7 @@ impl Block {
             Kind::Late => self.late += 1,
             Kind::Shadow => self.shadow += 1,
             Kind::Audit => self.audit += 1,
+            Kind::Decision => self.decisions += 1,
             Kind::Match | Kind::Timeout => {}
         }
     }
@@ -123,6 +128,7 @@ impl Block {
         self.late = 0;
         self.shadow = 0;
         self.audit = 0;
+        self.decisions = 0;
     }
 
     /// How many of its records are late ([`Kind::Late`]).
@@ -138,6 +144,17 @@ impl Block {
     /// How many of its records are audit records ([`Kind::Audit`]).
     pub fn audit(&self) -> usize {
         self.audit as usize
+    }
+
+    /// How many of its records are decisions ([`Kind::Decision`]).
+    pub fn decisions(&self) -> usize {
+        self.decisions as usize
+    }
+
+    /// How many of its records go to an output beside the records' one
+    /// (late, shadow, audit records and decisions).
+    pub fn beside(&self) -> usize {
+        (self.late + self.shadow + self.audit + self.decisions) as usize
     }
 
     /// Its records, in order.
@@ -198,10 +215,11 @@ impl Tap {
         all[all.len().saturating_sub(self.wanted)..].to_vec()
     }
 
-    /// Keeps a copy of `line`, of `kind` (not a late one, nor an audit
-    /// record), the oldest dropped when `wanted` are kept.
+    /// Keeps a copy of `line`, of `kind` (one [shown](Kind::shown): not
+    /// a late one, an audit record nor a decision), the oldest dropped
+    /// when `wanted` are kept.
     pub fn push(&mut self, kind: Kind, line: &[u8]) {
-        if matches!(kind, Kind::Late | Kind::Audit) || self.wanted == 0 {
+        if !kind.shown() || self.wanted == 0 {
             return;
         }
         let mut bytes = if self.ring.len() == self.wanted {
@@ -224,7 +242,7 @@ impl Tap {
             if kept == self.wanted {
                 break;
             }
-            kept += usize::from(!matches!(r.kind, Kind::Late | Kind::Audit));
+            kept += usize::from(r.kind.shown());
             from -= 1;
         }
         for r in block.records().skip(from) {

@@ -31,6 +31,8 @@ pub enum Conflict {
     ShadowToStdout,
     /// The audit records to `-`.
     AuditToStdout,
+    /// The decisions to `-`.
+    DecisionsToStdout,
     /// Two of the input, the output and the late output are one file.
     SameFile {
         /// The first one's setting and path.
@@ -75,6 +77,13 @@ pub enum Conflict {
         /// The sink ([`Sink::describe`](crate::Sink::describe) of its matches).
         sink: String,
     },
+    /// A decisions file ([`Config::decisions`]) with a sink of the
+    /// caller's that takes no decisions
+    /// ([`Sink::takes_decisions`](crate::Sink::takes_decisions)).
+    SinkTakesNoDecisions {
+        /// The sink ([`Sink::describe`](crate::Sink::describe) of its matches).
+        sink: String,
+    },
 }
 
 /// Which of the run's files a [`Conflict::SameFile`] names.
@@ -90,6 +99,8 @@ pub enum Named {
     Shadow,
     /// The audit file ([`Config::audit`]).
     Audit,
+    /// The decisions file ([`Config::decisions`]).
+    Decisions,
 }
 
 impl fmt::Display for Named {
@@ -100,6 +111,7 @@ impl fmt::Display for Named {
             Named::Late => "the late output (Config::late)",
             Named::Shadow => "the shadow output (Config::shadow_output)",
             Named::Audit => "the audit file (Config::audit)",
+            Named::Decisions => "the decisions file (Config::decisions)",
         })
     }
 }
@@ -116,6 +128,7 @@ impl fmt::Display for Conflict {
             Conflict::LateToStdout => "the late output (Config::late) must be a file path (`-`, standard output, is not supported)",
             Conflict::ShadowToStdout => "the shadow output (Config::shadow_output) must be a file path (`-`, standard output, is where the live records go)",
             Conflict::AuditToStdout => "the audit file (Config::audit) must be a file path (`-`, standard output, is where the records go)",
+            Conflict::DecisionsToStdout => "the decisions file (Config::decisions) must be a file path (`-`, standard output, is where the records go)",
             Conflict::SameFile { a, b } => {
                 return write!(
                     f,
@@ -152,6 +165,12 @@ impl fmt::Display for Conflict {
                 return write!(
                     f,
                     "{sink} takes no audit records of rule changes: an audit file (`Config::audit`) goes with the run's files; give the sink an audit output of its own (a Kafka sink's topic)"
+                )
+            }
+            Conflict::SinkTakesNoDecisions { sink } => {
+                return write!(
+                    f,
+                    "{sink} takes no decisions: a decisions file (`Config::decisions`) goes with the run's files; give the sink a decisions output of its own"
                 )
             }
         })
@@ -227,6 +246,12 @@ impl Config {
             }
             named.push((Named::Audit, audit));
         }
+        if let Some(decisions) = &self.decisions {
+            if decisions == Path::new("-") {
+                return Err(Conflict::DecisionsToStdout);
+            }
+            named.push((Named::Decisions, decisions));
+        }
         for (i, (a_named, a)) in named.iter().enumerate() {
             for (b_named, b) in &named[i + 1..] {
                 if same_file(a, b) {
@@ -284,7 +309,8 @@ impl Config {
                 (self.shadow_output.iter())
                     .map(|shadow| (shadow.as_path(), "`Config::shadow_output`")),
             )
-            .chain((self.audit.iter()).map(|audit| (audit.as_path(), "`Config::audit`")));
+            .chain((self.audit.iter()).map(|audit| (audit.as_path(), "`Config::audit`")))
+            .chain((self.decisions.iter()).map(|d| (d.as_path(), "`Config::decisions`")));
         let outputs = std::iter::once((self.output_path(), "`Config::output`")).chain(late);
         outputs
             .filter(|(path, _)| *path != Path::new("-") && !is_regular(path))

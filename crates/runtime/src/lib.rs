@@ -210,6 +210,12 @@ pub struct Config {
     /// [`Config::late`] is (synced, measured and truncated with the
     /// checkpoints).
     pub audit: Option<PathBuf>,
+    /// Where the decision of each scene on each event that enters it goes
+    /// (`docs/decisions.md`: a JSON line, `"kind": "decision"`): a run
+    /// output as [`Config::late`] is (synced, measured and truncated with
+    /// the checkpoints). Without it, the scenes' rules run and their
+    /// alerts are written; their decisions are not made into records.
+    pub decisions: Option<PathBuf>,
     /// Keep checkpoints in this folder and resume from the one there.
     pub checkpoint: Option<PathBuf>,
     /// How often to checkpoint (default 10 s).
@@ -309,6 +315,7 @@ impl Config {
             shadow_output: None,
             shadow_sink: false,
             audit: None,
+            decisions: None,
             checkpoint: None,
             checkpoint_every: Every::default(),
             patterns,

@@ -118,7 +118,7 @@ pub(crate) fn open(
             Some(path) => {
                 let mut config = config.clone();
                 (config.output, config.late, config.shadow_output) = (Some(path), None, None);
-                config.audit = None;
+                (config.audit, config.decisions) = (None, None);
                 let (output_len, output_head) = own_at(index);
                 let state = SinkState {
                     output_len,

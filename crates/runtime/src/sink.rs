@@ -58,6 +58,9 @@ pub enum Kind {
     /// An audit record of a change of rules (`crate::audit::RuleChange`),
     /// for the audit file (`Config::audit`).
     Audit,
+    /// The decision of a scene on an event (`docs/decisions.md`), for the
+    /// decisions file (`Config::decisions`).
+    Decision,
 }
 
 impl Kind {
@@ -68,7 +71,15 @@ impl Kind {
             Kind::Late => Target::Late,
             Kind::Shadow => Target::Shadow,
             Kind::Audit => Target::Audit,
+            Kind::Decision => Target::Decisions,
         }
+    }
+
+    /// Is a record of this kind among the latest records an observer is
+    /// shown (a match, a timeout, a shadow pattern's)? Late events, audit
+    /// records and decisions (one per event of a scene) are not.
+    pub fn shown(self) -> bool {
+        matches!(self, Kind::Match | Kind::Timeout | Kind::Shadow)
     }
 }
 
@@ -83,6 +94,8 @@ pub enum Target {
     Shadow,
     /// Audit records of changes of rules (`Config::audit`).
     Audit,
+    /// Scenes' decisions (`Config::decisions`).
+    Decisions,
 }
 
 /// Why a sink could not write, flush, prepare, commit or recover.
@@ -150,6 +163,10 @@ pub struct SinkState {
     pub audit_len: Option<u64>,
     /// CRC-32 of its first bytes.
     pub audit_head: Option<u32>,
+    /// The decisions file's length.
+    pub decisions_len: Option<u64>,
+    /// CRC-32 of its first bytes.
+    pub decisions_head: Option<u32>,
     /// A sink's own state.
     pub data: Vec<u8>,
 }
@@ -203,6 +220,13 @@ pub trait Sink: Send {
     /// A run with an audit file (`Config::audit`) and a sink that does not
     /// is refused before it starts. No by default.
     fn takes_audit(&self) -> bool {
+        false
+    }
+
+    /// Does it take the decisions of scenes ([`Kind::Decision`])? A run
+    /// with a decisions file (`Config::decisions`) and a sink that does
+    /// not is refused before it starts. No by default.
+    fn takes_decisions(&self) -> bool {
         false
     }
 
@@ -351,29 +375,76 @@ pub enum Writing {
     Caller,
 }
 
+/// The records' output of [`Files`] aside, one output a run may have
+/// (`Config::late`, `shadow_output`, `audit`, `decisions`): a file when one
+/// is given.
+struct Side {
+    out: Option<BufWriter<Box<dyn Write + Send>>>,
+    /// For messages: its path, or what it is (`the late file`).
+    name: String,
+    /// The regular file, with its path (for checkpoints: synced, measured,
+    /// truncated).
+    file: Option<(PathBuf, Current)>,
+}
+
+/// The outputs beside the records' one, in the order of [`Side`]s in
+/// [`Files`]: each with its flag (for messages) and what it is called
+/// when the run has none.
+const SIDES: [(Target, &str, &str); 4] = [
+    (Target::Late, "`Config::late`", "the late file"),
+    (
+        Target::Shadow,
+        "`Config::shadow_output`",
+        "the shadow output",
+    ),
+    (Target::Audit, "`Config::audit`", "the audit file"),
+    (
+        Target::Decisions,
+        "`Config::decisions`",
+        "the decisions file",
+    ),
+];
+
+impl Target {
+    /// Its place in [`SIDES`] (`None`: the records' output).
+    fn side(self) -> Option<usize> {
+        match self {
+            Target::Output => None,
+            Target::Late => Some(0),
+            Target::Shadow => Some(1),
+            Target::Audit => Some(2),
+            Target::Decisions => Some(3),
+        }
+    }
+
+    /// Its path in `config` (`None`: the run has none; the records'
+    /// output is `Config::output`).
+    fn path(self, config: &Config) -> Option<&PathBuf> {
+        match self {
+            Target::Output => config.output.as_ref(),
+            Target::Late => config.late.as_ref(),
+            Target::Shadow => config.shadow_output.as_ref(),
+            Target::Audit => config.audit.as_ref(),
+            Target::Decisions => config.decisions.as_ref(),
+        }
+    }
+}
+
 /// The sink of `cepheid run`: matches and timeouts to a file (opened
 /// again when rotated, `rotate.rs`) or standard output, written on a
-/// thread of its own or by its callers ([`Writing`]); late events to a
-/// file when one is given, and the records of `shadow` patterns to the
-/// shadow file when one is given (a run output as the late file is).
-/// With a checkpoint folder its regular files are locked (`lock.rs`),
-/// synced and measured at each checkpoint, and truncated to the
-/// checkpoint's lengths on resuming.
+/// thread of its own or by its callers ([`Writing`]); late events, the
+/// records of `shadow` patterns, audit records and decisions each to their
+/// file when one is given (the side outputs, [`Side`]). With a checkpoint
+/// folder its regular files are locked (`lock.rs`), synced and measured
+/// at each checkpoint, and truncated to the checkpoint's lengths on
+/// resuming.
 pub struct Files {
     out: Out,
     out_name: String,
-    late: Option<BufWriter<Box<dyn Write + Send>>>,
-    late_name: String,
-    shadow: Option<BufWriter<Box<dyn Write + Send>>>,
-    shadow_name: String,
-    audit: Option<BufWriter<Box<dyn Write + Send>>>,
-    audit_name: String,
-    /// The regular files, with their paths (for checkpoints: synced,
-    /// measured, truncated).
+    /// The regular file of the records, with its path.
     output_file: Option<(PathBuf, Current)>,
-    late_file: Option<(PathBuf, Current)>,
-    shadow_file: Option<(PathBuf, Current)>,
-    audit_file: Option<(PathBuf, Current)>,
+    /// The side outputs, in the order of [`SIDES`].
+    sides: [Side; 4],
     /// The outputs' locks, held as long as they are written.
     _locks: Vec<File>,
     /// The checkpoint folder, named in what [`Sink::recover`] says.
@@ -431,15 +502,10 @@ impl Files {
         let lock = config.checkpoint.is_some();
         let mut locks = Vec::new();
         if lock {
-            let late = (config.late.iter())
-                .map(|late| (late.as_path(), "`Config::late`"))
-                .chain(
-                    (config.shadow_output.iter())
-                        .map(|shadow| (shadow.as_path(), "`Config::shadow_output`")),
-                )
-                .chain((config.audit.iter()).map(|audit| (audit.as_path(), "`Config::audit`")));
+            let sides = (SIDES.iter())
+                .filter_map(|(to, flag, _)| Some((to.path(config)?.as_path(), *flag)));
             for (path, flag) in
-                std::iter::once((config.output_path(), "`Config::output`")).chain(late)
+                std::iter::once((config.output_path(), "`Config::output`")).chain(sides)
             {
                 locks.extend(crate::lock::output(path, flag)?);
             }
@@ -475,55 +541,54 @@ impl Files {
             })?),
             Writing::Caller => Out::Caller(BufWriter::with_capacity(Block::FULL, out), None),
         };
-        let (late, late_file, late_name) = match &config.late {
-            Some(path) => {
-                let (file, current, name) = open(path)?;
-                (Some(BufWriter::new(file)), current, name)
-            }
-            None => (None, None, "the late file".to_string()),
+        let side = |(to, _, unnamed): (Target, &str, &str)| -> Result<Side, Error> {
+            Ok(match to.path(config) {
+                Some(path) => {
+                    let (file, current, name) = open(path)?;
+                    Side {
+                        out: Some(BufWriter::new(file)),
+                        name,
+                        file: current,
+                    }
+                }
+                None => Side {
+                    out: None,
+                    name: unnamed.to_string(),
+                    file: None,
+                },
+            })
         };
-        let (shadow, shadow_file, shadow_name) = match &config.shadow_output {
-            Some(path) => {
-                let (file, current, name) = open(path)?;
-                (Some(BufWriter::new(file)), current, name)
-            }
-            None => (None, None, "the shadow output".to_string()),
-        };
-        let (audit, audit_file, audit_name) = match &config.audit {
-            Some(path) => {
-                let (file, current, name) = open(path)?;
-                (Some(BufWriter::new(file)), current, name)
-            }
-            None => (None, None, "the audit file".to_string()),
-        };
+        let [late, shadow, audit, decisions] = SIDES;
         Ok(Files {
             out,
             out_name,
-            late,
-            late_name,
-            shadow,
-            shadow_name,
-            audit,
-            audit_name,
             output_file,
-            late_file,
-            shadow_file,
-            audit_file,
+            sides: [side(late)?, side(shadow)?, side(audit)?, side(decisions)?],
             _locks: locks,
             checkpoint: config.checkpoint.clone(),
             notify: None,
         })
     }
 
+    /// The file of output `to`, with its path (`None`: not a regular
+    /// file, or the run has none).
+    fn file(&self, to: Target) -> &Option<(PathBuf, Current)> {
+        match to.side() {
+            None => &self.output_file,
+            Some(i) => &self.sides[i].file,
+        }
+    }
+
+    fn name(&self, to: Target) -> &str {
+        match to.side() {
+            None => &self.out_name,
+            Some(i) => &self.sides[i].name,
+        }
+    }
+
     fn error(&self, to: Target, source: io::Error) -> SinkError {
-        let target = match to {
-            Target::Output => &self.out_name,
-            Target::Late => &self.late_name,
-            Target::Shadow => &self.shadow_name,
-            Target::Audit => &self.audit_name,
-        };
         SinkError {
-            target: target.clone(),
+            target: self.name(to).to_string(),
             late: to != Target::Output,
             source,
         }
@@ -533,13 +598,16 @@ impl Files {
     /// has none).
     #[inline]
     fn write_bytes(&mut self, to: Target, bytes: &[u8]) -> Result<(), SinkError> {
-        let written = match to {
-            Target::Output => self.out.write_all(bytes),
-            Target::Late => self.late.as_mut().map_or(Ok(()), |o| o.write_all(bytes)),
-            Target::Shadow => self.shadow.as_mut().map_or(Ok(()), |o| o.write_all(bytes)),
-            Target::Audit => self.audit.as_mut().map_or(Ok(()), |o| o.write_all(bytes)),
+        let written = match to.side() {
+            None => self.out.write_all(bytes),
+            Some(i) => (self.sides[i].out.as_mut()).map_or(Ok(()), |o| o.write_all(bytes)),
         };
         written.map_err(|e| self.error(to, e))
+    }
+
+    /// Does the run have output `to`?
+    fn has(&self, to: Target) -> bool {
+        to.side().map_or(true, |i| self.sides[i].out.is_some())
     }
 }
 
@@ -554,24 +622,23 @@ fn measure(file: &Option<(PathBuf, Current)>) -> io::Result<(Option<u64>, Option
 
 impl Sink for Files {
     fn describe(&self, kind: Kind) -> String {
-        match kind.target() {
-            Target::Output => self.out_name.clone(),
-            Target::Late => self.late_name.clone(),
-            Target::Shadow => self.shadow_name.clone(),
-            Target::Audit => self.audit_name.clone(),
-        }
+        self.name(kind.target()).to_string()
     }
 
     fn takes_late(&self) -> bool {
-        self.late.is_some()
+        self.has(Target::Late)
     }
 
     fn takes_shadow(&self) -> bool {
-        self.shadow.is_some()
+        self.has(Target::Shadow)
     }
 
     fn takes_audit(&self) -> bool {
-        self.audit.is_some()
+        self.has(Target::Audit)
+    }
+
+    fn takes_decisions(&self) -> bool {
+        self.has(Target::Decisions)
     }
 
     /// Its commit does nothing: what is written before it is after the
@@ -590,16 +657,11 @@ impl Sink for Files {
     }
 
     /// Its bytes at once (each run of records bound for one output when
-    /// it holds late or shadow records and others).
+    /// it holds records of several outputs).
     fn write_block(&mut self, block: &Block) -> Result<(), SinkError> {
         let bytes = block.bytes();
-        match (block.late(), block.shadow() + block.audit()) {
-            (0, 0) => return self.write_bytes(Target::Output, bytes),
-            (n, 0) if n == block.len() => return self.write_bytes(Target::Late, bytes),
-            (0, n) if n == block.len() && block.audit() == 0 => {
-                return self.write_bytes(Target::Shadow, bytes)
-            }
-            _ => {}
+        if block.beside() == 0 {
+            return self.write_bytes(Target::Output, bytes);
         }
         let (mut start, mut end, mut to) = (0, 0, Target::Output);
         for r in block.records() {
@@ -618,19 +680,11 @@ impl Sink for Files {
         self.out
             .flush()
             .map_err(|e| self.error(Target::Output, e))?;
-        if let Some(late) = &mut self.late {
-            if let Err(e) = late.flush() {
-                return Err(self.error(Target::Late, e));
-            }
-        }
-        if let Some(shadow) = &mut self.shadow {
-            if let Err(e) = shadow.flush() {
-                return Err(self.error(Target::Shadow, e));
-            }
-        }
-        if let Some(audit) = &mut self.audit {
-            if let Err(e) = audit.flush() {
-                return Err(self.error(Target::Audit, e));
+        for (i, (to, ..)) in SIDES.iter().enumerate() {
+            if let Some(out) = &mut self.sides[i].out {
+                if let Err(e) = out.flush() {
+                    return Err(self.error(*to, e));
+                }
             }
         }
         Ok(())
@@ -640,14 +694,12 @@ impl Sink for Files {
         // (the files open now under the names: a rotated one was
         // reopened by the flush)
         self.flush()?;
-        let (output_len, output_head) =
-            measure(&self.output_file).map_err(|e| self.error(Target::Output, e))?;
-        let (late_len, late_head) =
-            measure(&self.late_file).map_err(|e| self.error(Target::Late, e))?;
-        let (shadow_len, shadow_head) =
-            measure(&self.shadow_file).map_err(|e| self.error(Target::Shadow, e))?;
-        let (audit_len, audit_head) =
-            measure(&self.audit_file).map_err(|e| self.error(Target::Audit, e))?;
+        let measured = |to: Target| measure(self.file(to)).map_err(|e| self.error(to, e));
+        let (output_len, output_head) = measured(Target::Output)?;
+        let (late_len, late_head) = measured(Target::Late)?;
+        let (shadow_len, shadow_head) = measured(Target::Shadow)?;
+        let (audit_len, audit_head) = measured(Target::Audit)?;
+        let (decisions_len, decisions_head) = measured(Target::Decisions)?;
         Ok(SinkState {
             output_len,
             output_head,
@@ -657,6 +709,8 @@ impl Sink for Files {
             shadow_head,
             audit_len,
             audit_head,
+            decisions_len,
+            decisions_head,
             data: Vec::new(),
         })
     }
@@ -673,33 +727,14 @@ impl Sink for Files {
         };
         let state = &newest.sink;
         let files = [
-            (
-                &self.output_file,
-                state.output_len,
-                state.output_head,
-                Target::Output,
-            ),
-            (
-                &self.late_file,
-                state.late_len,
-                state.late_head,
-                Target::Late,
-            ),
-            (
-                &self.shadow_file,
-                state.shadow_len,
-                state.shadow_head,
-                Target::Shadow,
-            ),
-            (
-                &self.audit_file,
-                state.audit_len,
-                state.audit_head,
-                Target::Audit,
-            ),
+            (Target::Output, state.output_len, state.output_head),
+            (Target::Late, state.late_len, state.late_head),
+            (Target::Shadow, state.shadow_len, state.shadow_head),
+            (Target::Audit, state.audit_len, state.audit_head),
+            (Target::Decisions, state.decisions_len, state.decisions_head),
         ];
-        for (file, then, head, to) in files {
-            let Some((path, current)) = file else {
+        for (to, then, head) in files {
+            let Some((path, current)) = self.file(to) else {
                 continue;
             };
             let rotated = then.and_then(|then| rotate::rotated_since(path, then, head));

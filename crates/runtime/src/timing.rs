@@ -15,7 +15,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cepheid_engine::engine::{Arrival, Engine, Sink};
-use cepheid_engine::{Record, Timestamp};
+use cepheid_engine::{Record, Timestamp, Value};
 
 /// `Config::idle_timeout`: event time that follows the wall clock while
 /// the input is quiet (the engine's rule, `cepheid_engine::engine::Idle`,
@@ -102,6 +102,24 @@ impl Timing {
         match self {
             Timing::Event(_) => engine.push(ts, event, sink),
             Timing::Processing => engine.push_now(wall(), event, sink),
+        }
+    }
+
+    /// [`Timing::push`] with the event's input position, the id of its
+    /// decisions when its scene has no `id` field
+    /// ([`Engine::push_positioned`], [`Engine::push_now_positioned`]).
+    pub fn push_positioned<S: Sink<Record> + ?Sized>(
+        &self,
+        ts: Timestamp,
+        wall: impl FnOnce() -> Timestamp,
+        event: Record,
+        position: Value,
+        engine: &mut Engine<Record>,
+        sink: &mut S,
+    ) -> Arrival {
+        match self {
+            Timing::Event(_) => engine.push_positioned(ts, event, position, sink),
+            Timing::Processing => engine.push_now_positioned(wall(), event, position, sink),
         }
     }
 

@@ -36,6 +36,10 @@ pub enum Refusal {
     /// An audit file with output per worker (a record is written by the
     /// worker that completes it: one audit file is not built for it).
     AuditPerWorker,
+    /// A decisions file: an event's rules may run on several workers (one
+    /// per `partition by`), and their firings are not gathered by event
+    /// on workers yet (issue 62), so no worker can resolve its scenes.
+    Decisions,
 }
 
 impl Refusal {
@@ -73,6 +77,9 @@ impl fmt::Display for Refusal {
             }
             Refusal::SinkOutputPerWorker => {
                 "`Scale::output_per_worker` needs an output file (`Config::output`), not a sink (kafka://...)"
+            }
+            Refusal::Decisions => {
+                "a decisions file (`Config::decisions`) is made on one engine only: on `Scale::workers` or `Scale::processes` an event's rules may run on several workers, whose firings are not gathered by event yet; run it on one engine"
             }
             Refusal::AuditPerWorker => {
                 "`Scale::output_per_worker` does not take an audit file (`Config::audit`) yet: run without it"

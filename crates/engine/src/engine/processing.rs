@@ -16,6 +16,7 @@ use crate::engine::front::Engine;
 use crate::engine::sink::Sink;
 use crate::event::Event;
 use crate::primitives::Timestamp;
+use crate::value::Value;
 
 impl<E: Event + 'static> Engine<E> {
     /// Processing time: takes `event` in as arriving at `now`, the caller's
@@ -79,6 +80,24 @@ impl<E: Event + 'static> Engine<E> {
         };
         self.tick(ts, sink);
         self.push(ts, event, sink)
+    }
+
+    /// [`push_now`](Engine::push_now) with the event's input position,
+    /// the id of its decisions when its scene has no `id` field (see
+    /// [`push_positioned`](Engine::push_positioned)).
+    pub fn push_now_positioned<S: Sink<E> + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        event: E,
+        position: Value,
+        sink: &mut S,
+    ) -> Arrival {
+        let ts = match self.current_watermark() {
+            Some(watermark) if now <= watermark => watermark.saturating_add(1),
+            _ => now,
+        };
+        self.tick(ts, sink);
+        self.push_positioned(ts, event, position, sink)
     }
 
     /// Processing time: the caller's clock reads `now`. Time moves to just

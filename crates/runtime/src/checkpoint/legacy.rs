@@ -180,6 +180,8 @@ fn single(dir: &Path, path: PathBuf, bytes: &[u8]) -> Result<Stored, Error> {
         shadow_head: None,
         audit_len: None,
         audit_head: None,
+        decisions_len: None,
+        decisions_head: None,
         data: meta.sink_data,
     };
     let marker = Marker::new(meta.number)
@@ -264,6 +266,8 @@ fn cut(dir: &Path, epoch: i64) -> Result<Stored, Error> {
         shadow_head: None,
         audit_len: None,
         audit_head: None,
+        decisions_len: None,
+        decisions_head: None,
         data: old.sink,
     };
     let marker = Marker::new(old.number)

@@ -104,6 +104,9 @@ pub struct Command {
     /// `--audit`, canonical (none in checkpoints of before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) audit: Option<String>,
+    /// `--decisions`, canonical (none in checkpoints of before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) decisions: Option<String>,
 }
 
 impl Command {
@@ -114,6 +117,7 @@ impl Command {
         self.late.clone_from(&then.late);
         self.shadow.clone_from(&then.shadow);
         self.audit.clone_from(&then.audit);
+        self.decisions.clone_from(&then.decisions);
         self
     }
 
@@ -138,6 +142,11 @@ impl Command {
                 show(&now.shadow),
             ),
             ("`Config::audit`", show(&self.audit), show(&now.audit)),
+            (
+                "`Config::decisions`",
+                show(&self.decisions),
+                show(&now.decisions),
+            ),
         ];
         pairs
             .into_iter()
@@ -693,6 +702,7 @@ mod tests {
             late: None,
             shadow: None,
             audit: None,
+            decisions: None,
         }
     }
 

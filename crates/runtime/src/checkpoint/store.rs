@@ -65,6 +65,9 @@ pub struct Marker {
     /// The audit file's (none in markers of before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     audit: Option<(u64, Option<u32>)>,
+    /// The decisions file's (none in markers of before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decisions: Option<(u64, Option<u32>)>,
     output_per_worker: bool,
     #[serde(skip)]
     sink: Vec<u8>,
@@ -112,6 +115,7 @@ impl Marker {
         self.late = state.late_len.map(|len| (len, state.late_head));
         self.shadow = state.shadow_len.map(|len| (len, state.shadow_head));
         self.audit = state.audit_len.map(|len| (len, state.audit_head));
+        self.decisions = (state.decisions_len).map(|len| (len, state.decisions_head));
         self.sink.clone_from(&state.data);
         self
     }
@@ -185,6 +189,7 @@ impl Marker {
             (split(self.output), split(self.late));
         let (shadow_len, shadow_head) = split(self.shadow);
         let (audit_len, audit_head) = split(self.audit);
+        let (decisions_len, decisions_head) = split(self.decisions);
         SinkState {
             output_len,
             output_head,
@@ -194,6 +199,8 @@ impl Marker {
             shadow_head,
             audit_len,
             audit_head,
+            decisions_len,
+            decisions_head,
             data: self.sink.clone(),
         }
     }
@@ -863,6 +870,8 @@ pub(crate) mod tests {
             shadow_head: Some(3),
             audit_len: Some(9),
             audit_head: Some(4),
+            decisions_len: Some(11),
+            decisions_head: Some(6),
             data: vec![1, 2, 3],
         };
         let counters = Counters {

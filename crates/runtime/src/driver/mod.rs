@@ -85,12 +85,37 @@ struct Emit {
     output: Output,
     /// Does the sink take late records?
     late: bool,
+    /// Does it take decisions ([`Config::decisions`])? Without, an engine
+    /// with scenes makes them and they are dropped unformatted.
+    decisions: bool,
     /// The latest records kept for an observing [`Report`] (at most its
     /// `records_wanted`), `None` when none are wanted.
     tap: Option<Tap>,
 }
 
 impl Emit {
+    /// The records of `engine` to `sink`, its first error said to
+    /// `notify`; said first, when its rules have scenes and the sink
+    /// takes no decisions, that their decisions are not written.
+    fn new(
+        sink: Box<dyn Sink>,
+        notify: Notify,
+        engine: &Engine<Record>,
+        report: &mut dyn Report,
+    ) -> Emit {
+        let (late, decisions) = (sink.takes_late(), sink.takes_decisions());
+        if !decisions {
+            say_no_decisions(engine, report);
+        }
+        Emit {
+            format: Formatter::default(),
+            output: Output::new(sink, notify),
+            late,
+            decisions,
+            tap: None,
+        }
+    }
+
     /// Hands the record just formatted to the output.
     #[inline]
     fn emit(&mut self, kind: Kind) {
@@ -512,13 +537,7 @@ impl Runtime {
         shadow_placed(&config, engine.patterns())?;
         let lists_not_applied =
             read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
-        let late = sink.takes_late();
-        let out = Emit {
-            format: Formatter::default(),
-            output: Output::new(sink, notify),
-            late,
-            tap: None,
-        };
+        let out = Emit::new(sink, notify, &engine, report.as_mut());
         let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
         let place = resumed.as_ref().and_then(|m| m.source.clone());
         let field_watch = FieldWatch::for_patterns(engine.patterns());
@@ -981,6 +1000,10 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         Some(audit) => Some(path(audit)?),
         None => None,
     };
+    let decisions = match &config.decisions {
+        Some(decisions) => Some(path(decisions)?),
+        None => None,
+    };
     let Input::File(events) = &config.input else {
         return None;
     };
@@ -1003,6 +1026,7 @@ pub(crate) fn checkpoint_command(config: &Config) -> Option<checkpoint::Command>
         late,
         shadow,
         audit,
+        decisions,
     })
 }
 
@@ -1055,6 +1079,11 @@ fn refuse<'a>(
                 sink: sink.describe(Kind::Match),
             }));
         }
+        if config.decisions.is_some() && !sink.takes_decisions() {
+            return Err(Error::Conflict(crate::Conflict::SinkTakesNoDecisions {
+                sink: sink.describe(Kind::Match),
+            }));
+        }
     }
     shadow_placed(config, patterns)?;
     if reads_file && config.time == Time::Record {
@@ -1067,6 +1096,24 @@ fn refuse<'a>(
         }));
     }
     Ok(())
+}
+
+/// Says, at the start of a run whose rules have scenes and whose sink
+/// takes no decisions ([`Config::decisions`]), that their decisions are
+/// not written: the scenes' rules run and their alerts are written, but
+/// the one outcome per event the scenes are for goes nowhere.
+fn say_no_decisions(engine: &Engine<Record>, report: &mut dyn Report) {
+    let scenes: Vec<&str> = engine.scenes().map(|s| s.name.as_str()).collect();
+    if !scenes.is_empty() {
+        report.notice(Notice::line(
+            Level::Info,
+            format!(
+                "cepheid: the decisions of scene{} {} are not written: give the run a decisions file (`Config::decisions`)",
+                if scenes.len() == 1 { "" } else { "s" },
+                scenes.join(", ")
+            ),
+        ));
+    }
 }
 
 /// Refuses `patterns` when one is a `shadow` pattern and the run has no
@@ -1178,6 +1225,7 @@ fn custom_command(config: &Config, name: String) -> checkpoint::Command {
         late: config.late.as_deref().map(path),
         shadow: config.shadow_output.as_deref().map(path),
         audit: config.audit.as_deref().map(path),
+        decisions: config.decisions.as_deref().map(path),
     }
 }
 

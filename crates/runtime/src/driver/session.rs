@@ -162,6 +162,13 @@ impl EngineSink<Record> for Reporting<'_> {
         }
     }
 
+    fn on_decision(&mut self, decision: &cepheid_engine::Decision) {
+        if self.out.decisions {
+            self.out.format.decision(decision);
+            self.out.emit(Kind::Decision);
+        }
+    }
+
     fn on_dropped(&mut self, partial: &MatchRef<'_, Record>) {
         let keys = &mut self.drops.keys;
         let new_key = if partial.capped() {
@@ -481,7 +488,15 @@ impl Session<'_> {
                         Some((least, largest)) => (least.min(ts), largest.max(ts)),
                         None => (ts, ts),
                     });
-                    timing.push(ts, wall_ms, record, self.engine, &mut self.out);
+                    if self.out.out.decisions && self.engine.scenes().next().is_some() {
+                        // (its decisions' id when its scene has no `id`
+                        // field, or it lacks it: `docs/decisions.md`)
+                        let position = Value::from(format!("{}:{line_no}", policy.origin()));
+                        let (engine, out) = (&mut *self.engine, &mut self.out);
+                        timing.push_positioned(ts, wall_ms, record, position, engine, out);
+                    } else {
+                        timing.push(ts, wall_ms, record, self.engine, &mut self.out);
+                    }
                     self.check_output()?;
                     continue;
                 }

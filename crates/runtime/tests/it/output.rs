@@ -190,6 +190,7 @@ fn record(n: u32, kind: Kind) -> String {
         Kind::Late => "late",
         Kind::Shadow => "shadow",
         Kind::Audit => "rules_change",
+        Kind::Decision => "decision",
     };
     format!("{{\"kind\":\"{name}\",\"n\":{n}{}}}\n", " ".repeat(900))
 }

@@ -1,0 +1,371 @@
+//! `cepheid run --decisions FILE` (issue 62, `docs/decisions.md`): one
+//! decision record per event and scene it enters, written to a file of its
+//! own beside the alerts, kept with checkpoints as `--output` is: killed
+//! after a checkpoint and resumed, the decisions are those of a run never
+//! interrupted, byte for byte (none doubled, none missing). What a run
+//! cannot do with it is refused before anything is written.
+
+use crate::common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+use common::{run_here, scratch};
+
+/// A scene over payments with two rules partitioned by different keys (a
+/// card's velocity, a device seen with several cards) and a sequence (a
+/// refund followed by a payment of the same card); `id payment_id`, which
+/// some events lack (their input position is their id).
+const RULES: &str = r#"
+pattern card_velocity {
+    partition by card
+    within 10s
+    score 40
+    action review
+    tags "payment"
+    match p{3}
+    where p: type == "payment"
+}
+
+pattern refund_then_pay {
+    partition by card
+    within 5s
+    score 80
+    action review
+    tags "payment"
+    match r followed by p
+    where
+        r: type == "refund"
+        p: type == "payment"
+}
+
+pattern big {
+    score 30
+    tags "payment"
+    match p
+    where p: type == "payment" and amount > 900
+}
+
+scene payment {
+    when type == "payment"
+    id payment_id
+    rules tagged "payment"
+    outcomes approve < review < decline
+    review if action review
+    review if score >= 60
+    decline if score >= 100
+    fallback approve
+    deadline 100ms
+    late review
+}
+"#;
+
+/// `n` events: payments (every seventh without a `payment_id`), refunds
+/// and logins (of no scene) over 40 cards, a little disorder, and every
+/// 500th event late by far.
+fn events(n: usize) -> String {
+    let mut text = String::new();
+    for i in 0..n {
+        let card = (i * 7 + i / 13) % 40;
+        let mut ts = 1_000 + (i as i64) * 100 - ((i % 3) as i64) * 150;
+        if i % 500 == 499 {
+            ts -= 30_000;
+        }
+        let line = match i % 10 {
+            0 => format!(r#"{{"ts": {ts}, "type": "refund", "card": "c{card}"}}"#),
+            1 => format!(r#"{{"ts": {ts}, "type": "login", "user": "u{card}"}}"#),
+            _ if i % 7 == 3 => format!(
+                r#"{{"ts": {ts}, "type": "payment", "card": "c{card}", "amount": {}}}"#,
+                (i * 37) % 1000
+            ),
+            _ => format!(
+                r#"{{"ts": {ts}, "type": "payment", "payment_id": "p{i}", "card": "c{card}", "amount": {}}}"#,
+                (i * 37) % 1000
+            ),
+        };
+        text.push_str(&line);
+        text.push('\n');
+    }
+    text
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn ok(output: Output) -> Output {
+    assert!(output.status.success(), "{}", stderr(&output));
+    output
+}
+
+fn lines(dir: &Path, file: &str) -> Vec<String> {
+    fs::read_to_string(dir.join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The rules and `n` events written in a new folder.
+fn setup(name: &str, n: usize) -> common::Scratch {
+    let dir = scratch(name);
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    fs::write(dir.join("events.jsonl"), events(n)).unwrap();
+    dir
+}
+
+/// The sample scenes of `patterns/risk/` give, through the command, the
+/// decisions the engine's golden test expects (`decisions.jsonl`), the
+/// event without an id named by its input position, `path:line`.
+#[test]
+fn the_risk_samples_decisions_are_the_engines() {
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/patterns/risk");
+    let dir = scratch("decisions_sample");
+    for file in ["rules.cep", "scenes.cep", "scene-events.jsonl"] {
+        fs::copy(Path::new(samples).join(file), dir.join(file)).unwrap();
+    }
+    let out = common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "scenes.cep",
+            "--events",
+            "scene-events.jsonl",
+        ])
+        .args([
+            "--max-delay",
+            "1s",
+            "--no-progress",
+            "--output",
+            "out.jsonl",
+        ])
+        .args(["--decisions", "decisions.jsonl"])
+        .output()
+        .unwrap();
+    ok(out);
+    let got = fs::read_to_string(dir.join("decisions.jsonl")).unwrap();
+    let expected = fs::read_to_string(Path::new(samples).join("decisions.jsonl")).unwrap();
+    // (the engine's test gives the line number itself as the position)
+    let expected = expected.replace(
+        r#""position":11,"#,
+        r#""position":"scene-events.jsonl:11","#,
+    );
+    assert_eq!(got, expected);
+    // The alerts are what they are without `--decisions`.
+    let plain = common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules.cep",
+            "scenes.cep",
+            "--events",
+            "scene-events.jsonl",
+        ])
+        .args([
+            "--max-delay",
+            "1s",
+            "--no-progress",
+            "--output",
+            "plain.jsonl",
+        ])
+        .output()
+        .unwrap();
+    let said = stderr(&ok(plain));
+    assert_eq!(lines(&dir, "out.jsonl"), lines(&dir, "plain.jsonl"));
+    // Without it, the run says that its scenes' decisions are not written.
+    assert!(
+        said.contains("cepheid: the decisions of scenes payment, coupon, sign_up are not written: give the run a decisions file (--decisions)"),
+        "{said}"
+    );
+}
+
+/// One decision per event of the scene, none for the others; each event
+/// named by its id, or by its position when it has none; late ones marked.
+#[test]
+fn every_payment_gets_one_decision_and_nothing_else_does() {
+    let dir = setup("decisions_each", 3000);
+    let run = run_here(&dir)
+        .args(["--max-delay", "1s", "--output", "out.jsonl"])
+        .args(["--decisions", "decisions.jsonl"])
+        .output()
+        .unwrap();
+    let said = stderr(&ok(run));
+    assert!(!said.contains("are not written"), "{said}");
+    let decisions = lines(&dir, "decisions.jsonl");
+    let events = events(3000);
+    let payments: Vec<(usize, serde_json::Value)> = (events.lines().enumerate())
+        .map(|(i, l)| (i + 1, serde_json::from_str::<serde_json::Value>(l).unwrap()))
+        .filter(|(_, e)| e["type"] == "payment")
+        .collect();
+    assert_eq!(decisions.len(), payments.len());
+    let mut ids: Vec<String> = Vec::new();
+    let (mut fired, mut late) = (0, 0);
+    for d in &decisions {
+        let d: serde_json::Value = serde_json::from_str(d).unwrap();
+        assert_eq!(
+            (&d["kind"], &d["scene"]),
+            (&"decision".into(), &"payment".into())
+        );
+        ids.push(match (&d["event"], &d["position"]) {
+            (serde_json::Value::String(id), serde_json::Value::Null) => id.clone(),
+            (serde_json::Value::Null, serde_json::Value::String(at)) => {
+                assert!(at.starts_with("events.jsonl:"), "{at}");
+                at.clone()
+            }
+            other => panic!("{other:?} in {d}"),
+        });
+        fired += usize::from(!d["rules"].as_array().unwrap().is_empty());
+        late += usize::from(d["late"] == true);
+    }
+    let mut expected: Vec<String> = (payments.iter())
+        .map(|(line, e)| match e["payment_id"].as_str() {
+            Some(id) => id.to_string(),
+            None => format!("events.jsonl:{line}"),
+        })
+        .collect();
+    ids.sort();
+    expected.sort();
+    assert_eq!(ids, expected, "each payment once, by its id or position");
+    assert!(
+        fired * 5 >= decisions.len(),
+        "{fired} of {}",
+        decisions.len()
+    );
+    assert!(late > 0);
+}
+
+/// Killed after a checkpoint and resumed, at several points: the
+/// decisions file is the uninterrupted run's, byte for byte, as the alerts
+/// are.
+#[test]
+fn killed_and_resumed_the_decisions_are_written_once() {
+    let dir = setup("decisions_killed", 4000);
+    let base = ["--max-delay", "1s"];
+    ok(run_here(&dir)
+        .args(base)
+        .args([
+            "--output",
+            "out_whole.jsonl",
+            "--decisions",
+            "dec_whole.jsonl",
+        ])
+        .output()
+        .unwrap());
+    for (n, every) in [(1, "700"), (2, "1500"), (3, "3100")] {
+        let flags = [
+            "--output",
+            &format!("out_{n}.jsonl"),
+            "--decisions",
+            &format!("dec_{n}.jsonl"),
+            "--checkpoint",
+            &format!("ckpt_{n}"),
+            "--checkpoint-every",
+            every,
+        ]
+        .map(str::to_string);
+        let killed = run_here(&dir)
+            .args(base)
+            .args(&flags)
+            .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
+            .output()
+            .unwrap();
+        assert!(!killed.status.success(), "{}", stderr(&killed));
+        let resumed = ok(run_here(&dir).args(base).args(&flags).output().unwrap());
+        assert!(
+            stderr(&resumed).contains("resuming from checkpoint"),
+            "{}",
+            stderr(&resumed)
+        );
+        assert_eq!(
+            fs::read(dir.join(format!("dec_{n}.jsonl"))).unwrap(),
+            fs::read(dir.join("dec_whole.jsonl")).unwrap(),
+            "decisions, a checkpoint every {every}"
+        );
+        assert_eq!(
+            lines(&dir, &format!("out_{n}.jsonl")),
+            lines(&dir, "out_whole.jsonl")
+        );
+    }
+}
+
+/// A checkpoint taken with one decisions file is not resumed with another
+/// (nor without one): it was another command.
+#[test]
+fn a_checkpoint_is_not_resumed_with_another_decisions_file() {
+    let dir = setup("decisions_other", 2000);
+    let flags = [
+        "--max-delay",
+        "1s",
+        "--checkpoint",
+        "ckpt",
+        "--checkpoint-every",
+        "500",
+    ];
+    let killed = run_here(&dir)
+        .args(flags)
+        .args(["--output", "out.jsonl", "--decisions", "a.jsonl"])
+        .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
+        .output()
+        .unwrap();
+    assert!(!killed.status.success());
+    for other in [&["--decisions", "b.jsonl"][..], &[]] {
+        let run = run_here(&dir)
+            .args(flags)
+            .args(["--output", "out.jsonl"])
+            .args(other)
+            .output()
+            .unwrap();
+        assert_eq!(run.status.code(), Some(5), "{}", stderr(&run));
+        assert!(
+            stderr(&run).contains("it was taken by another command (--decisions was"),
+            "{}",
+            stderr(&run)
+        );
+    }
+}
+
+/// What `--decisions` cannot be: standard output, another output's file,
+/// a Kafka topic (not yet), and a run on workers (an event's rules may run
+/// on several workers, whose firings are not gathered yet).
+#[test]
+fn what_decisions_cannot_be_is_refused_before_anything_is_written() {
+    let dir = setup("decisions_refused", 100);
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["--decisions", "-"],
+            "--decisions needs a file path (`-`, standard output, is where the records go)",
+        ),
+        (
+            vec!["--output", "same.jsonl", "--decisions", "same.jsonl"],
+            "are the same file",
+        ),
+        (
+            vec!["--decisions", "kafka://127.0.0.1:1/decisions"],
+            "--decisions kafka://...: decisions are written to a file",
+        ),
+    ];
+    #[cfg(feature = "workers")]
+    let cases = {
+        let mut cases = cases;
+        cases.push((
+            vec![
+                "--workers",
+                "2",
+                "--output",
+                "w.jsonl",
+                "--decisions",
+                "d.jsonl",
+            ],
+            "a decisions file (--decisions) is made on one engine only",
+        ));
+        cases
+    };
+    for (flags, said) in cases {
+        let run = run_here(&dir).args(&flags).output().unwrap();
+        assert_eq!(run.status.code(), Some(2), "{flags:?}: {}", stderr(&run));
+        assert!(stderr(&run).contains(said), "{flags:?}: {}", stderr(&run));
+        assert!(!dir.join("d.jsonl").exists() && !dir.join("w.jsonl").exists());
+    }
+}
