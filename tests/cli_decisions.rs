@@ -369,3 +369,154 @@ fn what_decisions_cannot_be_is_refused_before_anything_is_written() {
         assert!(!dir.join("d.jsonl").exists() && !dir.join("w.jsonl").exists());
     }
 }
+
+/// `backtest` over rules with a scene: each scene's outcome mix (counts,
+/// shares, per day of event time) and, with labels by event, each
+/// outcome's precision and recall, as counted here from the decision
+/// records `cepheid run --decisions` writes over the same events.
+#[test]
+fn a_backtest_gives_each_scenes_outcome_mix_and_its_precision_and_recall() {
+    let dir = scratch("decisions_backtest");
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    // (the stream spread over about six days of event time)
+    let spread: String = (events(3000).lines())
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["ts"] = (v["ts"].as_i64().unwrap() * 1_700).into();
+            v.to_string() + "\n"
+        })
+        .collect();
+    fs::write(dir.join("events.jsonl"), &spread).unwrap();
+    ok(run_here(&dir)
+        .args([
+            "--max-delay",
+            "30m",
+            "--output",
+            "out.jsonl",
+            "--decisions",
+            "d.jsonl",
+        ])
+        .output()
+        .unwrap());
+    let decisions: Vec<serde_json::Value> = (lines(&dir, "d.jsonl").iter())
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let id = |d: &serde_json::Value| match (&d["event"], &d["position"]) {
+        (serde_json::Value::String(s), _) | (_, serde_json::Value::String(s)) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    // Labels by event: every third decided event fraud, the others legit,
+    // and one naming no event.
+    let mut labels = String::new();
+    for (i, d) in decisions.iter().enumerate() {
+        let label = if i % 3 == 0 { "fraud" } else { "legit" };
+        labels.push_str(&serde_json::json!({"event": id(d), "label": label}).to_string());
+        labels.push('\n');
+    }
+    labels.push_str(r#"{"event": "nowhere", "label": "fraud"}"#);
+    labels.push('\n');
+    fs::write(dir.join("labels.jsonl"), labels).unwrap();
+    let backtest = ok(common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "backtest",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--max-delay",
+            "30m",
+        ])
+        .args(["--labels", "labels.jsonl", "--json", "--html", "page.html"])
+        .output()
+        .unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&backtest.stdout).unwrap();
+    let scene = &report["scenes"][0];
+    assert_eq!(scene["scene"], "payment");
+    assert_eq!(scene["decisions"], decisions.len());
+    let late = decisions.iter().filter(|d| d["late"] == true).count();
+    assert_eq!(scene["late"], late);
+    // Counted here: per outcome (the declared order), per day, labelled.
+    let order = ["approve", "review", "decline"];
+    let mut days: std::collections::BTreeMap<i64, [u64; 3]> = Default::default();
+    let mut per = [(0_u64, 0_u64, 0_u64); 3];
+    for (i, d) in decisions.iter().enumerate() {
+        let o = order.iter().position(|o| d["outcome"] == *o).unwrap();
+        days.entry(d["ts"].as_i64().unwrap().div_euclid(86_400_000))
+            .or_default()[o] += 1;
+        per[o].0 += 1;
+        if i % 3 == 0 {
+            per[o].1 += 1;
+        } else {
+            per[o].2 += 1;
+        }
+    }
+    assert!(days.len() >= 5, "{days:?}");
+    let fraud: u64 = per.iter().map(|p| p.1).sum();
+    for (o, name) in order.iter().enumerate() {
+        let got = &scene["outcomes"][o];
+        let (n, f, l) = per[o];
+        assert_eq!(got["outcome"], *name);
+        assert_eq!(
+            (
+                got["decisions"].as_u64(),
+                got["fraud"].as_u64(),
+                got["legit"].as_u64()
+            ),
+            (Some(n), Some(f), Some(l))
+        );
+        let close = |v: &serde_json::Value, want: Option<f64>| match want {
+            Some(w) => assert!((v.as_f64().unwrap() - w).abs() < 1e-12, "{v} {w}"),
+            None => assert!(v.is_null(), "{v}"),
+        };
+        close(&got["share"], Some(n as f64 / decisions.len() as f64));
+        close(
+            &got["precision"],
+            (f + l > 0).then(|| f as f64 / (f + l) as f64),
+        );
+        close(&got["recall"], (fraud > 0).then(|| f as f64 / fraud as f64));
+    }
+    let got_days: Vec<(String, Vec<u64>)> = (scene["days"].as_array().unwrap().iter())
+        .map(|d| {
+            let counts = order
+                .iter()
+                .map(|o| d["counts"][o].as_u64().unwrap())
+                .collect();
+            (d["day"].as_str().unwrap().to_string(), counts)
+        })
+        .collect();
+    assert_eq!(got_days.len(), days.len());
+    for ((day, counts), (want_day, want)) in got_days.iter().zip(&days) {
+        // (day 0 is 1970-01-01: the stream's times are small)
+        assert_eq!(day, &format!("1970-01-{:02}", want_day + 1));
+        assert_eq!(counts[..], want[..]);
+    }
+    assert_eq!(report["event_labels"]["count"], decisions.len() + 1);
+    assert_eq!(report["event_labels"]["unmatched"], 1);
+    // The page has the scene's table and its bars, a bar per day.
+    let page = fs::read_to_string(dir.join("page.html")).unwrap();
+    assert!(page.contains("<table class=\"outcomes\" data-scene=\"payment\">"));
+    assert!(page.contains(&format!("<td>{}</td>", per[1].0)));
+    assert_eq!(page.matches("<g><title>1970-01-").count(), days.len());
+    // The terminal's text says the same.
+    let text = ok(common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "backtest",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--max-delay",
+            "30m",
+        ])
+        .output()
+        .unwrap());
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains(&format!(
+            "scene payment: {} decisions, {late} late, over {} days of event time",
+            decisions.len(),
+            days.len()
+        )),
+        "{text}"
+    );
+}

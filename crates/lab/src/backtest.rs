@@ -19,6 +19,7 @@
 
 mod html;
 mod labels;
+mod outcomes;
 
 use labels::Label;
 
@@ -121,9 +122,15 @@ struct Raised {
 pub fn run(options: &Options) -> Result<Backtest, Error> {
     let events = &options.events;
     events.check("backtest reads the events from a file")?;
-    let labels = match &options.labels {
-        Some(path) => Some(labels::read(path, &events.tell)?),
-        None => None,
+    let (labels, event_labels) = match &options.labels {
+        Some(path) => {
+            let (cases, by_event) = labels::read(path, &events.tell)?;
+            // (a file of labels by event only has no case for the
+            // patterns' precision and recall)
+            let cases = (!cases.is_empty() || by_event.is_empty()).then_some(cases);
+            (cases, Some(by_event))
+        }
+        None => (None, None),
     };
     // Each record read as the run makes it as an alert or a timeout, the
     // first alerts of each pattern kept whole for the page; the events'
@@ -134,6 +141,7 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
         first: html::FirstAlerts::default(),
         page: options.page,
         no_events: options.no_events,
+        decisions: outcomes::Taking::new(event_labels.as_deref().unwrap_or_default()),
     };
     let crate::Ran {
         rules,
@@ -142,6 +150,7 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
                 mut raised,
                 seen,
                 first,
+                decisions,
                 ..
             },
         span,
@@ -165,6 +174,18 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
     );
     let mut report = report;
     report.left_out = left_out;
+    let scenes = &rules.loaded().scenes;
+    if !scenes.is_empty() {
+        let declared: Vec<(String, Vec<String>)> = (scenes.iter())
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.outcomes.iter().map(|o| o.to_string()).collect(),
+                )
+            })
+            .collect();
+        report.outcomes = Some(decisions.figures(&declared, event_labels.is_some()));
+    }
     if crate::attributes::used(&rules) {
         report.attributes = Some(
             (rules.patterns().iter())
@@ -193,10 +214,16 @@ struct Taken {
     /// Is there a page (`--html`)?
     page: bool,
     no_events: bool,
+    /// The scenes' decisions.
+    decisions: outcomes::Taking,
 }
 
 impl crate::Records for Taken {
     fn record(&mut self, line: &[u8]) {
+        if outcomes::Taking::is_decision(line) {
+            self.decisions.take(line);
+            return;
+        }
         let Some(r) = parse_raised(line, &mut self.seen) else {
             return;
         };
@@ -208,6 +235,10 @@ impl crate::Records for Taken {
             }
         }
         self.raised.push(r);
+    }
+
+    fn takes_decisions(&self) -> bool {
+        true
     }
 }
 
@@ -549,6 +580,8 @@ struct Report {
     /// their values (issue 60, item 3): the figures count only what they
     /// took in.
     left_out: crate::LeftOut,
+    /// The scenes' outcome mix, when the rule set has scenes.
+    outcomes: Option<outcomes::Outcomes>,
 }
 
 impl Report {
@@ -637,6 +670,7 @@ impl Report {
             labels,
             attributes: None,
             left_out: crate::LeftOut::default(),
+            outcomes: None,
         }
     }
 
@@ -797,6 +831,9 @@ impl Report {
         for line in self.left_out.lines() {
             let _ = writeln!(out, "left out: {line}");
         }
+        if let Some(outcomes) = &self.outcomes {
+            outcomes.text(&mut out);
+        }
         if let Some(labels) = &self.labels {
             let _ = writeln!(out, "{}", labels.said(self.has_shadows()));
             let mut listed = |heading: Option<&str>, list: &[Label]| {
@@ -876,6 +913,9 @@ impl Report {
             "patterns": patterns,
         });
         self.left_out.json_into(&mut report);
+        if let Some(outcomes) = &self.outcomes {
+            outcomes.json_into(&mut report);
+        }
         if let Some(labels) = &self.labels {
             let listed = |list: &[Label]| -> Vec<serde_json::Value> {
                 (list.iter())

@@ -224,6 +224,13 @@ pub trait Records: Send + 'static {
     /// A record: the JSON line `cepheid run` writes (UTF-8), without its
     /// newline.
     fn record(&mut self, line: &[u8]);
+
+    /// Does it take the decisions of scenes too (`docs/decisions.md`:
+    /// `"kind": "decision"` lines)? No by default: only matches and
+    /// timeouts.
+    fn takes_decisions(&self) -> bool {
+        false
+    }
 }
 
 /// The records kept whole, in the order the run made them.
@@ -246,6 +253,8 @@ impl Records for Vec<String> {
 /// beside it, so that the backtest's run goes at `run`'s pace (issue 42,
 /// BENCHMARKS.md).
 struct ToRecords<R: Records> {
+    /// Does its [`Records`] take decisions?
+    decisions: bool,
     block: Vec<u8>,
     blocks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     taker: Option<std::thread::JoinHandle<R>>,
@@ -260,6 +269,7 @@ impl<R: Records> ToRecords<R> {
     fn new(mut records: R, back: std::sync::mpsc::Sender<R>) -> std::io::Result<ToRecords<R>> {
         // (a few blocks ahead: the run waits when the thread is behind)
         let (blocks, taken) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+        let decisions = records.takes_decisions();
         let taker = std::thread::Builder::new()
             .name("cepheid-lab".to_string())
             .spawn(move || {
@@ -275,6 +285,7 @@ impl<R: Records> ToRecords<R> {
                 records
             })?;
         Ok(ToRecords {
+            decisions,
             block: Vec::with_capacity(Self::BLOCK),
             blocks: Some(blocks),
             taker: Some(taker),
@@ -310,8 +321,14 @@ impl<R: Records> Sink for ToRecords<R> {
         true
     }
 
+    /// (always, so that a run of scenes says nothing of decisions not
+    /// written: those its [`Records`] does not take are dropped here)
+    fn takes_decisions(&self) -> bool {
+        true
+    }
+
     fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {
-        if kind == Kind::Late {
+        if kind == Kind::Late || (kind == Kind::Decision && !self.decisions) {
             return Ok(());
         }
         let line = record.strip_suffix(b"\n").unwrap_or(record);

@@ -194,7 +194,7 @@ fn utc(ms: i64) -> String {
 }
 
 /// `text` escaped for HTML, in text and in attribute values.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -385,6 +385,9 @@ pub(super) fn page(
     out.push_str("</dl>\n");
     table(&mut out, report);
     labels(&mut out, report);
+    if let Some(outcomes) = &report.outcomes {
+        outcomes.html(&mut out);
+    }
     out.push_str("<h2>Alerts over event time</h2>\n");
     if data.is_none() {
         out.push_str("<p id=\"no-plots\">No event had a time: nothing to plot.</p>\n");
@@ -555,6 +558,8 @@ svg .bar { fill: #0072b2; } svg .timeout { fill: #e69f00; }
 tr.shadow-heading th { text-align: left; font-weight: 600; color: #555; }
 svg .axis { stroke: #444; } svg .grid { stroke: #ddd; } svg text { font-size: 10px; fill: #333; }
 pre.records { overflow-x: auto; font-size: 12px; background: #f6f6f6; padding: 0.5em; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.4em; vertical-align: middle; }
+svg.outcome-days { display: block; width: 100%; max-width: 640px; height: auto; margin: 0.4em 0 1em; }
 "#;
 
 /// The page's script: the plots drawn as SVG from the data, each bar with

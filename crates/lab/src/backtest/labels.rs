@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use super::outcomes::EventLabel;
 use crate::{Error, ErrorKind};
 
 /// A labelled case: its key, and its time.
@@ -17,9 +18,15 @@ pub(super) struct Label {
     pub(super) line: usize,
 }
 
-/// The labels of `path`: JSON lines, or CSV when its name ends in `.csv`.
-/// A line that is not a label is said with its place and left out.
-pub(super) fn read(path: &Path, tell: &crate::Tell) -> Result<Vec<Label>, Error> {
+/// The labels of `path`: JSON lines, or CSV when its name ends in `.csv`:
+/// the cases (a key and a time) and, in JSON lines, the labels by event
+/// (`{"event": ID, "label": "fraud" | "legit"}`, an event's id or input
+/// position as its decisions name it). A line that is not a label is said
+/// with its place and left out.
+pub(super) fn read(
+    path: &Path,
+    tell: &crate::Tell,
+) -> Result<(Vec<Label>, Vec<EventLabel>), Error> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::new(
             ErrorKind::Io,
@@ -34,6 +41,7 @@ pub(super) fn read(path: &Path, tell: &crate::Tell) -> Result<Vec<Label>, Error>
         _ => None,
     };
     let mut labels = Vec::new();
+    let mut by_event = Vec::new();
     let csv = path.extension().is_some_and(|x| x == "csv");
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -50,9 +58,15 @@ pub(super) fn read(path: &Path, tell: &crate::Tell) -> Result<Vec<Label>, Error>
             time(&serde_json::Value::String(ts.trim().to_string()))
                 .map(|ts| (serde_json::Value::String(key.trim().to_string()), ts))
         } else {
-            serde_json::from_str::<serde_json::Value>(trimmed)
-                .ok()
-                .and_then(|l| Some((l.get("key")?.clone(), time(&l["ts"])?)))
+            let label = serde_json::from_str::<serde_json::Value>(trimmed).ok();
+            if let Some(event) = label.as_ref().and_then(event_label) {
+                by_event.push(EventLabel {
+                    line: line_no,
+                    ..event
+                });
+                continue;
+            }
+            label.and_then(|l| Some((l.get("key")?.clone(), time(&l["ts"])?)))
         };
         match parsed {
             Some((key, ts)) => labels.push(Label {
@@ -62,12 +76,33 @@ pub(super) fn read(path: &Path, tell: &crate::Tell) -> Result<Vec<Label>, Error>
             }),
             None => tell!(
                 tell,
-                "cepheid: {}:{line_no}: not a label (`{{\"key\": K, \"ts\": T}}`, or `key,ts` in CSV); the line is left out",
+                "cepheid: {}:{line_no}: not a label (`{{\"key\": K, \"ts\": T}}`, `{{\"event\": ID, \"label\": \"fraud\" | \"legit\"}}`, or `key,ts` in CSV); the line is left out",
                 path.display()
             ),
         }
     }
-    Ok(labels)
+    Ok((labels, by_event))
+}
+
+/// A label by event, `{"event": ID, "label": "fraud" | "legit"}` (its
+/// line set by the caller); `None`: not one.
+fn event_label(line: &serde_json::Value) -> Option<EventLabel> {
+    let event = match line.get("event")? {
+        serde_json::Value::Null | serde_json::Value::Object(_) | serde_json::Value::Array(_) => {
+            return None
+        }
+        id => super::outcomes::id_text(id),
+    };
+    let fraud = match line.get("label")?.as_str()? {
+        "fraud" => true,
+        "legit" => false,
+        _ => return None,
+    };
+    Some(EventLabel {
+        event,
+        fraud,
+        line: 0,
+    })
 }
 
 /// The labels placed for matching (`--labels`): each under the keys it
