@@ -520,3 +520,144 @@ fn a_backtest_gives_each_scenes_outcome_mix_and_its_precision_and_recall() {
         "{text}"
     );
 }
+
+/// `diff` of two rule sets with a scene: the events whose outcome moves,
+/// per move, and the rules that fired with one set only, as counted here
+/// from the decision records `cepheid run --decisions` writes with each.
+#[test]
+fn a_diff_says_which_events_change_outcome_and_because_of_which_rules() {
+    let dir = setup("decisions_diff", 3000);
+    fs::write(
+        dir.join("new.cep"),
+        RULES.replace("match p{3}", "match p{2}"),
+    )
+    .unwrap();
+    let mut decided = Vec::new();
+    for rules in ["rules.cep", "new.cep"] {
+        let out = format!("d_{rules}.jsonl");
+        ok(common::cepheid()
+            .current_dir(&dir)
+            .args(["run", rules, "--events", "events.jsonl", "--no-progress"])
+            .args([
+                "--max-delay",
+                "1s",
+                "--output",
+                "o.jsonl",
+                "--decisions",
+                &out,
+            ])
+            .output()
+            .unwrap());
+        let by_id: std::collections::HashMap<String, (String, Vec<String>)> = (lines(&dir, &out)
+            .iter())
+        .map(|l| {
+            let d: serde_json::Value = serde_json::from_str(l).unwrap();
+            let id = d["event"]
+                .as_str()
+                .or(d["position"].as_str())
+                .unwrap()
+                .to_string();
+            let rules = (d["rules"].as_array().unwrap().iter())
+                .map(|r| r["rule"].as_str().unwrap().to_string())
+                .collect();
+            (id, (d["outcome"].as_str().unwrap().to_string(), rules))
+        })
+        .collect();
+        decided.push(by_id);
+    }
+    // Counted here: (from, to) → (events, rule → events it fired on with
+    // the new set only).
+    let mut want: std::collections::BTreeMap<
+        (String, String),
+        (u64, std::collections::BTreeMap<String, u64>),
+    > = Default::default();
+    for (id, (from, old_rules)) in &decided[0] {
+        let (to, new_rules) = &decided[1][id];
+        if from != to {
+            let entry = want.entry((from.clone(), to.clone())).or_default();
+            entry.0 += 1;
+            for rule in new_rules.iter().filter(|r| !old_rules.contains(r)) {
+                *entry.1.entry(rule.clone()).or_default() += 1;
+            }
+        }
+    }
+    assert!(want.values().map(|w| w.0).sum::<u64>() > 100, "{want:?}");
+    let diff = ok(common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "diff",
+            "rules.cep",
+            "new.cep",
+            "--events",
+            "events.jsonl",
+            "--max-delay",
+            "1s",
+            "--json",
+        ])
+        .output()
+        .unwrap());
+    let report: serde_json::Value = serde_json::from_slice(&diff.stdout).unwrap();
+    let outcomes = &report["outcomes"];
+    assert_eq!(outcomes["old_decisions"], decided[0].len());
+    let mut got: std::collections::BTreeMap<
+        (String, String),
+        (u64, std::collections::BTreeMap<String, u64>),
+    > = Default::default();
+    for m in outcomes["moves"].as_array().unwrap() {
+        assert_eq!(m["scene"], "payment");
+        let rules = (m["rules"].as_array().unwrap().iter())
+            .map(|r| {
+                assert_eq!(r["fired_with"], "new", "{r}");
+                (
+                    r["rule"].as_str().unwrap().to_string(),
+                    r["events"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let key = (
+            m["from"].as_str().unwrap().to_string(),
+            m["to"].as_str().unwrap().to_string(),
+        );
+        got.insert(key, (m["events"].as_u64().unwrap(), rules));
+    }
+    assert_eq!(got, want);
+    // The terminal says each move with its rule, and a set against itself
+    // moves nothing.
+    let text = ok(common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "diff",
+            "rules.cep",
+            "new.cep",
+            "--events",
+            "events.jsonl",
+            "--max-delay",
+            "1s",
+        ])
+        .output()
+        .unwrap());
+    let text = String::from_utf8(text.stdout).unwrap();
+    let ((from, to), (n, _)) = want.iter().max_by_key(|(_, w)| w.0).unwrap();
+    assert!(
+        text.contains(&format!(
+            "scene payment: {n} events {from} -> {to}: `card_velocity` v1 fired ({n})"
+        )),
+        "{text}"
+    );
+    let same = ok(common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "diff",
+            "rules.cep",
+            "rules.cep",
+            "--events",
+            "events.jsonl",
+            "--max-delay",
+            "1s",
+        ])
+        .output()
+        .unwrap());
+    assert!(String::from_utf8(same.stdout)
+        .unwrap()
+        .contains("no event changes outcome"));
+}

@@ -23,6 +23,8 @@ use cepheid_core::lookup::Attributes;
 
 use crate::{Error, Events};
 
+mod moves;
+
 /// What `diff` is asked: the two rule sets and the events.
 #[non_exhaustive]
 pub struct Options {
@@ -59,10 +61,12 @@ pub fn run(options: &Options) -> Result<Compared, Error> {
     let old = side(&options.events, &options.old, "old")?;
     let new = side(&options.events, &options.new, "new")?;
     let diff = Diff::of(&old, &new);
+    let moves = (old.scenes || new.scenes).then(|| moves::moves(&old.decided, &new.decided));
     Ok(Compared {
         old,
         new,
         diff,
+        moves,
         no_events: options.no_events,
     })
 }
@@ -74,6 +78,8 @@ pub struct Compared {
     old: Side,
     new: Side,
     diff: Diff,
+    /// The events whose outcome moved, when a set has scenes.
+    moves: Option<Vec<moves::Move>>,
     no_events: bool,
 }
 
@@ -87,16 +93,32 @@ impl Compared {
         }
     }
 
-    /// The table of the patterns that differ, then their records.
+    /// The table of the patterns that differ, then their records; with
+    /// scenes, the events whose outcome moved, and why.
     pub fn text(&self) -> String {
-        self.diff
-            .text(&self.old, &self.new, &|line| self.shown(line))
+        let mut text = (self.diff).text(&self.old, &self.new, &|line| self.shown(line));
+        if let Some(moves) = &self.moves {
+            moves::text(&mut text, moves, self.decided());
+        }
+        text
     }
 
-    /// One JSON document (one line, without its newline).
+    /// One JSON document (one line, without its newline); with scenes,
+    /// its `"outcomes"`.
     pub fn json(&self) -> String {
-        self.diff
-            .json(&self.old, &self.new, &|line| self.shown(line))
+        let json = (self.diff).json(&self.old, &self.new, &|line| self.shown(line));
+        let Some(moves) = &self.moves else {
+            return json;
+        };
+        let mut report: serde_json::Value =
+            serde_json::from_str(&json).unwrap_or(serde_json::Value::Null);
+        report["outcomes"] = moves::json(moves, self.decided());
+        report.to_string()
+    }
+
+    /// How many decisions each set made.
+    fn decided(&self) -> (usize, usize) {
+        (self.old.decided.len(), self.new.decided.len())
     }
 }
 
@@ -124,11 +146,38 @@ struct Side {
     /// and name (`("list", "watched")`).
     declarations: HashMap<(&'static str, String), String>,
     records: Vec<String>,
+    /// Has the set scenes?
+    scenes: bool,
+    /// Its decisions.
+    decided: moves::Decided,
+}
+
+/// One side's records: its matches and timeouts kept whole, its
+/// decisions read.
+#[derive(Default)]
+struct SideRecords {
+    records: Vec<String>,
+    decided: moves::Decided,
+}
+
+impl crate::Records for SideRecords {
+    fn record(&mut self, line: &[u8]) {
+        if line.starts_with(b"{\"kind\":\"decision\"") {
+            self.decided.take(line);
+        } else {
+            self.records.record(line);
+        }
+    }
+
+    fn takes_decisions(&self) -> bool {
+        true
+    }
 }
 
 /// The rules at `path` run over the events (`which`: `old` or `new`).
 fn side(events: &Events, path: &Path, which: &str) -> Result<Side, Error> {
-    let (rules, records) = events.run(path, which)?;
+    let ran = events.run_into(path, which, SideRecords::default())?;
+    let (rules, SideRecords { records, decided }) = (ran.rules, ran.records);
     let texts = (rules.patterns().iter())
         .map(|p| (p.name.clone(), cepheid_syntax::explain(p)))
         .collect();
@@ -161,6 +210,8 @@ fn side(events: &Events, path: &Path, which: &str) -> Result<Side, Error> {
             .collect(),
         declarations: declarations_of(&rules),
         records,
+        scenes: !rules.loaded().scenes.is_empty(),
+        decided,
     })
 }
 
