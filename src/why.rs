@@ -14,8 +14,17 @@ pub struct Args {
     rules: PathBuf,
     /// The key: its value (`u-7`, `42`), `field=value,...`, or a JSON
     /// object of the key's fields (`{"user_id": "u-7"}`).
-    #[arg(value_name = "KEY", allow_hyphen_values = true)]
-    key: String,
+    #[arg(
+        value_name = "KEY",
+        allow_hyphen_values = true,
+        required_unless_present = "event"
+    )]
+    key: Option<String>,
+    /// Instead of a key, one event: how each scene it entered came to its
+    /// outcome, rule by rule. Its id as its decisions name it: its scene's
+    /// `id` field (`p4`), or its position (`events.jsonl:12`).
+    #[arg(long, value_name = "ID", conflicts_with_all = ["key", "from", "to", "patterns", "no_events", "max_runs_per_key", "max_live_runs"])]
+    event: Option<String>,
     #[command(flatten)]
     events: crate::lab::Events,
     /// One JSON document instead of the text.
@@ -47,8 +56,17 @@ pub struct Args {
 
 /// Runs `why` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
-    let mut options =
-        cepheid_lab::why::Options::new(args.rules.clone(), args.key.clone(), args.events.lab());
+    if let Some(event) = &args.event {
+        let options =
+            cepheid_lab::why::event::Options::new(args.rules.clone(), event, args.events.lab());
+        return match cepheid_lab::why::event::run(&options) {
+            Ok(why) if args.json => crate::lab::print(&why.json(), true, EXIT_OK),
+            Ok(why) => crate::lab::print(&why.text(), false, EXIT_OK),
+            Err(e) => crate::lab::failed(&e),
+        };
+    }
+    let key = args.key.clone().unwrap_or_default();
+    let mut options = cepheid_lab::why::Options::new(args.rules.clone(), key, args.events.lab());
     options.no_events = args.no_events;
     options.max_runs_per_key = args.max_runs_per_key;
     options.max_live_runs = args.max_live_runs;

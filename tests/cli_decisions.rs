@@ -661,3 +661,142 @@ fn a_diff_says_which_events_change_outcome_and_because_of_which_rules() {
         .unwrap()
         .contains("no event changes outcome"));
 }
+
+/// `why --event ID`: each decision of the event, as `cepheid run
+/// --decisions` writes it, told rule by rule against its scene: a rule
+/// that fired with its action's outcome, score and reads, the others, the
+/// list check that decided, a late event, a missing field, the default.
+#[test]
+fn why_an_event_got_its_outcome_is_told_rule_by_rule() {
+    let samples = concat!(env!("CARGO_MANIFEST_DIR"), "/patterns/risk");
+    let dir = scratch("decisions_why");
+    fs::create_dir(dir.join("rules")).unwrap();
+    for file in ["rules.cep", "scenes.cep"] {
+        fs::copy(Path::new(samples).join(file), dir.join("rules").join(file)).unwrap();
+    }
+    fs::copy(
+        Path::new(samples).join("scene-events.jsonl"),
+        dir.join("events.jsonl"),
+    )
+    .unwrap();
+    let why = |args: &[&str]| {
+        common::cepheid()
+            .current_dir(&dir)
+            .args([
+                "why",
+                "rules",
+                "--events",
+                "events.jsonl",
+                "--max-delay",
+                "1s",
+            ])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let expected = [
+        ("p4", &[
+            "event p4: 1 decision",
+            "scene payment at 4000: review (score 70)",
+            "  payment_velocity  fired (v1); action review gives review; score 70; read card_amount_10m(card) = 85, card_payments_10m(card) = 4",
+            "  confirmed_fraud   did not fire on this event",
+            "  no list check held (device in blocked_devices)",
+            "  score 70: reaches `review if score >= 70`",
+            "  outcome: review (the most severe of what the rules and the score give)",
+        ][..]),
+        ("p5", &[
+            "  blocked_device    fired (v1); action block gives decline; read device in blocked_devices = true",
+            "  list check `device in blocked_devices` held: decline at once (the rules still took the event)",
+        ][..]),
+        ("p6", &[
+            "  the event lacks card: a rule reading it cannot fire on it",
+            "  no rule that counts fired: the scene's default, approve",
+        ][..]),
+        ("p7", &[
+            "  payment_velocity  not evaluated: the event came late",
+            "  the event came late (behind the watermark): the scene's late outcome, review",
+        ][..]),
+        ("events.jsonl:11", &[
+            "scene sign_up at 11000: approve (score 0)",
+            "  trusted_phone@sign_up      fired (v1); action allow gives approve",
+        ][..]),
+    ];
+    for (id, lines) in expected {
+        let out = ok(why(&["--event", id]));
+        let text = String::from_utf8(out.stdout).unwrap();
+        for line in lines {
+            assert!(
+                text.lines().any(|l| l == *line),
+                "{id}: {line:?} in\n{text}"
+            );
+        }
+    }
+    // The JSON's decision is the record the run writes.
+    ok(common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "run",
+            "rules",
+            "--events",
+            "events.jsonl",
+            "--max-delay",
+            "1s",
+            "--no-progress",
+        ])
+        .args(["--output", "o.jsonl", "--decisions", "d.jsonl"])
+        .output()
+        .unwrap());
+    for line in lines(&dir, "d.jsonl") {
+        let d: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let id = d["event"].as_str().or(d["position"].as_str()).unwrap();
+        let out = ok(why(&["--event", id, "--json"]));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mine: Vec<&serde_json::Value> = (report["decisions"].as_array().unwrap().iter())
+            .filter(|x| x["scene"] == d["scene"])
+            .collect();
+        assert_eq!(mine.len(), 1, "{id}");
+        assert_eq!(mine[0]["decision"], d, "{id}");
+        let fired: Vec<&str> = (mine[0]["rules"].as_array().unwrap().iter())
+            .filter(|r| r["fired"] == true)
+            .map(|r| r["rule"].as_str().unwrap())
+            .collect();
+        let in_record: Vec<&str> = (d["rules"].as_array().unwrap().iter())
+            .map(|r| r["rule"].as_str().unwrap())
+            .collect();
+        assert_eq!(fired, in_record, "{id}");
+    }
+    // What it cannot explain: an id no scene decided, rules without
+    // scenes, a key with --event.
+    let none = why(&["--event", "nope"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        stderr(&none).contains("--event nope: no scene decided an event of that id"),
+        "{}",
+        stderr(&none)
+    );
+    fs::write(
+        dir.join("plain.cep"),
+        "pattern p { match a where a: type == \"x\" }",
+    )
+    .unwrap();
+    let plain = common::cepheid()
+        .current_dir(&dir)
+        .args([
+            "why",
+            "plain.cep",
+            "--events",
+            "events.jsonl",
+            "--event",
+            "p4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(plain.status.code(), Some(2));
+    assert!(
+        stderr(&plain).contains("the rule set has no scene"),
+        "{}",
+        stderr(&plain)
+    );
+    let both = why(&["card=c1", "--event", "p4"]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+}

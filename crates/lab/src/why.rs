@@ -23,6 +23,8 @@ use serde_json::{json, Value as Json};
 
 use crate::{Error, ErrorKind, Events};
 
+pub mod event;
+
 /// What `why` is asked: the rule set, the key, the events.
 #[non_exhaustive]
 pub struct Options {
