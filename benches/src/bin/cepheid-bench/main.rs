@@ -41,7 +41,8 @@ struct Args {
     /// Workloads to run: ab, login, unpaid, loop, many (default: all);
     /// `risk` (issue 60) only with `--child` (in memory) or `--write`;
     /// `risk-scene` (issue 62: `risk`'s rules in one scene that every
-    /// event enters) only with `--child`.
+    /// event enters) only with `--child` or `--write` (its rules to
+    /// `risk-scene.cep`, the events to `risk.jsonl`).
     workloads: Vec<String>,
     /// Timed passes per in-memory measurement; the fastest is reported.
     #[arg(long, default_value_t = 3)]
@@ -172,11 +173,18 @@ fn snapshots(args: &Args) -> Result<ExitCode, String> {
 fn write(args: &Args, dir: &std::path::Path) -> Result<ExitCode, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     for name in selected(args) {
-        if name == "risk" {
+        if name == "risk" || name == "risk-scene" {
             let n = args.events.unwrap_or(1_000_000);
-            let (pattern, events) = (dir.join("risk.cep"), dir.join("risk.jsonl"));
-            std::fs::write(&pattern, cepheid_bench::risk::RULES)
-                .map_err(|e| format!("{}: {e}", pattern.display()))?;
+            let (pattern, events) = (dir.join(format!("{name}.cep")), dir.join("risk.jsonl"));
+            let rules = match name {
+                "risk" => cepheid_bench::risk::RULES.to_string(),
+                _ => format!(
+                    "{}{}",
+                    cepheid_bench::risk::RULES,
+                    cepheid_bench::risk::SCENE
+                ),
+            };
+            std::fs::write(&pattern, rules).map_err(|e| format!("{}: {e}", pattern.display()))?;
             let file =
                 std::fs::File::create(&events).map_err(|e| format!("{}: {e}", events.display()))?;
             let stream = cepheid_bench::risk::events(n, 42, cepheid_bench::risk::STEP_MS);

@@ -74,12 +74,19 @@ impl<E: Event + 'static> Engine<E> {
         event: E,
         sink: &mut S,
     ) -> Arrival {
+        let ts = self.now_at(now, sink);
+        self.push(ts, event, sink)
+    }
+
+    /// The time an event arriving at `now` (the caller's clock) takes, the
+    /// engine's time moved to just before it ([`push_now`](Engine::push_now)).
+    fn now_at<S: Sink<E> + ?Sized>(&mut self, now: Timestamp, sink: &mut S) -> Timestamp {
         let ts = match self.current_watermark() {
             Some(watermark) if now <= watermark => watermark.saturating_add(1),
             _ => now,
         };
         self.tick(ts, sink);
-        self.push(ts, event, sink)
+        ts
     }
 
     /// [`push_now`](Engine::push_now) with the event's input position,
@@ -92,11 +99,7 @@ impl<E: Event + 'static> Engine<E> {
         position: Value,
         sink: &mut S,
     ) -> Arrival {
-        let ts = match self.current_watermark() {
-            Some(watermark) if now <= watermark => watermark.saturating_add(1),
-            _ => now,
-        };
-        self.tick(ts, sink);
+        let ts = self.now_at(now, sink);
         self.push_positioned(ts, event, position, sink)
     }
 

@@ -276,21 +276,9 @@ fn percent(part: Option<f64>) -> String {
     part.map_or_else(|| "-".to_string(), |p| format!("{:.1}%", p * 100.0))
 }
 
-/// A day's date (UTC), from its first millisecond.
+/// A day's date (UTC), `YYYY-MM-DD`, from a millisecond of it.
 pub(super) fn date(ms: i64) -> String {
-    let days = ms.div_euclid(DAY);
-    // (the civil date of a day count since 1970-01-01: Howard Hinnant's
-    // algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    cepheid_engine::io::format_rfc3339(ms)[..10].to_string()
 }
 
 impl Outcomes {
