@@ -116,6 +116,29 @@ pub(super) fn left_out_counts(engine: &Engine<Record>) -> [u64; 4] {
     ]
 }
 
+/// The input position `ORIGIN:LINE` of an event, the id of its decisions
+/// when its scene has no `id` field (`docs/decisions.md`): written into
+/// `text` (its room kept from event to event), then one allocation of the
+/// value's own (BENCHMARKS.md, "`cepheid run --decisions`").
+fn position(text: &mut String, origin: &str, line: u64) -> Value {
+    text.clear();
+    text.push_str(origin);
+    text.push(':');
+    let mut digits = [0_u8; 20];
+    let (mut at, mut n) = (digits.len(), line);
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // (ASCII digits)
+    text.extend(digits[at..].iter().map(|&d| char::from(d)));
+    Value::Str(std::sync::Arc::from(text.as_str()))
+}
+
 impl Reporting<'_> {
     /// Says one line.
     fn say(&mut self, level: Level, text: impl std::fmt::Display) {
@@ -452,6 +475,28 @@ impl Session<'_> {
         }
     }
 
+    /// Gives the engine the event `record` at `ts`, read at line `line`
+    /// of `origin`: with its position when its decisions are written
+    /// (their id when its scene has no `id` field, or it lacks it:
+    /// `docs/decisions.md`; `text` keeps its room from event to event).
+    #[inline]
+    fn push(
+        &mut self,
+        timing: &Timing,
+        ts: Timestamp,
+        record: Record,
+        (origin, line): (&str, u64),
+        text: &mut String,
+    ) {
+        if self.out.out.decisions && self.engine.scenes().next().is_some() {
+            let position = position(text, origin, line);
+            let (engine, out) = (&mut *self.engine, &mut self.out);
+            timing.push_positioned(ts, wall_ms, record, position, engine, out);
+        } else {
+            timing.push(ts, wall_ms, record, self.engine, &mut self.out);
+        }
+    }
+
     /// Gives a batch of the reader thread's lines to the engine. Returns
     /// why the input ends there (a read error, a malformed line with
     /// [`Config::strict`]), if it does.
@@ -471,6 +516,9 @@ impl Session<'_> {
         }
         let mut places = batch.places.into_iter().peekable();
         let mut source_error = batch.source_error;
+        // (an event's position is written here, then copied once into
+        // its value)
+        let mut text = String::new();
         for (index, (line_no, item)) in batch.lines.into_iter().enumerate() {
             let place = match places.peek() {
                 Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
@@ -488,15 +536,7 @@ impl Session<'_> {
                         Some((least, largest)) => (least.min(ts), largest.max(ts)),
                         None => (ts, ts),
                     });
-                    if self.out.out.decisions && self.engine.scenes().next().is_some() {
-                        // (its decisions' id when its scene has no `id`
-                        // field, or it lacks it: `docs/decisions.md`)
-                        let position = Value::from(format!("{}:{line_no}", policy.origin()));
-                        let (engine, out) = (&mut *self.engine, &mut self.out);
-                        timing.push_positioned(ts, wall_ms, record, position, engine, out);
-                    } else {
-                        timing.push(ts, wall_ms, record, self.engine, &mut self.out);
-                    }
+                    self.push(timing, ts, record, (policy.origin(), line_no), &mut text);
                     self.check_output()?;
                     continue;
                 }
