@@ -67,8 +67,7 @@ use crate::resume::Meta;
 use crate::sink::{Checkpoint, Files, Kind, Output, Sink, Writing};
 use crate::source::{
     new_decoder, reading, spawn_reader, Batch, Control, Entry, FieldWarnings, FilePosition, Got,
-    Message, Opened, Policy, Position, Range, Reload, RulesRead, Source, SplitLag, SplitTiming,
-    BATCHES_AHEAD,
+    Message, Opened, Policy, Position, Range, Reload, RulesRead, Source, SplitLag, SplitTiming, Tx,
 };
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
@@ -117,7 +116,7 @@ enum Stop {
 pub struct Handle {
     /// The reader threads it speaks to: one engine's, or each live input
     /// of a cluster's process.
-    tx: Vec<SyncSender<Message>>,
+    tx: Vec<Tx>,
     /// The first stop asked (its why), for a run still getting ready,
     /// which reads no message yet: a cluster meeting its other processes.
     asked: Arc<OnceLock<String>>,
@@ -125,11 +124,11 @@ pub struct Handle {
 
 impl Handle {
     /// The handle of the reader thread that `tx` sends to.
-    pub(crate) fn new(tx: SyncSender<Message>) -> Handle {
+    pub(crate) fn new(tx: Tx) -> Handle {
         Handle::of(vec![tx])
     }
 
-    fn of(tx: Vec<SyncSender<Message>>) -> Handle {
+    fn of(tx: Vec<Tx>) -> Handle {
         Handle {
             tx,
             asked: Arc::default(),
@@ -264,7 +263,7 @@ struct Single {
     config: Config,
     engine: Engine<Record>,
     report: Box<dyn Report>,
-    tx: SyncSender<Message>,
+    tx: Tx,
     messages: Receiver<Message>,
     input: Opened,
     size: Option<u64>,
@@ -519,7 +518,7 @@ impl Runtime {
             late,
             tap: None,
         };
-        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+        let (tx, messages) = Tx::channel();
         let place = resumed.as_ref().and_then(|m| m.source.clone());
         let field_watch = FieldWatch::for_patterns(engine.patterns());
         Ok(Runtime(Executor::Single(Box::new(Single {
@@ -1201,7 +1200,7 @@ struct Checkpoints {
     /// Given to it then.
     hook: Option<Hook>,
     /// Wakes the matching thread when a file is written.
-    wake: SyncSender<Message>,
+    wake: Tx,
     /// The checkpoint whose file is being written.
     in_flight: Option<InFlight>,
     /// The last checkpoint's buffer, back from the checkpoint thread: the

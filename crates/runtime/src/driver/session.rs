@@ -237,7 +237,7 @@ impl Session<'_> {
         &mut self,
         input: Opened,
         decoder: Decoder,
-        tx: SyncSender<Message>,
+        tx: Tx,
         messages: Receiver<Message>,
     ) -> Result<Option<String>, Stop> {
         let config = self.config;
@@ -365,7 +365,7 @@ impl Session<'_> {
     /// Watches the pattern files with [`Config::watch`] (the watch ends
     /// when what it returns is dropped).
     #[cfg(feature = "watch")]
-    fn watch(&mut self, tx: &SyncSender<Message>) -> Vec<notify::RecommendedWatcher> {
+    fn watch(&mut self, tx: &Tx) -> Vec<notify::RecommendedWatcher> {
         if !self.config.watch {
             return Vec::new();
         }
@@ -396,7 +396,7 @@ impl Session<'_> {
     /// Says that the pattern files cannot be watched without the feature
     /// `watch`.
     #[cfg(not(feature = "watch"))]
-    fn watch(&mut self, _tx: &SyncSender<Message>) -> Option<()> {
+    fn watch(&mut self, _tx: &Tx) -> Option<()> {
         if self.config.watch {
             self.say(
                 Level::Warning,
