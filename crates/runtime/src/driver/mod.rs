@@ -197,7 +197,10 @@ impl Handle {
     /// never waits.
     fn send(&self, message: impl Fn() -> Message) {
         for tx in &self.tx {
-            if let Err(TrySendError::Full(message)) = tx.try_send(message()) {
+            let Err(full) = tx.try_send(message()) else {
+                continue;
+            };
+            if let TrySendError::Full(message) = *full {
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     let _ = tx.send(message);

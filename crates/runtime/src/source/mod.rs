@@ -640,15 +640,16 @@ impl Tx {
     }
 
     /// Sends `message`, waiting while the channel is full; then wakes the
-    /// taker.
-    pub(crate) fn send(&self, message: Message) -> Result<(), SendError<Message>> {
+    /// taker. `Err`: the taker is gone.
+    pub(crate) fn send(&self, message: Message) -> Result<(), Box<SendError<Message>>> {
         self.tx.send(message)?;
         self.woken();
         Ok(())
     }
 
     /// Sends `message` if the channel has room; then wakes the taker.
-    pub(crate) fn try_send(&self, message: Message) -> Result<(), TrySendError<Message>> {
+    /// `Err`: full (with the message) or gone.
+    pub(crate) fn try_send(&self, message: Message) -> Result<(), Box<TrySendError<Message>>> {
         self.tx.try_send(message)?;
         self.woken();
         Ok(())
