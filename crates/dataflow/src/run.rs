@@ -165,7 +165,9 @@ mod write;
 
 use cepheid_runtime::audit::{not_reloaded, reloaded, Origin, RuleChange};
 use cepheid_runtime::Counts;
-use cepheid_runtime::{Board, Outputs, Published, RestoredCluster, PUBLISH_EVERY, STATE_EVERY};
+use cepheid_runtime::{
+    Board, Handle, Outputs, Published, RestoredCluster, PUBLISH_EVERY, STATE_EVERY,
+};
 use counts::{finish, Chunk, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};

@@ -286,7 +286,7 @@ impl Pull<Record> for Live {
                 Heard::Stop(why) => {
                     // (once, of the process's several sources)
                     if !self.stop_said.swap(true, Ordering::Relaxed) {
-                        say!(self.say, Info, "cepheid: stopped by {why}");
+                        self.say.report().notice(Handle::stopped(&why));
                     }
                     *self.why.borrow_mut() = Some(why);
                     self.then = Some(Pulled::Stop);
@@ -310,7 +310,7 @@ impl Pull<Record> for Live {
                     // (at the live input's watermark then + 1)
                     let say = &mut |n| self.say.report().notice(n);
                     let read = (self.reloads.as_deref()).map(|config| {
-                        let origin = Origin::files(&config.patterns, why.label());
+                        let origin = why.origin(config);
                         (why.read(config, say), origin)
                     });
                     let read = read.and_then(|(read, origin)| {
@@ -452,7 +452,7 @@ impl Live {
         // hear it.
         let why = "a read error (said above)";
         if !self.stop_said.swap(true, Ordering::Relaxed) {
-            say!(self.say, Info, "cepheid: stopped by {why}");
+            self.say.report().notice(Handle::stopped(why));
         }
         *self.why.borrow_mut() = Some(why.to_string());
         if let Some(all) = self.stop_all.take() {
@@ -758,7 +758,7 @@ impl PartsInput {
         while let Some(heard) = input.try_next() {
             match heard {
                 Heard::Stop(why) => {
-                    say!(say, Info, "cepheid: stopped by {why}");
+                    say.report().notice(Handle::stopped(&why));
                     *lock(&self.why) = Some(why);
                     self.asked.store(true, Ordering::Relaxed);
                     return true;
@@ -827,7 +827,7 @@ impl PartItems {
             let say = &mut |n| self.say.report().notice(n);
             let read = why.read(config, say);
             let offset = self.reader.place();
-            let origin = Origin::files(&config.patterns, why.label());
+            let origin = why.origin(config);
             if let Some(item) = rules_item(read, (offset, origin), &self.counts, &self.say) {
                 return Some(Pulled::Item(item));
             }

@@ -135,6 +135,13 @@ impl Handle {
         }
     }
 
+    /// What a run says when it takes the stop asked for `why` (a signal,
+    /// a read error that stops the other readers), in one engine's words
+    /// and its workers'.
+    pub fn stopped(why: &str) -> Notice {
+        Notice::line(Level::Info, format!("cepheid: stopped by {why}"))
+    }
+
     /// Was a stop asked of this handle (or a clone of it)? Why, the first
     /// time. For an executor that waits before it reads any message (a
     /// cluster meeting its other processes).

@@ -636,7 +636,7 @@ impl Session<'_> {
             // it is (the reader thread may be waiting for input; it ends
             // with the process). A last checkpoint lets the next run go on
             // from here.
-            self.say(Level::Info, format!("cepheid: stopped by {why}"));
+            self.out.report.notice(Handle::stopped(&why));
             self.check_output()?;
             self.checkpoint_if_dirty()?;
             // (said as workers say it: the newest checkpoint is where
@@ -746,7 +746,7 @@ impl Session<'_> {
     fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
         let report = &mut *self.out.report;
         let (where_, read) = why.read(self.config, &mut |n| report.notice(n));
-        let origin = crate::audit::Origin::files(&self.config.patterns, why.label());
+        let origin = why.origin(self.config);
         if self.apply(read, &where_, origin) {
             self.stale_below = self.engine.fields().len();
         }

@@ -307,13 +307,15 @@ impl Control {
 }
 
 impl Reload {
-    /// The label of a reload asked through the run's handle (its `why`),
-    /// for its audit record.
-    pub fn label(&self) -> Option<String> {
-        match self {
+    /// What asked for this reload of `config`'s pattern paths, in its
+    /// audit record: the files, and a reload asked through the run's
+    /// handle labelled with its `why` (one engine's and the workers').
+    pub fn origin(&self, config: &crate::Config) -> crate::audit::Origin {
+        let label = match self {
             Reload::Asked(why) => Some(why.clone()),
             Reload::Changed | Reload::Resumed => None,
-        }
+        };
+        crate::audit::Origin::files(&config.patterns, label)
     }
 
     /// The pattern paths of `config` read again for this reload, loaded
