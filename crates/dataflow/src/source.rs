@@ -546,10 +546,10 @@ where
 
 /// A source operator over `pull` (the worker run's reader of its chunks
 /// of a file, or of its live input), taking part in the cuts of `cut`
-/// when given one (as [`source_cut`]). With `clock`, live input, which
-/// applies its idle timeout as a [`live_source`] does: `pull` is then
-/// given the operator's activator ([`Pull::woken_by`]) and wakes it
-/// when input arrives.
+/// when given one (as [`source_cut`]). `pull` is given the operator's
+/// activator ([`Pull::woken_by`]): live input wakes the operator with it
+/// when input arrives. With `clock`, the source applies its idle timeout
+/// as a [`live_source`] does.
 pub(crate) fn pull_source<'scope, E, P>(
     scope: Scope<'scope, Timestamp>,
     source: u32,
