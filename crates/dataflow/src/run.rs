@@ -22,13 +22,16 @@
 //!   lines, `PartsStop`), as one engine stops between two batches.
 //! - **Live input.** Standard input, or a file with `--follow`, is read by
 //!   worker 0 (of process 0) with the runtime's reader thread
-//!   (`cepheid_runtime::source::LiveInput`), whose batches a second thread
-//!   hands to a `dataflow::live_source`: the workers never wait on the
-//!   input. While the reader waits for input (its last batch stalled),
-//!   worker 0 flushes what it writes as it comes, as the single run does.
-//!   `--idle-timeout` applies to that source (the rule of
-//!   `cepheid_engine::engine::Idle`); `Handle::stop` (SIGINT, SIGTERM) stops the feed (event
-//!   time stays where it got; summary; exit 130 or 143).
+//!   (`cepheid_runtime::source::LiveInput`), whose batches worker 0's
+//!   source pulls on the worker's own thread (`run/items.rs`, `Live`),
+//!   woken by the reader when it sends something: the workers never wait
+//!   on the input, and nothing runs while it is quiet. While the reader
+//!   waits for input (its last batch stalled), worker 0 flushes what it
+//!   writes as it comes, as the single run does. `--idle-timeout`
+//!   applies to that source (the rule of
+//!   `cepheid_engine::engine::Idle`); `Handle::stop` (SIGINT, SIGTERM)
+//!   stops the input (event time stays where it got; summary; exit 130
+//!   or 143).
 //! - **Output.** One `--output` and `--late`, opened by process 0, and
 //!   one summary: matches and timeouts as JSON lines as `cepheid run`
 //!   writes them, through one engine's writer (the runtime's `Output` and
@@ -107,7 +110,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
 use cepheid_engine::engine::{LeftOutParts, MatchRef, Sink, Stats};
@@ -116,8 +119,8 @@ use cepheid_engine::{ErrorKind, FieldWatch, Record, Rules, Timestamp};
 use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Piece, Stored};
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
-    Control, FilePosition as Position, Got, Heard, LiveInput, Policy, RulesRead, ShareReader,
-    Source, Tail,
+    Control, FilePosition as Position, Got, Heard, Lines, LiveInput, Policy, RulesRead,
+    ShareReader, Source, Tail,
 };
 use cepheid_runtime::{
     Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level, LimitNotices, Notice,
@@ -130,14 +133,14 @@ use timely::communication::{AllocatorBuilder, Hooks};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::{Concat, Operator};
+use timely::scheduling::SyncActivator;
 use timely::{CommunicationConfig, WorkerConfig};
 
 use crate::pattern::Pattern;
 use crate::source::{pull_source, Pull, Pulled};
 use crate::{
-    cep, cep_cut, cut_requests, group_worker, key_group, live_source, live_source_cut, AuditPart,
-    Change, Collect, Cuts, Due, Feed, FileChunks, Lateness, Place, Plan, Requests, SourceItem,
-    SourceState, WorkerCut,
+    cep, cep_cut, cut_requests, group_worker, key_group, AuditPart, Change, Collect, Cuts, Due,
+    FileChunks, Lateness, Place, Plan, Requests, SourceItem, SourceState, WorkerCut,
 };
 
 /// Says a line to the run's [`Report`]: `say!(to, Level, "format", ...)`.
@@ -162,7 +165,9 @@ mod write;
 
 use cepheid_runtime::audit::{not_reloaded, reloaded, Origin, RuleChange};
 use cepheid_runtime::Counts;
-use cepheid_runtime::{Board, Outputs, Published, RestoredCluster, PUBLISH_EVERY, STATE_EVERY};
+use cepheid_runtime::{
+    Board, Handle, Outputs, Published, RestoredCluster, PUBLISH_EVERY, STATE_EVERY,
+};
 use counts::{finish, Chunk, ReadCounts};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};

@@ -450,6 +450,14 @@ pub(crate) trait Pull<E> {
     fn mid_batch(&self) -> bool {
         false
     }
+
+    /// Given the source operator's `activator` as it is built: an input
+    /// read on another thread wakes the operator with it when something
+    /// arrives (the operator, which found it [`Pulled::Pending`], is not
+    /// scheduled again until then).
+    fn woken_by(&mut self, activator: SyncActivator) {
+        let _ = activator;
+    }
 }
 
 /// An iterator's items.
@@ -537,20 +545,24 @@ where
 }
 
 /// A source operator over `pull` (the worker run's reader of its chunks
-/// of a file), taking part in the cuts of `cut` when given one (as
-/// [`source_cut`]).
+/// of a file, or of its live input), taking part in the cuts of `cut`
+/// when given one (as [`source_cut`]). `pull` is given the operator's
+/// activator ([`Pull::woken_by`]): live input wakes the operator with it
+/// when input arrives. With `clock`, the source applies its idle timeout
+/// as a [`live_source`] does.
 pub(crate) fn pull_source<'scope, E, P>(
     scope: Scope<'scope, Timestamp>,
     source: u32,
     pull: P,
     lateness: Lateness,
+    clock: Option<Box<dyn FnMut() -> Instant>>,
     cut: Option<&WorkerCut>,
 ) -> (Events<'scope, E>, LateEvents<'scope, E>)
 where
     E: Clone + 'static,
     P: Pull<E> + 'static,
 {
-    let (events, late, _) = build(scope, source, lateness, pull, None, cut.cloned());
+    let (events, late, _) = build(scope, source, lateness, pull, clock, cut.cloned());
     (events, late)
 }
 
@@ -948,7 +960,8 @@ where
     let mut builder = OperatorBuilder::new("CepSource".to_owned(), scope);
     let info = builder.operator_info();
     let address = Rc::clone(&info.address);
-    let activator = scope.activator_for(info.address);
+    let activator = scope.activator_for(Rc::clone(&info.address));
+    pull.woken_by(scope.worker().sync_activator_for(address.to_vec()));
     let worker = u32::try_from(scope.index()).unwrap_or(u32::MAX);
     let (events_out, events) = builder.new_output::<Vec<Input<E>>>();
     let (late_out, late) = builder.new_output::<Vec<(Timestamp, E)>>();

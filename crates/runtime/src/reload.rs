@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 #[cfg(feature = "watch")]
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, RecvTimeoutError};
 #[cfg(feature = "watch")]
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::source::{Control, ControlRules, RulesRead};
 #[cfg(feature = "watch")]
-use crate::source::{Message, Reload};
+use crate::source::{Message, Reload, Tx};
 
 /// How long the pattern files must stay quiet before a reload: an editor's
 /// save is often several events (write, rename, attributes).
@@ -289,7 +289,7 @@ pub fn describe(control: &Control) -> String {
 /// another file and renaming it over the old one); a folder for its
 /// `*.cep` files. The watch lasts as long as the returned watcher.
 #[cfg(feature = "watch")]
-pub fn watch(paths: &[PathBuf], tx: SyncSender<Message>) -> notify::Result<RecommendedWatcher> {
+pub fn watch(paths: &[PathBuf], tx: Tx) -> notify::Result<RecommendedWatcher> {
     watch_for(paths, tx, || Message::Reload(Reload::Changed))
 }
 
@@ -299,7 +299,7 @@ pub fn watch(paths: &[PathBuf], tx: SyncSender<Message>) -> notify::Result<Recom
 #[cfg(feature = "watch")]
 pub(crate) fn watch_for(
     paths: &[PathBuf],
-    tx: SyncSender<Message>,
+    tx: Tx,
     message: fn() -> Message,
 ) -> notify::Result<RecommendedWatcher> {
     // (folder, the file's name or `None` for every `*.cep` in it)

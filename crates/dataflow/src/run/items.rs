@@ -188,10 +188,18 @@ pub(super) fn dealt(
     Ok(shares)
 }
 
-/// Worker 0's live input, on its way to the source.
+/// A worker's live input (standard input or a followed file, read by
+/// worker 0; a library user's [`Source`], by its worker), read by the
+/// runtime's reader thread and pulled by the worker's source operator on
+/// the worker's own thread: the reader wakes the operator when it sends
+/// something ([`LiveInput::wake_with`], timely's activator), and the
+/// operator takes it between its other work. Nothing runs while the
+/// input is quiet.
 pub(super) struct Live {
+    /// What the runtime's reader thread read, and the run's handle's
+    /// stops and reloads (`None`: nothing to read, the input ends).
+    pub(super) input: Option<LiveInput>,
     pub(super) say: Say,
-    pub(super) feed: Feed<Record>,
     /// The worker's index in the process.
     pub(super) local: usize,
     /// Told what the reader's decoder saw of the fields (`Heard::Seen`).
@@ -213,7 +221,9 @@ pub(super) struct Live {
     /// malformed lines so far, its [`Position`] in the file), which the
     /// source records at a cut.
     pub(super) places: bool,
-    /// Lines read before (resumed: the place of the cut).
+    /// Lines read so far, in input order over rotations of a followed
+    /// file (whose line numbers start anew): the order of equal times.
+    /// Resumed, from the place of the cut.
     pub(super) lines: u64,
     /// Control records are read (JSON lines).
     pub(super) controls: Option<Arc<Config>>,
@@ -231,180 +241,225 @@ pub(super) struct Live {
     pub(super) stop_all: Option<cepheid_runtime::Handle>,
     /// Where its read error is kept for the process's end.
     pub(super) read_failed: Arc<Failed>,
+    /// Why the input stopped, if it did (a signal, its own read error),
+    /// for the worker's end.
+    pub(super) why: Rc<RefCell<Option<String>>>,
+    /// The items of the batch being taken.
+    pub(super) current: std::vec::IntoIter<SourceItem<Record>>,
+    /// The place after them (with `--checkpoint`).
+    pub(super) current_place: Option<Place>,
+    /// The place after the last batch taken whole (resumed: the cut's).
+    pub(super) place: Place,
+    /// Did input arrive since the source last asked?
+    pub(super) arrived: bool,
+    /// What comes once `current` is taken: the input's end (`--strict`)
+    /// or its stop (a read error).
+    pub(super) then: Option<Pulled<Record>>,
 }
 
-impl Live {
-    /// Hands the reader's batches to the source until the input ends, a
-    /// read error, a malformed line with `--strict` (the input ends there,
-    /// as in the single-engine run) or a signal (the input stops). Why the
-    /// input stopped, if it did: a signal, or its own read error.
-    pub(super) fn forward(self, input: LiveInput) -> Option<String> {
-        // Lines in input order over rotations of a followed file (whose
-        // line numbers start anew): the order of equal times.
-        let mut offset = self.lines;
+impl Pull<Record> for Live {
+    /// The reader's next item, or [`Pulled::Pending`] while it has sent
+    /// nothing: the input ends at its end, a malformed line with
+    /// `--strict` (as in the single-engine run); it stops (without
+    /// ending) at a signal or its read error.
+    fn pull(&mut self) -> Pulled<Record> {
         loop {
-            let lines = match input.next() {
-                Heard::Lines(lines) => lines,
+            if let Some(item) = self.current.next() {
+                return Pulled::Item(item);
+            }
+            if let Some(place) = self.current_place.take() {
+                self.place = place;
+            }
+            match self.then {
+                Some(Pulled::End) => return Pulled::End,
+                Some(Pulled::Stop) => return Pulled::Stop,
+                _ => {}
+            }
+            let Some(input) = &self.input else {
+                return Pulled::End;
+            };
+            let Some(heard) = input.try_next() else {
+                return Pulled::Pending;
+            };
+            match heard {
+                Heard::Lines(lines) => self.lines_read(lines),
                 Heard::Stop(why) => {
                     // (once, of the process's several sources)
                     if !self.stop_said.swap(true, Ordering::Relaxed) {
-                        say!(self.say, Info, "cepheid: stopped by {why}");
+                        self.say.report().notice(Handle::stopped(&why));
                     }
-                    self.feed.stop();
-                    return Some(why);
+                    *self.why.borrow_mut() = Some(why);
+                    self.then = Some(Pulled::Stop);
                 }
                 Heard::Seen(seen) => {
                     if let Some(fields) = &self.fields {
                         fields.report(self.local, seen, &mut |n| self.say.report().notice(n));
                     }
-                    continue;
                 }
                 Heard::Lag(lag) => {
                     if let Some(board) = &self.board {
                         board.lag(self.local, lag);
                     }
-                    continue;
                 }
                 Heard::RulesWaiting(waiting) => {
                     if let Some(board) = &self.board {
                         board.rules_waiting(waiting);
                     }
-                    continue;
                 }
                 Heard::Reload(why) => {
                     // (at the live input's watermark then + 1)
                     let say = &mut |n| self.say.report().notice(n);
                     let read = (self.reloads.as_deref()).map(|config| {
-                        let origin = Origin::files(&config.patterns, why.label());
+                        let origin = why.origin(config);
                         (why.read(config, say), origin)
                     });
                     let read = read.and_then(|(read, origin)| {
-                        rules_item(read, (offset, origin), &self.counts, &self.say)
+                        rules_item(read, (self.lines, origin), &self.counts, &self.say)
                     });
-                    if let Some(item) = read {
-                        if self.feed.send(vec![item]).is_err() {
-                            return None;
-                        }
-                    }
-                    continue;
+                    self.arrive(read.into_iter().collect());
                 }
                 Heard::ListsChanged => {
                     // (at the live input's watermark then + 1, as a reload)
                     if let Some(lists) = &self.lists {
-                        let items = list_items(&mut lock(lists), offset, &self.say);
-                        if !items.is_empty() && self.feed.send(items).is_err() {
-                            return None;
-                        }
+                        let items = list_items(&mut lock(lists), self.lines, &self.say);
+                        self.arrive(items);
                     }
-                    continue;
                 }
                 Heard::List(record) => {
                     // (at the live input's watermark then + 1)
-                    if let Some(item) = self.handle_lists.take(&record, offset, &self.say) {
-                        if self.feed.send(vec![item]).is_err() {
-                            return None;
-                        }
-                    }
-                    continue;
+                    let item = self.handle_lists.take(&record, self.lines, &self.say);
+                    self.arrive(item.into_iter().collect());
                 }
-                Heard::End => return None,
-            };
-            let (stalled, at) = (lines.stalled(), lines.at());
-            // (where the input is after them, for cuts: a source's place,
-            // a file's position)
-            let place = self.places.then(|| match self.source {
-                true => postcard::to_allocvec(&SourcePlace {
-                    position: lines.place().cloned().unwrap_or_default(),
-                    splits: lines.splits().map(<[_]>::to_vec).unwrap_or_default(),
-                    names: self.names.clone(),
-                }),
-                false => postcard::to_allocvec(&at),
+                Heard::End => self.then = Some(Pulled::End),
+            }
+        }
+    }
+
+    fn arrived(&mut self) -> bool {
+        std::mem::take(&mut self.arrived)
+    }
+
+    fn position(&self) -> Place {
+        match &self.current_place {
+            Some(place) if self.current.len() == 0 => place.clone(),
+            _ => self.place.clone(),
+        }
+    }
+
+    fn mid_batch(&self) -> bool {
+        self.current.len() > 0
+    }
+
+    fn woken_by(&mut self, activator: SyncActivator) {
+        if let Some(input) = &self.input {
+            input.wake_with(move || {
+                let _ = activator.activate();
             });
-            let place = place.map(Result::unwrap_or_default);
-            let mut items = Vec::new();
-            // (`Some(strict)`: the input ends here, at a malformed line
-            // with `--strict`, or at a read error)
-            let mut ended = None;
-            input.take(lines, |_, got| {
-                offset += 1;
-                let taken =
-                    got.map(|got| take(got, offset, &self.say, &self.counts, &self.controls));
-                match taken {
-                    Some(Taken::Item(item)) => items.push(item),
-                    Some(Taken::End { strict }) => ended = Some(strict),
-                    Some(Taken::Nothing) | None => {}
-                }
-                ended.is_none()
-            });
-            // A read error stops the input where it is, as a signal does,
-            // not as its end (which would end event time and leave a cut
-            // with the sources ended, from which a resume reads nothing):
-            // the batch goes with its place, and every reader of the
-            // process stops too.
-            let failed = ended == Some(false);
-            let end = ended.is_some() && !failed;
-            let events = items
-                .iter()
-                .filter(|item| matches!(item, SourceItem::Event { .. }))
-                .count();
-            self.counts
-                .events
-                .fetch_add(events as u64, Ordering::Relaxed);
-            if let Some(lines) = &self.read_lines {
-                lines.fetch_add(events as u64, Ordering::Relaxed);
-            }
-            self.waiting_for_input.store(stalled, Ordering::Relaxed);
-            if let Some(board) = &self.board {
-                board.read_to(at.offset);
-            }
-            let sent = match place.filter(|_| !end) {
-                Some(place) => {
-                    let unread = self.counts.malformed.load(Ordering::Relaxed);
-                    let place = Place {
-                        position: offset,
-                        unread,
-                        place,
-                    };
-                    self.feed.send_at(items, place)
-                }
-                None => self.feed.send(items),
-            };
-            if sent.is_err() || end {
-                return None;
-            }
-            if failed {
-                // (the end of this process, which may not count the run:
-                // process 0 does)
-                let error = self.counts.take_read_error();
-                return Some(self.stop_failed(error));
-            }
         }
     }
 }
 
 impl Live {
+    /// Changes read (a reload, lists), to take before the next batch
+    /// (with no place of their own: a cut records the batch's before).
+    fn arrive(&mut self, items: Vec<SourceItem<Record>>) {
+        if !items.is_empty() {
+            self.arrived = true;
+            self.current = items.into_iter();
+        }
+    }
+
+    /// The reader's `lines`, made the source's items.
+    fn lines_read(&mut self, lines: Lines) {
+        let Some(input) = &self.input else {
+            return;
+        };
+        let (stalled, at) = (lines.stalled(), lines.at());
+        // (where the input is after them, for cuts: a source's place,
+        // a file's position)
+        let place = self.places.then(|| match self.source {
+            true => postcard::to_allocvec(&SourcePlace {
+                position: lines.place().cloned().unwrap_or_default(),
+                splits: lines.splits().map(<[_]>::to_vec).unwrap_or_default(),
+                names: self.names.clone(),
+            }),
+            false => postcard::to_allocvec(&at),
+        });
+        let place = place.map(Result::unwrap_or_default);
+        let mut items = Vec::new();
+        // (`Some(strict)`: the input ends here, at a malformed line
+        // with `--strict`, or at a read error)
+        let mut ended = None;
+        let offset = &mut self.lines;
+        input.take(lines, |_, got| {
+            *offset += 1;
+            let taken = got.map(|got| take(got, *offset, &self.say, &self.counts, &self.controls));
+            match taken {
+                Some(Taken::Item(item)) => items.push(item),
+                Some(Taken::End { strict }) => ended = Some(strict),
+                Some(Taken::Nothing) | None => {}
+            }
+            ended.is_none()
+        });
+        // A read error stops the input where it is, as a signal does,
+        // not as its end (which would end event time and leave a cut
+        // with the sources ended, from which a resume reads nothing):
+        // the batch goes with its place, and every reader of the
+        // process stops too.
+        let failed = ended == Some(false);
+        let end = ended.is_some() && !failed;
+        let events = items
+            .iter()
+            .filter(|item| matches!(item, SourceItem::Event { .. }))
+            .count();
+        self.counts
+            .events
+            .fetch_add(events as u64, Ordering::Relaxed);
+        if let Some(lines) = &self.read_lines {
+            lines.fetch_add(events as u64, Ordering::Relaxed);
+        }
+        self.waiting_for_input.store(stalled, Ordering::Relaxed);
+        if let Some(board) = &self.board {
+            board.read_to(at.offset);
+        }
+        self.arrived = true;
+        self.current = items.into_iter();
+        self.current_place = place.filter(|_| !end).map(|place| Place {
+            position: self.lines,
+            unread: self.counts.malformed.load(Ordering::Relaxed),
+            place,
+        });
+        if end {
+            self.then = Some(Pulled::End);
+        } else if failed {
+            // (the end of this process, which may not count the run:
+            // process 0 does)
+            let error = self.counts.take_read_error();
+            self.stop_failed(error);
+        }
+    }
+
     /// Its source cannot read on (its error said already; `error`, the
     /// end of this process): the input stops where it is, as at a signal,
-    /// and every reader of the process with it. Why, as a signal's reader
-    /// returns it.
-    pub(super) fn stop_failed(self, error: Option<cepheid_runtime::Error>) -> String {
+    /// and every reader of the process with it.
+    pub(super) fn stop_failed(&mut self, error: Option<cepheid_runtime::Error>) {
         if let Some(error) = error {
             self.read_failed.set(error);
         }
-        self.feed.stop();
+        self.then = Some(Pulled::Stop);
         // Said here, not left to a reader that hears the stop: the others
         // may have failed too (one broker gone for all), and none would
         // hear it.
         let why = "a read error (said above)";
         if !self.stop_said.swap(true, Ordering::Relaxed) {
-            say!(self.say, Info, "cepheid: stopped by {why}");
+            self.say.report().notice(Handle::stopped(why));
         }
-        if let Some(all) = self.stop_all {
-            // (not on this thread: its own input's channel, which it alone
-            // empties, may be full)
-            thread::spawn(move || all.stop(why));
+        *self.why.borrow_mut() = Some(why.to_string());
+        if let Some(all) = self.stop_all.take() {
+            // (never waits: a full channel, this one's own, which this
+            // worker alone empties, is sent to from a thread of its own)
+            all.stop(why);
         }
-        why.to_string()
     }
 }
 
@@ -703,7 +758,7 @@ impl PartsInput {
         while let Some(heard) = input.try_next() {
             match heard {
                 Heard::Stop(why) => {
-                    say!(say, Info, "cepheid: stopped by {why}");
+                    say.report().notice(Handle::stopped(&why));
                     *lock(&self.why) = Some(why);
                     self.asked.store(true, Ordering::Relaxed);
                     return true;
@@ -772,7 +827,7 @@ impl PartItems {
             let say = &mut |n| self.say.report().notice(n);
             let read = why.read(config, say);
             let offset = self.reader.place();
-            let origin = Origin::files(&config.patterns, why.label());
+            let origin = why.origin(config);
             if let Some(item) = rules_item(read, (offset, origin), &self.counts, &self.say) {
                 return Some(Pulled::Item(item));
             }

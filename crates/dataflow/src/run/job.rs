@@ -196,18 +196,19 @@ impl Job {
         }
     }
 
-    /// The live reader of worker `index` into `feed`, going on from the
+    /// The live input of worker `index`, not read yet, going on from the
     /// `restored` state of its source.
     fn live(
         &self,
-        feed: Feed<Record>,
         index: usize,
         counts: &Arc<ReadCounts>,
         waiting_for_input: Arc<AtomicBool>,
         restored: Option<&SourceState>,
     ) -> Live {
+        let reader =
+            self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader;
         Live {
-            feed,
+            input: None,
             local: index - self.first_worker,
             fields: self.fields.clone(),
             board: self.board.clone(),
@@ -220,19 +221,22 @@ impl Job {
             places: self.checkpoint.is_some(),
             lines: restored.map_or(0, |state| state.position),
             controls: self.controls.clone(),
-            reloads: (self.reloads.clone()).filter(|_| {
-                self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader
-            }),
-            lists: (self.lists.clone()).filter(|_| {
-                self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader
-            }),
-            handle_lists: super::items::HandleLists::of(
-                self.sources.is_none() || Some(index - self.first_worker) == self.reload_reader,
-                self.plan.changes().is_some(),
-            ),
+            reloads: self.reloads.clone().filter(|_| reader),
+            lists: self.lists.clone().filter(|_| reader),
+            handle_lists: super::items::HandleLists::of(reader, self.plan.changes().is_some()),
             read_lines: self.read_lines(),
             stop_all: self.stop_all.get().cloned(),
             read_failed: Arc::clone(&self.read_failed),
+            why: Rc::default(),
+            current: Vec::new().into_iter(),
+            current_place: None,
+            place: restored.map_or_else(Place::default, |state| Place {
+                position: state.position,
+                unread: state.unread,
+                place: state.place.clone(),
+            }),
+            arrived: false,
+            then: None,
         }
     }
 
@@ -300,26 +304,41 @@ impl Job {
         let keep_late = self.keep_late;
         let mut format = Formatter::default();
         let to_write = Rc::clone(&gathered);
-        // Live input: worker 0 reads it on a thread of its own; the output
-        // is flushed while that thread waits for input.
+        // Live input: worker 0 reads it (each worker its own source) on
+        // the runtime's reader thread, and its source pulls it on this
+        // one; the output is flushed while the reader waits for input.
         let reads_live = match &self.sources {
             Some(_) => own.as_ref().is_some_and(|(source, _, _)| source.is_some()),
             None => self.live && index == 0,
         };
         let waiting_for_input = Arc::new(AtomicBool::new(false));
         let flush_when_waiting = reads_live.then(|| Arc::clone(&waiting_for_input));
-        let mut feed = None;
+        // Resumed: where the live input goes on (a source that had ended
+        // reads nothing).
+        let restored = worker_cut.as_ref().and_then(|cut| cut.source_state(0));
+        let live = reads_live.then(|| {
+            let live = self.live(index, &counts, waiting_for_input, restored.as_ref());
+            if restored.as_ref().is_some_and(|state| state.ended) {
+                return live;
+            }
+            match own {
+                Some((Some(source), _, input)) => {
+                    self.read_source(live, source, input, restored.as_ref())
+                }
+                _ => self.read_live(live, restored.as_ref()),
+            }
+        });
+        // (why the live input stopped, if it did: a signal, a read error)
+        let stopped = live.as_ref().map(|live| Rc::clone(&live.why));
         worker.dataflow::<Timestamp, _, _>(|scope| {
             // One input: the chunks of the file share one source number.
-            let (events, late) = if reads_live {
-                let (fed, events, late) = match &worker_cut {
-                    Some(cut) => live_source_cut(scope, 0, lateness, Instant::now, cut),
-                    None => live_source(scope, 0, lateness, Instant::now),
-                };
-                feed = Some(fed);
-                (events, late)
-            } else {
-                pull_source(scope, 0, items, lateness, worker_cut.as_ref())
+            let cut = worker_cut.as_ref();
+            let (events, late) = match live {
+                Some(live) => {
+                    let clock: Box<dyn FnMut() -> Instant> = Box::new(Instant::now);
+                    pull_source(scope, 0, live, lateness, Some(clock), cut)
+                }
+                None => pull_source(scope, 0, items, lateness, None, cut),
             };
             let publish = self.board.clone().map(|board| Publish {
                 board,
@@ -397,24 +416,12 @@ impl Job {
                     },
                 );
         });
-        // Resumed: where the live input goes on (a source that had ended
-        // reads nothing).
-        let restored = worker_cut.as_ref().and_then(|cut| cut.source_state(0));
-        let feed = feed.filter(|_| !restored.as_ref().is_some_and(|state| state.ended));
-        let reader = feed.map(|feed| {
-            let live = self.live(feed, index, &counts, waiting_for_input, restored.as_ref());
-            match own {
-                Some((Some(source), _, input)) => {
-                    self.read_source(live, source, input, restored.as_ref())
-                }
-                _ => self.read_live(live, restored.as_ref()),
-            }
-        });
         while worker.has_dataflows() {
             if self.failing.failed() {
                 // A peer will make no progress: the dataflows go (timely
                 // steps them until they are gone, after this returns);
-                // the reader, if any, ends when it finds the feed gone.
+                // the reader thread, if any, ends when it finds its
+                // input gone with them.
                 for dataflow in worker.installed_dataflows() {
                     worker.drop_dataflow(dataflow);
                 }
@@ -422,9 +429,9 @@ impl Job {
             }
             worker.step_or_park(None);
         }
-        // The reader thread has ended the feed (the dataflow ended with
-        // it); it may still wait on its input after a signal.
-        let signal = reader.and_then(|reader| reader.join().ok().flatten());
+        // (the reader thread may still wait on its input after a signal:
+        // it ends with the process)
+        let signal = stopped.and_then(|why| why.borrow_mut().take());
         let signal = signal.or_else(|| self.parts.as_ref()?.why());
         let mut gathered = gathered.borrow_mut();
         let summary = std::mem::take(&mut gathered.summary);
@@ -702,16 +709,16 @@ impl Job {
     /// decoding, its per-split watermarks: each split's largest time less
     /// `--max-delay` less 1 ms, the least of them sent as the source's
     /// watermark, idle splits left out after `--idle-timeout`), whose
-    /// batches `live` hands to the worker's source. Resumed (`restored`),
-    /// the source is sought to the place of the cut, and its splits'
-    /// watermarks are those of the cut.
+    /// batches the worker's source pulls through `live`. Resumed
+    /// (`restored`), the source is sought to the place of the cut, and
+    /// its splits' watermarks are those of the cut.
     fn read_source(
         &self,
         mut live: Live,
         mut source: Box<dyn Source>,
         mut input: LiveInput,
         restored: Option<&SourceState>,
-    ) -> JoinHandle<Option<String>> {
+    ) -> Live {
         live.names = source.split_names().unwrap_or_default();
         let (mut resumed, mut emitted) = (Vec::new(), None);
         if let Some(state) = restored.filter(|state| !state.place.is_empty()) {
@@ -748,26 +755,26 @@ impl Job {
                 // resume reads on). Before, the feed was dropped: the
                 // source ended, and a last cut "at the end" kept nothing
                 // to read on from (fault hour seed 47, case 9).
-                let why = live.stop_failed(None);
-                return thread::spawn(move || Some(why));
+                live.stop_failed(None);
+                return live;
             }
             emitted = state.lateness.watermark();
         }
         let config = &self.config;
         input.read_source(source, config, self.plan.fields(), resumed, emitted);
-        thread::spawn(move || live.forward(input))
+        live.input = Some(input);
+        live
     }
 
-    /// Reads live input (standard input, a followed file) on threads of
-    /// their own (the runtime's reader, and one that hands its batches to
-    /// the source), and SIGINT/SIGTERM as the single-engine run does: the
-    /// feed stops, event time stays where it is (with `--checkpoint`, the
-    /// workers then take a last cut). The thread returns the signal that
-    /// stopped it, if one did. Resumed (`restored`), a followed file is
-    /// read from the place of the cut, or from its beginning when the
-    /// file there is another one (rotated while the run was stopped), as
-    /// the single run does.
-    fn read_live(&self, live: Live, restored: Option<&SourceState>) -> JoinHandle<Option<String>> {
+    /// Reads live input (standard input, a followed file) on the
+    /// runtime's reader thread, whose batches the worker's source pulls
+    /// through `live`, and SIGINT/SIGTERM as the single-engine run does:
+    /// the input stops, event time stays where it is (with
+    /// `--checkpoint`, the workers then take a last cut). Resumed
+    /// (`restored`), a followed file is read from the place of the cut,
+    /// or from its beginning when the file there is another one (rotated
+    /// while the run was stopped), as the single run does.
+    fn read_live(&self, mut live: Live, restored: Option<&SourceState>) -> Live {
         let taken = self.messages.lock().ok().and_then(|mut m| m.take());
         let policy = || Policy::new(&self.origin, self.config.strict);
         let mut input = taken.unwrap_or_else(|| LiveInput::new(policy()));
@@ -777,13 +784,14 @@ impl Job {
         if let Err(e) = input.read(config, self.plan.fields(), start, live.places, &mut warn) {
             say!(self.say, Error, "error: cannot read {}: {e}", self.origin);
             live.counts.read_error(&self.origin, e);
-            // (the feed dropped: the source ends)
-            return thread::spawn(|| None);
+            // (nothing to read: the source ends)
+            return live;
         }
         if let Some(board) = &live.board {
             board.read_to(start.offset);
         }
-        thread::spawn(move || live.forward(input))
+        live.input = Some(input);
+        live
     }
 
     /// Where a followed file goes on after a cut: the place its source

@@ -67,8 +67,7 @@ use crate::resume::Meta;
 use crate::sink::{Checkpoint, Files, Kind, Output, Sink, Writing};
 use crate::source::{
     new_decoder, reading, spawn_reader, Batch, Control, Entry, FieldWarnings, FilePosition, Got,
-    Message, Opened, Policy, Position, Range, Reload, RulesRead, Source, SplitLag, SplitTiming,
-    BATCHES_AHEAD,
+    Message, Opened, Policy, Position, Range, Reload, RulesRead, Source, SplitLag, SplitTiming, Tx,
 };
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
@@ -142,7 +141,7 @@ enum Stop {
 pub struct Handle {
     /// The reader threads it speaks to: one engine's, or each live input
     /// of a cluster's process.
-    tx: Vec<SyncSender<Message>>,
+    tx: Vec<Tx>,
     /// The first stop asked (its why), for a run still getting ready,
     /// which reads no message yet: a cluster meeting its other processes.
     asked: Arc<OnceLock<String>>,
@@ -150,15 +149,22 @@ pub struct Handle {
 
 impl Handle {
     /// The handle of the reader thread that `tx` sends to.
-    pub(crate) fn new(tx: SyncSender<Message>) -> Handle {
+    pub(crate) fn new(tx: Tx) -> Handle {
         Handle::of(vec![tx])
     }
 
-    fn of(tx: Vec<SyncSender<Message>>) -> Handle {
+    fn of(tx: Vec<Tx>) -> Handle {
         Handle {
             tx,
             asked: Arc::default(),
         }
+    }
+
+    /// What a run says when it takes the stop asked for `why` (a signal,
+    /// a read error that stops the other readers), in one engine's words
+    /// and its workers'.
+    pub fn stopped(why: &str) -> Notice {
+        Notice::line(Level::Info, format!("cepheid: stopped by {why}"))
     }
 
     /// Was a stop asked of this handle (or a clone of it)? Why, the first
@@ -223,7 +229,10 @@ impl Handle {
     /// never waits.
     fn send(&self, message: impl Fn() -> Message) {
         for tx in &self.tx {
-            if let Err(TrySendError::Full(message)) = tx.try_send(message()) {
+            let Err(full) = tx.try_send(message()) else {
+                continue;
+            };
+            if let TrySendError::Full(message) = *full {
                 let tx = tx.clone();
                 std::thread::spawn(move || {
                     let _ = tx.send(message);
@@ -289,7 +298,7 @@ struct Single {
     config: Config,
     engine: Engine<Record>,
     report: Box<dyn Report>,
-    tx: SyncSender<Message>,
+    tx: Tx,
     messages: Receiver<Message>,
     input: Opened,
     size: Option<u64>,
@@ -538,7 +547,7 @@ impl Runtime {
         let lists_not_applied =
             read_lists(&config, &mut engine, resumed.as_ref(), report.as_mut())?;
         let out = Emit::new(sink, notify, &engine, report.as_mut());
-        let (tx, messages) = mpsc::sync_channel(BATCHES_AHEAD);
+        let (tx, messages) = Tx::channel();
         let place = resumed.as_ref().and_then(|m| m.source.clone());
         let field_watch = FieldWatch::for_patterns(engine.patterns());
         Ok(Runtime(Executor::Single(Box::new(Single {
@@ -1249,7 +1258,7 @@ struct Checkpoints {
     /// Given to it then.
     hook: Option<Hook>,
     /// Wakes the matching thread when a file is written.
-    wake: SyncSender<Message>,
+    wake: Tx,
     /// The checkpoint whose file is being written.
     in_flight: Option<InFlight>,
     /// The last checkpoint's buffer, back from the checkpoint thread: the

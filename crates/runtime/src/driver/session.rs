@@ -267,7 +267,7 @@ impl Session<'_> {
         &mut self,
         input: Opened,
         decoder: Decoder,
-        tx: SyncSender<Message>,
+        tx: Tx,
         messages: Receiver<Message>,
     ) -> Result<Option<String>, Stop> {
         let config = self.config;
@@ -395,7 +395,7 @@ impl Session<'_> {
     /// Watches the pattern files with [`Config::watch`] (the watch ends
     /// when what it returns is dropped).
     #[cfg(feature = "watch")]
-    fn watch(&mut self, tx: &SyncSender<Message>) -> Vec<notify::RecommendedWatcher> {
+    fn watch(&mut self, tx: &Tx) -> Vec<notify::RecommendedWatcher> {
         if !self.config.watch {
             return Vec::new();
         }
@@ -426,7 +426,7 @@ impl Session<'_> {
     /// Says that the pattern files cannot be watched without the feature
     /// `watch`.
     #[cfg(not(feature = "watch"))]
-    fn watch(&mut self, _tx: &SyncSender<Message>) -> Option<()> {
+    fn watch(&mut self, _tx: &Tx) -> Option<()> {
         if self.config.watch {
             self.say(
                 Level::Warning,
@@ -691,7 +691,7 @@ impl Session<'_> {
             // it is (the reader thread may be waiting for input; it ends
             // with the process). A last checkpoint lets the next run go on
             // from here.
-            self.say(Level::Info, format!("cepheid: stopped by {why}"));
+            self.out.report.notice(Handle::stopped(&why));
             self.check_output()?;
             self.checkpoint_if_dirty()?;
             // (said as workers say it: the newest checkpoint is where
@@ -801,7 +801,7 @@ impl Session<'_> {
     fn reload_from_disk(&mut self, why: Reload) -> Result<(), Stop> {
         let report = &mut *self.out.report;
         let (where_, read) = why.read(self.config, &mut |n| report.notice(n));
-        let origin = crate::audit::Origin::files(&self.config.patterns, why.label());
+        let origin = why.origin(self.config);
         if self.apply(read, &where_, origin) {
             self.stale_below = self.engine.fields().len();
         }

@@ -89,7 +89,7 @@ pub struct Reading {
 /// Reads and decodes `source` on a thread of its own. The thread ends at
 /// the end of input, after a read error, or when the receiver is dropped,
 /// and then sends [`Message::End`].
-pub fn spawn_reader(source: Opened, reading: Reading, tx: SyncSender<Message>) -> JoinHandle<()> {
+pub fn spawn_reader(source: Opened, reading: Reading, tx: Tx) -> JoinHandle<()> {
     // Named, so that `top -H`, `perf` and a debugger tell the decoding
     // apart from the matching (`benches/scripts/decode_cpu.sh`).
     thread::Builder::new()
@@ -103,7 +103,7 @@ pub fn spawn_reader(source: Opened, reading: Reading, tx: SyncSender<Message>) -
 const READER_THREAD: &str = "cepheid-read";
 
 /// The reader thread's work.
-fn read(source: Opened, reading: Reading, tx: SyncSender<Message>) {
+fn read(source: Opened, reading: Reading, tx: Tx) {
     let source = match source {
         Opened::Custom(source) => {
             return read_source(
@@ -205,7 +205,7 @@ fn read_lines(
     start: FilePosition,
     tail_of: Option<&File>,
     go_on: Option<&Receiver<()>>,
-    tx: &SyncSender<Message>,
+    tx: &Tx,
     to_end: bool,
     (seen, at_end): (&mut SeenTold, bool),
 ) -> bool {

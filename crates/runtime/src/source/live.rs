@@ -15,7 +15,7 @@ use crate::Config;
 /// [`LiveInput::take`] gives each line of what it read as the run takes
 /// it.
 pub struct LiveInput {
-    tx: SyncSender<Message>,
+    tx: Tx,
     rx: Receiver<Message>,
     policy: Policy,
     /// Tells the reader thread to go on after a control record.
@@ -80,7 +80,7 @@ impl LiveInput {
     /// Input whose lines the run takes with `policy`; nothing is read
     /// before [`LiveInput::read`] or [`LiveInput::read_source`].
     pub fn new(policy: Policy) -> LiveInput {
-        let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+        let (tx, rx) = Tx::channel();
         LiveInput {
             tx,
             rx,
@@ -181,6 +181,16 @@ impl LiveInput {
         let (go_on, wait) = std::sync::mpsc::sync_channel(1);
         self.go_on = Some(go_on);
         Some(wait)
+    }
+
+    /// From now on `wake` is called after each message its reader thread,
+    /// its [`Handle`] or its watches send (once: a second call changes
+    /// nothing): for a taker that looks with [`LiveInput::try_next`] when
+    /// it is woken, between other work on its thread (a worker's source,
+    /// woken by timely's activator), and looks at nothing while the input
+    /// is quiet.
+    pub fn wake_with(&self, wake: impl Fn() + Send + Sync + 'static) {
+        self.tx.wake_with(Box::new(wake));
     }
 
     /// What the reader thread read next, a stop or a reload: waits for

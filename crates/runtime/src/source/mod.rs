@@ -18,7 +18,7 @@
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, SendError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -307,13 +307,15 @@ impl Control {
 }
 
 impl Reload {
-    /// The label of a reload asked through the run's handle (its `why`),
-    /// for its audit record.
-    pub fn label(&self) -> Option<String> {
-        match self {
+    /// What asked for this reload of `config`'s pattern paths, in its
+    /// audit record: the files, and a reload asked through the run's
+    /// handle labelled with its `why` (one engine's and the workers').
+    pub fn origin(&self, config: &crate::Config) -> crate::audit::Origin {
+        let label = match self {
             Reload::Asked(why) => Some(why.clone()),
             Reload::Changed | Reload::Resumed => None,
-        }
+        };
+        crate::audit::Origin::files(&config.patterns, label)
     }
 
     /// The pattern paths of `config` read again for this reload, loaded
@@ -424,10 +426,7 @@ impl PatternWatch {
 /// debounced), sending [`Message::Reload`] on `tx` after each change
 /// ([`LiveInput::watch`]). `Err`: why it cannot, in the words one engine
 /// says it.
-pub(crate) fn watch_patterns(
-    paths: &[PathBuf],
-    tx: std::sync::mpsc::SyncSender<Message>,
-) -> Result<PatternWatch, String> {
+pub(crate) fn watch_patterns(paths: &[PathBuf], tx: Tx) -> Result<PatternWatch, String> {
     #[cfg(feature = "watch")]
     {
         crate::reload::watch(paths, tx)
@@ -618,6 +617,66 @@ pub(crate) enum Message {
     List(crate::lists::ListRecord),
 }
 
+/// The sending end of the [`Message`]s a run takes: a channel's of
+/// [`BATCHES_AHEAD`], which, once told how ([`Tx::wake_with`]), wakes the
+/// taker after each message it sends. A taker that waits on the channel
+/// (one engine's session) needs none; one that looks at it when it is
+/// woken, between other work on its thread (a worker's source, pulled
+/// by timely: [`LiveInput::wake_with`]), is woken so, and looks at
+/// nothing while its input is quiet.
+#[derive(Clone)]
+pub(crate) struct Tx {
+    tx: SyncSender<Message>,
+    wake: Arc<std::sync::OnceLock<Wake>>,
+}
+
+/// How a [`Tx`] wakes the taker of its messages.
+type Wake = Box<dyn Fn() + Send + Sync>;
+
+impl Tx {
+    /// A channel of [`BATCHES_AHEAD`] messages.
+    pub(crate) fn channel() -> (Tx, Receiver<Message>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
+        let wake = Arc::default();
+        (Tx { tx, wake }, rx)
+    }
+
+    /// Sends `message`, waiting while the channel is full; then wakes the
+    /// taker. `Err`: the taker is gone.
+    pub(crate) fn send(&self, message: Message) -> Result<(), Box<SendError<Message>>> {
+        self.tx.send(message)?;
+        self.woken();
+        Ok(())
+    }
+
+    /// Sends `message` if the channel has room; then wakes the taker.
+    /// `Err`: full (with the message) or gone.
+    pub(crate) fn try_send(&self, message: Message) -> Result<(), Box<TrySendError<Message>>> {
+        self.tx.try_send(message)?;
+        self.woken();
+        Ok(())
+    }
+
+    /// From now on every sender of this channel (this one and its clones,
+    /// made before or after) calls `wake` after each message. Once: a
+    /// second call changes nothing.
+    pub(crate) fn wake_with(&self, wake: Wake) {
+        let _ = self.wake.set(wake);
+    }
+
+    fn woken(&self) {
+        if let Some(wake) = self.wake.get() {
+            wake();
+        }
+    }
+}
+
+impl std::fmt::Debug for Tx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tx").finish_non_exhaustive()
+    }
+}
+
 /// How often the reader thread of a [`Source`] asks it for its
 /// [`Source::lag`], at most.
 pub(crate) const LAG_EVERY: Duration = Duration::from_secs(1);
@@ -680,7 +739,7 @@ impl SeenTold {
     }
 
     /// Sends what is due; false when the receiver is gone.
-    fn send(&mut self, decoder: Option<&Decoder>, end: bool, tx: &SyncSender<Message>) -> bool {
+    fn send(&mut self, decoder: Option<&Decoder>, end: bool, tx: &Tx) -> bool {
         match self.due(decoder, end) {
             Some(seen) => tx.send(Message::Seen(seen)).is_ok(),
             None => true,
@@ -702,7 +761,7 @@ pub enum Reload {
 
 /// Sends [`Message::End`] when the reader thread ends, however it ends
 /// (the channel has other senders, so its closing says nothing).
-struct EndGuard(SyncSender<Message>);
+struct EndGuard(Tx);
 
 impl Drop for EndGuard {
     fn drop(&mut self) {

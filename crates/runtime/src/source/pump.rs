@@ -13,7 +13,7 @@ use super::*;
 /// What the reader thread has decoded of a [`Source`]'s read and not sent
 /// yet.
 struct Outbox<'a> {
-    tx: &'a SyncSender<Message>,
+    tx: &'a Tx,
     go_on: Option<&'a Receiver<()>>,
     lines: Vec<(u64, Result<Entry, Error>)>,
     places: Vec<(usize, String)>,
@@ -409,7 +409,7 @@ impl Pump {
     }
 
     /// Sends the read error `e` as the last line.
-    fn failed(&self, e: SourceError, tx: &SyncSender<Message>) {
+    fn failed(&self, e: SourceError, tx: &Tx) {
         let error = Error::new(ErrorKind::Io, e.to_string());
         // (the source unlocked before the send, which may wait for the
         // run, which may wait for the source: a checkpoint)
