@@ -3,7 +3,7 @@
 //! the shares of the input each new worker takes ([`items::dealt`]).
 
 use super::*;
-use cepheid_runtime::checkpoint::{self, Marker, Piece, Stored};
+use cepheid_runtime::checkpoint::{self, CutRules, Marker, Piece, Stored};
 use cepheid_runtime::lists::{self, FileEntries};
 use cepheid_runtime::Every;
 
@@ -118,9 +118,9 @@ pub(super) fn read_lists(
             .collect();
         if !changes.is_empty() {
             for piece in pieces.iter_mut() {
-                if let Some(mut rules) = crate::cut::rules(piece).map_err(|e| unfit(config, e))? {
+                if let Some(mut rules) = CutRules::of(piece).map_err(|e| unfit(config, e))? {
                     rules.pending.extend(changes.iter().cloned());
-                    crate::cut::put_rules(piece, &rules).map_err(|e| unfit(config, e))?;
+                    rules.put(piece).map_err(|e| unfit(config, e))?;
                 }
             }
         }
@@ -229,7 +229,7 @@ fn at_the_cut(
     for file in crate::cut::lists(first) {
         lists::keep(&mut state, file);
     }
-    let pending: Vec<crate::Change> = (crate::cut::rules(first)?)
+    let pending: Vec<crate::Change> = (CutRules::of(first)?)
         .map(|rules| {
             rules
                 .pending
@@ -392,7 +392,7 @@ fn resumed_rules(
     config: &Config,
     plan: &mut Plan<Record>,
 ) -> Result<(bool, bool), cepheid_engine::Error> {
-    let Some(first) = pieces.first().map(crate::cut::rules).transpose()?.flatten() else {
+    let Some(first) = pieces.first().map(CutRules::of).transpose()?.flatten() else {
         return Ok((false, false));
     };
     if first.changing {
@@ -405,17 +405,17 @@ fn resumed_rules(
     let edited = config.watch && !first.changed_plan() && unfit();
     let mut all = Vec::with_capacity(pieces.len());
     for piece in pieces.iter_mut() {
-        let Some(mut rules) = crate::cut::rules(piece)? else {
+        let Some(mut rules) = CutRules::of(piece)? else {
             continue;
         };
         if edited {
-            let names = rules.layout.groups.iter().flat_map(|(_, names)| names);
+            let names = rules.groups.iter().flat_map(|(_, names)| names);
             rules.in_force = Some(names.cloned().collect());
-            crate::cut::put_rules(piece, &rules)?;
+            rules.put(piece)?;
         }
         all.push(rules);
     }
-    if all.iter().any(crate::cut::Rules::changed_plan) {
+    if all.iter().any(CutRules::changed_plan) {
         let fields = all.iter().map(|r| &r.fields).max_by_key(|f| f.len());
         *plan = plan.resumed(fields.map_or(&[][..], |f| &f[..]));
     }
@@ -449,21 +449,21 @@ fn reload_at_the_cut(
         // pending all the same: its audit record, at the cut's epoch).
         let refused = u64::from(change.refused().is_some());
         if let Some(piece) = pieces.first_mut().filter(|_| refused > 0) {
-            if let Some(mut rules) = crate::cut::rules(piece)? {
+            if let Some(mut rules) = CutRules::of(piece)? {
                 rules.read[0] += refused;
-                crate::cut::put_rules(piece, &rules)?;
+                rules.put(piece)?;
             }
         }
     }
     for piece in pieces.iter_mut() {
-        let Some(mut rules) = crate::cut::rules(piece)? else {
+        let Some(mut rules) = CutRules::of(piece)? else {
             continue;
         };
         let mut change = change.clone();
         change.at = crate::cut::WorkerState::of(piece)?.epoch;
         let before = (rules.pending).partition_point(|c| c.order() <= change.order());
         rules.pending.insert(before, change);
-        crate::cut::put_rules(piece, &rules)?;
+        rules.put(piece)?;
     }
     Ok(())
 }
@@ -524,11 +524,11 @@ mod tests {
         .change(7, place);
         pending.at = 24;
         let mut piece = Piece::default();
-        let rules_cut = crate::cut::Rules {
+        let rules_cut = CutRules {
             pending: vec![pending.clone()],
             ..Default::default()
         };
-        crate::cut::put_rules(&mut piece, &rules_cut).unwrap();
+        rules_cut.put(&mut piece).unwrap();
         let mut resumed = (marker, vec![piece]);
         let notices = Say::new(Box::new(cepheid_runtime::Notices::default()));
         let read = read_lists(&config, &mut plan, Some(&mut resumed), true, &notices).unwrap();
@@ -538,7 +538,7 @@ mod tests {
         // Nothing at the start: the pending change, then what the file
         // changed since it, at its time.
         assert!(plan.lists.is_empty());
-        let after = crate::cut::rules(&resumed.1[0]).unwrap().unwrap().pending;
+        let after = CutRules::of(&resumed.1[0]).unwrap().unwrap().pending;
         assert_eq!(after.len(), 2);
         assert_eq!(after[0], pending);
         assert_eq!((after[1].at, after[1].source, after[1].offset), (24, 0, 7));
