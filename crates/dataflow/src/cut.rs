@@ -860,6 +860,4 @@ impl WorkerCut {
 
 mod saved;
 pub use saved::merge;
-pub(crate) use saved::{
-    checked, encode_stash, fields_of, lists, put_lists, SavedPiece, WorkerState, HELD,
-};
+pub(crate) use saved::{checked, encode_stash, fields_of, SavedPiece, WorkerState, HELD};

@@ -45,19 +45,6 @@ pub(crate) struct WorkerState {
 /// known): not routed yet, it goes to a router again on resuming.
 pub(crate) const HELD: u32 = u32::MAX;
 
-/// The entries of the watched reference files that the worker's changes
-/// of lists gave since its run started ([`Part::Lists`]).
-pub(crate) fn lists(piece: &Saved) -> Vec<cepheid_runtime::lists::FileEntries> {
-    (piece.get(Part::Lists))
-        .and_then(|bytes| serde_json::from_slice(bytes).ok())
-        .unwrap_or_default()
-}
-
-/// Keeps `files` in `piece` ([`lists`]).
-pub(crate) fn put_lists(piece: &mut Saved, files: &[cepheid_runtime::lists::FileEntries]) {
-    piece.set(Part::Lists, serde_json::to_vec(files).unwrap_or_default());
-}
-
 /// How a worker's engines are made again at a cut: of the plan's groups
 /// and patterns, or after a change of rules of the cut's groups, each
 /// engine with the rules its snapshot holds.

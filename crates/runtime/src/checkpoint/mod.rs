@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use crate::lock::lock_folder;
-pub use crate::resume::rotated_since;
+pub use crate::resume::{reload_at_the_cut, resumed_rules, rotated_since, CutPlan, RulesResumed};
 use crate::Unusable;
 
 mod cut;
