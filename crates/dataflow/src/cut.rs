@@ -597,7 +597,7 @@ pub(crate) struct Restored<E: Event + 'static> {
     pub ends: Vec<SourceEnd>,
     /// The rules in force and the changes pending (`None`: the plan's,
     /// a cut of before).
-    pub rules: Option<Rules>,
+    pub rules: Option<cepheid_runtime::checkpoint::CutRules>,
 }
 
 impl WorkerCut {
@@ -860,7 +860,4 @@ impl WorkerCut {
 
 mod saved;
 pub use saved::merge;
-pub(crate) use saved::{
-    checked, encode_stash, fields_of, lists, put_lists, put_rules, rules, Rules, SavedPiece,
-    WorkerState, HELD,
-};
+pub(crate) use saved::{checked, encode_stash, fields_of, SavedPiece, WorkerState, HELD};

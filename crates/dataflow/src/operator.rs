@@ -19,6 +19,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use cepheid_runtime::audit::{started_empty as declared_anew, PatternChange, RuleChange};
+use cepheid_runtime::checkpoint::CutRules;
 use cepheid_runtime::EngineNumbers;
 
 use crate::cut::{self, WorkerCut};
@@ -278,8 +279,8 @@ where
     // cut's, routed by their `partition by`.
     let (layout, mut router) = match &rules {
         Some(rules) if rules.changed_plan() => (
-            rules.layout.clone(),
-            Router::of_layout(&rules.layout, plan.fields(), index, peers),
+            Layout::of(&rules.groups),
+            Router::of_layout(&Layout::of(&rules.groups), plan.fields(), index, peers),
         ),
         _ => (
             Layout::of_plan(plan, &members),
@@ -603,7 +604,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
         members: &[Vec<usize>],
         router: &mut Router<E>,
         (index, peers): (usize, usize),
-        (layout, rules): (Layout, Option<cut::Rules>),
+        (layout, rules): (Layout, Option<CutRules>),
         (cut, restored): (Option<WorkerCut>, Option<cut::Restored<E>>),
     ) -> Worker<E> {
         let groups = layout.groups.len();
@@ -811,9 +812,9 @@ impl<E: Event + 'static> Changes<E> {
 
     /// What a cut at `e` keeps of them, with `read`, what the worker's
     /// readers counted there.
-    fn saved(&self, e: Timestamp, read: cut::Counted) -> cut::Rules {
-        cut::Rules {
-            layout: self.layout.clone(),
+    fn saved(&self, e: Timestamp, read: cut::Counted) -> CutRules {
+        CutRules {
+            groups: self.layout.groups.clone(),
             in_force: self.names.as_ref().map(|_| self.in_force.clone()),
             changed: self.changed,
             fields: cut::fields_of::<E>(&self.fields),

@@ -328,6 +328,14 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
+    /// The layout of `groups`, as a cut keeps them
+    /// ([`CutRules`](cepheid_runtime::checkpoint::CutRules)).
+    pub fn of(groups: &[cepheid_runtime::checkpoint::Group]) -> Layout {
+        Layout {
+            groups: groups.to_vec(),
+        }
+    }
+
     /// The plan's layout (its `groups`).
     pub fn of_plan<E: Event + 'static>(plan: &Plan<E>, groups: &[Vec<usize>]) -> Layout {
         let groups = groups

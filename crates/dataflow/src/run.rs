@@ -158,7 +158,6 @@ mod emit;
 mod error;
 mod items;
 mod job;
-mod resume;
 mod single;
 pub use single::to_one_engine;
 mod write;
@@ -169,13 +168,13 @@ use cepheid_runtime::{
     Board, Handle, Outputs, Published, RestoredCluster, PUBLISH_EVERY, STATE_EVERY,
 };
 use counts::{finish, Chunk, ReadCounts};
+use cut::{checkpoints, Checkpoint, RunPlan};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
 use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};
 use error::unusable;
 pub use error::{Error, Refusal};
 use items::{positions, Live, PartItems, PartsInput, Share, SourcePlace};
 use job::{rules_item, Job};
-use resume::{checkpoints, Checkpoint};
 
 use write::{lock, Records};
 
@@ -701,13 +700,17 @@ impl Restored {
         } = self;
         // The reference files, read once by each process before its
         // workers start (resumed: what they changed since the cut).
-        let read = resume::read_lists(
+        let read = cepheid_runtime::lists::read_lists(
             &config,
-            &mut plan,
+            &mut RunPlan {
+                plan: &mut plan,
+                config: &config,
+            },
             resume.as_mut(),
             scale.first_process() && sink.is_none(),
-            &say,
-        )?;
+            &mut |n| say.report().notice(n),
+        )
+        .map_err(Error::Runtime)?;
         let (digest, lists_not_applied) = (read.digest, read.not_applied);
         let checkpoint = checkpoint.map(|mut c| {
             c.lists = read.at_start;

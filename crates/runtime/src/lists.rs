@@ -24,8 +24,10 @@
 //! it was stopped.
 
 mod entries;
+mod resumed;
 pub use entries::Entries;
 use entries::Gathering;
+pub use resumed::{lists_of, put_lists, read_lists, ListsRead};
 use std::path::PathBuf;
 
 use cepheid_core::lookup::{Declarations, ListKind};

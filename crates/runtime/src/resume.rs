@@ -15,9 +15,13 @@
 use std::fs::{self, File};
 use std::path::Path;
 
-use cepheid_engine::{Engine, ErrorKind, Record};
+use cepheid_core::lookup::Declarations;
+use cepheid_core::pattern::Pattern;
+use cepheid_engine::{Engine, ErrorKind, FieldPath, Record, Timestamp};
 
-use crate::checkpoint::{store, Command, Counters, Stored};
+use crate::checkpoint::{store, Command, Counters, CutRules, Piece, Stored};
+use crate::executor::Change;
+use crate::lists::{Changed, Edit, FileEntries, ListFile};
 use crate::source::{FilePosition, Position, Tail};
 use crate::{Cluster, Config, Doing, Error, Level, Notice, Report, Sink, SinkState, Sources};
 use crate::{Unusable, WorkerLayout};
@@ -481,11 +485,338 @@ pub fn rotated_since(shown: Option<&str>, why: &Unusable) -> Notice {
     ))
 }
 
+/// What the runtime asks of an executor's plan while it decides what a
+/// run resuming a cut of its workers goes on with, from the cut's rules
+/// ([`CutRules`](crate::checkpoint::CutRules)) and lists: the executor
+/// restores its pieces, lays out its groups and keeps changes of lists in
+/// its own words; the runtime reads the cut, reads the files and decides
+/// ([`resumed_rules`], [`reload_at_the_cut`], [`read_lists`](crate::lists::read_lists)).
+pub trait CutPlan {
+    /// Makes the plan one whose rules can change (they could at the cut).
+    fn make_changing(&mut self);
+    /// Does `piece` restore with the plan as it is (its engines fit its
+    /// patterns)?
+    fn fits(&self, piece: &Piece) -> bool;
+    /// Makes the plan one of the cut's field table `fields` (every field
+    /// its processes had numbered), after a change of rules.
+    fn resume_fields(&mut self, fields: &[FieldPath]);
+    /// The event time of `piece`'s cut (its epoch).
+    fn epoch(&self, piece: &Piece) -> Result<Timestamp, cepheid_engine::Error>;
+    /// Why the executor cannot run `pattern` in a change of rules, if it
+    /// cannot.
+    fn refuses(&self, pattern: &Pattern) -> Option<String>;
+    /// Does the plan have patterns (none: it resumes the rules a change
+    /// put in force, which the cut's engines hold)?
+    fn has_patterns(&self) -> bool;
+    /// The lists the plan's rules declare.
+    fn declarations(&self) -> Declarations;
+    /// Makes `edits` of `file`'s list in every engine of the plan, before
+    /// any event; `Err`: why not.
+    fn edit_lists(&mut self, file: &ListFile, edits: Vec<Edit>) -> Result<(), String>;
+    /// The change of lists a watched file made (`changed`), at `offset`
+    /// of the input, read at `place`, as the executor makes it
+    /// ([`Change::of_lists`]).
+    fn list_change(&self, changed: Changed, offset: u64, place: String) -> Change;
+    /// The entries the file of a change of lists gives after it (none: not
+    /// a watched file's change).
+    fn list_file(&self, change: &Change) -> Option<FileEntries>;
+}
+
+/// With which rules a run resuming a cut of workers goes on
+/// ([`resumed_rules`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RulesResumed {
+    /// A change altered the rules while the cut's run ran (said: it goes
+    /// on with the checkpoint's).
+    pub changed: bool,
+    /// With `Config::watch`, the pattern files were edited since the cut:
+    /// its rules go on, and the files are read again.
+    pub edited: bool,
+}
+
+/// Makes `plan` the one a run resuming `pieces` goes on with: after a
+/// change of rules a plan of the cut's field table (every field the
+/// processes had numbered; its workers' engines are restored with the
+/// rules their snapshots hold), and one whose rules can change when they
+/// could at the cut. Says whether a change altered the rules, and whether
+/// the pattern files are to be read at once: with `watch`
+/// (`Config::watch`), files edited after the cut (a reload made, then
+/// killed before the next cut) are not another command, as on one engine
+/// (issue 26): the cut's rules go on (the pieces say so) and the files
+/// are read again.
+pub fn resumed_rules(
+    pieces: &mut [Piece],
+    watch: bool,
+    plan: &mut dyn CutPlan,
+) -> Result<RulesResumed, cepheid_engine::Error> {
+    let Some(first) = pieces.first().map(CutRules::of).transpose()?.flatten() else {
+        return Ok(RulesResumed::default());
+    };
+    if first.changing {
+        plan.make_changing();
+    }
+    let edited = watch && !first.changed_plan() && !plan.fits(&pieces[0]);
+    let mut all = Vec::with_capacity(pieces.len());
+    for piece in pieces.iter_mut() {
+        let Some(mut rules) = CutRules::of(piece)? else {
+            continue;
+        };
+        if edited {
+            let names = rules.groups.iter().flat_map(|(_, names)| names);
+            rules.in_force = Some(names.cloned().collect());
+            rules.put(piece)?;
+        }
+        all.push(rules);
+    }
+    if all.iter().any(CutRules::changed_plan) {
+        let fields = all.iter().map(|r| &r.fields).max_by_key(|f| f.len());
+        plan.resume_fields(fields.map_or(&[][..], |f| &f[..]));
+    }
+    Ok(RulesResumed {
+        changed: first.changed,
+        edited,
+    })
+}
+
+/// The pattern files edited since the cut of `pieces`, read as a reload
+/// reads them (said to `report`, and counted when refused), go in force at
+/// the cut's epoch on every worker: a change each piece holds as pending,
+/// applied before anything after the cut is released.
+pub fn reload_at_the_cut(
+    pieces: &mut [Piece],
+    config: &Config,
+    plan: &dyn CutPlan,
+    report: &mut dyn Report,
+) -> Result<(), cepheid_engine::Error> {
+    let why =
+        crate::source::Reload::Asked("the pattern files changed since the checkpoint".to_string());
+    let (place, read) = why.read(config, &mut |n| report.notice(n));
+    let origin = crate::audit::Origin::files(&config.patterns, None);
+    let refuses = |p: &Pattern| plan.refuses(p);
+    let at_zero = (0, origin);
+    let read = crate::reload::for_executor((place, read), at_zero, &refuses, report);
+    let Some(change) = read else {
+        return Ok(());
+    };
+    {
+        // Refused (said): counted as a reader's refusal, once (and made
+        // pending all the same: its audit record, at the cut's epoch).
+        let refused = u64::from(change.refused().is_some());
+        if let Some(piece) = pieces.first_mut().filter(|_| refused > 0) {
+            if let Some(mut rules) = CutRules::of(piece)? {
+                rules.read[0] += refused;
+                rules.put(piece)?;
+            }
+        }
+    }
+    for piece in pieces.iter_mut() {
+        let Some(mut rules) = CutRules::of(piece)? else {
+            continue;
+        };
+        let mut change = change.clone();
+        change.at = plan.epoch(piece)?;
+        let before = (rules.pending).partition_point(|c| c.order() <= change.order());
+        rules.pending.insert(before, change);
+        rules.put(piece)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::checkpoint::{Marker, Piece};
     use crate::Input;
+
+    /// A plan that fits no cut and says what was asked of it.
+    #[derive(Default)]
+    struct Asked {
+        changing: bool,
+        fields: Option<Vec<FieldPath>>,
+    }
+
+    impl CutPlan for Asked {
+        fn make_changing(&mut self) {
+            self.changing = true;
+        }
+        fn fits(&self, _: &Piece) -> bool {
+            false
+        }
+        fn resume_fields(&mut self, fields: &[FieldPath]) {
+            self.fields = Some(fields.to_vec());
+        }
+        fn epoch(&self, _: &Piece) -> Result<Timestamp, cepheid_engine::Error> {
+            Ok(0)
+        }
+        fn refuses(&self, _: &Pattern) -> Option<String> {
+            None
+        }
+        fn has_patterns(&self) -> bool {
+            true
+        }
+        fn declarations(&self) -> Declarations {
+            Declarations::default()
+        }
+        fn edit_lists(&mut self, _: &ListFile, _: Vec<Edit>) -> Result<(), String> {
+            Ok(())
+        }
+        fn list_change(&self, changed: Changed, offset: u64, place: String) -> Change {
+            Change::of_lists(offset, place, changed.list)
+        }
+        fn list_file(&self, _: &Change) -> Option<FileEntries> {
+            None
+        }
+    }
+
+    fn pieces(rules: &[CutRules]) -> Vec<Piece> {
+        (rules.iter())
+            .map(|rules| {
+                let mut piece = Piece::new();
+                rules.put(&mut piece).unwrap();
+                piece
+            })
+            .collect()
+    }
+
+    /// A plan whose cut is at an epoch, which refuses every pattern or
+    /// none.
+    struct AtEpoch(Timestamp, bool);
+
+    impl CutPlan for AtEpoch {
+        fn make_changing(&mut self) {}
+        fn fits(&self, _: &Piece) -> bool {
+            true
+        }
+        fn resume_fields(&mut self, _: &[FieldPath]) {}
+        fn epoch(&self, _: &Piece) -> Result<Timestamp, cepheid_engine::Error> {
+            Ok(self.0)
+        }
+        fn refuses(&self, _: &Pattern) -> Option<String> {
+            self.1.then(|| "not here".to_string())
+        }
+        fn has_patterns(&self) -> bool {
+            true
+        }
+        fn declarations(&self) -> Declarations {
+            Declarations::default()
+        }
+        fn edit_lists(&mut self, _: &ListFile, _: Vec<Edit>) -> Result<(), String> {
+            Ok(())
+        }
+        fn list_change(&self, changed: Changed, offset: u64, place: String) -> Change {
+            Change::of_lists(offset, place, changed.list)
+        }
+        fn list_file(&self, _: &Change) -> Option<FileEntries> {
+            None
+        }
+    }
+
+    /// The pattern files edited since a cut go in force at its epoch on
+    /// every worker, among the changes pending there in their order; one
+    /// refused is said, counted once (worker 0's readers) and pending all
+    /// the same (its audit record).
+    #[test]
+    fn the_files_edited_since_a_cut_are_a_change_pending_at_its_epoch() {
+        let dir = std::env::temp_dir().join(format!("cepheid-reload-cut-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("r.cep");
+        fs::write(&file, "pattern p { match a where a: n == 1 }").unwrap();
+        let config = Config::new(Input::File(dir.join("e.jsonl")), vec![file]);
+        let mut later = Change::of_lists(3, "later".to_string(), "{}".to_string());
+        later.at = 50;
+        let rules = CutRules {
+            pending: vec![later.clone()],
+            ..CutRules::default()
+        };
+        for (plan, refused) in [(AtEpoch(40, false), 0), (AtEpoch(44, true), 1)] {
+            let mut cut = pieces(&[rules.clone(), rules.clone()]);
+            let mut said = crate::Notices::default();
+            reload_at_the_cut(&mut cut, &config, &plan, &mut said).unwrap();
+            for (index, piece) in cut.iter().enumerate() {
+                let now = CutRules::of(piece).unwrap().unwrap();
+                assert_eq!(now.pending.len(), 2);
+                assert_eq!(now.pending[1], later);
+                let change = &now.pending[0];
+                assert_eq!(change.at, plan.epoch(piece).unwrap());
+                assert_eq!(change.refused().is_some(), refused == 1);
+                let counted = if index == 0 { refused } else { 0 };
+                assert_eq!(now.read, [counted, 0]);
+            }
+            let refusal = said.0.iter().any(|n| {
+                n.to_string()
+                    .contains("the new rules are refused: not here")
+            });
+            assert_eq!(refusal, refused == 1);
+        }
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The rules of a cut say with which a resumed run goes on: pattern
+    /// files edited since (watched, the plan not fitting) put the cut's
+    /// groups in force on every piece; after a change, the plan takes the
+    /// longest field table of the pieces'; routed as one that changes when
+    /// the cut's could.
+    #[test]
+    fn the_rules_of_a_cut_decide_those_a_resumed_run_goes_on_with() {
+        let groups = vec![
+            (None, vec!["a".to_string()]),
+            (Some(Vec::new()), vec!["b".to_string(), "c".to_string()]),
+        ];
+        let at_start = CutRules {
+            groups: groups.clone(),
+            changing: true,
+            ..CutRules::default()
+        };
+        let mut cut = pieces(&[at_start.clone(), at_start.clone()]);
+        let mut plan = Asked::default();
+        let resumed = resumed_rules(&mut cut, true, &mut plan).unwrap();
+        assert_eq!(
+            resumed,
+            RulesResumed {
+                changed: false,
+                edited: true
+            }
+        );
+        assert!(plan.changing);
+        assert_eq!(plan.fields, Some(Vec::new()));
+        for piece in &cut {
+            let names = CutRules::of(piece).unwrap().unwrap().in_force;
+            assert_eq!(names, Some(vec!["a".into(), "b".into(), "c".into()]));
+        }
+        // Not watched: the files are not read again, the plan's rules go
+        // on (none changed).
+        let mut cut = pieces(std::slice::from_ref(&at_start));
+        let mut plan = Asked::default();
+        let resumed = resumed_rules(&mut cut, false, &mut plan).unwrap();
+        assert_eq!(resumed, RulesResumed::default());
+        assert_eq!(plan.fields, None);
+        assert_eq!(CutRules::of(&cut[0]).unwrap().unwrap().in_force, None);
+        // Changed while it ran: the fields of the piece that had most.
+        let field = FieldPath::parse("user");
+        let changed = |fields: Vec<FieldPath>| CutRules {
+            groups: groups.clone(),
+            in_force: Some(vec!["a".into()]),
+            changed: true,
+            fields,
+            ..CutRules::default()
+        };
+        let mut cut = pieces(&[changed(Vec::new()), changed(vec![field.clone()])]);
+        let mut plan = Asked::default();
+        let resumed = resumed_rules(&mut cut, true, &mut plan).unwrap();
+        assert_eq!(
+            resumed,
+            RulesResumed {
+                changed: true,
+                edited: false
+            }
+        );
+        assert!(!plan.changing);
+        assert_eq!(plan.fields, Some(vec![field]));
+        // A cut of before the rules were kept: nothing to decide.
+        let mut cut = vec![Piece::new()];
+        let resumed = resumed_rules(&mut cut, true, &mut Asked::default()).unwrap();
+        assert_eq!(resumed, RulesResumed::default());
+    }
 
     /// A cut of workers (`pieces` of them), as the folder keeps it.
     fn cut(marker: Marker, pieces: usize) -> Stored {

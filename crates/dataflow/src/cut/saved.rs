@@ -8,7 +8,7 @@
 use super::*;
 use crate::pattern::Pattern;
 use crate::route::{Layout, SHARED};
-use crate::Change;
+use cepheid_runtime::checkpoint::CutRules;
 
 /// One engine of a worker at a cut: group `group`'s keys whose key group is
 /// in `[from, to)`, as [`Engine::snapshot`](crate::Engine::snapshot) wrote
@@ -37,70 +37,13 @@ pub(crate) struct WorkerState {
     /// The rules in force, the changes pending and their counts
     /// ([`Part::Rules`]; none in a cut of format 5 to 7).
     #[serde(skip)]
-    pub rules: Option<Rules>,
+    pub rules: Option<CutRules>,
 }
 
 /// The group of a stashed event that a router held (a plan whose rules
 /// can change routes an event once the changes before its time are
 /// known): not routed yet, it goes to a router again on resuming.
 pub(crate) const HELD: u32 = u32::MAX;
-
-/// The rules a worker ran at a cut ([`Part::Rules`]): the groups of
-/// patterns in force, and after a change of rules the patterns' names in
-/// force (its engines' snapshots hold their rules: they are restored with
-/// them, not the plan's), the process's field table, the changes sent
-/// below the cut and not made yet, and what was counted of changes: made
-/// and refused by `cep` (the same on every worker), refused and late by
-/// the worker's readers.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(crate) struct Rules {
-    pub layout: Layout,
-    pub in_force: Option<Vec<String>>,
-    /// Did a change alter the rules (then a resumed run says it goes on
-    /// with the checkpoint's)?
-    pub changed: bool,
-    pub fields: Vec<cepheid_engine::FieldPath>,
-    pub pending: Vec<Change>,
-    pub made: [u64; 2],
-    pub read: Counted,
-    /// Could the rules change (then a run that resumes the cut routes
-    /// with a plan whose rules can)?
-    pub changing: bool,
-}
-
-/// The rules kept in `piece` ([`Part::Rules`]; none in a cut of before).
-pub(crate) fn rules(piece: &Saved) -> Result<Option<Rules>, Error> {
-    let rules = piece.get(Part::Rules).map(postcard::from_bytes);
-    rules.transpose().map_err(not_a_state)
-}
-
-/// The entries of the watched reference files that the worker's changes
-/// of lists gave since its run started ([`Part::Lists`]).
-pub(crate) fn lists(piece: &Saved) -> Vec<cepheid_runtime::lists::FileEntries> {
-    (piece.get(Part::Lists))
-        .and_then(|bytes| serde_json::from_slice(bytes).ok())
-        .unwrap_or_default()
-}
-
-/// Keeps `files` in `piece` ([`lists`]).
-pub(crate) fn put_lists(piece: &mut Saved, files: &[cepheid_runtime::lists::FileEntries]) {
-    piece.set(Part::Lists, serde_json::to_vec(files).unwrap_or_default());
-}
-
-/// Keeps `rules` in `piece`.
-pub(crate) fn put_rules(piece: &mut Saved, rules: &Rules) -> Result<(), Error> {
-    let bytes = postcard::to_allocvec(rules)
-        .map_err(|e| Error::new(ErrorKind::Snapshot, format!("cannot save the rules: {e}")))?;
-    piece.set(Part::Rules, bytes);
-    Ok(())
-}
-
-impl Rules {
-    /// Are they not the plan's (a change was made)?
-    pub fn changed_plan(&self) -> bool {
-        self.in_force.is_some()
-    }
-}
 
 /// How a worker's engines are made again at a cut: of the plan's groups
 /// and patterns, or after a change of rules of the cut's groups, each
@@ -113,7 +56,7 @@ struct Making<'a, E: Event + 'static> {
 }
 
 impl<'a, E: Event + DeserializeOwned + 'static> Making<'a, E> {
-    fn new(plan: &'a Plan<E>, rules: Option<&Rules>, held: bool) -> Result<Self, Error> {
+    fn new(plan: &'a Plan<E>, rules: Option<&CutRules>, held: bool) -> Result<Self, Error> {
         let pending = rules.is_some_and(|r| r.changed_plan() || !r.pending.is_empty());
         if (pending || held) && plan.changing.is_none() {
             return Err(Error::new(
@@ -122,9 +65,9 @@ impl<'a, E: Event + DeserializeOwned + 'static> Making<'a, E> {
             ));
         }
         let members = groups(plan);
-        let changed = rules.is_some_and(Rules::changed_plan);
+        let changed = rules.is_some_and(CutRules::changed_plan);
         let groups = match rules {
-            Some(rules) if changed => rules.layout.groups.len(),
+            Some(rules) if changed => rules.groups.len(),
             _ => members.len(),
         };
         Ok(Making {
@@ -157,14 +100,17 @@ impl<'a, E: Event + DeserializeOwned + 'static> Making<'a, E> {
     }
 
     /// The router of worker `index` of `workers` by the cut's groups.
-    fn router(&self, rules: Option<&Rules>, index: usize, workers: usize) -> Router<E>
+    fn router(&self, rules: Option<&CutRules>, index: usize, workers: usize) -> Router<E>
     where
         E: Clone,
     {
         match rules {
-            Some(rules) if self.changed => {
-                Router::of_layout(&rules.layout, self.plan.fields(), index, workers)
-            }
+            Some(rules) if self.changed => Router::of_layout(
+                &Layout::of(&rules.groups),
+                self.plan.fields(),
+                index,
+                workers,
+            ),
             _ => Router::new(self.plan, &self.members, index, workers),
         }
     }
@@ -527,13 +473,13 @@ impl WorkerCut {
         let stash: Vec<(u32, &Stamped<E>)> = (copies.into_iter())
             .flat_map(|group| stamped.iter().map(move |s| (group, s)))
             .collect();
-        let rules = Rules {
-            layout,
+        let rules = CutRules {
+            groups: layout.groups,
             in_force: names,
             changed,
             fields: fields_of::<E>(plan.fields()),
             changing: plan.changing.is_some(),
-            ..Rules::default()
+            ..CutRules::default()
         };
         WorkerState {
             epoch,
@@ -849,7 +795,7 @@ impl WorkerState {
             ends,
             pieces,
             stash: stash.to_vec(),
-            rules: rules(piece)?,
+            rules: CutRules::of(piece)?,
         })
     }
 
@@ -866,7 +812,7 @@ impl WorkerState {
         piece.set(Part::Sources, sources.map_err(cannot)?);
         piece.set(Part::Stash, self.stash);
         if let Some(rules) = &self.rules {
-            put_rules(&mut piece, rules)?;
+            rules.put(&mut piece)?;
         }
         Ok(piece)
     }
@@ -886,6 +832,7 @@ mod tests {
     use crate::engine::Output;
     use crate::route::group_worker;
     use crate::value::Value;
+    use crate::Change;
     use cepheid_engine::io::{Decoder, Format, Item};
     use cepheid_engine::{Record, Rules};
 
@@ -898,6 +845,82 @@ mod tests {
         let mut plan = Plan::new();
         plan.add(&rules).unwrap();
         plan
+    }
+
+    /// The rules section as the dataflow wrote it before the runtime
+    /// took it (`route::Layout` for its groups): cuts of earlier builds.
+    #[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
+    struct RulesBefore {
+        layout: Layout,
+        in_force: Option<Vec<String>>,
+        changed: bool,
+        fields: Vec<cepheid_engine::FieldPath>,
+        pending: Vec<Change>,
+        made: [u64; 2],
+        read: Counted,
+        changing: bool,
+    }
+
+    /// The runtime's section of a cut's rules is written byte for byte as
+    /// the dataflow's was, and each reads the other's.
+    #[test]
+    fn the_rules_of_a_cut_are_the_bytes_of_before() {
+        let plan = plan();
+        let layout = Layout::of_plan(&plan, &groups(&plan));
+        let mut other = layout.clone();
+        other.groups.push((None, Vec::new()));
+        other.groups.push((
+            Some(plan.patterns[0].partition_by.clone()),
+            vec!["x".into(), "y".into()],
+        ));
+        let change = Change::new(
+            (24, 1, 7),
+            "events.jsonl:7 (`$rules`)".to_string(),
+            vec![(
+                "r.cep".to_string(),
+                "pattern p { match a where a: n == 1 }".to_string(),
+            )],
+        );
+        for (layout, in_force) in [
+            (layout, None),
+            (other, Some(vec!["ab".to_string(), "x".to_string()])),
+        ] {
+            let before = RulesBefore {
+                layout: layout.clone(),
+                in_force: in_force.clone(),
+                changed: in_force.is_some(),
+                fields: fields_of::<Record>(plan.fields()),
+                pending: vec![
+                    change.clone(),
+                    Change::of_lists(9, "list".into(), "{}".into()),
+                ],
+                made: [3, 1],
+                read: [2, 5],
+                changing: true,
+            };
+            let now = CutRules {
+                groups: layout.groups.clone(),
+                in_force: before.in_force.clone(),
+                changed: before.changed,
+                fields: before.fields.clone(),
+                pending: before.pending.clone(),
+                made: before.made,
+                read: before.read,
+                changing: before.changing,
+            };
+            let bytes = postcard::to_allocvec(&before).unwrap();
+            assert_eq!(postcard::to_allocvec(&now).unwrap(), bytes);
+            let mut piece = Saved::new();
+            now.put(&mut piece).unwrap();
+            assert_eq!(piece.get(Part::Rules), Some(&bytes[..]));
+            let read = CutRules::of(&piece).unwrap().unwrap();
+            assert_eq!(Layout::of(&read.groups), layout);
+            assert_eq!(postcard::to_allocvec(&read).unwrap(), bytes);
+            let back: RulesBefore =
+                postcard::from_bytes(&postcard::to_allocvec(&read).unwrap()).unwrap();
+            assert_eq!(back, before);
+        }
+        assert!(CutRules::of(&Saved::new()).unwrap().is_none());
     }
 
     fn event(plan: &Plan<Record>, ts: i64, user: &str, n: i64) -> Record {

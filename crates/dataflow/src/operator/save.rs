@@ -219,7 +219,7 @@ impl<E: Event + Clone + ExchangeData> Worker<E> {
             .piece()
             .map(|mut piece| {
                 if !self.changes.files.is_empty() {
-                    cut::put_lists(&mut piece, &self.changes.files);
+                    cepheid_runtime::lists::put_lists(&mut piece, &self.changes.files);
                 }
                 piece
             })

@@ -18,7 +18,7 @@ use std::time::Duration;
 use cepheid_core::json::value_from_json;
 use cepheid_engine::io::Format;
 use cepheid_engine::{Engine, Record, Rules};
-use cepheid_runtime::checkpoint::{store, Counters, Marker, Piece, Stored};
+use cepheid_runtime::checkpoint::{store, Counters, CutRules, Marker, Piece, Stored};
 use cepheid_runtime::source::{Control, FilePosition, Range, Tail};
 use cepheid_runtime::{Config, SinkState};
 
@@ -108,9 +108,9 @@ pub(super) fn resume(
     // `Config::max_runs_per_key` (with their key groups, by the engine's
     // number of their pattern).
     let [made, refused, late] = counters.reloads();
-    if let Some(mut rules) = crate::cut::rules(&piece).map_err(worker)? {
+    if let Some(mut rules) = CutRules::of(&piece).map_err(worker)? {
         (rules.made, rules.read) = ([made, 0], [refused, late]);
-        crate::cut::put_rules(&mut piece, &rules).map_err(worker)?;
+        rules.put(&mut piece).map_err(worker)?;
     }
     let (keys, overflow) = counters.dropped_keys();
     let keys = (keys.iter())
@@ -190,10 +190,10 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let not_one = |source| unusable(dir, Unusable::Worker { index: 0, source });
     let states: Vec<&Piece> = newest.pieces().iter().collect();
     let kept_rules = (states.iter())
-        .map(|piece| crate::cut::rules(piece))
+        .map(|piece| CutRules::of(piece))
         .collect::<Result<Vec<_>, _>>()
         .map_err(not_one)?;
-    let kept_rules: Vec<crate::cut::Rules> = kept_rules.into_iter().flatten().collect();
+    let kept_rules: Vec<CutRules> = kept_rules.into_iter().flatten().collect();
     // Where each worker's reader was, in its chunks; what was read over
     // every worker.
     let sources = (states.iter())
@@ -323,7 +323,7 @@ fn one_engine(
     config: &Config,
     rules: &Rules,
     states: &[&Piece],
-    kept: &[crate::cut::Rules],
+    kept: &[CutRules],
 ) -> Result<Engine<Record>, cepheid_engine::Error> {
     let mut engine = config.engine();
     let Some(in_force) = kept.first().and_then(|r| r.in_force.as_ref()) else {
@@ -335,9 +335,9 @@ fn one_engine(
         engine.fields().intern(path);
     }
     // (worker 0 holds an engine of every group)
-    let layout = &kept[0].layout;
+    let layout = &kept[0].groups;
     let mut groups: Vec<Option<Engine<Record>>> = Vec::new();
-    groups.resize_with(layout.groups.len(), || None);
+    groups.resize_with(layout.len(), || None);
     for state in states[0].engines() {
         let group = state.patterns().map_or(usize::MAX, |g| g as usize);
         if let Some(slot @ None) = groups.get_mut(group) {
@@ -345,7 +345,7 @@ fn one_engine(
         }
     }
     for name in in_force {
-        let group = (layout.groups.iter()).position(|(_, names)| names.contains(name));
+        let group = (layout.iter()).position(|(_, names)| names.contains(name));
         if let Some(Some(theirs)) = group.and_then(|g| groups.get(g)) {
             engine.adopt(theirs, |p| &p.name == name)?;
         }
@@ -426,7 +426,7 @@ fn walk(
 /// that was not made yet at the cut (it travels to make its audit record
 /// at its point of event time) is among the records read again, and
 /// refused and counted again there: the readers' count leaves it out.
-fn reloads_of(kept_rules: &[crate::cut::Rules]) -> [u64; 3] {
+fn reloads_of(kept_rules: &[CutRules]) -> [u64; 3] {
     let refused_again = (kept_rules.iter())
         .flat_map(|r| r.pending.iter())
         .filter(|change| change.refused().is_some())

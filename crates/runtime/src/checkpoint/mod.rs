@@ -8,6 +8,7 @@
 //!   pattern over every key), writing, reading, keeping and pruning;
 //! - `file`: each file's magic, version, table of sections and CRC-32;
 //! - `legacy`: the formats before this one, read once;
+//! - `rules`: the rules a worker ran at a cut ([`CutRules`]);
 //! - `cut`: a cut of workers' files, written and completed for their
 //!   executor ([`write_piece`], [`missing_pieces`], [`complete_cut`]);
 //! - here: when checkpoints are due ([`Schedule`]), the single run's
@@ -29,18 +30,20 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 pub use crate::lock::lock_folder;
-pub use crate::resume::rotated_since;
+pub use crate::resume::{reload_at_the_cut, resumed_rules, rotated_since, CutPlan, RulesResumed};
 use crate::Unusable;
 
 mod cut;
 pub(crate) mod file;
 mod legacy;
+mod rules;
 pub mod store;
 
 pub use cut::{
     complete_cut, cut_folder, missing_pieces, write_piece, Completed, CutFailed, ReadPositions,
 };
 pub use file::{OPTIONAL, VERSION};
+pub use rules::{CutRules, Group};
 pub use store::{EngineState, Marker, Part, Piece, Stored};
 
 /// A test-only variable: `CEPHEID_TEST_FAIL_CHECKPOINT=N` makes the N-th
