@@ -886,7 +886,7 @@ mod tests {
     use crate::engine::Output;
     use crate::route::group_worker;
     use crate::value::Value;
-    use cepheid_engine::io::{Decoder, Format, Item};
+    use cepheid_decode::{Decoder, Format, Item};
     use cepheid_engine::{Record, Rules};
 
     fn plan() -> Plan<Record> {
