@@ -16,7 +16,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use cepheid_dataflow::{cep, source, Collect, FileChunks, Lateness, Plan, SourceItem};
-use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::{Engine, MatchRef, Record, Sink, Stats, Timestamp};
 use timely::dataflow::operators::Inspect;
 

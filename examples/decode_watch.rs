@@ -11,8 +11,9 @@
 //! The third argument: `off`, or the number of events whose key names are
 //! kept for suggestions.
 
-use cepheid_engine::io::{Decoder, Format, Item};
-use cepheid_engine::{Engine, FieldWatch, Record, Rules};
+use cepheid_decode::{Decoder, Format, Item};
+use cepheid_engine::{Engine, Record, Rules};
+use cepheid_runtime::FieldWatch;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

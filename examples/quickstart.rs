@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::{Engine, Event, MatchRef, Pattern, Record, Rules, Sink, Timestamp};
 
 #[derive(Clone, Debug, Event)]

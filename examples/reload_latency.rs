@@ -36,8 +36,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::ReloadPolicy;
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Engine, MatchRef, Record, Rules, Sink, Timestamp};
 
 /// The system allocator, counting the bytes it holds live.

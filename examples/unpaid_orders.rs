@@ -9,9 +9,10 @@
 use std::error::Error;
 use std::io::{self, Write};
 
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::engine::Engine;
-use cepheid_engine::io::{Decoder, Format, Item, Items, JsonLines};
 use cepheid_engine::Record;
+use cepheid_runtime::jsonl::JsonLines;
 
 const PATTERN: &str = r#"
 /// Orders that are created but not paid within 15 minutes.

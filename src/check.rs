@@ -10,14 +10,14 @@
 //! `--sample FILE` decodes the events of FILE as `run` would (`--format`,
 //! `--time-field`) and warns, at each place a pattern reads it, about every
 //! field that no sample event carried, with the closest name that did
-//! occur (`cepheid_engine::FieldWatch`): a misspelt field is valid and
+//! occur (`cepheid_runtime::FieldWatch`): a misspelt field is valid and
 //! gives no match, ever. The exit status is unchanged by them too; a
 //! sample that cannot be read is exit 4.
 
 use std::path::{Path, PathBuf};
 
-use cepheid_engine::io::Format;
-use cepheid_engine::FieldWatch;
+use cepheid_decode::Format;
+use cepheid_runtime::FieldWatch;
 use cepheid_syntax::{Diagnostic, Loaded};
 
 use crate::{EXIT_IO, EXIT_OK, EXIT_PATTERN_ERROR};

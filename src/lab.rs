@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cepheid_core::time::parse_duration;
-use cepheid_engine::io::Format;
+use cepheid_decode::Format;
 use cepheid_lab::ErrorKind;
 use cepheid_runtime::lists::ListFile;
 

@@ -25,12 +25,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cepheid_core::time::{parse_duration, parse_positive_duration};
+use cepheid_decode::Format;
 use cepheid_engine::engine::{Engine, ReloadPolicy};
-use cepheid_engine::io::Format;
-use cepheid_engine::{FieldWatch, Record, Rules};
+use cepheid_engine::{Record, Rules};
 use cepheid_runtime::checkpoint::Every;
 use cepheid_runtime::lists::ListFile;
 use cepheid_runtime::stats;
+use cepheid_runtime::FieldWatch;
 use cepheid_runtime::{
     Config, Conflict, End, Error, Input, Notice, Report, Runtime, Summary, Time,
 };

@@ -31,7 +31,7 @@ fn errors_are_std_errors() {
     std_error::<cepheid_syntax::Diagnostics>();
     std_error::<cepheid_syntax::NoSource>();
     std_error::<cepheid_automata::nfa::CompileError>();
-    std_error::<cepheid_engine::io::WriteError>();
+    std_error::<cepheid_runtime::jsonl::WriteError>();
     std_error::<cepheid_runtime::Error>();
     std_error::<cepheid_runtime::Conflict>();
     std_error::<cepheid_runtime::SinkError>();
@@ -135,8 +135,8 @@ fn an_engine_shows_a_summary() {
         .max_live_runs(8)
         .max_waiting_events(9);
     engine.add(&rules).unwrap();
-    let mut decoder = cepheid_engine::io::Decoder::new(
-        cepheid_engine::io::Format::JsonLines,
+    let mut decoder = cepheid_decode::Decoder::new(
+        cepheid_decode::Format::JsonLines,
         "ts",
         engine.fields().clone(),
     );
@@ -145,7 +145,7 @@ fn an_engine_shows_a_summary() {
         r#"{"ts":1,"user":"u","n":2}"#,
         r#"{"ts":10,"user":"v","n":2}"#,
     ] {
-        if let cepheid_engine::io::Item::Event(ts, r) = decoder.decode(line.as_bytes()).unwrap() {
+        if let cepheid_decode::Item::Event(ts, r) = decoder.decode(line.as_bytes()).unwrap() {
             engine.push(ts, r, &mut out);
         }
     }

@@ -10,7 +10,7 @@ use crate::common::kafka::{produce_lines_to, stderr};
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
 
-use cepheid_engine::io::format_rfc3339;
+use cepheid_decode::format_rfc3339;
 
 use std::fs;
 use std::path::Path;

@@ -11,9 +11,10 @@ use std::fs;
 use std::path::Path;
 use std::process::Output;
 
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::ReloadPolicy;
-use cepheid_engine::io::{Decoder, Format, Item, JsonLines};
 use cepheid_engine::{Engine, Record, Rules};
+use cepheid_runtime::jsonl::JsonLines;
 use common::{cepheid, run_here, scratch, Live};
 
 /// The rules before the change: `pair` reads `type` and `k`; `steady`

@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::engine::{Engine, MatchRef, Output, Sink, Stats};
-use cepheid_engine::io::{Decoder, Format, Item, Items};
 use cepheid_engine::{Record, Rules, Timestamp};
 use proptest::prelude::*;
 

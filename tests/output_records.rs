@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::{Engine, Output, Record, Rules};
 
 use crate::common::{cepheid, scratch};

@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::engine::{Engine, Output, Stats};
-use cepheid_engine::io::{Decoder, Format, Item, Items};
 use cepheid_engine::{Record, Rules};
 
 /// Runs JSON-lines `events` through `pattern` with at most `limit` partial

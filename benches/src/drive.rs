@@ -17,8 +17,8 @@
 use cepheid_core::event::Event;
 use cepheid_core::pattern::Pattern;
 use cepheid_core::record::Record;
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::engine::{Engine, MatchRef, Sink};
-use cepheid_engine::io::{Decoder, Format, Item, Items};
 use cepheid_engine::Timestamp;
 
 use crate::{BenchEvent, Counts, Workload};

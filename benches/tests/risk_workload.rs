@@ -5,7 +5,7 @@
 //! (issue 62) decides every event once and counts the same.
 
 use cepheid_bench::risk::{self, RiskCounts, RiskEvent};
-use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::{Record, Timestamp};
 
 fn stream(n: u64) -> Vec<RiskEvent> {

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::{Engine, Output, Record, Rules, Timestamp};
 
 /// The allowed delays the options byte picks from (its two low bits).

@@ -60,7 +60,7 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use cepheid_dataflow::{cep, source, Lateness, Plan, SourceItem};
-//! use cepheid_engine::io::{Decoder, Format, Item, Items};
+//! use cepheid_decode::{Decoder, Format, Item, Items};
 //! use cepheid_engine::{Output, Record, Rules};
 //! use timely::dataflow::operators::Inspect;
 //!
@@ -996,7 +996,7 @@ fn refreshed<E: Event + 'static>(event: E, fields: &E::Fields) -> E {
     else {
         return event;
     };
-    let again: Box<dyn Any> = Box::new(cepheid_engine::io::record_from_json(table, &object, raw));
+    let again: Box<dyn Any> = Box::new(cepheid_decode::record_from_json(table, &object, raw));
     match again.downcast::<E>() {
         Ok(again) => *again,
         Err(_) => event,

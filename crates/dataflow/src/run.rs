@@ -113,15 +113,17 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use cepheid_decode::{Decoder, Format};
 use cepheid_engine::engine::{LeftOutParts, MatchRef, Sink, Stats};
-use cepheid_engine::io::{Decoder, Format, Formatter};
-use cepheid_engine::{ErrorKind, FieldWatch, Record, Rules, Timestamp};
+use cepheid_engine::{ErrorKind, Record, Rules, Timestamp};
 use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Piece, Stored};
+use cepheid_runtime::jsonl::Formatter;
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
     Control, FilePosition as Position, Got, Heard, Lines, LiveInput, Policy, RulesRead,
     ShareReader, Source, Tail,
 };
+use cepheid_runtime::FieldWatch;
 use cepheid_runtime::{
     Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level, LimitNotices, Notice,
     Output, Report, RunEvent, SinkError, Summary, Tap, Time, Unusable, MAX_DROP_KEYS,

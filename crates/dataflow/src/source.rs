@@ -733,7 +733,7 @@ impl<E> Pull<E> for Receive<E> {
 /// use std::sync::{Arc, Mutex};
 /// use std::time::Instant;
 /// use cepheid_dataflow::{cep, live_source, Lateness, Plan, SourceItem};
-/// use cepheid_engine::io::{Decoder, Format, Item};
+/// use cepheid_decode::{Decoder, Format, Item};
 /// use cepheid_engine::{Output, Record, Rules};
 /// use timely::dataflow::operators::Inspect;
 ///

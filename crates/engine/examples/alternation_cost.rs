@@ -19,7 +19,7 @@
 //! and a window inside the branches, and an element after them
 //! ([`SHAPES`]).
 
-use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::{Engine, MatchRef, Record, Rules};
 
 const WHERE: &[(&str, &str)] = &[

@@ -12,7 +12,7 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use cepheid_engine::io::{Decoder, Format, Item, Items};
+//! use cepheid_decode::{Decoder, Format, Item, Items};
 //! use cepheid_engine::{Engine, Event, MatchRef, Pattern, Record, Rules, Sink, Timestamp};
 //!
 //! #[derive(Clone, Debug, Event)]
@@ -86,7 +86,8 @@
 //! | [`cepheid_core`] | the vocabulary: values, events, expressions, the pattern IR and its checks |
 //! | [`cepheid_syntax`] | `.cep` source → AST with spans → pattern IR, diagnostics |
 //! | [`cepheid_automata`] | pattern IR → immutable NFA; the matcher of one partition |
-//! | `cepheid_engine` (this one) | keyed partitions, event time, watermarks, late events, sinks, snapshots, rule changes; the builder ([`builder`]: Rust code → a typed [`Pattern`]); [`Rules`] loaded from `.cep` text; input and output formats ([`io`]) |
+//! | [`cepheid_decode`] | bytes → events: JSON lines and CSV decoded into [`Record`]s, RFC 3339 times ([`Engine::push_json`] decodes with it) |
+//! | `cepheid_engine` (this one) | keyed partitions, event time, watermarks, late events, sinks, snapshots, rule changes; the builder ([`builder`]: Rust code → a typed [`Pattern`]); [`Rules`] loaded from `.cep` text |
 //! | `cepheid_dataflow` | the engine on timely-dataflow, over threads and processes |
 //!
 //! What a program needs is at this crate's root; the lower crates are
@@ -97,9 +98,7 @@
 
 pub mod builder;
 pub mod engine;
-pub mod io;
 pub mod rules;
-pub mod watch;
 
 // The lower layers under the names this crate's modules use for them.
 use cepheid_automata::{matcher, nfa};
@@ -118,7 +117,6 @@ pub use engine::{
     PatternStats, Sink, Stats,
 };
 pub use rules::Rules;
-pub use watch::{FieldWatch, MissingField, Owner, WatchedRead};
 
 #[cfg(feature = "derive")]
 pub use cepheid_derive::{Event, EventValue};

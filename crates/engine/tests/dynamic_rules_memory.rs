@@ -11,8 +11,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::{Change, ReloadPolicy};
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Engine, MatchRef, Record, Rules, Sink, Timestamp};
 
 /// The system allocator, counting per thread the bytes it holds live for

@@ -2,7 +2,7 @@
 //! the `$list` record it means: the key is the entry, a null value (a
 //! tombstone) removes it, an empty value or `{"expires": T}` adds it.
 
-use cepheid_engine::io::parse_rfc3339;
+use cepheid_decode::parse_rfc3339;
 use serde_json::{json, Map, Value};
 
 use crate::source::KafkaRecord;

@@ -162,7 +162,7 @@ impl fmt::Display for PartitionOffsets {
 fn parse_time(text: &str) -> Option<i64> {
     match text.parse::<i64>() {
         Ok(ms) => Some(ms),
-        Err(_) => cepheid_engine::io::parse_rfc3339(text).ok(),
+        Err(_) => cepheid_decode::parse_rfc3339(text).ok(),
     }
 }
 

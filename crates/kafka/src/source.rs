@@ -398,8 +398,8 @@ impl ControlTopic {
         let times = match first.zip(last) {
             Some((a, b)) => format!(
                 ", of times {} to {}: each applies at its time, events before it see the list without it",
-                cepheid_engine::io::format_rfc3339(a),
-                cepheid_engine::io::format_rfc3339(b)
+                cepheid_decode::format_rfc3339(a),
+                cepheid_decode::format_rfc3339(b)
             ),
             None => String::new(),
         };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cepheid_engine::io::Format;
+use cepheid_decode::Format;
 use cepheid_engine::Rules;
 use cepheid_runtime::lists::ListFile;
 use cepheid_runtime::{
@@ -423,7 +423,7 @@ impl Events {
             return Err(Error::new(ErrorKind::Rules, format!("{which}: {source}")));
         }
         Runtime::with_sink(config, engine, Some(sink), said)
-            .map(|r| r.with_field_watch(cepheid_engine::FieldWatch::from_rules(rules)))
+            .map(|r| r.with_field_watch(cepheid_runtime::FieldWatch::from_rules(rules)))
             .map_err(failed)
     }
 }

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 
 use cepheid_core::expr::{AggregateFunc, Expr};
 use cepheid_core::pattern::{Condition, Pattern};
+use cepheid_decode::{Decoder, Item, Items};
 use cepheid_engine::engine::why::{End, PatternTrace, Reached, Read, RunTrace, Trace};
-use cepheid_engine::io::{Decoder, Item, Items};
 use cepheid_engine::{FieldPath, Record, Rules, Timestamp, Value};
 use serde_json::{json, Value as Json};
 
@@ -78,7 +78,7 @@ impl Options {
 pub fn parse_time(text: &str) -> Result<i64, String> {
     match text.parse::<i64>() {
         Ok(ms) => Ok(ms),
-        Err(_) => cepheid_engine::io::parse_rfc3339(text).map_err(|e| {
+        Err(_) => cepheid_decode::parse_rfc3339(text).map_err(|e| {
             format!(
                 "{e} (a time is milliseconds since the epoch, or RFC 3339: 2024-05-01T10:00:00Z)"
             )
@@ -95,7 +95,7 @@ fn when(ms: Timestamp) -> String {
 
 /// `ms` in RFC 3339, UTC, without `.000` for a whole second.
 fn rfc3339(ms: Timestamp) -> String {
-    let text = cepheid_engine::io::format_rfc3339(ms);
+    let text = cepheid_decode::format_rfc3339(ms);
     match text.strip_suffix(".000Z") {
         Some(seconds) => format!("{seconds}Z"),
         None => text,

@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::ops::Range;
 
-use cepheid_engine::io::Formatter;
+use crate::jsonl::Formatter;
 use serde::{Deserialize, Serialize};
 
 use crate::sink::Kind;

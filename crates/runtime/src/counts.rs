@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use cepheid_decode::FieldsSeen;
 use cepheid_engine::engine::{LeftOutParts, Stats};
-use cepheid_engine::io::FieldsSeen;
 use cepheid_engine::{ErrorKind, PatternStats};
 use serde::{Deserialize, Serialize};
 

@@ -36,6 +36,13 @@
 //! [`Runtime::on_cluster`] and a [`Cluster`] (`cepheid_dataflow::run::
 //! Cluster`, on timely-dataflow): the same [`Handle`], [`Summary`] and
 //! [`Error`]s; a checkpoint of either resumes on the other.
+//!
+//! Events are decoded by `cepheid_decode`, below the engine; above it, this
+//! crate writes the records of `cepheid run` ([`jsonl`]: the
+//! [`Formatter`](jsonl::Formatter) of matches, timeouts, late events and
+//! decisions, and [`JsonLines`](jsonl::JsonLines), an engine `Sink`
+//! writing them) and finds the fields the rules read that no event carries
+//! ([`FieldWatch`]: the run's field warnings and `cepheid check --sample`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -46,8 +53,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use cepheid_decode::Format;
 use cepheid_engine::engine::ReloadPolicy;
-use cepheid_engine::io::Format;
 use cepheid_engine::{Engine, PatternStats, Record};
 use serde::Serialize;
 
@@ -61,7 +68,9 @@ mod conflict;
 mod counts;
 mod driver;
 pub mod executor;
+mod field_reads;
 mod follow;
+pub mod jsonl;
 mod limits;
 pub mod lists;
 mod lock;
@@ -82,6 +91,7 @@ pub use cluster::{Cluster, ClusterError, OpenCluster, RestoredCluster, Sources, 
 pub use conflict::{is_regular, Conflict, Named};
 pub use counts::{Counts, Strict};
 pub use driver::{Handle, Runtime};
+pub use field_reads::{FieldWatch, MissingField, Owner, WatchedRead};
 pub use limits::LimitNotices;
 pub use outputs::Outputs;
 pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Target, Writing};

@@ -31,8 +31,8 @@ pub use resumed::{lists_of, put_lists, read_lists, ListsRead};
 use std::path::PathBuf;
 
 use cepheid_core::lookup::{Declarations, ListKind};
+use cepheid_decode::{parse_rfc3339, value_from_json, value_to_json};
 use cepheid_engine::engine::{list_entry_value, EntryOrigin};
-use cepheid_engine::io::{parse_rfc3339, value_from_json, value_to_json};
 use cepheid_engine::{Engine, Record, Timestamp, Value, ValueRef};
 use serde::{Deserialize, Serialize};
 

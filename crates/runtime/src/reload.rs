@@ -251,7 +251,7 @@ pub(crate) fn check(
     if !diagnostics.is_empty() {
         say(crate::Notice::text(crate::Level::Warning, diagnostics));
     }
-    let watch = cepheid_engine::FieldWatch::from_loaded(&loaded);
+    let watch = crate::FieldWatch::from_loaded(&loaded);
     match cepheid_engine::Rules::from_checked(loaded, checked) {
         Ok(rules)
             if crate::conflict::shadow_unplaced(config, rules.patterns().iter()).is_some() =>

@@ -877,7 +877,7 @@ mod tests {
             Some("it was taken on 3 workers in all, not 2 (a checkpoint of a followed file resumes on the same number of workers)")
         );
         let mut other = config.clone();
-        other.format = cepheid_engine::io::Format::Csv;
+        other.format = cepheid_decode::Format::Csv;
         let why = check(&cut(taken(2, mib, false), 2), &other, layout).unwrap_or_default();
         assert!(why.starts_with("it belongs to another command ("), "{why}");
         let _ = fs::remove_dir_all(&dir);

@@ -1,7 +1,7 @@
 //! Sinks: where a run's records go, taking part in its checkpoints.
 //!
 //! The run formats each match, timeout and late event as the JSON line
-//! `cepheid run` writes (`cli.md`; `cepheid_engine::io::Formatter`) and
+//! `cepheid run` writes (`cli.md`; `jsonl::Formatter`) and
 //! hands it to its [`Sink`] with its kind and the partition key's JSON
 //! object. A checkpoint is taken in three steps:
 //!

@@ -180,7 +180,7 @@ fn lag(ms: i64) -> String {
 
 /// Event time `ms` in RFC 3339, UTC, to the millisecond.
 fn rfc3339(ms: i64) -> String {
-    cepheid_engine::io::format_rfc3339(ms)
+    cepheid_decode::format_rfc3339(ms)
 }
 
 #[cfg(test)]

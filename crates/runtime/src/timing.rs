@@ -132,8 +132,8 @@ impl Timing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cepheid_decode::{Decoder, Format, Item};
     use cepheid_engine::engine::Output;
-    use cepheid_engine::io::{Decoder, Format, Item};
     use cepheid_engine::Rules;
 
     fn engine() -> (Engine<Record>, Decoder) {

@@ -1,6 +1,6 @@
 //! The fields a pattern reads, where it reads them: for the check that
 //! warns about fields no event carries (`cepheid check --sample`, the
-//! engine's `FieldWatch`), which points at the place in the source.
+//! runtime's `FieldWatch`), which points at the place in the source.
 
 use std::collections::HashSet;
 

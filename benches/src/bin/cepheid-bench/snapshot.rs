@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use cepheid_bench::drive::engine_for;
 use cepheid_bench::{BenchEvent, Params, Workload};
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::Output;
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Event, Record};
 use serde::de::DeserializeOwned;
 use serde::Serialize;

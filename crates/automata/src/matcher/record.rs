@@ -12,7 +12,7 @@
 //! `select` section, then `"rule"` (the attributes and the version) for a
 //! pattern with attributes and `"reads"` for one whose conditions read
 //! lists or indicators. The command writes the same
-//! records with its own writer (`cepheid_engine::io::JsonLines`, which
+//! records with its own writer (`cepheid_runtime::jsonl::JsonLines`, which
 //! never builds an owned match); the tests check that both agree.
 //!
 //! The form is a record for people and tools that read JSON: it is meant

@@ -833,7 +833,7 @@ mod tests {
     use crate::route::group_worker;
     use crate::value::Value;
     use crate::Change;
-    use cepheid_engine::io::{Decoder, Format, Item};
+    use cepheid_decode::{Decoder, Format, Item};
     use cepheid_engine::{Record, Rules};
 
     fn plan() -> Plan<Record> {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cepheid_core::json::value_from_json;
-use cepheid_engine::io::Format;
+use cepheid_decode::Format;
 use cepheid_engine::{Engine, Record, Rules};
 use cepheid_runtime::checkpoint::{store, Counters, CutRules, Marker, Piece, Stored};
 use cepheid_runtime::source::{Control, FilePosition, Range, Tail};

@@ -35,7 +35,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use cepheid_engine::io::Formatter;
+use cepheid_runtime::jsonl::Formatter;
 use cepheid_runtime::{Block, Kind, Output, Tap};
 
 /// An [`Output`] as the workers share it.

@@ -8,8 +8,8 @@ use std::time::Instant;
 use cepheid_dataflow::{
     cep_cut, live_source_cut, Cuts, Feed, Lateness, Place, Plan, SourceItem, WorkerCut,
 };
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::ReloadPolicy;
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Output, Record, Timestamp};
 use timely::dataflow::operators::Inspect;
 

@@ -21,8 +21,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cepheid_dataflow::{cep, live_source, Collect, Feed, Lateness, Plan, SourceItem};
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::{Idle, MatchRef, Sink, Stats};
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Engine, Output, Record, Timestamp};
 use proptest::prelude::*;
 use timely::dataflow::operators::Inspect;

@@ -16,7 +16,7 @@ use cepheid_dataflow::{
     cep, cep_cut, live_source, live_source_cut, Cuts, Feed, Lateness, Place, Plan, SourceItem,
     WorkerCut,
 };
-use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::{Output, Record, Timestamp};
 use proptest::prelude::*;
 use timely::dataflow::operators::core::Inspect;

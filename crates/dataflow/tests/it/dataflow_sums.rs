@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use cepheid_dataflow::{cep, source, Lateness, Plan, SourceItem};
-use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::{Output, Record, Timestamp, Value};
 use cepheid_testkit::decimal_sum::{Aggregates, Number};
 use proptest::prelude::*;

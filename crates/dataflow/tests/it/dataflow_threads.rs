@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cepheid_dataflow::{cep, source, Lateness, Plan, SourceItem};
-use cepheid_engine::io::{Decoder, Format, Item, Items};
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::{Engine, Output, Record, Timestamp};
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;

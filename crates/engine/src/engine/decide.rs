@@ -999,14 +999,14 @@ impl<E: Event + 'static> crate::Engine<E> {
     ///     }
     /// }
     /// let mut out = Out::default();
-    /// let mut decoder = cepheid_engine::io::Decoder::new(
-    ///     cepheid_engine::io::Format::JsonLines, "ts", engine.fields().clone());
+    /// let mut decoder = cepheid_decode::Decoder::new(
+    ///     cepheid_decode::Format::JsonLines, "ts", engine.fields().clone());
     /// for (line, text) in [
     ///     (1, r#"{"ts": 1, "type": "payment", "amount": 500}"#),
     ///     (2, r#"{"ts": 2, "type": "login"}"#),
     ///     (3, r#"{"ts": 3, "type": "payment", "amount": 5}"#),
     /// ] {
-    ///     if let cepheid_engine::io::Item::Event(ts, record) = decoder.decode(text.as_bytes())? {
+    ///     if let cepheid_decode::Item::Event(ts, record) = decoder.decode(text.as_bytes())? {
     ///         engine.push_positioned(ts, record, Value::Int(line), &mut out);
     ///     }
     /// }

@@ -225,7 +225,7 @@ impl<E: Event + 'static> Engine<E> {
     /// "The limit on partial matches per key".
     ///
     /// ```
-    /// use cepheid_engine::io::{Decoder, Format, Item, Items};
+    /// use cepheid_decode::{Decoder, Format, Item, Items};
     /// use cepheid_engine::{Engine, Output, Record, Rules};
     /// let rules = Rules::parse("p.cep", r#"pattern p {
     ///     match a{1,} combinations followed by b where b: type == "b" }"#)?;
@@ -275,7 +275,7 @@ impl<E: Event + 'static> Engine<E> {
     /// partial matches".
     ///
     /// ```
-    /// use cepheid_engine::io::{Decoder, Format, Item, Items};
+    /// use cepheid_decode::{Decoder, Format, Item, Items};
     /// use cepheid_engine::{Engine, Output, Record, Rules};
     /// let mut engine: Engine<Record> = Engine::new().max_live_runs(3);
     /// engine.add(&Rules::parse("p.cep", r#"pattern p { partition by user
@@ -323,7 +323,7 @@ impl<E: Event + 'static> Engine<E> {
     /// counts as 1. See `docs/semantics.md`, "The limit on waiting events".
     ///
     /// ```
-    /// use cepheid_engine::io::{Decoder, Format, Item, Items};
+    /// use cepheid_decode::{Decoder, Format, Item, Items};
     /// use cepheid_engine::{Arrival, Engine, Output, Record, Rules};
     /// let mut engine: Engine<Record> = Engine::new().max_waiting_events(2);
     /// engine.add(&Rules::parse("p.cep", "pattern p { match a where a: n > 0 }")?)?;

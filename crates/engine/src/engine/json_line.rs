@@ -1,14 +1,14 @@
 //! [`Engine::push_json`]: one JSON line into an `Engine<Record>`, decoded
-//! with the engine's own field table by an [`io::Decoder`](crate::io::Decoder)
+//! with the engine's own field table by a [`cepheid_decode::Decoder`]
 //! the engine keeps.
 
 use crate::engine::core::Arrival;
 use crate::engine::front::Engine;
 use crate::engine::sink::Sink;
 use crate::error::Error;
-use crate::io::{Decoder, Format, Item};
 use crate::primitives::Timestamp;
 use crate::record::Record;
+use cepheid_decode::{Decoder, Format, Item};
 
 /// What [`Engine::push_json`] did with a line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,7 @@ impl Engine<Record> {
     /// blank line does nothing. The record keeps the fields the engine's
     /// patterns read (patterns added later included) and the line's text,
     /// exactly as `cepheid run` decodes it: this is
-    /// [`io::Decoder`](crate::io::Decoder) over the engine's
+    /// [`cepheid_decode::Decoder`] over the engine's
     /// [`fields`](Engine::fields), made at the first call and kept (made
     /// again when `time_field` changes).
     ///

@@ -16,10 +16,11 @@
 //!   of all keys;
 //! - **output**: a [`Sink`] sees each match, timeout and late event as it is
 //!   produced, as a [`MatchRef`]; a `Vec<`[`Output`]`>` keeps them owned
-//!   (the JSON-lines writer of `cepheid run` is [`crate::io::JsonLines`]).
+//!   (the JSON-lines writer of `cepheid run` is the runtime's,
+//!   `cepheid_runtime::jsonl::JsonLines`, above this crate).
 //!
-//! Input and output formats (JSON lines, CSV, RFC 3339 times, the line
-//! reader) are the [`crate::io`] layer's.
+//! Input formats (JSON lines, CSV, RFC 3339 times, the line reader) are
+//! [`cepheid_decode`]'s, below this crate.
 //!
 //! The matcher side is a crate-internal `Automaton` trait, implemented by
 //! [`crate::nfa::Nfa`] (and by a test double in the engine's own tests).
@@ -27,7 +28,7 @@
 //! ```
 //! use std::time::Duration;
 //! use cepheid_engine::engine::{Engine, Output};
-//! use cepheid_engine::io::{Decoder, Format, Item};
+//! use cepheid_decode::{Decoder, Format, Item};
 //! use cepheid_core::record::FieldTable;
 //! use cepheid_engine::Record;
 //!
@@ -108,6 +109,4 @@ pub use memory::{
     MemoryStats, DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
 };
 pub use reload::{Change, Changes, ReloadPolicy};
-#[cfg(test)]
-pub(crate) use sink::{MatchAccess, MatchContext};
 pub use sink::{MatchRef, Sink};

@@ -31,7 +31,7 @@ impl<E: Event + 'static> Engine<E> {
     /// one engine; the engine's max delay plays no part.
     ///
     /// ```
-    /// use cepheid_engine::io::{Decoder, Format, Item};
+    /// use cepheid_decode::{Decoder, Format, Item};
     /// use cepheid_engine::{Engine, Output, Record, Rules};
     /// let rules = Rules::parse("p.cep", r#"pattern unpaid {
     ///     partition by order_id

@@ -178,7 +178,8 @@ impl<'a, E> MatchRef<'a, E> {
 
     /// Has the pattern's name been replaced at least once in this engine?
     /// (The JSON-lines writer then writes the version.)
-    pub(crate) fn versioned(&self) -> bool {
+    #[inline]
+    pub fn versioned(&self) -> bool {
         self.ctx.versioned
     }
 
@@ -273,8 +274,10 @@ impl<'a, E> MatchRef<'a, E> {
     }
 
     /// Do the pattern's conditions read lists or indicators (so that
-    /// [`MatchRef::reads`] can be other than empty)?
-    pub(crate) fn has_reads(&self) -> bool {
+    /// [`MatchRef::reads`] can be other than empty)? Asking costs
+    /// nothing; [`reads`](MatchRef::reads) evaluates them.
+    #[inline]
+    pub fn has_reads(&self) -> bool {
         self.ctx.has_reads
     }
 
@@ -350,6 +353,79 @@ impl<E> MatchRef<'_, E> {
             start: self.start,
             end: self.end,
         })
+    }
+}
+
+impl<E> MatchRef<'_, E> {
+    /// Calls `f` with the match `m` ([`MatchRef::to_owned`]'s copy, or one
+    /// built by hand) as the engine gives it, reported as pattern number
+    /// `pattern`: the same pattern, key, times, stages, `select` values,
+    /// version, branches, attributes and reads, neither
+    /// [`capped`](MatchRef::capped) nor [`shadow`](MatchRef::shadow). For a
+    /// sink given owned outputs again: a `Vec<Output>` written as records,
+    /// or a sink's tests.
+    ///
+    /// ```
+    /// use cepheid_engine::{MatchRef, Output, Record, Rules};
+    /// let mut engine: cepheid_engine::Engine<Record> = cepheid_engine::Engine::new();
+    /// engine.add(&Rules::parse("r.cep", r#"pattern p { partition by user
+    ///     match a where a: type == "a" }"#)?)?;
+    /// let mut out: Vec<Output<Record>> = Vec::new();
+    /// engine.push_json(r#"{"ts": 1, "user": "u", "type": "a"}"#, "ts", &mut out)?;
+    /// engine.finish(&mut out);
+    /// let Output::Match(m) = &out[0] else { panic!("a match") };
+    /// let (pattern, key) = MatchRef::of_owned(m, 0, |r| (r.pattern().to_string(), r.key().to_vec()));
+    /// assert_eq!((pattern.as_str(), key), ("p", vec!["u".into()]));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
+    pub fn of_owned<R>(m: &Match<E>, pattern: usize, f: impl FnOnce(&MatchRef<'_, E>) -> R) -> R {
+        let key_fields: Vec<FieldPath> = m.key_fields.iter().map(|f| FieldPath::parse(f)).collect();
+        let key: KeyValue = m.key.iter().cloned().collect();
+        let ctx = MatchContext {
+            pattern,
+            name: &m.pattern,
+            key_fields: &key_fields,
+            key: &key,
+            has_select: !m.select.is_empty(),
+            version: m.version,
+            versioned: m.versioned,
+            capped: false,
+            attributes: &m.attributes,
+            shadow: false,
+            has_reads: !m.reads.is_empty(),
+            has_branches: m.branch.is_some(),
+        };
+        f(&MatchRef::new(&ctx, m))
+    }
+}
+
+/// An owned match read as the engine's matches are
+/// ([`MatchRef::of_owned`]).
+impl<E> MatchAccess<E> for Match<E> {
+    fn start(&self) -> Timestamp {
+        self.start
+    }
+
+    fn end(&self) -> Timestamp {
+        self.end
+    }
+
+    fn visit_stages<'s>(&'s self, visit: &mut dyn FnMut(&'s str, &mut dyn Iterator<Item = &'s E>)) {
+        for (name, events) in &self.stages {
+            visit(name, &mut events.iter());
+        }
+    }
+
+    fn select(&self) -> Vec<(String, Value)> {
+        self.select.clone()
+    }
+
+    fn reads(&self) -> Vec<(String, Value)> {
+        self.reads.clone()
+    }
+
+    fn branches(&self) -> Option<Vec<Option<u32>>> {
+        self.branch.clone()
     }
 }
 

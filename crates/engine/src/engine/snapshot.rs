@@ -400,7 +400,7 @@ impl<E: Event + Serialize + 'static> Engine<E> {
     ///
     /// ```
     /// use cepheid_engine::{Engine, Output, Record, Rules};
-    /// use cepheid_engine::io::{Decoder, Format, Item};
+    /// use cepheid_decode::{Decoder, Format, Item};
     /// let rules = Rules::parse("r.cep", r#"pattern ab {
     ///     partition by user
     ///     match a followed by b
@@ -601,7 +601,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
     /// ```
     /// use std::time::Duration;
     /// use cepheid_engine::{Engine, Output, Record, Rules};
-    /// use cepheid_engine::io::{Decoder, Format, Item};
+    /// use cepheid_decode::{Decoder, Format, Item};
     /// let rules = Rules::parse("r.cep", r#"pattern ab {
     ///     partition by user
     ///     match a followed by b

@@ -362,7 +362,7 @@ impl<E: Event + Clone + 'static> Engine<E> {
     /// ```
     /// use cepheid_engine::{Engine, Record, Rules, Value};
     /// use cepheid_engine::engine::why::End;
-    /// use cepheid_engine::io::{Decoder, Format, Item};
+    /// use cepheid_decode::{Decoder, Format, Item};
     /// let rules = Rules::parse("r.cep", r#"pattern p {
     ///     partition by user within 1m
     ///     match a next b where a: kind == "a" b: kind == "b" }"#)?;

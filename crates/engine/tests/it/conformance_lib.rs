@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use cepheid_engine::io::{value_to_json, Decoder, Format, Item, Items};
+use cepheid_decode::{value_to_json, Decoder, Format, Item, Items};
 use cepheid_engine::{Engine, Event, FieldId, FieldPath, MatchRef, Record, Rules, Sink, Timestamp};
 use serde_json::Value as Json;
 

@@ -32,7 +32,7 @@ fn pattern(condition: &str) -> String {
 fn record(table: &FieldTable, x: i64) -> Record {
     let text = format!(r#"{{"ts":{x},"x":{x},"one":1}}"#);
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cepheid_engine::io::record_from_json(table, json.as_object().unwrap(), Arc::from(text))
+    cepheid_decode::record_from_json(table, json.as_object().unwrap(), Arc::from(text))
 }
 
 /// Loads, prints, re-parses, explains and runs a pattern whose condition is

@@ -34,8 +34,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use cepheid_core::pattern::{Pattern as IrPattern, SkipStrategy};
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::{Change, ReloadPolicy};
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Arrival, Engine, Event, FieldPath, Output, Record, Rules, Timestamp};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -57,7 +57,7 @@ fn engine(max_delay: i64) -> (Engine<Record>, FieldTable) {
 fn record(table: &FieldTable, ts: Timestamp, k: u8, kind: &str) -> Record {
     let text = format!(r#"{{"ts":{ts},"k":{k},"type":"{kind}"}}"#);
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-    cepheid_engine::io::record_from_json(table, json.as_object().unwrap(), Arc::from(text))
+    cepheid_decode::record_from_json(table, json.as_object().unwrap(), Arc::from(text))
 }
 
 /// Runs events given in arrival order; returns every output.
@@ -289,7 +289,7 @@ fn state_follows_live_work_not_history() {
     let order = |ts: Timestamp, kind: &str, id: i64| {
         let text = format!(r#"{{"ts":{ts},"type":"{kind}","order_id":{id}}}"#);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        cepheid_engine::io::record_from_json(&table, json.as_object().unwrap(), Arc::from(text))
+        cepheid_decode::record_from_json(&table, json.as_object().unwrap(), Arc::from(text))
     };
     let mut out = Vec::new();
     let mut peak = 0;

@@ -36,11 +36,8 @@ fn run(events: &[(&str, &str)]) -> (Vec<Output<Record>>, cepheid_engine::engine:
     for (ts, &(kind, k)) in (1..).zip(events) {
         let text = format!(r#"{{"ts":{ts},"type":"{kind}","k":{k}}}"#);
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-        let record = cepheid_engine::io::record_from_json(
-            &table,
-            json.as_object().unwrap(),
-            Arc::from(text),
-        );
+        let record =
+            cepheid_decode::record_from_json(&table, json.as_object().unwrap(), Arc::from(text));
         engine.push(ts, record, &mut out);
     }
     engine.finish(&mut out);
@@ -133,7 +130,7 @@ fn nan_run(pattern: Pattern<Reading>) {
 /// Runs JSON lines through `pattern` as `cepheid run` reads them (the
 /// `io::Decoder`).
 fn run_decoded(pattern: &str, lines: &[String]) -> (usize, cepheid_engine::engine::Stats) {
-    use cepheid_engine::io::{Decoder, Format, Item};
+    use cepheid_decode::{Decoder, Format, Item};
     let loaded = cepheid_engine::rules::load_str("test.cep", pattern);
     assert!(!loaded.has_errors(), "{}", loaded.render());
     let mut engine: Engine<Record> = Engine::new();

@@ -22,8 +22,6 @@ mod alternation_differential;
 #[cfg(feature = "derive")]
 mod builder_typed;
 mod conformance_lib;
-mod decisions;
-mod decisions_reference;
 mod differential;
 mod dsl_errors;
 mod dsl_fuzz_regressions;

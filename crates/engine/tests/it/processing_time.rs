@@ -2,8 +2,8 @@
 //! `Decoder::without_time`) with an injected clock: events of one
 //! millisecond, a clock set back, windows closing on a quiet stream.
 
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::Output;
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Arrival, Engine, Record, Rules, Timestamp};
 
 const WITHIN: &str = r#"pattern p {

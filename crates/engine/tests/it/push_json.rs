@@ -1,6 +1,6 @@
 //! `Engine::<Record>::push_json`: one call per JSON line, decoded with the
 //! engine's own field table. It gives exactly what the read → decode →
-//! push loop gives (`io::Items`, `io::Decoder`) over the pattern library
+//! push loop gives (`cepheid_decode::Items`, `Decoder`) over the pattern library
 //! and the sample data, watermark and blank lines and line endings
 //! included; a malformed line is an `ErrorKind::Input` error saying what is
 //! wrong, the engine unchanged; patterns added later and another time
@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use cepheid_decode::{Decoder, Format, Item, Items};
 use cepheid_engine::engine::Pushed;
-use cepheid_engine::io::{Decoder, Format, Item, Items};
 use cepheid_engine::{Arrival, Engine, ErrorKind, Output, Record, Rules};
 
 fn library_engine() -> Engine<Record> {
@@ -179,4 +179,42 @@ fn an_engine_from_a_snapshot_decodes_with_its_own_table() {
         matches!(&out[..], [Output::Match(m)] if (m.start, m.end) == (1, 2)),
         "{out:?}"
     );
+}
+
+/// One numbering: a pattern added to the engine after the decoder was
+/// made from the engine's table reads the field it added, and the
+/// decoder extracts it from the next line on.
+#[test]
+fn fields_added_after_the_decoder_are_decoded() {
+    use cepheid_core::{Event, FieldPath, Timestamp, Value};
+    for format in [Format::JsonLines, Format::Csv] {
+        let mut engine: Engine<Record> = Engine::new();
+        let table = engine.fields().clone();
+        let mut decoder = Decoder::new(format, "ts", table.clone());
+        if format == Format::Csv {
+            assert!(matches!(decoder.decode(b"ts,kind,user"), Ok(Item::Skip)));
+        }
+        let loaded = cepheid_engine::rules::load_str(
+            "p.cep",
+            r#"pattern p { match a where a: kind == "x" and user == "u" }"#,
+        );
+        assert!(!loaded.has_errors(), "{}", loaded.render());
+        engine.add(&loaded.patterns[0]).unwrap();
+        let kind = table.get(&FieldPath::single("kind")).unwrap();
+        let line: &[u8] = match format {
+            Format::JsonLines => br#"{"ts": 1, "kind": "x", "user": "u"}"#,
+            Format::Csv => b"1,x,u",
+        };
+        let Ok(Item::Event(ts, record)) = decoder.decode(line) else {
+            panic!("not an event");
+        };
+        assert_eq!(record.field(kind), Value::from("x"), "{format:?}");
+        let mut outputs: Vec<Output<Record>> = Vec::new();
+        engine.push(ts, record, &mut outputs);
+        engine.watermark(Timestamp::MAX, &mut outputs);
+        assert!(
+            matches!(outputs.as_slice(), [Output::Match(_)]),
+            "{format:?}: {outputs:?}"
+        );
+    }
 }

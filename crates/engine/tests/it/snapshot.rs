@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use cepheid_core::pattern::Pattern as IrPattern;
 use cepheid_core::record::FieldTable;
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::ReloadPolicy;
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Engine, ErrorKind, Event, FieldPath, Output, Record, Rules, Timestamp};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::{Engine, Output, Record, Rules, Timestamp};
 
 const RULES: &str = r#"

@@ -9,7 +9,7 @@
 //! exactly there; after `watermark(Timestamp::MAX)` nothing is pending.
 
 use cepheid_core::time::{format_duration, parse_duration};
-use cepheid_engine::io::{Decoder, Format, Item};
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::{Engine, Output, Record, Rules, Timestamp};
 use proptest::prelude::*;
 use std::time::Duration;

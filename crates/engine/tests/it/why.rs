@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
+use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::why::End;
-use cepheid_engine::io::{Decoder, Format, Item};
 use cepheid_engine::{Engine, Output, Record, Rules, Value};
 
 const RULES: &str = r#"

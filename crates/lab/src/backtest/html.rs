@@ -187,7 +187,7 @@ fn duration_text(ms: i128) -> String {
 /// A time in UTC: `2024-05-01 10:00:00 UTC` (milliseconds when not whole
 /// seconds).
 fn utc(ms: i64) -> String {
-    let text = cepheid_engine::io::format_rfc3339(ms).replacen('T', " ", 1);
+    let text = cepheid_decode::format_rfc3339(ms).replacen('T', " ", 1);
     let text = text.strip_suffix('Z').unwrap_or(&text);
     let text = text.strip_suffix(".000").unwrap_or(text);
     format!("{text} UTC")

@@ -36,7 +36,7 @@ pub(super) fn read(
     let time = |value: &serde_json::Value| match value {
         serde_json::Value::Number(n) => n.as_i64(),
         serde_json::Value::String(s) => {
-            (s.parse::<i64>().ok()).or_else(|| cepheid_engine::io::parse_rfc3339(s).ok())
+            (s.parse::<i64>().ok()).or_else(|| cepheid_decode::parse_rfc3339(s).ok())
         }
         _ => None,
     };

@@ -278,7 +278,7 @@ fn percent(part: Option<f64>) -> String {
 
 /// A day's date (UTC), `YYYY-MM-DD`, from a millisecond of it.
 pub(super) fn date(ms: i64) -> String {
-    cepheid_engine::io::format_rfc3339(ms)[..10].to_string()
+    cepheid_decode::format_rfc3339(ms)[..10].to_string()
 }
 
 impl Outcomes {

@@ -52,10 +52,12 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::jsonl::Formatter;
+use crate::{FieldWatch, Owner};
 use cepheid_core::record::FieldTable;
+use cepheid_decode::{value_from_json, value_to_json, Decoder, Format, Item};
 use cepheid_engine::engine::{Engine, MatchRef, Sink as EngineSink};
-use cepheid_engine::io::{value_from_json, value_to_json, Decoder, Format, Formatter, Item};
-use cepheid_engine::{FieldId, FieldWatch, Owner, Record, Rules, Timestamp, Value};
+use cepheid_engine::{FieldId, Record, Rules, Timestamp, Value};
 
 use crate::board::Observing;
 use crate::checkpoint::store::{self, OnePosition};

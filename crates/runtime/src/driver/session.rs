@@ -1161,7 +1161,7 @@ impl Session<'_> {
 fn reread(record: Record, table: &FieldTable) -> Record {
     let raw: std::sync::Arc<str> = std::sync::Arc::from(record.raw());
     match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&raw) {
-        Ok(object) => cepheid_engine::io::record_from_json(table, &object, raw),
+        Ok(object) => cepheid_decode::record_from_json(table, &object, raw),
         Err(_) => record,
     }
 }

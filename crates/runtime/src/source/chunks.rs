@@ -64,7 +64,7 @@ pub struct FileChunk {
 
 impl FileChunk {
     /// The place of line `line` of the chunk (numbered from 1 as
-    /// [`Items`](cepheid_engine::io::Items) does, a header's copy its line
+    /// [`Items`](cepheid_decode::Items) does, a header's copy its line
     /// 1): the chunk's number, then the line, so places grow in file
     /// order. What a worker's events are ordered by, and what cuts keep.
     pub fn offset(&self, line: u64) -> u64 {

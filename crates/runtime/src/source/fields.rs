@@ -14,7 +14,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use cepheid_engine::FieldWatch;
+use crate::FieldWatch;
 
 use super::*;
 use crate::{Level, Notice};
@@ -243,7 +243,7 @@ impl FieldWarnings {
 
 #[cfg(test)]
 mod tests {
-    use cepheid_engine::io::Format;
+    use cepheid_decode::Format;
     use cepheid_engine::{Engine, Record, Rules};
 
     use super::*;

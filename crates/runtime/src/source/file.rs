@@ -54,7 +54,7 @@ impl Opened {
 pub fn prime(decoder: &mut Decoder, path: &Path) -> io::Result<()> {
     let mut lines = LineReader::new(File::open(path)?);
     while let Some((_, line)) = lines.next_line()? {
-        if let cepheid_engine::io::Line::Text(text) = line {
+        if let cepheid_decode::Line::Text(text) = line {
             if !text.iter().all(u8::is_ascii_whitespace) {
                 let _ = decoder.decode(text);
                 return Ok(());

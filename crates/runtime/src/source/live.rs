@@ -140,7 +140,7 @@ impl LiveInput {
     ) -> io::Result<()> {
         let path = config.input.path();
         let mut decoder = new_decoder(config, fields);
-        if start.offset > 0 && config.format == cepheid_engine::io::Format::Csv {
+        if start.offset > 0 && config.format == cepheid_decode::Format::Csv {
             prime(&mut decoder, path)?;
         }
         let (input, _) = Opened::open(path, config.follow, start.offset, warn)?;
@@ -175,7 +175,7 @@ impl LiveInput {
     /// With JSON lines, the reader thread waits after each control record
     /// until [`LiveInput::take`] has handed it on.
     fn controls(&mut self, config: &Config) -> Option<Receiver<()>> {
-        if config.format != cepheid_engine::io::Format::JsonLines {
+        if config.format != cepheid_decode::Format::JsonLines {
             return None;
         }
         let (go_on, wait) = std::sync::mpsc::sync_channel(1);

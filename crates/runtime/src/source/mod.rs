@@ -24,7 +24,7 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use cepheid_core::record::FieldTable;
-use cepheid_engine::io::{Decoder, FieldsSeen, Item, Items, LineReader};
+use cepheid_decode::{Decoder, FieldsSeen, Item, Items, LineReader};
 use cepheid_engine::{Error, ErrorKind};
 use serde::{Deserialize, Serialize};
 
@@ -367,8 +367,8 @@ impl SourceRules {
         Some(crate::Notice::line(crate::Level::Warning, format!(
             "cepheid: {place}: {} of time {} read when event time was at {}, further ahead than `Config::rules_max_ahead`: applied now, not at its time (docs/dynamic-rules.md, \"Records far ahead\")",
             self.what(),
-            cepheid_engine::io::format_rfc3339(time),
-            cepheid_engine::io::format_rfc3339(watermark),
+            cepheid_decode::format_rfc3339(time),
+            cepheid_decode::format_rfc3339(watermark),
         )))
     }
 
@@ -381,8 +381,8 @@ impl SourceRules {
         Some(crate::Notice::line(crate::Level::Warning, format!(
             "cepheid: {place}: {} of time {} read when event time was already at {}: applied now, late (docs/dynamic-rules.md)",
             self.what(),
-            cepheid_engine::io::format_rfc3339(time),
-            cepheid_engine::io::format_rfc3339(watermark),
+            cepheid_decode::format_rfc3339(time),
+            cepheid_decode::format_rfc3339(watermark),
         )))
     }
 }
@@ -399,7 +399,7 @@ pub enum RulesRead {
         /// The texts they were read from: each source's name and text.
         texts: Vec<(String, String)>,
         /// Where their patterns read each field.
-        watch: cepheid_engine::FieldWatch,
+        watch: crate::FieldWatch,
     },
     /// Refused (it does not load, or has errors): the line that says why.
     Refused(String),

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use cepheid_core::record::FieldTable;
-use cepheid_engine::io::{Decoder, Format};
+use cepheid_decode::{Decoder, Format};
 use cepheid_runtime::source::{Control, FileChunks, Got, Policy, Range, ShareReader};
 
 use super::support::scratch;

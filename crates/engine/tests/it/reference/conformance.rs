@@ -10,7 +10,7 @@ use cepheid_core::pattern::{
     SkipStrategy, Stage,
 };
 use cepheid_core::primitives::StageId;
-use cepheid_engine::io::value_from_json;
+use cepheid_decode::value_from_json;
 use cepheid_engine::{FieldPath, Value};
 use serde_json::Value as Json;
 

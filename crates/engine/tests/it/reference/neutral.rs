@@ -7,7 +7,7 @@ use cepheid_core::expr::{AggregateFunc, BinaryOp, Expr, UnaryOp};
 use cepheid_core::pattern::{
     Condition, Contiguity, Element, ElementKind, InnerContiguity, Pattern, Quantifier, SkipStrategy,
 };
-use cepheid_engine::io::value_to_json;
+use cepheid_decode::value_to_json;
 use cepheid_engine::Value;
 use serde_json::{json, Value as Json};
 

@@ -262,7 +262,7 @@ pub fn page_bytes(b: u64) -> String {
 /// A wall-clock time as the page writes it (`time()` in page.html: ISO
 /// 8601 in UTC, a space for the `T`).
 pub fn page_time(ms: i64) -> String {
-    let text = cepheid_engine::io::format_rfc3339(ms).replacen('T', " ", 1);
+    let text = cepheid_decode::format_rfc3339(ms).replacen('T', " ", 1);
     match text.strip_suffix(".000Z") {
         Some(whole) => format!("{whole}Z"),
         None => text,

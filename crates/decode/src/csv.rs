@@ -16,14 +16,14 @@ use std::sync::Arc;
 
 use csv_core::{ReadRecordResult, Terminator};
 
-use crate::event::{FieldId, FieldPath};
+use cepheid_core::event::{FieldId, FieldPath};
 
-use crate::io::decode::found_time;
-use crate::io::json::Found;
-use crate::primitives::Timestamp;
-use crate::record::Record;
-use crate::value::json::push_json_string;
-use crate::value::Value;
+use crate::decode::found_time;
+use cepheid_core::json::Found;
+use cepheid_core::primitives::Timestamp;
+use cepheid_core::record::Record;
+use cepheid_core::value::json::push_json_string;
+use cepheid_core::value::Value;
 
 /// The CSV side of a decoder: the header and what each column fills.
 pub(crate) struct CsvRows {
@@ -361,7 +361,7 @@ fn push_typed(text: &mut Vec<u8>, cell: &str, typed: Typed<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
+    use cepheid_core::event::Event;
 
     fn split(line: &str) -> Result<Vec<String>, String> {
         let mut rows = CsvRows::new();

@@ -11,15 +11,15 @@
 use std::collections::HashMap;
 use std::fmt;
 
-pub use crate::dsl::ReadClause;
-use crate::dsl::{self, Loaded};
-use crate::error::Location;
-use crate::event::FieldPath;
-use crate::expr::Expr;
-use crate::io::FieldsSeen;
-use crate::pattern::{Condition, ElementKind, Pattern};
-use crate::primitives::Span;
-use crate::rules::Rules;
+use cepheid_core::error::Location;
+use cepheid_core::event::FieldPath;
+use cepheid_core::expr::Expr;
+use cepheid_core::pattern::{Condition, ElementKind, Pattern};
+use cepheid_core::primitives::Span;
+use cepheid_decode::FieldsSeen;
+use cepheid_engine::Rules;
+use cepheid_syntax::ReadClause;
+use cepheid_syntax::{self as dsl, Loaded};
 
 /// What reads a field ([`WatchedRead::owner`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -137,12 +137,13 @@ impl fmt::Display for MissingField {
 
 /// Where the patterns of a rule set read each field: asked with what a
 /// decoder saw ([`FieldsSeen`], from
-/// [`Decoder::watch_fields`](crate::io::Decoder::watch_fields)), it gives
+/// [`Decoder::watch_fields`](cepheid_decode::Decoder::watch_fields)), it gives
 /// the fields no event carried ([`missing`](FieldWatch::missing)).
 ///
 /// ```
-/// use cepheid_engine::io::{Decoder, Format, Item};
-/// use cepheid_engine::{Engine, FieldWatch, Output, Record, Rules};
+/// use cepheid_decode::{Decoder, Format, Item};
+/// use cepheid_engine::{Engine, Output, Record, Rules};
+/// use cepheid_runtime::FieldWatch;
 /// let rules = Rules::parse("r.cep", r#"pattern p {
 ///     partition by user.id
 ///     match a where a: sucess == true }"#)?;
@@ -200,7 +201,7 @@ impl FieldWatch {
     }
 
     /// The reads of `patterns` (IR patterns, or an engine's
-    /// [`patterns`](crate::Engine::patterns)), without locations: a
+    /// [`patterns`](cepheid_engine::Engine::patterns)), without locations: a
     /// pattern is named with the clause that reads.
     pub fn for_patterns<'a>(patterns: impl IntoIterator<Item = &'a Pattern>) -> FieldWatch {
         FieldWatch {
@@ -222,11 +223,12 @@ impl FieldWatch {
     pub fn sample_warnings(
         loaded: &Loaded,
         bytes: &[u8],
-        format: crate::io::Format,
+        format: cepheid_decode::Format,
         time_field: &str,
-        mut malformed: impl FnMut(usize, &crate::Error),
+        mut malformed: impl FnMut(usize, &cepheid_engine::Error),
     ) -> Vec<dsl::Diagnostic> {
-        let mut engine: crate::Engine<crate::Record> = crate::Engine::new();
+        let mut engine: cepheid_engine::Engine<cepheid_engine::Record> =
+            cepheid_engine::Engine::new();
         // (the valid patterns were compiled once already: this cannot fail)
         if engine.add(&loaded.patterns[..]).is_err() {
             return Vec::new();
@@ -238,7 +240,7 @@ impl FieldWatch {
         for read in &watch.reads {
             engine.fields().intern(&read.field);
         }
-        let mut decoder = crate::io::Decoder::new(format, time_field, engine.fields().clone())
+        let mut decoder = cepheid_decode::Decoder::new(format, time_field, engine.fields().clone())
             .watch_fields(u64::MAX);
         for (n, line) in bytes.split(|&b| b == b'\n').enumerate() {
             let line = line.strip_suffix(b"\r").unwrap_or(line);
@@ -280,6 +282,23 @@ impl FieldWatch {
     /// each with every place it is read and the closest name that did
     /// occur. Meant after the first events and at the end of a stream (or
     /// of a sample): with no event yet, every field is missing.
+    ///
+    /// ```
+    /// use cepheid_decode::{Decoder, Format};
+    /// use cepheid_engine::{Engine, FieldPath, Rules};
+    /// use cepheid_runtime::FieldWatch;
+    /// let rules = Rules::parse("r.cep", "pattern p { match a where a: sucess == true }")?;
+    /// let mut engine: Engine = Engine::new();
+    /// engine.add(&rules)?;
+    /// let mut decoder =
+    ///     Decoder::new(Format::JsonLines, "ts", engine.fields().clone()).watch_fields(1000);
+    /// decoder.decode(br#"{"ts": 1, "success": true}"#)?;
+    /// let seen = decoder.fields_seen().expect("watched");
+    /// assert!(!seen.occurred(&FieldPath::parse("sucess")));
+    /// let missing = FieldWatch::from_rules(&rules).missing(seen);
+    /// assert_eq!(missing[0].did_you_mean.as_deref(), Some("success"));
+    /// # Ok::<(), cepheid_engine::Error>(())
+    /// ```
     pub fn missing(&self, seen: &FieldsSeen) -> Vec<MissingField> {
         let names: Vec<&str> = seen.names().collect();
         let mut out: Vec<MissingField> = Vec::new();
@@ -542,8 +561,8 @@ fn expr_paths(expr: &Expr, out: &mut dyn FnMut(&FieldPath)) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::{Decoder, Format, Item};
-    use crate::{Engine, Record};
+    use cepheid_decode::{Decoder, Format, Item};
+    use cepheid_engine::{Engine, Record};
 
     /// What `watch` finds in `lines` decoded as `format` with the fields
     /// of `rules`: each missing field's message and where it is read.

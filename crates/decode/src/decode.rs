@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, ErrorKind};
-use crate::event::FieldPath;
-use crate::io::csv::{CsvRows, Row};
-use crate::io::json::{Found, JsonPlan, Scanned};
-use crate::io::rfc3339::parse_rfc3339;
-use crate::io::seen::FieldsSeen;
-use crate::primitives::Timestamp;
-use crate::record::{FieldTable, Record};
+use crate::csv::{CsvRows, Row};
+use crate::rfc3339::parse_rfc3339;
+use crate::seen::FieldsSeen;
+use cepheid_core::error::{Error, ErrorKind};
+use cepheid_core::event::FieldPath;
+use cepheid_core::json::{Found, JsonPlan, Scanned};
+use cepheid_core::primitives::Timestamp;
+use cepheid_core::record::{FieldTable, Record};
 
 /// Input formats of `cepheid run`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,25 +89,25 @@ impl Decoder {
     /// events carry, and the names of every key of the first `sample`
     /// events ([`FieldsSeen`]; read it with
     /// [`fields_seen`](Decoder::fields_seen), and give it to a
-    /// [`FieldWatch`](crate::FieldWatch) to know which fields the patterns
+    /// `cepheid_runtime::FieldWatch` to know which fields the patterns
     /// read that never occurred). Off by default; on, it costs each event
     /// one test per field that has not occurred yet (nothing more once
     /// every field has), and each event of the sample a parse of its keys.
     ///
     /// ```
-    /// use cepheid_engine::io::{Decoder, Format};
-    /// use cepheid_engine::{FieldPath, FieldWatch, Rules};
-    /// let rules = Rules::parse("r.cep", "pattern p { match a where a: sucess == true }")?;
-    /// let mut engine: cepheid_engine::Engine = cepheid_engine::Engine::new();
-    /// engine.add(&rules)?;
-    /// let mut decoder =
-    ///     Decoder::new(Format::JsonLines, "ts", engine.fields().clone()).watch_fields(1000);
+    /// use cepheid_core::record::FieldTable;
+    /// use cepheid_core::FieldPath;
+    /// use cepheid_decode::{Decoder, Format};
+    /// // The table of the fields the patterns read (an engine's `fields()`).
+    /// let table = FieldTable::new();
+    /// table.intern(&FieldPath::parse("sucess"));
+    /// let mut decoder = Decoder::new(Format::JsonLines, "ts", table).watch_fields(1000);
     /// decoder.decode(br#"{"ts": 1, "success": true}"#)?;
     /// let seen = decoder.fields_seen().expect("watched");
     /// assert!(!seen.occurred(&FieldPath::parse("sucess")));
-    /// let missing = FieldWatch::from_rules(&rules).missing(seen);
-    /// assert_eq!(missing[0].did_you_mean.as_deref(), Some("success"));
-    /// # Ok::<(), cepheid_engine::Error>(())
+    /// assert!(seen.names().any(|name| name == "success"));
+    /// assert_eq!(seen.events(), 1);
+    /// # Ok::<(), cepheid_core::Error>(())
     /// ```
     pub fn watch_fields(mut self, sample: u64) -> Decoder {
         let mut seen = FieldsSeen::new(sample);
@@ -124,7 +124,7 @@ impl Decoder {
 
     /// For processing time: events need no time field. Each event comes as
     /// `Item::Event(0, record)` and the caller gives it its time (see
-    /// [`Engine::push_now`](crate::Engine::push_now)); a time field, if
+    /// `cepheid_engine::Engine::push_now`); a time field, if
     /// present, is not checked. `$watermark` lines are still watermarks.
     pub fn without_time(mut self) -> Decoder {
         self.timed = false;
@@ -297,10 +297,10 @@ fn json_time(value: &serde_json::Value) -> Result<Timestamp, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
-    use crate::value::Value;
+    use cepheid_core::event::Event;
+    use cepheid_core::value::Value;
 
-    fn decoder(format: Format) -> (Decoder, crate::FieldId) {
+    fn decoder(format: Format) -> (Decoder, cepheid_core::FieldId) {
         let table = FieldTable::new();
         let id = table.intern(&FieldPath::single("user"));
         (Decoder::new(format, "ts", table), id)
@@ -479,43 +479,5 @@ mod tests {
             .unwrap_err()
             .message()
             .starts_with("invalid UTF-8"));
-    }
-
-    /// One numbering: a pattern added to the engine after the decoder was
-    /// made from the engine's table reads the field it added, and the
-    /// decoder extracts it from the next line on.
-    #[test]
-    fn fields_added_after_the_decoder_are_decoded() {
-        use crate::engine::{Engine, Output};
-        for format in [Format::JsonLines, Format::Csv] {
-            let mut engine: Engine<Record> = Engine::new();
-            let table = engine.fields().clone();
-            let mut decoder = Decoder::new(format, "ts", table.clone());
-            if format == Format::Csv {
-                assert!(matches!(decoder.decode(b"ts,kind,user"), Ok(Item::Skip)));
-            }
-            let loaded = crate::rules::load_str(
-                "p.cep",
-                r#"pattern p { match a where a: kind == "x" and user == "u" }"#,
-            );
-            assert!(!loaded.has_errors(), "{}", loaded.render());
-            engine.add(&loaded.patterns[0]).unwrap();
-            let kind = table.get(&FieldPath::single("kind")).unwrap();
-            let line: &[u8] = match format {
-                Format::JsonLines => br#"{"ts": 1, "kind": "x", "user": "u"}"#,
-                Format::Csv => b"1,x,u",
-            };
-            let Ok(Item::Event(ts, record)) = decoder.decode(line) else {
-                panic!("not an event");
-            };
-            assert_eq!(record.field(kind), Value::from("x"), "{format:?}");
-            let mut outputs: Vec<Output<Record>> = Vec::new();
-            engine.push(ts, record, &mut outputs);
-            engine.watermark(Timestamp::MAX, &mut outputs);
-            assert!(
-                matches!(outputs.as_slice(), [Output::Match(_)]),
-                "{format:?}: {outputs:?}"
-            );
-        }
     }
 }

@@ -1,7 +1,7 @@
 //! The JSON rules of `cepheid_core::json` seen through the decoders.
 
-use crate::event::FieldPath;
-use crate::record::FieldTable;
+use cepheid_core::event::FieldPath;
+use cepheid_core::record::FieldTable;
 
 /// A record decoded with fewer fields, then given the others from its
 /// text (at a change of rules, `docs/dynamic-rules.md`), is the record
@@ -9,7 +9,7 @@ use crate::record::FieldTable;
 /// objects, lists, floats, repeated keys) and CSV rows.
 #[test]
 fn records_read_missing_fields_as_a_decoder_would() {
-    use crate::io::{Decoder, Format, Item};
+    use crate::{Decoder, Format, Item};
     let full = FieldTable::new();
     for p in ["c", "a.b", "o", "n", "f", "i", "missing", "a"] {
         full.intern(&FieldPath::parse(p));

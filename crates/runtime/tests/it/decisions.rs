@@ -5,10 +5,10 @@
 //! instances, list checks). The property test against a reference is
 //! `decisions_reference.rs`.
 
-use cepheid_engine::io::Formatter;
 use cepheid_engine::{Decision, Engine, MatchRef, Record, Rules, Sink, Timestamp, Value};
+use cepheid_runtime::jsonl::Formatter;
 
-/// Everything an engine gives, as the JSON lines of `io::Formatter`.
+/// Everything an engine gives, as the JSON lines of `cepheid_runtime::jsonl::Formatter`.
 #[derive(Default)]
 pub struct Lines {
     format: Formatter,
@@ -428,14 +428,13 @@ fn the_caller_gives_positions_and_values_of_any_kind() {
     let mut engine: Engine<Record> = Engine::new();
     engine.add(&rules).unwrap();
     let mut out = Lines::default();
-    let mut decoder = cepheid_engine::io::Decoder::new(
-        cepheid_engine::io::Format::JsonLines,
+    let mut decoder = cepheid_decode::Decoder::new(
+        cepheid_decode::Format::JsonLines,
         "ts",
         engine.fields().clone(),
     );
     let line = r#"{"ts": 1, "amount": 500}"#;
-    let cepheid_engine::io::Item::Event(ts, record) = decoder.decode(line.as_bytes()).unwrap()
-    else {
+    let cepheid_decode::Item::Event(ts, record) = decoder.decode(line.as_bytes()).unwrap() else {
         panic!("an event")
     };
     engine.push_positioned(ts, record, Value::from("events.jsonl:7"), &mut out);
@@ -475,14 +474,14 @@ fn entry_lines() -> Vec<String> {
 }
 
 fn decoded(engine: &Engine<Record>, line: &str) -> Record {
-    let mut decoder = cepheid_engine::io::Decoder::new(
-        cepheid_engine::io::Format::JsonLines,
+    let mut decoder = cepheid_decode::Decoder::new(
+        cepheid_decode::Format::JsonLines,
         "ts",
         engine.fields().clone(),
     )
     .without_time();
     match decoder.decode(line.as_bytes()).unwrap() {
-        cepheid_engine::io::Item::Event(_, record) => record,
+        cepheid_decode::Item::Event(_, record) => record,
         _ => panic!("an event"),
     }
 }

@@ -5,12 +5,12 @@
 //! the date must exist (leap years checked); a leap second `:60` (only at
 //! 23:59 UTC) counts as the next second; fractions beyond milliseconds are truncated.
 
-use crate::primitives::Timestamp;
+use cepheid_core::primitives::Timestamp;
 
 /// Milliseconds since the Unix epoch of an RFC 3339 timestamp.
 ///
 /// ```
-/// use cepheid_engine::io::parse_rfc3339;
+/// use cepheid_decode::parse_rfc3339;
 /// assert_eq!(parse_rfc3339("1970-01-01T00:00:01.5Z"), Ok(1500));
 /// assert_eq!(parse_rfc3339("2024-02-29T01:00:00+01:00"), Ok(1_709_164_800_000));
 /// assert!(parse_rfc3339("2023-02-29T00:00:00Z").is_err());
@@ -158,7 +158,7 @@ fn days_in_month(year: i64, month: i64) -> i64 {
 /// millisecond; [`parse_rfc3339`] reads it back.
 ///
 /// ```
-/// use cepheid_engine::io::{format_rfc3339, parse_rfc3339};
+/// use cepheid_decode::{format_rfc3339, parse_rfc3339};
 /// assert_eq!(format_rfc3339(1_714_557_600_123), "2024-05-01T10:00:00.123Z");
 /// assert_eq!(format_rfc3339(-1), "1969-12-31T23:59:59.999Z");
 /// assert_eq!(parse_rfc3339(&format_rfc3339(951_782_400_000)), Ok(951_782_400_000));

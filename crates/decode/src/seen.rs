@@ -1,13 +1,13 @@
 //! [`FieldsSeen`]: which of the fields the patterns read the decoded
 //! events have carried, for the warning about fields that never occur
-//! ([`FieldWatch`](crate::FieldWatch)).
+//! (`cepheid_runtime::FieldWatch`).
 
 use std::collections::BTreeSet;
 
-use crate::event::FieldPath;
-use crate::io::csv::CsvRows;
-use crate::io::json::{JsonPlan, Scanned};
-use crate::record::Record;
+use crate::csv::CsvRows;
+use cepheid_core::event::FieldPath;
+use cepheid_core::json::{JsonPlan, Scanned};
+use cepheid_core::record::Record;
 
 /// The most names of other keys kept for suggestions.
 const MAX_NAMES: usize = 1_000;
@@ -15,8 +15,8 @@ const MAX_NAMES: usize = 1_000;
 /// How deep the names of nested keys are kept (`a.b.c`).
 const NAME_DEPTH: usize = 4;
 
-/// What a [`Decoder`](crate::io::Decoder) that watches fields
-/// ([`Decoder::watch_fields`](crate::io::Decoder::watch_fields)) has seen:
+/// What a [`Decoder`](crate::Decoder) that watches fields
+/// ([`Decoder::watch_fields`](crate::Decoder::watch_fields)) has seen:
 /// the events it decoded, which fields of its table occurred at least
 /// once, and, during the first events only (the sample) and only while
 /// some field has not occurred, the names of every key that occurred
@@ -159,7 +159,7 @@ impl FieldsSeen {
         }
         if self.unseen > 0 && self.in_sample() {
             let mut names = Vec::new();
-            crate::io::json::object_paths(text, NAME_DEPTH, &mut |n| names.push(n.to_string()));
+            cepheid_core::json::object_paths(text, NAME_DEPTH, &mut |n| names.push(n.to_string()));
             for n in names {
                 self.add_name(&n);
             }

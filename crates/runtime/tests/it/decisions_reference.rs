@@ -16,8 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use cepheid_engine::io::Formatter;
 use cepheid_engine::{Decision, Engine, MatchRef, Output, Record, Rules, Sink, Timestamp};
+use cepheid_runtime::jsonl::Formatter;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 
@@ -302,7 +302,7 @@ type Compared = (
 #[derive(Default)]
 struct Decisions(Vec<Decision>, Alerts);
 
-/// Alerts as the JSON lines of `cepheid run` (`io::Formatter`).
+/// Alerts as the JSON lines of `cepheid run` (`cepheid_runtime::jsonl::Formatter`).
 #[derive(Default)]
 struct Alerts(Formatter, Vec<String>);
 

@@ -5,9 +5,9 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use crate::error::{Error, ErrorKind, Location};
-use crate::io::decode::{Decoder, Item};
-use crate::io::lines::{Line, LineReader, MAX_LINE_BYTES};
+use crate::decode::{Decoder, Item};
+use crate::lines::{Line, LineReader, MAX_LINE_BYTES};
+use cepheid_core::error::{Error, ErrorKind, Location};
 
 /// An input's lines, decoded: `(line number, item or error)` for each line,
 /// numbered from 1.
@@ -17,7 +17,7 @@ use crate::io::lines::{Line, LineReader, MAX_LINE_BYTES};
 /// an [`ErrorKind::Io`] error and ends the iteration.
 ///
 /// ```
-/// use cepheid_engine::io::{Decoder, Format, Item, Items};
+/// use cepheid_decode::{Decoder, Format, Item, Items};
 /// use cepheid_core::record::FieldTable;
 ///
 /// let input = "{\"ts\": 1}\nnot json\n{\"$watermark\": 5}\n";
@@ -26,7 +26,7 @@ use crate::io::lines::{Line, LineReader, MAX_LINE_BYTES};
 /// assert!(matches!(items.next(), Some((1, Ok(Item::Event(1, _))))));
 /// let (line, error) = items.next().unwrap();
 /// let error = error.unwrap_err();
-/// assert_eq!((line, error.kind()), (2, cepheid_engine::ErrorKind::Input));
+/// assert_eq!((line, error.kind()), (2, cepheid_core::ErrorKind::Input));
 /// assert!(error.to_string().starts_with("events.jsonl:2:1: invalid JSON"));
 /// assert!(matches!(items.next(), Some((3, Ok(Item::Watermark(5))))));
 /// assert!(items.next().is_none());
@@ -85,7 +85,7 @@ impl<R: Read> Items<R> {
     /// decoding passes its own `read`.
     ///
     /// ```
-    /// use cepheid_engine::io::{Decoder, Format, Item, Items};
+    /// use cepheid_decode::{Decoder, Format, Item, Items};
     /// use cepheid_core::record::FieldTable;
     /// let text = "# note\n{\"ts\": 1}\n";
     /// let decoder = Decoder::new(Format::JsonLines, "ts", FieldTable::new());

@@ -10,11 +10,9 @@
 
 use std::io::{self, Write};
 
-use crate::engine::{Decision, Fired, MatchRef, Sink};
-use crate::event::FieldPath;
-use crate::primitives::Timestamp;
-use crate::record::Record;
-use crate::value::json::{push_int, push_json_string, push_json_value};
+use cepheid_core::value::json::{push_int, push_json_string, push_json_value};
+use cepheid_core::{FieldPath, Record, Timestamp};
+use cepheid_engine::{Decision, Fired, MatchRef, Sink};
 
 /// Which output of a [`JsonLines`] could not be written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -313,7 +311,7 @@ fn push_score(line: &mut Vec<u8>, score: f64) {
     if score.fract() == 0.0 && score.abs() < 9.0e15 {
         push_int(line, score as i64);
     } else {
-        push_json_value(line, &crate::value::Value::Float(score));
+        push_json_value(line, &cepheid_core::Value::Float(score));
     }
 }
 
@@ -355,7 +353,7 @@ fn push_fired(line: &mut Vec<u8>, opening: &[u8], rules: &[Fired]) {
 fn push_object<'a>(
     line: &mut Vec<u8>,
     opening: &[u8],
-    entries: impl Iterator<Item = (&'a str, &'a crate::value::Value)>,
+    entries: impl Iterator<Item = (&'a str, &'a cepheid_core::Value)>,
 ) {
     line.extend_from_slice(opening);
     for (i, (name, value)) in entries.enumerate() {
@@ -499,59 +497,38 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::engine::{MatchAccess, MatchContext};
-    use crate::value::{KeyValue, Value};
+    use cepheid_core::value::Value;
+    use cepheid_engine::Match;
 
-    struct Two(Record, Record);
-
-    impl MatchAccess<Record> for Two {
-        fn start(&self) -> Timestamp {
-            1
-        }
-        fn end(&self) -> Timestamp {
-            3
-        }
-        fn visit_stages<'s>(
-            &'s self,
-            visit: &mut dyn FnMut(&'s str, &mut dyn Iterator<Item = &'s Record>),
-        ) {
-            visit("a", &mut [&self.0, &self.1].into_iter());
-            visit("b\"", &mut std::iter::empty());
-        }
-        fn select(&self) -> Vec<(String, Value)> {
-            vec![("n".into(), Value::Int(2))]
+    /// A match of pattern `name` from 1 to 3, keyed by `key_fields` =
+    /// `key`: its stage `a` took the two events, its stage `b"` none
+    /// (version 1, no `select` values, no attributes).
+    fn two(name: &str, key_fields: &[&str], key: Vec<Value>, events: [Record; 2]) -> Match<Record> {
+        Match {
+            pattern: name.to_string(),
+            key_fields: key_fields.iter().map(|f| f.to_string()).collect(),
+            key,
+            start: 1,
+            end: 3,
+            stages: vec![("a".into(), events.to_vec()), ("b\"".into(), Vec::new())],
+            select: Vec::new(),
+            version: 1,
+            versioned: false,
+            branch: None,
+            attributes: Default::default(),
+            reads: Vec::new(),
         }
     }
-
-    static NO_ATTRIBUTES: crate::lookup::Attributes = crate::lookup::Attributes {
-        score: None,
-        level: None,
-        action: None,
-        tags: Vec::new(),
-    };
 
     #[test]
     fn records_are_written_as_cli_md_says() {
         let rec = |raw: &str| Record::new(Vec::new(), Arc::from(raw));
-        let m = Two(rec(r#"{"ts":1}"#), rec(r#"{"ts":3,"x":"é"}"#));
-        let key: KeyValue = [Value::from("u1")].into_iter().collect();
-        let ctx = MatchContext {
-            pattern: 0,
-            name: "p",
-            key_fields: &[FieldPath::parse("user.id")],
-            key: &key,
-            has_select: true,
-            version: 1,
-            versioned: false,
-            capped: false,
-            attributes: &NO_ATTRIBUTES,
-            shadow: false,
-            has_reads: false,
-            has_branches: false,
-        };
+        let events = [rec(r#"{"ts":1}"#), rec(r#"{"ts":3,"x":"é"}"#)];
+        let mut m = two("p", &["user.id"], vec![Value::from("u1")], events);
+        m.select = vec![("n".into(), Value::Int(2))];
         let mut sink: JsonLines<Vec<u8>, Vec<u8>> = JsonLines::new(Vec::new(), Some(Vec::new()));
-        sink.on_match(&MatchRef::new(&ctx, &m));
-        sink.on_timeout(&MatchRef::new(&ctx, &m), 9);
+        MatchRef::of_owned(&m, 0, |m| sink.on_match(m));
+        MatchRef::of_owned(&m, 0, |m| sink.on_timeout(m, 9));
         sink.on_late(0, &rec("{}"));
         let out = String::from_utf8(sink.out.clone()).unwrap();
         assert_eq!(
@@ -569,9 +546,7 @@ mod tests {
         );
         // The formatter alone: the same line, and where its key is.
         let mut format = Formatter::default();
-        let line = format
-            .record("match", &MatchRef::new(&ctx, &m), None)
-            .to_vec();
+        let line = MatchRef::of_owned(&m, 0, |m| format.record("match", m, None).to_vec());
         assert_eq!(
             line,
             out.lines()
@@ -595,7 +570,7 @@ mod tests {
     #[test]
     fn a_records_key_range_is_its_key_object_whatever_the_names_hold() {
         let rec = |raw: &str| Record::new(Vec::new(), Arc::from(raw));
-        let m = Two(rec(r#"{"ts":1,"key":{"a":1}}"#), rec("{}"));
+        let events = [rec(r#"{"ts":1,"key":{"a":1}}"#), rec("{}")];
         let names = ["p", r#"x","key":{"y":"#, "}{\\\"", "é\n"];
         let values = [
             Value::from("u1"),
@@ -605,37 +580,22 @@ mod tests {
             Value::Bool(true),
             Value::Null,
         ];
-        let fields = [FieldPath::parse("user.id"), FieldPath::parse("b\"}")];
+        let fields = ["user.id", "b\"}"];
         let mut format = Formatter::default();
         for name in names {
             for (i, value) in values.iter().enumerate() {
                 for versioned in [false, true] {
-                    let key: KeyValue = [value.clone(), values[(i + 1) % values.len()].clone()]
-                        .into_iter()
-                        .collect();
-                    let ctx = MatchContext {
-                        pattern: 0,
-                        name,
-                        key_fields: &fields,
-                        key: &key,
-                        has_select: false,
-                        version: 12,
-                        versioned,
-                        capped: false,
-                        attributes: &NO_ATTRIBUTES,
-                        shadow: false,
-                        has_reads: false,
-                        has_branches: false,
-                    };
+                    let key = vec![value.clone(), values[(i + 1) % values.len()].clone()];
+                    let mut m = two(name, &fields, key, events.clone());
+                    (m.version, m.versioned) = (12, versioned);
                     for expired in [None, Some(9)] {
                         let kind = if expired.is_some() {
                             "timeout"
                         } else {
                             "match"
                         };
-                        let line = format
-                            .record(kind, &MatchRef::new(&ctx, &m), expired)
-                            .to_vec();
+                        let line =
+                            MatchRef::of_owned(&m, 0, |m| format.record(kind, m, expired).to_vec());
                         let range = format.key_range();
                         assert_eq!(&line[range.clone()], format.key());
                         let whole: serde_json::Value = serde_json::from_slice(&line).unwrap();
@@ -652,30 +612,21 @@ mod tests {
 
     #[test]
     fn names_are_cached_per_pattern_and_refreshed_when_they_change() {
-        let key = KeyValue::default();
-        let fields = [FieldPath::parse("a\"b")];
-        let ctx = |pattern, name| MatchContext {
-            pattern,
-            name,
-            key_fields: &fields,
-            key: &key,
-            has_select: false,
-            version: 1,
-            versioned: false,
-            capped: false,
-            attributes: &NO_ATTRIBUTES,
-            shadow: false,
-            has_reads: false,
-            has_branches: false,
-        };
+        let m = |name| two(name, &["a\"b"], Vec::new(), Default::default());
         let mut cache = NameCache::default();
-        let (c2, c0, c2b) = (ctx(2, "p"), ctx(0, "q\n"), ctx(2, "other"));
-        let m = Two(Record::default(), Record::default());
-        let at = |c| MatchRef::new(c, &m);
-        assert_eq!(cache.get(&at(&c2)).pattern, b"\"p\"");
-        assert_eq!(cache.get(&at(&c2)).key_fields, [b"\"a\\\"b\":".to_vec()]);
-        assert_eq!(cache.get(&at(&c0)).pattern, b"\"q\\n\"");
-        assert_eq!(cache.get(&at(&c2b)).pattern, b"\"other\"");
+        let (c2, c0, c2b) = (m("p"), m("q\n"), m("other"));
+        // The cached names of `m` as pattern number `pattern`: its name
+        // and its key fields, as JSON.
+        let mut at = |m, pattern| {
+            MatchRef::of_owned(m, pattern, |m| {
+                let names = cache.get(m);
+                (names.pattern.clone(), names.key_fields.clone())
+            })
+        };
+        assert_eq!(at(&c2, 2).0, b"\"p\"");
+        assert_eq!(at(&c2, 2).1, [b"\"a\\\"b\":".to_vec()]);
+        assert_eq!(at(&c0, 0).0, b"\"q\\n\"");
+        assert_eq!(at(&c2b, 2).0, b"\"other\"");
     }
 
     /// Writes fail after `budget` bytes.
@@ -716,23 +667,13 @@ mod tests {
             sink.take_error().is_none(),
             "no late output: nothing written"
         );
-        let m = Two(rec(r#"{"ts":1}"#), rec(r#"{"ts":3}"#));
-        let key = KeyValue::default();
-        let ctx = MatchContext {
-            pattern: 0,
-            name: "p",
-            key_fields: &[],
-            key: &key,
-            has_select: false,
-            version: 1,
-            versioned: false,
-            capped: false,
-            attributes: &NO_ATTRIBUTES,
-            shadow: false,
-            has_reads: false,
-            has_branches: false,
-        };
-        sink.on_match(&MatchRef::new(&ctx, &m));
+        let m = two(
+            "p",
+            &[],
+            Vec::new(),
+            [rec(r#"{"ts":1}"#), rec(r#"{"ts":3}"#)],
+        );
+        MatchRef::of_owned(&m, 0, |m| sink.on_match(m));
         let e = sink.take_error().unwrap();
         assert_eq!(e.target, Target::Main);
         assert!(std::error::Error::source(&e).is_some());
