@@ -2,7 +2,7 @@
 //! passes them, in a deterministic order, into one engine per group.
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::vec::Broadcast;
@@ -26,7 +26,7 @@ use crate::engine::{Engine, ReloadPolicy};
 use crate::engine::{LeftOutParts, ListWrite, MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
-use crate::route::{groups, worker_groups, Layout, Routed, Router, SHARED};
+use crate::route::{groups, worker_groups, ByWorker, Layout, Routed, Router, SHARED};
 use crate::{
     add_stats, Change, Clocks, Events, FileChange, Input, ListEdit, ListOrigin, Piece, Plan,
     SourceEnd,
@@ -322,11 +322,7 @@ where
     let mut builder = OperatorBuilder::new("Cep".to_owned(), scope);
     let info = builder.operator_info();
     let none = std::iter::empty::<(usize, Antichain<Timestamp>)>();
-    let mut events = builder.new_input_connection(
-        routed,
-        Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
-        none.clone(),
-    );
+    let mut events = builder.new_input_connection(routed, ByWorker::pact(), none.clone());
     let mut received = builder.new_input_connection(writes_in, Pipeline, none);
     let at_once = || Antichain::from_elem(0);
     // (records follow the events only; writes follow the events and the
@@ -574,19 +570,32 @@ where
         Pipeline,
         "CepRoute",
         move |_, _| {
+            // One container per time and worker, handed on whole (not
+            // one event at a time through the session's builder, nor
+            // through the exchange's: `ByWorker`).
+            let mut routed: Vec<Vec<Routed<E>>> = Vec::new();
             move |input, output| {
-                // One container per batch, handed on whole (not one
-                // event at a time through the session's builder).
-                let mut routed = Vec::new();
                 input.for_each_stamp(|cap, data| {
                     let mut session = output.session(&cap);
+                    // (the batches of one time in one container per
+                    // worker: fewer, larger messages between threads)
                     for batch in data {
-                        routed.clear();
-                        routed.reserve(batch.len());
                         for item in batch.drain(..) {
-                            router.route(item, |r| routed.push(r));
+                            router.route(item, |r| {
+                                let to = r.worker as usize;
+                                if routed.len() <= to {
+                                    routed.resize_with(to + 1, Vec::new);
+                                }
+                                routed[to].push(r);
+                            });
                         }
-                        session.give_container(&mut routed);
+                    }
+                    for part in routed.iter_mut().filter(|p| !p.is_empty()) {
+                        let len = part.len();
+                        session.give_container(part);
+                        // (the container went: room for as many again)
+                        part.clear();
+                        part.reserve(len);
                     }
                 });
             }
