@@ -373,9 +373,7 @@ where
             events.for_each_stamp(|cap, data| {
                 let sent = cap.least().copied().unwrap_or(Timestamp::MIN);
                 for batch in data {
-                    for routed in batch.drain(..) {
-                        worker.receive(routed, sent, &mut sink);
-                    }
+                    worker.receive_all(batch, sent, &mut sink);
                 }
             });
             received.for_each_stamp(|_, data| {
@@ -921,6 +919,26 @@ impl<E: Event + Clone + 'static> Worker<E> {
         self.watermark(f - 1, sink);
         self.released = f;
         true
+    }
+
+    /// Takes in a container of what the router sent at `sent`: whole into
+    /// the stash when it holds events in order only (the usual case),
+    /// else item by item.
+    fn receive_all<S: Collect<E>>(
+        &mut self,
+        batch: &mut Vec<Routed<E>>,
+        sent: Timestamp,
+        sink: &mut S,
+    ) {
+        if let Some(from) = batch.first().map(|r| r.from as usize) {
+            match self.stash.push_run(from, sent, std::mem::take(batch)) {
+                Ok(()) => return,
+                Err(items) => *batch = items,
+            }
+        }
+        for routed in batch.drain(..) {
+            self.receive(routed, sent, sink);
+        }
     }
 
     /// Takes in what the router sent at `sent`.
