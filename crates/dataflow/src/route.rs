@@ -713,18 +713,19 @@ impl<E: Event + Clone + 'static> Router<E> {
         if self.alone {
             return (0, 0);
         }
-        let spread = ((offset % u64::from(self.workers)) as u32, u32::MAX);
+        let workers = self.workers;
+        let spread = || ((offset % u64::from(workers)) as u32, u32::MAX);
         self.key.clear();
         match &self.keys[group] {
             RouteKey::Global | RouteKey::Skip => return (0, 0),
             RouteKey::Closure(key) => {
                 let value = key(event);
                 if value.is_null() {
-                    return spread;
+                    return spread();
                 }
                 match key_part(value) {
                     Some(part) => self.key.push(part),
-                    None => return spread,
+                    None => return spread(),
                 }
             }
             RouteKey::Fields(ids) => {
@@ -735,7 +736,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                 for &id in ids {
                     match encode_ref(event.field(id), &mut self.bytes) {
                         Encoded::Done => {}
-                        Encoded::Unusable => return spread,
+                        Encoded::Unusable => return spread(),
                         Encoded::List => {
                             owned = true;
                             break;
@@ -749,11 +750,11 @@ impl<E: Event + Clone + 'static> Router<E> {
                 for &id in ids {
                     let value = event.field_owned(id);
                     if value.is_null() {
-                        return spread;
+                        return spread();
                     }
                     match key_part(value) {
                         Some(part) => self.key.push(part),
-                        None => return spread,
+                        None => return spread(),
                     }
                 }
             }
