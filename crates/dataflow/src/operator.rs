@@ -2,7 +2,7 @@
 //! passes them, in a deterministic order, into one engine per group.
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder, OutputBuilderSession};
 use timely::dataflow::operators::vec::Broadcast;
@@ -27,7 +27,7 @@ use crate::engine::{Engine, ReloadPolicy};
 use crate::engine::{LeftOutParts, ListWrite, MatchRef, Output, Sink, Stats};
 use crate::event::Event;
 use crate::primitives::Timestamp;
-use crate::route::{groups, worker_groups, Layout, Routed, Router, SHARED};
+use crate::route::{groups, worker_groups, ByWorker, Layout, Routed, Router, SHARED};
 use crate::{
     add_stats, Change, Clocks, Events, FileChange, Input, ListEdit, ListOrigin, Piece, Plan,
     SourceEnd,
@@ -323,11 +323,7 @@ where
     let mut builder = OperatorBuilder::new("Cep".to_owned(), scope);
     let info = builder.operator_info();
     let none = std::iter::empty::<(usize, Antichain<Timestamp>)>();
-    let mut events = builder.new_input_connection(
-        routed,
-        Exchange::new(|routed: &Routed<E>| u64::from(routed.worker)),
-        none.clone(),
-    );
+    let mut events = builder.new_input_connection(routed, ByWorker::pact(), none.clone());
     let mut received = builder.new_input_connection(writes_in, Pipeline, none);
     let at_once = || Antichain::from_elem(0);
     // (records follow the events only; writes follow the events and the
@@ -378,9 +374,7 @@ where
             events.for_each_stamp(|cap, data| {
                 let sent = cap.least().copied().unwrap_or(Timestamp::MIN);
                 for batch in data {
-                    for routed in batch.drain(..) {
-                        worker.receive(routed, sent, &mut sink);
-                    }
+                    worker.receive_all(batch, sent, &mut sink);
                 }
             });
             received.for_each_stamp(|_, data| {
@@ -575,19 +569,32 @@ where
         Pipeline,
         "CepRoute",
         move |_, _| {
+            // One container per time and worker, handed on whole (not
+            // one event at a time through the session's builder, nor
+            // through the exchange's: `ByWorker`).
+            let mut routed: Vec<Vec<Routed<E>>> = Vec::new();
             move |input, output| {
-                // One container per batch, handed on whole (not one
-                // event at a time through the session's builder).
-                let mut routed = Vec::new();
                 input.for_each_stamp(|cap, data| {
                     let mut session = output.session(&cap);
+                    // (the batches of one time in one container per
+                    // worker: fewer, larger messages between threads)
                     for batch in data {
-                        routed.clear();
-                        routed.reserve(batch.len());
                         for item in batch.drain(..) {
-                            router.route(item, |r| routed.push(r));
+                            router.route(item, |r| {
+                                let to = r.worker as usize;
+                                if routed.len() <= to {
+                                    routed.resize_with(to + 1, Vec::new);
+                                }
+                                routed[to].push(r);
+                            });
                         }
-                        session.give_container(&mut routed);
+                    }
+                    for part in routed.iter_mut().filter(|p| !p.is_empty()) {
+                        let len = part.len();
+                        session.give_container(part);
+                        // (the container went: room for as many again)
+                        part.clear();
+                        part.reserve(len);
                     }
                 });
             }
@@ -913,6 +920,26 @@ impl<E: Event + Clone + 'static> Worker<E> {
         self.watermark(f - 1, sink);
         self.released = f;
         true
+    }
+
+    /// Takes in a container of what the router sent at `sent`: whole into
+    /// the stash when it holds events in order only (the usual case),
+    /// else item by item.
+    fn receive_all<S: Collect<E>>(
+        &mut self,
+        batch: &mut Vec<Routed<E>>,
+        sent: Timestamp,
+        sink: &mut S,
+    ) {
+        if let Some(from) = batch.first().map(|r| r.from as usize) {
+            match self.stash.push_run(from, sent, std::mem::take(batch)) {
+                Ok(()) => return,
+                Err(items) => *batch = items,
+            }
+        }
+        for routed in batch.drain(..) {
+            self.receive(routed, sent, sink);
+        }
     }
 
     /// Takes in what the router sent at `sent`.

@@ -2,6 +2,10 @@
 //! the stable hash of a key.
 
 use serde::{Deserialize, Serialize};
+use timely::communication::Push;
+use timely::dataflow::channels::pact::DistributorPact;
+use timely::dataflow::channels::pushers::exchange::Distributor;
+use timely::dataflow::channels::{Message, Stamp};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
@@ -717,18 +721,19 @@ impl<E: Event + Clone + 'static> Router<E> {
         if self.alone {
             return (0, 0);
         }
-        let spread = ((offset % u64::from(self.workers)) as u32, u32::MAX);
+        let workers = self.workers;
+        let spread = || ((offset % u64::from(workers)) as u32, u32::MAX);
         self.key.clear();
         match &self.keys[group] {
             RouteKey::Global | RouteKey::Skip => return (0, 0),
             RouteKey::Closure(key) => {
                 let value = key(event);
                 if value.is_null() {
-                    return spread;
+                    return spread();
                 }
                 match key_part(value) {
                     Some(part) => self.key.push(part),
-                    None => return spread,
+                    None => return spread(),
                 }
             }
             RouteKey::Fields(ids) => {
@@ -739,7 +744,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                 for &id in ids {
                     match encode_ref(event.field(id), &mut self.bytes) {
                         Encoded::Done => {}
-                        Encoded::Unusable => return spread,
+                        Encoded::Unusable => return spread(),
                         Encoded::List => {
                             owned = true;
                             break;
@@ -753,11 +758,11 @@ impl<E: Event + Clone + 'static> Router<E> {
                 for &id in ids {
                     let value = event.field_owned(id);
                     if value.is_null() {
-                        return spread;
+                        return spread();
                     }
                     match key_part(value) {
                         Some(part) => self.key.push(part),
-                        None => return spread,
+                        None => return spread(),
                     }
                 }
             }
@@ -766,6 +771,57 @@ impl<E: Event + Clone + 'static> Router<E> {
         encode_key(&self.key, &mut self.bytes);
         let kg = key_group_of_hash(xxh3_64_with_seed(&self.bytes, SEED));
         (group_worker(kg, self.workers as usize) as u32, kg)
+    }
+}
+
+/// The exchange of routed events between workers: each container goes to
+/// its items' worker whole (the router gives one container per worker and
+/// batch, [`Router::route`]'s caller), not item by item into a builder per
+/// worker as timely's `Exchange` pact does. A container whose items go to
+/// several workers (the router of a plan whose rules change mixes its words
+/// with its events) is split, in order, into one container per worker,
+/// pushed at once: what one worker sends to another arrives in the order
+/// sent either way.
+pub(crate) struct ByWorker;
+
+impl ByWorker {
+    /// The pact.
+    pub fn pact() -> DistributorPact<Box<dyn FnOnce(usize) -> ByWorker>> {
+        DistributorPact(Box::new(|_| ByWorker))
+    }
+}
+
+impl<E> Distributor<Vec<Routed<E>>> for ByWorker {
+    fn partition<T: Clone, P: Push<Message<T, Vec<Routed<E>>>>>(
+        &mut self,
+        container: &mut Vec<Routed<E>>,
+        stamp: &Stamp<T>,
+        pushers: &mut [P],
+    ) {
+        let Some(first) = container.first().map(|r| r.worker) else {
+            return;
+        };
+        let peers = pushers.len();
+        if container.iter().all(|r| r.worker == first) {
+            let to = first as usize % peers;
+            Message::push_at(container, stamp.clone(), &mut pushers[to]);
+            // (the pusher may hand back a spent container to reuse)
+            container.clear();
+            return;
+        }
+        let mut parts: Vec<Vec<Routed<E>>> = (0..peers).map(|_| Vec::new()).collect();
+        for routed in container.drain(..) {
+            parts[routed.worker as usize % peers].push(routed);
+        }
+        for (part, pusher) in parts.iter_mut().zip(pushers.iter_mut()) {
+            if !part.is_empty() {
+                Message::push_at(part, stamp.clone(), pusher);
+            }
+        }
+    }
+
+    fn flush<T: Clone, P: Push<Message<T, Vec<Routed<E>>>>>(&mut self, _: &Stamp<T>, _: &mut [P]) {
+        // (nothing is held: every container went at once)
     }
 }
 

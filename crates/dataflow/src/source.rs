@@ -992,6 +992,9 @@ where
         // The CEP input frontier last seen, and when it got there.
         let mut slowest = (Timestamp::MIN, Instant::now());
         let mut standing = Standing::new(worker, source);
+        // The items of one activation, given as one container (not one
+        // at a time through the session's builder).
+        let mut batch: Vec<Input<E>> = Vec::new();
         move |_frontiers| {
             if let Some(state) = ended_before.take() {
                 // Its end was received before the cut: it stays ended.
@@ -1033,18 +1036,24 @@ where
                 pending,
                 took,
             } = {
-                let mut events_out = events_out.activate();
                 let mut late_out = late_out.activate();
-                let mut events = events_out.session(&*events_cap);
                 let mut late = late_out.session(&*late_cap);
                 pull_some(
                     &mut pull,
                     &mut lateness,
                     source,
-                    |input| events.give(input),
+                    |input| batch.push(input),
                     |pair| late.give(pair),
                 )
             };
+            if !batch.is_empty() {
+                let len = batch.len();
+                let mut events_out = events_out.activate();
+                events_out.session(&*events_cap).give_container(&mut batch);
+                // (the container went: room for as many again)
+                batch.clear();
+                batch.reserve(len);
+            }
             if ended {
                 if let Some(cut) = &cut {
                     // Stopped, it goes on from there when restored.
