@@ -146,6 +146,14 @@ mod tests {
                 "--shadow-output kafka://... goes with --output kafka://... (its records are written in the output's transactions)",
             ),
             (
+                OptionsError::DecisionsMixed,
+                "--decisions kafka://... goes with --output kafka://... (its records are written in the output's transactions)",
+            ),
+            (
+                OptionsError::DecisionsPlace,
+                "--decisions kafka://...: one topic on the brokers of --output",
+            ),
+            (
                 OptionsError::ShadowPlace,
                 "--shadow-output kafka://...: one topic on the brokers of --output",
             ),

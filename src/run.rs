@@ -453,12 +453,6 @@ pub fn run(args: &Args) -> u8 {
         say!("error: {}", flags(&conflict));
         return EXIT_USAGE;
     }
-    if (args.decisions.as_ref())
-        .is_some_and(|d| d.to_str().is_some_and(|d| d.starts_with("kafka://")))
-    {
-        say!("error: --decisions kafka://...: decisions are written to a file (--decisions FILE); a Kafka topic of decisions is not supported yet");
-        return EXIT_USAGE;
-    }
     #[cfg(feature = "kafka")]
     if let Err(why) = kafka::options(args).check(&config).and_then(|()| {
         let declared = |list: &str| engine.list_sizes().any(|(name, _)| name == list);

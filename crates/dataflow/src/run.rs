@@ -344,6 +344,7 @@ impl cepheid_runtime::Cluster for Cluster {
             workers.sink = Some(ToSink {
                 commits_at_end: sink.commits_at_end(),
                 takes_late: sink.takes_late(),
+                takes_decisions: sink.takes_decisions(),
             });
         }
         Ok(Box::new(workers.open()?))
@@ -391,6 +392,9 @@ struct ToSink {
     commits_at_end: bool,
     /// It takes the late events.
     takes_late: bool,
+    /// It takes decisions (a topic of its own), which workers do not make
+    /// yet ([`Refusal::Decisions`]).
+    takes_decisions: bool,
 }
 
 /// A run of the runtime's [`Config`] on several workers (threads of this
@@ -589,6 +593,9 @@ impl Workers {
             resumed,
         } = self;
         refuse_to_run(&config, &scale, sink.is_some())?;
+        if sink.as_ref().is_some_and(|s| s.takes_decisions) {
+            return Err(Error::Refused(Refusal::Decisions));
+        }
         // A file's parts: each worker reads its own, and looks now and
         // then at what a handle asks (a stop, a reload).
         let parts = (!live(&config) && sources.is_none()).then(|| {

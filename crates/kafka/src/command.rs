@@ -85,6 +85,8 @@ pub(crate) struct Sides<'c> {
     pub audit: Option<&'c Path>,
     /// The shadow patterns' output: a file or `kafka://BROKERS/TOPIC`.
     pub shadow: Option<&'c Path>,
+    /// The decisions' output: a file or `kafka://BROKERS/TOPIC`.
+    pub decisions: Option<&'c Path>,
     /// Is the input followed?
     pub follow: bool,
     /// Is event time the records' own (a Kafka record's timestamp)?
@@ -100,6 +102,7 @@ impl<'c> Sides<'c> {
             output: config.output_path(),
             late: config.late.as_deref(),
             audit: config.audit.as_deref(),
+            decisions: config.decisions.as_deref(),
             shadow: config.shadow_output.as_deref(),
             follow: config.follow,
             record_time: config.time == Time::Record,
@@ -171,6 +174,12 @@ pub enum OptionsError {
     /// `--shadow-output kafka://...` on other brokers than `--output`, or
     /// with several topics.
     ShadowPlace,
+    /// `--decisions kafka://...` without a Kafka output (a topic is
+    /// written in the output's transactions).
+    DecisionsMixed,
+    /// `--decisions kafka://...` on other brokers than `--output`, or with
+    /// several topics.
+    DecisionsPlace,
     /// A Kafka-only option (`--kafka`, `--transactional-id`,
     /// `--kafka-marker-topic`, `--timeouts`, `--time kafka`) with neither
     /// side on Kafka.
@@ -264,6 +273,12 @@ impl fmt::Display for OptionsError {
             }
             OptionsError::ShadowPlace => {
                 "`Config::shadow_output` kafka://...: one topic on the brokers of `Config::output`"
+            }
+            OptionsError::DecisionsMixed => {
+                "`Config::decisions` kafka://... goes with `Config::output` kafka://... (its records are written in the output's transactions)"
+            }
+            OptionsError::DecisionsPlace => {
+                "`Config::decisions` kafka://...: one topic on the brokers of `Config::output`"
             }
             OptionsError::KafkaOnly => KAFKA_ONLY,
             OptionsError::RecordTimeAlone => {
@@ -402,6 +417,15 @@ impl KafkaOptions<'_> {
             let url = parse_url("`Config::shadow_output`", shadow)?;
             if !beside(&url, &parse_url("`Config::output`", run.output)?) {
                 return Err(OptionsError::ShadowPlace);
+            }
+        }
+        if let Some(decisions) = run.decisions.filter(|d| is_kafka(d)) {
+            if !output {
+                return Err(OptionsError::DecisionsMixed);
+            }
+            let url = parse_url("`Config::decisions`", decisions)?;
+            if !beside(&url, &parse_url("`Config::output`", run.output)?) {
+                return Err(OptionsError::DecisionsPlace);
             }
         }
         let kafka_only = !self.properties.is_empty()

@@ -135,6 +135,10 @@ impl KafkaOptions<'_> {
             Some(s) => Some(url("`Config::shadow_output`", s)?.topics[0].clone()),
             None => None,
         };
+        c.decisions = match run.decisions.filter(|d| is_kafka(d)) {
+            Some(d) => Some(url("`Config::decisions`", d)?.topics[0].clone()),
+            None => None,
+        };
         c.properties = self.properties.to_vec();
         if let Some(id) = self.sink_transactional_id(config) {
             let mut t = Transactional::new(id.clone(), id);
@@ -174,7 +178,8 @@ impl KafkaOptions<'_> {
         let Some(c) = self.sink_config(config)? else {
             return Ok(None);
         };
-        let (audit, shadow) = (c.audit.is_some(), c.shadow.is_some());
+        let (audit, shadow, decisions) =
+            (c.audit.is_some(), c.shadow.is_some(), c.decisions.is_some());
         let sink = KafkaSink::new(c)?;
         config.output = None;
         config.late = None;
@@ -186,6 +191,9 @@ impl KafkaOptions<'_> {
         }
         if shadow {
             config.shadow_output = None;
+        }
+        if decisions {
+            config.decisions = None;
         }
         Ok(Some(Box::new(sink)))
     }

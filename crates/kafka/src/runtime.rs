@@ -295,8 +295,9 @@ impl Source for KafkaSource {
 /// or an audit record, which go to topics of their own when the sink takes
 /// them (`SinkConfig::shadow`, `SinkConfig::audit`; a run that has them
 /// and a sink that does not is refused before it starts), and for a
-/// decision (a Kafka sink takes none: a run with a decisions file and a
-/// Kafka sink is refused before it starts).
+/// decision, which goes to a topic of its own too (`SinkConfig::decisions`;
+/// a run with a decisions file and a Kafka sink without one is refused
+/// before it starts).
 fn kind(kind: RunKind) -> Option<Kind> {
     match kind {
         RunKind::Match => Some(Kind::Match),
@@ -331,9 +332,10 @@ impl Sink for KafkaSink {
     fn describe(&self, k: RunKind) -> String {
         match kind(k) {
             Some(k) => format!("kafka:{}", self.topic(k)),
-            None if k == RunKind::Decision => {
-                "a decisions file (a Kafka output has none)".to_string()
-            }
+            None if k == RunKind::Decision => match self.decisions_topic() {
+                Some(topic) => format!("kafka:{topic}"),
+                None => "a decisions file (a Kafka output has none)".to_string(),
+            },
             None if k == RunKind::Audit => match self.audit_topic() {
                 Some(topic) => format!("kafka:{topic}"),
                 None => "an audit file (a Kafka output has none)".to_string(),
@@ -357,11 +359,20 @@ impl Sink for KafkaSink {
         self.audit_topic().is_some()
     }
 
+    fn takes_decisions(&self) -> bool {
+        self.decisions_topic().is_some()
+    }
+
     fn write(&mut self, k: RunKind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
         self.still(k == RunKind::Late)?;
         if let (RunKind::Audit, Some(_)) = (k, self.audit_topic()) {
             let record = record.strip_suffix(b"\n").unwrap_or(record);
             return KafkaSink::write_audit(self, record).map_err(|e| self.run_error(true, e));
+        }
+        if let (RunKind::Decision, Some(_)) = (k, self.decisions_topic()) {
+            let record = record.strip_suffix(b"\n").unwrap_or(record);
+            return KafkaSink::write_decision(self, key, record)
+                .map_err(|e| self.run_error(true, e));
         }
         if let (RunKind::Shadow, Some(_)) = (k, self.shadow_topic()) {
             let record = record.strip_suffix(b"\n").unwrap_or(record);

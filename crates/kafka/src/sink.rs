@@ -134,6 +134,11 @@ pub struct SinkConfig {
     /// (a key's records to one partition, in order) and written in the
     /// same transactions as the records; `None`: none are taken.
     pub shadow: Option<String>,
+    /// The topic of the scenes' decisions
+    /// (`cepheid_runtime::Sink::takes_decisions`), keyed by the event's id
+    /// (an event's decisions to one partition, in order) and written in
+    /// the same transactions as the records; `None`: none are taken.
+    pub decisions: Option<String>,
 }
 
 impl SinkConfig {
@@ -148,6 +153,7 @@ impl SinkConfig {
             late: true,
             audit: None,
             shadow: None,
+            decisions: None,
         }
     }
 }
@@ -347,6 +353,8 @@ pub struct KafkaSink {
     audit: Option<String>,
     /// The shadow records' topic (`SinkConfig::shadow`).
     shadow: Option<String>,
+    /// The decisions' topic (`SinkConfig::decisions`).
+    decisions: Option<String>,
     /// Fenced: every later call fails with this error (librdkafka purges
     /// what was queued; its delivery reports say "purged", not why).
     pub(crate) fenced_by: Option<KafkaError>,
@@ -390,7 +398,8 @@ enum To<'a> {
     /// key.
     Output(Kind),
     /// A topic of the sink's own, to the partition of the record's key:
-    /// the shadow records' (`SinkConfig::shadow`).
+    /// the shadow records' (`SinkConfig::shadow`), the decisions'
+    /// (`SinkConfig::decisions`).
     Keyed(&'a str),
     /// A partition of a topic of the sink's own: the marker topic's, the
     /// audit records' (`SinkConfig::audit`).
@@ -481,7 +490,10 @@ impl KafkaSink {
             .map_err(|e| KafkaError::client("create the producer", e))?;
         let mut watched = Vec::new();
         let mut topics = config.topics.all();
-        for own in [&config.audit, &config.shadow].into_iter().flatten() {
+        for own in [&config.audit, &config.shadow, &config.decisions]
+            .into_iter()
+            .flatten()
+        {
             if !topics.contains(&own.as_str()) {
                 topics.push(own);
             }
@@ -541,6 +553,7 @@ impl KafkaSink {
             late: config.late,
             audit: config.audit,
             shadow: config.shadow,
+            decisions: config.decisions,
             fenced_by: None,
             interval: 1,
             group_held: None,
@@ -618,6 +631,25 @@ impl KafkaSink {
             return Err(KafkaError::Config {
                 reason: "this sink takes no records of shadow patterns (`SinkConfig::shadow`)"
                     .to_string(),
+            });
+        };
+        self.write_to(To::Keyed(&topic), key, record)
+    }
+
+    /// The topic of the scenes' decisions (`SinkConfig::decisions`), if it
+    /// takes them.
+    pub fn decisions_topic(&self) -> Option<&str> {
+        self.decisions.as_deref()
+    }
+
+    /// Queues a decision record to the decisions topic, keyed by `key`
+    /// (the event's id: an event's decisions go to one partition, in
+    /// order), in the transaction of the records; an error when the sink
+    /// takes none.
+    pub fn write_decision(&mut self, key: &[u8], record: &[u8]) -> Result<(), KafkaError> {
+        let Some(topic) = self.decisions.clone() else {
+            return Err(KafkaError::Config {
+                reason: "this sink takes no decisions (`SinkConfig::decisions`)".to_string(),
             });
         };
         self.write_to(To::Keyed(&topic), key, record)
@@ -983,7 +1015,7 @@ impl KafkaSink {
             let n = i64::try_from(checkpoint).map_err(|_| KafkaError::Config {
                 reason: format!("checkpoint number {checkpoint} is too large"),
             })?;
-            let own = [&self.audit, &self.shadow]
+            let own = [&self.audit, &self.shadow, &self.decisions]
                 .into_iter()
                 .any(|o| o.as_deref() == Some(t.as_str()));
             if !self.topics.all().contains(&t.as_str()) && !own {

@@ -244,7 +244,8 @@ impl Formatter {
 
     /// The record of a decision (`docs/decisions.md`): `{"kind":
     /// "decision", "scene", "event" (or "position"), "ts", "outcome",
-    /// "score", "rules", ...}`.
+    /// "score", "rules", ...}`; its [`key`](Formatter::key) is the
+    /// event's id (its JSON).
     pub fn decision(&mut self, d: &Decision) -> &[u8] {
         let line = &mut self.line;
         line.clear();
@@ -255,7 +256,9 @@ impl Formatter {
         } else {
             b",\"event\":"
         });
+        let id = line.len();
         push_json_value(line, &d.event);
+        let id = id..line.len();
         line.extend_from_slice(b",\"ts\":");
         push_int(line, d.ts);
         line.extend_from_slice(b",\"outcome\":");
@@ -284,7 +287,9 @@ impl Formatter {
             line.push(b']');
         }
         line.extend_from_slice(b"}\n");
-        self.key = 0..0;
+        // (its key is the event's id: a sink keyed by it, a Kafka topic,
+        // puts an event's decisions in one partition, in order)
+        self.key = id;
         &self.line
     }
 
