@@ -434,7 +434,7 @@ impl Target {
 /// again when rotated, `rotate.rs`) or standard output, written on a
 /// thread of its own or by its callers ([`Writing`]); late events, the
 /// records of `shadow` patterns, audit records and decisions each to their
-/// file when one is given (the side outputs, [`Side`]). With a checkpoint
+/// file when one is given (its side outputs). With a checkpoint
 /// folder its regular files are locked (`lock.rs`), synced and measured
 /// at each checkpoint, and truncated to the checkpoint's lengths on
 /// resuming.
