@@ -175,7 +175,12 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
     let mut report = report;
     report.left_out = left_out;
     let scenes = &rules.loaded().scenes;
-    if !scenes.is_empty() {
+    if !scenes.is_empty() && events.workers.is_some() {
+        tell!(
+            events.tell,
+            "cepheid: the scenes' outcomes are made on one engine only (--decisions): on --workers the backtest gives the patterns' figures without them"
+        );
+    } else if !scenes.is_empty() {
         let declared: Vec<(String, Vec<String>)> = (scenes.iter())
             .map(|s| {
                 (

@@ -61,7 +61,15 @@ pub fn run(options: &Options) -> Result<Compared, Error> {
     let old = side(&options.events, &options.old, "old")?;
     let new = side(&options.events, &options.new, "new")?;
     let diff = Diff::of(&old, &new);
-    let moves = (old.scenes || new.scenes).then(|| moves::moves(&old.decided, &new.decided));
+    let scenes = old.scenes || new.scenes;
+    if scenes && options.events.workers.is_some() {
+        tell!(
+            options.events.tell,
+            "cepheid: the scenes' outcomes are made on one engine only (--decisions): on --workers the diff compares the alerts without them"
+        );
+    }
+    let moves = (scenes && options.events.workers.is_none())
+        .then(|| moves::moves(&old.decided, &new.decided));
     Ok(Compared {
         old,
         new,

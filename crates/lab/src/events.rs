@@ -163,7 +163,7 @@ impl Events {
         let said = Box::new(Said(which.to_string(), self.tell.clone()));
         let (back, given) = std::sync::mpsc::channel();
         let sink = Box::new(
-            ToRecords::new(records, back)
+            ToRecords::new(records, back, self.workers.is_none())
                 .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))?,
         );
         let (span, left_out) = self.run_rules(config, &rules, (said, sink), path, which)?;
@@ -255,6 +255,8 @@ impl Records for Vec<String> {
 struct ToRecords<R: Records> {
     /// Does its [`Records`] take decisions?
     decisions: bool,
+    /// Does the run give it decisions (one engine's; workers make none)?
+    takes_decisions: bool,
     block: Vec<u8>,
     blocks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
     taker: Option<std::thread::JoinHandle<R>>,
@@ -266,10 +268,19 @@ impl<R: Records> ToRecords<R> {
     /// does not fit in it.
     const BLOCK: usize = 256 * 1024;
 
-    fn new(mut records: R, back: std::sync::mpsc::Sender<R>) -> std::io::Result<ToRecords<R>> {
+    /// Records to `records` (given back through `back`); with `one_engine`
+    /// the run's decisions are taken (those `records` does not want
+    /// dropped here), on workers none (they make none: `--decisions` is
+    /// one engine's).
+    fn new(
+        mut records: R,
+        back: std::sync::mpsc::Sender<R>,
+        one_engine: bool,
+    ) -> std::io::Result<ToRecords<R>> {
         // (a few blocks ahead: the run waits when the thread is behind)
         let (blocks, taken) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let decisions = records.takes_decisions();
+        let takes_decisions = one_engine;
         let taker = std::thread::Builder::new()
             .name("cepheid-lab".to_string())
             .spawn(move || {
@@ -286,6 +297,7 @@ impl<R: Records> ToRecords<R> {
             })?;
         Ok(ToRecords {
             decisions,
+            takes_decisions,
             block: Vec::with_capacity(Self::BLOCK),
             blocks: Some(blocks),
             taker: Some(taker),
@@ -321,10 +333,11 @@ impl<R: Records> Sink for ToRecords<R> {
         true
     }
 
-    /// (always, so that a run of scenes says nothing of decisions not
-    /// written: those its [`Records`] does not take are dropped here)
+    /// (on one engine always, so that a run of scenes says nothing of
+    /// decisions not written: those its [`Records`] does not take are
+    /// dropped here)
     fn takes_decisions(&self) -> bool {
-        true
+        self.takes_decisions
     }
 
     fn write(&mut self, kind: Kind, _key: &[u8], record: &[u8]) -> Result<(), SinkError> {

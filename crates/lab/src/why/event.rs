@@ -86,6 +86,12 @@ impl crate::Records for OfEvent {
 pub fn run(options: &Options) -> Result<WhyEvent, Error> {
     let events = &options.events;
     events.check("why reads the events from a file or a Kafka range")?;
+    if events.workers.is_some() {
+        return Err(Error::new(
+            ErrorKind::Usage,
+            "why runs one engine: --workers is not taken",
+        ));
+    }
     let of = OfEvent {
         id: options.event.clone(),
         found: Vec::new(),
