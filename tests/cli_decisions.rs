@@ -419,6 +419,10 @@ fn a_backtest_gives_each_scenes_outcome_mix_and_its_precision_and_recall() {
     }
     labels.push_str(r#"{"event": "nowhere", "label": "fraud"}"#);
     labels.push('\n');
+    // (the first event labelled again, as it was: the later label counts,
+    // and the repeat is said)
+    labels.push_str(&serde_json::json!({"event": id(&decisions[0]), "label": "fraud"}).to_string());
+    labels.push('\n');
     fs::write(dir.join("labels.jsonl"), labels).unwrap();
     let backtest = ok(common::cepheid()
         .current_dir(&dir)
@@ -433,6 +437,15 @@ fn a_backtest_gives_each_scenes_outcome_mix_and_its_precision_and_recall() {
         .args(["--labels", "labels.jsonl", "--json", "--html", "page.html"])
         .output()
         .unwrap());
+    let said = stderr(&backtest);
+    assert!(
+        said.contains(&format!(
+            "labels.jsonl:{}: event {} was labelled at line 1 already",
+            decisions.len() + 2,
+            id(&decisions[0])
+        )),
+        "{said}"
+    );
     let report: serde_json::Value = serde_json::from_slice(&backtest.stdout).unwrap();
     let scene = &report["scenes"][0];
     assert_eq!(scene["scene"], "payment");

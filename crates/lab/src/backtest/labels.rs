@@ -42,6 +42,8 @@ pub(super) fn read(
     };
     let mut labels = Vec::new();
     let mut by_event = Vec::new();
+    let mut seen_events: std::collections::HashMap<String, usize> =
+        std::collections::HashMap::new();
     let csv = path.extension().is_some_and(|x| x == "csv");
     for (i, line) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -60,10 +62,28 @@ pub(super) fn read(
         } else {
             let label = serde_json::from_str::<serde_json::Value>(trimmed).ok();
             if let Some(event) = label.as_ref().and_then(event_label) {
-                by_event.push(EventLabel {
+                // (an event labelled twice: the later label counts, said)
+                let event = EventLabel {
                     line: line_no,
                     ..event
-                });
+                };
+                match seen_events.get(&event.event) {
+                    Some(&at) => {
+                        let first: &EventLabel = &by_event[at];
+                        tell!(
+                            tell,
+                            "cepheid: {}:{line_no}: event {} was labelled at line {} already; the label of line {line_no} is used",
+                            path.display(),
+                            event.event,
+                            first.line
+                        );
+                        by_event[at] = event;
+                    }
+                    None => {
+                        seen_events.insert(event.event.clone(), by_event.len());
+                        by_event.push(event);
+                    }
+                }
                 continue;
             }
             label.and_then(|l| Some((l.get("key")?.clone(), time(&l["ts"])?)))
