@@ -957,7 +957,10 @@ fn on_two_processes_the_stop_of_one_stops_the_other_with_a_last_cut() {
                 .status();
         }
     });
-    let ended = crate::common::wait_together(children);
+    // (process 0 ends with 4, a failure to `wait_together`, which would
+    // kill process 1 at once if it were still writing its last cut: so
+    // the other is given the guard's minute to end by itself)
+    let ended = crate::common::wait_together_within(children, T);
     drop(done);
     let said: Vec<String> = ended.iter().map(stderr).collect();
     // (another process than 0 ends with 0 when stopped: process 0 says
