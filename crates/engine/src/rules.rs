@@ -164,6 +164,12 @@ impl Rules {
         &self.loaded.patterns
     }
 
+    /// The scenes the texts declared (`docs/language.md` §11.3), in load
+    /// order.
+    pub fn scenes(&self) -> &[crate::scene::Scene] {
+        &self.loaded.scenes
+    }
+
     /// The pattern named `name`.
     pub fn get(&self, name: &str) -> Option<&Pattern> {
         self.loaded.patterns.iter().find(|p| p.name == name)

@@ -64,6 +64,83 @@ pub struct Decision {
     pub(crate) arrival: u64,
 }
 
+impl Decision {
+    /// The one decision of an event in `scene` made of the decisions
+    /// `parts` of the same event and scene, one from each engine that runs
+    /// a part of the rule set ([`Engine::add_scenes_in_part`]): the rules
+    /// that fired in any part (each name and version once, in the
+    /// scene's order), the first list check that held in any part (every
+    /// part sees the same lists where the lists' writes reach every part
+    /// before the next millisecond, as on workers), the outcome, score
+    /// and counted rules resolved again over them all ([`Scene::resolve`]),
+    /// the fields missing in any part. A late event's parts are alike:
+    /// the first is its decision. `None` without parts.
+    ///
+    /// [`Engine::add_scenes_in_part`]: crate::Engine::add_scenes_in_part
+    pub fn gather<'a>(
+        scene: &Scene,
+        parts: impl IntoIterator<Item = &'a Decision>,
+    ) -> Option<Decision> {
+        let mut parts = parts.into_iter();
+        let mut gathered = parts.next()?.clone();
+        if gathered.late {
+            return Some(gathered);
+        }
+        let index = |rule: &str| scene.rules.iter().position(|r| r.pattern == rule);
+        let check = |label: &Option<Arc<str>>| {
+            let label = label.as_ref()?;
+            scene.list_checks.iter().position(|c| c.label == *label)
+        };
+        let mut listed = check(&gathered.list);
+        let mut fired: Vec<Fired> = std::mem::take(&mut gathered.rules);
+        fired.append(&mut gathered.shadow);
+        for part in parts {
+            listed = match (listed, check(&part.list)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            for f in part.rules.iter().chain(&part.shadow) {
+                if !fired
+                    .iter()
+                    .any(|g| g.rule == f.rule && g.version == f.version)
+                {
+                    fired.push(f.clone());
+                }
+            }
+            for field in &part.missing {
+                if !gathered.missing.contains(field) {
+                    gathered.missing.push(Arc::clone(field));
+                }
+            }
+        }
+        // (a rule of no scene rule is none of the scene's: left out, as
+        // one engine never notes it)
+        let mut fired: Vec<(usize, Fired)> = (fired.into_iter())
+            .filter_map(|f| Some((index(&f.rule)?, f)))
+            .collect();
+        fired.sort_by_key(|(i, f)| (*i, f.version));
+        let indexes: Vec<usize> = fired.iter().map(|(i, _)| *i).collect();
+        let resolution = scene.resolve(&indexes, listed);
+        for (i, mut f) in fired {
+            f.counted = resolution.counted.contains(&i);
+            match scene.rules[i].shadow {
+                true => gathered.shadow.push(f),
+                false => gathered.rules.push(f),
+            }
+        }
+        gathered.outcome = scene
+            .outcomes
+            .get(resolution.outcome.index())
+            .cloned()
+            .unwrap_or_else(|| "?".into());
+        gathered.score = resolution.score;
+        gathered.list = (resolution.by_list)
+            .and_then(|i| scene.list_checks.get(i))
+            .map(|c| Arc::clone(&c.label));
+        Some(gathered)
+    }
+}
+
 /// A rule that fired on an event, in its [`Decision`].
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
@@ -920,6 +997,39 @@ impl<E: Event + 'static> crate::Engine<E> {
             runs.push(run);
         }
         Ok(runs)
+    }
+
+    /// Makes the engine one **part** of a rule set run in parts (the
+    /// engines of `cepheid_dataflow`'s workers, each holding a group of
+    /// its patterns, `docs/design/decisions-on-workers.md`): `scenes` are
+    /// the rule set's, and `patterns` all its patterns, the engine's and
+    /// the other parts' (for the fields a scene's rules read, so that each
+    /// part names the same missing fields). Each event that enters a
+    /// scene then gets a decision *of this part*: the scene's rules that
+    /// fired here, the list check that held here, an outcome resolved over
+    /// them alone. [`Decision::gather`] makes the event's one decision of
+    /// every part's. [`decision_stats`](crate::Engine::decision_stats)
+    /// counts the part's decisions.
+    ///
+    /// A scene named like one in force is an error, as is a field a scene
+    /// reads that the engine's events cannot have.
+    pub fn add_scenes_in_part(
+        &mut self,
+        scenes: &[Scene],
+        patterns: &[&Pattern],
+    ) -> Result<(), Error> {
+        if let Some(scene) = (scenes.iter()).find(|s| self.scenes().any(|t| t.name == s.name)) {
+            let message = format!("a scene named `{}` is already in the engine", scene.name);
+            return Err(Error::new(ErrorKind::Pattern, message).with_span(scene.span));
+        }
+        let mut fields = self.fields.clone();
+        let runs = self.compile_scenes(scenes, patterns, &mut fields, false)?;
+        self.fields = fields;
+        if !runs.is_empty() {
+            self.add_scenes(runs);
+        }
+        self.read_new_fields();
+        Ok(())
     }
 
     /// Adds compiled scenes to those in force.

@@ -89,6 +89,9 @@ struct Case {
     /// (type, u, v, time step, lag): each event's time is the running
     /// time (steps summed) less its lag.
     events: Vec<(u8, u8, u8, u8, u8)>,
+    /// The part (of three) each rule runs in when the rule set runs in
+    /// parts (`decided_in_parts`).
+    parts: Vec<u8>,
 }
 
 const TYPES: [&str; 5] = ["a", "b", "c", "pay", "x"];
@@ -141,6 +144,7 @@ fn case() -> impl Strategy<Value = Case> {
         (scene(), scene()),
         0u8..6,
         prop::collection::vec((0u8..5, 0u8..3, 0u8..10, 0u8..4, 0u8..8), 10..60),
+        prop::collection::vec(0u8..3, RULES.len()),
     )
         .prop_map(
             |(
@@ -149,6 +153,7 @@ fn case() -> impl Strategy<Value = Case> {
                 (s1, s2),
                 max_delay,
                 events,
+                parts,
             )| {
                 Case {
                     attrs,
@@ -161,6 +166,7 @@ fn case() -> impl Strategy<Value = Case> {
                     scenes: [s1, s2],
                     max_delay,
                     events,
+                    parts,
                 }
             },
         )
@@ -350,6 +356,17 @@ fn engine_of(text: &str, max_delay: u8) -> Engine<Record> {
     engine
 }
 
+/// One engine's decisions, whole.
+fn one_engines(case: &Case) -> Vec<Decision> {
+    let mut engine = engine_of(&case.with_scenes(), case.max_delay);
+    let mut out = Decisions::default();
+    for line in case.lines() {
+        engine.push_json(&line, "ts", &mut out).unwrap();
+    }
+    engine.finish(&mut out);
+    out.0
+}
+
 /// The engine's decisions, and its alerts (as JSON lines).
 fn decided(case: &Case) -> (Vec<Compared>, Vec<String>) {
     let mut engine = engine_of(&case.with_scenes(), case.max_delay);
@@ -386,6 +403,66 @@ fn decided(case: &Case) -> (Vec<Compared>, Vec<String>) {
         })
         .collect();
     (decisions, alerts)
+}
+
+/// The decisions of the rule set run in parts, as workers run it: each
+/// part an engine holding some of the patterns (`Case::parts`; the list
+/// `L`'s reader in its writer's part, since here no loop carries a part's
+/// writes to the others as the workers' does) and every scene
+/// ([`Engine::add_scenes_in_part`]), every event pushed to each;
+/// each event's parts gathered by [`Decision::gather`]. In the order of
+/// one engine's decisions (the first part's order).
+fn decided_in_parts(case: &Case) -> Vec<Decision> {
+    let whole = Rules::parse("p.cep", &case.with_scenes()).unwrap();
+    let all = engine_of(&case.patterns(), case.max_delay);
+    let patterns: Vec<_> = whole.patterns().iter().collect();
+    let part_of = |rule: usize| match RULES[rule] {
+        "reader" => case.parts[3],
+        _ => case.parts[rule],
+    };
+    let mut parts: Vec<(Engine<Record>, Decisions)> = (0..3)
+        .map(|part| {
+            let mut engine: Engine<Record> =
+                Engine::with_max_delay(Duration::from_millis(u64::from(case.max_delay)));
+            engine.set_declarations(all.declarations()).unwrap();
+            for (rule, nfa) in all.automata().enumerate() {
+                if part_of(rule) == part {
+                    engine.add_shared(nfa).unwrap();
+                }
+            }
+            engine
+                .add_scenes_in_part(whole.scenes(), &patterns)
+                .unwrap();
+            (engine, Decisions::default())
+        })
+        .collect();
+    for line in case.lines() {
+        for (engine, out) in &mut parts {
+            engine.push_json(&line, "ts", out).unwrap();
+        }
+    }
+    for (engine, out) in &mut parts {
+        engine.finish(out);
+    }
+    // Each event's parts, by scene and event, in the first part's order.
+    let mut by_event: BTreeMap<(String, String), Vec<&Decision>> = BTreeMap::new();
+    for (_, out) in &parts {
+        for d in &out.0 {
+            let key = (d.scene.to_string(), format!("{:?}", d.event));
+            by_event.entry(key).or_default().push(d);
+        }
+    }
+    parts[0]
+        .1
+         .0
+        .iter()
+        .map(|d| {
+            let got = &by_event[&(d.scene.to_string(), format!("{:?}", d.event))];
+            assert_eq!(got.len(), parts.len(), "a part's decision missing");
+            let scene = whole.scenes().iter().find(|s| *s.name == *d.scene).unwrap();
+            Decision::gather(scene, got.iter().copied()).unwrap()
+        })
+        .collect()
 }
 
 /// The reference: the alerts of the rules without scenes, grouped by the
@@ -539,6 +616,10 @@ fn decisions_agree_with_the_reference() {
     let totals = std::cell::Cell::new((0usize, 0usize, 0usize));
     runner
         .run(&case(), |case| {
+            // The rule set run in parts, gathered: one engine's decisions,
+            // whole (rules with their reads, missing fields, list, late).
+            let whole = one_engines(&case);
+            prop_assert_eq!(decided_in_parts(&case), whole, "{}", case.with_scenes());
             let (mut got, alerts) = decided(&case);
             let (mut want, firing, plain) = reference(&case);
             // The alerts are those of the rules without scenes.
