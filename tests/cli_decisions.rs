@@ -115,6 +115,97 @@ fn setup(name: &str, n: usize) -> common::Scratch {
     dir
 }
 
+/// A rule with parameters held by two scenes, whose values change
+/// mid-stream (a `$rules` record): each instance (`over@low`, `over@high`)
+/// fires only on the events of its scene, on workers as on one engine
+/// (`docs/semantics.md`, "Decisions"): before, the workers' engines had no
+/// scenes, and each instance fired on every event its conditions held.
+#[test]
+fn a_rules_instances_fire_only_on_their_scenes_events_on_workers_too() {
+    let rules = |low: u32| {
+        format!(
+            r#"
+pattern over(min: int) {{
+    partition by card
+    action review
+    match p
+    where p: amount > min
+}}
+scene low {{
+    when type == "small"
+    rules over
+    with min = {low}
+    outcomes approve < review
+    review if action review
+    fallback approve
+    deadline 100ms
+}}
+scene high {{
+    when type == "large"
+    rules over
+    with min = 500
+    outcomes approve < review
+    review if action review
+    fallback approve
+    deadline 100ms
+}}
+"#
+        )
+    };
+    let dir = scratch("decisions_instances_workers");
+    fs::write(dir.join("rules.cep"), rules(100)).unwrap();
+    let mut text = String::new();
+    // (amount, type) of each event, for the count below
+    let mut kept = Vec::new();
+    for i in 0..2_000 {
+        if i == 1_000 {
+            let change = serde_json::json!({ "$rules": rules(300) }).to_string();
+            text += &(change + "\n");
+        }
+        let kind = ["small", "large", "login"][i % 3];
+        let amount = (i * 37) % 1000;
+        let ts = 1_000 + i * 10;
+        text += &format!(
+            r#"{{"ts": {ts}, "type": "{kind}", "card": "c{}", "amount": {amount}}}"#,
+            i % 17
+        );
+        text.push('\n');
+        kept.push((i, kind, amount));
+    }
+    fs::write(dir.join("events.jsonl"), text).unwrap();
+    // Each instance's matches: of its scene's events over its threshold
+    // (`over@low`'s from 100 to 300 at the change), counted here.
+    let low = (kept.iter())
+        .filter(|(i, kind, amount)| {
+            *kind == "small" && *amount > if *i < 1_000 { 100 } else { 300 }
+        })
+        .count();
+    let high = (kept.iter())
+        .filter(|(_, kind, amount)| *kind == "large" && *amount > 500)
+        .count();
+    let mut outputs = Vec::new();
+    for (name, extra) in [("one", &[][..]), ("workers", &["--workers", "2"][..])] {
+        let out = format!("{name}.jsonl");
+        ok(run_here(&dir)
+            .args(["--rules-from-stream", "--output", &out])
+            .args(extra)
+            .output()
+            .unwrap());
+        let mut records = lines(&dir, &out);
+        let count = |instance: &str| {
+            (records.iter())
+                .filter(|r| r.contains(&format!(r#""pattern":"{instance}""#)))
+                .count()
+        };
+        assert_eq!(count("over@low"), low, "{name}");
+        assert_eq!(count("over@high"), high, "{name}");
+        assert_eq!(records.len(), low + high, "{name}");
+        records.sort();
+        outputs.push(records);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+}
+
 /// The sample scenes of `patterns/risk/` give, through the command, the
 /// decisions the engine's golden test expects (`decisions.jsonl`), the
 /// event without an id named by its input position, `path:line`.

@@ -840,6 +840,12 @@ impl<E: Event + 'static> Plan<E> {
     fn engines(&self, groups: &[Vec<usize>]) -> Result<Vec<GroupEngine<E>>, Error> {
         let check = self.check.lock().unwrap_or_else(|e| e.into_inner());
         let automata: Vec<_> = check.automata().collect();
+        // (every group's engine is a part of the rule set with all its
+        // scenes: an instance of a rule fires only on its scene's events,
+        // and each event's decision is gathered from the parts:
+        // `docs/design/decisions-on-workers.md`)
+        let scenes: Vec<cepheid_core::scene::Scene> = check.scenes().cloned().collect();
+        let all: Vec<&Pattern> = self.patterns.iter().collect();
         groups
             .iter()
             .map(|members| {
@@ -852,6 +858,9 @@ impl<E: Event + 'static> Plan<E> {
                 // to it later reads them as one engine would)
                 if !check.declarations().is_empty() {
                     engine.set_declarations(check.declarations())?;
+                }
+                if !scenes.is_empty() {
+                    engine.set_scenes_in_part(&scenes, &all)?;
                 }
                 Ok((engine, members.clone()))
             })

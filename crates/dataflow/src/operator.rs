@@ -1117,7 +1117,11 @@ impl<E: Event + Clone + 'static> Worker<E> {
             .map(|(i, p)| (p.name.clone(), i))
             .collect();
         let (from, to) = worker_groups(self.index as u32, self.changes.peers as u32);
+        // (every engine is a part of the new rule set, with all its scenes:
+        // `Plan::engines`)
+        let all: Vec<&crate::pattern::Pattern> = rules.patterns().iter().collect();
         let mut lines: Vec<(usize, String)> = Vec::new();
+        let mut scenes_removed: Vec<String> = Vec::new();
         // (this worker's part of the audit record: each name with what
         // its engines did, their partial matches before and after)
         let stats_before = self.pattern_stats();
@@ -1125,21 +1129,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
         for (group, (_, names)) in next.groups.iter().enumerate() {
             if group >= self.spans.len() {
                 // A new group: one engine over the worker's key groups.
-                let mut engine = self.changes.make_engine();
-                // (a change of rules takes no pattern that shares
-                // indicators: `route::not_on_workers`)
-                scope(&mut engine, &next, group, false);
-                if self.changes.writes {
-                    engine.hand_out_list_writes();
-                }
-                // (its lists as the worker's other engines hold them: no
-                // event changes a list on workers, and every engine makes
-                // the same edits at the same times)
-                if let Some(first) = self.pieces.first() {
-                    if !declared.is_empty() && engine.set_declarations(declared).is_ok() {
-                        engine.copy_lists_from(&first.engine.0);
-                    }
-                }
+                let engine = self.new_group_engine(&next, group, declared);
                 self.pieces.push(Piece {
                     group: group as u32,
                     from,
@@ -1165,6 +1155,14 @@ impl<E: Event + Clone + 'static> Worker<E> {
                         names,
                     },
                 );
+                let done = (done.and_then(|changes| {
+                    Ok((changes, engine.set_scenes_in_part(rules.scenes(), &all)?))
+                }))
+                .map(|(changes, removed)| {
+                    // (said after the patterns, as one engine words them)
+                    scenes_removed = removed;
+                    changes
+                });
                 let any = done.as_ref().is_ok_and(|changes| changes.any());
                 self.changes.changed |= any;
                 if let (Ok(changes), 0) = (done, k) {
@@ -1210,9 +1208,42 @@ impl<E: Event + Clone + 'static> Worker<E> {
         self.changes.in_force = rules.patterns().iter().map(|p| p.name.clone()).collect();
         if tell {
             lines.sort_by_key(|(order, _)| *order);
-            let lines: String = lines.into_iter().map(|(_, line)| line).collect();
+            let scenes =
+                (scenes_removed.iter()).map(|name| (0, format!("  scene {name}: removed\n")));
+            let lines: String = lines
+                .into_iter()
+                .chain(scenes)
+                .map(|(_, line)| line)
+                .collect();
             sink.rules_changed(&change.place, Ok(lines));
         }
+    }
+
+    /// The engine of a group a change of rules adds (`group` of `next`),
+    /// over the worker's key groups, with the rules' lists and indicators
+    /// (`declared`).
+    fn new_group_engine(
+        &self,
+        next: &Layout,
+        group: usize,
+        declared: &cepheid_core::lookup::Declarations,
+    ) -> Engine<E> {
+        let mut engine = self.changes.make_engine();
+        // (a change of rules takes no pattern that shares indicators:
+        // `route::not_on_workers`)
+        scope(&mut engine, next, group, false);
+        if self.changes.writes {
+            engine.hand_out_list_writes();
+        }
+        // (its lists as the worker's other engines hold them: no event
+        // changes a list on workers, and every engine makes the same edits
+        // at the same times)
+        if let Some(first) = self.pieces.first() {
+            if !declared.is_empty() && engine.set_declarations(declared).is_ok() {
+                engine.copy_lists_from(&first.engine.0);
+            }
+        }
+        engine
     }
 
     /// Refuses `change` for `why` (the rules before it go on): counted,

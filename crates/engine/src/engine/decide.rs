@@ -67,7 +67,7 @@ pub struct Decision {
 impl Decision {
     /// The one decision of an event in `scene` made of the decisions
     /// `parts` of the same event and scene, one from each engine that runs
-    /// a part of the rule set ([`Engine::add_scenes_in_part`]): the rules
+    /// a part of the rule set ([`Engine::set_scenes_in_part`]): the rules
     /// that fired in any part (each name and version once, in the
     /// scene's order), the first list check that held in any part (every
     /// part sees the same lists where the lists' writes reach every part
@@ -76,7 +76,7 @@ impl Decision {
     /// the fields missing in any part. A late event's parts are alike:
     /// the first is its decision. `None` without parts.
     ///
-    /// [`Engine::add_scenes_in_part`]: crate::Engine::add_scenes_in_part
+    /// [`Engine::set_scenes_in_part`]: crate::Engine::set_scenes_in_part
     pub fn gather<'a>(
         scene: &Scene,
         parts: impl IntoIterator<Item = &'a Decision>,
@@ -367,6 +367,9 @@ pub(super) struct Decide {
     record: Decision,
     /// Are scenes kept for the events of before a change?
     retiring: bool,
+    /// Is the engine a part of a rule set run in parts
+    /// ([`Engine::set_scenes_in_part`](crate::Engine::set_scenes_in_part))?
+    pub(super) part: bool,
     /// Does every event enter every scene (none has a `when` or a list
     /// check, none retires)? Then [`Decide::entered`] holds them all, and
     /// [`Decide::enter`] has nothing to read.
@@ -400,6 +403,7 @@ impl Decide {
                 arrival: 0,
             },
             retiring: false,
+            part: false,
             plain: false,
         };
         decide.refresh();
@@ -415,6 +419,7 @@ impl Decide {
             positions: self.positions.clone(),
             numbering: self.numbering.clone(),
             stats: self.stats,
+            part: self.part,
             ..Decide::new(self.scenes.clone())
         }
     }
@@ -1001,35 +1006,45 @@ impl<E: Event + 'static> crate::Engine<E> {
 
     /// Makes the engine one **part** of a rule set run in parts (the
     /// engines of `cepheid_dataflow`'s workers, each holding a group of
-    /// its patterns, `docs/design/decisions-on-workers.md`): `scenes` are
-    /// the rule set's, and `patterns` all its patterns, the engine's and
-    /// the other parts' (for the fields a scene's rules read, so that each
-    /// part names the same missing fields). Each event that enters a
-    /// scene then gets a decision *of this part*: the scene's rules that
-    /// fired here, the list check that held here, an outcome resolved over
-    /// them alone. [`Decision::gather`] makes the event's one decision of
-    /// every part's. [`decision_stats`](crate::Engine::decision_stats)
+    /// its patterns, `docs/design/decisions-on-workers.md`), whose scenes
+    /// are `scenes`: the rule set's, all of them, with `patterns` all its
+    /// patterns, the engine's and the other parts' (for the fields a
+    /// scene's rules read, so that each part names the same missing
+    /// fields). Each event that enters a scene then gets a decision *of
+    /// this part*: the scene's rules that fired here, the list check that
+    /// held here, an outcome resolved over them alone;
+    /// [`Decision::gather`] makes the event's one decision of every
+    /// part's. A rule's instance (`rule@scene`) fires only on the events
+    /// of its scene, as in one engine. [`decision_stats`](crate::Engine::decision_stats)
     /// counts the part's decisions.
     ///
-    /// A scene named like one in force is an error, as is a field a scene
-    /// reads that the engine's events cannot have.
-    pub fn add_scenes_in_part(
+    /// Called again (a change of the rule set), the scenes in force are
+    /// replaced as [`set_rules`](crate::Engine::set_rules) replaces a whole
+    /// rule set's (a scene removed decides the events that arrived before
+    /// the change): returns the names of the scenes removed. A part's
+    /// scenes change only so: `set_rules` leaves them as they are. A field
+    /// a scene reads that the engine's events cannot have is an error,
+    /// and nothing changes.
+    pub fn set_scenes_in_part(
         &mut self,
         scenes: &[Scene],
         patterns: &[&Pattern],
-    ) -> Result<(), Error> {
-        if let Some(scene) = (scenes.iter()).find(|s| self.scenes().any(|t| t.name == s.name)) {
-            let message = format!("a scene named `{}` is already in the engine", scene.name);
-            return Err(Error::new(ErrorKind::Pattern, message).with_span(scene.span));
-        }
+    ) -> Result<Vec<String>, Error> {
         let mut fields = self.fields.clone();
         let runs = self.compile_scenes(scenes, patterns, &mut fields, false)?;
         self.fields = fields;
-        if !runs.is_empty() {
-            self.add_scenes(runs);
+        let removed = self.set_scenes(runs);
+        if let Some(decide) = &mut self.core.decide {
+            decide.part = true;
         }
         self.read_new_fields();
-        Ok(())
+        Ok(removed)
+    }
+
+    /// Is the engine a part of a rule set run in parts
+    /// ([`set_scenes_in_part`](crate::Engine::set_scenes_in_part))?
+    pub(super) fn in_part(&self) -> bool {
+        self.core.decide.as_ref().is_some_and(|d| d.part)
     }
 
     /// Adds compiled scenes to those in force.

@@ -608,8 +608,12 @@ impl<E: Event + 'static> Engine<E> {
             .into_iter()
             .map(|nfa| (nfa.pattern().name.clone(), Target::Set(nfa)))
             .collect();
+        let part = self.in_part();
         let mut changes = self.change(targets, policy, Some(fields), sink)?;
-        changes.scenes_removed = self.set_scenes(scenes);
+        // (a part's scenes change with `set_scenes_in_part` only)
+        if !part {
+            changes.scenes_removed = self.set_scenes(scenes);
+        }
         Ok(changes)
     }
 

@@ -409,7 +409,7 @@ fn decided(case: &Case) -> (Vec<Compared>, Vec<String>) {
 /// part an engine holding some of the patterns (`Case::parts`; the list
 /// `L`'s reader in its writer's part, since here no loop carries a part's
 /// writes to the others as the workers' does) and every scene
-/// ([`Engine::add_scenes_in_part`]), every event pushed to each;
+/// ([`Engine::set_scenes_in_part`]), every event pushed to each;
 /// each event's parts gathered by [`Decision::gather`]. In the order of
 /// one engine's decisions (the first part's order).
 fn decided_in_parts(case: &Case) -> Vec<Decision> {
@@ -431,7 +431,7 @@ fn decided_in_parts(case: &Case) -> Vec<Decision> {
                 }
             }
             engine
-                .add_scenes_in_part(whole.scenes(), &patterns)
+                .set_scenes_in_part(whole.scenes(), &patterns)
                 .unwrap();
             (engine, Decisions::default())
         })
