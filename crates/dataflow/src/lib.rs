@@ -110,7 +110,7 @@ use cepheid_core::{error, event, pattern, primitives, record, value};
 use cepheid_engine::engine;
 
 use std::any::Any;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -121,6 +121,7 @@ use crate::event::Event;
 use crate::pattern::Pattern;
 use crate::primitives::Timestamp;
 use crate::record::FieldTable;
+use crate::value::Value;
 
 mod cut;
 mod operator;
@@ -151,6 +152,31 @@ pub struct Stamped<E> {
     pub offset: u64,
     /// The event.
     pub event: E,
+}
+
+/// The place of an event (`Stamped::source`, `Stamped::offset`) as its
+/// engines are given it when decisions are gathered
+/// ([`Plan::gathering_decisions`]): a list of the two numbers. A
+/// decision's [`place`](cepheid_engine::Decision::place) says which event
+/// it is of; [`place_parts`] reads it back.
+pub fn place_of(source: u32, offset: u64) -> Value {
+    Value::List(Arc::from([
+        Value::Int(i64::from(source)),
+        Value::Int(offset as i64),
+    ]))
+}
+
+/// The source and offset of a place made by [`place_of`].
+pub fn place_parts(place: &Value) -> Option<(u32, u64)> {
+    match place {
+        Value::List(items) => match &items[..] {
+            [Value::Int(source), Value::Int(offset)] => {
+                Some((u32::try_from(*source).ok()?, *offset as u64))
+            }
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// What a [`source`] sends to [`cep`]: events and changes of rules, then,
@@ -618,6 +644,8 @@ pub struct Plan<E: Event + 'static> {
     /// The changes of lists every engine makes at the start, each with
     /// its origin ([`Plan::edit_lists`]).
     lists: Vec<(EntryOrigin, ListEdit)>,
+    /// Are the scenes' decisions gathered ([`Plan::gathering_decisions`])?
+    decisions: bool,
 }
 
 impl<E: Event + 'static> Default for Plan<E> {
@@ -647,7 +675,25 @@ impl<E: Event + 'static> Plan<E> {
             limits: Limits::default(),
             changing: None,
             lists: Vec::new(),
+            decisions: false,
         }
+    }
+
+    /// The same plan, whose engines give each event's decisions of their
+    /// part with the event's place (`Stamped::source`, `Stamped::offset`:
+    /// [`place_of`]), to be gathered by event
+    /// ([`Decision::gather`](cepheid_engine::Decision::gather),
+    /// `docs/design/decisions-on-workers.md`). Without it the engines
+    /// decide with their scenes (an instance fires only on its scene's
+    /// events) and the sinks drop the parts.
+    pub fn gathering_decisions(mut self) -> Plan<E> {
+        self.decisions = true;
+        self
+    }
+
+    /// Are the decisions gathered ([`Plan::gathering_decisions`])?
+    pub fn gathers_decisions(&self) -> bool {
+        self.decisions
     }
 
     /// Adds patterns: all of them, or none when one fails, compiled and
@@ -800,6 +846,7 @@ impl<E: Event + 'static> Plan<E> {
         let mut plan = Plan::new();
         plan.limits = self.limits;
         plan.changing = self.changing;
+        plan.decisions = self.decisions;
         plan.lists.clone_from(&self.lists);
         if let Some(table) = (plan.fields() as &dyn Any).downcast_ref::<FieldTable>() {
             for path in fields {

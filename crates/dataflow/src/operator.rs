@@ -165,6 +165,14 @@ pub trait Collect<E>: Sink<E> {
         let _ = (change, part);
     }
 
+    /// The rules changed to `rules` at event time `at`
+    /// ([`Plan::changing`]): the events from `at` on are decided by their
+    /// scenes. Called on worker 0 only, once per change applied. Nothing
+    /// by default.
+    fn scenes_changed(&mut self, at: Timestamp, rules: &cepheid_engine::Rules) {
+        let _ = (at, rules);
+    }
+
     /// The changes of rules made and refused over the run (those of the
     /// cut it resumed from included), told on worker 0 at the end, before
     /// [`Collect::finish`]. Nothing by default.
@@ -701,6 +709,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
             .collect();
         Worker {
             index,
+            places: plan.gathers_decisions(),
             shares,
             pieces,
             spans,
@@ -737,6 +746,9 @@ impl<E: Event + Clone + 'static> Worker<E> {
 /// One worker's state in the operator.
 struct Worker<E: Event + 'static> {
     index: usize,
+    /// Are the engines given each event's place, for their decisions to
+    /// be gathered ([`Plan::gathering_decisions`])?
+    places: bool,
     /// Does each group's engines share indicators over the whole stream
     /// (`route::shares_indicators`)?
     shares: Vec<bool>,
@@ -1207,6 +1219,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
         self.changes.names = Some(number);
         self.changes.in_force = rules.patterns().iter().map(|p| p.name.clone()).collect();
         if tell {
+            sink.scenes_changed(change.at, &rules);
             lines.sort_by_key(|(order, _)| *order);
             let scenes =
                 (scenes_removed.iter()).map(|name| (0, format!("  scene {name}: removed\n")));
@@ -1400,15 +1413,17 @@ impl<E: Event + Clone + 'static> Worker<E> {
                 continue;
             }
             let (engine, numbers) = &mut self.pieces[piece].engine;
-            engine.push(
-                stamped.ts,
-                event,
-                &mut Renumber {
-                    sink,
-                    numbers,
-                    names,
-                },
-            );
+            let mut sink = Renumber {
+                sink,
+                numbers,
+                names,
+            };
+            if self.places {
+                let place = crate::place_of(stamped.source, stamped.offset);
+                engine.push_positioned(stamped.ts, event, place, &mut sink);
+            } else {
+                engine.push(stamped.ts, event, &mut sink);
+            }
         }
     }
 
@@ -1561,5 +1576,9 @@ impl<E, S: Sink<E> + ?Sized> Sink<E> for Renumber<'_, S> {
     fn on_dropped(&mut self, partial: &MatchRef<'_, E>) {
         let number = self.number(partial);
         partial.renumbered(number, |m| self.sink.on_dropped(m));
+    }
+
+    fn on_decision(&mut self, decision: &crate::engine::Decision) {
+        self.sink.on_decision(decision);
     }
 }

@@ -156,6 +156,7 @@ mod connect;
 mod counts;
 mod cut;
 mod cutter;
+mod decisions;
 mod emit;
 mod error;
 mod items;
@@ -424,6 +425,9 @@ struct Workers {
     /// The checkpoint it resumes from, as the runtime read and chose it
     /// (`Config::checkpoint`).
     resumed: Option<Stored>,
+    /// With a decisions file: the rules, whose scenes worker 0 resolves
+    /// the engines' parts by (`run/decisions.rs`).
+    rules: Option<Rules>,
 }
 
 /// A worker's own [`Source`] ([`Workers::with_sources`]), `None` for a
@@ -491,6 +495,10 @@ impl Workers {
         if changing {
             plan = plan.changing(config.reload_policy);
         }
+        // (each group's engine decides its part; worker 0 gathers them)
+        if config.decisions.is_some() {
+            plan = plan.gathering_decisions();
+        }
         let patterns = rules.patterns();
         // The automata the rules compiled as they were loaded, shared by
         // every worker (one pattern at a time only to say which one the
@@ -538,6 +546,7 @@ impl Workers {
             sources: None,
             sink: None,
             resumed: None,
+            rules: config.decisions.is_some().then(|| rules.clone()),
         })
     }
 
@@ -591,9 +600,12 @@ impl Workers {
             sources,
             sink,
             resumed,
+            rules: decided_by,
         } = self;
         refuse_to_run(&config, &scale, sink.is_some())?;
-        if sink.as_ref().is_some_and(|s| s.takes_decisions) {
+        if sink.as_ref().is_some_and(|s| s.takes_decisions)
+            || (config.decisions.is_some() && sources.is_some())
+        {
             return Err(Error::Refused(Refusal::Decisions));
         }
         // A file's parts: each worker reads its own, and looks now and
@@ -655,6 +667,7 @@ impl Workers {
             resume,
             shares,
             rules,
+            decided_by,
         })
     }
 }
@@ -681,6 +694,9 @@ struct Restored {
     /// With which rules the cut goes on: changed while it ran, and the
     /// pattern files edited since.
     rules: (bool, bool),
+    /// With a decisions file: the rules whose scenes decide
+    /// ([`Job::rules`]).
+    decided_by: Option<Rules>,
 }
 
 impl Restored {
@@ -706,6 +722,7 @@ impl Restored {
             mut resume,
             shares,
             rules: _,
+            decided_by,
         } = self;
         // The reference files, read once by each process before its
         // workers start (resumed: what they changed since the cut).
@@ -761,6 +778,7 @@ impl Restored {
         }
         let live = live(&config) || sources.is_some();
         let job = Arc::new(Job {
+            rules: decided_by,
             plan,
             origin: config.input.describe(),
             live,
@@ -1223,9 +1241,6 @@ fn not_on_workers_from_start(pattern: &Pattern) -> Option<Refusal> {
 /// The outputs a run on workers does not take, `sink` when its records go
 /// to a sink ([`ToSink`]) rather than to files.
 fn refuse_outputs(config: &Config, scale: &Scale, sink: bool) -> Result<(), Refusal> {
-    if config.decisions.is_some() {
-        return Err(Refusal::Decisions);
-    }
     if sink {
         if scale.output_per_worker {
             return Err(Refusal::SinkOutputPerWorker);

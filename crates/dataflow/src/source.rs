@@ -25,8 +25,9 @@ use crate::{Change, Input, SourceClock, SourceEnd, Stamped};
 /// The stream of a [`source`]'s events (and its end), what [`cep`](crate::cep) reads.
 pub type Events<'scope, E> = Stream<'scope, Timestamp, Vec<Input<E>>>;
 
-/// The stream of a [`source`]'s late events, with their times.
-pub type LateEvents<'scope, E> = Stream<'scope, Timestamp, Vec<(Timestamp, E)>>;
+/// The stream of a [`source`]'s late events, stamped as its events are
+/// (their time, source and place: a late event's decisions name it).
+pub type LateEvents<'scope, E> = Stream<'scope, Timestamp, Vec<Stamped<E>>>;
 
 /// Items a source reads per activation, at most (then it lets the other
 /// operators of its worker run, and is scheduled again).
@@ -873,7 +874,7 @@ fn pull_some<E, P: Pull<E>>(
     lateness: &mut Lateness,
     source: u32,
     mut give: impl FnMut(Input<E>),
-    mut late: impl FnMut((Timestamp, E)),
+    mut late: impl FnMut(Stamped<E>),
 ) -> Pulls {
     let (mut ended, mut stopped, mut pending) = (false, false, false);
     let mut read = 0;
@@ -908,7 +909,12 @@ fn pull_some<E, P: Pull<E>>(
                         event,
                     }));
                 } else {
-                    late((ts, event));
+                    late(Stamped {
+                        ts,
+                        source,
+                        offset,
+                        event,
+                    });
                 }
             }
         }
@@ -964,11 +970,11 @@ where
     pull.woken_by(scope.worker().sync_activator_for(address.to_vec()));
     let worker = u32::try_from(scope.index()).unwrap_or(u32::MAX);
     let (events_out, events) = builder.new_output::<Vec<Input<E>>>();
-    let (late_out, late) = builder.new_output::<Vec<(Timestamp, E)>>();
+    let (late_out, late) = builder.new_output::<Vec<Stamped<E>>>();
     let mut events_out =
         OutputBuilder::<_, CapacityContainerBuilder<Vec<Input<E>>>>::from(events_out);
     let mut late_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<(Timestamp, E)>>>::from(late_out);
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<Stamped<E>>>>::from(late_out);
     let mut lateness = lateness;
     // Restored at a cut: its clock then, or nothing to do when it had ended.
     let mut ended_before = None;

@@ -14,6 +14,11 @@ pub(super) enum Chunk {
     /// A worker's counts, at the end (boxed: they are large, the blocks of
     /// records many).
     Summary(Box<Counts>),
+    /// The decisions of the worker's engines' parts, to be gathered by
+    /// worker 0 (`decisions.rs`).
+    Parts(Vec<cepheid_engine::Decision>),
+    /// Late events, decided by worker 0 (`decisions.rs`).
+    Late(Vec<crate::Stamped<Record>>),
 }
 
 /// What a worker's reader found besides events (shared with the reader

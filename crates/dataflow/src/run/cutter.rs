@@ -464,6 +464,9 @@ impl Gathered {
                 }
             }
             Chunk::Summary(summary) => self.summary.add(&summary),
+            // (taken by worker 0's `decisions::Gather` before they come
+            // here)
+            Chunk::Parts(_) | Chunk::Late(_) => {}
         }
     }
 }

@@ -232,6 +232,12 @@ pub(super) struct Emit {
     /// Are late events written (`--late`)? Those the engines take for
     /// late are, as the sources' are.
     pub(super) keep_late: bool,
+    /// With decisions gathered (`--decisions`): the decisions of the
+    /// worker's engines' parts, sent to worker 0 (`decisions.rs`).
+    pub(super) parts: Option<Vec<cepheid_engine::Decision>>,
+    /// Worker 0's, with decisions gathered: the scenes of each change of
+    /// rules, for the gathering.
+    pub(super) book: Option<Rc<RefCell<super::decisions::SceneBook>>>,
 }
 
 /// A worker's part in the [`Board`].
@@ -298,6 +304,8 @@ impl Emit {
             audit: None,
             lists_not_applied: None,
             keep_late: false,
+            parts: None,
+            book: None,
         }
     }
 }
@@ -352,6 +360,12 @@ impl Sink<Record> for Emit {
         let say = &self.say;
         (self.notices).dropped(partial, new_key, |notice| say.report().notice(notice));
     }
+
+    fn on_decision(&mut self, decision: &cepheid_engine::Decision) {
+        if let Some(parts) = &mut self.parts {
+            parts.push(decision.clone());
+        }
+    }
 }
 
 impl Collect<Record> for Emit {
@@ -359,6 +373,9 @@ impl Collect<Record> for Emit {
 
     fn drain(&mut self, out: &mut Vec<Chunk>) {
         out.extend(self.records.take().into_iter().map(Chunk::Records));
+        if let Some(parts) = self.parts.as_mut().filter(|p| !p.is_empty()) {
+            out.push(Chunk::Parts(std::mem::take(parts)));
+        }
         if let Some(summary) = self.summary.take() {
             out.push(Chunk::Summary(Box::new(summary)));
         }
@@ -438,6 +455,12 @@ impl Collect<Record> for Emit {
     fn source_stopped(&mut self, from: usize) {
         if let Some(peer) = &self.peer {
             peer.stopped(from);
+        }
+    }
+
+    fn scenes_changed(&mut self, at: Timestamp, rules: &Rules) {
+        if let Some(book) = &self.book {
+            book.borrow_mut().changed(at, rules);
         }
     }
 

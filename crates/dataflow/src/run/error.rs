@@ -36,9 +36,11 @@ pub enum Refusal {
     /// An audit file with output per worker (a record is written by the
     /// worker that completes it: one audit file is not built for it).
     AuditPerWorker,
-    /// A decisions file: an event's rules may run on several workers (one
-    /// per `partition by`), and their firings are not gathered by event
-    /// on workers yet (issue 62), so no worker can resolve its scenes.
+    /// Decisions of the events of a `Source` (a Kafka topic), or to a
+    /// sink's topic: the workers gather each event's parts by its place
+    /// (`docs/design/decisions-on-workers.md`), which they name by its
+    /// line in a file or followed input only, and write to a file only,
+    /// yet.
     Decisions,
 }
 
@@ -79,7 +81,7 @@ impl fmt::Display for Refusal {
                 "`Scale::output_per_worker` needs an output file (`Config::output`), not a sink (kafka://...)"
             }
             Refusal::Decisions => {
-                "a decisions file (`Config::decisions`) is made on one engine only: on `Scale::workers` or `Scale::processes` an event's rules may run on several workers, whose firings are not gathered by event yet; run it on one engine"
+                "decisions (`Config::decisions`) on `Scale::workers` or `Scale::processes` are made of a file's or a followed input's events, written to a file: the events of a `Source` (a Kafka topic) and a decisions topic are decided on one engine only yet; run it on one engine"
             }
             Refusal::AuditPerWorker => {
                 "`Scale::output_per_worker` does not take an audit file (`Config::audit`) yet: run without it"

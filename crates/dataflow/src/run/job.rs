@@ -93,6 +93,9 @@ pub(super) struct Job {
     pub(super) lists_not_applied: u64,
     /// The audit records of changes of rules, made by the workers.
     pub(super) audit: Arc<emit::AuditJoin>,
+    /// With decisions gathered (`Plan::gathering_decisions`): the rules
+    /// the run starts with, whose scenes worker 0 resolves the parts by.
+    pub(super) rules: Option<Rules>,
 }
 
 /// A change of rules read by a worker's reader (`where_` in messages,
@@ -151,6 +154,7 @@ impl Job {
         sink.audit = Some(Arc::clone(&self.audit));
         sink.lists_not_applied = (index == 0).then(|| (self.lists_not_applied, self.lists.clone()));
         sink.keep_late = self.keep_late;
+        sink.parts = self.plan.gathers_decisions().then(Vec::new);
         sink
     }
 
@@ -302,7 +306,13 @@ impl Job {
         let own = self.take_source(index);
         let lateness = self.lateness(own.is_some());
         let keep_late = self.keep_late;
-        let mut format = Formatter::default();
+        // With decisions gathered: late events go to worker 0 to be
+        // decided, and worker 0 keeps the scenes of each change of rules.
+        let gathering = self.plan.gathers_decisions();
+        let book = (index == 0)
+            .then_some(self.rules.as_ref())
+            .flatten()
+            .map(|rules| Rc::new(RefCell::new(decisions::SceneBook::new(rules.clone()))));
         let to_write = Rc::clone(&gathered);
         // Live input: worker 0 reads it (each worker its own source) on
         // the runtime's reader thread, and its source pulls it on this
@@ -349,37 +359,19 @@ impl Job {
                 last: None,
                 measured: None,
             });
-            let sink = self.emit(index, records_to.clone(), &counts, &drops, publish);
+            let mut sink = self.emit(index, records_to.clone(), &counts, &drops, publish);
+            sink.book.clone_from(&book);
             let make_sink = move |_| sink;
             let found = match &worker_cut {
                 Some(cut) => cep_cut(&self.plan, events, make_sink, cut),
                 None => cep(&self.plan, events, make_sink),
             };
-            let late = late.unary::<CapacityContainerBuilder<Vec<Chunk>>, _, _, _>(
-                Pipeline,
-                "CepLate",
-                move |_, _| {
-                    move |input, output| {
-                        input.for_each_stamp(|cap, data| {
-                            let mut lines = Block::default();
-                            for batch in data {
-                                late_count.set(late_count.get() + batch.len() as u64);
-                                for (_, event) in batch.drain(..) {
-                                    if keep_late {
-                                        format.late(&event);
-                                        lines.push(Kind::Late, &format);
-                                    }
-                                }
-                            }
-                            if !lines.is_empty() {
-                                output.session(&cap).give(Chunk::Records(lines));
-                            }
-                        });
-                    }
-                },
-            );
+            let late = late_chunks(late, (keep_late, gathering), late_count);
             // What a worker does not write itself goes to worker 0.
             let mut cutter = self.cutter(index, requests.take());
+            // (worker 0 gathers the decisions' parts)
+            let mut gather =
+                (book.clone()).map(|book| decisions::Gather::new(book, self.naming(), &self.plan));
             // (an operator, not a sink, for its activator: worker 0's
             // cutter asks for cuts on schedule while nothing comes)
             found
@@ -395,6 +387,11 @@ impl Job {
                             input.for_each_stamp(|cap, data| {
                                 let at = cap.least().copied().unwrap_or(Timestamp::MIN);
                                 for chunk in data.flat_map(|batch| batch.drain(..)) {
+                                    let chunk =
+                                        decisions::Gather::intercept(gather.as_mut(), chunk, at);
+                                    let Some(chunk) = chunk else {
+                                        continue;
+                                    };
                                     match holding {
                                         _ if before_end && at == Timestamp::MAX => {
                                             gathered.after_end.push(chunk);
@@ -408,6 +405,9 @@ impl Job {
                                 .as_ref()
                                 .is_some_and(|w| w.load(Ordering::Relaxed));
                             let frontier = frontier.frontier().first().copied();
+                            if let Some(gather) = &mut gather {
+                                gather.ready(frontier, (holding, before_end), &mut gathered);
+                            }
                             written(&mut gathered, cutter.as_mut(), frontier, waiting);
                             if let Some(cutter) = &mut cutter {
                                 cutter.wake(&activator);
@@ -445,6 +445,27 @@ impl Job {
             }
         }
         None
+    }
+
+    /// How worker 0 names an event without an id in its decisions: its
+    /// line in the input, as one engine does (`decisions.rs`).
+    fn naming(&self) -> decisions::Naming {
+        if self.live {
+            return decisions::Naming::Lines(self.origin.clone());
+        }
+        let csv = matches!(self.config.format, Format::Csv);
+        let path = self.config.input.path();
+        match FileChunks::new(path, 0, 1, self.chunk_bytes) {
+            Ok(chunks) => {
+                let chunks = chunks.with_header(csv);
+                let chunks = match &self.controls {
+                    Some(_) => chunks.past_lines(|line| Control::parse(line).is_some()),
+                    None => chunks,
+                };
+                decisions::Naming::Chunks(self.origin.clone(), Some(chunks.lines()))
+            }
+            Err(_) => decisions::Naming::Chunks(self.origin.clone(), None),
+        }
     }
 
     /// Worker `index`'s own `FILE.W` with `--output-per-worker` (worker 0's
@@ -861,4 +882,40 @@ fn written(
             gathered.flush_now();
         }
     }
+}
+
+/// The records of a worker's late events (`--late`), and, with decisions
+/// gathered, the events, for worker 0 to decide (`decisions.rs`).
+fn late_chunks<'scope>(
+    late: crate::LateEvents<'scope, Record>,
+    (keep_late, gathering): (bool, bool),
+    late_count: Rc<Cell<u64>>,
+) -> timely::dataflow::Stream<'scope, Timestamp, Vec<Chunk>> {
+    let mut format = Formatter::default();
+    late.unary::<CapacityContainerBuilder<Vec<Chunk>>, _, _, _>(Pipeline, "CepLate", move |_, _| {
+        move |input, output| {
+            input.for_each_stamp(|cap, data| {
+                let mut lines = Block::default();
+                let mut to_decide = Vec::new();
+                for batch in data {
+                    late_count.set(late_count.get() + batch.len() as u64);
+                    for stamped in batch.drain(..) {
+                        if keep_late {
+                            format.late(&stamped.event);
+                            lines.push(Kind::Late, &format);
+                        }
+                        if gathering {
+                            to_decide.push(stamped);
+                        }
+                    }
+                }
+                if !lines.is_empty() {
+                    output.session(&cap).give(Chunk::Records(lines));
+                }
+                if !to_decide.is_empty() {
+                    output.session(&cap).give(Chunk::Late(to_decide));
+                }
+            });
+        }
+    })
 }

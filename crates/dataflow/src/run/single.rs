@@ -58,6 +58,13 @@ pub(super) fn resume(
                 .to_string(),
         ));
     }
+    if config.decisions.is_some() {
+        // (its waiting events would go to the workers without the input
+        // positions that name their decisions: `docs/decisions.md`)
+        return Err(single(
+            "a checkpoint of one engine with decisions (`Config::decisions`) resumes without `Scale::workers` yet".to_string(),
+        ));
+    }
     let path = config.input.path();
     let file = File::open(path).map_err(|e| single(format!("{}: {e}", path.display())))?;
     if let Some(tail) = input.tail {
@@ -183,6 +190,13 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     }
     if config.follow {
         return Err(refuse("it is of a followed file"));
+    }
+    if config.decisions.is_some() {
+        // (the events the workers held would reach the engine without the
+        // input positions that name their decisions: `docs/decisions.md`)
+        return Err(refuse(
+            "its decisions (`Config::decisions`) go on on workers only yet",
+        ));
     }
     let Some(command) = marker.the_command().cloned() else {
         return Err(refuse("it names no command"));

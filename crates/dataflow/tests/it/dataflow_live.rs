@@ -179,7 +179,8 @@ fn dataflow(
                 .idle_timeout(setup.idle);
             let (feed, events, late) =
                 live_source::<Record, _>(scope, 0, lateness, move || now.get());
-            late.inspect(move |(ts, event)| {
+            late.inspect(move |late| {
+                let (ts, event) = (&late.ts, &late.event);
                 late_to.lock().unwrap().push(Output::Late {
                     ts: *ts,
                     event: event.clone(),

@@ -39,7 +39,7 @@ type Asking<'a> = (
 type Timed = Arc<Mutex<Vec<(Timestamp, Output<Record>)>>>;
 
 /// A source's late events.
-type Lates = Vec<(Timestamp, Record)>;
+type Lates = Vec<cepheid_dataflow::Stamped<Record>>;
 
 /// What `inspect_core` sees of the late events: a batch with its stamp, or
 /// a frontier.
@@ -51,9 +51,9 @@ fn lates_to(to: Timed) -> impl FnMut(Result<(&Stamp, &Lates), &[Timestamp]>) + '
         if let Ok((stamp, batch)) = got {
             let t = stamp.least().copied().unwrap_or(Timestamp::MIN);
             let mut to = to.lock().unwrap();
-            for (ts, event) in batch {
-                let event = event.clone();
-                to.push((t, Output::Late { ts: *ts, event }));
+            for late in batch {
+                let (ts, event) = (late.ts, late.event.clone());
+                to.push((t, Output::Late { ts, event }));
             }
         }
     }
@@ -414,9 +414,9 @@ fn engines_wait_for_a_source_stopped_before_the_others() {
             let feed: Feed<Record> = worker.dataflow::<Timestamp, _, _>(|scope| {
                 let (feed, events, lates) =
                     live_source_cut(scope, 0, Lateness::new(0), Instant::now, &cut);
-                lates.inspect(move |(ts, event): &(Timestamp, Record)| {
-                    let event = event.clone();
-                    late.lock().unwrap().push(Output::Late { ts: *ts, event });
+                lates.inspect(move |stamped: &cepheid_dataflow::Stamped<Record>| {
+                    let (ts, event) = (stamped.ts, stamped.event.clone());
+                    late.lock().unwrap().push(Output::Late { ts, event });
                 });
                 let sink = |_| Vec::<Output<Record>>::new();
                 cep_cut(&plan_here, events, sink, &cut)

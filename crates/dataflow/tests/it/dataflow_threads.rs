@@ -100,7 +100,8 @@ fn dataflow(
                     Item::Skip => None,
                 });
             let (events, late) = source(scope, index as u32, items, Lateness::new(delay));
-            late.inspect(move |(ts, event)| {
+            late.inspect(move |late| {
+                let (ts, event) = (&late.ts, &late.event);
                 late_to.lock().unwrap().push(Output::Late {
                     ts: *ts,
                     event: event.clone(),

@@ -30,13 +30,19 @@ use crate::value::Value;
 /// [`Sink::on_decision`] right after the engine processed the event, and
 /// returned by [`Engine::decide_now`](crate::Engine::decide_now) and
 /// [`Engine::dry_run`](crate::Engine::dry_run).
-#[derive(Clone, Debug, PartialEq)]
+///
+/// With `serde`, its fields as a whole (the values tagged with their
+/// kind, as a snapshot keeps them): what carries a part's decision from
+/// one worker to the one that gathers it ([`Decision::gather`]). The
+/// record a run writes is the runtime's (`docs/decisions.md`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Decision {
     /// The scene's name.
     pub scene: Arc<str>,
     /// The event's id: the value of the scene's `id` field, or its input
     /// position ([`Decision::by_position`]).
+    #[serde(with = "cepheid_core::persist::via")]
     pub event: Value,
     /// Is [`Decision::event`] the event's input position (the scene has
     /// no `id` field, or the event lacks it)?
@@ -59,8 +65,16 @@ pub struct Decision {
     pub late: bool,
     /// The fields the scene's rules read that the event lacks.
     pub missing: Vec<Arc<str>>,
+    /// The input position the caller gave the event
+    /// ([`Engine::push_positioned`](crate::Engine::push_positioned)),
+    /// whether or not it names the decision ([`Decision::by_position`]):
+    /// which event a decision is of, where ids may repeat (the parts of
+    /// one event, [`Decision::gather`]). `None` when it gave none.
+    #[serde(with = "cepheid_core::persist::via")]
+    pub place: Option<Value>,
     /// The event's arrival number in the engine (which decision belongs to
     /// which pushed event, for `decide_now`).
+    #[serde(skip)]
     pub(crate) arrival: u64,
 }
 
@@ -142,7 +156,7 @@ impl Decision {
 }
 
 /// A rule that fired on an event, in its [`Decision`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Fired {
     /// The pattern's name (`rule@scene` for a rule with parameters).
@@ -158,7 +172,30 @@ pub struct Fired {
     pub counted: bool,
     /// What its conditions read of lists and indicators, for its first
     /// match that held the event ([`MatchRef::reads`]).
+    #[serde(with = "reads_via")]
     pub reads: Vec<(String, Value)>,
+}
+
+/// [`Fired::reads`] with `serde`: each value tagged with its kind.
+mod reads_via {
+    use cepheid_core::persist::{Loaded, Saved};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::value::Value;
+
+    pub(super) fn serialize<S: Serializer>(
+        reads: &[(String, Value)],
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_seq(reads.iter().map(|(name, value)| (name, Saved(value))))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, Value)>, D::Error> {
+        let reads: Vec<(String, Loaded<Value>)> = Vec::deserialize(d)?;
+        Ok(reads.into_iter().map(|(name, v)| (name, v.0)).collect())
+    }
 }
 
 /// What an engine's scenes decided ([`Engine::decision_stats`]): with
@@ -400,6 +437,7 @@ impl Decide {
                 list: None,
                 late: false,
                 missing: Vec::new(),
+                place: None,
                 arrival: 0,
             },
             retiring: false,
@@ -597,6 +635,7 @@ impl Decide {
         for entered in entered.iter() {
             let run = &scenes[entered.scene];
             record.fill(run, event, || position.clone(), ts, seq);
+            record.place = Some(position.clone());
             stats.count(run, record);
             stats.late += 1;
             record.rules.clear();
@@ -641,6 +680,9 @@ impl Decide {
             ts,
             seq,
         );
+        if record.place.is_some() {
+            record.place = None;
+        }
         self.stats.count(run, record);
         record.late = false;
         if !(record.rules.is_empty() && record.shadow.is_empty()) {
@@ -684,6 +726,7 @@ impl Decide {
         for (k, entered) in entered.iter().enumerate() {
             let run = &scenes[entered.scene];
             record.fill(run, event, position, ts, seq);
+            record.place.clone_from(&given);
             stats.count(run, record);
             record.late = false;
             if matches.is_empty() && entered.listed.is_none() {

@@ -37,6 +37,7 @@ use std::sync::Arc;
 /// # std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
+#[derive(Clone)]
 pub struct FileChunks {
     path: PathBuf,
     len: u64,
@@ -149,6 +150,67 @@ impl FileChunks {
             header: header.is_some(),
             reader: part(file, start..end, header.cloned())?,
         }))
+    }
+}
+
+/// The line in the whole file of an event read from a chunk (its
+/// [`FileChunk::offset`]): what one reader of the file numbers it, the
+/// input position that names its decisions (`docs/decisions.md`). Each
+/// chunk's first line is counted once, from the nearest chunk counted
+/// before it (places asked in file order count the file once).
+pub struct ChunkLines {
+    chunks: FileChunks,
+    /// Each chunk counted: its first byte, and the lines before it.
+    known: std::collections::BTreeMap<u64, (u64, u64)>,
+}
+
+impl FileChunks {
+    /// The lines of the chunks ([`ChunkLines`]).
+    pub fn lines(&self) -> ChunkLines {
+        ChunkLines {
+            chunks: self.clone(),
+            known: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+impl ChunkLines {
+    /// The line in the file (numbered from 1) of the line at `offset`
+    /// ([`FileChunk::offset`]: a chunk, then a line in it, the copy of a
+    /// header its line 1).
+    pub fn line(&mut self, offset: u64) -> io::Result<u64> {
+        let (number, line) = (offset >> 32, offset & 0xffff_ffff);
+        let (start, before) = self.start_of(number)?;
+        let header = self.chunks.header.is_some() && start > 0;
+        Ok(before + line - u64::from(header && line > 0))
+    }
+
+    /// Chunk `number`'s first byte, and the lines before it.
+    fn start_of(&mut self, number: u64) -> io::Result<(u64, u64)> {
+        if let Some(&known) = self.known.get(&number) {
+            return Ok(known);
+        }
+        let mut file = File::open(&self.chunks.path)?;
+        let cut = number
+            .saturating_mul(self.chunks.chunk_bytes)
+            .min(self.chunks.len);
+        let start = self.chunks.line_start_at(&mut file, cut)?;
+        let (from, mut lines) = (self.known.range(..number).next_back())
+            .map(|(_, &known)| known)
+            .filter(|&(at, _)| at <= start)
+            .unwrap_or((0, 0));
+        file.seek(SeekFrom::Start(from))?;
+        let mut rest = file.take(start - from);
+        let mut buffer = vec![0_u8; 1 << 16];
+        loop {
+            let read = rest.read(&mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            lines += memchr::memchr_iter(b'\n', &buffer[..read]).count() as u64;
+        }
+        self.known.insert(number, (start, lines));
+        Ok((start, lines))
     }
 }
 

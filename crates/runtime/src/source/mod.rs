@@ -38,7 +38,7 @@ mod pump;
 mod raw;
 mod share;
 
-pub use chunks::{FileChunk, FileChunks};
+pub use chunks::{ChunkLines, FileChunk, FileChunks};
 pub use fields::{FieldWarnings, FieldsTold};
 pub(crate) use file::{prime, spawn_reader, Opened, Reading};
 pub(crate) use live::{new_decoder, reading};

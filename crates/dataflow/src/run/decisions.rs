@@ -1,0 +1,282 @@
+//! Decisions on workers (issue 62, `docs/design/decisions-on-workers.md`):
+//! each group's engine gives the decisions of its part, with the event's
+//! place (`Plan::gathering_decisions`); worker 0 gathers each event's
+//! parts once its frontier passes the event's time (every part of it was
+//! made at a time at or below it), resolves them (`Decision::gather`) by
+//! the scenes in force at that time ([`SceneBook`]), names an event
+//! without an id by its line in the input, as one engine does, and writes
+//! the records in one engine's order: by time, then place in the input.
+//! A late event's decisions are made there too, by an engine of the
+//! scenes alone ([`Gather::late`]).
+
+use super::*;
+use std::collections::BTreeMap;
+
+use cepheid_core::scene::Scene;
+use cepheid_engine::{Decision, Engine, Value};
+use cepheid_runtime::source::ChunkLines;
+use cepheid_runtime::{Block, Kind};
+
+use crate::{place_of, place_parts, Stamped};
+
+/// The scenes of the rules in force, by the event time they apply from:
+/// the plan's, then each change's (kept by worker 0, which applies every
+/// change). An event is decided by the scenes in force at its time.
+pub(super) struct SceneBook {
+    /// From when, and the scenes and patterns then (for a late event's
+    /// decisions: the fields the scenes' rules read).
+    changes: Vec<(Timestamp, Rules)>,
+}
+
+impl SceneBook {
+    pub(super) fn new(rules: Rules) -> SceneBook {
+        SceneBook {
+            changes: vec![(Timestamp::MIN, rules)],
+        }
+    }
+
+    /// The rules changed at `at`.
+    pub(super) fn changed(&mut self, at: Timestamp, rules: &Rules) {
+        self.changes.push((at, rules.clone()));
+    }
+
+    /// Scene `name` as it was at `ts`: of the last change at or before
+    /// it that has it (a scene a change removed decides the events before
+    /// the change), else of the last that has it.
+    fn scene(&self, ts: Timestamp, name: &str) -> Option<&Scene> {
+        fn of<'a>(rules: &'a Rules, name: &str) -> Option<&'a Scene> {
+            rules.scenes().iter().find(|s| s.name == name)
+        }
+        let until = self.changes.partition_point(|(at, _)| *at <= ts);
+        (self.changes[..until].iter().rev())
+            .find_map(|(_, rules)| of(rules, name))
+            .or_else(|| (self.changes.iter().rev()).find_map(|(_, rules)| of(rules, name)))
+    }
+
+    /// The rules in force now.
+    fn now(&self) -> &Rules {
+        &self.changes.last().expect("the plan's rules first").1
+    }
+}
+
+/// How an event without an id is named: its line in the input, `PATH:LINE`.
+pub(super) enum Naming {
+    /// A file read in chunks: the line counted from the chunk's place
+    /// (`None`: the file could not be opened, which its readers say: its
+    /// place in its chunk then).
+    Chunks(String, Option<ChunkLines>),
+    /// Live input read by one reader: the place is the line.
+    Lines(String),
+}
+
+impl Naming {
+    /// The position of the event at `offset`.
+    fn position(&mut self, offset: u64) -> Value {
+        let (origin, line) = match self {
+            Naming::Chunks(origin, lines) => {
+                let line = lines.as_mut().and_then(|l| l.line(offset).ok());
+                (&*origin, line.unwrap_or(offset))
+            }
+            Naming::Lines(origin) => (&*origin, offset),
+        };
+        Value::Str(format!("{origin}:{line}").into())
+    }
+}
+
+/// An event's parts, by scene in the order they came (every part gives
+/// its scenes in the same order), and the latest time they were sent at:
+/// which side of a cut the decision is on, as a record made then is.
+type Parts = (Vec<(Arc<str>, Vec<Decision>)>, Timestamp);
+
+/// Where gathered decisions are written: now (before the cut under way),
+/// after the cut under way, after the run's last cut (made by the end of
+/// a file's input, `Cuts::before_end`).
+#[derive(Default)]
+struct Sides {
+    now: Block,
+    after_cut: Block,
+    after_end: Block,
+}
+
+/// Worker 0's gathering of the parts.
+pub(super) struct Gather {
+    /// The parts of events not gathered yet, by (time, source, offset):
+    /// one engine's order.
+    parts: BTreeMap<(Timestamp, u32, u64), Parts>,
+    book: Rc<RefCell<SceneBook>>,
+    naming: Naming,
+    format: Formatter,
+    /// The engine that decides late events (every event it is given is
+    /// late: its watermark is at the end of time), with the rules it was
+    /// made with.
+    late: Option<(Engine<Record>, usize)>,
+    plan_fields: crate::record::FieldTable,
+    limits: crate::Limits,
+}
+
+impl Gather {
+    pub(super) fn new(book: Rc<RefCell<SceneBook>>, naming: Naming, plan: &Plan<Record>) -> Gather {
+        Gather {
+            parts: BTreeMap::new(),
+            book,
+            naming,
+            format: Formatter::default(),
+            late: None,
+            plan_fields: plan.fields().clone(),
+            limits: plan.limits(),
+        }
+    }
+
+    /// Takes in parts of events' decisions, sent at `at`.
+    pub(super) fn take(&mut self, parts: Vec<Decision>, at: Timestamp) {
+        for d in parts {
+            let (source, offset) = (d.place.as_ref())
+                .and_then(place_parts)
+                .unwrap_or((u32::MAX, u64::MAX));
+            let (scenes, sent) =
+                (self.parts.entry((d.ts, source, offset))).or_insert_with(|| (Vec::new(), at));
+            *sent = (*sent).max(at);
+            match scenes.iter_mut().find(|(name, _)| *name == d.scene) {
+                Some((_, parts)) => parts.push(d),
+                None => scenes.push((Arc::clone(&d.scene), vec![d])),
+            }
+        }
+    }
+
+    /// What worker 0's writer does with `chunk`, sent at `at`: parts
+    /// are taken in (`None`), late events decided (their decisions'
+    /// records), the rest is as it is. Without gathering (`gather` is
+    /// `None`), the chunk as it is.
+    pub(super) fn intercept(
+        gather: Option<&mut Gather>,
+        chunk: Chunk,
+        at: Timestamp,
+    ) -> Option<Chunk> {
+        match (chunk, gather) {
+            (Chunk::Parts(parts), Some(gather)) => {
+                gather.take(parts, at);
+                None
+            }
+            (Chunk::Late(events), Some(gather)) => {
+                let mut block = Block::default();
+                gather.late(events, &mut block);
+                Some(Chunk::Records(block))
+            }
+            (chunk, _) => Some(chunk),
+        }
+    }
+
+    /// The decisions of the events before `frontier` (every part of
+    /// theirs came: all of them at the end, `None`), gathered and written
+    /// as a record sent when their last part was: after the cut at
+    /// `holding` under way when sent at or after it, after the run's last
+    /// cut when made by the end of a file's input (`before_end`, sent at
+    /// the end of time), else now.
+    pub(super) fn ready(
+        &mut self,
+        frontier: Option<Timestamp>,
+        holding: (Option<Timestamp>, bool),
+        gathered: &mut Gathered,
+    ) {
+        let mut sides = Sides::default();
+        self.resolve(frontier, holding, &mut sides);
+        let Sides {
+            now,
+            after_cut,
+            after_end,
+        } = sides;
+        if !now.is_empty() {
+            gathered.take(Chunk::Records(now));
+        }
+        if !after_cut.is_empty() {
+            gathered.held.push(Chunk::Records(after_cut));
+        }
+        if !after_end.is_empty() {
+            gathered.after_end.push(Chunk::Records(after_end));
+        }
+    }
+
+    /// [`Gather::ready`]'s decisions, each to its side.
+    fn resolve(
+        &mut self,
+        frontier: Option<Timestamp>,
+        (holding, before_end): (Option<Timestamp>, bool),
+        sides: &mut Sides,
+    ) {
+        let ready = match frontier {
+            Some(f) => {
+                let rest = self.parts.split_off(&(f, 0, 0));
+                std::mem::replace(&mut self.parts, rest)
+            }
+            None => std::mem::take(&mut self.parts),
+        };
+        let book = self.book.borrow();
+        for ((ts, _, offset), (scenes, sent)) in ready {
+            let out = match holding {
+                _ if before_end && sent == Timestamp::MAX => &mut sides.after_end,
+                Some(e) if sent >= e => &mut sides.after_cut,
+                _ => &mut sides.now,
+            };
+            for (name, parts) in scenes {
+                let Some(scene) = book.scene(ts, &name) else {
+                    continue;
+                };
+                let Some(mut d) = Decision::gather(scene, &parts) else {
+                    continue;
+                };
+                if d.by_position {
+                    d.event = self.naming.position(offset);
+                }
+                self.format.decision(&d);
+                out.push(Kind::Decision, &self.format);
+            }
+        }
+    }
+
+    /// The decisions of late events (each of every scene it enters, the
+    /// scene's `late` outcome, as one engine makes them), to `out`.
+    pub(super) fn late(&mut self, events: Vec<Stamped<Record>>, out: &mut Block) {
+        let changes = self.book.borrow().changes.len();
+        if self.late.as_ref().is_none_or(|(_, made)| *made != changes) {
+            self.late = self.late_engine().map(|engine| (engine, changes));
+        }
+        let Some((engine, _)) = &mut self.late else {
+            return;
+        };
+        let mut decided = Decided(Vec::new());
+        for stamped in events {
+            let place = place_of(stamped.source, stamped.offset);
+            engine.push_positioned(stamped.ts, stamped.event, place, &mut decided);
+            for mut d in decided.0.drain(..) {
+                if d.by_position {
+                    d.event = self.naming.position(stamped.offset);
+                }
+                self.format.decision(&d);
+                out.push(Kind::Decision, &self.format);
+            }
+        }
+    }
+
+    /// An engine of the scenes in force alone, whose every event is late.
+    fn late_engine(&self) -> Option<Engine<Record>> {
+        let book = self.book.borrow();
+        let rules = book.now();
+        let mut engine = crate::empty_engine::<Record>(self.limits, &self.plan_fields);
+        engine.set_declarations(&rules.loaded().declarations).ok()?;
+        let patterns: Vec<&Pattern> = rules.patterns().iter().collect();
+        engine.set_scenes_in_part(rules.scenes(), &patterns).ok()?;
+        engine.watermark(Timestamp::MAX - 1, &mut Decided(Vec::new()));
+        Some(engine)
+    }
+}
+
+/// The decisions an engine gives (the rest dropped).
+struct Decided(Vec<Decision>);
+
+impl Sink<Record> for Decided {
+    fn on_match(&mut self, _: &MatchRef<'_, Record>) {}
+
+    fn on_decision(&mut self, decision: &Decision) {
+        self.0.push(decision.clone());
+    }
+}
