@@ -7,10 +7,22 @@
 //!   the whole stream;
 //! - changed, `drain`: the old version's records are those of an engine
 //!   with the old rules over the whole stream whose partial match started
-//!   at or before `W` (for a pattern with a skip strategy, runs prune each
-//!   other: checked when that engine has no match started after `W`); the
-//!   new version's are those of an engine with the new rules fed only the
-//!   events processed after the change;
+//!   at or before `W`; the new version's are those of an engine with the
+//!   new rules fed only the events processed after the change. The
+//!   reference for the old version is exact only when the partial matches
+//!   it starts after `W` (which the draining version never starts) take no
+//!   part in what becomes of the others, so it is compared (what is left
+//!   out counted and printed):
+//!   - per key, except where the per-key limit dropped partial matches of
+//!     the name after the change (in either engine): the limit counts the
+//!     reference's later partial matches too, so it drops other ones
+//!     (`docs/dynamic-rules.md`, "Policies for a replaced pattern");
+//!   - for a pattern with a skip strategy, per key, except where the old
+//!     rules start a partial match from the events processed after the
+//!     change (a pattern that reads lists or indicators: on every key):
+//!     runs prune each other, and the later ones change the layout of the
+//!     queues that order a key's matches with one first event (Flink's
+//!     priority queues), so which of those goes first;
 //! - changed, `restart`, and removed: the old version makes no record after
 //!   the change but the matches its discarded runs held back; the new
 //!   version as under `drain`;
@@ -24,11 +36,15 @@
 //! field from the start) and random patterns of the differential test's
 //! generator (typed events).
 //!
-//! `CEPHEID_PROPTEST_CASES` raises the number of cases.
+//! `CEPHEID_PROPTEST_CASES` raises the number of cases,
+//! `CEPHEID_PROPTEST_SEED` picks another seed (fixed by default, so the
+//! suite is reproducible). A failing case is shrunk for at most a minute
+//! (`MAX_SHRINK_MS`): one with thousands of records takes about a second a
+//! run, and shrinking it to the end took 7 minutes.
 
 use crate::reference;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,7 +54,7 @@ use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::{Change, ReloadPolicy};
 use cepheid_engine::{Arrival, Engine, Event, FieldPath, Output, Record, Rules, Timestamp};
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{RngSeed, TestCaseError};
 
 /// One input step.
 #[derive(Clone, Debug)]
@@ -52,6 +68,27 @@ fn cases(default: u32) -> u32 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// The longest a failing case is shrunk (proptest's `max_shrink_time`,
+/// milliseconds).
+const MAX_SHRINK_MS: u32 = 60_000;
+
+/// `cases_default` cases (or `CEPHEID_PROPTEST_CASES`) from the seed
+/// `seed_default` (or `CEPHEID_PROPTEST_SEED`), shrunk for at most
+/// [`MAX_SHRINK_MS`]. (A failing input is printed; the seed reproduces it.)
+fn config(cases_default: u32, seed_default: u64) -> ProptestConfig {
+    let seed = std::env::var("CEPHEID_PROPTEST_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(seed_default);
+    ProptestConfig {
+        cases: cases(cases_default),
+        rng_seed: RngSeed::Fixed(seed),
+        max_shrink_time: MAX_SHRINK_MS,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
 }
 
 /// An engine with `patterns`. Its field table first gets the fields of
@@ -127,8 +164,8 @@ fn silenced(patterns: &[IrPattern]) -> Vec<IrPattern> {
 }
 
 /// The records of `out` by (pattern, version), each as text with its
-/// version left out, with its start; sorted.
-type ByName = BTreeMap<(String, u32), Vec<(Timestamp, String)>>;
+/// version left out, with its start and its key (as text); sorted.
+type ByName = BTreeMap<(String, u32), Vec<(Timestamp, String, String)>>;
 
 /// An event as text that does not depend on an engine's field numbering.
 trait Show {
@@ -169,7 +206,9 @@ fn by_name<E: Show>(out: &[Output<E>]) -> ByName {
             m.key, m.start, m.select
         );
         let key = (m.pattern.clone(), m.version);
-        map.entry(key).or_default().push((m.start, text));
+        map.entry(key)
+            .or_default()
+            .push((m.start, text, format!("{:?}", m.key)));
     }
     for records in map.values_mut() {
         records.sort();
@@ -178,13 +217,131 @@ fn by_name<E: Show>(out: &[Output<E>]) -> ByName {
 }
 
 fn records(map: &ByName, name: &str, version: u32) -> Vec<(Timestamp, String)> {
-    map.get(&(name.to_string(), version))
-        .cloned()
-        .unwrap_or_default()
+    records_where(map, name, version, &|_, _| true)
 }
 
-/// Runs the switch and its references; checks every name. Returns the
-/// number of records compared.
+/// The records of `name` at `version` whose (start, key) `keep` keeps.
+fn records_where(
+    map: &ByName,
+    name: &str,
+    version: u32,
+    keep: &dyn Fn(Timestamp, &str) -> bool,
+) -> Vec<(Timestamp, String)> {
+    map.get(&(name.to_string(), version))
+        .into_iter()
+        .flatten()
+        .filter(|(start, _, key)| keep(*start, key))
+        .map(|(start, text, _)| (*start, text.clone()))
+        .collect()
+}
+
+/// The keys (as text) of the partial matches of `name` at `version` that
+/// the per-key limit dropped in `out`.
+fn dropped_keys<E>(out: &[Output<E>], name: &str, version: u32) -> BTreeSet<String> {
+    (out.iter())
+        .filter_map(|o| match o {
+            Output::Dropped { partial }
+                if partial.pattern == name && partial.version == version =>
+            {
+                Some(format!("{:?}", partial.key))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The keys (as text) on which the rules `pattern` (with the field table
+/// of `prime`) start a partial match from one of `events` (in the order
+/// they are processed). Partitions are independent: the partial matches
+/// of one key take no part in what becomes of another's.
+fn keys_started<E: Event + Clone + 'static, S>(
+    pattern: &IrPattern,
+    prime: &[IrPattern],
+    events: &[&S],
+    make: &dyn Fn(&Engine<E>, &S) -> E,
+) -> BTreeSet<String> {
+    use cepheid_core::pattern::{Condition, Element, Sequence, Stage};
+    use cepheid_core::primitives::StageId;
+    // Each event's key as `pattern` partitions: a pattern that matches any
+    // event alone says it (an event without a usable key reaches no
+    // partition).
+    let mut keyed = IrPattern::new(
+        "key",
+        vec![Stage::new("any", Condition::True)],
+        Sequence::new(vec![Element::stage(StageId(0))]),
+    );
+    keyed.partition_by = pattern.partition_by.clone();
+    let mut probe: Engine<E> = engine_with(&[keyed], prime, 0);
+    let mut by_key: BTreeMap<String, Vec<&S>> = BTreeMap::new();
+    for (t, e) in (1..).zip(events) {
+        let mut out: Vec<Output<E>> = Vec::new();
+        probe.push(t, make(&probe, e), &mut out);
+        probe.watermark(t, &mut out);
+        if let Some(Output::Match(m)) = out.first() {
+            by_key.entry(format!("{:?}", m.key)).or_default().push(*e);
+        }
+    }
+    (by_key.into_iter())
+        .filter(|(_, events)| starts_any(pattern, prime, events, make))
+        .map(|(key, _)| key)
+        .collect()
+}
+
+/// Do the rules `pattern` (with the field table of `prime`) start a
+/// partial match from one of `events`? Whether an event starts one
+/// depends on the event alone, not on time or on other partial matches:
+/// they are processed one at a time at times 1, 2, ... (never late), and
+/// the first one that starts a partial match leaves one held (or a match
+/// or record out).
+fn starts_any<E: Event + Clone + 'static, S>(
+    pattern: &IrPattern,
+    prime: &[IrPattern],
+    events: &[&S],
+    make: &dyn Fn(&Engine<E>, &S) -> E,
+) -> bool {
+    let mut engine: Engine<E> = engine_with(std::slice::from_ref(pattern), prime, 0);
+    let mut out: Vec<Output<E>> = Vec::new();
+    for (t, e) in (1..).zip(events) {
+        let e = make(&engine, e);
+        engine.push(t, e, &mut out);
+        engine.watermark(t, &mut out);
+        if engine.live_runs() > 0 || !out.is_empty() {
+            return true;
+        }
+    }
+    false
+}
+
+/// What a case compared, and what the old version's reference left out.
+#[derive(Clone, Copy, Debug, Default)]
+struct Compared {
+    /// Records compared.
+    records: usize,
+    /// Draining names compared.
+    drains: usize,
+    /// Keys of draining names left out: the per-key limit dropped partial
+    /// matches of the name after the change.
+    keys_at_limit: usize,
+    /// Keys of draining names with a skip strategy left out: the old rules
+    /// start partial matches on them after the change.
+    keys_started: usize,
+    /// Draining names with a skip strategy that reads lists or indicators
+    /// left out (they might start a partial match on what came before).
+    skip_declaring: usize,
+}
+
+impl std::ops::AddAssign for Compared {
+    fn add_assign(&mut self, o: Compared) {
+        self.records += o.records;
+        self.drains += o.drains;
+        self.keys_at_limit += o.keys_at_limit;
+        self.keys_started += o.keys_started;
+        self.skip_declaring += o.skip_declaring;
+    }
+}
+
+/// Runs the switch and its references; checks every name. Returns what
+/// it compared.
 #[allow(clippy::too_many_arguments)]
 fn check_switch<E, S>(
     old: &[IrPattern],
@@ -195,7 +352,7 @@ fn check_switch<E, S>(
     cut: usize,
     delay: i64,
     policy: ReloadPolicy,
-) -> Result<usize, TestCaseError>
+) -> Result<Compared, TestCaseError>
 where
     E: Event + Clone + Debug + Show + 'static,
 {
@@ -243,14 +400,19 @@ where
     // the switching engine.
     let mut new_engine: Engine<E> = engine_with(new, prime, i64::MAX / 4);
     let mut new_out: Vec<Output<E>> = Vec::new();
+    let mut after: Vec<(Timestamp, &S)> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         if let Step::Event(ts, e) = step {
             if accepted[i] && *ts > w {
+                after.push((*ts, e));
                 let e = make(&new_engine, e);
                 new_engine.push(*ts, e, &mut new_out);
             }
         }
     }
+    // (in the order they are processed)
+    after.sort_by_key(|(ts, _)| *ts);
+    let after: Vec<&S> = after.into_iter().map(|(_, e)| e).collect();
     new_engine.watermark(Timestamp::MAX, &mut new_out);
 
     // A pattern that reads rolling indicators reads their windows as the
@@ -282,22 +444,20 @@ where
     let got_before = by_name(&out[..at_change]);
     let old_all = by_name(&old_out);
     let new_all = by_name(&new_out);
-    let mut compared = 0;
+    let mut compared = Compared::default();
     let mut names: Vec<&str> = old.iter().chain(new).map(|p| p.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
     for name in names {
         let change = changes.get(name);
-        let skip = old
-            .iter()
-            .find(|p| p.name == name)
-            .is_some_and(|p| p.skip != SkipStrategy::NoSkip);
+        let old_pattern = old.iter().find(|p| p.name == name);
+        let skip = old_pattern.is_some_and(|p| p.skip != SkipStrategy::NoSkip);
         match change {
             // (the generated sets mark no pattern `shadow`: never promoted)
             Some(Change::Unchanged | Change::Promoted | Change::Shadowed) => {
                 let got = records(&got, name, 1);
                 prop_assert_eq!(&got, &records(&old_all, name, 1), "unchanged `{}`", name);
-                compared += got.len();
+                compared.records += got.len();
             }
             Some(Change::Removed) => {
                 prop_assert_eq!(
@@ -323,36 +483,52 @@ where
                 } else {
                     prop_assert_eq!(&fresh, &records(&new_all, name, 1), "new `{}`", name);
                 }
-                compared += fresh.len();
+                compared.records += fresh.len();
                 if version == 1 {
                     continue;
                 }
-                let old_records = records(&got, name, 1);
                 match policy {
                     ReloadPolicy::Restart => prop_assert_eq!(
-                        old_records,
+                        records(&got, name, 1),
                         records(&got_before, name, 1),
                         "restarted `{}` made records after the change",
                         name
                     ),
                     ReloadPolicy::Drain => {
-                        let reference: Vec<(Timestamp, String)> = records(&old_all, name, 1);
-                        let later_match = old_out.iter().any(
-                            |o| matches!(o, Output::Match(m) if m.pattern == name && m.start > w),
-                        );
-                        if skip && later_match {
-                            continue;
+                        // (what is left out: the module's doc)
+                        let mut started = BTreeSet::new();
+                        if let Some(p) = old_pattern.filter(|_| skip) {
+                            if p.declarations.is_some() {
+                                // (it might start a partial match on what
+                                // came before the events: taken as starting
+                                // them on every key)
+                                compared.skip_declaring += 1;
+                                continue;
+                            }
+                            started = keys_started(p, prime, &after, make);
+                            compared.keys_started += started.len();
                         }
-                        let reference: Vec<_> =
-                            reference.into_iter().filter(|(s, _)| *s <= w).collect();
+                        let mut at_limit =
+                            dropped_keys(&old_out[before.min(old_out.len())..], name, 1);
+                        at_limit.extend(dropped_keys(&out[at_change..], name, 1));
+                        compared.keys_at_limit += at_limit.len();
+                        let kept = |key: &str| !at_limit.contains(key) && !started.contains(key);
+                        let old_records = records_where(&got, name, 1, &|_, key: &str| kept(key));
+                        let reference = records_where(&old_all, name, 1, &|start, key: &str| {
+                            start <= w && kept(key)
+                        });
                         prop_assert_eq!(
                             &old_records,
                             &reference,
-                            "draining `{}` (W = {})",
+                            "draining `{}` (W = {}, left out: keys at the limit {:?}, \
+                             keys with partial matches started after W {:?})",
                             name,
-                            w
+                            w,
+                            at_limit,
+                            started
                         );
-                        compared += old_records.len();
+                        compared.records += old_records.len();
+                        compared.drains += 1;
                     }
                 }
             }
@@ -481,7 +657,7 @@ fn decode(engine: &Engine<Record>, line: &String) -> Record {
     }
 }
 
-fn library_case(seed: u64, no_skip: bool) -> Result<usize, TestCaseError> {
+fn library_case(seed: u64, no_skip: bool) -> Result<Compared, TestCaseError> {
     let mut rng = Rng(seed);
     let files = library_files();
     let vocab = vocabulary(&files);
@@ -536,7 +712,7 @@ fn library_case(seed: u64, no_skip: bool) -> Result<usize, TestCaseError> {
     // Each engine with the fields of its own rules only (records decoded
     // before the change read the new fields at it), and every engine with
     // every field from the start.
-    let mut compared = 0;
+    let mut compared = Compared::default();
     for prime in [&[][..], &library[..]] {
         compared +=
             check_switch(&old, &new, &steps, &decode, prime, cut, delay, policy).map_err(|e| {
@@ -553,19 +729,23 @@ fn library_case(seed: u64, no_skip: bool) -> Result<usize, TestCaseError> {
 
 #[test]
 fn the_library_switches_rules_as_separate_engines_would() {
-    let total = std::cell::Cell::new(0);
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: cases(48),
-        ..ProptestConfig::default()
-    });
+    let total = std::cell::Cell::new(Compared::default());
+    let mut runner = proptest::test_runner::TestRunner::new(config(48, 0x11b_5eed));
     runner
         .run(&(any::<u64>(), any::<bool>()), |(seed, no_skip)| {
-            total.set(total.get() + library_case(seed, no_skip)?);
+            let mut sum = total.get();
+            sum += library_case(seed, no_skip)?;
+            total.set(sum);
             Ok(())
         })
         .unwrap();
-    eprintln!("{} records compared", total.get());
-    assert!(total.get() > 100, "only {} records compared", total.get());
+    let total = total.get();
+    eprintln!("{total:?}");
+    assert!(
+        total.records > 100,
+        "only {} records compared",
+        total.records
+    );
 }
 
 // ---------------------------------------------------------------------
@@ -607,38 +787,209 @@ fn typed_steps(raw: &[(usize, i64, i64, i64, u8)], delay: i64) -> Vec<Step<Ev>> 
     steps
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(128), ..ProptestConfig::default() })]
+/// Random patterns: one pattern replaced by another (or by itself) at a
+/// random point, drained or restarted.
+#[test]
+fn random_patterns_switch_as_separate_engines_would() {
+    let total = std::cell::Cell::new(Compared::default());
+    let mut runner = proptest::test_runner::TestRunner::new(config(128, 0xd1a1_5eed));
+    let raw = prop::collection::vec(
+        (
+            0..4usize,
+            0i64..5,
+            prop_oneof![3 => Just(0i64), 8 => 1i64..3, 1 => 3i64..12],
+            0i64..3,
+            any::<u8>(),
+        ),
+        0..40,
+    );
+    let case = (
+        reference::gen::pattern_spec(),
+        reference::gen::pattern_spec(),
+        raw,
+        prop_oneof![Just(0i64), 1i64..4],
+        0usize..41,
+        any::<bool>(),
+        prop::bool::weighted(0.1),
+    );
+    runner
+        .run(
+            &case,
+            |(old_spec, new_spec, raw, delay, cut, drain, same)| {
+                let mut sum = total.get();
+                sum += random_case(&old_spec, &new_spec, &raw, delay, cut, drain, same)?;
+                total.set(sum);
+                Ok(())
+            },
+        )
+        .unwrap();
+    let total = total.get();
+    eprintln!("{total:?}");
+    assert!(total.drains > 0, "no draining version compared");
+}
 
-    /// Random patterns: one pattern replaced by another (or by itself)
-    /// at a random point, drained or restarted.
-    #[test]
-    fn random_patterns_switch_as_separate_engines_would(
-        old_spec in reference::gen::pattern_spec(),
-        new_spec in reference::gen::pattern_spec(),
-        raw in prop::collection::vec((0..4usize, 0i64..5, prop_oneof![3 => Just(0i64), 8 => 1i64..3, 1 => 3i64..12], 0i64..3, any::<u8>()), 0..40),
-        delay in prop_oneof![Just(0i64), 1i64..4],
-        cut in 0usize..41,
-        drain in any::<bool>(),
-        same in prop::bool::weighted(0.1),
-    ) {
-        let build = |spec: &reference::gen::PatternSpec| {
-            let mut p = spec.build();
-            p.name = "p".into();
-            p.partition_by = vec![FieldPath::single("key")];
-            p
-        };
-        let old = build(&old_spec);
-        let new = if same { old.clone() } else { build(&new_spec) };
-        if !cepheid_core::pattern::validate(&old).is_empty() || !cepheid_core::pattern::validate(&new).is_empty() {
-            return Ok(());
-        }
-        let mut probe: Engine<Ev> = Engine::new();
-        if probe.add(&old).is_err() || probe.set_rules(&new, ReloadPolicy::Drain, &mut Vec::new()).is_err() {
-            return Ok(());
-        }
-        let steps = typed_steps(&raw, delay);
-        let policy = if drain { ReloadPolicy::Drain } else { ReloadPolicy::Restart };
-        check_switch(&[old], &[new], &steps, &|_: &Engine<Ev>, e: &Ev| e.clone(), &[], cut, delay, policy)?;
+/// One case of [`random_patterns_switch_as_separate_engines_would`].
+fn random_case(
+    old_spec: &reference::gen::PatternSpec,
+    new_spec: &reference::gen::PatternSpec,
+    raw: &[(usize, i64, i64, i64, u8)],
+    delay: i64,
+    cut: usize,
+    drain: bool,
+    same: bool,
+) -> Result<Compared, TestCaseError> {
+    let build = |spec: &reference::gen::PatternSpec| {
+        let mut p = spec.build();
+        p.name = "p".into();
+        p.partition_by = vec![FieldPath::single("key")];
+        p
+    };
+    let old = build(old_spec);
+    let new = if same { old.clone() } else { build(new_spec) };
+    if !cepheid_core::pattern::validate(&old).is_empty()
+        || !cepheid_core::pattern::validate(&new).is_empty()
+    {
+        return Ok(Compared::default());
     }
+    let mut probe: Engine<Ev> = Engine::new();
+    if probe.add(&old).is_err()
+        || (probe.set_rules(&new, ReloadPolicy::Drain, &mut Vec::new())).is_err()
+    {
+        return Ok(Compared::default());
+    }
+    let steps = typed_steps(raw, delay);
+    let policy = if drain {
+        ReloadPolicy::Drain
+    } else {
+        ReloadPolicy::Restart
+    };
+    let make = |_: &Engine<Ev>, e: &Ev| e.clone();
+    check_switch(&[old], &[new], &steps, &make, &[], cut, delay, policy)
+}
+
+/// A case of the random test from pattern text (one pattern `p`, the
+/// events' `key` its partition key).
+fn text_case(
+    old: &str,
+    new: &str,
+    raw: &[(usize, i64, i64, i64, u8)],
+    delay: i64,
+    cut: usize,
+    policy: ReloadPolicy,
+) -> Compared {
+    let parse = |text: &str| {
+        let mut p = Rules::parse("p.cep", text).unwrap().patterns()[0].clone();
+        p.partition_by = vec![FieldPath::single("key")];
+        p
+    };
+    let steps = typed_steps(raw, delay);
+    let make = |_: &Engine<Ev>, e: &Ev| e.clone();
+    let started = std::time::Instant::now();
+    let compared = check_switch(
+        &[parse(old)],
+        &[parse(new)],
+        &steps,
+        &make,
+        &[],
+        cut,
+        delay,
+        policy,
+    )
+    .unwrap();
+    // (each took up to minutes when it failed: proptest shrank it)
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    compared
+}
+
+/// Found by the random test (`CEPHEID_PROPTEST_SEED=29`, shrunk): 11
+/// events of one key make `(s0 optional followed by s1+ combinations)+`
+/// fork past the per-key limit (10,000) after the change. The reference,
+/// which also holds the partial matches started after `W`, drops other
+/// ones than the draining version: 21 more `dropped` records, so the test
+/// failed, and shrinking the first such case (thousands of records, a
+/// second a run) took 7 minutes. The key is left out of the comparison;
+/// the rest is compared.
+#[test]
+fn a_key_at_the_run_limit_is_not_compared_with_the_reference() {
+    let raw = [
+        (0, 0, 0, 0, 1),
+        (0, 0, 0, 0, 1),
+        (0, 0, 0, 0, 1),
+        (0, 0, 0, 0, 1),
+        (0, 0, 0, 0, 0),
+        (0, 0, 1, 0, 2),
+        (0, 0, 0, 0, 23),
+        (0, 0, 0, 0, 34),
+        (0, 0, 0, 0, 2),
+        (0, 0, 0, 0, 28),
+        (0, 0, 0, 0, 1),
+    ];
+    let old = r#"pattern p {
+        match (s0 optional followed by s1+ combinations)+
+        where s0: kind in ["a", "c"]
+              s1: kind in ["a", "b"]
+    }"#;
+    let new = r#"pattern p { match s0 where s0: kind == "a" }"#;
+    let compared = text_case(old, new, &raw, 0, 5, ReloadPolicy::Drain);
+    assert_eq!(
+        (compared.drains, compared.keys_at_limit),
+        (1, 1),
+        "{compared:?}"
+    );
+}
+
+/// Found by the random test (`CEPHEID_PROPTEST_SEED=22`, shrunk): `skip to
+/// next`, and two complete matches with one first event (`s1` = #11) held
+/// back behind older partial matches. Which goes first (and prunes the
+/// other) is decided by the layout of Flink's priority queues, which the
+/// partial matches started after the change (by #21 and #22: `s1` takes
+/// anything) change in the reference and the draining version never has:
+/// the reference emits `s1 [#11] s2 [#13, #14]`, the draining version
+/// `s1 [#11, #14] s2 [#13, #21, #22]`. The test compared a pattern with a
+/// skip strategy when the reference emitted no match started after `W`;
+/// now the keys on which the old rules start a partial match after it
+/// (here the one key of #21 and #22) are left out.
+#[test]
+fn a_key_where_a_skip_strategy_starts_runs_after_the_change_is_not_compared() {
+    let raw = [
+        (0, 2, 0, 2, 34),
+        (0, 0, 0, 0, 0),
+        (0, 2, 0, 2, 69),
+        (0, 0, 1, 0, 0),
+        (0, 0, 1, 2, 119),
+        (0, 0, 0, 0, 0),
+        (0, 2, 2, 0, 0),
+        (0, 0, 0, 0, 0),
+        (0, 0, 0, 0, 0),
+        (0, 0, 0, 0, 0),
+        (0, 0, 0, 0, 0),
+        (0, 0, 0, 2, 3),
+        (0, 0, 1, 0, 0),
+        (0, 0, 0, 2, 3),
+        (0, 2, 2, 2, 2),
+        (0, 0, 0, 0, 0),
+        (0, 0, 0, 0, 0),
+        (0, 0, 0, 0, 0),
+        (0, 0, 0, 0, 74),
+        (0, 0, 0, 0, 5),
+        (0, 0, 0, 0, 0),
+        (0, 0, 1, 2, 41),
+        (0, 0, 0, 2, 29),
+    ];
+    let old = r#"pattern p {
+        skip to next
+        match (s0{2,} greedy) optional next (s1 next s2{1,2} within 3ms)+
+        where s0: value > 1
+    }"#;
+    let new = r#"pattern p { match s0 where s0: kind == "a" }"#;
+    let compared = text_case(old, new, &raw, 2, 23, ReloadPolicy::Drain);
+    assert_eq!(
+        (compared.drains, compared.keys_started),
+        (1, 1),
+        "{compared:?}"
+    );
 }
