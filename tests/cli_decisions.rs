@@ -2,7 +2,8 @@
 //! decision record per event and scene it enters, written to a file of its
 //! own beside the alerts, kept with checkpoints as `--output` is: killed
 //! after a checkpoint and resumed, the decisions are those of a run never
-//! interrupted, byte for byte (none doubled, none missing). What a run
+//! interrupted, byte for byte (none doubled, none missing). A Kafka
+//! topic's events are named by topic, partition and offset. What a run
 //! cannot do with it is refused before anything is written.
 
 use crate::common;
@@ -65,12 +66,21 @@ scene payment {
 /// and logins (of no scene) over 40 cards, a little disorder, and every
 /// 500th event late by far.
 fn events(n: usize) -> String {
+    events_with(n, true)
+}
+
+/// The same, with the disorder and the late events or (`disorder`
+/// false) each event 100 ms after the one before.
+fn events_with(n: usize, disorder: bool) -> String {
     let mut text = String::new();
     for i in 0..n {
         let card = (i * 7 + i / 13) % 40;
-        let mut ts = 1_000 + (i as i64) * 100 - ((i % 3) as i64) * 150;
-        if i % 500 == 499 {
-            ts -= 30_000;
+        let mut ts = 1_000 + (i as i64) * 100;
+        if disorder {
+            ts -= ((i % 3) as i64) * 150;
+            if i % 500 == 499 {
+                ts -= 30_000;
+            }
         }
         let line = match i % 10 {
             0 => format!(r#"{{"ts": {ts}, "type": "refund", "card": "c{card}"}}"#),
@@ -919,5 +929,120 @@ fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
         let run = run_here(&dir).args(&flags).output().unwrap();
         assert_eq!(run.status.code(), Some(2), "{flags:?}: {}", stderr(&run));
         assert!(stderr(&run).contains(said), "{flags:?}: {}", stderr(&run));
+    }
+}
+
+/// A Kafka topic's events are named by topic, partition and offset
+/// (`docs/decisions.md`, "The position"): a scene without `id` over a
+/// topic of three partitions gives each payment one decision whose
+/// position is `kafka:TOPIC partition P offset O` of the record it was
+/// read from (as read back from the topic), the form in which the run
+/// names a malformed record of it; killed after a checkpoint and resumed,
+/// the decisions file is the uninterrupted run's, byte for byte. (Each
+/// card's events in one partition, in time order, no two at one time: the
+/// engine's order, and so the file's, is one whatever the fetches.)
+#[cfg(feature = "kafka")]
+#[test]
+fn a_kafka_topics_events_are_named_by_topic_partition_and_offset() {
+    use crate::common::kafka::produce_lines_to;
+    use crate::kafka_support::{topic, Broker};
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("decisions_kafka_positions");
+    // (every payment named by its position)
+    let rules = RULES.replace("    id payment_id\n", "");
+    assert_ne!(rules, RULES);
+    fs::write(dir.join("rules.cep"), rules).unwrap();
+    let input = topic("decisions-positions");
+    broker.create_topic(&input, 3);
+    let mut parts: [Vec<String>; 3] = Default::default();
+    for line in events_with(3000, false).lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let who = e["card"].as_str().or(e["user"].as_str()).unwrap();
+        let n: usize = who[1..].parse().unwrap();
+        parts[n % 3].push(line.to_string());
+    }
+    // (and a malformed record in partition 1)
+    parts[1].insert(10, r#"{"ts": "soon"}"#.to_string());
+    for (p, lines) in parts.iter().enumerate() {
+        produce_lines_to(&b, &input, p as i32, lines);
+    }
+    let produced = broker.read_topic(&input, "read_committed");
+    assert_eq!(produced.len(), 3001, "the topic read back whole");
+    // Each payment's place, and its time.
+    let mut want: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut malformed = None;
+    for s in &produced {
+        let place = format!(
+            "kafka:{input} partition {} offset {}",
+            s.partition, s.offset
+        );
+        let e: serde_json::Value = serde_json::from_str(&s.payload).unwrap();
+        match e["ts"].as_i64() {
+            None => malformed = Some(place),
+            Some(ts) if e["type"] == "payment" => assert!(want.insert(place, ts).is_none()),
+            Some(_) => {}
+        }
+    }
+    let malformed = malformed.expect("the malformed record");
+    let partitions: std::collections::BTreeSet<&str> = (want.keys())
+        .map(|p| p.split(" offset ").next().unwrap())
+        .collect();
+    assert_eq!(partitions.len(), 3, "{partitions:?}");
+    let run = |out: &str, decisions: &str, extra: &[&str]| {
+        common::cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--kafka-until", "end", "--output", out])
+            .args(["--decisions", decisions])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let whole = ok(run("o.jsonl", "d.jsonl", &[]));
+    let said = stderr(&whole);
+    assert!(
+        said.contains(&format!("{malformed}: malformed record")),
+        "the malformed record named as the positions are ({malformed}): {said}"
+    );
+    let mut got: std::collections::BTreeMap<String, i64> = Default::default();
+    for d in lines(&dir, "d.jsonl") {
+        let d: serde_json::Value = serde_json::from_str(&d).unwrap();
+        assert_eq!(d.get("event"), None, "{d}");
+        assert_eq!(d.get("late"), None, "none late: {d}");
+        let place = d["position"].as_str().unwrap_or_else(|| panic!("{d}"));
+        let ts = d["ts"].as_i64().unwrap();
+        assert!(got.insert(place.to_string(), ts).is_none(), "twice: {d}");
+    }
+    assert_eq!(got, want, "each payment once, named by its record's place");
+    // Killed after a checkpoint and resumed: the same positions, the same
+    // file.
+    for (n, every) in [(1, "400"), (2, "1700")] {
+        let (out, decisions) = (format!("o_{n}.jsonl"), format!("d_{n}.jsonl"));
+        let ckpt = format!("ckpt_{n}");
+        let flags = ["--checkpoint", &ckpt, "--checkpoint-every", every];
+        let mut killed = common::cepheid();
+        killed
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--kafka-until", "end", "--output", &out])
+            .args(["--decisions", &decisions])
+            .args(flags)
+            .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1");
+        let killed = killed.output().unwrap();
+        assert!(!killed.status.success(), "{}", stderr(&killed));
+        let resumed = ok(run(&out, &decisions, &flags));
+        assert!(
+            stderr(&resumed).contains("resuming from checkpoint"),
+            "{}",
+            stderr(&resumed)
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join(&decisions)).unwrap(),
+            fs::read_to_string(dir.join("d.jsonl")).unwrap(),
+            "decisions, a checkpoint every {every}"
+        );
     }
 }
