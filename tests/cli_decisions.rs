@@ -3,7 +3,8 @@
 //! own beside the alerts, kept with checkpoints as `--output` is: killed
 //! after a checkpoint and resumed, the decisions are those of a run never
 //! interrupted, byte for byte (none doubled, none missing). A Kafka
-//! topic's events are named by topic, partition and offset. What a run
+//! topic's events are named by topic, partition and offset; decisions to
+//! a Kafka topic, killed and resumed, are committed each once. What a run
 //! cannot do with it is refused before anything is written.
 
 use crate::common;
@@ -831,12 +832,10 @@ fn why_an_event_got_its_outcome_is_told_rule_by_rule() {
 /// `--decisions kafka://BROKERS/TOPIC` beside a Kafka output: the
 /// decisions a file run writes, each once, keyed by its event's id (over
 /// the topic's partitions), committed in the output's transactions with
-/// checkpoints. (Not killed here: the broker the tests start, tansu, shows
-/// aborted records to `read_committed` readers, `crates/kafka/tests/it/broker.rs`,
-/// so a crash test must tell them apart by transaction, as
-/// `tests/cli_kafka.rs`'s do for the records these decisions share their
-/// transactions with.) A file `--decisions` with a Kafka output, a topic
-/// beside a file output, and a topic on workers are refused.
+/// checkpoints (killed and resumed:
+/// `killed_and_resumed_the_committed_decisions_on_a_topic_are_each_once`).
+/// A file `--decisions` with a Kafka output, a topic beside a file output,
+/// and a topic on workers are refused.
 #[cfg(feature = "kafka")]
 #[test]
 fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
@@ -1045,4 +1044,176 @@ fn a_kafka_topics_events_are_named_by_topic_partition_and_offset() {
             "decisions, a checkpoint every {every}"
         );
     }
+}
+
+/// `--decisions kafka://...` beside a Kafka output, over a Kafka topic
+/// read live (kept ahead of the runs, `common::kafka::Feeder`), killed
+/// (SIGKILL) at random moments after checkpoints (every other kill once
+/// records of the interval after the newest checkpoint are in the topics:
+/// a transaction open, with decisions in it) and resumed to the end: the
+/// committed decisions are an uninterrupted run's over the same topic
+/// (its decisions file), each once, keyed by its event's id (a payment
+/// without `payment_id` by its position, `kafka:TOPIC partition 0 offset
+/// O`), as the alerts they share their transactions with are. The broker
+/// the tests start (tansu) hands the records of aborted transactions to
+/// `read_committed` readers, so what is committed is told as
+/// `tests/cli_kafka.rs`'s crash test tells it
+/// (`common::kafka::Reader::take_committed`): each record's checkpoint
+/// interval (its header) against the last checkpoint the marker topic's
+/// committed offset names, per killed run. (One partition of input: the
+/// events are out of order, some late, and the uninterrupted run reads
+/// them in the same order.)
+#[cfg(feature = "kafka")]
+#[test]
+fn killed_and_resumed_the_committed_decisions_on_a_topic_are_each_once() {
+    use crate::common::crash::killed_after_cuts_with;
+    use crate::common::kafka::{produce_lines_to, Feeder, Out, Reader};
+    use crate::kafka_support::{topic, Broker};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    const KILLS: usize = 6;
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("decisions_kafka_crash");
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    let [input, output, decisions, marker] =
+        ["in", "out", "decisions", "marker"].map(|t| topic(&format!("decisions-crash-{t}")));
+    broker.create_topic(&input, 1);
+    broker.create_topic(&output, 1);
+    broker.create_topic(&decisions, 3);
+    broker.create_topic(&marker, 1);
+    let first: Vec<String> = events(10_000).lines().map(str::to_string).collect();
+    produce_lines_to(&b, &input, 0, &first);
+    let id = "decisions-crash-test";
+    let feeder = Feeder::start(&b, &input, id, first, 10_000, 20_000, |from| {
+        events(from + 10_000)
+            .lines()
+            .skip(from)
+            .map(str::to_string)
+            .collect()
+    });
+    let feeder = RefCell::new(Some(feeder));
+    let ckpt = dir.join("ckpt");
+    // (the runs killed read on live: one that reached the end would end
+    // its input; the last one reads to the end)
+    let command = |last: bool| {
+        let mut command = common::cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--output", &format!("kafka://{b}/{output}")])
+            .args(["--decisions", &format!("kafka://{b}/{decisions}")])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "250ms"])
+            .args(["--transactional-id", id])
+            .arg(format!("--kafka-marker-topic={marker}"));
+        if last {
+            command.args(["--kafka-until", "end"]);
+        }
+        command
+    };
+    let reader = RefCell::new(Reader::new(&b, &[(&decisions, 3), (&output, 1)]));
+    let (mut committed, mut aborted, mut markers) = (Vec::<Out>::new(), 0, Vec::new());
+    let open = |k: usize| {
+        k % 2 == 0 || {
+            let mut reader = reader.borrow_mut();
+            for _ in 0..100_000 {
+                if !reader.poll(Duration::ZERO) {
+                    break;
+                }
+            }
+            let newest = common::newest_stored(&ckpt).map(|s| s.marker().number());
+            newest.is_some_and(|n| {
+                (reader.untaken().iter()).any(|o| o.interval.is_some_and(|i| i > n))
+            })
+        }
+    };
+    let after = |k: usize| {
+        let mut reader = reader.borrow_mut();
+        let m = reader.take_committed(&b, id, &marker, &mut committed, &mut aborted);
+        markers.push(m);
+        if k + 1 == KILLS {
+            // (the input as the last run will read it to its end)
+            if let Some(feeder) = feeder.borrow_mut().take() {
+                feeder.stop();
+            }
+        }
+    };
+    let (kills, last) = killed_after_cuts_with(command, &ckpt, KILLS, 62, open, after);
+    let fed = feeder.borrow_mut().take().map(Feeder::stop).is_some();
+    assert!(
+        kills == KILLS && !fed,
+        "{kills} kills: a run read live ended by itself"
+    );
+    let said = stderr(&ok(last));
+    assert!(said.contains("resuming from checkpoint"), "{said}");
+    let m = (reader.borrow_mut()).take_committed(&b, id, &marker, &mut committed, &mut aborted);
+    markers.push(m);
+    eprintln!(
+        "{kills} kills; last committed checkpoints {markers:?}; {aborted} records of aborted transactions left out, {} committed",
+        committed.len()
+    );
+    // (the kills did cut transactions: telling them apart was needed)
+    assert!(aborted > 0, "no kill left an open transaction with records");
+    let numbers: Vec<u64> = markers.iter().flatten().copied().collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
+    // The uninterrupted run over the same topic.
+    ok(common::cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+        .args(["--events", &format!("kafka://{b}/{input}")])
+        .args(["--kafka-until", "end", "--output", "o.jsonl"])
+        .args(["--decisions", "d.jsonl"])
+        .output()
+        .unwrap());
+    // Each event's decisions, by its id: the uninterrupted run's, each
+    // once.
+    committed
+        .sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    let id_of = |record: &str| {
+        let d: serde_json::Value = serde_json::from_str(record).unwrap();
+        let id = d.get("event").or_else(|| d.get("position"));
+        id.unwrap_or_else(|| panic!("no id: {record}")).to_string()
+    };
+    let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for o in committed.iter().filter(|o| o.topic == decisions) {
+        let id = id_of(&o.payload);
+        assert_eq!(
+            o.key,
+            id.as_bytes(),
+            "keyed by its event's id: {}",
+            o.payload
+        );
+        got.entry(id).or_default().push(o.payload.clone());
+    }
+    let file = lines(&dir, "d.jsonl");
+    let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in &file {
+        want.entry(id_of(d)).or_default().push(d.clone());
+    }
+    assert!(
+        want.values().all(|d| d.len() == 1),
+        "one scene: one decision an event"
+    );
+    let positioned = format!("\"kafka:{input} partition 0 offset ");
+    assert!(
+        want.keys().any(|id| id.starts_with(&positioned)),
+        "some named by position"
+    );
+    assert!(
+        file.iter().any(|d| d.contains(r#""late":true"#)),
+        "some late"
+    );
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), file.len());
+    assert_eq!(got, want, "the committed decisions, each once");
+    // (and the alerts they share their transactions with)
+    let mut alerts: Vec<&str> = (committed.iter())
+        .filter(|o| o.topic == output)
+        .map(|o| o.payload.as_str())
+        .collect();
+    let mut file_alerts = lines(&dir, "o.jsonl");
+    alerts.sort_unstable();
+    file_alerts.sort_unstable();
+    assert_eq!(alerts, file_alerts, "the committed alerts, each once");
 }
