@@ -2,7 +2,9 @@
 //! decision record per event and scene it enters, written to a file of its
 //! own beside the alerts, kept with checkpoints as `--output` is: killed
 //! after a checkpoint and resumed, the decisions are those of a run never
-//! interrupted, byte for byte (none doubled, none missing). What a run
+//! interrupted, byte for byte (none doubled, none missing). A Kafka
+//! topic's events are named by topic, partition and offset; decisions to
+//! a Kafka topic, killed and resumed, are committed each once. What a run
 //! cannot do with it is refused before anything is written.
 
 use crate::common;
@@ -65,12 +67,21 @@ scene payment {
 /// and logins (of no scene) over 40 cards, a little disorder, and every
 /// 500th event late by far.
 fn events(n: usize) -> String {
+    events_with(n, true)
+}
+
+/// The same, with the disorder and the late events or (`disorder`
+/// false) each event 100 ms after the one before.
+fn events_with(n: usize, disorder: bool) -> String {
     let mut text = String::new();
     for i in 0..n {
         let card = (i * 7 + i / 13) % 40;
-        let mut ts = 1_000 + (i as i64) * 100 - ((i % 3) as i64) * 150;
-        if i % 500 == 499 {
-            ts -= 30_000;
+        let mut ts = 1_000 + (i as i64) * 100;
+        if disorder {
+            ts -= ((i % 3) as i64) * 150;
+            if i % 500 == 499 {
+                ts -= 30_000;
+            }
         }
         let line = match i % 10 {
             0 => format!(r#"{{"ts": {ts}, "type": "refund", "card": "c{card}"}}"#),
@@ -1284,12 +1295,10 @@ fn why_an_event_got_its_outcome_is_told_rule_by_rule() {
 /// `--decisions kafka://BROKERS/TOPIC` beside a Kafka output: the
 /// decisions a file run writes, each once, keyed by its event's id (over
 /// the topic's partitions), committed in the output's transactions with
-/// checkpoints. (Not killed here: the broker the tests start, tansu, shows
-/// aborted records to `read_committed` readers, `crates/kafka/tests/it/broker.rs`,
-/// so a crash test must tell them apart by transaction, as
-/// `tests/cli_kafka.rs`'s do for the records these decisions share their
-/// transactions with.) A file `--decisions` with a Kafka output, a topic
-/// beside a file output, and a topic on workers are refused.
+/// checkpoints (killed and resumed:
+/// `killed_and_resumed_the_committed_decisions_on_a_topic_are_each_once`).
+/// A file `--decisions` with a Kafka output, a topic beside a file output,
+/// and a topic on workers are refused.
 #[cfg(feature = "kafka")]
 #[test]
 fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
@@ -1383,4 +1392,291 @@ fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
         assert_eq!(run.status.code(), Some(2), "{flags:?}: {}", stderr(&run));
         assert!(stderr(&run).contains(said), "{flags:?}: {}", stderr(&run));
     }
+}
+
+/// A Kafka topic's events are named by topic, partition and offset
+/// (`docs/decisions.md`, "The position"): a scene without `id` over a
+/// topic of three partitions gives each payment one decision whose
+/// position is `kafka:TOPIC partition P offset O` of the record it was
+/// read from (as read back from the topic), the form in which the run
+/// names a malformed record of it; killed after a checkpoint and resumed,
+/// the decisions file is the uninterrupted run's, byte for byte. (Each
+/// card's events in one partition, in time order, no two at one time: the
+/// engine's order, and so the file's, is one whatever the fetches.)
+#[cfg(feature = "kafka")]
+#[test]
+fn a_kafka_topics_events_are_named_by_topic_partition_and_offset() {
+    use crate::common::kafka::produce_lines_to;
+    use crate::kafka_support::{topic, Broker};
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("decisions_kafka_positions");
+    // (every payment named by its position)
+    let rules = RULES.replace("    id payment_id\n", "");
+    assert_ne!(rules, RULES);
+    fs::write(dir.join("rules.cep"), rules).unwrap();
+    let input = topic("decisions-positions");
+    broker.create_topic(&input, 3);
+    let mut parts: [Vec<String>; 3] = Default::default();
+    for line in events_with(3000, false).lines() {
+        let e: serde_json::Value = serde_json::from_str(line).unwrap();
+        let who = e["card"].as_str().or(e["user"].as_str()).unwrap();
+        let n: usize = who[1..].parse().unwrap();
+        parts[n % 3].push(line.to_string());
+    }
+    // (and a malformed record in partition 1)
+    parts[1].insert(10, r#"{"ts": "soon"}"#.to_string());
+    for (p, lines) in parts.iter().enumerate() {
+        produce_lines_to(&b, &input, p as i32, lines);
+    }
+    let produced = broker.read_topic(&input, "read_committed");
+    assert_eq!(produced.len(), 3001, "the topic read back whole");
+    // Each payment's place, and its time.
+    let mut want: std::collections::BTreeMap<String, i64> = Default::default();
+    let mut malformed = None;
+    for s in &produced {
+        let place = format!(
+            "kafka:{input} partition {} offset {}",
+            s.partition, s.offset
+        );
+        let e: serde_json::Value = serde_json::from_str(&s.payload).unwrap();
+        match e["ts"].as_i64() {
+            None => malformed = Some(place),
+            Some(ts) if e["type"] == "payment" => assert!(want.insert(place, ts).is_none()),
+            Some(_) => {}
+        }
+    }
+    let malformed = malformed.expect("the malformed record");
+    let partitions: std::collections::BTreeSet<&str> = (want.keys())
+        .map(|p| p.split(" offset ").next().unwrap())
+        .collect();
+    assert_eq!(partitions.len(), 3, "{partitions:?}");
+    let run = |out: &str, decisions: &str, extra: &[&str]| {
+        common::cepheid()
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--kafka-until", "end", "--output", out])
+            .args(["--decisions", decisions])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let whole = ok(run("o.jsonl", "d.jsonl", &[]));
+    let said = stderr(&whole);
+    assert!(
+        said.contains(&format!("{malformed}: malformed record")),
+        "the malformed record named as the positions are ({malformed}): {said}"
+    );
+    let mut got: std::collections::BTreeMap<String, i64> = Default::default();
+    for d in lines(&dir, "d.jsonl") {
+        let d: serde_json::Value = serde_json::from_str(&d).unwrap();
+        assert_eq!(d.get("event"), None, "{d}");
+        assert_eq!(d.get("late"), None, "none late: {d}");
+        let place = d["position"].as_str().unwrap_or_else(|| panic!("{d}"));
+        let ts = d["ts"].as_i64().unwrap();
+        assert!(got.insert(place.to_string(), ts).is_none(), "twice: {d}");
+    }
+    assert_eq!(got, want, "each payment once, named by its record's place");
+    // Killed after a checkpoint and resumed: the same positions, the same
+    // file.
+    for (n, every) in [(1, "400"), (2, "1700")] {
+        let (out, decisions) = (format!("o_{n}.jsonl"), format!("d_{n}.jsonl"));
+        let ckpt = format!("ckpt_{n}");
+        let flags = ["--checkpoint", &ckpt, "--checkpoint-every", every];
+        let mut killed = common::cepheid();
+        killed
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--kafka-until", "end", "--output", &out])
+            .args(["--decisions", &decisions])
+            .args(flags)
+            .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1");
+        let killed = killed.output().unwrap();
+        assert!(!killed.status.success(), "{}", stderr(&killed));
+        let resumed = ok(run(&out, &decisions, &flags));
+        assert!(
+            stderr(&resumed).contains("resuming from checkpoint"),
+            "{}",
+            stderr(&resumed)
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join(&decisions)).unwrap(),
+            fs::read_to_string(dir.join("d.jsonl")).unwrap(),
+            "decisions, a checkpoint every {every}"
+        );
+    }
+}
+
+/// `--decisions kafka://...` beside a Kafka output, over a Kafka topic
+/// read live (kept ahead of the runs, `common::kafka::Feeder`), killed
+/// (SIGKILL) at random moments after checkpoints (every other kill once
+/// records of the interval after the newest checkpoint are in the topics:
+/// a transaction open, with decisions in it) and resumed to the end: the
+/// committed decisions are an uninterrupted run's over the same topic
+/// (its decisions file), each once, keyed by its event's id (a payment
+/// without `payment_id` by its position, `kafka:TOPIC partition 0 offset
+/// O`), as the alerts they share their transactions with are. The broker
+/// the tests start (tansu) hands the records of aborted transactions to
+/// `read_committed` readers, so what is committed is told as
+/// `tests/cli_kafka.rs`'s crash test tells it
+/// (`common::kafka::Reader::take_committed`): each record's checkpoint
+/// interval (its header) against the last checkpoint the marker topic's
+/// committed offset names, per killed run. (One partition of input: the
+/// events are out of order, some late, and the uninterrupted run reads
+/// them in the same order.)
+#[cfg(feature = "kafka")]
+#[test]
+fn killed_and_resumed_the_committed_decisions_on_a_topic_are_each_once() {
+    use crate::common::crash::killed_after_cuts_with;
+    use crate::common::kafka::{produce_lines_to, Feeder, Out, Reader};
+    use crate::kafka_support::{topic, Broker};
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+    const KILLS: usize = 6;
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("decisions_kafka_crash");
+    fs::write(dir.join("rules.cep"), RULES).unwrap();
+    let [input, output, decisions, marker] =
+        ["in", "out", "decisions", "marker"].map(|t| topic(&format!("decisions-crash-{t}")));
+    broker.create_topic(&input, 1);
+    broker.create_topic(&output, 1);
+    broker.create_topic(&decisions, 3);
+    broker.create_topic(&marker, 1);
+    let first: Vec<String> = events(10_000).lines().map(str::to_string).collect();
+    produce_lines_to(&b, &input, 0, &first);
+    let id = "decisions-crash-test";
+    let feeder = Feeder::start(&b, &input, id, first, 10_000, 20_000, |from| {
+        events(from + 10_000)
+            .lines()
+            .skip(from)
+            .map(str::to_string)
+            .collect()
+    });
+    let feeder = RefCell::new(Some(feeder));
+    let ckpt = dir.join("ckpt");
+    // (the runs killed read on live: one that reached the end would end
+    // its input; the last one reads to the end)
+    let command = |last: bool| {
+        let mut command = common::cepheid();
+        command
+            .current_dir(&dir)
+            .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+            .args(["--events", &format!("kafka://{b}/{input}")])
+            .args(["--output", &format!("kafka://{b}/{output}")])
+            .args(["--decisions", &format!("kafka://{b}/{decisions}")])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "250ms"])
+            .args(["--transactional-id", id])
+            .arg(format!("--kafka-marker-topic={marker}"));
+        if last {
+            command.args(["--kafka-until", "end"]);
+        }
+        command
+    };
+    let reader = RefCell::new(Reader::new(&b, &[(&decisions, 3), (&output, 1)]));
+    let (mut committed, mut aborted, mut markers) = (Vec::<Out>::new(), 0, Vec::new());
+    let open = |k: usize| {
+        k % 2 == 0 || {
+            let mut reader = reader.borrow_mut();
+            for _ in 0..100_000 {
+                if !reader.poll(Duration::ZERO) {
+                    break;
+                }
+            }
+            let newest = common::newest_stored(&ckpt).map(|s| s.marker().number());
+            newest.is_some_and(|n| {
+                (reader.untaken().iter()).any(|o| o.interval.is_some_and(|i| i > n))
+            })
+        }
+    };
+    let after = |k: usize| {
+        let mut reader = reader.borrow_mut();
+        let m = reader.take_committed(&b, id, &marker, &mut committed, &mut aborted);
+        markers.push(m);
+        if k + 1 == KILLS {
+            // (the input as the last run will read it to its end)
+            if let Some(feeder) = feeder.borrow_mut().take() {
+                feeder.stop();
+            }
+        }
+    };
+    let (kills, last) = killed_after_cuts_with(command, &ckpt, KILLS, 62, open, after);
+    let fed = feeder.borrow_mut().take().map(Feeder::stop).is_some();
+    assert!(
+        kills == KILLS && !fed,
+        "{kills} kills: a run read live ended by itself"
+    );
+    let said = stderr(&ok(last));
+    assert!(said.contains("resuming from checkpoint"), "{said}");
+    let m = (reader.borrow_mut()).take_committed(&b, id, &marker, &mut committed, &mut aborted);
+    markers.push(m);
+    eprintln!(
+        "{kills} kills; last committed checkpoints {markers:?}; {aborted} records of aborted transactions left out, {} committed",
+        committed.len()
+    );
+    // (the kills did cut transactions: telling them apart was needed)
+    assert!(aborted > 0, "no kill left an open transaction with records");
+    let numbers: Vec<u64> = markers.iter().flatten().copied().collect();
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{markers:?}");
+    // The uninterrupted run over the same topic.
+    ok(common::cepheid()
+        .current_dir(&dir)
+        .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+        .args(["--events", &format!("kafka://{b}/{input}")])
+        .args(["--kafka-until", "end", "--output", "o.jsonl"])
+        .args(["--decisions", "d.jsonl"])
+        .output()
+        .unwrap());
+    // Each event's decisions, by its id: the uninterrupted run's, each
+    // once.
+    committed
+        .sort_by(|a, b| (&a.topic, a.partition, a.offset).cmp(&(&b.topic, b.partition, b.offset)));
+    let id_of = |record: &str| {
+        let d: serde_json::Value = serde_json::from_str(record).unwrap();
+        let id = d.get("event").or_else(|| d.get("position"));
+        id.unwrap_or_else(|| panic!("no id: {record}")).to_string()
+    };
+    let mut got: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for o in committed.iter().filter(|o| o.topic == decisions) {
+        let id = id_of(&o.payload);
+        assert_eq!(
+            o.key,
+            id.as_bytes(),
+            "keyed by its event's id: {}",
+            o.payload
+        );
+        got.entry(id).or_default().push(o.payload.clone());
+    }
+    let file = lines(&dir, "d.jsonl");
+    let mut want: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for d in &file {
+        want.entry(id_of(d)).or_default().push(d.clone());
+    }
+    assert!(
+        want.values().all(|d| d.len() == 1),
+        "one scene: one decision an event"
+    );
+    let positioned = format!("\"kafka:{input} partition 0 offset ");
+    assert!(
+        want.keys().any(|id| id.starts_with(&positioned)),
+        "some named by position"
+    );
+    assert!(
+        file.iter().any(|d| d.contains(r#""late":true"#)),
+        "some late"
+    );
+    assert_eq!(got.values().map(Vec::len).sum::<usize>(), file.len());
+    assert_eq!(got, want, "the committed decisions, each once");
+    // (and the alerts they share their transactions with)
+    let mut alerts: Vec<&str> = (committed.iter())
+        .filter(|o| o.topic == output)
+        .map(|o| o.payload.as_str())
+        .collect();
+    let mut file_alerts = lines(&dir, "o.jsonl");
+    alerts.sort_unstable();
+    file_alerts.sort_unstable();
+    assert_eq!(alerts, file_alerts, "the committed alerts, each once");
 }

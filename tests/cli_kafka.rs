@@ -22,7 +22,7 @@
 use crate::common::crash::{self, Moments, PATTERNS};
 use crate::common::kafka::{
     by_key, client, lines, produce_by_key, produce_lines_to, produce_timed, read_by_key, stderr,
-    topics_with, Out, Reader, Topics,
+    topics_with, Feeder, Out, Reader, Topics,
 };
 use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
@@ -406,58 +406,6 @@ fn wait_for_end(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
-/// Keeps the crash test's input ahead of its runs, whatever the machine's
-/// speed: while the kills go on, the next slice of the same stream is
-/// produced whenever the offset the runs committed comes within
-/// [`Feeder::AHEAD`] records of the topic's end (a kill schedule that
-/// depended on the input lasting landed 8 kills of 10 beside `stress-ng`).
-struct Feeder {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<String>>,
-}
-
-impl Feeder {
-    /// Records the runs may be behind the end before more are produced.
-    const AHEAD: i64 = 40_000;
-    /// Events a slice.
-    const SLICE: usize = 20_000;
-    /// Events in all at the most (a hang guard's bound, not a schedule).
-    const MOST: usize = 1_000_000;
-
-    /// Feeds `input`, which holds `events` (a prefix of
-    /// `crash::events(n)` with three `$rules` records in it), as the group
-    /// `id` commits its offsets.
-    fn start(bootstrap: &str, input: &str, id: &str, mut events: Vec<String>) -> Feeder {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (bootstrap, input, id) = (bootstrap.to_string(), input.to_string(), id.to_string());
-        let stopping = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || {
-            // (the stream's events without the rules records)
-            let mut generated = events.len() - 3;
-            while !stopping.load(Ordering::Relaxed) && generated < Feeder::MOST {
-                let at = committed_input(&bootstrap, &id, &input).unwrap_or(0);
-                if at + Feeder::AHEAD >= events.len() as i64 {
-                    let more = crash::events(generated + Feeder::SLICE);
-                    let slice: Vec<String> =
-                        more.lines().skip(generated).map(str::to_string).collect();
-                    produce_lines(&bootstrap, &input, &slice);
-                    generated += slice.len();
-                    events.extend(slice);
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            events
-        });
-        Feeder { stop, thread }
-    }
-
-    /// Stops feeding: every event produced, in order.
-    fn stop(self) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("the feeder")
-    }
-}
-
 #[test]
 fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() {
     let broker = Broker::start();
@@ -485,7 +433,21 @@ fn killed_ten_times_from_kafka_to_kafka_the_committed_output_is_the_file_runs() 
             .expect("rules records"),
     )
     .expect("an offset");
-    let feeder = Feeder::start(&bootstrap, &t.input, id, events);
+    // (the stream's events without the rules records, and 20,000 more of
+    // them each time more are needed)
+    let generated = events.len() - 3;
+    let feeder = Feeder::start(
+        &bootstrap,
+        &t.input,
+        id,
+        events,
+        generated,
+        40_000,
+        |from| {
+            let more = crash::events(from + 20_000);
+            more.lines().skip(from).map(str::to_string).collect()
+        },
+    );
     let marker = format!("--kafka-marker-topic={}", t.marker);
     // (the runs killed read on live, without `--kafka-until end`: one
     // that reached the end would end the input, and its end's records

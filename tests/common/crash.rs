@@ -219,13 +219,32 @@ pub fn killed_after_cuts(
     kills: usize,
     seed: u64,
 ) -> (usize, std::process::Output) {
+    killed_after_cuts_with(|_| command(), ckpt, kills, seed, |_| true, |_| {})
+}
+
+/// [`killed_after_cuts`], each run's command `command(last)` (`last`:
+/// the run to the end, after the kills: a live input's is told where to
+/// end), each kill `k` (from 0) held, after its moment, until `ready(k)`
+/// says so (asked every 2 ms; a run that ends by itself meanwhile is not
+/// killed), and `after(k)` called once the killed process is gone, before
+/// the next one starts: what a test makes of what each killed run left
+/// (a Kafka sink's transactions, told apart by the run that wrote them:
+/// `common::kafka::Reader::take_committed`).
+pub fn killed_after_cuts_with(
+    mut command: impl FnMut(bool) -> std::process::Command,
+    ckpt: &Path,
+    kills: usize,
+    seed: u64,
+    mut ready: impl FnMut(usize) -> bool,
+    mut after: impl FnMut(usize),
+) -> (usize, std::process::Output) {
     use std::process::Stdio;
     use std::time::Instant;
     let mut moments = Moments(seed);
     let mut killed = 0;
     while killed < kills {
         let before = super::newest_checkpoint(ckpt);
-        let mut child = command()
+        let mut child = command(false)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -247,9 +266,27 @@ pub fn killed_after_cuts(
         }
         let ms = Duration::from_millis;
         std::thread::sleep(moments.between(ms(0), ms(40)));
+        // (ready at once: killed now, as it is, ended or not)
+        let ended = loop {
+            if ready(killed) {
+                break false;
+            }
+            if child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            assert!(
+                started.elapsed() < super::PATIENCE,
+                "kill {killed}: never ready"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if ended {
+            break;
+        }
         let _ = child.kill();
         let _ = child.wait();
+        after(killed);
         killed += 1;
     }
-    (killed, command().output().expect("cepheid runs"))
+    (killed, command(true).output().expect("cepheid runs"))
 }

@@ -561,3 +561,60 @@ pub fn read_by_key(broker: &Broker, topic: &str) -> BTreeMap<String, Vec<String>
     }
     by_key(seen.iter().map(|s| s.payload.as_str()))
 }
+
+/// Keeps a crash test's input ahead of its runs, whatever the machine's
+/// speed: while the kills go on, the next slice of the same stream is
+/// produced (to partition 0) whenever the offset the runs committed comes
+/// within `ahead` records of the topic's end (a kill schedule that
+/// depended on the input lasting landed 8 kills of 10 beside `stress-ng`).
+pub(crate) struct Feeder {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl Feeder {
+    /// Events in all at the most (a hang guard's bound, not a schedule).
+    const MOST: usize = 1_000_000;
+
+    /// Feeds partition 0 of `input`, which holds `events` (the first
+    /// `generated` of a stream, and maybe records of other kinds), as the
+    /// group `id` commits its offsets: whenever they come within `ahead`
+    /// records of the end, the next slice of the stream, `next(generated)`
+    /// (the stream's events from the `generated`th on, as many as it
+    /// gives).
+    pub(crate) fn start(
+        bootstrap: &str,
+        input: &str,
+        id: &str,
+        mut events: Vec<String>,
+        mut generated: usize,
+        ahead: i64,
+        mut next: impl FnMut(usize) -> Vec<String> + Send + 'static,
+    ) -> Feeder {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let (bootstrap, input, id) = (bootstrap.to_string(), input.to_string(), id.to_string());
+        let stopping = std::sync::Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(Ordering::Relaxed) && generated < Feeder::MOST {
+                let at = committed_offset(&bootstrap, &id, &input).unwrap_or(0);
+                if at + ahead >= events.len() as i64 {
+                    let slice = next(generated);
+                    assert!(!slice.is_empty(), "the stream goes on");
+                    produce_lines_to(&bootstrap, &input, 0, &slice);
+                    generated += slice.len();
+                    events.extend(slice);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            events
+        });
+        Feeder { stop, thread }
+    }
+
+    /// Stops feeding: every event produced, in order.
+    pub(crate) fn stop(self) -> Vec<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().expect("the feeder")
+    }
+}

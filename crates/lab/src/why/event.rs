@@ -5,11 +5,12 @@
 //! The rules run over the events as `cepheid run --decisions` runs them
 //! (the same library run: every event, every key, the lists and
 //! indicators they feed); the decision records of the event (its scene's
-//! `id` field, or its position `PATH:LINE`, as the records name it) are
-//! kept, and each is told against its scene's declaration: a list check
-//! that decided, each rule of the scene in its order (fired or not, its
-//! action and the outcome it gives, its score, what it read, counted or
-//! not), the score against the thresholds, and the outcome.
+//! `id` field, or its position, `PATH:LINE` or `kafka:TOPIC partition P
+//! offset O`, as the records name it) are kept, and each is told against
+//! its scene's declaration: a list check that decided, each rule of the
+//! scene in its order (fired or not, its action and the outcome it gives,
+//! its score, what it read, counted or not), the score against the
+//! thresholds, and the outcome.
 
 use std::path::PathBuf;
 
@@ -108,12 +109,16 @@ pub fn run(options: &Options) -> Result<WhyEvent, Error> {
         ));
     }
     if ran.records.found.is_empty() {
+        // (a Kafka record's position is its place: `docs/decisions.md`)
+        let position = match events.path.to_string_lossy().starts_with("kafka://") {
+            true => "kafka:TOPIC partition P offset O".to_string(),
+            false => format!("{}:LINE", events.path.display()),
+        };
         return Err(Error::new(
             ErrorKind::Usage,
             format!(
-                "--event {}: no scene decided an event of that id (an event is named by its scene's `id` field, or by its position, {}:LINE)",
+                "--event {}: no scene decided an event of that id (an event is named by its scene's `id` field, or by its position, {position})",
                 options.event,
-                events.path.display()
             ),
         ));
     }

@@ -291,6 +291,11 @@ impl Session<'_> {
             self.checkpoints.is_some(),
             controls,
         );
+        // (a source's events named by their place, their decisions'
+        // position: asked for every event of a run that writes decisions,
+        // whose rules may get scenes by a change of them while the reader
+        // thread decodes ahead)
+        reading.places = self.out.out.decisions;
         reading.timing.splits =
             (config.split_watermarks && config.time != Time::Processing).then(|| {
                 let resumed = self.splits.clone().unwrap_or_default();
@@ -476,20 +481,25 @@ impl Session<'_> {
     }
 
     /// Gives the engine the event `record` at `ts`, read at line `line`
-    /// of `origin`: with its position when its decisions are written
-    /// (their id when its scene has no `id` field, or it lacks it:
-    /// `docs/decisions.md`; `text` keeps its room from event to event).
+    /// of `origin` (a [`Source`]'s event: at `place`, as it describes it,
+    /// when the run writes decisions): with its position when its
+    /// decisions are written (their id when its scene has no `id` field,
+    /// or it lacks it: `docs/decisions.md`; `text` keeps its room from
+    /// event to event).
     #[inline]
     fn push(
         &mut self,
         timing: &Timing,
         ts: Timestamp,
         record: Record,
-        (origin, line): (&str, u64),
+        (origin, line, place): (&str, u64, Option<String>),
         text: &mut String,
     ) {
         if self.out.out.decisions && self.engine.scenes().next().is_some() {
-            let position = position(text, origin, line);
+            let position = match place {
+                Some(place) => Value::Str(std::sync::Arc::from(place)),
+                None => position(text, origin, line),
+            };
             let (engine, out) = (&mut *self.engine, &mut self.out);
             timing.push_positioned(ts, wall_ms, record, position, engine, out);
         } else {
@@ -536,7 +546,9 @@ impl Session<'_> {
                         Some((least, largest)) => (least.min(ts), largest.max(ts)),
                         None => (ts, ts),
                     });
-                    self.push(timing, ts, record, (policy.origin(), line_no), &mut text);
+                    // (a source's place: the event's position)
+                    let at = (policy.origin(), line_no, place);
+                    self.push(timing, ts, record, at, &mut text);
                     self.check_output()?;
                     continue;
                 }

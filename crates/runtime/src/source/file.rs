@@ -84,6 +84,12 @@ pub struct Reading {
     pub seen: SeenTold,
     /// How a [`Source`]'s records are timed (not the built-in reader's).
     pub timing: SourceTiming,
+    /// Name each event of a [`Source`] by its place too
+    /// ([`Source::describe_origin`], in [`Batch::places`]), not only its
+    /// malformed and control records: the run writes decisions, whose
+    /// position it is (`docs/decisions.md`, "The position"). Not the
+    /// built-in reader's (a file's lines are `PATH:LINE`).
+    pub places: bool,
 }
 
 /// Reads and decodes `source` on a thread of its own. The thread ends at
@@ -112,6 +118,7 @@ fn read(source: Opened, reading: Reading, tx: Tx) {
                 reading.controls,
                 reading.seen,
                 reading.timing,
+                reading.places,
                 EndGuard(tx),
             );
         }
@@ -127,6 +134,7 @@ fn read(source: Opened, reading: Reading, tx: Tx) {
         controls,
         mut seen,
         timing: _,
+        places: _,
     } = reading;
     let tx = &end.0;
     let go_on = controls.as_ref();

@@ -298,6 +298,7 @@ pub(crate) fn reading(
             record_time: config.time == crate::Time::Record,
             splits: None,
         },
+        places: false,
     }
 }
 

@@ -549,7 +549,8 @@ pub(crate) struct Batch {
     /// taken after it: the source's position is after the whole read.
     pub partial: bool,
     /// For lines whose place is not `origin:line` (a [`Source`]'s
-    /// malformed and control records): their index in `lines` and their
+    /// malformed and control records, and its events when the run writes
+    /// decisions, [`Reading::places`]): their index in `lines` and their
     /// place, as the source describes it ([`Source::describe_origin`]:
     /// `kafka:orders partition 2 offset 17`).
     pub places: Vec<(usize, String)>,

@@ -271,10 +271,12 @@ pub(super) fn read_source(
     controls: Option<Receiver<()>>,
     mut seen: SeenTold,
     timing: SourceTiming,
+    places: bool,
     end: EndGuard,
 ) {
     let tx = &end.0;
     let mut pump = Pump::new(source, decoder, controls.is_some(), &timing);
+    pump.places = places;
     let mut raw = RawBatch::default();
     // When the source's lag was last asked for.
     let mut lag_asked: Option<Instant> = None;
@@ -355,6 +357,9 @@ struct Pump {
     seq: u64,
     /// When the lag of splits quiet past the idle timeout was last asked.
     lag_asked: Option<Instant>,
+    /// Is each event placed too ([`Reading::places`]: the run writes
+    /// decisions), not only malformed and control records?
+    places: bool,
 }
 
 impl Pump {
@@ -384,6 +389,7 @@ impl Pump {
             },
             seq: 0,
             lag_asked: None,
+            places: false,
         }
     }
 
@@ -580,12 +586,17 @@ impl Pump {
                 }
             }
         }
-        let place = (matches!(entry, Ok(Entry::Rules(_))) || entry.is_err())
-            .then(|| self.lock().describe_origin(record.split, &record.origin));
         let event_ts = match &entry {
             Ok(Entry::Item(Item::Event(ts, _))) => Some(*ts),
             _ => None,
         };
+        // (an event's place only when the run writes decisions: its
+        // position, `docs/decisions.md`)
+        let placed = match &entry {
+            Ok(Entry::Rules(_)) | Err(_) => true,
+            Ok(_) => self.places && event_ts.is_some(),
+        };
+        let place = placed.then(|| self.lock().describe_origin(record.split, &record.origin));
         out.push(line_no, entry, place);
         let (Some((w, max_delay)), Some(ts)) = (&mut self.splits, event_ts) else {
             return true;

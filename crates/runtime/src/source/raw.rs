@@ -421,7 +421,17 @@ pub trait Source: Send + 'static {
 
     /// Where a record of split `split` at `origin` is, for messages
     /// (`kafka:orders partition 2 offset 17`); by default the source's
-    /// name and the line or offset (`events.jsonl:12`).
+    /// name and the line or offset (`events.jsonl:12`,
+    /// `orders partition 2 offset 17`).
+    ///
+    /// It is also the position of an event in its decision records when
+    /// its scene has no `id` field, or it lacks it (`"position"`,
+    /// `docs/decisions.md`, "The position"): a run that writes decisions
+    /// asks it for each event, on the reader thread, as it hands the
+    /// record out (a run that writes none, for malformed and control
+    /// records alone). So it names a record the same way on every run,
+    /// resumed ones included (after [`Source::seek`]): from `split` and
+    /// `origin` alone, not from what the source has read so far.
     fn describe_origin(&self, split: u32, origin: &Origin) -> String {
         match origin {
             Origin::Line(n) => format!("{}:{n}", self.describe()),

@@ -1624,3 +1624,175 @@ fn a_sink_that_takes_shadow_records_is_the_shadow_patterns_output() {
         "{said}"
     );
 }
+
+/// [`Block`]'s records, placed in its own form (`mine:SPLIT/OFFSET`),
+/// counting how often it was asked.
+struct Named {
+    block: Block,
+    asked: Arc<Mutex<usize>>,
+}
+
+impl Source for Named {
+    fn describe(&self) -> String {
+        self.block.describe()
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError> {
+        self.block.read(batch, wait)
+    }
+
+    fn position(&self) -> Position {
+        self.block.position()
+    }
+
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        self.block.seek(position)
+    }
+
+    fn splits(&self) -> usize {
+        self.block.splits()
+    }
+
+    fn describe_origin(&self, split: u32, origin: &Origin) -> String {
+        *self.asked.lock().unwrap() += 1;
+        match origin {
+            Origin::Offset { offset, .. } => format!("mine:{split}/{offset}"),
+            Origin::Line(n) => format!("mine:{n}"),
+        }
+    }
+}
+
+/// [`Memory`], taking decisions.
+#[derive(Clone, Default)]
+struct Decides(Memory);
+
+impl Sink for Decides {
+    fn describe(&self, kind: Kind) -> String {
+        self.0.describe(kind)
+    }
+
+    fn write(&mut self, kind: Kind, key: &[u8], record: &[u8]) -> Result<(), SinkError> {
+        self.0.write(kind, key, record)
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        self.0.flush()
+    }
+
+    fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
+        self.0.prepare(checkpoint)
+    }
+
+    fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
+        self.0.commit(checkpoint, source)
+    }
+
+    fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        self.0.recover(kept)
+    }
+
+    fn takes_decisions(&self) -> bool {
+        true
+    }
+}
+
+/// A library source's events are named in their decisions (a scene
+/// without `id`) as its `Source::describe_origin` places them
+/// (`docs/decisions.md`, "The position"): by default its name, partition
+/// and offset; in its own form when it has one. A run whose sink takes no
+/// decisions asks it for no event.
+#[test]
+fn a_sources_events_are_named_in_their_decisions_as_it_places_them() {
+    let rules = Rules::parse(
+        "scene.cep",
+        r#"pattern big {
+    score 30
+    tags "t"
+    match p
+    where p: type == "p" and amount > 100
+}
+
+scene s {
+    when type == "p"
+    rules tagged "t"
+    outcomes approve < review
+    review if score >= 30
+    fallback approve
+    deadline 100ms
+}"#,
+    )
+    .unwrap();
+    let records = || {
+        let ev = |ts: i64, t: &str, amount: i64| {
+            format!(r#"{{"ts":{ts},"type":"{t}","amount":{amount}}}"#)
+        };
+        vec![
+            (0, 10, None, ev(1, "p", 500)),
+            (1, 7, None, ev(2, "q", 500)),
+            (1, 8, None, ev(3, "p", 5)),
+            (0, 11, None, r#"{"ts": "soon"}"#.to_string()),
+        ]
+    };
+    let run = |source: Box<dyn Source>, sink: Box<dyn Sink>| {
+        let c = Config::new(Input::Stdin, Vec::new());
+        let mut engine = c.engine();
+        engine.add(&rules).unwrap();
+        let runtime = Runtime::with_source(
+            c,
+            engine,
+            Some(source),
+            Some(sink),
+            Box::new(Said::default()),
+        );
+        let summary = runtime.unwrap().run();
+        assert!(summary.error().is_none(), "{summary}");
+    };
+    let positions = |sink: &Decides| {
+        let records = sink.0.records.lock().unwrap().clone();
+        (records.iter())
+            .filter(|(kind, _, _)| *kind == Kind::Decision)
+            .map(|(_, _, d)| {
+                let d: serde_json::Value = serde_json::from_str(d).unwrap();
+                assert_eq!(d.get("event"), None, "{d}");
+                (
+                    d["position"].as_str().unwrap().to_string(),
+                    d["outcome"].clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let block = || Block {
+        records: records(),
+        done: false,
+    };
+    // By default.
+    let sink = Decides::default();
+    run(Box::new(block()), Box::new(sink.clone()));
+    assert_eq!(
+        positions(&sink),
+        [
+            ("block partition 0 offset 10".to_string(), "review".into()),
+            ("block partition 1 offset 8".to_string(), "approve".into()),
+        ]
+    );
+    // In its own form, asked once per event and for the malformed record.
+    let asked = Arc::new(Mutex::new(0));
+    let named = || Named {
+        block: block(),
+        asked: Arc::clone(&asked),
+    };
+    let sink = Decides::default();
+    run(Box::new(named()), Box::new(sink.clone()));
+    assert_eq!(
+        positions(&sink),
+        [
+            ("mine:0/10".to_string(), "review".into()),
+            ("mine:1/8".to_string(), "approve".into()),
+        ]
+    );
+    assert_eq!(*asked.lock().unwrap(), 4);
+    // A sink that takes no decisions: the malformed record alone.
+    *asked.lock().unwrap() = 0;
+    run(Box::new(named()), Box::<Memory>::default());
+    assert_eq!(*asked.lock().unwrap(), 1);
+}
