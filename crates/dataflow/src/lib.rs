@@ -156,19 +156,31 @@ pub struct Stamped<E> {
 
 /// The place of an event (`Stamped::source`, `Stamped::offset`) as its
 /// engines are given it when decisions are gathered
-/// ([`Plan::gathering_decisions`]): a list of the two numbers. A
-/// decision's [`place`](cepheid_engine::Decision::place) says which event
-/// it is of; [`place_parts`] reads it back.
+/// ([`Plan::gathering_decisions`]): the offset (its bits) for the first
+/// input, the usual one, which costs no allocation; else a list of the
+/// two numbers. A decision's [`place`](cepheid_engine::Decision::place)
+/// says which event it is of; [`place_parts`] reads it back.
+///
+/// ```
+/// use cepheid_dataflow::{place_of, place_parts};
+/// for (source, offset) in [(0, 7), (0, u64::MAX), (2, 1 << 40)] {
+///     assert_eq!(place_parts(&place_of(source, offset)), Some((source, offset)));
+/// }
+/// ```
 pub fn place_of(source: u32, offset: u64) -> Value {
-    Value::List(Arc::from([
-        Value::Int(i64::from(source)),
-        Value::Int(offset as i64),
-    ]))
+    match source {
+        0 => Value::Int(offset as i64),
+        _ => Value::List(Arc::from([
+            Value::Int(i64::from(source)),
+            Value::Int(offset as i64),
+        ])),
+    }
 }
 
 /// The source and offset of a place made by [`place_of`].
 pub fn place_parts(place: &Value) -> Option<(u32, u64)> {
     match place {
+        Value::Int(offset) => Some((0, *offset as u64)),
         Value::List(items) => match &items[..] {
             [Value::Int(source), Value::Int(offset)] => {
                 Some((u32::try_from(*source).ok()?, *offset as u64))

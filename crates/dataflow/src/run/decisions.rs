@@ -71,7 +71,10 @@ pub(super) enum Naming {
 
 impl Naming {
     /// The position of the event at `offset`.
-    fn position(&mut self, offset: u64) -> Value {
+    /// (`text` keeps its room from one event to the next: the value is
+    /// its one allocation.)
+    fn position(&mut self, offset: u64, text: &mut String) -> Value {
+        use std::fmt::Write;
         let (origin, line) = match self {
             Naming::Chunks(origin, lines) => {
                 let line = lines.as_mut().and_then(|l| l.line(offset).ok());
@@ -79,7 +82,9 @@ impl Naming {
             }
             Naming::Lines(origin) => (&*origin, offset),
         };
-        Value::Str(format!("{origin}:{line}").into())
+        text.clear();
+        let _ = write!(text, "{origin}:{line}");
+        Value::Str(Arc::from(text.as_str()))
     }
 }
 
@@ -105,6 +110,8 @@ pub(super) struct Gather {
     parts: BTreeMap<(Timestamp, u32, u64), Parts>,
     book: Rc<RefCell<SceneBook>>,
     naming: Naming,
+    /// Where a position is written (`Naming::position`).
+    text: String,
     format: Formatter,
     /// The engine that decides late events (every event it is given is
     /// late: its watermark is at the end of time), with the rules it was
@@ -120,6 +127,7 @@ impl Gather {
             parts: BTreeMap::new(),
             book,
             naming,
+            text: String::new(),
             format: Formatter::default(),
             late: None,
             plan_fields: plan.fields().clone(),
@@ -217,15 +225,18 @@ impl Gather {
                 Some(e) if sent >= e => &mut sides.after_cut,
                 _ => &mut sides.now,
             };
-            for (name, parts) in scenes {
-                let Some(scene) = book.scene(ts, &name) else {
-                    continue;
+            for (name, mut parts) in scenes {
+                // (one part, of the one group of patterns: its decision is
+                // the event's)
+                let gathered = match parts.len() {
+                    1 => parts.pop(),
+                    _ => (book.scene(ts, &name)).and_then(|scene| Decision::gather(scene, &parts)),
                 };
-                let Some(mut d) = Decision::gather(scene, &parts) else {
+                let Some(mut d) = gathered else {
                     continue;
                 };
                 if d.by_position {
-                    d.event = self.naming.position(offset);
+                    d.event = self.naming.position(offset, &mut self.text);
                 }
                 self.format.decision(&d);
                 out.push(Kind::Decision, &self.format);
@@ -249,7 +260,7 @@ impl Gather {
             engine.push_positioned(stamped.ts, stamped.event, place, &mut decided);
             for mut d in decided.0.drain(..) {
                 if d.by_position {
-                    d.event = self.naming.position(stamped.offset);
+                    d.event = self.naming.position(stamped.offset, &mut self.text);
                 }
                 self.format.decision(&d);
                 out.push(Kind::Decision, &self.format);
