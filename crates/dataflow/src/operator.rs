@@ -423,6 +423,7 @@ where
                     break;
                 }
             }
+            HELD_BY_PEER.set(looping && capability.is_some() && promises.held_by_peer());
             if let Some(wcap) = writes_capability.as_mut() {
                 promises.say(&outgoing, &mut writes_output, wcap);
                 if capability.is_none() {
@@ -576,6 +577,21 @@ struct Promised {
     promise: Timestamp,
 }
 
+thread_local! {
+    /// Does this worker thread's CEP operator wait for another worker's
+    /// promise to step on ([`held_by_peer`])?
+    static HELD_BY_PEER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Does the CEP operator of the worker on this thread wait for another
+/// worker's promise to step on (rules that write lists, on workers)? Its
+/// answer comes within the peer's step, so a worker about to park spins
+/// a moment first: a parked thread woken per step of event time cost
+/// more than the step (`run::job`).
+pub(crate) fn held_by_peer() -> bool {
+    HELD_BY_PEER.get()
+}
+
 /// The promises a worker heard through the loop of writes, its own
 /// included (made here: its engines make its writes at once).
 struct Promises {
@@ -615,6 +631,13 @@ impl Promises {
 
     fn own(&self) -> Timestamp {
         self.heard[self.index]
+    }
+
+    /// Is another worker's promise below the worker's own (the next time
+    /// it would step at, which it waits to be promised)?
+    fn held_by_peer(&self) -> bool {
+        let own = self.own();
+        (self.heard.iter()).any(|&heard| heard < own)
     }
 
     /// Takes in what the others said: their writes, which the worker's
