@@ -208,6 +208,18 @@ pub fn special_outputs(
     assert!(same(&records, &read("out_whole.jsonl")));
 }
 
+/// How long [`killed_after_cuts`] waits for a run's next checkpoint: a
+/// hang guard, longer than [`PATIENCE`](super::PATIENCE) because a cut
+/// comes only once the engines reach its epoch, which the sources choose
+/// where they read: a run whose engines lag its sources (rules that write
+/// lists, on workers, step through event time together while the sources
+/// read the whole file at once) takes its first cut near the end of the
+/// file, after about the whole run (debug, `cli_workers_writes.rs`'s
+/// 60,000 events on two workers: 64 s with three busy loops and a release
+/// build on two cores; 120 s was not enough under a full test run before
+/// session 61 made those steps cheaper).
+pub const CUT_PATIENCE: Duration = Duration::from_secs(360);
+
 /// Runs `command` (a run with `--checkpoint` into `ckpt`) and kills it
 /// (SIGKILL) a moment after each new checkpoint is whole, `kills` times
 /// (fewer when a run ends by itself first), then once more to its end:
@@ -258,7 +270,7 @@ pub fn killed_after_cuts_with(
             if now.is_some() && now != before {
                 break false;
             }
-            assert!(started.elapsed() < super::PATIENCE, "no checkpoint came");
+            assert!(started.elapsed() < CUT_PATIENCE, "no checkpoint came");
             std::thread::sleep(Duration::from_millis(2));
         };
         if ended {

@@ -2,10 +2,9 @@
 //! passes them, in a deterministic order, into one engine per group.
 
 use timely::container::CapacityContainerBuilder;
-use timely::dataflow::channels::pact::Pipeline;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::{Operator, OutputBuilder, OutputBuilderSession};
-use timely::dataflow::operators::vec::Broadcast;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::operators::{ConnectLoop, Feedback};
 use timely::dataflow::Stream;
@@ -13,8 +12,10 @@ use timely::progress::frontier::MutableAntichain;
 use timely::progress::Antichain;
 use timely::ExchangeData;
 
+use serde::{Deserialize, Serialize};
+
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -319,30 +320,36 @@ where
             route_changing(input, hold, held.unwrap_or_default())
         }
     };
-    // The `then` writes of the worker's engines go to every worker's
-    // engines through a loop that moves them 1 ms on: a write made at `t`
-    // arrives stamped at most `t + 1`, so once the loop's frontier is past
-    // `t + 1` every write to be made at `t + 1` is known, and the events
-    // of `t + 1` may go (`docs/semantics.md`, "Writes by rules"). A plan
-    // that writes nothing drops the loop's capability at once: its
-    // frontier is then empty and holds nothing back.
-    let carries = plan.writes();
-    let (looped, writes_in) = scope.feedback::<Vec<ListWrite>>(1);
+    // The `then` writes of the worker's engines go to every other
+    // worker's engines through a loop of the dataflow, each message with
+    // the time before which its worker promises no more write (its
+    // `promise`): a worker has every write to be made at `t + 1` once
+    // each worker promised `t + 1` (`docs/semantics.md`, "Writes by
+    // rules", "On workers"). The promises travel as data, not as the
+    // loop's progress: the loop's capability stays where it started, so
+    // a step of event time costs a message to each worker, not a round of
+    // timely's progress tracking through the dataflow. A plan that writes
+    // nothing drops the loop's capability at once.
+    let writes = plan.writes();
+    // (one worker makes its own writes: no loop)
+    let looping = writes && peers > 1;
+    let (looped, writes_in) = scope.feedback::<Vec<Promised>>(1);
     let mut builder = OperatorBuilder::new("Cep".to_owned(), scope);
     let info = builder.operator_info();
     let none = std::iter::empty::<(usize, Antichain<Timestamp>)>();
     let mut events = builder.new_input_connection(routed, ByWorker::pact(), none.clone());
-    let mut received = builder.new_input_connection(writes_in, Pipeline, none);
+    let to_worker = Exchange::new(|m: &Promised| u64::from(m.to));
+    let mut received = builder.new_input_connection(writes_in, to_worker, none.clone());
     let at_once = || Antichain::from_elem(0);
-    // (records follow the events only; writes follow the events and the
-    // writes received)
+    // (records follow the events only; the loop follows nothing: its
+    // capability holds it)
     let (records_out, records) = builder.new_output_connection([(0, at_once())]);
-    let (writes_out, written) = builder.new_output_connection([(0, at_once()), (1, at_once())]);
+    let (writes_out, written) = builder.new_output_connection(none);
     let mut records_out =
         OutputBuilder::<Timestamp, CapacityContainerBuilder<Vec<S::Item>>>::from(records_out);
     let mut writes_out =
-        OutputBuilder::<Timestamp, CapacityContainerBuilder<Vec<ListWrite>>>::from(writes_out);
-    written.broadcast().connect_loop(looped);
+        OutputBuilder::<Timestamp, CapacityContainerBuilder<Vec<Promised>>>::from(writes_out);
+    written.connect_loop(looped);
     builder.build(move |mut capabilities| {
         let writes_capability = capabilities.pop();
         let capability = capabilities.pop();
@@ -350,7 +357,7 @@ where
         // When the operator asked to be woken up (for the numbers).
         let mut woken: Option<Instant> = None;
         let mut capability = capability;
-        let mut writes_capability = writes_capability.filter(|_| carries);
+        let mut writes_capability = writes_capability.filter(|_| looping);
         // (restored: the engines may be below the epoch, at a quiet
         // source's clock; the records they make go out above it)
         let start = worker.released.max(worker.restored_at);
@@ -359,20 +366,19 @@ where
                 cap.downgrade(&start);
             }
         }
-        // The writes, though, at their engines' time: a step between the
-        // engines' clock and the epoch writes for a time below the epoch,
-        // and every engine must wait for it there, as the run before the
-        // cut did. (Stamped at the epoch, such writes reached engines that
-        // had passed their time: made late, in the order they came, not
-        // in the order of one time's writes: issue 60, item 17, the case
-        // in `dataflow_live_cut`'s regressions file.)
-        if let Some(cap) = writes_capability.as_mut() {
-            if worker.released > *cap.time() {
-                cap.downgrade(&worker.released);
-            }
-        }
-        let mut incoming: Vec<ListWrite> = Vec::new();
+        // The promises heard, the worker's own at its engines' time: a
+        // step between the engines' clock and the epoch writes for a time
+        // below the epoch, and every engine must wait for it there, as the
+        // run before the cut did. (Promised at the epoch, such writes
+        // reached engines that had passed their time: made late, in the
+        // order they came, not in the order of one time's writes: issue
+        // 60, item 17, the case in `dataflow_live_cut`'s regressions
+        // file.) The others' are not known until they say them.
+        let mut promises = Promises::new(index, peers, worker.released, writes);
         let mut outgoing: Vec<ListWrite> = Vec::new();
+        // (the records' capability follows the events' frontier as it
+        // moves, not each step the writes allow: `Steps`)
+        let mut steps = Steps::new(capability.as_ref().map_or(Timestamp::MIN, |c| *c.time()));
         if worker.left_out_changed() {
             sink.left_out(&worker.left_out(), true);
         }
@@ -387,46 +393,52 @@ where
             });
             received.for_each_stamp(|_, data| {
                 for batch in data {
-                    incoming.append(batch);
+                    promises.take(batch, &mut worker);
                 }
             });
-            if !incoming.is_empty() {
-                worker.make_writes(&incoming);
-                incoming.clear();
+            // Every write to be made at or before `t` is known when every
+            // worker promised `t` (`None`: none will come). While the
+            // worker's own promise is what held it, it goes on at once.
+            loop {
+                let writes_known = promises.known();
+                let horizon = step(
+                    &mut worker,
+                    &mut sink,
+                    &mut capability,
+                    &mut output,
+                    (&frontiers[0], writes_known, &mut steps),
+                    writes,
+                );
+                if worker.left_out_changed() {
+                    sink.left_out(&worker.left_out(), false);
+                }
+                if !writes {
+                    break;
+                }
+                // The writes made now: the worker's own engines make them
+                // at once (their time is after the step that made them,
+                // where the engines are), and they go to the other
+                // workers with the worker's promise: no write before its
+                // next step (an event stashed, a deadline, a change) or
+                // the events' frontier.
+                worker.make_own_writes(&mut outgoing);
+                let promise = match horizon {
+                    Some(f) => worker.next_step().map_or(f, |n| n.min(f)),
+                    None => Timestamp::MAX,
+                };
+                promises.promise(promise);
+                if horizon.is_none() || promises.known() == writes_known {
+                    break;
+                }
             }
-            // Every write to be made at or before `t` is known when
-            // the loop's frontier is past `t` (`None`: none will come).
-            let writes_known = frontiers[1].frontier().first().copied();
-            let horizon = step(
-                &mut worker,
-                &mut sink,
-                &mut capability,
-                &mut output,
-                (&frontiers[0], writes_known),
-                carries,
-            );
-            if worker.left_out_changed() {
-                sink.left_out(&worker.left_out(), false);
-            }
-            // The writes made now go to every worker, stamped at most
-            // their step's time; the capability then promises none
-            // before the worker's next step (an event stashed, a
-            // deadline, a change) or the events' frontier.
+            HELD_BY_PEER.set(looping && capability.is_some() && promises.held_by_peer());
             if let Some(wcap) = writes_capability.as_mut() {
-                worker.take_writes(&mut outgoing);
-                if !outgoing.is_empty() {
-                    writes_output.session(&*wcap).give_container(&mut outgoing);
-                }
-                match horizon {
-                    Some(f) => {
-                        let promise = worker.next_step().map_or(f, |n| n.min(f));
-                        if promise > *wcap.time() {
-                            wcap.downgrade(&promise);
-                        }
-                    }
-                    None => writes_capability = None,
+                promises.say(&outgoing, &mut writes_output, wcap);
+                if capability.is_none() {
+                    writes_capability = None;
                 }
             }
+            outgoing.clear();
             if capability.is_none() {
                 return;
             }
@@ -460,7 +472,7 @@ fn step<E, S>(
     sink: &mut S,
     capability: &mut Option<Capability<Timestamp>>,
     output: &mut OutputBuilderSession<'_, Timestamp, CapacityContainerBuilder<Vec<S::Item>>>,
-    (frontier, writes_known): (&MutableAntichain<Timestamp>, Option<Timestamp>),
+    (frontier, writes_known, steps): (&MutableAntichain<Timestamp>, Option<Timestamp>, &mut Steps),
     carries: bool,
 ) -> Option<Timestamp>
 where
@@ -482,14 +494,14 @@ where
         cut.frontier_is(at);
     }
     worker.clocks.frontier_is(at.unwrap_or(Timestamp::MAX));
-    if let Some(e) = worker.cut_due(at, *cap.time(), writes_known) {
+    if let Some(e) = worker.cut_due(at, steps.passed, writes_known) {
         // The cut: what was made below `e` goes out below it
         // (the engines at `e - 1`, or at a quiet source's clock).
         worker.advance(e, sink);
         worker.emit(sink, &mut |items| {
             output.session(&*cap).give_container(items);
         });
-        cap.downgrade(&e);
+        steps.cut(cap, e);
         worker.take_cut(e);
     }
     // Not past a stopped source's clock (see `Worker::stopped_at`).
@@ -505,9 +517,7 @@ where
                     output.session(&*cap).give_container(items);
                 });
             }
-            if bound > *cap.time() {
-                cap.downgrade(&bound);
-            }
+            steps.reached(cap, bound, Some(f));
             // (events may still come from a quiet source's
             // clock on: no write is promised before it)
             Some(worker.clocks.limit(f, worker.taken))
@@ -530,9 +540,7 @@ where
                             output.session(&*cap).give_container(items);
                         });
                     }
-                    if bound > *cap.time() {
-                        cap.downgrade(&bound);
-                    }
+                    steps.reached(cap, bound, None);
                 }
                 if last {
                     break;
@@ -545,7 +553,7 @@ where
                     worker.take_end_cut(sink, &mut |items| {
                         output.session(&*cap).give_container(items);
                     });
-                    cap.downgrade(&Timestamp::MAX);
+                    steps.cut(cap, Timestamp::MAX);
                 }
             }
             worker.finish(sink);
@@ -560,6 +568,186 @@ where
             worker.take_last_cut();
             *capability = None;
             None
+        }
+    }
+}
+
+/// What a worker says to another through the loop of writes: the
+/// writes its engines made since it last said, and its promise: it
+/// makes no write at a step before that time (`Timestamp::MAX`: it
+/// finished). A worker's messages reach another in the order it sent
+/// them, so a promise comes after every write it covers.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Promised {
+    to: u32,
+    from: u32,
+    writes: Vec<ListWrite>,
+    promise: Timestamp,
+}
+
+thread_local! {
+    /// Does this worker thread's CEP operator wait for another worker's
+    /// promise to step on ([`held_by_peer`])?
+    static HELD_BY_PEER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Does the CEP operator of the worker on this thread wait for another
+/// worker's promise to step on (rules that write lists, on workers)? Its
+/// answer comes within the peer's step, so a worker about to park spins
+/// a moment first: a parked thread woken per step of event time cost
+/// more than the step (`run::job`).
+pub(crate) fn held_by_peer() -> bool {
+    HELD_BY_PEER.get()
+}
+
+/// The promises a worker heard through the loop of writes, its own
+/// included (made here: its engines make its writes at once).
+struct Promises {
+    index: usize,
+    /// Each worker's promise (`Timestamp::MIN` until it says one).
+    heard: Vec<Timestamp>,
+    /// The worker's own promise when it last said it.
+    said: Option<Timestamp>,
+    /// Does the plan write?
+    writes: bool,
+}
+
+impl Promises {
+    /// Before any word of the others: the worker's own engines at
+    /// `released`.
+    fn new(index: usize, peers: usize, released: Timestamp, writes: bool) -> Promises {
+        let mut heard = vec![Timestamp::MIN; peers];
+        heard[index] = released;
+        Promises {
+            index,
+            heard,
+            said: None,
+            writes,
+        }
+    }
+
+    fn hear(&mut self, from: u32, promise: Timestamp) {
+        if let Some(heard) = self.heard.get_mut(from as usize) {
+            *heard = promise.max(*heard);
+        }
+    }
+
+    /// The worker's own promise moves up to `promise`.
+    fn promise(&mut self, promise: Timestamp) {
+        self.hear(self.index as u32, promise);
+    }
+
+    fn own(&self) -> Timestamp {
+        self.heard[self.index]
+    }
+
+    /// Is another worker's promise below the worker's own (the next time
+    /// it would step at, which it waits to be promised)?
+    fn held_by_peer(&self) -> bool {
+        let own = self.own();
+        (self.heard.iter()).any(|&heard| heard < own)
+    }
+
+    /// Takes in what the others said: their writes, which the worker's
+    /// engines make, and their promises.
+    fn take<E: Event + Clone + 'static>(
+        &mut self,
+        said: &mut Vec<Promised>,
+        worker: &mut Worker<E>,
+    ) {
+        for message in said.drain(..) {
+            if !message.writes.is_empty() {
+                worker.make_writes(&message.writes);
+            }
+            self.hear(message.from, message.promise);
+        }
+    }
+
+    /// Says the worker's promise to every other worker, with the writes
+    /// its engines made since it last said (`made`), if it moved or they
+    /// made some.
+    fn say(
+        &mut self,
+        made: &[ListWrite],
+        output: &mut OutputBuilderSession<'_, Timestamp, CapacityContainerBuilder<Vec<Promised>>>,
+        cap: &Capability<Timestamp>,
+    ) {
+        let own = self.own();
+        if self.said.is_some_and(|said| own <= said) && made.is_empty() {
+            return;
+        }
+        self.said = Some(own);
+        let mut session = output.session(cap);
+        for to in (0..self.heard.len()).filter(|&to| to != self.index) {
+            session.give(Promised {
+                to: to as u32,
+                from: self.index as u32,
+                writes: made.to_vec(),
+                promise: own,
+            });
+        }
+    }
+
+    /// Every write to be made before it is known: each worker promised
+    /// one below it (`None`: the plan writes nothing, or every worker
+    /// finished).
+    fn known(&self) -> Option<Timestamp> {
+        let least = (self.heard.iter()).copied().min()?;
+        (self.writes && least != Timestamp::MAX).then(|| least.saturating_add(1))
+    }
+}
+
+/// Where the records' capability goes. Without writes it follows the
+/// events' frontier; with them the engines reach that frontier in steps
+/// of event time, as the writes known let them, and a capability moved
+/// at each step was a round of timely's progress tracking through the
+/// records' stream (to the writer on worker 0) for each: it moves to the
+/// events' frontiers only, once the engines reached them.
+struct Steps {
+    /// How far the engines were let go (what the capability was moved
+    /// to, step by step, before: a cut below it is given up).
+    passed: Timestamp,
+    /// The events' frontiers seen above `passed`, in order.
+    seen: VecDeque<Timestamp>,
+}
+
+impl Steps {
+    fn new(at: Timestamp) -> Steps {
+        Steps {
+            passed: at,
+            seen: VecDeque::new(),
+        }
+    }
+
+    /// The engines were let go up to `bound`, the events' frontier at
+    /// `f` (`None`: the input ended): the capability moves to the last
+    /// frontier seen at or below `bound`.
+    fn reached(&mut self, cap: &mut Capability<Timestamp>, bound: Timestamp, f: Option<Timestamp>) {
+        if let Some(f) = f {
+            if f > self.passed && self.seen.back().is_none_or(|&seen| f > seen) {
+                self.seen.push_back(f);
+            }
+        }
+        self.passed = self.passed.max(bound);
+        let mut to = None;
+        while let Some(&seen) = self.seen.front().filter(|&&seen| seen <= bound) {
+            to = Some(seen);
+            self.seen.pop_front();
+        }
+        if let Some(to) = to.filter(|to| to > cap.time()) {
+            cap.downgrade(&to);
+        }
+    }
+
+    /// A cut at `e` (or the end, `Timestamp::MAX`): what the engines make
+    /// from now on goes out at `e` or above.
+    fn cut(&mut self, cap: &mut Capability<Timestamp>, e: Timestamp) {
+        if e > *cap.time() {
+            cap.downgrade(&e);
+        }
+        self.passed = self.passed.max(e);
+        while self.seen.front().is_some_and(|&seen| seen <= e) {
+            self.seen.pop_front();
         }
     }
 }
@@ -986,10 +1174,16 @@ impl<E: Event + Clone + 'static> Worker<E> {
         }
     }
 
-    /// Moves the writes the worker's engines made to `out`.
-    fn take_writes(&mut self, out: &mut Vec<ListWrite>) {
+    /// Moves the writes the worker's engines made to `out`, and makes
+    /// them in every engine of the worker at once: their time is after
+    /// the step that made them, where the engines are.
+    fn make_own_writes(&mut self, out: &mut Vec<ListWrite>) {
+        let made = out.len();
         for piece in &mut self.pieces {
             piece.engine.0.take_list_writes(out);
+        }
+        if out.len() > made {
+            self.make_writes(&out[made..]);
         }
     }
 
