@@ -1528,15 +1528,6 @@ fn a_kafka_topics_events_are_named_by_topic_partition_and_offset() {
 /// them in the same order.)
 #[cfg(feature = "kafka")]
 #[test]
-// Ignored (a defect found in session 61, open): when the first run is
-// killed before its first checkpoint (the marker's committed checkpoint
-// is none), the next run, which starts over, writes its alerts to the
-// output topic but none of its decisions reach the decisions topic (its
-// first two intervals' decisions are missing, its alerts all there), so
-// the committed decisions lack those of the first events. Seen under
-// load (3 of 3 runs), never when the first kill came after a checkpoint.
-// Run it with `--ignored`.
-#[ignore = "open defect: decisions lost on a topic after a first run killed before any checkpoint"]
 fn killed_and_resumed_the_committed_decisions_on_a_topic_are_each_once() {
     use crate::common::crash::killed_after_cuts_with;
     use crate::common::kafka::{produce_lines_to, Feeder, Out, Reader};

@@ -1293,16 +1293,30 @@ impl<E: Event + serde::Serialize + serde::de::DeserializeOwned + 'static> crate:
         event: E,
         position: Option<Value>,
     ) -> Result<Vec<Decision>, Error> {
+        let mut scratch = self.duplicate()?;
+        Ok(scratch.decide_now(now, event, position, &mut Nothing))
+    }
+
+    /// A copy of the engine, in its state (a snapshot restored beside it,
+    /// sharing its automata), with its patterns, lists, indicators *and
+    /// scenes*: what [`restore_rules`](crate::Engine::restore_rules) of
+    /// its snapshot would not give, a snapshot holding no scene. For a
+    /// run that keeps its engine as it was given before it restores a
+    /// checkpoint into it (and may have to start over without it).
+    ///
+    /// Fails as [`snapshot`](crate::Engine::snapshot) and
+    /// [`restore`](crate::Engine::restore) do.
+    pub fn duplicate(&self) -> Result<Self, Error> {
         let mut bytes = Vec::new();
         self.snapshot_into(&mut bytes)?;
-        let mut scratch = Self::configured_by(&bytes)?;
-        scratch.fields = self.fields.clone();
-        scratch.set_declarations(self.declarations())?;
+        let mut copy = Self::configured_by(&bytes)?;
+        copy.fields = self.fields.clone();
+        copy.set_declarations(self.declarations())?;
         for nfa in self.automata() {
-            scratch.add_shared(nfa)?;
+            copy.add_shared(nfa)?;
         }
-        scratch.core.decide = self.core.decide.as_ref().map(|d| Box::new(d.fork()));
-        scratch.restore(&bytes[..])?;
-        Ok(scratch.decide_now(now, event, position, &mut Nothing))
+        copy.core.decide = self.core.decide.as_ref().map(|d| Box::new(d.fork()));
+        copy.restore(&bytes[..])?;
+        Ok(copy)
     }
 }

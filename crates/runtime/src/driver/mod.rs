@@ -436,7 +436,15 @@ impl Runtime {
             }),
             None => checkpoint_command(&config),
         };
-        let start_over = start_over(&config, source.as_ref(), &engine)?;
+        // (the engine as given, before a checkpoint is restored into it:
+        // what a run its sink sends back to the start goes on with, and one
+        // it sends back to the checkpoint before the newest is restored
+        // into, its scenes with it, which a snapshot does not hold)
+        let given = match &config.checkpoint {
+            Some(_) => engine.duplicate().ok(),
+            None => None,
+        };
+        let start_over = start_over(&config, source.as_ref(), &engine, given.as_ref())?;
         let resumed = match (&config.checkpoint, &command) {
             (Some(dir), Some(command)) => {
                 crate::resume::load(&config, dir, command, &mut engine, report.as_mut())?
@@ -477,11 +485,8 @@ impl Runtime {
                     n if n == kept.len() && start_over.is_some() => {
                         // Nothing of the kept checkpoints was committed:
                         // from the start, as if none were kept.
-                        let (bytes, at) = start_over.expect("checked");
-                        engine = rules_of(&config, &bytes).map_err(|e| Error::Pattern {
-                            name: String::new(),
-                            source: e,
-                        })?;
+                        let (given, at) = start_over.expect("checked");
+                        engine = given;
                         // (they go, never to be resumed from: the next
                         // checkpoint, numbered from 1 again, is written
                         // where the first of them was)
@@ -504,7 +509,16 @@ impl Runtime {
                     }
                     1 => {
                         let (meta, snapshot, path) = resumed.prev.expect("two kept");
-                        engine = rules_of(&config, &snapshot).map_err(|e| Error::Checkpoint {
+                        // (into the engine as given, as `resume::load`
+                        // restores the newest, unless the rules changed
+                        // before it: the snapshot's rules then)
+                        let restored = match given {
+                            Some(mut given) if !meta.counters.rules_changed => {
+                                given.restore(&snapshot[..]).map(|()| given)
+                            }
+                            _ => rules_of(&config, &snapshot),
+                        };
+                        engine = restored.map_err(|e| Error::Checkpoint {
                             path: path.clone(),
                             folder: config.checkpoint.clone().unwrap_or_default(),
                             why: crate::Unusable::DoesNotFit(e),
@@ -967,22 +981,29 @@ fn read_lists(
 }
 
 /// A source's run that its sink may send back to the start (it committed
-/// none of the kept checkpoints: `Sink::recover`): the engine's rules and
-/// the source's position before resuming.
+/// none of the kept checkpoints: `Sink::recover`): a copy of the engine
+/// as given (`given`, when made), before resuming, and the source's
+/// position.
 fn start_over(
     config: &Config,
     source: Option<&Arc<Mutex<Box<dyn Source>>>>,
     engine: &Engine<Record>,
-) -> Result<Option<(Vec<u8>, Position)>, Error> {
+    given: Option<&Engine<Record>>,
+) -> Result<Option<(Engine<Record>, Position)>, Error> {
     let (Some(source), Some(_)) = (source, &config.checkpoint) else {
         return Ok(None);
     };
-    let mut bytes = Vec::new();
-    engine.snapshot(&mut bytes).map_err(|e| Error::Pattern {
+    // (a copy, scenes and all: an engine of the rules of its snapshot
+    // would have no scene, and the run that starts over no decision)
+    let given = match given {
+        Some(given) => given.duplicate(),
+        None => engine.duplicate(),
+    };
+    let given = given.map_err(|e| Error::Pattern {
         name: String::new(),
         source: e,
     })?;
-    Ok(Some((bytes, lock_source(source).position())))
+    Ok(Some((given, lock_source(source).position())))
 }
 
 /// The names of the engine's patterns in force, in order.

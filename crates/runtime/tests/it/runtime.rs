@@ -793,7 +793,17 @@ fn a_rules_record_read_before_any_watermark_waits_for_its_time_with_or_without_a
 }
 
 fn run_txn(lines: &[String], dir: &std::path::Path, sink: &Txn) -> cepheid_runtime::Summary {
-    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    run_txn_of(RULES, lines, dir, sink)
+}
+
+/// [`run_txn`], of the rules `rules`.
+fn run_txn_of(
+    rules: &str,
+    lines: &[String],
+    dir: &std::path::Path,
+    sink: &Txn,
+) -> cepheid_runtime::Summary {
+    let rules = Rules::parse("ab.cep", rules).unwrap();
     let mut config = Config::new(Input::Stdin, Vec::new());
     config.checkpoint = Some(dir.to_path_buf());
     config.checkpoint_every.time = None;
@@ -900,6 +910,67 @@ fn killed_twice_between_a_snapshot_and_its_commit_the_committed_checkpoint_is_st
     assert!(third.error().is_none(), "{:?}", third.error());
     assert_eq!(sink.0.lock().unwrap().records, wanted);
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Rules with a scene: each event of type `a` gets one decision.
+const RULES_SCENE: &str = r#"pattern ab {
+    partition by k
+    score 50
+    tags "t"
+    match a followed by b
+    where
+        a: type == "a"
+        b: type == "b"
+}
+
+scene s {
+    when type == "a"
+    rules tagged "t"
+    outcomes approve < review
+    review if score >= 50
+    fallback approve
+    deadline 100ms
+}"#;
+
+/// A transactional run whose rules have a scene, killed between a
+/// snapshot and its commit, goes on with its scenes whether its sink
+/// sends it back to the start (it committed no kept checkpoint) or to
+/// the checkpoint before the newest: the committed records, decisions
+/// with them, are a run's never killed. (The engine it went on with was
+/// one of the rules of a snapshot, which holds no scene: no decision was
+/// made from there on, seen as a Kafka decisions topic that lacked those
+/// of the first events.)
+#[test]
+fn a_transactional_run_sent_back_by_its_sink_goes_on_with_its_scenes() {
+    let lines: Vec<String> = (0..8)
+        .map(|i| {
+            let t = if i % 2 == 0 { "a" } else { "b" };
+            format!(r#"{{"ts":{},"type":"{t}","k":"k{}"}}"#, i * 1000, i / 2)
+        })
+        .collect();
+    let txn = || {
+        let txn = Txn::default();
+        txn.0.lock().unwrap().decisions = true;
+        txn
+    };
+    let whole = txn();
+    let summary = run_txn_of(RULES_SCENE, &lines, &scratch("txn-scene-whole"), &whole);
+    assert!(summary.error().is_none(), "{:?}", summary.error());
+    let wanted = whole.committed();
+    let decisions = wanted.iter().filter(|r| r.contains("\"outcome\"")).count();
+    assert_eq!(decisions, 4, "{wanted:?}");
+    // Sent back to the start, and to the checkpoint before the newest.
+    for (name, fail_at) in [("txn-scene-none", 1), ("txn-scene-prev", 3)] {
+        let dir = scratch(name);
+        let sink = txn();
+        sink.0.lock().unwrap().fail_at = Some(fail_at);
+        let first = run_txn_of(RULES_SCENE, &lines, &dir, &sink);
+        assert!(first.error().is_some(), "the commit failed");
+        let second = run_txn_of(RULES_SCENE, &lines, &dir, &sink);
+        assert!(second.error().is_none(), "{:?}", second.error());
+        assert_eq!(sink.committed(), wanted, "{name}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
 
 /// Checkpoints of the format before this one (the single run's file,

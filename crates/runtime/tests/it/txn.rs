@@ -26,6 +26,8 @@ pub struct TxnState {
     /// Does it deliver only what checkpoints commit
     /// (`Sink::commits_with_checkpoints`)?
     pub with_checkpoints: bool,
+    /// Does it take decisions (`Sink::takes_decisions`)?
+    pub decisions: bool,
 }
 
 impl Sink for Txn {
@@ -69,6 +71,10 @@ impl Sink for Txn {
 
     fn commits_with_checkpoints(&self) -> bool {
         self.0.lock().unwrap().with_checkpoints
+    }
+
+    fn takes_decisions(&self) -> bool {
+        self.0.lock().unwrap().decisions
     }
 
     fn recover(&mut self, kept: &[Checkpoint]) -> Result<usize, SinkError> {
