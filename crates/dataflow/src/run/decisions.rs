@@ -62,9 +62,16 @@ impl SceneBook {
 /// How an event without an id is named: its line in the input, `PATH:LINE`.
 pub(super) enum Naming {
     /// A file read in chunks: the line counted from the chunk's place
-    /// (`None`: the file could not be opened, which its readers say: its
-    /// place in its chunk then).
-    Chunks(String, Option<ChunkLines>),
+    /// (`lines` `None`: the file could not be opened). Where the line
+    /// cannot be counted (the file cannot be read again, it shrank under
+    /// the run), the event is named by its place in its chunk, which is
+    /// said once (`say`, `said`).
+    Chunks {
+        origin: String,
+        lines: Option<ChunkLines>,
+        say: Say,
+        said: bool,
+    },
     /// Live input read by one reader: the place is the line.
     Lines(String),
 }
@@ -76,9 +83,30 @@ impl Naming {
     fn position(&mut self, offset: u64, text: &mut String) -> Value {
         use std::fmt::Write;
         let (origin, line) = match self {
-            Naming::Chunks(origin, lines) => {
-                let line = lines.as_mut().and_then(|l| l.line(offset).ok());
-                (&*origin, line.unwrap_or(offset))
+            Naming::Chunks {
+                origin,
+                lines,
+                say,
+                said,
+            } => {
+                let line = match lines.as_mut().map(|l| l.line(offset)) {
+                    Some(Ok(line)) => line,
+                    failed => {
+                        if !std::mem::replace(said, true) {
+                            let why = match failed {
+                                Some(Err(e)) => e.to_string(),
+                                _ => "it could not be opened".to_string(),
+                            };
+                            say!(
+                                say,
+                                Warning,
+                                "cepheid: warning: the lines of {origin} cannot be counted ({why}): the decisions of its events without an id are named by their place in the file's chunks (`chunk << 32 | line`), not their line"
+                            );
+                        }
+                        offset
+                    }
+                };
+                (&*origin, line)
             }
             Naming::Lines(origin) => (&*origin, offset),
         };

@@ -456,16 +456,21 @@ impl Job {
         }
         let csv = matches!(self.config.format, Format::Csv);
         let path = self.config.input.path();
-        match FileChunks::new(path, 0, 1, self.chunk_bytes) {
-            Ok(chunks) => {
+        let lines = FileChunks::new(path, 0, 1, self.chunk_bytes)
+            .ok()
+            .map(|chunks| {
                 let chunks = chunks.with_header(csv);
-                let chunks = match &self.controls {
+                match &self.controls {
                     Some(_) => chunks.past_lines(|line| Control::parse(line).is_some()),
                     None => chunks,
-                };
-                decisions::Naming::Chunks(self.origin.clone(), Some(chunks.lines()))
-            }
-            Err(_) => decisions::Naming::Chunks(self.origin.clone(), None),
+                }
+                .lines()
+            });
+        decisions::Naming::Chunks {
+            origin: self.origin.clone(),
+            lines,
+            say: self.say.clone(),
+            said: false,
         }
     }
 
