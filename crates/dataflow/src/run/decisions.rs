@@ -26,18 +26,23 @@ pub(super) struct SceneBook {
     /// From when, and the scenes and patterns then (for a late event's
     /// decisions: the fields the scenes' rules read).
     changes: Vec<(Timestamp, Rules)>,
+    /// Changes made over the run (the late events' engine is made again
+    /// after one).
+    made: usize,
 }
 
 impl SceneBook {
     pub(super) fn new(rules: Rules) -> SceneBook {
         SceneBook {
             changes: vec![(Timestamp::MIN, rules)],
+            made: 0,
         }
     }
 
     /// The rules changed at `at`.
     pub(super) fn changed(&mut self, at: Timestamp, rules: &Rules) {
         self.changes.push((at, rules.clone()));
+        self.made += 1;
     }
 
     /// Scene `name` as it was at `ts`: of the last change at or before
@@ -51,6 +56,17 @@ impl SceneBook {
         (self.changes[..until].iter().rev())
             .find_map(|(_, rules)| of(rules, name))
             .or_else(|| (self.changes.iter().rev()).find_map(|(_, rules)| of(rules, name)))
+    }
+
+    /// Forgets the changes no event at or after `t` is decided by (all
+    /// but the last at or before it, and those after): the events before
+    /// `t` are gathered. (A run whose rules change for months keeps a
+    /// few.)
+    fn forget_before(&mut self, t: Timestamp) {
+        let until = self.changes.partition_point(|(at, _)| *at <= t);
+        if until > 1 {
+            self.changes.drain(..until - 1);
+        }
     }
 
     /// The rules in force now.
@@ -270,12 +286,18 @@ impl Gather {
                 out.push(Kind::Decision, &self.format);
             }
         }
+        drop(book);
+        // (the events before the frontier are decided: the changes only
+        // they were decided by go)
+        if let Some(f) = frontier {
+            self.book.borrow_mut().forget_before(f);
+        }
     }
 
     /// The decisions of late events (each of every scene it enters, the
     /// scene's `late` outcome, as one engine makes them), to `out`.
     pub(super) fn late(&mut self, events: Vec<Stamped<Record>>, out: &mut Block) {
-        let changes = self.book.borrow().changes.len();
+        let changes = self.book.borrow().made;
         if self.late.as_ref().is_none_or(|(_, made)| *made != changes) {
             self.late = self.late_engine().map(|engine| (engine, changes));
         }
@@ -317,5 +339,43 @@ impl Sink<Record> for Decided {
 
     fn on_decision(&mut self, decision: &Decision) {
         self.0.push(decision.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(default: &str) -> Rules {
+        Rules::parse(
+            "r.cep",
+            &format!(
+                "pattern p {{ action review match e where e: n > 1 }}
+                 scene s {{ rules p outcomes approve < review default {default}
+                     review if action review fallback approve deadline 100ms }}"
+            ),
+        )
+        .unwrap()
+    }
+
+    /// Each event is decided by the scene in force at its time; the
+    /// changes only the gathered events were decided by are forgotten.
+    #[test]
+    fn a_scene_is_the_one_in_force_at_the_events_time_and_old_ones_go() {
+        let mut book = SceneBook::new(rules("approve"));
+        book.changed(100, &rules("review"));
+        let default = |book: &SceneBook, ts| {
+            let scene = book.scene(ts, "s").unwrap();
+            scene.outcome_name(scene.default).to_string()
+        };
+        assert_eq!(default(&book, 99), "approve");
+        assert_eq!(default(&book, 100), "review");
+        book.forget_before(50);
+        assert_eq!(book.changes.len(), 2);
+        assert_eq!(default(&book, 60), "approve");
+        book.forget_before(150);
+        assert_eq!(book.changes.len(), 1);
+        assert_eq!(default(&book, 160), "review");
+        assert_eq!(book.made, 1);
     }
 }
