@@ -81,6 +81,10 @@ pub struct Scene {
     /// `when c`: which events enter the scene, a condition over the event
     /// alone (`None`: every event).
     pub entry: Option<Expr>,
+    /// The text of `when` as written (`type == "payment"`), for messages
+    /// that name it (a request refused because its event does not enter
+    /// the scene).
+    pub entry_text: Option<Arc<str>>,
     /// `id f`: the event's id field (`None`: the event's input position
     /// stands for its id).
     pub id: Option<FieldPath>,
@@ -251,7 +255,7 @@ impl Scene {
     ///     parameters: vec![],
     /// };
     /// let scene = Scene {
-    ///     name: "payment".into(), doc: None, entry: None, id: None,
+    ///     name: "payment".into(), doc: None, entry: None, entry_text: None, id: None,
     ///     outcomes: vec!["approve".into(), "review".into(), "decline".into()],
     ///     default: OutcomeId(0), fallback: OutcomeId(1), late: OutcomeId(1),
     ///     deadline: 200, hit: HitPolicy::All, list_checks: vec![], actions: vec![],
@@ -350,6 +354,7 @@ mod tests {
             name: "s".into(),
             doc: None,
             entry: None,
+            entry_text: None,
             id: None,
             outcomes: vec!["approve".into(), "review".into(), "decline".into()],
             default: OutcomeId(0),

@@ -105,6 +105,14 @@ impl Watermark {
         self.watermark
     }
 
+    /// Sets the watermark back to `t` (at or below it), after the
+    /// millisecond above `t` was processed at once and stays open to
+    /// events of the same millisecond ([`Clock::reopen`]).
+    pub fn reopen(&mut self, t: Option<Timestamp>) {
+        debug_assert!(t <= self.watermark, "reopen moves the watermark back only");
+        self.watermark = t;
+    }
+
     /// The largest event time seen so far.
     pub fn max_seen(&self) -> Option<Timestamp> {
         self.max_seen
@@ -305,6 +313,19 @@ impl<E> Clock<E> {
     #[inline]
     pub fn raise(&mut self, t: Timestamp) {
         self.time.raise(t);
+    }
+
+    /// Sets the watermark back to `t` after the millisecond above it was
+    /// processed at once (`Engine::decide_now`): nothing waits at or
+    /// below that millisecond and no deadline of it is left, so an event
+    /// of the same millisecond arriving next is on time and is processed
+    /// after the deadlines of its time and the events before it, as the
+    /// held path would.
+    pub fn reopen(&mut self, t: Option<Timestamp>) {
+        if let (Some(first), Some(t)) = (self.waiting.peek(), t) {
+            debug_assert!(first.ts > t, "reopen below a waiting event");
+        }
+        self.time.reopen(t);
     }
 
     /// Time of the earliest waiting event the watermark has passed.

@@ -672,6 +672,19 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.run_to(self.clock.watermark(), sink);
     }
 
+    /// Processes at once what is due at `ts`, a millisecond above the
+    /// watermark: its deadlines and list changes, then the events waiting
+    /// at it in their order, as a watermark at `ts` would; then sets the
+    /// watermark back where it was, so that the millisecond stays open to
+    /// events arriving after them (`Engine::decide_now`: requests of one
+    /// millisecond all take it, none moves to a later one).
+    pub(super) fn run_through<S: Sink<E> + ?Sized>(&mut self, ts: Timestamp, sink: &mut S) {
+        let before = self.clock.current();
+        self.clock.raise(ts);
+        self.run_to(ts, sink);
+        self.clock.reopen(before.filter(|&w| w < ts));
+    }
+
     /// End of input: processes every waiting event and advances time to the
     /// largest event time seen, so windows that closed by then expire.
     pub fn finish<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {

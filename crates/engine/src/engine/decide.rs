@@ -411,6 +411,21 @@ pub(super) struct Decide {
     /// check, none retires)? Then [`Decide::entered`] holds them all, and
     /// [`Decide::enter`] has nothing to read.
     plain: bool,
+    /// The request under way ([`Engine::request`](crate::Engine::request)):
+    /// its event enters only the scene it names, or none.
+    pub(super) only: Option<Only>,
+}
+
+/// The event of a request: it enters the one scene named, if its `when`
+/// holds, or none.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Only {
+    /// Its arrival number.
+    pub(super) seq: u64,
+    /// The scene it names (an index into [`Decide::scenes`]), if any.
+    pub(super) scene: Option<usize>,
+    /// Did the scene's `when` not hold for it?
+    pub(super) refused: bool,
 }
 
 impl Decide {
@@ -443,6 +458,7 @@ impl Decide {
             retiring: false,
             part: false,
             plain: false,
+            only: None,
         };
         decide.refresh();
         decide
@@ -577,6 +593,9 @@ impl Decide {
     /// decisions; else [`Decide::pass`]).
     #[inline]
     pub(super) fn enter<E: Event>(&mut self, seq: u64, event: &E, lookup: &dyn Lookup) -> bool {
+        if self.only.is_some_and(|only| only.seq == seq) {
+            return self.enter_only(event, lookup);
+        }
         if self.plain {
             return !self.entered.is_empty();
         }
@@ -599,6 +618,44 @@ impl Decide {
             self.entered.push(Entered { scene: i, listed });
         }
         !self.entered.is_empty()
+    }
+
+    /// [`Decide::enter`] for a request's event ([`Decide::only`]).
+    #[inline(never)]
+    fn enter_only<E: Event>(&mut self, event: &E, lookup: &dyn Lookup) -> bool {
+        self.entered.clear();
+        let Some(only) = &mut self.only else {
+            return false;
+        };
+        let Some(i) = only.scene else {
+            return false;
+        };
+        let run = &self.scenes[i];
+        let enters = match &run.entry {
+            None => true,
+            Some(e) => e.matches_with(event, &self.empty, lookup),
+        };
+        if !enters {
+            only.refused = true;
+            return false;
+        }
+        let listed = match run.checks.is_empty() {
+            true => None,
+            false => run.listed(event, &self.empty, lookup),
+        };
+        self.entered.push(Entered { scene: i, listed });
+        true
+    }
+
+    /// The index of the scene in force named `name`.
+    pub(super) fn scene_named(&self, name: &str) -> Option<usize> {
+        (self.scenes.iter()).position(|s| s.retiring.is_none() && *s.name == *name)
+    }
+
+    /// The `when` of scene `i`, as written.
+    pub(super) fn condition(&self, i: usize) -> Arc<str> {
+        let scene = &self.scenes[i].scene;
+        (scene.entry_text.clone()).unwrap_or_else(|| "its `when`".into())
     }
 
     /// The event of arrival `seq` entered no scene: the position the
@@ -1199,10 +1256,10 @@ impl<E: Event + 'static> crate::Engine<E> {
 /// The caller's sink while [`Engine::decide_now`](crate::Engine::decide_now)
 /// processes its event: the decisions of that event (by its arrival
 /// number) are kept to be returned, everything else goes on.
-struct Catch<'a, S: ?Sized> {
-    inner: &'a mut S,
-    arrival: u64,
-    caught: Vec<Decision>,
+pub(super) struct Catch<'a, S: ?Sized> {
+    pub(super) inner: &'a mut S,
+    pub(super) arrival: u64,
+    pub(super) caught: Vec<Decision>,
 }
 
 impl<E, S: Sink<E> + ?Sized> Sink<E> for Catch<'_, S> {
@@ -1247,9 +1304,12 @@ impl<E: Event + 'static> crate::Engine<E> {
     /// held path would have: `docs/semantics.md`, "Decisions"), and
     /// returns its decisions, one per scene it enters (none for an engine
     /// without scenes). Its matches and the other events' output go to
-    /// `sink`, as the held path would give them; time has then reached
-    /// the event's, so an event arriving later in the same millisecond
-    /// takes the next one. `position` is its input position
+    /// `sink`, as the held path would give them. The event's millisecond
+    /// stays open: an event arriving later at the same `now` takes the
+    /// same time and is processed after it, as the held path orders events
+    /// of one time (so a service answering thousands of requests a second
+    /// keeps their times on its clock, none moved to a later
+    /// millisecond). `position` is its input position
     /// ([`push_positioned`](crate::Engine::push_positioned)).
     pub fn decide_now<S: Sink<E> + ?Sized>(
         &mut self,
@@ -1269,7 +1329,7 @@ impl<E: Event + 'static> crate::Engine<E> {
             caught: Vec::new(),
         };
         self.core.push_positioned(ts, event, position, &mut catch);
-        self.core.watermark(ts, &mut catch);
+        self.core.run_through(ts, &mut catch);
         self.core.reap();
         catch.caught
     }

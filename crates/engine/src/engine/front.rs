@@ -41,6 +41,9 @@ pub struct Engine<E: Event + 'static = Record> {
     /// The decoder of [`Engine::push_json`] (an `Engine<Record>`), made at
     /// its first call.
     pub(super) json: Option<Box<JsonInput>>,
+    /// The requests taken and remembered ([`Engine::request`]), once one
+    /// was.
+    pub(super) requests: Option<Box<super::requests::Requests>>,
 }
 
 /// Patterns compiled for an engine ([`Engine::compile`]): their automata
@@ -205,6 +208,7 @@ impl<E: Event + 'static> Engine<E> {
             core: Core::new(i64::try_from(ms).unwrap_or(i64::MAX)),
             fields: E::Fields::default(),
             json: None,
+            requests: None,
         }
     }
 

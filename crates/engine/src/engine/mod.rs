@@ -89,6 +89,7 @@ mod partitions;
 mod processing;
 pub mod queue;
 mod reload;
+mod requests;
 mod retain;
 mod sink;
 mod snapshot;
@@ -109,4 +110,5 @@ pub use memory::{
     MemoryStats, DEFAULT_MAX_INDICATOR_ENTRIES, DEFAULT_MAX_LIST_ENTRIES,
 };
 pub use reload::{Change, Changes, ReloadPolicy};
+pub use requests::{Answer, Remembered, Request, RequestMemory, RequestStats};
 pub use sink::{MatchRef, Sink};

@@ -36,6 +36,7 @@ use crate::engine::decide::SavedDecisions;
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::memory::{LeftOut, Saved, SavedOrigins, SavedShadow};
 use crate::engine::partitions::{Keys, Ordinals};
+use crate::engine::requests::{Requests, SavedRequests};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldId, FieldPath};
 use crate::matcher::{Cache, Partition, SharedBuffer};
@@ -49,7 +50,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes. Bumped whenever the bytes
 /// written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 11;
+pub(crate) const VERSION: u32 = 12;
 
 /// The oldest format version this build reads: a checkpoint of the
 /// previous releases resumes (version 6 held no counts per pattern: they
@@ -57,7 +58,8 @@ pub(crate) const VERSION: u32 = 11;
 /// none is restored; versions 6 to 8 no counts of what the lists' and
 /// indicators' limits left out: they start again from the restore;
 /// versions 6 to 9 no origins of the lists' entries: each is of no
-/// recorded origin, `EntryOrigin::Unrecorded`).
+/// recorded origin, `EntryOrigin::Unrecorded`; versions 6 to 11 no
+/// remembered requests: none is remembered).
 pub(crate) const OLDEST: u32 = 6;
 
 /// Magic, version and length.
@@ -481,6 +483,10 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             .and_then(|()| {
                 let decisions = core.decide.as_ref().map(|d| d.save());
                 postcard::serialize_with_flavor(&decisions, Append(out))
+            })
+            .and_then(|()| {
+                let requests = self.requests.as_ref().map(|r| r.save());
+                postcard::serialize_with_flavor(&requests, Append(out))
             });
         if let Err(e) = encoded {
             out.clear();
@@ -680,6 +686,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             core: Core::new(header.max_delay),
             fields: E::Fields::default(),
             json: None,
+            requests: None,
         };
         engine.core.set_run_limit(limit(header.run_limit));
         engine.core.set_live_limit(limit(header.live_limit));
@@ -755,9 +762,19 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         } else {
             (None, rest)
         };
+        let (requests, rest) = if version >= 12 {
+            postcard::take_from_bytes::<Option<SavedRequests>>(rest).map_err(|e| {
+                error(format!(
+                    "the snapshot's remembered requests do not decode: {e}"
+                ))
+            })?
+        } else {
+            (None, rest)
+        };
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
+        let requests = requests.map(|saved| Box::new(Requests::restore(saved)));
         let memory = std::mem::take(&mut body.memory);
         let shadow = std::mem::take(&mut body.shadow);
         let left_out = std::mem::take(&mut body.left_out);
@@ -778,6 +795,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             if let (Some(decide), Some(saved)) = (&mut self.core.decide, decisions) {
                 decide.restore(saved);
             }
+            self.requests = requests;
             return Ok(());
         }
         let compiled = self.rebuild(&header, from)?;
@@ -817,6 +835,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 if let (Some(decide), Some(saved)) = (&mut self.core.decide, decisions) {
                     decide.restore(saved);
                 }
+                self.requests = requests;
                 Ok(())
             }
             Err(e) => {
@@ -1288,7 +1307,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (11, 3_123_214_065, 463),
+            (12, 402_785_649, 464),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
@@ -1313,13 +1332,14 @@ mod tests {
     /// version 8 adds after the lists), 8 (no counts of what the lists'
     /// and indicators' limits left out, the section version 9 adds after
     /// the shadow copies), 9 (no origins of the lists' entries, the
-    /// section version 10 adds after what was left out) or 10 (no
+    /// section version 10 adds after what was left out), 10 (no
     /// positions and counts of decisions, the section version 11 adds
-    /// last) is still read, with its counts and
+    /// after the origins) or 11 (no remembered requests, the section
+    /// version 12 adds last) is still read, with its counts and
     /// lists; none of their lists has a shadow copy, and nothing was left
     /// out.
     #[test]
-    fn snapshots_of_versions_7_to_10_are_still_read() {
+    fn snapshots_of_versions_7_to_11_are_still_read() {
         let engine = engine();
         let mut bytes = Vec::new();
         engine.snapshot(&mut bytes).unwrap();
@@ -1327,9 +1347,10 @@ mod tests {
         // version 9's of what was left out, empty: two empty maps;
         // version 10's of origins: no list, no change, no origin)
         let end = bytes.len() - CHECKSUM;
-        // version 11's of decisions: none, no scene)
-        assert_eq!(&bytes[end - 8..end], &[0; 8]);
-        for (version, tail) in [(7, 8), (8, 6), (9, 4), (10, 1)] {
+        // version 11's of decisions: none, no scene; version 12's of
+        // remembered requests: none, no request)
+        assert_eq!(&bytes[end - 9..end], &[0; 9]);
+        for (version, tail) in [(7, 9), (8, 7), (9, 5), (10, 2), (11, 1)] {
             let old = as_version(&bytes, version, tail);
             let mut restored: Engine<Record> =
                 Engine::with_max_delay(std::time::Duration::from_millis(5));
@@ -1483,7 +1504,7 @@ mod tests {
         let e = fresh().restore(&other[..]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("format version 5; this build reads versions 6 to 11"),
+                .contains("format version 5; this build reads versions 6 to 12"),
             "{e}"
         );
     }

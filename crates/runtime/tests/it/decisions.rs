@@ -5,6 +5,7 @@
 //! instances, list checks). The property test against a reference is
 //! `decisions_reference.rs`.
 
+use cepheid_engine::engine::Remembered;
 use cepheid_engine::{Decision, Engine, MatchRef, Record, Rules, Sink, Timestamp, Value};
 use cepheid_runtime::jsonl::Formatter;
 
@@ -512,38 +513,55 @@ fn decide_now_returns_at_once_what_the_held_path_decides() {
     held.tick(clock + 1, &mut held_out);
     held.finish(&mut held_out);
     now_engine.finish(&mut now_out);
-    let outcome = |d: &Decision| (d.event.clone(), d.outcome.clone(), d.score as i64);
-    let want: Vec<_> = held_out.kept.iter().map(outcome).collect();
-    let got: Vec<_> = returned.iter().map(outcome).collect();
-    assert_eq!(got, want);
+    // The same decisions, times included: the events of one millisecond
+    // all take it (none is moved to the next), as on the held path.
+    let mut format = Formatter::default();
+    let got: Vec<String> = (returned.iter())
+        .map(|d| text(format.decision(d)))
+        .collect();
+    assert_eq!(got, held_out.decisions);
     assert!(
         now_out.kept.is_empty(),
         "decide_now's own decisions are returned"
     );
-    assert!(want.iter().any(|d| &*d.1 != "approve"), "{want:?}");
-    // Times differ (an event of a millisecond taken at once moves the
-    // next one of that millisecond on by one), so the alerts are compared
-    // by pattern and event ids.
-    let ids = |alerts: &[String]| -> Vec<String> {
-        alerts
-            .iter()
-            .map(|a| {
-                let j: serde_json::Value = serde_json::from_str(a).unwrap();
-                let mut ids: Vec<i64> = Vec::new();
-                for events in j["events"].as_object().unwrap().values() {
-                    ids.extend(
-                        events
-                            .as_array()
-                            .unwrap()
-                            .iter()
-                            .map(|e| e["id"].as_i64().unwrap()),
-                    );
-                }
-                format!("{} {} {:?}", j["kind"], j["pattern"], ids)
-            })
-            .collect()
-    };
-    assert_eq!(ids(&now_out.alerts), ids(&held_out.alerts));
+    assert!(
+        held_out.kept.iter().any(|d| &*d.outcome != "approve"),
+        "{:?}",
+        held_out.decisions
+    );
+    // The same alerts, byte for byte and in the same order.
+    assert!(!held_out.alerts.is_empty());
+    assert_eq!(now_out.alerts, held_out.alerts);
+}
+
+/// Requests of one millisecond all take it: a thousand `decide_now` at
+/// one clock reading are decided at that time, not pushed on a
+/// millisecond each (a service's clock would run ahead of the wall's).
+#[test]
+fn decide_now_keeps_the_events_of_one_millisecond_in_it() {
+    let rules = entry_rules();
+    let mut engine = Engine::<Record>::new();
+    engine.add(&rules).unwrap();
+    let mut out = Lines::default();
+    let lines = entry_lines();
+    let mut times = Vec::new();
+    for i in 0..1_000 {
+        let event = decoded(&engine, &lines[i % lines.len()]);
+        times.extend(
+            engine
+                .decide_now(5_000, event, None, &mut out)
+                .iter()
+                .map(|d| d.ts),
+        );
+    }
+    assert!(times.len() > 100);
+    assert!(times.iter().all(|&t| t == 5_000), "{times:?}");
+    // (the millisecond stays open: the watermark is just before it)
+    assert_eq!(engine.current_watermark(), Some(4_999));
+    // A clock set back takes the open millisecond, never an earlier one.
+    let event = decoded(&engine, &lines[1]);
+    let got = engine.decide_now(4_000, event, None, &mut out);
+    assert_eq!(got[0].ts, 5_000);
 }
 
 /// A dry run returns what `decide_now` would and changes nothing: the
@@ -786,4 +804,181 @@ fn every_missing_field_is_said_however_many_the_rules_read() {
         "{}",
         out.decisions[0]
     );
+}
+
+/// A request (`Engine::request`) is taken once under its id: a repeat
+/// gets what the first got and counts in no indicator again; its event
+/// enters the scene it names and no other; an unknown scene takes
+/// nothing; an event the scene's `when` refuses is taken as an event of
+/// no scene and says the condition.
+#[test]
+fn a_request_is_taken_once_into_the_scene_it_names() {
+    use cepheid_engine::engine::{Answer, Request};
+    use std::sync::Arc;
+    let rules = parse(&format!(
+        r#"
+        indicator n = count() group by u within 1h
+        pattern busy {{ partition by u score 60 action review match p where p: n(u) >= 3 }}
+        scene s {{ when type == "pay" rules busy {TAIL} }}
+        scene t {{ when type == "pay" or type == "refund" rules busy {TAIL} }}"#
+    ));
+    let mut engine = Engine::<Record>::new();
+    engine.add(&rules).unwrap();
+    let mut out = Lines::default();
+    let request = |id: &str, scene: Option<&str>| Request {
+        id: Value::Str(id.into()),
+        scene: scene.map(Arc::from),
+        note: Arc::from(id.as_bytes()),
+        position: Some(Value::Str(format!("at {id}").into())),
+    };
+    let pay = r#"{"type": "pay", "u": 1}"#;
+    let decided = |answer: &Answer| match answer {
+        Answer::Taken { decisions, .. } => (decisions.iter())
+            .map(|d| format!("{}:{}", d.scene, d.outcome))
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    // Two payments into `s`: each enters `s` alone (`t` would admit it).
+    for (i, id) in ["p1", "p2"].into_iter().enumerate() {
+        let a = engine.request(
+            100 + i as i64,
+            request(id, Some("s")),
+            decoded(&engine, pay),
+            &mut out,
+        );
+        assert_eq!(decided(&a), ["s:approve"]);
+    }
+    // `p1` again, twice: what it got, nothing counted.
+    for now in [102, 102] {
+        match engine.request(
+            now,
+            request("p1", Some("s")),
+            decoded(&engine, pay),
+            &mut out,
+        ) {
+            Answer::Repeated(r) => {
+                assert_eq!(r.at, 100);
+                assert_eq!(&*r.note, b"p1");
+                assert_eq!(r.decisions.len(), 1);
+                assert_eq!(r.decisions[0].event, Value::Str("at p1".into()));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // An unknown scene takes nothing.
+    let a = engine.request(
+        103,
+        request("p3", Some("nope")),
+        decoded(&engine, pay),
+        &mut out,
+    );
+    assert_eq!(a, Answer::UnknownScene);
+    // A refund named into `s`: refused by its `when`, taken as an event
+    // of no scene (it counts), and remembered so.
+    let refund = r#"{"type": "refund", "u": 1}"#;
+    match engine.request(
+        104,
+        request("r1", Some("s")),
+        decoded(&engine, refund),
+        &mut out,
+    ) {
+        Answer::NotInScene { condition, .. } => {
+            assert_eq!(&*condition, r#"type == "pay""#)
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        engine.request(
+            105,
+            request("r1", Some("s")),
+            decoded(&engine, refund),
+            &mut out
+        ),
+        Answer::Repeated(Remembered {
+            refused: Some(_),
+            ..
+        })
+    ));
+    // An event of no scene: no decision, but it counts.
+    let a = engine.request(106, request("e1", None), decoded(&engine, refund), &mut out);
+    assert_eq!(decided(&a), Vec::<String>::new());
+    // Four events of `u` counted (p1, p2, r1, e1), not six: the third
+    // payment's `busy` fires.
+    let a = engine.request(
+        107,
+        request("p4", Some("t")),
+        decoded(&engine, pay),
+        &mut out,
+    );
+    assert_eq!(decided(&a), ["t:review"]);
+    let stats = engine.request_stats();
+    assert_eq!((stats.taken, stats.repeated, stats.remembered), (5, 3, 5));
+    // Kept in snapshots: a restored engine answers a repeat as it did.
+    let mut bytes = Vec::new();
+    engine.snapshot(&mut bytes).unwrap();
+    let mut restored = Engine::<Record>::new();
+    restored.add(&rules).unwrap();
+    restored.restore(&bytes[..]).unwrap();
+    assert_eq!(restored.request_stats(), stats);
+    let again = restored.request(
+        200,
+        request("p2", Some("s")),
+        decoded(&restored, pay),
+        &mut out,
+    );
+    assert_eq!(
+        again,
+        engine.request(
+            200,
+            request("p2", Some("s")),
+            decoded(&engine, pay),
+            &mut out
+        )
+    );
+    assert!(matches!(again, Answer::Repeated(_)));
+}
+
+/// A request is remembered for the retention, in the engine's time; past
+/// the most entries the oldest is forgotten early, and counted.
+#[test]
+fn requests_are_remembered_for_the_retention_and_up_to_the_bound() {
+    use cepheid_engine::engine::{Answer, Request, RequestMemory};
+    use std::sync::Arc;
+    let rules = entry_rules();
+    let mut engine = Engine::<Record>::new();
+    engine.add(&rules).unwrap();
+    engine.remember_requests(RequestMemory {
+        retention_ms: 1_000,
+        max_entries: 3,
+    });
+    let mut out = Lines::default();
+    let line = r#"{"id": 1, "type": "pay", "u": 1}"#;
+    let mut ask = |engine: &mut Engine<Record>, now: i64, id: &str| {
+        let request = Request {
+            id: Value::Str(id.into()),
+            scene: Some("s".into()),
+            note: Arc::from(&b""[..]),
+            position: None,
+        };
+        let event = decoded(engine, line);
+        matches!(
+            engine.request(now, request, event, &mut out),
+            Answer::Repeated(_)
+        )
+    };
+    assert!(!ask(&mut engine, 0, "a"));
+    assert!(ask(&mut engine, 999, "a"));
+    // (its retention ended at 1,000: taken again)
+    assert!(!ask(&mut engine, 1_000, "a"));
+    for id in ["b", "c", "d"] {
+        assert!(!ask(&mut engine, 1_001, id));
+    }
+    // (four within the retention, three kept: `a` of 1,000 forgotten)
+    let stats = engine.request_stats();
+    assert_eq!(
+        (stats.remembered, stats.expired, stats.forgotten_early),
+        (3, 1, 1)
+    );
+    assert!(!ask(&mut engine, 1_002, "a"));
+    assert!(engine.requests_bytes() > 0);
 }

@@ -122,6 +122,7 @@ pub(crate) fn lower_scene(cx: &SceneInput<'_>, s: &SceneDecl) -> LoweredScene {
     let late = clauses.late.and_then(|o| l.outcome(o, known)).or(fallback);
     let deadline = l.deadline(s, clauses.deadline);
     let entry = clauses.when.map(|e| l.event_expr(e));
+    let entry_text = (clauses.when).map(|e| Arc::from(crate::print::print_expr(e).as_str()));
     let id = clauses.id.map(|p| {
         FieldPath(
             p.segments
@@ -141,6 +142,7 @@ pub(crate) fn lower_scene(cx: &SceneInput<'_>, s: &SceneDecl) -> LoweredScene {
             name: s.name.name.clone(),
             doc: (!s.doc.is_empty()).then(|| s.doc.join("\n")),
             entry,
+            entry_text,
             id,
             outcomes: l
                 .outcomes
