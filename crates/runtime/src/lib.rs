@@ -58,6 +58,7 @@ use cepheid_engine::engine::ReloadPolicy;
 use cepheid_engine::{Engine, PatternStats, Record};
 use serde::Serialize;
 
+mod answers;
 pub mod audit;
 mod background;
 mod block;
@@ -84,6 +85,7 @@ pub mod stats;
 mod timing;
 mod view;
 
+pub use answers::Answers;
 pub use block::{Block, BlockRecord, Tap};
 pub use board::{Board, Published, PUBLISH_EVERY, STATE_EVERY};
 pub use checkpoint::Every;

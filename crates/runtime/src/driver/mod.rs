@@ -73,8 +73,8 @@ use crate::source::{
 };
 use crate::timing::{wall_ms, Idle, Timing};
 use crate::{
-    Board, Cluster, Config, Doing, End, Error, Input, Level, Notice, Notify, OpenCluster, Report,
-    RunEvent, RunView, Sources, Summary, Tap, Time, MAX_DROP_KEYS,
+    Answers, Board, Cluster, Config, Doing, End, Error, Input, Level, Notice, Notify, OpenCluster,
+    Report, RunEvent, RunView, Sources, Summary, Tap, Time, MAX_DROP_KEYS,
 };
 
 /// The records of the engine's sink ([`Reporting`]): each formatted as
@@ -321,6 +321,8 @@ struct Single {
     hook: Option<Hook>,
     /// Reference files not applied when read at the open (resumed).
     lists_not_applied: u64,
+    /// Where the answers to a source's requests go.
+    answers: Option<Box<dyn Answers>>,
 }
 
 impl Runtime {
@@ -569,6 +571,7 @@ impl Runtime {
         Ok(Runtime(Executor::Single(Box::new(Single {
             field_watch,
             hook: None,
+            answers: None,
             lists_not_applied,
             config,
             engine,
@@ -714,6 +717,17 @@ impl Runtime {
         self
     }
 
+    /// Gives the answers to the requests of the run's source
+    /// ([`Source::gives_requests`]: `cepheid serve`'s log) to `answers`
+    /// ([`Answers`]). One engine's: a cluster's run refuses a source that
+    /// gives requests (usage error).
+    pub fn answering(mut self, answers: Box<dyn Answers>) -> Runtime {
+        if let Executor::Single(single) = &mut self.0 {
+            single.answers = Some(answers);
+        }
+        self
+    }
+
     /// A handle that stops the run or asks for a reload, from any thread
     /// (on a cluster that reads no live input, one that does nothing:
     /// [`Runtime::stoppable`]).
@@ -800,7 +814,11 @@ impl Single {
             _locks,
             field_watch,
             hook,
+            mut answers,
         } = self;
+        if let Some(answers) = &mut answers {
+            answers.start(&engine);
+        }
         let started = Instant::now();
         let start = resumed
             .as_ref()
@@ -896,6 +914,7 @@ impl Single {
             rules_waiting: None,
             history,
             event_time: None,
+            answers: answers.as_deref_mut().map(|a| a as &mut dyn Answers),
         };
         if !was_resumed {
             session.first_record();
@@ -1369,6 +1388,8 @@ struct Session<'a> {
     /// The least and the largest time of the events given to the engine
     /// ([`Summary::event_time`]; not kept in checkpoints).
     event_time: Option<(Timestamp, Timestamp)>,
+    /// Where the answers to a source's requests go.
+    answers: Option<&'a mut dyn Answers>,
 }
 
 /// Each pattern's `partition by` fields, to say the first time per pattern

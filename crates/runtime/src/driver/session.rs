@@ -507,6 +507,25 @@ impl Session<'_> {
         }
     }
 
+    /// Gives the engine the event `record`, the request `request` of the
+    /// run's source ([`Source::request`](crate::Source::request)), at once
+    /// at `ts` (the time its source gives it: a service's stamp), and its
+    /// answer to the run's [`Answers`](crate::Answers); its decisions go
+    /// to the run's decisions output as any event's.
+    fn request(&mut self, ts: Timestamp, record: Record, request: cepheid_engine::engine::Request) {
+        use cepheid_engine::engine::Answer;
+        let asked = self.answers.is_some().then(|| request.clone());
+        let answer = self.engine.request(ts, request, record, &mut self.out);
+        if let Answer::Taken { decisions, .. } = &answer {
+            for decision in decisions {
+                cepheid_engine::Sink::on_decision(&mut self.out, decision);
+            }
+        }
+        if let (Some(answers), Some(asked)) = (self.answers.as_deref_mut(), asked) {
+            answers.answer(&asked, &answer);
+        }
+    }
+
     /// Gives a batch of the reader thread's lines to the engine. Returns
     /// why the input ends there (a read error, a malformed line with
     /// [`Config::strict`]), if it does.
@@ -525,6 +544,7 @@ impl Session<'_> {
             self.open_end = true;
         }
         let mut places = batch.places.into_iter().peekable();
+        let mut requests = batch.requests.into_iter().peekable();
         let mut source_error = batch.source_error;
         // (an event's position is written here, then copied once into
         // its value)
@@ -546,6 +566,11 @@ impl Session<'_> {
                         Some((least, largest)) => (least.min(ts), largest.max(ts)),
                         None => (ts, ts),
                     });
+                    if let Some((_, request)) = requests.next_if(|(i, _)| *i == index) {
+                        self.request(ts, record, request);
+                        self.check_output()?;
+                        continue;
+                    }
                     // (a source's place: the event's position)
                     let at = (policy.origin(), line_no, place);
                     self.push(timing, ts, record, at, &mut text);

@@ -554,6 +554,9 @@ pub(crate) struct Batch {
     /// place, as the source describes it ([`Source::describe_origin`]:
     /// `kafka:orders partition 2 offset 17`).
     pub places: Vec<(usize, String)>,
+    /// For events that are a service's requests ([`Source::request`]):
+    /// their index in `lines` and the request.
+    pub requests: Vec<(usize, cepheid_engine::engine::Request)>,
     /// With split watermarks: each split's watermark after the batch's
     /// last line (kept in checkpoints).
     pub splits: Option<Vec<Option<cepheid_engine::Timestamp>>>,

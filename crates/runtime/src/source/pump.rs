@@ -17,6 +17,8 @@ struct Outbox<'a> {
     go_on: Option<&'a Receiver<()>>,
     lines: Vec<(u64, Result<Entry, Error>)>,
     places: Vec<(usize, String)>,
+    /// The requests of its events ([`Batch::requests`]).
+    requests: Vec<(usize, cepheid_engine::engine::Request)>,
     /// Is the last line a control record, not applied yet?
     wait: bool,
 }
@@ -48,6 +50,7 @@ impl Outbox<'_> {
             lines: std::mem::take(&mut self.lines),
             partial: true,
             places: std::mem::take(&mut self.places),
+            requests: std::mem::take(&mut self.requests),
             splits: splits(),
             ..Batch::default()
         };
@@ -277,6 +280,8 @@ pub(super) fn read_source(
     let tx = &end.0;
     let mut pump = Pump::new(source, decoder, controls.is_some(), &timing);
     pump.places = places;
+    let requests = pump.lock().gives_requests();
+    pump.requests = requests;
     let mut raw = RawBatch::default();
     // When the source's lag was last asked for.
     let mut lag_asked: Option<Instant> = None;
@@ -295,6 +300,7 @@ pub(super) fn read_source(
             go_on: controls.as_ref(),
             lines: Vec::with_capacity(raw.entries().len()),
             places: Vec::new(),
+            requests: Vec::new(),
             wait: false,
         };
         if !pump.read(&raw, outcome, &mut out) {
@@ -306,6 +312,7 @@ pub(super) fn read_source(
             place: Some(pump.place()),
             stalled: outcome != ReadOutcome::Delivered,
             places: out.places,
+            requests: out.requests,
             splits: pump.state(),
             seen: seen.attach(Some(&pump.decoder)),
             ..Batch::default()
@@ -360,6 +367,8 @@ struct Pump {
     /// Is each event placed too ([`Reading::places`]: the run writes
     /// decisions), not only malformed and control records?
     places: bool,
+    /// Are its events requests ([`Source::gives_requests`])?
+    requests: bool,
 }
 
 impl Pump {
@@ -390,6 +399,7 @@ impl Pump {
             seq: 0,
             lag_asked: None,
             places: false,
+            requests: false,
         }
     }
 
@@ -597,6 +607,11 @@ impl Pump {
             Ok(_) => self.places && event_ts.is_some(),
         };
         let place = placed.then(|| self.lock().describe_origin(record.split, &record.origin));
+        if self.requests && event_ts.is_some() {
+            if let Some(request) = self.lock().request(record.split, &record.origin) {
+                out.requests.push((out.lines.len(), request));
+            }
+        }
         out.push(line_no, entry, place);
         let (Some((w, max_delay)), Some(ts)) = (&mut self.splits, event_ts) else {
             return true;

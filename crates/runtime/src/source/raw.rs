@@ -375,6 +375,26 @@ pub trait Source: Send + 'static {
         let _ = position;
     }
 
+    /// Are its records a service's requests (`cepheid serve`'s log, issue
+    /// 63)? Then the run asks [`Source::request`] for each event record it
+    /// hands out and takes the event with
+    /// [`Engine::request`](cepheid_engine::Engine::request), giving the
+    /// answer to the run's [`Answers`](crate::Answers). Asked once, when
+    /// the run starts. `false` by default.
+    fn gives_requests(&self) -> bool {
+        false
+    }
+
+    /// The request the event record of `split` at `origin` is (its id, the
+    /// scene it names, the caller's note), for a source that
+    /// [gives requests](Source::gives_requests): asked on the reader
+    /// thread right after the read that handed it out, once per event
+    /// record, in the order handed out. `None`: an event as any other.
+    fn request(&mut self, split: u32, origin: &Origin) -> Option<cepheid_engine::engine::Request> {
+        let _ = (split, origin);
+        None
+    }
+
     /// Records behind the end of its input, per split, when it knows
     /// them (a Kafka source: from its client's statistics); `None` when
     /// it does not (the default). The reader thread asks at most once a
