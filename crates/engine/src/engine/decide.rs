@@ -1289,7 +1289,7 @@ impl<E, S: Sink<E> + ?Sized> Sink<E> for Catch<'_, S> {
 }
 
 /// A sink that keeps nothing (a dry run's scratch engine).
-struct Nothing;
+pub(super) struct Nothing;
 
 impl<E> Sink<E> for Nothing {
     fn on_match(&mut self, _: &MatchRef<'_, E>) {}

@@ -63,6 +63,11 @@ pub struct Request {
     /// The event's input position ([`Decision::place`]); its decisions are
     /// named by it when the scene has no `id` field.
     pub position: Option<Value>,
+    /// Evaluate it and change nothing ([`Engine::request_dry`](crate::Engine::request_dry)):
+    /// [`Engine::request`](crate::Engine::request) does not read it; a
+    /// caller that hands requests on (the runtime) calls the one it
+    /// names.
+    pub dry_run: bool,
 }
 
 /// What a request got, and what a repeat of it is given back.
@@ -81,6 +86,7 @@ pub struct Remembered {
 
 /// What [`Engine::request`](crate::Engine::request) did.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Answer {
     /// Taken now, at the time given: its decisions.
     Taken {
@@ -102,6 +108,9 @@ pub enum Answer {
     },
     /// No scene in force has that name: nothing was taken.
     UnknownScene,
+    /// A dry run that could not be made ([`Engine::request_dry`](crate::Engine::request_dry)
+    /// failed: the engine's state could not be copied): why.
+    NotEvaluated(String),
 }
 
 /// Counts of the requests an engine took ([`Engine::request_stats`](crate::Engine::request_stats)).
@@ -324,7 +333,7 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
     /// };
     /// let request = |id: &str| Request {
     ///     id: Value::Str(id.into()), scene: Some("payment".into()),
-    ///     note: Arc::from(&b""[..]), position: None,
+    ///     note: Arc::from(&b""[..]), position: None, dry_run: false,
     /// };
     /// let mut out = Vec::new();
     /// let payment = r#"{"type": "payment", "card": "c1"}"#;
@@ -428,5 +437,37 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
     /// About how many bytes the remembered requests hold.
     pub fn requests_bytes(&self) -> usize {
         self.requests.as_ref().map_or(0, |r| r.bytes())
+    }
+}
+
+impl<E: crate::event::Event + serde::Serialize + serde::de::DeserializeOwned + 'static>
+    crate::Engine<E>
+{
+    /// The answer [`request`](crate::Engine::request) would give,
+    /// changing nothing (as [`dry_run`](crate::Engine::dry_run) does for
+    /// [`decide_now`](crate::Engine::decide_now)): a remembered id is
+    /// [`Answer::Repeated`], a new one is taken into a scratch copy of the
+    /// engine, whose cost is the engine's state's.
+    ///
+    /// Fails as [`snapshot`](crate::Engine::snapshot) does.
+    pub fn request_dry(
+        &self,
+        now: Timestamp,
+        request: Request,
+        event: E,
+    ) -> Result<Answer, crate::Error> {
+        if let Some(remembered) = self.remembered(&request.id) {
+            let ts = match self.current_watermark() {
+                Some(watermark) if now <= watermark => watermark.saturating_add(1),
+                _ => now,
+            };
+            let horizon =
+                ts.saturating_sub(self.requests.as_ref().map_or(0, |r| r.memory.retention_ms));
+            if remembered.at > horizon {
+                return Ok(Answer::Repeated(remembered.clone()));
+            }
+        }
+        let mut scratch = self.duplicate()?;
+        Ok(scratch.request(now, request, event, &mut super::decide::Nothing))
     }
 }

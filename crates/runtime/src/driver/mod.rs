@@ -721,8 +721,10 @@ impl Runtime {
     /// ([`Source::gives_requests`]: `cepheid serve`'s log) to `answers`
     /// ([`Answers`]). One engine's: a cluster's run refuses a source that
     /// gives requests (usage error).
-    pub fn answering(mut self, answers: Box<dyn Answers>) -> Runtime {
+    pub fn answering(mut self, mut answers: Box<dyn Answers>) -> Runtime {
         if let Executor::Single(single) = &mut self.0 {
+            // (the engine as the run starts: resumed, it is restored)
+            answers.start(&single.engine);
             single.answers = Some(answers);
         }
         self
@@ -816,9 +818,6 @@ impl Single {
             hook,
             mut answers,
         } = self;
-        if let Some(answers) = &mut answers {
-            answers.start(&engine);
-        }
         let started = Instant::now();
         let start = resumed
             .as_ref()

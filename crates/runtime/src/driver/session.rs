@@ -515,7 +515,15 @@ impl Session<'_> {
     fn request(&mut self, ts: Timestamp, record: Record, request: cepheid_engine::engine::Request) {
         use cepheid_engine::engine::Answer;
         let asked = self.answers.is_some().then(|| request.clone());
-        let answer = self.engine.request(ts, request, record, &mut self.out);
+        let answer = match request.dry_run {
+            // (a dry run changes nothing; one the engine cannot make, its
+            // state not copied, is answered so)
+            true => match self.engine.request_dry(ts, request, record) {
+                Ok(answer) => answer,
+                Err(e) => Answer::NotEvaluated(e.to_string()),
+            },
+            false => self.engine.request(ts, request, record, &mut self.out),
+        };
         if let Answer::Taken { decisions, .. } = &answer {
             for decision in decisions {
                 cepheid_engine::Sink::on_decision(&mut self.out, decision);
@@ -544,7 +552,7 @@ impl Session<'_> {
             self.open_end = true;
         }
         let mut places = batch.places.into_iter().peekable();
-        let mut requests = batch.requests.into_iter().peekable();
+        let mut requests = (batch.requests.map_or_else(Vec::new, Vec::from).into_iter()).peekable();
         let mut source_error = batch.source_error;
         // (an event's position is written here, then copied once into
         // its value)
@@ -566,14 +574,17 @@ impl Session<'_> {
                         Some((least, largest)) => (least.min(ts), largest.max(ts)),
                         None => (ts, ts),
                     });
-                    if let Some((_, request)) = requests.next_if(|(i, _)| *i == index) {
-                        self.request(ts, record, request);
-                        self.check_output()?;
-                        continue;
+                    match requests.next_if(|(i, _)| *i == index) {
+                        Some((_, request)) => self.request(ts, record, request),
+                        // (a source's place: the event's position)
+                        None => self.push(
+                            timing,
+                            ts,
+                            record,
+                            (policy.origin(), line_no, place),
+                            &mut text,
+                        ),
                     }
-                    // (a source's place: the event's position)
-                    let at = (policy.origin(), line_no, place);
-                    self.push(timing, ts, record, at, &mut text);
                     self.check_output()?;
                     continue;
                 }

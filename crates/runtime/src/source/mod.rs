@@ -555,15 +555,16 @@ pub(crate) struct Batch {
     /// `kafka:orders partition 2 offset 17`).
     pub places: Vec<(usize, String)>,
     /// For events that are a service's requests ([`Source::request`]):
-    /// their index in `lines` and the request.
-    pub requests: Vec<(usize, cepheid_engine::engine::Request)>,
+    /// their index in `lines` and the request (boxed: most batches have
+    /// none, and a batch travels in a channel's message).
+    pub requests: Option<Box<[(usize, cepheid_engine::engine::Request)]>>,
     /// With split watermarks: each split's watermark after the batch's
     /// last line (kept in checkpoints).
     pub splits: Option<Vec<Option<cepheid_engine::Timestamp>>>,
     /// A [`Source`]'s read error as it gave it (its text is the batch's
     /// last line): the run's end is this one (a Kafka source's, with its
     /// exit status), not its text.
-    pub source_error: Option<SourceError>,
+    pub source_error: Option<Box<SourceError>>,
     /// What the decoder saw of the patterns' fields after the batch's
     /// last line, while the first [`Config::field_warnings`] events are
     /// read by a run that checkpoints ([`SeenTold::attach`]): what a
@@ -576,11 +577,14 @@ pub(crate) struct Batch {
 
 impl Batch {
     /// `got` with a read error the source's own ([`Batch::source_error`]).
-    pub(crate) fn typed(source_error: &mut Option<SourceError>, got: Option<Got>) -> Option<Got> {
+    pub(crate) fn typed(
+        source_error: &mut Option<Box<SourceError>>,
+        got: Option<Got>,
+    ) -> Option<Got> {
         match got {
             Some(Got::Failed(notice, text)) => Some(Got::Failed(
                 notice,
-                (source_error.take()).map_or(text, |e| Box::new(crate::Error::Source(e))),
+                (source_error.take()).map_or(text, |e| Box::new(crate::Error::Source(*e))),
             )),
             got => got,
         }

@@ -50,7 +50,7 @@ impl Outbox<'_> {
             lines: std::mem::take(&mut self.lines),
             partial: true,
             places: std::mem::take(&mut self.places),
-            requests: std::mem::take(&mut self.requests),
+            requests: boxed(std::mem::take(&mut self.requests)),
             splits: splits(),
             ..Batch::default()
         };
@@ -312,7 +312,7 @@ pub(super) fn read_source(
             place: Some(pump.place()),
             stalled: outcome != ReadOutcome::Delivered,
             places: out.places,
-            requests: out.requests,
+            requests: boxed(out.requests),
             splits: pump.state(),
             seen: seen.attach(Some(&pump.decoder)),
             ..Batch::default()
@@ -433,7 +433,7 @@ impl Pump {
         let _ = tx.send(Message::Batch(Batch {
             lines: vec![(self.seq + 1, Err(error))],
             place: Some(place),
-            source_error: Some(e),
+            source_error: Some(Box::new(e)),
             ..Batch::default()
         }));
     }
@@ -657,4 +657,9 @@ fn line_no(origin: &Origin, seq: u64) -> u64 {
         Origin::Line(n) => *n,
         Origin::Offset { offset, .. } => u64::try_from(*offset).unwrap_or(seq),
     }
+}
+
+/// A batch's requests, boxed when there are any.
+fn boxed<T>(requests: Vec<T>) -> Option<Box<[T]>> {
+    (!requests.is_empty()).then(|| requests.into_boxed_slice())
 }

@@ -830,6 +830,7 @@ fn a_request_is_taken_once_into_the_scene_it_names() {
         scene: scene.map(Arc::from),
         note: Arc::from(id.as_bytes()),
         position: Some(Value::Str(format!("at {id}").into())),
+        dry_run: false,
     };
     let pay = r#"{"type": "pay", "u": 1}"#;
     let decided = |answer: &Answer| match answer {
@@ -959,6 +960,7 @@ fn requests_are_remembered_for_the_retention_and_up_to_the_bound() {
             scene: Some("s".into()),
             note: Arc::from(&b""[..]),
             position: None,
+            dry_run: false,
         };
         let event = decoded(engine, line);
         matches!(
