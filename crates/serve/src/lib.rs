@@ -1,0 +1,12 @@
+//! `cepheid serve` (issue 63): decisions on request over HTTP.
+//!
+//! - [`decider`]: the seam, what the HTTP front asks of the decision
+//!   service behind it ([`decider::Decider`]).
+//! - [`http`]: the front, HTTP/1.1 and HTTP/2 (h2c and TLS) on one
+//!   listener, the routes of `docs/api/openapi.yaml`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod decider;
+pub mod http;
