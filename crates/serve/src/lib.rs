@@ -1,12 +1,16 @@
-//! The decision service of `cepheid serve` (issue 63): decisions on
-//! request over HTTP, decided at once by the engine, that survive a crash.
+//! `cepheid serve` (issue 63): decisions on request over HTTP, decided at
+//! once by one engine, that survive a crash (`docs/serve.md`).
 //!
-//! This first part is its write-ahead log ([`wal`]): every request the
-//! service accepts is logged, durable, before its answer goes out, and
-//! the engine applies the log's entries in their order; a restart replays
-//! the log after the last checkpoint. The format is `docs/wal.md`.
+//! - [`decider`]: the seam, what the HTTP front asks of the decision
+//!   service behind it ([`decider::Decider`]).
+//! - [`http`]: the front, HTTP/1.1 and HTTP/2 (h2c and TLS) on one
+//!   listener, the routes of `docs/api/openapi.yaml`.
+//! - [`wal`]: the write-ahead log: every request the service accepts is
+//!   logged, durable, before its answer goes out (`docs/wal.md`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod decider;
+pub mod http;
 pub mod wal;
