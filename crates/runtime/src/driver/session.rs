@@ -507,6 +507,15 @@ impl Session<'_> {
         }
     }
 
+    /// An event at `ts` is given to the engine ([`Summary::event_time`]).
+    #[inline]
+    fn saw(&mut self, ts: Timestamp) {
+        self.event_time = Some(match self.event_time {
+            Some((least, largest)) => (least.min(ts), largest.max(ts)),
+            None => (ts, ts),
+        });
+    }
+
     /// Gives the engine the event `record`, the request `request` of the
     /// run's source ([`Source::request`](crate::Source::request)), at once
     /// at `ts` (the time its source gives it: a service's stamp), and its
@@ -558,10 +567,7 @@ impl Session<'_> {
         // its value)
         let mut text = String::new();
         for (index, (line_no, item)) in batch.lines.into_iter().enumerate() {
-            let place = match places.peek() {
-                Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
-                _ => None,
-            };
+            let place = places.next_if(|(i, _)| *i == index).map(|(_, p)| p);
             let got = match item {
                 // (the one line of most: no detour)
                 Ok(Entry::Item(Item::Event(ts, mut record))) => {
@@ -570,10 +576,7 @@ impl Session<'_> {
                     }
                     self.keys
                         .check(&record, policy.origin(), line_no, &mut *self.out.report);
-                    self.event_time = Some(match self.event_time {
-                        Some((least, largest)) => (least.min(ts), largest.max(ts)),
-                        None => (ts, ts),
-                    });
+                    self.saw(ts);
                     match requests.next_if(|(i, _)| *i == index) {
                         Some((_, request)) => self.request(ts, record, request),
                         // (a source's place: the event's position)
