@@ -7,10 +7,14 @@
 //!   listener, the routes of `docs/api/openapi.yaml`.
 //! - [`wal`]: the write-ahead log: every request the service accepts is
 //!   logged, durable, before its answer goes out (`docs/wal.md`).
+//! - [`service`]: the service behind the front: admission, the log, one
+//!   engine's `cepheid_runtime` run that reads the log as its source,
+//!   idempotency, degradation.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod decider;
 pub mod http;
+pub mod service;
 pub mod wal;

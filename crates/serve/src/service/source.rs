@@ -1,0 +1,323 @@
+//! The log as the run's source: what a restart replays from the
+//! checkpoint on, then each durable entry as the log's writer hands it
+//! over, and the dry runs, which are never logged. Each decision request
+//! and event is a [`Request`] of the engine's (its id the event's,
+//! its note the service's, [`Note`]); a clock tick is a watermark just
+//! before its time.
+
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cepheid_engine::engine::Request;
+use cepheid_engine::Value;
+use cepheid_runtime::{Origin, Position, RawBatch, ReadOutcome, Source, SourceError};
+use serde_json::value::RawValue;
+
+use super::note::Note;
+use super::Shared;
+use crate::wal::{Entry, LoggedEntry, WalReader};
+
+/// What the source hands the run besides the log's durable entries.
+pub(crate) enum Live {
+    /// An entry made durable ([`crate::wal::WalOptions::consumer`]).
+    Logged(Arc<LoggedEntry>),
+    /// A dry run (never logged): its number, scene, event id, fields and
+    /// the time it was asked at.
+    Dry {
+        number: u64,
+        scene: String,
+        event_id: String,
+        fields: Box<RawValue>,
+        at: i64,
+    },
+}
+
+/// The records handed out at most in one read.
+const READ_AT_MOST: usize = 4096;
+
+/// The split of dry runs (the log's entries are split 0).
+const DRY: u32 = 1;
+
+pub(crate) struct LogSource {
+    dir: std::path::PathBuf,
+    /// The log read from the checkpoint on, until its end when the
+    /// service started (then [`LogSource::live`] goes on).
+    replay: Option<WalReader>,
+    /// The last seq the log held when the service started.
+    recovered_end: u64,
+    live: Receiver<Live>,
+    /// The last seq handed out.
+    position: u64,
+    /// The version of the rule set there (the number of changes of rules
+    /// read: the log's first entry is the rules the service started
+    /// with, version 1): in each request's note, and in the position.
+    version: u64,
+    /// A hash of the text of the last change of rules read (0: none).
+    rules_print: u64,
+    /// The text of the rules the service was started with: logged as a
+    /// change of rules once the log was read again, when they are not the
+    /// rules in force there (`None`: a replay, which logs nothing).
+    command: Option<String>,
+    /// The requests of the records handed out, not asked for yet.
+    pending: VecDeque<(u32, i64, Request)>,
+    shared: Arc<Shared>,
+}
+
+impl LogSource {
+    /// The log in `dir`, whose last entry was `recovered_end` when the
+    /// service started, read whole (unless [`Source::seek`] says from
+    /// where), then `live`.
+    /// With `command`: the rules the service starts with ([`LogSource::command`]).
+    pub(crate) fn with_command(mut self, command: String) -> LogSource {
+        self.command = Some(command);
+        self
+    }
+
+    pub(crate) fn new(
+        dir: std::path::PathBuf,
+        recovered_end: u64,
+        live: Receiver<Live>,
+        shared: Arc<Shared>,
+    ) -> Result<LogSource, crate::wal::WalError> {
+        let replay = match recovered_end {
+            0 => None,
+            _ => Some(WalReader::open(&dir, 0)?),
+        };
+        Ok(LogSource {
+            dir,
+            replay,
+            recovered_end,
+            live,
+            position: 0,
+            version: 0,
+            rules_print: 0,
+            command: None,
+            pending: VecDeque::new(),
+            shared,
+        })
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> SourceError {
+        SourceError {
+            source_name: self.describe(),
+            error: std::io::Error::other(e.to_string()),
+        }
+    }
+
+    /// Hands out `entry` (a seq not handed out before).
+    fn add(&mut self, batch: &mut RawBatch, entry: &LoggedEntry) -> Result<(), SourceError> {
+        if entry.seq <= self.position {
+            return Ok(());
+        }
+        if entry.seq != self.position + 1 && self.position != 0 {
+            return Err(self.error(format!(
+                "the log skips from entry {} to entry {}",
+                self.position, entry.seq
+            )));
+        }
+        self.position = entry.seq;
+        let origin = Origin::Offset {
+            partition: 0,
+            offset: entry.seq as i64,
+        };
+        match &entry.entry {
+            Entry::Decide(input) | Entry::Event(input) => {
+                let scene = match &entry.entry {
+                    Entry::Decide(_) => input.scene.as_deref(),
+                    _ => None,
+                };
+                let mut note = Note::of(entry.seq, scene, &input.fields);
+                note.rules_version = self.version;
+                note.degraded = input.degraded;
+                note.shadow_shed = input.shed_shadow;
+                let id: Arc<str> = Arc::from(input.event_id.as_str());
+                batch.push(input.fields.get().as_bytes(), origin, Some(entry.stamp), 0);
+                self.pending.push_back((
+                    0,
+                    entry.seq as i64,
+                    Request {
+                        id: Value::Str(id.clone()),
+                        scene: scene.map(Arc::from),
+                        note: note.encode(),
+                        position: Some(Value::Str(id)),
+                        dry_run: false,
+                    },
+                ));
+            }
+            Entry::Tick { time } => batch.push_watermark(time.saturating_sub(1)),
+            Entry::Rules { text, .. } => {
+                // (the run applies it when it takes it, in the log's
+                // order: `Config::source_rules`)
+                let record = serde_json::json!({ "$rules": text }).to_string();
+                batch.push_rules(record.as_bytes(), origin, Some(entry.stamp), 0);
+                self.version += 1;
+                self.rules_print = super::note::fnv(text.as_bytes());
+                self.shared.version.store(self.version, Ordering::Release);
+                if let Ok(rules) = cepheid_engine::Rules::parse("the log", text) {
+                    self.shared.rules_changed(&rules, self.version);
+                }
+            }
+            Entry::List { .. } => {
+                return Err(self.error(format!(
+                    "entry {} is a change of a list, which this build does not apply from the log",
+                    entry.seq
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn add_live(&mut self, batch: &mut RawBatch, live: Live) -> Result<(), SourceError> {
+        match live {
+            Live::Logged(entry) => self.add(batch, &entry),
+            Live::Dry {
+                number,
+                scene,
+                event_id,
+                fields,
+                at,
+            } => {
+                let mut note = Note::of(number, Some(&scene), &fields);
+                note.dry_run = true;
+                note.rules_version = self.version;
+                let origin = Origin::Offset {
+                    partition: DRY,
+                    offset: number as i64,
+                };
+                batch.push(fields.get().as_bytes(), origin, Some(at), DRY);
+                let id: Arc<str> = Arc::from(event_id.as_str());
+                self.pending.push_back((
+                    DRY,
+                    number as i64,
+                    Request {
+                        id: Value::Str(id.clone()),
+                        scene: Some(Arc::from(scene.as_str())),
+                        note: note.encode(),
+                        position: Some(Value::Str(id)),
+                        dry_run: true,
+                    },
+                ));
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Source for LogSource {
+    fn describe(&self) -> String {
+        format!("the log {}", self.dir.display())
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError> {
+        let mut n = 0;
+        if let Some(reader) = &mut self.replay {
+            let mut entries = Vec::new();
+            let mut done = false;
+            while entries.len() < READ_AT_MOST {
+                match reader.next_entry() {
+                    Ok(Some(entry)) => entries.push(entry),
+                    Ok(None) => {
+                        done = true;
+                        break;
+                    }
+                    Err(e) => return Err(self.error(e)),
+                }
+            }
+            for entry in &entries {
+                self.add(batch, entry)?;
+            }
+            if done || self.position >= self.recovered_end {
+                self.replay = None;
+            }
+            if !entries.is_empty() {
+                return Ok(ReadOutcome::Delivered);
+            }
+        }
+        if self.position >= self.recovered_end && !self.shared.is_ready() {
+            // (the rules of the command: logged first when they are not
+            // those in force, so that the log alone says what decided)
+            if let Some(command) = self.command.take() {
+                if super::note::fnv(command.as_bytes()) != self.rules_print {
+                    self.shared.log_rules(command, "the command line");
+                }
+            }
+            self.shared.replayed(self.position);
+        }
+        let first = match self.live.recv_timeout(wait) {
+            Ok(first) => first,
+            Err(RecvTimeoutError::Timeout) => return Ok(ReadOutcome::Idle),
+            Err(RecvTimeoutError::Disconnected) => return Ok(ReadOutcome::Ended),
+        };
+        self.add_live(batch, first)?;
+        n += 1;
+        while n < READ_AT_MOST {
+            match self.live.try_recv() {
+                Ok(live) => self.add_live(batch, live)?,
+                Err(_) => break,
+            }
+            n += 1;
+        }
+        Ok(ReadOutcome::CaughtUp)
+    }
+
+    fn position(&self) -> Position {
+        let mut bytes = self.position.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&self.version.to_le_bytes());
+        bytes.extend_from_slice(&self.rules_print.to_le_bytes());
+        Position::Bytes(bytes)
+    }
+
+    fn seek(&mut self, position: &Position) -> Result<(), SourceError> {
+        let word = |bytes: &[u8], i: usize| {
+            u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
+        };
+        let (seq, version, print) = match position {
+            Position::None => (0, 0, 0),
+            Position::Bytes(bytes) if bytes.len() == 24 => {
+                (word(bytes, 0), word(bytes, 1), word(bytes, 2))
+            }
+            other => return Err(self.error(format!("not a position in the log: {other:?}"))),
+        };
+        self.position = seq;
+        self.version = version;
+        self.rules_print = print;
+        self.shared.version.store(version, Ordering::Release);
+        self.pending.clear();
+        self.replay = match seq < self.recovered_end {
+            true => Some(WalReader::open(&self.dir, seq + 1).map_err(|e| self.error(e))?),
+            false => None,
+        };
+        Ok(())
+    }
+
+    fn checkpoint_committed(&mut self, position: &Position) {
+        if let Position::Bytes(bytes) = position {
+            if let Some(Ok(seq)) = bytes.get(..8).map(<[u8; 8]>::try_from) {
+                self.shared.checkpointed(u64::from_le_bytes(seq));
+            }
+        }
+    }
+
+    fn gives_requests(&self) -> bool {
+        true
+    }
+
+    fn request(&mut self, split: u32, origin: &Origin) -> Option<Request> {
+        let Origin::Offset { offset, .. } = origin else {
+            return None;
+        };
+        // (a record the run could not decode was never asked for: its
+        // request is answered so, not left waiting)
+        while let Some((s, o, _)) = self.pending.front() {
+            if (*s, *o) == (split, *offset) {
+                return self.pending.pop_front().map(|(_, _, r)| r);
+            }
+            let (_, _, skipped) = self.pending.pop_front().expect("a front");
+            self.shared.not_taken(&skipped);
+        }
+        None
+    }
+}

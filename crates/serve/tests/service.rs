@@ -1,0 +1,385 @@
+//! The service behind the front, in process (`Service::decider`): a
+//! decision, a retry, a conflict, an unknown scene, events, a dry run,
+//! a degraded answer, and a restart that remembers what was answered.
+//! The real server process, driven by real clients, is `tests/cli_serve.rs`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cepheid_serve::decider::{ApiError, DecideCall, Decider, EventCall, Mode};
+use cepheid_serve::service::{Service, ServiceOptions};
+use serde_json::value::RawValue;
+use serde_json::Value;
+
+fn rules() -> (cepheid_engine::Rules, Vec<PathBuf>) {
+    let paths = vec![
+        cepheid_testkit::path("patterns/risk/rules.cep"),
+        cepheid_testkit::path("patterns/risk/scenes.cep"),
+    ];
+    let rules = cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
+    (rules, paths)
+}
+
+fn scratch(name: &str) -> cepheid_testkit::Scratch {
+    cepheid_testkit::Scratch::new(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{name}")),
+    )
+}
+
+struct Running {
+    service: Option<Service>,
+    decider: Arc<dyn Decider>,
+    rt: tokio::runtime::Runtime,
+    /// Each logged decision request's answer, as the replay prints it.
+    answered: std::cell::RefCell<Vec<Value>>,
+}
+
+/// An answer as compared with the log's replay: the body without the
+/// time it took, or the error's status and code.
+fn comparable(result: &Result<Value, ApiError>) -> Value {
+    match result {
+        Ok(body) => {
+            let mut body = body.clone();
+            body.as_object_mut().unwrap().remove("elapsed_us");
+            body
+        }
+        Err(e) => serde_json::json!({"status": e.status, "code": e.code}),
+    }
+}
+
+fn start(state: &std::path::Path) -> Running {
+    let (rules, paths) = rules();
+    let mut options = ServiceOptions::new(state);
+    options.tick_every = Duration::from_secs(3600);
+    let service = Service::start(
+        &rules,
+        paths,
+        &options,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let decider = service.decider();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // (ready once the log was read again)
+    let started = Instant::now();
+    while !decider.not_ready().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{:?}",
+            decider.not_ready()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Running {
+        service: Some(service),
+        decider,
+        rt,
+        answered: Default::default(),
+    }
+}
+
+impl Running {
+    fn decide(
+        &self,
+        scene: &str,
+        id: &str,
+        event: &str,
+        deadline: Option<u64>,
+    ) -> Result<Value, ApiError> {
+        let call = DecideCall {
+            scene: scene.into(),
+            event_id: id.into(),
+            event: RawValue::from_string(event.into()).unwrap(),
+            mode: Mode::Decide,
+            deadline: deadline.map(Duration::from_millis),
+            explain: false,
+            accepted: Instant::now(),
+        };
+        let result = self
+            .rt
+            .block_on(self.decider.decide(call))
+            .map(|decided| serde_json::from_slice(&decided.body).unwrap());
+        // (an unknown scene is refused before the log)
+        if !matches!(&result, Err(e) if e.status == 404) {
+            self.answered.borrow_mut().push(comparable(&result));
+        }
+        result
+    }
+
+    fn stop(mut self) -> Vec<Value> {
+        let summary = self
+            .service
+            .take()
+            .unwrap()
+            .stop("the test")
+            .expect("a summary");
+        assert!(summary.error().is_none(), "{summary}");
+        self.answered.take()
+    }
+}
+
+fn pay(card: &str, amount: i64) -> String {
+    format!(r#"{{"type": "payment", "card": "{card}", "device": "d-{card}", "amount": {amount}}}"#)
+}
+
+#[test]
+fn a_decision_is_taken_once_and_remembered_across_a_restart() {
+    let state = scratch("once");
+    let s = start(&state);
+    // Four payments of one card: the fourth is reviewed (velocity).
+    let mut answers = Vec::new();
+    for i in 1..=4 {
+        answers.push(
+            s.decide("payment", &format!("p{i}"), &pay("c1", 10), None)
+                .unwrap(),
+        );
+    }
+    let outcomes: Vec<&str> = answers
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["approve", "approve", "approve", "review"],
+        "{answers:?}"
+    );
+    assert_eq!(answers[3]["rules"][0]["rule"], "payment_velocity");
+    // (the log's first entry is the rules the service started with)
+    assert_eq!(answers[0]["decision_id"], "d-2");
+    // A retry: the same answer, counted once (a fifth payment is the
+    // fourth's count plus one, not two).
+    let again = s.decide("payment", "p2", &pay("c1", 10), None).unwrap();
+    assert_eq!(again["decision_id"], answers[1]["decision_id"]);
+    assert_eq!(again["repeated"], true);
+    assert_eq!(again["outcome"], "approve");
+    // Another amount under the same id: a 409 naming it.
+    let e = s.decide("payment", "p2", &pay("c1", 11), None).unwrap_err();
+    assert_eq!(
+        (e.status, e.field.as_deref()),
+        (409, Some("event.amount")),
+        "{}",
+        e.message
+    );
+    // An unknown scene: a 404 with a suggestion; nothing taken.
+    let e = s.decide("paymnet", "p9", &pay("c1", 10), None).unwrap_err();
+    assert_eq!(e.status, 404);
+    assert!(
+        e.message.contains("did you mean `payment`"),
+        "{}",
+        e.message
+    );
+    // An event the scene refuses: a 422 naming the condition.
+    let e = s
+        .decide("payment", "r1", r#"{"type": "refund", "card": "c1"}"#, None)
+        .unwrap_err();
+    assert_eq!(e.status, 422, "{}", e.message);
+    assert!(e.message.contains(r#"type == "payment""#), "{}", e.message);
+    // Deadline 0: the fallback, degraded, still applied.
+    let degraded = s.decide("payment", "p5", &pay("c2", 10), Some(0)).unwrap();
+    assert_eq!(
+        (degraded["outcome"].as_str(), degraded["degraded"].as_bool()),
+        (Some("approve"), Some(true))
+    );
+    // Events: recorded, a repeat counted once.
+    let calls = |ids: &[&str]| -> Vec<EventCall> {
+        ids.iter()
+            .map(|id| EventCall {
+                event_id: id.to_string(),
+                event: RawValue::from_string(
+                    r#"{"type": "login", "account": "a1", "device": "d1"}"#.into(),
+                )
+                .unwrap(),
+            })
+            .collect()
+    };
+    let recorded =
+        s.rt.block_on(s.decider.record(calls(&["l1", "l2"])))
+            .unwrap();
+    assert_eq!((recorded.recorded, recorded.repeated), (2, 0));
+    let recorded =
+        s.rt.block_on(s.decider.record(calls(&["l2", "l3"])))
+            .unwrap();
+    assert_eq!((recorded.recorded, recorded.repeated), (1, 1));
+    // A dry run: what it would be, and nothing changes.
+    let dry = DecideCall {
+        scene: "payment".into(),
+        event_id: "p6".into(),
+        event: RawValue::from_string(pay("c1", 10)).unwrap(),
+        mode: Mode::DryRun,
+        deadline: None,
+        explain: true,
+        accepted: Instant::now(),
+    };
+    let dry: Value =
+        serde_json::from_slice(&s.rt.block_on(s.decider.decide(dry)).unwrap().body).unwrap();
+    assert_eq!(dry["mode"], "dry_run");
+    assert_eq!(dry["outcome"], "review");
+    // GET: the decision as answered.
+    let fourth = answers[3]["decision_id"].as_str().unwrap().to_string();
+    let got: Value = serde_json::from_slice(&s.decider.decision(&fourth).unwrap()).unwrap();
+    assert_eq!(got["outcome"], "review");
+    assert_eq!(s.decider.decision("d-999").unwrap_err().status, 404);
+    let mut answered = s.stop();
+    // Restarted: the retry still gets the first answer, and the card's
+    // count goes on from four (the dry run and the retries took none).
+    let s = start(&state);
+    let again = s.decide("payment", "p3", &pay("c1", 10), None).unwrap();
+    assert_eq!(
+        (&again["decision_id"], again["repeated"].as_bool()),
+        (&answers[2]["decision_id"], Some(true))
+    );
+    let fifth = s.decide("payment", "p7", &pay("c1", 10), None).unwrap();
+    assert_eq!(fifth["outcome"], "review");
+    let reads = &fifth["rules"][0]["reads"];
+    assert_eq!(reads["card_payments_10m(card)"], 5, "{fifth}");
+    let got: Value = serde_json::from_slice(&s.decider.decision(&fourth).unwrap()).unwrap();
+    assert_eq!(got["outcome"], "review");
+    answered.extend(s.stop());
+    // The log read again gives what the clients were answered, answer for
+    // answer (`cepheid backtest --events wal:DIR`).
+    let (rules, paths) = rules();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let summary = cepheid_serve::service::replay(
+        &rules,
+        paths,
+        &state.join("log"),
+        state.join("replayed-alerts.jsonl"),
+        tx,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(summary.error().is_none(), "{summary}");
+    let replayed: Vec<Value> = rx
+        .try_iter()
+        .map(|line| {
+            let v: Value = serde_json::from_slice(&line).unwrap();
+            match v.get("error") {
+                Some(e) => serde_json::json!({"status": e["status"], "code": e["code"]}),
+                None => comparable(&Ok(v)),
+            }
+        })
+        .collect();
+    assert_eq!(replayed.len(), answered.len());
+    for (i, (live, again)) in answered.iter().zip(&replayed).enumerate() {
+        assert_eq!(live, again, "answer {i}");
+    }
+}
+
+/// A change of the watched rules goes through the log: answers after it
+/// name version 2 and follow the new rules, the scenes say so, and the
+/// log read again gives every answer the clients got.
+#[test]
+fn a_change_of_rules_goes_through_the_log_and_is_replayed() {
+    let state = scratch("rules");
+    let rules_path = state.join("rules.cep");
+    let text = |threshold: u32| {
+        format!(
+            r#"
+            indicator pays = count() where type == "payment" group by card within 1h
+            pattern busy {{ partition by card action review match p where p: pays(card) >= {threshold} }}
+            scene payment {{
+                when type == "payment"
+                rules busy
+                outcomes approve < review
+                review if action review
+                fallback approve
+                deadline 1s
+            }}"#
+        )
+    };
+    std::fs::write(&rules_path, text(3)).unwrap();
+    let paths = vec![rules_path.clone()];
+    let load = || cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
+    let mut options = ServiceOptions::new(state.join("state"));
+    options.tick_every = Duration::from_millis(50);
+    options.watch = true;
+    let service = Service::start(
+        &load(),
+        paths.clone(),
+        &options,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let decider = service.decider();
+    let started = Instant::now();
+    while !decider.not_ready().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let s = Running {
+        service: Some(service),
+        decider,
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        answered: Default::default(),
+    };
+    let two = s.decide("payment", "a1", &pay("c1", 1), None).unwrap();
+    assert_eq!(
+        (two["outcome"].as_str(), two["rules_version"].as_u64()),
+        (Some("approve"), Some(1))
+    );
+    s.decide("payment", "a2", &pay("c1", 1), None).unwrap();
+    // The threshold goes down to 2... but first a broken file: said, not
+    // applied.
+    std::fs::write(&rules_path, "pattern broken {").unwrap();
+    std::fs::write(&rules_path, text(2)).unwrap();
+    let started = Instant::now();
+    while s.decider.scenes().rules_version != 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the change was not applied"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let third = s.decide("payment", "a3", &pay("c1", 1), None).unwrap();
+    assert_eq!(
+        (third["outcome"].as_str(), third["rules_version"].as_u64()),
+        (Some("review"), Some(2)),
+        "{third}"
+    );
+    // A retry of the first answers as it did, with its version.
+    let again = s.decide("payment", "a1", &pay("c1", 1), None).unwrap();
+    assert_eq!(
+        (again["rules_version"].as_u64(), again["repeated"].as_bool()),
+        (Some(1), Some(true))
+    );
+    let answered = s.stop();
+    // Restarted (from its last checkpoint, with the command's rules):
+    // version 2 goes on.
+    let service = Service::start(
+        &load(),
+        paths.clone(),
+        &options,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    while !service.decider().not_ready().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(service.decider().scenes().rules_version, 2);
+    service.stop("the test");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let summary = cepheid_serve::service::replay(
+        &load(),
+        paths,
+        &state.join("state/log"),
+        state.join("replayed-alerts.jsonl"),
+        tx,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(summary.error().is_none(), "{summary}");
+    let replayed: Vec<Value> = rx
+        .try_iter()
+        .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
+        .collect();
+    assert_eq!(replayed, answered);
+}
