@@ -48,6 +48,9 @@ pub struct Args {
 
 /// Runs `backtest` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
+    if let Some(dir) = args.events.wal() {
+        return replay(args, &dir);
+    }
     let mut options = cepheid_lab::backtest::Options::new(args.rules.clone(), args.events.lab());
     options.labels.clone_from(&args.labels);
     options.tolerance = args.tolerance;
@@ -89,4 +92,65 @@ pub fn run(args: &Args) -> u8 {
         }
     }
     status
+}
+
+/// `backtest RULES --events wal:DIR`: the log of `cepheid serve` read
+/// again with `RULES` from its first entry kept, each decision request's
+/// answer printed as the service gave it, a JSON line (`docs/serve.md`,
+/// "Live equals backtest"); the alerts written to `--output` or nowhere.
+#[cfg(feature = "serve")]
+fn replay(args: &Args, dir: &std::path::Path) -> u8 {
+    use std::io::Write;
+    let paths = vec![args.rules.clone()];
+    let (loaded, checked) = match crate::load_checked(&paths) {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
+    };
+    let Ok(rules) = cepheid_engine::Rules::from_checked(loaded, checked) else {
+        // (said already by the load)
+        return crate::EXIT_PATTERN_ERROR;
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let printer = std::thread::spawn(move || {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        for line in rx {
+            if out.write_all(&line).is_err() {
+                return false;
+            }
+        }
+        out.flush().is_ok()
+    });
+    let alerts = std::env::temp_dir().join(format!("cepheid-replay-{}.jsonl", std::process::id()));
+    let result = cepheid_serve::service::replay(
+        &rules,
+        paths,
+        dir,
+        alerts.clone(),
+        tx,
+        Box::new(cepheid_runtime::StderrReport),
+    );
+    let _ = std::fs::remove_file(&alerts);
+    let printed = printer.join().unwrap_or(false);
+    match result {
+        Ok(summary) if summary.error().is_none() && printed => EXIT_OK,
+        Ok(summary) => {
+            say!("{summary}");
+            EXIT_IO
+        }
+        Err(e) => {
+            say!("{e}");
+            EXIT_IO
+        }
+    }
+}
+
+/// Without the feature `serve`: a log cannot be read.
+#[cfg(not(feature = "serve"))]
+fn replay(_: &Args, dir: &std::path::Path) -> u8 {
+    say!(
+        "error: wal:{} is a service's log; this cepheid was built without the feature `serve`",
+        dir.display()
+    );
+    crate::EXIT_USAGE
 }

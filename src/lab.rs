@@ -19,7 +19,9 @@ use crate::{EXIT_IO, EXIT_PATTERN_ERROR, EXIT_USAGE};
 #[derive(clap::Args)]
 pub struct Events {
     /// The events: a file, or a range of a Kafka topic
-    /// (kafka://HOST:PORT/TOPIC, with --kafka-start and --kafka-until).
+    /// (kafka://HOST:PORT/TOPIC, with --kafka-start and --kafka-until);
+    /// for `backtest`, also a service's log (wal:DIR, the `log` folder of
+    /// `cepheid serve --state`: the answers it gave, again).
     #[arg(long = "events", value_name = "FILE|URL")]
     path: PathBuf,
     /// Kafka: where the range starts, as `run --kafka-start` (`earliest`,
@@ -85,6 +87,12 @@ pub struct Events {
 }
 
 impl Events {
+    /// The folder of a service's log, when the events are one (`wal:DIR`).
+    pub fn wal(&self) -> Option<PathBuf> {
+        let path = self.path.to_str()?;
+        path.strip_prefix("wal:").map(PathBuf::from)
+    }
+
     /// The lab's events of these options.
     pub fn lab(&self) -> cepheid_lab::Events {
         let mut events = cepheid_lab::Events::new(self.path.clone());

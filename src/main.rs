@@ -16,6 +16,8 @@ mod diff;
 mod explain;
 mod lab;
 mod run;
+#[cfg(feature = "serve")]
+mod serve;
 mod signals;
 mod why;
 
@@ -60,6 +62,9 @@ enum Command {
     Backtest(backtest::Args),
     /// For one key: what each pattern did with its events, and why it did not fire.
     Why(why::Args),
+    /// Decisions on request over HTTP: one outcome per event, logged first.
+    #[cfg(feature = "serve")]
+    Serve(Box<serve::Args>),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,8 @@ fn main() -> ExitCode {
         Command::Diff(args) => diff::run(&args),
         Command::Backtest(args) => backtest::run(&args),
         Command::Why(args) => why::run(&args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::run(&args),
     };
     ExitCode::from(status)
 }

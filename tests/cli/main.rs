@@ -95,6 +95,9 @@ mod cli_rules;
 mod cli_run;
 #[path = "../cli_run_large.rs"]
 mod cli_run_large;
+#[cfg(feature = "serve")]
+#[path = "../cli_serve.rs"]
+mod cli_serve;
 #[path = "../cli_shadow.rs"]
 mod cli_shadow;
 #[cfg(feature = "kafka")]

@@ -1,0 +1,206 @@
+//! `cepheid serve`: the decision service (issue 63, `docs/serve.md`).
+//! Requests over HTTP (`docs/api/openapi.yaml`), logged before they are
+//! answered, decided by one engine at once; its state in `--state`, its
+//! alerts and decisions in files as `cepheid run` writes them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cepheid_serve::http::{FrontOptions, TlsFiles};
+use cepheid_serve::service::{Service, ServiceOptions};
+use cepheid_serve::wal::FsyncPolicy;
+use clap::Parser;
+
+use crate::{EXIT_IO, EXIT_OK, EXIT_USAGE};
+
+/// `cepheid serve RULES... --state DIR [--listen ADDR]`.
+#[derive(Parser, Debug)]
+pub struct Args {
+    /// Pattern files or folders: the rules and the scenes they decide.
+    #[arg(required = true, value_name = "RULES")]
+    patterns: Vec<PathBuf>,
+    /// Where to listen (`127.0.0.1:0`: a free port; the address taken is
+    /// printed on standard output).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8870")]
+    listen: SocketAddr,
+    /// The service's state: its log (`log/`) and checkpoints
+    /// (`checkpoints/`); a restart goes on from it.
+    #[arg(long, value_name = "DIR")]
+    state: PathBuf,
+    /// Where alerts go (default `STATE/alerts.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Where every decision goes (default `STATE/decisions.jsonl`).
+    #[arg(long, value_name = "FILE")]
+    decisions: Option<PathBuf>,
+    /// When a request's log entry is made durable before its answer:
+    /// `always` (each group commit synced before any answer, the
+    /// default), a duration (`10ms`: answers before the sync, synced at
+    /// least that often; a power cut loses at most that much), `never`
+    /// (the operating system decides).
+    #[arg(long, value_name = "POLICY", default_value = "always", value_parser = parse_fsync)]
+    fsync: FsyncPolicy,
+    /// How long a request is remembered: a retry with its event id gets
+    /// the same answer and counts once; `GET /v1/decisions/{id}` finds it.
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_duration)]
+    retention: Duration,
+    /// The most requests remembered within the retention (past it the
+    /// oldest are forgotten early, counted on `/metrics`).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    remember: usize,
+    /// The most requests in flight; past it a 429 with `Retry-After`.
+    #[arg(long, value_name = "N", default_value_t = 4096)]
+    queue: usize,
+    /// How often the state is checkpointed.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    checkpoint_every: Duration,
+    /// How often the clock ticks on a quiet service (logged), so that
+    /// timeouts fire.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    tick: Duration,
+    /// Bearer tokens, one per line: every endpoint asks for one.
+    /// Required to listen on another address than loopback.
+    #[arg(long, value_name = "FILE")]
+    auth_tokens: Option<PathBuf>,
+    /// TLS: the certificate chain (PEM); with `--tls-key`.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS: the private key (PEM); with `--tls-cert`.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The largest request body, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    max_body: usize,
+    /// Read the rules again when their files change: the new rules are
+    /// logged, then applied (every answer names the version that made it).
+    #[arg(long)]
+    watch: bool,
+    /// Threads answering HTTP.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    threads: usize,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let ms = cepheid_core::time::parse_duration(text).map_err(|e| e.to_string())?;
+    Ok(Duration::from_millis(ms.max(0) as u64))
+}
+
+fn parse_fsync(text: &str) -> Result<FsyncPolicy, String> {
+    match text {
+        "always" => Ok(FsyncPolicy::Always),
+        "never" => Ok(FsyncPolicy::Never),
+        other => {
+            let every = parse_duration(other).map_err(|e| {
+                format!("{e} (the policy is `always`, `never` or a duration such as `10ms`)")
+            })?;
+            if every.is_zero() {
+                return Err("a sync interval of 0 is `always`".into());
+            }
+            Ok(FsyncPolicy::Interval(every))
+        }
+    }
+}
+
+pub fn run(args: &Args) -> u8 {
+    let (loaded, checked) = match crate::load_checked(&args.patterns) {
+        Ok(loaded) => loaded,
+        Err(status) => return status,
+    };
+    let Ok(rules) = cepheid_engine::Rules::from_checked(loaded, checked) else {
+        // (said already by the load)
+        return crate::EXIT_PATTERN_ERROR;
+    };
+    let mut options = ServiceOptions::new(&args.state);
+    options.fsync = args.fsync;
+    options.retention = args.retention;
+    options.remember = args.remember;
+    options.queue = args.queue;
+    options.checkpoint_every = args.checkpoint_every;
+    options.tick_every = args.tick;
+    options.output.clone_from(&args.output);
+    options.decisions.clone_from(&args.decisions);
+    options.watch = args.watch;
+    let front_options = FrontOptions {
+        listen: args.listen,
+        tls: match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        auth_tokens: args.auth_tokens.clone(),
+        max_body_bytes: args.max_body,
+        threads: args.threads.max(1),
+        ..FrontOptions::default()
+    };
+    // (refused before anything starts: a non-loopback address without
+    // tokens)
+    if front_options.auth_tokens.is_none() && !front_options.listen.ip().is_loopback() {
+        say!(
+            "{}",
+            cepheid_serve::http::StartError::OpenWithoutTokens(front_options.listen)
+        );
+        return EXIT_USAGE;
+    }
+    let signals = Arc::new(Mutex::new(None::<i32>));
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<i32>();
+    let heard = Arc::clone(&signals);
+    if let Err(e) = crate::signals::install(
+        move |signal| {
+            *heard.lock().unwrap_or_else(|p| p.into_inner()) = Some(signal);
+            let _ = stop_tx.send(signal);
+        },
+        false,
+    ) {
+        say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the service at once");
+    }
+    let service = match Service::start(
+        &rules,
+        args.patterns.clone(),
+        &options,
+        Box::new(cepheid_runtime::StderrReport),
+    ) {
+        Ok(service) => service,
+        Err(e) => {
+            say!("{e}");
+            return EXIT_IO;
+        }
+    };
+    let front = match cepheid_serve::http::start(front_options, service.decider()) {
+        Ok(front) => front,
+        Err(e) => {
+            say!("{e}");
+            let _ = service.stop("the listener could not start");
+            return EXIT_IO;
+        }
+    };
+    let scheme = if args.tls_cert.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!(
+        "cepheid serve: listening on {scheme}://{}",
+        front.local_addr()
+    );
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // Until SIGINT or SIGTERM: the front stops taking requests and
+    // finishes those under way, then the run takes what the log holds,
+    // checkpoints and ends.
+    let signal = stop_rx.recv().unwrap_or(0);
+    front.shutdown();
+    front.join();
+    let summary = service.stop(crate::signals::name(signal));
+    if let Some(summary) = summary {
+        say!("{summary}");
+        if summary.error().is_some() {
+            return EXIT_IO;
+        }
+    }
+    let _ = signals;
+    EXIT_OK
+}

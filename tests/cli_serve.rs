@@ -1,0 +1,627 @@
+//! `cepheid serve` (issue 63, `docs/serve.md`) as its users meet it: the
+//! real server process on `127.0.0.1:0`, its address read from its first
+//! line, driven by real clients (curl over HTTP/1.1, h2c and TLS;
+//! Python's standard library, `tests/serve/clients.py`, many threads at
+//! once). What it must show: the live answers equal what `cepheid
+//! backtest --events wal:DIR` computes over the log (with a change of
+//! rules and degraded answers in the stream); killed with SIGKILL under
+//! load and restarted, every answer a client got is in the state, and
+//! retries count once; overload by counts (a deadline of 0, a queue of
+//! 1 against 32 clients), equal to `/metrics`'.
+//!
+//! The transport alone (every route and error of the document, limits,
+//! tokens, a panicking service) is `crates/serve/tests/`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{cepheid, scratch, Live, PATIENCE};
+
+fn risk() -> PathBuf {
+    cepheid_testkit::path("patterns/risk")
+}
+
+/// A running `cepheid serve`: its process and its base URL.
+struct Server {
+    live: Live,
+    base: String,
+}
+
+impl Server {
+    fn start(rules: &Path, state: &Path, args: &[&str]) -> Server {
+        Server::start_with(rules, state, args, &[])
+    }
+
+    /// [`Server::start`], asking for readiness with curl's `curl_args`
+    /// (a certificate, a token).
+    fn start_with(rules: &Path, state: &Path, args: &[&str], curl_args: &[&str]) -> Server {
+        let live = Live::spawn(
+            cepheid()
+                .arg("serve")
+                .arg(rules)
+                .arg("--state")
+                .arg(state)
+                .args(["--listen", "127.0.0.1:0"])
+                .args(args),
+        );
+        let line = live
+            .line(PATIENCE)
+            .unwrap_or_else(|| panic!("serve printed no address"));
+        let base = line
+            .strip_prefix("cepheid serve: listening on ")
+            .unwrap_or_else(|| panic!("not the address line: {line}"))
+            .to_string();
+        let server = Server { live, base };
+        server.wait_ready(curl_args);
+        server
+    }
+
+    /// Waits (a hang guard: [`PATIENCE`]) until `/readyz` says ready.
+    fn wait_ready(&self, curl_args: &[&str]) {
+        let started = Instant::now();
+        let url = format!("{}/readyz", self.base);
+        let mut args = vec!["-s", "-o", "/dev/null", "-w", "%{http_code}"];
+        args.extend_from_slice(curl_args);
+        args.push(&url);
+        loop {
+            let (status, _) = curl(&args, &[]);
+            if status.trim() == "200" {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "the service never became ready"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops it with SIGTERM; its standard error.
+    fn stop(self) -> String {
+        self.live.signal("TERM");
+        let (status, _, stderr) = self.live.finish();
+        assert!(status.success(), "{stderr}");
+        stderr
+    }
+
+    /// Kills it with SIGKILL.
+    fn kill(mut self) {
+        self.live.child.kill().unwrap();
+        let _ = self.live.child.wait();
+    }
+}
+
+/// Runs curl with `args` (and `body` on its standard input when given);
+/// its standard output and error.
+fn curl(args: &[&str], body: &[u8]) -> (String, String) {
+    use std::io::Write;
+    let mut child = Command::new("curl")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("curl runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(body).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// POSTs `body` to `url` with curl and `extra` arguments: the status and
+/// the answer as JSON.
+fn post(url: &str, body: &str, extra: &[&str]) -> (u16, Value) {
+    let mut args = vec![
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        "@-",
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let (out, err) = curl(&args, body.as_bytes());
+    let (json, status) = out
+        .rsplit_once('\n')
+        .unwrap_or_else(|| panic!("{out}{err}"));
+    let status: u16 = status
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{out}{err}"));
+    (
+        status,
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json} {err}")),
+    )
+}
+
+fn payment(id: &str, card: &str, amount: i64) -> String {
+    format!(
+        r#"{{"scene": "payment", "event_id": "{id}", "event": {{"type": "payment", "card": "{card}", "device": "d-{card}", "amount": {amount}}}}}"#
+    )
+}
+
+/// Runs `tests/serve/clients.py` with `args`; its answers (one JSON
+/// object per request).
+fn clients(base: &str, out: &Path, args: &[&str]) -> Vec<Value> {
+    let script = cepheid_testkit::path("tests/serve/clients.py");
+    let status = Command::new("python3")
+        .arg(script)
+        .arg(base)
+        .arg(out)
+        .args(args)
+        .status()
+        .expect("python3 runs");
+    assert!(status.success(), "clients.py {args:?}");
+    read_lines(out)
+}
+
+fn read_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// An answer as compared with the log's replay: without the time it took.
+fn comparable(body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(o) = body.as_object_mut() {
+        o.remove("elapsed_us");
+    }
+    body
+}
+
+/// A self-signed certificate for 127.0.0.1, made now (never committed):
+/// the certificate's and the key's paths.
+fn certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let status = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success());
+    (cert, key)
+}
+
+/// Over TLS with a token (curl, HTTP/1.1 and HTTP/2 by ALPN), and over
+/// plain TCP (HTTP/1.1 and h2c, Python's `urllib`): decisions, a retry, a
+/// reused id, an unknown scene, the scenes, a decision read again,
+/// readiness, metrics; a token missing is a 401.
+#[test]
+fn serve_answers_over_h1_h2c_and_tls_as_the_document_says() {
+    let dir = scratch("serve_tls");
+    let (cert, key) = certificate(&dir);
+    let tokens = dir.join("tokens");
+    std::fs::write(&tokens, "# the tests' token\nsecret-1\n").unwrap();
+    let server = Server::start_with(
+        &risk(),
+        &dir.join("state"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--auth-tokens",
+            tokens.to_str().unwrap(),
+        ],
+        &[
+            "--cacert",
+            cert.to_str().unwrap(),
+            "-H",
+            "authorization: Bearer secret-1",
+        ],
+    );
+    assert!(
+        server.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.base
+    );
+    let ca = cert.to_str().unwrap();
+    let auth = ["--cacert", ca, "-H", "authorization: Bearer secret-1"];
+    let decide = format!("{}/v1/decide", server.base);
+    let mut answers = Vec::new();
+    for (i, version) in ["--http1.1", "--http2", "--http1.1", "--http2"]
+        .into_iter()
+        .enumerate()
+    {
+        let mut extra = auth.to_vec();
+        extra.push(version);
+        let (status, answer) = post(&decide, &payment(&format!("t{i}"), "c1", 10), &extra);
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer);
+    }
+    let outcomes: Vec<&str> = answers
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["approve", "approve", "approve", "review"]);
+    assert_eq!(
+        answers[3]["rules"][0]["reads"]["card_payments_10m(card)"],
+        4
+    );
+    // A retry: the same answer; another amount under the same id: a 409.
+    let (status, again) = post(&decide, &payment("t1", "c1", 10), &auth);
+    assert_eq!(
+        (status, &again["decision_id"], &again["repeated"]),
+        (200, &answers[1]["decision_id"], &Value::Bool(true))
+    );
+    let (status, conflict) = post(&decide, &payment("t1", "c1", 11), &auth);
+    assert_eq!(
+        (status, conflict["error"]["field"].as_str()),
+        (409, Some("event.amount")),
+        "{conflict}"
+    );
+    // No token: 401.
+    let (status, refused) = post(&decide, &payment("t9", "c1", 10), &["--cacert", ca]);
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    // A decision read again, the scenes, readiness.
+    let id = answers[3]["decision_id"].as_str().unwrap();
+    let (got, _) = curl(
+        &[
+            "-s",
+            "--cacert",
+            ca,
+            "-H",
+            "authorization: Bearer secret-1",
+            &format!("{}/v1/decisions/{id}", server.base),
+        ],
+        &[],
+    );
+    let got: Value = serde_json::from_str(&got).unwrap();
+    assert_eq!(comparable(&got), comparable(&answers[3]));
+    let (scenes, _) = curl(
+        &[
+            "-s",
+            "--cacert",
+            ca,
+            "-H",
+            "authorization: Bearer secret-1",
+            &format!("{}/v1/scenes", server.base),
+        ],
+        &[],
+    );
+    let scenes: Value = serde_json::from_str(&scenes).unwrap();
+    let names: Vec<&str> = scenes["scenes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["payment", "coupon", "sign_up"]);
+    server.stop();
+
+    // Plain TCP: h2c with curl, HTTP/1.1 with Python's standard library.
+    let server = Server::start(&risk(), &dir.join("plain"), &[]);
+    let decide = format!("{}/v1/decide", server.base);
+    let (status, h2c) = post(
+        &decide,
+        &payment("h1", "c2", 10),
+        &["--http2-prior-knowledge"],
+    );
+    assert_eq!((status, h2c["outcome"].as_str()), (200, Some("approve")));
+    let python = format!(
+        r#"
+import json, urllib.request
+req = urllib.request.Request({decide:?}, data=json.dumps({{"scene": "payment", "event_id": "py1", "event": {{"type": "payment", "card": "c2", "device": "d-c2", "amount": 5}}}}).encode(), headers={{"content-type": "application/json"}})
+print(json.load(urllib.request.urlopen(req))["decision_id"])
+"#
+    );
+    let out = Command::new("python3")
+        .args(["-c", &python])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("d-"));
+    // An event the scene refuses: a 422 naming its condition.
+    let (status, refused) = post(
+        &decide,
+        r#"{"scene": "payment", "event_id": "r1", "event": {"type": "refund", "card": "c2"}}"#,
+        &[],
+    );
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("not_in_scene")),
+        "{refused}"
+    );
+    assert!(refused["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(r#"type == "payment""#));
+    server.stop();
+}
+
+/// Overload, by counts: `deadline_ms: 0` gets the scene's fallback,
+/// degraded; a queue of 1 against 32 clients at once gives 429s with
+/// `Retry-After`; the counts on `/metrics` equal the clients' tallies.
+#[test]
+fn overload_is_answered_by_counts_that_metrics_tell() {
+    let dir = scratch("serve_overload");
+    let server = Server::start(&risk(), &dir.join("state"), &["--queue", "1"]);
+    let answers = clients(
+        &server.base,
+        &dir.join("answers.jsonl"),
+        &[
+            "--threads",
+            "32",
+            "--each",
+            "6",
+            "--deadline-every",
+            "3",
+            "--barrier",
+        ],
+    );
+    assert_eq!(answers.len(), 32 * 6);
+    let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
+    for a in &answers {
+        let kind = match a["status"].as_u64() {
+            Some(200) if a["body"]["degraded"] == true => {
+                assert_eq!(a["body"]["degraded_why"], "deadline");
+                assert_eq!(a["body"]["outcome"], "approve", "the scene's fallback");
+                "degraded"
+            }
+            Some(200) => "decided",
+            Some(429) => {
+                assert_eq!(a["retry_after"], "1", "{a}");
+                assert_eq!(a["body"]["error"]["code"], "overloaded");
+                "refused"
+            }
+            other => panic!("{other:?}: {a}"),
+        };
+        *tally.entry(kind).or_default() += 1;
+    }
+    assert!(
+        tally.get("refused").copied().unwrap_or(0) > 0,
+        "32 clients against a queue of 1: {tally:?}"
+    );
+    assert!(tally.get("degraded").copied().unwrap_or(0) > 0, "{tally:?}");
+    let (metrics, _) = curl(&["-s", &format!("{}/metrics", server.base)], &[]);
+    let count = |name: &str| -> u64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("cepheid_serve_{name}_total ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(count("refused_queue"), tally["refused"], "{metrics}");
+    assert_eq!(count("degraded_deadline"), tally["degraded"]);
+    assert_eq!(count("decisions"), tally["decided"] + tally["degraded"]);
+    server.stop();
+}
+
+/// Live equals backtest: 8 clients at once, a change of rules while they
+/// run (`--watch`), every 5th request with a deadline of 0 (degraded); the
+/// answers they got are, answer for answer, what `cepheid backtest
+/// RULES --events wal:STATE/log` prints.
+#[test]
+fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
+    let dir = scratch("serve_backtest");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for f in ["rules.cep", "scenes.cep"] {
+        std::fs::copy(risk().join(f), rules.join(f)).unwrap();
+    }
+    let server = Server::start(&rules, &dir.join("state"), &["--watch", "--tick", "50ms"]);
+    let first = clients(
+        &server.base,
+        &dir.join("a.jsonl"),
+        &[
+            "--threads",
+            "8",
+            "--each",
+            "8",
+            "--deadline-every",
+            "5",
+            "--prefix",
+            "a",
+        ],
+    );
+    // Velocity reviews from 3 payments on (it was 4).
+    let text = std::fs::read_to_string(rules.join("rules.cep")).unwrap();
+    let changed = text.replace(
+        "card_payments_10m(card) >= 4",
+        "card_payments_10m(card) >= 3",
+    );
+    assert_ne!(text, changed);
+    std::fs::write(rules.join("rules.cep"), changed).unwrap();
+    let started = Instant::now();
+    loop {
+        let (scenes, _) = curl(&["-s", &format!("{}/v1/scenes", server.base)], &[]);
+        if serde_json::from_str::<Value>(&scenes).unwrap()["rules_version"] == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the change of rules was not applied"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = clients(
+        &server.base,
+        &dir.join("b.jsonl"),
+        &[
+            "--threads",
+            "8",
+            "--each",
+            "8",
+            "--deadline-every",
+            "5",
+            "--prefix",
+            "b",
+        ],
+    );
+    server.stop();
+    let answered: Vec<&Value> = first.iter().chain(&second).collect();
+    assert!(answered.iter().all(|a| a["status"] == 200), "{answered:?}");
+    let versions: BTreeSet<u64> = answered
+        .iter()
+        .map(|a| a["body"]["rules_version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, BTreeSet::from([1, 2]));
+    assert!(answered.iter().any(|a| a["body"]["degraded"] == true));
+    let out = cepheid()
+        .args(["backtest"])
+        .arg(&rules)
+        .arg("--events")
+        .arg(format!("wal:{}", dir.join("state/log").display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["decision_id"].as_str().unwrap().to_string(),
+                comparable(&v),
+            )
+        })
+        .collect();
+    assert_eq!(replayed.len(), answered.len());
+    for a in answered {
+        let id = a["body"]["decision_id"].as_str().unwrap();
+        assert_eq!(replayed.get(id), Some(&comparable(&a["body"])), "{id}");
+    }
+}
+
+/// Killed with SIGKILL under load (8 clients), then restarted on the same
+/// state: every decision a client got is in the state as it was answered;
+/// the clients retry every request (the unanswered ones with the same
+/// event ids) and get one decision each; no indicator counted a request
+/// twice (each card's count is its requests', read by the velocity rule).
+#[test]
+fn killed_under_load_then_restarted_every_answer_stands_and_retries_count_once() {
+    let dir = scratch("serve_crash");
+    let state = dir.join("state");
+    let server = Server::start(&risk(), &state, &["--checkpoint-every", "200ms"]);
+    let out = dir.join("live.jsonl");
+    let script = cepheid_testkit::path("tests/serve/clients.py");
+    let mut load = Command::new("python3")
+        .arg(&script)
+        .arg(&server.base)
+        .arg(&out)
+        .args(["--threads", "8", "--each", "100000", "--until-killed"])
+        .spawn()
+        .unwrap();
+    // Killed once a few hundred answers went out (and a checkpoint or two).
+    let started = Instant::now();
+    while read_lines(&out).len() < 300 {
+        assert!(
+            started.elapsed() < PATIENCE * 2,
+            "the clients got too few answers"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    assert!(load.wait().unwrap().success());
+    let live = read_lines(&out);
+    let answered: Vec<&Value> = live.iter().filter(|a| a["status"] == 200).collect();
+    let unanswered: Vec<&Value> = live.iter().filter(|a| a["status"] == 0).collect();
+    assert!(answered.len() >= 300);
+    assert!(
+        live.iter().all(|a| a["status"] == 200 || a["status"] == 0),
+        "{live:?}"
+    );
+    let server = Server::start(&risk(), &state, &[]);
+    // Every answer a client got is in the state, as answered.
+    for a in &answered {
+        let id = a["body"]["decision_id"].as_str().unwrap();
+        let (got, _) = curl(&["-s", &format!("{}/v1/decisions/{id}", server.base)], &[]);
+        let got: Value = serde_json::from_str(&got).unwrap_or_else(|e| panic!("{e}: {got}"));
+        assert_eq!(comparable(&got), comparable(&a["body"]), "{id}");
+    }
+    // Every request again, with its event id: each answered one gets its
+    // answer again; each unanswered one gets one decision.
+    let retries = dir.join("retries.jsonl");
+    let wanted: String = live
+        .iter()
+        .map(|a| {
+            format!(
+                "{}\n",
+                serde_json::json!({"id": a["id"], "card": a["card"], "amount": a["amount"]})
+            )
+        })
+        .collect();
+    std::fs::write(&retries, wanted).unwrap();
+    let again = clients(
+        &server.base,
+        &dir.join("again.jsonl"),
+        &["--threads", "8", "--ids", retries.to_str().unwrap()],
+    );
+    assert_eq!(again.len(), live.len());
+    let first: BTreeMap<&str, &Value> = answered
+        .iter()
+        .map(|a| (a["id"].as_str().unwrap(), &a["body"]))
+        .collect();
+    for a in &again {
+        assert_eq!(a["status"], 200, "{a}");
+        let id = a["id"].as_str().unwrap();
+        if let Some(body) = first.get(id) {
+            assert_eq!(a["body"]["decision_id"], body["decision_id"], "{id}");
+            assert_eq!(a["body"]["repeated"], true, "{id}");
+            assert_eq!(a["body"]["outcome"], body["outcome"], "{id}");
+        }
+    }
+    // Each card's payments counted once: one more payment per card reads
+    // as many payments as distinct requests were sent for it, plus itself.
+    let mut per_card: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for a in &live {
+        per_card
+            .entry(a["card"].as_str().unwrap())
+            .or_default()
+            .insert(a["id"].as_str().unwrap());
+    }
+    for (card, ids) in &per_card {
+        let (status, probe) = post(
+            &format!("{}/v1/decide", server.base),
+            &payment(&format!("probe-{card}"), card, 1),
+            &[],
+        );
+        assert_eq!(status, 200, "{probe}");
+        let reads = &probe["rules"][0]["reads"]["card_payments_10m(card)"];
+        assert_eq!(
+            reads.as_u64(),
+            Some(ids.len() as u64 + 1),
+            "{card}: {probe}"
+        );
+    }
+    let _ = unanswered;
+    server.stop();
+}
