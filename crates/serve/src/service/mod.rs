@@ -220,6 +220,8 @@ pub(crate) struct Shared {
     ready: AtomicBool,
     /// Has the run ended (stopped, or failed)?
     gone: AtomicBool,
+    /// Did the last write of the log fail (said once, until one succeeds)?
+    log_failing: AtomicBool,
     pub(crate) counters: Counters,
     /// The recent time from logging to answer, in microseconds (an
     /// average that follows the load).
@@ -637,6 +639,7 @@ fn shared_of(
         kept: Mutex::new(Kept::default()),
         ready: AtomicBool::new(false),
         gone: AtomicBool::new(false),
+        log_failing: AtomicBool::new(false),
         counters: Counters::default(),
         recent_us: AtomicU64::new(0),
         live: Mutex::new(live_tx.clone()),
@@ -966,10 +969,18 @@ impl Front {
         let logged = logged_rx
             .await
             .map_err(|_| unavailable("the log stopped before the request was written"))?;
+        if logged.is_ok() && shared.log_failing.swap(false, Ordering::AcqRel) {
+            eprintln!("cepheid serve: the log is written again");
+        }
         let mut body = match logged {
             Err(why) => {
                 // (not logged: answered with the fallback, not applied)
                 shared.counters.degraded_log.inc();
+                if !shared.log_failing.swap(true, Ordering::AcqRel) {
+                    eprintln!(
+                        "cepheid serve: the log cannot be written ({why}): requests are answered with their scene's fallback and not applied until it can (counted: cepheid_serve_degraded_log_write_failed_total)"
+                    );
+                }
                 let mut note = Note::of(0, Some(&scene_name), &call.event);
                 note.degraded = true;
                 note.rules_version = rules_version;
@@ -982,7 +993,6 @@ impl Front {
                 );
                 body.degraded_why = Some("log_write_failed");
                 body.decision_id = "d-unlogged".into();
-                let _ = why;
                 body
             }
             Ok(logged) if degraded => {
