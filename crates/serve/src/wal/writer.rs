@@ -246,6 +246,9 @@ struct Writer {
     last_sync: Instant,
     /// A failed group's bytes not cut away yet: cut before the next write.
     cut_to: Option<u64>,
+    /// The last interval sync failed (`Interval`, `Never`): health stays
+    /// unhealthy until a sync succeeds.
+    sync_failing: bool,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -564,6 +567,7 @@ impl Wal {
             dirty: false,
             last_sync: Instant::now(),
             cut_to: None,
+            sync_failing: false,
         };
         let thread = std::thread::Builder::new()
             .name("cepheid-wal".into())
@@ -653,7 +657,7 @@ impl Wal {
     }
 
     /// Writes what is queued, syncs, stops the writer thread; its counters.
-    /// An error if the last write or sync failed.
+    /// An error if the last sync failed.
     pub fn close(mut self) -> Result<WalStats, WalError> {
         match self.stop() {
             Some(e) => Err(e),
@@ -745,10 +749,15 @@ impl Writer {
         match result {
             Ok(()) => {
                 self.dirty = false;
+                if self.sync_failing {
+                    self.sync_failing = false;
+                    *lock(&self.shared.health) = None;
+                }
                 None
             }
             Err(e) => {
                 let e = WalError::io("syncing the log", &self.path, e);
+                self.sync_failing = true;
                 self.failed(&e);
                 Some(e)
             }
@@ -818,7 +827,9 @@ impl Writer {
             current.last = last;
             current.last_stamp = last_stamp;
         }
-        *lock(&self.shared.health) = None;
+        if !self.sync_failing {
+            *lock(&self.shared.health) = None;
+        }
         self.shared.committed.store(last, Ordering::Release);
         let mut logged = Vec::with_capacity(if self.consumer.is_some() {
             batch.len()
