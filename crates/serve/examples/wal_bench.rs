@@ -12,7 +12,9 @@
 //!    policy, each submitter waiting for its completion before its next
 //!    append (as an HTTP client waits for its answer), for SECONDS (2)
 //!    each: entries a second, the mean and largest group, and the
-//!    append-to-completion latency (p50, p99, p99.9).
+//!    append-to-completion latency (p50, p99, p99.9), and the CPU time
+//!    per entry of the writer thread and of the completer thread (Linux,
+//!    from `/proc`).
 //! 4. Opening the log written (every frame checked): entries a second.
 //!
 //! DIR (the system's temporary folder by default) must be on the disk to
@@ -145,6 +147,23 @@ fn json_cost(dir: &Path) {
     std::fs::remove_dir_all(&log).unwrap();
 }
 
+/// The CPU time (user + system) of this process's thread `name` so far,
+/// from `/proc` (Linux; none elsewhere).
+fn thread_cpu(name: &str) -> Option<Duration> {
+    let tick = 100.0; // USER_HZ
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let path = task.ok()?.path();
+        if std::fs::read_to_string(path.join("comm")).ok()?.trim() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let (utime, stime): (f64, f64) = (fields[11].parse().ok()?, fields[12].parse().ok()?);
+        return Some(Duration::from_secs_f64((utime + stime) / tick));
+    }
+    None
+}
+
 fn run(dir: &Path, policy: FsyncPolicy, submitters: usize, secs: f64) {
     let log = dir.join(format!("run-{submitters}"));
     let _ = std::fs::remove_dir_all(&log);
@@ -183,6 +202,13 @@ fn run(dir: &Path, policy: FsyncPolicy, submitters: usize, secs: f64) {
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(secs));
+    let cpu = (thread_cpu("cepheid-wal"), thread_cpu("cepheid-wal-ack"));
+    let appended_then = wal.stats().appended.max(1) as f64;
+    let per_entry = |cpu: Option<Duration>| {
+        cpu.map_or("?".to_string(), |cpu| {
+            format!("{:.2} µs", cpu.as_secs_f64() * 1e6 / appended_then)
+        })
+    };
     stop.store(true, Ordering::Relaxed);
     let mut latencies: Vec<u64> = threads
         .into_iter()
@@ -192,7 +218,7 @@ fn run(dir: &Path, policy: FsyncPolicy, submitters: usize, secs: f64) {
     let stats = wal.close().unwrap();
     latencies.sort_unstable();
     println!(
-        "| {:<14} | {:>3} | {:>9.0} | {:>6.1} | {:>5} | {:>10} | {:>10} | {:>10} |",
+        "| {:<14} | {:>3} | {:>9.0} | {:>6.1} | {:>5} | {:>10} | {:>10} | {:>10} | {:>9} | {:>9} |",
         format!("{policy:?}"),
         submitters,
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -201,6 +227,8 @@ fn run(dir: &Path, policy: FsyncPolicy, submitters: usize, secs: f64) {
         us(percentile(&latencies, 0.5)),
         us(percentile(&latencies, 0.99)),
         us(percentile(&latencies, 0.999)),
+        per_entry(cpu.0),
+        per_entry(cpu.1),
     );
     std::fs::remove_dir_all(&log).unwrap();
 }
@@ -215,9 +243,9 @@ fn main() {
     fsync_latency(&dir);
     json_cost(&dir);
     println!(
-        "| policy         | subm | entries/s | group (mean) | group (max) | p50 | p99 | p99.9 |"
+        "| policy | submitters | entries/s | group (mean) | group (max) | append-to-done p50 | p99 | p99.9 | writer CPU/entry | completer CPU/entry |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for policy in [
         FsyncPolicy::Always,
         FsyncPolicy::Interval(Duration::from_millis(10)),

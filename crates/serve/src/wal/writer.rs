@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,15 +15,17 @@ use super::reader::WalReader;
 use super::segment::{self, FrameReader, Header, HEADER_LEN, MAX_PAYLOAD};
 use super::{FsyncPolicy, Health, Recovered, Torn, WalError, WalOptions, WalStats};
 
-/// What an append's completion is called with, once, on the writer
-/// thread: where the entry landed, after it is durable (per the fsync
-/// policy), or why it was not logged. Keep it short (send to a channel,
-/// wake a task): the next group waits for it.
+/// What an append's completion is called with, once, on the log's
+/// completer thread (`cepheid-wal-ack`), in seq order: where the entry
+/// landed, after it is durable (per the fsync policy), or why it was not
+/// logged. Keep it short (send to a channel, wake a task): the next
+/// group's completions wait for it, and the writer too once the completer
+/// is 64 groups behind.
 pub type Done = Box<dyn FnOnce(Result<Logged, WalError>) + Send>;
 
-/// What receives the logged entries, in seq order, on the writer thread,
-/// after their completions were called: a group at a time. Keep it short
-/// (send to the engine's channel).
+/// What receives the logged entries, in seq order, on the completer
+/// thread, after their completions were called: a group at a time. Keep
+/// it short (send to the engine's channel).
 pub type Consumer = Box<dyn FnMut(&[Arc<LoggedEntry>]) + Send>;
 
 /// The clock stamps are read from: milliseconds since the epoch.
@@ -84,8 +86,9 @@ pub(crate) struct Shared {
     clock: Clock,
     counters: Counters,
     health: Mutex<Option<String>>,
-    /// The last seq whose completion was called: durable per the policy
-    /// (synced under `Always`). Readers never read past it.
+    /// The last seq written and made durable per the policy (synced under
+    /// `Always`), set before its completion is called. Readers never read
+    /// past it.
     pub(crate) committed: Arc<AtomicU64>,
     segments: Mutex<Vec<SegMeta>>,
     retention: Duration,
@@ -209,12 +212,16 @@ impl Appender {
     }
 }
 
-/// The write-ahead log: one folder of segments, one writer thread.
+/// The write-ahead log: one folder of segments, one writer thread (which
+/// writes and syncs) and one completer thread (which calls completions and
+/// the consumer, so that the next group's write and sync need not wait
+/// for them).
 /// Dropping it (or [`Wal::close`]) writes what is queued, syncs, and
 /// stops the thread; appends after that fail with [`WalError::Closed`].
 pub struct Wal {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<Option<WalError>>>,
+    completer: Option<JoinHandle<()>>,
     /// The folder's lock, held while the log is open.
     _lock: File,
 }
@@ -232,7 +239,8 @@ struct Writer {
     shared: Arc<Shared>,
     policy: FsyncPolicy,
     segment_size: u64,
-    consumer: Option<Consumer>,
+    /// Each group, done or failed, for the completer thread.
+    completer: mpsc::SyncSender<Completion>,
     file: File,
     path: PathBuf,
     /// The current segment's length (where the next group goes).
@@ -553,11 +561,16 @@ impl Wal {
             segments: Mutex::new(metas),
             retention: options.retention,
         });
+        let (completions, groups) = mpsc::sync_channel(COMPLETIONS);
+        let completer = Completer {
+            shared: shared.clone(),
+            consumer: options.consumer.take(),
+        };
         let writer = Writer {
             shared: shared.clone(),
             policy: options.fsync,
             segment_size: options.segment_size.max(HEADER_LEN + 1),
-            consumer: options.consumer.take(),
+            completer: completions,
             file,
             path,
             len: end,
@@ -569,6 +582,10 @@ impl Wal {
             cut_to: None,
             sync_failing: false,
         };
+        let completer = std::thread::Builder::new()
+            .name("cepheid-wal-ack".into())
+            .spawn(move || completer.run(groups))
+            .map_err(|e| WalError::io("starting the log's completer thread", &dir, e))?;
         let thread = std::thread::Builder::new()
             .name("cepheid-wal".into())
             .spawn(move || writer.run())
@@ -577,6 +594,7 @@ impl Wal {
             Wal {
                 shared,
                 thread: Some(thread),
+                completer: Some(completer),
                 _lock: lock_file,
             },
             recovered,
@@ -606,15 +624,16 @@ impl Wal {
         &self.shared.dir
     }
 
-    /// The last seq whose completion was called (0 before the first):
-    /// durable per the fsync policy.
+    /// The last seq written and durable per the fsync policy (0 before
+    /// the first); its completion may still be running.
     pub fn committed_seq(&self) -> u64 {
         self.shared.committed.load(Ordering::Acquire)
     }
 
     /// A reader from `from_seq` (0: the first entry kept) that follows
-    /// this log: it hands out an entry only once its completion was
-    /// called (durable under `Always`), and says "nothing yet" past that.
+    /// this log: it hands out an entry only once it is durable per the
+    /// policy (synced under `Always`; never the bytes of a failed group),
+    /// and says "nothing yet" past that.
     pub fn reader(&self, from_seq: u64) -> Result<WalReader, WalError> {
         WalReader::following(&self.shared.dir, from_seq, self.shared.committed.clone())
     }
@@ -669,10 +688,16 @@ impl Wal {
         lock(&self.shared.queue).closed = true;
         self.shared.wake.notify_one();
         let thread = self.thread.take()?;
-        match thread.join() {
+        let result = match thread.join() {
             Ok(result) => result,
             Err(_) => Some(WalError::Closed),
+        };
+        // The writer's end closed the completer's channel: it calls what
+        // is left, then ends.
+        if let Some(completer) = self.completer.take() {
+            let _ = completer.join();
         }
+        result
     }
 }
 
@@ -831,34 +856,10 @@ impl Writer {
             *lock(&self.shared.health) = None;
         }
         self.shared.committed.store(last, Ordering::Release);
-        let mut logged = Vec::with_capacity(if self.consumer.is_some() {
-            batch.len()
-        } else {
-            0
+        self.complete(Completion::Logged {
+            first,
+            items: std::mem::take(batch),
         });
-        for (i, p) in batch.drain(..).enumerate() {
-            let at = Logged {
-                seq: first + i as u64,
-                stamp: p.stamp,
-            };
-            let done = p.done;
-            if catch_unwind(AssertUnwindSafe(|| done(Ok(at)))).is_err() {
-                c.panics.fetch_add(1, Ordering::Relaxed);
-            }
-            if self.consumer.is_some() {
-                logged.push(Arc::new(LoggedEntry {
-                    seq: at.seq,
-                    stamp: at.stamp,
-                    entry: p.entry,
-                }));
-            }
-        }
-        if let Some(consumer) = self.consumer.as_mut() {
-            if catch_unwind(AssertUnwindSafe(|| consumer(&logged))).is_err() {
-                c.panics.fetch_add(1, Ordering::Relaxed);
-                *lock(&self.shared.health) = Some("the log's consumer panicked".into());
-            }
-        }
     }
 
     /// Before a group: a failed group cut away, the segment rolled if full.
@@ -925,11 +926,96 @@ impl Writer {
 
     fn fail(&mut self, batch: &mut Vec<Pending>, e: WalError) {
         self.failed(&e);
-        for p in batch.drain(..) {
-            let done = p.done;
-            let e = e.clone();
-            if catch_unwind(AssertUnwindSafe(|| done(Err(e)))).is_err() {
-                self.shared.counters.panics.fetch_add(1, Ordering::Relaxed);
+        self.complete(Completion::Failed {
+            items: std::mem::take(batch),
+            error: e,
+        });
+    }
+
+    /// Hands a group to the completer thread (which waits for nothing but
+    /// the callbacks), blocking while it is [`COMPLETIONS`] groups behind.
+    fn complete(&self, completion: Completion) {
+        if let Err(mpsc::SendError(completion)) = self.completer.send(completion) {
+            // The completer is gone (it cannot panic: every callback is
+            // caught); call them here rather than never.
+            let mut completer = Completer {
+                shared: self.shared.clone(),
+                consumer: None,
+            };
+            completer.run_one(completion);
+        }
+    }
+}
+
+/// A group for the completer thread.
+enum Completion {
+    /// Written and durable per the policy: its seqs from `first`.
+    Logged { first: u64, items: Vec<Pending> },
+    /// Failed, cut away.
+    Failed {
+        items: Vec<Pending>,
+        error: WalError,
+    },
+}
+
+/// How many groups the completer may be behind the writer.
+const COMPLETIONS: usize = 64;
+
+/// The completer thread: calls each group's completions in seq order,
+/// then the consumer, while the writer writes and syncs the next group.
+struct Completer {
+    shared: Arc<Shared>,
+    consumer: Option<Consumer>,
+}
+
+impl Completer {
+    fn run(mut self, groups: mpsc::Receiver<Completion>) {
+        for completion in groups {
+            self.run_one(completion);
+        }
+    }
+
+    fn run_one(&mut self, completion: Completion) {
+        let panics = &self.shared.counters.panics;
+        match completion {
+            Completion::Logged { first, items } => {
+                let mut logged = Vec::with_capacity(if self.consumer.is_some() {
+                    items.len()
+                } else {
+                    0
+                });
+                for (i, p) in items.into_iter().enumerate() {
+                    let at = Logged {
+                        seq: first + i as u64,
+                        stamp: p.stamp,
+                    };
+                    let done = p.done;
+                    if catch_unwind(AssertUnwindSafe(|| done(Ok(at)))).is_err() {
+                        panics.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if self.consumer.is_some() {
+                        logged.push(Arc::new(LoggedEntry {
+                            seq: at.seq,
+                            stamp: at.stamp,
+                            entry: p.entry,
+                        }));
+                    }
+                }
+                if let Some(consumer) = self.consumer.as_mut() {
+                    if catch_unwind(AssertUnwindSafe(|| consumer(&logged))).is_err() {
+                        panics.fetch_add(1, Ordering::Relaxed);
+                        *lock(&self.shared.health) = Some("the log's consumer panicked".into());
+                    }
+                }
+            }
+            Completion::Failed { items, error } => {
+                for p in items {
+                    let done = p.done;
+                    let e = error.clone();
+                    if catch_unwind(AssertUnwindSafe(|| done(Err(e)))).is_err() {
+                        panics.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
