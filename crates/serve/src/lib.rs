@@ -10,3 +10,8 @@
 #![warn(missing_docs)]
 
 pub mod wal;
+
+// The crate page's example is a doc test too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;

@@ -20,7 +20,8 @@ use super::{FsyncPolicy, Health, Recovered, Torn, WalError, WalOptions, WalStats
 /// landed, after it is durable (per the fsync policy), or why it was not
 /// logged. Keep it short (send to a channel, wake a task): the next
 /// group's completions wait for it, and the writer too once the completer
-/// is 64 groups behind.
+/// is 64 groups behind. It may append; it must not drop or close the
+/// [`Wal`] (that waits for this thread).
 pub type Done = Box<dyn FnOnce(Result<Logged, WalError>) + Send>;
 
 /// What receives the logged entries, in seq order, on the completer
