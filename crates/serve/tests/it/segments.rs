@@ -187,3 +187,46 @@ fn retention_deletes_only_what_it_may() {
     // Everything but the segment being written went.
     assert_eq!(stats.segments_released, stats.segments_rolled);
 }
+
+#[test]
+fn a_reader_of_the_files_alone_follows_a_log_being_written() {
+    let dir = scratch("follow-files");
+    let options = WalOptions {
+        segment_size: 4096,
+        fsync: FsyncPolicy::Never,
+        ..WalOptions::default()
+    };
+    let (wal, _) = Wal::open(&*dir, options).unwrap();
+    let n = 3000;
+    let mut reader = WalReader::open(&*dir, 0).unwrap();
+    let read = std::thread::scope(|s| {
+        let appender = wal.appender();
+        s.spawn(move || {
+            let mut waits = Vec::new();
+            for i in 0..n {
+                let fields = format!(r#"{{"i":{i},"pad":"{}"}}"#, "y".repeat(i % 300));
+                waits.push(crate::support::append_async(
+                    &appender,
+                    decide("pay", &format!("e{i}"), &fields),
+                ));
+            }
+            for w in waits {
+                w.recv().unwrap().unwrap();
+            }
+        });
+        // As another process would: whole frames only, the end for now
+        // at a frame being written.
+        let mut read = Vec::new();
+        while read.len() < n {
+            match reader.next_entry().unwrap() {
+                Some(e) => read.push(e),
+                None => std::thread::yield_now(),
+            }
+        }
+        read
+    });
+    assert!(reader.next_entry().unwrap().is_none());
+    wal.close().unwrap();
+    assert!(segments(&dir).len() > 1);
+    assert_eq!(read, read_all(&dir));
+}
