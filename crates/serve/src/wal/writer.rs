@@ -759,8 +759,13 @@ impl Writer {
                 continue;
             }
             if batch.is_empty() {
-                // Closed, and nothing left: the last sync.
-                if self.dirty || self.cut_to.is_some() {
+                // Closed, and nothing left: a failed group's bytes cut
+                // away if they are still there, the last sync.
+                if let Err(e) = self.cut() {
+                    self.failed(&e);
+                    return Some(e);
+                }
+                if self.dirty {
                     return self.sync_now();
                 }
                 return None;
