@@ -177,11 +177,23 @@ fn retention_deletes_only_what_it_may() {
         WalReader::open(&*dir, 1),
         Err(WalError::Released { asked: 1, .. })
     ));
+    // A reader behind, in a segment about to be released.
+    let mut behind = wal.reader(first_kept).unwrap();
+    assert_eq!(behind.next_entry().unwrap().unwrap().seq, first_kept);
     // Never the segment being written, even when everything may go.
     now.store(10_000_000, std::sync::atomic::Ordering::SeqCst);
     append_wait(&wal.appender(), Entry::Tick { time: 0 }).unwrap();
     wal.release_before(u64::MAX).unwrap();
     assert_eq!(segments(&dir).len(), 1);
+    // The reader ends its open segment, then is told the rest went.
+    let err = loop {
+        match behind.next_entry() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a reader behind released segments waits for ever"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, WalError::Released { .. }), "{err:?}");
     let stats = wal.stats();
     wal.close().unwrap();
     // Everything but the segment being written went.
