@@ -194,6 +194,9 @@ pub struct WalStats {
     pub groups: u64,
     /// `fdatasync` calls (per group, per interval, at rolls and close).
     pub syncs: u64,
+    /// Time spent in those syncs, in microseconds (over `syncs`: the
+    /// disk's mean sync time as the log sees it).
+    pub sync_micros: u64,
     /// Bytes of frames written.
     pub bytes: u64,
     /// Failed writes, syncs, cuts and rolls (each fails its group's entries).

@@ -59,6 +59,7 @@ struct Counters {
     appended: AtomicU64,
     groups: AtomicU64,
     syncs: AtomicU64,
+    sync_micros: AtomicU64,
     bytes: AtomicU64,
     failures: AtomicU64,
     largest_group: AtomicU64,
@@ -108,6 +109,7 @@ impl Shared {
             appended: get(&c.appended),
             groups: get(&c.groups),
             syncs: get(&c.syncs),
+            sync_micros: get(&c.sync_micros),
             bytes: get(&c.bytes),
             failures: get(&c.failures),
             largest_group: get(&c.largest_group),
@@ -786,8 +788,7 @@ impl Writer {
     }
 
     fn sync_now(&mut self) -> Option<WalError> {
-        let result = self.file.sync_data();
-        self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        let result = self.timed_sync();
         self.last_sync = Instant::now();
         match result {
             Ok(()) => {
@@ -839,8 +840,7 @@ impl Writer {
         if result.is_ok() {
             match self.policy {
                 FsyncPolicy::Always => {
-                    result = self.file.sync_data().map_err(|e| ("syncing", e));
-                    self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    result = self.timed_sync().map_err(|e| ("syncing", e));
                     self.last_sync = Instant::now();
                 }
                 FsyncPolicy::Interval(_) | FsyncPolicy::Never => self.dirty = true,
@@ -913,13 +913,22 @@ impl Writer {
         }
     }
 
+    /// `fdatasync` of the current segment, counted and timed.
+    fn timed_sync(&self) -> io::Result<()> {
+        let start = Instant::now();
+        let result = self.file.sync_data();
+        let c = &self.shared.counters;
+        c.syncs.fetch_add(1, Ordering::Relaxed);
+        c.sync_micros
+            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        result
+    }
+
     /// Ends the current segment (synced whatever the policy: only the
     /// last segment may ever have a torn tail) and starts one at `first`.
     fn roll(&mut self, first: u64) -> Result<(), WalError> {
-        self.file
-            .sync_data()
+        self.timed_sync()
             .map_err(|e| WalError::io("syncing a full segment", &self.path, e))?;
-        self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
         self.dirty = false;
         let (file, path) = create_segment(&self.shared.dir, first).map_err(|e| {
             WalError::io(
