@@ -188,10 +188,11 @@ impl std::fmt::Debug for Appender {
 
 impl Appender {
     /// Queues `entry`; the writer thread gives it the next seq and writes
-    /// it with the others queued, then calls `done` once: `Ok` with its seq
-    /// and stamp once the group is durable (per the fsync policy), `Err`
-    /// if the group's write or sync failed (the entry is not in the log,
-    /// and the consumer never sees it).
+    /// it with the others queued, then `done` is called once (on the
+    /// completer thread, in seq order): `Ok` with its seq and stamp once
+    /// the group is durable (per the fsync policy), `Err` if the group's
+    /// write or sync failed (the entry is not in the log, and the consumer
+    /// never sees it).
     ///
     /// Its stamp is read from the clock here, in queue order: never below
     /// the stamp of an entry queued before it.
