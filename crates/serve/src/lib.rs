@@ -18,3 +18,8 @@ pub mod decider;
 pub mod http;
 pub mod service;
 pub mod wal;
+
+// The crate page's example is a doc test too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;

@@ -12,8 +12,10 @@
 //!   at once ([`WalError::QueueFull`]).
 //! - The writer thread takes everything queued as one group, gives seqs
 //!   (dense from 1) in queue order, writes the group with one write, makes
-//!   it durable per the [`FsyncPolicy`], calls each completion in seq
-//!   order, then hands the group to the [`Consumer`] (the engine).
+//!   it durable per the [`FsyncPolicy`], and hands it to the completer
+//!   thread, which calls each completion in seq order, then hands the
+//!   group to the [`Consumer`] (the engine), while the writer writes and
+//!   syncs the next group.
 //! - A failed write or sync fails every entry of its group: they are cut
 //!   away from the file and their seqs are given again to the next group
 //!   (no hole, no duplicate); [`Wal::health`] says why until a group
@@ -97,7 +99,7 @@ pub struct WalOptions {
     /// [`Wal::release_before`] (24 hours).
     pub retention: Duration,
     /// What receives each durable group, in seq order (the engine), on the
-    /// writer thread. None: nothing does.
+    /// completer thread, after the group's completions. None: nothing does.
     pub consumer: Option<Consumer>,
     /// The clock stamps are read from (the wall clock, [`wall_clock_ms`]);
     /// stamps never go below the one before, whatever it says.
@@ -186,12 +188,15 @@ impl Health {
 /// The log's counters since it was opened, for `/metrics`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WalStats {
-    /// Entries logged (completions called with `Ok`).
+    /// Entries logged (written and durable per the policy).
     pub appended: u64,
     /// Groups written.
     pub groups: u64,
     /// `fdatasync` calls (per group, per interval, at rolls and close).
     pub syncs: u64,
+    /// Time spent in those syncs, in microseconds (over `syncs`: the
+    /// disk's mean sync time as the log sees it).
+    pub sync_micros: u64,
     /// Bytes of frames written.
     pub bytes: u64,
     /// Failed writes, syncs, cuts and rolls (each fails its group's entries).
@@ -210,6 +215,7 @@ pub struct WalStats {
     pub callback_panics: u64,
     /// Entries waiting for the writer now.
     pub queued: u64,
-    /// The last seq whose completion was called.
+    /// The last seq written and durable per the policy (its completion
+    /// may still be running).
     pub committed_seq: u64,
 }

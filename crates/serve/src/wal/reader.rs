@@ -227,6 +227,20 @@ impl WalReader {
                             None => return Ok(None),
                         }
                     }
+                    // Retention may have deleted this segment and the next
+                    // while the reader was behind: say so, rather than wait
+                    // for a seq that will never come.
+                    if !cur.reader.path.exists() {
+                        let found = segment::list(&self.dir)
+                            .map_err(|e| WalError::io("listing the log's folder", &self.dir, e))?;
+                        if let Some(&(first_kept, _)) = found.iter().find(|(first, _)| *first > seq)
+                        {
+                            return Err(WalError::Released {
+                                asked: seq,
+                                first_kept,
+                            });
+                        }
+                    }
                     return Ok(None);
                 }
                 Frame::Partial { avail } => format!("a frame cut short ({avail} bytes)"),

@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -15,15 +15,18 @@ use super::reader::WalReader;
 use super::segment::{self, FrameReader, Header, HEADER_LEN, MAX_PAYLOAD};
 use super::{FsyncPolicy, Health, Recovered, Torn, WalError, WalOptions, WalStats};
 
-/// What an append's completion is called with, once, on the writer
-/// thread: where the entry landed, after it is durable (per the fsync
-/// policy), or why it was not logged. Keep it short (send to a channel,
-/// wake a task): the next group waits for it.
+/// What an append's completion is called with, once, on the log's
+/// completer thread (`cepheid-wal-ack`), in seq order: where the entry
+/// landed, after it is durable (per the fsync policy), or why it was not
+/// logged. Keep it short (send to a channel, wake a task): the next
+/// group's completions wait for it, and the writer too once the completer
+/// is 64 groups behind. It may append; it must not drop or close the
+/// [`Wal`] (that waits for this thread).
 pub type Done = Box<dyn FnOnce(Result<Logged, WalError>) + Send>;
 
-/// What receives the logged entries, in seq order, on the writer thread,
-/// after their completions were called: a group at a time. Keep it short
-/// (send to the engine's channel).
+/// What receives the logged entries, in seq order, on the completer
+/// thread, after their completions were called: a group at a time. Keep
+/// it short (send to the engine's channel).
 pub type Consumer = Box<dyn FnMut(&[Arc<LoggedEntry>]) + Send>;
 
 /// The clock stamps are read from: milliseconds since the epoch.
@@ -56,6 +59,7 @@ struct Counters {
     appended: AtomicU64,
     groups: AtomicU64,
     syncs: AtomicU64,
+    sync_micros: AtomicU64,
     bytes: AtomicU64,
     failures: AtomicU64,
     largest_group: AtomicU64,
@@ -84,8 +88,9 @@ pub(crate) struct Shared {
     clock: Clock,
     counters: Counters,
     health: Mutex<Option<String>>,
-    /// The last seq whose completion was called: durable per the policy
-    /// (synced under `Always`). Readers never read past it.
+    /// The last seq written and made durable per the policy (synced under
+    /// `Always`), set before its completion is called. Readers never read
+    /// past it.
     pub(crate) committed: Arc<AtomicU64>,
     segments: Mutex<Vec<SegMeta>>,
     retention: Duration,
@@ -104,6 +109,7 @@ impl Shared {
             appended: get(&c.appended),
             groups: get(&c.groups),
             syncs: get(&c.syncs),
+            sync_micros: get(&c.sync_micros),
             bytes: get(&c.bytes),
             failures: get(&c.failures),
             largest_group: get(&c.largest_group),
@@ -182,10 +188,11 @@ impl std::fmt::Debug for Appender {
 
 impl Appender {
     /// Queues `entry`; the writer thread gives it the next seq and writes
-    /// it with the others queued, then calls `done` once: `Ok` with its seq
-    /// and stamp once the group is durable (per the fsync policy), `Err`
-    /// if the group's write or sync failed (the entry is not in the log,
-    /// and the consumer never sees it).
+    /// it with the others queued, then `done` is called once (on the
+    /// completer thread, in seq order): `Ok` with its seq and stamp once
+    /// the group is durable (per the fsync policy), `Err` if the group's
+    /// write or sync failed (the entry is not in the log, and the consumer
+    /// never sees it).
     ///
     /// Its stamp is read from the clock here, in queue order: never below
     /// the stamp of an entry queued before it.
@@ -209,12 +216,16 @@ impl Appender {
     }
 }
 
-/// The write-ahead log: one folder of segments, one writer thread.
+/// The write-ahead log: one folder of segments, one writer thread (which
+/// writes and syncs) and one completer thread (which calls completions and
+/// the consumer, so that the next group's write and sync need not wait
+/// for them).
 /// Dropping it (or [`Wal::close`]) writes what is queued, syncs, and
 /// stops the thread; appends after that fail with [`WalError::Closed`].
 pub struct Wal {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<Option<WalError>>>,
+    completer: Option<JoinHandle<()>>,
     /// The folder's lock, held while the log is open.
     _lock: File,
 }
@@ -232,7 +243,8 @@ struct Writer {
     shared: Arc<Shared>,
     policy: FsyncPolicy,
     segment_size: u64,
-    consumer: Option<Consumer>,
+    /// Each group, done or failed, for the completer thread.
+    completer: mpsc::SyncSender<Completion>,
     file: File,
     path: PathBuf,
     /// The current segment's length (where the next group goes).
@@ -246,6 +258,9 @@ struct Writer {
     last_sync: Instant,
     /// A failed group's bytes not cut away yet: cut before the next write.
     cut_to: Option<u64>,
+    /// The last interval sync failed (`Interval`, `Never`): health stays
+    /// unhealthy until a sync succeeds.
+    sync_failing: bool,
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -312,8 +327,9 @@ struct Scanned {
     torn: Option<Torn>,
 }
 
-/// Reads a segment whole, checking every frame; a torn tail is allowed
-/// only when `last`.
+/// Reads a segment whole, checking every frame (decoding every entry of
+/// the last segment, and the last entry of the others); a torn tail is
+/// allowed only when `last`.
 fn scan(
     path: &Path,
     first: u64,
@@ -382,6 +398,17 @@ fn scan(
         let frame = reader.frame().map_err(io_err)?;
         let bad = match frame {
             segment::Frame::Whole { next } => {
+                // An earlier segment (rolled after a sync) is checked by its
+                // frames, CRCs and seqs; its last entry and every entry of
+                // the last segment are decoded whole too. (Decoding costs
+                // ten times the CRC: opening a day of log must not take
+                // minutes.)
+                if !last && next < file_len && entry::quick_seq(reader.payload()) == Some(seq) {
+                    seq += 1;
+                    entries += 1;
+                    reader.advance(next);
+                    continue;
+                }
                 let logged = entry::decode(reader.payload())
                     .map_err(|why| WalError::corrupt(path, pos, why))?;
                 if logged.seq != seq {
@@ -550,11 +577,16 @@ impl Wal {
             segments: Mutex::new(metas),
             retention: options.retention,
         });
+        let (completions, groups) = mpsc::sync_channel(COMPLETIONS);
+        let completer = Completer {
+            shared: shared.clone(),
+            consumer: options.consumer.take(),
+        };
         let writer = Writer {
             shared: shared.clone(),
             policy: options.fsync,
             segment_size: options.segment_size.max(HEADER_LEN + 1),
-            consumer: options.consumer.take(),
+            completer: completions,
             file,
             path,
             len: end,
@@ -564,7 +596,12 @@ impl Wal {
             dirty: false,
             last_sync: Instant::now(),
             cut_to: None,
+            sync_failing: false,
         };
+        let completer = std::thread::Builder::new()
+            .name("cepheid-wal-ack".into())
+            .spawn(move || completer.run(groups))
+            .map_err(|e| WalError::io("starting the log's completer thread", &dir, e))?;
         let thread = std::thread::Builder::new()
             .name("cepheid-wal".into())
             .spawn(move || writer.run())
@@ -573,6 +610,7 @@ impl Wal {
             Wal {
                 shared,
                 thread: Some(thread),
+                completer: Some(completer),
                 _lock: lock_file,
             },
             recovered,
@@ -602,15 +640,16 @@ impl Wal {
         &self.shared.dir
     }
 
-    /// The last seq whose completion was called (0 before the first):
-    /// durable per the fsync policy.
+    /// The last seq written and durable per the fsync policy (0 before
+    /// the first); its completion may still be running.
     pub fn committed_seq(&self) -> u64 {
         self.shared.committed.load(Ordering::Acquire)
     }
 
     /// A reader from `from_seq` (0: the first entry kept) that follows
-    /// this log: it hands out an entry only once its completion was
-    /// called (durable under `Always`), and says "nothing yet" past that.
+    /// this log: it hands out an entry only once it is durable per the
+    /// policy (synced under `Always`; never the bytes of a failed group),
+    /// and says "nothing yet" past that.
     pub fn reader(&self, from_seq: u64) -> Result<WalReader, WalError> {
         WalReader::following(&self.shared.dir, from_seq, self.shared.committed.clone())
     }
@@ -653,7 +692,7 @@ impl Wal {
     }
 
     /// Writes what is queued, syncs, stops the writer thread; its counters.
-    /// An error if the last write or sync failed.
+    /// An error if the last sync failed.
     pub fn close(mut self) -> Result<WalStats, WalError> {
         match self.stop() {
             Some(e) => Err(e),
@@ -665,10 +704,16 @@ impl Wal {
         lock(&self.shared.queue).closed = true;
         self.shared.wake.notify_one();
         let thread = self.thread.take()?;
-        match thread.join() {
+        let result = match thread.join() {
             Ok(result) => result,
             Err(_) => Some(WalError::Closed),
+        };
+        // The writer's end closed the completer's channel: it calls what
+        // is left, then ends.
+        if let Some(completer) = self.completer.take() {
+            let _ = completer.join();
         }
+        result
     }
 }
 
@@ -717,8 +762,13 @@ impl Writer {
                 continue;
             }
             if batch.is_empty() {
-                // Closed, and nothing left: the last sync.
-                if self.dirty || self.cut_to.is_some() {
+                // Closed, and nothing left: a failed group's bytes cut
+                // away if they are still there, the last sync.
+                if let Err(e) = self.cut() {
+                    self.failed(&e);
+                    return Some(e);
+                }
+                if self.dirty {
                     return self.sync_now();
                 }
                 return None;
@@ -739,16 +789,20 @@ impl Writer {
     }
 
     fn sync_now(&mut self) -> Option<WalError> {
-        let result = self.file.sync_data();
-        self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        let result = self.timed_sync();
         self.last_sync = Instant::now();
         match result {
             Ok(()) => {
                 self.dirty = false;
+                if self.sync_failing {
+                    self.sync_failing = false;
+                    *lock(&self.shared.health) = None;
+                }
                 None
             }
             Err(e) => {
                 let e = WalError::io("syncing the log", &self.path, e);
+                self.sync_failing = true;
                 self.failed(&e);
                 Some(e)
             }
@@ -787,8 +841,7 @@ impl Writer {
         if result.is_ok() {
             match self.policy {
                 FsyncPolicy::Always => {
-                    result = self.file.sync_data().map_err(|e| ("syncing", e));
-                    self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+                    result = self.timed_sync().map_err(|e| ("syncing", e));
                     self.last_sync = Instant::now();
                 }
                 FsyncPolicy::Interval(_) | FsyncPolicy::Never => self.dirty = true,
@@ -818,36 +871,14 @@ impl Writer {
             current.last = last;
             current.last_stamp = last_stamp;
         }
-        *lock(&self.shared.health) = None;
+        if !self.sync_failing {
+            *lock(&self.shared.health) = None;
+        }
         self.shared.committed.store(last, Ordering::Release);
-        let mut logged = Vec::with_capacity(if self.consumer.is_some() {
-            batch.len()
-        } else {
-            0
+        self.complete(Completion::Logged {
+            first,
+            items: std::mem::take(batch),
         });
-        for (i, p) in batch.drain(..).enumerate() {
-            let at = Logged {
-                seq: first + i as u64,
-                stamp: p.stamp,
-            };
-            let done = p.done;
-            if catch_unwind(AssertUnwindSafe(|| done(Ok(at)))).is_err() {
-                c.panics.fetch_add(1, Ordering::Relaxed);
-            }
-            if self.consumer.is_some() {
-                logged.push(Arc::new(LoggedEntry {
-                    seq: at.seq,
-                    stamp: at.stamp,
-                    entry: p.entry,
-                }));
-            }
-        }
-        if let Some(consumer) = self.consumer.as_mut() {
-            if catch_unwind(AssertUnwindSafe(|| consumer(&logged))).is_err() {
-                c.panics.fetch_add(1, Ordering::Relaxed);
-                *lock(&self.shared.health) = Some("the log's consumer panicked".into());
-            }
-        }
     }
 
     /// Before a group: a failed group cut away, the segment rolled if full.
@@ -883,13 +914,22 @@ impl Writer {
         }
     }
 
+    /// `fdatasync` of the current segment, counted and timed.
+    fn timed_sync(&self) -> io::Result<()> {
+        let start = Instant::now();
+        let result = self.file.sync_data();
+        let c = &self.shared.counters;
+        c.syncs.fetch_add(1, Ordering::Relaxed);
+        c.sync_micros
+            .fetch_add(start.elapsed().as_micros() as u64, Ordering::Relaxed);
+        result
+    }
+
     /// Ends the current segment (synced whatever the policy: only the
     /// last segment may ever have a torn tail) and starts one at `first`.
     fn roll(&mut self, first: u64) -> Result<(), WalError> {
-        self.file
-            .sync_data()
+        self.timed_sync()
             .map_err(|e| WalError::io("syncing a full segment", &self.path, e))?;
-        self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
         self.dirty = false;
         let (file, path) = create_segment(&self.shared.dir, first).map_err(|e| {
             WalError::io(
@@ -914,11 +954,96 @@ impl Writer {
 
     fn fail(&mut self, batch: &mut Vec<Pending>, e: WalError) {
         self.failed(&e);
-        for p in batch.drain(..) {
-            let done = p.done;
-            let e = e.clone();
-            if catch_unwind(AssertUnwindSafe(|| done(Err(e)))).is_err() {
-                self.shared.counters.panics.fetch_add(1, Ordering::Relaxed);
+        self.complete(Completion::Failed {
+            items: std::mem::take(batch),
+            error: e,
+        });
+    }
+
+    /// Hands a group to the completer thread (which waits for nothing but
+    /// the callbacks), blocking while it is [`COMPLETIONS`] groups behind.
+    fn complete(&self, completion: Completion) {
+        if let Err(mpsc::SendError(completion)) = self.completer.send(completion) {
+            // The completer is gone (it cannot panic: every callback is
+            // caught); call them here rather than never.
+            let mut completer = Completer {
+                shared: self.shared.clone(),
+                consumer: None,
+            };
+            completer.run_one(completion);
+        }
+    }
+}
+
+/// A group for the completer thread.
+enum Completion {
+    /// Written and durable per the policy: its seqs from `first`.
+    Logged { first: u64, items: Vec<Pending> },
+    /// Failed, cut away.
+    Failed {
+        items: Vec<Pending>,
+        error: WalError,
+    },
+}
+
+/// How many groups the completer may be behind the writer.
+const COMPLETIONS: usize = 64;
+
+/// The completer thread: calls each group's completions in seq order,
+/// then the consumer, while the writer writes and syncs the next group.
+struct Completer {
+    shared: Arc<Shared>,
+    consumer: Option<Consumer>,
+}
+
+impl Completer {
+    fn run(mut self, groups: mpsc::Receiver<Completion>) {
+        for completion in groups {
+            self.run_one(completion);
+        }
+    }
+
+    fn run_one(&mut self, completion: Completion) {
+        let panics = &self.shared.counters.panics;
+        match completion {
+            Completion::Logged { first, items } => {
+                let mut logged = Vec::with_capacity(if self.consumer.is_some() {
+                    items.len()
+                } else {
+                    0
+                });
+                for (i, p) in items.into_iter().enumerate() {
+                    let at = Logged {
+                        seq: first + i as u64,
+                        stamp: p.stamp,
+                    };
+                    let done = p.done;
+                    if catch_unwind(AssertUnwindSafe(|| done(Ok(at)))).is_err() {
+                        panics.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if self.consumer.is_some() {
+                        logged.push(Arc::new(LoggedEntry {
+                            seq: at.seq,
+                            stamp: at.stamp,
+                            entry: p.entry,
+                        }));
+                    }
+                }
+                if let Some(consumer) = self.consumer.as_mut() {
+                    if catch_unwind(AssertUnwindSafe(|| consumer(&logged))).is_err() {
+                        panics.fetch_add(1, Ordering::Relaxed);
+                        *lock(&self.shared.health) = Some("the log's consumer panicked".into());
+                    }
+                }
+            }
+            Completion::Failed { items, error } => {
+                for p in items {
+                    let done = p.done;
+                    let e = error.clone();
+                    if catch_unwind(AssertUnwindSafe(|| done(Err(e)))).is_err() {
+                        panics.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }

@@ -40,7 +40,11 @@ fn entry() -> impl Strategy<Value = Entry> {
 static CASE: AtomicUsize = AtomicUsize::new(0);
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    // 32 cases (`CEPHEID_PROPTEST_CASES` sets another number).
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("CEPHEID_PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(32),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn a_crash_at_any_byte_keeps_every_acknowledged_entry(

@@ -172,6 +172,7 @@ fn scenario(log: &Path, errno: i32, make_room: impl FnOnce()) {
     };
     let (wal, _) = Wal::open(log, options).unwrap();
     let appender = wal.appender();
+    let mut follower = wal.reader(0).unwrap();
     // Append until the disk is full.
     let mut ok = 0;
     let error = loop {
@@ -207,11 +208,20 @@ fn scenario(log: &Path, errno: i32, make_room: impl FnOnce()) {
         *consumed.lock().unwrap(),
         (1..=ok as u64).collect::<Vec<_>>()
     );
+    let followed: Vec<_> = follower.by_ref().collect::<Result<_, _>>().unwrap();
+    assert_eq!(followed.len(), ok, "a follower sees no failed entry");
     // Room again: the next entry takes the first failed seq, and the log is healthy.
     make_room();
     let logged = append_wait(&appender, entry(ok)).unwrap();
     assert_eq!(logged.seq, ok as u64 + 1);
     assert!(wal.health().is_healthy());
+    // The follower gets the seq again, with the entry logged under it now.
+    let next = follower
+        .next_entry()
+        .unwrap()
+        .expect("the entry after the failures");
+    assert_eq!(next.seq, ok as u64 + 1);
+    assert_eq!(next.entry.input().unwrap().event_id, format!("e{ok}"));
     let stats = wal.close().unwrap();
     assert_eq!(stats.appended, ok as u64 + 1);
     assert_eq!(

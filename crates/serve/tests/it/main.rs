@@ -3,13 +3,14 @@
 //! appends and the consumer (`concurrent`), torn tails and damage
 //! (`torn`), reopening, stamps and the queue (`reopen`), segments,
 //! readers and retention (`segments`), random crash points (`crash`), a
-//! full disk for real (`disk_full`).
+//! full disk for real (`disk_full`), `kill -9` under load (`kill`).
 
 mod support;
 
 mod concurrent;
 mod crash;
 mod disk_full;
+mod kill;
 mod reopen;
 mod round_trip;
 mod segments;

@@ -177,13 +177,68 @@ fn retention_deletes_only_what_it_may() {
         WalReader::open(&*dir, 1),
         Err(WalError::Released { asked: 1, .. })
     ));
+    // A reader behind, in a segment about to be released.
+    let mut behind = wal.reader(first_kept).unwrap();
+    assert_eq!(behind.next_entry().unwrap().unwrap().seq, first_kept);
     // Never the segment being written, even when everything may go.
     now.store(10_000_000, std::sync::atomic::Ordering::SeqCst);
     append_wait(&wal.appender(), Entry::Tick { time: 0 }).unwrap();
     wal.release_before(u64::MAX).unwrap();
     assert_eq!(segments(&dir).len(), 1);
+    // The reader ends its open segment, then is told the rest went.
+    let err = loop {
+        match behind.next_entry() {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("a reader behind released segments waits for ever"),
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, WalError::Released { .. }), "{err:?}");
     let stats = wal.stats();
     wal.close().unwrap();
     // Everything but the segment being written went.
     assert_eq!(stats.segments_released, stats.segments_rolled);
+}
+
+#[test]
+fn a_reader_of_the_files_alone_follows_a_log_being_written() {
+    let dir = scratch("follow-files");
+    let options = WalOptions {
+        segment_size: 4096,
+        fsync: FsyncPolicy::Never,
+        ..WalOptions::default()
+    };
+    let (wal, _) = Wal::open(&*dir, options).unwrap();
+    let n = 3000;
+    let mut reader = WalReader::open(&*dir, 0).unwrap();
+    let read = std::thread::scope(|s| {
+        let appender = wal.appender();
+        s.spawn(move || {
+            let mut waits = Vec::new();
+            for i in 0..n {
+                let fields = format!(r#"{{"i":{i},"pad":"{}"}}"#, "y".repeat(i % 300));
+                waits.push(crate::support::append_async(
+                    &appender,
+                    decide("pay", &format!("e{i}"), &fields),
+                ));
+            }
+            for w in waits {
+                w.recv().unwrap().unwrap();
+            }
+        });
+        // As another process would: whole frames only, the end for now
+        // at a frame being written.
+        let mut read = Vec::new();
+        while read.len() < n {
+            match reader.next_entry().unwrap() {
+                Some(e) => read.push(e),
+                None => std::thread::yield_now(),
+            }
+        }
+        read
+    });
+    assert!(reader.next_entry().unwrap().is_none());
+    wal.close().unwrap();
+    assert!(segments(&dir).len() > 1);
+    assert_eq!(read, read_all(&dir));
 }
