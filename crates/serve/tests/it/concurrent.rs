@@ -112,7 +112,10 @@ fn run(policy: FsyncPolicy, name: &str) {
         );
     }
     assert_eq!(file_seqs, (1..=total as u64).collect::<Vec<_>>());
-    assert!(segments(&dir).len() > 1, "the segments rolled");
+    // (whether the segments rolled depends on how the appends fell into
+    // groups, which a loaded machine decides: one group of all is one
+    // segment. Rolling is `segments.rs`'s; here only the reading across
+    // segments, when there are several.)
     assert_eq!(stats.appended, total as u64);
     assert!(stats.groups >= 1 && stats.groups <= total as u64);
     assert!(stats.largest_group >= 1);
