@@ -22,12 +22,23 @@ pub(crate) struct Limits {
 /// The longest `event_id` (characters), as `EventId` says.
 const MAX_EVENT_ID: usize = 256;
 
-const DECIDE_FIELDS: &[&str] = &["scene", "event_id", "event", "mode", "deadline_ms", "explain"];
+const DECIDE_FIELDS: &[&str] = &[
+    "scene",
+    "event_id",
+    "event",
+    "mode",
+    "deadline_ms",
+    "explain",
+];
 const EVENTS_FIELDS: &[&str] = &["events"];
 const EVENT_FIELDS: &[&str] = &["event_id", "event"];
 
 /// `POST /v1/decide`'s body as the service's call.
-pub(crate) fn decide(body: &[u8], limits: Limits, accepted: Instant) -> Result<DecideCall, ApiError> {
+pub(crate) fn decide(
+    body: &[u8],
+    limits: Limits,
+    accepted: Instant,
+) -> Result<DecideCall, ApiError> {
     let raw = parse(body)?;
     let entries = object(raw, "", "the request")?;
     let mut scene = None;
@@ -44,7 +55,10 @@ pub(crate) fn decide(body: &[u8], limits: Limits, accepted: Instant) -> Result<D
             "scene" => {
                 let s = string(value, "scene")?;
                 if s.is_empty() {
-                    return Err(invalid("scene", "`scene` is empty: name the scene the event enters"));
+                    return Err(invalid(
+                        "scene",
+                        "`scene` is empty: name the scene the event enters",
+                    ));
                 }
                 scene = Some(s);
             }
@@ -68,7 +82,8 @@ pub(crate) fn decide(body: &[u8], limits: Limits, accepted: Instant) -> Result<D
         }
     }
     let scene = scene.ok_or_else(|| missing("scene", "the scene the event enters"))?;
-    let event_id = event_id.ok_or_else(|| missing("event_id", "the event's id, the idempotency key"))?;
+    let event_id =
+        event_id.ok_or_else(|| missing("event_id", "the event's id, the idempotency key"))?;
     let event = event.ok_or_else(|| missing("event", "the event's fields, an object"))?;
     Ok(DecideCall {
         scene,
@@ -95,7 +110,10 @@ pub(crate) fn events(body: &[u8], limits: Limits) -> Result<Vec<EventCall>, ApiE
             other => return Err(wrong_type("events", "an array of events", other)),
         };
         if items.is_empty() {
-            return Err(invalid("events", "`events` is empty: give at least one event"));
+            return Err(invalid(
+                "events",
+                "`events` is empty: give at least one event",
+            ));
         }
         if items.len() > limits.max_batch {
             return Err(ApiError::new(
@@ -124,15 +142,25 @@ pub(crate) fn events(body: &[u8], limits: Limits) -> Result<Vec<EventCall>, ApiE
                     _ => event = Some(the_event(value, &path, limits)?),
                 }
             }
-            let event_id = event_id
-                .ok_or_else(|| missing(&format!("{prefix}.event_id"), "the event's id, the idempotency key"))?;
-            let event =
-                event.ok_or_else(|| missing(&format!("{prefix}.event"), "the event's fields, an object"))?;
+            let event_id = event_id.ok_or_else(|| {
+                missing(
+                    &format!("{prefix}.event_id"),
+                    "the event's id, the idempotency key",
+                )
+            })?;
+            let event = event.ok_or_else(|| {
+                missing(&format!("{prefix}.event"), "the event's fields, an object")
+            })?;
             calls.push(EventCall { event_id, event });
         }
         events = Some(calls);
     }
-    events.ok_or_else(|| missing("events", "an array of events, each with `event_id` and `event`"))
+    events.ok_or_else(|| {
+        missing(
+            "events",
+            "an array of events, each with `event_id` and `event`",
+        )
+    })
 }
 
 /// The whole body as JSON: any syntax fault is `malformed_json`.
@@ -141,7 +169,10 @@ fn parse(body: &[u8]) -> Result<&RawValue, ApiError> {
 }
 
 fn malformed(e: &serde_json::Error) -> ApiError {
-    ApiError::new(ErrorCode::MalformedJson, format!("the body is not JSON: {e}"))
+    ApiError::new(
+        ErrorCode::MalformedJson,
+        format!("the body is not JSON: {e}"),
+    )
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ApiError {
@@ -192,19 +223,32 @@ fn kind(raw: &RawValue) -> Kind {
 }
 
 /// An object's members in order, their values unparsed.
-fn object<'a>(raw: &'a RawValue, field: &str, what: &str) -> Result<Vec<(String, &'a RawValue)>, ApiError> {
+fn object<'a>(
+    raw: &'a RawValue,
+    field: &str,
+    what: &str,
+) -> Result<Vec<(String, &'a RawValue)>, ApiError> {
     let got = kind(raw);
     if got != Kind::Object {
         let message = format!("{what} must be a JSON object, not {got}");
         let e = ApiError::new(ErrorCode::InvalidRequest, message);
-        return Err(if field.is_empty() { e } else { e.with_field(field) });
+        return Err(if field.is_empty() {
+            e
+        } else {
+            e.with_field(field)
+        });
     }
     let Members(members) = serde_json::from_str(raw.get()).map_err(|e| malformed(&e))?;
     Ok(members)
 }
 
 /// A known field's name, or the error for an unknown or repeated one.
-fn known<'k>(key: &str, fields: &'k [&'k str], prefix: &str, seen: &[&str]) -> Result<&'k str, ApiError> {
+fn known<'k>(
+    key: &str,
+    fields: &'k [&'k str],
+    prefix: &str,
+    seen: &[&str],
+) -> Result<&'k str, ApiError> {
     let path = |name: &str| {
         if prefix.is_empty() {
             name.to_owned()
@@ -238,7 +282,9 @@ fn nearest<'k>(key: &str, fields: &'k [&'k str]) -> Option<&'k str> {
         .iter()
         .copied()
         .map(|f| {
-            let d = if key_lower.len() >= 3 && (f.starts_with(&key_lower) || key_lower.starts_with(f)) {
+            let d = if key_lower.len() >= 3
+                && (f.starts_with(&key_lower) || key_lower.starts_with(f))
+            {
                 0
             } else {
                 edits(&key_lower, f)
@@ -297,23 +343,35 @@ fn millis(raw: &RawValue, field: &str) -> Result<Duration, ApiError> {
         return Ok(Duration::ZERO);
     }
     if value < 0.0 {
-        return Err(invalid(field, format!("`{field}` must be 0 or more, not {text}")));
+        return Err(invalid(
+            field,
+            format!("`{field}` must be 0 or more, not {text}"),
+        ));
     }
     if value.fract() == 0.0 {
         // `as` saturates past u64::MAX.
         return Ok(Duration::from_millis(value as u64));
     }
-    Err(invalid(field, format!("`{field}` must be a whole number of milliseconds, not {text}")))
+    Err(invalid(
+        field,
+        format!("`{field}` must be a whole number of milliseconds, not {text}"),
+    ))
 }
 
 fn the_event_id(raw: &RawValue, field: &str) -> Result<String, ApiError> {
     let id = string(raw, field)?;
     if id.is_empty() {
-        return Err(invalid(field, format!("`{field}` is empty: give the event's id (1 to {MAX_EVENT_ID} characters)")));
+        return Err(invalid(
+            field,
+            format!("`{field}` is empty: give the event's id (1 to {MAX_EVENT_ID} characters)"),
+        ));
     }
     let n = id.chars().count();
     if n > MAX_EVENT_ID {
-        return Err(invalid(field, format!("`{field}` has {n} characters, more than {MAX_EVENT_ID}")));
+        return Err(invalid(
+            field,
+            format!("`{field}` has {n} characters, more than {MAX_EVENT_ID}"),
+        ));
     }
     Ok(id)
 }
@@ -472,8 +530,15 @@ mod tests {
     #[test]
     fn faults_are_named_by_their_field() {
         let e = decide_err(r#"{"scene":"p","event_id":"e","event":{},"deadline":5}"#);
-        assert_eq!((e.code, e.field.as_deref()), (ErrorCode::InvalidRequest, Some("deadline")));
-        assert!(e.message.contains("did you mean `deadline_ms`"), "{}", e.message);
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (ErrorCode::InvalidRequest, Some("deadline"))
+        );
+        assert!(
+            e.message.contains("did you mean `deadline_ms`"),
+            "{}",
+            e.message
+        );
         let e = decide_err(r#"{"scene":"p","event":{}}"#);
         assert_eq!(e.field.as_deref(), Some("event_id"));
         let e = decide_err(r#"{"scene":"p","event_id":"e","event":[]}"#);
@@ -503,14 +568,30 @@ mod tests {
         assert!(decide(ok.as_bytes(), LIMITS, Instant::now()).is_ok());
         let e = decide_err(r#"{"scene":"p","event_id":"e","event":{"a":{"b":[1,2,3]},"c":3}}"#);
         assert_eq!((e.code, e.status), (ErrorCode::TooLarge, 413));
-        let deep = format!(r#"{{"scene":"p","event_id":"e","event":{}1{}}}"#, "{\"a\":".repeat(200), "}".repeat(200));
-        let e = decide(deep.as_bytes(), Limits { max_fields: 1000, max_batch: 1 }, Instant::now()).unwrap_err();
+        let deep = format!(
+            r#"{{"scene":"p","event_id":"e","event":{}1{}}}"#,
+            "{\"a\":".repeat(200),
+            "}".repeat(200)
+        );
+        let e = decide(
+            deep.as_bytes(),
+            Limits {
+                max_fields: 1000,
+                max_batch: 1,
+            },
+            Instant::now(),
+        )
+        .unwrap_err();
         assert_eq!(e.code, ErrorCode::TooLarge, "{}", e.message);
     }
 
     #[test]
     fn batches_are_checked_item_by_item() {
-        let e = events(br#"{"events":[{"event_id":"a","event":{}},{"event_id":"","event":{}}]}"#, LIMITS).unwrap_err();
+        let e = events(
+            br#"{"events":[{"event_id":"a","event":{}},{"event_id":"","event":{}}]}"#,
+            LIMITS,
+        )
+        .unwrap_err();
         assert_eq!(e.field.as_deref(), Some("events[1].event_id"));
         let e = events(br#"{"events":[]}"#, LIMITS).unwrap_err();
         assert_eq!(e.field.as_deref(), Some("events"));

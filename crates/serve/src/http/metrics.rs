@@ -14,9 +14,8 @@ use prometheus_client::registry::Registry;
 /// The latency buckets (seconds): 25 µs to 1 s, every 100 µs up to a
 /// millisecond so that a p99 under 1 ms can be read.
 pub(crate) const BUCKETS: [f64; 24] = [
-    0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_15, 0.000_2, 0.000_3, 0.000_4, 0.000_5,
-    0.000_6, 0.000_7, 0.000_8, 0.000_9, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-    0.5, 0.75, 1.0,
+    0.000_025, 0.000_05, 0.000_075, 0.000_1, 0.000_15, 0.000_2, 0.000_3, 0.000_4, 0.000_5, 0.000_6,
+    0.000_7, 0.000_8, 0.000_9, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0,
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,9 +54,10 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub fn new(max_connections: usize) -> Metrics {
         let mut registry = Registry::default();
-        let decisions = Family::<DecisionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
-            histogram as fn() -> Histogram,
-        );
+        let decisions =
+            Family::<DecisionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                histogram as fn() -> Histogram,
+            );
         registry.register(
             "cepheid_serve_decision_seconds",
             "Server time of a decision answered 200, from its request's head read to its answer written, by scene, outcome and whether it was degraded",
@@ -148,7 +148,9 @@ impl Metrics {
 
     /// A decision answered.
     pub fn decided(&self, labels: &DecisionLabels, took: Duration) {
-        self.decisions.get_or_create(labels).observe(took.as_secs_f64());
+        self.decisions
+            .get_or_create(labels)
+            .observe(took.as_secs_f64());
     }
 
     /// The front's metrics as OpenMetrics text, without `# EOF`.

@@ -199,7 +199,9 @@ pub struct Front {
 
 impl fmt::Debug for Front {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Front").field("local_addr", &self.local_addr).finish()
+        f.debug_struct("Front")
+            .field("local_addr", &self.local_addr)
+            .finish()
     }
 }
 
@@ -486,9 +488,10 @@ where
 {
     let activity = Arc::new(Activity::new());
     let service = service::Service::new(shared.clone(), activity.clone());
-    let conn = shared
-        .builder
-        .serve_connection(TokioIo::new(io), hyper::service::service_fn(move |req| service.call(req)));
+    let conn = shared.builder.serve_connection(
+        TokioIo::new(io),
+        hyper::service::service_fn(move |req| service.call(req)),
+    );
     tokio::pin!(conn);
     let idle = shared.options.header_read_timeout;
     let mut closing: Option<Instant> = None;

@@ -137,7 +137,9 @@ impl Reply {
             _ => None,
         };
         if let Some(seconds) = retry {
-            reply.headers.push((header::RETRY_AFTER, HeaderValue::from(seconds)));
+            reply
+                .headers
+                .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
         }
         reply
     }
@@ -189,9 +191,13 @@ fn respond(reply: Reply, guard: InFlight, label: &'static str) -> Response<Answe
             decided: reply.decided,
         }),
     });
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
     for (name, value) in reply.headers {
         headers.insert(name, value);
     }
@@ -206,7 +212,10 @@ async fn handle(
 ) -> Result<Reply, Abort> {
     if let Some(tokens) = &shared.tokens {
         let exempt = req.uri().path() == "/openapi.yaml";
-        let given = req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes);
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
         if !exempt && !tokens.admits(given) {
             shared.metrics.unauthorized.inc();
             let (message, challenge) = if given.is_none() {
@@ -221,9 +230,10 @@ async fn handle(
                 )
             };
             let mut reply = Reply::error(&ApiError::new(ErrorCode::Unauthorized, message));
-            reply
-                .headers
-                .push((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)));
+            reply.headers.push((
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            ));
             return drained(&shared, req, reply).await;
         }
     }
@@ -288,11 +298,10 @@ async fn handle(
             Reply::json(status, to_json(&body))
         }
         Route::Metrics => {
-            let openmetrics = req
-                .headers()
-                .get_all(header::ACCEPT)
-                .iter()
-                .any(|v| v.to_str().is_ok_and(|v| v.contains("application/openmetrics-text")));
+            let openmetrics = req.headers().get_all(header::ACCEPT).iter().any(|v| {
+                v.to_str()
+                    .is_ok_and(|v| v.contains("application/openmetrics-text"))
+            });
             let mut text = String::with_capacity(8 * 1024);
             shared.metrics.encode(&mut text);
             decider.metrics(&mut text);
@@ -301,7 +310,11 @@ async fn handle(
             }
             text.push_str("# EOF\n");
             let mut reply = Reply::json(200, text);
-            reply.content_type = if openmetrics { OPENMETRICS } else { PROMETHEUS_TEXT };
+            reply.content_type = if openmetrics {
+                OPENMETRICS
+            } else {
+                PROMETHEUS_TEXT
+            };
             reply
         }
         Route::OpenApi => {
@@ -315,7 +328,9 @@ async fn handle(
                 status: 405,
                 ..ApiError::new(ErrorCode::InvalidRequest, message)
             });
-            reply.headers.push((header::ALLOW, HeaderValue::from_static(allow)));
+            reply
+                .headers
+                .push((header::ALLOW, HeaderValue::from_static(allow)));
             return drained(&shared, req, reply).await;
         }
         Route::NotFound => {
@@ -374,13 +389,21 @@ async fn finish<T>(task: tokio::task::JoinHandle<Result<T, ApiError>>) -> Result
 
 /// The body of a request that must be JSON, within the size limit.
 /// `Ok(Err(..))` is an answer (400, 413); `Err` closes the connection.
-async fn read_json(shared: &Shared, req: Request<Incoming>) -> Result<Result<Bytes, ApiError>, Abort> {
+async fn read_json(
+    shared: &Shared,
+    req: Request<Incoming>,
+) -> Result<Result<Bytes, ApiError>, Abort> {
     let media = req
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     let is_json = media.as_deref().is_some_and(|m| {
-        let m = m.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let m = m
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         m == JSON || (m.starts_with("application/") && m.ends_with("+json"))
     });
     if !is_json {
@@ -560,7 +583,10 @@ mod tests {
             Route::Decision("d-1".into())
         );
         assert_eq!(Route::of(&Method::GET, "/v1/decisions/"), Route::NotFound);
-        assert_eq!(Route::of(&Method::GET, "/v1/decisions/a/b"), Route::NotFound);
+        assert_eq!(
+            Route::of(&Method::GET, "/v1/decisions/a/b"),
+            Route::NotFound
+        );
         assert_eq!(Route::of(&Method::GET, "/v1/scenes/"), Route::NotFound);
         assert_eq!(percent_decoded("d%2D1").as_deref(), Some("d-1"));
         assert_eq!(percent_decoded("d%ff"), None);

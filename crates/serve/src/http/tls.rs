@@ -34,7 +34,12 @@ pub(crate) fn config(files: &TlsFiles) -> Result<Arc<ServerConfig>, (PathBuf, St
         .map_err(|e| fault(&files.cert, &e))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| fault(&files.key, &format!("the key does not fit the certificate: {e}")))?;
+        .map_err(|e| {
+            fault(
+                &files.key,
+                &format!("the key does not fit the certificate: {e}"),
+            )
+        })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -37,7 +37,12 @@ pub struct Fixture {
     panics: Mutex<HashSet<&'static str>>,
     decided: AtomicU64,
     /// `slow` decisions: told when one has begun, waiting to be let go.
-    slow: Mutex<Option<(std::sync::mpsc::Sender<()>, tokio::sync::watch::Receiver<bool>)>>,
+    slow: Mutex<
+        Option<(
+            std::sync::mpsc::Sender<()>,
+            tokio::sync::watch::Receiver<bool>,
+        )>,
+    >,
     release: Mutex<Option<tokio::sync::watch::Sender<bool>>>,
 }
 
@@ -110,7 +115,9 @@ impl Fixture {
     fn decide_now(&self, call: &DecideCall) -> Result<Decided, ApiError> {
         let event: Value = serde_json::from_str(call.event.get()).expect("the front passes JSON");
         if call.scene == "payment" && event.get("type") != Some(&json!("payment")) {
-            let got = event.get("type").map_or("none".to_string(), Value::to_string);
+            let got = event
+                .get("type")
+                .map_or("none".to_string(), Value::to_string);
             return Err(ApiError::new(
                 ErrorCode::NotInScene,
                 format!("the event does not enter scene `payment`: `type == \"payment\"` does not hold (type is {got})"),
@@ -127,13 +134,20 @@ impl Fixture {
         if call.event_id.starts_with("reused") {
             return Err(ApiError::new(
                 ErrorCode::EventIdReused,
-                format!("event `{}` was given before with another `amount`", call.event_id),
+                format!(
+                    "event `{}` was given before with another `amount`",
+                    call.event_id
+                ),
             )
             .with_field("event.amount"));
         }
         let amount = event.get("amount").and_then(Value::as_f64).unwrap_or(0.0);
         let degraded = call.deadline == Some(Duration::ZERO);
-        let outcome = if degraded { "review" } else { outcome_of(amount) };
+        let outcome = if degraded {
+            "review"
+        } else {
+            outcome_of(amount)
+        };
         let n = self.decided.fetch_add(1, Ordering::SeqCst);
         let decision_id = if call.event_id.len() <= 60 {
             format!("d-{}", call.event_id)
@@ -164,11 +178,15 @@ impl Fixture {
             body["degraded_why"] = json!("deadline");
         }
         if call.explain {
-            body["explanation"] = json!([{"rule": "echo", "fired": !degraded, "why": "it always fires"}]);
+            body["explanation"] =
+                json!([{"rule": "echo", "fired": !degraded, "why": "it always fires"}]);
         }
         let bytes = serde_json::to_vec(&body).unwrap();
         if call.mode == Mode::Decide {
-            self.decisions.lock().unwrap().insert(decision_id, bytes.clone());
+            self.decisions
+                .lock()
+                .unwrap()
+                .insert(decision_id, bytes.clone());
         }
         Ok(Decided {
             body: bytes,
@@ -183,7 +201,9 @@ impl Decider for Fixture {
     fn decide(&self, call: DecideCall) -> BoxFuture<Result<Decided, ApiError>> {
         match call.scene.as_str() {
             "busy" => return Box::pin(async { Err(ApiError::overloaded(2, "the queue is full")) }),
-            "down" => return Box::pin(async { Err(ApiError::unavailable(5, "replaying the log")) }),
+            "down" => {
+                return Box::pin(async { Err(ApiError::unavailable(5, "replaying the log")) })
+            }
             "gone" => {
                 return Box::pin(async { Err(ApiError::new(ErrorCode::Unavailable, "stopping")) })
             }
@@ -216,13 +236,20 @@ impl Decider for Fixture {
         let mut repeated = 0;
         for call in &calls {
             match call.event_id.as_str() {
-                "busy" => return Box::pin(async { Err(ApiError::overloaded(2, "the queue is full")) }),
-                "down" => return Box::pin(async { Err(ApiError::unavailable(5, "replaying the log")) }),
+                "busy" => {
+                    return Box::pin(async { Err(ApiError::overloaded(2, "the queue is full")) })
+                }
+                "down" => {
+                    return Box::pin(async { Err(ApiError::unavailable(5, "replaying the log")) })
+                }
                 "panic" => return Box::pin(async { panic!("the fixture panics in record") }),
                 id if id.starts_with("reused") => {
                     return Box::pin(async {
-                        Err(ApiError::new(ErrorCode::EventIdReused, "given before with other fields")
-                            .with_field("events[0].event.account"))
+                        Err(ApiError::new(
+                            ErrorCode::EventIdReused,
+                            "given before with other fields",
+                        )
+                        .with_field("events[0].event.account"))
                     })
                 }
                 _ => {}
@@ -249,9 +276,13 @@ impl Decider for Fixture {
                 ErrorCode::Expired,
                 "decision expired is older than the retention (24h): it is no longer kept",
             )),
-            id => self.decisions.lock().unwrap().get(id).cloned().ok_or_else(|| {
-                ApiError::new(ErrorCode::NotFound, format!("no decision `{id}`"))
-            }),
+            id => self
+                .decisions
+                .lock()
+                .unwrap()
+                .get(id)
+                .cloned()
+                .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no decision `{id}`"))),
         }
     }
 

@@ -6,10 +6,22 @@ use crate::fixture::outcome_of;
 use crate::support::{certificate, options, python_script, sample, Proto, Req, Server};
 
 pub const TESTS: &[(&str, fn())] = &[
-    ("load::limits_of_body_fields_and_batch", limits_of_body_fields_and_batch),
-    ("load::many_concurrent_clients_each_get_their_answer", many_concurrent_clients_each_get_their_answer),
-    ("load::many_concurrent_tls_clients_each_get_their_answer", many_concurrent_tls_clients_each_get_their_answer),
-    ("load::pythons_standard_library_clients", pythons_standard_library_clients),
+    (
+        "load::limits_of_body_fields_and_batch",
+        limits_of_body_fields_and_batch,
+    ),
+    (
+        "load::many_concurrent_clients_each_get_their_answer",
+        many_concurrent_clients_each_get_their_answer,
+    ),
+    (
+        "load::many_concurrent_tls_clients_each_get_their_answer",
+        many_concurrent_tls_clients_each_get_their_answer,
+    ),
+    (
+        "load::pythons_standard_library_clients",
+        pythons_standard_library_clients,
+    ),
 ];
 
 fn event_with_fields(n: usize) -> Value {
@@ -29,12 +41,20 @@ fn limits_of_body_fields_and_batch() {
     let server = Server::with("limits_of_body_fields_and_batch", opts);
     for c in [server.h1(), server.h2()] {
         let proto = c.proto;
-        let decide = |id: &str, event: Value| json!({"scene": "payment", "event_id": id, "event": event}).to_string();
+        let decide = |id: &str, event: Value| {
+            json!({"scene": "payment", "event_id": id, "event": event}).to_string()
+        };
         // At the limits: taken.
-        let a = c.post("/v1/decide", decide(&format!("lim-{proto:?}"), event_with_fields(10)));
+        let a = c.post(
+            "/v1/decide",
+            decide(&format!("lim-{proto:?}"), event_with_fields(10)),
+        );
         assert_eq!(a.status, 200, "{}", a.text());
         let nested = json!({"type": "payment", "a": {"b": [1, 2, {"c": 3}]}, "d": 4});
-        assert_eq!(c.post("/v1/decide", decide("lim-nested", nested)).status, 200);
+        assert_eq!(
+            c.post("/v1/decide", decide("lim-nested", nested)).status,
+            200
+        );
         // Past the field limit, counted at every depth.
         let (_, field, message) = c
             .post("/v1/decide", decide("lim-11", event_with_fields(11)))
@@ -43,7 +63,8 @@ fn limits_of_body_fields_and_batch() {
         assert_eq!(field.as_deref(), Some("event"));
         assert!(message.contains("more than 10 fields"), "{message}");
         let nested = json!({"type": "payment", "a": {"b": [1, 2, {"c": 3, "e": [5, 6]}]}, "d": 4});
-        c.post("/v1/decide", decide("lim-deep", nested)).expect(413, "too_large");
+        c.post("/v1/decide", decide("lim-deep", nested))
+            .expect(413, "too_large");
         // Nesting past serde_json's depth is refused as too large, too
         // (here the fields' limit comes first).
         let deep = format!(
@@ -54,28 +75,43 @@ fn limits_of_body_fields_and_batch() {
         let (_, field, _) = c.post("/v1/decide", &deep).expect(413, "too_large").error();
         assert_eq!(field.as_deref(), Some("event"));
         // Past the body limit: by its Content-Length, unread.
-        let big = decide("lim-big", json!({"type": "payment", "pad": "x".repeat(3000)}));
+        let big = decide(
+            "lim-big",
+            json!({"type": "payment", "pad": "x".repeat(3000)}),
+        );
         let (_, _, message) = c.post("/v1/decide", &big).expect(413, "too_large").error();
         assert!(message.contains("limit of 2048 bytes"), "{message}");
         // A batch past its limit, and an event of a batch past the fields'.
         let item = |id: &str, event: Value| json!({"event_id": id, "event": event});
         let four = json!({"events": [item("a", json!({})), item("b", json!({})), item("c", json!({})), item("d", json!({}))]});
-        let (_, field, message) = c.post("/v1/events", four.to_string()).expect(413, "too_large").error();
+        let (_, field, message) = c
+            .post("/v1/events", four.to_string())
+            .expect(413, "too_large")
+            .error();
         assert_eq!(field.as_deref(), Some("events"));
-        assert!(message.contains("4 events, over the server's limit of 3"), "{message}");
+        assert!(
+            message.contains("4 events, over the server's limit of 3"),
+            "{message}"
+        );
         let wide_item = json!({"events": [item("a", json!({})), item("b", event_with_fields(11))]});
-        let (_, field, _) = c.post("/v1/events", wide_item.to_string()).expect(413, "too_large").error();
+        let (_, field, _) = c
+            .post("/v1/events", wide_item.to_string())
+            .expect(413, "too_large")
+            .error();
         assert_eq!(field.as_deref(), Some("events[1].event"));
         let three = json!({"events": [item("x1", json!({})), item("x2", json!({})), item("x3", json!({}))]});
         assert_eq!(c.post("/v1/events", three.to_string()).status, 200);
     }
     // Chunked, without a Content-Length: the stream is capped.
-    let big = json!({"scene": "payment", "event_id": "chunked", "event": {"pad": "x".repeat(5000)}}).to_string();
+    let big =
+        json!({"scene": "payment", "event_id": "chunked", "event": {"pad": "x".repeat(5000)}})
+            .to_string();
     let a = server
         .h1()
         .send(Req::post("/v1/decide", &big).header("Transfer-Encoding", "chunked"));
     a.expect(413, "too_large");
-    let small = json!({"scene": "payment", "event_id": "chunked", "event": {"type": "payment"}}).to_string();
+    let small = json!({"scene": "payment", "event_id": "chunked", "event": {"type": "payment"}})
+        .to_string();
     let a = server
         .h1()
         .send(Req::post("/v1/decide", &small).header("Transfer-Encoding", "chunked"));
@@ -87,9 +123,16 @@ fn limits_of_body_fields_and_batch() {
 /// each, 4 h2c clients (a connection a request: see `Client::batch`).
 fn many_concurrent_clients_each_get_their_answer() {
     let server = Server::start("many_concurrent_clients_each_get_their_answer");
-    let text = concurrent(&server, |t| if t % 4 == 3 { Proto::H2 } else { Proto::H1 }, false);
+    let text = concurrent(
+        &server,
+        |t| if t % 4 == 3 { Proto::H2 } else { Proto::H1 },
+        false,
+    );
     // 12 kept connections, 4 × 50 h2c ones, and the scrape's.
-    assert_eq!(sample(&text, "cepheid_serve_http_connections_total"), Some(213.0));
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_connections_total"),
+        Some(213.0)
+    );
 }
 
 /// The same over TLS: 8 HTTP/1.1 clients, and 8 HTTP/2 clients sending
@@ -98,7 +141,11 @@ fn many_concurrent_tls_clients_each_get_their_answer() {
     let mut opts = options();
     opts.tls = Some(certificate());
     let server = Server::with("many_concurrent_tls_clients_each_get_their_answer", opts);
-    concurrent(&server, |t| if t % 2 == 0 { Proto::H1 } else { Proto::H2 }, true);
+    concurrent(
+        &server,
+        |t| if t % 2 == 0 { Proto::H1 } else { Proto::H2 },
+        true,
+    );
 }
 
 fn concurrent(server: &Server, proto: fn(usize) -> Proto, parallel_h2: bool) -> String {
@@ -114,8 +161,11 @@ fn concurrent(server: &Server, proto: fn(usize) -> Proto, parallel_h2: bool) -> 
                     .map(|i| {
                         let amount = (t * 50 + i) * 7 % 1500;
                         let id = format!("c{t}-{i}");
-                        let event = json!({"type": "payment", "amount": amount, "client": t, "i": i}).to_string();
-                        let body = format!(r#"{{"scene":"payment","event_id":"{id}","event":{event}}}"#);
+                        let event =
+                            json!({"type": "payment", "amount": amount, "client": t, "i": i})
+                                .to_string();
+                        let body =
+                            format!(r#"{{"scene":"payment","event_id":"{id}","event":{event}}}"#);
                         sent.push((id, amount, event));
                         Req::post("/v1/decide", body)
                     })
@@ -123,7 +173,12 @@ fn concurrent(server: &Server, proto: fn(usize) -> Proto, parallel_h2: bool) -> 
                 let answers = c.batch(&reqs);
                 let version = if c.proto == Proto::H1 { "1.1" } else { "2" };
                 for ((id, amount, event), a) in sent.iter().zip(&answers) {
-                    assert_eq!((a.status, a.version.as_str()), (200, version), "{}", a.text());
+                    assert_eq!(
+                        (a.status, a.version.as_str()),
+                        (200, version),
+                        "{}",
+                        a.text()
+                    );
                     let d = a.json();
                     assert_eq!(d["event_id"], *id);
                     assert_eq!(d["outcome"], outcome_of(*amount as f64));
@@ -147,7 +202,10 @@ fn concurrent(server: &Server, proto: fn(usize) -> Proto, parallel_h2: bool) -> 
         .sum();
     assert_eq!(total, 800.0, "{text}");
     assert_eq!(
-        sample(&text, r#"cepheid_serve_http_requests_total{route="/v1/decide",status="200"}"#),
+        sample(
+            &text,
+            r#"cepheid_serve_http_requests_total{route="/v1/decide",status="200"}"#
+        ),
         Some(800.0)
     );
     text
@@ -235,5 +293,9 @@ fn pythons_standard_library_clients() {
     assert_eq!(exchanges.len(), 12);
     let text = server.h1().get("/metrics").text();
     // One connection for http.client's seven, one each for urllib's five.
-    assert_eq!(sample(&text, "cepheid_serve_http_connections_total"), Some(7.0), "{text}");
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_connections_total"),
+        Some(7.0),
+        "{text}"
+    );
 }

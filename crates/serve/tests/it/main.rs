@@ -13,9 +13,9 @@
 //! after the tests, as one more test's verdict.
 
 mod fixture;
+mod load;
 mod routes;
 mod security;
-mod load;
 mod support;
 
 use std::process::Command;

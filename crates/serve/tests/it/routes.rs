@@ -11,16 +11,46 @@ use serde_json::{json, Value};
 use crate::support::{decide_body, python, root, sample, Proto, Req, Server};
 
 pub const TESTS: &[(&str, fn())] = &[
-    ("routes::every_route_over_http1_and_h2c", every_route_over_http1_and_h2c),
-    ("routes::the_documents_routes_are_the_fronts", the_documents_routes_are_the_fronts),
-    ("routes::the_exchange_check_refuses_what_the_document_does_not_say", the_exchange_check_refuses_what_the_document_does_not_say),
-    ("routes::a_decision_keeps_its_event_byte_for_byte", a_decision_keeps_its_event_byte_for_byte),
-    ("routes::envelope_faults_name_their_field", envelope_faults_name_their_field),
-    ("routes::malformed_json_says_where_and_what", malformed_json_says_where_and_what),
-    ("routes::the_deciders_errors_are_answered", the_deciders_errors_are_answered),
-    ("routes::unknown_routes_and_methods", unknown_routes_and_methods),
-    ("routes::readiness_false_is_503_with_reasons", readiness_false_is_503_with_reasons),
-    ("routes::metrics_have_histograms_per_scene_and_outcome", metrics_have_histograms_per_scene_and_outcome),
+    (
+        "routes::every_route_over_http1_and_h2c",
+        every_route_over_http1_and_h2c,
+    ),
+    (
+        "routes::the_documents_routes_are_the_fronts",
+        the_documents_routes_are_the_fronts,
+    ),
+    (
+        "routes::the_exchange_check_refuses_what_the_document_does_not_say",
+        the_exchange_check_refuses_what_the_document_does_not_say,
+    ),
+    (
+        "routes::a_decision_keeps_its_event_byte_for_byte",
+        a_decision_keeps_its_event_byte_for_byte,
+    ),
+    (
+        "routes::envelope_faults_name_their_field",
+        envelope_faults_name_their_field,
+    ),
+    (
+        "routes::malformed_json_says_where_and_what",
+        malformed_json_says_where_and_what,
+    ),
+    (
+        "routes::the_deciders_errors_are_answered",
+        the_deciders_errors_are_answered,
+    ),
+    (
+        "routes::unknown_routes_and_methods",
+        unknown_routes_and_methods,
+    ),
+    (
+        "routes::readiness_false_is_503_with_reasons",
+        readiness_false_is_503_with_reasons,
+    ),
+    (
+        "routes::metrics_have_histograms_per_scene_and_outcome",
+        metrics_have_histograms_per_scene_and_outcome,
+    ),
 ];
 
 fn every_route_over_http1_and_h2c() {
@@ -28,15 +58,26 @@ fn every_route_over_http1_and_h2c() {
     for (proto, version) in [(Proto::H1, "1.1"), (Proto::H2, "2")] {
         let c = server.curl(proto);
         let tag = if proto == Proto::H1 { "h1" } else { "h2" };
-        let a = c.post("/v1/decide", decide_body("payment", &format!("pay-{tag}"), 120));
-        assert_eq!((a.status, a.version.as_str()), (200, version), "{}", a.text());
+        let a = c.post(
+            "/v1/decide",
+            decide_body("payment", &format!("pay-{tag}"), 120),
+        );
+        assert_eq!(
+            (a.status, a.version.as_str()),
+            (200, version),
+            "{}",
+            a.text()
+        );
         assert_eq!(a.header("content-type"), Some("application/json"));
         let d = a.json();
         assert_eq!(d["outcome"], "review");
         assert_eq!(d["event_id"], format!("pay-{tag}"));
         assert_eq!(d["mode"], "decide");
 
-        let again = c.get(&format!("/v1/decisions/{}", d["decision_id"].as_str().unwrap()));
+        let again = c.get(&format!(
+            "/v1/decisions/{}",
+            d["decision_id"].as_str().unwrap()
+        ));
         assert_eq!(again.status, 200);
         assert_eq!(again.json(), d);
 
@@ -47,7 +88,10 @@ fn every_route_over_http1_and_h2c() {
         ]});
         let a = c.post("/v1/events", body.to_string());
         assert_eq!(a.status, 200, "{}", a.text());
-        assert_eq!(a.json(), json!({"recorded": 2, "repeated": 1, "rules_version": 7}));
+        assert_eq!(
+            a.json(),
+            json!({"recorded": 2, "repeated": 1, "rules_version": 7})
+        );
 
         let a = c.get("/v1/scenes");
         assert_eq!(a.status, 200);
@@ -59,11 +103,17 @@ fn every_route_over_http1_and_h2c() {
         let a = c.get("/healthz");
         assert_eq!((a.status, a.json()), (200, json!({"status": "ok"})));
         let a = c.get("/readyz");
-        assert_eq!((a.status, a.json()), (200, json!({"ready": true, "reasons": []})));
+        assert_eq!(
+            (a.status, a.json()),
+            (200, json!({"ready": true, "reasons": []}))
+        );
 
         let a = c.get("/metrics");
         assert_eq!(a.status, 200);
-        assert_eq!(a.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
+        assert_eq!(
+            a.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
         assert!(a.text().ends_with("# EOF\n"));
         let a = c.send(Req::get("/metrics").header(
             "Accept",
@@ -95,7 +145,11 @@ fn the_documents_routes_are_the_fronts() {
         .arg("--routes")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let documented: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_owned)
@@ -139,7 +193,7 @@ fn the_exchange_check_refuses_what_the_document_does_not_say() {
         format!(r#"{{"method": "GET", "path": "/healthz", "status": 418, "headers": {json}, "body": "{{}}"}}"#),
         format!(r#"{{"method": "GET", "path": "/nowhere", "status": 200, "headers": {json}, "body": "{{}}"}}"#),
         // A 405 whose Allow is wrong.
-        format!(r#"{{"method": "PUT", "path": "/healthz", "status": 405, "headers": {{"content-type": "application/json", "allow": "POST"}}, "body": "{{\"error\":{{\"code\":\"invalid_request\",\"message\":\"m\"}}}}"}}"#),
+        r#"{"method": "PUT", "path": "/healthz", "status": 405, "headers": {"content-type": "application/json", "allow": "POST"}, "body": "{\"error\":{\"code\":\"invalid_request\",\"message\":\"m\"}}"}"#.to_string(),
     ];
     let file = crate::support::scratch().join("bad-exchanges.jsonl");
     std::fs::write(&file, lines.join("\n")).unwrap();
@@ -186,7 +240,10 @@ fn a_decision_keeps_its_event_byte_for_byte() {
         json!({"scene": "payment", "event_id": "pay-0", "event": {"type": "payment", "amount": 5}, "deadline_ms": 0}).to_string(),
     );
     let d = a.json();
-    assert_eq!((d["outcome"].as_str(), d["degraded"].as_bool()), (Some("review"), Some(true)));
+    assert_eq!(
+        (d["outcome"].as_str(), d["degraded"].as_bool()),
+        (Some("review"), Some(true))
+    );
     assert_eq!(d["degraded_why"], "deadline");
     // The charset parameter and a `+json` type are JSON too.
     let a = c.send(
@@ -202,7 +259,8 @@ fn a_decision_keeps_its_event_byte_for_byte() {
     a.expect(404, "expired");
     assert!(a.error().2.contains("retention"));
     c.get("/v1/decisions/d-never").expect(404, "not_found");
-    c.get(&format!("/v1/decisions/{}", "x".repeat(65))).expect(404, "not_found");
+    c.get(&format!("/v1/decisions/{}", "x".repeat(65)))
+        .expect(404, "not_found");
 }
 
 fn envelope_faults_name_their_field() {
@@ -210,45 +268,136 @@ fn envelope_faults_name_their_field() {
     let c = server.h1();
     let ok_event = json!({"type": "payment", "amount": 1});
     let cases: Vec<(Value, &str, &str)> = vec![
-        (json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadline": 5}), "deadline", "did you mean `deadline_ms`"),
-        (json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadlin_ms": 5}), "deadlin_ms", "did you mean `deadline_ms`"),
-        (json!({"scene": "payment", "event": ok_event}), "event_id", "`event_id` is missing"),
-        (json!({"event_id": "e", "event": ok_event}), "scene", "`scene` is missing"),
-        (json!({"scene": "payment", "event_id": "e"}), "event", "`event` is missing"),
-        (json!({"scene": "payment", "event_id": "", "event": ok_event}), "event_id", "empty"),
-        (json!({"scene": "payment", "event_id": "x".repeat(257), "event": ok_event}), "event_id", "257 characters"),
-        (json!({"scene": "payment", "event_id": 7, "event": ok_event}), "event_id", "must be a string, not a number"),
-        (json!({"scene": "", "event_id": "e", "event": ok_event}), "scene", "empty"),
-        (json!({"scene": "payment", "event_id": "e", "event": [1]}), "event", "must be an object"),
-        (json!({"scene": "payment", "event_id": "e", "event": "x"}), "event", "must be an object"),
-        (json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadline_ms": -5}), "deadline_ms", "0 or more"),
-        (json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadline_ms": 1.5}), "deadline_ms", "whole number"),
-        (json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadline_ms": "5"}), "deadline_ms", "not a string"),
-        (json!({"scene": "payment", "event_id": "e", "event": ok_event, "mode": "maybe"}), "mode", "`decide` or `dry_run`"),
-        (json!({"scene": "payment", "event_id": "e", "event": ok_event, "mode": null}), "mode", "not null"),
-        (json!({"scene": "payment", "event_id": "e", "event": ok_event, "explain": "yes"}), "explain", "a boolean"),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadline": 5}),
+            "deadline",
+            "did you mean `deadline_ms`",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadlin_ms": 5}),
+            "deadlin_ms",
+            "did you mean `deadline_ms`",
+        ),
+        (
+            json!({"scene": "payment", "event": ok_event}),
+            "event_id",
+            "`event_id` is missing",
+        ),
+        (
+            json!({"event_id": "e", "event": ok_event}),
+            "scene",
+            "`scene` is missing",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e"}),
+            "event",
+            "`event` is missing",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "", "event": ok_event}),
+            "event_id",
+            "empty",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "x".repeat(257), "event": ok_event}),
+            "event_id",
+            "257 characters",
+        ),
+        (
+            json!({"scene": "payment", "event_id": 7, "event": ok_event}),
+            "event_id",
+            "must be a string, not a number",
+        ),
+        (
+            json!({"scene": "", "event_id": "e", "event": ok_event}),
+            "scene",
+            "empty",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": [1]}),
+            "event",
+            "must be an object",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": "x"}),
+            "event",
+            "must be an object",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadline_ms": -5}),
+            "deadline_ms",
+            "0 or more",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadline_ms": 1.5}),
+            "deadline_ms",
+            "whole number",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": ok_event, "deadline_ms": "5"}),
+            "deadline_ms",
+            "not a string",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": ok_event, "mode": "maybe"}),
+            "mode",
+            "`decide` or `dry_run`",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": ok_event, "mode": null}),
+            "mode",
+            "not null",
+        ),
+        (
+            json!({"scene": "payment", "event_id": "e", "event": ok_event, "explain": "yes"}),
+            "explain",
+            "a boolean",
+        ),
     ];
     for (body, field, said) in &cases {
         let a = c.post("/v1/decide", body.to_string());
         let (code, f, message) = a.expect(400, "invalid_request").error();
-        assert_eq!((code.as_str(), f.as_deref()), ("invalid_request", Some(*field)), "{body}");
+        assert_eq!(
+            (code.as_str(), f.as_deref()),
+            ("invalid_request", Some(*field)),
+            "{body}"
+        );
         assert!(message.contains(said), "{message} ({body})");
     }
     // Not an object at all.
     let a = c.post("/v1/decide", "[1, 2]");
-    assert!(a.expect(400, "invalid_request").error().2.contains("must be a JSON object, not an array"));
+    assert!(a
+        .expect(400, "invalid_request")
+        .error()
+        .2
+        .contains("must be a JSON object, not an array"));
     // A field given twice.
-    let a = c.post("/v1/decide", r#"{"scene":"payment","scene":"x","event_id":"e","event":{}}"#);
+    let a = c.post(
+        "/v1/decide",
+        r#"{"scene":"payment","scene":"x","event_id":"e","event":{}}"#,
+    );
     assert!(a.expect(400, "invalid_request").error().2.contains("twice"));
 
     let events: Vec<(Value, &str)> = vec![
         (json!({"events": []}), "events"),
         (json!({"events": {}}), "events"),
         (json!({}), "events"),
-        (json!({"events": [{"event_id": "a", "event": {}}], "extra": 1}), "extra"),
-        (json!({"events": [{"event_id": "a", "event": {}}, {"event": {}}]}), "events[1].event_id"),
-        (json!({"events": [{"event_id": "a", "event": {}, "scene": "payment"}]}), "events[0].scene"),
-        (json!({"events": [{"event_id": "a", "event": 3}]}), "events[0].event"),
+        (
+            json!({"events": [{"event_id": "a", "event": {}}], "extra": 1}),
+            "extra",
+        ),
+        (
+            json!({"events": [{"event_id": "a", "event": {}}, {"event": {}}]}),
+            "events[1].event_id",
+        ),
+        (
+            json!({"events": [{"event_id": "a", "event": {}, "scene": "payment"}]}),
+            "events[0].scene",
+        ),
+        (
+            json!({"events": [{"event_id": "a", "event": 3}]}),
+            "events[0].event",
+        ),
         (json!({"events": [7]}), "events[0]"),
     ];
     for (body, field) in &events {
@@ -259,9 +408,15 @@ fn envelope_faults_name_their_field() {
 
     // The body must be said to be JSON.
     for content_type in ["text/plain", "application/x-www-form-urlencoded"] {
-        let a = c.send(Req::post("/v1/decide", decide_body("payment", "e", 1)).header("Content-Type", content_type));
+        let a = c.send(
+            Req::post("/v1/decide", decide_body("payment", "e", 1))
+                .header("Content-Type", content_type),
+        );
         let (_, _, message) = a.expect(400, "invalid_request").error();
-        assert!(message.contains("Content-Type: application/json"), "{message}");
+        assert!(
+            message.contains("Content-Type: application/json"),
+            "{message}"
+        );
         assert!(message.contains(content_type), "{message}");
     }
     let mut none = Req::post("/v1/events", r#"{"events":[{"event_id":"a","event":{}}]}"#);
@@ -274,12 +429,24 @@ fn malformed_json_says_where_and_what() {
     let server = Server::start("malformed_json_says_where_and_what");
     for c in [server.h1(), server.h2()] {
         let cases: &[(&[u8], &str)] = &[
-            (b"{\"scene\": \"payment\",\n \"event_id\": }", "expected value at line 2 column 14"),
-            (b"{\"scene\": \"payment\"", "EOF while parsing an object at line 1 column 19"),
+            (
+                b"{\"scene\": \"payment\",\n \"event_id\": }",
+                "expected value at line 2 column 14",
+            ),
+            (
+                b"{\"scene\": \"payment\"",
+                "EOF while parsing an object at line 1 column 19",
+            ),
             (b"", "EOF while parsing a value at line 1 column 0"),
-            (b"{\"scene\": \"payment\"} x", "trailing characters at line 1 column 22"),
+            (
+                b"{\"scene\": \"payment\"} x",
+                "trailing characters at line 1 column 22",
+            ),
             (b"{'scene': 1}", "key must be a string at line 1 column 2"),
-            (b"{\"scene\": \"\xff\"}", "invalid unicode code point at line 1 column 12"),
+            (
+                b"{\"scene\": \"\xff\"}",
+                "invalid unicode code point at line 1 column 12",
+            ),
         ];
         for (body, said) in cases {
             let a = c.post("/v1/decide", body);
@@ -289,7 +456,11 @@ fn malformed_json_says_where_and_what() {
             assert!(message.starts_with("the body is not JSON: "), "{message}");
         }
         let a = c.post("/v1/events", "{\"events\": [1,]}");
-        assert!(a.expect(400, "malformed_json").error().2.contains("line 1 column 15"));
+        assert!(a
+            .expect(400, "malformed_json")
+            .error()
+            .2
+            .contains("line 1 column 15"));
     }
 }
 
@@ -297,14 +468,23 @@ fn the_deciders_errors_are_answered() {
     let server = Server::start("the_deciders_errors_are_answered");
     for c in [server.h1(), server.h2()] {
         let a = c.post("/v1/decide", decide_body("paymnet", "e1", 1));
-        assert_eq!(a.expect(404, "unknown_scene").error().1.as_deref(), Some("scene"));
+        assert_eq!(
+            a.expect(404, "unknown_scene").error().1.as_deref(),
+            Some("scene")
+        );
         let a = c.post(
             "/v1/decide",
             json!({"scene": "payment", "event_id": "e2", "event": {"type": "refund"}}).to_string(),
         );
-        assert_eq!(a.expect(422, "not_in_scene").error().1.as_deref(), Some("event.type"));
+        assert_eq!(
+            a.expect(422, "not_in_scene").error().1.as_deref(),
+            Some("event.type")
+        );
         let a = c.post("/v1/decide", decide_body("payment", "reused-1", 125));
-        assert_eq!(a.expect(409, "event_id_reused").error().1.as_deref(), Some("event.amount"));
+        assert_eq!(
+            a.expect(409, "event_id_reused").error().1.as_deref(),
+            Some("event.amount")
+        );
         let a = c.post("/v1/decide", decide_body("busy", "e3", 1));
         a.expect(429, "overloaded");
         assert_eq!(a.header("retry-after"), Some("2"));
@@ -316,21 +496,32 @@ fn the_deciders_errors_are_answered() {
         a.expect(503, "unavailable");
         assert_eq!(a.header("retry-after"), Some("1"));
 
-        let batch = |id: &str| json!({"events": [{"event_id": id, "event": {"type": "login"}}]}).to_string();
+        let batch = |id: &str| {
+            json!({"events": [{"event_id": id, "event": {"type": "login"}}]}).to_string()
+        };
         let a = c.post("/v1/events", batch("busy"));
         a.expect(429, "overloaded");
         assert_eq!(a.header("retry-after"), Some("2"));
         let a = c.post("/v1/events", batch("down"));
         a.expect(503, "unavailable");
         assert_eq!(a.header("retry-after"), Some("5"));
-        c.post("/v1/events", batch("reused-2")).expect(409, "event_id_reused");
+        c.post("/v1/events", batch("reused-2"))
+            .expect(409, "event_id_reused");
     }
 }
 
 fn unknown_routes_and_methods() {
     let server = Server::start("unknown_routes_and_methods");
     for c in [server.h1(), server.h2()] {
-        for path in ["/", "/v1", "/v1/decide/", "/v2/decide", "/v1/decisions/", "/v1/decisions/a/b", "/status.json"] {
+        for path in [
+            "/",
+            "/v1",
+            "/v1/decide/",
+            "/v2/decide",
+            "/v1/decisions/",
+            "/v1/decisions/a/b",
+            "/status.json",
+        ] {
             let a = c.get(path);
             let (_, _, message) = a.expect(404, "not_found").error();
             assert!(message.contains(path), "{message}");
@@ -345,7 +536,11 @@ fn unknown_routes_and_methods() {
             ("DELETE", "/metrics", "GET"),
             ("POST", "/openapi.yaml", "GET"),
         ] {
-            let req = if method == "POST" { Req::post(path, "{}") } else { Req::get(path).method(method) };
+            let req = if method == "POST" {
+                Req::post(path, "{}")
+            } else {
+                Req::get(path).method(method)
+            };
             let a = c.send(req);
             a.expect(405, "invalid_request");
             assert_eq!(a.header("allow"), Some(allow));
@@ -356,7 +551,9 @@ fn unknown_routes_and_methods() {
 fn readiness_false_is_503_with_reasons() {
     let server = Server::start("readiness_false_is_503_with_reasons");
     let c = server.h2();
-    server.fixture.set_not_ready(&["the log cannot be written: disk full", "replaying the log"]);
+    server
+        .fixture
+        .set_not_ready(&["the log cannot be written: disk full", "replaying the log"]);
     let a = c.get("/readyz");
     assert_eq!(a.status, 503);
     assert_eq!(
@@ -373,22 +570,51 @@ fn metrics_have_histograms_per_scene_and_outcome() {
     let server = Server::start("metrics_have_histograms_per_scene_and_outcome");
     let c = server.h1();
     for (i, amount) in [5, 150, 160, 2000, 7].into_iter().enumerate() {
-        assert_eq!(c.post("/v1/decide", decide_body("payment", &format!("m{i}"), amount)).status, 200);
+        assert_eq!(
+            c.post(
+                "/v1/decide",
+                decide_body("payment", &format!("m{i}"), amount)
+            )
+            .status,
+            200
+        );
     }
-    let degraded = json!({"scene": "sign_up", "event_id": "s1", "event": {"amount": 1}, "deadline_ms": 0});
+    let degraded =
+        json!({"scene": "sign_up", "event_id": "s1", "event": {"amount": 1}, "deadline_ms": 0});
     assert_eq!(c.post("/v1/decide", degraded.to_string()).status, 200);
-    c.post("/v1/decide", decide_body("busy", "m-busy", 1)).expect(429, "overloaded");
+    c.post("/v1/decide", decide_body("busy", "m-busy", 1))
+        .expect(429, "overloaded");
     c.get("/nowhere").expect(404, "not_found");
     let text = c.get("/metrics").text();
 
-    let count = |labels: &str| sample(&text, &format!("cepheid_serve_decision_seconds_count{{{labels}}}"));
-    assert_eq!(count(r#"scene="payment",outcome="approve",degraded="false""#), Some(2.0), "{text}");
-    assert_eq!(count(r#"scene="payment",outcome="review",degraded="false""#), Some(2.0));
-    assert_eq!(count(r#"scene="payment",outcome="decline",degraded="false""#), Some(1.0));
-    assert_eq!(count(r#"scene="sign_up",outcome="review",degraded="true""#), Some(1.0));
+    let count = |labels: &str| {
+        sample(
+            &text,
+            &format!("cepheid_serve_decision_seconds_count{{{labels}}}"),
+        )
+    };
+    assert_eq!(
+        count(r#"scene="payment",outcome="approve",degraded="false""#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        count(r#"scene="payment",outcome="review",degraded="false""#),
+        Some(2.0)
+    );
+    assert_eq!(
+        count(r#"scene="payment",outcome="decline",degraded="false""#),
+        Some(1.0)
+    );
+    assert_eq!(
+        count(r#"scene="sign_up",outcome="review",degraded="true""#),
+        Some(1.0)
+    );
     assert!(text.contains("# TYPE cepheid_serve_decision_seconds histogram"));
     // Buckets fine enough under a millisecond, cumulative, up to +Inf.
-    for le in ["0.000025", "0.0001", "0.0005", "0.0009", "0.001", "1.0", "+Inf"] {
+    for le in [
+        "0.000025", "0.0001", "0.0005", "0.0009", "0.001", "1.0", "+Inf",
+    ] {
         let series = format!(
             r#"cepheid_serve_decision_seconds_bucket{{le="{le}",scene="payment",outcome="approve",degraded="false"}}"#
         );
@@ -396,17 +622,34 @@ fn metrics_have_histograms_per_scene_and_outcome() {
     }
     let inf = r#"cepheid_serve_decision_seconds_bucket{le="+Inf",scene="payment",outcome="approve",degraded="false"}"#;
     assert_eq!(sample(&text, inf), Some(2.0));
-    let requests = |labels: &str| sample(&text, &format!("cepheid_serve_http_requests_total{{{labels}}}"));
+    let requests = |labels: &str| {
+        sample(
+            &text,
+            &format!("cepheid_serve_http_requests_total{{{labels}}}"),
+        )
+    };
     assert_eq!(requests(r#"route="/v1/decide",status="200""#), Some(6.0));
     assert_eq!(requests(r#"route="/v1/decide",status="429""#), Some(1.0));
     assert_eq!(requests(r#"route="other",status="404""#), Some(1.0));
-    assert_eq!(sample(&text, "cepheid_serve_http_requests_in_flight"), Some(1.0));
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_requests_in_flight"),
+        Some(1.0)
+    );
     // One curl a request, one connection each.
-    assert_eq!(sample(&text, "cepheid_serve_http_connections_total"), Some(9.0));
-    assert_eq!(sample(&text, "cepheid_serve_http_max_connections"), Some(1024.0));
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_connections_total"),
+        Some(9.0)
+    );
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_max_connections"),
+        Some(1024.0)
+    );
     assert_eq!(sample(&text, "cepheid_serve_http_panics_total"), Some(0.0));
     // The decider's own, then the end.
     assert_eq!(sample(&text, "fixture_decisions_total"), Some(6.0));
-    assert!(text.ends_with("fixture_decisions_total 6\n# EOF\n"), "{text}");
+    assert!(
+        text.ends_with("fixture_decisions_total 6\n# EOF\n"),
+        "{text}"
+    );
     assert_eq!(text.matches("# EOF").count(), 1);
 }

@@ -12,19 +12,45 @@ use crate::fixture::Fixture;
 use crate::support::{certificate, decide_body, options, sample, tokens_file, Proto, Req, Server};
 
 pub const TESTS: &[(&str, fn())] = &[
-    ("security::tokens_are_asked_on_every_route_but_the_document", tokens_are_asked_on_every_route_but_the_document),
-    ("security::start_refuses_what_cannot_be_served_safely", start_refuses_what_cannot_be_served_safely),
-    ("security::tls_speaks_h2_and_http1_by_alpn", tls_speaks_h2_and_http1_by_alpn),
-    ("security::a_panic_is_a_500_and_the_server_goes_on", a_panic_is_a_500_and_the_server_goes_on),
-    ("security::slow_and_silent_clients_are_closed", slow_and_silent_clients_are_closed),
-    ("security::connections_past_the_limit_are_closed", connections_past_the_limit_are_closed),
-    ("security::garbage_is_refused_and_the_server_goes_on", garbage_is_refused_and_the_server_goes_on),
-    ("security::shutdown_finishes_the_answers_under_way", shutdown_finishes_the_answers_under_way),
+    (
+        "security::tokens_are_asked_on_every_route_but_the_document",
+        tokens_are_asked_on_every_route_but_the_document,
+    ),
+    (
+        "security::start_refuses_what_cannot_be_served_safely",
+        start_refuses_what_cannot_be_served_safely,
+    ),
+    (
+        "security::tls_speaks_h2_and_http1_by_alpn",
+        tls_speaks_h2_and_http1_by_alpn,
+    ),
+    (
+        "security::a_panic_is_a_500_and_the_server_goes_on",
+        a_panic_is_a_500_and_the_server_goes_on,
+    ),
+    (
+        "security::slow_and_silent_clients_are_closed",
+        slow_and_silent_clients_are_closed,
+    ),
+    (
+        "security::connections_past_the_limit_are_closed",
+        connections_past_the_limit_are_closed,
+    ),
+    (
+        "security::garbage_is_refused_and_the_server_goes_on",
+        garbage_is_refused_and_the_server_goes_on,
+    ),
+    (
+        "security::shutdown_finishes_the_answers_under_way",
+        shutdown_finishes_the_answers_under_way,
+    ),
 ];
 
 fn tokens_are_asked_on_every_route_but_the_document() {
     let mut opts = options();
-    opts.auth_tokens = Some(tokens_file("# the ops team\nalpha-123\n\n   beta-456   \n# old: gamma\n"));
+    opts.auth_tokens = Some(tokens_file(
+        "# the ops team\nalpha-123\n\n   beta-456   \n# old: gamma\n",
+    ));
     let mut server = Server::with("tokens_are_asked_on_every_route_but_the_document", opts);
     server.token = None;
     let mut paths: Vec<(&str, String)> = ROUTES
@@ -38,11 +64,18 @@ fn tokens_are_asked_on_every_route_but_the_document() {
         let wrong = server.curl(proto).token(Some("alpha-12"));
         let right = server.curl(proto).token(Some("alpha-123"));
         let other = server.curl(proto).token(Some("beta-456"));
-        assert_eq!(right.post("/v1/decide", decide_body("payment", "pay-auth", 1)).status, 200);
+        assert_eq!(
+            right
+                .post("/v1/decide", decide_body("payment", "pay-auth", 1))
+                .status,
+            200
+        );
         let mut requests = Vec::new();
         for (method, path) in &paths {
             requests.push(match *method {
-                "POST" if path == "/v1/events" => Req::post(path, r#"{"events":[{"event_id":"l","event":{}}]}"#),
+                "POST" if path == "/v1/events" => {
+                    Req::post(path, r#"{"events":[{"event_id":"l","event":{}}]}"#)
+                }
                 "POST" => Req::post(path, decide_body("payment", "pay-auth", 1)),
                 m => Req::get(path).method(m),
             });
@@ -51,7 +84,12 @@ fn tokens_are_asked_on_every_route_but_the_document() {
             none.batch(&requests)
                 .into_iter()
                 .zip(wrong.batch(&requests))
-                .zip(right.batch(&requests).into_iter().zip(other.batch(&requests))),
+                .zip(
+                    right
+                        .batch(&requests)
+                        .into_iter()
+                        .zip(other.batch(&requests)),
+                ),
         ) {
             if req.path == "/openapi.yaml" {
                 assert_eq!(none_a.status, 200);
@@ -59,22 +97,42 @@ fn tokens_are_asked_on_every_route_but_the_document() {
                 continue;
             }
             none_a.expect(401, "unauthorized");
-            assert_eq!(none_a.header("www-authenticate"), Some("Bearer"), "{}", req.path);
+            assert_eq!(
+                none_a.header("www-authenticate"),
+                Some("Bearer"),
+                "{}",
+                req.path
+            );
             wrong_a.expect(401, "unauthorized");
-            assert_eq!(wrong_a.header("www-authenticate"), Some(r#"Bearer error="invalid_token""#));
+            assert_eq!(
+                wrong_a.header("www-authenticate"),
+                Some(r#"Bearer error="invalid_token""#)
+            );
             for a in [&right_a, &other_a] {
                 assert_ne!(a.status, 401, "{} {}: {}", req.method, req.path, a.text());
             }
         }
         // `bearer` in any case; another scheme is refused.
-        let lower = server.curl(proto).send(Req::get("/healthz").header("Authorization", "bearer alpha-123"));
+        let lower = server
+            .curl(proto)
+            .send(Req::get("/healthz").header("Authorization", "bearer alpha-123"));
         assert_eq!(lower.status, 200);
-        let basic = server.curl(proto).send(Req::get("/healthz").header("Authorization", "Basic YWxwaGEtMTIz"));
+        let basic = server
+            .curl(proto)
+            .send(Req::get("/healthz").header("Authorization", "Basic YWxwaGEtMTIz"));
         basic.expect(401, "unauthorized");
     }
-    let text = server.curl(Proto::H1).token(Some("beta-456")).get("/metrics").text();
+    let text = server
+        .curl(Proto::H1)
+        .token(Some("beta-456"))
+        .get("/metrics")
+        .text();
     // Per protocol: 9 routes without a token, 9 with a wrong one, 1 Basic.
-    assert_eq!(sample(&text, "cepheid_serve_http_unauthorized_total"), Some(38.0), "{text}");
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_unauthorized_total"),
+        Some(38.0),
+        "{text}"
+    );
 }
 
 fn start_error(opts: cepheid_serve::http::FrontOptions) -> String {
@@ -89,7 +147,10 @@ fn start_refuses_what_cannot_be_served_safely() {
     let mut opts = options();
     opts.listen = "0.0.0.0:0".parse().unwrap();
     let said = start_error(opts.clone());
-    assert!(said.contains("refusing to listen on 0.0.0.0:0 without --auth-tokens"), "{said}");
+    assert!(
+        said.contains("refusing to listen on 0.0.0.0:0 without --auth-tokens"),
+        "{said}"
+    );
     assert!(said.contains("--listen 127.0.0.1:0"), "{said}");
     let mut v6 = options();
     v6.listen = "[::]:0".parse().unwrap();
@@ -105,7 +166,10 @@ fn start_refuses_what_cannot_be_served_safely() {
     let mut opts = options();
     opts.auth_tokens = Some(tokens_file("# nobody yet\n\n"));
     let said = start_error(opts.clone());
-    assert!(said.contains("--auth-tokens") && said.contains("holds no token"), "{said}");
+    assert!(
+        said.contains("--auth-tokens") && said.contains("holds no token"),
+        "{said}"
+    );
     opts.auth_tokens = Some("/nonexistent/tokens".into());
     assert!(start_error(opts).contains("cannot read it"));
     // TLS files that are not.
@@ -120,10 +184,16 @@ fn start_refuses_what_cannot_be_served_safely() {
     let mut opts = options();
     opts.listen = server.addr;
     let said = start_error(opts);
-    assert!(said.starts_with(&format!("cannot listen on {}", server.addr)), "{said}");
+    assert!(
+        said.starts_with(&format!("cannot listen on {}", server.addr)),
+        "{said}"
+    );
     let mut opts = options();
     opts.threads = 0;
-    assert!(matches!(start(opts, Fixture::new()), Err(StartError::Options(_))));
+    assert!(matches!(
+        start(opts, Fixture::new()),
+        Err(StartError::Options(_))
+    ));
 }
 
 fn tls_speaks_h2_and_http1_by_alpn() {
@@ -134,11 +204,19 @@ fn tls_speaks_h2_and_http1_by_alpn() {
         let c = server.curl(proto);
         let id = format!("pay-tls-{version}");
         let a = c.post("/v1/decide", decide_body("payment", &id, 1500));
-        assert_eq!((a.status, a.version.as_str()), (200, version), "{}", a.text());
+        assert_eq!(
+            (a.status, a.version.as_str()),
+            (200, version),
+            "{}",
+            a.text()
+        );
         assert_eq!(a.json()["outcome"], "decline");
         let answers = c.batch(&[
             Req::get(&format!("/v1/decisions/d-{id}")),
-            Req::post("/v1/events", json!({"events": [{"event_id": id, "event": {}}]}).to_string()),
+            Req::post(
+                "/v1/events",
+                json!({"events": [{"event_id": id, "event": {}}]}).to_string(),
+            ),
             Req::get("/v1/scenes"),
             Req::get("/healthz"),
             Req::get("/readyz"),
@@ -153,13 +231,17 @@ fn tls_speaks_h2_and_http1_by_alpn() {
     // Plain HTTP to the TLS listener gets no answer, and it goes on.
     let mut s = TcpStream::connect(server.addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     assert!(!String::from_utf8_lossy(&buf).contains("200"));
     assert_eq!(server.curl(Proto::H2).get("/healthz").status, 200);
     let text = server.curl(Proto::H1).get("/metrics").text();
-    assert_eq!(sample(&text, "cepheid_serve_tls_handshake_failures_total"), Some(1.0));
+    assert_eq!(
+        sample(&text, "cepheid_serve_tls_handshake_failures_total"),
+        Some(1.0)
+    );
 }
 
 fn a_panic_is_a_500_and_the_server_goes_on() {
@@ -169,7 +251,10 @@ fn a_panic_is_a_500_and_the_server_goes_on() {
         let answers = c.batch(&[
             Req::post("/v1/decide", decide_body("panic", "p1", 1)),
             Req::get("/healthz"),
-            Req::post("/v1/events", r#"{"events":[{"event_id":"panic","event":{}}]}"#),
+            Req::post(
+                "/v1/events",
+                r#"{"events":[{"event_id":"panic","event":{}}]}"#,
+            ),
             Req::get("/v1/decisions/panic"),
             Req::post("/v1/decide", decide_body("payment", "after-panics", 1)),
         ]);
@@ -185,8 +270,18 @@ fn a_panic_is_a_500_and_the_server_goes_on() {
     server.fixture.panic_in("not_ready");
     c.get("/readyz").expect(500, "internal");
     let text = c.get("/metrics").text();
-    assert_eq!(sample(&text, "cepheid_serve_http_panics_total"), Some(8.0), "{text}");
-    assert_eq!(sample(&text, r#"cepheid_serve_http_requests_total{route="/v1/decide",status="500"}"#), Some(2.0));
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_panics_total"),
+        Some(8.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(
+            &text,
+            r#"cepheid_serve_http_requests_total{route="/v1/decide",status="500"}"#
+        ),
+        Some(2.0)
+    );
     server.fixture.panic_in("metrics");
     c.get("/metrics").expect(500, "internal");
     assert_eq!(c.get("/healthz").status, 200);
@@ -215,7 +310,9 @@ fn slow_and_silent_clients_are_closed() {
     let silent = TcpStream::connect(server.addr).unwrap();
     // Slow head: half a request line.
     let mut slow_head = TcpStream::connect(server.addr).unwrap();
-    slow_head.write_all(b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Ty").unwrap();
+    slow_head
+        .write_all(b"POST /v1/decide HTTP/1.1\r\nHost: x\r\nContent-Ty")
+        .unwrap();
     // Slow body: 10 bytes of 100.
     let mut slow_body = TcpStream::connect(server.addr).unwrap();
     slow_body
@@ -223,10 +320,12 @@ fn slow_and_silent_clients_are_closed() {
         .unwrap();
     // h2c: the preface, then nothing.
     let mut h2 = TcpStream::connect(server.addr).unwrap();
-    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00").unwrap();
+    h2.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
     // Idle after an answer (keep-alive).
     let mut idle = TcpStream::connect(server.addr).unwrap();
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     for s in [silent, slow_head, slow_body, h2] {
         let said = read_until_closed(s);
         assert!(!String::from_utf8_lossy(&said).contains("200 OK"));
@@ -234,7 +333,10 @@ fn slow_and_silent_clients_are_closed() {
     let said = String::from_utf8_lossy(&read_until_closed(idle)).into_owned();
     assert!(said.starts_with("HTTP/1.1 200 OK"), "{said}");
     let text = server.h1().get("/metrics").text();
-    assert!(sample(&text, "cepheid_serve_http_connections_timed_out_total").unwrap() >= 4.0, "{text}");
+    assert!(
+        sample(&text, "cepheid_serve_http_connections_timed_out_total").unwrap() >= 4.0,
+        "{text}"
+    );
     assert_eq!(server.h2().get("/healthz").status, 200);
 }
 
@@ -263,9 +365,19 @@ fn connections_past_the_limit_are_closed() {
     let surplus = TcpStream::connect(server.addr).unwrap();
     assert!(read_until_closed(surplus).is_empty());
     let text = raw_request(&mut held, "/metrics", "# EOF\n");
-    assert_eq!(sample(&text, "cepheid_serve_http_connections_refused_total"), Some(1.0), "{text}");
-    assert_eq!(sample(&text, "cepheid_serve_http_open_connections"), Some(1.0));
-    assert_eq!(sample(&text, "cepheid_serve_http_max_connections"), Some(1.0));
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_connections_refused_total"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_open_connections"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "cepheid_serve_http_max_connections"),
+        Some(1.0)
+    );
 }
 
 fn garbage_is_refused_and_the_server_goes_on() {
@@ -283,10 +395,16 @@ fn garbage_is_refused_and_the_server_goes_on() {
         assert!(!said.contains("200 OK"), "{said}");
     }
     let mut huge = TcpStream::connect(server.addr).unwrap();
-    let head = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(100_000));
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(100_000)
+    );
     let _ = huge.write_all(head.as_bytes());
     let said = String::from_utf8_lossy(&read_until_closed(huge)).into_owned();
-    assert!(said.is_empty() || said.starts_with("HTTP/1.1 431"), "{said}");
+    assert!(
+        said.is_empty() || said.starts_with("HTTP/1.1 431"),
+        "{said}"
+    );
     assert_eq!(server.h1().get("/healthz").status, 200);
     assert_eq!(server.h2().get("/healthz").status, 200);
 }
@@ -298,7 +416,9 @@ fn shutdown_finishes_the_answers_under_way() {
     for proto in [Proto::H1, Proto::H2] {
         let c = server.curl(proto);
         let id = format!("slow-{proto:?}");
-        waiting.push(std::thread::spawn(move || c.post("/v1/decide", decide_body("slow", &id, 5))));
+        waiting.push(std::thread::spawn(move || {
+            c.post("/v1/decide", decide_body("slow", &id, 5))
+        }));
         began.recv().unwrap();
     }
     let front = server.front.take().unwrap();

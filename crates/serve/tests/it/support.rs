@@ -23,7 +23,8 @@ pub fn root() -> &'static Path {
 pub fn scratch() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-it-{}", std::process::id()));
+        let dir =
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-it-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     })
@@ -215,7 +216,9 @@ impl Answer {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(&name.to_ascii_lowercase()).map(String::as_str)
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
     }
 
     /// The error's code, field and message.
@@ -223,7 +226,10 @@ impl Answer {
         let v = self.json();
         let e = &v["error"];
         (
-            e["code"].as_str().unwrap_or_else(|| panic!("no error: {v}")).to_owned(),
+            e["code"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no error: {v}"))
+                .to_owned(),
             e["field"].as_str().map(str::to_owned),
             e["message"].as_str().unwrap().to_owned(),
         )
@@ -290,7 +296,10 @@ impl Client {
     /// too), so h2c requests are one curl each.
     pub fn batch(&self, reqs: &[Req]) -> Vec<Answer> {
         if self.proto == Proto::H2 && self.cacert.is_none() && reqs.len() > 1 {
-            return reqs.iter().flat_map(|r| self.batch(std::slice::from_ref(r))).collect();
+            return reqs
+                .iter()
+                .flat_map(|r| self.batch(std::slice::from_ref(r)))
+                .collect();
         }
         let dir = unique("curl");
         std::fs::create_dir_all(&dir).unwrap();
@@ -329,7 +338,11 @@ impl Client {
                 let file = dir.join(format!("{i}.request"));
                 std::fs::write(&file, body).unwrap();
                 cmd.arg("--data-binary").arg(format!("@{}", file.display()));
-                if !req.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-type")) {
+                if !req
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                {
                     // curl's default is a form; a request without one says so.
                     cmd.args(["-H", "Content-Type:"]);
                 }
@@ -357,7 +370,12 @@ impl Client {
         for (i, (req, line)) in reqs.iter().zip(lines).enumerate() {
             let (status, version) = line.split_once(' ').unwrap();
             let status: u16 = status.parse().unwrap();
-            assert_ne!(status, 0, "curl got no answer: {}", String::from_utf8_lossy(&out.stderr));
+            assert_ne!(
+                status,
+                0,
+                "curl got no answer: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let head = std::fs::read_to_string(dir.join(format!("{i}.head"))).unwrap();
             // The last block (after any `100 Continue`).
             let block = head.trim_end().rsplit("\r\n\r\n").next().unwrap_or("");
@@ -441,15 +459,34 @@ pub fn certificate() -> TlsFiles {
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=cepheid-test", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+        ])
+        .args([
+            "-subj",
+            "/CN=cepheid-test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ])
         .arg("-keyout")
         .arg(&key)
         .arg("-out")
         .arg(&cert)
         .output()
         .expect("runs openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     TlsFiles { cert, key }
 }
 
@@ -469,6 +506,12 @@ pub fn decide_body(scene: &str, event_id: &str, amount: u64) -> String {
 
 /// One sample of the metrics' text: its value.
 pub fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
 }
