@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 /// The latency buckets (seconds): 25 µs to 1 s, every 100 µs up to a
 /// millisecond so that a p99 under 1 ms can be read.
@@ -58,9 +58,10 @@ impl Metrics {
             Family::<DecisionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                 histogram as fn() -> Histogram,
             );
-        registry.register(
-            "cepheid_serve_decision_seconds",
+        registry.register_with_unit(
+            "cepheid_serve_decision",
             "Server time of a decision answered 200, from its request's head read to its answer written, by scene, outcome and whether it was degraded",
+            Unit::Seconds,
             decisions.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
