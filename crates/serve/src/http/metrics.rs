@@ -9,7 +9,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Registry, Unit};
 
 /// The latency buckets (seconds): 25 µs to 1 s, every 100 µs up to a
 /// millisecond so that a p99 under 1 ms can be read.
@@ -58,76 +58,77 @@ impl Metrics {
             Family::<DecisionLabels, Histogram, fn() -> Histogram>::new_with_constructor(
                 histogram as fn() -> Histogram,
             );
-        registry.register(
-            "cepheid_serve_decision_seconds",
-            "Server time of a decision answered 200, from its request's head read to its answer written, by scene, outcome and whether it was degraded.",
+        registry.register_with_unit(
+            "cepheid_serve_decision",
+            "Server time of a decision answered 200, from its request's head read to its answer written, by scene, outcome and whether it was degraded",
+            Unit::Seconds,
             decisions.clone(),
         );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
             "cepheid_serve_http_requests",
-            "Requests answered, by route (the document's path, `other` for none) and status.",
+            "Requests answered, by route (the document's path, `other` for none) and status",
             requests.clone(),
         );
         let cancelled = Counter::default();
         registry.register(
             "cepheid_serve_http_requests_cancelled",
-            "Requests whose client went away before their answer was written.",
+            "Requests whose client went away before their answer was written",
             cancelled.clone(),
         );
         let in_flight = Gauge::default();
         registry.register(
             "cepheid_serve_http_requests_in_flight",
-            "Requests read and not yet answered.",
+            "Requests read and not yet answered",
             in_flight.clone(),
         );
         let panics = Counter::default();
         registry.register(
             "cepheid_serve_http_panics",
-            "Requests answered 500 because their handler panicked.",
+            "Requests answered 500 because their handler panicked",
             panics.clone(),
         );
         let unauthorized = Counter::default();
         registry.register(
             "cepheid_serve_http_unauthorized",
-            "Requests refused 401: no token, or an unknown one.",
+            "Requests refused 401: no token, or an unknown one",
             unauthorized.clone(),
         );
         let connections = Counter::default();
         registry.register(
             "cepheid_serve_http_connections",
-            "Connections accepted and served.",
+            "Connections accepted and served",
             connections.clone(),
         );
         let open_connections = Gauge::default();
         registry.register(
             "cepheid_serve_http_open_connections",
-            "Connections open now.",
+            "Connections open now",
             open_connections.clone(),
         );
         let max = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
         max.set(i64::try_from(max_connections).unwrap_or(i64::MAX));
         registry.register(
             "cepheid_serve_http_max_connections",
-            "Connections the front holds at most (--max-connections).",
+            "Connections the front holds at most (--max-connections)",
             max,
         );
         let refused = Counter::default();
         registry.register(
             "cepheid_serve_http_connections_refused",
-            "Connections closed at once because the front held its limit of connections.",
+            "Connections closed at once because the front held its limit of connections",
             refused.clone(),
         );
         let timed_out = Counter::default();
         registry.register(
             "cepheid_serve_http_connections_timed_out",
-            "Connections closed because no request came in time (idle, a slow head or body, a slow TLS handshake).",
+            "Connections closed because no request came in time (idle, a slow head or body, a slow TLS handshake)",
             timed_out.clone(),
         );
         let tls_failures = Counter::default();
         registry.register(
             "cepheid_serve_tls_handshake_failures",
-            "TLS handshakes that failed.",
+            "TLS handshakes that failed",
             tls_failures.clone(),
         );
         Metrics {

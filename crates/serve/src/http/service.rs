@@ -234,7 +234,7 @@ async fn handle(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static(challenge),
             ));
-            return Ok(reply);
+            return drained(&shared, req, reply).await;
         }
     }
     let limits = Limits {
@@ -331,17 +331,46 @@ async fn handle(
             reply
                 .headers
                 .push((header::ALLOW, HeaderValue::from_static(allow)));
-            reply
+            return drained(&shared, req, reply).await;
         }
-        Route::NotFound => Reply::error(&ApiError::new(
-            ErrorCode::NotFound,
-            format!(
-                "no route `{} {}`: the routes are those of GET /openapi.yaml",
-                req.method(),
-                req.uri().path()
-            ),
-        )),
+        Route::NotFound => {
+            let reply = Reply::error(&ApiError::new(
+                ErrorCode::NotFound,
+                format!(
+                    "no route `{} {}`: the routes are those of GET /openapi.yaml",
+                    req.method(),
+                    req.uri().path()
+                ),
+            ));
+            return drained(&shared, req, reply).await;
+        }
     })
+}
+
+/// The declared length of a request's body, if any.
+fn content_length(req: &Request<Incoming>) -> Option<u64> {
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+}
+
+/// An answer given without the request's body: the body is read and
+/// dropped first (within the size limit and the body's time), so that
+/// the connection stays usable (HTTP/1.1) and the stream ends as the
+/// client expects (HTTP/2, rather than a reset while it still sends).
+async fn drained(shared: &Shared, req: Request<Incoming>, reply: Reply) -> Result<Reply, Abort> {
+    let max = shared.options.max_body_bytes;
+    if content_length(&req).is_some_and(|n| n > max as u64) || req.body().is_end_stream() {
+        return Ok(reply);
+    }
+    let body = Limited::new(req.into_body(), max);
+    match tokio::time::timeout(shared.options.body_read_timeout, body.collect()).await {
+        Ok(_) => Ok(reply),
+        Err(_) => {
+            shared.metrics.timed_out.inc();
+            Err(Abort("the request's body did not come in time"))
+        }
+    }
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -382,10 +411,12 @@ async fn read_json(
             Some(m) => format!("not `{m}`"),
             None => "and the request has none".to_owned(),
         };
-        return Ok(Err(ApiError::new(
+        let e = ApiError::new(
             ErrorCode::InvalidRequest,
             format!("the body must be JSON with `Content-Type: application/json`, {said}"),
-        )));
+        );
+        drained(shared, req, Reply::json(0, Bytes::new())).await?;
+        return Ok(Err(e));
     }
     let max = shared.options.max_body_bytes;
     let too_large = || {
@@ -394,11 +425,7 @@ async fn read_json(
             format!("the body is over the server's limit of {max} bytes"),
         )
     };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
+    if content_length(&req).is_some_and(|n| n > max as u64) {
         return Ok(Err(too_large()));
     }
     let body = Limited::new(req.into_body(), max);
