@@ -173,6 +173,26 @@ fn read_lines(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// Checks the exchanges recorded in `path` (`clients.py --exchanges`)
+/// against `docs/api/openapi.yaml` (`tests/openapi/exchanges.py`): every
+/// request the clients sent and every answer the real server gave fits
+/// the document.
+fn check_exchanges(path: &Path) {
+    let python = crate::openapi::python();
+    let out = Command::new(python)
+        .arg(cepheid_testkit::path("tests/openapi/exchanges.py"))
+        .arg(cepheid_testkit::path("docs/api/openapi.yaml"))
+        .arg(path)
+        .output()
+        .expect("exchanges.py runs");
+    assert!(
+        out.status.success(),
+        "the server's answers do not fit the document:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// An answer as compared with the log's replay: without the time it took.
 fn comparable(body: &Value) -> Value {
     let mut body = body.clone();
@@ -382,8 +402,11 @@ fn overload_is_answered_by_counts_that_metrics_tell() {
             "--deadline-every",
             "3",
             "--barrier",
+            "--exchanges",
+            dir.join("exchanges.jsonl").to_str().unwrap(),
         ],
     );
+    check_exchanges(&dir.join("exchanges.jsonl"));
     assert_eq!(answers.len(), 32 * 6);
     let mut tally: BTreeMap<&str, u64> = BTreeMap::new();
     for a in &answers {
@@ -435,6 +458,8 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
         std::fs::copy(risk().join(f), rules.join(f)).unwrap();
     }
     let server = Server::start(&rules, &dir.join("state"), &["--watch", "--tick", "50ms"]);
+    let exchanges = dir.join("exchanges.jsonl");
+    let exchanges = exchanges.to_str().unwrap();
     let first = clients(
         &server.base,
         &dir.join("a.jsonl"),
@@ -447,6 +472,8 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
             "5",
             "--prefix",
             "a",
+            "--exchanges",
+            exchanges,
         ],
     );
     // Velocity reviews from 3 payments on (it was 4).
@@ -481,9 +508,12 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
             "5",
             "--prefix",
             "b",
+            "--exchanges",
+            exchanges,
         ],
     );
     server.stop();
+    check_exchanges(Path::new(exchanges));
     let answered: Vec<&Value> = first.iter().chain(&second).collect();
     assert!(answered.iter().all(|a| a["status"] == 200), "{answered:?}");
     let versions: BTreeSet<u64> = answered
@@ -542,7 +572,10 @@ fn killed_under_load_then_restarted_every_answer_stands_and_retries_count_once()
         .unwrap();
     // Killed once a few hundred answers went out (and a checkpoint or two).
     let started = Instant::now();
-    while read_lines(&out).len() < 300 {
+    // (lines being written are read whole only: count the newlines)
+    let written =
+        |path: &Path| std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    while written(&out) < 300 {
         assert!(
             started.elapsed() < PATIENCE * 2,
             "the clients got too few answers"
@@ -580,11 +613,20 @@ fn killed_under_load_then_restarted_every_answer_stands_and_retries_count_once()
         })
         .collect();
     std::fs::write(&retries, wanted).unwrap();
+    let exchanges = dir.join("exchanges.jsonl");
     let again = clients(
         &server.base,
         &dir.join("again.jsonl"),
-        &["--threads", "8", "--ids", retries.to_str().unwrap()],
+        &[
+            "--threads",
+            "8",
+            "--ids",
+            retries.to_str().unwrap(),
+            "--exchanges",
+            exchanges.to_str().unwrap(),
+        ],
     );
+    check_exchanges(&exchanges);
     assert_eq!(again.len(), live.len());
     let first: BTreeMap<&str, &Value> = answered
         .iter()
@@ -594,7 +636,10 @@ fn killed_under_load_then_restarted_every_answer_stands_and_retries_count_once()
         assert_eq!(a["status"], 200, "{a}");
         let id = a["id"].as_str().unwrap();
         if let Some(body) = first.get(id) {
-            assert_eq!(a["body"]["decision_id"], body["decision_id"], "{id}");
+            assert_eq!(
+                a["body"]["decision_id"], body["decision_id"],
+                "{id}: answered {body} before the kill, {a} after"
+            );
             assert_eq!(a["body"]["repeated"], true, "{id}");
             assert_eq!(a["body"]["outcome"], body["outcome"], "{id}");
         }

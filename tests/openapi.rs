@@ -17,7 +17,7 @@ fn root() -> &'static Path {
 }
 
 /// The python of the validators' environment (installed when missing).
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let out = Command::new("bash")
         .arg(root().join(".ci/install-openapi-validator"))
         .output()

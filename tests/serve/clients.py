@@ -5,6 +5,7 @@ HTTP/1.1 with keep-alive.
 
     clients.py BASE OUT --threads N --each M [--prefix P] [--deadline-every K]
                [--token T] [--cafile F] [--until-killed] [--ids FILE] [--barrier]
+               [--exchanges FILE]
 
 Each thread sends `decide` requests for the scene `payment`, each with its
 own event id (`P-THREAD-I`) and its thread's card (`card-THREAD`), and
@@ -15,6 +16,9 @@ when the connection failed: the request got no answer). With
 `--ids FILE` (JSON lines of `{"id", "card", "amount"}`), those requests
 are sent instead (split over the threads), as retries are. With
 `--until-killed`, a thread whose connection fails stops; the others go on.
+With `--exchanges FILE`, every request and answer is also written there
+as `tests/openapi/exchanges.py` reads them, to be checked against the API
+document.
 """
 
 import argparse
@@ -50,7 +54,22 @@ def body_of(request, deadline_zero):
     return json.dumps(body)
 
 
-def run(args, requests, out, lock, barrier):
+def exchange(args, headers, body, answer, text):
+    return {
+        "test": "cli_serve",
+        "client": "python http.client",
+        "method": "POST",
+        "path": "/v1/decide",
+        "request_headers": {k.lower(): v for k, v in headers.items()},
+        "request_body": body,
+        "request_body_utf8": True,
+        "status": answer.status,
+        "headers": {k.lower(): v for k, v in answer.getheaders()},
+        "body": text.decode("utf-8", "replace"),
+    }
+
+
+def run(args, requests, out, lock, barrier, exchanges):
     conn = connect(args.base, args.cafile)
     headers = {"content-type": "application/json"}
     if args.token:
@@ -61,12 +80,16 @@ def run(args, requests, out, lock, barrier):
         deadline_zero = args.deadline_every and n % args.deadline_every == 0
         record = {"id": request["id"], "card": request["card"], "amount": request["amount"]}
         try:
-            conn.request("POST", "/v1/decide", body=body_of(request, deadline_zero), headers=headers)
+            body = body_of(request, deadline_zero)
+            conn.request("POST", "/v1/decide", body=body, headers=headers)
             answer = conn.getresponse()
             text = answer.read()
             record["status"] = answer.status
             record["retry_after"] = answer.getheader("retry-after")
             record["body"] = json.loads(text)
+            if exchanges is not None:
+                with lock:
+                    exchanges.write(json.dumps(exchange(args, headers, body, answer, text)) + "\n")
         except Exception as e:  # the server went away: no answer
             record["status"] = 0
             record["error"] = repr(e)
@@ -95,6 +118,7 @@ def main():
     parser.add_argument("--until-killed", action="store_true")
     parser.add_argument("--ids")
     parser.add_argument("--barrier", action="store_true")
+    parser.add_argument("--exchanges")
     args = parser.parse_args()
     if args.ids:
         with open(args.ids) as f:
@@ -110,14 +134,18 @@ def main():
         ]
     lock = threading.Lock()
     barrier = threading.Barrier(args.threads) if args.barrier else None
+    exchanges = open(args.exchanges, "a") if args.exchanges else None
     with open(args.out, "w") as out:
         threads = [
-            threading.Thread(target=run, args=(args, plan, out, lock, barrier)) for plan in plans
+            threading.Thread(target=run, args=(args, plan, out, lock, barrier, exchanges))
+            for plan in plans
         ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+    if exchanges is not None:
+        exchanges.close()
     return 0
 
 
