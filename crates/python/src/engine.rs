@@ -409,8 +409,9 @@ impl PyEngine {
         Ok(())
     }
 
-    /// The end of the input: every waiting event is processed and every
-    /// window closes (the watermark goes to the end of time).
+    /// The end of the input (as `cepheid run` ends): every waiting event is
+    /// processed and time goes to the largest event time seen; windows
+    /// that end later stay open (`watermark(2**63 - 1)` closes them all).
     fn finish(&self, py: Python<'_>) -> PyResult<()> {
         let mut state = self.lock(py)?;
         let state = &mut *state;

@@ -90,14 +90,15 @@ def run(
 
 def flatten(records: Iterable[Mapping[str, Any]], sep: str = ".") -> list[dict[str, Any]]:
     """Each record as a flat dict: nested objects become dotted columns
-    (``{"key": {"card": "c1"}}`` -> ``{"key.card": "c1"}``); lists (an
-    alert's events, a decision's rules) stay as they are."""
+    (``{"key": {"card": "c1"}}`` -> ``{"key.card": "c1"}``, an empty one
+    none); an alert's ``events`` and lists (a decision's ``rules``) stay as
+    they are."""
 
     def into(out: dict[str, Any], prefix: str, value: Mapping[str, Any]) -> None:
         for name, item in value.items():
             column = f"{prefix}{sep}{name}" if prefix else name
-            if isinstance(item, Mapping) and item and name != "events":
-                into(out, column, item)
+            if isinstance(item, Mapping) and name != "events":
+                into(out, column, item)  # (an empty one, `"key": {}`, adds none)
             else:
                 out[column] = item
 

@@ -90,8 +90,10 @@ class Engine:
         """Processing time: the clock reads ``now``; time moves to just
         before it."""
     def finish(self) -> None:
-        """The end of the input: everything waiting is processed, every
-        window closes."""
+        """The end of the input (as ``cepheid run`` ends): every waiting
+        event is processed and time goes to the largest event time seen, so
+        the windows that closed by then expire; later ones stay open (to
+        close them all: ``watermark(2**63 - 1)``)."""
     def decide(
         self, event: Mapping[str, Any], now: int | None = None, position: Position = None
     ) -> list[Record]:
