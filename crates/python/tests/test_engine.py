@@ -147,6 +147,25 @@ class Stream(unittest.TestCase):
         self.assertFalse(any(isinstance(v, dict) and k != "events"
                              for r in records for k, v in r.items()))
 
+    def test_run_takes_dataframes_and_arrow_tables_by_their_rows(self):
+        # (no pandas here: objects with their methods stand for them)
+        class Frame:
+            columns = ["ts", "user", "type"]
+
+            def to_dict(self, orient):
+                assert orient == "records"
+                return [{"ts": 1, "user": "u", "type": "a"}, {"ts": 2, "user": "u", "type": "b"}]
+
+        class Table:
+            schema = object()
+
+            def to_pylist(self):
+                return Frame().to_dict("records")
+
+        for events in (Frame(), Table()):
+            (match,) = cepheid.run(AB, events)
+            self.assertEqual((match["start"], match["end"]), (1, 2))
+
     def test_lists_from_python(self):
         rules = "list blocked\npattern hit { match a where a: ip in blocked }"
         engine = cepheid.Engine(rules)
