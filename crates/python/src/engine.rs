@@ -395,7 +395,7 @@ impl PyEngine {
         let t = convert::millis(t, "t")?;
         let mut state = self.lock(py)?;
         let state = &mut *state;
-        state.engine.watermark(t, &mut state.out);
+        py.detach(|| state.engine.watermark(t, &mut state.out));
         Ok(())
     }
 
@@ -405,7 +405,7 @@ impl PyEngine {
         let now = convert::millis(now, "now")?;
         let mut state = self.lock(py)?;
         let state = &mut *state;
-        state.engine.tick(now, &mut state.out);
+        py.detach(|| state.engine.tick(now, &mut state.out));
         Ok(())
     }
 

@@ -47,8 +47,8 @@ class Engine:
     Raises :exc:`PatternError` when the rules do not load.
 
     One thread at a time: a call from another thread waits for the one
-    under way (the engine works with the GIL released in ``push_many`` and
-    ``finish``).
+    under way (the engine works with the GIL released in ``push_many``,
+    ``watermark``, ``tick`` and ``finish``).
     """
 
     def __init__(
