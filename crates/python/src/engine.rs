@@ -81,7 +81,7 @@ impl State {
 /// alerts and decisions as the JSON records of `cepheid run`.
 ///
 /// See the package's documentation (`help(cepheid)`) for the whole API.
-#[pyclass(name = "Engine", module = "cepheid")]
+#[pyclass(name = "Engine", module = "cepheid", frozen)]
 pub struct PyEngine {
     state: Mutex<State>,
     time_field: String,
