@@ -200,7 +200,10 @@ fn int(value: &Bound<'_, PyAny>) -> Result<i64, Bad> {
     value.extract::<i64>().map_err(|_| {
         let shown = value.str().map(|s| s.to_string()).unwrap_or_default();
         let shown = match shown.len() > 40 {
-            true => format!("an integer of {} digits", shown.trim_start_matches('-').len()),
+            true => format!(
+                "an integer of {} digits",
+                shown.trim_start_matches('-').len()
+            ),
             false => shown,
         };
         Bad::value(format!(
@@ -215,7 +218,11 @@ fn float(f: f64) -> Result<f64, Bad> {
         true => Ok(f),
         false => Err(Bad::value(format!(
             "{} is not a JSON number (a missing value is None)",
-            if f.is_nan() { "nan".to_string() } else { format!("{f}") }
+            if f.is_nan() {
+                "nan".to_string()
+            } else {
+                format!("{f}")
+            }
         ))),
     }
 }
@@ -269,7 +276,11 @@ fn plain_value(v: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Bad> {
         Ok(Value::from(s))
     } else if v.is_instance_of::<PyList>() || v.is_instance_of::<PyTuple>() {
         let mut items = Vec::new();
-        for (i, item) in v.try_iter().map_err(|_| Bad::kind("not iterable"))?.enumerate() {
+        for (i, item) in v
+            .try_iter()
+            .map_err(|_| Bad::kind("not iterable"))?
+            .enumerate()
+        {
             let item = item.map_err(|_| Bad::kind("not iterable"))?;
             items.push(plain_value(&item, depth + 1).map_err(|bad| bad.at(Segment::Index(i)))?);
         }

@@ -53,9 +53,9 @@ impl State {
             Some(_) => &mut self.untimed,
             None => &mut self.timed,
         };
-        let item = decoder.decode(&self.text).map_err(|e| {
-            PyValueError::new_err(format!("event: {}", e.message()))
-        })?;
+        let item = decoder
+            .decode(&self.text)
+            .map_err(|e| PyValueError::new_err(format!("event: {}", e.message())))?;
         Ok(match (item, ts) {
             (Item::Event(_, record), Some(ts)) => Item::Event(ts, record),
             (item, _) => item,
@@ -117,13 +117,15 @@ fn path_list(paths: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
         return Ok(vec![paths.extract::<PathBuf>()?]);
     }
     let mut list = Vec::new();
-    for p in paths.try_iter().map_err(|_| {
-        PyTypeError::new_err("paths must be a path or a list of paths")
-    })? {
+    for p in paths
+        .try_iter()
+        .map_err(|_| PyTypeError::new_err("paths must be a path or a list of paths"))?
+    {
         let p = p?;
-        list.push(p.extract::<PathBuf>().map_err(|_| {
-            PyTypeError::new_err("paths must be a path or a list of paths")
-        })?);
+        list.push(
+            p.extract::<PathBuf>()
+                .map_err(|_| PyTypeError::new_err("paths must be a path or a list of paths"))?,
+        );
     }
     Ok(list)
 }
@@ -137,7 +139,9 @@ pub(crate) fn pattern_error(error: cepheid_core::Error) -> PyErr {
         let diagnostics = PyList::empty(py);
         for e in error.errors() {
             let d = PyDict::new(py);
-            let located = e.location().map(|at| (at.origin().to_string(), at.line(), at.column()));
+            let located = e
+                .location()
+                .map(|at| (at.origin().to_string(), at.line(), at.column()));
             let result = (|| -> PyResult<()> {
                 match located {
                     Some((path, line, column)) => {
@@ -174,9 +178,7 @@ fn engine_error(error: cepheid_core::Error) -> PyErr {
         | ErrorKind::Syntax
         | ErrorKind::Field
         | ErrorKind::Limit
-        | ErrorKind::Multiple => {
-            pattern_error(error)
-        }
+        | ErrorKind::Multiple => pattern_error(error),
         _ => PyRuntimeError::new_err(error.to_string()),
     }
 }
@@ -244,7 +246,9 @@ impl PyEngine {
         max_waiting_events: Option<i64>,
     ) -> PyResult<PyEngine> {
         let delay = u64::try_from(max_delay_ms).map_err(|_| {
-            PyValueError::new_err(format!("max_delay_ms must be 0 or more, not {max_delay_ms}"))
+            PyValueError::new_err(format!(
+                "max_delay_ms must be 0 or more, not {max_delay_ms}"
+            ))
         })?;
         if time_field.is_empty() || time_field == "$watermark" {
             return Err(PyValueError::new_err(format!(
@@ -325,7 +329,11 @@ impl PyEngine {
         let mut iter = events.try_iter().map_err(|_| {
             PyTypeError::new_err(format!(
                 "events must be an iterable of dicts, not {}",
-                events.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                events
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         let mut state = self.lock(py)?;
@@ -436,7 +444,9 @@ impl PyEngine {
         let mut state = self.lock(py)?;
         let state = &mut *state;
         let (ts, record) = PyEngine::record(state, event, now, "decide")?;
-        let decisions = state.engine.decide_now(ts, record, position, &mut state.out);
+        let decisions = state
+            .engine
+            .decide_now(ts, record, position, &mut state.out);
         state.out.decisions(&decisions).to_dicts(py)
     }
 
@@ -534,7 +544,12 @@ impl PyEngine {
 
     /// The names of the patterns in force, in the engine's order.
     fn patterns(&self, py: Python<'_>) -> PyResult<Vec<String>> {
-        Ok(self.lock(py)?.engine.patterns().map(|p| p.name.clone()).collect())
+        Ok(self
+            .lock(py)?
+            .engine
+            .patterns()
+            .map(|p| p.name.clone())
+            .collect())
     }
 
     /// The watermark (milliseconds), or `None` before any.
@@ -613,7 +628,10 @@ impl PyEngine {
     fn snapshot<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let state = self.lock(py)?;
         let mut bytes = Vec::new();
-        state.engine.snapshot_into(&mut bytes).map_err(engine_error)?;
+        state
+            .engine
+            .snapshot_into(&mut bytes)
+            .map_err(engine_error)?;
         drop(state);
         Ok(PyBytes::new(py, &bytes))
     }
@@ -648,7 +666,11 @@ impl PyEngine {
             names.len(),
             if names.len() == 1 { "" } else { "s" },
             state.engine.scenes().count(),
-            if state.engine.scenes().count() == 1 { "" } else { "s" },
+            if state.engine.scenes().count() == 1 {
+                ""
+            } else {
+                "s"
+            },
             state
                 .engine
                 .current_watermark()

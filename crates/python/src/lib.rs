@@ -56,11 +56,7 @@ pyo3::create_exception!(
 /// raises `PatternError`. Returns the warnings (rendered), `""` when none.
 #[pyfunction]
 #[pyo3(signature = (rules=None, *, paths=None, origin="<rules>"))]
-fn check(
-    rules: Option<&str>,
-    paths: Option<&Bound<'_, PyAny>>,
-    origin: &str,
-) -> PyResult<String> {
+fn check(rules: Option<&str>, paths: Option<&Bound<'_, PyAny>>, origin: &str) -> PyResult<String> {
     match engine::load_rules(rules, paths, origin)? {
         Some(rules) => Ok(rules.warnings()),
         None => Err(pyo3::exceptions::PyValueError::new_err(

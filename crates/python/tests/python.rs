@@ -43,7 +43,13 @@ fn the_python_package_passes_its_tests() {
     // tests skipped, if any: the comparisons with a built `cepheid`).
     let ran = stderr
         .lines()
-        .find_map(|l| l.strip_prefix("Ran ")?.split(' ').next()?.parse::<usize>().ok())
+        .find_map(|l| {
+            l.strip_prefix("Ran ")?
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
         .unwrap_or_else(|| panic!("no \"Ran N tests\" in:\n{stderr}"));
     assert!(ran >= 30, "only {ran} Python tests ran:\n{stderr}");
     assert!(
@@ -51,7 +57,10 @@ fn the_python_package_passes_its_tests() {
         "unittest did not say OK:\n{stderr}"
     );
     // What it cost, for the test's log (`cargo test -- --nocapture`).
-    for line in stderr.lines().filter(|l| l.starts_with("test-python:") || l.starts_with("Ran ")) {
+    for line in stderr
+        .lines()
+        .filter(|l| l.starts_with("test-python:") || l.starts_with("Ran "))
+    {
         println!("{line}");
     }
 }

@@ -7,10 +7,10 @@
 //! on the requests in flight: past it a 429, nothing logged; a deadline
 //! it cannot meet: the scene's fallback, degraded, still logged and
 //! applied), appends it to the log and waits; the log makes it durable
-//! (group commit) and hands it to the run ([`source::LogSource`]); the
+//! (group commit) and hands it to the run (`source::LogSource`); the
 //! run's engine takes it at once ([`cepheid_engine::Engine::request`]:
 //! into the scene it names, once per event id) and its answer comes back
-//! on the run's thread ([`answers::ServeAnswers`]). The run checkpoints
+//! on the run's thread (`answers::ServeAnswers`). The run checkpoints
 //! as `cepheid run` does; a restart replays the log after the last
 //! checkpoint, so the engine, its remembered requests and the outputs are
 //! what they were (`docs/serve.md`).
