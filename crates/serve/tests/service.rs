@@ -184,6 +184,20 @@ fn a_decision_is_taken_once_and_remembered_across_a_restart() {
         (degraded["outcome"].as_str(), degraded["degraded"].as_bool()),
         (Some("approve"), Some(true))
     );
+    // Its retry: the degraded answer again, the same decision.
+    let again = s.decide("payment", "p5", &pay("c2", 10), None).unwrap();
+    assert_eq!(
+        (
+            &again["decision_id"],
+            &again["degraded"],
+            &again["repeated"]
+        ),
+        (
+            &degraded["decision_id"],
+            &Value::Bool(true),
+            &Value::Bool(true)
+        )
+    );
     // Events: recorded, a repeat counted once.
     let calls = |ids: &[&str]| -> Vec<EventCall> {
         ids.iter()
@@ -231,6 +245,25 @@ fn a_decision_is_taken_once_and_remembered_across_a_restart() {
     assert_eq!(
         (&again["decision_id"], again["repeated"].as_bool()),
         (&answers[2]["decision_id"], Some(true))
+    );
+    // A retry is never degraded at admission, whatever its deadline: its
+    // answer is the first one's (a restarted service, its recent answers
+    // slow, degraded them with new decisions before: found by the crash
+    // test of `tests/cli_serve.rs`).
+    let again = s.decide("payment", "p4", &pay("c1", 10), Some(0)).unwrap();
+    assert_eq!(
+        (
+            &again["decision_id"],
+            &again["outcome"],
+            &again["degraded"],
+            &again["repeated"]
+        ),
+        (
+            &answers[3]["decision_id"],
+            &Value::from("review"),
+            &Value::Bool(false),
+            &Value::Bool(true)
+        )
     );
     let fifth = s.decide("payment", "p7", &pay("c1", 10), None).unwrap();
     assert_eq!(fifth["outcome"], "review");

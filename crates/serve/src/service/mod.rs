@@ -198,6 +198,35 @@ struct Kept {
     order: VecDeque<(i64, u64)>,
     /// Seqs below this were let go (their retention ended).
     forgotten_below: u64,
+    /// The event ids of decision requests logged or in flight within the
+    /// retention, with the time each was first seen: a request whose id
+    /// is known is never degraded at admission (its answer is the first
+    /// one's, which the engine gives), only a first one may be.
+    ids: HashMap<Arc<str>, i64>,
+    /// The ids in the order seen, to let them go.
+    id_order: VecDeque<(i64, Arc<str>)>,
+}
+
+impl Kept {
+    /// `id` seen at `at`: false when it was known already.
+    fn see(&mut self, id: &Arc<str>, at: i64, retention_ms: i64) -> bool {
+        let horizon = at.saturating_sub(retention_ms);
+        while let Some((first, _)) = self.id_order.front() {
+            if *first > horizon {
+                break;
+            }
+            let (first, old) = self.id_order.pop_front().expect("a front");
+            if self.ids.get(&old) == Some(&first) {
+                self.ids.remove(&old);
+            }
+        }
+        if self.ids.contains_key(id) {
+            return false;
+        }
+        self.ids.insert(Arc::clone(id), at);
+        self.id_order.push_back((at, Arc::clone(id)));
+        true
+    }
 }
 
 /// What the front's threads, the log's writer and the run share.
@@ -318,6 +347,7 @@ impl Shared {
             return;
         };
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.see(&body.event_id, stamp, self.retention_ms);
         kept.by_seq.insert(seq, (stamp, bytes.into()));
         kept.order.push_back((stamp, seq));
         let horizon = stamp.saturating_sub(self.retention_ms);
@@ -329,6 +359,22 @@ impl Shared {
             kept.by_seq.remove(&old);
             kept.forgotten_below = kept.forgotten_below.max(old + 1);
         }
+    }
+
+    /// A decision request with `id` comes: true when it is the first
+    /// (within the retention) the service sees, which alone may be
+    /// answered degraded at admission.
+    fn first_of(&self, id: &Arc<str>) -> bool {
+        let now = crate::wal::wall_clock_ms();
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.see(id, now, self.retention_ms)
+    }
+
+    /// The request with `id` that [`Shared::first_of`] saw first was not
+    /// logged: the id is free again.
+    fn not_logged(&self, id: &Arc<str>) {
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.ids.remove(id);
     }
 
     /// The log was read again up to `seq` (the end it had at the start).
@@ -938,10 +984,13 @@ impl Front {
         let _in_flight = front.admit()?;
         let deadline = call.deadline.unwrap_or(default_deadline);
         let recent = Duration::from_micros(shared.recent_us.load(Ordering::Relaxed));
-        let degraded = deadline.is_zero() || recent > deadline;
+        let event_id: Arc<str> = Arc::from(call.event_id.as_str());
+        // (a retry, of an answered request or of one in flight, is never
+        // degraded here: its answer is the first one's, the engine's)
+        let first = shared.first_of(&event_id);
+        let degraded = first && (deadline.is_zero() || recent > deadline);
         let (tx, rx) = oneshot::channel::<Reply>();
         let (logged_tx, logged_rx) = oneshot::channel::<Result<crate::wal::Logged, String>>();
-        let event_id: Arc<str> = Arc::from(call.event_id.as_str());
         let scene_name = call.scene.clone();
         let input = Logged {
             scene: Some(call.scene.clone()),
@@ -965,10 +1014,18 @@ impl Front {
                 let _ = logged_tx.send(Err(e.to_string()));
             }
         });
-        front.append(Entry::Decide(input), done)?;
+        if let Err(e) = front.append(Entry::Decide(input), done) {
+            if first {
+                shared.not_logged(&event_id);
+            }
+            return Err(e);
+        }
         let logged = logged_rx
             .await
             .map_err(|_| unavailable("the log stopped before the request was written"))?;
+        if logged.is_err() && first {
+            shared.not_logged(&event_id);
+        }
         if logged.is_ok() && shared.log_failing.swap(false, Ordering::AcqRel) {
             eprintln!("cepheid serve: the log is written again");
         }
