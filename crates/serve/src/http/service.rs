@@ -373,6 +373,38 @@ async fn drained(shared: &Shared, req: Request<Incoming>, reply: Reply) -> Resul
     }
 }
 
+/// The body of a request refused for its size, read and dropped (up to
+/// 16 times the limit, at most 64 MiB, within the body's time), so that a
+/// client still sending it gets the answer: answered unread, an HTTP/2
+/// stream was reset while curl sent, and curl said "Stream error in the
+/// HTTP/2 framing layer" instead of the 413 (a loaded machine, session
+/// 62). Past that much, the answer goes and the stream is reset.
+async fn discarded(shared: &Shared, req: Request<Incoming>) {
+    let cap = shared
+        .options
+        .max_body_bytes
+        .saturating_mul(16)
+        .min(64 << 20);
+    let mut body = req.into_body();
+    let read = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen = seen.saturating_add(data.len());
+            }
+            if seen > cap {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(shared.options.body_read_timeout, read)
+        .await
+        .is_err()
+    {
+        shared.metrics.timed_out.inc();
+    }
+}
+
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("the answer serializes")
 }
@@ -426,6 +458,7 @@ async fn read_json(
         )
     };
     if content_length(&req).is_some_and(|n| n > max as u64) {
+        discarded(shared, req).await;
         return Ok(Err(too_large()));
     }
     let body = Limited::new(req.into_body(), max);

@@ -74,7 +74,8 @@ fn limits_of_body_fields_and_batch() {
         );
         let (_, field, _) = c.post("/v1/decide", &deep).expect(413, "too_large").error();
         assert_eq!(field.as_deref(), Some("event"));
-        // Past the body limit: by its Content-Length, unread.
+        // Past the body limit: by its Content-Length (read and dropped,
+        // so that the client still sending gets the 413).
         let big = decide(
             "lim-big",
             json!({"type": "payment", "pad": "x".repeat(3000)}),
