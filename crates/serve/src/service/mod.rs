@@ -1298,96 +1298,72 @@ impl Decider for Front {
 
     fn metrics(&self, out: &mut String) {
         use std::fmt::Write;
-        let c = &self.shared.counters;
-        let mut counter = |name: &str, help: &str, labels: &str, value: u64| {
+        let shared = &self.shared;
+        let c = &shared.counters;
+        let mut counters: Vec<(&str, &str, u64)> = vec![
+            ("decisions", "Decision requests answered.", c.decided.get()),
+            ("dry_runs", "Dry runs answered.", c.dry_runs.get()),
+            ("events_recorded", "Events recorded without a decision.", c.recorded.get()),
+            ("repeated", "Retries answered with the first answer.", c.repeated.get()),
+            ("conflicts", "Event ids reused with other fields (409).", c.conflicts.get()),
+            ("not_in_scene", "Events their scene's condition refused (422).", c.not_in_scene.get()),
+            ("degraded_deadline", "Requests answered with the scene's fallback at admission, their deadline not to be met (logged and applied).", c.degraded_deadline.get()),
+            ("degraded_log_write_failed", "Requests answered with the scene's fallback, the log not written (not applied).", c.degraded_log.get()),
+            ("shed", "Requests whose shadow rules were shed.", c.shed.get()),
+            ("refused_queue", "Requests refused past the queue bound (429, nothing logged).", c.refused_queue.get()),
+            ("refused_log_queue", "Requests refused, the log's queue full (503, nothing logged).", c.refused_log_queue.get()),
+            ("unavailable", "Requests refused while not ready (503).", c.unavailable.get()),
+            ("late_answers", "Decisions answered after their deadline (admitted in time, decided late).", c.late_answers.get()),
+        ];
+        if let Some(log) = shared.log.get() {
+            let s = log.stats();
+            counters.extend([
+                ("log_appended", "Entries the log made durable.", s.appended),
+                (
+                    "log_groups",
+                    "Groups the log wrote (group commit).",
+                    s.groups,
+                ),
+                ("log_syncs", "Syncs of the log's file.", s.syncs),
+                (
+                    "log_sync_microseconds",
+                    "Time the log's syncs took.",
+                    s.sync_micros,
+                ),
+                ("log_bytes", "Bytes the log wrote.", s.bytes),
+                (
+                    "log_failures",
+                    "Writes or syncs of the log that failed.",
+                    s.failures,
+                ),
+                (
+                    "log_refused",
+                    "Appends refused, the log's queue full.",
+                    s.refused,
+                ),
+            ]);
+        }
+        for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP cepheid_serve_{name} {help}");
             let _ = writeln!(out, "# TYPE cepheid_serve_{name} counter");
-            let _ = writeln!(out, "cepheid_serve_{name}_total{labels} {value}");
-        };
-        counter(
-            "decisions",
-            "Decision requests answered.",
-            "",
-            c.decided.get(),
-        );
-        counter("dry_runs", "Dry runs answered.", "", c.dry_runs.get());
-        counter(
-            "events_recorded",
-            "Events recorded without a decision.",
-            "",
-            c.recorded.get(),
-        );
-        counter(
-            "repeated",
-            "Retries answered with the first answer.",
-            "",
-            c.repeated.get(),
-        );
-        counter(
-            "conflicts",
-            "Event ids reused with other fields (409).",
-            "",
-            c.conflicts.get(),
-        );
-        counter(
-            "not_in_scene",
-            "Events their scene's condition refused (422).",
-            "",
-            c.not_in_scene.get(),
-        );
-        counter("degraded_deadline", "Requests answered with the scene's fallback at admission, their deadline not to be met (logged and applied).", "", c.degraded_deadline.get());
-        counter(
-            "degraded_log_write_failed",
-            "Requests answered with the scene's fallback, the log not written (not applied).",
-            "",
-            c.degraded_log.get(),
-        );
-        counter(
-            "shed",
-            "Requests whose shadow rules were shed.",
-            "",
-            c.shed.get(),
-        );
-        counter(
-            "refused_queue",
-            "Requests refused past the queue bound (429, nothing logged).",
-            "",
-            c.refused_queue.get(),
-        );
-        counter(
-            "refused_log_queue",
-            "Requests refused, the log's queue full (503, nothing logged).",
-            "",
-            c.refused_log_queue.get(),
-        );
-        counter(
-            "unavailable",
-            "Requests refused while not ready (503).",
-            "",
-            c.unavailable.get(),
-        );
-        counter(
-            "late_answers",
-            "Decisions answered after their deadline (admitted in time, decided late).",
-            "",
-            c.late_answers.get(),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP cepheid_serve_in_flight Requests admitted and not answered."
-        );
-        let _ = writeln!(out, "# TYPE cepheid_serve_in_flight gauge");
-        let _ = writeln!(
-            out,
-            "cepheid_serve_in_flight {}",
-            self.shared.in_flight.load(Ordering::Relaxed)
-        );
-        if let Some(log) = self.shared.log.get() {
-            let s = log.stats();
-            let _ = writeln!(
-                out,
-                "# HELP cepheid_serve_log_stats The log's counts ({s:?})."
-            );
+            let _ = writeln!(out, "cepheid_serve_{name}_total {value}");
+        }
+        let gauges = [
+            (
+                "in_flight",
+                "Requests admitted and not answered.",
+                shared.in_flight.load(Ordering::Relaxed) as u64,
+            ),
+            (
+                "rules_version",
+                "The version of the rules in force.",
+                shared.book().view.rules_version,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP cepheid_serve_{name} {help}");
+            let _ = writeln!(out, "# TYPE cepheid_serve_{name} gauge");
+            let _ = writeln!(out, "cepheid_serve_{name} {value}");
         }
     }
 }
