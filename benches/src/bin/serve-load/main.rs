@@ -290,7 +290,9 @@ async fn slot(
         match answer {
             Ok((status, bytes)) => {
                 *tally.status.entry(status).or_default() += 1;
-                tally.client_us.push(us(done.saturating_duration_since(job.at)));
+                tally
+                    .client_us
+                    .push(us(done.saturating_duration_since(job.at)));
                 tally.last_answer = Some(done);
                 if status == 200 {
                     let (degraded, elapsed) = read_answer(&bytes);
@@ -430,7 +432,14 @@ fn main() {
         (tally, start)
     });
     let cpu = cpu_seconds() - cpu_before;
-    report(&args, total, scheduled.load(Ordering::Relaxed), tally, elapsed_sent, cpu);
+    report(
+        &args,
+        total,
+        scheduled.load(Ordering::Relaxed),
+        tally,
+        elapsed_sent,
+        cpu,
+    );
 }
 
 fn report(args: &Args, total: u64, scheduled: u64, mut t: Tally, start: Instant, cpu: f64) {
@@ -440,7 +449,11 @@ fn report(args: &Args, total: u64, scheduled: u64, mut t: Tally, start: Instant,
     let span = t
         .last_answer
         .map_or(0.0, |l| l.saturating_duration_since(start).as_secs_f64());
-    let achieved = if span > 0.0 { answered as f64 / span } else { 0.0 };
+    let achieved = if span > 0.0 {
+        answered as f64 / span
+    } else {
+        0.0
+    };
     let c = quantiles(&mut t.client_us);
     let s = quantiles(&mut t.server_us);
     let lag = quantiles(&mut t.send_lag_us);
@@ -463,15 +476,24 @@ fn report(args: &Args, total: u64, scheduled: u64, mut t: Tally, start: Instant,
     );
     println!(
         "serve-load: client ms (from the scheduled time) p50 {} p99 {} p99.9 {} max {}",
-        ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3])
+        ms(c[0]),
+        ms(c[1]),
+        ms(c[2]),
+        ms(c[3])
     );
     println!(
         "serve-load: server ms (elapsed_us) p50 {} p99 {} p99.9 {} max {}",
-        ms(s[0]), ms(s[1]), ms(s[2]), ms(s[3])
+        ms(s[0]),
+        ms(s[1]),
+        ms(s[2]),
+        ms(s[3])
     );
     println!(
         "serve-load: send lag ms p50 {} p99 {} p99.9 {} max {}; generator CPU {cpu:.2} s",
-        ms(lag[0]), ms(lag[1]), ms(lag[2]), ms(lag[3])
+        ms(lag[0]),
+        ms(lag[1]),
+        ms(lag[2]),
+        ms(lag[3])
     );
     if args.json {
         let json = serde_json::json!({
