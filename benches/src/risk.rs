@@ -51,15 +51,23 @@ pub struct RiskEvent {
 
 /// Event `g` of the stream of `seed`, `step_ms` apart.
 pub fn event(seed: u64, step_ms: i64, g: u64) -> RiskEvent {
+    event_of(seed, step_ms, g, CARDS, DEVICES)
+}
+
+/// Event `g` of the stream of `seed` with a population of `cards` cards
+/// and `devices` devices (the formula of `bench-workloads.md` with other
+/// moduli: `serve-load` draws from a million cards).
+pub fn event_of(seed: u64, step_ms: i64, g: u64, cards: u64, devices: u64) -> RiskEvent {
+    let (cards, devices) = (cards.max(1), devices.max(1));
     let h1 = mix(seed.wrapping_mul(31).wrapping_add(g));
     let h2 = mix(h1);
     let h3 = mix(h2);
     let u = ((h2 >> 11) as f64) * (1.0 / (1u64 << 53) as f64);
-    let card = h1 % CARDS;
+    let card = h1 % cards;
     let device = if u < 0.95 {
-        card % DEVICES
+        card % devices
     } else {
-        mix(h3) % DEVICES
+        mix(h3) % devices
     };
     RiskEvent {
         ts: (g as i64).wrapping_mul(step_ms),

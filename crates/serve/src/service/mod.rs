@@ -268,6 +268,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// A request took `took` from admission to its answer: into the
+    /// recent time (an average that follows the load).
+    fn recent(&self, took: Duration) {
+        let us = took.as_micros() as u64;
+        let old = self.recent_us.load(Ordering::Relaxed);
+        self.recent_us.store((old * 7 + us) / 8, Ordering::Relaxed);
+    }
+
     /// The scenes in force.
     pub(crate) fn book(&self) -> Arc<Book> {
         Arc::clone(&self.book.read().unwrap_or_else(|p| p.into_inner()))
@@ -1059,17 +1067,21 @@ impl Front {
                 note.rules_version = rules_version;
                 let body = fallback_body(&facts, &note, &event_id, &scene_name, logged.stamp);
                 shared.store(logged.seq, logged.stamp, &body);
+                if !deadline.is_zero() {
+                    // (degraded by the recent time: its own time, admission
+                    // to logged, goes into it, so that the recent time
+                    // falls again once the run has caught up; left to the
+                    // decided requests alone it would stay above the
+                    // deadline, and every request be degraded, for good)
+                    shared.recent(call.accepted.elapsed());
+                }
                 body
             }
             Ok(logged) => {
                 let reply = rx
                     .await
                     .map_err(|_| unavailable("the run stopped before the request was decided"))?;
-                let us = call.accepted.elapsed().as_micros() as u64;
-                let old = shared.recent_us.load(Ordering::Relaxed);
-                shared
-                    .recent_us
-                    .store((old * 7 + us) / 8, Ordering::Relaxed);
+                shared.recent(call.accepted.elapsed());
                 match reply {
                     Reply::Body(body) => {
                         if !body.repeated {
