@@ -532,17 +532,10 @@ impl Service {
         config.decisions = Some(
             (options.decisions.clone()).unwrap_or_else(|| options.state.join("decisions.jsonl")),
         );
-        let mut engine = config.engine();
-        engine.add(rules).map_err(|e| failed("the rules", &e))?;
-        engine.remember_requests(RequestMemory {
-            retention_ms: shared.retention_ms,
-            max_entries: options.remember,
+        let answers = Box::new(answers::ServeAnswers {
+            shared: Arc::clone(&shared),
         });
-        let runtime = Runtime::with_source(config, engine, Some(Box::new(source)), None, report)
-            .map_err(|e| failed("the run", &e))?
-            .answering(Box::new(answers::ServeAnswers {
-                shared: Arc::clone(&shared),
-            }));
+        let runtime = log_run(config, rules, &shared, options, source, report, answers)?;
         let handle = runtime.handle();
         let ended = Arc::clone(&shared);
         let run = std::thread::Builder::new()
@@ -753,16 +746,39 @@ pub fn replay(
     config.source_rules = true;
     config.max_delay = Duration::ZERO;
     config.output = Some(output);
+    let answers = Box::new(answers::ReplayAnswers {
+        shared: Arc::clone(&shared),
+        out,
+    });
+    let runtime = log_run(config, rules, &shared, &options, source, report, answers)?;
+    Ok(runtime.run())
+}
+
+/// The run of `rules` with `config` over the log (`source`), its engine
+/// remembering requests as `options` say, its answers to `answers`: the
+/// service's and a replay's alike.
+fn log_run(
+    config: Config,
+    rules: &Rules,
+    shared: &Shared,
+    options: &ServiceOptions,
+    source: LogSource,
+    report: Box<dyn Report>,
+    answers: Box<dyn cepheid_runtime::Answers>,
+) -> Result<Runtime, StartError> {
+    let failed =
+        |what: &str, e: &dyn std::fmt::Display| StartError(format!("cepheid serve: {what}: {e}"));
     let mut engine = config.engine();
     engine.add(rules).map_err(|e| failed("the rules", &e))?;
     engine.remember_requests(RequestMemory {
         retention_ms: shared.retention_ms,
         max_entries: options.remember,
     });
-    let runtime = Runtime::with_source(config, engine, Some(Box::new(source)), None, report)
-        .map_err(|e| failed("the run", &e))?
-        .answering(Box::new(answers::ReplayAnswers { shared, out }));
-    Ok(runtime.run())
+    Ok(
+        Runtime::with_source(config, engine, Some(Box::new(source)), None, report)
+            .map_err(|e| failed("the run", &e))?
+            .answering(answers),
+    )
 }
 
 /// The text of the `.cep` files of `patterns` (a folder's in name order),
@@ -802,8 +818,20 @@ fn watch_rules(shared: &Shared, (known, patterns): &mut (Option<String>, Vec<Pat
     let text = now.expect("read");
     let checked = cepheid_engine::Rules::load_all(patterns)
         .and_then(|_| cepheid_engine::Rules::parse("the log", &text));
-    if let Err(e) = checked {
-        eprintln!("cepheid serve: the changed rules are not applied:\n{e}");
+    let rules = match checked {
+        Ok(rules) => rules,
+        Err(e) => {
+            eprintln!("cepheid serve: the changed rules are not applied:\n{e}");
+            return;
+        }
+    };
+    // (a file emptied or cut while an editor saves it loads, and would
+    // leave the service without a scene: every request a 404)
+    let mut probe: cepheid_engine::Engine = cepheid_engine::Engine::new();
+    if probe.add(&rules).is_err() || probe.scenes().next().is_none() {
+        eprintln!(
+            "cepheid serve: the changed rules are not applied: they have no scene (an empty or cut file?); the service goes on with the rules in force"
+        );
         return;
     }
     let Some(log) = shared.log.get() else {
