@@ -670,3 +670,66 @@ fn killed_under_load_then_restarted_every_answer_stands_and_retries_count_once()
     let _ = unanswered;
     server.stop();
 }
+
+/// `--watch` and a hurried operator: a rules file emptied (as an editor
+/// does for a moment while it saves) loads without error but has no
+/// scene; a file cut in the middle of a pattern does not parse. Neither
+/// is logged nor applied: each is said on standard error, and the
+/// service goes on answering with the rules in force (version 1). The
+/// file made whole again, with a change, is applied (version 2).
+#[test]
+fn watch_keeps_the_rules_in_force_when_a_file_is_emptied_or_cut() {
+    let dir = scratch("serve_watch_empty");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    // One file holding the scene `payment` and its rules.
+    let file = rules.join("rules.cep");
+    std::fs::copy(risk().join("rules.cep"), &file).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let server = Server::start(&rules, &dir.join("state"), &["--watch"]);
+    let scenes = |server: &Server| -> Value {
+        let (body, _) = curl(&["-s", &format!("{}/v1/scenes", server.base)], &[]);
+        serde_json::from_str(&body).unwrap()
+    };
+    let decide = |server: &Server, id: &str| -> (u16, Value) {
+        post(
+            &format!("{}/v1/decide", server.base),
+            &payment(id, "c1", 10),
+            &[],
+        )
+    };
+    assert_eq!(scenes(&server)["rules_version"], 1);
+
+    std::fs::write(&file, "").unwrap();
+    server.live.stderr_line("they have no scene");
+    let (status, answer) = decide(&server, "p-1");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["rules_version"], 1, "{answer}");
+    let now = scenes(&server);
+    assert_eq!(now["rules_version"], 1, "{now}");
+    assert_eq!(now["scenes"][0]["name"], "payment", "{now}");
+
+    // Cut in the middle of a pattern: a syntax error, said with its place.
+    let cut = &text[..text.find("\npattern ").unwrap() + "\npattern ".len() + 4];
+    std::fs::write(&file, cut).unwrap();
+    server.live.stderr_line("the changed rules are not applied");
+    let (status, answer) = decide(&server, "p-2");
+    assert_eq!((status, &answer["rules_version"]), (200, &Value::from(1)));
+
+    // Whole again, with a change: applied.
+    let changed = text.replace(
+        "card_payments_10m(card) >= 4",
+        "card_payments_10m(card) >= 3",
+    );
+    assert_ne!(text, changed);
+    std::fs::write(&file, changed).unwrap();
+    let started = Instant::now();
+    while scenes(&server)["rules_version"] != 2 {
+        assert!(started.elapsed() < PATIENCE, "the change was not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, answer) = decide(&server, "p-3");
+    assert_eq!((status, &answer["rules_version"]), (200, &Value::from(2)));
+    let stderr = server.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
