@@ -392,6 +392,71 @@ fn killed_and_resumed_the_decisions_are_written_once() {
     }
 }
 
+/// A change of rules mid-stream (a `$rules` record: another velocity
+/// and another threshold), then killed after a checkpoint taken under the
+/// new rules and resumed: the run goes on with the checkpoint's rules
+/// (not the command's file) and their scenes, and its decisions are the
+/// uninterrupted run's. It resumed without scenes before (a snapshot held
+/// no scenes): every decision after the cut was lost, and nothing said.
+#[test]
+fn resumed_after_a_change_of_rules_it_goes_on_deciding() {
+    let dir = setup("decisions_changed_resumed", 3000);
+    let changed = RULES
+        .replace("match p{3}", "match p{2}")
+        .replace("review if score >= 60", "review if score >= 50");
+    assert_ne!(changed, RULES);
+    let record = serde_json::json!({ "$rules": changed }).to_string();
+    let mut events: Vec<String> = events(3000).lines().map(str::to_string).collect();
+    events.insert(1000, record);
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let base = ["--max-delay", "1s", "--rules-from-stream"];
+    ok(run_here(&dir)
+        .args(base)
+        .args([
+            "--output",
+            "out_whole.jsonl",
+            "--decisions",
+            "dec_whole.jsonl",
+        ])
+        .output()
+        .unwrap());
+    for (n, every) in [(1, "1500"), (2, "2400")] {
+        let flags = [
+            "--output",
+            &format!("out_{n}.jsonl"),
+            "--decisions",
+            &format!("dec_{n}.jsonl"),
+            "--checkpoint",
+            &format!("ckpt_{n}"),
+            "--checkpoint-every",
+            every,
+        ]
+        .map(str::to_string);
+        let killed = run_here(&dir)
+            .args(base)
+            .args(&flags)
+            .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
+            .output()
+            .unwrap();
+        assert!(!killed.status.success(), "{}", stderr(&killed));
+        let resumed = ok(run_here(&dir).args(base).args(&flags).output().unwrap());
+        assert!(
+            stderr(&resumed).contains("goes on with the rules of the checkpoint"),
+            "{}",
+            stderr(&resumed)
+        );
+        assert_eq!(
+            lines(&dir, &format!("dec_{n}.jsonl")),
+            lines(&dir, "dec_whole.jsonl"),
+            "decisions, a checkpoint every {every}"
+        );
+        assert_eq!(
+            lines(&dir, &format!("out_{n}.jsonl")),
+            lines(&dir, "out_whole.jsonl")
+        );
+    }
+}
+
 /// The decisions of `dir`'s events on one engine (`dec_one.jsonl`, and
 /// its alerts `out_one.jsonl`), sorted.
 #[cfg(feature = "workers")]

@@ -329,6 +329,11 @@ fn located(loaded: &Loaded, d: &Diagnostic, kind: ErrorKind) -> Error {
 }
 
 impl<E: 'static> crate::engine::sealed::Sealed<E> for Rules {
+    fn texts(&self) -> Option<std::sync::Arc<[(String, String)]>> {
+        let texts = self.loaded.sources.iter();
+        Some(texts.map(|s| (s.name.clone(), s.text.clone())).collect())
+    }
+
     fn ir_patterns(&self) -> Vec<&Pattern> {
         self.loaded.patterns.iter().collect()
     }

@@ -242,6 +242,25 @@ pub(super) struct SceneRun {
     /// Removed by a change of rules: decides the events that arrived
     /// before the change (arrival numbers below this), then goes.
     retiring: Option<u64>,
+    /// The texts of the rule set the scene was loaded from (their names
+    /// and text), shared by its scenes: what a snapshot keeps so that
+    /// [`Engine::restore_rules`](crate::Engine::restore_rules) makes the
+    /// scene again. `None` for a scene given without its texts.
+    pub(super) texts: Option<SceneTexts>,
+}
+
+/// The texts of a rule set (`(name, text)`, in load order), shared by the
+/// scenes loaded from it.
+pub(super) type SceneTexts = Arc<[(String, String)]>;
+
+/// The scenes in force of an engine as a snapshot keeps them (format 13):
+/// each rule set's texts and the names of its scenes in force, in the
+/// engine's order, and whether the engine is a part
+/// ([`Engine::set_scenes_in_part`](crate::Engine::set_scenes_in_part)).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct SavedScenes {
+    pub(super) sets: Vec<(Vec<(String, String)>, Vec<String>)>,
+    pub(super) part: bool,
 }
 
 impl SceneRun {
@@ -319,6 +338,7 @@ impl SceneRun {
             reads,
             instances: scene.rules.iter().any(|r| r.instance),
             retiring: None,
+            texts: None,
         })
     }
 }
@@ -502,6 +522,29 @@ impl Decide {
 
     /// What a snapshot keeps: the positions of the events waiting, and
     /// the counts.
+    /// The scenes in force with their texts, for a snapshot: `None` when
+    /// one of them has no texts (given without them), so none is made
+    /// again from a part of the set.
+    pub(super) fn save_scenes(&self) -> Option<SavedScenes> {
+        let mut sets: Vec<(Vec<(String, String)>, Vec<String>)> = Vec::new();
+        let mut last: Option<&SceneTexts> = None;
+        for run in self.scenes.iter().filter(|s| s.retiring.is_none()) {
+            let texts = run.texts.as_ref()?;
+            match last {
+                Some(l) if Arc::ptr_eq(l, texts) => {}
+                _ => sets.push((texts.to_vec(), Vec::new())),
+            }
+            last = Some(texts);
+            if let Some((_, names)) = sets.last_mut() {
+                names.push(run.scene.name.clone());
+            }
+        }
+        Some(SavedScenes {
+            sets,
+            part: self.part,
+        })
+    }
+
     pub(super) fn save(&self) -> SavedDecisions {
         let s = &self.stats;
         let mut positions: Vec<SavedPosition> = (self.positions.iter())
@@ -1083,6 +1126,7 @@ impl<E: Event + 'static> crate::Engine<E> {
         new: &[&Pattern],
         fields: &mut E::Fields,
         beside: bool,
+        texts: Option<SceneTexts>,
     ) -> Result<Vec<SceneRun>, Error> {
         let mut patterns: Vec<&Pattern> = new.to_vec();
         if beside {
@@ -1097,8 +1141,9 @@ impl<E: Event + 'static> crate::Engine<E> {
                 let message = format!("a scene named `{}` is already in the engine", scene.name);
                 return Err(Error::new(ErrorKind::Pattern, message).with_span(scene.span));
             }
-            let run = SceneRun::new(scene, &patterns, declarations, fields)
+            let mut run = SceneRun::new(scene, &patterns, declarations, fields)
                 .map_err(|e| Error::new(ErrorKind::Field, e).with_span(scene.span))?;
+            run.texts = texts.clone();
             runs.push(run);
         }
         Ok(runs)
@@ -1131,7 +1176,7 @@ impl<E: Event + 'static> crate::Engine<E> {
         patterns: &[&Pattern],
     ) -> Result<Vec<String>, Error> {
         let mut fields = self.fields.clone();
-        let runs = self.compile_scenes(scenes, patterns, &mut fields, false)?;
+        let runs = self.compile_scenes(scenes, patterns, &mut fields, false, None)?;
         self.fields = fields;
         let removed = self.set_scenes(runs);
         if let Some(decide) = &mut self.core.decide {

@@ -100,6 +100,13 @@ pub(crate) mod sealed {
         fn scenes(&self) -> &[crate::scene::Scene] {
             &[]
         }
+
+        /// The texts the set was loaded from (name and text, in load
+        /// order), which a snapshot keeps for its scenes: `None` but for
+        /// a rule set.
+        fn texts(&self) -> Option<std::sync::Arc<[(String, String)]>> {
+            None
+        }
     }
 }
 
@@ -380,7 +387,7 @@ impl<E: Event + 'static> Engine<E> {
             [] => Vec::new(),
             scenes => {
                 let new: Vec<&Pattern> = compiled.iter().map(|nfa| nfa.pattern()).collect();
-                self.compile_scenes(scenes, &new, &mut fields, true)?
+                self.compile_scenes(scenes, &new, &mut fields, true, patterns.texts())?
             }
         };
         for nfa in compiled {

@@ -603,7 +603,13 @@ impl<E: Event + 'static> Engine<E> {
         )?;
         // (the scenes first: all or nothing)
         let new: Vec<&crate::pattern::Pattern> = compiled.iter().map(|nfa| nfa.pattern()).collect();
-        let scenes = self.compile_scenes(patterns.scenes(), &new, &mut fields, false)?;
+        let scenes = self.compile_scenes(
+            patterns.scenes(),
+            &new,
+            &mut fields,
+            false,
+            patterns.texts(),
+        )?;
         let targets = compiled
             .into_iter()
             .map(|nfa| (nfa.pattern().name.clone(), Target::Set(nfa)))

@@ -33,6 +33,7 @@ use crate::engine::clock::Clock;
 use crate::engine::core::{Core, Group, PatternCounts, PatternRun, Stats};
 use crate::engine::deadlines::DeadlineIndex;
 use crate::engine::decide::SavedDecisions;
+use crate::engine::decide::SavedScenes;
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::memory::{LeftOut, Saved, SavedOrigins, SavedShadow};
 use crate::engine::partitions::{Keys, Ordinals};
@@ -50,7 +51,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes. Bumped whenever the bytes
 /// written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 12;
+pub(crate) const VERSION: u32 = 13;
 
 /// The oldest format version this build reads: a checkpoint of the
 /// previous releases resumes (version 6 held no counts per pattern: they
@@ -487,6 +488,10 @@ impl<E: Event + Serialize + 'static> Engine<E> {
             .and_then(|()| {
                 let requests = self.requests.as_ref().map(|r| r.save());
                 postcard::serialize_with_flavor(&requests, Append(out))
+            })
+            .and_then(|()| {
+                let scenes = core.decide.as_ref().and_then(|d| d.save_scenes());
+                postcard::serialize_with_flavor(&scenes, Append(out))
             });
         if let Err(e) = encoded {
             out.clear();
@@ -771,6 +776,12 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         } else {
             (None, rest)
         };
+        let (scenes, rest) = if version >= 13 {
+            postcard::take_from_bytes::<Option<SavedScenes>>(rest)
+                .map_err(|e| error(format!("the snapshot's scenes do not decode: {e}")))?
+        } else {
+            (None, rest)
+        };
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
         }
@@ -799,7 +810,7 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
             return Ok(());
         }
         let compiled = self.rebuild(&header, from)?;
-        let saved = self.core.take_rules();
+        let saved_rules = self.core.take_rules();
         let mut fields = E::Fields::default();
         intern_paths(&fields, &header.fields);
         if self.core.memory.declarations().is_empty() && !header.declarations.is_empty() {
@@ -826,9 +837,39 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         }
         self.core.draining = self.core.patterns.iter().filter(|r| r.draining).count();
         self.core.refresh_guards();
+        // The snapshot's scenes, made again from the texts it keeps, for
+        // an engine that has none (rebuilt from the snapshot's rules: a
+        // change of rules made them other than the engine's).
+        let scenes = match scenes {
+            Some(saved) if from == RulesFrom::Snapshot && self.core.decide.is_none() => match added
+                .and_then(|()| {
+                    self.scenes_of(&saved, &mut fields)
+                        .map_err(|e| e.message().to_string())
+                }) {
+                Ok(runs) => {
+                    added = Ok(());
+                    Some((runs, saved.part))
+                }
+                Err(e) => {
+                    self.core.put_rules(saved_rules);
+                    return Err(error(format!("the snapshot's scenes: {e}")));
+                }
+            },
+            _ => None,
+        };
         match added.and_then(|()| self.core.install(body)) {
             Ok(()) => {
                 intern_paths(&self.fields, &header.fields);
+                if let Some((runs, part)) = scenes {
+                    intern_paths(&self.fields, &field_paths(&fields));
+                    if !runs.is_empty() {
+                        self.add_scenes(runs);
+                        if let Some(decide) = &mut self.core.decide {
+                            decide.part = part;
+                        }
+                        self.read_new_fields();
+                    }
+                }
                 self.core.reap();
                 self.core.memory.restore(memory, shadow, origins);
                 self.core.memory.restore_left_out(left_out);
@@ -839,10 +880,48 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
                 Ok(())
             }
             Err(e) => {
-                self.core.put_rules(saved);
+                self.core.put_rules(saved_rules);
                 Err(error(format!("the snapshot's state is inconsistent: {e}")))
             }
         }
+    }
+
+    /// The scenes a snapshot keeps ([`SavedScenes`]), made again: each
+    /// rule set's texts loaded, its scenes in force taken by name and
+    /// compiled over the engine's patterns (restored already) and lists.
+    fn scenes_of(
+        &self,
+        saved: &SavedScenes,
+        fields: &mut E::Fields,
+    ) -> Result<Vec<crate::engine::decide::SceneRun>, Error> {
+        let mut runs = Vec::new();
+        for (texts, names) in &saved.sets {
+            let mut loaded = crate::dsl::Loaded::default();
+            for (name, text) in texts {
+                loaded.add_str(name, text);
+            }
+            if loaded.has_errors() {
+                return Err(error(format!(
+                    "their texts do not load here:\n{}",
+                    loaded.render()
+                )));
+            }
+            let mut scenes = Vec::with_capacity(names.len());
+            for name in names {
+                match loaded.scenes.iter().find(|s| &s.name == name) {
+                    Some(scene) => scenes.push(scene.clone()),
+                    None => {
+                        return Err(error(format!(
+                            "scene `{name}` is not in the texts the snapshot keeps"
+                        )))
+                    }
+                }
+            }
+            let shared: crate::engine::decide::SceneTexts = texts.clone().into();
+            let made = self.compile_scenes(&scenes, &[], fields, true, Some(shared))?;
+            runs.extend(made);
+        }
+        Ok(runs)
     }
 
     /// Compiles the snapshot's patterns, in its order, against its field
@@ -1307,7 +1386,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (12, 402_785_649, 464),
+            (13, 4_112_034_850, 465),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
@@ -1334,12 +1413,13 @@ mod tests {
     /// the shadow copies), 9 (no origins of the lists' entries, the
     /// section version 10 adds after what was left out), 10 (no
     /// positions and counts of decisions, the section version 11 adds
-    /// after the origins) or 11 (no remembered requests, the section
-    /// version 12 adds last) is still read, with its counts and
+    /// after the origins), 11 (no remembered requests, the section
+    /// version 12 adds after the decisions) or 12 (no scenes, the section
+    /// version 13 adds last) is still read, with its counts and
     /// lists; none of their lists has a shadow copy, and nothing was left
     /// out.
     #[test]
-    fn snapshots_of_versions_7_to_11_are_still_read() {
+    fn snapshots_of_versions_7_to_12_are_still_read() {
         let engine = engine();
         let mut bytes = Vec::new();
         engine.snapshot(&mut bytes).unwrap();
@@ -1348,9 +1428,10 @@ mod tests {
         // version 10's of origins: no list, no change, no origin)
         let end = bytes.len() - CHECKSUM;
         // version 11's of decisions: none, no scene; version 12's of
-        // remembered requests: none, no request)
-        assert_eq!(&bytes[end - 9..end], &[0; 9]);
-        for (version, tail) in [(7, 9), (8, 7), (9, 5), (10, 2), (11, 1)] {
+        // remembered requests: none, no request; version 13's of scenes:
+        // none)
+        assert_eq!(&bytes[end - 10..end], &[0; 10]);
+        for (version, tail) in [(7, 10), (8, 8), (9, 6), (10, 3), (11, 2), (12, 1)] {
             let old = as_version(&bytes, version, tail);
             let mut restored: Engine<Record> =
                 Engine::with_max_delay(std::time::Duration::from_millis(5));
@@ -1504,7 +1585,7 @@ mod tests {
         let e = fresh().restore(&other[..]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("format version 5; this build reads versions 6 to 12"),
+                .contains("format version 5; this build reads versions 6 to 13"),
             "{e}"
         );
     }

@@ -984,3 +984,75 @@ fn requests_are_remembered_for_the_retention_and_up_to_the_bound() {
     assert!(!ask(&mut engine, 1_002, "a"));
     assert!(engine.requests_bytes() > 0);
 }
+
+/// A snapshot keeps the scenes in force with the texts they were loaded
+/// from (format 13), so an engine rebuilt from it with `restore_rules`
+/// decides as the engine it was taken from. That is how a run resumes
+/// after a change of rules (the snapshot's rules, not the command's): it
+/// used to resume without scenes, and wrote no decision again. Cut
+/// before the change (the rule set loaded from two files) and after it
+/// (a `$rules` text with another velocity threshold), with instances of
+/// rules with parameters among the scenes' rules.
+#[test]
+fn restore_rules_makes_the_scenes_again_and_goes_on_deciding() {
+    use cepheid_engine::engine::ReloadPolicy;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../patterns/risk");
+    let files = [format!("{dir}/rules.cep"), format!("{dir}/scenes.cep")];
+    let v1 = Rules::load_all(&files).unwrap_or_else(|e| panic!("{e}"));
+    let text: String = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .collect();
+    let changed = text.replace(
+        "card_payments_10m(card) >= 4",
+        "card_payments_10m(card) >= 3",
+    );
+    assert_ne!(changed, text);
+    let v2 = parse(&changed);
+    let events = std::fs::read_to_string(format!("{dir}/scene-events.jsonl")).unwrap();
+    let lines: Vec<&str> = events.lines().collect();
+    let engine =
+        || -> Engine<Record> { Engine::with_max_delay(std::time::Duration::from_millis(1000)) };
+    for cut in 0..=lines.len() {
+        for change_at in [lines.len() + 1, 3] {
+            let mut first = engine();
+            first.add(&v1).unwrap();
+            let mut out = Lines::default();
+            for (i, line) in lines[..cut].iter().enumerate() {
+                if i == change_at {
+                    first.set_rules(&v2, ReloadPolicy::Drain, &mut out).unwrap();
+                }
+                first.push_json(line, "ts", &mut out).unwrap();
+            }
+            if cut == change_at {
+                first.set_rules(&v2, ReloadPolicy::Drain, &mut out).unwrap();
+            }
+            let mut bytes = Vec::new();
+            first.snapshot(&mut bytes).unwrap();
+            let mut second = engine();
+            second.restore_rules(&bytes[..]).unwrap();
+            let names = |e: &Engine<Record>| -> Vec<String> {
+                e.scenes().map(|s| s.name.clone()).collect()
+            };
+            assert_eq!(names(&second), names(&first), "cut {cut}");
+            assert_eq!(names(&second), ["payment", "coupon", "sign_up"]);
+            let (mut a, mut b) = (Lines::default(), Lines::default());
+            for (i, line) in lines.iter().enumerate().skip(cut) {
+                if i == change_at {
+                    first.set_rules(&v2, ReloadPolicy::Drain, &mut a).unwrap();
+                    second.set_rules(&v2, ReloadPolicy::Drain, &mut b).unwrap();
+                }
+                first.push_json(line, "ts", &mut a).unwrap();
+                second.push_json(line, "ts", &mut b).unwrap();
+            }
+            first.finish(&mut a);
+            second.finish(&mut b);
+            assert_eq!(b.decisions, a.decisions, "cut {cut}, change at {change_at}");
+            assert_eq!(b.alerts, a.alerts, "cut {cut}, change at {change_at}");
+            assert_eq!(second.decision_stats(), first.decision_stats());
+            if cut < lines.len() {
+                assert!(!a.decisions.is_empty(), "cut {cut}");
+            }
+        }
+    }
+}
