@@ -197,11 +197,22 @@ scene high {{
     let mut outputs = Vec::new();
     for (name, extra) in [("one", &[][..]), ("workers", &["--workers", "2"][..])] {
         let out = format!("{name}.jsonl");
-        ok(run_here(&dir)
+        let run = ok(run_here(&dir)
             .args(["--rules-from-stream", "--output", &out])
             .args(extra)
             .output()
             .unwrap());
+        // The summary counts the matches made, not those held back (an
+        // instance's on an event outside its scene): it said 36 of 18.
+        let said = stderr(&run);
+        let summary = (said.lines())
+            .find(|l| l.contains(" events read"))
+            .unwrap_or_else(|| panic!("{said}"));
+        let matches: usize = (summary.split(", "))
+            .find_map(|part| part.strip_suffix(" matches"))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{summary}"));
+        assert_eq!(matches, low + high, "{name}: {summary}");
         let mut records = lines(&dir, &out);
         let count = |instance: &str| {
             (records.iter())

@@ -1842,13 +1842,19 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, A, S
             writes,
             ..
         } = self;
-        stats.matches += 1;
-        counts.matches += 1;
         let ir = automaton.pattern();
         let ctx = MatchContext::new(*pattern, ir, &meta.key_paths, key)
             .with_version(meta.version, meta.versioned)
             .with_branches(meta.branched);
-        sink.on_match(&MatchRef::new(&ctx, m));
+        let made = MatchRef::new(&ctx, m);
+        if sink.holds_back(&made) {
+            // (an instance's match on an event outside its scene: not
+            // made, so neither counted nor writing)
+            return;
+        }
+        stats.matches += 1;
+        counts.matches += 1;
+        sink.on_match(&made);
         if !ir.writes.is_empty() {
             push_writes::<E, A>(ir, m, writes);
         }

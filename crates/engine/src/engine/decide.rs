@@ -1071,23 +1071,33 @@ pub(super) struct Collect<'a, E, S: ?Sized> {
     pub(super) fired: &'a mut Decide,
 }
 
-impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
-    fn on_match(&mut self, m: &MatchRef<'_, E>) {
-        let (wanted, outside) = self.fired.role(m.pattern());
-        if !wanted && !outside {
-            return self.inner.on_match(m);
-        }
+impl<E, S: Sink<E> + ?Sized> Collect<'_, E, S> {
+    /// Does match `m` hold the event under way?
+    fn holds(&self, m: &MatchRef<'_, E>) -> bool {
         let mut holds = false;
         m.for_each_stage(|_, events| {
             for e in events {
                 holds |= std::ptr::eq(e, self.event);
             }
         });
-        if holds && outside {
-            // (an instance's match on an event of another scene, or of
-            // none: not made)
-            return;
+        holds
+    }
+}
+
+impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
+    fn holds_back(&mut self, m: &MatchRef<'_, E>) -> bool {
+        // (an instance's match on an event of another scene, or of none:
+        // not made, neither counted nor writing)
+        let (_, outside) = self.fired.role(m.pattern());
+        outside && self.holds(m)
+    }
+
+    fn on_match(&mut self, m: &MatchRef<'_, E>) {
+        let (wanted, _) = self.fired.role(m.pattern());
+        if !wanted {
+            return self.inner.on_match(m);
         }
+        let holds = self.holds(m);
         self.inner.on_match(m);
         if holds && wanted {
             self.fired.fired.push(FiredMatch {

@@ -502,6 +502,19 @@ pub trait Sink<E> {
     fn on_decision(&mut self, decision: &Decision) {
         let _ = decision;
     }
+
+    /// Is the match not made at all: not given, not counted, its `then`
+    /// writes not made? The engine's own sink says so of a rule's
+    /// instance matching on an event outside its scene
+    /// (`docs/semantics.md`, "Decisions"); every other sink makes every
+    /// match. Not for implementors: the engine asks it before
+    /// [`on_match`](Sink::on_match).
+    #[doc(hidden)]
+    #[inline(always)]
+    fn holds_back(&mut self, m: &MatchRef<'_, E>) -> bool {
+        let _ = m;
+        false
+    }
 }
 
 impl<E, F: FnMut(&MatchRef<'_, E>)> Sink<E> for F {

@@ -1056,3 +1056,57 @@ fn restore_rules_makes_the_scenes_again_and_goes_on_deciding() {
         }
     }
 }
+
+/// A rule's instance held back on an event outside its scene is not made
+/// at all: not written, not counted (the pattern's and the engine's
+/// counts are the matches written), and its `then` writes are not made.
+/// Before, the summary counted it (36 matches said, 18 written in the
+/// workers' test) and its writes went into the list.
+#[test]
+fn an_instance_held_back_outside_its_scene_is_not_counted_and_writes_nothing() {
+    let rules = parse(
+        r#"
+        list flagged
+        pattern big(min: int) {
+            action review
+            match a
+            where a: amount > min
+            then add a.card to flagged
+        }
+        pattern seen {
+            match a
+            where a: card in flagged
+        }
+        scene s { when kind == "s" rules big with min = 10
+            outcomes ok < check check if action review fallback ok deadline 1s }"#,
+    );
+    let lines = [
+        // outside `s`: `big@s` holds back; `c1` is not flagged
+        r#"{"ts": 1, "kind": "x", "card": "c1", "amount": 50}"#,
+        r#"{"ts": 2, "kind": "x", "card": "c1", "amount": 0}"#,
+        // in `s`: fires, flags `c2`
+        r#"{"ts": 3, "kind": "s", "card": "c2", "amount": 50}"#,
+        r#"{"ts": 4, "kind": "x", "card": "c2", "amount": 0}"#,
+        r#"{"ts": 5, "kind": "x", "card": "c1", "amount": 0}"#,
+    ];
+    let mut engine: Engine<Record> = Engine::new();
+    engine.add(&rules).unwrap();
+    let mut out = Lines::default();
+    for line in lines {
+        engine.push_json(line, "ts", &mut out).unwrap();
+    }
+    engine.finish(&mut out);
+    let of = |pattern: &str| -> Vec<&String> {
+        let needle = format!(r#""pattern":"{pattern}""#);
+        out.alerts.iter().filter(|a| a.contains(&needle)).collect()
+    };
+    assert_eq!(of("big@s").len(), 1, "{:?}", out.alerts);
+    // `seen` fires on c2's later event only: c1 was never flagged.
+    let seen = of("seen");
+    assert_eq!(seen.len(), 1, "{:?}", out.alerts);
+    assert!(seen[0].contains(r#""start":4"#), "{}", seen[0]);
+    let stats = engine.pattern_stats();
+    let big = stats.iter().find(|s| s.name == "big@s").unwrap();
+    assert_eq!(big.matches, 1, "{stats:?}");
+    assert_eq!(engine.stats().matches, 2);
+}
