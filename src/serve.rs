@@ -35,6 +35,11 @@ pub struct Args {
     /// Where every decision goes (default `STATE/decisions.jsonl`).
     #[arg(long, value_name = "FILE")]
     decisions: Option<PathBuf>,
+    /// Where the records of `shadow` patterns go, never among the alerts
+    /// (default `STATE/shadow.jsonl`); a request taken under load has its
+    /// shadow rules shed (`shadow_shed`)
+    #[arg(long, value_name = "FILE")]
+    shadow_output: Option<PathBuf>,
     /// When a request's log entry is made durable before its answer:
     /// `always` (each group commit synced before any answer, the
     /// default), a duration (`10ms`: answers before the sync, synced at
@@ -121,6 +126,7 @@ pub fn run(args: &Args) -> u8 {
     options.tick_every = args.tick;
     options.output.clone_from(&args.output);
     options.decisions.clone_from(&args.decisions);
+    options.shadow_output.clone_from(&args.shadow_output);
     options.watch = args.watch;
     let front_options = FrontOptions {
         listen: args.listen,

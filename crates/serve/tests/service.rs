@@ -416,3 +416,91 @@ fn a_change_of_rules_goes_through_the_log_and_is_replayed() {
         .collect();
     assert_eq!(replayed, answered);
 }
+
+/// Under load the shadow rules are shed first: a request answered with
+/// its scene's fallback (here by `deadline_ms: 0`) is also taken without
+/// its shadow rules (`shadow_shed: true`), so they see the stream
+/// without it (a shadow `p{3}` fires one payment later); its other rules
+/// take it as ever. The log says so, and its replay answers alike.
+#[test]
+fn a_degraded_request_sheds_the_shadow_rules_and_the_replay_agrees() {
+    let state = scratch("shed");
+    let rules_path = state.join("rules.cep");
+    std::fs::write(
+        &rules_path,
+        r#"
+        pattern thrice { shadow action review partition by card match p{3} where p: type == "payment" }
+        pattern big { partition by card action review match p where p: amount > 100 }
+        scene payment {
+            when type == "payment"
+            rules thrice, big
+            outcomes approve < review
+            review if action review
+            fallback approve
+            deadline 60s
+        }"#,
+    )
+    .unwrap();
+    let paths = vec![rules_path.clone()];
+    let load = || cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
+    let mut options = ServiceOptions::new(state.join("state"));
+    options.tick_every = Duration::from_secs(3600);
+    let service = Service::start(
+        &load(),
+        paths.clone(),
+        &options,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let decider = service.decider();
+    let started = Instant::now();
+    while !decider.not_ready().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let s = Running {
+        service: Some(service),
+        decider,
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        answered: Default::default(),
+    };
+    let shadow = |answer: &Value| -> Vec<String> {
+        (answer["shadow"].as_array().unwrap().iter())
+            .map(|r| r["rule"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = s.decide("payment", "s1", &pay("c1", 500), None).unwrap();
+    assert_eq!(first.get("shadow_shed"), None, "{first}");
+    let shed = s.decide("payment", "s2", &pay("c1", 500), Some(0)).unwrap();
+    assert_eq!(
+        (&shed["degraded"], &shed["shadow_shed"]),
+        (&Value::Bool(true), &Value::Bool(true)),
+        "{shed}"
+    );
+    // `thrice` saw s1 alone: not yet.
+    let third = s.decide("payment", "s3", &pay("c1", 500), None).unwrap();
+    assert!(shadow(&third).is_empty(), "{third}");
+    assert_eq!(third["outcome"], "review", "{third}");
+    let fourth = s.decide("payment", "s4", &pay("c1", 500), None).unwrap();
+    assert_eq!(shadow(&fourth), ["thrice"], "{fourth}");
+    let answered = s.stop();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let summary = cepheid_serve::service::replay(
+        &load(),
+        paths,
+        &state.join("state/log"),
+        state.join("replayed-alerts.jsonl"),
+        tx,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(summary.error().is_none(), "{summary}");
+    let replayed: Vec<Value> = rx
+        .try_iter()
+        .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
+        .collect();
+    assert_eq!(replayed, answered);
+}

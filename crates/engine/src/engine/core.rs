@@ -897,6 +897,7 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
             };
             decide.enter(seq, self.store.get(ev), lookup)
         };
+        let shed = decide.sheds(seq);
         if enters || decide.has_instances() {
             let pointer: *const E = self.store.get(ev);
             let mut collect = Collect {
@@ -904,10 +905,17 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 event: pointer,
                 fired: &mut decide,
             };
+            match (shed, reading) {
+                (true, true) => self.offer_unshadowed::<Reads, _>(ts, ev, &mut collect),
+                (true, false) => self.offer_unshadowed::<Plain, _>(ts, ev, &mut collect),
+                (false, true) => self.offer_stored::<Reads, _>(ts, ev, &mut collect),
+                (false, false) => self.offer_stored::<Plain, _>(ts, ev, &mut collect),
+            }
+        } else if shed {
             if reading {
-                self.offer_stored::<Reads, _>(ts, ev, &mut collect);
+                self.offer_unshadowed::<Reads, S>(ts, ev, sink);
             } else {
-                self.offer_stored::<Plain, _>(ts, ev, &mut collect);
+                self.offer_unshadowed::<Plain, S>(ts, ev, sink);
             }
         } else if reading {
             self.offer_stored::<Reads, S>(ts, ev, sink);
@@ -1348,6 +1356,43 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
                 self.settle_key(g);
             }
             p += 1;
+        }
+    }
+
+    /// [`Core::offer_stored`] to the patterns that are not `shadow` (a
+    /// request whose shadow patterns are shed, [`Request::shed_shadow`]):
+    /// each group's key found as ever, each of its patterns but the
+    /// shadow ones offered the event, pattern by pattern (never the
+    /// quiet group's walk, which offers a group's patterns all at once).
+    ///
+    /// [`Request::shed_shadow`]: crate::engine::Request::shed_shadow
+    #[cold]
+    #[inline(never)]
+    fn offer_unshadowed<M: Reading, S: Sink<E> + ?Sized>(
+        &mut self,
+        ts: Timestamp,
+        ev: <A::Store as EventStore<E>>::Ref,
+        sink: &mut S,
+    ) {
+        A::begin_event(&mut self.cache);
+        for p in 0..self.patterns.len() {
+            let (g, first, last, shadow) = {
+                let run = &self.patterns[p];
+                let shadow = run.automaton.pattern().shadow;
+                (run.group, run.local == 0, run.last, shadow)
+            };
+            if first {
+                self.find_key::<M>(g, ev);
+            }
+            if self.groups[g].skip {
+                continue;
+            }
+            if !shadow {
+                self.offer::<M, S>(p, ts, ev, sink);
+            }
+            if last {
+                self.settle_key(g);
+            }
         }
     }
 

@@ -259,9 +259,13 @@ pub(super) type SceneTexts = Arc<[(String, String)]>;
 /// ([`Engine::set_scenes_in_part`](crate::Engine::set_scenes_in_part)).
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(super) struct SavedScenes {
-    pub(super) sets: Vec<(Vec<(String, String)>, Vec<String>)>,
+    pub(super) sets: Vec<SavedSceneSet>,
     pub(super) part: bool,
 }
+
+/// One rule set's texts (name and text, in load order) and the names of
+/// its scenes in force.
+pub(super) type SavedSceneSet = (Vec<(String, String)>, Vec<String>);
 
 impl SceneRun {
     /// Compiles `scene` over `fields` and the engine's lists
@@ -446,6 +450,8 @@ pub(super) struct Only {
     pub(super) scene: Option<usize>,
     /// Did the scene's `when` not hold for it?
     pub(super) refused: bool,
+    /// Are the shadow patterns not to take it ([`Request::shed_shadow`](crate::engine::Request::shed_shadow))?
+    pub(super) shed: bool,
 }
 
 impl Decide {
@@ -526,7 +532,7 @@ impl Decide {
     /// one of them has no texts (given without them), so none is made
     /// again from a part of the set.
     pub(super) fn save_scenes(&self) -> Option<SavedScenes> {
-        let mut sets: Vec<(Vec<(String, String)>, Vec<String>)> = Vec::new();
+        let mut sets: Vec<SavedSceneSet> = Vec::new();
         let mut last: Option<&SceneTexts> = None;
         for run in self.scenes.iter().filter(|s| s.retiring.is_none()) {
             let texts = run.texts.as_ref()?;
@@ -864,6 +870,13 @@ impl Decide {
             }
         }
         (wanted, instance && !inside)
+    }
+
+    /// Is the event of arrival `seq` a request whose shadow patterns are
+    /// shed ([`Request::shed_shadow`](crate::engine::Request::shed_shadow))?
+    #[inline]
+    pub(super) fn sheds(&self, seq: u64) -> bool {
+        self.only.is_some_and(|only| only.seq == seq && only.shed)
     }
 
     /// Does a scene hold a rule with parameters? Then every event the

@@ -68,6 +68,12 @@ pub struct Request {
     /// caller that hands requests on (the runtime) calls the one it
     /// names.
     pub dry_run: bool,
+    /// The shadow patterns do not take its event (a service under load
+    /// sheds them first, before it answers with fallbacks): they see the
+    /// stream without it, and its decision lists no shadow rule. The
+    /// other patterns, its decision and the indicators and lists take it
+    /// as ever. A log that says so replays it so.
+    pub shed_shadow: bool,
 }
 
 /// What a request got, and what a repeat of it is given back.
@@ -333,7 +339,7 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
     /// };
     /// let request = |id: &str| Request {
     ///     id: Value::Str(id.into()), scene: Some("payment".into()),
-    ///     note: Arc::from(&b""[..]), position: None, dry_run: false,
+    ///     note: Arc::from(&b""[..]), position: None, dry_run: false, shed_shadow: false,
     /// };
     /// let mut out = Vec::new();
     /// let payment = r#"{"type": "payment", "card": "c1"}"#;
@@ -379,6 +385,7 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
                 seq,
                 scene,
                 refused: false,
+                shed: request.shed_shadow,
             });
         }
         let mut catch = super::decide::Catch {

@@ -831,6 +831,7 @@ fn a_request_is_taken_once_into_the_scene_it_names() {
         note: Arc::from(id.as_bytes()),
         position: Some(Value::Str(format!("at {id}").into())),
         dry_run: false,
+        shed_shadow: false,
     };
     let pay = r#"{"type": "pay", "u": 1}"#;
     let decided = |answer: &Answer| match answer {
@@ -961,6 +962,7 @@ fn requests_are_remembered_for_the_retention_and_up_to_the_bound() {
             note: Arc::from(&b""[..]),
             position: None,
             dry_run: false,
+            shed_shadow: false,
         };
         let event = decoded(engine, line);
         matches!(
@@ -1109,4 +1111,75 @@ fn an_instance_held_back_outside_its_scene_is_not_counted_and_writes_nothing() {
     let big = stats.iter().find(|s| s.name == "big@s").unwrap();
     assert_eq!(big.matches, 1, "{stats:?}");
     assert_eq!(engine.stats().matches, 2);
+}
+
+/// A request whose shadow patterns are shed (`Request::shed_shadow`: a
+/// service under load): the shadow patterns do not take its event, so
+/// its decision lists no shadow rule and they see the stream without it
+/// (a shadow `p{2}` needs two more payments); the other patterns, the
+/// outcome and a list the event is written to take it as ever.
+#[test]
+fn a_request_with_its_shadow_rules_shed_is_not_seen_by_them() {
+    use cepheid_engine::engine::{Answer, Request};
+    use std::sync::Arc;
+    let rules = parse(&format!(
+        r#"
+        list seen_cards
+        pattern twice {{ shadow action block partition by card match p{{2}} where p: amount > 10 }}
+        pattern big {{ score 60 match p where p: amount > 100 then add p.card to seen_cards }}
+        pattern again {{ match p where p: card in seen_cards }}
+        scene s {{ rules twice, big {TAIL} }}"#
+    ));
+    let line = r#"{"card": "c1", "amount": 500}"#;
+    let decide = |shed: &[bool]| -> (Vec<String>, Vec<String>) {
+        let mut engine = Engine::<Record>::new();
+        engine.add(&rules).unwrap();
+        let mut out = Lines::default();
+        let mut got = Vec::new();
+        for (i, &shed_shadow) in shed.iter().enumerate() {
+            let request = Request {
+                id: Value::Str(format!("r{i}").into()),
+                scene: Some("s".into()),
+                note: Arc::from(&b""[..]),
+                position: None,
+                dry_run: false,
+                shed_shadow,
+            };
+            let event = decoded(&engine, line);
+            match engine.request(i as i64 * 10, request, event, &mut out) {
+                Answer::Taken { decisions, .. } => got.extend(decisions.iter().map(fired)),
+                other => panic!("{other:?}"),
+            }
+        }
+        engine.finish(&mut out);
+        (got, out.alerts)
+    };
+    let (plain, plain_alerts) = decide(&[false, false, false]);
+    assert_eq!(
+        plain,
+        [
+            "s:review:big",
+            "s:review:big,twice(shadow)",
+            "s:review:big,twice(shadow)"
+        ]
+    );
+    let (shed, shed_alerts) = decide(&[false, true, false]);
+    assert_eq!(
+        shed,
+        ["s:review:big", "s:review:big", "s:review:big,twice(shadow)"]
+    );
+    let count = |alerts: &[String], pattern: &str| {
+        let needle = format!(r#""pattern":"{pattern}""#);
+        alerts.iter().filter(|a| a.contains(&needle)).count()
+    };
+    assert_eq!(count(&plain_alerts, "twice"), 2);
+    assert_eq!(count(&shed_alerts, "twice"), 1);
+    for pattern in ["big", "again"] {
+        assert_eq!(
+            count(&shed_alerts, pattern),
+            count(&plain_alerts, pattern),
+            "{pattern}"
+        );
+    }
+    assert_eq!(count(&shed_alerts, "again"), 2);
 }

@@ -66,6 +66,9 @@ pub struct ServiceOptions {
     pub output: Option<PathBuf>,
     /// The decisions' file (`None`: `STATE/decisions.jsonl`).
     pub decisions: Option<PathBuf>,
+    /// The records of `shadow` patterns (`None`: `STATE/shadow.jsonl`),
+    /// never among the alerts (`docs/rule-lab.md`).
+    pub shadow_output: Option<PathBuf>,
     /// Read the pattern paths again when they change, and log the new
     /// rules (`Entry::Rules`): the run applies them when it takes that
     /// entry, on a replay too.
@@ -85,6 +88,7 @@ impl ServiceOptions {
             tick_every: Duration::from_secs(1),
             output: None,
             decisions: None,
+            shadow_output: None,
             watch: false,
         }
     }
@@ -369,6 +373,13 @@ impl Shared {
         }
     }
 
+    /// Is the service loaded: more than half its queue bound of
+    /// requests in flight? Its requests' shadow rules are then shed
+    /// (`shadow_shed`).
+    fn loaded(&self) -> bool {
+        self.in_flight.load(Ordering::Acquire) * 2 > self.queue
+    }
+
     /// A decision request with `id` comes: true when it is the first
     /// (within the retention) the service sees, which alone may be
     /// answered degraded at admission.
@@ -531,6 +542,9 @@ impl Service {
         );
         config.decisions = Some(
             (options.decisions.clone()).unwrap_or_else(|| options.state.join("decisions.jsonl")),
+        );
+        config.shadow_output = Some(
+            (options.shadow_output.clone()).unwrap_or_else(|| options.state.join("shadow.jsonl")),
         );
         let answers = Box::new(answers::ServeAnswers {
             shared: Arc::clone(&shared),
@@ -745,6 +759,8 @@ pub fn replay(
     // source's rules stream: each applied when the run takes it)
     config.source_rules = true;
     config.max_delay = Duration::ZERO;
+    // (the shadow patterns' records beside the alerts: `ALERTS.shadow.jsonl`)
+    config.shadow_output = Some(output.with_extension("shadow.jsonl"));
     config.output = Some(output);
     let answers = Box::new(answers::ReplayAnswers {
         shared: Arc::clone(&shared),
@@ -1025,6 +1041,10 @@ impl Front {
         // degraded here: its answer is the first one's, the engine's)
         let first = shared.first_of(&event_id);
         let degraded = first && (deadline.is_zero() || recent > deadline);
+        // Under load the shadow rules are shed first, before answers are
+        // degraded: past half the queue bound in flight, or a recent time
+        // to answer over half the deadline (and with every degraded one).
+        let shed_shadow = first && (degraded || shared.loaded() || recent * 2 > deadline);
         let (tx, rx) = oneshot::channel::<Reply>();
         let (logged_tx, logged_rx) = oneshot::channel::<Result<crate::wal::Logged, String>>();
         let scene_name = call.scene.clone();
@@ -1033,7 +1053,7 @@ impl Front {
             event_id: call.event_id.clone(),
             fields: call.event.clone(),
             degraded,
-            shed_shadow: false,
+            shed_shadow,
         };
         let waiting = Arc::clone(&shared);
         let explain = call.explain;
@@ -1061,6 +1081,9 @@ impl Front {
             .map_err(|_| unavailable("the log stopped before the request was written"))?;
         if logged.is_err() && first {
             shared.not_logged(&event_id);
+        }
+        if logged.is_ok() && shed_shadow {
+            shared.counters.shed.inc();
         }
         if logged.is_ok() && shared.log_failing.swap(false, Ordering::AcqRel) {
             eprintln!("cepheid serve: the log is written again");
@@ -1092,6 +1115,7 @@ impl Front {
                 shared.counters.degraded_deadline.inc();
                 let mut note = Note::of(logged.seq, Some(&scene_name), &call.event);
                 note.degraded = true;
+                note.shadow_shed = shed_shadow;
                 note.rules_version = rules_version;
                 let body = fallback_body(&facts, &note, &event_id, &scene_name, logged.stamp);
                 shared.store(logged.seq, logged.stamp, &body);
@@ -1245,6 +1269,7 @@ impl Decider for Front {
         };
         Box::pin(async move {
             let _in_flight = front.admit()?;
+            let shed_shadow = shared.loaded();
             let (tx, rx) = oneshot::channel();
             let batch = Arc::new(EventsBatch {
                 state: Mutex::new(BatchState {
@@ -1261,11 +1286,16 @@ impl Decider for Front {
                     event_id: call.event_id,
                     fields: call.event,
                     degraded: false,
-                    shed_shadow: false,
+                    shed_shadow,
                 };
                 let (waiting, batch2) = (Arc::clone(&shared), Arc::clone(&batch));
                 let done: crate::wal::Done = Box::new(move |result| match result {
-                    Ok(logged) => waiting.wait_for(logged.seq, Waiter::Events(batch2)),
+                    Ok(logged) => {
+                        if shed_shadow {
+                            waiting.counters.shed.inc();
+                        }
+                        waiting.wait_for(logged.seq, Waiter::Events(batch2))
+                    }
                     Err(e) => batch2.took(Reply::Error(unavailable(format!(
                         "the event could not be logged ({e}): it was not recorded"
                     )))),

@@ -144,6 +144,7 @@ impl LogSource {
                         note: note.encode(),
                         position: Some(Value::Str(id)),
                         dry_run: false,
+                        shed_shadow: input.shed_shadow,
                     },
                 ));
             }
@@ -198,6 +199,7 @@ impl LogSource {
                         note: note.encode(),
                         position: Some(Value::Str(id)),
                         dry_run: true,
+                        shed_shadow: false,
                     },
                 ));
                 Ok(())
