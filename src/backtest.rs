@@ -131,6 +131,8 @@ fn replay(args: &Args, dir: &std::path::Path) -> u8 {
         Box::new(cepheid_runtime::StderrReport),
     );
     let _ = std::fs::remove_file(&alerts);
+    // (and the shadow patterns' records the replay writes beside them)
+    let _ = std::fs::remove_file(alerts.with_extension("shadow.jsonl"));
     let printed = printer.join().unwrap_or(false);
     match result {
         Ok(summary) if summary.error().is_none() && printed => EXIT_OK,
