@@ -194,7 +194,14 @@ impl HttpTransport {
             } else {
                 "the connection was lost before the answer"
             };
-            Fault::Unreachable(format!("{what}: {}", chain(&e)))
+            let mut message = format!("{what}: {}", chain(&e));
+            if message.contains("CaUsedAsEndEntity") {
+                message.push_str(
+                    " (the server's certificate is a CA certificate: rustls takes only an \
+                     end-entity one, basicConstraints CA:FALSE, as a server's)",
+                );
+            }
+            Fault::Unreachable(message)
         })?;
         let status = answer.status().as_u16();
         let headers = answer
