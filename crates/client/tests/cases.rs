@@ -389,3 +389,56 @@ fn the_runner_fails_a_wrong_case() {
     clock["steps"][0]["now_ms"] = json!(6);
     assert!(run(defaults, &clock).unwrap_err().contains("clock"));
 }
+
+/// With `jitter` (the default; the cases turn it off) each wait is drawn
+/// from [wait/2, wait]: 20 calls of a 503 then a 200, each wait within
+/// [backoff/2, backoff], and not all the same.
+#[test]
+fn a_jittered_wait_is_between_half_and_the_whole() {
+    let clock = Arc::new(ScriptClock::default());
+    let script = Arc::new(Script {
+        clock: Arc::clone(&clock),
+        exchanges: Mutex::new(VecDeque::new()),
+        wrong: Mutex::new(Vec::new()),
+    });
+    let mut options = Options::new("http://127.0.0.1:8870");
+    options.backoff_ms = 100;
+    // A budget no run of these calls exhausts.
+    options.retry_budget.max_tokens = 1000;
+    options.fallbacks.insert("payment".into(), "review".into());
+    let client = Client::with_parts(options, script.clone(), clock.clone());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let reply = |status: u16, body: Value| json!({"expect": {"method": "POST", "path": "/v1/decide"}, "reply": {"status": status, "body": body}});
+    let decision = json!({"decision_id": "d-1", "scene": "payment", "event_id": "e",
+        "outcome": "approve", "score": 0, "rules": [], "shadow": [], "degraded": false,
+        "rules_version": 1, "mode": "decide", "stamp": 1, "elapsed_us": 1});
+    for _ in 0..20 {
+        // The scenes' fetch, refused (the named fallback needs none).
+        let scenes = json!({"expect": {"method": "GET", "path": "/v1/scenes"}, "reply": {"fault": "refused"}});
+        // (The copy is still missing: it is fetched again each call.)
+        let exchanges = vec![
+            scenes,
+            reply(
+                503,
+                json!({"error": {"code": "unavailable", "message": "x"}}),
+            ),
+            reply(200, decision.clone()),
+        ];
+        *script.exchanges.lock().unwrap() = exchanges.into();
+        let d = runtime
+            .block_on(std::future::IntoFuture::into_future(
+                client
+                    .decide("payment", &json!({"type": "payment"}))
+                    .event_id("e"),
+            ))
+            .unwrap();
+        assert_eq!(d.attempts, 2, "{d:?}");
+        assert!(script.wrong.lock().unwrap().is_empty());
+    }
+    let sleeps = clock.sleeps.lock().unwrap().clone();
+    assert_eq!(sleeps.len(), 20);
+    assert!(sleeps.iter().all(|s| (50..=100).contains(s)), "{sleeps:?}");
+    assert!(sleeps.iter().any(|s| *s != sleeps[0]), "{sleeps:?}");
+}
