@@ -318,3 +318,54 @@ fn the_library_builds_no_crate_of_the_command() {
         );
     }
 }
+
+/// The API's documents and the Rust client (issue 64): `cepheid-api` at
+/// the bottom beside core, on no crate of the workspace; `cepheid-client`
+/// on it alone. A business that calls the service builds none of the
+/// engine, nor OpenSSL (rustls on `ring`).
+#[test]
+fn the_client_builds_no_engine_crate() {
+    let graph = crate_graph();
+    assert_eq!(
+        graph["cepheid-api"],
+        BTreeSet::new(),
+        "cepheid-api uses no crate of the workspace"
+    );
+    assert_eq!(
+        graph["cepheid-client"],
+        BTreeSet::from(["cepheid-api".to_string()]),
+        "cepheid-client uses cepheid-api only"
+    );
+    let api = tree("cepheid-api", &[]);
+    for name in ["tokio", "hyper", "rustls"] {
+        assert!(!api.contains(name), "{name} is in cepheid-api's tree");
+    }
+    let client = tree("cepheid-client", &[]);
+    for name in [
+        "cepheid-api",
+        "hyper",
+        "hyper-util",
+        "tokio",
+        "rustls",
+        "ring",
+    ] {
+        assert!(client.contains(name), "{name} is not in the client's tree");
+    }
+    let members: Vec<&String> = graph.keys().collect();
+    for member in members {
+        let allowed = ["cepheid-client", "cepheid-api"].contains(&member.as_str());
+        assert_eq!(
+            client.contains(member.as_str()),
+            allowed,
+            "{member} in the client's tree"
+        );
+    }
+    for name in CLI_CRATES
+        .iter()
+        .chain(&MONITOR_CRATES)
+        .chain(&KAFKA_CRATES)
+        .chain(&["openssl", "openssl-sys", "aws-lc-rs", "aws-lc-sys"])
+    {
+        assert!(!client.contains(*name), "{name} is in the client's tree");
+    }
+}

@@ -137,6 +137,10 @@ mod cli_workers_rules;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers_writes.rs"]
 mod cli_workers_writes;
+// The Rust client against the real server (`cepheid serve`).
+#[cfg(feature = "serve")]
+#[path = "../client_rust.rs"]
+mod client_rust;
 #[path = "../conformance_cli.rs"]
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]

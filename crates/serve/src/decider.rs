@@ -10,7 +10,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use serde_json::value::RawValue;
 
 /// What the HTTP front asks of the service behind it. Each call is made on
@@ -44,24 +43,8 @@ pub trait Decider: Send + Sync + 'static {
 /// A future the front awaits on its threads.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// `mode` of a decide request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Decide: log, apply, remember (the default).
-    Decide,
-    /// `dry_run`: evaluate as `decide` would and change no state.
-    DryRun,
-}
-
-impl Mode {
-    /// The document's name of the mode (`decide`, `dry_run`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Decide => "decide",
-            Mode::DryRun => "dry_run",
-        }
-    }
-}
+/// `mode` of a decide request: the API's type (`cepheid-api`).
+pub use cepheid_api::Mode;
 
 /// A `POST /v1/decide` request, its envelope validated by the front.
 #[derive(Debug)]
@@ -106,103 +89,12 @@ pub struct Decided {
     pub degraded: bool,
 }
 
-/// Events recorded: the `EventsRecorded` answer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Recorded {
-    /// Events logged and taken now.
-    pub recorded: u64,
-    /// Events whose `event_id` was recorded before (counted once).
-    pub repeated: u64,
-    /// The version of the rule set in force.
-    pub rules_version: u64,
-}
+/// Events recorded: the `EventsRecorded` answer (`cepheid-api`'s).
+pub type Recorded = cepheid_api::EventsRecorded;
 
-/// The document's error codes (`Error.error.code`), rendered snake_case.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// 400: the body is not JSON.
-    MalformedJson,
-    /// 400 (and 405): the request is not what the document asks.
-    InvalidRequest,
-    /// 401: a token is asked for and none, or an unknown one, was given.
-    Unauthorized,
-    /// 404: no scene of that name.
-    UnknownScene,
-    /// 409: the `event_id` was used with other fields.
-    EventIdReused,
-    /// 413: over a size or field-count limit.
-    TooLarge,
-    /// 422: the event does not enter the scene.
-    NotInScene,
-    /// 429: past the queue bound.
-    Overloaded,
-    /// 503: the server cannot take requests now.
-    Unavailable,
-    /// 404: no such decision, or no such route.
-    NotFound,
-    /// 404: a decision older than the retention.
-    Expired,
-    /// 500: the server failed on this request (a bug, counted).
-    Internal,
-}
-
-impl ErrorCode {
-    /// Every code, in the document's order.
-    pub const ALL: [ErrorCode; 12] = [
-        ErrorCode::MalformedJson,
-        ErrorCode::InvalidRequest,
-        ErrorCode::Unauthorized,
-        ErrorCode::UnknownScene,
-        ErrorCode::EventIdReused,
-        ErrorCode::TooLarge,
-        ErrorCode::NotInScene,
-        ErrorCode::Overloaded,
-        ErrorCode::Unavailable,
-        ErrorCode::NotFound,
-        ErrorCode::Expired,
-        ErrorCode::Internal,
-    ];
-
-    /// The code as the document spells it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::MalformedJson => "malformed_json",
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::Unauthorized => "unauthorized",
-            ErrorCode::UnknownScene => "unknown_scene",
-            ErrorCode::EventIdReused => "event_id_reused",
-            ErrorCode::TooLarge => "too_large",
-            ErrorCode::NotInScene => "not_in_scene",
-            ErrorCode::Overloaded => "overloaded",
-            ErrorCode::Unavailable => "unavailable",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::Expired => "expired",
-            ErrorCode::Internal => "internal",
-        }
-    }
-
-    /// The status the document answers the code with.
-    pub fn status(self) -> u16 {
-        match self {
-            ErrorCode::MalformedJson | ErrorCode::InvalidRequest => 400,
-            ErrorCode::Unauthorized => 401,
-            ErrorCode::UnknownScene | ErrorCode::NotFound | ErrorCode::Expired => 404,
-            ErrorCode::EventIdReused => 409,
-            ErrorCode::TooLarge => 413,
-            ErrorCode::NotInScene => 422,
-            ErrorCode::Overloaded => 429,
-            ErrorCode::Unavailable => 503,
-            ErrorCode::Internal => 500,
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The document's error codes (`Error.error.code`): `cepheid-api`'s, with
+/// the status each is answered with ([`ErrorCode::status`]).
+pub use cepheid_api::ErrorCode;
 
 /// An error answer: the `Error` schema.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -254,24 +146,14 @@ impl ApiError {
         ApiError::new(ErrorCode::Unavailable, message).with_retry_after(seconds)
     }
 
-    /// The answer's body: `{"error":{"code","message","field"}}`.
+    /// The answer's body: `{"error":{"code","message","field"}}`, the
+    /// API's [`cepheid_api::ErrorBody`].
     pub fn body(&self) -> Vec<u8> {
-        #[derive(Serialize)]
-        struct Body<'a> {
-            error: Inner<'a>,
-        }
-        #[derive(Serialize)]
-        struct Inner<'a> {
-            code: ErrorCode,
-            message: &'a str,
-            #[serde(skip_serializing_if = "Option::is_none")]
-            field: Option<&'a str>,
-        }
-        serde_json::to_vec(&Body {
-            error: Inner {
+        serde_json::to_vec(&cepheid_api::ErrorBody {
+            error: cepheid_api::ErrorDetail {
                 code: self.code,
-                message: &self.message,
-                field: self.field.as_deref(),
+                message: self.message.clone(),
+                field: self.field.clone(),
             },
         })
         .expect("an error serializes")
@@ -286,34 +168,72 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// `GET /v1/scenes`: the `Scenes` answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ScenesView {
-    /// The version of the rule set in force.
-    pub rules_version: u64,
-    /// How long a decision is kept for retries and `GET /v1/decisions/{id}`.
-    pub retention_ms: u64,
-    /// Each scene of the rule set in force.
-    pub scenes: Vec<SceneView>,
-}
+/// `GET /v1/scenes`: the `Scenes` answer (`cepheid-api`'s).
+pub type ScenesView = cepheid_api::Scenes;
 
-/// One scene, as `GET /v1/scenes` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct SceneView {
-    /// `scene NAME`.
-    pub name: String,
-    /// Its outcomes, mildest first.
-    pub outcomes: Vec<String>,
-    /// The outcome when no rule decides.
-    pub default: String,
-    /// The answer when no decision comes within the deadline.
-    pub fallback: String,
-    /// The outcome of a late event.
-    pub late: String,
-    /// The default deadline of a decision.
-    pub deadline_ms: u64,
-    /// `all` or `first`.
-    pub hit: String,
-    /// The scene's rules, in order.
-    pub rules: Vec<String>,
+/// One scene, as `GET /v1/scenes` shows it (`cepheid-api`'s `Scene`).
+pub type SceneView = cepheid_api::Scene;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The answers made with `cepheid-api`'s types are the bytes the
+    /// server wrote before it had them (fields in the document's order,
+    /// none added).
+    #[test]
+    fn the_answers_bodies_are_written_as_before() {
+        let e = ApiError::new(ErrorCode::EventIdReused, "m `x`").with_field("event.amount");
+        assert_eq!(
+            String::from_utf8(e.body()).unwrap(),
+            r#"{"error":{"code":"event_id_reused","message":"m `x`","field":"event.amount"}}"#
+        );
+        let e = ApiError::overloaded(1, "busy");
+        assert_eq!(
+            String::from_utf8(e.body()).unwrap(),
+            r#"{"error":{"code":"overloaded","message":"busy"}}"#
+        );
+        let health = cepheid_api::Health {
+            status: cepheid_api::HealthStatus::Ok,
+        };
+        assert_eq!(
+            serde_json::to_string(&health).unwrap(),
+            r#"{"status":"ok"}"#
+        );
+        let ready = cepheid_api::Readiness {
+            ready: false,
+            reasons: vec!["a replay".into()],
+        };
+        assert_eq!(
+            serde_json::to_string(&ready).unwrap(),
+            serde_json::json!({"ready": false, "reasons": ["a replay"]}).to_string()
+        );
+        let scenes = ScenesView {
+            rules_version: 7,
+            retention_ms: 1000,
+            scenes: vec![SceneView {
+                name: "payment".into(),
+                outcomes: vec!["approve".into(), "review".into()],
+                default: "approve".into(),
+                fallback: "review".into(),
+                late: "review".into(),
+                deadline_ms: 200,
+                hit: cepheid_api::Hit::First,
+                rules: vec!["velocity".into()],
+            }],
+        };
+        assert_eq!(
+            serde_json::to_string(&scenes).unwrap(),
+            r#"{"rules_version":7,"retention_ms":1000,"scenes":[{"name":"payment","outcomes":["approve","review"],"default":"approve","fallback":"review","late":"review","deadline_ms":200,"hit":"first","rules":["velocity"]}]}"#
+        );
+        let recorded = Recorded {
+            recorded: 2,
+            repeated: 1,
+            rules_version: 7,
+        };
+        assert_eq!(
+            serde_json::to_string(&recorded).unwrap(),
+            r#"{"recorded":2,"repeated":1,"rules_version":7}"#
+        );
+    }
 }

@@ -102,7 +102,7 @@ impl Running {
         let result = self
             .rt
             .block_on(self.decider.decide(call))
-            .map(|decided| serde_json::from_slice(&decided.body).unwrap());
+            .map(|decided| decision(&decided.body));
         // (an unknown scene is refused before the log)
         if !matches!(&result, Err(e) if e.status == 404) {
             self.answered.borrow_mut().push(comparable(&result));
@@ -120,6 +120,18 @@ impl Running {
         assert!(summary.error().is_none(), "{summary}");
         self.answered.take()
     }
+}
+
+/// A Decision's body as JSON, once it is read as the API's closed
+/// `cepheid_api::Decision` (the type the Rust client reads it as).
+fn decision(body: &[u8]) -> Value {
+    if let Err(e) = serde_json::from_slice::<cepheid_api::Decision>(body) {
+        panic!(
+            "not a cepheid_api::Decision: {e}: {}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    serde_json::from_slice(body).unwrap()
 }
 
 fn pay(card: &str, amount: i64) -> String {
@@ -228,13 +240,12 @@ fn a_decision_is_taken_once_and_remembered_across_a_restart() {
         explain: true,
         accepted: Instant::now(),
     };
-    let dry: Value =
-        serde_json::from_slice(&s.rt.block_on(s.decider.decide(dry)).unwrap().body).unwrap();
+    let dry = decision(&s.rt.block_on(s.decider.decide(dry)).unwrap().body);
     assert_eq!(dry["mode"], "dry_run");
     assert_eq!(dry["outcome"], "review");
     // GET: the decision as answered.
     let fourth = answers[3]["decision_id"].as_str().unwrap().to_string();
-    let got: Value = serde_json::from_slice(&s.decider.decision(&fourth).unwrap()).unwrap();
+    let got = decision(&s.decider.decision(&fourth).unwrap());
     assert_eq!(got["outcome"], "review");
     assert_eq!(s.decider.decision("d-999").unwrap_err().status, 404);
     let mut answered = s.stop();
@@ -269,7 +280,7 @@ fn a_decision_is_taken_once_and_remembered_across_a_restart() {
     assert_eq!(fifth["outcome"], "review");
     let reads = &fifth["rules"][0]["reads"];
     assert_eq!(reads["card_payments_10m(card)"], 5, "{fifth}");
-    let got: Value = serde_json::from_slice(&s.decider.decision(&fourth).unwrap()).unwrap();
+    let got = decision(&s.decider.decision(&fourth).unwrap());
     assert_eq!(got["outcome"], "review");
     answered.extend(s.stop());
     // The log read again gives what the clients were answered, answer for

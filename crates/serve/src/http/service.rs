@@ -290,11 +290,19 @@ async fn handle(
             )),
         },
         Route::Scenes => Reply::json(200, to_json(&decider.scenes())),
-        Route::Healthz => Reply::json(200, Bytes::from_static(br#"{"status":"ok"}"#)),
+        Route::Healthz => Reply::json(
+            200,
+            to_json(&cepheid_api::Health {
+                status: cepheid_api::HealthStatus::Ok,
+            }),
+        ),
         Route::Readyz => {
             let reasons = decider.not_ready();
             let status = if reasons.is_empty() { 200 } else { 503 };
-            let body = serde_json::json!({ "ready": reasons.is_empty(), "reasons": reasons });
+            let body = cepheid_api::Readiness {
+                ready: reasons.is_empty(),
+                reasons,
+            };
             Reply::json(status, to_json(&body))
         }
         Route::Metrics => {

@@ -651,8 +651,8 @@ impl Book {
                 late: name(scene.late),
                 deadline_ms: scene.deadline.max(0) as u64,
                 hit: match scene.hit {
-                    cepheid_core::scene::HitPolicy::First => "first".into(),
-                    _ => "all".into(),
+                    cepheid_core::scene::HitPolicy::First => cepheid_api::Hit::First,
+                    _ => cepheid_api::Hit::All,
                 },
                 rules,
             });

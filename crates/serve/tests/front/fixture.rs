@@ -90,7 +90,7 @@ fn scenes() -> ScenesView {
         fallback: "review".into(),
         late: "review".into(),
         deadline_ms: 200,
-        hit: "all".into(),
+        hit: cepheid_api::Hit::All,
         rules: rules.iter().map(|r| r.to_string()).collect(),
     };
     ScenesView {

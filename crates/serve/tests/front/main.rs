@@ -55,6 +55,13 @@ fn main() {
                 conclusion.num_failed += 1;
             }
         }
+        match check_types() {
+            Ok(said) => println!("every answer reads as its cepheid-api type: {said}"),
+            Err(why) => {
+                eprintln!("an answer is not its cepheid-api type:\n{why}");
+                conclusion.num_failed += 1;
+            }
+        }
     }
     conclusion.exit();
 }
@@ -62,6 +69,49 @@ fn main() {
 fn run(f: fn()) -> Result<(), Failed> {
     f();
     Ok(())
+}
+
+/// Every answer logged, read as the API's type the Rust client reads it
+/// as (`cepheid-api`, closed): decisions, scenes, events recorded,
+/// health, readiness and errors.
+fn check_types() -> Result<String, String> {
+    use cepheid_api as api;
+    let path = support::exchanges_path();
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok("no exchange was made".into());
+    };
+    let mut read = std::collections::BTreeMap::<&str, usize>::new();
+    for line in text.lines() {
+        let x: serde_json::Value = serde_json::from_str(line).map_err(|e| e.to_string())?;
+        let (method, path) = (x["method"].as_str(), x["path"].as_str().unwrap_or(""));
+        let status = x["status"].as_u64().unwrap_or(0);
+        let Some(body) = x["body"].as_str() else {
+            continue;
+        };
+        let path = path.split('?').next().unwrap_or("");
+        fn check<T: serde::de::DeserializeOwned>(body: &str) -> Result<(), String> {
+            serde_json::from_str::<T>(body)
+                .map(|_| ())
+                .map_err(|e| format!("{e}: {body}"))
+        }
+        let (kind, result) = match (method, path, status) {
+            (Some("POST"), "/v1/decide", 200) => ("Decision", check::<api::Decision>(body)),
+            (Some("GET"), p, 200) if p.starts_with("/v1/decisions/") => {
+                ("Decision", check::<api::Decision>(body))
+            }
+            (Some("GET"), "/v1/scenes", 200) => ("Scenes", check::<api::Scenes>(body)),
+            (Some("POST"), "/v1/events", 200) => {
+                ("EventsRecorded", check::<api::EventsRecorded>(body))
+            }
+            (Some("GET"), "/healthz", 200) => ("Health", check::<api::Health>(body)),
+            (Some("GET"), "/readyz", 200 | 503) => ("Readiness", check::<api::Readiness>(body)),
+            (_, _, 400..=599) if !body.is_empty() => ("Error", check::<api::ErrorBody>(body)),
+            _ => continue,
+        };
+        result.map_err(|e| format!("{method:?} {path} {status} ({kind}): {e}"))?;
+        *read.entry(kind).or_default() += 1;
+    }
+    Ok(format!("{read:?}"))
 }
 
 fn check_exchanges(cover: bool) -> Result<String, String> {
