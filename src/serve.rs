@@ -55,7 +55,8 @@ pub struct Args {
     /// oldest are forgotten early, counted on `/metrics`).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     remember: usize,
-    /// The most requests in flight; past it a 429 with `Retry-After`.
+    /// The most requests in flight; past it a 429 with `Retry-After` (`0`:
+    /// every request a 503, to drain a service)
     #[arg(long, value_name = "N", default_value_t = 4096)]
     queue: usize,
     /// How often the state is checkpointed.

@@ -49,9 +49,15 @@ fn comparable(result: &Result<Value, ApiError>) -> Value {
 }
 
 fn start(state: &std::path::Path) -> Running {
-    let (rules, paths) = rules();
     let mut options = ServiceOptions::new(state);
     options.tick_every = Duration::from_secs(3600);
+    start_with(state, options)
+}
+
+/// [`start`] with `options` (their state `state`).
+fn start_with(state: &std::path::Path, options: ServiceOptions) -> Running {
+    assert_eq!(options.state, state);
+    let (rules, paths) = rules();
     let service = Service::start(
         &rules,
         paths,
@@ -514,4 +520,57 @@ fn a_degraded_request_sheds_the_shadow_rules_and_the_replay_agrees() {
         .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
         .collect();
     assert_eq!(replayed, answered);
+}
+
+/// `--queue 0` takes nothing: every decision and every batch of events
+/// is a 503 (`unavailable`, with `Retry-After`), and nothing is logged
+/// (the same event id is taken once the bound allows it again).
+#[test]
+fn a_queue_bound_of_zero_answers_every_request_503() {
+    let state = scratch("queue0");
+    let (rules, paths) = rules();
+    let mut options = ServiceOptions::new(state.join("state"));
+    options.tick_every = Duration::from_secs(3600);
+    options.queue = 0;
+    let service = Service::start(
+        &rules,
+        paths.clone(),
+        &options,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let decider = service.decider();
+    let started = Instant::now();
+    while !decider.not_ready().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let s = Running {
+        service: Some(service),
+        decider,
+        rt: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        answered: Default::default(),
+    };
+    for id in ["q1", "q2"] {
+        let refused = s.decide("payment", id, &pay("c1", 10), None).unwrap_err();
+        assert_eq!((refused.status, refused.retry_after), (503, Some(1)));
+        assert_eq!(refused.code, cepheid_serve::decider::ErrorCode::Unavailable);
+    }
+    let events = vec![EventCall {
+        event_id: "l1".into(),
+        event: RawValue::from_string(r#"{"type": "login"}"#.into()).unwrap(),
+    }];
+    let refused = s.rt.block_on(s.decider.record(events)).unwrap_err();
+    assert_eq!(refused.status, 503);
+    s.stop();
+    // Nothing was logged: started again with room, `q1` is taken anew.
+    let mut options = ServiceOptions::new(state.join("state"));
+    options.tick_every = Duration::from_secs(3600);
+    let again = start_with(&state.join("state"), options);
+    let first = again.decide("payment", "q1", &pay("c1", 10), None).unwrap();
+    assert_eq!(first.get("repeated"), None, "{first}");
+    again.stop();
 }

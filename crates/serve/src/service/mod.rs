@@ -55,7 +55,9 @@ pub struct ServiceOptions {
     pub retention: Duration,
     /// The most requests remembered.
     pub remember: usize,
-    /// The most requests in flight (admitted, not answered); past it a 429.
+    /// The most requests in flight (admitted, not answered); past it a
+    /// 429. `0`: every request is refused with a 503 (`unavailable`),
+    /// nothing logged.
     pub queue: usize,
     /// How often the run checkpoints.
     pub checkpoint_every: Duration,
@@ -692,7 +694,7 @@ fn shared_of(
         book: std::sync::RwLock::new(Arc::new(book)),
         version: AtomicU64::new(0),
         retention_ms,
-        queue: options.queue.max(1),
+        queue: options.queue,
         in_flight: AtomicUsize::new(0),
         waiting: Mutex::new(Some(HashMap::new())),
         dry: Mutex::new(Some(HashMap::new())),
@@ -985,6 +987,14 @@ impl Front {
             shared.counters.unavailable.inc();
             return Err(unavailable(
                 "the service is not ready: it is reading its log again after a restart, or stopping",
+            ));
+        }
+        if shared.queue == 0 {
+            // (`--queue 0`: an operator's way to take nothing, draining
+            // traffic off the service while it goes on answering reads)
+            shared.counters.unavailable.inc();
+            return Err(unavailable(
+                "this service takes no request (--queue 0): nothing was logged, retry later or elsewhere",
             ));
         }
         let n = shared.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
