@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
+use crate::columns::Table;
 use crate::convert;
 use crate::output::Collected;
 use crate::PatternError;
@@ -395,6 +396,66 @@ impl PyEngine {
                 return Ok(pushed);
             }
         }
+    }
+
+    /// Pushes the rows of a table given by columns (`cepheid._columns`
+    /// makes them from a pandas DataFrame or an Arrow table), in order,
+    /// each at its time field's time: each row the event of its present
+    /// cells, the text the row path writes for their dict (`columns`).
+    /// Rendered a batch at a time under the GIL, each batch decoded and
+    /// pushed with the GIL released. Returns how many rows were pushed; a
+    /// bad cell stops the push there (the rows before it are pushed) with
+    /// an error naming its column and row.
+    fn push_columns(
+        &self,
+        py: Python<'_>,
+        columns: &Bound<'_, PyAny>,
+        rows: usize,
+    ) -> PyResult<usize> {
+        let table = Table::new(columns, rows)?;
+        let mut state = self.lock(py)?;
+        let state = &mut *state;
+        let mut texts: Vec<u8> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(BATCH);
+        let mut one = Vec::new();
+        let mut row = 0usize;
+        while row < table.rows() {
+            texts.clear();
+            ends.clear();
+            let mut failed = None;
+            let first = row;
+            while row < table.rows() && ends.len() < BATCH {
+                if let Err(e) = table.row_json(row, &mut one) {
+                    failed = Some(e);
+                    break;
+                }
+                texts.extend_from_slice(&one);
+                ends.push(texts.len());
+                row += 1;
+            }
+            let result: Result<(), (usize, String)> = py.detach(|| {
+                let mut start = 0;
+                for (i, &end) in ends.iter().enumerate() {
+                    let item = state
+                        .timed
+                        .decode(&texts[start..end])
+                        .map_err(|e| (i, e.message().to_string()))?;
+                    state.push_item(item, None);
+                    start = end;
+                }
+                Ok(())
+            });
+            if let Err((i, message)) = result {
+                return Err(PyValueError::new_err(format!(
+                    "row {}: {message}",
+                    first + i
+                )));
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Ok(row)
     }
 
     /// Moves the watermark to `t` (never backwards): events and timeouts

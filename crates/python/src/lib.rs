@@ -39,6 +39,7 @@
 
 use pyo3::prelude::*;
 
+mod columns;
 mod convert;
 mod engine;
 mod output;

@@ -84,6 +84,21 @@ class Engine:
         time, with the GIL released while the engine works. Returns how many
         were pushed; an event that fails raises, naming its index (those
         before it are pushed)."""
+    def push_columns(
+        self, columns: Sequence[tuple[str, str, Any, bytes | None]], rows: int
+    ) -> int:
+        """Pushes the ``rows`` rows of a table given by columns, in order, at
+        their time field's time (what :func:`cepheid.run` does with a pandas
+        DataFrame or an Arrow table). Each column is ``(name, kind, data,
+        mask)``: ``kind`` ``"i"`` (``data`` the bytes of little-endian
+        ``int64``), ``"f"`` (``float64``; NaN is a missing cell), ``"b"``
+        (one byte a row) or ``"o"`` (a list of the cells, any values an
+        event holds; ``None`` and NaN missing); ``mask`` ``None`` or one
+        byte a row, not 0 for a missing cell. A row is the event of its
+        present cells (a missing one is an absent field), the same event
+        the dict of those cells is to ``push_many``. Returns how many rows
+        were pushed; a bad cell raises ``TypeError``/``ValueError`` naming
+        its column and row (0-based), the rows before it pushed."""
     def watermark(self, t: int) -> None:
         """Moves the watermark to ``t`` (never backwards)."""
     def tick(self, now: int) -> None:
