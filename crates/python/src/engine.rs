@@ -544,6 +544,22 @@ impl PyEngine {
         lines.to_dicts(py)
     }
 
+    /// `drain()` as the columns of three tables, alerts (matches and
+    /// timeouts), decisions and late events: for each `(names, columns)`,
+    /// each column a list of cells, each row a record flattened as
+    /// `cepheid.flatten` does (`None` where a record has no such field).
+    /// What `cepheid.backtest` makes its DataFrames of.
+    #[allow(clippy::type_complexity)]
+    fn drain_columns<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(Vec<String>, Vec<Bound<'py, PyList>>)>> {
+        let mut state = self.lock(py)?;
+        let lines = std::mem::take(&mut state.out.main);
+        drop(state);
+        lines.to_frames(py)
+    }
+
     /// `drain()` as the JSON lines `cepheid run` writes (each `str`
     /// without its newline).
     fn drain_lines<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {

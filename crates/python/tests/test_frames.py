@@ -279,3 +279,44 @@ def test_without_pandas_frames_say_so(monkeypatch):
         cepheid.backtest(SELECT_ALL, events=[])
     # and the records as dicts still come without it
     assert cepheid.run(SELECT_ALL, events=[{"ts": 1, "card": "c"}])[0]["kind"] == "match"
+
+
+@pytest.mark.skipif(binary() is None, reason="no cepheid binary built")
+def test_why_is_the_labs_report_as_a_structure():
+    import json
+    import subprocess
+
+    brute = RISK.parent / "brute_force.cep"
+    out = subprocess.run(
+        [str(binary()), "why", str(brute), "u-9", "--events", str(SAMPLE), "--json"],
+        capture_output=True, text=True, check=True)
+    want = json.loads(out.stdout)
+    stream = events(SAMPLE)
+    for given in (stream, pd.DataFrame(stream, dtype=object)):
+        got = cepheid.why(paths=brute, key="u-9", events=given)
+        # (the report names the events' file: here a temporary one)
+        for report in (got, want):
+            report.pop("events", None)
+        assert got == want
+    text = brute.read_text()
+    by_text = cepheid.why(text, "u-9", stream)
+    assert by_text["patterns"] == want["patterns"]
+
+
+def test_why_without_a_binary_and_its_errors():
+    stream = [{"ts": 1, "card": "c", "amount": 5}, {"ts": 2, "card": "c", "amount": 7}]
+    report = cepheid.why(SELECT_ALL, "c", pd.DataFrame(stream))
+    assert isinstance(report, dict) and report["patterns"]
+    assert "c" in json_text(report)
+    with pytest.raises(ValueError):
+        cepheid.why("pattern { nope", "c", stream)
+    with pytest.raises(ValueError, match="one of them"):
+        cepheid.why(SELECT_ALL, "c", stream, paths="x.cep")
+    with pytest.raises(TypeError, match="column `bad`, row 1"):
+        cepheid.why(SELECT_ALL, "c", pd.DataFrame({"ts": [1, 2], "bad": [1, {2}]}))
+
+
+def json_text(value):
+    import json
+
+    return json.dumps(value)

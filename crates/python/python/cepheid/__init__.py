@@ -39,10 +39,13 @@ an int past 64 bits) is a ``TypeError`` or ``ValueError`` naming the field.
 from __future__ import annotations
 
 import os
+import gc
+import json
 import math
+import tempfile
 from typing import Any, Iterable, Mapping, NamedTuple
 
-from ._cepheid import Engine, PatternError, __version__, check
+from ._cepheid import Engine, PatternError, __version__, check, events_jsonl, why_json
 
 __all__ = [
     "Engine",
@@ -54,6 +57,7 @@ __all__ = [
     "flatten",
     "frames",
     "run",
+    "why",
     "__version__",
 ]
 
@@ -272,11 +276,21 @@ def frames(records: Iterable[Mapping[str, Any]]) -> Frames:
             late.append(record)
         else:
             alerts.append(record)
-    return Frames(
-        pd.DataFrame(flatten(alerts)),
-        pd.DataFrame(flatten(decisions)),
-        pd.DataFrame(flatten(late)),
-    )
+    return Frames(_frame(pd, alerts), _frame(pd, decisions), _frame(pd, late))
+
+
+def _frame(pd: Any, records: list[Mapping[str, Any]]) -> Any:
+    """Records flattened as one DataFrame: a column per field in the order
+    they first appear, ``None`` where a record has none (as
+    ``Engine.drain_columns`` gives them, so that both make one frame)."""
+    columns: dict[str, list[Any]] = {}
+    for row, record in enumerate(flatten(records)):
+        for name, value in record.items():
+            column = columns.get(name)
+            if column is None:
+                column = columns[name] = [None] * len(records)
+            column[row] = value
+    return pd.DataFrame(columns)
 
 
 class Backtest(NamedTuple):
@@ -299,59 +313,57 @@ class Backtest(NamedTuple):
     scene, how many decisions of each outcome."""
 
 
-def _nearest_rank(ordered: list[int], q: float) -> int:
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+def _nearest_rank(ordered: Any, q: float) -> int:
+    return int(ordered[max(0, math.ceil(q * len(ordered)) - 1)])
 
 
-def _summary(engine: Engine, records: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(engine: Engine, alerts: Any, decisions: Any) -> dict[str, Any]:
+    """The counts of a backtest, from its DataFrames (as ``cepheid
+    backtest --json`` counts them)."""
+    import numpy as np
+
     stats = engine.stats()
-    per: dict[str, dict[str, Any]] = {
-        name: {"alerts": 0, "keys": set(), "timeouts": 0, "delays": []}
-        for name in engine.patterns()
-    }
-    outcomes: dict[str, dict[str, int]] = {}
-    for record in records:
-        kind = record.get("kind")
-        if kind == "match" or kind == "timeout":
-            one = per.setdefault(
-                record["pattern"], {"alerts": 0, "keys": set(), "timeouts": 0, "delays": []}
-            )
-            if kind == "timeout":
-                one["timeouts"] += 1
-            else:
-                one["alerts"] += 1
-                key = record.get("key") or {}
-                one["keys"].add(tuple(sorted((k, repr(v)) for k, v in key.items())))
-                one["delays"].append(record["end"] - record["start"])
-        elif kind == "decision":
-            scene = outcomes.setdefault(record["scene"], {})
-            scene[record["outcome"]] = scene.get(record["outcome"], 0) + 1
+    names = list(engine.patterns())
+    groups: dict[str, Any] = {}
+    if len(alerts):
+        for name in alerts["pattern"].unique():
+            if name not in names:
+                names.append(name)
+        groups = dict(tuple(alerts.groupby("pattern", sort=False)))
     patterns = []
-    for name, one in per.items():
-        delays = sorted(one["delays"])
-        patterns.append(
-            {
-                "pattern": name,
-                "alerts": one["alerts"],
-                "keys": len(one["keys"]),
-                "timeouts": one["timeouts"],
-                "delay_ms": None
-                if not delays
-                else {
-                    "min": delays[0],
-                    "median": _nearest_rank(delays, 0.5),
-                    "p95": _nearest_rank(delays, 0.95),
-                    "max": delays[-1],
-                },
+    for name in names:
+        group = groups.get(name)
+        matches = None if group is None else group[group["kind"] == "match"]
+        alerts_n = 0 if matches is None else len(matches)
+        timeouts = 0 if group is None else int((group["kind"] == "timeout").sum())
+        keys = 0
+        delay = None
+        if alerts_n:
+            key_columns = [c for c in matches.columns if c.startswith("key.")]
+            fields = matches[key_columns].dropna(axis=1, how="all")
+            keys = len(fields.drop_duplicates()) if fields.shape[1] else 1
+            delays = np.sort((matches["end"] - matches["start"]).to_numpy())
+            delay = {
+                "min": int(delays[0]),
+                "median": _nearest_rank(delays, 0.5),
+                "p95": _nearest_rank(delays, 0.95),
+                "max": int(delays[-1]),
             }
+        patterns.append(
+            {"pattern": name, "alerts": alerts_n, "keys": keys, "timeouts": timeouts,
+             "delay_ms": delay}
         )
+    outcomes: dict[str, dict[str, int]] = {}
+    if len(decisions):
+        for (scene, outcome), n in decisions.groupby(["scene", "outcome"], sort=False).size().items():
+            outcomes.setdefault(scene, {})[outcome] = int(n)
     decided = stats.get("decisions") or {}
     return {
         "events": stats.get("events"),
         "late": stats.get("late"),
         "matches": stats.get("matches"),
         "timeouts": stats.get("timeouts"),
-        "decisions": decided.get("decisions", sum(sum(o.values()) for o in outcomes.values())),
+        "decisions": decided.get("decisions", len(decisions)),
         "patterns": patterns,
         "outcomes": outcomes,
     }
@@ -370,10 +382,85 @@ def backtest(
     counts per pattern of ``cepheid backtest`` (:class:`Backtest`).
     ``options`` are :class:`Engine`'s. Raises ImportError without pandas
     (before running anything)."""
-    _pandas()
+    pd = _pandas()
     engine = Engine(rules, paths=paths, **options)
     _push(engine, events)
     engine.finish()
-    records = engine.drain()
-    alerts, decisions, late = frames(records)
-    return Backtest(alerts, decisions, late, _summary(engine, records))
+    # (the records read into columns in Rust: no dict per record; the
+    # same DataFrames frames() makes of run()'s records, a test says)
+    # The cyclic garbage collector off while the cells are made: hundreds
+    # of thousands of new objects, none of them garbage, would have it run
+    # again and again over them (Lines::to_dicts does the same).
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        alerts, decisions, late = (
+            pd.DataFrame(dict(zip(names, columns))) for names, columns in engine.drain_columns()
+        )
+    finally:
+        if was_on:
+            gc.enable()
+    return Backtest(alerts, decisions, late, _summary(engine, alerts, decisions))
+
+
+def why(
+    rules: str | None = None,
+    key: Any = None,
+    events: Any = (),
+    *,
+    paths: str | os.PathLike[str] | None = None,
+    time_field: str = "ts",
+    max_delay_ms: int = 0,
+    no_events: bool = False,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
+    patterns: Iterable[str] | None = None,
+) -> dict[str, Any]:
+    """For one key, what each pattern did with its events: ``cepheid why
+    RULES KEY --events FILE --json`` (``docs/rule-lab.md``) as a dict.
+
+    ``rules``: text, or ``paths``: a ``.cep`` file or a folder. ``key``: its
+    value (``"u-7"``, ``42``) or a dict of the key's fields. ``events``: a
+    list of dicts, a pandas DataFrame or an Arrow table (taken as
+    :func:`run` takes them). The rules run over every event; the report is
+    the key's: the events that reached each pattern, the partial matches
+    and what ended each, the late events. ``from_ms``/``to_ms`` narrow it
+    to a time range, ``patterns`` to some patterns, ``no_events`` leaves
+    the events' values out. Raises ValueError for rules that do not load
+    or a key the rules cannot read (the lab's message)."""
+    if (rules is None) == (paths is None):
+        raise ValueError("give the rules as text (`rules`) or as files (`paths`), one of them")
+    if key is None:
+        raise ValueError("give the key (its value, or a dict of its fields)")
+    key_text = json.dumps(key) if isinstance(key, (dict, list)) else str(key)
+    if isinstance(key, bool):
+        key_text = "true" if key else "false"
+    if _is_pandas(events):
+        text = events_jsonl(_pandas_columns(events), len(events))
+    elif _is_arrow(events):
+        text = events_jsonl(_arrow_columns(events), events.num_rows)
+    else:
+        text = events_jsonl(_rows(events))
+    with tempfile.TemporaryDirectory(prefix="cepheid-why-") as folder:
+        events_path = os.path.join(folder, "events.jsonl")
+        with open(events_path, "wb") as f:
+            f.write(text)
+        if rules is not None:
+            rules_path = os.path.join(folder, "rules.cep")
+            with open(rules_path, "w", encoding="utf-8") as f:
+                f.write(rules)
+        else:
+            rules_path = os.fspath(paths)  # type: ignore[arg-type]
+        report = why_json(
+            rules_path,
+            key_text,
+            events_path,
+            time_field=time_field,
+            max_delay_ms=max_delay_ms,
+            no_events=no_events,
+            from_ms=from_ms,
+            to_ms=to_ms,
+            patterns=None if patterns is None else list(patterns),
+        )
+    result: dict[str, Any] = json.loads(report)
+    return result

@@ -31,6 +31,25 @@ def check(
     :exc:`PatternError` when they do not load; returns their warnings,
     rendered (``""`` when none)."""
 
+def why_json(
+    rules: str | os.PathLike[str],
+    key: str,
+    events: str | os.PathLike[str],
+    *,
+    time_field: str = "ts",
+    max_delay_ms: int = 0,
+    no_events: bool = False,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
+    patterns: list[str] | None = None,
+) -> str:
+    """The rule lab's ``why`` (``cepheid why RULES KEY --events FILE
+    --json``): its JSON document. ``cepheid.why`` is the one to call."""
+
+def events_jsonl(events: Any, rows: int | None = None) -> bytes:
+    """Events as JSON lines: an iterable of dicts, or with ``rows`` a
+    table's columns as ``Engine.push_columns`` takes them."""
+
 @final
 class Engine:
     """One engine: rules from ``.cep`` text (``rules``, named ``origin`` in
@@ -122,6 +141,12 @@ class Engine:
     def drain(self) -> list[Record]:
         """The records since the last drain: alerts and decisions in the
         engine's order (a shadow pattern's are ``drain_shadow()``'s)."""
+    def drain_columns(self) -> list[tuple[list[str], list[list[Any]]]]:
+        """``drain()`` as the columns of three tables: alerts (matches and
+        timeouts), decisions, late events; each ``(names, columns)``, a
+        row per record flattened as :func:`cepheid.flatten` does (``None``
+        where a record has no such field). What :func:`cepheid.backtest`
+        makes its DataFrames of."""
     def drain_lines(self) -> list[str]:
         """``drain()`` as the JSON lines ``cepheid run`` writes."""
     def drain_shadow(self) -> list[Record]:
