@@ -549,11 +549,7 @@ impl PyEngine {
     /// each column a list of cells, each row a record flattened as
     /// `cepheid.flatten` does (`None` where a record has no such field).
     /// What `cepheid.backtest` makes its DataFrames of.
-    #[allow(clippy::type_complexity)]
-    fn drain_columns<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Vec<(Vec<String>, Vec<Bound<'py, PyList>>)>> {
+    fn drain_columns<'py>(&self, py: Python<'py>) -> PyResult<Vec<crate::output::Table<'py>>> {
         let mut state = self.lock(py)?;
         let lines = std::mem::take(&mut state.out.main);
         drop(state);

@@ -128,6 +128,9 @@ impl Sink<Record> for Collected {
     }
 }
 
+/// A table's column names and its columns, a list of cells each.
+pub type Table<'py> = (Vec<String>, Vec<Bound<'py, PyList>>);
+
 /// Records as the columns of a table, each record a row flattened as
 /// `cepheid.flatten` flattens it: a nested object's fields are columns
 /// `outer.inner` (an empty one adds none), except an alert's `events`,
@@ -185,7 +188,7 @@ impl<'py> Flat<'py> {
     }
 
     /// `(names, columns)`: the column names and a list of cells each.
-    pub fn finish(mut self) -> PyResult<(Vec<String>, Vec<Bound<'py, PyList>>)> {
+    pub fn finish(mut self) -> PyResult<Table<'py>> {
         let none = self.py.None().into_bound(self.py);
         let mut lists = Vec::with_capacity(self.columns.len());
         for column in &mut self.columns {
@@ -317,10 +320,7 @@ impl<'de, 'py> serde::de::Visitor<'de> for Obj<'py> {
 impl Lines {
     /// The lines split by kind into alerts (matches, timeouts), decisions
     /// and late events, each as [`Flat`] columns.
-    pub fn to_frames<'py>(
-        &self,
-        py: Python<'py>,
-    ) -> PyResult<Vec<(Vec<String>, Vec<Bound<'py, PyList>>)>> {
+    pub fn to_frames<'py>(&self, py: Python<'py>) -> PyResult<Vec<Table<'py>>> {
         let mut alerts = Flat::new(py);
         let mut decisions = Flat::new(py);
         let mut late = Flat::new(py);
