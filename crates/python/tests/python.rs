@@ -3,8 +3,8 @@
 //! maturin (dev profile, into this build's target folder), installs it into
 //! a virtual environment made beside it (the pinned
 //! `crates/python/requirements-test.txt` from PyPI, again when that file
-//! changes), and runs them. A machine that cannot reach PyPI the first time fails here, saying
-//! so: the suite never passes without having run.
+//! changes), and runs them. A machine that cannot reach PyPI the first
+//! time fails here, saying so: the suite never passes without having run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,9 +48,13 @@ fn the_python_package_passes_its_tests() {
         .rev()
         .find(|l| l.contains(" passed"))
         .unwrap_or_else(|| panic!("no \"N passed\" in:\n{stdout}\n{stderr}"));
-    let passed = summary
-        .split(", ")
-        .find_map(|part| part.trim().strip_suffix(" passed")?.parse::<usize>().ok())
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    let passed = words
+        .windows(2)
+        .find_map(|w| match w[1].trim_end_matches(',') {
+            "passed" => w[0].parse::<usize>().ok(),
+            _ => None,
+        })
         .unwrap_or_else(|| panic!("no count of tests passed in {summary:?}"));
     assert!(passed >= 30, "only {passed} Python tests passed:\n{stdout}");
     assert!(
