@@ -128,8 +128,9 @@ impl Sink<Record> for Collected {
     }
 }
 
-/// A table's column names and its columns, a list of cells each.
-pub type Table<'py> = (Vec<String>, Vec<Bound<'py, PyList>>);
+/// A table's column names and its columns: the bytes of `int64`s, or a
+/// list of cells.
+pub type Table<'py> = (Vec<String>, Vec<Bound<'py, PyAny>>);
 
 /// Records as the columns of a table, each record a row flattened as
 /// `cepheid.flatten` flattens it: a nested object's fields are columns
@@ -142,9 +143,26 @@ pub struct Flat<'py> {
     py: Python<'py>,
     names: Vec<String>,
     index: hashbrown::HashMap<String, usize>,
-    columns: Vec<Vec<Bound<'py, PyAny>>>,
+    columns: Vec<Column<'py>>,
     rows: usize,
     path: String,
+    /// Short texts made Python strings once (a record's `kind`,
+    /// `pattern`, `scene`, `outcome` repeat over every row).
+    texts: hashbrown::HashMap<String, Bound<'py, PyString>>,
+}
+
+/// A column's cells: integers as long as every row so far has one (a
+/// NumPy array to pandas, not a million Python ints), else objects.
+enum Column<'py> {
+    Ints(Vec<i64>),
+    Objects(Vec<Bound<'py, PyAny>>),
+}
+
+/// A cell as it comes.
+enum Cell<'a, 'py> {
+    Int(i64),
+    Text(&'a str),
+    Object(Bound<'py, PyAny>),
 }
 
 impl<'py> Flat<'py> {
@@ -156,6 +174,7 @@ impl<'py> Flat<'py> {
             columns: Vec::new(),
             rows: 0,
             path: String::new(),
+            texts: hashbrown::HashMap::new(),
         }
     }
 
@@ -168,34 +187,90 @@ impl<'py> Flat<'py> {
         Ok(())
     }
 
-    fn set(&mut self, value: Bound<'py, PyAny>) {
+    fn set(&mut self, value: Cell<'_, 'py>) -> PyResult<()> {
+        let py = self.py;
         let at = match self.index.get(self.path.as_str()) {
             Some(&at) => at,
             None => {
                 self.names.push(self.path.clone());
                 self.index.insert(self.path.clone(), self.columns.len());
-                self.columns.push(Vec::new());
+                self.columns.push(match self.rows {
+                    0 => Column::Ints(Vec::new()),
+                    _ => Column::Objects(Vec::new()),
+                });
                 self.columns.len() - 1
             }
         };
+        let rows = self.rows;
         let column = &mut self.columns[at];
-        while column.len() < self.rows {
-            column.push(self.py.None().into_bound(self.py));
+        if let (Column::Ints(ints), Cell::Int(i)) = (&mut *column, &value) {
+            if ints.len() == rows {
+                ints.push(*i);
+                return Ok(());
+            }
+            // (a row without one before: objects from here, `None` there)
         }
-        if column.len() == self.rows {
-            column.push(value);
+        if let Column::Ints(ints) = column {
+            let mut objects = Vec::with_capacity(ints.len() + 1);
+            for &i in ints.iter() {
+                objects.push(i.into_bound_py_any(py)?);
+            }
+            *column = Column::Objects(objects);
         }
+        let Column::Objects(objects) = column else {
+            return Ok(());
+        };
+        while objects.len() < rows {
+            objects.push(py.None().into_bound(py));
+        }
+        if objects.len() == rows {
+            let object = match value {
+                Cell::Int(i) => i.into_bound_py_any(py)?,
+                Cell::Object(o) => o,
+                Cell::Text(t) if t.len() <= 40 => match self.texts.get(t) {
+                    Some(s) => s.clone().into_any(),
+                    None => {
+                        let s = PyString::new(py, t);
+                        if self.texts.len() < 4096 {
+                            self.texts.insert(t.to_string(), s.clone());
+                        }
+                        s.into_any()
+                    }
+                },
+                Cell::Text(t) => PyString::new(py, t).into_any(),
+            };
+            objects.push(object);
+        }
+        Ok(())
     }
 
-    /// `(names, columns)`: the column names and a list of cells each.
+    /// `(names, columns)`: the column names and each column, the bytes of
+    /// its `int64`s or a list of its cells.
     pub fn finish(mut self) -> PyResult<Table<'py>> {
-        let none = self.py.None().into_bound(self.py);
-        let mut lists = Vec::with_capacity(self.columns.len());
+        let py = self.py;
+        let mut out = Vec::with_capacity(self.columns.len());
         for column in &mut self.columns {
-            column.resize(self.rows, none.clone());
-            lists.push(PyList::new(self.py, column.iter())?);
+            if let Column::Ints(ints) = column {
+                if ints.len() == self.rows {
+                    let mut bytes = Vec::with_capacity(ints.len() * 8);
+                    for i in ints.iter() {
+                        bytes.extend_from_slice(&i.to_le_bytes());
+                    }
+                    out.push(PyBytes::new(py, &bytes).into_any());
+                    continue;
+                }
+                let mut objects = Vec::with_capacity(self.rows);
+                for &i in ints.iter() {
+                    objects.push(i.into_bound_py_any(py)?);
+                }
+                *column = Column::Objects(objects);
+            }
+            if let Column::Objects(objects) = column {
+                objects.resize(self.rows, py.None().into_bound(py));
+                out.push(PyList::new(py, objects.iter())?.into_any());
+            }
         }
-        Ok((self.names, lists))
+        Ok((self.names, out))
     }
 }
 
@@ -216,8 +291,7 @@ macro_rules! cell {
     ($name:ident, $t:ty) => {
         fn $name<E: serde::de::Error>(self, v: $t) -> Result<(), E> {
             let obj = v.into_bound_py_any(self.flat.py).map_err(E::custom)?;
-            self.flat.set(obj);
-            Ok(())
+            self.flat.set(Cell::Object(obj)).map_err(E::custom)
         }
     };
 }
@@ -228,27 +302,43 @@ impl<'de> serde::de::Visitor<'de> for Field<'_, '_> {
         f.write_str("a JSON value")
     }
     cell!(visit_bool, bool);
-    cell!(visit_i64, i64);
-    cell!(visit_u64, u64);
     cell!(visit_f64, f64);
-    cell!(visit_str, &str);
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.flat.set(Cell::Int(v)).map_err(E::custom)
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        match i64::try_from(v) {
+            Ok(i) => self.flat.set(Cell::Int(i)).map_err(E::custom),
+            Err(_) => {
+                let obj = v.into_bound_py_any(self.flat.py).map_err(E::custom)?;
+                self.flat.set(Cell::Object(obj)).map_err(E::custom)
+            }
+        }
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.flat.set(Cell::Text(v)).map_err(E::custom)
+    }
     fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
         let py = self.flat.py;
-        self.flat.set(py.None().into_bound(py));
-        Ok(())
+        self.flat
+            .set(Cell::Object(py.None().into_bound(py)))
+            .map_err(E::custom)
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
         let py = self.flat.py;
         let value = Obj { py }.visit_seq(seq)?;
-        self.flat.set(value);
-        Ok(())
+        self.flat
+            .set(Cell::Object(value))
+            .map_err(serde::de::Error::custom)
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         if self.flat.path == "events" {
             let py = self.flat.py;
             let value = Obj { py }.visit_map(map)?;
-            self.flat.set(value);
-            return Ok(());
+            return self
+                .flat
+                .set(Cell::Object(value))
+                .map_err(serde::de::Error::custom);
         }
         let outer = self.flat.path.len();
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {

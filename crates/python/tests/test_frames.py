@@ -320,3 +320,32 @@ def json_text(value):
     import json
 
     return json.dumps(value)
+
+
+@pytest.mark.parametrize("name,path,options", STREAMS, ids=[s[0] for s in STREAMS])
+def test_backtest_frames_are_frames_of_the_records(name, path, options):
+    # (backtest reads the records into columns in Rust, integers as NumPy
+    # arrays while every row has one; frames() flattens the dicts)
+    frame = pd.DataFrame(events(path))
+    result = cepheid.backtest(events=frame, **options)
+    want = cepheid.frames(cepheid.run(events=frame, **options))
+    for got, expected in zip(result[:3], want):
+        pd.testing.assert_frame_equal(got, expected)
+
+
+def test_drain_columns_gives_integers_as_bytes_while_every_row_has_one():
+    engine = cepheid.Engine(SELECT_ALL)
+    engine.push_many([
+        {"ts": 1, "card": "c", "n": 1},
+        {"ts": 2, "card": "c", "n": "two"},
+        {"ts": 3, "card": "d"},
+    ])
+    engine.finish()
+    (names, columns), decisions, late = engine.drain_columns()
+    got = dict(zip(names, columns))
+    assert isinstance(got["start"], bytes)
+    assert np.frombuffer(got["start"], dtype="<i8").tolist() == [1, 2, 3]
+    assert got["kind"] == ["match"] * 3
+    assert got["key.card"] == ["c", "c", "d"]
+    assert [e["e"][0].get("n") for e in got["events"]] == [1, "two", None]
+    assert decisions == ([], []) and late == ([], [])

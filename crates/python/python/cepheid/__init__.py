@@ -369,6 +369,20 @@ def _summary(engine: Engine, alerts: Any, decisions: Any) -> dict[str, Any]:
     }
 
 
+def _columns_frame(pd: Any, names: list[str], columns: list[Any]) -> Any:
+    """A DataFrame of ``Engine.drain_columns``'s columns: the bytes of
+    ``int64``s (a column of integers in every row) or a list of cells."""
+    import numpy as np
+
+    data: dict[str, Any] = {}
+    for name, column in zip(names, columns):
+        if isinstance(column, bytes):
+            data[name] = np.frombuffer(column, dtype="<i8")
+        else:
+            data[name] = column
+    return pd.DataFrame(data)
+
+
 def backtest(
     rules: str | None = None,
     events: Any = (),
@@ -395,7 +409,7 @@ def backtest(
     gc.disable()
     try:
         alerts, decisions, late = (
-            pd.DataFrame(dict(zip(names, columns))) for names, columns in engine.drain_columns()
+            _columns_frame(pd, names, columns) for names, columns in engine.drain_columns()
         )
     finally:
         if was_on:

@@ -141,12 +141,14 @@ class Engine:
     def drain(self) -> list[Record]:
         """The records since the last drain: alerts and decisions in the
         engine's order (a shadow pattern's are ``drain_shadow()``'s)."""
-    def drain_columns(self) -> list[tuple[list[str], list[list[Any]]]]:
+    def drain_columns(self) -> list[tuple[list[str], list[bytes | list[Any]]]]:
         """``drain()`` as the columns of three tables: alerts (matches and
         timeouts), decisions, late events; each ``(names, columns)``, a
         row per record flattened as :func:`cepheid.flatten` does (``None``
-        where a record has no such field). What :func:`cepheid.backtest`
-        makes its DataFrames of."""
+        where a record has no such field), a column the bytes of
+        little-endian ``int64`` when every row has an integer there, else
+        a list of its cells. What :func:`cepheid.backtest` makes its
+        DataFrames of."""
     def drain_lines(self) -> list[str]:
         """``drain()`` as the JSON lines ``cepheid run`` writes."""
     def drain_shadow(self) -> list[Record]:
