@@ -3,8 +3,8 @@
 (`ts`, `card`, `device`, `amount`) through to the result DataFrames, in
 process CPU, against `cepheid backtest` over the same events as JSON lines.
 
-    python benches/python_backtest.py --cepheid target/release/cepheid \
-        [--events 1000000] [--runs 3] [--scene]
+    OPENBLAS_NUM_THREADS=1 python benches/python_backtest.py \
+        --cepheid target/release/cepheid [--events 1000000] [--runs 3] [--scene]
 
 Run it with the Python of an environment where a release wheel of the
 package is installed (`maturin build --release`, BENCHMARKS.md). The
@@ -15,6 +15,10 @@ process, and the user + system CPU of a `cepheid backtest RULES --events
 FILE --json` child (`resource.getrusage(RUSAGE_CHILDREN)`), alternated.
 The two must agree on the alerts per rule (the workload's counts at 1M:
 3,320 / 28,133 / 115,247).
+
+`OPENBLAS_NUM_THREADS=1` in the environment: NumPy's OpenBLAS starts a
+thread per core whose spinning counts in this process's CPU (4% of the
+samples in a profile) though nothing here calls BLAS.
 """
 
 import argparse
