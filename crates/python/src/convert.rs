@@ -61,6 +61,11 @@ impl Bad {
 
     /// The Python exception: `what field `a.b[2]`: message`.
     fn into_err(self, what: &str) -> PyErr {
+        self.into_err_with(what, " field ")
+    }
+
+    /// The Python exception: `what` then `between` and the path, if any.
+    fn into_err_with(self, what: &str, between: &str) -> PyErr {
         let mut path = String::new();
         // (a path past 8 steps, a dict that holds itself, is cut)
         let cut = self.path.len() > 8;
@@ -80,7 +85,7 @@ impl Bad {
         }
         let message = match path.is_empty() {
             true => format!("{what}: {}", self.message),
-            false => format!("{what} field `{path}`: {}", self.message),
+            false => format!("{what}{between}`{path}`: {}", self.message),
         };
         match self.type_error {
             true => PyTypeError::new_err(message),
@@ -112,6 +117,29 @@ pub fn event_json(event: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
         )));
     };
     write_dict(dict, out, 0).map_err(|bad| bad.into_err("event"))
+}
+
+/// Writes one cell of a table's column (`crate::columns`) as the row path
+/// writes a dict's value; `Ok(false)`, writing nothing, for a missing one
+/// (`None`, a float NaN): its field is left out of the event. A value JSON
+/// cannot hold is an error naming the column and the row (0-based).
+pub fn cell_json(
+    cell: &Bound<'_, PyAny>,
+    out: &mut Vec<u8>,
+    column: &str,
+    row: usize,
+) -> PyResult<bool> {
+    if cell.is_none() {
+        return Ok(false);
+    }
+    if let Ok(f) = cell.cast::<PyFloat>() {
+        if f.value().is_nan() {
+            return Ok(false);
+        }
+    }
+    write_value(cell, out, 0)
+        .map(|()| true)
+        .map_err(|bad| bad.into_err_with(&format!("column `{column}`, row {row}"), ", field "))
 }
 
 fn write_dict(dict: &Bound<'_, PyDict>, out: &mut Vec<u8>, depth: usize) -> Result<(), Bad> {

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::sync::MutexExt;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 
+use crate::columns::Table;
 use crate::convert;
 use crate::output::Collected;
 use crate::PatternError;
@@ -397,6 +398,66 @@ impl PyEngine {
         }
     }
 
+    /// Pushes the rows of a table given by columns (`cepheid._columns`
+    /// makes them from a pandas DataFrame or an Arrow table), in order,
+    /// each at its time field's time: each row the event of its present
+    /// cells, the text the row path writes for their dict (`columns`).
+    /// Rendered a batch at a time under the GIL, each batch decoded and
+    /// pushed with the GIL released. Returns how many rows were pushed; a
+    /// bad cell stops the push there (the rows before it are pushed) with
+    /// an error naming its column and row.
+    fn push_columns(
+        &self,
+        py: Python<'_>,
+        columns: &Bound<'_, PyAny>,
+        rows: usize,
+    ) -> PyResult<usize> {
+        let table = Table::new(columns, rows)?;
+        let mut state = self.lock(py)?;
+        let state = &mut *state;
+        let mut texts: Vec<u8> = Vec::new();
+        let mut ends: Vec<usize> = Vec::with_capacity(BATCH);
+        let mut one = Vec::new();
+        let mut row = 0usize;
+        while row < table.rows() {
+            texts.clear();
+            ends.clear();
+            let mut failed = None;
+            let first = row;
+            while row < table.rows() && ends.len() < BATCH {
+                if let Err(e) = table.row_json(row, &mut one) {
+                    failed = Some(e);
+                    break;
+                }
+                texts.extend_from_slice(&one);
+                ends.push(texts.len());
+                row += 1;
+            }
+            let result: Result<(), (usize, String)> = py.detach(|| {
+                let mut start = 0;
+                for (i, &end) in ends.iter().enumerate() {
+                    let item = state
+                        .timed
+                        .decode(&texts[start..end])
+                        .map_err(|e| (i, e.message().to_string()))?;
+                    state.push_item(item, None);
+                    start = end;
+                }
+                Ok(())
+            });
+            if let Err((i, message)) = result {
+                return Err(PyValueError::new_err(format!(
+                    "row {}: {message}",
+                    first + i
+                )));
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Ok(row)
+    }
+
     /// Moves the watermark to `t` (never backwards): events and timeouts
     /// up to `t` are processed.
     fn watermark(&self, py: Python<'_>, t: &Bound<'_, PyAny>) -> PyResult<()> {
@@ -481,6 +542,18 @@ impl PyEngine {
         let lines = std::mem::take(&mut state.out.main);
         drop(state);
         lines.to_dicts(py)
+    }
+
+    /// `drain()` as the columns of three tables, alerts (matches and
+    /// timeouts), decisions and late events: for each `(names, columns)`,
+    /// each column a list of cells, each row a record flattened as
+    /// `cepheid.flatten` does (`None` where a record has no such field).
+    /// What `cepheid.backtest` makes its DataFrames of.
+    fn drain_columns<'py>(&self, py: Python<'py>) -> PyResult<Vec<crate::output::Table<'py>>> {
+        let mut state = self.lock(py)?;
+        let lines = std::mem::take(&mut state.out.main);
+        drop(state);
+        lines.to_frames(py)
     }
 
     /// `drain()` as the JSON lines `cepheid run` writes (each `str`

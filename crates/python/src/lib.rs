@@ -39,9 +39,15 @@
 
 use pyo3::prelude::*;
 
+/// The engine's allocations with mimalloc, as in `cepheid` itself.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+mod columns;
 mod convert;
 mod engine;
 mod output;
+mod why;
 
 pyo3::create_exception!(
     cepheid,
@@ -71,6 +77,8 @@ fn _cepheid(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PyEngine>()?;
     m.add("PatternError", m.py().get_type::<PatternError>())?;
     m.add_function(wrap_pyfunction!(check, m)?)?;
+    m.add_function(wrap_pyfunction!(why::why_json, m)?)?;
+    m.add_function(wrap_pyfunction!(why::events_jsonl, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

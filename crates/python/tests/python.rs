@@ -1,9 +1,10 @@
 //! The Python package's own tests (`crates/python/tests/test_*.py`,
-//! `unittest`) under `cargo test`: `.ci/test-python` builds the wheel with
+//! pytest) under `cargo test`: `.ci/test-python` builds the wheel with
 //! maturin (dev profile, into this build's target folder), installs it into
-//! a virtual environment made once beside it (maturin from PyPI), and runs
-//! them. A machine that cannot reach PyPI the first time fails here, saying
-//! so: the suite never passes without having run.
+//! a virtual environment made beside it (the pinned
+//! `crates/python/requirements-test.txt` from PyPI, again when that file
+//! changes), and runs them. A machine that cannot reach PyPI the first
+//! time fails here, saying so: the suite never passes without having run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,7 +32,7 @@ fn the_python_package_passes_its_tests() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() == Some(3) {
         panic!(
-            "the Python tests did not run: maturin could not be installed from PyPI \
+            "the Python tests did not run: the test requirements could not be installed from PyPI \
              (no network?); they need it once, then the virtual environment is reused\n{stderr}"
         );
     }
@@ -39,27 +40,32 @@ fn the_python_package_passes_its_tests() {
         out.status.success(),
         "the Python tests failed:\n{stdout}\n{stderr}"
     );
-    // unittest's last lines: "Ran N tests in T s", then "OK" (with the
-    // tests skipped, if any: the comparisons with a built `cepheid`).
-    let ran = stderr
+    // pytest's last line (`-q`): "N passed, M skipped in T s" (skipped:
+    // the comparisons with a built `cepheid`), with "failed" or "error"
+    // had any failed (then the status above was not 0).
+    let summary = stdout
         .lines()
-        .find_map(|l| {
-            l.strip_prefix("Ran ")?
-                .split(' ')
-                .next()?
-                .parse::<usize>()
-                .ok()
+        .rev()
+        .find(|l| l.contains(" passed"))
+        .unwrap_or_else(|| panic!("no \"N passed\" in:\n{stdout}\n{stderr}"));
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    let passed = words
+        .windows(2)
+        .find_map(|w| match w[1].trim_end_matches(',') {
+            "passed" => w[0].parse::<usize>().ok(),
+            _ => None,
         })
-        .unwrap_or_else(|| panic!("no \"Ran N tests\" in:\n{stderr}"));
-    assert!(ran >= 30, "only {ran} Python tests ran:\n{stderr}");
+        .unwrap_or_else(|| panic!("no count of tests passed in {summary:?}"));
+    assert!(passed >= 30, "only {passed} Python tests passed:\n{stdout}");
     assert!(
-        stderr.lines().any(|l| l.starts_with("OK")),
-        "unittest did not say OK:\n{stderr}"
+        !summary.contains("failed") && !summary.contains("error"),
+        "pytest said: {summary}"
     );
     // What it cost, for the test's log (`cargo test -- --nocapture`).
     for line in stderr
         .lines()
-        .filter(|l| l.starts_with("test-python:") || l.starts_with("Ran "))
+        .filter(|l| l.starts_with("test-python:"))
+        .chain(std::iter::once(summary))
     {
         println!("{line}");
     }

@@ -31,6 +31,25 @@ def check(
     :exc:`PatternError` when they do not load; returns their warnings,
     rendered (``""`` when none)."""
 
+def why_json(
+    rules: str | os.PathLike[str],
+    key: str,
+    events: str | os.PathLike[str],
+    *,
+    time_field: str = "ts",
+    max_delay_ms: int = 0,
+    no_events: bool = False,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
+    patterns: list[str] | None = None,
+) -> str:
+    """The rule lab's ``why`` (``cepheid why RULES KEY --events FILE
+    --json``): its JSON document. ``cepheid.why`` is the one to call."""
+
+def events_jsonl(events: Any, rows: int | None = None) -> bytes:
+    """Events as JSON lines: an iterable of dicts, or with ``rows`` a
+    table's columns as ``Engine.push_columns`` takes them."""
+
 @final
 class Engine:
     """One engine: rules from ``.cep`` text (``rules``, named ``origin`` in
@@ -84,6 +103,21 @@ class Engine:
         time, with the GIL released while the engine works. Returns how many
         were pushed; an event that fails raises, naming its index (those
         before it are pushed)."""
+    def push_columns(
+        self, columns: Sequence[tuple[str, str, Any, bytes | None]], rows: int
+    ) -> int:
+        """Pushes the ``rows`` rows of a table given by columns, in order, at
+        their time field's time (what :func:`cepheid.run` does with a pandas
+        DataFrame or an Arrow table). Each column is ``(name, kind, data,
+        mask)``: ``kind`` ``"i"`` (``data`` the bytes of little-endian
+        ``int64``), ``"f"`` (``float64``; NaN is a missing cell), ``"b"``
+        (one byte a row) or ``"o"`` (a list of the cells, any values an
+        event holds; ``None`` and NaN missing); ``mask`` ``None`` or one
+        byte a row, not 0 for a missing cell. A row is the event of its
+        present cells (a missing one is an absent field), the same event
+        the dict of those cells is to ``push_many``. Returns how many rows
+        were pushed; a bad cell raises ``TypeError``/``ValueError`` naming
+        its column and row (0-based), the rows before it pushed."""
     def watermark(self, t: int) -> None:
         """Moves the watermark to ``t`` (never backwards)."""
     def tick(self, now: int) -> None:
@@ -107,6 +141,14 @@ class Engine:
     def drain(self) -> list[Record]:
         """The records since the last drain: alerts and decisions in the
         engine's order (a shadow pattern's are ``drain_shadow()``'s)."""
+    def drain_columns(self) -> list[tuple[list[str], list[bytes | list[Any]]]]:
+        """``drain()`` as the columns of three tables: alerts (matches and
+        timeouts), decisions, late events; each ``(names, columns)``, a
+        row per record flattened as :func:`cepheid.flatten` does (``None``
+        where a record has no such field), a column the bytes of
+        little-endian ``int64`` when every row has an integer there, else
+        a list of its cells. What :func:`cepheid.backtest` makes its
+        DataFrames of."""
     def drain_lines(self) -> list[str]:
         """``drain()`` as the JSON lines ``cepheid run`` writes."""
     def drain_shadow(self) -> list[Record]:
