@@ -264,7 +264,7 @@ def _transport_error(err: BaseException, url: str, timeout_ms: float) -> Transpo
     import httpx
 
     if isinstance(err, (httpx.TimeoutException, asyncio.TimeoutError, TimeoutError)):
-        return TransportError("timeout", f"no answer within {int(timeout_ms)} ms")
+        return TransportError("timeout", f"no answer within {round(timeout_ms)} ms")
     if isinstance(err, httpx.ConnectError):
         return TransportError("unreachable", f"cannot connect to {url}: {err}")
     return TransportError("unreachable", f"the connection to {url} was lost: {err}")
