@@ -141,6 +141,10 @@ mod cli_workers_writes;
 #[cfg(feature = "serve")]
 #[path = "../client_rust.rs"]
 mod client_rust;
+// The Python client against the real server, through `.ci/test-python`.
+#[cfg(feature = "serve")]
+#[path = "../client_python.rs"]
+mod client_python;
 #[path = "../conformance_cli.rs"]
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]
