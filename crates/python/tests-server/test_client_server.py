@@ -400,13 +400,29 @@ class ServerTests:
             c.record([{"event_id": "x", "event": {"type": "login", "account": "a"}}])
         self.assertIn(e.exception.why, ("unreachable", "breaker_open"))
 
-    def test_overloaded_a_full_queue_gets_the_fallback(self) -> None:
-        # `--queue 0` admits one request in flight (the server takes at
-        # least 1); other connections keep it busy, so that the client's
-        # decisions meet a 429 `overloaded` with `Retry-After: 1`: its wait
-        # does not fit the deadline, the call ends with the fallback. The
-        # test counts: it asks until one such answer (a hang guard bounds it).
+    def test_unavailable_a_queue_bound_of_zero_gets_the_fallback(self) -> None:
+        # `--queue 0` takes nothing: every decision is a 503 `unavailable`
+        # with `Retry-After: 1`, whose wait does not fit the deadline: the
+        # fallback at once, after one attempt; nothing is decided.
         s = self.server("--queue", "0")
+        c = self.client(s.url, fallbacks={"payment": "closed"})
+        for n in range(3):
+            r = c.decide("payment", payment(n), event_id=f"q0-{n}")
+            self.assertEqual(
+                {k: r[k] for k in ("decided_by", "degraded_why", "outcome", "attempts")},
+                {"decided_by": "client", "degraded_why": "unavailable", "outcome": "decline", "attempts": 1},
+            )
+        metrics = s.metrics()
+        self.assertEqual(metrics.get("cepheid_serve_unavailable_total"), 3)
+        self.assertEqual(metrics.get("cepheid_serve_decisions_total", 0), 0)
+
+    def test_overloaded_a_full_queue_gets_the_fallback(self) -> None:
+        # `--queue 1` admits one request in flight; other connections keep
+        # it busy, so that the client's decisions meet a 429 `overloaded`
+        # with `Retry-After: 1`: its wait does not fit the deadline, the
+        # call ends with the fallback. The test counts: it asks until one
+        # such answer (a hang guard bounds it).
+        s = self.server("--queue", "1")
         c = self.client(s.url, fallbacks={"payment": "review"}, breaker={"failure_threshold": 1000, "open_ms": 1000})
         stop = threading.Event()
 

@@ -1392,7 +1392,7 @@ impl Decider for Front {
             ("shed", "Requests whose shadow rules were shed.", c.shed.get()),
             ("refused_queue", "Requests refused past the queue bound (429, nothing logged).", c.refused_queue.get()),
             ("refused_log_queue", "Requests refused, the log's queue full (503, nothing logged).", c.refused_log_queue.get()),
-            ("unavailable", "Requests refused while not ready (503).", c.unavailable.get()),
+            ("unavailable", "Requests refused 503: not ready, or --queue 0.", c.unavailable.get()),
             ("late_answers", "Decisions answered after their deadline (admitted in time, decided late).", c.late_answers.get()),
         ];
         if let Some(log) = shared.log.get() {
