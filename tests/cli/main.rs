@@ -137,6 +137,8 @@ mod cli_workers_rules;
 #[cfg(feature = "workers")]
 #[path = "../cli_workers_writes.rs"]
 mod cli_workers_writes;
+#[path = "../client_typescript.rs"]
+mod client_typescript;
 #[path = "../conformance_cli.rs"]
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]
