@@ -85,12 +85,17 @@ export class HttpTransport implements Transport {
         this.base = base;
         this.basePath = base.pathname.replace(/\/+$/, "");
         this.secure = base.protocol === "https:";
+        // Idle connections are closed after 15 s, before the server closes
+        // them (its idle limit is 30 s), so that few requests are written
+        // on a connection the server is closing (that is an `unreachable`
+        // attempt, retried, but a failure the breaker counts).
+        const keep = { keepAlive: true, timeout: 15_000 };
         if (this.secure) {
             const ca = options.ca === undefined ? undefined
                 : typeof options.ca === "string" ? readCa(options.ca) : options.ca;
-            this.agent = new https.Agent({ keepAlive: true, ...(ca === undefined ? {} : { ca }) });
+            this.agent = new https.Agent({ ...keep, ...(ca === undefined ? {} : { ca }) });
         } else {
-            this.agent = new http.Agent({ keepAlive: true });
+            this.agent = new http.Agent(keep);
         }
     }
 
