@@ -145,6 +145,10 @@ mod client_rust;
 #[cfg(feature = "serve")]
 #[path = "../client_python.rs"]
 mod client_python;
+// The TypeScript client against the real server, through `.ci/test-typescript`.
+#[cfg(feature = "serve")]
+#[path = "../client_typescript.rs"]
+mod client_typescript;
 #[path = "../conformance_cli.rs"]
 mod conformance_cli;
 #[path = "../conformance_patterns.rs"]
