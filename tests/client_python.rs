@@ -65,7 +65,8 @@ fn the_python_client_passes_its_tests_against_a_real_server() {
                 return rest.split(' ').next()?.parse::<usize>().ok();
             }
             let (n, rest) = l.split_once(' ')?;
-            rest.starts_with("passed").then(|| n.parse::<usize>().ok())?
+            rest.starts_with("passed")
+                .then(|| n.parse::<usize>().ok())?
         })
         .unwrap_or_else(|| panic!("no count of the tests run in:\n{all}"));
     assert!(ran >= 14, "only {ran} Python client tests ran:\n{all}");

@@ -249,6 +249,33 @@ fn client_rust_a_killed_server_gets_the_fallback_as_unreachable() {
 /// decisions each, against a queue of 1, as `cli_serve` does with curl.
 /// Each refused call gets the fallback, `overloaded`; the server's counts
 /// equal the clients': each 429 one fallback, each decision one answer.
+/// `--queue 0` takes nothing: every decision is a 503 with `Retry-After`
+/// (whose wait does not fit the deadline), the fallback after one
+/// attempt; nothing is decided.
+#[test]
+fn client_rust_a_queue_bound_of_zero_gets_the_fallback_as_unavailable() {
+    let dir = scratch("client_rust_queue0");
+    let server = Server::start(&dir.join("state"), &["--queue", "0"], &[]);
+    let rt = runtime();
+    let client = client(&server, |o| {
+        o.fallbacks.insert("payment".into(), Fallback::Closed);
+    });
+    for i in 0..3 {
+        let d = run(
+            &rt,
+            client
+                .decide("payment", &payment("c1", 10))
+                .event_id(&format!("q0-{i}")),
+        )
+        .expect("a fallback");
+        assert_eq!(d.decided_by, DecidedBy::Client, "{d:?}");
+        assert_eq!(d.degraded_why.as_deref(), Some("unavailable"), "{d:?}");
+        assert_eq!((d.outcome.as_str(), d.attempts), ("decline", 1), "{d:?}");
+    }
+    assert_eq!(server.metric("cepheid_serve_unavailable_total"), 3.0);
+    assert_eq!(server.metric("cepheid_serve_decisions_total"), 0.0);
+}
+
 #[test]
 fn client_rust_an_overloaded_server_gets_the_fallback() {
     let dir = scratch("client_rust_overloaded");

@@ -87,10 +87,28 @@ test("killed (gone): the fallback, unreachable, after max_attempts attempts; oth
     }
 });
 
+test("a queue bound of 0 (--queue 0): every decision a 503 with Retry-After, the fallback after one attempt, nothing decided", TIMEOUT, async () => {
+    const server = await start({ args: ["--queue", "0"] });
+    const { client: c } = client(server.url, { fallbacks: { payment: "closed" } });
+    try {
+        for (let i = 0; i < 3; i++) {
+            const d = await c.decide("payment", payment(), { eventId: `q0-${i}` });
+            assert.deepEqual(
+                [d.decided_by, d.degraded_why, d.outcome, d.attempts],
+                ["client", "unavailable", "decline", 1],
+            );
+        }
+        const m = await server.metrics();
+        assert.equal(counter(m, "cepheid_serve_unavailable_total"), 3);
+        assert.equal(counter(m, "cepheid_serve_decisions_total"), 0);
+    } finally {
+        c.close();
+    }
+});
+
 test("overloaded (a queue of 1, calls at once): each 429 with Retry-After is the fallback, decided by the client; the counts are the server's", TIMEOUT, async () => {
-    // `--queue 0` is taken as 1 by the server (`options.queue.max(1)`), so
-    // the 429s come from calls at once against a queue of one, as
-    // tests/cli_serve.rs makes them.
+    // The 429s come from calls at once against a queue of one, as
+    // tests/cli_serve.rs makes them (`--queue 0` is a 503 for all, above).
     const server = await start({ args: ["--queue", "1"] });
     const { client: c, changes } = client(server.url, {
         fallbacks: { payment: "closed" },
