@@ -57,11 +57,16 @@ fn start(state: &std::path::Path) -> Running {
 /// [`start`] with `options` (their state `state`).
 fn start_with(state: &std::path::Path, options: ServiceOptions) -> Running {
     assert_eq!(options.state, state);
-    let (rules, paths) = rules();
+    start_on(rules().1, &options)
+}
+
+/// A service of the rules in `paths`, with `options`, once ready.
+fn start_on(paths: Vec<PathBuf>, options: &ServiceOptions) -> Running {
+    let rules = cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
     let service = Service::start(
         &rules,
         paths,
-        &options,
+        options,
         Box::new(cepheid_runtime::StderrReport),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -86,6 +91,26 @@ fn start_with(state: &std::path::Path, options: ServiceOptions) -> Running {
         rt,
         answered: Default::default(),
     }
+}
+
+/// Each decision request's answer as `replay` reads it again from the
+/// log in `log` with the rules of `paths`.
+fn replayed(paths: Vec<PathBuf>, log: &std::path::Path, alerts: PathBuf) -> Vec<Value> {
+    let rules = cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let summary = cepheid_serve::service::replay(
+        &rules,
+        paths,
+        log,
+        alerts,
+        tx,
+        Box::new(cepheid_runtime::StderrReport),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(summary.error().is_none(), "{summary}");
+    rx.try_iter()
+        .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
+        .collect()
 }
 
 impl Running {
@@ -416,21 +441,11 @@ fn a_change_of_rules_goes_through_the_log_and_is_replayed() {
     }
     assert_eq!(service.decider().scenes().rules_version, 2);
     service.stop("the test");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let summary = cepheid_serve::service::replay(
-        &load(),
+    let replayed = replayed(
         paths,
         &state.join("state/log"),
         state.join("replayed-alerts.jsonl"),
-        tx,
-        Box::new(cepheid_runtime::StderrReport),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(summary.error().is_none(), "{summary}");
-    let replayed: Vec<Value> = rx
-        .try_iter()
-        .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
-        .collect();
+    );
     assert_eq!(replayed, answered);
 }
 
@@ -459,31 +474,9 @@ fn a_degraded_request_sheds_the_shadow_rules_and_the_replay_agrees() {
     )
     .unwrap();
     let paths = vec![rules_path.clone()];
-    let load = || cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
     let mut options = ServiceOptions::new(state.join("state"));
     options.tick_every = Duration::from_secs(3600);
-    let service = Service::start(
-        &load(),
-        paths.clone(),
-        &options,
-        Box::new(cepheid_runtime::StderrReport),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let decider = service.decider();
-    let started = Instant::now();
-    while !decider.not_ready().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let s = Running {
-        service: Some(service),
-        decider,
-        rt: tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap(),
-        answered: Default::default(),
-    };
+    let s = start_on(paths.clone(), &options);
     let shadow = |answer: &Value| -> Vec<String> {
         (answer["shadow"].as_array().unwrap().iter())
             .map(|r| r["rule"].as_str().unwrap().to_string())
@@ -504,21 +497,11 @@ fn a_degraded_request_sheds_the_shadow_rules_and_the_replay_agrees() {
     let fourth = s.decide("payment", "s4", &pay("c1", 500), None).unwrap();
     assert_eq!(shadow(&fourth), ["thrice"], "{fourth}");
     let answered = s.stop();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let summary = cepheid_serve::service::replay(
-        &load(),
+    let replayed = replayed(
         paths,
         &state.join("state/log"),
         state.join("replayed-alerts.jsonl"),
-        tx,
-        Box::new(cepheid_runtime::StderrReport),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(summary.error().is_none(), "{summary}");
-    let replayed: Vec<Value> = rx
-        .try_iter()
-        .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
-        .collect();
+    );
     assert_eq!(replayed, answered);
 }
 
@@ -528,32 +511,10 @@ fn a_degraded_request_sheds_the_shadow_rules_and_the_replay_agrees() {
 #[test]
 fn a_queue_bound_of_zero_answers_every_request_503() {
     let state = scratch("queue0");
-    let (rules, paths) = rules();
     let mut options = ServiceOptions::new(state.join("state"));
     options.tick_every = Duration::from_secs(3600);
     options.queue = 0;
-    let service = Service::start(
-        &rules,
-        paths.clone(),
-        &options,
-        Box::new(cepheid_runtime::StderrReport),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let decider = service.decider();
-    let started = Instant::now();
-    while !decider.not_ready().is_empty() {
-        assert!(started.elapsed() < Duration::from_secs(120));
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let s = Running {
-        service: Some(service),
-        decider,
-        rt: tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap(),
-        answered: Default::default(),
-    };
+    let s = start_on(rules().1, &options);
     for id in ["q1", "q2"] {
         let refused = s.decide("payment", id, &pay("c1", 10), None).unwrap_err();
         assert_eq!((refused.status, refused.retry_after), (503, Some(1)));
