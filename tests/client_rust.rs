@@ -265,7 +265,7 @@ fn client_rust_a_queue_bound_of_zero_gets_the_fallback_as_unavailable() {
             &rt,
             client
                 .decide("payment", &payment("c1", 10))
-                .event_id(&format!("q0-{i}")),
+                .event_id(format!("q0-{i}")),
         )
         .expect("a fallback");
         assert_eq!(d.decided_by, DecidedBy::Client, "{d:?}");
