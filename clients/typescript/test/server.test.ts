@@ -93,7 +93,7 @@ test("killed (gone): the fallback, unreachable, after max_attempts attempts; oth
 
 test("a queue bound of 0 (--queue 0): every decision a 503 with Retry-After, the fallback after one attempt, nothing decided", TIMEOUT, async () => {
     const server = await start({ args: ["--queue", "0"] });
-    const { client: c } = client(server.url, { fallbacks: { payment: "closed" } });
+    const { client: c } = client(server.url, { fallbacks: { payment: "closed" }, deadlineMs: 500 });
     try {
         for (let i = 0; i < 3; i++) {
             const d = await c.decide("payment", payment(), { eventId: `q0-${i}` });
