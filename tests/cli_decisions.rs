@@ -366,41 +366,12 @@ fn killed_and_resumed_the_decisions_are_written_once() {
         ])
         .output()
         .unwrap());
-    for (n, every) in [(1, "700"), (2, "1500"), (3, "3100")] {
-        let flags = [
-            "--output",
-            &format!("out_{n}.jsonl"),
-            "--decisions",
-            &format!("dec_{n}.jsonl"),
-            "--checkpoint",
-            &format!("ckpt_{n}"),
-            "--checkpoint-every",
-            every,
-        ]
-        .map(str::to_string);
-        let killed = run_here(&dir)
-            .args(base)
-            .args(&flags)
-            .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
-            .output()
-            .unwrap();
-        assert!(!killed.status.success(), "{}", stderr(&killed));
-        let resumed = ok(run_here(&dir).args(base).args(&flags).output().unwrap());
-        assert!(
-            stderr(&resumed).contains("resuming from checkpoint"),
-            "{}",
-            stderr(&resumed)
-        );
-        assert_eq!(
-            fs::read(dir.join(format!("dec_{n}.jsonl"))).unwrap(),
-            fs::read(dir.join("dec_whole.jsonl")).unwrap(),
-            "decisions, a checkpoint every {every}"
-        );
-        assert_eq!(
-            lines(&dir, &format!("out_{n}.jsonl")),
-            lines(&dir, "out_whole.jsonl")
-        );
-    }
+    killed_then_resumed(
+        &dir,
+        &base,
+        &[(1, "700"), (2, "1500"), (3, "3100")],
+        "resuming from checkpoint",
+    );
 }
 
 /// A change of rules mid-stream (a `$rules` record: another velocity
@@ -431,7 +402,21 @@ fn resumed_after_a_change_of_rules_it_goes_on_deciding() {
         ])
         .output()
         .unwrap());
-    for (n, every) in [(1, "1500"), (2, "2400")] {
+    killed_then_resumed(
+        &dir,
+        &base,
+        &[(1, "1500"), (2, "2400")],
+        "goes on with the rules of the checkpoint",
+    );
+}
+
+/// For each `(n, every)`: the run of `dir` with `base` flags and a
+/// checkpoint every `every` events, killed after its first checkpoint,
+/// then resumed (saying `said`): its decisions (`dec_N.jsonl`) and alerts
+/// (`out_N.jsonl`) are the uninterrupted run's (`dec_whole.jsonl`,
+/// `out_whole.jsonl`, made before), byte for byte and line for line.
+fn killed_then_resumed(dir: &Path, base: &[&str], runs: &[(u32, &str)], said: &str) {
+    for &(n, every) in runs {
         let flags = [
             "--output",
             &format!("out_{n}.jsonl"),
@@ -443,27 +428,23 @@ fn resumed_after_a_change_of_rules_it_goes_on_deciding() {
             every,
         ]
         .map(str::to_string);
-        let killed = run_here(&dir)
+        let killed = run_here(dir)
             .args(base)
             .args(&flags)
             .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
             .output()
             .unwrap();
         assert!(!killed.status.success(), "{}", stderr(&killed));
-        let resumed = ok(run_here(&dir).args(base).args(&flags).output().unwrap());
-        assert!(
-            stderr(&resumed).contains("goes on with the rules of the checkpoint"),
-            "{}",
-            stderr(&resumed)
-        );
+        let resumed = ok(run_here(dir).args(base).args(&flags).output().unwrap());
+        assert!(stderr(&resumed).contains(said), "{}", stderr(&resumed));
         assert_eq!(
-            lines(&dir, &format!("dec_{n}.jsonl")),
-            lines(&dir, "dec_whole.jsonl"),
+            fs::read(dir.join(format!("dec_{n}.jsonl"))).unwrap(),
+            fs::read(dir.join("dec_whole.jsonl")).unwrap(),
             "decisions, a checkpoint every {every}"
         );
         assert_eq!(
-            lines(&dir, &format!("out_{n}.jsonl")),
-            lines(&dir, "out_whole.jsonl")
+            lines(dir, &format!("out_{n}.jsonl")),
+            lines(dir, "out_whole.jsonl")
         );
     }
 }
