@@ -225,6 +225,33 @@ impl PyEngine {
             ))),
         }
     }
+
+    /// `decide` and `dry_run`: the event converted, `take` asked for its
+    /// decisions (with the engine, the event's time and record, its
+    /// position and the collected output), each returned as a dict.
+    fn decided<'py>(
+        &self,
+        py: Python<'py>,
+        event: &Bound<'py, PyAny>,
+        now: Option<&Bound<'py, PyAny>>,
+        position: Option<&Bound<'py, PyAny>>,
+        what: &str,
+        take: impl FnOnce(
+            &mut Engine<Record>,
+            i64,
+            Record,
+            Option<cepheid_engine::Value>,
+            &mut Collected,
+        ) -> PyResult<Vec<cepheid_engine::Decision>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let now = now.map(|t| convert::millis(t, "now")).transpose()?;
+        let position = convert::position(position)?;
+        let mut state = self.lock(py)?;
+        let state = &mut *state;
+        let (ts, record) = PyEngine::record(state, event, now, what)?;
+        let decisions = take(&mut state.engine, ts, record, position, &mut state.out)?;
+        state.out.decisions(&decisions).to_dicts(py)
+    }
 }
 
 #[pymethods]
@@ -500,15 +527,14 @@ impl PyEngine {
         now: Option<&Bound<'py, PyAny>>,
         position: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let now = now.map(|t| convert::millis(t, "now")).transpose()?;
-        let position = convert::position(position)?;
-        let mut state = self.lock(py)?;
-        let state = &mut *state;
-        let (ts, record) = PyEngine::record(state, event, now, "decide")?;
-        let decisions = state
-            .engine
-            .decide_now(ts, record, position, &mut state.out);
-        state.out.decisions(&decisions).to_dicts(py)
+        self.decided(
+            py,
+            event,
+            now,
+            position,
+            "decide",
+            |engine, ts, record, position, out| Ok(engine.decide_now(ts, record, position, out)),
+        )
     }
 
     /// The decisions `decide` would return, changing nothing (the engine
@@ -521,16 +547,16 @@ impl PyEngine {
         now: Option<&Bound<'py, PyAny>>,
         position: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
-        let now = now.map(|t| convert::millis(t, "now")).transpose()?;
-        let position = convert::position(position)?;
-        let mut state = self.lock(py)?;
-        let state = &mut *state;
-        let (ts, record) = PyEngine::record(state, event, now, "dry_run")?;
-        let decisions = state
-            .engine
-            .dry_run(ts, record, position)
-            .map_err(engine_error)?;
-        state.out.decisions(&decisions).to_dicts(py)
+        self.decided(
+            py,
+            event,
+            now,
+            position,
+            "dry_run",
+            |engine, ts, record, position, _| {
+                engine.dry_run(ts, record, position).map_err(engine_error)
+            },
+        )
     }
 
     /// The records produced since the last drain, alerts and decisions in
