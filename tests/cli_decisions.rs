@@ -356,16 +356,6 @@ fn every_payment_gets_one_decision_and_nothing_else_does() {
 fn killed_and_resumed_the_decisions_are_written_once() {
     let dir = setup("decisions_killed", 4000);
     let base = ["--max-delay", "1s"];
-    ok(run_here(&dir)
-        .args(base)
-        .args([
-            "--output",
-            "out_whole.jsonl",
-            "--decisions",
-            "dec_whole.jsonl",
-        ])
-        .output()
-        .unwrap());
     killed_then_resumed(
         &dir,
         &base,
@@ -392,16 +382,6 @@ fn resumed_after_a_change_of_rules_it_goes_on_deciding() {
     events.insert(1000, record);
     fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
     let base = ["--max-delay", "1s", "--rules-from-stream"];
-    ok(run_here(&dir)
-        .args(base)
-        .args([
-            "--output",
-            "out_whole.jsonl",
-            "--decisions",
-            "dec_whole.jsonl",
-        ])
-        .output()
-        .unwrap());
     killed_then_resumed(
         &dir,
         &base,
@@ -414,8 +394,18 @@ fn resumed_after_a_change_of_rules_it_goes_on_deciding() {
 /// checkpoint every `every` events, killed after its first checkpoint,
 /// then resumed (saying `said`): its decisions (`dec_N.jsonl`) and alerts
 /// (`out_N.jsonl`) are the uninterrupted run's (`dec_whole.jsonl`,
-/// `out_whole.jsonl`, made before), byte for byte and line for line.
+/// `out_whole.jsonl`, made first), byte for byte and line for line.
 fn killed_then_resumed(dir: &Path, base: &[&str], runs: &[(u32, &str)], said: &str) {
+    ok(run_here(dir)
+        .args(base)
+        .args([
+            "--output",
+            "out_whole.jsonl",
+            "--decisions",
+            "dec_whole.jsonl",
+        ])
+        .output()
+        .unwrap());
     for &(n, every) in runs {
         let flags = [
             "--output",
