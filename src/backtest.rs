@@ -101,6 +101,18 @@ pub fn run(args: &Args) -> u8 {
 #[cfg(feature = "serve")]
 fn replay(args: &Args, dir: &std::path::Path) -> u8 {
     use std::io::Write;
+    let not_taken = match (&args.labels, &args.html) {
+        (Some(_), _) => Some("--labels"),
+        (_, Some(_)) => Some("--html"),
+        _ => args.events.not_for_wal(),
+    };
+    if let Some(flag) = not_taken {
+        say!(
+            "error: {flag}: a service's log (wal:{}) is read as the service took it, on one engine, with its own rules and lists, and its answers printed",
+            dir.display()
+        );
+        return crate::EXIT_USAGE;
+    }
     let paths = vec![args.rules.clone()];
     let (loaded, checked) = match crate::load_checked(&paths) {
         Ok(loaded) => loaded,
@@ -126,7 +138,7 @@ fn replay(args: &Args, dir: &std::path::Path) -> u8 {
         &rules,
         paths,
         dir,
-        alerts.clone(),
+        (alerts.clone(), None),
         tx,
         Box::new(cepheid_runtime::StderrReport),
     );

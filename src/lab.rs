@@ -93,6 +93,25 @@ impl Events {
         path.strip_prefix("wal:").map(PathBuf::from)
     }
 
+    /// The first option given that a service's log does not take (its
+    /// requests are read as the service took them, on one engine, with
+    /// the log's own rules and no list file): said, not ignored.
+    #[cfg(feature = "serve")]
+    pub fn not_for_wal(&self) -> Option<&'static str> {
+        #[cfg(feature = "workers")]
+        if self.workers.is_some() {
+            return Some("--workers");
+        }
+        #[cfg(feature = "kafka")]
+        if self.kafka_start.is_some() || self.kafka_until.is_some() || !self.kafka.is_empty() {
+            return Some("--kafka-start, --kafka-until and --kafka");
+        }
+        if !self.lists.is_empty() {
+            return Some("--list");
+        }
+        None
+    }
+
     /// The lab's events of these options.
     pub fn lab(&self) -> cepheid_lab::Events {
         let mut events = cepheid_lab::Events::new(self.path.clone());

@@ -56,6 +56,9 @@ pub struct Args {
 
 /// Runs `why` and returns the exit status.
 pub fn run(args: &Args) -> u8 {
+    if let Some(dir) = args.events.wal() {
+        return over_log(args, &dir);
+    }
     if let Some(event) = &args.event {
         let options =
             cepheid_lab::why::event::Options::new(args.rules.clone(), event, args.events.lab());
@@ -81,4 +84,254 @@ pub fn run(args: &Args) -> u8 {
         true => crate::lab::print(&why.json(), true, EXIT_OK),
         false => crate::lab::print(&why.text(), false, EXIT_OK),
     }
+}
+
+/// `why RULES --event ID --events wal:DIR`: how a service's request came
+/// to its decision (`docs/serve.md`, "Why, over the log"). The log is
+/// read again as `backtest --events wal:DIR` reads it (its own rules
+/// first, its changes of rules where they were logged), the decision
+/// records kept; each decision request of event id `ID` is told against
+/// the scenes of the rules in force when it was logged, after what the
+/// log says of it (its entry, the answer's version, an answer degraded
+/// at admission, shadow rules shed).
+///
+/// Each logged decision request makes one decision record, in the log's
+/// order (a request enters the scene it names and no other, and is
+/// decided at once): the request's record is found by its place among
+/// them, whatever its scene's `id` field names it, and checked (the
+/// number of records, the scene).
+#[cfg(feature = "serve")]
+fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
+    use crate::{EXIT_IO, EXIT_USAGE};
+    use cepheid_serve::wal::{Entry, WalReader};
+    let Some(event) = &args.event else {
+        say!(
+            "error: why KEY over a service's log (wal:{}) is not done yet: `why RULES --event ID --events wal:DIR` tells how one request's decision came about",
+            dir.display()
+        );
+        return EXIT_USAGE;
+    };
+    if let Some(flag) = args.events.not_for_wal() {
+        say!(
+            "error: {flag}: a service's log (wal:{}) is read as the service took it, on one engine, with its own rules and lists",
+            dir.display()
+        );
+        return EXIT_USAGE;
+    }
+    let log = format!("wal:{}", dir.display());
+    // (the log read once first: the requests of the event, and the rules
+    // in force at each)
+    struct Asked {
+        seq: u64,
+        stamp: i64,
+        /// Its place among the log's decision requests.
+        nth: usize,
+        scene: String,
+        degraded: bool,
+        shed_shadow: bool,
+        /// The rules in force: their index in `texts`, and their version.
+        rules: Option<usize>,
+        version: usize,
+    }
+    let mut texts: Vec<(String, String)> = Vec::new();
+    let (mut asked, mut decides, mut recorded) = (Vec::new(), 0usize, 0usize);
+    let reader = match WalReader::open(dir, 0) {
+        Ok(reader) => reader,
+        Err(e) => {
+            say!("error: {log}: {e}");
+            return EXIT_IO;
+        }
+    };
+    for entry in reader {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                say!("error: {log}: {e}");
+                return EXIT_IO;
+            }
+        };
+        match entry.entry {
+            Entry::Decide(input) => {
+                if input.event_id == *event {
+                    asked.push(Asked {
+                        seq: entry.seq,
+                        stamp: entry.stamp,
+                        nth: decides,
+                        scene: input.scene.unwrap_or_default(),
+                        degraded: input.degraded,
+                        shed_shadow: input.shed_shadow,
+                        rules: texts.len().checked_sub(1),
+                        version: texts.len(),
+                    });
+                }
+                decides += 1;
+            }
+            Entry::Event(input) => recorded += usize::from(input.event_id == *event),
+            Entry::Rules { text, origin } => texts.push((text, origin)),
+            Entry::List { .. } | Entry::Tick { .. } => {}
+        }
+    }
+    if asked.is_empty() {
+        match recorded {
+            0 => say!(
+                "error: --event {event}: {log} holds no decision request of that event id (of its {decides} decision requests)"
+            ),
+            n => say!(
+                "error: --event {event}: {log} holds the event as recorded without a decision (POST /v1/events, {n} {}): no scene decided it",
+                if n == 1 { "time" } else { "times" }
+            ),
+        }
+        return EXIT_USAGE;
+    }
+    // (the rules given, for a log without its own: a log the service
+    // started holds its rules first)
+    let paths = vec![args.rules.clone()];
+    let given = match crate::load_checked(&paths) {
+        Ok((loaded, checked)) => match cepheid_engine::Rules::from_checked(loaded, checked) {
+            Ok(rules) => rules,
+            // (said already by the load)
+            Err(_) => return crate::EXIT_PATTERN_ERROR,
+        },
+        Err(status) => return status,
+    };
+    let scratch = std::env::temp_dir().join(format!("cepheid-why-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir_all(&scratch) {
+        say!("error: cannot make {}: {e}", scratch.display());
+        return EXIT_IO;
+    }
+    let decisions = scratch.join("decisions.jsonl");
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    // (the answers are the backtest's: not wanted here)
+    let drain = std::thread::spawn(move || rx.into_iter().count());
+    let replayed = cepheid_serve::service::replay(
+        &given,
+        paths,
+        dir,
+        (scratch.join("alerts.jsonl"), Some(decisions.clone())),
+        tx,
+        Box::new(ErrorsOnly),
+    );
+    let _ = drain.join();
+    let records = std::fs::read(&decisions);
+    let _ = std::fs::remove_dir_all(&scratch);
+    match replayed {
+        Ok(summary) if summary.error().is_none() => {}
+        Ok(summary) => {
+            say!("{summary}");
+            return EXIT_IO;
+        }
+        Err(e) => {
+            say!("{e}");
+            return EXIT_IO;
+        }
+    }
+    let records = match records {
+        Ok(records) => records,
+        Err(e) => {
+            say!("error: the replay's decisions: {e}");
+            return EXIT_IO;
+        }
+    };
+    let lines: Vec<&[u8]> = (records.split(|b| *b == b'\n'))
+        .filter(|l| l.starts_with(b"{\"kind\":\"decision\""))
+        .collect();
+    if lines.len() != decides {
+        say!(
+            "error: {log}: the replay made {} decisions of {decides} decision requests: its requests cannot be told apart",
+            lines.len()
+        );
+        return EXIT_IO;
+    }
+    let mut told: Option<cepheid_lab::why::event::WhyEvent> = None;
+    for (i, a) in asked.iter().enumerate() {
+        let rules = match a.rules {
+            Some(at) => match cepheid_engine::Rules::parse(&log, &texts[at].0) {
+                Ok(rules) => rules,
+                Err(e) => {
+                    say!("error: {log}: the rules in force at entry {}: {e}", a.seq);
+                    return EXIT_IO;
+                }
+            },
+            None => given.clone(),
+        };
+        let record = lines[a.nth];
+        let scene_of = serde_json::from_slice::<serde_json::Value>(record)
+            .ok()
+            .and_then(|d| d["scene"].as_str().map(str::to_string));
+        if scene_of.as_deref() != Some(a.scene.as_str()) {
+            say!(
+                "error: {log}: the replay's decision {} is not of the scene of entry {} ({}): its requests cannot be told apart",
+                a.nth + 1,
+                a.seq,
+                a.scene
+            );
+            return EXIT_IO;
+        }
+        let mut notes = vec![format!(
+            "{}log entry {} at {}, decided by the rules of version {}{}",
+            match asked.len() {
+                1 => String::new(),
+                n => format!("request {} of {n}: ", i + 1),
+            },
+            a.seq,
+            a.stamp,
+            a.version.max(1),
+            match a.rules {
+                Some(at) => format!(" ({})", texts[at].1),
+                None => " (the rules given: the log holds none)".to_string(),
+            }
+        )];
+        if a.degraded {
+            let fallback = (rules.loaded().scenes.iter())
+                .find(|s| s.name == a.scene)
+                .map_or("its fallback".to_string(), |s| {
+                    s.outcomes[s.fallback.index()].to_string()
+                });
+            notes.push(format!(
+                "answered degraded at admission (its deadline could not be met): the client got the scene's fallback, {fallback}; the decision below was made and applied all the same"
+            ));
+        }
+        if a.shed_shadow {
+            notes.push("its shadow rules were shed under load: they did not see it".to_string());
+        }
+        let why = match cepheid_lab::why::event::WhyEvent::of_records(&rules, event, [record]) {
+            Ok(why) => why.with_notes(notes),
+            Err(e) => return crate::lab::failed(&e),
+        };
+        told = Some(match told {
+            Some(before) => before.and(why),
+            None => why,
+        });
+    }
+    let told = told.expect("one request at least");
+    match args.json {
+        true => crate::lab::print(&told.json(), true, crate::EXIT_OK),
+        false => crate::lab::print(&told.text(), false, crate::EXIT_OK),
+    }
+}
+
+/// What the replay of a service's log says, when `why` reads it: its
+/// errors only (why it stops). Its warnings (the fields the rules read
+/// that its requests lack, a change of rules) are the service's, said
+/// when it ran; `backtest --events wal:DIR` says them again.
+#[cfg(feature = "serve")]
+struct ErrorsOnly;
+
+#[cfg(feature = "serve")]
+impl cepheid_runtime::Report for ErrorsOnly {
+    fn notice(&mut self, notice: cepheid_runtime::Notice) {
+        if notice.level() == cepheid_runtime::Level::Error {
+            say_text!("{}", notice.as_str());
+        }
+    }
+}
+
+/// Without the feature `serve`: a log cannot be read.
+#[cfg(not(feature = "serve"))]
+fn over_log(_: &Args, dir: &std::path::Path) -> u8 {
+    say!(
+        "error: wal:{} is a service's log; this cepheid was built without the feature `serve`",
+        dir.display()
+    );
+    crate::EXIT_USAGE
 }

@@ -545,9 +545,132 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
         })
         .collect();
     assert_eq!(replayed.len(), answered.len());
-    for a in answered {
+    for a in &answered {
         let id = a["body"]["decision_id"].as_str().unwrap();
         assert_eq!(replayed.get(id), Some(&comparable(&a["body"])), "{id}");
+    }
+    why_over_the_log(&rules, &dir.join("state/log"), &answered);
+}
+
+/// `cepheid why RULES --event ID --events wal:DIR` tells each request as
+/// its client was answered: a degraded one (the fallback the client got,
+/// the decision made all the same), one decided by each version of the
+/// rules with a rule fired; an unknown id, a key and `--workers` are
+/// refused (exit 2) with what to do, and `backtest`'s `--html` and
+/// `--labels` over the log.
+fn why_over_the_log(rules: &Path, log: &Path, answered: &[&Value]) {
+    let events = format!("wal:{}", log.display());
+    let why = |args: &[&str]| {
+        let out = cepheid()
+            .arg("why")
+            .arg(rules)
+            .args(["--events", &events])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let fired = |a: &&&Value| a["body"]["rules"].as_array().is_some_and(|r| !r.is_empty());
+    let degraded = |a: &&&Value| a["body"]["degraded"] == true;
+    let of_version =
+        |v: u64| move |a: &&&Value| a["body"]["rules_version"] == v && !degraded(a) && fired(a);
+    let picks = [
+        answered.iter().find(degraded),
+        answered.iter().find(of_version(1)),
+        answered.iter().find(of_version(2)),
+    ];
+    for a in picks {
+        let a = &a.expect("a degraded answer and a rule fired under each version")["body"];
+        let id = a["event_id"].as_str().unwrap();
+        let (code, out, err) = why(&["--event", id, "--json"]);
+        assert_eq!(code, Some(0), "{err}");
+        let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(doc["event"], id);
+        let decisions = doc["decisions"].as_array().unwrap();
+        assert_eq!(decisions.len(), 1, "{doc}");
+        let d = &decisions[0]["decision"];
+        assert_eq!(d["scene"], a["scene"], "{doc}");
+        let seq = a["decision_id"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("d-")
+            .unwrap();
+        let notes: Vec<&str> = (doc["notes"].as_array().unwrap().iter())
+            .map(|n| n.as_str().unwrap())
+            .collect();
+        let head = format!(
+            "log entry {seq} at {}, decided by the rules of version {}",
+            a["stamp"], a["rules_version"]
+        );
+        assert!(notes[0].starts_with(&head), "{notes:?} against {head}");
+        let names = |rules: &Value| -> Vec<String> {
+            (rules.as_array().unwrap().iter())
+                .map(|r| r["rule"].as_str().unwrap().to_string())
+                .collect()
+        };
+        if a["degraded"] == true {
+            let said = format!(
+                "the client got the scene's fallback, {}",
+                a["outcome"].as_str().unwrap()
+            );
+            assert!(notes.iter().any(|n| n.contains(&said)), "{notes:?}");
+        } else {
+            assert_eq!(notes.len(), 1, "{notes:?}");
+            assert_eq!(d["outcome"], a["outcome"], "{doc}");
+            assert_eq!(d["score"], a["score"], "{doc}");
+            assert_eq!(names(&d["rules"]), names(&a["rules"]), "{doc}");
+            let told = decisions[0]["rules"].as_array().unwrap();
+            for name in names(&a["rules"]) {
+                assert!(
+                    told.iter()
+                        .any(|r| r["rule"] == *name && r["fired"] == true),
+                    "{name}: {doc}"
+                );
+            }
+        }
+        // (and as text)
+        let (code, out, err) = why(&["--event", id]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            out.starts_with(&format!("event {id}: 1 decision\n  {head}")),
+            "{out}"
+        );
+    }
+    for (args, said) in [
+        (
+            &["--event", "no-such-request"][..],
+            "holds no decision request of that event id",
+        ),
+        (&["c1"][..], "why KEY over a service's log"),
+        #[cfg(feature = "workers")]
+        (
+            &["--event", "a-0-0", "--workers", "2"][..],
+            "--workers: a service's log",
+        ),
+    ] {
+        let (code, _, err) = why(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    // (and `backtest` over the log says what it does not take)
+    for flag in [&["--html", "page.html"][..], &["--labels", "labels.jsonl"]] {
+        let out = cepheid()
+            .arg("backtest")
+            .arg(rules)
+            .args(["--events", &events])
+            .args(flag)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag:?}: {err}");
+        assert!(
+            err.contains(&format!("{}: a service's log", flag[0])),
+            "{err}"
+        );
     }
 }
 

@@ -102,7 +102,7 @@ fn replayed(paths: Vec<PathBuf>, log: &std::path::Path, alerts: PathBuf) -> Vec<
         &rules,
         paths,
         log,
-        alerts,
+        (alerts, None),
         tx,
         Box::new(cepheid_runtime::StderrReport),
     )
@@ -322,7 +322,7 @@ fn a_decision_is_taken_once_and_remembered_across_a_restart() {
         &rules,
         paths,
         &state.join("log"),
-        state.join("replayed-alerts.jsonl"),
+        (state.join("replayed-alerts.jsonl"), None),
         tx,
         Box::new(cepheid_runtime::StderrReport),
     )

@@ -48,6 +48,8 @@ pub struct WhyEvent {
     event: String,
     /// (its scene, the decision record) in the order the run made them.
     decisions: Vec<(Scene, Json)>,
+    /// What is said of how the event came, before its decisions.
+    notes: Vec<String>,
 }
 
 /// The decision records of one event id, as the run makes them.
@@ -98,40 +100,88 @@ pub fn run(options: &Options) -> Result<WhyEvent, Error> {
         found: Vec::new(),
     };
     let ran = events.run_into(&options.rules, "rules", of)?;
-    let scenes = &ran.rules.loaded().scenes;
-    if scenes.is_empty() {
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "--event {}: the rule set has no scene, so no event gets a decision (why KEY explains a key)",
-                options.event
-            ),
-        ));
+    // (a Kafka record's position is its place: `docs/decisions.md`)
+    let position = match events.path.to_string_lossy().starts_with("kafka://") {
+        true => "kafka:TOPIC partition P offset O".to_string(),
+        false => format!("{}:LINE", events.path.display()),
+    };
+    WhyEvent::of(&ran.rules, &options.event, ran.records.found, &position)
+}
+
+impl WhyEvent {
+    /// The decisions of event `event` told from its decision records
+    /// made elsewhere (`"kind": "decision"` JSON lines, as `cepheid run
+    /// --decisions` writes them; other lines are left out): `cepheid why
+    /// --event ID --events wal:DIR` replays a service's log and finds its
+    /// requests' records by their place. Told against the scenes of
+    /// `rules` (the rules that decided them). Rules without scenes, or no
+    /// decision record, are an error that says so (`Usage`).
+    pub fn of_records<'a>(
+        rules: &cepheid_engine::Rules,
+        event: &str,
+        records: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Result<WhyEvent, Error> {
+        let found = (records.into_iter())
+            .filter(|line| line.starts_with(b"{\"kind\":\"decision\""))
+            .filter_map(|line| serde_json::from_slice::<Json>(line).ok())
+            .collect();
+        WhyEvent::of(rules, event, found, "the records given")
     }
-    if ran.records.found.is_empty() {
-        // (a Kafka record's position is its place: `docs/decisions.md`)
-        let position = match events.path.to_string_lossy().starts_with("kafka://") {
-            true => "kafka:TOPIC partition P offset O".to_string(),
-            false => format!("{}:LINE", events.path.display()),
-        };
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "--event {}: no scene decided an event of that id (an event is named by its scene's `id` field, or by its position, {position})",
-                options.event,
-            ),
-        ));
+
+    /// These decisions, then `other`'s (the same event's, told against
+    /// other rules: a service's requests of one event id under two
+    /// versions of the rules).
+    pub fn and(mut self, other: WhyEvent) -> WhyEvent {
+        self.decisions.extend(other.decisions);
+        self.notes.extend(other.notes);
+        self
     }
-    let decisions = (ran.records.found.into_iter())
-        .filter_map(|d| {
-            let scene = scenes.iter().find(|s| d["scene"] == *s.name)?;
-            Some((scene.clone(), d))
+
+    /// The decisions `found` of event `event`, each with its scene of
+    /// `rules`.
+    fn of(
+        rules: &cepheid_engine::Rules,
+        event: &str,
+        found: Vec<Json>,
+        position: &str,
+    ) -> Result<WhyEvent, Error> {
+        let scenes = &rules.loaded().scenes;
+        if scenes.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "--event {event}: the rule set has no scene, so no event gets a decision (why KEY explains a key)"
+                ),
+            ));
+        }
+        if found.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Usage,
+                format!(
+                    "--event {event}: no scene decided an event of that id (an event is named by its scene's `id` field, or by its position, {position})"
+                ),
+            ));
+        }
+        let decisions = (found.into_iter())
+            .filter_map(|d| {
+                let scene = scenes.iter().find(|s| d["scene"] == *s.name)?;
+                Some((scene.clone(), d))
+            })
+            .collect();
+        Ok(WhyEvent {
+            event: event.to_string(),
+            decisions,
+            notes: Vec::new(),
         })
-        .collect();
-    Ok(WhyEvent {
-        event: options.event.clone(),
-        decisions,
-    })
+    }
+
+    /// The same, with lines said first of how the event came (a service's
+    /// request: its entry in the log, its answer): in the text after the
+    /// first line, in the JSON document as `"notes"`.
+    pub fn with_notes(mut self, notes: Vec<String>) -> WhyEvent {
+        self.notes = notes;
+        self
+    }
 }
 
 /// A number as the records write it (an integer when it is one).
@@ -289,6 +339,9 @@ impl WhyEvent {
             self.event,
             if n == 1 { "decision" } else { "decisions" }
         );
+        for note in &self.notes {
+            let _ = writeln!(out, "  {note}");
+        }
         for (scene, d) in &self.decisions {
             let _ = writeln!(
                 out,
@@ -312,7 +365,8 @@ impl WhyEvent {
 
     /// The report as one JSON document (one line, without its newline):
     /// `{"event", "decisions": [{"scene", "decision", "rules",
-    /// "resolution"}]}`.
+    /// "resolution"}]}`, and `"notes"` when there are any
+    /// ([`WhyEvent::with_notes`]).
     pub fn json(&self) -> String {
         let decisions: Vec<Json> = (self.decisions.iter())
             .map(|(scene, d)| {
@@ -328,6 +382,10 @@ impl WhyEvent {
                 })
             })
             .collect();
-        json!({"event": self.event, "decisions": decisions}).to_string()
+        let mut doc = json!({"event": self.event, "decisions": decisions});
+        if !self.notes.is_empty() {
+            doc["notes"] = json!(self.notes);
+        }
+        doc.to_string()
     }
 }

@@ -719,12 +719,14 @@ fn shared_of(
 /// the service gave it (a JSON line; an error as `{"event_id",
 /// "decision_id", "error"}`) to `out`, in the log's order: what `cepheid
 /// backtest --events wal:DIR` prints, so that what clients were answered
-/// can be checked against the log. `output`: where the alerts go.
+/// can be checked against the log. `output`: where the alerts go;
+/// `decisions`: where the decision records go, if anywhere (`cepheid why
+/// --event ID --events wal:DIR` reads them).
 pub fn replay(
     rules: &Rules,
     patterns: Vec<PathBuf>,
     log_dir: &std::path::Path,
-    output: PathBuf,
+    (output, decisions): (PathBuf, Option<PathBuf>),
     out: std::sync::mpsc::Sender<Vec<u8>>,
     report: Box<dyn Report>,
 ) -> Result<Summary, StartError> {
@@ -764,6 +766,7 @@ pub fn replay(
     // (the shadow patterns' records beside the alerts: `ALERTS.shadow.jsonl`)
     config.shadow_output = Some(output.with_extension("shadow.jsonl"));
     config.output = Some(output);
+    config.decisions = decisions;
     let answers = Box::new(answers::ReplayAnswers {
         shared: Arc::clone(&shared),
         out,
