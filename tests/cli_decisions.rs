@@ -606,7 +606,9 @@ fn killed_and_resumed_on_workers_the_decisions_are_written_once() {
 /// that writes a list another reads and a scene checks, an indicator, a
 /// shadow rule, a rule held by two scenes, a rule with parameters, events
 /// of no scene, disorder and late events. Through the command, `--workers
-/// 2` gives one engine's decisions (sorted), so the reference's too.
+/// 2` gives one engine's decisions (sorted), so the reference's too, and
+/// so does each killed after a checkpoint and resumed (one engine in the
+/// same order).
 /// `CEPHEID_PROPTEST_CASES` sets the number of cases (default 12).
 #[cfg(feature = "workers")]
 #[test]
@@ -730,39 +732,87 @@ pattern over(min: int) {{ partition by v{} match p where p: v > min }}
         fs::write(dir.join("rules.cep"), &rules).unwrap();
         fs::write(dir.join("events.jsonl"), &text).unwrap();
         let delay = format!("{delay}ms");
+        // One engine, workers, then each killed after a checkpoint (the
+        // first or the second, every few dozen events: some late events
+        // and held ones cross it) and resumed.
+        let every = (30 + next(n / 4)).to_string();
+        let kill_at = (1 + next(2)).to_string();
+        let workers = ["--workers", "2", "--chunk-bytes", "3000"];
         let mut got = Vec::new();
-        for extra in [&[][..], &["--workers", "2", "--chunk-bytes", "3000"][..]] {
-            let run = run_here(&dir)
-                .args(["--max-delay", &delay, "--output", "out.jsonl"])
+        for (extra, killed) in [
+            (&[][..], false),
+            (&workers[..], false),
+            (&[][..], true),
+            (&workers[..], true),
+        ] {
+            let _ = fs::remove_dir_all(dir.join("ckpt"));
+            let mut run = run_here(&dir);
+            run.args(["--max-delay", &delay, "--output", "out.jsonl"])
                 .args([
                     "--decisions",
                     "dec.jsonl",
                     "--shadow-output",
                     "shadow.jsonl",
                 ])
-                .args(extra)
-                .output()
-                .unwrap();
+                .args(extra);
+            if killed {
+                run.args(["--checkpoint", "ckpt", "--checkpoint-every", &every]);
+                // (workers cut where the chunks and the epochs allow:
+                // fewer cuts than one engine's, so after the first)
+                let kill_at = if extra.is_empty() { &kill_at[..] } else { "1" };
+                let dead = run
+                    .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", kill_at)
+                    .output()
+                    .unwrap();
+                assert!(
+                    !dead.status.success(),
+                    "case {case} {extra:?}: not killed after checkpoint {kill_at} of every {every} events: {}",
+                    stderr(&dead)
+                );
+                run.env_remove("CEPHEID_TEST_KILL_AFTER_CHECKPOINT");
+            }
+            let run = run.output().unwrap();
             assert!(
                 run.status.success(),
-                "case {case}: {}\n{rules}",
+                "case {case} {extra:?} (killed and resumed: {killed}): {}\n{rules}",
                 stderr(&run)
             );
-            let mut decisions = lines(&dir, "dec.jsonl");
+            if killed {
+                assert!(
+                    stderr(&run).contains("resuming from checkpoint"),
+                    "{}",
+                    stderr(&run)
+                );
+            }
+            let written = lines(&dir, "dec.jsonl");
+            let mut decisions = written.clone();
             decisions.sort();
             let mut alerts = lines(&dir, "out.jsonl");
             alerts.extend(lines(&dir, "shadow.jsonl"));
             alerts.sort();
-            got.push((decisions, alerts));
+            got.push((decisions, alerts, written));
         }
-        let (one, workers) = (&got[0], &got[1]);
+        let one = &got[0];
+        for (i, other) in got.iter().enumerate().skip(1) {
+            let what = [
+                "",
+                "on workers",
+                "killed and resumed",
+                "on workers killed and resumed",
+            ][i];
+            assert!(
+                one.0 == other.0,
+                "case {case}: the decisions differ {what} (a checkpoint every {every}, killed after {kill_at})\n{rules}"
+            );
+            assert!(
+                one.1 == other.1,
+                "case {case}: the alerts differ {what} (a checkpoint every {every}, killed after {kill_at})\n{rules}"
+            );
+        }
+        // (one engine resumed writes them in the uninterrupted run's order)
         assert!(
-            one.0 == workers.0,
-            "case {case}: the decisions differ\n{rules}"
-        );
-        assert!(
-            one.1 == workers.1,
-            "case {case}: the alerts differ\n{rules}"
+            one.2 == got[2].2,
+            "case {case}: one engine resumed wrote the decisions in another order\n{rules}"
         );
         total += one.0.len();
         firing += (one.0.iter())
