@@ -535,3 +535,86 @@ fn a_queue_bound_of_zero_answers_every_request_503() {
     assert_eq!(first.get("repeated"), None, "{first}");
     again.stop();
 }
+
+/// A log whose first entries retention released, without a checkpoint of
+/// what they made (a replay, `backtest --events wal:DIR`, or a service
+/// whose checkpoints were lost), is not read from its first entry kept as
+/// if it were the start: the run stops naming it. The same log whole
+/// replays.
+#[test]
+fn a_log_released_by_retention_is_not_replayed_from_its_first_entry_kept() {
+    use cepheid_serve::wal::{Entry, Input, Wal, WalOptions};
+    let dir = scratch("released");
+    let log = dir.join("log");
+    let (wal, _) = Wal::open(
+        &log,
+        WalOptions {
+            segment_size: 512,
+            retention: Duration::ZERO,
+            ..WalOptions::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let appender = wal.appender();
+    let append = |entry: Entry| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        appender
+            .append(entry, Box::new(move |r| tx.send(r).unwrap()))
+            .unwrap_or_else(|e| panic!("{e}"));
+        rx.recv().unwrap().unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (rules, paths) = rules();
+    let text: String = (paths.iter())
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
+    append(Entry::Rules {
+        text,
+        origin: "the test".into(),
+    });
+    for i in 0..40 {
+        let fields = format!(
+            r#"{{"type": "payment", "card": "c{}", "device": "d1", "amount": 5}}"#,
+            i % 3
+        );
+        append(Entry::Decide(Input {
+            scene: Some("payment".into()),
+            event_id: format!("p{i}"),
+            fields: RawValue::from_string(fields).unwrap(),
+            degraded: false,
+            shed_shadow: false,
+        }));
+    }
+    let replay = |name: &str| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let summary = cepheid_serve::service::replay(
+            &rules,
+            paths.clone(),
+            &log,
+            (dir.join(name), None),
+            tx,
+            Box::new(cepheid_runtime::StderrReport),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        (summary, rx.into_iter().count())
+    };
+    let (whole, answers) = replay("whole.jsonl");
+    assert!(whole.error().is_none(), "{whole}");
+    assert_eq!(answers, 40);
+    assert!(wal.release_before(30).unwrap_or_else(|e| panic!("{e}")) > 0);
+    let first_kept = cepheid_serve::wal::WalReader::open(&log, 0)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .seq;
+    assert!(first_kept > 1);
+    let (cut, _) = replay("cut.jsonl");
+    let said = cut.error().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        said.contains(&format!(
+            "its first entry kept is entry {first_kept}: the entries before it were released by retention"
+        )),
+        "{cut}"
+    );
+}

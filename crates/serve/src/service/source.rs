@@ -112,7 +112,16 @@ impl LogSource {
         if entry.seq <= self.position {
             return Ok(());
         }
-        if entry.seq != self.position + 1 && self.position != 0 {
+        if entry.seq != self.position + 1 && self.position == 0 {
+            // (no checkpoint holds the state of the entries retention
+            // released: a run from the first kept would start without
+            // them, and answer otherwise than the service did)
+            return Err(self.error(format!(
+                "its first entry kept is entry {}: the entries before it were released by retention, and no checkpoint holds what they made (a run from here would start without them)",
+                entry.seq
+            )));
+        }
+        if entry.seq != self.position + 1 {
             return Err(self.error(format!(
                 "the log skips from entry {} to entry {}",
                 self.position, entry.seq
