@@ -201,8 +201,26 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
     }
     let decisions = scratch.join("decisions.jsonl");
     let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
-    // (the answers are the backtest's: not wanted here)
-    let drain = std::thread::spawn(move || rx.into_iter().count());
+    // (each decision request's answer, in the log's order: a decision
+    // made (`None`), a retry answered with the decision of the entry it
+    // names (`Some(seq)`), or an error (`Some(0)`): which answers made
+    // the decision records, in their order)
+    let drain = std::thread::spawn(move || {
+        (rx.into_iter())
+            .map(|line| {
+                let answer = serde_json::from_slice::<serde_json::Value>(&line).ok();
+                let answer = answer.as_ref();
+                let of = |field: &str| answer.and_then(|a| a.get(field));
+                let first = of("decision_id")
+                    .and_then(|d| d.as_str()?.strip_prefix("d-")?.parse::<u64>().ok());
+                match (of("error"), of("repeated")) {
+                    (Some(_), _) => Some(0),
+                    (None, Some(serde_json::Value::Bool(true))) => Some(first.unwrap_or(0)),
+                    _ => None,
+                }
+            })
+            .collect::<Vec<Option<u64>>>()
+    });
     let replayed = cepheid_serve::service::replay(
         &given,
         paths,
@@ -211,7 +229,7 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
         tx,
         Box::new(ErrorsOnly),
     );
-    let _ = drain.join();
+    let answered = drain.join().unwrap_or_default();
     let records = std::fs::read(&decisions);
     let _ = std::fs::remove_dir_all(&scratch);
     match replayed {
@@ -235,13 +253,17 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
     let lines: Vec<&[u8]> = (records.split(|b| *b == b'\n'))
         .filter(|l| l.starts_with(b"{\"kind\":\"decision\""))
         .collect();
-    if lines.len() != decides {
+    // (the k-th decision record is the k-th answer that made a decision)
+    let made = answered.iter().filter(|a| a.is_none()).count();
+    if answered.len() != decides || lines.len() != made {
         say!(
-            "error: {log}: the replay made {} decisions of {decides} decision requests: its requests cannot be told apart",
+            "error: {log}: the replay answered {} of {decides} decision requests and made {} decisions of {made}: its requests cannot be told apart",
+            answered.len(),
             lines.len()
         );
         return EXIT_IO;
     }
+    let record_of = |nth: usize| answered[..nth].iter().filter(|a| a.is_none()).count();
     let mut told: Option<cepheid_lab::why::event::WhyEvent> = None;
     for (i, a) in asked.iter().enumerate() {
         let rules = match a.rules {
@@ -254,7 +276,42 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
             },
             None => given.clone(),
         };
-        let record = lines[a.nth];
+        let (record, retry) = match answered[a.nth] {
+            None => (lines[record_of(a.nth)], None),
+            Some(0) => {
+                say!(
+                    "error: --event {event}: log entry {} was answered with an error, not decided",
+                    a.seq
+                );
+                return EXIT_USAGE;
+            }
+            Some(first) => match asked.iter().find(|f| f.seq == first) {
+                Some(f) if answered[f.nth].is_none() => (lines[record_of(f.nth)], Some(first)),
+                _ => {
+                    say!(
+                        "error: {log}: log entry {} was answered as a retry of entry {first}, which is not a decision of event {event} the log holds (released by retention?)",
+                        a.seq
+                    );
+                    return EXIT_IO;
+                }
+            },
+        };
+        // (a retry is told by the request it repeats: its rules, its answer)
+        let a = match retry {
+            Some(first) => asked.iter().find(|f| f.seq == first).expect("found above"),
+            None => a,
+        };
+        let rules = match (retry, a.rules) {
+            (None, _) => rules,
+            (Some(_), Some(at)) => match cepheid_engine::Rules::parse(&log, &texts[at].0) {
+                Ok(rules) => rules,
+                Err(e) => {
+                    say!("error: {log}: the rules in force at entry {}: {e}", a.seq);
+                    return EXIT_IO;
+                }
+            },
+            (Some(_), None) => given.clone(),
+        };
         let scene_of = serde_json::from_slice::<serde_json::Value>(record)
             .ok()
             .and_then(|d| d["scene"].as_str().map(str::to_string));
@@ -268,10 +325,17 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
             return EXIT_IO;
         }
         let mut notes = vec![format!(
-            "{}log entry {} at {}, decided by the rules of version {}{}",
+            "{}{}log entry {} at {}, decided by the rules of version {}{}",
             match asked.len() {
                 1 => String::new(),
                 n => format!("request {} of {n}: ", i + 1),
+            },
+            match retry {
+                Some(_) => format!(
+                    "a retry (log entry {} at {}), answered with the decision of ",
+                    asked[i].seq, asked[i].stamp
+                ),
+                None => String::new(),
             },
             a.seq,
             a.stamp,
@@ -293,6 +357,11 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
         }
         if a.shed_shadow {
             notes.push("its shadow rules were shed under load: they did not see it".to_string());
+        }
+        if retry.is_some() {
+            // (its decision is told once, with the request it repeats)
+            told = told.map(|told| told.with_notes(notes));
+            continue;
         }
         let why = match cepheid_lab::why::event::WhyEvent::of_records(&rules, event, [record]) {
             Ok(why) => why.with_notes(notes),

@@ -512,6 +512,13 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
             exchanges,
         ],
     );
+    // A retry, answered with the first's decision (`repeated`), told by
+    // `why` with it.
+    let decide = format!("{}/v1/decide", server.base);
+    let twice: Vec<Value> = (0..2)
+        .map(|_| post(&decide, &payment("twice", "c-twice", 5), &[]).1)
+        .collect();
+    assert_eq!(twice[1]["repeated"], true, "{twice:?}");
     server.stop();
     check_exchanges(Path::new(exchanges));
     let answered: Vec<&Value> = first.iter().chain(&second).collect();
@@ -544,12 +551,14 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
             )
         })
         .collect();
-    assert_eq!(replayed.len(), answered.len());
-    for a in &answered {
-        let id = a["body"]["decision_id"].as_str().unwrap();
-        assert_eq!(replayed.get(id), Some(&comparable(&a["body"])), "{id}");
+    // (and the retried request's one decision, as its retry was answered:
+    // the replay's last answer of that decision)
+    assert_eq!(replayed.len(), answered.len() + 1);
+    for body in answered.iter().map(|a| &a["body"]).chain(&twice[1..]) {
+        let id = body["decision_id"].as_str().unwrap();
+        assert_eq!(replayed.get(id), Some(&comparable(body)), "{id}");
     }
-    why_over_the_log(&rules, &dir.join("state/log"), &answered);
+    why_over_the_log(&rules, &dir.join("state/log"), &answered, &twice);
 }
 
 /// `cepheid why RULES --event ID --events wal:DIR` tells each request as
@@ -558,7 +567,7 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
 /// rules with a rule fired; an unknown id, a key and `--workers` are
 /// refused (exit 2) with what to do, and `backtest`'s `--html` and
 /// `--labels` over the log.
-fn why_over_the_log(rules: &Path, log: &Path, answered: &[&Value]) {
+fn why_over_the_log(rules: &Path, log: &Path, answered: &[&Value], twice: &[Value]) {
     let events = format!("wal:{}", log.display());
     let why = |args: &[&str]| {
         let out = cepheid()
@@ -574,8 +583,19 @@ fn why_over_the_log(rules: &Path, log: &Path, answered: &[&Value]) {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
-    let fired = |a: &&&Value| a["body"]["rules"].as_array().is_some_and(|r| !r.is_empty());
-    let degraded = |a: &&&Value| a["body"]["degraded"] == true;
+    // (an event id the clients asked once: a client's retry is told
+    // with its first request, below)
+    let once = |a: &&&Value| {
+        let id = &a["body"]["event_id"];
+        answered
+            .iter()
+            .filter(|b| b["body"]["event_id"] == *id)
+            .count()
+            == 1
+    };
+    let fired =
+        |a: &&&Value| once(a) && a["body"]["rules"].as_array().is_some_and(|r| !r.is_empty());
+    let degraded = |a: &&&Value| once(a) && a["body"]["degraded"] == true;
     let of_version =
         |v: u64| move |a: &&&Value| a["body"]["rules_version"] == v && !degraded(a) && fired(a);
     let picks = [
@@ -640,6 +660,30 @@ fn why_over_the_log(rules: &Path, log: &Path, answered: &[&Value]) {
             "{out}"
         );
     }
+    // The retry: one decision, told once, the retry said.
+    let (code, out, err) = why(&["--event", "twice", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(doc["decisions"].as_array().unwrap().len(), 1, "{doc}");
+    assert_eq!(
+        doc["decisions"][0]["decision"]["outcome"],
+        twice[0]["outcome"]
+    );
+    let first = twice[0]["decision_id"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("d-")
+        .unwrap();
+    let notes = doc["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 2, "{doc}");
+    let retry = notes[1].as_str().unwrap();
+    assert!(
+        retry.contains("a retry (log entry ")
+            && retry.contains(&format!(
+                "answered with the decision of log entry {first} at"
+            )),
+        "{retry}"
+    );
     for (args, said) in [
         (
             &["--event", "no-such-request"][..],

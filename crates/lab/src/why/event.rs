@@ -176,10 +176,11 @@ impl WhyEvent {
     }
 
     /// The same, with lines said first of how the event came (a service's
-    /// request: its entry in the log, its answer): in the text after the
-    /// first line, in the JSON document as `"notes"`.
+    /// request: its entry in the log, its answer), after those it had:
+    /// in the text after the first line, in the JSON document as
+    /// `"notes"`.
     pub fn with_notes(mut self, notes: Vec<String>) -> WhyEvent {
-        self.notes = notes;
+        self.notes.extend(notes);
         self
     }
 }
