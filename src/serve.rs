@@ -83,6 +83,11 @@ pub struct Args {
     /// logged, then applied (every answer names the version that made it).
     #[arg(long)]
     watch: bool,
+    /// A reference list fed by a file, as `run --list` (repeatable):
+    /// read at the start and, with `--watch`, when it changes; what it
+    /// changes goes through the log (`docs/serve.md`, "Lists").
+    #[arg(long = "list", value_name = "NAME=PATH", value_parser = cepheid_runtime::lists::ListFile::parse)]
+    lists: Vec<cepheid_runtime::lists::ListFile>,
     /// Threads answering HTTP.
     #[arg(long, value_name = "N", default_value_t = 2)]
     threads: usize,
@@ -129,6 +134,7 @@ pub fn run(args: &Args) -> u8 {
     options.decisions.clone_from(&args.decisions);
     options.shadow_output.clone_from(&args.shadow_output);
     options.watch = args.watch;
+    options.lists.clone_from(&args.lists);
     let front_options = FrontOptions {
         listen: args.listen,
         tls: match (&args.tls_cert, &args.tls_key) {

@@ -900,3 +900,131 @@ fn watch_keeps_the_rules_in_force_when_a_file_is_emptied_or_cut() {
     let stderr = server.stop();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `--list NAME=PATH`: the files' entries go through the log as `$list`
+/// changes (`docs/serve.md`, "Lists"): read at the start, with `--watch`
+/// when a file changes, and at a restart what the files changed while the
+/// service was stopped; a value two files of the list give stays when one
+/// drops it. Every answer is the replay's (`backtest --events wal:DIR`).
+/// A list the rules do not declare, and a file that cannot be read, stop
+/// the service before it listens.
+#[test]
+fn list_files_go_through_the_log_and_the_replay_agrees() {
+    let dir = scratch("serve_lists");
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for f in ["rules.cep", "scenes.cep"] {
+        std::fs::copy(risk().join(f), rules.join(f)).unwrap();
+    }
+    let (blocked, also) = (dir.join("blocked.jsonl"), dir.join("also.jsonl"));
+    std::fs::write(&blocked, "\"d-bad\"\n\"d-both\"\n").unwrap();
+    std::fs::write(&also, "\"d-both\"\n").unwrap();
+    let lists = [
+        format!("blocked_devices={}", blocked.display()),
+        format!("blocked_devices={}", also.display()),
+    ];
+    let args = [
+        "--watch", "--tick", "50ms", "--list", &lists[0], "--list", &lists[1],
+    ];
+    let state = dir.join("state");
+    let mut answers: Vec<Value> = Vec::new();
+    let mut n = 0;
+    // A payment of a card of its own from `device`: its answer, kept.
+    let mut ask = |base: &str, device: &str| {
+        n += 1;
+        let body = payment(&format!("l{n}"), &format!("c-l{n}"), 5)
+            .replace(&format!("\"d-c-l{n}\""), &format!("\"{device}\""));
+        let (status, answer) = post(&format!("{base}/v1/decide"), &body, &[]);
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer.clone());
+        answer
+    };
+    let listed = |answer: &Value| {
+        answer["outcome"] == "decline" && answer["list"] == "device in blocked_devices"
+    };
+    let server = Server::start(&rules, &state, &args);
+    assert!(listed(&ask(&server.base, "d-bad")));
+    assert!(listed(&ask(&server.base, "d-both")));
+    assert!(!listed(&ask(&server.base, "d-ok")));
+    // The file changes: d-bad and d-both leave it, d-ok comes.
+    std::fs::write(&blocked, "\"d-ok\"\n").unwrap();
+    let started = Instant::now();
+    while !listed(&ask(&server.base, "d-ok")) {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the list's change was not applied"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!listed(&ask(&server.base, "d-bad")));
+    // (still given by the other file)
+    assert!(listed(&ask(&server.base, "d-both")));
+    let said = server.stop();
+    assert!(
+        said.contains("changed: 1 added, 2 removed (logged)"),
+        "{said}"
+    );
+    // Changed while the service was stopped: logged at the restart.
+    std::fs::write(&blocked, "\"d-new\"\n").unwrap();
+    let server = Server::start(&rules, &state, &args);
+    assert!(listed(&ask(&server.base, "d-new")));
+    assert!(!listed(&ask(&server.base, "d-ok")));
+    let said = server.stop();
+    assert!(said.contains("(logged)"), "{said}");
+    // Restarted with the files as they are: nothing logged.
+    let server = Server::start(&rules, &state, &args);
+    assert!(listed(&ask(&server.base, "d-new")));
+    let said = server.stop();
+    assert!(!said.contains("(logged)"), "{said}");
+    // Every answer is the replay's.
+    let out = cepheid()
+        .arg("backtest")
+        .arg(&rules)
+        .arg("--events")
+        .arg(format!("wal:{}", state.join("log").display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replayed: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["decision_id"].as_str().unwrap().to_string(),
+                comparable(&v),
+            )
+        })
+        .collect();
+    assert_eq!(replayed.len(), answers.len());
+    for a in &answers {
+        let id = a["decision_id"].as_str().unwrap();
+        assert_eq!(replayed.get(id), Some(&comparable(a)), "{id}");
+    }
+    // What stops it before it listens.
+    for (list, said) in [
+        (
+            format!("nope={}", blocked.display()),
+            "the rules declare no list `nope`",
+        ),
+        (
+            format!("blocked_devices={}", dir.join("gone.jsonl").display()),
+            "cannot read",
+        ),
+    ] {
+        let run = cepheid()
+            .arg("serve")
+            .arg(&rules)
+            .arg("--state")
+            .arg(dir.join("other"))
+            .args(["--listen", "127.0.0.1:0", "--list", &list])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "{err}");
+        assert!(err.contains(said), "{err}");
+    }
+}

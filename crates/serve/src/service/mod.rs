@@ -17,6 +17,7 @@
 
 mod answers;
 mod body;
+mod lists;
 mod note;
 mod source;
 
@@ -75,6 +76,10 @@ pub struct ServiceOptions {
     /// rules (`Entry::Rules`): the run applies them when it takes that
     /// entry, on a replay too.
     pub watch: bool,
+    /// The list files (`--list NAME=PATH`): read at the start and, with
+    /// [`watch`](ServiceOptions::watch), when they change; their changes
+    /// go through the log (`docs/serve.md`, "Lists").
+    pub lists: Vec<cepheid_runtime::lists::ListFile>,
 }
 
 impl ServiceOptions {
@@ -92,6 +97,7 @@ impl ServiceOptions {
             decisions: None,
             shadow_output: None,
             watch: false,
+            lists: Vec::new(),
         }
     }
 }
@@ -522,12 +528,27 @@ impl Service {
         let end = recovered.next_seq.saturating_sub(1);
         let _ = shared.log.set(wal.appender());
         *shared.wal.lock().unwrap_or_else(|p| p.into_inner()) = Some(wal);
+        // (the list files, checked now; their changes since they were
+        // last logged are logged once the log is read again, after the
+        // command's rules and before any request: `lists.rs`)
+        let lists = {
+            let mut probe = Config::new(Input::Stdin, patterns.clone()).engine();
+            probe.add(rules).map_err(|e| failed("the rules", &e))?;
+            lists::Lists::open(
+                options.lists.clone(),
+                probe.declarations().clone(),
+                &options.state,
+            )
+            .map_err(|e| StartError(format!("cepheid serve: {e}")))?
+        };
+
         let command = watched_text(&patterns).ok_or_else(|| {
             StartError("cepheid serve: the rules' files cannot be read again".into())
         })?;
+        let source_lists = Arc::new(Mutex::new(lists));
         let source = LogSource::new(log_dir, end, live_rx, Arc::clone(&shared))
             .map_err(|e| failed("the log", &e))?
-            .with_command(command);
+            .with_command(command, Arc::clone(&source_lists));
         let mut config = Config::new(Input::Stdin, patterns);
         config.time = Time::Record;
         // (changes of rules come from the log, `Entry::Rules`, as a
@@ -569,9 +590,10 @@ impl Service {
                 Arc::clone(&stop_ticks),
                 options.tick_every,
             );
-            let watched = options
-                .watch
-                .then(|| (watched_text(&patterns_kept), patterns_kept));
+            let watched = options.watch.then(|| Watched {
+                rules: (watched_text(&patterns_kept), patterns_kept),
+                lists: Arc::clone(&source_lists),
+            });
             std::thread::Builder::new()
                 .name("cepheid-serve-ticks".into())
                 .spawn(move || tick(&shared, &stop, every, watched))
@@ -876,14 +898,19 @@ fn watch_rules(shared: &Shared, (known, patterns): &mut (Option<String>, Vec<Pat
     }
 }
 
+/// What `--watch` looks at: the pattern paths (their text as last
+/// logged), and the list files if any.
+struct Watched {
+    rules: (Option<String>, Vec<PathBuf>),
+    /// The list files (the source logs their changes at the start, then
+    /// `--watch` here).
+    lists: Arc<Mutex<lists::Lists>>,
+}
+
 /// Logs a clock tick every `every` while no request moved time; with
-/// `--watch`, reads the pattern paths again twice a second.
-fn tick(
-    shared: &Shared,
-    stop: &AtomicBool,
-    every: Duration,
-    mut watched: Option<(Option<String>, Vec<PathBuf>)>,
-) {
+/// `--watch`, reads the pattern paths again twice a second, and looks at
+/// the list files.
+fn tick(shared: &Shared, stop: &AtomicBool, every: Duration, mut watched: Option<Watched>) {
     let every = every.max(Duration::from_millis(1));
     let mut looked = std::time::Instant::now();
     while !stop.load(Ordering::Acquire) {
@@ -893,7 +920,18 @@ fn tick(
                 && shared.ready.load(Ordering::Acquire)
             {
                 looked = std::time::Instant::now();
-                watch_rules(shared, watched);
+                watch_rules(shared, &mut watched.rules);
+                let mut lists = watched.lists.lock().unwrap_or_else(|p| p.into_inner());
+                if let (true, Some(log)) = (lists.any(), shared.log.get()) {
+                    if lists.settled() {
+                        let said = lists.log_changes(log, false, &mut |n| {
+                            eprint!("{}", n.as_str());
+                        });
+                        if let Err(e) = said {
+                            eprintln!("cepheid serve: the lists' change is not logged: {e}");
+                        }
+                    }
+                }
             }
         }
         let now = cepheid_runtime_wall_ms();

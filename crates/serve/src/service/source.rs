@@ -61,6 +61,9 @@ pub(crate) struct LogSource {
     /// change of rules once the log was read again, when they are not the
     /// rules in force there (`None`: a replay, which logs nothing).
     command: Option<String>,
+    /// The service's list files, whose changes are logged once the log
+    /// was read again (after the command's rules).
+    lists: Option<Arc<std::sync::Mutex<super::lists::Lists>>>,
     /// The requests of the records handed out, not asked for yet.
     pending: VecDeque<(u32, i64, Request)>,
     shared: Arc<Shared>,
@@ -71,8 +74,13 @@ impl LogSource {
     /// service started, read whole (unless [`Source::seek`] says from
     /// where), then `live`.
     /// With `command`: the rules the service starts with ([`LogSource::command`]).
-    pub(crate) fn with_command(mut self, command: String) -> LogSource {
+    pub(crate) fn with_command(
+        mut self,
+        command: String,
+        lists: Arc<std::sync::Mutex<super::lists::Lists>>,
+    ) -> LogSource {
         self.command = Some(command);
+        self.lists = Some(lists);
         self
     }
 
@@ -95,6 +103,7 @@ impl LogSource {
             version: 0,
             rules_print: 0,
             command: None,
+            lists: None,
             pending: VecDeque::new(),
             shared,
         })
@@ -162,7 +171,7 @@ impl LogSource {
                 // (the run applies it when it takes it, in the log's
                 // order: `Config::source_rules`)
                 let record = serde_json::json!({ "$rules": text }).to_string();
-                batch.push_rules(record.as_bytes(), origin, Some(entry.stamp), 0);
+                batch.push_rules(record.as_bytes(), origin, None, 0);
                 self.version += 1;
                 self.rules_print = super::note::fnv(text.as_bytes());
                 self.shared.version.store(self.version, Ordering::Release);
@@ -170,11 +179,10 @@ impl LogSource {
                     self.shared.rules_changed(&rules, self.version);
                 }
             }
-            Entry::List { .. } => {
-                return Err(self.error(format!(
-                    "entry {} is a change of a list, which this build does not apply from the log",
-                    entry.seq
-                )));
+            Entry::List { change } => {
+                // (a `$list` record, applied at its place as a source's
+                // rules stream's: `lists.rs`)
+                batch.push_rules(change.get().as_bytes(), origin, None, 0);
             }
         }
         Ok(())
@@ -253,6 +261,18 @@ impl Source for LogSource {
             if let Some(command) = self.command.take() {
                 if super::note::fnv(command.as_bytes()) != self.rules_print {
                     self.shared.log_rules(command, "the command line");
+                }
+            }
+            // (then what the list files changed since they were last
+            // logged, before any request is taken)
+            if let (Some(lists), Some(log)) = (self.lists.take(), self.shared.log.get()) {
+                let mut lists = lists.lock().unwrap_or_else(|p| p.into_inner());
+                if lists.any() {
+                    let stopped = self.recovered_end > 0;
+                    let said = lists.log_changes(log, stopped, &mut |n| eprint!("{}", n.as_str()));
+                    if let Err(e) = said {
+                        return Err(self.error(format!("the list files' changes: {e}")));
+                    }
                 }
             }
             self.shared.replayed(self.position);
