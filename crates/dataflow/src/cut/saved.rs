@@ -391,11 +391,11 @@ impl WorkerCut {
     where
         E: Event + Clone + Serialize + DeserializeOwned + 'static,
     {
-        let waiting = engine.take_waiting();
+        let waiting = engine.take_waiting_positioned();
         let stats = engine.stats();
         let lateness = clock.resumed(
             (engine.current_watermark(), engine.max_seen()),
-            waiting.iter().map(|(ts, _)| *ts),
+            waiting.iter().map(|(ts, _, _)| *ts),
             // (the source counted the waiting events as it read them)
             (stats.events + waiting.len() as u64, stats.late),
             punctuated,
@@ -457,10 +457,16 @@ impl WorkerCut {
         }
         let n = waiting.len() as u64;
         let stamped: Vec<Stamped<E>> = (waiting.into_iter().enumerate())
-            .map(|(i, (ts, event))| Stamped {
+            .map(|(i, (ts, event, named))| Stamped {
                 ts,
                 source: 0,
-                offset: position.saturating_sub(n - 1 - i as u64),
+                // (an event one engine named by its line, `PATH:LINE`,
+                // for its decisions: that line, the place of the file's
+                // first chunk that names it so on workers
+                // (`ChunkLines::line`) and orders it before the lines
+                // read after it)
+                offset: line_of(named.as_ref())
+                    .unwrap_or_else(|| position.saturating_sub(n - 1 - i as u64)),
                 event,
             })
             .collect();
@@ -659,9 +665,13 @@ where
     // (`resume_clock`); those read again are counted as they are.
     let again_or_after = (places.len() + stash.len()) as u64 + late;
     engine.count_taken_before(read.saturating_sub(again_or_after));
-    let waiting = stash.into_iter().map(|s| (s.ts, s.event)).collect();
+    // (each with its place, which names its decisions: the caller names
+    // them as one engine does, `run::single`)
+    let waiting = (stash.into_iter())
+        .map(|s| (s.ts, s.event, Some(crate::place_of(s.source, s.offset))))
+        .collect();
     let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
-    engine.resume_clock((watermark, max_seen), waiting, late)?;
+    engine.resume_clock_positioned((watermark, max_seen), waiting, late)?;
     Ok(Merged {
         ends: first.ends.clone(),
         again: places,
@@ -824,6 +834,17 @@ fn not_a(what: &str) -> Error {
         ErrorKind::Snapshot,
         format!("not a worker's state at a cut: no {what}"),
     )
+}
+
+/// The line of an event's name `PATH:LINE` (one engine's position of an
+/// event read from a file, `docs/decisions.md`), as a place of the first
+/// chunk (below `1 << 32`).
+fn line_of(named: Option<&cepheid_engine::Value>) -> Option<u64> {
+    let cepheid_engine::Value::Str(name) = named? else {
+        return None;
+    };
+    let (_, line) = name.rsplit_once(':')?;
+    line.parse::<u64>().ok().filter(|&line| line < 1 << 32)
 }
 
 #[cfg(test)]

@@ -58,13 +58,6 @@ pub(super) fn resume(
                 .to_string(),
         ));
     }
-    if config.decisions.is_some() {
-        // (its waiting events would go to the workers without the input
-        // positions that name their decisions: `docs/decisions.md`)
-        return Err(single(
-            "a checkpoint of one engine with decisions (`Config::decisions`) resumes without `Scale::workers` yet".to_string(),
-        ));
-    }
     let path = config.input.path();
     let file = File::open(path).map_err(|e| single(format!("{}: {e}", path.display())))?;
     if let Some(tail) = input.tail {
@@ -180,7 +173,10 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     // (another run on the folder is refused before anything is read)
     let lock = cepheid_runtime::checkpoint::lock_folder(dir, 0)?;
     let marker = newest.marker();
-    if kept.len() > 1 || !marker.sink_state().data.is_empty() {
+    // (a sink's own state is a transactional sink's; two cuts kept are
+    // also a run killed between a cut and the pruning of the one before,
+    // which a file's output resumes from the newest as ever)
+    if !marker.sink_state().data.is_empty() {
         return Err(refuse(
             "its output is a sink's that commits with checkpoints (Kafka)",
         ));
@@ -190,13 +186,6 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     }
     if config.follow {
         return Err(refuse("it is of a followed file"));
-    }
-    if config.decisions.is_some() {
-        // (the events the workers held would reach the engine without the
-        // input positions that name their decisions: `docs/decisions.md`)
-        return Err(refuse(
-            "its decisions (`Config::decisions`) go on on workers only yet",
-        ));
     }
     let Some(command) = marker.the_command().cloned() else {
         return Err(refuse("it names no command"));
@@ -240,6 +229,9 @@ pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<Option<usize>, Er
     let prefix = pending.is_empty() && matches!(ranges[..], [Range { end: u64::MAX, .. }]);
     let mut engine = one_engine(config, rules, &states, &kept_rules).map_err(not_one)?;
     let merged = crate::cut::merge(&states, &mut engine, !prefix).map_err(not_one)?;
+    if config.decisions.is_some() {
+        name_by_lines(&mut engine, config, marker.chunk_bytes());
+    }
     if !prefix {
         let again = (read.again.iter().chain(&merged.again).chain(&pending))
             .copied()
@@ -535,4 +527,32 @@ fn chunks_read(path: &Path, ranges: &[Range], cut: (u64, Format)) -> io::Result<
             .collect(),
     };
     Ok(read.after(&[]))
+}
+
+/// Names the events `engine` holds waiting as one engine names an event
+/// of `config`'s file for its decisions, `PATH:LINE`, from their places in
+/// the workers' chunks of `chunk_bytes` (`docs/decisions.md`): the engine
+/// of a workers' cut made one engine's (the events the workers had
+/// stashed are read again, and named as they are read). A place whose
+/// line cannot be counted (the file changed) keeps its place.
+fn name_by_lines(engine: &mut Engine<Record>, config: &Config, chunk_bytes: u64) {
+    let path = config.input.path();
+    let Ok(chunks) = FileChunks::new(path, 0, 1, chunk_bytes) else {
+        return;
+    };
+    let chunks = chunks.with_header(matches!(config.format, Format::Csv));
+    let controls = matches!(config.format, Format::JsonLines) || config.source_rules;
+    let mut lines = match controls {
+        true => chunks.past_lines(|line| Control::parse(line).is_some()),
+        false => chunks,
+    }
+    .lines();
+    let origin = config.input.describe();
+    engine.rename_positions(|place| {
+        let (source, offset) = crate::place_parts(place)?;
+        let line = lines.line(offset).ok().filter(|_| source == 0)?;
+        Some(cepheid_engine::Value::Str(
+            format!("{origin}:{line}").into(),
+        ))
+    });
 }

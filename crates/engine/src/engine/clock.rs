@@ -346,12 +346,25 @@ impl<E> Clock<E> {
     /// processed (time, then arrival), and sets another bounded
     /// out-of-orderness (the watermark and the largest time seen kept).
     pub fn take_waiting(&mut self, max_delay: i64) -> Vec<(Timestamp, E)> {
+        (self.take_waiting_numbered(max_delay).into_iter())
+            .map(|(ts, _, event)| (ts, event))
+            .collect()
+    }
+
+    /// [`take_waiting`](Self::take_waiting), each event with its arrival
+    /// number.
+    pub fn take_waiting_numbered(&mut self, max_delay: i64) -> Vec<(Timestamp, u64, E)> {
         let mut taken = Vec::with_capacity(self.waiting.len());
         while let Some(w) = self.waiting.pop_if(|_| true) {
-            taken.push((w.ts, w.event));
+            taken.push((w.ts, w.seq, w.event));
         }
         self.time.set_max_delay(max_delay);
         taken
+    }
+
+    /// The arrival number the next event taken in gets.
+    pub fn next_arrival_number(&self) -> u64 {
+        self.arrivals
     }
 
     /// Goes on from another clock's state (a fresh clock: nothing seen,

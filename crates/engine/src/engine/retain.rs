@@ -149,11 +149,44 @@ impl<E: Event + 'static> Engine<E> {
     /// The events taken are no longer counted as taken in
     /// ([`Stats::events`]): the engine that gets them counts them.
     pub fn take_waiting(&mut self) -> Vec<(Timestamp, E)> {
+        (self.take_waiting_positioned().into_iter())
+            .map(|(ts, event, _)| (ts, event))
+            .collect()
+    }
+
+    /// Gives the events waiting the positions `rename` makes of theirs
+    /// (`None`: it keeps its own): the engine of a workers' cut made one
+    /// engine's names its waiting events as one engine names them
+    /// (`PATH:LINE`) rather than by their places in the workers' chunks.
+    pub fn rename_positions(&mut self, mut rename: impl FnMut(&Value) -> Option<Value>) {
+        if let Some(decide) = self.core.decide.as_deref_mut() {
+            for position in decide.positions.values_mut() {
+                if let Some(renamed) = rename(position) {
+                    *position = renamed;
+                }
+            }
+        }
+    }
+
+    /// [`take_waiting`](Engine::take_waiting), each event with the
+    /// position its caller gave it ([`Engine::push_positioned`]), which
+    /// names its decisions when its scene has no `id` (`None`: none was
+    /// given, or the engine decides nothing). An engine of `cepheid run
+    /// --decisions` becoming a dataflow worker's keeps its waiting events'
+    /// names so.
+    pub fn take_waiting_positioned(&mut self) -> Vec<(Timestamp, E, Option<Value>)> {
         self.core.set_waiting_limit(usize::MAX);
-        let taken = self.core.clock.take_waiting(i64::MAX);
+        let taken = self.core.clock.take_waiting_numbered(i64::MAX);
         let stats = &mut self.core.stats;
         stats.events = stats.events.saturating_sub(taken.len() as u64);
-        taken
+        let decide = self.core.decide.as_deref_mut();
+        let mut positions = decide.map(|d| &mut d.positions);
+        (taken.into_iter())
+            .map(|(ts, seq, event)| {
+                let position = positions.as_mut().and_then(|p| p.remove(&seq));
+                (ts, event, position)
+            })
+            .collect()
     }
 
     /// Takes the entries of the rolling indicators this engine keeps out
@@ -385,6 +418,33 @@ impl<E: Event + 'static> Engine<E> {
             .map_err(|e| Error::new(ErrorKind::Snapshot, e.to_string()))?;
         self.core.stats.events += n + late;
         self.core.stats.late += late;
+        Ok(())
+    }
+
+    /// [`resume_clock`](Engine::resume_clock), each waiting event with
+    /// the position that names its decisions, as
+    /// [`push_positioned`](Engine::push_positioned) gives one (`None`:
+    /// none; kept only by an engine that decides).
+    pub fn resume_clock_positioned(
+        &mut self,
+        bounds: (Option<Timestamp>, Option<Timestamp>),
+        waiting: Vec<(Timestamp, E, Option<Value>)>,
+        late: u64,
+    ) -> Result<(), Error> {
+        let first = self.core.clock.next_arrival_number();
+        let mut positions = Vec::new();
+        let waiting = (waiting.into_iter().enumerate())
+            .map(|(i, (ts, event, position))| {
+                if let Some(position) = position {
+                    positions.push((first + i as u64, position));
+                }
+                (ts, event)
+            })
+            .collect();
+        self.resume_clock(bounds, waiting, late)?;
+        if let Some(decide) = self.core.decide.as_deref_mut() {
+            decide.positions.extend(positions);
+        }
         Ok(())
     }
 }
