@@ -390,6 +390,85 @@ fn resumed_after_a_change_of_rules_it_goes_on_deciding() {
     );
 }
 
+/// The same change of rules, killed after a checkpoint taken under the new
+/// rules on workers and resumed on workers, and across executors both
+/// ways: the decisions and the alerts are the uninterrupted one engine's
+/// (sorted: the workers write a time's in another order).
+#[cfg(feature = "workers")]
+#[test]
+fn resumed_after_a_change_of_rules_on_workers_and_across_it_goes_on_deciding() {
+    let dir = setup("decisions_changed_workers", 3000);
+    let changed = RULES
+        .replace("match p{3}", "match p{2}")
+        .replace("review if score >= 60", "review if score >= 50");
+    let record = serde_json::json!({ "$rules": changed }).to_string();
+    let mut events: Vec<String> = events(3000).lines().map(str::to_string).collect();
+    events.insert(1000, record);
+    fs::write(dir.join("events.jsonl"), events.join("\n") + "\n").unwrap();
+    let base = ["--max-delay", "1s", "--rules-from-stream"];
+    ok(run_here(&dir)
+        .args(base)
+        .args([
+            "--output",
+            "out_whole.jsonl",
+            "--decisions",
+            "dec_whole.jsonl",
+        ])
+        .output()
+        .unwrap());
+    let sorted = |file: &str| {
+        let mut lines = lines(&dir, file);
+        lines.sort();
+        lines
+    };
+    let workers = ["--workers", "2"];
+    for (taken, resumed) in [
+        (&workers[..], &workers[..]),
+        (&workers[..], &[][..]),
+        (&[][..], &workers[..]),
+    ] {
+        let _ = fs::remove_dir_all(dir.join("ckpt"));
+        let flags = [
+            "--output",
+            "out.jsonl",
+            "--decisions",
+            "dec.jsonl",
+            "--checkpoint",
+            "ckpt",
+            "--checkpoint-every",
+            "1500",
+        ];
+        let killed = run_here(&dir)
+            .args(base)
+            .args(flags)
+            .args(taken)
+            .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
+            .output()
+            .unwrap();
+        assert!(!killed.status.success(), "{}", stderr(&killed));
+        let run = ok(run_here(&dir)
+            .args(base)
+            .args(flags)
+            .args(resumed)
+            .output()
+            .unwrap());
+        assert!(
+            stderr(&run).contains("resuming from checkpoint"),
+            "{}",
+            stderr(&run)
+        );
+        let what = format!("taken {taken:?}, resumed {resumed:?}");
+        assert!(
+            sorted("dec.jsonl") == sorted("dec_whole.jsonl"),
+            "{what}: the decisions differ"
+        );
+        assert!(
+            sorted("out.jsonl") == sorted("out_whole.jsonl"),
+            "{what}: the alerts differ"
+        );
+    }
+}
+
 /// For each `(n, every)`: the run of `dir` with `base` flags and a
 /// checkpoint every `every` events, killed after its first checkpoint,
 /// then resumed (saying `said`): its decisions (`dec_N.jsonl`) and alerts

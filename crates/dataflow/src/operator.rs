@@ -1187,7 +1187,10 @@ impl<E: Event + Clone + 'static> Worker<E> {
                     },
                 );
                 let done = (done.and_then(|changes| {
-                    Ok((changes, engine.set_scenes_in_part(rules.scenes(), &all)?))
+                    // (with the rules' texts: a cut's snapshot keeps the
+                    // scenes, which an engine restored after the change
+                    // has again, `restored_engine`)
+                    Ok((changes, engine.set_rules_scenes_in_part(&rules, &all)?))
                 }))
                 .map(|(changes, removed)| {
                     // (said after the patterns, as one engine words them)

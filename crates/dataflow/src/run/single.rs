@@ -356,6 +356,10 @@ fn one_engine(
             engine.adopt(theirs, |p| &p.name == name)?;
         }
     }
+    // (and the scenes in force, which every group's engine holds in part)
+    if let Some(Some(part)) = groups.first() {
+        engine.adopt_scenes(part)?;
+    }
     Ok(engine)
 }
 

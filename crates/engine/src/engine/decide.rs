@@ -1209,6 +1209,29 @@ impl<E: Event + 'static> crate::Engine<E> {
         Ok(removed)
     }
 
+    /// [`set_scenes_in_part`](crate::Engine::set_scenes_in_part) of the
+    /// scenes of `rules`, kept with the texts `rules` were loaded from: a
+    /// snapshot of the engine then keeps its scenes, and an engine
+    /// restored from it with the snapshot's rules
+    /// ([`restore_rules`](crate::Engine::restore_rules): a dataflow
+    /// worker's after a change of rules) has them again, in part.
+    pub fn set_rules_scenes_in_part(
+        &mut self,
+        rules: &crate::Rules,
+        patterns: &[&Pattern],
+    ) -> Result<Vec<String>, Error> {
+        let texts = <crate::Rules as crate::engine::sealed::Sealed<E>>::texts(rules);
+        let mut fields = self.fields.clone();
+        let runs = self.compile_scenes(rules.scenes(), patterns, &mut fields, false, texts)?;
+        self.fields = fields;
+        let removed = self.set_scenes(runs);
+        if let Some(decide) = &mut self.core.decide {
+            decide.part = true;
+        }
+        self.read_new_fields();
+        Ok(removed)
+    }
+
     /// Is the engine a part of a rule set run in parts
     /// ([`set_scenes_in_part`](crate::Engine::set_scenes_in_part))?
     pub(super) fn in_part(&self) -> bool {

@@ -886,6 +886,35 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         }
     }
 
+    /// Takes the scenes in force in `part`, an engine of a part of the
+    /// same rules (a dataflow worker's group, restored after a change of
+    /// rules: `set_rules_scenes_in_part`), made again from the texts they
+    /// were loaded from over this engine's patterns, whole: so a workers'
+    /// cut taken after a change of rules, made one engine's (which adopts
+    /// the groups' patterns, `adopt`), decides as one engine. Nothing when
+    /// `part` has no scene, or this engine has some already; an error
+    /// when the texts do not load here.
+    pub fn adopt_scenes(&mut self, part: &Engine<E>) -> Result<(), Error> {
+        if self.core.decide.is_some() {
+            return Ok(());
+        }
+        let Some(saved) = (part.core.decide.as_ref()).and_then(|d| d.save_scenes()) else {
+            return Ok(());
+        };
+        let mut fields = self.fields.clone();
+        let runs = self.scenes_of(&saved, &mut fields)?;
+        if runs.is_empty() {
+            return Ok(());
+        }
+        intern_paths(&self.fields, &field_paths(&fields));
+        self.add_scenes(runs);
+        if let Some(decide) = &mut self.core.decide {
+            decide.part = false;
+        }
+        self.read_new_fields();
+        Ok(())
+    }
+
     /// The scenes a snapshot keeps ([`SavedScenes`]), made again: each
     /// rule set's texts loaded, its scenes in force taken by name and
     /// compiled over the engine's patterns (restored already) and lists.
