@@ -1108,6 +1108,25 @@ fn a_backtest_gives_each_scenes_outcome_mix_and_its_precision_and_recall() {
         "{said}"
     );
     let report: serde_json::Value = serde_json::from_slice(&backtest.stdout).unwrap();
+    // On workers, the same outcome mix and figures (worker 0 gathers each
+    // event's parts).
+    #[cfg(feature = "workers")]
+    {
+        let on_workers = ok(common::cepheid()
+            .current_dir(&dir)
+            .args(["backtest", "rules.cep", "--events", "events.jsonl"])
+            .args(["--max-delay", "30m", "--labels", "labels.jsonl", "--json"])
+            .args(["--workers", "2"])
+            .output()
+            .unwrap());
+        let theirs: serde_json::Value = serde_json::from_slice(&on_workers.stdout).unwrap();
+        assert_eq!(theirs["scenes"], report["scenes"]);
+        assert!(
+            !stderr(&on_workers).contains("outcomes"),
+            "{}",
+            stderr(&on_workers)
+        );
+    }
     let scene = &report["scenes"][0];
     assert_eq!(scene["scene"], "payment");
     assert_eq!(scene["decisions"], decisions.len());
@@ -1299,6 +1318,24 @@ fn a_diff_says_which_events_change_outcome_and_because_of_which_rules() {
         got.insert(key, (m["events"].as_u64().unwrap(), rules));
     }
     assert_eq!(got, want);
+    // On workers, the same outcomes and moves (worker 0 gathers each
+    // event's parts).
+    #[cfg(feature = "workers")]
+    {
+        let on_workers = ok(common::cepheid()
+            .current_dir(&dir)
+            .args(["diff", "rules.cep", "new.cep", "--events", "events.jsonl"])
+            .args(["--max-delay", "1s", "--json", "--workers", "2"])
+            .output()
+            .unwrap());
+        let theirs: serde_json::Value = serde_json::from_slice(&on_workers.stdout).unwrap();
+        assert_eq!(theirs["outcomes"], report["outcomes"]);
+        assert!(
+            !stderr(&on_workers).contains("outcomes"),
+            "{}",
+            stderr(&on_workers)
+        );
+    }
     // The terminal says each move with its rule, and a set against itself
     // moves nothing.
     let text = ok(common::cepheid()
@@ -1484,8 +1521,8 @@ fn why_an_event_got_its_outcome_is_told_rule_by_rule() {
 /// the topic's partitions), committed in the output's transactions with
 /// checkpoints (killed and resumed:
 /// `killed_and_resumed_the_committed_decisions_on_a_topic_are_each_once`).
-/// A file `--decisions` with a Kafka output, a topic beside a file output,
-/// and a topic on workers are refused.
+/// The same on workers. A file `--decisions` with a Kafka output and a
+/// topic beside a file output are refused.
 #[cfg(feature = "kafka")]
 #[test]
 fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
@@ -1558,22 +1595,29 @@ fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
             "--decisions kafka://... goes with --output kafka://...",
         ),
     ];
+    // On workers, the same decisions, each once, in the output's
+    // transactions (worker 0 gathers each event's parts).
     #[cfg(feature = "workers")]
-    let refused = {
-        let mut refused = refused;
-        refused.push((
-            vec![
-                "--workers".into(),
-                "2".into(),
-                "--output".into(),
-                format!("kafka://{b}/{output}"),
-                "--decisions".into(),
-                format!("kafka://{b}/{decisions}"),
-            ],
-            "a decisions topic are decided on one engine only yet",
-        ));
-        refused
-    };
+    {
+        let (output, decisions) = (topic("decisions-out-w"), topic("decisions-w"));
+        broker.create_topic(&output, 1);
+        broker.create_topic(&decisions, 3);
+        let _ = fs::remove_dir_all(dir.join("ckpt"));
+        ok(run_here(&dir)
+            .args(["--max-delay", "1s", "--workers", "2"])
+            .args(["--output", &format!("kafka://{b}/{output}")])
+            .args(["--decisions", &format!("kafka://{b}/{decisions}")])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "700"])
+            .args(["--transactional-id", "decisions-test-workers"])
+            .output()
+            .unwrap());
+        let seen = broker.read_topic(&decisions, "read_committed");
+        let mut got: Vec<String> = seen.iter().map(|s| s.payload.clone()).collect();
+        got.sort();
+        assert_eq!(got, want, "on workers, each decision once");
+        let alerts = broker.read_topic(&output, "read_committed");
+        assert_eq!(alerts.len(), lines(&dir, "o.jsonl").len());
+    }
     for (flags, said) in refused {
         let run = run_here(&dir).args(&flags).output().unwrap();
         assert_eq!(run.status.code(), Some(2), "{flags:?}: {}", stderr(&run));
@@ -1693,6 +1737,19 @@ fn a_kafka_topics_events_are_named_by_topic_partition_and_offset() {
             fs::read_to_string(dir.join("d.jsonl")).unwrap(),
             "decisions, a checkpoint every {every}"
         );
+    }
+    // On workers a topic's events are not placed yet: refused, nothing
+    // written (`docs/decisions.md`).
+    #[cfg(feature = "workers")]
+    {
+        let refused = run("o_w.jsonl", "d_w.jsonl", &["--workers", "2"]);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        assert!(
+            stderr(&refused).contains("are decided on one engine only yet"),
+            "{}",
+            stderr(&refused)
+        );
+        assert!(!dir.join("d_w.jsonl").exists());
     }
 }
 

@@ -425,8 +425,9 @@ struct Workers {
     /// The checkpoint it resumes from, as the runtime read and chose it
     /// (`Config::checkpoint`).
     resumed: Option<Stored>,
-    /// With a decisions file: the rules, whose scenes worker 0 resolves
-    /// the engines' parts by (`run/decisions.rs`).
+    /// The rules when they have scenes: with a decisions file or a sink
+    /// that takes decisions, those worker 0 resolves the engines' parts
+    /// by (`run/decisions.rs`).
     rules: Option<Rules>,
 }
 
@@ -546,7 +547,7 @@ impl Workers {
             sources: None,
             sink: None,
             resumed: None,
-            rules: config.decisions.is_some().then(|| rules.clone()),
+            rules: (!rules.scenes().is_empty()).then(|| rules.clone()),
         })
     }
 
@@ -603,11 +604,17 @@ impl Workers {
             rules: decided_by,
         } = self;
         refuse_to_run(&config, &scale, sink.is_some())?;
-        if sink.as_ref().is_some_and(|s| s.takes_decisions)
-            || (config.decisions.is_some() && sources.is_some())
-        {
+        // (a sink that takes decisions, a decisions topic or the rule
+        // lab's, gets them as a decisions file does: gathered by worker 0)
+        let to_sink = sink.as_ref().is_some_and(|s| s.takes_decisions);
+        if (config.decisions.is_some() || to_sink) && sources.is_some() {
             return Err(Error::Refused(Refusal::Decisions));
         }
+        let gathers = config.decisions.is_some() || to_sink;
+        if gathers && !plan.gathers_decisions() {
+            plan = plan.gathering_decisions();
+        }
+        let decided_by = decided_by.filter(|_| gathers);
         // A file's parts: each worker reads its own, and looks now and
         // then at what a handle asks (a stop, a reload).
         let parts = (!live(&config) && sources.is_none()).then(|| {

@@ -141,6 +141,27 @@ impl Events {
         Ok((ran.rules, ran.records))
     }
 
+    /// Do the runs of these events make the scenes' decisions (their
+    /// outcomes in `backtest` and `diff`)? On one engine, and on workers
+    /// over a file (worker 0 gathers each event's parts, as `cepheid run
+    /// --workers N --decisions` does); not on workers over a Kafka range
+    /// (the workers' readers do not place a topic's records yet).
+    pub fn decides(&self) -> bool {
+        self.gives_decisions() != Gives::Never
+    }
+
+    /// When the runs give their sink decisions.
+    fn gives_decisions(&self) -> Gives {
+        if self.workers.is_none() {
+            return Gives::Always;
+        }
+        #[cfg(feature = "kafka")]
+        if self.is_kafka() {
+            return Gives::Never;
+        }
+        Gives::Asked
+    }
+
     /// [`Events::run`], each record (matches and timeouts, a `shadow`
     /// pattern's too: they are the rule's records all the same) given to
     /// `records` in the order the run makes them, through a sink of the
@@ -163,7 +184,7 @@ impl Events {
         let said = Box::new(Said(which.to_string(), self.tell.clone()));
         let (back, given) = std::sync::mpsc::channel();
         let sink = Box::new(
-            ToRecords::new(records, back, self.workers.is_none())
+            ToRecords::new(records, back, self.gives_decisions())
                 .map_err(|e| Error::new(ErrorKind::Io, format!("cannot start a thread: {e}")))?,
         );
         let (span, left_out) = self.run_rules(config, &rules, (said, sink), path, which)?;
@@ -240,6 +261,20 @@ impl Records for Vec<String> {
     }
 }
 
+/// When a lab run gives its sink decisions ([`Events::gives_decisions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Gives {
+    /// One engine: always (a run of scenes then says nothing of
+    /// decisions not written).
+    Always,
+    /// Workers over a file: when the records take them (worker 0 gathers
+    /// the groups' parts).
+    Asked,
+    /// Workers over a Kafka range: never (the workers' readers do not
+    /// place a topic's records yet, `Refusal::Decisions`).
+    Never,
+}
+
 /// A lab run's sink: each match and timeout (a shadow pattern's too) to
 /// its [`Records`], late events not taken; given back through `back` when
 /// the run drops it. Nothing to make durable: a lab run keeps no
@@ -255,7 +290,7 @@ impl Records for Vec<String> {
 struct ToRecords<R: Records> {
     /// Does its [`Records`] take decisions?
     decisions: bool,
-    /// Does the run give it decisions (one engine's; workers make none)?
+    /// Does the run give it decisions ([`Events::gives_decisions`])?
     takes_decisions: bool,
     block: Vec<u8>,
     blocks: Option<std::sync::mpsc::SyncSender<Vec<u8>>>,
@@ -268,19 +303,25 @@ impl<R: Records> ToRecords<R> {
     /// does not fit in it.
     const BLOCK: usize = 256 * 1024;
 
-    /// Records to `records` (given back through `back`); with `one_engine`
-    /// the run's decisions are taken (those `records` does not want
-    /// dropped here), on workers none (they make none: `--decisions` is
-    /// one engine's).
+    /// Records to `records` (given back through `back`); as `gives`
+    /// says ([`Events::gives_decisions`]): on one engine the run's
+    /// decisions are taken (those `records` does not want dropped here),
+    /// on workers those `records` wants (gathered by worker 0, which costs
+    /// the others nothing when none is wanted), over a Kafka range on
+    /// workers none.
     fn new(
         mut records: R,
         back: std::sync::mpsc::Sender<R>,
-        one_engine: bool,
+        gives: Gives,
     ) -> std::io::Result<ToRecords<R>> {
         // (a few blocks ahead: the run waits when the thread is behind)
         let (blocks, taken) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
         let decisions = records.takes_decisions();
-        let takes_decisions = one_engine;
+        let takes_decisions = match gives {
+            Gives::Always => true,
+            Gives::Asked => decisions,
+            Gives::Never => false,
+        };
         let taker = std::thread::Builder::new()
             .name("cepheid-lab".to_string())
             .spawn(move || {

@@ -81,7 +81,7 @@ impl fmt::Display for Refusal {
                 "`Scale::output_per_worker` needs an output file (`Config::output`), not a sink (kafka://...)"
             }
             Refusal::Decisions => {
-                "decisions (`Config::decisions`) on `Scale::workers` or `Scale::processes` are made of a file's or a followed input's events, written to a file: the events of a `Source` (a Kafka topic) and a decisions topic are decided on one engine only yet; run it on one engine"
+                "decisions (`Config::decisions`, or a sink that takes them) on `Scale::workers` or `Scale::processes` are made of a file's or a followed input's events: the events of a `Source` (a Kafka topic) are decided on one engine only yet (the workers' readers do not place its records); run it on one engine"
             }
             Refusal::AuditPerWorker => {
                 "`Scale::output_per_worker` does not take an audit file (`Config::audit`) yet: run without it"
