@@ -1,7 +1,10 @@
 //! `cepheid serve`: the decision service (issue 63, `docs/serve.md`).
 //! Requests over HTTP (`docs/api/openapi.yaml`), logged before they are
 //! answered, decided by one engine at once; its state in `--state`, its
-//! alerts and decisions in files as `cepheid run` writes them.
+//! alerts and decisions in files as `cepheid run` writes them, or Kafka
+//! topics written exactly once with its checkpoints (`--output
+//! kafka://...`: the runtime's transactional sink, opened here as `run`
+//! opens it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
