@@ -18,6 +18,53 @@ pub const EXIT_UNREACHABLE: u8 = 6;
 /// over (this one was fenced).
 pub const EXIT_FENCED: u8 = 7;
 
+/// The Kafka options of a command that only writes to Kafka (`cepheid
+/// serve --output kafka://...`): the sink's flags of `cepheid run`, the
+/// same names, defaults and words, mapped to the same [`KafkaOptions`].
+#[derive(clap::Args, Debug, Clone)]
+pub struct SinkArgs {
+    /// A librdkafka property for the Kafka producer (repeatable):
+    /// `--kafka linger.ms=20` (docs/kafka.md, "TLS and SASL").
+    #[arg(long, value_name = "NAME=VALUE", value_parser = cepheid_kafka::parse_property)]
+    pub kafka: Vec<(String, String)>,
+    /// The Kafka producer's transactional id (with --output kafka://...);
+    /// default `cepheid:` and the checkpoint folder's canonical path
+    /// (`STATE/checkpoints`). A second instance with the same id fences
+    /// the first, which stops (exit 7).
+    #[arg(long, value_name = "ID")]
+    pub transactional_id: Option<String>,
+    /// A topic of cepheid's own whose partition 0 marks the committed
+    /// checkpoints (as `cepheid run --kafka-marker-topic`).
+    #[arg(long, value_name = "TOPIC")]
+    pub kafka_marker_topic: Option<String>,
+    /// How long a Kafka broker that does not answer is waited for (retried
+    /// with backoff), at the start and while serving; then the service
+    /// stops with exit status 6.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = cepheid_core::time::parse_positive_duration)]
+    pub kafka_timeout: i64,
+}
+
+impl SinkArgs {
+    /// The [`KafkaOptions`] of these flags (no source: nothing read from
+    /// Kafka).
+    pub fn options(&self) -> KafkaOptions<'_> {
+        KafkaOptions {
+            rules_topic: None,
+            timeouts: None,
+            properties: &self.kafka,
+            transactional_id: self.transactional_id.as_deref(),
+            marker_topic: self.kafka_marker_topic.as_deref(),
+            start: None,
+            until: None,
+            offset_mismatch: None,
+            retry: Retry {
+                limit: Duration::from_millis(u64::try_from(self.kafka_timeout).unwrap_or(0)),
+                ..Retry::default()
+            },
+        }
+    }
+}
+
 /// The command line's Kafka options (what the run itself says, its input,
 /// outputs, time and checkpoint folder, is in its `Config`).
 pub fn options(args: &Args) -> KafkaOptions<'_> {

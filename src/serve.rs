@@ -1,7 +1,10 @@
 //! `cepheid serve`: the decision service (issue 63, `docs/serve.md`).
 //! Requests over HTTP (`docs/api/openapi.yaml`), logged before they are
 //! answered, decided by one engine at once; its state in `--state`, its
-//! alerts and decisions in files as `cepheid run` writes them.
+//! alerts and decisions in files as `cepheid run` writes them, or Kafka
+//! topics written exactly once with its checkpoints (`--output
+//! kafka://...`: the runtime's transactional sink, opened here as `run`
+//! opens it).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,10 +32,15 @@ pub struct Args {
     /// (`checkpoints/`); a restart goes on from it.
     #[arg(long, value_name = "DIR")]
     state: PathBuf,
-    /// Where alerts go (default `STATE/alerts.jsonl`).
+    /// Where alerts go (default `STATE/alerts.jsonl`); `kafka://HOST:PORT/TOPIC`
+    /// a Kafka topic, written exactly once in a transaction per
+    /// checkpoint (then --decisions is a topic too; docs/serve.md,
+    /// "Kafka outputs").
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Where every decision goes (default `STATE/decisions.jsonl`).
+    /// Where every decision goes (default `STATE/decisions.jsonl`); with
+    /// --output kafka://..., a topic on its brokers (kafka://HOST:PORT/TOPIC,
+    /// in the output's transactions).
     #[arg(long, value_name = "FILE")]
     decisions: Option<PathBuf>,
     /// Where the records of `shadow` patterns go, never among the alerts
@@ -91,6 +99,38 @@ pub struct Args {
     /// Threads answering HTTP.
     #[arg(long, value_name = "N", default_value_t = 2)]
     threads: usize,
+    /// The Kafka sink's options (with --output kafka://...).
+    #[cfg(feature = "kafka")]
+    #[command(flatten)]
+    kafka: crate::run::kafka::SinkArgs,
+}
+
+fn is_kafka(path: Option<&PathBuf>) -> bool {
+    path.and_then(|p| p.to_str())
+        .is_some_and(|p| p.starts_with("kafka://"))
+}
+
+/// Refusals of the outputs' flags before anything starts (exit 2).
+fn check_outputs(args: &Args) -> Result<(), String> {
+    let named = [
+        ("--output", args.output.as_ref()),
+        ("--decisions", args.decisions.as_ref()),
+        ("--shadow-output", args.shadow_output.as_ref()),
+    ];
+    if cfg!(not(feature = "kafka")) {
+        if let Some((flag, _)) = named.iter().find(|(_, p)| is_kafka(*p)) {
+            return Err(format!(
+                "error: {flag} kafka://...: this cepheid was built without the feature `kafka`"
+            ));
+        }
+    }
+    // (every decision goes to the outputs: a Kafka output whose decisions
+    // would go to a file out of its transactions is refused, as the
+    // reverse is by `KafkaOptions::check`)
+    if is_kafka(args.output.as_ref()) && !is_kafka(args.decisions.as_ref()) {
+        return Err("error: --output kafka://... needs --decisions kafka://... (every decision goes to the outputs, in the output's transactions)".into());
+    }
+    Ok(())
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -123,6 +163,10 @@ pub fn run(args: &Args) -> u8 {
         // (said already by the load)
         return crate::EXIT_PATTERN_ERROR;
     };
+    if let Err(why) = check_outputs(args) {
+        say!("{why}");
+        return EXIT_USAGE;
+    }
     let mut options = ServiceOptions::new(&args.state);
     options.fsync = args.fsync;
     options.retention = args.retention;
@@ -170,16 +214,66 @@ pub fn run(args: &Args) -> u8 {
     ) {
         say!("warning: cannot handle SIGINT and SIGTERM ({e}); they end the service at once");
     }
-    let service = match Service::start(
-        &rules,
-        args.patterns.clone(),
-        &options,
-        Box::new(cepheid_runtime::StderrReport),
-    ) {
+    // The Kafka sink (--output kafka://...), opened from the service's
+    // run config as `cepheid run` opens its own: its flags checked (exit
+    // 2), the broker waited for up to --kafka-timeout (exit 6).
+    let mut status = EXIT_IO;
+    let started = {
+        #[cfg(feature = "kafka")]
+        let mut open = |config: &mut cepheid_runtime::Config| {
+            use cepheid_serve::service::StartError;
+            let topics = [&args.output, &args.decisions, &args.shadow_output];
+            if !topics.iter().any(|p| is_kafka(p.as_ref())) {
+                return Ok(None);
+            }
+            if args.shadow_output.is_none() {
+                // (the default file cannot be in the topic's
+                // transactions: shadow records need --shadow-output
+                // kafka://...)
+                config.shadow_output = None;
+            }
+            let kafka = args.kafka.options();
+            // (checked as a run of its sink alone: the service's record
+            // time is its log's, a source of its own, which
+            // `KafkaOptions::check` takes for `--time kafka` without a
+            // Kafka source)
+            let time = std::mem::replace(&mut config.time, cepheid_runtime::Time::Processing);
+            let checked = kafka.check(config);
+            config.time = time;
+            if let Err(why) = checked {
+                status = EXIT_USAGE;
+                return Err(StartError(format!(
+                    "error: {}",
+                    crate::run::in_flags(&why.to_string())
+                )));
+            }
+            kafka.open_sink(config).map_err(|e| {
+                status = crate::run::kafka::status_of(&e);
+                let said = crate::run::in_flags(&e.to_string()).into_owned();
+                if e.is_unreachable() {
+                    // (the broker named: the operator's URL)
+                    let url = (args.output.as_ref())
+                        .map_or_else(String::new, |p| p.display().to_string());
+                    return StartError(format!("error: --output {url}: {said}"));
+                }
+                StartError(format!("error: {said}"))
+            })
+        };
+        #[cfg(not(feature = "kafka"))]
+        let mut open = |_: &mut cepheid_runtime::Config| Ok(None);
+        Service::start_with_sink(
+            &rules,
+            args.patterns.clone(),
+            &options,
+            Box::new(cepheid_runtime::StderrReport),
+            &mut open,
+        )
+    };
+    let service = match started {
         Ok(service) => service,
         Err(e) => {
             say!("{e}");
-            return EXIT_IO;
+            return status;
         }
     };
     let front = match cepheid_serve::http::start(front_options, service.decider()) {
@@ -210,7 +304,13 @@ pub fn run(args: &Args) -> u8 {
     let summary = service.stop(crate::signals::name(signal));
     if let Some(summary) = summary {
         say!("{summary}");
-        if summary.error().is_some() {
+        if let Some(error) = summary.error() {
+            // (a Kafka sink's: 6 unreachable, 7 fenced, as `cepheid run`)
+            #[cfg(feature = "kafka")]
+            if let Some(status) = crate::run::kafka::status(error) {
+                return status;
+            }
+            let _ = error;
             return EXIT_IO;
         }
     }

@@ -21,18 +21,18 @@ use serde_json::Value;
 
 use crate::common::{cepheid, scratch, Live, PATIENCE};
 
-fn risk() -> PathBuf {
+pub(crate) fn risk() -> PathBuf {
     cepheid_testkit::path("patterns/risk")
 }
 
 /// A running `cepheid serve`: its process and its base URL.
-struct Server {
+pub(crate) struct Server {
     live: Live,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Server {
-    fn start(rules: &Path, state: &Path, args: &[&str]) -> Server {
+    pub(crate) fn start(rules: &Path, state: &Path, args: &[&str]) -> Server {
         Server::start_with(rules, state, args, &[])
     }
 
@@ -48,9 +48,10 @@ impl Server {
                 .args(["--listen", "127.0.0.1:0"])
                 .args(args),
         );
-        let line = live
-            .line(PATIENCE)
-            .unwrap_or_else(|| panic!("serve printed no address"));
+        let Some(line) = live.line(PATIENCE) else {
+            let (status, _, stderr) = live.finish();
+            panic!("serve printed no address ({status}): {stderr}");
+        };
         let base = line
             .strip_prefix("cepheid serve: listening on ")
             .unwrap_or_else(|| panic!("not the address line: {line}"))
@@ -81,7 +82,7 @@ impl Server {
     }
 
     /// Stops it with SIGTERM; its standard error.
-    fn stop(self) -> String {
+    pub(crate) fn stop(self) -> String {
         self.live.signal("TERM");
         let (status, _, stderr) = self.live.finish();
         assert!(status.success(), "{stderr}");
@@ -89,7 +90,7 @@ impl Server {
     }
 
     /// Kills it with SIGKILL.
-    fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         self.live.child.kill().unwrap();
         let _ = self.live.child.wait();
     }
@@ -152,7 +153,7 @@ fn payment(id: &str, card: &str, amount: i64) -> String {
 
 /// Runs `tests/serve/clients.py` with `args`; its answers (one JSON
 /// object per request).
-fn clients(base: &str, out: &Path, args: &[&str]) -> Vec<Value> {
+pub(crate) fn clients(base: &str, out: &Path, args: &[&str]) -> Vec<Value> {
     let script = cepheid_testkit::path("tests/serve/clients.py");
     let status = Command::new("python3")
         .arg(script)
@@ -165,7 +166,7 @@ fn clients(base: &str, out: &Path, args: &[&str]) -> Vec<Value> {
     read_lines(out)
 }
 
-fn read_lines(path: &Path) -> Vec<Value> {
+pub(crate) fn read_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()

@@ -98,6 +98,9 @@ mod cli_run_large;
 #[cfg(feature = "serve")]
 #[path = "../cli_serve.rs"]
 mod cli_serve;
+#[cfg(all(feature = "kafka", feature = "serve"))]
+#[path = "../cli_serve_kafka.rs"]
+mod cli_serve_kafka;
 #[path = "../cli_shadow.rs"]
 mod cli_shadow;
 #[cfg(feature = "kafka")]

@@ -140,6 +140,7 @@ impl KafkaOptions<'_> {
             None => None,
         };
         c.properties = self.properties.to_vec();
+        c.foreign_source = !is_kafka(run.events);
         if let Some(id) = self.sink_transactional_id(config) {
             let mut t = Transactional::new(id.clone(), id);
             t.marker = self.marker_topic.map(|topic| (topic.to_string(), 0));

@@ -429,11 +429,11 @@ impl Sink for KafkaSink {
 
     fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
         self.still(false)?;
-        // (a file's position, when the input is a file: the marker alone)
-        let at = match source {
-            Position::Bytes(_) => decode_position(source).map_err(|e| self.run_error(false, e))?,
-            _ => KafkaPosition::new(),
-        };
+        // (a file's position, when the input is a file, or another
+        // source's of its own: the marker alone)
+        let at = self
+            .source_position(source)
+            .map_err(|e| self.run_error(false, e))?;
         KafkaSink::commit(self, checkpoint, &at).map_err(|e| self.run_error(false, e))
     }
 
@@ -449,7 +449,8 @@ impl Sink for KafkaSink {
         };
         let mut decoded = Vec::with_capacity(shares.len());
         let mut partitions = Vec::new();
-        for share in shares.iter().filter(|s| matches!(s, Position::Bytes(_))) {
+        let kafka = |s: &&Position| matches!(s, Position::Bytes(_)) && !self.foreign_source;
+        for share in shares.iter().filter(kafka) {
             let position = decode_position(share).map_err(error)?;
             partitions.extend(position.iter().map(|(t, p, _)| (t.to_string(), p)));
             decoded.push(position);
@@ -475,6 +476,16 @@ impl Sink for KafkaSink {
 }
 
 impl KafkaSink {
+    /// The Kafka offsets in a checkpoint's source position: none when the
+    /// source is a file or one of its own (`SinkConfig::foreign_source`:
+    /// `cepheid serve`'s log, whose positions are bytes too).
+    fn source_position(&self, source: &Position) -> Result<KafkaPosition, KafkaError> {
+        match source {
+            Position::Bytes(_) if !self.foreign_source => decode_position(source),
+            _ => Ok(KafkaPosition::new()),
+        }
+    }
+
     /// [`Sink::recover`] (`take_over`), or [`Sink::committed`]: which of
     /// `kept` the broker committed.
     fn choose(&mut self, kept: &[Checkpoint], take_over: bool) -> Result<usize, SinkError> {
@@ -485,12 +496,9 @@ impl KafkaSink {
         }
         let mut list = Vec::with_capacity(kept.len());
         for k in kept {
-            let position = match &k.source {
-                Position::Bytes(_) => {
-                    decode_position(&k.source).map_err(|e| self.run_error(false, e))?
-                }
-                _ => KafkaPosition::new(),
-            };
+            let position = self
+                .source_position(&k.source)
+                .map_err(|e| self.run_error(false, e))?;
             list.push(KeptCheckpoint {
                 id: k.number,
                 position,

@@ -139,6 +139,10 @@ pub struct SinkConfig {
     /// (an event's decisions to one partition, in order) and written in
     /// the same transactions as the records; `None`: none are taken.
     pub decisions: Option<String>,
+    /// The run's source is not Kafka (a file, `cepheid serve`'s log):
+    /// its positions are its own, never Kafka offsets; each transaction
+    /// commits the checkpoint's marker alone.
+    pub foreign_source: bool,
 }
 
 impl SinkConfig {
@@ -154,6 +158,7 @@ impl SinkConfig {
             audit: None,
             shadow: None,
             decisions: None,
+            foreign_source: false,
         }
     }
 }
@@ -355,6 +360,8 @@ pub struct KafkaSink {
     shadow: Option<String>,
     /// The decisions' topic (`SinkConfig::decisions`).
     decisions: Option<String>,
+    /// `SinkConfig::foreign_source`.
+    pub(crate) foreign_source: bool,
     /// Fenced: every later call fails with this error (librdkafka purges
     /// what was queued; its delivery reports say "purged", not why).
     pub(crate) fenced_by: Option<KafkaError>,
@@ -554,6 +561,7 @@ impl KafkaSink {
             audit: config.audit,
             shadow: config.shadow,
             decisions: config.decisions,
+            foreign_source: config.foreign_source,
             fenced_by: None,
             interval: 1,
             group_held: None,

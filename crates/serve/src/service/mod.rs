@@ -102,6 +102,10 @@ impl ServiceOptions {
     }
 }
 
+/// Opens the run's sink from its config ([`Service::start_with_sink`]).
+pub type OpenSink<'a> =
+    &'a mut dyn FnMut(&mut Config) -> Result<Option<Box<dyn cepheid_runtime::Sink>>, StartError>;
+
 /// Why the service did not start.
 #[derive(Debug)]
 pub struct StartError(pub String);
@@ -492,6 +496,22 @@ impl Service {
         options: &ServiceOptions,
         report: Box<dyn Report>,
     ) -> Result<Service, StartError> {
+        Service::start_with_sink(rules, patterns, options, report, &mut |_| Ok(None))
+    }
+
+    /// [`Service::start`] with the run's sink opened by `open_sink` from
+    /// the run's [`Config`] (its outputs as `options` name them) before
+    /// any request is taken: the command's Kafka sink (`--output
+    /// kafka://...`), which takes the outputs it writes out of the
+    /// config, exactly once with the run's checkpoints as `cepheid run`'s
+    /// (`docs/serve.md`, "Kafka outputs"). `Ok(None)`: the files.
+    pub fn start_with_sink(
+        rules: &Rules,
+        patterns: Vec<PathBuf>,
+        options: &ServiceOptions,
+        report: Box<dyn Report>,
+        open_sink: OpenSink<'_>,
+    ) -> Result<Service, StartError> {
         let failed = |what: &str, e: &dyn std::fmt::Display| {
             StartError(format!("cepheid serve: {what}: {e}"))
         };
@@ -569,10 +589,13 @@ impl Service {
         config.shadow_output = Some(
             (options.shadow_output.clone()).unwrap_or_else(|| options.state.join("shadow.jsonl")),
         );
+        let sink = open_sink(&mut config)?;
         let answers = Box::new(answers::ServeAnswers {
             shared: Arc::clone(&shared),
         });
-        let runtime = log_run(config, rules, &shared, options, source, report, answers)?;
+        let runtime = log_run(
+            config, rules, &shared, options, source, sink, report, answers,
+        )?;
         let handle = runtime.handle();
         let ended = Arc::clone(&shared);
         let run = std::thread::Builder::new()
@@ -793,19 +816,24 @@ pub fn replay(
         shared: Arc::clone(&shared),
         out,
     });
-    let runtime = log_run(config, rules, &shared, &options, source, report, answers)?;
+    let runtime = log_run(
+        config, rules, &shared, &options, source, None, report, answers,
+    )?;
     Ok(runtime.run())
 }
 
 /// The run of `rules` with `config` over the log (`source`), its engine
 /// remembering requests as `options` say, its answers to `answers`: the
-/// service's and a replay's alike.
+/// service's and a replay's alike; `sink`: the service's Kafka sink, if
+/// any.
+#[allow(clippy::too_many_arguments)]
 fn log_run(
     config: Config,
     rules: &Rules,
     shared: &Shared,
     options: &ServiceOptions,
     source: LogSource,
+    sink: Option<Box<dyn cepheid_runtime::Sink>>,
     report: Box<dyn Report>,
     answers: Box<dyn cepheid_runtime::Answers>,
 ) -> Result<Runtime, StartError> {
@@ -818,7 +846,7 @@ fn log_run(
         max_entries: options.remember,
     });
     Ok(
-        Runtime::with_source(config, engine, Some(Box::new(source)), None, report)
+        Runtime::with_source(config, engine, Some(Box::new(source)), sink, report)
             .map_err(|e| failed("the run", &e))?
             .answering(answers),
     )

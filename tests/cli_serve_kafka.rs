@@ -1,0 +1,249 @@
+//! `cepheid serve --output kafka://... --decisions kafka://...` (issue
+//! 63, `docs/serve.md`, "Kafka outputs") with a real broker: the outputs
+//! written exactly once in a transaction per checkpoint, through a
+//! `kill -9` and a restart on the same state; and a hurried operator's
+//! mistakes refused before anything is served.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::cli_serve::{clients, read_lines, risk, Server};
+use crate::common::kafka::{Out, Reader};
+use crate::common::{cepheid, scratch, PATIENCE};
+use crate::kafka_support::{topic, Broker};
+
+/// A served run under 8 concurrent clients, killed with SIGKILL, then
+/// restarted on the same state, more requests, a clean stop: what a
+/// `read_committed` consumer reads on the decisions topic (the harness's
+/// own committed view, `Reader::take_committed`: tansu hands aborted
+/// records to `read_committed` consumers) is each
+/// decision the service made exactly once, the very decisions `cepheid
+/// backtest --events wal:DIR` replays from the log (the answered ones
+/// and those logged but unanswered at the kill); the alerts topic holds
+/// one alert per rule the replayed decisions fired, each once.
+#[test]
+fn killed_and_restarted_the_committed_decisions_and_alerts_on_topics_are_each_once() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("serve_kafka_crash");
+    let state = dir.join("state");
+    let [alerts, decisions, marker] =
+        ["alerts", "decisions", "marker"].map(|t| topic(&format!("serve-{t}")));
+    broker.create_topic(&alerts, 1);
+    broker.create_topic(&decisions, 3);
+    broker.create_topic(&marker, 1);
+    let (output, decided) = (
+        format!("--output=kafka://{b}/{alerts}"),
+        format!("--decisions=kafka://{b}/{decisions}"),
+    );
+    let args = [
+        output.as_str(),
+        decided.as_str(),
+        "--transactional-id",
+        "serve-crash-test",
+        "--kafka-marker-topic",
+        marker.as_str(),
+        "--checkpoint-every",
+        "200ms",
+    ];
+    let server = Server::start(&risk(), &state, &args);
+    let out = dir.join("live.jsonl");
+    let script = cepheid_testkit::path("tests/serve/clients.py");
+    let mut load = Command::new("python3")
+        .arg(&script)
+        .arg(&server.base)
+        .arg(&out)
+        .args(["--threads", "8", "--each", "100000", "--until-killed"])
+        .spawn()
+        .unwrap();
+    // Killed once a few hundred answers went out (and some checkpoints,
+    // each a transaction, committed).
+    let started = Instant::now();
+    let written =
+        |path: &Path| std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    while written(&out) < 300 {
+        assert!(
+            started.elapsed() < PATIENCE * 2,
+            "the clients got too few answers"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    server.kill();
+    assert!(load.wait().unwrap().success());
+    let id = "serve-crash-test";
+    let mut reader = Reader::new(&b, &[(&decisions, 3), (&alerts, 1)]);
+    let (mut committed, mut aborted) = (Vec::<Out>::new(), 0);
+    let killed_at = reader.take_committed(&b, id, &marker, &mut committed, &mut aborted);
+    assert!(
+        killed_at.is_some(),
+        "no checkpoint committed before the kill"
+    );
+    let live = read_lines(&out);
+    let server = Server::start(&risk(), &state, &args);
+    let more = clients(
+        &server.base,
+        &dir.join("more.jsonl"),
+        &["--threads", "8", "--each", "10", "--prefix", "after"],
+    );
+    server.stop();
+    reader.take_committed(&b, id, &marker, &mut committed, &mut aborted);
+    let answered: Vec<&Value> = live
+        .iter()
+        .chain(&more)
+        .filter(|a| a["status"] == 200)
+        .collect();
+    assert!(answered.len() >= 300 + 80, "{} answered", answered.len());
+
+    // What the log replays: every decision made.
+    let replay = cepheid()
+        .arg("backtest")
+        .arg(risk())
+        .arg("--events")
+        .arg(format!("wal:{}", state.join("log").display()))
+        .output()
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let replayed: BTreeMap<String, Value> = String::from_utf8_lossy(&replay.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["decision_id"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    for a in &answered {
+        let id = a["body"]["decision_id"].as_str().unwrap();
+        assert!(replayed.contains_key(id), "answered {id} is not in the log");
+    }
+
+    // The decisions topic, read_committed: each decision once (by its
+    // event id: a decision record names the request's event id), the
+    // same decisions as the replay, with the same outcome and score.
+    let by_event: BTreeMap<String, &Value> = replayed
+        .values()
+        .map(|v| (v["event_id"].as_str().unwrap().to_string(), v))
+        .collect();
+    assert_eq!(by_event.len(), replayed.len(), "an event id decided twice");
+    let mut on_topic: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for r in committed.iter().filter(|o| o.topic == decisions) {
+        let v: Value =
+            serde_json::from_str(&r.payload).unwrap_or_else(|e| panic!("{e}: {}", r.payload));
+        let id = v["position"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no event id: {v}"))
+            .to_string();
+        on_topic.entry(id).or_default().push(v);
+    }
+    let twice: Vec<_> = on_topic.iter().filter(|(_, v)| v.len() != 1).collect();
+    assert!(twice.is_empty(), "decisions not once: {twice:?}");
+    assert_eq!(
+        on_topic.len(),
+        by_event.len(),
+        "decisions on the topic vs replayed"
+    );
+    for (id, records) in &on_topic {
+        let replay = by_event
+            .get(id)
+            .unwrap_or_else(|| panic!("{id} on the topic, not in the replay"));
+        let r = &records[0];
+        assert_eq!(r["outcome"], replay["outcome"], "{id}: {r} vs {replay}");
+        assert_eq!(r["score"], replay["score"], "{id}: {r} vs {replay}");
+        assert_eq!(r["scene"], replay["scene"], "{id}");
+    }
+
+    // The alerts topic, committed: each alert once, each the alert of a
+    // decision made (its event id among the replay's).
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for o in committed.iter().filter(|o| o.topic == alerts) {
+        *seen.entry(o.payload.as_str()).or_default() += 1;
+    }
+    assert!(!seen.is_empty(), "the rules raised no alert");
+    let twice: Vec<_> = seen.iter().filter(|(_, &n)| n != 1).collect();
+    assert!(twice.is_empty(), "alerts not once: {twice:?}");
+    // (each fired rule of a decision is one alert of its pattern: the
+    // alerts per pattern are the replay's fired rules per rule)
+    let mut alerted: BTreeMap<String, usize> = BTreeMap::new();
+    for payload in seen.keys() {
+        let v: Value = serde_json::from_str(payload).unwrap();
+        *alerted
+            .entry(v["pattern"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let mut fired: BTreeMap<String, usize> = BTreeMap::new();
+    for d in replayed.values() {
+        for r in d["rules"].as_array().unwrap() {
+            *fired
+                .entry(r["rule"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+    }
+    assert_eq!(
+        alerted, fired,
+        "alerts on the topic vs the replay's fired rules"
+    );
+    // (the kill left an open transaction, aborted by the restart)
+    let _ = aborted;
+}
+
+/// A hurried operator's mistakes, each said before anything is served:
+/// decisions to a topic with the alerts to a file (run's words), alerts
+/// to a topic with the decisions to the default file, an unreachable
+/// broker (waited for up to --kafka-timeout, then named: exit 6).
+#[test]
+fn kafka_outputs_mistakes_are_refused_before_serving() {
+    let dir = scratch("serve_kafka_refusals");
+    let serve = |args: &[&str]| {
+        let out = cepheid()
+            .arg("serve")
+            .arg(risk())
+            .arg("--state")
+            .arg(dir.join("state"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = serve(&["--decisions", "kafka://127.0.0.1:9/decisions"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("--decisions kafka://... goes with --output kafka://..."),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = serve(&["--output", "kafka://127.0.0.1:9/alerts"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("--output kafka://... needs --decisions kafka://..."),
+        "{stderr}"
+    );
+    // (a port nothing listens on)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (code, stdout, stderr) = serve(&[
+        "--output",
+        &format!("kafka://127.0.0.1:{port}/alerts"),
+        "--decisions",
+        &format!("kafka://127.0.0.1:{port}/decisions"),
+        "--kafka-timeout",
+        "2s",
+    ]);
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(stdout.is_empty(), "served: {stdout}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}
