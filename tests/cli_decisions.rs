@@ -1543,38 +1543,49 @@ fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
         .unwrap());
     let mut want = lines(&dir, "d.jsonl");
     want.sort();
-    let (output, decisions) = (topic("decisions-out"), topic("decisions"));
-    broker.create_topic(&output, 1);
-    broker.create_topic(&decisions, 3);
-    ok(run_here(&dir)
-        .args([
-            "--max-delay",
-            "1s",
-            "--output",
-            &format!("kafka://{b}/{output}"),
-        ])
-        .args(["--decisions", &format!("kafka://{b}/{decisions}")])
-        .args(["--checkpoint", "ckpt", "--checkpoint-every", "700"])
-        .args(["--transactional-id", "decisions-test"])
-        .output()
-        .unwrap());
-    let seen = broker.read_topic(&decisions, "read_committed");
-    let mut got: Vec<String> = seen.iter().map(|s| s.payload.clone()).collect();
-    got.sort();
-    assert_eq!(got, want, "each decision once");
-    let alerts = broker.read_topic(&output, "read_committed");
-    assert_eq!(alerts.len(), lines(&dir, "o.jsonl").len());
-    for s in &seen {
-        let d: serde_json::Value = serde_json::from_str(&s.payload).unwrap();
-        let id = d.get("event").or_else(|| d.get("position")).unwrap();
-        assert_eq!(
-            s.key.as_deref(),
-            Some(id.to_string().as_str()),
-            "{}",
-            s.payload
-        );
+    // One engine, then (with the feature) two workers, whose worker 0
+    // gathers each event's parts: the same decisions, each once.
+    let mut runs: Vec<(&str, &[&str])> = vec![("", &[])];
+    if cfg!(feature = "workers") {
+        runs.push(("-workers", &["--workers", "2"]));
     }
-    assert!(seen.iter().any(|s| s.partition != seen[0].partition));
+    let (output, decisions) = (topic("decisions-out"), topic("decisions"));
+    for (suffix, extra) in runs {
+        let (output, decisions) = (format!("{output}{suffix}"), format!("{decisions}{suffix}"));
+        broker.create_topic(&output, 1);
+        broker.create_topic(&decisions, 3);
+        let _ = fs::remove_dir_all(dir.join("ckpt"));
+        ok(run_here(&dir)
+            .args([
+                "--max-delay",
+                "1s",
+                "--output",
+                &format!("kafka://{b}/{output}"),
+            ])
+            .args(["--decisions", &format!("kafka://{b}/{decisions}")])
+            .args(["--checkpoint", "ckpt", "--checkpoint-every", "700"])
+            .args(["--transactional-id", &format!("decisions-test{suffix}")])
+            .args(extra)
+            .output()
+            .unwrap());
+        let seen = broker.read_topic(&decisions, "read_committed");
+        let mut got: Vec<String> = seen.iter().map(|s| s.payload.clone()).collect();
+        got.sort();
+        assert_eq!(got, want, "each decision once {extra:?}");
+        let alerts = broker.read_topic(&output, "read_committed");
+        assert_eq!(alerts.len(), lines(&dir, "o.jsonl").len());
+        for s in &seen {
+            let d: serde_json::Value = serde_json::from_str(&s.payload).unwrap();
+            let id = d.get("event").or_else(|| d.get("position")).unwrap();
+            assert_eq!(
+                s.key.as_deref(),
+                Some(id.to_string().as_str()),
+                "{}",
+                s.payload
+            );
+        }
+        assert!(seen.iter().any(|s| s.partition != seen[0].partition));
+    }
     let refused: Vec<(Vec<String>, &str)> = vec![
         (
             vec![
@@ -1595,29 +1606,6 @@ fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
             "--decisions kafka://... goes with --output kafka://...",
         ),
     ];
-    // On workers, the same decisions, each once, in the output's
-    // transactions (worker 0 gathers each event's parts).
-    #[cfg(feature = "workers")]
-    {
-        let (output, decisions) = (topic("decisions-out-w"), topic("decisions-w"));
-        broker.create_topic(&output, 1);
-        broker.create_topic(&decisions, 3);
-        let _ = fs::remove_dir_all(dir.join("ckpt"));
-        ok(run_here(&dir)
-            .args(["--max-delay", "1s", "--workers", "2"])
-            .args(["--output", &format!("kafka://{b}/{output}")])
-            .args(["--decisions", &format!("kafka://{b}/{decisions}")])
-            .args(["--checkpoint", "ckpt", "--checkpoint-every", "700"])
-            .args(["--transactional-id", "decisions-test-workers"])
-            .output()
-            .unwrap());
-        let seen = broker.read_topic(&decisions, "read_committed");
-        let mut got: Vec<String> = seen.iter().map(|s| s.payload.clone()).collect();
-        got.sort();
-        assert_eq!(got, want, "on workers, each decision once");
-        let alerts = broker.read_topic(&output, "read_committed");
-        assert_eq!(alerts.len(), lines(&dir, "o.jsonl").len());
-    }
     for (flags, said) in refused {
         let run = run_here(&dir).args(&flags).output().unwrap();
         assert_eq!(run.status.code(), Some(2), "{flags:?}: {}", stderr(&run));

@@ -166,6 +166,58 @@ pub(crate) fn clients(base: &str, out: &Path, args: &[&str]) -> Vec<Value> {
     read_lines(out)
 }
 
+/// `server` under 8 clients' load (`clients.py --until-killed`, their
+/// answers to `out`), killed with SIGKILL once `answers` answers went out
+/// (a hang guard: [`PATIENCE`] twice); what the clients got.
+pub(crate) fn killed_under_load(server: Server, out: &Path, answers: usize) -> Vec<Value> {
+    let script = cepheid_testkit::path("tests/serve/clients.py");
+    let mut load = Command::new("python3")
+        .arg(&script)
+        .arg(&server.base)
+        .arg(out)
+        .args(["--threads", "8", "--each", "100000", "--until-killed"])
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    // (lines being written are read whole only: count the newlines)
+    let written =
+        |path: &Path| std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
+    while written(out) < answers {
+        assert!(
+            started.elapsed() < PATIENCE * 2,
+            "the clients got too few answers"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.kill();
+    assert!(load.wait().unwrap().success());
+    read_lines(out)
+}
+
+/// The answers `cepheid backtest RULES --events wal:LOG` prints, by
+/// decision id (a retried decision's last).
+pub(crate) fn replayed_answers(rules: &Path, log: &Path) -> BTreeMap<String, Value> {
+    let out = cepheid()
+        .arg("backtest")
+        .arg(rules)
+        .arg("--events")
+        .arg(format!("wal:{}", log.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["decision_id"].as_str().unwrap().to_string(), v)
+        })
+        .collect()
+}
+
 pub(crate) fn read_lines(path: &Path) -> Vec<Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -530,27 +582,9 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
         .collect();
     assert_eq!(versions, BTreeSet::from([1, 2]));
     assert!(answered.iter().any(|a| a["body"]["degraded"] == true));
-    let out = cepheid()
-        .args(["backtest"])
-        .arg(&rules)
-        .arg("--events")
-        .arg(format!("wal:{}", dir.join("state/log").display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["decision_id"].as_str().unwrap().to_string(),
-                comparable(&v),
-            )
-        })
+    let replayed: BTreeMap<String, Value> = replayed_answers(&rules, &dir.join("state/log"))
+        .into_iter()
+        .map(|(id, v)| (id, comparable(&v)))
         .collect();
     // (and the retried request's one decision, as its retry was answered:
     // the replay's last answer of that decision)
@@ -729,30 +763,8 @@ fn killed_under_load_then_restarted_every_answer_stands_and_retries_count_once()
     let dir = scratch("serve_crash");
     let state = dir.join("state");
     let server = Server::start(&risk(), &state, &["--checkpoint-every", "200ms"]);
-    let out = dir.join("live.jsonl");
-    let script = cepheid_testkit::path("tests/serve/clients.py");
-    let mut load = Command::new("python3")
-        .arg(&script)
-        .arg(&server.base)
-        .arg(&out)
-        .args(["--threads", "8", "--each", "100000", "--until-killed"])
-        .spawn()
-        .unwrap();
     // Killed once a few hundred answers went out (and a checkpoint or two).
-    let started = Instant::now();
-    // (lines being written are read whole only: count the newlines)
-    let written =
-        |path: &Path| std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
-    while written(&out) < 300 {
-        assert!(
-            started.elapsed() < PATIENCE * 2,
-            "the clients got too few answers"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server.kill();
-    assert!(load.wait().unwrap().success());
-    let live = read_lines(&out);
+    let live = killed_under_load(server, &dir.join("live.jsonl"), 300);
     let answered: Vec<&Value> = live.iter().filter(|a| a["status"] == 200).collect();
     let unanswered: Vec<&Value> = live.iter().filter(|a| a["status"] == 0).collect();
     assert!(answered.len() >= 300);
@@ -978,27 +990,9 @@ fn list_files_go_through_the_log_and_the_replay_agrees() {
     let said = server.stop();
     assert!(!said.contains("(logged)"), "{said}");
     // Every answer is the replay's.
-    let out = cepheid()
-        .arg("backtest")
-        .arg(&rules)
-        .arg("--events")
-        .arg(format!("wal:{}", state.join("log").display()))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replayed: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["decision_id"].as_str().unwrap().to_string(),
-                comparable(&v),
-            )
-        })
+    let replayed: BTreeMap<String, Value> = replayed_answers(&rules, &state.join("log"))
+        .into_iter()
+        .map(|(id, v)| (id, comparable(&v)))
         .collect();
     assert_eq!(replayed.len(), answers.len());
     for a in &answers {

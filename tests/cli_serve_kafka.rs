@@ -5,15 +5,12 @@
 //! mistakes refused before anything is served.
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::process::Command;
-use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::cli_serve::{clients, read_lines, risk, Server};
+use crate::cli_serve::{clients, killed_under_load, replayed_answers, risk, Server};
 use crate::common::kafka::{Out, Reader};
-use crate::common::{cepheid, scratch, PATIENCE};
+use crate::common::{cepheid, scratch};
 use crate::kafka_support::{topic, Broker};
 
 /// A served run under 8 concurrent clients, killed with SIGKILL, then
@@ -51,29 +48,9 @@ fn killed_and_restarted_the_committed_decisions_and_alerts_on_topics_are_each_on
         "200ms",
     ];
     let server = Server::start(&risk(), &state, &args);
-    let out = dir.join("live.jsonl");
-    let script = cepheid_testkit::path("tests/serve/clients.py");
-    let mut load = Command::new("python3")
-        .arg(&script)
-        .arg(&server.base)
-        .arg(&out)
-        .args(["--threads", "8", "--each", "100000", "--until-killed"])
-        .spawn()
-        .unwrap();
     // Killed once a few hundred answers went out (and some checkpoints,
     // each a transaction, committed).
-    let started = Instant::now();
-    let written =
-        |path: &Path| std::fs::read(path).map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count());
-    while written(&out) < 300 {
-        assert!(
-            started.elapsed() < PATIENCE * 2,
-            "the clients got too few answers"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    server.kill();
-    assert!(load.wait().unwrap().success());
+    let live = killed_under_load(server, &dir.join("live.jsonl"), 300);
     let id = "serve-crash-test";
     let mut reader = Reader::new(&b, &[(&decisions, 3), (&alerts, 1)]);
     let (mut committed, mut aborted) = (Vec::<Out>::new(), 0);
@@ -82,7 +59,6 @@ fn killed_and_restarted_the_committed_decisions_and_alerts_on_topics_are_each_on
         killed_at.is_some(),
         "no checkpoint committed before the kill"
     );
-    let live = read_lines(&out);
     let server = Server::start(&risk(), &state, &args);
     let more = clients(
         &server.base,
@@ -99,25 +75,7 @@ fn killed_and_restarted_the_committed_decisions_and_alerts_on_topics_are_each_on
     assert!(answered.len() >= 300 + 80, "{} answered", answered.len());
 
     // What the log replays: every decision made.
-    let replay = cepheid()
-        .arg("backtest")
-        .arg(risk())
-        .arg("--events")
-        .arg(format!("wal:{}", state.join("log").display()))
-        .output()
-        .unwrap();
-    assert!(
-        replay.status.success(),
-        "{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
-    let replayed: BTreeMap<String, Value> = String::from_utf8_lossy(&replay.stdout)
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (v["decision_id"].as_str().unwrap().to_string(), v)
-        })
-        .collect();
+    let replayed = replayed_answers(&risk(), &state.join("log"));
     for a in &answered {
         let id = a["body"]["decision_id"].as_str().unwrap();
         assert!(replayed.contains_key(id), "answered {id} is not in the log");

@@ -1198,8 +1198,19 @@ impl<E: Event + 'static> crate::Engine<E> {
         scenes: &[Scene],
         patterns: &[&Pattern],
     ) -> Result<Vec<String>, Error> {
+        self.scenes_in_part(scenes, patterns, None)
+    }
+
+    /// The scenes of a part, compiled over `patterns`, with the texts
+    /// they were loaded from if known (a snapshot then keeps them).
+    fn scenes_in_part(
+        &mut self,
+        scenes: &[Scene],
+        patterns: &[&Pattern],
+        texts: Option<SceneTexts>,
+    ) -> Result<Vec<String>, Error> {
         let mut fields = self.fields.clone();
-        let runs = self.compile_scenes(scenes, patterns, &mut fields, false, None)?;
+        let runs = self.compile_scenes(scenes, patterns, &mut fields, false, texts)?;
         self.fields = fields;
         let removed = self.set_scenes(runs);
         if let Some(decide) = &mut self.core.decide {
@@ -1221,15 +1232,7 @@ impl<E: Event + 'static> crate::Engine<E> {
         patterns: &[&Pattern],
     ) -> Result<Vec<String>, Error> {
         let texts = <crate::Rules as crate::engine::sealed::Sealed<E>>::texts(rules);
-        let mut fields = self.fields.clone();
-        let runs = self.compile_scenes(rules.scenes(), patterns, &mut fields, false, texts)?;
-        self.fields = fields;
-        let removed = self.set_scenes(runs);
-        if let Some(decide) = &mut self.core.decide {
-            decide.part = true;
-        }
-        self.read_new_fields();
-        Ok(removed)
+        self.scenes_in_part(rules.scenes(), patterns, texts)
     }
 
     /// Is the engine a part of a rule set run in parts
