@@ -421,51 +421,17 @@ fn resumed_after_a_change_of_rules_on_workers_and_across_it_goes_on_deciding() {
         lines.sort();
         lines
     };
+    let whole = (sorted("dec_whole.jsonl"), sorted("out_whole.jsonl"));
     let workers = ["--workers", "2"];
     for (taken, resumed) in [
         (&workers[..], &workers[..]),
         (&workers[..], &[][..]),
         (&[][..], &workers[..]),
     ] {
-        let _ = fs::remove_dir_all(dir.join("ckpt"));
-        let flags = [
-            "--output",
-            "out.jsonl",
-            "--decisions",
-            "dec.jsonl",
-            "--checkpoint",
-            "ckpt",
-            "--checkpoint-every",
-            "1500",
-        ];
-        let killed = run_here(&dir)
-            .args(base)
-            .args(flags)
-            .args(taken)
-            .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
-            .output()
-            .unwrap();
-        assert!(!killed.status.success(), "{}", stderr(&killed));
-        let run = ok(run_here(&dir)
-            .args(base)
-            .args(flags)
-            .args(resumed)
-            .output()
-            .unwrap());
-        assert!(
-            stderr(&run).contains("resuming from checkpoint"),
-            "{}",
-            stderr(&run)
-        );
+        let got = killed_here_resumed_there(&dir, &base, (taken, resumed), ("1", "1500"));
         let what = format!("taken {taken:?}, resumed {resumed:?}");
-        assert!(
-            sorted("dec.jsonl") == sorted("dec_whole.jsonl"),
-            "{what}: the decisions differ"
-        );
-        assert!(
-            sorted("out.jsonl") == sorted("out_whole.jsonl"),
-            "{what}: the alerts differ"
-        );
+        assert!(got.0 == whole.0, "{what}: the decisions differ");
+        assert!(got.1 == whole.1, "{what}: the alerts differ");
     }
 }
 
@@ -921,11 +887,6 @@ pattern over(min: int) {{ partition by v{} match p where p: v > min }}
 fn a_checkpoint_with_decisions_resumes_on_the_other_executor() {
     let dir = setup("decisions_cross", 4000);
     let (whole, whole_alerts) = one_engines(&dir);
-    let sorted = |file: &str| {
-        let mut lines = lines(&dir, file);
-        lines.sort();
-        lines
-    };
     // (workers cut where their chunks and epochs allow, fewer times than
     // one engine on a loaded machine: killed after their first cut)
     let workers = ["--workers", "2"];
@@ -934,41 +895,61 @@ fn a_checkpoint_with_decisions_resumes_on_the_other_executor() {
         ("2", &[][..], &workers[..]),
         ("1", &workers[..], &[][..]),
     ] {
-        {
-            let _ = fs::remove_dir_all(dir.join("ckpt"));
-            let flags = [
-                "--max-delay",
-                "1s",
-                "--output",
-                "out.jsonl",
-                "--decisions",
-                "dec.jsonl",
-                "--checkpoint",
-                "ckpt",
-                "--checkpoint-every",
-                "700",
-            ];
-            let killed = run_here(&dir)
-                .args(flags)
-                .args(taken)
-                .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", kill_after)
-                .output()
-                .unwrap();
-            assert!(!killed.status.success(), "{}", stderr(&killed));
-            let run = ok(run_here(&dir).args(flags).args(resumed).output().unwrap());
-            assert!(
-                stderr(&run).contains("resuming from checkpoint"),
-                "{}",
-                stderr(&run)
-            );
-            let what = format!("taken {taken:?}, resumed {resumed:?}, after cut {kill_after}");
-            assert!(sorted("dec.jsonl") == whole, "{what}: the decisions differ");
-            assert!(
-                sorted("out.jsonl") == whole_alerts,
-                "{what}: the alerts differ"
-            );
-        }
+        let base = ["--max-delay", "1s"];
+        let got = killed_here_resumed_there(&dir, &base, (taken, resumed), (kill_after, "700"));
+        let what = format!("taken {taken:?}, resumed {resumed:?}, after cut {kill_after}");
+        assert!(got.0 == whole, "{what}: the decisions differ");
+        assert!(got.1 == whole_alerts, "{what}: the alerts differ");
     }
+}
+
+/// The run of `dir` with `base` flags, a decisions file and a checkpoint
+/// every `every` events, on `taken`'s executor, killed after checkpoint
+/// `kill_after`, then resumed on `resumed`'s (saying so): its decisions
+/// and its alerts, each sorted.
+#[cfg(feature = "workers")]
+fn killed_here_resumed_there(
+    dir: &Path,
+    base: &[&str],
+    (taken, resumed): (&[&str], &[&str]),
+    (kill_after, every): (&str, &str),
+) -> (Vec<String>, Vec<String>) {
+    let _ = fs::remove_dir_all(dir.join("ckpt"));
+    let flags = [
+        "--output",
+        "out.jsonl",
+        "--decisions",
+        "dec.jsonl",
+        "--checkpoint",
+        "ckpt",
+        "--checkpoint-every",
+        every,
+    ];
+    let killed = run_here(dir)
+        .args(base)
+        .args(flags)
+        .args(taken)
+        .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", kill_after)
+        .output()
+        .unwrap();
+    assert!(!killed.status.success(), "{}", stderr(&killed));
+    let run = ok(run_here(dir)
+        .args(base)
+        .args(flags)
+        .args(resumed)
+        .output()
+        .unwrap());
+    assert!(
+        stderr(&run).contains("resuming from checkpoint"),
+        "{}",
+        stderr(&run)
+    );
+    let sorted = |file: &str| {
+        let mut lines = lines(dir, file);
+        lines.sort();
+        lines
+    };
+    (sorted("dec.jsonl"), sorted("out.jsonl"))
 }
 
 /// A checkpoint taken with one decisions file is not resumed with another

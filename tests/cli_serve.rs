@@ -166,6 +166,16 @@ pub(crate) fn clients(base: &str, out: &Path, args: &[&str]) -> Vec<Value> {
     read_lines(out)
 }
 
+/// A copy of the risk rules in `dir/rules` (a test edits its files).
+fn risk_rules_in(dir: &Path) -> PathBuf {
+    let rules = dir.join("rules");
+    std::fs::create_dir_all(&rules).unwrap();
+    for f in ["rules.cep", "scenes.cep"] {
+        std::fs::copy(risk().join(f), rules.join(f)).unwrap();
+    }
+    rules
+}
+
 /// `server` under 8 clients' load (`clients.py --until-killed`, their
 /// answers to `out`), killed with SIGKILL once `answers` answers went out
 /// (a hang guard: [`PATIENCE`] twice); what the clients got.
@@ -505,11 +515,7 @@ fn overload_is_answered_by_counts_that_metrics_tell() {
 #[test]
 fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
     let dir = scratch("serve_backtest");
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    for f in ["rules.cep", "scenes.cep"] {
-        std::fs::copy(risk().join(f), rules.join(f)).unwrap();
-    }
+    let rules = risk_rules_in(&dir);
     let server = Server::start(&rules, &dir.join("state"), &["--watch", "--tick", "50ms"]);
     let exchanges = dir.join("exchanges.jsonl");
     let exchanges = exchanges.to_str().unwrap();
@@ -924,11 +930,7 @@ fn watch_keeps_the_rules_in_force_when_a_file_is_emptied_or_cut() {
 #[test]
 fn list_files_go_through_the_log_and_the_replay_agrees() {
     let dir = scratch("serve_lists");
-    let rules = dir.join("rules");
-    std::fs::create_dir_all(&rules).unwrap();
-    for f in ["rules.cep", "scenes.cep"] {
-        std::fs::copy(risk().join(f), rules.join(f)).unwrap();
-    }
+    let rules = risk_rules_in(&dir);
     let (blocked, also) = (dir.join("blocked.jsonl"), dir.join("also.jsonl"));
     std::fs::write(&blocked, "\"d-bad\"\n\"d-both\"\n").unwrap();
     std::fs::write(&also, "\"d-both\"\n").unwrap();
