@@ -35,6 +35,29 @@ use crate::wal::{Appender, Entry};
 /// as many records, each well under the log's payload bound).
 const VALUES_PER_RECORD: usize = 10_000;
 
+/// Most bytes of values in one logged `$list` record (long values: a
+/// record stays under the log's payload bound, 16 MiB; one value longer
+/// than that is a record the log refuses, said as the change's error).
+const BYTES_PER_RECORD: usize = 1 << 20;
+
+/// `values` in runs of at most [`VALUES_PER_RECORD`] values and
+/// [`BYTES_PER_RECORD`] bytes (at least one value each).
+fn bounded<'a>(values: &'a [&'a str]) -> Vec<&'a [&'a str]> {
+    let mut runs = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, value) in values.iter().enumerate() {
+        if i > start && (i - start == VALUES_PER_RECORD || bytes + value.len() > BYTES_PER_RECORD) {
+            runs.push(&values[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += value.len() + 1;
+    }
+    if start < values.len() {
+        runs.push(&values[start..]);
+    }
+    runs
+}
+
 /// The list files of a service and what of them was logged.
 pub(crate) struct Lists {
     files: Vec<ListFile>,
@@ -197,8 +220,8 @@ fn union(files: &[FileEntries], list: &str) -> BTreeMap<String, Option<Timestamp
 }
 
 /// The `$list` records that make `before` into `after`: its removals,
-/// then its additions grouped by expiry (none: for ever), at most [`VALUES_PER_RECORD`]
-/// values each. Each value is its JSON text as the file's read gave it.
+/// then its additions grouped by expiry (none: for ever), in runs of
+/// [`bounded`]. Each value is its JSON text as the file's read gave it.
 fn records_of(
     list: &str,
     before: &BTreeMap<String, Option<Timestamp>>,
@@ -210,7 +233,7 @@ fn records_of(
         .filter(|v| !after.contains_key(*v))
         .map(String::as_str)
         .collect();
-    for chunk in gone.chunks(VALUES_PER_RECORD) {
+    for chunk in bounded(&gone) {
         records.push(format!(
             r#"{{"$list":{name},"remove":[{}]}}"#,
             chunk.join(",")
@@ -227,7 +250,7 @@ fn records_of(
         // not for the list's `for`, which a `$list` record's add without
         // `expires` would take: `docs/lists.md`, "Origins")
         let until = until.unwrap_or(Timestamp::MAX);
-        for chunk in values.chunks(VALUES_PER_RECORD) {
+        for chunk in bounded(&values) {
             records.push(format!(
                 r#"{{"$list":{name},"add":[{}],"expires":{until}}}"#,
                 chunk.join(",")
@@ -282,6 +305,13 @@ mod tests {
             .collect();
         let records = records_of("L", &BTreeMap::new(), &many);
         assert_eq!(records.len(), 2);
+        // (long values: a record under a mebibyte, each value in one)
+        let long: BTreeMap<String, Option<Timestamp>> = (0..5)
+            .map(|i| (format!("\"{i}{}\"", "x".repeat(400_000)), None))
+            .collect();
+        let records = records_of("L", &BTreeMap::new(), &long);
+        assert_eq!(records.len(), 3);
+        assert!(records.iter().all(|r| r.len() < (1 << 20) + 100));
         assert!(records
             .iter()
             .all(|r| serde_json::from_str::<serde_json::Value>(r).is_ok()));
