@@ -1606,7 +1606,10 @@ fn decisions_to_a_topic_are_written_once_in_the_outputs_transactions() {
 /// names a malformed record of it; killed after a checkpoint and resumed,
 /// the decisions file is the uninterrupted run's, byte for byte. (Each
 /// card's events in one partition, in time order, no two at one time: the
-/// engine's order, and so the file's, is one whatever the fetches.)
+/// engine's order, and so the file's, is one whatever the fetches.) On
+/// two workers, and killed and resumed there, the same decisions (sorted:
+/// the workers' order of equal times is theirs), and the rule lab's
+/// backtest over the topic gives the same outcomes.
 #[cfg(feature = "kafka")]
 #[test]
 fn a_kafka_topics_events_are_named_by_topic_partition_and_offset() {
@@ -1711,18 +1714,126 @@ fn a_kafka_topics_events_are_named_by_topic_partition_and_offset() {
             "decisions, a checkpoint every {every}"
         );
     }
-    // On workers a topic's events are not placed yet: refused, nothing
-    // written (`docs/decisions.md`).
+    // On workers, each reading its share of the partitions, each payment
+    // is decided once, as on one engine, named by its record's place (the
+    // workers' readers name a topic's records as one engine's does);
+    // killed after a cut and resumed, the same; the rule lab's backtest
+    // over the topic gives one engine's outcome mix.
     #[cfg(feature = "workers")]
     {
-        let refused = run("o_w.jsonl", "d_w.jsonl", &["--workers", "2"]);
-        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        let sorted = |file: &str| {
+            let mut lines = lines(&dir, file);
+            lines.sort();
+            lines
+        };
+        let whole = sorted("d.jsonl");
+        let on_workers = ok(run("o_w.jsonl", "d_w.jsonl", &["--workers", "2"]));
+        assert_eq!(sorted("d_w.jsonl"), whole, "{}", stderr(&on_workers));
+        // (on two processes, a worker each: each process's reader names
+        // its records, which travel to worker 0 with their names)
+        let ended = common::run_two_processes(&dir, |process| {
+            let mut command = common::cepheid();
+            command
+                .current_dir(&dir)
+                .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+                .args(["--events", &format!("kafka://{b}/{input}")])
+                .args(["--kafka-until", "end"])
+                .args(["--output", &format!("o_p{process}.jsonl")])
+                .args(["--decisions", &format!("d_p{process}.jsonl")]);
+            command
+        });
+        for (process, output) in ended.iter().enumerate() {
+            assert!(output.status.success(), "{process}: {}", stderr(output));
+        }
+        assert_eq!(sorted("d_p0.jsonl"), whole, "--processes 2");
+        // Killed after a cut while it reads a topic of the same records
+        // live, the first half of each partition's produced, and resumed
+        // to the end once the rest is: the events waiting at the cut keep
+        // their names through it.
+        let live = topic("decisions-positions-live");
+        broker.create_topic(&live, 3);
+        for (p, lines) in parts.iter().enumerate() {
+            produce_lines_to(&b, &live, p as i32, &lines[..lines.len() / 2]);
+        }
+        let flags = [
+            "--workers",
+            "2",
+            "--checkpoint",
+            "ckpt_w",
+            "--checkpoint-every",
+            "50ms",
+        ];
+        let command = |until: &[&str]| {
+            let mut command = common::cepheid();
+            command
+                .current_dir(&dir)
+                .args(["run", "rules.cep", "--no-progress", "--max-delay", "1s"])
+                .args(["--events", &format!("kafka://{b}/{live}")])
+                .args(["--output", "o_wk.jsonl", "--decisions", "d_wk.jsonl"])
+                .args(flags)
+                .args(until);
+            command
+        };
+        let mut killed = command(&[])
+            .env("CEPHEID_TEST_KILL_AFTER_CHECKPOINT", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = killed.try_wait().unwrap() {
+                break status;
+            }
+            if started.elapsed() > common::PATIENCE {
+                let _ = killed.kill();
+                panic!("no checkpoint came in {:?}", common::PATIENCE);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        assert!(!status.success(), "killed after its first checkpoint");
+        for (p, lines) in parts.iter().enumerate() {
+            produce_lines_to(&b, &live, p as i32, &lines[lines.len() / 2..]);
+        }
+        let resumed = ok(command(&["--kafka-until", "end"]).output().unwrap());
         assert!(
-            stderr(&refused).contains("are decided on one engine only yet"),
+            stderr(&resumed).contains("resuming from checkpoint"),
             "{}",
-            stderr(&refused)
+            stderr(&resumed)
         );
-        assert!(!dir.join("d_w.jsonl").exists());
+        let named_live: Vec<String> = (whole.iter())
+            .map(|d| d.replace(&format!("kafka:{input} "), &format!("kafka:{live} ")))
+            .collect();
+        assert_ne!(named_live, whole);
+        let got = sorted("d_wk.jsonl");
+        let missing: Vec<&String> = named_live.iter().filter(|d| !got.contains(d)).collect();
+        let extra: Vec<&String> = got.iter().filter(|d| !named_live.contains(d)).collect();
+        assert!(
+            got == named_live,
+            "killed on workers and resumed: {} decisions for {}; {} missing, the first {:?}; {} not the uninterrupted run's, the first {:?}",
+            got.len(),
+            named_live.len(),
+            missing.len(),
+            missing.iter().take(3).collect::<Vec<_>>(),
+            extra.len(),
+            extra.iter().take(3).collect::<Vec<_>>(),
+        );
+        let backtest = |extra: &[&str]| {
+            let output = ok(common::cepheid()
+                .current_dir(&dir)
+                .args(["backtest", "rules.cep", "--max-delay", "1s", "--json"])
+                .args(["--events", &format!("kafka://{b}/{input}")])
+                .args(["--kafka-until", "end"])
+                .args(extra)
+                .output()
+                .unwrap());
+            assert!(!stderr(&output).contains("outcomes"), "{}", stderr(&output));
+            let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            report["scenes"].clone()
+        };
+        let one = backtest(&[]);
+        assert_eq!(one[0]["decisions"], whole.len(), "{one}");
+        assert_eq!(backtest(&["--workers", "2"]), one);
     }
 }
 

@@ -152,6 +152,33 @@ pub struct Stamped<E> {
     pub offset: u64,
     /// The event.
     pub event: E,
+    /// Its name as its source gives it, when the run gathers decisions
+    /// and the source names its records (a Kafka topic's record,
+    /// `kafka:TOPIC partition P offset O`: the position of its decisions,
+    /// `docs/decisions.md`); `None` otherwise (a file's line is named
+    /// by its place).
+    pub name: Option<Arc<str>>,
+}
+
+impl<E> Stamped<E> {
+    /// The event's place as its engines are given it when decisions are
+    /// gathered: [`place_of`] its source and offset, with its name when
+    /// it has one ([`place_name`]).
+    pub fn place(&self) -> Value {
+        placed(self.source, self.offset, self.name.as_ref())
+    }
+}
+
+/// [`Stamped::place`] of its parts.
+pub(crate) fn placed(source: u32, offset: u64, name: Option<&Arc<str>>) -> Value {
+    match name {
+        None => place_of(source, offset),
+        Some(name) => Value::List(Arc::from([
+            Value::Int(i64::from(source)),
+            Value::Int(offset as i64),
+            Value::Str(Arc::clone(name)),
+        ])),
+    }
 }
 
 /// The place of an event (`Stamped::source`, `Stamped::offset`) as its
@@ -177,14 +204,38 @@ pub fn place_of(source: u32, offset: u64) -> Value {
     }
 }
 
-/// The source and offset of a place made by [`place_of`].
+/// The source and offset of a place made by [`place_of`] or
+/// [`Stamped::place`].
 pub fn place_parts(place: &Value) -> Option<(u32, u64)> {
     match place {
         Value::Int(offset) => Some((0, *offset as u64)),
         Value::List(items) => match &items[..] {
-            [Value::Int(source), Value::Int(offset)] => {
+            [Value::Int(source), Value::Int(offset)]
+            | [Value::Int(source), Value::Int(offset), Value::Str(_)] => {
                 Some((u32::try_from(*source).ok()?, *offset as u64))
             }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The name of the event of a place made by [`Stamped::place`], if it
+/// has one ([`Stamped::name`]).
+///
+/// ```
+/// use cepheid_dataflow::{place_name, place_parts, Stamped};
+/// let mut stamped = Stamped { ts: 5, source: 0, offset: 9, event: (), name: None };
+/// assert_eq!(place_name(&stamped.place()), None);
+/// stamped.name = Some("kafka:orders partition 2 offset 17".into());
+/// let place = stamped.place();
+/// assert_eq!(place_parts(&place), Some((0, 9)));
+/// assert_eq!(place_name(&place).map(|n| &**n), Some("kafka:orders partition 2 offset 17"));
+/// ```
+pub fn place_name(place: &Value) -> Option<&Arc<str>> {
+    match place {
+        Value::List(items) => match &items[..] {
+            [Value::Int(_), Value::Int(_), Value::Str(name)] => Some(name),
             _ => None,
         },
         _ => None,

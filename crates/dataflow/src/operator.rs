@@ -179,6 +179,18 @@ pub trait Collect<E>: Sink<E> {
         let _ = (at, rules);
     }
 
+    /// From event time `from` on, each event's decision in a scene comes
+    /// in `parts` parts, one from each group of patterns in force
+    /// ([`Plan::gathering_decisions`]): told on worker 0 as the operator
+    /// starts (`from` the start of time) and at each change of rules
+    /// applied. A gatherer takes an event's parts as whole when it has
+    /// them all, even where some were made after its time (an engine held
+    /// the event past a quiet source's clock, or a cut it was resumed
+    /// from). Nothing by default.
+    fn decided_in_parts(&mut self, from: Timestamp, parts: usize) {
+        let _ = (from, parts);
+    }
+
     /// The changes of rules made and refused over the run (those of the
     /// cut it resumed from included), told on worker 0 at the end, before
     /// [`Collect::finish`]. Nothing by default.
@@ -301,6 +313,12 @@ where
             Router::new(plan, &members, index, peers),
         ),
     };
+    // (every group of the plan's layout takes every event; of a cut's
+    // after a change, those in force)
+    let parts = match &rules {
+        Some(rules) if rules.changed_plan() => layout.in_force(),
+        _ => layout.groups.len(),
+    };
     let held = restored.as_mut().map(|r| std::mem::take(&mut r.held));
     let mut worker = Worker::start(
         plan,
@@ -311,6 +329,9 @@ where
         (cut, restored),
     );
     let mut sink = make_sink(index);
+    if index == 0 {
+        sink.decided_in_parts(Timestamp::MIN, parts);
+    }
     let routed = match plan.changing {
         None => route(input, router),
         Some(_) => {
@@ -1242,6 +1263,7 @@ impl<E: Event + Clone + 'static> Worker<E> {
         self.changes.in_force = rules.patterns().iter().map(|p| p.name.clone()).collect();
         if tell {
             sink.scenes_changed(change.at, &rules);
+            sink.decided_in_parts(change.at, self.changes.layout.in_force());
             lines.sort_by_key(|(order, _)| *order);
             let scenes =
                 (scenes_removed.iter()).map(|name| (0, format!("  scene {name}: removed\n")));
@@ -1441,7 +1463,8 @@ impl<E: Event + Clone + 'static> Worker<E> {
                 names,
             };
             if self.places {
-                let place = crate::place_of(stamped.source, stamped.offset);
+                // (with its name, when its source gave one)
+                let place = crate::placed(stamped.source, stamped.offset, stamped.name.as_ref());
                 engine.push_positioned(stamped.ts, event, place, &mut sink);
             } else {
                 engine.push(stamped.ts, event, &mut sink);

@@ -340,6 +340,15 @@ impl Layout {
         }
     }
 
+    /// The groups in force, each of which takes every event (routed by
+    /// [`Router::of_layout`]: a group a change removed, or of closures, is
+    /// out of force).
+    pub fn in_force(&self) -> usize {
+        (self.groups.iter())
+            .filter(|(key, names)| key.is_some() && !names.is_empty())
+            .count()
+    }
+
     /// The plan's layout (its `groups`).
     pub fn of_plan<E: Event + 'static>(plan: &Plan<E>, groups: &[Vec<usize>]) -> Layout {
         let groups = groups

@@ -393,8 +393,8 @@ struct ToSink {
     commits_at_end: bool,
     /// It takes the late events.
     takes_late: bool,
-    /// It takes decisions (a topic of its own), which workers do not make
-    /// yet ([`Refusal::Decisions`]).
+    /// It takes decisions (a topic of its own), gathered by worker 0 as
+    /// for a decisions file.
     takes_decisions: bool,
 }
 
@@ -607,9 +607,6 @@ impl Workers {
         // (a sink that takes decisions, a decisions topic or the rule
         // lab's, gets them as a decisions file does: gathered by worker 0)
         let to_sink = sink.as_ref().is_some_and(|s| s.takes_decisions);
-        if (config.decisions.is_some() || to_sink) && sources.is_some() {
-            return Err(Error::Refused(Refusal::Decisions));
-        }
         let gathers = config.decisions.is_some() || to_sink;
         if gathers && !plan.gathers_decisions() {
             plan = plan.gathering_decisions();

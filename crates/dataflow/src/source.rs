@@ -452,6 +452,13 @@ pub(crate) trait Pull<E> {
         false
     }
 
+    /// The name of the event [`pull`](Pull::pull) gave last, when its
+    /// source names its records and the run gathers decisions
+    /// ([`Stamped::name`](crate::Stamped::name)); `None` otherwise.
+    fn name(&mut self) -> Option<Arc<str>> {
+        None
+    }
+
     /// Given the source operator's `activator` as it is built: an input
     /// read on another thread wakes the operator with it when something
     /// arrives (the operator, which found it [`Pulled::Pending`], is not
@@ -901,20 +908,17 @@ fn pull_some<E, P: Pull<E>>(
                 give(Input::Rules(Box::new(change)))
             }
             Pulled::Item(SourceItem::Event { ts, offset, event }) => {
+                let stamped = Stamped {
+                    ts,
+                    source,
+                    offset,
+                    event,
+                    name: pull.name(),
+                };
                 if lateness.admit(ts) {
-                    give(Input::Event(Stamped {
-                        ts,
-                        source,
-                        offset,
-                        event,
-                    }));
+                    give(Input::Event(stamped));
                 } else {
-                    late(Stamped {
-                        ts,
-                        source,
-                        offset,
-                        event,
-                    });
+                    late(stamped);
                 }
             }
         }

@@ -175,12 +175,7 @@ pub fn run(options: &Options) -> Result<Backtest, Error> {
     let mut report = report;
     report.left_out = left_out;
     let scenes = &rules.loaded().scenes;
-    if !scenes.is_empty() && !events.decides() {
-        tell!(
-            events.tell,
-            "cepheid: the scenes' outcomes are not made on --workers over a Kafka range (its records are not placed there yet): the backtest gives the patterns' figures without them; run it without --workers for them"
-        );
-    } else if !scenes.is_empty() {
+    if !scenes.is_empty() {
         let declared: Vec<(String, Vec<String>)> = (scenes.iter())
             .map(|s| {
                 (

@@ -62,14 +62,7 @@ pub fn run(options: &Options) -> Result<Compared, Error> {
     let new = side(&options.events, &options.new, "new")?;
     let diff = Diff::of(&old, &new);
     let scenes = old.scenes || new.scenes;
-    if scenes && !options.events.decides() {
-        tell!(
-            options.events.tell,
-            "cepheid: the scenes' outcomes are not made on --workers over a Kafka range (its records are not placed there yet): the diff compares the alerts without them; run it without --workers for them"
-        );
-    }
-    let moves =
-        (scenes && options.events.decides()).then(|| moves::moves(&old.decided, &new.decided));
+    let moves = scenes.then(|| moves::moves(&old.decided, &new.decided));
     Ok(Compared {
         old,
         new,

@@ -141,25 +141,12 @@ impl Events {
         Ok((ran.rules, ran.records))
     }
 
-    /// Do the runs of these events make the scenes' decisions (their
-    /// outcomes in `backtest` and `diff`)? On one engine, and on workers
-    /// over a file (worker 0 gathers each event's parts, as `cepheid run
-    /// --workers N --decisions` does); not on workers over a Kafka range
-    /// (the workers' readers do not place a topic's records yet).
-    pub fn decides(&self) -> bool {
-        self.gives_decisions() != Gives::Never
-    }
-
     /// When the runs give their sink decisions.
     fn gives_decisions(&self) -> Gives {
-        if self.workers.is_none() {
-            return Gives::Always;
+        match self.workers {
+            None => Gives::Always,
+            Some(_) => Gives::Asked,
         }
-        #[cfg(feature = "kafka")]
-        if self.is_kafka() {
-            return Gives::Never;
-        }
-        Gives::Asked
     }
 
     /// [`Events::run`], each record (matches and timeouts, a `shadow`
@@ -267,12 +254,9 @@ enum Gives {
     /// One engine: always (a run of scenes then says nothing of
     /// decisions not written).
     Always,
-    /// Workers over a file: when the records take them (worker 0 gathers
-    /// the groups' parts).
+    /// Workers: when the records take them (worker 0 gathers the groups'
+    /// parts).
     Asked,
-    /// Workers over a Kafka range: never (the workers' readers do not
-    /// place a topic's records yet, `Refusal::Decisions`).
-    Never,
 }
 
 /// A lab run's sink: each match and timeout (a shadow pattern's too) to
@@ -307,8 +291,7 @@ impl<R: Records> ToRecords<R> {
     /// says ([`Events::gives_decisions`]): on one engine the run's
     /// decisions are taken (those `records` does not want dropped here),
     /// on workers those `records` wants (gathered by worker 0, which costs
-    /// the others nothing when none is wanted), over a Kafka range on
-    /// workers none.
+    /// the others nothing when none is wanted).
     fn new(
         mut records: R,
         back: std::sync::mpsc::Sender<R>,
@@ -320,7 +303,6 @@ impl<R: Records> ToRecords<R> {
         let takes_decisions = match gives {
             Gives::Always => true,
             Gives::Asked => decisions,
-            Gives::Never => false,
         };
         let taker = std::thread::Builder::new()
             .name("cepheid-lab".to_string())

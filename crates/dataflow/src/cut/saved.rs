@@ -182,8 +182,7 @@ impl WorkerCut {
         E: Event + DeserializeOwned + 'static,
     {
         let state = WorkerState::of(saved)?;
-        let stash: Vec<(u32, Stamped<E>)> =
-            postcard::from_bytes(&state.stash).map_err(not_a_state)?;
+        let stash: Vec<(u32, Stamped<E>)> = decode_stash(&state.stash).map_err(not_a_state)?;
         let held = stash.iter().any(|(g, _)| *g == HELD);
         let making = Making::new(plan, state.rules.as_ref(), held)?;
         let mut pieces = Vec::with_capacity(state.pieces.len());
@@ -242,8 +241,7 @@ impl WorkerCut {
         let first = &olds[0];
         let mut stashes = Vec::with_capacity(olds.len());
         for old in &olds {
-            let events: Vec<(u32, Stamped<E>)> =
-                postcard::from_bytes(&old.stash).map_err(not_a_state)?;
+            let events: Vec<(u32, Stamped<E>)> = decode_stash(&old.stash).map_err(not_a_state)?;
             stashes.push(events);
         }
         let held = stashes.iter().flatten().any(|(g, _)| *g == HELD);
@@ -468,6 +466,13 @@ impl WorkerCut {
                 offset: line_of(named.as_ref())
                     .unwrap_or_else(|| position.saturating_sub(n - 1 - i as u64)),
                 event,
+                // (a name that is not a line, a source's record's, kept)
+                name: match &named {
+                    Some(cepheid_engine::Value::Str(name)) if line_of(named.as_ref()).is_none() => {
+                        Some(Arc::clone(name))
+                    }
+                    _ => None,
+                },
             })
             .collect();
         // (a plan whose rules can change routes them again: a change read
@@ -626,7 +631,7 @@ where
             // (the events taken in are the sources', counted below)
             engine.absorb(piece, false)?;
         }
-        let events: Vec<(u32, Stamped<E>)> = postcard::from_bytes(&old.stash).map_err(bad)?;
+        let events: Vec<(u32, Stamped<E>)> = decode_stash(&old.stash).map_err(bad)?;
         stash.extend(
             (events.into_iter())
                 .filter(|(g, _)| *g == 0 || *g == HELD)
@@ -668,7 +673,8 @@ where
     // (each with its place, which names its decisions: the caller names
     // them as one engine does, `run::single`)
     let waiting = (stash.into_iter())
-        .map(|s| (s.ts, s.event, Some(crate::place_of(s.source, s.offset))))
+        .map(|s| (s.ts, s.place(), s.event))
+        .map(|(ts, place, event)| (ts, event, Some(place)))
         .collect();
     let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
     engine.resume_clock_positioned((watermark, max_seen), waiting, late)?;
@@ -768,14 +774,66 @@ fn check_pieces<E: Event + 'static>(pieces: &[Piece<E>], groups: usize) -> Resul
     Ok(())
 }
 
-/// The stash's events, encoded (`E` is the operator's event type).
+/// A stash's events as kept: each with its group, as `(ts, source,
+/// offset, event)` ([`encode_stash`]).
+type Kept<E> = Vec<(u32, (Timestamp, u32, u64, E))>;
+
+/// The stash's events, encoded (`E` is the operator's event type): each
+/// with its group, as `(ts, source, offset, event)` (the layout of a
+/// [`Stamped`] before it had a name: a stash of an older build reads),
+/// then, when any has a name ([`Stamped::name`]), the names by index in
+/// the events. (Postcard reads a value from the start of its bytes and
+/// leaves the rest: a build before the names reads such a stash too.)
 pub(crate) fn encode_stash<E: Serialize>(events: &[(u32, &Stamped<E>)]) -> Result<Vec<u8>, Error> {
-    postcard::to_allocvec(events).map_err(|e| {
+    let cannot = |e: postcard::Error| {
         Error::new(
             ErrorKind::Snapshot,
             format!("cannot serialize the stash: {e}"),
         )
-    })
+    };
+    let kept: Kept<&E> = (events.iter())
+        .map(|(g, s)| (*g, (s.ts, s.source, s.offset, &s.event)))
+        .collect();
+    let mut bytes = postcard::to_allocvec(&kept).map_err(cannot)?;
+    let names: Vec<(u32, &str)> = (events.iter().enumerate())
+        .filter_map(|(i, (_, s))| Some((u32::try_from(i).ok()?, s.name.as_deref()?)))
+        .collect();
+    if !names.is_empty() {
+        bytes.extend(postcard::to_allocvec(&names).map_err(cannot)?);
+    }
+    Ok(bytes)
+}
+
+/// The stash's events as [`encode_stash`] wrote them (or a build before
+/// their names).
+pub(crate) fn decode_stash<E: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Vec<(u32, Stamped<E>)>, postcard::Error> {
+    let (kept, rest): (Kept<E>, _) = postcard::take_from_bytes(bytes)?;
+    let mut stash: Vec<(u32, Stamped<E>)> = (kept.into_iter())
+        .map(|(g, (ts, source, offset, event))| {
+            let name = None;
+            (
+                g,
+                Stamped {
+                    ts,
+                    source,
+                    offset,
+                    event,
+                    name,
+                },
+            )
+        })
+        .collect();
+    if !rest.is_empty() {
+        let names: Vec<(u32, String)> = postcard::from_bytes(rest)?;
+        for (i, name) in names {
+            let (_, stamped) =
+                (stash.get_mut(i as usize)).ok_or(postcard::Error::DeserializeBadEncoding)?;
+            stamped.name = Some(Arc::from(name));
+        }
+    }
+    Ok(stash)
 }
 
 impl WorkerState {
@@ -1175,5 +1233,41 @@ mod tests {
         let mixed = [states[0], &other];
         let cut = WorkerCut::new(Cuts::new(), |_, _| {});
         assert!(cut.rescale(&plan, &mixed, 0, 3).is_err());
+    }
+
+    /// A stash keeps its events' names (a source's records', the
+    /// positions of their decisions), and reads as it did before them:
+    /// a stash of a build before the names reads, without names, and a
+    /// build before them reads the events of one with names.
+    #[test]
+    fn a_stash_keeps_its_events_names_and_reads_across_builds() {
+        let stamped = |offset, name: Option<&str>| Stamped {
+            ts: 10 + offset as i64,
+            source: 0,
+            offset,
+            event: format!("e{offset}"),
+            name: name.map(Arc::from),
+        };
+        let events = [
+            stamped(1, None),
+            stamped(2, Some("kafka:t partition 1 offset 7")),
+            stamped(3, Some("kafka:t partition 0 offset 9")),
+        ];
+        let stash: Vec<(u32, &Stamped<String>)> = events.iter().map(|s| (HELD, s)).collect();
+        let bytes = encode_stash(&stash).unwrap();
+        let back: Vec<(u32, Stamped<String>)> = decode_stash(&bytes).unwrap();
+        let back: Vec<Stamped<String>> = back.into_iter().map(|(_, s)| s).collect();
+        assert_eq!(back, events);
+        // (a build before the names: its layout, without them)
+        let old: Vec<(u32, (Timestamp, u32, u64, String))> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(old.len(), 3);
+        assert_eq!(old[1], (HELD, (12, 0, 2, "e2".to_string())));
+        let old_bytes = postcard::to_allocvec(&old).unwrap();
+        let read: Vec<(u32, Stamped<String>)> = decode_stash(&old_bytes).unwrap();
+        assert!(read.iter().all(|(_, s)| s.name.is_none()));
+        // (names past the events: refused, not dropped)
+        let mut bad = old_bytes.clone();
+        bad.extend(postcard::to_allocvec(&vec![(5_u32, "x")]).unwrap());
+        assert!(decode_stash::<String>(&bad).is_err());
     }
 }

@@ -17,7 +17,7 @@ use cepheid_engine::{Decision, Engine, Value};
 use cepheid_runtime::source::ChunkLines;
 use cepheid_runtime::{Block, Kind};
 
-use crate::{place_of, place_parts, Stamped};
+use crate::{place_name, place_parts, Stamped};
 
 /// The scenes of the rules in force, by the event time they apply from:
 /// the plan's, then each change's (kept by worker 0, which applies every
@@ -29,6 +29,9 @@ pub(super) struct SceneBook {
     /// Changes made over the run (the late events' engine is made again
     /// after one).
     made: usize,
+    /// From when, the parts each event's decision comes in (the groups
+    /// in force, `Collect::decided_in_parts`).
+    parts: Vec<(Timestamp, usize)>,
 }
 
 impl SceneBook {
@@ -36,7 +39,22 @@ impl SceneBook {
         SceneBook {
             changes: vec![(Timestamp::MIN, rules)],
             made: 0,
+            parts: Vec::new(),
         }
+    }
+
+    /// From `from` on, each event's decision comes in `parts` parts.
+    pub(super) fn parts_from(&mut self, from: Timestamp, parts: usize) {
+        let at = self.parts.partition_point(|(t, _)| *t < from);
+        self.parts.truncate(at);
+        self.parts.push((from, parts));
+    }
+
+    /// The parts the decision of an event at `ts` comes in (`None`: not
+    /// told, the frontier alone says).
+    fn parts_at(&self, ts: Timestamp) -> Option<usize> {
+        let until = self.parts.partition_point(|(at, _)| *at <= ts);
+        until.checked_sub(1).map(|i| self.parts[i].1)
     }
 
     /// The rules changed at `at`.
@@ -66,6 +84,10 @@ impl SceneBook {
         let until = self.changes.partition_point(|(at, _)| *at <= t);
         if until > 1 {
             self.changes.drain(..until - 1);
+        }
+        let until = self.parts.partition_point(|(at, _)| *at <= t);
+        if until > 1 {
+            self.parts.drain(..until - 1);
         }
     }
 
@@ -137,6 +159,10 @@ impl Naming {
 /// which side of a cut the decision is on, as a record made then is.
 type Parts = (Vec<(Arc<str>, Vec<Decision>)>, Timestamp);
 
+/// Which event parts are of, in one engine's order: its time, source and
+/// offset, and its name (when its source names it).
+type EventKey = (Timestamp, u32, u64, Option<Arc<str>>);
+
 /// Where gathered decisions are written: now (before the cut under way),
 /// after the cut under way, after the run's last cut (made by the end of
 /// a file's input, `Cuts::before_end`).
@@ -150,8 +176,9 @@ struct Sides {
 /// Worker 0's gathering of the parts.
 pub(super) struct Gather {
     /// The parts of events not gathered yet, by (time, source, offset):
-    /// one engine's order.
-    parts: BTreeMap<(Timestamp, u32, u64), Parts>,
+    /// one engine's order (then the event's name: the readers of a
+    /// `Source` on several workers count their offsets apart).
+    parts: BTreeMap<EventKey, Parts>,
     book: Rc<RefCell<SceneBook>>,
     naming: Naming,
     /// Where a position is written (`Naming::position`).
@@ -182,11 +209,11 @@ impl Gather {
     /// Takes in parts of events' decisions, sent at `at`.
     pub(super) fn take(&mut self, parts: Vec<Decision>, at: Timestamp) {
         for d in parts {
-            let (source, offset) = (d.place.as_ref())
-                .and_then(place_parts)
-                .unwrap_or((u32::MAX, u64::MAX));
-            let (scenes, sent) =
-                (self.parts.entry((d.ts, source, offset))).or_insert_with(|| (Vec::new(), at));
+            let place = d.place.as_ref();
+            let (source, offset) = place.and_then(place_parts).unwrap_or((u32::MAX, u64::MAX));
+            let name = place.and_then(place_name).cloned();
+            let key = (d.ts, source, offset, name);
+            let (scenes, sent) = (self.parts.entry(key)).or_insert_with(|| (Vec::new(), at));
             *sent = (*sent).max(at);
             match scenes.iter_mut().find(|(name, _)| *name == d.scene) {
                 Some((_, parts)) => parts.push(d),
@@ -257,13 +284,24 @@ impl Gather {
     ) {
         let ready = match frontier {
             Some(f) => {
-                let rest = self.parts.split_off(&(f, 0, 0));
+                let rest = self.parts.split_off(&(f, 0, 0, None));
                 std::mem::replace(&mut self.parts, rest)
             }
             None => std::mem::take(&mut self.parts),
         };
         let book = self.book.borrow();
-        for ((ts, _, offset), (scenes, sent)) in ready {
+        // (events of which some parts have not come: an engine held them
+        // past their time, and makes their parts later)
+        let mut incomplete = BTreeMap::new();
+        for (key, (scenes, sent)) in ready {
+            let whole = frontier.is_none()
+                || (book.parts_at(key.0))
+                    .is_none_or(|n| scenes.iter().all(|(_, parts)| parts.len() >= n));
+            if !whole {
+                incomplete.insert(key, (scenes, sent));
+                continue;
+            }
+            let (ts, _, offset, named) = key;
             let out = match holding {
                 _ if before_end && sent == Timestamp::MAX => &mut sides.after_end,
                 Some(e) if sent >= e => &mut sides.after_cut,
@@ -280,17 +318,24 @@ impl Gather {
                     continue;
                 };
                 if d.by_position {
-                    d.event = self.naming.position(offset, &mut self.text);
+                    d.event = match &named {
+                        Some(named) => Value::Str(Arc::clone(named)),
+                        None => self.naming.position(offset, &mut self.text),
+                    };
                 }
                 self.format.decision(&d);
                 out.push(Kind::Decision, &self.format);
             }
         }
         drop(book);
-        // (the events before the frontier are decided: the changes only
-        // they were decided by go)
+        let oldest = incomplete.keys().next().map(|(ts, ..)| *ts);
+        self.parts.append(&mut incomplete);
+        // (the events before the frontier are decided, but those waiting
+        // for parts: the changes only they were decided by go)
         if let Some(f) = frontier {
-            self.book.borrow_mut().forget_before(f);
+            self.book
+                .borrow_mut()
+                .forget_before(oldest.map_or(f, |t| t.min(f)));
         }
     }
 
@@ -306,11 +351,14 @@ impl Gather {
         };
         let mut decided = Decided(Vec::new());
         for stamped in events {
-            let place = place_of(stamped.source, stamped.offset);
+            let place = stamped.place();
             engine.push_positioned(stamped.ts, stamped.event, place, &mut decided);
             for mut d in decided.0.drain(..) {
                 if d.by_position {
-                    d.event = self.naming.position(stamped.offset, &mut self.text);
+                    d.event = match &stamped.name {
+                        Some(name) => Value::Str(Arc::clone(name)),
+                        None => self.naming.position(stamped.offset, &mut self.text),
+                    };
                 }
                 self.format.decision(&d);
                 out.push(Kind::Decision, &self.format);
@@ -356,6 +404,80 @@ mod tests {
             ),
         )
         .unwrap()
+    }
+
+    /// An event's parts made after its time (an engine held it past a
+    /// quiet source's clock, or past the cut its run resumed from) come
+    /// after the frontier passed it, each at its own time: the event is
+    /// gathered once every part came, never decided from some of them.
+    #[test]
+    fn parts_made_after_the_events_time_are_gathered_once_all_came() {
+        let rules = Rules::parse(
+            "r.cep",
+            "pattern by_card { action review score 40 partition by card match e where e: amount > 100 }
+             pattern by_user { action review score 30 partition by user match e where e: amount > 50 }
+             scene s { rules by_card, by_user outcomes approve < review < decline default approve
+                 review if action review decline if score >= 70 fallback approve deadline 100ms }",
+        )
+        .unwrap();
+        let mut plan: Plan<Record> = Plan::new();
+        plan.add(&rules).unwrap();
+        let plan = plan.gathering_decisions();
+        let groups = crate::route::groups(&plan);
+        assert_eq!(groups.len(), 2, "two groups of patterns");
+        let mut decoder = cepheid_decode::Decoder::new(
+            cepheid_decode::Format::JsonLines,
+            "ts",
+            plan.fields().clone(),
+        );
+        let line = r#"{"ts": 5, "card": "c1", "user": "u1", "amount": 200}"#;
+        let event = match decoder.decode(line.as_bytes()).unwrap() {
+            cepheid_decode::Item::Event(_, event) => event,
+            _ => panic!("not an event"),
+        };
+        // Each group's engine decides its part of the event.
+        let parts: Vec<Vec<Decision>> = (plan.engines(&groups).unwrap().into_iter())
+            .map(|(mut engine, _)| {
+                let mut decided = Decided(Vec::new());
+                let place = Stamped {
+                    ts: 5,
+                    source: 0,
+                    offset: 1,
+                    event: (),
+                    name: None,
+                }
+                .place();
+                engine.push_positioned(5, event.clone(), place, &mut decided);
+                engine.watermark(Timestamp::MAX - 1, &mut decided);
+                decided.0
+            })
+            .collect();
+        assert!(parts.iter().all(|p| p.len() == 1), "{parts:?}");
+        let book = Rc::new(RefCell::new(SceneBook::new(rules)));
+        book.borrow_mut().parts_from(Timestamp::MIN, 2);
+        let mut gather = Gather::new(book, Naming::Lines("in".to_string()), &plan);
+        let mut sides = Sides::default();
+        // One part, sent at 100, the frontier past it: not yet.
+        gather.take(parts[0].clone(), 100);
+        gather.resolve(Some(120), (None, false), &mut sides);
+        assert!(sides.now.is_empty());
+        // The other, sent at 130: the event's one decision, of both.
+        gather.take(parts[1].clone(), 130);
+        gather.resolve(Some(140), (None, false), &mut sides);
+        assert_eq!(sides.now.len(), 1);
+        let text = String::from_utf8_lossy(sides.now.bytes()).into_owned();
+        assert!(text.contains(r#""outcome":"decline","score":70"#), "{text}");
+        assert!(text.contains(r#""position":"in:1""#), "{text}");
+        assert!(gather.parts.is_empty());
+        // Without the count of parts told, the frontier alone says.
+        let book = Rc::new(RefCell::new(SceneBook::new(
+            Rules::parse("r.cep", "").unwrap(),
+        )));
+        let mut gather = Gather::new(book, Naming::Lines("in".to_string()), &plan);
+        let mut sides = Sides::default();
+        gather.take(parts[0].clone(), 100);
+        gather.resolve(Some(120), (None, false), &mut sides);
+        assert_eq!(sides.now.len(), 1);
     }
 
     /// Each event is decided by the scene in force at its time; the

@@ -464,6 +464,12 @@ impl Collect<Record> for Emit {
         }
     }
 
+    fn decided_in_parts(&mut self, from: Timestamp, parts: usize) {
+        if let Some(book) = &self.book {
+            book.borrow_mut().parts_from(from, parts);
+        }
+    }
+
     fn reloads(&mut self, made: u64, refused: u64) {
         self.reloads = [made, refused];
     }

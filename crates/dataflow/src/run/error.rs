@@ -36,12 +36,6 @@ pub enum Refusal {
     /// An audit file with output per worker (a record is written by the
     /// worker that completes it: one audit file is not built for it).
     AuditPerWorker,
-    /// Decisions of the events of a `Source` (a Kafka topic), or to a
-    /// sink's topic: the workers gather each event's parts by its place
-    /// (`docs/design/decisions-on-workers.md`), which they name by its
-    /// line in a file or followed input only, and write to a file only,
-    /// yet.
-    Decisions,
 }
 
 impl Refusal {
@@ -79,9 +73,6 @@ impl fmt::Display for Refusal {
             }
             Refusal::SinkOutputPerWorker => {
                 "`Scale::output_per_worker` needs an output file (`Config::output`), not a sink (kafka://...)"
-            }
-            Refusal::Decisions => {
-                "decisions (`Config::decisions`, or a sink that takes them) on `Scale::workers` or `Scale::processes` are made of a file's or a followed input's events: the events of a `Source` (a Kafka topic) are decided on one engine only yet (the workers' readers do not place its records); run it on one engine"
             }
             Refusal::AuditPerWorker => {
                 "`Scale::output_per_worker` does not take an audit file (`Config::audit`) yet: run without it"

@@ -246,6 +246,12 @@ pub(super) struct Live {
     pub(super) why: Rc<RefCell<Option<String>>>,
     /// The items of the batch being taken.
     pub(super) current: std::vec::IntoIter<SourceItem<Record>>,
+    /// The names of its events, when the source names them for a run
+    /// that gathers decisions ([`Stamped::name`](crate::Stamped::name)):
+    /// by index in `current`, the last first.
+    pub(super) current_names: Vec<(usize, Arc<str>)>,
+    /// Items of `current` taken, and the name of the last (`Pull::name`).
+    pub(super) taken: (usize, Option<Arc<str>>),
     /// The place after them (with `--checkpoint`).
     pub(super) current_place: Option<Place>,
     /// The place after the last batch taken whole (resumed: the cut's).
@@ -265,6 +271,12 @@ impl Pull<Record> for Live {
     fn pull(&mut self) -> Pulled<Record> {
         loop {
             if let Some(item) = self.current.next() {
+                let (taken, name) = &mut self.taken;
+                *name = match self.current_names.last() {
+                    Some((i, _)) if i == taken => self.current_names.pop().map(|(_, n)| n),
+                    _ => None,
+                };
+                *taken += 1;
                 return Pulled::Item(item);
             }
             if let Some(place) = self.current_place.take() {
@@ -339,6 +351,10 @@ impl Pull<Record> for Live {
         std::mem::take(&mut self.arrived)
     }
 
+    fn name(&mut self) -> Option<Arc<str>> {
+        self.taken.1.take()
+    }
+
     fn position(&self) -> Place {
         match &self.current_place {
             Some(place) if self.current.len() == 0 => place.clone(),
@@ -366,6 +382,8 @@ impl Live {
         if !items.is_empty() {
             self.arrived = true;
             self.current = items.into_iter();
+            self.current_names.clear();
+            self.taken = (0, None);
         }
     }
 
@@ -387,15 +405,21 @@ impl Live {
         });
         let place = place.map(Result::unwrap_or_default);
         let mut items = Vec::new();
+        let mut names = Vec::new();
         // (`Some(strict)`: the input ends here, at a malformed line
         // with `--strict`, or at a read error)
         let mut ended = None;
         let offset = &mut self.lines;
-        input.take(lines, |_, got| {
+        input.take(lines, |_, got, name| {
             *offset += 1;
             let taken = got.map(|got| take(got, *offset, &self.say, &self.counts, &self.controls));
             match taken {
-                Some(Taken::Item(item)) => items.push(item),
+                Some(Taken::Item(item)) => {
+                    if let Some(name) = name {
+                        names.push((items.len(), Arc::from(name)));
+                    }
+                    items.push(item)
+                }
                 Some(Taken::End { strict }) => ended = Some(strict),
                 Some(Taken::Nothing) | None => {}
             }
@@ -424,6 +448,9 @@ impl Live {
         }
         self.arrived = true;
         self.current = items.into_iter();
+        names.reverse();
+        self.current_names = names;
+        self.taken = (0, None);
         self.current_place = place.filter(|_| !end).map(|place| Place {
             position: self.lines,
             unread: self.counts.malformed.load(Ordering::Relaxed),

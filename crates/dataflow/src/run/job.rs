@@ -233,6 +233,8 @@ impl Job {
             read_failed: Arc::clone(&self.read_failed),
             why: Rc::default(),
             current: Vec::new().into_iter(),
+            current_names: Vec::new(),
+            taken: (0, None),
             current_place: None,
             place: restored.map_or_else(Place::default, |state| Place {
                 position: state.position,
@@ -788,7 +790,16 @@ impl Job {
             emitted = state.lateness.watermark();
         }
         let config = &self.config;
-        input.read_source(source, config, self.plan.fields(), resumed, emitted);
+        // (its events named by their places when decisions are gathered:
+        // their position, `docs/decisions.md`)
+        let places = self.plan.gathers_decisions();
+        input.read_source(
+            source,
+            config,
+            self.plan.fields(),
+            (resumed, emitted),
+            places,
+        );
         live.input = Some(input);
         live
     }

@@ -553,6 +553,10 @@ fn name_by_lines(engine: &mut Engine<Record>, config: &Config, chunk_bytes: u64)
     .lines();
     let origin = config.input.describe();
     engine.rename_positions(|place| {
+        // (a source's record keeps the name it was read with)
+        if let Some(name) = crate::place_name(place) {
+            return Some(cepheid_engine::Value::Str(std::sync::Arc::clone(name)));
+        }
         let (source, offset) = crate::place_parts(place)?;
         let line = lines.line(offset).ok().filter(|_| source == 0)?;
         Some(cepheid_engine::Value::Str(

@@ -155,19 +155,26 @@ impl LiveInput {
     /// split's largest time less [`Config::max_delay`] less 1 ms, idle
     /// splits left out after [`Config::idle_timeout`]; `resumed`, each
     /// split's watermark when the run resumed, and `emitted` the least
-    /// of them then.
+    /// of them then. With `places` each event is named by its place too
+    /// ([`Source::describe_origin`], given to [`LiveInput::take`]'s
+    /// caller): a run that writes decisions, whose position it is
+    /// (`docs/decisions.md`, "The position").
     pub fn read_source(
         &mut self,
         source: Box<dyn Source>,
         config: &Config,
         fields: &FieldTable,
-        resumed: Vec<Option<cepheid_engine::Timestamp>>,
-        emitted: Option<cepheid_engine::Timestamp>,
+        (resumed, emitted): (
+            Vec<Option<cepheid_engine::Timestamp>>,
+            Option<cepheid_engine::Timestamp>,
+        ),
+        places: bool,
     ) {
         let decoder = new_decoder(config, fields);
         let start = FilePosition::default();
         let mut reading = reading(config, fields, decoder, start, false, self.controls(config));
         reading.timing.splits = Some(SplitTiming::of(config, resumed, emitted));
+        reading.places = places;
         let source = Opened::Custom(Arc::new(std::sync::Mutex::new(source)));
         spawn_reader(source, reading, self.tx.clone());
     }
@@ -235,12 +242,17 @@ impl LiveInput {
     }
 
     /// Each of `lines` as the run takes it: `take` is given its number (a
-    /// line's in its file, a record's) and what it is (`None`: a line
-    /// that holds nothing, a blank one), and says whether to go on
-    /// (false: the input ends there). After a control record the reader
-    /// thread goes on decoding (with the fields of the rules it put in
-    /// force, when `take` applied them).
-    pub fn take(&self, lines: Lines, mut take: impl FnMut(u64, Option<Got>) -> bool) {
+    /// line's in its file, a record's), what it is (`None`: a line that
+    /// holds nothing, a blank one) and, for an event of a [`Source`] read
+    /// with `places` ([`LiveInput::read_source`]), its place; and says
+    /// whether to go on (false: the input ends there). After a control
+    /// record the reader thread goes on decoding (with the fields of the
+    /// rules it put in force, when `take` applied them).
+    pub fn take(
+        &self,
+        lines: Lines,
+        mut take: impl FnMut(u64, Option<Got>, Option<String>) -> bool,
+    ) {
         let Batch {
             lines,
             places,
@@ -249,13 +261,18 @@ impl LiveInput {
         } = lines.0;
         let mut places = places.into_iter().peekable();
         for (index, (line, entry)) in lines.into_iter().enumerate() {
-            let place = match places.peek() {
+            let mut place = match places.peek() {
                 Some((i, _)) if *i == index => places.next().map(|(_, p)| p),
                 _ => None,
             };
             let control = super::waits_after(&entry);
+            // (an event's place is its name; another's, its messages')
+            let named = match &entry {
+                Ok(Entry::Item(Item::Event(..))) => place.take(),
+                _ => None,
+            };
             let got = self.policy.take(entry, || line, place);
-            let go_on = take(line, Batch::typed(&mut source_error, got));
+            let go_on = take(line, Batch::typed(&mut source_error, got), named);
             if control {
                 if let Some(tx) = &self.go_on {
                     let _ = tx.send(());
