@@ -927,6 +927,101 @@ fn watch_keeps_the_rules_in_force_when_a_file_is_emptied_or_cut() {
 /// drops it. Every answer is the replay's (`backtest --events wal:DIR`).
 /// A list the rules do not declare, and a file that cannot be read, stop
 /// the service before it listens.
+/// `POST /v1/lists/{list}` to the real server, with curl: a device
+/// blocked through the API is declined by the next request (the list
+/// check deciding, said in the answer), as a `--list` file's entries
+/// are; unblocked, approved again (a file's value too: one origin, the
+/// log's); after a restart the same; every answer is the replay's over
+/// the log; a list the rules do not declare is 404 and a body that is no
+/// change 400.
+#[test]
+fn a_list_changed_through_the_api_is_logged_and_the_replay_agrees() {
+    let dir = scratch("serve_list_route");
+    let rules = risk_rules_in(&dir);
+    let file = dir.join("blocked.jsonl");
+    std::fs::write(&file, "\"d-file\"\n").unwrap();
+    let list = format!("blocked_devices={}", file.display());
+    let args = ["--list", list.as_str()];
+    let state = dir.join("state");
+    let mut answers: Vec<Value> = Vec::new();
+    let mut n = 0;
+    let mut ask = |base: &str, device: &str| {
+        n += 1;
+        let body = payment(&format!("r{n}"), &format!("c-r{n}"), 5)
+            .replace(&format!("\"d-c-r{n}\""), &format!("\"{device}\""));
+        let (status, answer) = post(&format!("{base}/v1/decide"), &body, &[]);
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer.clone());
+        answer
+    };
+    let listed = |answer: &Value| {
+        answer["outcome"] == "decline" && answer["list"] == "device in blocked_devices"
+    };
+    let server = Server::start(&rules, &state, &args);
+    let lists = format!("{}/v1/lists/blocked_devices", server.base);
+    assert!(!listed(&ask(&server.base, "d-api")));
+    let (status, changed) = post(&lists, r#"{"add": ["d-api", "d-file"]}"#, &[]);
+    assert_eq!(status, 200, "{changed}");
+    assert_eq!(changed["added"], 2);
+    assert!(
+        changed["expires"].as_i64().is_some(),
+        "the list's `for` from now: {changed}"
+    );
+    assert!(listed(&ask(&server.base, "d-api")));
+    assert!(listed(&ask(&server.base, "d-file")));
+    // Removed through the API: the service's files and its API are one
+    // origin, the log's `$list` records (`docs/serve.md`, "Lists"): the
+    // file's value goes too, until the file gives it anew.
+    let (status, changed) = post(&lists, r#"{"remove": ["d-api", "d-file"]}"#, &[]);
+    assert_eq!(
+        (status, &changed["removed"]),
+        (200, &Value::from(2)),
+        "{changed}"
+    );
+    assert!(!listed(&ask(&server.base, "d-api")));
+    assert!(!listed(&ask(&server.base, "d-file")));
+    let (status, changed) = post(
+        &lists,
+        r#"{"add": ["d-later"], "expires": 4102444800000}"#,
+        &[],
+    );
+    assert_eq!(
+        (status, &changed["expires"]),
+        (200, &Value::from(4_102_444_800_000_i64))
+    );
+    // Refused, nothing logged.
+    let (status, refused) = post(
+        &format!("{}/v1/lists/blocked_devics", server.base),
+        r#"{"add": ["x"]}"#,
+        &[],
+    );
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (404, &Value::from("not_found"))
+    );
+    let (status, refused) = post(&lists, r#"{"add": "d-1"}"#, &[]);
+    assert_eq!(
+        (status, &refused["error"]["field"]),
+        (400, &Value::from("add"))
+    );
+    server.stop();
+    // Restarted (the file unchanged: nothing of it logged again).
+    let server = Server::start(&rules, &state, &args);
+    assert!(listed(&ask(&server.base, "d-later")));
+    assert!(!listed(&ask(&server.base, "d-api")));
+    assert!(!listed(&ask(&server.base, "d-file")));
+    server.stop();
+    let replayed: BTreeMap<String, Value> = replayed_answers(&rules, &state.join("log"))
+        .into_iter()
+        .map(|(id, v)| (id, comparable(&v)))
+        .collect();
+    assert_eq!(replayed.len(), answers.len());
+    for a in &answers {
+        let id = a["decision_id"].as_str().unwrap();
+        assert_eq!(replayed.get(id), Some(&comparable(a)), "{id}");
+    }
+}
+
 #[test]
 fn list_files_go_through_the_log_and_the_replay_agrees() {
     let dir = scratch("serve_lists");

@@ -66,6 +66,34 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/lists/{list}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Add values to a list, or remove them.
+         * @description A change of a list the rules declare (`list blocked_devices for
+         *     30d`): `remove` first, then `add`. It goes through the log as the
+         *     `$list` records of `cepheid serve --list` files do, so it is
+         *     answered once logged (as durable as the log's `--fsync` makes
+         *     it); every request logged after it sees it, and a restart or a
+         *     replay of the log (`cepheid backtest --events wal:DIR`) sees it at
+         *     the same place. Added values without `expires` live for the
+         *     list's `for` from now (the answer says until when), or until
+         *     removed when the list has no `for`. At most 10,000 values in all.
+         */
+        post: operations["changeList"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/scenes": {
         parameters: {
             query?: never;
@@ -202,6 +230,29 @@ export interface components {
             /** @description Events whose `event_id` was recorded before (counted once). */
             repeated: number;
             rules_version: components["schemas"]["RulesVersion"];
+        };
+        /** @description At least one of `add` and `remove`; `expires` goes with `add`. */
+        ListChange: {
+            /** @description Values to add (or to give a new expiry). */
+            add?: components["schemas"]["ListValue"][];
+            /** @description When the added values expire: milliseconds since the epoch, or an RFC 3339 time. Without it, the list's `for` from now, or never. */
+            expires?: number | string;
+            /** @description Values to remove (before those added). */
+            remove?: components["schemas"]["ListValue"][];
+        } | unknown | unknown;
+        /** @description A list's value, as an event's field holds it: a string, a number or a boolean. */
+        ListValue: string | number | boolean;
+        ListChanged: {
+            /** @description The list changed. */
+            list: string;
+            /** @description Values added (or given a new expiry). */
+            added: number;
+            /** @description Values removed. */
+            removed: number;
+            /** @description When the added values expire, milliseconds since the epoch (absent when they live until removed, or none was added). */
+            expires?: number;
+            /** @description The log's entry that holds the change (its last, when it took several). */
+            entry: number;
         };
         /** @description The version of the rule set in force, raised by each change of rules the server applies. */
         RulesVersion: number;
@@ -492,6 +543,47 @@ export interface operations {
                 };
             };
             500: components["responses"]["Internal"];
+        };
+    };
+    changeList: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                list: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ListChange"];
+            };
+        };
+        responses: {
+            /** @description The change was logged; every request logged after it sees it. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ListChanged"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            /** @description No list of that name in the rule set in force (`code`: `not_found`). */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            413: components["responses"]["TooLarge"];
+            429: components["responses"]["Overloaded"];
+            500: components["responses"]["Internal"];
+            503: components["responses"]["Unavailable"];
         };
     };
     listScenes: {

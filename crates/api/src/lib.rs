@@ -14,6 +14,7 @@
 //! |---|---|---|
 //! | `POST /v1/decide` | [`DecideRequest`] | [`Decision`] |
 //! | `POST /v1/events` | [`EventsRequest`] | [`EventsRecorded`] |
+//! | `POST /v1/lists/{list}` | [`ListChange`] | [`ListChanged`] |
 //! | `GET /v1/decisions/{id}` | | [`Decision`] |
 //! | `GET /v1/scenes` | | [`Scenes`] |
 //! | `GET /healthz`, `GET /readyz` | | [`Health`], [`Readiness`] |
@@ -117,6 +118,55 @@ pub struct EventsRecorded {
     pub repeated: u64,
     /// The version of the rule set in force.
     pub rules_version: u64,
+}
+
+/// `POST /v1/lists/{list}`: a change of a list the rules declare (the
+/// schema `ListChange`): `remove` first, then `add`, at least one of them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListChange {
+    /// Values to add (strings, numbers or booleans: as an event's field
+    /// holds them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub add: Option<Vec<serde_json::Value>>,
+    /// When the added values expire: milliseconds since the epoch, or an
+    /// RFC 3339 time. Without it, they live for the list's `for` from
+    /// now, or until removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Expires>,
+    /// Values to remove.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove: Option<Vec<serde_json::Value>>,
+}
+
+/// When added list values expire ([`ListChange::expires`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Expires {
+    /// Milliseconds since the epoch.
+    Millis(i64),
+    /// An RFC 3339 time (`2026-12-01T00:00:00Z`).
+    Time(String),
+}
+
+/// The answer of `POST /v1/lists/{list}` (the schema `ListChanged`): the
+/// change is logged, and every request logged after it sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListChanged {
+    /// The list changed.
+    pub list: String,
+    /// Values added (or given a new expiry).
+    pub added: u64,
+    /// Values removed.
+    pub removed: u64,
+    /// When the added values expire, in milliseconds since the epoch
+    /// (none: until removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+    /// The log's entry that holds the change (its last, when it took
+    /// several).
+    pub entry: u64,
 }
 
 /// Why the server's decision is degraded to the scene's fallback.

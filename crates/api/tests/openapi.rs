@@ -91,6 +91,10 @@ fn instance(doc: &Yaml, s: &Yaml) -> Value {
     if let Some(values) = enum_values(s) {
         return json!(values.into_iter().next().unwrap());
     }
+    // (one of several: the first)
+    if let Yaml::Array(alternatives) = &s["oneOf"] {
+        return instance(doc, &alternatives[0]);
+    }
     match s["type"].as_str() {
         Some("object") => {
             let props = properties(s);
@@ -280,6 +284,8 @@ fn every_schema_matches_its_type() {
         &s("EventsRequest")["properties"]["events"]["items"],
     );
     object::<EventsRecorded>(&doc, "EventsRecorded", s("EventsRecorded"));
+    object::<ListChange>(&doc, "ListChange", s("ListChange"));
+    object::<ListChanged>(&doc, "ListChanged", s("ListChanged"));
     object::<FiredRule>(&doc, "FiredRule", s("FiredRule"));
     object::<Decision>(&doc, "Decision", s("Decision"));
     let decision = &s("Decision")["properties"];
@@ -318,6 +324,8 @@ fn every_schema_is_checked() {
         "DecideRequest",
         "EventsRequest",
         "EventsRecorded",
+        "ListChange",
+        "ListChanged",
         "FiredRule",
         "Decision",
         "Scene",
@@ -326,7 +334,9 @@ fn every_schema_is_checked() {
         "Readiness",
         "Error",
         // Not types of their own: a string (EventId), an integer
-        // (RulesVersion), open objects (`Event`, `Reads`: JSON maps).
+        // (RulesVersion), open objects (`Event`, `Reads`: JSON maps), a
+        // value of one of three types (`ListValue`: a JSON value).
+        "ListValue",
         "EventId",
         "RulesVersion",
         "Event",
@@ -391,6 +401,28 @@ fn the_documents_examples_read() {
         .copied()
         .collect();
     let _: EventsRecorded = serde_json::from_value(example(&events, "two")).unwrap();
+    let lists: Vec<&str> = ["/v1/lists/{list}", "post"]
+        .iter()
+        .chain(&ok200)
+        .copied()
+        .collect();
+    let v = example(&lists, "blocked");
+    let changed: ListChanged = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(serde_json::to_value(&changed).unwrap(), v);
+    let req: Vec<&str> = [
+        "/v1/lists/{list}",
+        "post",
+        "requestBody",
+        "content",
+        "application/json",
+    ]
+    .to_vec();
+    let block: ListChange = serde_json::from_value(example(&req, "block")).unwrap();
+    assert_eq!(
+        block.expires,
+        Some(Expires::Time("2026-12-01T00:00:00Z".into()))
+    );
+    let _: ListChange = serde_json::from_value(example(&req, "unblock")).unwrap();
 }
 
 fn yaml_to_json(y: &Yaml) -> Value {

@@ -25,6 +25,9 @@ pub trait Decider: Send + Sync + 'static {
     fn decide(&self, call: DecideCall) -> BoxFuture<Result<Decided, ApiError>>;
     /// `POST /v1/events`.
     fn record(&self, calls: Vec<EventCall>) -> BoxFuture<Result<Recorded, ApiError>>;
+    /// `POST /v1/lists/{list}` (the envelope validated): answered once
+    /// the change is logged.
+    fn change_list(&self, call: ListCall) -> BoxFuture<Result<ListChanged, ApiError>>;
     /// `GET /v1/decisions/{id}`: the Decision object's JSON bytes.
     fn decision(&self, decision_id: &str) -> Result<Vec<u8>, ApiError>;
     /// `GET /v1/scenes`.
@@ -74,6 +77,25 @@ pub struct EventCall {
     /// The event object as received, byte for byte.
     pub event: Box<RawValue>,
 }
+
+/// A `POST /v1/lists/{list}` request, its envelope validated by the front
+/// (whether the rules declare the list is the service's).
+#[derive(Debug)]
+pub struct ListCall {
+    /// The list, as the path names it (percent-decoded).
+    pub list: String,
+    /// The values to add, each as its JSON text (`"d-81"`, `42`, `true`),
+    /// as a `$list` record holds them.
+    pub add: Vec<String>,
+    /// The values to remove, as JSON texts; removed before those added.
+    pub remove: Vec<String>,
+    /// When the added values expire (milliseconds since the epoch), when
+    /// the request said.
+    pub expires: Option<i64>,
+}
+
+/// A list change logged: the `ListChanged` answer (`cepheid-api`'s).
+pub type ListChanged = cepheid_api::ListChanged;
 
 /// A decision answered: the Decision object's JSON bytes (the service sets
 /// every field, `elapsed_us` included), and what the front's metrics need.

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cepheid_serve::decider::{ApiError, DecideCall, Decider, EventCall, Mode};
+use cepheid_serve::decider::{ApiError, DecideCall, Decider, EventCall, ListCall, Mode};
 use cepheid_serve::service::{Service, ServiceOptions};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -347,6 +347,100 @@ fn a_decision_is_taken_once_and_remembered_across_a_restart() {
 /// A change of the watched rules goes through the log: answers after it
 /// name version 2 and follow the new rules, the scenes say so, and the
 /// log read again gives every answer the clients got.
+impl Running {
+    fn change_list(&self, list: &str, add: &[&str], remove: &[&str]) -> Result<Value, ApiError> {
+        let json = |values: &[&str]| values.iter().map(|v| format!("{v:?}")).collect();
+        let call = ListCall {
+            list: list.into(),
+            add: json(add),
+            remove: json(remove),
+            expires: None,
+        };
+        let changed = self.rt.block_on(self.decider.change_list(call))?;
+        Ok(serde_json::to_value(changed).unwrap())
+    }
+}
+
+/// `POST /v1/lists/{list}` through the service: a device blocked by it
+/// is declined from the next request on, unblocked approved again; the
+/// change goes through the log, so the restarted service and the replay
+/// give the same answers. An addition without `expires` gets the list's
+/// `for` from now (30 days), explicit in its answer. A list the rules do
+/// not declare is refused and logs nothing.
+#[test]
+fn a_list_changed_through_the_api_goes_through_the_log_and_is_replayed() {
+    let state = scratch("list_route");
+    let outcome = |r: &Result<Value, ApiError>| r.as_ref().unwrap()["outcome"].clone();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let running = start(&state);
+    assert_eq!(
+        outcome(&running.decide("payment", "p1", &pay("c1", 5), None)),
+        "approve"
+    );
+    let changed = running
+        .change_list("blocked_devices", &["d-c1", "d-c2"], &[])
+        .unwrap();
+    assert_eq!(
+        (&changed["added"], &changed["removed"]),
+        (&2.into(), &0.into())
+    );
+    let expires = changed["expires"].as_i64().unwrap();
+    let thirty_days = 30 * 86_400_000;
+    assert!(expires >= before + thirty_days, "{changed}");
+    assert!(expires < before + thirty_days + 600_000, "{changed}");
+    assert_eq!(
+        outcome(&running.decide("payment", "p2", &pay("c1", 5), None)),
+        "decline"
+    );
+    assert_eq!(
+        outcome(&running.decide("payment", "p3", &pay("c2", 5), None)),
+        "decline"
+    );
+    let e = running
+        .change_list("blocked_devics", &["d-c3"], &[])
+        .unwrap_err();
+    assert_eq!(e.status, 404);
+    assert!(
+        e.message.contains("their lists: blocked_devices"),
+        "{}",
+        e.message
+    );
+    let removed = running
+        .change_list("blocked_devices", &[], &["d-c1"])
+        .unwrap();
+    assert!(removed.get("expires").is_none(), "{removed}");
+    assert!(removed["entry"].as_u64() > changed["entry"].as_u64());
+    assert_eq!(
+        outcome(&running.decide("payment", "p4", &pay("c1", 5), None)),
+        "approve"
+    );
+    let mut answered = running.stop();
+    // Restarted: the entries are the log's.
+    let running = start(&state);
+    // (other cards on the same devices: no card's payments add up)
+    let on = |card: &str, device: &str| {
+        format!(r#"{{"type": "payment", "card": "{card}", "device": "{device}", "amount": 5}}"#)
+    };
+    assert_eq!(
+        outcome(&running.decide("payment", "p5", &on("c8", "d-c2"), None)),
+        "decline"
+    );
+    assert_eq!(
+        outcome(&running.decide("payment", "p6", &on("c9", "d-c1"), None)),
+        "approve"
+    );
+    answered.extend(running.stop());
+    let replay = replayed(
+        rules().1,
+        &state.join("log"),
+        state.join("replayed-alerts.jsonl"),
+    );
+    assert_eq!(replay, answered, "the replay gives the clients' answers");
+}
+
 #[test]
 fn a_change_of_rules_goes_through_the_log_and_is_replayed() {
     let state = scratch("rules");

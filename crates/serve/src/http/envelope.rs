@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use crate::decider::{ApiError, DecideCall, ErrorCode, EventCall, Mode};
+use crate::decider::{ApiError, DecideCall, ErrorCode, EventCall, ListCall, Mode};
 
 /// The limits an envelope is checked against.
 #[derive(Clone, Copy, Debug)]
@@ -31,6 +31,10 @@ const DECIDE_FIELDS: &[&str] = &[
     "explain",
 ];
 const EVENTS_FIELDS: &[&str] = &["events"];
+const LIST_FIELDS: &[&str] = &["add", "expires", "remove"];
+
+/// The most values one list change takes (`ListChange`).
+pub(crate) const MAX_LIST_VALUES: usize = 10_000;
 const EVENT_FIELDS: &[&str] = &["event_id", "event"];
 
 /// `POST /v1/decide`'s body as the service's call.
@@ -164,6 +168,102 @@ pub(crate) fn events(body: &[u8], limits: Limits) -> Result<Vec<EventCall>, ApiE
 }
 
 /// The whole body as JSON: any syntax fault is `malformed_json`.
+/// `POST /v1/lists/{list}`'s body as the service's call: the values as
+/// their JSON texts (strings, numbers, booleans: as a `$list` record
+/// holds them), `expires` in milliseconds.
+pub(crate) fn list_change(list: String, body: &[u8]) -> Result<ListCall, ApiError> {
+    let raw = parse(body)?;
+    let entries = object(raw, "", "the request")?;
+    let (mut add, mut remove, mut expires) = (None, None, None);
+    let mut seen: Vec<&str> = Vec::new();
+    for (key, value) in &entries {
+        let name = known(key, LIST_FIELDS, "", &seen)?;
+        seen.push(name);
+        match name {
+            "expires" => expires = Some(expiry(value)?),
+            "add" => add = Some(list_values(value, "add")?),
+            _ => remove = Some(list_values(value, "remove")?),
+        }
+    }
+    if add.is_none() && remove.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "a list change has `add` (with `expires` if they expire), `remove`, or both",
+        ));
+    }
+    if expires.is_some() && add.is_none() {
+        return Err(invalid("expires", "`expires` goes with `add`"));
+    }
+    let (add, remove) = (add.unwrap_or_default(), remove.unwrap_or_default());
+    if add.len() + remove.len() > MAX_LIST_VALUES {
+        return Err(ApiError::new(
+            ErrorCode::TooLarge,
+            format!(
+                "the change has {} values, over the server's limit of {MAX_LIST_VALUES} a request",
+                add.len() + remove.len()
+            ),
+        ));
+    }
+    Ok(ListCall {
+        list,
+        add,
+        remove,
+        expires,
+    })
+}
+
+/// A list change's values, each a string, a number or a boolean, as JSON
+/// text.
+fn list_values(raw: &RawValue, field: &str) -> Result<Vec<String>, ApiError> {
+    let items: Vec<&RawValue> = match kind(raw) {
+        Kind::Array => serde_json::from_str(raw.get()).map_err(|e| malformed(&e))?,
+        other => return Err(wrong_type(field, "an array of values", other)),
+    };
+    if items.is_empty() {
+        return Err(invalid(
+            field,
+            format!("`{field}` is empty: give at least one value, or leave it out"),
+        ));
+    }
+    (items.into_iter().enumerate())
+        .map(|(i, item)| match kind(item) {
+            Kind::String | Kind::Number | Kind::Boolean => {
+                // (as a `$list` record's value: its JSON text, a number
+                // written as JSON writes it)
+                let value: serde_json::Value =
+                    serde_json::from_str(item.get()).map_err(|e| malformed(&e))?;
+                Ok(value.to_string())
+            }
+            other => Err(wrong_type(
+                &format!("{field}[{i}]"),
+                "a string, a number or a boolean",
+                other,
+            )),
+        })
+        .collect()
+}
+
+/// `expires`: milliseconds since the epoch, or an RFC 3339 time.
+fn expiry(raw: &RawValue) -> Result<i64, ApiError> {
+    let bad = || {
+        invalid(
+            "expires",
+            format!(
+                "`expires` must be milliseconds since the epoch or an RFC 3339 time (2026-12-01T00:00:00Z), not {}",
+                raw.get()
+            ),
+        )
+    };
+    match kind(raw) {
+        Kind::Number => serde_json::from_str::<i64>(raw.get()).map_err(|_| bad()),
+        Kind::String => {
+            let text: String = serde_json::from_str(raw.get()).map_err(|e| malformed(&e))?;
+            cepheid_decode::parse_rfc3339(&text).map_err(|_| bad())
+        }
+        _ => Err(bad()),
+    }
+}
+
 fn parse(body: &[u8]) -> Result<&RawValue, ApiError> {
     serde_json::from_slice::<&RawValue>(body).map_err(|e| malformed(&e))
 }

@@ -48,9 +48,10 @@ use metrics::Metrics;
 pub const OPENAPI: &str = include_str!("../../../../docs/api/openapi.yaml");
 
 /// Every route the front serves: method and the document's path.
-pub const ROUTES: [(&str, &str); 8] = [
+pub const ROUTES: [(&str, &str); 9] = [
     ("POST", "/v1/decide"),
     ("POST", "/v1/events"),
+    ("POST", "/v1/lists/{list}"),
     ("GET", "/v1/decisions/{decision_id}"),
     ("GET", "/v1/scenes"),
     ("GET", "/healthz"),

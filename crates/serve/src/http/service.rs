@@ -27,6 +27,9 @@ const JSON: &str = "application/json";
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
 
+/// The longest list name (`POST /v1/lists/{list}`).
+const MAX_LIST_NAME: usize = 256;
+
 /// The longest decision id (`GET /v1/decisions/{decision_id}`).
 const MAX_DECISION_ID: usize = 64;
 
@@ -56,6 +59,7 @@ enum Route {
     Decide,
     Events,
     Decision(String),
+    List(String),
     Scenes,
     Healthz,
     Readyz,
@@ -82,7 +86,12 @@ impl Route {
                     "/v1/decisions/{decision_id}",
                     "GET",
                 ),
-                _ => return Route::NotFound,
+                _ => match path.strip_prefix("/v1/lists/") {
+                    Some(list) if !list.is_empty() && !list.contains('/') => {
+                        (Route::List(list.to_owned()), "/v1/lists/{list}", "POST")
+                    }
+                    _ => return Route::NotFound,
+                },
             },
         };
         if method.as_str() == allow {
@@ -98,6 +107,7 @@ impl Route {
             Route::Decide => "/v1/decide",
             Route::Events => "/v1/events",
             Route::Decision(_) => "/v1/decisions/{decision_id}",
+            Route::List(_) => "/v1/lists/{list}",
             Route::Scenes => "/v1/scenes",
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
@@ -276,6 +286,31 @@ async fn handle(
             };
             match finish(tokio::spawn(decider.record(calls))).await {
                 Ok(recorded) => Reply::json(200, to_json(&recorded)),
+                Err(e) => Reply::error(&e),
+            }
+        }
+        Route::List(raw) => {
+            let body = match read_json(&shared, req).await? {
+                Ok(body) => body,
+                Err(e) => return Ok(Reply::error(&e)),
+            };
+            let list = match percent_decoded(&raw) {
+                Some(list) if list.chars().count() <= MAX_LIST_NAME => list,
+                _ => {
+                    return Ok(Reply::error(&ApiError::new(
+                        ErrorCode::NotFound,
+                        format!(
+                            "no list `{raw}`: a list's name is 1 to {MAX_LIST_NAME} characters"
+                        ),
+                    )))
+                }
+            };
+            let call = match envelope::list_change(list, &body) {
+                Ok(call) => call,
+                Err(e) => return Ok(Reply::error(&e)),
+            };
+            match finish(tokio::spawn(decider.change_list(call))).await {
+                Ok(changed) => Reply::json(200, to_json(&changed)),
                 Err(e) => Reply::error(&e),
             }
         }

@@ -32,7 +32,8 @@ impl Answers for ServeAnswers {
             .shared
             .version
             .load(std::sync::atomic::Ordering::Acquire);
-        let book = super::Book::of(engine.scenes(), version, self.shared.retention_ms);
+        let declared = engine.declarations();
+        let book = super::Book::of(engine.scenes(), declared, version, self.shared.retention_ms);
         self.shared.set_book(book);
         // (what was answered before the checkpoint the run resumed from)
         for (id, remembered) in engine.remembered_requests() {

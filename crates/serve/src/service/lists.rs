@@ -274,6 +274,141 @@ fn append_wait(log: &Appender, entry: Entry) -> Result<(), String> {
         .map_err(|_| "the log stopped before the change was written".to_string())?
 }
 
+/// `POST /v1/lists/{list}` (`docs/serve.md`, "Lists"): the change as
+/// `$list` records, logged as the list files' are (the removals first,
+/// then the additions, in bounded runs); answered once the last is
+/// logged. A list the rules in force do not declare is refused (404). An
+/// addition without `expires` to a list with a `for` is given its expiry
+/// now (`for` from the wall clock): explicit in the log, so that a replay
+/// gives it the same, and never counted from the start of event time.
+pub(crate) async fn change(
+    front: &super::Front,
+    call: crate::decider::ListCall,
+) -> Result<crate::decider::ListChanged, crate::decider::ApiError> {
+    use crate::decider::{ApiError, ErrorCode};
+    let _in_flight = front.admit()?;
+    let book = front.shared.book();
+    let Some((_, lasts)) = book.lists.iter().find(|(name, _)| *name == call.list) else {
+        let names: Vec<&str> = book.lists.iter().map(|(n, _)| n.as_str()).collect();
+        let theirs = match names.is_empty() {
+            true => "they declare none".to_string(),
+            false => format!("their lists: {}", names.join(", ")),
+        };
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("no list `{}` in the rules in force; {theirs}", call.list),
+        ));
+    };
+    let now = crate::wal::wall_clock_ms();
+    let expires = match (call.expires, lasts) {
+        (Some(at), _) => Some(at),
+        (None, Some(lasts)) if !call.add.is_empty() => Some(now.saturating_add(*lasts)),
+        (None, _) => None,
+    };
+    let name = serde_json::to_string(&call.list).unwrap_or_default();
+    let mut records = Vec::new();
+    let remove: Vec<&str> = call.remove.iter().map(String::as_str).collect();
+    for run in bounded(&remove) {
+        records.push(format!(
+            r#"{{"$list":{name},"remove":[{}]}}"#,
+            run.join(",")
+        ));
+    }
+    let add: Vec<&str> = call.add.iter().map(String::as_str).collect();
+    let until = expires.map_or(String::new(), |at| format!(r#","expires":{at}"#));
+    for run in bounded(&add) {
+        records.push(format!(
+            r#"{{"$list":{name},"add":[{}]{until}}}"#,
+            run.join(",")
+        ));
+    }
+    // Each logged in order; the answer waits for the last (a failure of
+    // any is the answer: what was logged before it stays logged, and
+    // said so).
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let state = std::sync::Arc::new(std::sync::Mutex::new(Logging {
+        left: records.len(),
+        logged: 0,
+        last: 0,
+        error: None,
+        tx: Some(tx),
+    }));
+    let count = records.len();
+    for record in records {
+        let change = RawValue::from_string(record).map_err(|e| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!("the change is not JSON: {e}"),
+            )
+        })?;
+        let state2 = std::sync::Arc::clone(&state);
+        let done: crate::wal::Done = Box::new(move |result| {
+            let mut s = state2.lock().unwrap_or_else(|p| p.into_inner());
+            match result {
+                Ok(logged) => {
+                    s.logged += 1;
+                    s.last = s.last.max(logged.seq);
+                }
+                Err(e) => s.error = Some(e.to_string()),
+            }
+            s.left -= 1;
+            if s.left == 0 {
+                let answer = match s.error.take() {
+                    None => Ok(s.last),
+                    Some(e) => Err((s.logged, e)),
+                };
+                if let Some(tx) = s.tx.take() {
+                    let _ = tx.send(answer);
+                }
+            }
+        });
+        if let Err(e) = front.append(Entry::List { change }, done) {
+            let logged = count - state.lock().unwrap_or_else(|p| p.into_inner()).left;
+            return Err(match logged {
+                0 => e,
+                n => ApiError {
+                    message: format!(
+                        "{} ({n} of its {count} records were logged before)",
+                        e.message
+                    ),
+                    ..e
+                },
+            });
+        }
+    }
+    let unavailable = |message: String| ApiError {
+        retry_after: Some(1),
+        ..ApiError::new(ErrorCode::Unavailable, message)
+    };
+    match rx.await {
+        Ok(Ok(entry)) => Ok(crate::decider::ListChanged {
+            list: call.list,
+            added: call.add.len() as u64,
+            removed: call.remove.len() as u64,
+            expires: expires.filter(|_| !call.add.is_empty()),
+            entry,
+        }),
+        Ok(Err((0, e))) => Err(unavailable(format!(
+            "the change could not be logged ({e}): nothing was changed"
+        ))),
+        Ok(Err((n, e))) => Err(unavailable(format!(
+            "the change could not be logged whole ({e}): {n} of its {count} records were, and apply"
+        ))),
+        Err(_) => Err(unavailable(
+            "the service stopped before the change was logged".to_string(),
+        )),
+    }
+}
+
+/// A list change's records being logged.
+struct Logging {
+    left: usize,
+    logged: usize,
+    last: u64,
+    error: Option<String>,
+    tx: Option<tokio::sync::oneshot::Sender<Result<u64, (usize, String)>>>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,8 +35,8 @@ use cepheid_runtime::{Config, Handle, Input, Report, Runtime, Summary, Time};
 use tokio::sync::oneshot;
 
 use crate::decider::{
-    ApiError, BoxFuture, DecideCall, Decided, Decider, ErrorCode, EventCall, Mode, Recorded,
-    SceneView, ScenesView,
+    ApiError, BoxFuture, DecideCall, Decided, Decider, ErrorCode, EventCall, ListCall, ListChanged,
+    Mode, Recorded, SceneView, ScenesView,
 };
 use crate::wal::{Entry, FsyncPolicy, Input as Logged, Wal, WalOptions};
 use body::{decision_body, decision_id, seq_of, DecisionBody, SceneFacts};
@@ -302,7 +302,13 @@ impl Shared {
     pub(crate) fn rules_changed(&self, rules: &Rules, version: u64) {
         let mut probe: cepheid_engine::Engine = cepheid_engine::Engine::new();
         if probe.add(rules).is_ok() {
-            self.set_book(Book::of(probe.scenes(), version, self.retention_ms));
+            let declared = probe.declarations();
+            self.set_book(Book::of(
+                probe.scenes(),
+                declared,
+                version,
+                self.retention_ms,
+            ));
         }
     }
 
@@ -670,12 +676,16 @@ impl Service {
 pub(crate) struct Book {
     pub(crate) scenes: HashMap<String, (SceneFacts, Duration)>,
     pub(crate) view: ScenesView,
+    /// The lists the rules declare, in their order, each with its `for`
+    /// (ms; `None`: until removed): what `POST /v1/lists/{list}` changes.
+    pub(crate) lists: Vec<(String, Option<i64>)>,
 }
 
 impl Book {
     /// The book of `scenes`, the rule set's `version`.
     pub(crate) fn of<'a>(
         scenes: impl Iterator<Item = &'a cepheid_core::scene::Scene>,
+        declarations: &cepheid_core::lookup::Declarations,
         version: u64,
         retention_ms: i64,
     ) -> Book {
@@ -704,6 +714,9 @@ impl Book {
                 rules,
             });
         }
+        let lists = (declarations.lists.iter())
+            .map(|l| (l.name.to_string(), l.expiry))
+            .collect();
         Book {
             scenes: book,
             view: ScenesView {
@@ -711,6 +724,7 @@ impl Book {
                 retention_ms: retention_ms.max(0) as u64,
                 scenes: view,
             },
+            lists,
         }
     }
 }
@@ -728,7 +742,7 @@ fn shared_of(
     let mut probe = Config::new(Input::Stdin, patterns.to_vec()).engine();
     probe.add(rules).map_err(|e| failed("the rules", &e))?;
     let retention_ms = i64::try_from(options.retention.as_millis()).unwrap_or(i64::MAX);
-    let book = Book::of(probe.scenes(), 1, retention_ms);
+    let book = Book::of(probe.scenes(), probe.declarations(), 1, retention_ms);
     if book.scenes.is_empty() {
         return Err(StartError(
             "cepheid serve: the rules have no scene: a service decides the events of scenes (`scene NAME { ... }`, docs/language.md §11)".into(),
@@ -1398,6 +1412,13 @@ impl Decider for Front {
                 rules_version: shared.book().view.rules_version,
             })
         })
+    }
+
+    fn change_list(&self, call: ListCall) -> BoxFuture<Result<ListChanged, ApiError>> {
+        let front = Front {
+            shared: Arc::clone(&self.shared),
+        };
+        Box::pin(async move { lists::change(&front, call).await })
     }
 
     fn decision(&self, decision_id: &str) -> Result<Vec<u8>, ApiError> {

@@ -15,6 +15,9 @@
 //!   received>}`, so that a test sees the bytes the front passed;
 //! - `POST /v1/events`: `busy`, `down`, `reused…` and `panic` event ids
 //!   as above; the others are counted once each (`repeated` after);
+//! - `POST /v1/lists/{list}`: the list `blocked` takes the change (its
+//!   `for` a day: an addition without `expires` is given one), `busy`
+//!   is 429, `down` 503, `panic` panics, any other 404 `not_found`;
 //! - `decision("panic")` panics, `decision("expired")` is 404 `expired`;
 //!   `scenes`, `not_ready` and `metrics` panic when told to.
 
@@ -24,8 +27,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cepheid_serve::decider::{
-    ApiError, BoxFuture, DecideCall, Decided, Decider, ErrorCode, EventCall, Mode, Recorded,
-    SceneView, ScenesView,
+    ApiError, BoxFuture, DecideCall, Decided, Decider, ErrorCode, EventCall, ListCall, ListChanged,
+    Mode, Recorded, SceneView, ScenesView,
 };
 use serde_json::{json, Value};
 
@@ -36,6 +39,8 @@ pub struct Fixture {
     reasons: Mutex<Vec<String>>,
     panics: Mutex<HashSet<&'static str>>,
     decided: AtomicU64,
+    /// List changes taken (`blocked`'s entries).
+    list_entries: AtomicU64,
     /// `slow` decisions: told when one has begun, waiting to be let go.
     slow: Mutex<
         Option<(
@@ -267,6 +272,30 @@ impl Decider for Fixture {
                 rules_version: 7,
             })
         })
+    }
+
+    fn change_list(&self, call: ListCall) -> BoxFuture<Result<ListChanged, ApiError>> {
+        let answer = match call.list.as_str() {
+            "busy" => Err(ApiError::overloaded(2, "the queue is full")),
+            "down" => Err(ApiError::unavailable(5, "replaying the log")),
+            "panic" => return Box::pin(async { panic!("the fixture panics in change_list") }),
+            "blocked" => {
+                let entry = 1 + self.list_entries.fetch_add(1, Ordering::Relaxed);
+                Ok(ListChanged {
+                    list: call.list.clone(),
+                    added: call.add.len() as u64,
+                    removed: call.remove.len() as u64,
+                    expires: (!call.add.is_empty())
+                        .then(|| call.expires.unwrap_or(1_796_083_200_000 + 86_400_000)),
+                    entry,
+                })
+            }
+            other => Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("no list `{other}` in the rules in force; their lists: blocked"),
+            )),
+        };
+        Box::pin(async move { answer })
     }
 
     fn decision(&self, decision_id: &str) -> Result<Vec<u8>, ApiError> {

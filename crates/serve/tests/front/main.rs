@@ -103,6 +103,9 @@ fn check_types() -> Result<String, String> {
             (Some("POST"), "/v1/events", 200) => {
                 ("EventsRecorded", check::<api::EventsRecorded>(body))
             }
+            (Some("POST"), p, 200) if p.starts_with("/v1/lists/") => {
+                ("ListChanged", check::<api::ListChanged>(body))
+            }
             (Some("GET"), "/healthz", 200) => ("Health", check::<api::Health>(body)),
             (Some("GET"), "/readyz", 200 | 503) => ("Readiness", check::<api::Readiness>(body)),
             (_, _, 400..=599) if !body.is_empty() => ("Error", check::<api::ErrorBody>(body)),

@@ -40,6 +40,10 @@ pub const TESTS: &[(&str, fn())] = &[
         the_deciders_errors_are_answered,
     ),
     (
+        "routes::a_list_change_and_its_refusals",
+        a_list_change_and_its_refusals,
+    ),
+    (
         "routes::unknown_routes_and_methods",
         unknown_routes_and_methods,
     ),
@@ -163,7 +167,7 @@ fn the_documents_routes_are_the_fronts() {
     let server = Server::start("the_documents_routes_are_the_fronts");
     let c = server.h1();
     for (method, path) in ROUTES {
-        let path = path.replace("{decision_id}", "d-none");
+        let path = (path.replace("{decision_id}", "d-none")).replace("{list}", "none");
         let req = match method {
             "POST" => Req::post(&path, "{}"),
             _ => Req::get(&path),
@@ -171,8 +175,14 @@ fn the_documents_routes_are_the_fronts() {
         let a = c.send(req);
         assert_ne!(a.status, 405, "{method} {path}");
         if a.status == 404 {
-            // The decider's 404 (no such decision), not the front's.
-            assert!(a.error().2.contains("no decision `d-none`"), "{}", a.text());
+            // The decider's 404 (no such decision, no such list), not
+            // the front's.
+            let said = a.error().2;
+            assert!(
+                said.contains("no decision `d-none`") || said.contains("no list `none`"),
+                "{}",
+                a.text()
+            );
         }
     }
 }
@@ -507,6 +517,76 @@ fn the_deciders_errors_are_answered() {
         assert_eq!(a.header("retry-after"), Some("5"));
         c.post("/v1/events", batch("reused-2"))
             .expect(409, "event_id_reused");
+    }
+}
+
+/// `POST /v1/lists/{list}`: the change as the service takes it, every
+/// refusal of its envelope naming its field, and the decider's errors.
+fn a_list_change_and_its_refusals() {
+    let server = Server::start("a_list_change_and_its_refusals");
+    for c in [server.h1(), server.h2()] {
+        let a = c.post(
+            "/v1/lists/blocked",
+            json!({"add": ["d-81", 42, true], "expires": "2026-12-01T00:00:00Z"}).to_string(),
+        );
+        assert_eq!(a.status, 200, "{}", a.text());
+        let j = a.json();
+        assert_eq!(
+            (&j["list"], &j["added"], &j["removed"]),
+            (&json!("blocked"), &json!(3), &json!(0))
+        );
+        assert_eq!(j["expires"], 1_796_083_200_000_i64, "RFC 3339 read as ms");
+        let a = c.post("/v1/lists/blocked", json!({"remove": ["d-81"]}).to_string());
+        assert_eq!(a.status, 200, "{}", a.text());
+        assert_eq!(a.json().get("expires"), None, "nothing added: no expiry");
+        // (a name percent-encoded is decoded)
+        let a = c.post("/v1/lists/blo%63ked", json!({"add": ["x"]}).to_string());
+        assert_eq!(a.status, 200, "{}", a.text());
+        // The envelope's faults, each naming its field.
+        let refused = [
+            (json!({}), None),
+            (json!({"add": []}), Some("add")),
+            (json!({"add": "d-1"}), Some("add")),
+            (json!({"add": [null]}), Some("add[0]")),
+            (json!({"remove": [{"a": 1}]}), Some("remove[0]")),
+            (json!({"remove": ["d-1"], "expires": 5}), Some("expires")),
+            (json!({"add": ["d-1"], "expires": "soon"}), Some("expires")),
+            (json!({"add": ["d-1"], "expires": 1.5}), Some("expires")),
+            (json!({"add": ["d-1"], "$list": "other"}), Some("$list")),
+            (json!(["d-1"]), None),
+        ];
+        for (body, field) in refused {
+            let a = c.post("/v1/lists/blocked", body.to_string());
+            let (_, got, message) = a.expect(400, "invalid_request").error();
+            assert_eq!(got.as_deref(), field, "{body}: {message}");
+        }
+        c.post("/v1/lists/blocked", "{\"add\": [1,]}")
+            .expect(400, "malformed_json");
+        let many: Vec<String> = (0..10_001).map(|i| format!("v{i}")).collect();
+        c.post("/v1/lists/blocked", json!({ "add": many }).to_string())
+            .expect(413, "too_large");
+        // The decider's answers.
+        let a = c.post("/v1/lists/blockd", json!({"add": ["x"]}).to_string());
+        assert!(a
+            .expect(404, "not_found")
+            .error()
+            .2
+            .contains("their lists: blocked"));
+        let a = c.post("/v1/lists/busy", json!({"add": ["x"]}).to_string());
+        a.expect(429, "overloaded");
+        assert_eq!(a.header("retry-after"), Some("2"));
+        let a = c.post("/v1/lists/down", json!({"add": ["x"]}).to_string());
+        a.expect(503, "unavailable");
+        c.post("/v1/lists/panic", json!({"add": ["x"]}).to_string())
+            .expect(500, "internal");
+        // Not a list's path.
+        c.post("/v1/lists/", json!({"add": ["x"]}).to_string())
+            .expect(404, "not_found");
+        c.post("/v1/lists/a/b", json!({"add": ["x"]}).to_string())
+            .expect(404, "not_found");
+        let a = c.get("/v1/lists/blocked");
+        a.expect(405, "invalid_request");
+        assert_eq!(a.header("allow"), Some("POST"));
     }
 }
 

@@ -55,7 +55,10 @@ fn tokens_are_asked_on_every_route_but_the_document() {
     server.token = None;
     let mut paths: Vec<(&str, String)> = ROUTES
         .iter()
-        .map(|(m, p)| (*m, p.replace("{decision_id}", "d-pay-auth")))
+        .map(|(m, p)| {
+            let p = p.replace("{decision_id}", "d-pay-auth");
+            (*m, p.replace("{list}", "blocked"))
+        })
         .collect();
     paths.push(("GET", "/nowhere".into()));
     paths.push(("DELETE", "/v1/decide".into()));
@@ -76,6 +79,7 @@ fn tokens_are_asked_on_every_route_but_the_document() {
                 "POST" if path == "/v1/events" => {
                     Req::post(path, r#"{"events":[{"event_id":"l","event":{}}]}"#)
                 }
+                "POST" if path.starts_with("/v1/lists/") => Req::post(path, r#"{"add":["d-1"]}"#),
                 "POST" => Req::post(path, decide_body("payment", "pay-auth", 1)),
                 m => Req::get(path).method(m),
             });
@@ -127,10 +131,10 @@ fn tokens_are_asked_on_every_route_but_the_document() {
         .token(Some("beta-456"))
         .get("/metrics")
         .text();
-    // Per protocol: 9 routes without a token, 9 with a wrong one, 1 Basic.
+    // Per protocol: 10 routes without a token, 10 with a wrong one, 1 Basic.
     assert_eq!(
         sample(&text, "cepheid_serve_http_unauthorized_total"),
-        Some(38.0),
+        Some(42.0),
         "{text}"
     );
 }
