@@ -613,3 +613,73 @@ fn client_rust_a_token_and_tls_with_every_call() {
     options.ca = Some(bad);
     assert!(matches!(Client::new(options), Err(Error::Invalid(_))));
 }
+
+/// `change_list` against the real server: a device blocked by it is
+/// declined from the next decision, unblocked approved again; a list the
+/// rules do not declare is the server's 404; a change that is none is
+/// refused before anything is sent.
+#[test]
+fn client_rust_a_list_change_blocks_a_device_from_the_next_decision() {
+    use cepheid_client::api::{Expires, ListChange};
+    let dir = scratch("client_rust_list_change");
+    let server = Server::start(&dir.join("state"), &[], &[]);
+    let rt = runtime();
+    let client = client(&server, |_| {});
+    let on =
+        |card: &str| json!({"type": "payment", "card": card, "device": "d-listed", "amount": 5});
+    let outcome = |card: &str| {
+        run(&rt, client.decide("payment", &on(card)))
+            .unwrap()
+            .outcome
+    };
+    assert_eq!(outcome("c-r1"), "approve");
+    let add = ListChange {
+        add: Some(vec![json!("d-listed")]),
+        expires: None,
+        remove: None,
+    };
+    let changed = run(&rt, client.change_list("blocked_devices", &add, None)).unwrap();
+    assert_eq!((changed.added, changed.removed), (1, 0));
+    assert!(
+        changed.expires.is_some() && changed.entry > 0,
+        "{changed:?}"
+    );
+    assert_eq!(outcome("c-r2"), "decline");
+    let remove = ListChange {
+        add: None,
+        expires: None,
+        remove: Some(vec![json!("d-listed")]),
+    };
+    let gone = run(&rt, client.change_list("blocked_devices", &remove, None)).unwrap();
+    assert_eq!((gone.removed, gone.expires), (1, None));
+    assert_eq!(outcome("c-r3"), "approve");
+    let until = ListChange {
+        add: Some(vec![json!("d-x"), json!(7)]),
+        expires: Some(Expires::Time("2026-12-01T00:00:00Z".into())),
+        remove: None,
+    };
+    let at = run(&rt, client.change_list("blocked_devices", &until, None)).unwrap();
+    assert_eq!(at.expires, Some(1_796_083_200_000));
+    match run(&rt, client.change_list("blocked_devics", &add, None)) {
+        Err(cepheid_client::Error::Api(e)) => assert_eq!(e.status, 404, "{e}"),
+        other => panic!("{other:?}"),
+    }
+    let none = ListChange {
+        add: None,
+        expires: None,
+        remove: None,
+    };
+    assert!(matches!(
+        run(&rt, client.change_list("blocked_devices", &none, None)),
+        Err(cepheid_client::Error::Invalid(_))
+    ));
+    let null = ListChange {
+        add: Some(vec![Value::Null]),
+        expires: None,
+        remove: None,
+    };
+    assert!(matches!(
+        run(&rt, client.change_list("blocked_devices", &null, None)),
+        Err(cepheid_client::Error::Invalid(_))
+    ));
+}

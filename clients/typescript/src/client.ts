@@ -18,6 +18,14 @@ export type EventsRecorded = components["schemas"]["EventsRecorded"];
 export type Event = components["schemas"]["Event"];
 /** One event to record: its id (the idempotency key) and its fields. */
 export type EventToRecord = components["schemas"]["EventsRequest"]["events"][number];
+/** A list's value, as an event's field holds it. */
+export type ListValue = components["schemas"]["ListValue"];
+/**
+ * The document's `ListChange` (whose `anyOf` the generated type leaves
+ * open): `add`, `remove`, or both; `expires` with `add`.
+ */
+export type ListChange = { add?: ListValue[]; remove?: ListValue[]; expires?: number | string };
+export type ListChanged = components["schemas"]["ListChanged"];
 
 /** A decision the server answered (degraded or not): its body as it is, and what the client adds. */
 export type ServerDecision = Decision & { decided_by: "server"; attempts: number };
@@ -231,6 +239,40 @@ export class Client {
         const text = json(body, "events");
         const end = await this.attempts(deadline, (timeLeft) => this.exchange({ method: "POST", path: "/v1/events", headers: {}, body: text, timeoutMs: timeLeft }), isRecorded);
         return this.answer(end) as EventsRecorded;
+    }
+
+    /**
+     * Changes a list the rules declare (`POST /v1/lists/{list}`): `remove`
+     * first, then `add` (until `expires`: ms since the epoch or an RFC 3339
+     * time; else the list's `for` from now). Answered once the change is
+     * logged; retried as the other calls are (a change given twice changes
+     * nothing more).
+     */
+    async changeList(list: string, change: ListChange, options: CallOptions = {}): Promise<ListChanged> {
+        const start = this.clock();
+        const deadline = start + this.callDeadline(options);
+        if (typeof list !== "string" || list === "") throw new TypeError("list: a non-empty string");
+        if (change === null || typeof change !== "object" || Array.isArray(change)) throw new TypeError("change: an object with add, remove or both");
+        const body: Record<string, unknown> = {};
+        for (const field of ["add", "remove"] as const) {
+            const values = change[field];
+            if (values === undefined) continue;
+            if (!Array.isArray(values) || values.length === 0) throw new TypeError(`${field}: a non-empty array of values`);
+            values.forEach((v, i) => {
+                if (!["string", "number", "boolean"].includes(typeof v)) throw new TypeError(`${field}[${i}]: a string, a number or a boolean`);
+            });
+            body[field] = values;
+        }
+        if (body.add === undefined && body.remove === undefined) throw new TypeError("change: add, remove or both");
+        if (change.expires !== undefined) {
+            if (body.add === undefined) throw new TypeError("expires goes with add");
+            if (typeof change.expires !== "number" && typeof change.expires !== "string") throw new TypeError("expires: ms since the epoch or an RFC 3339 time");
+            body.expires = change.expires;
+        }
+        const text = json(body, "change");
+        const path = `/v1/lists/${encodeURIComponent(list)}`;
+        const end = await this.attempts(deadline, (timeLeft) => this.exchange({ method: "POST", path, headers: {}, body: text, timeoutMs: timeLeft }), isListChanged);
+        return this.answer(end) as ListChanged;
     }
 
     /** A decision again, as it was answered, within the server's retention. */
@@ -545,6 +587,10 @@ function isDecision(body: unknown): boolean {
 
 function isRecorded(body: unknown): boolean {
     return isObject(body) && typeof body.recorded === "number" && typeof body.repeated === "number";
+}
+
+function isListChanged(body: unknown): boolean {
+    return isObject(body) && typeof body.list === "string" && typeof body.entry === "number";
 }
 
 function isScenes(body: unknown): boolean {

@@ -298,3 +298,30 @@ test("a bearer token over TLS (a self-signed certificate trusted through `ca`): 
     }
 });
 
+
+test("a list change blocks a device from the next decision, and is refused where the rules say no list", TIMEOUT, async () => {
+    const server = await start();
+    const { client: c } = client(server.url);
+    const pay = (card: string) => ({ type: "payment", card, device: "dev-listed", amount: 5 });
+    assert.equal((await c.decide("payment", pay("c-ts1"))).outcome, "approve");
+    const changed = await c.changeList("blocked_devices", { add: ["dev-listed"] });
+    assert.deepEqual([changed.list, changed.added, changed.removed], ["blocked_devices", 1, 0]);
+    assert.ok((changed.expires ?? 0) > 0 && changed.entry > 0);
+    const blocked = await c.decide("payment", pay("c-ts2"));
+    assert.equal(blocked.outcome, "decline");
+    assert.equal((blocked as { list?: string }).list, "device in blocked_devices");
+    const gone = await c.changeList("blocked_devices", { remove: ["dev-listed"] });
+    assert.equal(gone.expires, undefined);
+    assert.equal((await c.decide("payment", pay("c-ts3"))).outcome, "approve");
+    const at = await c.changeList("blocked_devices", { add: ["dev-x", 7], expires: "2026-12-01T00:00:00Z" });
+    assert.equal(at.expires, 1796083200000);
+    await assert.rejects(c.changeList("blocked_devics", { add: ["dev-x"] }), (e: unknown) => {
+        assert.ok(e instanceof ApiError);
+        assert.equal(e.status, 404);
+        assert.equal(e.code, "not_found");
+        return true;
+    });
+    await assert.rejects(c.changeList("blocked_devices", {}), TypeError);
+    await assert.rejects(c.changeList("blocked_devices", { remove: ["x"], expires: 5 }), TypeError);
+    assert.equal(c.breaker, "closed");
+});

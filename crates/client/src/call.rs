@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use cepheid_api::{
-    DecideRequest, Decision, ErrorBody, Event, EventItem, EventsRecorded, EventsRequest, Mode,
-    Scenes,
+    DecideRequest, Decision, ErrorBody, Event, EventItem, EventsRecorded, EventsRequest,
+    ListChange, ListChanged, Mode, Scenes,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -198,6 +198,52 @@ impl Client {
             self.call(request, deadline, read_json::<EventsRecorded>)
                 .await,
         )
+    }
+
+    /// `POST /v1/lists/{list}`: changes a list the rules declare (`remove`
+    /// first, then `add`, until `expires` or the list's `for` from now),
+    /// within `deadline_ms` (else the option's); answered once the change
+    /// is logged. Retried as the other calls are (a change given twice
+    /// changes nothing more). A change without `add` and `remove`, an
+    /// empty one, a value that is not a string, a number or a boolean, or
+    /// `expires` without `add` is [`Error::Invalid`], nothing sent.
+    pub async fn change_list(
+        &self,
+        list: &str,
+        change: &ListChange,
+        deadline_ms: Option<u64>,
+    ) -> Result<ListChanged, Error> {
+        if list.is_empty() {
+            return Err(Error::Invalid("the list's name is empty".into()));
+        }
+        let values = [("add", &change.add), ("remove", &change.remove)];
+        for (field, values) in values {
+            let Some(values) = values else { continue };
+            if values.is_empty() {
+                return Err(Error::Invalid(format!("`{field}` is empty (leave it out)")));
+            }
+            if let Some(i) = values
+                .iter()
+                .position(|v| !(v.is_string() || v.is_number() || v.is_boolean()))
+            {
+                return Err(Error::Invalid(format!(
+                    "`{field}[{i}]` is not a string, a number or a boolean"
+                )));
+            }
+        }
+        if change.add.is_none() && change.remove.is_none() {
+            return Err(Error::Invalid(
+                "a list change has `add`, `remove` or both".into(),
+            ));
+        }
+        if change.expires.is_some() && change.add.is_none() {
+            return Err(Error::Invalid("`expires` goes with `add`".into()));
+        }
+        let body = serde_json::to_vec(change).map_err(|e| Error::Invalid(e.to_string()))?;
+        let deadline = self.inner.clock.now() + self.deadline(deadline_ms);
+        let path = format!("/v1/lists/{}", percent_encode(list));
+        let request = |_: u64| self.request("POST", path.clone(), Some(body.clone()));
+        finish(self.call(request, deadline, read_json::<ListChanged>).await)
     }
 
     /// `GET /v1/decisions/{decision_id}`: a decision as it was answered.

@@ -361,6 +361,37 @@ class ServerTests:
         self.assertEqual(e.exception.status, 404)
         self.assertEqual(c.breaker, "closed")
 
+    def test_a_list_change_blocks_a_device_from_the_next_decision(self) -> None:
+        s = self.server()
+        c = self.client(s.url)
+        event = {"type": "payment", "payment_id": "pl1", "card": "c-l1", "device": "d-lst", "amount": 5}
+        self.assertEqual(c.decide("payment", event, event_id="pl-1").outcome, "approve")
+        changed = c.change_list("blocked_devices", add=["d-lst"])
+        self.assertEqual((changed["list"], changed["added"], changed["removed"]), ("blocked_devices", 1, 0))
+        self.assertGreater(changed["expires"], 0)
+        self.assertGreater(changed["entry"], 0)
+        event = dict(event, payment_id="pl2", card="c-l2")
+        r = c.decide("payment", event, event_id="pl-2")
+        self.assertEqual((r.outcome, r["list"]), ("decline", "device in blocked_devices"))
+        gone = c.change_list("blocked_devices", remove=["d-lst"])
+        self.assertNotIn("expires", gone)
+        event = dict(event, payment_id="pl3", card="c-l3")
+        self.assertEqual(c.decide("payment", event, event_id="pl-3").outcome, "approve")
+        at = c.change_list("blocked_devices", add=["d-x", 7], expires="2026-12-01T00:00:00Z")
+        self.assertEqual(at["expires"], 1796083200000)
+        with self.assertRaises(ApiError) as e:
+            c.change_list("blocked_devics", add=["d-x"])
+        self.assertEqual((e.exception.status, e.exception.code), (404, "not_found"))
+        with self.assertRaises(ValueError):
+            c.change_list("blocked_devices")
+        with self.assertRaises(ValueError):
+            c.change_list("blocked_devices", remove=["d-x"], expires=5)
+        with self.assertRaises(TypeError):
+            c.change_list("blocked_devices", add="d-x")
+        with self.assertRaises(TypeError):
+            c.change_list("blocked_devices", add=[None])
+        self.assertEqual(c.breaker, "closed")
+
     # -- the faults -----------------------------------------------------------
 
     def published_fallback(self, s: Server, scene: str) -> str:

@@ -827,6 +827,39 @@ class _Policy:
             batch.append({"event_id": _event_id(item.get("event_id")), "event": dict(item["event"])})
         return (yield from self._plain("POST", "/v1/events", {"events": batch}, deadline_ms, _RECORDED))
 
+    def change_list(
+        self,
+        name: str,
+        add: Optional[Sequence[Any]],
+        remove: Optional[Sequence[Any]],
+        expires: Any,
+        deadline_ms: Optional[float],
+    ) -> _Gen:
+        if not isinstance(name, str) or not name:
+            raise ValueError("the list's name must be a non-empty str")
+        body: Dict[str, Any] = {}
+        for field, values in (("add", add), ("remove", remove)):
+            if values is None:
+                continue
+            if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, (list, tuple)):
+                raise TypeError(f"{field} must be a list of values (str, int, float or bool)")
+            for i, v in enumerate(values):
+                if v is None or not isinstance(v, (str, int, float, bool)):
+                    raise TypeError(f"{field}[{i}] must be a str, an int, a float or a bool")
+            if not values:
+                raise ValueError(f"{field} must not be empty (leave it out)")
+            body[field] = list(values)
+        if not body:
+            raise ValueError("a list change needs add, remove or both")
+        if expires is not None:
+            if "add" not in body:
+                raise ValueError("expires goes with add")
+            if isinstance(expires, bool) or not isinstance(expires, (int, str)):
+                raise TypeError("expires must be ms since the epoch (int) or an RFC 3339 time (str)")
+            body["expires"] = expires
+        path = "/v1/lists/" + quote(name, safe="")
+        return (yield from self._plain("POST", path, body, deadline_ms, _object_with("entry")))
+
     def decision(self, decision_id: str, deadline_ms: Optional[float]) -> _Gen:
         if not isinstance(decision_id, str) or not decision_id:
             raise ValueError("decision_id must be a non-empty str")
@@ -994,6 +1027,22 @@ class Client(_Options):
         ``rules_version``)."""
         return self._run(self._core.record(events, deadline_ms))
 
+    def change_list(
+        self,
+        name: str,
+        add: Optional[Sequence[Any]] = None,
+        remove: Optional[Sequence[Any]] = None,
+        expires: Any = None,
+        deadline_ms: Optional[float] = None,
+    ) -> Dict[str, Any]:
+        """Changes a list the rules declare (``POST /v1/lists/{list}``):
+        ``remove`` first, then ``add`` (until ``expires``: ms since the
+        epoch or an RFC 3339 time; else the list's ``for`` from now).
+        Answered once the change is logged: the server's ``ListChanged``
+        (``added``, ``removed``, ``expires``, ``entry``). Retried as the
+        other calls are (a change given twice changes nothing more)."""
+        return self._run(self._core.change_list(name, add, remove, expires, deadline_ms))
+
     def decision(self, decision_id: str, deadline_ms: Optional[float] = None) -> Dict[str, Any]:
         """A decision as it was answered (``GET /v1/decisions/{id}``)."""
         return self._run(self._core.decision(decision_id, deadline_ms))
@@ -1088,6 +1137,17 @@ class AsyncClient(_Options):
     async def record(self, events: Sequence[Mapping[str, Any]], deadline_ms: Optional[float] = None) -> Dict[str, Any]:
         """As :meth:`Client.record`."""
         return await self._run(self._core.record(events, deadline_ms))
+
+    async def change_list(
+        self,
+        name: str,
+        add: Optional[Sequence[Any]] = None,
+        remove: Optional[Sequence[Any]] = None,
+        expires: Any = None,
+        deadline_ms: Optional[float] = None,
+    ) -> Dict[str, Any]:
+        """As :meth:`Client.change_list`."""
+        return await self._run(self._core.change_list(name, add, remove, expires, deadline_ms))
 
     async def decision(self, decision_id: str, deadline_ms: Optional[float] = None) -> Dict[str, Any]:
         """As :meth:`Client.decision`."""
