@@ -927,6 +927,54 @@ fn watch_keeps_the_rules_in_force_when_a_file_is_emptied_or_cut() {
 /// drops it. Every answer is the replay's (`backtest --events wal:DIR`).
 /// A list the rules do not declare, and a file that cannot be read, stop
 /// the service before it listens.
+/// Payments each of a card of its own from a device given, their
+/// answers kept (for the replay).
+struct Asker {
+    prefix: &'static str,
+    n: usize,
+    answers: Vec<Value>,
+}
+
+impl Asker {
+    fn new(prefix: &'static str) -> Asker {
+        Asker {
+            prefix,
+            n: 0,
+            answers: Vec::new(),
+        }
+    }
+
+    /// A payment of a card of its own from `device`: its answer, kept.
+    fn ask(&mut self, base: &str, device: &str) -> Value {
+        self.n += 1;
+        let (p, n) = (self.prefix, self.n);
+        let body = payment(&format!("{p}{n}"), &format!("c-{p}{n}"), 5)
+            .replace(&format!("\"d-c-{p}{n}\""), &format!("\"{device}\""));
+        let (status, answer) = post(&format!("{base}/v1/decide"), &body, &[]);
+        assert_eq!(status, 200, "{answer}");
+        self.answers.push(answer.clone());
+        answer
+    }
+
+    /// Every answer kept is the replay's over the log in `log`.
+    fn replayed_over(&self, rules: &Path, log: &Path) {
+        let replayed: BTreeMap<String, Value> = replayed_answers(rules, log)
+            .into_iter()
+            .map(|(id, v)| (id, comparable(&v)))
+            .collect();
+        assert_eq!(replayed.len(), self.answers.len());
+        for a in &self.answers {
+            let id = a["decision_id"].as_str().unwrap();
+            assert_eq!(replayed.get(id), Some(&comparable(a)), "{id}");
+        }
+    }
+}
+
+/// Was the answer declined by the block list?
+fn listed(answer: &Value) -> bool {
+    answer["outcome"] == "decline" && answer["list"] == "device in blocked_devices"
+}
+
 /// `POST /v1/lists/{list}` to the real server, with curl: a device
 /// blocked through the API is declined by the next request (the list
 /// check deciding, said in the answer), as a `--list` file's entries
@@ -943,20 +991,8 @@ fn a_list_changed_through_the_api_is_logged_and_the_replay_agrees() {
     let list = format!("blocked_devices={}", file.display());
     let args = ["--list", list.as_str()];
     let state = dir.join("state");
-    let mut answers: Vec<Value> = Vec::new();
-    let mut n = 0;
-    let mut ask = |base: &str, device: &str| {
-        n += 1;
-        let body = payment(&format!("r{n}"), &format!("c-r{n}"), 5)
-            .replace(&format!("\"d-c-r{n}\""), &format!("\"{device}\""));
-        let (status, answer) = post(&format!("{base}/v1/decide"), &body, &[]);
-        assert_eq!(status, 200, "{answer}");
-        answers.push(answer.clone());
-        answer
-    };
-    let listed = |answer: &Value| {
-        answer["outcome"] == "decline" && answer["list"] == "device in blocked_devices"
-    };
+    let mut asker = Asker::new("r");
+    let mut ask = |base: &str, device: &str| asker.ask(base, device);
     let server = Server::start(&rules, &state, &args);
     let lists = format!("{}/v1/lists/blocked_devices", server.base);
     assert!(!listed(&ask(&server.base, "d-api")));
@@ -1011,15 +1047,7 @@ fn a_list_changed_through_the_api_is_logged_and_the_replay_agrees() {
     assert!(!listed(&ask(&server.base, "d-api")));
     assert!(!listed(&ask(&server.base, "d-file")));
     server.stop();
-    let replayed: BTreeMap<String, Value> = replayed_answers(&rules, &state.join("log"))
-        .into_iter()
-        .map(|(id, v)| (id, comparable(&v)))
-        .collect();
-    assert_eq!(replayed.len(), answers.len());
-    for a in &answers {
-        let id = a["decision_id"].as_str().unwrap();
-        assert_eq!(replayed.get(id), Some(&comparable(a)), "{id}");
-    }
+    asker.replayed_over(&rules, &state.join("log"));
 }
 
 #[test]
@@ -1037,21 +1065,8 @@ fn list_files_go_through_the_log_and_the_replay_agrees() {
         "--watch", "--tick", "50ms", "--list", &lists[0], "--list", &lists[1],
     ];
     let state = dir.join("state");
-    let mut answers: Vec<Value> = Vec::new();
-    let mut n = 0;
-    // A payment of a card of its own from `device`: its answer, kept.
-    let mut ask = |base: &str, device: &str| {
-        n += 1;
-        let body = payment(&format!("l{n}"), &format!("c-l{n}"), 5)
-            .replace(&format!("\"d-c-l{n}\""), &format!("\"{device}\""));
-        let (status, answer) = post(&format!("{base}/v1/decide"), &body, &[]);
-        assert_eq!(status, 200, "{answer}");
-        answers.push(answer.clone());
-        answer
-    };
-    let listed = |answer: &Value| {
-        answer["outcome"] == "decline" && answer["list"] == "device in blocked_devices"
-    };
+    let mut asker = Asker::new("l");
+    let mut ask = |base: &str, device: &str| asker.ask(base, device);
     let server = Server::start(&rules, &state, &args);
     assert!(listed(&ask(&server.base, "d-bad")));
     assert!(listed(&ask(&server.base, "d-both")));
@@ -1087,15 +1102,7 @@ fn list_files_go_through_the_log_and_the_replay_agrees() {
     let said = server.stop();
     assert!(!said.contains("(logged)"), "{said}");
     // Every answer is the replay's.
-    let replayed: BTreeMap<String, Value> = replayed_answers(&rules, &state.join("log"))
-        .into_iter()
-        .map(|(id, v)| (id, comparable(&v)))
-        .collect();
-    assert_eq!(replayed.len(), answers.len());
-    for a in &answers {
-        let id = a["decision_id"].as_str().unwrap();
-        assert_eq!(replayed.get(id), Some(&comparable(a)), "{id}");
-    }
+    asker.replayed_over(&rules, &state.join("log"));
     // What stops it before it listens.
     for (list, said) in [
         (
