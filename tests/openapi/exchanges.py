@@ -50,7 +50,7 @@ CODES = {
     405: {"invalid_request"},
     409: {"event_id_reused"},
     413: {"too_large"},
-    422: {"not_in_scene"},
+    422: {"not_in_scene", "invalid_request"},
     429: {"overloaded"},
     500: {"internal"},
     503: {"unavailable"},

@@ -581,6 +581,15 @@ export interface operations {
                 };
             };
             413: components["responses"]["TooLarge"];
+            /** @description An `expires` that is not after now (`code`: `invalid_request`, `field`: `expires`): the values would be expired as they are added (seconds given for milliseconds, most often). */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             429: components["responses"]["Overloaded"];
             500: components["responses"]["Internal"];
             503: components["responses"]["Unavailable"];

@@ -399,6 +399,25 @@ fn a_list_changed_through_the_api_goes_through_the_log_and_is_replayed() {
         outcome(&running.decide("payment", "p3", &pay("c2", 5), None)),
         "decline"
     );
+    // An expiry that is past (seconds for milliseconds): said, nothing
+    // logged.
+    let call = ListCall {
+        list: "blocked_devices".into(),
+        add: vec!["\"d-c4\"".into()],
+        remove: Vec::new(),
+        expires: Some(1_796_083_200),
+    };
+    let e = running
+        .rt
+        .block_on(running.decider.change_list(call))
+        .unwrap_err();
+    assert_eq!(
+        (e.status, e.field.as_deref()),
+        (422, Some("expires")),
+        "{}",
+        e.message
+    );
+    assert!(e.message.contains("not seconds"), "{}", e.message);
     let e = running
         .change_list("blocked_devics", &["d-c3"], &[])
         .unwrap_err();

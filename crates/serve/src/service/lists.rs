@@ -300,6 +300,23 @@ pub(crate) async fn change(
         ));
     };
     let now = crate::wal::wall_clock_ms();
+    // (an expiry that is past adds nothing that lasts: a hurried
+    // operator's seconds for milliseconds, said rather than taken)
+    if let Some(at) = call.expires.filter(|&at| at <= now && !call.add.is_empty()) {
+        let time = cepheid_decode::format_rfc3339;
+        return Err(ApiError {
+            status: 422,
+            field: Some("expires".into()),
+            ..ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "`expires` {at} ({}) is not after now ({}): the values would be expired as they are added; it is milliseconds since the epoch, not seconds",
+                    time(at),
+                    time(now)
+                ),
+            )
+        });
+    }
     let expires = match (call.expires, lasts) {
         (Some(at), _) => Some(at),
         (None, Some(lasts)) if !call.add.is_empty() => Some(now.saturating_add(*lasts)),

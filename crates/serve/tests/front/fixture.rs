@@ -16,7 +16,8 @@
 //! - `POST /v1/events`: `busy`, `down`, `reused…` and `panic` event ids
 //!   as above; the others are counted once each (`repeated` after);
 //! - `POST /v1/lists/{list}`: the list `blocked` takes the change (its
-//!   `for` a day: an addition without `expires` is given one), `busy`
+//!   `for` a day: an addition without `expires` is given one; one that
+//!   expires before 2001 is 422, as past), `busy`
 //!   is 429, `down` 503, `panic` panics, any other 404 `not_found`;
 //! - `decision("panic")` panics, `decision("expired")` is 404 `expired`;
 //!   `scenes`, `not_ready` and `metrics` panic when told to.
@@ -279,6 +280,11 @@ impl Decider for Fixture {
             "busy" => Err(ApiError::overloaded(2, "the queue is full")),
             "down" => Err(ApiError::unavailable(5, "replaying the log")),
             "panic" => return Box::pin(async { panic!("the fixture panics in change_list") }),
+            "blocked" if call.expires.is_some_and(|at| at < 1_000_000_000_000) => Err(ApiError {
+                status: 422,
+                ..ApiError::new(ErrorCode::InvalidRequest, "`expires` is not after now")
+                    .with_field("expires")
+            }),
             "blocked" => {
                 let entry = 1 + self.list_entries.fetch_add(1, Ordering::Relaxed);
                 Ok(ListChanged {

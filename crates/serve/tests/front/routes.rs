@@ -566,6 +566,14 @@ fn a_list_change_and_its_refusals() {
         c.post("/v1/lists/blocked", json!({ "add": many }).to_string())
             .expect(413, "too_large");
         // The decider's answers.
+        let a = c.post(
+            "/v1/lists/blocked",
+            json!({"add": ["x"], "expires": 1_764_547_200}).to_string(),
+        );
+        assert_eq!(
+            a.expect(422, "invalid_request").error().1.as_deref(),
+            Some("expires")
+        );
         let a = c.post("/v1/lists/blockd", json!({"add": ["x"]}).to_string());
         assert!(a
             .expect(404, "not_found")
