@@ -254,6 +254,12 @@ pub(super) struct Live {
     pub(super) taken: (usize, Option<Arc<str>>),
     /// The place after them (with `--checkpoint`).
     pub(super) current_place: Option<Place>,
+    /// The items (and names, by index) of the first part of a source's
+    /// read, cut after a control record ([`Lines::partial`]), held until
+    /// the rest comes: that part has no place of its own, and a cut
+    /// between the two would keep none (its resume read the source
+    /// again from its start, rules records judged anew).
+    pub(super) part_read: Option<(Vec<SourceItem<Record>>, Vec<(usize, Arc<str>)>)>,
     /// The place after the last batch taken whole (resumed: the cut's).
     pub(super) place: Place,
     /// Did input arrive since the source last asked?
@@ -392,7 +398,7 @@ impl Live {
         let Some(input) = &self.input else {
             return;
         };
-        let (stalled, at) = (lines.stalled(), lines.at());
+        let (stalled, at, partial) = (lines.stalled(), lines.at(), lines.partial());
         // (where the input is after them, for cuts: a source's place,
         // a file's position)
         let place = self.places.then(|| match self.source {
@@ -445,6 +451,20 @@ impl Live {
         self.waiting_for_input.store(stalled, Ordering::Relaxed);
         if let Some(board) = &self.board {
             board.read_to(at.offset);
+        }
+        if partial && ended.is_none() {
+            // (the rest of the read comes next, with the place after it)
+            let (held, held_names) = self.part_read.get_or_insert_with(Default::default);
+            let base = held.len();
+            held_names.extend(names.into_iter().map(|(i, name)| (i + base, name)));
+            held.extend(items);
+            return;
+        }
+        if let Some((mut held, mut held_names)) = self.part_read.take() {
+            let base = held.len();
+            held_names.extend(names.into_iter().map(|(i, name)| (i + base, name)));
+            held.extend(items);
+            (items, names) = (held, held_names);
         }
         self.arrived = true;
         self.current = items.into_iter();

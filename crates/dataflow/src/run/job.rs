@@ -234,6 +234,7 @@ impl Job {
             why: Rc::default(),
             current: Vec::new().into_iter(),
             current_names: Vec::new(),
+            part_read: None,
             taken: (0, None),
             current_place: None,
             place: restored.map_or_else(Place::default, |state| Place {

@@ -63,6 +63,14 @@ impl Lines {
         self.0.place.as_ref()
     }
 
+    /// Are they the first part of what a [`Source`] handed out in one
+    /// read, cut after a control record ([`Batch::partial`])? Then they
+    /// have no place: the source's is after the whole read, which the
+    /// next lines end, and no checkpoint may be taken between.
+    pub fn partial(&self) -> bool {
+        self.0.partial
+    }
+
     /// A [`Source`]'s splits' watermarks after them.
     pub fn splits(&self) -> Option<&[Option<cepheid_engine::Timestamp>]> {
         self.0.splits.as_deref()
