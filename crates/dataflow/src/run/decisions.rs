@@ -190,6 +190,11 @@ pub(super) struct Gather {
     late: Option<(Engine<Record>, usize)>,
     plan_fields: crate::record::FieldTable,
     limits: crate::Limits,
+    /// Where what it cannot do right is said (`None` in unit tests).
+    say: Option<super::Say>,
+    /// Events decided at the end from fewer parts than their groups in
+    /// force ([`SceneBook::parts_at`]): a defect, said once per end.
+    short: u64,
 }
 
 impl Gather {
@@ -203,7 +208,22 @@ impl Gather {
             late: None,
             plan_fields: plan.fields().clone(),
             limits: plan.limits(),
+            say: None,
+            short: 0,
         }
+    }
+
+    /// It says on `say` what it cannot do right.
+    pub(super) fn saying(mut self, say: super::Say) -> Gather {
+        self.say = Some(say);
+        self
+    }
+
+    /// Events decided at the end of the run from fewer parts than their
+    /// groups in force (none unless a part was lost).
+    #[cfg(test)]
+    pub(super) fn short(&self) -> u64 {
+        self.short
     }
 
     /// Takes in parts of events' decisions, sent at `at`.
@@ -293,13 +313,18 @@ impl Gather {
         // (events of which some parts have not come: an engine held them
         // past their time, and makes their parts later)
         let mut incomplete = BTreeMap::new();
+        let short_before = self.short;
         for (key, (scenes, sent)) in ready {
-            let whole = frontier.is_none()
-                || (book.parts_at(key.0))
-                    .is_none_or(|n| scenes.iter().all(|(_, parts)| parts.len() >= n));
+            let whole = (book.parts_at(key.0))
+                .is_none_or(|n| scenes.iter().all(|(_, parts)| parts.len() >= n));
             if !whole {
-                incomplete.insert(key, (scenes, sent));
-                continue;
+                if frontier.is_some() {
+                    incomplete.insert(key, (scenes, sent));
+                    continue;
+                }
+                // (the end: no part comes after it; decided from those
+                // that came, and said)
+                self.short += 1;
             }
             let (ts, _, offset, named) = key;
             let out = match holding {
@@ -328,6 +353,16 @@ impl Gather {
             }
         }
         drop(book);
+        if self.short > short_before {
+            if let Some(say) = &self.say {
+                say!(
+                    say,
+                    Warning,
+                    "cepheid: warning: {} events were decided at the end of the run from fewer parts than the groups of patterns that had them (a defect: please report it); their decisions are those of the parts that came",
+                    self.short - short_before
+                );
+            }
+        }
         let oldest = incomplete.keys().next().map(|(ts, ..)| *ts);
         self.parts.append(&mut incomplete);
         // (the events before the frontier are decided, but those waiting
@@ -453,7 +488,7 @@ mod tests {
             })
             .collect();
         assert!(parts.iter().all(|p| p.len() == 1), "{parts:?}");
-        let book = Rc::new(RefCell::new(SceneBook::new(rules)));
+        let book = Rc::new(RefCell::new(SceneBook::new(rules.clone())));
         book.borrow_mut().parts_from(Timestamp::MIN, 2);
         let mut gather = Gather::new(book, Naming::Lines("in".to_string()), &plan);
         let mut sides = Sides::default();
@@ -478,6 +513,20 @@ mod tests {
         gather.take(parts[0].clone(), 100);
         gather.resolve(Some(120), (None, false), &mut sides);
         assert_eq!(sides.now.len(), 1);
+        assert_eq!(gather.short(), 0);
+        // At the end, a part missing (a defect): decided from the one
+        // that came, and counted to be said.
+        let book = Rc::new(RefCell::new(SceneBook::new(rules)));
+        book.borrow_mut().parts_from(Timestamp::MIN, 2);
+        let mut gather = Gather::new(book, Naming::Lines("in".to_string()), &plan);
+        let mut sides = Sides::default();
+        gather.take(parts[0].clone(), 100);
+        gather.resolve(Some(120), (None, false), &mut sides);
+        assert!(sides.now.is_empty());
+        gather.resolve(None, (None, false), &mut sides);
+        assert_eq!(sides.now.len(), 1);
+        assert_eq!(gather.short(), 1);
+        assert!(gather.parts.is_empty());
     }
 
     /// Each event is decided by the scene in force at its time; the

@@ -373,8 +373,9 @@ impl Job {
             // What a worker does not write itself goes to worker 0.
             let mut cutter = self.cutter(index, requests.take());
             // (worker 0 gathers the decisions' parts)
-            let mut gather =
-                (book.clone()).map(|book| decisions::Gather::new(book, self.naming(), &self.plan));
+            let mut gather = (book.clone()).map(|book| {
+                decisions::Gather::new(book, self.naming(), &self.plan).saying(self.say.clone())
+            });
             // (an operator, not a sink, for its activator: worker 0's
             // cutter asks for cuts on schedule while nothing comes)
             found
