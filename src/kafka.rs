@@ -105,6 +105,140 @@ pub fn status(error: &Error) -> Option<u8> {
     kafka_error_of(error).map(status_of)
 }
 
+/// `cepheid serve --rules-topic kafka://BROKERS/TOPIC` (`docs/serve.md`,
+/// "A rules topic"): partition 0 of a topic of rule sets, each
+/// `{"$rules": TEXT}` record handed to the service, which logs it as a
+/// change of rules named by its place (`kafka:TOPIC partition 0 offset
+/// N`). Read from the record after the last one the log holds, so that
+/// each is logged once across restarts and crashes.
+#[cfg(feature = "serve")]
+pub struct RulesTopic {
+    source: cepheid_kafka::KafkaSource,
+    topic: String,
+}
+
+#[cfg(feature = "serve")]
+impl RulesTopic {
+    /// Opens partition 0 of the topic `url` names, with the flags'
+    /// properties, the broker waited for up to `--kafka-timeout`: a
+    /// mistake said as `--rules-topic`'s, with its exit status.
+    pub fn open(url: &std::path::Path, args: &SinkArgs) -> Result<RulesTopic, (u8, String)> {
+        use cepheid_kafka::{KafkaSource, Partitions, SourceConfig};
+        let said =
+            |e: &dyn std::fmt::Display| format!("error: --rules-topic {}: {e}", url.display());
+        let parsed = cepheid_kafka::parse_url("--rules-topic", url)
+            .map_err(|e| (crate::EXIT_USAGE, said(&e)))?;
+        let [topic] = parsed.topics.as_slice() else {
+            return Err((
+                crate::EXIT_USAGE,
+                said(&"a rules topic is one topic (its partition 0 is read)"),
+            ));
+        };
+        let mut config = SourceConfig::new(parsed.brokers.clone(), &[topic.as_str()]);
+        config.partitions = Partitions::Only(vec![(topic.clone(), 0)]);
+        config.group_id = "cepheid-serve-rules".to_string();
+        config.retry = args.options().retry;
+        config.properties = args.kafka.clone();
+        config.max_batch = 64;
+        let source = KafkaSource::new(config).map_err(|e| (status_of(&e), said(&e)))?;
+        Ok(RulesTopic {
+            source,
+            topic: topic.clone(),
+        })
+    }
+
+    /// Reads it on a thread of its own into `feed` until `stop`: once the
+    /// service has read its log again, from the record after the last
+    /// one logged (its first record when none was). A record that is no
+    /// rule set, or whose rules do not load, is said and left out; a
+    /// broker that does not answer is said, and asked again, while the
+    /// service goes on answering with the rules in force.
+    pub fn spawn(
+        mut self,
+        feed: cepheid_serve::service::RulesFeed,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("cepheid-serve-rules-topic".into())
+            .spawn(move || self.read_into(&feed, &stop))
+    }
+
+    fn read_into(
+        &mut self,
+        feed: &cepheid_serve::service::RulesFeed,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        use cepheid_serve::service::Taken;
+        use std::sync::atomic::Ordering;
+        let stopped = || stop.load(Ordering::Acquire) || feed.gone();
+        while !feed.ready() {
+            if stopped() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let topic = self.topic.clone();
+        let from = feed.next_offset(&topic);
+        if let Some(next) = from {
+            let mut at = cepheid_kafka::KafkaPosition::new();
+            at.set(&topic, 0, next);
+            if let Err(e) = self.source.seek(&at) {
+                eprintln!(
+                    "cepheid serve: --rules-topic kafka:{topic}: cannot read on from offset {next}, after the last record logged: {e}; no change of rules is read from it"
+                );
+                return;
+            }
+        }
+        eprintln!(
+            "cepheid serve: --rules-topic kafka:{topic}: read from {}",
+            from.map_or_else(
+                || "its first record".to_string(),
+                |next| format!("offset {next}, after the last record logged")
+            )
+        );
+        let mut batch = Vec::new();
+        let mut failing = false;
+        while !stopped() {
+            batch.clear();
+            match self.source.read(&mut batch, Duration::from_millis(200)) {
+                Ok(_) => failing = false,
+                Err(e) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        eprintln!(
+                            "cepheid serve: --rules-topic kafka:{topic}: cannot be read ({e}); asked again every second, the rules in force go on"
+                        );
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            }
+            for record in &batch {
+                let mut said = false;
+                loop {
+                    match feed.take(&topic, record.offset, record.payload.as_deref()) {
+                        Taken::Logged(words) | Taken::Refused(words) => {
+                            eprintln!("{words}");
+                            break;
+                        }
+                        Taken::NotLogged(why) => {
+                            if stopped() {
+                                return;
+                            }
+                            if !std::mem::replace(&mut said, true) {
+                                eprintln!(
+                                    "cepheid serve: kafka:{topic} partition 0 offset {}: not logged ({why}); tried again every second",
+                                    record.offset
+                                );
+                            }
+                            std::thread::sleep(Duration::from_secs(1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cepheid_kafka::{OptionsError, UrlError};

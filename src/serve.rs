@@ -99,7 +99,14 @@ pub struct Args {
     /// Threads answering HTTP.
     #[arg(long, value_name = "N", default_value_t = 2)]
     threads: usize,
-    /// The Kafka sink's options (with --output kafka://...).
+    /// A topic of rule sets (kafka://HOST:PORT/TOPIC, its partition 0):
+    /// each `{"$rules": TEXT}` record is logged as a change of rules, then
+    /// applied (docs/serve.md, "A rules topic"); read from the record
+    /// after the last one logged. With --kafka's properties.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "URL")]
+    rules_topic: Option<PathBuf>,
+    /// The Kafka options (with --output kafka://... or --rules-topic).
     #[cfg(feature = "kafka")]
     #[command(flatten)]
     kafka: crate::run::kafka::SinkArgs,
@@ -178,6 +185,10 @@ pub fn run(args: &Args) -> u8 {
     options.decisions.clone_from(&args.decisions);
     options.shadow_output.clone_from(&args.shadow_output);
     options.watch = args.watch;
+    #[cfg(feature = "kafka")]
+    {
+        options.rules_topic = args.rules_topic.is_some();
+    }
     options.lists.clone_from(&args.lists);
     let front_options = FrontOptions {
         listen: args.listen,
@@ -202,6 +213,20 @@ pub fn run(args: &Args) -> u8 {
         );
         return EXIT_USAGE;
     }
+    // The rules topic (--rules-topic), opened before anything is served:
+    // a mistake, an unknown topic or a broker that does not answer stops
+    // the command here (exit 2, 6).
+    #[cfg(feature = "kafka")]
+    let rules_topic = match &args.rules_topic {
+        Some(url) => match crate::run::kafka::RulesTopic::open(url, &args.kafka) {
+            Ok(topic) => Some(topic),
+            Err((status, said)) => {
+                say!("{said}");
+                return status;
+            }
+        },
+        None => None,
+    };
     let signals = Arc::new(Mutex::new(None::<i32>));
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<i32>();
     let heard = Arc::clone(&signals);
@@ -284,6 +309,23 @@ pub fn run(args: &Args) -> u8 {
             return EXIT_IO;
         }
     };
+    // (read once the service has read its log again: from the record
+    // after the last one logged)
+    let stop_topic = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    #[cfg(feature = "kafka")]
+    let topic_reader = match rules_topic {
+        Some(topic) => match topic.spawn(service.rules_feed(), Arc::clone(&stop_topic)) {
+            Ok(reader) => Some(reader),
+            Err(e) => {
+                say!("error: --rules-topic: cannot start its reader: {e}");
+                front.shutdown();
+                front.join();
+                let _ = service.stop("the rules topic's reader could not start");
+                return EXIT_IO;
+            }
+        },
+        None => None,
+    };
     let scheme = if args.tls_cert.is_some() {
         "https"
     } else {
@@ -301,6 +343,11 @@ pub fn run(args: &Args) -> u8 {
     let signal = stop_rx.recv().unwrap_or(0);
     front.shutdown();
     front.join();
+    stop_topic.store(true, std::sync::atomic::Ordering::Release);
+    #[cfg(feature = "kafka")]
+    if let Some(reader) = topic_reader {
+        let _ = reader.join();
+    }
     let summary = service.stop(crate::signals::name(signal));
     if let Some(summary) = summary {
         say!("{summary}");

@@ -27,7 +27,7 @@ pub(crate) fn risk() -> PathBuf {
 
 /// A running `cepheid serve`: its process and its base URL.
 pub(crate) struct Server {
-    live: Live,
+    pub(crate) live: Live,
     pub(crate) base: String,
 }
 
@@ -98,7 +98,7 @@ impl Server {
 
 /// Runs curl with `args` (and `body` on its standard input when given);
 /// its standard output and error.
-fn curl(args: &[&str], body: &[u8]) -> (String, String) {
+pub(crate) fn curl(args: &[&str], body: &[u8]) -> (String, String) {
     use std::io::Write;
     let mut child = Command::new("curl")
         .args(args)
@@ -119,7 +119,7 @@ fn curl(args: &[&str], body: &[u8]) -> (String, String) {
 
 /// POSTs `body` to `url` with curl and `extra` arguments: the status and
 /// the answer as JSON.
-fn post(url: &str, body: &str, extra: &[&str]) -> (u16, Value) {
+pub(crate) fn post(url: &str, body: &str, extra: &[&str]) -> (u16, Value) {
     let mut args = vec![
         "-s",
         "-w",
@@ -145,7 +145,7 @@ fn post(url: &str, body: &str, extra: &[&str]) -> (u16, Value) {
     )
 }
 
-fn payment(id: &str, card: &str, amount: i64) -> String {
+pub(crate) fn payment(id: &str, card: &str, amount: i64) -> String {
     format!(
         r#"{{"scene": "payment", "event_id": "{id}", "event": {{"type": "payment", "card": "{card}", "device": "d-{card}", "amount": {amount}}}}}"#
     )
@@ -167,7 +167,7 @@ pub(crate) fn clients(base: &str, out: &Path, args: &[&str]) -> Vec<Value> {
 }
 
 /// A copy of the risk rules in `dir/rules` (a test edits its files).
-fn risk_rules_in(dir: &Path) -> PathBuf {
+pub(crate) fn risk_rules_in(dir: &Path) -> PathBuf {
     let rules = dir.join("rules");
     std::fs::create_dir_all(&rules).unwrap();
     for f in ["rules.cep", "scenes.cep"] {
@@ -257,7 +257,7 @@ fn check_exchanges(path: &Path) {
 }
 
 /// An answer as compared with the log's replay: without the time it took.
-fn comparable(body: &Value) -> Value {
+pub(crate) fn comparable(body: &Value) -> Value {
     let mut body = body.clone();
     if let Some(o) = body.as_object_mut() {
         o.remove("elapsed_us");

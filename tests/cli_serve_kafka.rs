@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::cli_serve::{clients, killed_under_load, replayed_answers, risk, Server};
-use crate::common::kafka::{Out, Reader};
-use crate::common::{cepheid, scratch};
+use crate::cli_serve::{
+    clients, comparable, curl, killed_under_load, payment, post, replayed_answers, risk,
+    risk_rules_in, Server,
+};
+use crate::common::kafka::{produce_lines_to, Out, Reader};
+use crate::common::{cepheid, scratch, PATIENCE};
 use crate::kafka_support::{topic, Broker};
 
 /// A served run under 8 concurrent clients, killed with SIGKILL, then
@@ -204,4 +207,154 @@ fn kafka_outputs_mistakes_are_refused_before_serving() {
     assert_eq!(code, Some(6), "{stderr}");
     assert!(stdout.is_empty(), "served: {stdout}");
     assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    // A rules topic: one topic, on a broker that answers.
+    let (code, stdout, stderr) = serve(&["--rules-topic", "kafka://127.0.0.1:9/a,b"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("--rules-topic kafka://127.0.0.1:9/a,b: a rules topic is one topic"),
+        "{stderr}"
+    );
+    let (code, stdout, stderr) = serve(&[
+        "--rules-topic",
+        &format!("kafka://127.0.0.1:{port}/rules"),
+        "--kafka-timeout",
+        "2s",
+    ]);
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(stdout.is_empty(), "served: {stdout}");
+    assert!(stderr.contains("error: --rules-topic kafka://"), "{stderr}");
+}
+
+/// The rules version the service's scenes are at now.
+fn rules_version(server: &Server) -> Value {
+    let (body, _) = curl(&["-s", &format!("{}/v1/scenes", server.base)], &[]);
+    let scenes: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    scenes["rules_version"].clone()
+}
+
+/// Waits (a hang guard: [`PATIENCE`]) until the service decides with
+/// rules version `version`.
+fn wait_version(server: &Server, version: u64) {
+    let started = std::time::Instant::now();
+    while rules_version(server) != version {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "never at rules version {version}: {}",
+            rules_version(server)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// `--rules-topic kafka://...` (`docs/serve.md`, "A rules topic"): each
+/// `{"$rules": TEXT}` record of the topic is logged as a change of rules
+/// and applied from there (a record written before the service started
+/// too); a record that is no rule set (a `$list` record, not JSON) or
+/// whose rules do not parse is said with its place and left out, and the
+/// rules in force stay. Stopped and restarted, then killed with SIGKILL
+/// and restarted, the service reads on from the record after the last
+/// one logged: nothing is logged twice (the versions count one change per
+/// record) and every answer clients got is the replay's over the log.
+#[test]
+fn a_rules_topic_changes_the_rules_through_the_log_each_record_once_across_restarts() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("serve_rules_topic");
+    let rules = risk_rules_in(&dir);
+    let state = dir.join("state");
+    let text = ["rules.cep", "scenes.cep"]
+        .map(|f| std::fs::read_to_string(rules.join(f)).unwrap())
+        .join("\n");
+    // The rules with a card's payments counted from `n` in 10 minutes.
+    let counted_from = |n: u32| {
+        let changed = text.replace(
+            "card_payments_10m(card) >= 4",
+            &format!("card_payments_10m(card) >= {n}"),
+        );
+        assert_ne!(changed, text);
+        serde_json::json!({ "$rules": changed }).to_string()
+    };
+    let rules_topic = topic("serve-rules");
+    broker.create_topic(&rules_topic, 1);
+    // Offset 0, before the service starts.
+    produce_lines_to(&b, &rules_topic, 0, &[counted_from(3)]);
+    let url = format!("kafka://{b}/{rules_topic}");
+    let args = ["--rules-topic", url.as_str(), "--checkpoint-every", "200ms"];
+    let mut answers: Vec<Value> = Vec::new();
+    let mut decide = |server: &Server, id: &str, card: &str| -> Value {
+        let body = payment(id, card, 5);
+        let (status, answer) = post(&format!("{}/v1/decide", server.base), &body, &[]);
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer.clone());
+        answer
+    };
+    let velocity = |answer: &Value| {
+        (answer["rules"].as_array().unwrap().iter()).any(|r| r["rule"] == "payment_velocity")
+    };
+
+    let server = Server::start(&rules, &state, &args);
+    server.live.stderr_line("read from its first record");
+    wait_version(&server, 2);
+    // Offsets 1 to 3 refused, said with their places; offset 4 applied.
+    let broken = serde_json::json!({ "$rules": "pattern broken {" }).to_string();
+    let refused = [
+        r#"{"$list": "blocked_devices", "add": "d-x"}"#.to_string(),
+        "{not json".to_string(),
+        broken,
+        counted_from(2),
+    ];
+    produce_lines_to(&b, &rules_topic, 0, &refused);
+    let place = format!("kafka:{rules_topic} partition 0 offset");
+    let said = server.live.stderr_line(&format!("{place} 1: "));
+    assert!(said.contains("a `$list` record"), "{said}");
+    assert!(said.contains("POST /v1/lists/{list}"), "{said}");
+    let said = server.live.stderr_line(&format!("{place} 2: "));
+    assert!(said.contains("not a JSON object"), "{said}");
+    let said = server.live.stderr_line(&format!("{place} 3: "));
+    assert!(said.contains("the rules are not applied"), "{said}");
+    wait_version(&server, 3);
+    // A card's second payment in 10 minutes is counted now.
+    let first = decide(&server, "p-1", "c-1");
+    let second = decide(&server, "p-2", "c-1");
+    assert_eq!(first["rules_version"], 3, "{first}");
+    assert!(!velocity(&first), "{first}");
+    assert!(velocity(&second), "{second}");
+    let stderr = server.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Restarted: on with the log's rules (not the command line's), from
+    // offset 5, nothing logged again.
+    let server = Server::start(&rules, &state, &args);
+    let said = server.live.stderr_line("the rules in force are the log's");
+    assert!(said.contains("(version 3)"), "{said}");
+    server
+        .live
+        .stderr_line("read from offset 5, after the last record logged");
+    assert_eq!(rules_version(&server), 3);
+    produce_lines_to(&b, &rules_topic, 0, &[counted_from(5)]);
+    wait_version(&server, 4);
+    let third = decide(&server, "p-3", "c-1");
+    assert!(!velocity(&third), "{third}");
+    server.kill();
+
+    // Killed: the log holds what was logged, and says where to go on.
+    let server = Server::start(&rules, &state, &args);
+    server
+        .live
+        .stderr_line("read from offset 6, after the last record logged");
+    assert_eq!(rules_version(&server), 4);
+    let fourth = decide(&server, "p-4", "c-2");
+    assert_eq!(fourth["rules_version"], 4, "{fourth}");
+    let stderr = server.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Every answer is the replay's.
+    let replayed = replayed_answers(&rules, &state.join("log"));
+    assert_eq!(replayed.len(), answers.len());
+    for a in &answers {
+        let id = a["decision_id"].as_str().unwrap();
+        let again = replayed.get(id).map(comparable);
+        assert_eq!(again, Some(comparable(a)), "{id}");
+    }
 }

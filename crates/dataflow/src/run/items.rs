@@ -188,6 +188,10 @@ pub(super) fn dealt(
     Ok(shares)
 }
 
+/// The items and names (by index) of the first part of a source's read
+/// ([`Live::part_read`]).
+pub(super) type PartRead = (Vec<SourceItem<Record>>, Vec<(usize, Arc<str>)>);
+
 /// A worker's live input (standard input or a followed file, read by
 /// worker 0; a library user's [`Source`], by its worker), read by the
 /// runtime's reader thread and pulled by the worker's source operator on
@@ -259,7 +263,7 @@ pub(super) struct Live {
     /// the rest comes: that part has no place of its own, and a cut
     /// between the two would keep none (its resume read the source
     /// again from its start, rules records judged anew).
-    pub(super) part_read: Option<(Vec<SourceItem<Record>>, Vec<(usize, Arc<str>)>)>,
+    pub(super) part_read: Option<PartRead>,
     /// The place after the last batch taken whole (resumed: the cut's).
     pub(super) place: Place,
     /// Did input arrive since the source last asked?

@@ -20,6 +20,9 @@ mod body;
 mod lists;
 mod note;
 mod source;
+mod topic;
+
+pub use topic::{RulesFeed, Taken};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -80,6 +83,12 @@ pub struct ServiceOptions {
     /// [`watch`](ServiceOptions::watch), when they change; their changes
     /// go through the log (`docs/serve.md`, "Lists").
     pub lists: Vec<cepheid_runtime::lists::ListFile>,
+    /// Do the rules change through a rules topic (`cepheid serve
+    /// --rules-topic`, [`Service::rules_feed`])? Then the rules given to
+    /// [`Service::start`] are logged at the first start only: a restart
+    /// goes on with the rules in force at the end of the log (`false`:
+    /// the given rules are logged as a change when they are not those).
+    pub rules_topic: bool,
 }
 
 impl ServiceOptions {
@@ -98,6 +107,7 @@ impl ServiceOptions {
             shadow_output: None,
             watch: false,
             lists: Vec::new(),
+            rules_topic: false,
         }
     }
 }
@@ -281,6 +291,9 @@ pub(crate) struct Shared {
     checkpointed: AtomicU64,
     /// The last time a request was logged (ms), for the ticks.
     last_logged: AtomicU64,
+    /// Per rules topic, the offset after the last record logged, as the
+    /// log's reader read it (`topic.rs`).
+    topics: Mutex<topic::Offsets>,
 }
 
 impl Shared {
@@ -574,7 +587,8 @@ impl Service {
         let source_lists = Arc::new(Mutex::new(lists));
         let source = LogSource::new(log_dir, end, live_rx, Arc::clone(&shared))
             .map_err(|e| failed("the log", &e))?
-            .with_command(command, Arc::clone(&source_lists));
+            .with_command(command, Arc::clone(&source_lists))
+            .with_topic_rules(options.rules_topic);
         let mut config = Config::new(Input::Stdin, patterns);
         config.time = Time::Record;
         // (changes of rules come from the log, `Entry::Rules`, as a
@@ -635,6 +649,14 @@ impl Service {
             ticker: Some(ticker),
             stop_ticks,
         })
+    }
+
+    /// What a rules topic's reader hands its records to
+    /// (`cepheid serve --rules-topic`): each logged as a change of rules.
+    pub fn rules_feed(&self) -> RulesFeed {
+        RulesFeed {
+            shared: Arc::clone(&self.shared),
+        }
     }
 
     /// What the HTTP front asks.
@@ -769,6 +791,7 @@ fn shared_of(
         wal: Mutex::new(None),
         checkpointed: AtomicU64::new(0),
         last_logged: AtomicU64::new(0),
+        topics: Mutex::new(topic::Offsets::new()),
     });
     Ok((shared, live_tx, live_rx))
 }
@@ -901,22 +924,13 @@ fn watch_rules(shared: &Shared, (known, patterns): &mut (Option<String>, Vec<Pat
     }
     *known = now.clone();
     let text = now.expect("read");
-    let checked = cepheid_engine::Rules::load_all(patterns)
-        .and_then(|_| cepheid_engine::Rules::parse("the log", &text));
-    let rules = match checked {
-        Ok(rules) => rules,
-        Err(e) => {
-            eprintln!("cepheid serve: the changed rules are not applied:\n{e}");
-            return;
-        }
-    };
-    // (a file emptied or cut while an editor saves it loads, and would
-    // leave the service without a scene: every request a 404)
-    let mut probe: cepheid_engine::Engine = cepheid_engine::Engine::new();
-    if probe.add(&rules).is_err() || probe.scenes().next().is_none() {
-        eprintln!(
-            "cepheid serve: the changed rules are not applied: they have no scene (an empty or cut file?); the service goes on with the rules in force"
-        );
+    // (the files' diagnostics name the files)
+    if let Err(e) = cepheid_engine::Rules::load_all(patterns) {
+        eprintln!("cepheid serve: the changed rules are not applied:\n{e}");
+        return;
+    }
+    if let Err(why) = checked_rules(&text, "the log") {
+        eprintln!("cepheid serve: the changed rules are not applied: {why}");
         return;
     }
     let Some(log) = shared.log.get() else {
@@ -938,6 +952,22 @@ fn watch_rules(shared: &Shared, (known, patterns): &mut (Option<String>, Vec<Pat
     if let Err(e) = logged {
         said(&e);
     }
+}
+
+/// The rules of `text` (named `origin` in their diagnostics) when they
+/// load and have a scene, or why not: a change of rules the service
+/// logs. (A file emptied or cut while an editor saves it loads, and would
+/// leave the service without a scene: every request a 404.)
+fn checked_rules(text: &str, origin: &str) -> Result<Rules, String> {
+    let rules = cepheid_engine::Rules::parse(origin, text).map_err(|e| format!("\n{e}"))?;
+    let mut probe: cepheid_engine::Engine = cepheid_engine::Engine::new();
+    if let Err(e) = probe.add(&rules) {
+        return Err(format!("\n{e}"));
+    }
+    if probe.scenes().next().is_none() {
+        return Err("they have no scene (an empty or cut file?); the service goes on with the rules in force".into());
+    }
+    Ok(rules)
 }
 
 /// What `--watch` looks at: the pattern paths (their text as last

@@ -61,6 +61,11 @@ pub(crate) struct LogSource {
     /// change of rules once the log was read again, when they are not the
     /// rules in force there (`None`: a replay, which logs nothing).
     command: Option<String>,
+    /// Do the rules change through a rules topic (`--rules-topic`)? Then
+    /// a restart goes on with the log's rules, and the command's are
+    /// logged at the first start only, as a resumed `cepheid run` goes on
+    /// with its checkpoint's rules.
+    topic_rules: bool,
     /// The service's list files, whose changes are logged once the log
     /// was read again (after the command's rules).
     lists: Option<Arc<std::sync::Mutex<super::lists::Lists>>>,
@@ -84,6 +89,12 @@ impl LogSource {
         self
     }
 
+    /// The rules change through a rules topic: a restart keeps the log's.
+    pub(crate) fn with_topic_rules(mut self, topic_rules: bool) -> LogSource {
+        self.topic_rules = topic_rules;
+        self
+    }
+
     pub(crate) fn new(
         dir: std::path::PathBuf,
         recovered_end: u64,
@@ -103,6 +114,7 @@ impl LogSource {
             version: 0,
             rules_print: 0,
             command: None,
+            topic_rules: false,
             lists: None,
             pending: VecDeque::new(),
             shared,
@@ -167,7 +179,12 @@ impl LogSource {
                 ));
             }
             Entry::Tick { time } => batch.push_watermark(time.saturating_sub(1)),
-            Entry::Rules { text, .. } => {
+            Entry::Rules { text, origin: from } => {
+                // (a rules topic's record: where its reader goes on)
+                if let Some((topic, offset)) = super::topic::of_origin(from) {
+                    let mut topics = self.shared.topics.lock().unwrap_or_else(|p| p.into_inner());
+                    topics.insert(topic.to_string(), offset + 1);
+                }
                 // (the run applies it when it takes it, in the log's
                 // order: `Config::source_rules`)
                 let record = serde_json::json!({ "$rules": text }).to_string();
@@ -259,8 +276,14 @@ impl Source for LogSource {
             // (the rules of the command: logged first when they are not
             // those in force, so that the log alone says what decided)
             if let Some(command) = self.command.take() {
-                if super::note::fnv(command.as_bytes()) != self.rules_print {
-                    self.shared.log_rules(command, "the command line");
+                let in_force = super::note::fnv(command.as_bytes()) == self.rules_print;
+                match (in_force, self.topic_rules && self.recovered_end > 0) {
+                    (true, _) => {}
+                    (false, false) => self.shared.log_rules(command, "the command line"),
+                    (false, true) => eprintln!(
+                        "cepheid serve: the rules in force are the log's (version {}), not the command line's: with --rules-topic, a restart goes on with the rules its topic last changed (docs/serve.md, \"A rules topic\")",
+                        self.version
+                    ),
                 }
             }
             // (then what the list files changed since they were last
@@ -298,6 +321,10 @@ impl Source for LogSource {
         let mut bytes = self.position.to_le_bytes().to_vec();
         bytes.extend_from_slice(&self.version.to_le_bytes());
         bytes.extend_from_slice(&self.rules_print.to_le_bytes());
+        // (then where the rules topics' readers go on: none, for a log
+        // without one, is the 24 bytes of older builds)
+        let topics = self.shared.topics.lock().unwrap_or_else(|p| p.into_inner());
+        super::topic::encode(&topics, &mut bytes);
         Position::Bytes(bytes)
     }
 
@@ -305,13 +332,19 @@ impl Source for LogSource {
         let word = |bytes: &[u8], i: usize| {
             u64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().expect("8 bytes"))
         };
-        let (seq, version, print) = match position {
-            Position::None => (0, 0, 0),
-            Position::Bytes(bytes) if bytes.len() == 24 => {
-                (word(bytes, 0), word(bytes, 1), word(bytes, 2))
-            }
-            other => return Err(self.error(format!("not a position in the log: {other:?}"))),
+        let topics = match position {
+            Position::None => Some(super::topic::Offsets::new()),
+            Position::Bytes(bytes) if bytes.len() >= 24 => super::topic::decode(&bytes[24..]),
+            _ => None,
         };
+        let (seq, version, print, topics) = match (position, topics) {
+            (Position::None, Some(topics)) => (0, 0, 0, topics),
+            (Position::Bytes(bytes), Some(topics)) => {
+                (word(bytes, 0), word(bytes, 1), word(bytes, 2), topics)
+            }
+            (other, _) => return Err(self.error(format!("not a position in the log: {other:?}"))),
+        };
+        *self.shared.topics.lock().unwrap_or_else(|p| p.into_inner()) = topics;
         self.position = seq;
         self.version = version;
         self.rules_print = print;

@@ -1,0 +1,227 @@
+//! A rules topic read into the log (`cepheid serve --rules-topic`,
+//! `docs/serve.md`, "A rules topic"): each `{"$rules": TEXT}` record of
+//! the topic's partition 0 is logged as a change of rules whose origin
+//! names the record (`kafka:TOPIC partition 0 offset N`), so the log
+//! alone says which rules decided each request, and where the reader goes
+//! on after a restart: the offset after the last record logged, which the
+//! log's reader keeps (in every checkpoint, and read again with the log
+//! after it). The command reads the topic (`cepheid-kafka`); this crate
+//! takes its records ([`RulesFeed`]), and does not depend on Kafka.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::Shared;
+use crate::wal::Entry;
+
+/// The origin a rules record of `topic` at `offset` is logged with: the
+/// place `cepheid run` names a rules topic's record by.
+pub(crate) fn origin(topic: &str, offset: i64) -> String {
+    format!("kafka:{topic} partition 0 offset {offset}")
+}
+
+/// The topic and offset of a change of rules logged from a rules topic
+/// ([`origin`]); `None` for another origin (`--watch`, the command line).
+pub(crate) fn of_origin(origin: &str) -> Option<(&str, i64)> {
+    let rest = origin.strip_prefix("kafka:")?;
+    let (topic, offset) = rest.rsplit_once(" partition 0 offset ")?;
+    Some((topic, offset.parse().ok()?))
+}
+
+/// Per rules topic, the offset after the last record logged.
+pub(crate) type Offsets = BTreeMap<String, i64>;
+
+/// `offsets` after the log source's position words (its checkpoint
+/// place): each as its offset, its name's length and its name; nothing
+/// for none (a position of an older build, 24 bytes, reads as none).
+pub(crate) fn encode(offsets: &Offsets, bytes: &mut Vec<u8>) {
+    for (topic, next) in offsets {
+        bytes.extend_from_slice(&next.to_le_bytes());
+        bytes.extend_from_slice(&(topic.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(topic.as_bytes());
+    }
+}
+
+/// The offsets [`encode`] wrote in `bytes`, or `None` when they do not
+/// read.
+pub(crate) fn decode(mut bytes: &[u8]) -> Option<Offsets> {
+    let mut offsets = Offsets::new();
+    let word = |bytes: &mut &[u8]| -> Option<u64> {
+        let (head, rest) = bytes.split_first_chunk::<8>()?;
+        *bytes = rest;
+        Some(u64::from_le_bytes(*head))
+    };
+    while !bytes.is_empty() {
+        let next = word(&mut bytes)? as i64;
+        let len = usize::try_from(word(&mut bytes)?).ok()?;
+        let name = bytes.get(..len)?;
+        bytes = &bytes[len..];
+        offsets.insert(String::from_utf8(name.to_vec()).ok()?, next);
+    }
+    Some(offsets)
+}
+
+/// What the reader of a rules topic hands the service
+/// ([`Service::rules_feed`](super::Service::rules_feed)).
+#[derive(Clone)]
+pub struct RulesFeed {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What became of a record of a rules topic.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    /// Logged as a change of rules (durable): applied when the run takes
+    /// it; the words to say.
+    Logged(String),
+    /// Not logged: what it is, and why (its rules do not load, have no
+    /// scene, or it is no rules record); the words to say. The reader
+    /// goes on with the next record (a restart reads it again, and says
+    /// it again).
+    Refused(String),
+    /// The log could not take it (its write failed, the service stops):
+    /// why. The reader reads it again later.
+    NotLogged(String),
+}
+
+impl RulesFeed {
+    /// Has the service read its log again (so that
+    /// [`next_offset`](RulesFeed::next_offset) is known)?
+    pub fn ready(&self) -> bool {
+        self.shared.is_ready()
+    }
+
+    /// Has the service stopped taking requests (its run ended)?
+    pub fn gone(&self) -> bool {
+        self.shared.gone.load(Ordering::Acquire)
+    }
+
+    /// The offset after the last record of `topic` logged; `None` when
+    /// the log holds none (read it from its first record).
+    pub fn next_offset(&self, topic: &str) -> Option<i64> {
+        let topics = self.shared.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics.get(topic).copied()
+    }
+
+    /// Takes the record at `offset` of `topic`'s partition 0 (`payload`:
+    /// its value, `None` for a tombstone): a `{"$rules": TEXT}` record
+    /// whose rules load and have a scene is logged as a change of rules,
+    /// and this returns once it is durable. Anything else is refused,
+    /// with why: a `$list` record (lists change through `--list` files and
+    /// `POST /v1/lists/{list}`), a tombstone, another value.
+    pub fn take(&self, topic: &str, offset: i64, payload: Option<&[u8]>) -> Taken {
+        let origin = origin(topic, offset);
+        let text = match rules_text(payload) {
+            Ok(text) => text,
+            Err(why) => return Taken::Refused(format!("cepheid serve: {origin}: {why}; left out")),
+        };
+        if let Err(why) = super::checked_rules(&text, &origin) {
+            return Taken::Refused(format!(
+                "cepheid serve: {origin}: the rules are not applied: {why}"
+            ));
+        }
+        let Some(log) = self.shared.log.get() else {
+            return Taken::NotLogged("the log is not open".into());
+        };
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let appended = log.append(
+            Entry::Rules {
+                text,
+                origin: origin.clone(),
+            },
+            Box::new(move |result| {
+                let _ = tx.send(result.map_err(|e| e.to_string()));
+            }),
+        );
+        if let Err(e) = appended {
+            return Taken::NotLogged(e.to_string());
+        }
+        match rx.recv() {
+            Ok(Ok(_)) => Taken::Logged(format!(
+                "cepheid serve: {origin}: rules logged, applied from the next entry"
+            )),
+            Ok(Err(e)) => Taken::NotLogged(e),
+            Err(_) => Taken::NotLogged("the log closed".into()),
+        }
+    }
+}
+
+/// The rules' text of a rules record, or why it is none.
+fn rules_text(payload: Option<&[u8]>) -> Result<String, String> {
+    let Some(payload) = payload.filter(|p| !p.is_empty()) else {
+        return Err("an empty record (a tombstone, or an empty value)".into());
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(payload).map_err(|e| format!("not a JSON object ({e})"))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err("not a JSON object".into());
+    };
+    if fields.contains_key("$list") {
+        return Err("a `$list` record: a service's lists change through `--list` files and `POST /v1/lists/{list}` (docs/serve.md, \"Lists\"), not its rules topic".into());
+    }
+    if fields.contains_key("$rules_file") {
+        return Err("a `$rules_file` record: a service logs the rules' text, so a rules topic gives it (`{\"$rules\": TEXT}`)".into());
+    }
+    match (fields.get("$rules"), fields.len()) {
+        (Some(serde_json::Value::String(text)), 1) => Ok(text.clone()),
+        (Some(serde_json::Value::String(_)), _) => {
+            Err("a `$rules` record has no other field".into())
+        }
+        (Some(_), _) => Err("`$rules` is not a string (the rules' text)".into()),
+        (None, _) => Err("not a rules record (`{\"$rules\": TEXT}`)".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_and_offsets_read_back() {
+        let o = origin("ops.rules", 41);
+        assert_eq!(o, "kafka:ops.rules partition 0 offset 41");
+        assert_eq!(of_origin(&o), Some(("ops.rules", 41)));
+        assert_eq!(of_origin("--watch rules.cep"), None);
+        assert_eq!(of_origin("the command line"), None);
+        // (a topic's name may hold the words)
+        let odd = origin("a partition 0 offset 3", 7);
+        assert_eq!(of_origin(&odd), Some(("a partition 0 offset 3", 7)));
+
+        let mut offsets = Offsets::new();
+        let mut bytes = vec![9u8; 24];
+        encode(&offsets, &mut bytes);
+        assert_eq!(bytes.len(), 24, "none: an older build's position");
+        offsets.insert("r".into(), 5);
+        offsets.insert("rules.two".into(), 1 << 40);
+        encode(&offsets, &mut bytes);
+        assert_eq!(decode(&bytes[24..]), Some(offsets));
+        assert_eq!(decode(&bytes[24..30]), None, "cut");
+        assert_eq!(decode(&[]), Some(Offsets::new()));
+    }
+
+    #[test]
+    fn only_rules_records_are_taken() {
+        assert_eq!(rules_text(Some(br#"{"$rules": "x"}"#)), Ok("x".into()));
+        for (payload, said) in [
+            (None, "tombstone"),
+            (Some(&b""[..]), "tombstone"),
+            (Some(&b"{"[..]), "not a JSON object"),
+            (Some(&b"[1]"[..]), "not a JSON object"),
+            (
+                Some(&br#"{"$list": "b", "add": "x"}"#[..]),
+                "POST /v1/lists",
+            ),
+            (Some(&br#"{"$rules_file": "r.cep"}"#[..]), "$rules_file"),
+            (Some(&br#"{"$rules": 3}"#[..]), "not a string"),
+            (
+                Some(&br#"{"$rules": "x", "by": "me"}"#[..]),
+                "no other field",
+            ),
+            (Some(&br#"{"rules": "x"}"#[..]), "not a rules record"),
+        ] {
+            let why = rules_text(payload).unwrap_err();
+            assert!(why.contains(said), "{payload:?}: {why}");
+        }
+    }
+}
