@@ -64,7 +64,7 @@ impl Lines {
     }
 
     /// Are they the first part of what a [`Source`] handed out in one
-    /// read, cut after a control record ([`Batch::partial`])? Then they
+    /// read, cut after a control record (the batch's `partial`)? Then they
     /// have no place: the source's is after the whole read, which the
     /// next lines end, and no checkpoint may be taken between.
     pub fn partial(&self) -> bool {
