@@ -203,6 +203,7 @@ impl RulesTopic {
             match self.source.read(&mut batch, Duration::from_millis(200)) {
                 Ok(_) => failing = false,
                 Err(e) => {
+                    feed.read_failed();
                     if !std::mem::replace(&mut failing, true) {
                         eprintln!(
                             "cepheid serve: --rules-topic kafka:{topic}: cannot be read ({e}); asked again every second, the rules in force go on"

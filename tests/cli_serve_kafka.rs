@@ -314,6 +314,12 @@ fn a_rules_topic_changes_the_rules_through_the_log_each_record_once_across_resta
     let said = server.live.stderr_line(&format!("{place} 3: "));
     assert!(said.contains("the rules are not applied"), "{said}");
     wait_version(&server, 3);
+    // Counted where operators look.
+    let (metrics, _) = curl(&["-s", &format!("{}/metrics", server.base)], &[]);
+    for (name, n) in [("logged", 2), ("refused", 3), ("read_errors", 0)] {
+        let line = format!("cepheid_serve_rules_topic_{name}_total {n}\n");
+        assert!(metrics.contains(&line), "{line}: {metrics}");
+    }
     // A card's second payment in 10 minutes is counted now.
     let first = decide(&server, "p-1", "c-1");
     let second = decide(&server, "p-2", "c-1");

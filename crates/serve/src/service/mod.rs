@@ -157,6 +157,11 @@ pub(crate) struct Counters {
     pub(crate) refused_log_queue: Count,
     pub(crate) unavailable: Count,
     pub(crate) late_answers: Count,
+    /// Records of a rules topic logged as changes of rules, refused, and
+    /// reads of the topic that failed (`topic.rs`).
+    pub(crate) topic_logged: Count,
+    pub(crate) topic_refused: Count,
+    pub(crate) topic_read_errors: Count,
 }
 
 /// What a request waiting for the engine gets.
@@ -1514,6 +1519,9 @@ impl Decider for Front {
             ("refused_log_queue", "Requests refused, the log's queue full (503, nothing logged).", c.refused_log_queue.get()),
             ("unavailable", "Requests refused 503: not ready, or --queue 0.", c.unavailable.get()),
             ("late_answers", "Decisions answered after their deadline (admitted in time, decided late).", c.late_answers.get()),
+            ("rules_topic_logged", "Records of the rules topic logged as changes of rules.", c.topic_logged.get()),
+            ("rules_topic_refused", "Records of the rules topic refused (not rules, rules that do not load): said, not logged.", c.topic_refused.get()),
+            ("rules_topic_read_errors", "Reads of the rules topic that failed (the broker asked again).", c.topic_read_errors.get()),
         ];
         if let Some(log) = shared.log.get() {
             let s = log.stats();

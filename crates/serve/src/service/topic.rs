@@ -97,6 +97,12 @@ impl RulesFeed {
         self.shared.gone.load(Ordering::Acquire)
     }
 
+    /// A read of the topic failed (said by the reader): counted on
+    /// `/metrics` (`cepheid_serve_rules_topic_read_errors_total`).
+    pub fn read_failed(&self) {
+        self.shared.counters.topic_read_errors.inc();
+    }
+
     /// The offset after the last record of `topic` logged; `None` when
     /// the log holds none (read it from its first record).
     pub fn next_offset(&self, topic: &str) -> Option<i64> {
@@ -111,6 +117,18 @@ impl RulesFeed {
     /// with why: a `$list` record (lists change through `--list` files and
     /// `POST /v1/lists/{list}`), a tombstone, another value.
     pub fn take(&self, topic: &str, offset: i64, payload: Option<&[u8]>) -> Taken {
+        let taken = self.log(topic, offset, payload);
+        let counters = &self.shared.counters;
+        match &taken {
+            Taken::Logged(_) => counters.topic_logged.inc(),
+            Taken::Refused(_) => counters.topic_refused.inc(),
+            Taken::NotLogged(_) => {}
+        }
+        taken
+    }
+
+    /// [`RulesFeed::take`], uncounted.
+    fn log(&self, topic: &str, offset: i64, payload: Option<&[u8]>) -> Taken {
         let origin = origin(topic, offset);
         let text = match rules_text(payload) {
             Ok(text) => text,
