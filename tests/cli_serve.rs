@@ -1127,3 +1127,48 @@ fn list_files_go_through_the_log_and_the_replay_agrees() {
         assert!(err.contains(said), "{err}");
     }
 }
+
+/// The value of the sample `name` (a line `name value`) in `/metrics`.
+fn metric(base: &str, name: &str) -> Option<u64> {
+    let (text, _) = curl(&["-s", &format!("{base}/metrics")], &[]);
+    let prefix = format!("{name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The run's checkpoints on `/metrics` (`docs/metrics.md`): how many, how
+/// long the run's thread stood still for them (requests wait behind a
+/// checkpoint's snapshot: the stalls `BENCHMARKS.md` found under load),
+/// the longest, and the last one's size, counted from the run's own
+/// report of each checkpoint.
+#[test]
+fn checkpoints_and_the_stalls_they_cause_are_on_metrics() {
+    let dir = scratch("serve_checkpoint_metrics");
+    let server = Server::start(&risk(), &dir.join("state"), &["--checkpoint-every", "50ms"]);
+    let url = format!("{}/v1/decide", server.base);
+    for i in 0..20 {
+        let (status, answer) = post(&url, &payment(&format!("m-{i}"), "c-m", 5), &[]);
+        assert_eq!(status, 200, "{answer}");
+    }
+    let started = Instant::now();
+    while metric(&server.base, "cepheid_serve_checkpoints_total").unwrap_or(0) < 2 {
+        assert!(started.elapsed() < PATIENCE, "no checkpoint counted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let total = metric(
+        &server.base,
+        "cepheid_serve_checkpoint_stall_microseconds_total",
+    );
+    let longest = metric(
+        &server.base,
+        "cepheid_serve_checkpoint_stall_max_microseconds",
+    );
+    let bytes = metric(&server.base, "cepheid_serve_checkpoint_bytes");
+    let (total, longest, bytes) = (total.unwrap(), longest.unwrap(), bytes.unwrap());
+    assert!(longest > 0 && longest <= total, "{longest} of {total}");
+    // (the state holds the 20 requests remembered: more than a header)
+    assert!(bytes > 1_000, "{bytes}");
+    let stderr = server.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

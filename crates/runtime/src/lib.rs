@@ -491,7 +491,8 @@ pub trait Report: Send {
         let _ = view;
     }
     /// Something happened to the run (a checkpoint, a change of rules),
-    /// when it happens. Only when [`Report::observes`].
+    /// when it happens, to every report, observing or not (events are
+    /// rare; `cepheid serve` counts its checkpoints' stalls).
     fn event(&mut self, event: &RunEvent<'_>) {
         let _ = event;
     }

@@ -254,11 +254,10 @@ impl Session<'_> {
         }
     }
 
-    /// Says `event` to an observing report.
+    /// Says `event` to the report (observing or not: events are rare, a
+    /// checkpoint or a change of rules, and a service counts them).
     fn event(&mut self, event: &RunEvent<'_>) {
-        if self.observes {
-            self.out.report.event(event);
-        }
+        self.out.report.event(event);
     }
 
     /// Feeds every decoded line to the engine, then ends event time.

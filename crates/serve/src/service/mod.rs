@@ -136,6 +136,9 @@ impl Count {
     pub(crate) fn inc(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
     fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
@@ -162,6 +165,53 @@ pub(crate) struct Counters {
     pub(crate) topic_logged: Count,
     pub(crate) topic_refused: Count,
     pub(crate) topic_read_errors: Count,
+    /// The run's checkpoints: how many, the time the run's thread stood
+    /// still for them (the sink's prepare and the engine's snapshot:
+    /// requests wait behind it), the longest, and the last one's size
+    /// ([`Checkpoints`]).
+    pub(crate) checkpoints: Count,
+    pub(crate) checkpoint_stall_us: Count,
+    pub(crate) checkpoint_stall_max_us: AtomicU64,
+    pub(crate) checkpoint_bytes: AtomicU64,
+}
+
+/// The run's report, its checkpoints counted for `/metrics` on the way
+/// ([`RunEvent::Checkpoint`](cepheid_runtime::RunEvent::Checkpoint)).
+struct Checkpoints {
+    inner: Box<dyn Report>,
+    shared: Arc<Shared>,
+}
+
+impl Report for Checkpoints {
+    fn notice(&mut self, notice: cepheid_runtime::Notice) {
+        self.inner.notice(notice);
+    }
+    fn started(&mut self, size: Option<u64>, offset: u64) {
+        self.inner.started(size, offset);
+    }
+    fn progress(&mut self, offset: u64) {
+        self.inner.progress(offset);
+    }
+    fn observes(&self) -> bool {
+        self.inner.observes()
+    }
+    fn records_wanted(&self) -> usize {
+        self.inner.records_wanted()
+    }
+    fn tick(&mut self, view: &cepheid_runtime::RunView<'_>) {
+        self.inner.tick(view);
+    }
+    fn event(&mut self, event: &cepheid_runtime::RunEvent<'_>) {
+        if let cepheid_runtime::RunEvent::Checkpoint { stall, bytes, .. } = event {
+            let c = &self.shared.counters;
+            let us = u64::try_from(stall.as_micros()).unwrap_or(u64::MAX);
+            c.checkpoints.inc();
+            c.checkpoint_stall_us.add(us);
+            c.checkpoint_stall_max_us.fetch_max(us, Ordering::Relaxed);
+            c.checkpoint_bytes.store(*bytes, Ordering::Relaxed);
+        }
+        self.inner.event(event);
+    }
 }
 
 /// What a request waiting for the engine gets.
@@ -619,7 +669,17 @@ impl Service {
             shared: Arc::clone(&shared),
         });
         let runtime = log_run(
-            config, rules, &shared, options, source, sink, report, answers,
+            config,
+            rules,
+            &shared,
+            options,
+            source,
+            sink,
+            Box::new(Checkpoints {
+                inner: report,
+                shared: Arc::clone(&shared),
+            }),
+            answers,
         )?;
         let handle = runtime.handle();
         let ended = Arc::clone(&shared);
@@ -1522,6 +1582,8 @@ impl Decider for Front {
             ("rules_topic_logged", "Records of the rules topic logged as changes of rules.", c.topic_logged.get()),
             ("rules_topic_refused", "Records of the rules topic refused (not rules, rules that do not load): said, not logged.", c.topic_refused.get()),
             ("rules_topic_read_errors", "Reads of the rules topic that failed (the broker asked again).", c.topic_read_errors.get()),
+            ("checkpoints", "Checkpoints of the run taken.", c.checkpoints.get()),
+            ("checkpoint_stall_microseconds", "Time the run's thread stood still for its checkpoints (the engine's snapshot): requests wait behind it.", c.checkpoint_stall_us.get()),
         ];
         if let Some(log) = shared.log.get() {
             let s = log.stats();
@@ -1566,6 +1628,16 @@ impl Decider for Front {
                 "rules_version",
                 "The version of the rules in force.",
                 shared.book().view.rules_version,
+            ),
+            (
+                "checkpoint_stall_max_microseconds",
+                "The longest time the run's thread stood still for a checkpoint.",
+                c.checkpoint_stall_max_us.load(Ordering::Relaxed),
+            ),
+            (
+                "checkpoint_bytes",
+                "The last checkpoint's size.",
+                c.checkpoint_bytes.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in gauges {
