@@ -488,13 +488,22 @@ mod tests {
             })
             .collect();
         assert!(parts.iter().all(|p| p.len() == 1), "{parts:?}");
-        let book = Rc::new(RefCell::new(SceneBook::new(rules.clone())));
-        book.borrow_mut().parts_from(Timestamp::MIN, 2);
-        let mut gather = Gather::new(book, Naming::Lines("in".to_string()), &plan);
-        let mut sides = Sides::default();
-        // One part, sent at 100, the frontier past it: not yet.
-        gather.take(parts[0].clone(), 100);
-        gather.resolve(Some(120), (None, false), &mut sides);
+        // A gatherer of `rules` told each event comes in `told` parts (or
+        // not told), given the first part, sent at 100, the frontier at
+        // 120 past it.
+        let first_part = |rules: Rules, told: Option<usize>| {
+            let book = Rc::new(RefCell::new(SceneBook::new(rules)));
+            if let Some(n) = told {
+                book.borrow_mut().parts_from(Timestamp::MIN, n);
+            }
+            let mut gather = Gather::new(book, Naming::Lines("in".to_string()), &plan);
+            let mut sides = Sides::default();
+            gather.take(parts[0].clone(), 100);
+            gather.resolve(Some(120), (None, false), &mut sides);
+            (gather, sides)
+        };
+        // One part of two, the frontier past it: not yet.
+        let (mut gather, mut sides) = first_part(rules.clone(), Some(2));
         assert!(sides.now.is_empty());
         // The other, sent at 130: the event's one decision, of both.
         gather.take(parts[1].clone(), 130);
@@ -505,23 +514,12 @@ mod tests {
         assert!(text.contains(r#""position":"in:1""#), "{text}");
         assert!(gather.parts.is_empty());
         // Without the count of parts told, the frontier alone says.
-        let book = Rc::new(RefCell::new(SceneBook::new(
-            Rules::parse("r.cep", "").unwrap(),
-        )));
-        let mut gather = Gather::new(book, Naming::Lines("in".to_string()), &plan);
-        let mut sides = Sides::default();
-        gather.take(parts[0].clone(), 100);
-        gather.resolve(Some(120), (None, false), &mut sides);
+        let (gather, sides) = first_part(Rules::parse("r.cep", "").unwrap(), None);
         assert_eq!(sides.now.len(), 1);
         assert_eq!(gather.short(), 0);
         // At the end, a part missing (a defect): decided from the one
         // that came, and counted to be said.
-        let book = Rc::new(RefCell::new(SceneBook::new(rules)));
-        book.borrow_mut().parts_from(Timestamp::MIN, 2);
-        let mut gather = Gather::new(book, Naming::Lines("in".to_string()), &plan);
-        let mut sides = Sides::default();
-        gather.take(parts[0].clone(), 100);
-        gather.resolve(Some(120), (None, false), &mut sides);
+        let (mut gather, mut sides) = first_part(rules, Some(2));
         assert!(sides.now.is_empty());
         gather.resolve(None, (None, false), &mut sides);
         assert_eq!(sides.now.len(), 1);
