@@ -152,8 +152,16 @@ impl RulesFeed {
                 let _ = tx.send(result.map_err(|e| e.to_string()));
             }),
         );
-        if let Err(e) = appended {
-            return Taken::NotLogged(e.to_string());
+        match appended {
+            // (an entry the log never takes: asking again would hold the
+            // reader on it for ever)
+            Err(crate::wal::WalError::Invalid(why)) => {
+                return Taken::Refused(format!(
+                    "cepheid serve: {origin}: the log does not take it: {why}; left out"
+                ));
+            }
+            Err(e) => return Taken::NotLogged(e.to_string()),
+            Ok(()) => {}
         }
         match rx.recv() {
             Ok(Ok(_)) => Taken::Logged(format!(
@@ -170,6 +178,14 @@ fn rules_text(payload: Option<&[u8]>) -> Result<String, String> {
     let Some(payload) = payload.filter(|p| !p.is_empty()) else {
         return Err("an empty record (a tombstone, or an empty value)".into());
     };
+    // (refused before it is parsed: the log takes no entry over its bound)
+    if payload.len() > crate::wal::MAX_PAYLOAD / 2 {
+        return Err(format!(
+            "a record of {} bytes, over the {} bytes a change of rules may be (half the log's bound on an entry)",
+            payload.len(),
+            crate::wal::MAX_PAYLOAD / 2
+        ));
+    }
     let value: serde_json::Value =
         serde_json::from_slice(payload).map_err(|e| format!("not a JSON object ({e})"))?;
     let serde_json::Value::Object(fields) = value else {
@@ -241,5 +257,12 @@ mod tests {
             let why = rules_text(payload).unwrap_err();
             assert!(why.contains(said), "{payload:?}: {why}");
         }
+        // Over half the log's bound (a text's escapes may double it in the
+        // entry): refused unread, not asked again for ever.
+        let mut huge = br#"{"$rules": ""#.to_vec();
+        huge.resize(crate::wal::MAX_PAYLOAD / 2, b' ');
+        huge.extend_from_slice(br#""}"#);
+        let why = rules_text(Some(&huge)).unwrap_err();
+        assert!(why.contains("over the 8388608 bytes"), "{why}");
     }
 }
