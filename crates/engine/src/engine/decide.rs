@@ -1447,7 +1447,7 @@ impl<E: Event + serde::Serialize + serde::de::DeserializeOwned + 'static> crate:
         event: E,
         position: Option<Value>,
     ) -> Result<Vec<Decision>, Error> {
-        let mut scratch = self.duplicate()?;
+        let mut scratch = self.scratch()?;
         Ok(scratch.decide_now(now, event, position, &mut Nothing))
     }
 
@@ -1463,14 +1463,29 @@ impl<E: Event + serde::Serialize + serde::de::DeserializeOwned + 'static> crate:
     pub fn duplicate(&self) -> Result<Self, Error> {
         let mut bytes = Vec::new();
         self.snapshot_into(&mut bytes)?;
-        let mut copy = Self::configured_by(&bytes)?;
+        self.copy_of(&bytes)
+    }
+
+    /// A [`duplicate`](crate::Engine::duplicate) that remembers no
+    /// request: a scratch copy for one dry run, whose request the engine
+    /// copied answered from its memory when it held it (copying every
+    /// request remembered would cost a dry run a service's whole table).
+    pub(crate) fn scratch(&self) -> Result<Self, Error> {
+        let mut bytes = Vec::new();
+        self.snapshot_without_requests(&mut bytes)?;
+        self.copy_of(&bytes)
+    }
+
+    /// A copy of the engine with the state of its snapshot `bytes`.
+    fn copy_of(&self, bytes: &[u8]) -> Result<Self, Error> {
+        let mut copy = Self::configured_by(bytes)?;
         copy.fields = self.fields.clone();
         copy.set_declarations(self.declarations())?;
         for nfa in self.automata() {
             copy.add_shared(nfa)?;
         }
         copy.core.decide = self.core.decide.as_ref().map(|d| Box::new(d.fork()));
-        copy.restore(&bytes[..])?;
+        copy.restore(bytes)?;
         Ok(copy)
     }
 }

@@ -112,3 +112,4 @@ pub use memory::{
 pub use reload::{Change, Changes, ReloadPolicy};
 pub use requests::{Answer, Remembered, Request, RequestMemory, RequestStats};
 pub use sink::{MatchRef, Sink};
+pub use snapshot::SnapshotRest;

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::decide::Decision;
 use crate::primitives::Timestamp;
 use crate::value::Value;
+use cepheid_core::persist::Saved;
 
 /// How long and how many requests an engine remembers
 /// ([`Engine::remember_requests`](crate::Engine::remember_requests)).
@@ -136,29 +137,70 @@ pub struct RequestStats {
 }
 
 /// The remembered requests: by id, and in the order taken (which is the
-/// order of their times) to forget the oldest.
+/// order of their times) to forget the oldest. Each is shared by the two
+/// (an `Arc`, never changed once taken), so that a snapshot takes them
+/// all by a pass over the order, with no copy of what they hold, and
+/// encodes them later, maybe on another thread ([`Captured`]).
 #[derive(Clone, Debug, Default)]
 pub(super) struct Requests {
     pub(super) memory: RequestMemory,
-    by_id: HashMap<Value, Remembered>,
-    order: VecDeque<(Timestamp, Value)>,
+    by_id: HashMap<Value, Arc<Remembered>>,
+    order: VecDeque<(Value, Arc<Remembered>)>,
     pub(super) stats: RequestStats,
 }
 
 /// What a snapshot keeps of [`Requests`]: the memory's bounds, each
-/// request in the order taken, and the counts.
-#[derive(Serialize, Deserialize)]
+/// request in the order taken, and the counts (read back so; written by
+/// [`Captured`], the same bytes).
+#[derive(Deserialize)]
 pub(super) struct SavedRequests {
     memory: RequestMemory,
     entries: Vec<SavedEntry>,
     stats: RequestStats,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct SavedEntry(
     #[serde(with = "cepheid_core::persist::via")] Value,
     Remembered,
 );
+
+/// The remembered requests as a snapshot takes them
+/// ([`Requests::capture`]): the same entries, shared, not copied, so that
+/// taking them costs a pass over the order and their encoding can wait
+/// (`Send`: another thread may encode them). It serializes as
+/// [`SavedRequests`] reads.
+#[derive(Debug)]
+pub(crate) struct Captured {
+    memory: RequestMemory,
+    entries: Vec<(Value, Arc<Remembered>)>,
+    stats: RequestStats,
+}
+
+impl Serialize for Captured {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            memory: RequestMemory,
+            entries: Entries<'a>,
+            stats: RequestStats,
+        }
+        struct Entries<'a>(&'a [(Value, Arc<Remembered>)]);
+        #[derive(Serialize)]
+        struct Entry<'a>(Saved<'a, Value>, &'a Remembered);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq((self.0.iter()).map(|(id, r)| Entry(Saved(id), r)))
+            }
+        }
+        Out {
+            memory: self.memory,
+            entries: Entries(&self.entries),
+            stats: self.stats,
+        }
+        .serialize(s)
+    }
+}
 
 impl Requests {
     pub(super) fn new(memory: RequestMemory) -> Requests {
@@ -171,11 +213,11 @@ impl Requests {
     /// Forgets the requests whose retention ended by `now`.
     pub(super) fn expire(&mut self, now: Timestamp) {
         let horizon = now.saturating_sub(self.memory.retention_ms);
-        while let Some((at, _)) = self.order.front() {
-            if *at > horizon {
+        while let Some((_, front)) = self.order.front() {
+            if front.at > horizon {
                 break;
             }
-            let (_, id) = self.order.pop_front().expect("a front");
+            let (id, _) = self.order.pop_front().expect("a front");
             self.by_id.remove(&id);
             self.stats.expired += 1;
         }
@@ -183,19 +225,20 @@ impl Requests {
     }
 
     pub(super) fn get(&self, id: &Value) -> Option<&Remembered> {
-        self.by_id.get(id)
+        self.by_id.get(id).map(|r| &**r)
     }
 
     /// Remembers `id` (a new one).
     pub(super) fn remember(&mut self, id: Value, remembered: Remembered) {
         while self.by_id.len() >= self.memory.max_entries.max(1) {
-            let Some((_, old)) = self.order.pop_front() else {
+            let Some((old, _)) = self.order.pop_front() else {
                 break;
             };
             self.by_id.remove(&old);
             self.stats.forgotten_early += 1;
         }
-        self.order.push_back((remembered.at, id.clone()));
+        let remembered = Arc::new(remembered);
+        self.order.push_back((id.clone(), Arc::clone(&remembered)));
         self.by_id.insert(id, remembered);
         self.stats.taken += 1;
         self.stats.remembered = self.by_id.len() as u64;
@@ -203,27 +246,31 @@ impl Requests {
 
     /// The requests remembered, oldest first.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&Value, &Remembered)> {
-        (self.order.iter()).filter_map(|(_, id)| Some((id, self.by_id.get(id)?)))
+        (self.order.iter()).map(|(id, r)| (id, &**r))
     }
 
     /// The bytes it holds, about: each entry's id, note and decisions
-    /// with their heap parts, the table's slot and the order's.
+    /// with their heap parts, its shared allocation (two counts and the
+    /// entry), the table's slot and the order's.
     pub(super) fn bytes(&self) -> usize {
-        let per = std::mem::size_of::<(Value, Remembered)>()
+        let per = std::mem::size_of::<(Value, Arc<Remembered>)>()
             + 1
-            + std::mem::size_of::<(Timestamp, Value)>();
+            + 16
+            + std::mem::size_of::<Remembered>()
+            + std::mem::size_of::<(Value, Arc<Remembered>)>();
         let heap: usize = (self.by_id.iter())
             .map(|(id, r)| 2 * value_heap(id) + r.note.len() + decisions_heap(&r.decisions))
             .sum();
         self.by_id.capacity() * per + heap
     }
 
-    pub(super) fn save(&self) -> SavedRequests {
-        SavedRequests {
+    /// Every request remembered, in the order taken, shared with the
+    /// table: a pass over the order, one count taken per entry and per
+    /// string id, nothing the entries hold copied.
+    pub(crate) fn capture(&self) -> Captured {
+        Captured {
             memory: self.memory,
-            entries: (self.iter())
-                .map(|(id, r)| SavedEntry(id.clone(), r.clone()))
-                .collect(),
+            entries: self.order.iter().cloned().collect(),
             stats: self.stats,
         }
     }
@@ -231,7 +278,8 @@ impl Requests {
     pub(super) fn restore(saved: SavedRequests) -> Requests {
         let mut requests = Requests::new(saved.memory);
         for SavedEntry(id, r) in saved.entries {
-            requests.order.push_back((r.at, id.clone()));
+            let r = Arc::new(r);
+            requests.order.push_back((id.clone(), Arc::clone(&r)));
             requests.by_id.insert(id, r);
         }
         requests.stats = saved.stats;
@@ -283,7 +331,7 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
             .len()
             .saturating_sub(memory.max_entries.max(1));
         for _ in 0..extra {
-            if let Some((_, old)) = requests.order.pop_front() {
+            if let Some((old, _)) = requests.order.pop_front() {
                 requests.by_id.remove(&old);
                 requests.stats.forgotten_early += 1;
             }
@@ -474,7 +522,200 @@ impl<E: crate::event::Event + serde::Serialize + serde::de::DeserializeOwned + '
                 return Ok(Answer::Repeated(remembered.clone()));
             }
         }
-        let mut scratch = self.duplicate()?;
+        let mut scratch = self.scratch()?;
         Ok(scratch.request(now, request, event, &mut super::decide::Nothing))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{Answer, Request};
+    use crate::event::FieldPath;
+    use crate::record::Record;
+    use crate::value::Value;
+    use crate::{Engine, Rules};
+
+    const RULES: &str = r#"
+        indicator payments = count() where type == "payment" group by card within 1h
+        pattern busy { action review match p where p: payments(card) >= 2 }
+        scene payment {
+            when type == "payment"
+            rules busy
+            outcomes approve < review
+            review if action review
+            fallback approve
+            deadline 100ms
+        }"#;
+
+    fn engine() -> Engine<Record> {
+        let mut engine: Engine<Record> = Engine::new();
+        engine.add(&Rules::parse("r.cep", RULES).unwrap()).unwrap();
+        engine
+    }
+
+    fn payment(engine: &Engine<Record>, card: &str) -> Record {
+        let at = |name: &str| {
+            (engine.fields().get(&FieldPath::single(name)))
+                .unwrap()
+                .index()
+        };
+        let mut values = vec![Value::Null; engine.fields().len()];
+        values[at("type")] = Value::from("payment");
+        values[at("card")] = Value::from(card);
+        Record::new(values, Arc::from("{}"))
+    }
+
+    fn take(engine: &mut Engine<Record>, now: i64, id: &str, card: &str) -> Answer {
+        let request = Request {
+            id: Value::from(id),
+            scene: Some("payment".into()),
+            note: Arc::from(id.as_bytes()),
+            position: None,
+            dry_run: false,
+            shed_shadow: false,
+        };
+        let event = payment(engine, card);
+        engine.request(now, request, event, &mut Vec::new())
+    }
+
+    /// A snapshot begun, then finished after the engine took more
+    /// requests, is the snapshot of the engine when it began: the
+    /// requests it holds are those remembered then, shared, not those
+    /// taken since.
+    #[test]
+    fn a_snapshot_finished_later_is_the_one_of_when_it_began() {
+        let mut engine = engine();
+        for (i, card) in ["c1", "c2", "c1"].iter().enumerate() {
+            take(&mut engine, 1_000 + i as i64, &format!("p{i}"), card);
+        }
+        let mut whole = Vec::new();
+        engine.snapshot_into(&mut whole).unwrap();
+        let mut begun = b"before".to_vec();
+        let rest = engine.snapshot_begin(&mut begun).unwrap();
+        // The engine goes on: a new request, a repeat, and all but the
+        // last forgotten.
+        take(&mut engine, 2_000, "p3", "c2");
+        assert!(matches!(
+            take(&mut engine, 2_001, "p0", "c1"),
+            Answer::Repeated(_)
+        ));
+        engine.remember_requests(super::RequestMemory {
+            retention_ms: 3_600_000,
+            max_entries: 1,
+        });
+        let finisher = std::thread::spawn(move || {
+            rest.finish(&mut begun).unwrap();
+            begun
+        });
+        let begun = finisher.join().unwrap();
+        assert_eq!(&begun[..6], b"before");
+        assert_eq!(&begun[6..], &whole[..]);
+        // Read back: the three requests of then, and only they.
+        let mut restored = engine_restored(&whole);
+        assert_eq!(restored.request_stats().remembered, 3);
+        assert!(
+            matches!(take(&mut restored, 3_000, "p2", "c1"), Answer::Repeated(r) if &*r.note == b"p2")
+        );
+        assert!(matches!(
+            take(&mut restored, 3_001, "p3", "c2"),
+            Answer::Taken { .. }
+        ));
+    }
+
+    fn engine_restored(bytes: &[u8]) -> Engine<Record> {
+        let mut restored = engine();
+        restored.restore(bytes).unwrap();
+        restored
+    }
+
+    /// A rest is finished in the buffer its snapshot began in, or refused.
+    #[test]
+    fn a_snapshot_is_not_finished_in_another_buffer() {
+        let mut engine = engine();
+        take(&mut engine, 1_000, "p0", "c1");
+        let mut begun = Vec::new();
+        let rest = engine.snapshot_begin(&mut begun).unwrap();
+        let mut other = b"something else entirely, and long enough".to_vec();
+        let error = rest.finish(&mut other).unwrap_err();
+        assert!(error.message().contains("another buffer"), "{error}");
+        assert_eq!(&other[..], b"something else entirely, and long enough");
+    }
+
+    /// Version 13 kept the remembered requests before the scenes; version
+    /// 14 keeps them last (encoded after the rest). A snapshot of version
+    /// 13 with requests and scenes is still read whole.
+    #[test]
+    fn a_snapshot_of_version_13_with_requests_is_still_read() {
+        let mut engine = engine();
+        take(&mut engine, 1_000, "p0", "c1");
+        take(&mut engine, 1_001, "p1", "c1");
+        let mut bytes = Vec::new();
+        engine.snapshot_into(&mut bytes).unwrap();
+        let scenes = engine.core.decide.as_ref().and_then(|d| d.save_scenes());
+        let scenes = postcard::to_allocvec(&scenes).unwrap();
+        let requests = engine.requests.as_ref().map(|r| r.capture());
+        let requests = postcard::to_allocvec(&requests).unwrap();
+        assert!(scenes.len() > 1 && requests.len() > 1);
+        let end = bytes.len() - 4;
+        let head = end - scenes.len() - requests.len();
+        assert_eq!(&bytes[head..head + scenes.len()], &scenes[..]);
+        let mut old = bytes[..head].to_vec();
+        old.extend_from_slice(&requests);
+        old.extend_from_slice(&scenes);
+        old[8..12].copy_from_slice(&13u32.to_le_bytes());
+        let len = (old.len() + 4) as u64;
+        old[12..20].copy_from_slice(&len.to_le_bytes());
+        let crc = crc32fast::hash(&old);
+        old.extend_from_slice(&crc.to_le_bytes());
+        let mut restored = engine_restored(&old);
+        let mut again = Vec::new();
+        restored.snapshot_into(&mut again).unwrap();
+        assert_eq!(again, bytes);
+        assert!(matches!(
+            take(&mut restored, 2_000, "p1", "c1"),
+            Answer::Repeated(_)
+        ));
+    }
+
+    /// A dry run answers from a copy that remembers no request, as the
+    /// engine itself would: a remembered id gets what it got, a new one
+    /// what a request would get, and the engine is unchanged.
+    #[test]
+    fn a_dry_run_answers_as_the_engine_would_and_changes_nothing() {
+        let mut engine = engine();
+        take(&mut engine, 1_000, "p0", "c1");
+        let dry = |engine: &Engine<Record>, id: &str| {
+            let request = Request {
+                id: Value::from(id),
+                scene: Some("payment".into()),
+                note: Arc::from(&b""[..]),
+                position: None,
+                dry_run: true,
+                shed_shadow: false,
+            };
+            engine
+                .request_dry(1_500, request, payment(engine, "c1"))
+                .unwrap()
+        };
+        let mut before = Vec::new();
+        engine.snapshot_into(&mut before).unwrap();
+        assert!(matches!(dry(&engine, "p0"), Answer::Repeated(r) if &*r.note == b"p0"));
+        let Answer::Taken { decisions, .. } = dry(&engine, "p9") else {
+            panic!("a new id is taken")
+        };
+        assert_eq!(&*decisions[0].outcome, "review");
+        let mut after = Vec::new();
+        engine.snapshot_into(&mut after).unwrap();
+        assert_eq!(before, after);
+        let Answer::Taken {
+            decisions: real, ..
+        } = take(&mut engine, 1_500, "p9", "c1")
+        else {
+            panic!("a new id is taken")
+        };
+        assert_eq!(real[0].outcome, decisions[0].outcome);
+        assert_eq!(real[0].rules, decisions[0].rules);
     }
 }

@@ -37,7 +37,7 @@ use crate::engine::decide::SavedScenes;
 use crate::engine::front::{Engine, PatternSet};
 use crate::engine::memory::{LeftOut, Saved, SavedOrigins, SavedShadow};
 use crate::engine::partitions::{Keys, Ordinals};
-use crate::engine::requests::{Requests, SavedRequests};
+use crate::engine::requests::{Captured, Requests, SavedRequests};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldId, FieldPath};
 use crate::matcher::{Cache, Partition, SharedBuffer};
@@ -51,7 +51,7 @@ pub(crate) const MAGIC: &[u8; 8] = b"CEPHSNAP";
 
 /// The format version this build writes. Bumped whenever the bytes
 /// written for some state change (`docs/snapshot.md`, "Versions").
-pub(crate) const VERSION: u32 = 13;
+pub(crate) const VERSION: u32 = 14;
 
 /// The oldest format version this build reads: a checkpoint of the
 /// previous releases resumes (version 6 held no counts per pattern: they
@@ -447,8 +447,41 @@ impl<E: Event + Serialize + 'static> Engine<E> {
     /// `out` as it is encoded, with no copy: for a large state, a buffer
     /// with the room for it saves its growth and the copy into a writer
     /// (a checkpoint of `cepheid run` encodes its file so). On an error,
-    /// `out` is left empty.
+    /// `out` is left as it was.
     pub fn snapshot_into(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        self.snapshot_begin(out)?.finish(out)
+    }
+
+    /// The snapshot [`Engine::snapshot_into`] writes, in two steps: this
+    /// call encodes at the end of `out` all of the state but what can
+    /// wait, and takes that (the remembered requests,
+    /// [`Engine::request`]: shared with the engine, not copied); the
+    /// [`SnapshotRest`] returned, a value of its own (`Send`), then
+    /// [`finish`](SnapshotRest::finish)es it in the same `out`, maybe on
+    /// another thread while the engine goes on. The bytes are those of
+    /// `snapshot_into` at this call, whatever the engine does between the
+    /// two. A service that remembers many requests checkpoints so: their
+    /// encoding, most of its state's, leaves its engine's thread (`cepheid
+    /// serve`, `docs/serve.md`).
+    ///
+    /// Fails as [`Engine::snapshot_into`] does, leaving `out` as it was.
+    pub fn snapshot_begin(&self, out: &mut Vec<u8>) -> Result<SnapshotRest, Error> {
+        let requests = self.requests.as_ref().map(|r| r.capture());
+        self.snapshot_head(out, requests)
+    }
+
+    /// A snapshot of everything but the remembered requests (read back
+    /// with none): a scratch copy for one dry run needs no memory of the
+    /// requests before, which the engine it copies answered.
+    pub(crate) fn snapshot_without_requests(&self, out: &mut Vec<u8>) -> Result<(), Error> {
+        self.snapshot_head(out, None)?.finish(out)
+    }
+
+    fn snapshot_head(
+        &self,
+        out: &mut Vec<u8>,
+        requests: Option<Captured>,
+    ) -> Result<SnapshotRest, Error> {
         let core = &self.core;
         if !core.for_indicators.is_empty() {
             return Err(Error::new(
@@ -486,16 +519,48 @@ impl<E: Event + Serialize + 'static> Engine<E> {
                 postcard::serialize_with_flavor(&decisions, Append(out))
             })
             .and_then(|()| {
-                let requests = self.requests.as_ref().map(|r| r.save());
-                postcard::serialize_with_flavor(&requests, Append(out))
-            })
-            .and_then(|()| {
                 let scenes = core.decide.as_ref().and_then(|d| d.save_scenes());
                 postcard::serialize_with_flavor(&scenes, Append(out))
             });
         if let Err(e) = encoded {
-            out.clear();
+            out.truncate(start);
             return Err(error(format!("cannot serialize the engine's state: {e}")));
+        }
+        Ok(SnapshotRest { start, requests })
+    }
+}
+
+/// The end of a snapshot begun by [`Engine::snapshot_begin`]: the
+/// remembered requests as the engine held them then (shared, not
+/// copied), to encode after the rest, then the snapshot's length and
+/// CRC-32. `Send`: a checkpoint finishes it on its own thread.
+#[derive(Debug)]
+#[must_use = "a snapshot begun is not whole until finished"]
+pub struct SnapshotRest {
+    /// Where the snapshot starts in its buffer.
+    start: usize,
+    requests: Option<Captured>,
+}
+
+impl SnapshotRest {
+    /// Appends the rest of the snapshot to `out`, the buffer
+    /// [`Engine::snapshot_begin`] wrote its start into, with nothing
+    /// added after it since: then `out` holds from there the snapshot
+    /// [`Engine::snapshot_into`] writes. Another buffer is refused
+    /// ([`ErrorKind::Snapshot`], `out` left as it was); on an error of
+    /// encoding, the snapshot begun is taken off `out`.
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<(), Error> {
+        let start = self.start;
+        if out.len() < start + PREFIX || &out[start..start + MAGIC.len()] != MAGIC {
+            return Err(error(
+                "a snapshot is finished in another buffer than the one it began in",
+            ));
+        }
+        if let Err(e) = postcard::serialize_with_flavor(&self.requests, Append(out)) {
+            out.truncate(start);
+            return Err(error(format!(
+                "cannot serialize the engine's remembered requests: {e}"
+            )));
         }
         let len = (out.len() - start + CHECKSUM) as u64;
         out[start + 12..start + PREFIX].copy_from_slice(&len.to_le_bytes());
@@ -767,20 +832,35 @@ impl<E: Event + DeserializeOwned + 'static> Engine<E> {
         } else {
             (None, rest)
         };
-        let (requests, rest) = if version >= 12 {
+        let take_requests = |rest| {
             postcard::take_from_bytes::<Option<SavedRequests>>(rest).map_err(|e| {
                 error(format!(
                     "the snapshot's remembered requests do not decode: {e}"
                 ))
-            })?
-        } else {
-            (None, rest)
+            })
         };
-        let (scenes, rest) = if version >= 13 {
+        let take_scenes = |rest| {
             postcard::take_from_bytes::<Option<SavedScenes>>(rest)
-                .map_err(|e| error(format!("the snapshot's scenes do not decode: {e}")))?
+                .map_err(|e| error(format!("the snapshot's scenes do not decode: {e}")))
+        };
+        // (version 14 moved the requests after the scenes: last, encoded
+        // after the rest, `SnapshotRest`)
+        let (requests, scenes, rest) = if version >= 14 {
+            let (scenes, rest) = take_scenes(rest)?;
+            let (requests, rest) = take_requests(rest)?;
+            (requests, scenes, rest)
         } else {
-            (None, rest)
+            let (requests, rest) = if version >= 12 {
+                take_requests(rest)?
+            } else {
+                (None, rest)
+            };
+            let (scenes, rest) = if version >= 13 {
+                take_scenes(rest)?
+            } else {
+                (None, rest)
+            };
+            (requests, scenes, rest)
         };
         if !rest.is_empty() {
             return Err(error("the snapshot has bytes after its state"));
@@ -1415,7 +1495,7 @@ mod tests {
         let crc = crc32fast::hash(body);
         assert_eq!(
             (VERSION, crc, body.len()),
-            (13, 4_112_034_850, 465),
+            (14, 4_112_034_850, 465),
             "the snapshot's body changed: bump VERSION (and docs/snapshot.md), then update this test"
         );
     }
@@ -1443,12 +1523,13 @@ mod tests {
     /// section version 10 adds after what was left out), 10 (no
     /// positions and counts of decisions, the section version 11 adds
     /// after the origins), 11 (no remembered requests, the section
-    /// version 12 adds after the decisions) or 12 (no scenes, the section
-    /// version 13 adds last) is still read, with its counts and
+    /// version 12 adds after the decisions), 12 (no scenes, the section
+    /// version 13 adds last) or 13 (the requests before the scenes:
+    /// version 14 moved them last) is still read, with its counts and
     /// lists; none of their lists has a shadow copy, and nothing was left
     /// out.
     #[test]
-    fn snapshots_of_versions_7_to_12_are_still_read() {
+    fn snapshots_of_versions_7_to_13_are_still_read() {
         let engine = engine();
         let mut bytes = Vec::new();
         engine.snapshot(&mut bytes).unwrap();
@@ -1460,7 +1541,9 @@ mod tests {
         // remembered requests: none, no request; version 13's of scenes:
         // none)
         assert_eq!(&bytes[end - 10..end], &[0; 10]);
-        for (version, tail) in [(7, 10), (8, 8), (9, 6), (10, 3), (11, 2), (12, 1)] {
+        // (version 13 kept the requests before the scenes: both none, the
+        // same bytes)
+        for (version, tail) in [(7, 10), (8, 8), (9, 6), (10, 3), (11, 2), (12, 1), (13, 0)] {
             let old = as_version(&bytes, version, tail);
             let mut restored: Engine<Record> =
                 Engine::with_max_delay(std::time::Duration::from_millis(5));
@@ -1614,7 +1697,7 @@ mod tests {
         let e = fresh().restore(&other[..]).unwrap_err();
         assert!(
             e.to_string()
-                .contains("format version 5; this build reads versions 6 to 13"),
+                .contains("format version 5; this build reads versions 6 to 14"),
             "{e}"
         );
     }

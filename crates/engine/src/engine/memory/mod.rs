@@ -1366,7 +1366,7 @@ impl Memory {
     /// The state, for a snapshot: the lists and indicators, the shadow
     /// copies (of format version 8 on: a section of its own), and the
     /// origins of the lists' entries and changes (version 10 on: another).
-    pub(crate) fn save(&self) -> (Saved, SavedShadow, SavedOrigins) {
+    pub(crate) fn save(&self) -> (SavedOut<'_>, SavedShadow, SavedOrigins) {
         let (scheduled, shadow_changes, change_origins) = self.saved_changes();
         let origins = SavedOrigins {
             lists: self.lists.iter().map(SavedHolds::of).collect(),
@@ -1385,7 +1385,7 @@ impl Memory {
             copies,
             changes: shadow_changes,
         };
-        let saved = Saved {
+        let saved = SavedOut {
             now: self.now,
             lists: self
                 .lists
@@ -1401,16 +1401,11 @@ impl Memory {
                 .iter()
                 .zip(&self.decls.indicators)
                 .map(|(i, d)| {
-                    let items = (self.families[i.family].windows)
-                        .items(i.member)
-                        .into_iter()
-                        .map(|(k, t, v)| SavedItem {
-                            key: k.into_iter().map(SavedValue).collect(),
-                            ts: t,
-                            value: v,
-                        })
-                        .collect();
-                    (d.name.to_string(), items)
+                    let items = MemberItems {
+                        windows: &self.families[i.family].windows,
+                        member: i.member,
+                    };
+                    (&*d.name, items)
                 })
                 .collect(),
             scheduled,
@@ -1749,6 +1744,51 @@ struct SavedChange {
     #[serde(with = "cepheid_core::persist::via")]
     value: Value,
     lifetime: Option<i64>,
+}
+
+/// [`Saved`] as a snapshot writes it: the same bytes, each indicator's
+/// entries encoded from its window by reference rather than copied first.
+#[derive(serde::Serialize)]
+pub(crate) struct SavedOut<'a> {
+    now: Timestamp,
+    lists: Vec<(String, Vec<SavedEntry>)>,
+    indicators: Vec<(&'a str, MemberItems<'a>)>,
+    scheduled: Vec<SavedChange>,
+}
+
+/// One indicator's window entries, encoded as a sequence of [`SavedItem`].
+pub(crate) struct MemberItems<'a> {
+    windows: &'a window::Windows,
+    member: usize,
+}
+
+impl serde::Serialize for MemberItems<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use cepheid_core::persist::Saved as Ref;
+        use serde::ser::{SerializeSeq, SerializeTuple};
+        struct Key<'k>(&'k [Value]);
+        impl serde::Serialize for Key<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(Ref))
+            }
+        }
+        struct Item<'k>(&'k [Value], Timestamp, &'k Value);
+        impl serde::Serialize for Item<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                // (postcard writes a struct's fields as a tuple's)
+                let mut t = s.serialize_tuple(3)?;
+                t.serialize_element(&Key(self.0))?;
+                t.serialize_element(&self.1)?;
+                t.serialize_element(&Ref(self.2))?;
+                t.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.windows.count_items(self.member)))?;
+        (self.windows).each_item(self.member, |key, ts, value| {
+            seq.serialize_element(&Item(key, ts, value))
+        })?;
+        seq.end()
+    }
 }
 
 /// A value in a snapshot, tagged with its kind.

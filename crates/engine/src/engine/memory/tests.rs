@@ -1288,3 +1288,61 @@ proptest! {
         prop_assert_eq!(parts, expected);
     }
 }
+
+/// A snapshot encodes each indicator's window entries from the window,
+/// by reference (`SavedOut`): the bytes are those of the entries copied
+/// out first (`Saved`, which a restore reads), for every kind of
+/// indicator, keys of one and two values, and members sharing a window.
+#[test]
+fn indicator_entries_encoded_in_place_are_the_bytes_of_their_copies() {
+    let mut engine = engine(
+        r#"
+        indicator n = count() where type == "pay" group by card within 1h
+        indicator s = sum(amount) where type == "pay" group by card within 1h
+        indicator m = max(amount) group by card within 1h
+        indicator d = count_distinct(ip) group by card, country within 30m
+        indicator a = avg(amount) group by country within 10m
+        pattern p { match x where x: n(card) > 100 }
+        "#,
+        0,
+    );
+    let mut out = Vec::new();
+    for i in 0..200 {
+        let line = format!(
+            r#"{{"ts": {}, "type": "{}", "card": "c{}", "amount": {}, "ip": "10.0.0.{}", "country": {}}}"#,
+            i * 7,
+            if i % 3 == 0 { "pay" } else { "view" },
+            i % 11,
+            i as f64 * 1.5,
+            i % 5,
+            if i % 2 == 0 { r#""fr""# } else { "7" },
+        );
+        push(&mut engine, &line, &mut out);
+    }
+    let memory = &engine.core.memory;
+    let (out_ref, _, _) = memory.save();
+    let owned = super::Saved {
+        now: out_ref.now,
+        lists: out_ref.lists.clone(),
+        indicators: (memory.indicators.iter())
+            .zip(&memory.decls.indicators)
+            .map(|(i, d)| {
+                let items = (memory.families[i.family].windows.items(i.member))
+                    .into_iter()
+                    .map(|(k, t, v)| super::SavedItem {
+                        key: k.into_iter().map(super::SavedValue).collect(),
+                        ts: t,
+                        value: v,
+                    })
+                    .collect::<Vec<_>>();
+                (d.name.to_string(), items)
+            })
+            .collect(),
+        scheduled: out_ref.scheduled.clone(),
+    };
+    assert!(owned.indicators.iter().all(|(_, items)| !items.is_empty()));
+    let by_reference = postcard::to_allocvec(&out_ref).unwrap();
+    assert_eq!(by_reference, postcard::to_allocvec(&owned).unwrap());
+    let back: super::Saved = postcard::from_bytes(&by_reference).unwrap();
+    assert_eq!(back.indicators.len(), 5);
+}

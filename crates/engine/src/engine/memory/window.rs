@@ -810,6 +810,22 @@ impl Windows {
     /// restore pushes back.
     pub(crate) fn items(&self, j: usize) -> Vec<Item> {
         let mut items = Vec::new();
+        self.each_item(j, |key, ts, value| {
+            items.push((key.to_vec(), ts, value.clone()));
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .unwrap_or_else(|never| match never {});
+        items
+    }
+
+    /// Member `j`'s entries as [`Windows::items`] lists them, each given
+    /// to `f` by reference (a snapshot encodes them so, with no copy),
+    /// until `f` fails.
+    pub(crate) fn each_item<F, Err>(&self, j: usize, mut f: F) -> Result<(), Err>
+    where
+        F: FnMut(&[Value], Timestamp, &Value) -> Result<(), Err>,
+    {
+        const NULL: Value = Value::Null;
         let mut values = self.values.iter();
         let mut records = self.records.iter();
         for e in &self.fifo {
@@ -818,20 +834,26 @@ impl Windows {
                 let m = taken.trailing_zeros() as usize;
                 taken &= taken - 1;
                 let value = if self.keeps_values(m) {
-                    values.next().cloned().unwrap_or(Value::Null)
+                    values.next().unwrap_or(&NULL)
                 } else if self.funcs[m] == IndicatorFunc::CountDistinct {
                     let r = records.next().copied().unwrap_or(NIL);
-                    self.distinct.value(r).clone()
+                    self.distinct.value(r)
                 } else {
-                    Value::Null
+                    &NULL
                 };
                 if m == j {
-                    let key = self.key(e.group).to_vec();
-                    items.push((key, e.ts, value));
+                    f(self.key(e.group), e.ts, value)?;
                 }
             }
         }
-        items
+        Ok(())
+    }
+
+    /// How many entries member `j` has ([`Windows::each_item`] gives).
+    pub(crate) fn count_items(&self, j: usize) -> usize {
+        (self.fifo.iter())
+            .filter(|e| e.taken & (1 << j) != 0)
+            .count()
     }
 }
 
