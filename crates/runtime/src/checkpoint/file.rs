@@ -88,6 +88,27 @@ impl<'a> Writer<'a> {
         }
     }
 
+    /// Leaves off, a section maybe open: the buffer holds what was
+    /// written, [`Writer::resume`] goes on with it (maybe on another
+    /// thread, the buffer moved there).
+    pub(crate) fn suspend(self) -> Suspended {
+        Suspended {
+            table: self.table,
+            open: self.open,
+        }
+    }
+
+    /// Goes on writing the file `suspended` left off in `bytes`, the
+    /// buffer it was written into, with only its open section's body
+    /// appended since.
+    pub(crate) fn resume(bytes: &'a mut Vec<u8>, suspended: Suspended) -> Writer<'a> {
+        Writer {
+            bytes,
+            table: suspended.table,
+            open: suspended.open,
+        }
+    }
+
     /// Writes the table: the file but its CRC-32 ([`seal`]).
     pub(crate) fn finish(mut self) {
         self.close();
@@ -99,6 +120,13 @@ impl<'a> Writer<'a> {
         let count = u32::try_from(self.table.len()).expect("sections fit a u32");
         self.bytes.extend_from_slice(&count.to_le_bytes());
     }
+}
+
+/// A [`Writer`] left off ([`Writer::suspend`]): its sections so far, and
+/// the one open.
+pub(crate) struct Suspended {
+    table: Vec<(u32, u32, u64)>,
+    open: Option<(u32, u32, usize)>,
 }
 
 /// Adds the CRC-32 of every byte of `bytes` at its end.

@@ -477,13 +477,21 @@ pub fn command(config: &crate::Config) -> Option<Command> {
 /// files are written ([`crate::Runtime::before_checkpoint_file`]).
 pub type Hook = Box<dyn FnMut(u64) + Send>;
 
+/// The end of a checkpoint's piece, written on the checkpoint thread
+/// before the file ([`Writer::send_finishing`]): what the matching thread
+/// left to encode there (a snapshot's remembered requests,
+/// `Engine::snapshot_begin`), then the piece's table. An error is the
+/// checkpoint's, as a file that cannot be written.
+pub(crate) type Finish = Box<dyn FnOnce(&mut Vec<u8>) -> Result<(), String> + Send>;
+
 /// What the matching thread asks of the checkpoint thread.
 enum Job {
-    /// Write checkpoint `number`: its piece and its marker, each but its
-    /// CRC-32.
+    /// Write checkpoint `number`: its piece (finished first by `finish`)
+    /// and its marker, each but its CRC-32.
     Write {
         number: u64,
         piece: Vec<u8>,
+        finish: Option<Finish>,
         marker: Vec<u8>,
     },
     /// The sinks committed checkpoint `number`: delete the ones before.
@@ -537,8 +545,13 @@ impl Writer {
                         Job::Write {
                             number,
                             mut piece,
+                            finish,
                             mut marker,
                         } => {
+                            let finished = match finish {
+                                Some(finish) => finish(&mut piece).map_err(io::Error::other),
+                                None => Ok(()),
+                            };
                             if let Some(hook) = &mut hook {
                                 hook(number);
                             }
@@ -548,15 +561,13 @@ impl Writer {
                             );
                             file::seal(&mut piece);
                             file::seal(&mut marker);
-                            let result = write_one(&dir, number, &piece, &marker, fail);
+                            let result = finished
+                                .and_then(|()| write_one(&dir, number, &piece, &marker, fail));
                             let written = Written {
                                 result,
                                 ended: Instant::now(),
                                 bytes: (piece.len() + marker.len()) as u64,
-                                buffer: {
-                                    piece.clear();
-                                    piece
-                                },
+                                buffer: ready_for_next(piece),
                             };
                             if answer.send(written).is_err() {
                                 return;
@@ -588,11 +599,23 @@ impl Writer {
     /// their CRC-32s) to the thread. One at a time: the answer to the
     /// one before was taken.
     pub fn send(&mut self, number: u64, piece: Vec<u8>, marker: Vec<u8>) -> io::Result<()> {
+        self.send_finishing(number, piece, None, marker)
+    }
+
+    /// [`Writer::send`] of a piece that `finish` ends on the thread.
+    pub(crate) fn send_finishing(
+        &mut self,
+        number: u64,
+        piece: Vec<u8>,
+        finish: Option<Finish>,
+        marker: Vec<u8>,
+    ) -> io::Result<()> {
         assert!(!self.in_flight, "one checkpoint at a time");
         let sent = self.jobs.as_ref().is_some_and(|jobs| {
             jobs.send(Job::Write {
                 number,
                 piece,
+                finish,
                 marker,
             })
             .is_ok()
@@ -647,6 +670,29 @@ impl Drop for Writer {
             let _ = thread.join();
         }
     }
+}
+
+/// `piece`'s buffer, emptied and made ready for the next piece: room for
+/// half as much again as this one, in memory already (each page
+/// written), so that the matching thread that encodes the next one meets
+/// neither a growth of its buffer (a copy of all it wrote) nor the
+/// kernel's first touch of fresh pages, which a large state's checkpoint
+/// spent half its stall on (`BENCHMARKS.md`, "Session 68"). A run holds
+/// so about one and a half of its checkpoint's size between checkpoints.
+fn ready_for_next(mut piece: Vec<u8>) -> Vec<u8> {
+    let want = piece.len().saturating_add(piece.len() / 2);
+    piece.clear();
+    if piece.capacity() < want {
+        // (a new one rather than `reserve`, which copies the old bytes)
+        piece = Vec::new();
+        piece.reserve_exact(want);
+        let spare = piece.spare_capacity_mut();
+        for page in spare.chunks_mut(4096) {
+            page[0].write(0);
+        }
+        std::hint::black_box(spare);
+    }
+    piece
 }
 
 /// Writes one engine's checkpoint `number` whole: in `DIR/part-N` its

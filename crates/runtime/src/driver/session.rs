@@ -1072,17 +1072,13 @@ impl Session<'_> {
             report.notice(Notice::line(Level::Error, format!("error: {error}")));
             Stop::Failed(error)
         };
-        // One engine's piece: its snapshot (written in place: no copy)
-        // and its place in the input; and the marker.
+        // One engine's piece: its place in the input, and its snapshot
+        // (written in place: no copy), begun here and finished on the
+        // checkpoint thread (what can wait: the requests remembered, a
+        // service's largest part, `Engine::snapshot_begin`); and the
+        // marker.
         let mut bytes = std::mem::take(&mut checkpoints.buffer);
         let mut piece = checkpoint::file::Writer::new(checkpoint::file::Kind::Piece, &mut bytes);
-        let (group, keys) = store::ONE_ENGINE;
-        if let Err(e) = self
-            .engine
-            .snapshot_into(store::engine_section(&mut piece, group, keys))
-        {
-            return Err(failed(io::Error::other(e.message().to_string())));
-        }
         let position = OnePosition {
             input: self.position,
             source: self.place.clone(),
@@ -1090,7 +1086,18 @@ impl Session<'_> {
             ranges: Range::left(&self.ranges, self.position),
         };
         store::position_section(&mut piece, &position);
-        piece.finish();
+        let (group, keys) = store::ONE_ENGINE;
+        let rest =
+            match (self.engine).snapshot_begin(store::engine_section(&mut piece, group, keys)) {
+                Ok(rest) => rest,
+                Err(e) => return Err(failed(io::Error::other(e.message().to_string()))),
+            };
+        let piece = piece.suspend();
+        let finish: checkpoint::Finish = Box::new(move |bytes: &mut Vec<u8>| {
+            rest.finish(bytes).map_err(|e| e.message().to_string())?;
+            checkpoint::file::Writer::resume(bytes, piece).finish();
+            Ok(())
+        });
         let mut marker = Vec::new();
         let latest = self.out.out.tap.as_ref().map(Tap::latest);
         Marker::new(number)
@@ -1111,7 +1118,7 @@ impl Session<'_> {
             checkpoints.writer = Some(writer.map_err(&mut failed)?);
         }
         let writer = checkpoints.writer.as_mut().expect("started");
-        writer.send(number, bytes, marker).map_err(&mut failed)?;
+        (writer.send_finishing(number, bytes, Some(finish), marker)).map_err(&mut failed)?;
         checkpoints.in_flight = Some(InFlight {
             number,
             started,
