@@ -684,15 +684,44 @@ fn ready_for_next(mut piece: Vec<u8>) -> Vec<u8> {
     piece.clear();
     if piece.capacity() < want {
         // (a new one rather than `reserve`, which copies the old bytes)
-        piece = Vec::new();
-        piece.reserve_exact(want);
-        let spare = piece.spare_capacity_mut();
-        for page in spare.chunks_mut(4096) {
-            page[0].write(0);
-        }
-        std::hint::black_box(spare);
+        piece = ready(want);
     }
     piece
+}
+
+/// An empty buffer with room for `len` bytes, each page of it written.
+fn ready(len: usize) -> Vec<u8> {
+    let mut buffer = Vec::new();
+    if buffer.try_reserve_exact(len).is_err() {
+        return Vec::new();
+    }
+    let spare = buffer.spare_capacity_mut();
+    for page in spare.chunks_mut(4096) {
+        page[0].write(0);
+    }
+    std::hint::black_box(spare);
+    buffer
+}
+
+/// The first buffer of a run resumed from checkpoint `number` of `dir`:
+/// ready ([`ready_for_next`]) for half as much again as that
+/// checkpoint's pieces, so that the run's first checkpoint, too, meets
+/// no growth and no fresh page (its cost moves to the start, before the
+/// first event); empty when there is none, or its size cannot be read.
+pub(crate) fn first_buffer(dir: &Path, number: u64) -> Vec<u8> {
+    if number == 0 {
+        return Vec::new();
+    }
+    let Ok(entries) = std::fs::read_dir(store::cut_dir(dir, number)) else {
+        return Vec::new();
+    };
+    let len: u64 = (entries.flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("piece-"))
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .sum();
+    let len = usize::try_from(len).unwrap_or(0);
+    ready(len.saturating_add(len / 2))
 }
 
 /// Writes one engine's checkpoint `number` whole: in `DIR/part-N` its
@@ -914,6 +943,26 @@ mod tests {
         writer.committed(2);
         drop(writer);
         assert_eq!(store::complete(&dir).unwrap(), [2]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The buffer handed back, and a resumed run's first one, have room
+    /// for half as much again as the checkpoint before (its pieces),
+    /// empty; none without a checkpoint.
+    #[test]
+    fn a_buffer_comes_ready_for_a_checkpoint_larger_by_half() {
+        let next = ready_for_next(vec![7; 10_000]);
+        assert!(next.is_empty() && next.capacity() >= 15_000);
+        let dir = std::env::temp_dir().join(format!("cepheid-ready-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(store::cut_dir(&dir, 3)).unwrap();
+        std::fs::write(store::cut_dir(&dir, 3).join("piece-0"), vec![1; 3_000]).unwrap();
+        std::fs::write(store::cut_dir(&dir, 3).join("piece-1"), vec![1; 1_000]).unwrap();
+        std::fs::write(store::cut_dir(&dir, 3).join("marker"), vec![1; 50_000]).unwrap();
+        let first = first_buffer(&dir, 3);
+        assert!(first.is_empty() && (6_000..15_000).contains(&first.capacity()));
+        assert_eq!(first_buffer(&dir, 0).capacity(), 0);
+        assert_eq!(first_buffer(&dir, 4).capacity(), 0);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

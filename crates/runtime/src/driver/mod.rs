@@ -860,7 +860,7 @@ impl Single {
                 hook,
                 wake: tx.clone(),
                 in_flight: None,
-                buffer: Vec::new(),
+                buffer: checkpoint::first_buffer(dir, number),
                 deferred: 0,
                 command,
                 number,
