@@ -913,10 +913,18 @@ fn a_checkpoint_longer_than_its_interval_is_said_once_and_the_run_goes_on() {
 /// it said that the patterns' fields "never occur in 0 events" (the fields
 /// seen before the checkpoint are not kept), which is nothing a reader can
 /// act on. The first run says it over its events; the resumed one says
-/// nothing of fields.
+/// nothing of fields. The same on two workers (whose last cut, before the
+/// end of the file, is given the end's warnings once they are said: the
+/// run resumed from it said them again, session 67).
 #[test]
 fn a_resumed_run_that_reads_no_event_says_nothing_of_fields_never_seen() {
-    let dir = scratch("fields_resumed");
+    reads_no_event(&[], "fields_resumed");
+    #[cfg(feature = "workers")]
+    reads_no_event(&["--workers", "2"], "fields_resumed_workers");
+}
+
+fn reads_no_event(scale: &[&str], name: &str) {
+    let dir = scratch(name);
     fs::write(
         dir.join("rules.cep"),
         "pattern p {\n  partition by user\n  match a\n  where a: colour == \"red\"\n}\n",
@@ -930,6 +938,7 @@ fn a_resumed_run_that_reads_no_event_says_nothing_of_fields_never_seen() {
         run_here(&dir)
             .args(["--output", "out.jsonl", "--checkpoint", "ckpt"])
             .args(["--checkpoint-every", "40"])
+            .args(scale)
             .output()
             .unwrap()
     };
@@ -1038,10 +1047,26 @@ fn stopped_early_and_resumed(scale: &[&str], name: &str, looked_at: std::ops::Ra
 /// they showed (kept in the checkpoint's counters): a field seen only
 /// before the checkpoint is not said to be missing from the events after
 /// it (session 48 found it said "never occurs in 1000 events" there), and
-/// a field said missing before is not said again.
+/// a field said missing before is not said again. The same on two
+/// workers, whose cuts keep the warnings too (they kept none: a resumed
+/// run looked at its own first events again, and said again what was
+/// said).
 #[test]
 fn a_resumed_run_goes_on_from_the_field_warnings_of_the_run_it_resumes() {
-    let dir = scratch("fields_going_on");
+    // (one engine looks after the batch that reached 1,000 events; two
+    // workers' readers of chunks say what they saw at the end of each:
+    // here the end of the input)
+    goes_on_from_the_warnings(&[], "fields_going_on", "in 1");
+    #[cfg(feature = "workers")]
+    goes_on_from_the_warnings(
+        &["--workers", "2"],
+        "fields_going_on_workers",
+        "in 3000 events",
+    );
+}
+
+fn goes_on_from_the_warnings(scale: &[&str], name: &str, looked_at: &str) {
+    let dir = scratch(name);
     fs::write(
         dir.join("rules.cep"),
         "pattern p {\n  partition by user\n  match a\n  where a: rare == 1 and colour == \"red\"\n}\n",
@@ -1062,14 +1087,15 @@ fn a_resumed_run_goes_on_from_the_field_warnings_of_the_run_it_resumes() {
                 "--field-warnings-after",
                 "1000",
             ])
+            .args(scale)
             .output()
             .unwrap()
     };
     let first = run();
     let said = stderr(&first);
     assert!(first.status.success(), "{said}");
-    // (looked at after the batch that reached 1,000 events)
-    assert!(said.contains("field `colour` never occurs in 1"), "{said}");
+    let first_said = format!("field `colour` never occurs {looked_at}");
+    assert!(said.contains(&first_said), "{said}");
     assert_eq!(said.matches("never occurs").count(), 1, "{said}");
     assert!(!said.contains("`rare`"), "{said}");
     fs::write(dir.join("events.jsonl"), events(4_000)).unwrap();
@@ -1085,6 +1111,7 @@ fn a_resumed_run_goes_on_from_the_field_warnings_of_the_run_it_resumes() {
     let at_end = || {
         run_here(&dir)
             .args(["--output", "out.jsonl", "--checkpoint", "ckpt"])
+            .args(scale)
             .output()
             .unwrap()
     };

@@ -638,13 +638,7 @@ impl Workers {
         {
             *agreed = agreement;
         }
-        let fields = config
-            .field_warnings
-            .map(|after| Arc::new(Fields::new(after, field_watch, scale.workers)));
-        if let (Some(board), Some(fields)) = (&board, &fields) {
-            board.show_fields(Arc::clone(fields));
-        }
-        let (checkpoint, resume, shares, rules) = open_checkpoints(
+        let (mut checkpoint, resume, shares, rules) = open_checkpoints(
             &config,
             &scale,
             sources.as_deref(),
@@ -653,6 +647,21 @@ impl Workers {
             &mut plan,
             &say,
         )?;
+        // (resumed: from what the cut saw and said, as one engine goes on
+        // from its checkpoint's)
+        let fields = config.field_warnings.map(|after| {
+            let fields = Fields::new(after, field_watch, scale.workers);
+            Arc::new(match &resume {
+                Some((marker, _)) => fields.resuming(marker.the_counters()),
+                None => fields,
+            })
+        });
+        if let (Some(board), Some(fields)) = (&board, &fields) {
+            board.show_fields(Arc::clone(fields));
+        }
+        if let Some(checkpoint) = &mut checkpoint {
+            checkpoint.fields.clone_from(&fields);
+        }
         Ok(Restored {
             config,
             scale,
@@ -1048,6 +1057,26 @@ fn outcome_of(
                     // The end of the input: what no reader of any process
                     // saw (their views came with the counts).
                     fields.at_end(counts.fields.as_ref(), &mut |n| say.report().notice(n));
+                    // (said after the last cut: it keeps them, as one
+                    // engine's last checkpoint, taken after them, does)
+                    if let Some(checkpoint) = &job.checkpoint {
+                        let number = checkpoint.number.load(Ordering::SeqCst);
+                        let kept = (number > 0).then(|| {
+                            cepheid_runtime::checkpoint::keep_end_warnings(
+                                &checkpoint.dir,
+                                number,
+                                fields,
+                            )
+                        });
+                        if let Some(Err(e)) = kept {
+                            say!(
+                                say,
+                                Warning,
+                                "warning: checkpoint {number} in {} could not keep the field warnings said at the end ({e}): a run resumed from it says them again",
+                                checkpoint.dir.display()
+                            );
+                        }
+                    }
                 }
                 let out = &mut lock(&out);
                 summary = Some(finish(scale, out, counts, stopped, started));

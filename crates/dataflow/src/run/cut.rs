@@ -48,6 +48,10 @@ pub(super) struct Checkpoint {
     /// The entries each reference file gave (`Config::lists`), kept in
     /// each cut's counters as one engine keeps them.
     pub(super) lists: Vec<FileEntries>,
+    /// The field warnings (`Config::field_warnings`), kept in each cut's
+    /// counters as one engine keeps them: what was seen and said when
+    /// the cut completed (a resumed run goes on from it, `Fields::resuming`).
+    pub(super) fields: Option<Arc<Fields>>,
 }
 
 impl Checkpoint {
@@ -56,7 +60,13 @@ impl Checkpoint {
         Marker::new(number)
             .on_workers(self.layout, self.chunk_bytes, self.output_per_worker)
             .command(self.command.clone())
-            .counters(checkpoint::Counters::default().with_lists(self.lists.clone()))
+            .counters({
+                let counters = checkpoint::Counters::default().with_lists(self.lists.clone());
+                match &self.fields {
+                    Some(fields) => counters.with_fields(fields),
+                    None => counters,
+                }
+            })
     }
 }
 
@@ -187,6 +197,7 @@ pub(super) fn checkpoints(
         number: AtomicU64::new(resume.as_ref().map_or(0, |(m, _)| m.number())),
         reload_files,
         lists: Vec::new(),
+        fields: None,
     };
     Ok((checkpoint, resume, shares, (rules, reload_files)))
 }

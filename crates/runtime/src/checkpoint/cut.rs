@@ -193,3 +193,28 @@ fn lock(shared: &Mutex<Output>) -> std::sync::MutexGuard<'_, Output> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// The end of a run on workers said its field warnings (`warnings`)
+/// after its last cut, `number` of `dir` (a file's cut before its end):
+/// that cut's counters now keep them, as one engine's checkpoint taken
+/// after its end's warnings keeps them, so that a run resumed from it
+/// says none of them again. The marker is written again whole (a
+/// temporary file, synced, renamed): a crash leaves the one before or
+/// this one, either readable. Nothing is written when the cut kept them
+/// already.
+pub fn keep_end_warnings(
+    dir: &Path,
+    number: u64,
+    warnings: &crate::source::FieldWarnings,
+) -> io::Result<()> {
+    let cut = store::cut_dir(dir, number);
+    let bytes = std::fs::read(cut.join("marker"))?;
+    let marker = Marker::decode(&bytes)
+        .map_err(|why| io::Error::other(format!("its marker cannot be read: {why}")))?;
+    let counters = marker.the_counters().clone().with_fields(warnings);
+    if &counters == marker.the_counters() {
+        return Ok(());
+    }
+    store::write_file(&cut, "marker", &marker.counters(counters).encode(), None)?;
+    store::sync_dir(&cut)
+}

@@ -40,7 +40,8 @@ mod rules;
 pub mod store;
 
 pub use cut::{
-    complete_cut, cut_folder, missing_pieces, write_piece, Completed, CutFailed, ReadPositions,
+    complete_cut, cut_folder, keep_end_warnings, missing_pieces, write_piece, Completed, CutFailed,
+    ReadPositions,
 };
 pub use file::{OPTIONAL, VERSION};
 pub use rules::{CutRules, Group};
@@ -225,6 +226,14 @@ impl Counters {
     /// it was last read ([`Config::lists`](crate::Config::lists)).
     pub fn with_lists(mut self, lists: Vec<crate::lists::FileEntries>) -> Counters {
         self.lists = lists;
+        self
+    }
+
+    /// The same counters, with what the field warnings `warnings` saw
+    /// and said so far ([`FieldWarnings::resuming`](crate::source::FieldWarnings::resuming)
+    /// goes on from them).
+    pub fn with_fields(mut self, warnings: &crate::source::FieldWarnings) -> Counters {
+        self.fields = warnings.told_state();
         self
     }
 

@@ -126,6 +126,14 @@ impl FieldWarnings {
         self
     }
 
+    /// Of a run resumed from a checkpoint whose marker's counters are
+    /// `counters` ([`Counters::with_fields`](crate::checkpoint::Counters::with_fields)):
+    /// [`resumed`](FieldWarnings::resumed), and
+    /// [`going_on`](FieldWarnings::going_on) from what they kept.
+    pub fn resuming(self, counters: &crate::checkpoint::Counters) -> FieldWarnings {
+        self.resumed(true).going_on(&counters.fields)
+    }
+
     /// What a checkpoint keeps of the warnings.
     pub(crate) fn told_state(&self) -> FieldsTold {
         let state = self.lock();
