@@ -96,7 +96,9 @@ pub use driver::{Handle, Runtime};
 pub use field_reads::{FieldWatch, MissingField, Owner, WatchedRead};
 pub use limits::LimitNotices;
 pub use outputs::Outputs;
-pub use sink::{Checkpoint, Files, Kind, Output, Sink, SinkError, SinkState, Target, Writing};
+pub use sink::{
+    Checkpoint, Durable, Files, Kind, Output, Sink, SinkError, SinkState, Target, Writing,
+};
 pub use source::{
     FilePosition, FileSource, Judged, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome,
     Source, SourceError, SourceRules, SplitLag, SplitWatermarks, Unapplied,

@@ -151,6 +151,16 @@ pub(crate) fn measure(current: &Current) -> io::Result<Measured> {
     Ok((len, head_crc(&file, len)))
 }
 
+/// The [`Measured`] of the file open now under an output's name, not
+/// synced, and a handle of its own to it: syncing that handle later
+/// ([`File::sync_data`]) makes every byte measured durable, without the
+/// lock its writer takes.
+pub(crate) fn measure_unsynced(current: &Current) -> io::Result<(Measured, File)> {
+    let file = lock(current);
+    let len = file.metadata()?.len();
+    Ok(((len, head_crc(&file, len)), file.try_clone()?))
+}
+
 /// An output rotated since the checkpoint that recorded its length and
 /// first bytes ([`rotated_since`]); its `Display` is what the warning
 /// says after `warning: checkpoint ...: `.

@@ -98,6 +98,11 @@ pub enum Target {
     Decisions,
 }
 
+/// What makes the records a [`Sink::prepare_apart`] counted durable, done
+/// later on another thread (before the checkpoint's file is written); its
+/// error is the checkpoint's.
+pub type Durable = Box<dyn FnOnce() -> Result<(), SinkError> + Send>;
+
 /// Why a sink could not write, flush, prepare, commit or recover.
 #[derive(Debug)]
 pub struct SinkError {
@@ -256,6 +261,21 @@ pub trait Sink: Send {
     /// Before checkpoint number `checkpoint` is written: makes what was
     /// written durable and says what the checkpoint keeps of the sink.
     fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError>;
+
+    /// [`Sink::prepare`] in two parts: what the checkpoint keeps, said
+    /// now, and what makes the records it counts durable ([`Durable`]),
+    /// which the run then does on its checkpoint thread, before the
+    /// checkpoint's file is written, while it goes on matching (a file's
+    /// `fdatasync`: `cepheid serve`'s decisions, tens of megabytes
+    /// between checkpoints, were synced on the run's thread). Only with
+    /// [`Sink::writes_before_commit`]. By default all of `prepare` now,
+    /// nothing after.
+    fn prepare_apart(
+        &mut self,
+        checkpoint: u64,
+    ) -> Result<(SinkState, Option<Durable>), SinkError> {
+        self.prepare(checkpoint).map(|state| (state, None))
+    }
 
     /// Checkpoint `checkpoint` is durable, the source at `source`: a
     /// transactional sink commits here (with `source` in the same
@@ -613,6 +633,27 @@ impl Files {
 
 /// The length and first bytes' CRC-32 of the file open now under an
 /// output's name, synced.
+impl Files {
+    /// The state of the five outputs measured (output, late, shadow,
+    /// audit, decisions: length and first bytes' CRC-32 of each).
+    fn state(measured: [(Option<u64>, Option<u32>); 5]) -> SinkState {
+        let [output, late, shadow, audit, decisions] = measured;
+        SinkState {
+            output_len: output.0,
+            output_head: output.1,
+            late_len: late.0,
+            late_head: late.1,
+            shadow_len: shadow.0,
+            shadow_head: shadow.1,
+            audit_len: audit.0,
+            audit_head: audit.1,
+            decisions_len: decisions.0,
+            decisions_head: decisions.1,
+            data: Vec::new(),
+        }
+    }
+}
+
 fn measure(file: &Option<(PathBuf, Current)>) -> io::Result<(Option<u64>, Option<u32>)> {
     match file {
         None => Ok((None, None)),
@@ -695,24 +736,51 @@ impl Sink for Files {
         // reopened by the flush)
         self.flush()?;
         let measured = |to: Target| measure(self.file(to)).map_err(|e| self.error(to, e));
-        let (output_len, output_head) = measured(Target::Output)?;
-        let (late_len, late_head) = measured(Target::Late)?;
-        let (shadow_len, shadow_head) = measured(Target::Shadow)?;
-        let (audit_len, audit_head) = measured(Target::Audit)?;
-        let (decisions_len, decisions_head) = measured(Target::Decisions)?;
-        Ok(SinkState {
-            output_len,
-            output_head,
-            late_len,
-            late_head,
-            shadow_len,
-            shadow_head,
-            audit_len,
-            audit_head,
-            decisions_len,
-            decisions_head,
-            data: Vec::new(),
-        })
+        Ok(Files::state([
+            measured(Target::Output)?,
+            measured(Target::Late)?,
+            measured(Target::Shadow)?,
+            measured(Target::Audit)?,
+            measured(Target::Decisions)?,
+        ]))
+    }
+
+    /// Flushed and measured now; each file synced by [`Durable`] through
+    /// a handle of its own (the writer goes on appending meanwhile: what
+    /// it appends is past the lengths measured).
+    fn prepare_apart(
+        &mut self,
+        _checkpoint: u64,
+    ) -> Result<(SinkState, Option<Durable>), SinkError> {
+        self.flush()?;
+        let mut handles: Vec<(SinkError, File)> = Vec::new();
+        let mut measured = |to: Target| -> Result<(Option<u64>, Option<u32>), SinkError> {
+            let Some((_, current)) = self.file(to) else {
+                return Ok((None, None));
+            };
+            let ((len, head), handle) =
+                rotate::measure_unsynced(current).map_err(|e| self.error(to, e))?;
+            // (the error it would be, its source filled in if it comes)
+            handles.push((self.error(to, io::Error::other("")), handle));
+            Ok((Some(len), head))
+        };
+        let state = Files::state([
+            measured(Target::Output)?,
+            measured(Target::Late)?,
+            measured(Target::Shadow)?,
+            measured(Target::Audit)?,
+            measured(Target::Decisions)?,
+        ]);
+        let durable: Durable = Box::new(move || {
+            for (mut error, handle) in handles {
+                if let Err(source) = handle.sync_data() {
+                    error.source = source;
+                    return Err(error);
+                }
+            }
+            Ok(())
+        });
+        Ok((state, Some(durable)))
     }
 
     /// Truncates each regular file to its length at the newest of `kept`;
@@ -868,6 +936,25 @@ impl Output {
         self.written = false;
         match self.sink.prepare(checkpoint) {
             Ok(state) => Ok(state),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Prepares for checkpoint `checkpoint` ([`Sink::prepare_apart`]): its
+    /// state now, and what makes it durable, to do before its file is
+    /// written. A sink that takes no writes before its commit prepares
+    /// whole ([`Sink::prepare`]).
+    pub(crate) fn prepare_apart(
+        &mut self,
+        checkpoint: u64,
+    ) -> Result<(SinkState, Option<Durable>), SinkError> {
+        if !self.sink.writes_before_commit() {
+            return self.prepare(checkpoint).map(|state| (state, None));
+        }
+        self.failure()?;
+        self.written = false;
+        match self.sink.prepare_apart(checkpoint) {
+            Ok(prepared) => Ok(prepared),
             Err(e) => Err(self.fail(e)),
         }
     }

@@ -1050,8 +1050,10 @@ impl Session<'_> {
             return Ok(());
         };
         let number = checkpoints.number + 1;
-        let state = match self.out.out.output.prepare(number) {
-            Ok(state) => state,
+        // (the outputs flushed and measured now, synced on the
+        // checkpoint thread before its file)
+        let (state, durable) = match self.out.out.output.prepare_apart(number) {
+            Ok(prepared) => prepared,
             Err(e) => return Err(stop(e)),
         };
         self.counters.object_keys_told = self.keys.told();
@@ -1094,6 +1096,9 @@ impl Session<'_> {
             };
         let piece = piece.suspend();
         let finish: checkpoint::Finish = Box::new(move |bytes: &mut Vec<u8>| {
+            if let Some(durable) = durable {
+                durable().map_err(|e| e.to_string())?;
+            }
             rest.finish(bytes).map_err(|e| e.message().to_string())?;
             checkpoint::file::Writer::resume(bytes, piece).finish();
             Ok(())
