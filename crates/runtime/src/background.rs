@@ -37,6 +37,11 @@ enum Job {
 pub struct Background {
     /// The block being filled.
     block: Vec<u8>,
+    /// Written blocks back from the writer thread, emptied, for the next
+    /// ones (at most as many as can be in flight, and one more): a run
+    /// that hands a block over at each batch (a live input that waits,
+    /// `Background::hand_over`) allocates none in its steady state.
+    spare: Vec<Vec<u8>>,
     /// To the writer thread (`None` once it is gone).
     jobs: Option<SyncSender<Job>>,
     /// Written blocks, back for reuse; or the error that stopped the
@@ -61,6 +66,7 @@ impl Background {
             .spawn(move || write_blocks(out, &inbox, &give_back))?;
         Ok(Background {
             block: Vec::with_capacity(BLOCK),
+            spare: Vec::new(),
             jobs: Some(jobs),
             back,
             failed: None,
@@ -82,12 +88,19 @@ impl Background {
         }
     }
 
-    /// Keeps `block` for reuse (at most one spare beside the one filled).
-    fn recycle(&mut self, block: Vec<u8>) {
-        if self.block.capacity() < BLOCK {
-            self.block = block;
-            self.block.clear();
+    /// Keeps `block` for reuse (at most one more than can be in flight).
+    fn recycle(&mut self, mut block: Vec<u8>) {
+        if self.spare.len() <= BLOCKS_AHEAD && block.capacity() >= BLOCK {
+            block.clear();
+            self.spare.push(block);
         }
+    }
+
+    /// Hands what was written to the writer thread, which writes it at
+    /// once, without waiting for it ([`Write::flush`] waits): what a live
+    /// input's batch released goes out while the run goes on.
+    pub(crate) fn hand_over(&mut self) -> io::Result<()> {
+        self.send_block()
     }
 
     fn fail(&mut self, e: io::Error) -> io::Error {
@@ -124,7 +137,7 @@ impl Background {
         }
         self.check()?;
         if self.block.capacity() < BLOCK {
-            self.block = Vec::with_capacity(BLOCK);
+            self.block = (self.spare.pop()).unwrap_or_else(|| Vec::with_capacity(BLOCK));
         }
         Ok(())
     }
@@ -287,6 +300,33 @@ mod tests {
         out.write_all(b"tail\n").unwrap();
         out.flush().unwrap();
         assert!(inner.bytes().ends_with(b"\ntail\n"));
+    }
+
+    /// What is handed over is written by the thread without a flush
+    /// asked, in order; the blocks come back and are used again (a
+    /// thousand hand-overs keep at most the blocks in flight and one
+    /// more).
+    #[test]
+    fn what_is_handed_over_is_written_without_a_flush_and_blocks_are_reused() {
+        let inner = Shared::new(usize::MAX);
+        let mut out = Background::new(Box::new(inner.clone())).unwrap();
+        let lines = lines(1_000);
+        for line in &lines {
+            out.write_all(line).unwrap();
+            out.hand_over().unwrap();
+            assert!(out.spare.len() <= BLOCKS_AHEAD + 1);
+        }
+        let started = std::time::Instant::now();
+        while inner.bytes().len() < lines.concat().len() {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60));
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(inner.bytes(), lines.concat());
+        assert_eq!(*inner.flushes.lock().unwrap(), 0);
+        out.check().unwrap();
+        assert!(!out.spare.is_empty(), "no block came back to be used again");
+        out.flush().unwrap();
+        assert_eq!(*inner.flushes.lock().unwrap(), 1);
     }
 
     #[test]

@@ -258,6 +258,14 @@ pub trait Sink: Send {
     /// now).
     fn flush(&mut self) -> Result<(), SinkError>;
 
+    /// Sends what was written on its way now without waiting for it to
+    /// be written (a live input waits: its records go out while the run
+    /// goes on); [`Sink::flush`] still makes it written. By default,
+    /// `flush`.
+    fn hand_over(&mut self) -> Result<(), SinkError> {
+        self.flush()
+    }
+
     /// Before checkpoint number `checkpoint` is written: makes what was
     /// written durable and says what the checkpoint keeps of the sink.
     fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError>;
@@ -499,6 +507,13 @@ impl Out {
         }
     }
 
+    fn hand_over(&mut self) -> io::Result<()> {
+        match self {
+            Out::Thread(out) => out.hand_over(),
+            Out::Caller(out, failed) => Out::stopping(failed, || out.flush()),
+        }
+    }
+
     /// `call`, unless an error stopped the output: then that one again.
     fn stopping(
         failed: &mut Option<(io::ErrorKind, String)>,
@@ -731,6 +746,23 @@ impl Sink for Files {
         Ok(())
     }
 
+    /// The output, written on a thread of its own, gets what was written
+    /// (its writer writes it at once); the side outputs, written by the
+    /// caller, are flushed.
+    fn hand_over(&mut self) -> Result<(), SinkError> {
+        self.out
+            .hand_over()
+            .map_err(|e| self.error(Target::Output, e))?;
+        for (i, (to, ..)) in SIDES.iter().enumerate() {
+            if let Some(out) = &mut self.sides[i].out {
+                if let Err(e) = out.flush() {
+                    return Err(self.error(*to, e));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
         // (the files open now under the names: a rotated one was
         // reopened by the flush)
@@ -916,6 +948,17 @@ impl Output {
         self.failure()?;
         self.written = false;
         match self.sink.flush() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Sends what was written on its way ([`Sink::hand_over`]): a live
+    /// input's batch, its writer not waited for. What was written is
+    /// still flushed by the next [`Output::flush_written`].
+    pub(crate) fn hand_over(&mut self) -> Result<(), SinkError> {
+        self.failure()?;
+        match self.sink.hand_over() {
             Ok(()) => Ok(()),
             Err(e) => Err(self.fail(e)),
         }
