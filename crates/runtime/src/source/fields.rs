@@ -128,8 +128,9 @@ impl FieldWarnings {
 
     /// Of a run resumed from a checkpoint whose marker's counters are
     /// `counters` ([`Counters::with_fields`](crate::checkpoint::Counters::with_fields)):
-    /// [`resumed`](FieldWarnings::resumed), and
-    /// [`going_on`](FieldWarnings::going_on) from what they kept.
+    /// a reading of no event says nothing, the first events looked at
+    /// before it are not looked at again, and what was said is not said
+    /// again (as one engine's resumed run goes on).
     pub fn resuming(self, counters: &crate::checkpoint::Counters) -> FieldWarnings {
         self.resumed(true).going_on(&counters.fields)
     }
