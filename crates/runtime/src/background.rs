@@ -280,6 +280,13 @@ mod tests {
         }
     }
 
+    /// An output into a shared vector that never fails, and the vector.
+    fn into_shared() -> (Shared, Background) {
+        let inner = Shared::new(usize::MAX);
+        let out = Background::new(Box::new(inner.clone())).unwrap();
+        (inner, out)
+    }
+
     /// Lines of 100 bytes, numbered.
     fn lines(n: usize) -> Vec<Vec<u8>> {
         (0..n).map(|i| format!("{i:099}\n").into_bytes()).collect()
@@ -287,8 +294,7 @@ mod tests {
 
     #[test]
     fn flush_returns_with_every_byte_written_in_order() {
-        let inner = Shared::new(usize::MAX);
-        let mut out = Background::new(Box::new(inner.clone())).unwrap();
+        let (inner, mut out) = into_shared();
         // 6 MB: many blocks, more than are ever in flight.
         let lines = lines(60_000);
         for line in &lines {
@@ -308,8 +314,7 @@ mod tests {
     /// more).
     #[test]
     fn what_is_handed_over_is_written_without_a_flush_and_blocks_are_reused() {
-        let inner = Shared::new(usize::MAX);
-        let mut out = Background::new(Box::new(inner.clone())).unwrap();
+        let (inner, mut out) = into_shared();
         let lines = lines(1_000);
         for line in &lines {
             out.write_all(line).unwrap();
@@ -331,8 +336,7 @@ mod tests {
 
     #[test]
     fn dropping_writes_what_is_left() {
-        let inner = Shared::new(usize::MAX);
-        let mut out = Background::new(Box::new(inner.clone())).unwrap();
+        let (inner, mut out) = into_shared();
         out.write_all(b"last\n").unwrap();
         drop(out);
         assert_eq!(inner.bytes(), b"last\n");

@@ -649,6 +649,25 @@ impl Files {
 /// The length and first bytes' CRC-32 of the file open now under an
 /// output's name, synced.
 impl Files {
+    /// Flushes the output (`wait`: for its writer to write it; else it is
+    /// handed over, `Out::hand_over`) and the side outputs.
+    fn send_out(&mut self, wait: bool) -> Result<(), SinkError> {
+        let sent = if wait {
+            self.out.flush()
+        } else {
+            self.out.hand_over()
+        };
+        sent.map_err(|e| self.error(Target::Output, e))?;
+        for (i, (to, ..)) in SIDES.iter().enumerate() {
+            if let Some(out) = &mut self.sides[i].out {
+                if let Err(e) = out.flush() {
+                    return Err(self.error(*to, e));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The state of the five outputs measured (output, late, shadow,
     /// audit, decisions: length and first bytes' CRC-32 of each).
     fn state(measured: [(Option<u64>, Option<u32>); 5]) -> SinkState {
@@ -733,34 +752,14 @@ impl Sink for Files {
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {
-        self.out
-            .flush()
-            .map_err(|e| self.error(Target::Output, e))?;
-        for (i, (to, ..)) in SIDES.iter().enumerate() {
-            if let Some(out) = &mut self.sides[i].out {
-                if let Err(e) = out.flush() {
-                    return Err(self.error(*to, e));
-                }
-            }
-        }
-        Ok(())
+        self.send_out(true)
     }
 
     /// The output, written on a thread of its own, gets what was written
     /// (its writer writes it at once); the side outputs, written by the
     /// caller, are flushed.
     fn hand_over(&mut self) -> Result<(), SinkError> {
-        self.out
-            .hand_over()
-            .map_err(|e| self.error(Target::Output, e))?;
-        for (i, (to, ..)) in SIDES.iter().enumerate() {
-            if let Some(out) = &mut self.sides[i].out {
-                if let Err(e) = out.flush() {
-                    return Err(self.error(*to, e));
-                }
-            }
-        }
-        Ok(())
+        self.send_out(false)
     }
 
     fn prepare(&mut self, _checkpoint: u64) -> Result<SinkState, SinkError> {
