@@ -27,8 +27,10 @@ const BLOCKS_AHEAD: usize = 2;
 
 /// What the main thread asks of the writer thread.
 enum Job {
-    /// Write these bytes (then give the block back).
-    Write(Vec<u8>),
+    /// Write these bytes (then give the block back); with `true`, flush
+    /// the writer after them, without answering (a file output looks at
+    /// its path then, and follows a rotation: `rotate.rs`).
+    Write(Vec<u8>, bool),
     /// Flush the writer, then answer (with the first error, if any).
     Flush(SyncSender<io::Result<()>>),
 }
@@ -97,10 +99,12 @@ impl Background {
     }
 
     /// Hands what was written to the writer thread, which writes it at
-    /// once, without waiting for it ([`Write::flush`] waits): what a live
-    /// input's batch released goes out while the run goes on.
+    /// once and flushes the writer after it, without waiting for it
+    /// ([`Write::flush`] waits): what a live input's batch released goes
+    /// out while the run goes on, and a rotated file output is followed
+    /// after it as a flush follows it.
     pub(crate) fn hand_over(&mut self) -> io::Result<()> {
-        self.send_block()
+        self.send(true)
     }
 
     fn fail(&mut self, e: io::Error) -> io::Error {
@@ -124,6 +128,12 @@ impl Background {
     /// Hands the block to the writer thread, if anything is in it, and
     /// takes a written one back (or a new one while all are in flight).
     fn send_block(&mut self) -> io::Result<()> {
+        self.send(false)
+    }
+
+    /// [`Background::send_block`], the writer flushed after it with
+    /// `flush`.
+    fn send(&mut self, flush: bool) -> io::Result<()> {
         if self.block.is_empty() {
             return Ok(());
         }
@@ -131,7 +141,7 @@ impl Background {
             return Err(self.stopped());
         };
         let full = std::mem::take(&mut self.block);
-        if jobs.send(Job::Write(full)).is_err() {
+        if jobs.send(Job::Write(full, flush)).is_err() {
             // The thread stopped: on an error, which it sent back.
             return Err(self.stopped_error());
         }
@@ -216,7 +226,9 @@ fn write_blocks(
 ) {
     for job in jobs {
         let result = match job {
-            Job::Write(block) => out.write_all(&block).map(|()| block),
+            Job::Write(block, flush) => (out.write_all(&block))
+                .and_then(|()| if flush { out.flush() } else { Ok(()) })
+                .map(|()| block),
             Job::Flush(answer) => {
                 let flushed = out.flush();
                 let failed = flushed.is_err();
@@ -308,12 +320,12 @@ mod tests {
         assert!(inner.bytes().ends_with(b"\ntail\n"));
     }
 
-    /// What is handed over is written by the thread without a flush
-    /// asked, in order; the blocks come back and are used again (a
-    /// thousand hand-overs keep at most the blocks in flight and one
-    /// more).
+    /// What is handed over is written by the thread in order, the writer
+    /// flushed after each (a rotated file output is followed there), with
+    /// no wait; the blocks come back and are used again (a thousand
+    /// hand-overs keep at most the blocks in flight and one more).
     #[test]
-    fn what_is_handed_over_is_written_without_a_flush_and_blocks_are_reused() {
+    fn what_is_handed_over_is_written_and_flushed_without_a_wait_and_blocks_are_reused() {
         let (inner, mut out) = into_shared();
         let lines = lines(1_000);
         for line in &lines {
@@ -322,16 +334,15 @@ mod tests {
             assert!(out.spare.len() <= BLOCKS_AHEAD + 1);
         }
         let started = std::time::Instant::now();
-        while inner.bytes().len() < lines.concat().len() {
+        while *inner.flushes.lock().unwrap() < lines.len() {
             assert!(started.elapsed() < std::time::Duration::from_secs(60));
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         assert_eq!(inner.bytes(), lines.concat());
-        assert_eq!(*inner.flushes.lock().unwrap(), 0);
         out.check().unwrap();
         assert!(!out.spare.is_empty(), "no block came back to be used again");
         out.flush().unwrap();
-        assert_eq!(*inner.flushes.lock().unwrap(), 1);
+        assert_eq!(*inner.flushes.lock().unwrap(), lines.len() + 1);
     }
 
     #[test]
