@@ -21,6 +21,14 @@ pub enum Conflict {
     CheckpointOfStdin,
     /// Standard input followed.
     FollowStdin,
+    /// A run started from a checkpoint ([`Config::start_from`]) of
+    /// standard input, which cannot be read from the checkpoint's place.
+    StartFromStdin,
+    /// A run started from a checkpoint ([`Config::start_from`]) that keeps
+    /// checkpoints of its own ([`Config::checkpoint`]).
+    StartFromWithCheckpoints,
+    /// A run on workers started from a checkpoint ([`Config::start_from`]).
+    StartFromOnWorkers,
     /// A delay with processing time (no event is late).
     DelayWithProcessingTime,
     /// An idle timeout with processing time (time follows the clock).
@@ -120,6 +128,9 @@ impl fmt::Display for Conflict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Conflict::CheckpointOfStdin => "a checkpoint folder (Config::checkpoint) needs a file input (Config::input): standard input cannot be read again from a checkpoint's offset",
+            Conflict::StartFromStdin => "starting from a checkpoint (Config::start_from) needs a file input (Config::input) or a source: standard input cannot be read from a checkpoint's place",
+            Conflict::StartFromWithCheckpoints => "a run started from a checkpoint (Config::start_from) keeps no checkpoint of its own (Config::checkpoint): it is a run over what came after that checkpoint, into outputs of its own (docs/checkpoints.md, \"Starting from a checkpoint\")",
+            Conflict::StartFromOnWorkers => "a run on workers cannot start from a checkpoint (Config::start_from): one engine only",
             Conflict::FollowStdin => "following (Config::follow) needs a file input (Config::input): standard input cannot be followed; it is read as it comes anyway",
             Conflict::DelayWithProcessingTime => "a delay (Config::max_delay) has no meaning in processing time (no event is late)",
             Conflict::IdleWithProcessingTime => "an idle timeout (Config::idle_timeout) has no meaning in processing time (time always follows the clock)",
@@ -265,6 +276,12 @@ impl Config {
         let stdin = reads_input && self.input == Input::Stdin;
         if self.checkpoint.is_some() && stdin {
             return Err(Conflict::CheckpointOfStdin);
+        }
+        if self.start_from.is_some() && stdin {
+            return Err(Conflict::StartFromStdin);
+        }
+        if self.start_from.is_some() && self.checkpoint.is_some() {
+            return Err(Conflict::StartFromWithCheckpoints);
         }
         if self.follow && stdin {
             return Err(Conflict::FollowStdin);

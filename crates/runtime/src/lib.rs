@@ -234,6 +234,17 @@ pub struct Config {
     pub checkpoint: Option<PathBuf>,
     /// How often to checkpoint (default 10 s).
     pub checkpoint_every: Every,
+    /// Start from this checkpoint, only reading it: a checkpoint folder
+    /// (its newest checkpoint) or one checkpoint's folder (`DIR/cut-N`)
+    /// of a run on one engine. The engine goes on from its state and the
+    /// input from its place, as a resumed run would; but the outputs are
+    /// this run's own, written from empty, and the checkpoint's command is
+    /// not checked but for the input's format and time (its input and
+    /// outputs may be named otherwise: a copy of the checkpoint, a replay
+    /// of a service's log into other files). Nothing is written to the
+    /// folder. Not with [`Config::checkpoint`], nor on workers
+    /// (`docs/checkpoints.md`, "Starting from a checkpoint").
+    pub start_from: Option<PathBuf>,
     /// The pattern files and folders: read again by [`Config::watch`] and
     /// [`Handle::reload`].
     pub patterns: Vec<PathBuf>,
@@ -332,6 +343,7 @@ impl Config {
             decisions: None,
             checkpoint: None,
             checkpoint_every: Every::default(),
+            start_from: None,
             patterns,
             watch: false,
             reload_policy: ReloadPolicy::Drain,
@@ -742,6 +754,8 @@ pub enum Unusable {
     },
     /// The checksum does not match.
     Checksum,
+    /// A folder given as a checkpoint holds none.
+    Empty,
     /// The metadata's length is wrong.
     MetaLength,
     /// The metadata does not decode.
@@ -848,6 +862,9 @@ impl fmt::Display for Unusable {
                 f.write_str("its checksum does not match: it is corrupt or truncated")
             }
             Unusable::MetaLength => f.write_str("its metadata length is wrong"),
+            Unusable::Empty => f.write_str(
+                "it holds no checkpoint (a checkpoint folder holds `cut-N` folders: give it, or one of them)",
+            ),
             Unusable::Meta(e) => write!(f, "its metadata does not decode: {e}"),
             Unusable::Malformed(what) => write!(f, "it is malformed: {what}"),
             Unusable::Section { id } => write!(
@@ -955,6 +972,14 @@ pub enum Error {
         /// Why.
         why: Unusable,
     },
+    /// The checkpoint a run starts from ([`Config::start_from`]) cannot
+    /// be used; nothing was changed.
+    StartFrom {
+        /// The checkpoint's folder, or the folder given.
+        path: PathBuf,
+        /// Why.
+        why: Unusable,
+    },
     /// The checkpoint folder holds the cuts of a run on several workers.
     TakenOnWorkers {
         /// The folder.
@@ -1034,6 +1059,7 @@ impl Error {
             e => matches!(
                 e,
                 Error::Checkpoint { .. }
+                    | Error::StartFrom { .. }
                     | Error::Resume { .. }
                     | Error::TakenOnWorkers { .. }
                     | Error::FolderInUse { .. }
@@ -1095,6 +1121,11 @@ impl fmt::Display for Error {
                 "checkpoint in {} cannot be used: {why}; nothing was changed (remove {} to start over; a transactional output then needs another transactional id too, or it refuses to commit its records a second time)",
                 folder.display(),
                 folder.display()
+            ),
+            Error::StartFrom { path, why } => write!(
+                f,
+                "checkpoint {} cannot be started from: {why}; nothing was changed",
+                path.display()
             ),
             Error::TakenOnWorkers { folder } => write!(
                 f,
@@ -1170,6 +1201,10 @@ impl std::error::Error for Error {
             } => Some(e),
             Error::Checkpoint {
                 why: Unusable::Meta(e),
+                ..
+            } => Some(e),
+            Error::StartFrom {
+                why: Unusable::DoesNotFit(e),
                 ..
             } => Some(e),
             Error::Resume {

@@ -159,8 +159,59 @@ pub(crate) fn load(
             now: "on".into(),
         }));
     }
-    // After a change of rules the snapshot's rules go on (an engine with
-    // the command's configuration and no patterns of its own).
+    restore(config, &mut meta, snapshot, engine, &shown.to_string()).map_err(|e| match e {
+        Restore::Io(e) => e,
+        Restore::Unusable(why) => unusable(why),
+    })?;
+    // (an output rotated since is the sink's to see: `Files::recover`)
+    let events = config.input.path();
+    if !at_the_place(config, &mut meta, &shown.to_string(), report).map_err(|e| match e {
+        Restore::Io(e) => e,
+        Restore::Unusable(why) => unusable(why),
+    })? {
+        meta.input = FilePosition::default();
+    }
+    let from = format!("{shown} {}", resumed_at(&meta, events));
+    let rules = (meta.counters.rules_changed, meta.reload_files);
+    for notice in resuming(&from, rules) {
+        report.notice(notice);
+    }
+    if let Some(older) = newest.older_format() {
+        report.notice(Notice::line(Level::Info, format!(
+            "cepheid: checkpoint {shown} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is committed (docs/checkpoints.md, \"Upgrading\")",
+            crate::checkpoint::VERSION
+        )));
+    }
+    // The one before, for a sink that did not commit the newest.
+    let prev = kept.get(1).and_then(|stored| {
+        let (meta, snapshot) = Meta::of(stored)?;
+        agrees(stored)
+            .is_none()
+            .then(|| (meta, snapshot.to_vec(), stored.path().to_path_buf()))
+    });
+    clear()?;
+    Ok(Some(Resumed { meta, prev }))
+}
+
+/// Why a checkpoint's state could not be taken: it could not be read, or
+/// it cannot be used.
+enum Restore {
+    Io(Error),
+    Unusable(Unusable),
+}
+
+/// Restores `engine` from `snapshot`, of the checkpoint `shown` whose run
+/// went on with `meta`: after a change of rules, the snapshot's rules (an
+/// engine with the command's configuration and no patterns of its own);
+/// with [`Config::watch`], the checkpoint's rules too when the pattern
+/// files were edited after it (then `meta` says to read them at once).
+fn restore(
+    config: &Config,
+    meta: &mut Meta,
+    snapshot: &[u8],
+    engine: &mut Engine<Record>,
+    shown: &str,
+) -> Result<(), Restore> {
     let restored = if meta.counters.rules_changed {
         let mut fresh = config.engine();
         fresh.restore_rules(snapshot).map(|()| *engine = fresh)
@@ -186,56 +237,150 @@ pub(crate) fn load(
             restored => restored,
         }
     };
-    if let Err(e) = restored {
-        if e.kind() == ErrorKind::Io {
-            return Err(Error::Io {
-                doing: Doing::ReadCheckpoint,
-                path: shown.to_string(),
-                source: std::io::Error::other(e.message().to_string()),
-            });
-        }
-        return Err(unusable(Unusable::DoesNotFit(e)));
+    match restored {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::Io => Err(Restore::Io(Error::Io {
+            doing: Doing::ReadCheckpoint,
+            path: shown.to_string(),
+            source: std::io::Error::other(e.message().to_string()),
+        })),
+        Err(e) => Err(Restore::Unusable(Unusable::DoesNotFit(e))),
     }
-    // (an output rotated since is the sink's to see: `Files::recover`)
+}
+
+/// Does the input file hold, just before the place `meta` goes on from,
+/// the bytes it held at the checkpoint `shown`? Not, and followed
+/// ([`Config::follow`]): rotated since, said, and `false` (it is read
+/// from its beginning); not, and not followed: the checkpoint cannot be
+/// used.
+fn at_the_place(
+    config: &Config,
+    meta: &mut Meta,
+    shown: &str,
+    report: &mut dyn Report,
+) -> Result<bool, Restore> {
+    let Some(tail) = meta.input.tail else {
+        return Ok(true);
+    };
     let events = config.input.path();
-    if let Some(tail) = meta.input.tail {
-        let file = File::open(events).map_err(|e| Error::Io {
+    let file = File::open(events).map_err(|e| {
+        Restore::Io(Error::Io {
             doing: Doing::Open,
             path: events.display().to_string(),
             source: e,
-        })?;
-        if Tail::of(&file, meta.input.offset) != Some(tail) {
-            let why = Unusable::NotTheFile {
-                path: events.to_path_buf(),
-                offset: meta.input.offset,
-            };
-            if !config.follow {
-                return Err(unusable(why));
+        })
+    })?;
+    if Tail::of(&file, meta.input.offset) == Some(tail) {
+        return Ok(true);
+    }
+    let why = Unusable::NotTheFile {
+        path: events.to_path_buf(),
+        offset: meta.input.offset,
+    };
+    if !config.follow {
+        return Err(Restore::Unusable(why));
+    }
+    report.notice(rotated_since(Some(shown), &why));
+    Ok(false)
+}
+
+/// The checkpoint at `path` a run starts from ([`Config::start_from`]):
+/// a checkpoint folder's newest, or one checkpoint's own folder
+/// (`DIR/cut-N`), read whole and only read (nothing in the folder is
+/// written, renamed or deleted), with `engine` restored from it.
+/// Checked: it is one engine's; it was taken with `command`'s format and
+/// time (not its input's name nor its outputs: the run writes its own);
+/// it was taken on a source when the run reads one (`reads_source`) and
+/// on a file when it reads a file, and then the file holds the bytes it
+/// held before the checkpoint's place.
+pub(crate) fn start_from(
+    config: &Config,
+    path: &Path,
+    command: &Command,
+    reads_source: bool,
+    engine: &mut Engine<Record>,
+    report: &mut dyn Report,
+) -> Result<Meta, Error> {
+    let fail = |why: Unusable| Error::StartFrom {
+        path: path.to_path_buf(),
+        why,
+    };
+    let cut = (path.file_name().and_then(|n| n.to_str()))
+        .and_then(|n| n.strip_prefix("cut-")?.parse::<u64>().ok())
+        .filter(|_| path.join("marker").is_file());
+    let (dir, number) = match (cut, path.parent()) {
+        (Some(number), Some(parent)) => (parent.to_path_buf(), number),
+        _ => {
+            let numbers = store::complete(path).map_err(|source| Error::Io {
+                doing: Doing::ReadCheckpoint,
+                path: path.display().to_string(),
+                source,
+            })?;
+            match numbers.first() {
+                Some(&number) => (path.to_path_buf(), number),
+                None => return Err(fail(Unusable::Empty)),
             }
-            report.notice(rotated_since(Some(&shown.to_string()), &why));
-            meta.input = FilePosition::default();
         }
-    }
-    let from = format!("{shown} {}", resumed_at(&meta, events));
-    let rules = (meta.counters.rules_changed, meta.reload_files);
-    for notice in resuming(&from, rules) {
-        report.notice(notice);
-    }
-    if let Some(older) = newest.older_format() {
-        report.notice(Notice::line(Level::Info, format!(
-            "cepheid: checkpoint {shown} is {older}: its next checkpoint is written in format version {}, and the older files go once that one is committed (docs/checkpoints.md, \"Upgrading\")",
-            crate::checkpoint::VERSION
+    };
+    let stored = store::read(&dir, number).map_err(|e| match e {
+        Error::Checkpoint { path, why, .. } => Error::StartFrom { path, why },
+        e => e,
+    })?;
+    let shown = stored.path().display().to_string();
+    let fail = |why: Unusable| Error::StartFrom {
+        path: stored.path().to_path_buf(),
+        why,
+    };
+    let Some((mut meta, snapshot)) = Meta::of(&stored) else {
+        return Err(fail(Unusable::ToOneEngine(
+            "a run starts from one engine's checkpoint only".to_string(),
         )));
+    };
+    let Some(then) = stored.marker().the_command() else {
+        return Err(fail(Unusable::Malformed("it names no command".into())));
+    };
+    // (its input may be named otherwise, its outputs are this run's)
+    let mut now = command.clone().with_outputs_of(then);
+    now.events.clone_from(&then.events);
+    if let Some(difference) = then.difference(&now) {
+        return Err(fail(difference));
     }
-    // The one before, for a sink that did not commit the newest.
-    let prev = kept.get(1).and_then(|stored| {
-        let (meta, snapshot) = Meta::of(stored)?;
-        agrees(stored)
-            .is_none()
-            .then(|| (meta, snapshot.to_vec(), stored.path().to_path_buf()))
-    });
-    clear()?;
-    Ok(Some(Resumed { meta, prev }))
+    if meta.source.is_some() != reads_source {
+        let kind = |source: bool| match source {
+            true => "a source of its own".to_string(),
+            false => "a file".to_string(),
+        };
+        return Err(fail(Unusable::OtherCommand {
+            flag: "`Config::input`",
+            was: format!("{} ({})", then.events, kind(meta.source.is_some())),
+            now: format!("{} ({})", command.events, kind(reads_source)),
+        }));
+    }
+    let taken = |e: Restore| match e {
+        Restore::Io(e) => e,
+        Restore::Unusable(why) => fail(why),
+    };
+    restore(config, &mut meta, snapshot, engine, &shown).map_err(taken)?;
+    if !at_the_place(config, &mut meta, &shown, report).map_err(taken)? {
+        meta.input = FilePosition::default();
+    }
+    report.notice(Notice::line(
+        Level::Info,
+        format!(
+            "cepheid: starting from checkpoint {shown} {}: its state, and the outputs this run's own",
+            // (a source named as the run names it)
+            resumed_at(&meta, Path::new(&command.events))
+        ),
+    ));
+    if meta.counters.rules_changed && !meta.reload_files {
+        report.notice(Notice::line(Level::Info,
+            "cepheid: the rules changed before that checkpoint: the run goes on with its rules, not those of the command line"
+        ));
+    }
+    // (nothing of the run before it is this run's to go on with but its
+    // state: its checkpoints are numbered from the start)
+    meta.number = 0;
+    Ok(meta)
 }
 
 /// The checkpoint in `dir` a run on `cluster` resumes from (the folder is

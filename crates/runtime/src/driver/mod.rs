@@ -453,7 +453,9 @@ impl Runtime {
             }
             _ => None,
         };
-        let meta = resumed.as_ref().map(|r| &r.meta);
+        // (or one it only reads and starts from: `Config::start_from`)
+        let started_from = started_from(&config, source.as_ref(), &mut engine, report.as_mut())?;
+        let meta = (resumed.as_ref().map(|r| &r.meta)).or(started_from.as_ref());
         let (mut decoder, mut input, mut size) =
             open_input(&config, source.as_ref(), meta, &engine, report.as_mut())?;
         // (so is another run writing the outputs, with another folder:
@@ -477,7 +479,7 @@ impl Runtime {
                 crate::sink::first_start(sink.as_mut()).map_err(Error::Sink)?;
                 None
             }
-            None => None,
+            None => started_from,
             Some(resumed) => {
                 let mut kept_ones = vec![kept(&resumed.meta)];
                 kept_ones.extend(resumed.prev.as_ref().map(|(meta, _, _)| kept(meta)));
@@ -614,6 +616,9 @@ impl Runtime {
             sink.as_deref(),
             rules.patterns().iter(),
         )?;
+        if config.start_from.is_some() {
+            return Err(Error::Conflict(crate::Conflict::StartFromOnWorkers));
+        }
         cluster.check(&config, sink.is_some())?;
         let lock = lock_checkpoint(&config, cluster.process())?;
         if cluster.process() == 0 && sink.is_none() {
@@ -1022,6 +1027,27 @@ fn start_over(
         source: e,
     })?;
     Ok(Some((given, lock_source(source).position())))
+}
+
+/// The checkpoint a run of `config` starts from
+/// ([`Config::start_from`]), `engine` restored from it; `None` without
+/// one.
+fn started_from(
+    config: &Config,
+    source: Option<&Arc<Mutex<Box<dyn Source>>>>,
+    engine: &mut Engine<Record>,
+    report: &mut dyn Report,
+) -> Result<Option<crate::resume::Meta>, Error> {
+    let Some(path) = &config.start_from else {
+        return Ok(None);
+    };
+    let name = match source {
+        Some(source) => lock_source(source).describe(),
+        None => config.input.path().display().to_string(),
+    };
+    let command = custom_command(config, name);
+    let meta = crate::resume::start_from(config, path, &command, source.is_some(), engine, report)?;
+    Ok(Some(meta))
 }
 
 /// The names of the engine's patterns in force, in order.

@@ -13,5 +13,6 @@ mod rules_records;
 mod runtime;
 mod share;
 mod split_watermarks;
+mod start_from;
 mod support;
 mod txn;
