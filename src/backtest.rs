@@ -51,6 +51,9 @@ pub fn run(args: &Args) -> u8 {
     if let Some(dir) = args.events.wal() {
         return replay(args, &dir);
     }
+    if let Some(status) = args.events.checkpoint_not_taken() {
+        return status;
+    }
     let mut options = cepheid_lab::backtest::Options::new(args.rules.clone(), args.events.lab());
     options.labels.clone_from(&args.labels);
     options.tolerance = args.tolerance;
@@ -95,9 +98,10 @@ pub fn run(args: &Args) -> u8 {
 }
 
 /// `backtest RULES --events wal:DIR`: the log of `cepheid serve` read
-/// again with `RULES` from its first entry kept, each decision request's
-/// answer printed as the service gave it, a JSON line (`docs/serve.md`,
-/// "Live equals backtest"); the alerts written to `--output` or nowhere.
+/// again with `RULES` from its first entry kept (or, with
+/// `--from-checkpoint`, after that checkpoint of the service's), each
+/// decision request's answer printed as the service gave it, a JSON line
+/// (`docs/serve.md`, "Live equals backtest"); the alerts are not kept.
 #[cfg(feature = "serve")]
 fn replay(args: &Args, dir: &std::path::Path) -> u8 {
     use std::io::Write;
@@ -137,7 +141,7 @@ fn replay(args: &Args, dir: &std::path::Path) -> u8 {
     let result = cepheid_serve::service::replay(
         &rules,
         paths,
-        dir,
+        (dir, args.events.start_checkpoint()),
         (alerts.clone(), None),
         tx,
         Box::new(cepheid_runtime::StderrReport),

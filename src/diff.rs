@@ -31,6 +31,9 @@ pub struct Args {
 /// not (the report says it), 1 when a rule set has errors, 2 for a bad
 /// command line, 4 when the events or an output cannot be read or written.
 pub fn run(args: &Args) -> u8 {
+    if let Some(status) = args.events.checkpoint_not_taken() {
+        return status;
+    }
     let mut options =
         cepheid_lab::diff::Options::new(args.old.clone(), args.new.clone(), args.events.lab());
     options.no_events = args.no_events;

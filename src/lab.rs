@@ -24,6 +24,13 @@ pub struct Events {
     /// `cepheid serve --state`: the answers it gave, again).
     #[arg(long = "events", value_name = "FILE|URL")]
     path: PathBuf,
+    /// A service's log only (wal:DIR): start from this checkpoint of the
+    /// service's, only read (its `checkpoints` folder of `--state`: the
+    /// newest; or one `cut-N` folder of it, or a copy), and read the log
+    /// after it: the part of the log its retention kept, or the part
+    /// after that checkpoint.
+    #[arg(long, value_name = "DIR")]
+    from_checkpoint: Option<PathBuf>,
     /// Kafka: where the range starts, as `run --kafka-start` (`earliest`,
     /// the default; a time; offsets `0:1200,1:1180`).
     #[cfg(feature = "kafka")]
@@ -91,6 +98,25 @@ impl Events {
     pub fn wal(&self) -> Option<PathBuf> {
         let path = self.path.to_str()?;
         path.strip_prefix("wal:").map(PathBuf::from)
+    }
+
+    /// The checkpoint a service's log is read from (`--from-checkpoint`).
+    #[cfg(feature = "serve")]
+    pub fn start_checkpoint(&self) -> Option<&std::path::Path> {
+        self.from_checkpoint.as_deref()
+    }
+
+    /// `--from-checkpoint` given for events that are not a service's log:
+    /// said (exit 2), not ignored.
+    pub fn checkpoint_not_taken(&self) -> Option<u8> {
+        if self.from_checkpoint.is_none() || self.wal().is_some() {
+            return None;
+        }
+        say!(
+            "error: --from-checkpoint: only a service's log (--events wal:DIR) is read from a checkpoint; {} is read from its start",
+            self.path.display()
+        );
+        Some(EXIT_USAGE)
     }
 
     /// The first option given that a service's log does not take (its

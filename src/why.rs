@@ -59,6 +59,9 @@ pub fn run(args: &Args) -> u8 {
     if let Some(dir) = args.events.wal() {
         return over_log(args, &dir);
     }
+    if let Some(status) = args.events.checkpoint_not_taken() {
+        return status;
+    }
     if let Some(event) = &args.event {
         let options =
             cepheid_lab::why::event::Options::new(args.rules.clone(), event, args.events.lab());
@@ -114,6 +117,16 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
     if let Some(flag) = args.events.not_for_wal() {
         say!(
             "error: {flag}: a service's log (wal:{}) is read as the service took it, on one engine, with its own rules and lists",
+            dir.display()
+        );
+        return EXIT_USAGE;
+    }
+    if args.events.start_checkpoint().is_some() {
+        // (a request after the checkpoint is told against the rules in
+        // force at its entry: the log's, which may have been released
+        // before it, and the checkpoint's snapshot holds no text of them)
+        say!(
+            "error: --from-checkpoint: why reads a service's log (wal:{}) from its first entry kept; `backtest --events wal:DIR --from-checkpoint DIR` replays it from a checkpoint",
             dir.display()
         );
         return EXIT_USAGE;
@@ -224,7 +237,7 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
     let replayed = cepheid_serve::service::replay(
         &given,
         paths,
-        dir,
+        (dir, None),
         (scratch.join("alerts.jsonl"), Some(decisions.clone())),
         tx,
         Box::new(ErrorsOnly),

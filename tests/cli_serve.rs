@@ -1172,3 +1172,168 @@ fn checkpoints_and_the_stalls_they_cause_are_on_metrics() {
     let stderr = server.stop();
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `cepheid backtest RULES --events wal:DIR --from-checkpoint DIR`: the log
+/// read from a checkpoint of the service's kept aside (here the one its
+/// first stop took), only the entries after it replayed: their answers
+/// are the clients', answer for answer, with the state the checkpoint
+/// held (the same cards, a retry of a request answered before it); the
+/// checkpoint is only read. Elsewhere the flag is said, not ignored.
+#[test]
+fn backtest_from_a_checkpoint_replays_the_log_after_it() {
+    let dir = scratch("serve_backtest_from_checkpoint");
+    let rules = risk_rules_in(&dir);
+    let state = dir.join("state");
+    let server = Server::start(&rules, &state, &["--tick", "50ms"]);
+    let first = clients(
+        &server.base,
+        &dir.join("a.jsonl"),
+        &["--threads", "4", "--each", "6", "--prefix", "a"],
+    );
+    server.stop();
+    // (kept aside, as an operator keeps one: the service goes on and
+    // deletes its older checkpoints)
+    let saved = dir.join("saved");
+    std::fs::create_dir_all(&saved).unwrap();
+    let mut cuts = Vec::new();
+    for entry in std::fs::read_dir(state.join("checkpoints")).unwrap() {
+        let cut = entry.unwrap().path();
+        let name = cut.file_name().unwrap().to_owned();
+        if !name.to_str().unwrap().starts_with("cut-") {
+            continue;
+        }
+        std::fs::create_dir_all(saved.join(&name)).unwrap();
+        for file in std::fs::read_dir(&cut).unwrap() {
+            let file = file.unwrap().path();
+            std::fs::copy(&file, saved.join(&name).join(file.file_name().unwrap())).unwrap();
+        }
+        cuts.push(name);
+    }
+    assert_eq!(cuts.len(), 1, "{cuts:?}");
+    let server = Server::start(&rules, &state, &["--tick", "50ms"]);
+    // (the same prefix's cards: their counts go on from the first part)
+    let second = clients(
+        &server.base,
+        &dir.join("b.jsonl"),
+        &["--threads", "4", "--each", "6", "--prefix", "b"],
+    );
+    let decide = format!("{}/v1/decide", server.base);
+    // (a retry of a request answered before the checkpoint, as its
+    // client sent it)
+    let retry = serde_json::json!({
+        "scene": "payment",
+        "event_id": first[0]["id"],
+        "event": {
+            "type": "payment",
+            "card": first[0]["card"],
+            "device": format!("dev-{}", first[0]["card"].as_str().unwrap()),
+            "amount": first[0]["amount"],
+        },
+    });
+    let first_id = first[0]["id"].as_str().unwrap().to_string();
+    let (status, again) = post(&decide, &retry.to_string(), &[]);
+    assert_eq!(
+        (status, &again["repeated"]),
+        (200, &Value::Bool(true)),
+        "{again}"
+    );
+    server.stop();
+    let answered: Vec<&Value> = second.iter().collect();
+    assert!(answered.iter().all(|a| a["status"] == 200), "{answered:?}");
+    let replay = |from: &Path| {
+        let out = cepheid()
+            .arg("backtest")
+            .arg(&rules)
+            .arg("--events")
+            .arg(format!("wal:{}", state.join("log").display()))
+            .arg("--from-checkpoint")
+            .arg(from)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{stderr}");
+        assert!(stderr.contains("starting from checkpoint"), "{stderr}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .map(|v| {
+                (
+                    v["decision_id"].as_str().unwrap().to_string(),
+                    comparable(&v),
+                )
+            })
+            .collect::<BTreeMap<String, Value>>()
+    };
+    let before: Vec<_> = walk(&saved);
+    for from in [saved.clone(), saved.join(&cuts[0])] {
+        let replayed = replay(&from);
+        // (no answer of the first part: they are before the checkpoint)
+        for a in &first {
+            let id = a["body"]["decision_id"].as_str().unwrap();
+            assert!(
+                !replayed.contains_key(id) || id == again["decision_id"],
+                "{id} replayed from {}",
+                from.display()
+            );
+        }
+        for body in answered.iter().map(|a| &a["body"]) {
+            let id = body["decision_id"].as_str().unwrap();
+            assert_eq!(replayed.get(id), Some(&comparable(body)), "{id}");
+        }
+        // (the retry of a request answered before the checkpoint is
+        // answered as it was: the checkpoint remembers it)
+        let id = again["decision_id"].as_str().unwrap();
+        assert_eq!(replayed.get(id), Some(&comparable(&again)), "{retry}");
+        assert_eq!(
+            replayed.len(),
+            answered.len() + 1,
+            "from {}",
+            from.display()
+        );
+    }
+    assert_eq!(walk(&saved), before, "the checkpoint was written");
+    // Not a service's log, or `why`: said, exit 2.
+    let events = dir.join("events.jsonl");
+    std::fs::write(&events, "").unwrap();
+    let out = cepheid()
+        .arg("backtest")
+        .arg(&rules)
+        .arg("--events")
+        .arg(&events)
+        .arg("--from-checkpoint")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--from-checkpoint: only a service's log"),
+        "{stderr}"
+    );
+    let out = cepheid()
+        .arg("why")
+        .arg(&rules)
+        .args(["--event", &first_id, "--events"])
+        .arg(format!("wal:{}", state.join("log").display()))
+        .arg("--from-checkpoint")
+        .arg(&saved)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--from-checkpoint: why reads"), "{stderr}");
+}
+
+/// The files below `dir` with their contents, in name order.
+fn walk(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => found.extend(walk(&path)),
+            false => found.push((path.clone(), std::fs::read(&path).unwrap())),
+        }
+    }
+    found.sort();
+    found
+}

@@ -101,7 +101,7 @@ fn replayed(paths: Vec<PathBuf>, log: &std::path::Path, alerts: PathBuf) -> Vec<
     let summary = cepheid_serve::service::replay(
         &rules,
         paths,
-        log,
+        (log, None),
         (alerts, None),
         tx,
         Box::new(cepheid_runtime::StderrReport),
@@ -321,7 +321,7 @@ fn a_decision_is_taken_once_and_remembered_across_a_restart() {
     let summary = cepheid_serve::service::replay(
         &rules,
         paths,
-        &state.join("log"),
+        (&state.join("log"), None),
         (state.join("replayed-alerts.jsonl"), None),
         tx,
         Box::new(cepheid_runtime::StderrReport),
@@ -703,7 +703,7 @@ fn a_log_released_by_retention_is_not_replayed_from_its_first_entry_kept() {
         let summary = cepheid_serve::service::replay(
             &rules,
             paths.clone(),
-            &log,
+            (&log, None),
             (dir.join(name), None),
             tx,
             Box::new(cepheid_runtime::StderrReport),
@@ -730,4 +730,192 @@ fn a_log_released_by_retention_is_not_replayed_from_its_first_entry_kept() {
         )),
         "{cut}"
     );
+}
+
+/// The files of `dir` and below, with their sizes and modification times:
+/// what reading it must leave as it was.
+fn listing(dir: &std::path::Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        let meta = std::fs::metadata(&path).unwrap();
+        if meta.is_dir() {
+            found.extend(listing(&path));
+        } else {
+            found.push((path, meta.len(), meta.modified().unwrap()));
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Copies the folder `from` whole to `to`.
+fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        match path.is_dir() {
+            true => copy_folder(&path, &target),
+            false => {
+                std::fs::copy(&path, &target).unwrap();
+            }
+        }
+    }
+}
+
+/// A log whose first entries retention released is replayed from a
+/// checkpoint of the service's that holds what they made
+/// (`replay(.., (log, Some(checkpoint)), ..)`, `backtest --events wal:DIR
+/// --from-checkpoint DIR`): the answers of the entries after it are the
+/// clients', answer for answer, though the rules changed before it (the
+/// rules given to the replay are the first ones: the checkpoint's go
+/// on), a retry after it repeats an answer given before it, and counts
+/// go on from it. The checkpoint is only read.
+#[test]
+fn a_log_released_by_retention_is_replayed_from_a_checkpoint() {
+    let dir = scratch("from-checkpoint");
+    let rules_path = dir.join("rules.cep");
+    let text = |threshold: u32| {
+        format!(
+            r#"
+            indicator pays = count() where type == "payment" group by card within 1h
+            pattern busy {{ partition by card action review match p where p: pays(card) >= {threshold} }}
+            scene payment {{
+                when type == "payment"
+                rules busy
+                outcomes approve < review
+                review if action review
+                fallback approve
+                deadline 1s
+            }}"#
+        )
+    };
+    std::fs::write(&rules_path, text(3)).unwrap();
+    let paths = vec![rules_path.clone()];
+    let state = dir.join("state");
+    let mut options = ServiceOptions::new(&state);
+    options.tick_every = Duration::from_secs(3600);
+    options.watch = true;
+    // (small segments, so that retention has some to release)
+    options.segment_size = 256;
+    let s = start_on(paths.clone(), &options);
+    for id in ["a1", "a2"] {
+        let got = s.decide("payment", id, &pay("c1", 1), None).unwrap();
+        assert_eq!(got["outcome"], "approve", "{got}");
+    }
+    // The threshold goes down to 2 before the checkpoint.
+    std::fs::write(&rules_path, text(2)).unwrap();
+    let started = Instant::now();
+    while s.decider.scenes().rules_version != 2 {
+        assert!(started.elapsed() < Duration::from_secs(120), "not applied");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let third = s.decide("payment", "a3", &pay("c1", 1), None).unwrap();
+    assert_eq!(third["outcome"], "review", "{third}");
+    // (stopped: its last checkpoint holds all of it; kept aside, as an
+    // operator keeps one)
+    let first = s.stop();
+    assert_eq!(first.len(), 3);
+    let saved = dir.join("saved");
+    copy_folder(&state.join("checkpoints"), &saved);
+    let checkpoint_of_first = listing(&saved);
+    // Then more, after it: a card seen before it, a new one, a retry of a
+    // request answered before it.
+    let s = start_on(paths.clone(), &options);
+    let b1 = s.decide("payment", "b1", &pay("c1", 1), None).unwrap();
+    assert_eq!(b1["outcome"], "review", "{b1}");
+    let b2 = s.decide("payment", "b2", &pay("c2", 1), None).unwrap();
+    assert_eq!(b2["outcome"], "approve", "{b2}");
+    let again = s.decide("payment", "a1", &pay("c1", 1), None).unwrap();
+    assert_eq!(
+        (again["repeated"].as_bool(), again["rules_version"].as_u64()),
+        (Some(true), Some(1)),
+        "{again}"
+    );
+    let b3 = s.decide("payment", "b3", &pay("c2", 1), None).unwrap();
+    assert_eq!(b3["outcome"], "review", "{b3}");
+    let second = s.stop();
+    assert_eq!(second.len(), 4);
+    // Retention releases what the first run logged.
+    let log = state.join("log");
+    let first_after = cepheid_serve::wal::WalReader::open(&log, 0)
+        .unwrap()
+        .map(Result::unwrap)
+        .find(|e| matches!(&e.entry, cepheid_serve::wal::Entry::Decide(i) if i.event_id == "b1"))
+        .expect("b1 logged")
+        .seq;
+    {
+        let (wal, _) = cepheid_serve::wal::Wal::open(
+            &log,
+            cepheid_serve::wal::WalOptions {
+                segment_size: 256,
+                retention: Duration::ZERO,
+                ..cepheid_serve::wal::WalOptions::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(wal.release_before(first_after).unwrap() > 0);
+    }
+    let first_kept = cepheid_serve::wal::WalReader::open(&log, 0)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .seq;
+    assert!(first_kept > 1 && first_kept <= first_after, "{first_kept}");
+    // The replay's rules are the first ones (threshold 3): the
+    // checkpoint's (2) go on all the same.
+    std::fs::write(&rules_path, text(3)).unwrap();
+    let rules = cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
+    let replay = |from: Option<&std::path::Path>, name: &str| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let summary = cepheid_serve::service::replay(
+            &rules,
+            paths.clone(),
+            (&log, from),
+            (dir.join(name), None),
+            tx,
+            Box::new(cepheid_runtime::StderrReport),
+        );
+        let answers: Vec<Value> = (rx.try_iter())
+            .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
+            .collect();
+        (summary, answers)
+    };
+    // From the first entry kept: refused, said.
+    let (whole, _) = replay(None, "whole.jsonl");
+    let said = whole.unwrap().error().map(|e| e.to_string());
+    assert!(
+        said.as_deref()
+            .unwrap_or_default()
+            .contains("released by retention"),
+        "{said:?}"
+    );
+    // From the checkpoint kept aside: the folder, or its one `cut-N`.
+    let cut = std::fs::read_dir(&saved)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("cut-"))
+        .expect("a cut");
+    for (from, name) in [(&saved, "a.jsonl"), (&cut, "b.jsonl")] {
+        let (summary, answers) = replay(Some(from), name);
+        let summary = summary.unwrap_or_else(|e| panic!("{e}"));
+        assert!(summary.error().is_none(), "{summary}");
+        assert_eq!(answers, second, "from {}", from.display());
+    }
+    assert_eq!(
+        listing(&saved),
+        checkpoint_of_first,
+        "the checkpoint was written"
+    );
+    // A folder with no checkpoint in it is said.
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (none, _) = replay(Some(&empty), "c.jsonl");
+    let said = match none {
+        Err(e) => e.to_string(),
+        Ok(summary) => summary.error().map(|e| e.to_string()).unwrap_or_default(),
+    };
+    assert!(said.contains("it holds no checkpoint"), "{said}");
 }

@@ -27,14 +27,7 @@ pub(crate) fn event_id(id: &Value) -> Arc<str> {
 
 impl Answers for ServeAnswers {
     fn start(&mut self, engine: &Engine<Record>) {
-        // (the scenes in force: a resumed run's are its checkpoint's)
-        let version = self
-            .shared
-            .version
-            .load(std::sync::atomic::Ordering::Acquire);
-        let declared = engine.declarations();
-        let book = super::Book::of(engine.scenes(), declared, version, self.shared.retention_ms);
-        self.shared.set_book(book);
+        self.shared.scenes_of(engine);
         // (what was answered before the checkpoint the run resumed from)
         for (id, remembered) in engine.remembered_requests() {
             let Some(note) = Note::decode(&remembered.note) else {
@@ -196,6 +189,10 @@ pub(crate) struct ReplayAnswers {
 }
 
 impl Answers for ReplayAnswers {
+    fn start(&mut self, engine: &Engine<Record>) {
+        self.shared.scenes_of(engine);
+    }
+
     fn answer(&mut self, request: &Request, answer: &Answer) {
         let Some(note) = Note::decode(&request.note) else {
             return;

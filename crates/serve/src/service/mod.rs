@@ -57,6 +57,9 @@ pub struct ServiceOptions {
     /// How long a request is remembered (a retry within it gets the same
     /// answer; `GET /v1/decisions/{id}` finds it) and the log kept.
     pub retention: Duration,
+    /// The size past which the log goes on in a new segment file (64 MiB):
+    /// retention releases whole segments.
+    pub segment_size: u64,
     /// The most requests remembered.
     pub remember: usize,
     /// The most requests in flight (admitted, not answered); past it a
@@ -98,6 +101,7 @@ impl ServiceOptions {
             state: state.into(),
             fsync: FsyncPolicy::Always,
             retention: Duration::from_secs(24 * 3600),
+            segment_size: WalOptions::default().segment_size,
             remember: 1_000_000,
             queue: 4096,
             checkpoint_every: Duration::from_secs(10),
@@ -380,6 +384,15 @@ impl Shared {
         }
     }
 
+    /// The scenes in force are `engine`'s, as the run starts (a resumed
+    /// run's, or one started from a checkpoint, are the checkpoint's).
+    pub(crate) fn scenes_of(&self, engine: &cepheid_engine::Engine<cepheid_engine::Record>) {
+        let version = self.version.load(Ordering::Acquire);
+        let declared = engine.declarations();
+        let book = Book::of(engine.scenes(), declared, version, self.retention_ms);
+        self.set_book(book);
+    }
+
     /// The rules changed: `book` is in force.
     pub(crate) fn set_book(&self, book: Book) {
         *self.book.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(book);
@@ -607,6 +620,7 @@ impl Service {
         let wal_options = WalOptions {
             fsync: options.fsync,
             retention: options.retention,
+            segment_size: options.segment_size,
             consumer: Some(consumer),
             ..WalOptions::default()
         };
@@ -861,18 +875,21 @@ fn shared_of(
     Ok((shared, live_tx, live_rx))
 }
 
-/// Reads the log in `log_dir` whole, as a restarted service would from no
-/// checkpoint, with `rules`, and sends each decision request's answer as
-/// the service gave it (a JSON line; an error as `{"event_id",
-/// "decision_id", "error"}`) to `out`, in the log's order: what `cepheid
-/// backtest --events wal:DIR` prints, so that what clients were answered
-/// can be checked against the log. `output`: where the alerts go;
-/// `decisions`: where the decision records go, if anywhere (`cepheid why
-/// --event ID --events wal:DIR` reads them).
+/// Reads the log in `log_dir` again, as a restarted service would, with
+/// `rules`, and sends each decision request's answer as the service gave
+/// it (a JSON line; an error as `{"event_id", "decision_id", "error"}`) to
+/// `out`, in the log's order: what `cepheid backtest --events wal:DIR`
+/// prints, so that what clients were answered can be checked against the
+/// log. `output`: where the alerts go; `decisions`: where the decision
+/// records go, if anywhere (`cepheid why --event ID --events wal:DIR`
+/// reads them). From the log's first entry; or, with `from`, from that
+/// checkpoint of the service's (a checkpoint folder's newest, or one
+/// `cut-N` folder: `Config::start_from`, only read), the log after it:
+/// the answers of the entries after the checkpoint.
 pub fn replay(
     rules: &Rules,
     patterns: Vec<PathBuf>,
-    log_dir: &std::path::Path,
+    (log_dir, from): (&std::path::Path, Option<&std::path::Path>),
     (output, decisions): (PathBuf, Option<PathBuf>),
     out: std::sync::mpsc::Sender<Vec<u8>>,
     report: Box<dyn Report>,
@@ -914,6 +931,7 @@ pub fn replay(
     config.shadow_output = Some(output.with_extension("shadow.jsonl"));
     config.output = Some(output);
     config.decisions = decisions;
+    config.start_from = from.map(std::path::Path::to_path_buf);
     let answers = Box::new(answers::ReplayAnswers {
         shared: Arc::clone(&shared),
         out,
