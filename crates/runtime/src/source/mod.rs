@@ -576,17 +576,23 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    /// `got` with a read error the source's own ([`Batch::source_error`]).
+    /// `got` with a read error the source's own ([`Batch::source_error`]),
+    /// said in its words (it names the source; the reader's name for
+    /// the input is the command's, standard input for a source).
     pub(crate) fn typed(
         source_error: &mut Option<Box<SourceError>>,
         got: Option<Got>,
     ) -> Option<Got> {
-        match got {
-            Some(Got::Failed(notice, text)) => Some(Got::Failed(
-                notice,
-                (source_error.take()).map_or(text, |e| Box::new(crate::Error::Source(*e))),
-            )),
-            got => got,
+        match (got, source_error.take()) {
+            (Some(Got::Failed(..)), Some(e)) => {
+                let error = crate::Error::Source(*e);
+                let notice = crate::Notice::line(crate::Level::Error, format!("error: {error}"));
+                Some(Got::Failed(notice, Box::new(error)))
+            }
+            (got, e) => {
+                *source_error = e;
+                got
+            }
         }
     }
 }

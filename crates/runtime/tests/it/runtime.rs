@@ -1867,3 +1867,67 @@ scene s {
     run(Box::new(named()), Box::<Memory>::default());
     assert_eq!(*asked.lock().unwrap(), 1);
 }
+
+/// A source that hands out one line, then fails to read on.
+struct Failing {
+    read: bool,
+}
+
+impl Source for Failing {
+    fn describe(&self) -> String {
+        "the failing source".to_string()
+    }
+
+    fn read(&mut self, batch: &mut RawBatch, _wait: Duration) -> Result<ReadOutcome, SourceError> {
+        if self.read {
+            return Err(SourceError {
+                source_name: self.describe(),
+                error: std::io::Error::other("the disk went away"),
+            });
+        }
+        self.read = true;
+        let line = r#"{"ts": 1, "type": "a", "k": 1}"#;
+        batch.push(line.as_bytes(), Origin::Line(1), None, 0);
+        Ok(ReadOutcome::Delivered)
+    }
+
+    fn position(&self) -> Position {
+        Position::None
+    }
+
+    fn seek(&mut self, _: &Position) -> Result<(), SourceError> {
+        Ok(())
+    }
+}
+
+/// A source's read error is said in the source's words, once: it names
+/// the source, not the command's input (standard input, for a run over
+/// a source), and the run ends with it.
+#[test]
+fn a_sources_read_error_is_said_in_its_own_words() {
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let config = Config::new(Input::Stdin, Vec::new());
+    let mut engine = config.engine();
+    engine.add(&rules).unwrap();
+    let said = Said::default();
+    let summary = Runtime::with_source(
+        config,
+        engine,
+        Some(Box::new(Failing { read: false })),
+        Some(Box::new(Memory::default())),
+        Box::new(said.clone()),
+    )
+    .unwrap()
+    .run();
+    let error = summary.error().map(|e| e.to_string()).unwrap_or_default();
+    assert_eq!(
+        error, "cannot read the failing source: the disk went away",
+        "{summary}"
+    );
+    let said = said.0.lock().unwrap().join("\n");
+    assert!(
+        said.contains("error: cannot read the failing source: the disk went away"),
+        "{said}"
+    );
+    assert!(!said.contains("standard input"), "{said}");
+}
