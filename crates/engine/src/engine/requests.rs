@@ -354,7 +354,11 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
     /// - an id remembered: nothing is taken, [`Answer::Repeated`] with
     ///   what it got;
     /// - a scene that is not in force: nothing is taken,
-    ///   [`Answer::UnknownScene`].
+    ///   [`Answer::UnknownScene`];
+    /// - an id that is [`Value::Null`](crate::Value::Null): taken as a new
+    ///   id is, and neither remembered nor looked for (an event whose place
+    ///   makes it once, a service's record of a Kafka topic: it holds no
+    ///   room in the memory of requests).
     ///
     /// In every case time moves to the request's, as
     /// [`tick`](crate::Engine::tick) would, before: what is due then fires
@@ -415,7 +419,8 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
         self.tick(ts, sink);
         let requests = self.requests.get_or_insert_with(Box::default);
         requests.expire(ts);
-        if let Some(remembered) = requests.get(&request.id) {
+        let remember = request.id != Value::Null;
+        if let Some(remembered) = requests.get(&request.id).filter(|_| remember) {
             let remembered = remembered.clone();
             requests.stats.repeated += 1;
             return Answer::Repeated(remembered);
@@ -458,16 +463,18 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
             }
             _ => None,
         };
-        let requests = self.requests.get_or_insert_with(Box::default);
-        requests.remember(
-            request.id,
-            Remembered {
-                at: ts,
-                note: request.note,
-                decisions: decisions.clone(),
-                refused: refused.clone(),
-            },
-        );
+        if remember {
+            let requests = self.requests.get_or_insert_with(Box::default);
+            requests.remember(
+                request.id,
+                Remembered {
+                    at: ts,
+                    note: request.note,
+                    decisions: decisions.clone(),
+                    refused: refused.clone(),
+                },
+            );
+        }
         match refused {
             Some(condition) => Answer::NotInScene { at: ts, condition },
             None => Answer::Taken { at: ts, decisions },
@@ -622,6 +629,37 @@ mod tests {
             take(&mut restored, 3_001, "p3", "c2"),
             Answer::Taken { .. }
         ));
+    }
+
+    /// A request whose id is null is taken every time and remembered
+    /// never: it holds no room in the memory, and a second one like it
+    /// counts again (a service's Kafka record, made once by its place).
+    #[test]
+    fn a_request_of_no_id_is_taken_each_time_and_never_remembered() {
+        let mut engine = engine();
+        let unnamed = |engine: &mut Engine<Record>, now: i64| {
+            let request = Request {
+                id: Value::Null,
+                scene: None,
+                note: Arc::from(&b""[..]),
+                position: None,
+                dry_run: false,
+                shed_shadow: false,
+            };
+            let event = payment(engine, "c1");
+            engine.request(now, request, event, &mut Vec::new())
+        };
+        for now in [1_000, 1_001] {
+            assert!(matches!(unnamed(&mut engine, now), Answer::Taken { .. }));
+        }
+        assert_eq!(engine.request_stats().remembered, 0);
+        assert_eq!(engine.remembered_requests().count(), 0);
+        // (both counted: a payment of the same card now reviews)
+        let Answer::Taken { decisions, .. } = take(&mut engine, 1_002, "p1", "c1") else {
+            panic!("not taken")
+        };
+        assert_eq!(&*decisions[0].outcome, "review");
+        assert_eq!(engine.request_stats().remembered, 1);
     }
 
     fn engine_restored(bytes: &[u8]) -> Engine<Record> {
