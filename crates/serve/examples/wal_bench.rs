@@ -85,6 +85,7 @@ fn request(i: u64) -> Entry {
         fields: RawValue::from_string(fields).unwrap(),
         degraded: false,
         shed_shadow: false,
+        origin: None,
     })
 }
 

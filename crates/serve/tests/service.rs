@@ -696,6 +696,7 @@ fn a_log_released_by_retention_is_not_replayed_from_its_first_entry_kept() {
             fields: RawValue::from_string(fields).unwrap(),
             degraded: false,
             shed_shadow: false,
+            origin: None,
         }));
     }
     let replay = |name: &str| {
@@ -918,4 +919,99 @@ fn a_log_released_by_retention_is_replayed_from_a_checkpoint() {
         Ok(summary) => summary.error().map(|e| e.to_string()).unwrap_or_default(),
     };
     assert!(said.contains("it holds no checkpoint"), "{said}");
+}
+
+/// An events topic's records (`cepheid serve --events-topic`, here handed
+/// to the service's feed as its reader hands them): each logged as an
+/// event of no scene, named by its place; they feed the indicators as
+/// `POST /v1/events` does, take no room in the memory of requests, and
+/// the offsets the log holds are where a restart's reader goes on: no
+/// record counted twice. What is no event is refused, said, not logged.
+/// The replay of the log answers as the clients were answered.
+#[test]
+fn an_events_topics_records_feed_the_state_once_and_the_log_says_where_to_go_on() {
+    let dir = scratch("events-topic");
+    let rules_path = dir.join("rules.cep");
+    std::fs::write(
+        &rules_path,
+        r#"
+        indicator pays = count() where type == "payment" group by card within 1h
+        pattern busy { partition by card action review match p where p: type == "payment" and pays(card) >= 3 }
+        pattern fifth { partition by card action decline match p where p: type == "payment" and pays(card) == 5 }
+        scene payment {
+            when type == "payment"
+            rules busy, fifth
+            outcomes approve < review < decline
+            review if action review
+            decline if action decline
+            fallback approve
+            deadline 1s
+        }"#,
+    )
+    .unwrap();
+    let paths = vec![rules_path];
+    let mut options = ServiceOptions::new(dir.join("state"));
+    options.tick_every = Duration::from_secs(3600);
+    let s = start_on(paths.clone(), &options);
+    let service = s.service.as_ref().unwrap();
+    let feed = service.events_feed();
+    assert!(feed.ready());
+    assert_eq!(feed.next_offset("pays", 0), None);
+    let event = br#"{"type": "payment", "card": "c1", "amount": 5}"#;
+    let taken = feed.take(
+        "pays",
+        &[
+            (0, 0, Some(&event[..])),
+            (1, 0, Some(&event[..])),
+            (1, 1, Some(&b"not json"[..])),
+            (1, 2, Some(&br#"{"$list": "blocked", "add": ["c1"]}"#[..])),
+            (0, 1, None),
+        ],
+    );
+    let cepheid_serve::service::EventsTaken::Logged(refused) = taken else {
+        panic!("{taken:?}")
+    };
+    assert_eq!(refused.len(), 3, "{refused:?}");
+    assert!(
+        refused[0].contains("kafka:pays partition 1 offset 1: not a JSON object"),
+        "{refused:?}"
+    );
+    assert!(refused[1].contains("a `$list` record"), "{refused:?}");
+    assert!(refused[2].contains("an empty record"), "{refused:?}");
+    // (two payments of c1 before it: the third reviews)
+    let third = s.decide("payment", "d1", &pay("c1", 1), None).unwrap();
+    assert_eq!(third["outcome"], "review", "{third}");
+    assert_eq!(feed.next_offset("pays", 0), Some(1));
+    assert_eq!(feed.next_offset("pays", 1), Some(1));
+    let mut metrics = String::new();
+    s.decider.metrics(&mut metrics);
+    for (name, n) in [("logged", 2), ("refused", 3)] {
+        let line = format!("cepheid_serve_events_topic_{name}_total {n}");
+        assert!(metrics.contains(&line), "{line}: {metrics}");
+    }
+    let mut answered = s.stop();
+    // Restarted: the log says where the reader goes on.
+    let s = start_on(paths.clone(), &options);
+    let feed = s.service.as_ref().unwrap().events_feed();
+    assert_eq!(feed.next_offset("pays", 0), Some(1));
+    assert_eq!(feed.next_offset("pays", 1), Some(1));
+    let taken = feed.take("pays", &[(0, 1, Some(&event[..]))]);
+    assert_eq!(
+        taken,
+        cepheid_serve::service::EventsTaken::Logged(Vec::new())
+    );
+    // (the fifth payment of c1, exactly: none counted twice)
+    let fifth = s.decide("payment", "d2", &pay("c1", 1), None).unwrap();
+    assert_eq!(fifth["outcome"], "decline", "{fifth}");
+    // The records are no requests: a retry of the decision is the one
+    // remembered.
+    let again = s.decide("payment", "d1", &pay("c1", 1), None).unwrap();
+    assert_eq!(again["repeated"], true, "{again}");
+    answered.extend(s.stop());
+    let replayed = replayed(
+        paths,
+        &dir.join("state/log"),
+        dir.join("replayed-alerts.jsonl"),
+    );
+    assert_eq!(replayed, answered);
 }

@@ -22,7 +22,7 @@ mod note;
 mod source;
 mod topic;
 
-pub use topic::{RulesFeed, Taken};
+pub use topic::{EventsFeed, EventsTaken, RulesFeed, Taken};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
@@ -169,6 +169,11 @@ pub(crate) struct Counters {
     pub(crate) topic_logged: Count,
     pub(crate) topic_refused: Count,
     pub(crate) topic_read_errors: Count,
+    /// Records of events topics logged as events, refused, and reads of
+    /// them that failed (`topic.rs`, [`EventsFeed`]).
+    pub(crate) events_topic_logged: Count,
+    pub(crate) events_topic_refused: Count,
+    pub(crate) events_topic_read_errors: Count,
     /// The run's checkpoints: how many, the time the run's thread stood
     /// still for them (the sink's prepare and the engine's snapshot:
     /// requests wait behind it), the longest, and the last one's size
@@ -738,6 +743,14 @@ impl Service {
         }
     }
 
+    /// What an events topic's reader hands its records to (`cepheid serve
+    /// --events-topic`): each logged as an event of no scene.
+    pub fn events_feed(&self) -> EventsFeed {
+        EventsFeed {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
     /// What the HTTP front asks.
     pub fn decider(&self) -> Arc<dyn Decider> {
         Arc::new(Front {
@@ -1260,6 +1273,7 @@ impl Front {
             fields: call.event.clone(),
             degraded,
             shed_shadow,
+            origin: None,
         };
         let waiting = Arc::clone(&shared);
         let explain = call.explain;
@@ -1493,6 +1507,7 @@ impl Decider for Front {
                     fields: call.event,
                     degraded: false,
                     shed_shadow,
+                    origin: None,
                 };
                 let (waiting, batch2) = (Arc::clone(&shared), Arc::clone(&batch));
                 let done: crate::wal::Done = Box::new(move |result| match result {
@@ -1600,6 +1615,9 @@ impl Decider for Front {
             ("rules_topic_logged", "Records of the rules topic logged as changes of rules.", c.topic_logged.get()),
             ("rules_topic_refused", "Records of the rules topic refused (not rules, rules that do not load): said, not logged.", c.topic_refused.get()),
             ("rules_topic_read_errors", "Reads of the rules topic that failed (the broker asked again).", c.topic_read_errors.get()),
+            ("events_topic_logged", "Records of the events topics logged as events.", c.events_topic_logged.get()),
+            ("events_topic_refused", "Records of the events topics refused (not a JSON object, a control record): said, not logged.", c.events_topic_refused.get()),
+            ("events_topic_read_errors", "Reads of the events topics that failed (the broker asked again).", c.events_topic_read_errors.get()),
             ("checkpoints", "Checkpoints of the run taken.", c.checkpoints.get()),
             ("checkpoint_stall_microseconds", "Time the run's thread stood still for its checkpoints (the engine's snapshot): requests wait behind it.", c.checkpoint_stall_us.get()),
         ];

@@ -164,12 +164,25 @@ impl LogSource {
                 note.degraded = input.degraded;
                 note.shadow_shed = input.shed_shadow;
                 let id: Arc<str> = Arc::from(input.event_id.as_str());
+                // (an event of a Kafka topic: where its reader goes on; no
+                // idempotency key, its place makes it once)
+                let from_topic = input
+                    .origin
+                    .as_deref()
+                    .and_then(super::topic::of_event_origin);
+                if let Some((partition, offset)) = &from_topic {
+                    let mut topics = self.shared.topics.lock().unwrap_or_else(|p| p.into_inner());
+                    topics.insert(partition.clone(), offset + 1);
+                }
                 batch.push(input.fields.get().as_bytes(), origin, Some(entry.stamp), 0);
                 self.pending.push_back((
                     0,
                     entry.seq as i64,
                     Request {
-                        id: Value::Str(id.clone()),
+                        id: match from_topic {
+                            Some(_) => Value::Null,
+                            None => Value::Str(id.clone()),
+                        },
                         scene: scene.map(Arc::from),
                         note: note.encode(),
                         position: Some(Value::Str(id)),

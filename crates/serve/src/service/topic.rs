@@ -29,7 +29,26 @@ pub(crate) fn of_origin(origin: &str) -> Option<(&str, i64)> {
     Some((topic, offset.parse().ok()?))
 }
 
-/// Per rules topic, the offset after the last record logged.
+/// The origin an event of `topic`'s partition `partition` at `offset` is
+/// logged with (`--events-topic`): the place `cepheid run` names a
+/// topic's record by.
+pub(crate) fn event_origin(topic: &str, partition: i32, offset: i64) -> String {
+    format!("kafka:{topic} partition {partition} offset {offset}")
+}
+
+/// The partition's key in [`Offsets`] (`TOPIC partition P`: no topic's
+/// name has a space, so no rules topic's key is one) and the offset of
+/// an event logged from an events topic ([`event_origin`]).
+pub(crate) fn of_event_origin(origin: &str) -> Option<(String, i64)> {
+    let rest = origin.strip_prefix("kafka:")?;
+    let (partition, offset) = rest.rsplit_once(" offset ")?;
+    let (topic, number) = partition.rsplit_once(" partition ")?;
+    number.parse::<i32>().ok()?;
+    Some((format!("{topic} partition {number}"), offset.parse().ok()?))
+}
+
+/// Per rules topic, the offset after the last record logged; per
+/// partition of an events topic (`TOPIC partition P`), the same.
 pub(crate) type Offsets = BTreeMap<String, i64>;
 
 /// `offsets` after the log source's position words (its checkpoint
@@ -171,6 +190,145 @@ impl RulesFeed {
             Err(_) => Taken::NotLogged("the log closed".into()),
         }
     }
+}
+
+/// What the reader of an events topic hands the service
+/// ([`Service::events_feed`](super::Service::events_feed)): each record
+/// of the topic's partitions logged as an event of no scene, as `POST
+/// /v1/events` records one, named by its place; where the reader goes on
+/// is the log's (the offset after the last record of each partition
+/// logged, in every checkpoint).
+#[derive(Clone)]
+pub struct EventsFeed {
+    pub(crate) shared: Arc<Shared>,
+}
+
+/// What became of a batch of an events topic's records
+/// ([`EventsFeed::take`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum EventsTaken {
+    /// Every record logged (durable), but those refused: each refused
+    /// one's words to say (not a JSON object, a control record, a
+    /// tombstone). The reader goes on after the batch.
+    Logged(Vec<String>),
+    /// The log could not take them (its write failed: the service's
+    /// readiness is false, and it stops taking requests): why. Some of
+    /// the batch may have been logged; the reader stops, and a restart
+    /// reads on from the offsets the log holds.
+    NotLogged(String),
+}
+
+impl EventsFeed {
+    /// Has the service read its log again (so that
+    /// [`next_offset`](EventsFeed::next_offset) is known)?
+    pub fn ready(&self) -> bool {
+        self.shared.is_ready()
+    }
+
+    /// Has the service stopped taking requests (its run ended)?
+    pub fn gone(&self) -> bool {
+        self.shared.gone.load(Ordering::Acquire)
+    }
+
+    /// A read of the topic failed (said by the reader): counted on
+    /// `/metrics` (`cepheid_serve_events_topic_read_errors_total`).
+    pub fn read_failed(&self) {
+        self.shared.counters.events_topic_read_errors.inc();
+    }
+
+    /// The offset after the last record of `topic`'s partition
+    /// `partition` logged; `None` when the log holds none of it.
+    pub fn next_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        let topics = self.shared.topics.lock().unwrap_or_else(|p| p.into_inner());
+        topics
+            .get(&format!("{topic} partition {partition}"))
+            .copied()
+    }
+
+    /// Logs each record of `topic` (its partition, offset and value,
+    /// `None` for a tombstone) as an event of no scene, in their order,
+    /// and returns once they are durable: a JSON object is logged as it
+    /// was read, with its place as its origin; anything else is refused,
+    /// said and counted, and left out.
+    pub fn take(&self, topic: &str, records: &[(i32, i64, Option<&[u8]>)]) -> EventsTaken {
+        let Some(log) = self.shared.log.get() else {
+            return EventsTaken::NotLogged("the log is not open".into());
+        };
+        let counters = &self.shared.counters;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (mut refused, mut appended) = (Vec::new(), 0usize);
+        for &(partition, offset, payload) in records {
+            let place = event_origin(topic, partition, offset);
+            let fields = match event_fields(payload) {
+                Ok(fields) => fields,
+                Err(why) => {
+                    counters.events_topic_refused.inc();
+                    refused.push(format!("cepheid serve: {place}: {why}; left out"));
+                    continue;
+                }
+            };
+            let entry = Entry::Event(crate::wal::Input {
+                scene: None,
+                event_id: place.clone(),
+                fields,
+                degraded: false,
+                shed_shadow: false,
+                origin: Some(place.clone()),
+            });
+            let tx = tx.clone();
+            let done: crate::wal::Done = Box::new(move |result| {
+                let _ = tx.send(result.map_err(|e| e.to_string()));
+            });
+            match log.append(entry, done) {
+                Ok(()) => appended += 1,
+                // (an entry the log never takes: left out, as a refused one)
+                Err(crate::wal::WalError::Invalid(why)) => {
+                    counters.events_topic_refused.inc();
+                    refused.push(format!(
+                        "cepheid serve: {place}: the log does not take it: {why}; left out"
+                    ));
+                }
+                Err(e) => return EventsTaken::NotLogged(e.to_string()),
+            }
+        }
+        drop(tx);
+        for _ in 0..appended {
+            match rx.recv() {
+                Ok(Ok(_)) => counters.events_topic_logged.inc(),
+                Ok(Err(e)) => return EventsTaken::NotLogged(e),
+                Err(_) => return EventsTaken::NotLogged("the log closed".into()),
+            }
+        }
+        EventsTaken::Logged(refused)
+    }
+}
+
+/// The fields of an events topic's record, as read, or why it is none.
+fn event_fields(payload: Option<&[u8]>) -> Result<Box<serde_json::value::RawValue>, String> {
+    let Some(payload) = payload.filter(|p| !p.is_empty()) else {
+        return Err("an empty record (a tombstone, or an empty value)".into());
+    };
+    if payload.len() > crate::wal::MAX_PAYLOAD / 2 {
+        return Err(format!(
+            "a record of {} bytes, over the {} bytes an event may be (half the log's bound on an entry)",
+            payload.len(),
+            crate::wal::MAX_PAYLOAD / 2
+        ));
+    }
+    let text = std::str::from_utf8(payload).map_err(|e| format!("not UTF-8 ({e})"))?;
+    let fields: Box<serde_json::value::RawValue> =
+        serde_json::from_str(text.trim()).map_err(|e| format!("not a JSON object ({e})"))?;
+    let probe: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(fields.get()).map_err(|_| "not a JSON object".to_string())?;
+    if let Some(control) = ["$rules", "$list", "$watermark"]
+        .into_iter()
+        .find(|c| probe.contains_key(*c))
+    {
+        return Err(format!(
+            "a `{control}` record: an events topic holds events (a service's rules change through its files and `--rules-topic`, its lists through `--list` files and `POST /v1/lists/{{list}}`)"
+        ));
+    }
+    Ok(fields)
 }
 
 /// The rules' text of a rules record, or why it is none.

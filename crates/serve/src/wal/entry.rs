@@ -66,6 +66,11 @@ pub struct Input {
     pub degraded: bool,
     /// Its shadow rules were not run (shed under overload).
     pub shed_shadow: bool,
+    /// An event of a Kafka topic (`--events-topic`): its place,
+    /// `kafka:TOPIC partition P offset O`. Such an event has no
+    /// idempotency key (its place makes it once: a restart reads on from
+    /// the offset after it) and is not remembered as a request.
+    pub origin: Option<String>,
 }
 
 impl PartialEq for Input {
@@ -75,6 +80,7 @@ impl PartialEq for Input {
             && self.fields.get() == other.fields.get()
             && self.degraded == other.degraded
             && self.shed_shadow == other.shed_shadow
+            && self.origin == other.origin
     }
 }
 
@@ -210,6 +216,7 @@ pub(crate) fn encode_body(entry: &Entry) -> Vec<u8> {
             body.event_id = Some(&input.event_id);
             body.degraded = Some(input.degraded);
             body.shed_shadow = Some(input.shed_shadow);
+            body.origin = input.origin.as_deref();
             body.fields = Some(&input.fields);
         }
         Entry::Rules { text, origin } => {
@@ -273,6 +280,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<LoggedEntry, String> {
                 fields: wire.fields.ok_or_else(|| missing("fields"))?,
                 degraded: wire.degraded.ok_or_else(|| missing("degraded"))?,
                 shed_shadow: wire.shed_shadow.ok_or_else(|| missing("shed_shadow"))?,
+                origin: wire.origin,
             };
             if wire.kind == Kind::Decide {
                 if input.scene.is_none() {

@@ -33,7 +33,7 @@
 //! assert_eq!(recovered.next_seq, 1);
 //! let (tx, rx) = std::sync::mpsc::channel();
 //! let fields = RawValue::from_string(r#"{"card": "c1", "amount": 12.5}"#.into()).unwrap();
-//! let input = Input { scene: Some("pay".into()), event_id: "e1".into(), fields, degraded: false, shed_shadow: false };
+//! let input = Input { scene: Some("pay".into()), event_id: "e1".into(), fields, degraded: false, shed_shadow: false, origin: None };
 //! wal.appender().append(Entry::Decide(input), Box::new(move |logged| tx.send(logged).unwrap()))?;
 //! let logged = rx.recv().unwrap()?; // durable now: fdatasync'd
 //! assert_eq!(logged.seq, 1);

@@ -23,6 +23,7 @@ fn input(scene: Option<String>) -> impl Strategy<Value = Input> {
             fields,
             degraded,
             shed_shadow,
+            origin: None,
         },
     )
 }

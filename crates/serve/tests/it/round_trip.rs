@@ -21,6 +21,7 @@ fn odd_entries() -> Vec<Entry> {
             fields: raw(r#"{"user":"u1","ip":"10.0.0.1"}"#),
             degraded: true,
             shed_shadow: true,
+            origin: None,
         }),
         Entry::Event(Input {
             scene: Some("signup".into()),
@@ -28,6 +29,7 @@ fn odd_entries() -> Vec<Entry> {
             fields: raw("{}"),
             degraded: false,
             shed_shadow: true,
+            origin: None,
         }),
         Entry::Rules { text: "pattern p\n  a: x > 1\nemit \"α\"\n".into(), origin: "--watch rules.cep".into() },
         Entry::List { change: raw(r#"{"list":"blocked","add":["c1","c\u00e9"],"remove":[]}"#) },
@@ -39,6 +41,16 @@ fn odd_entries() -> Vec<Entry> {
             fields: raw(&big),
             degraded: false,
             shed_shadow: false,
+            origin: None,
+        }),
+        // A record of an events topic: its place as its origin.
+        Entry::Event(Input {
+            scene: None,
+            event_id: "kafka:events partition 3 offset 17".into(),
+            fields: raw(r#"{"type":"login","user":"u2"}"#),
+            degraded: false,
+            shed_shadow: false,
+            origin: Some("kafka:events partition 3 offset 17".into()),
         }),
     ]
 }
@@ -96,6 +108,9 @@ fn every_kind_reads_back_byte_for_byte() {
     assert_eq!(frames[4].2["origin"], "--watch rules.cep");
     assert_eq!(frames[5].2["change"]["add"][1], "cé");
     assert_eq!(frames[6].2["time"], 1_700_000_000_123i64);
+    let last = &frames[frames.len() - 1].2;
+    assert_eq!(last["origin"], "kafka:events partition 3 offset 17");
+    assert!(frames[2].2.get("origin").is_none(), "no origin: left out");
     // Reopened: everything found, nothing torn.
     let (wal, recovered) = Wal::open(&dir, WalOptions::default()).unwrap();
     assert_eq!(recovered.entries, entries.len() as u64);
@@ -129,6 +144,7 @@ fn entries_that_cannot_be_logged_are_refused_at_once() {
         fields: raw("{}"),
         degraded: false,
         shed_shadow: false,
+        origin: None,
     });
     let not_object = Entry::Event(Input {
         scene: None,
@@ -136,6 +152,7 @@ fn entries_that_cannot_be_logged_are_refused_at_once() {
         fields: raw("[1, 2]"),
         degraded: false,
         shed_shadow: false,
+        origin: None,
     });
     let too_big = Entry::Rules {
         text: "x".repeat(cepheid_serve::wal::MAX_PAYLOAD),

@@ -24,6 +24,7 @@ pub fn decide(scene: &str, id: &str, fields: &str) -> Entry {
         fields: raw(fields),
         degraded: false,
         shed_shadow: false,
+        origin: None,
     })
 }
 
