@@ -240,6 +240,145 @@ impl RulesTopic {
     }
 }
 
+/// The topics of events `cepheid serve --events-topic` reads into its log
+/// (every partition): what its reader needs.
+pub struct EventsTopic {
+    source: cepheid_kafka::KafkaSource,
+    url: String,
+}
+
+impl EventsTopic {
+    /// Opens every partition of the topics `url` names, with the flags'
+    /// properties, the broker waited for up to `--kafka-timeout`: a
+    /// mistake said as `--events-topic`'s, with its exit status.
+    pub fn open(url: &std::path::Path, args: &SinkArgs) -> Result<EventsTopic, (u8, String)> {
+        use cepheid_kafka::{KafkaSource, Partitions, SourceConfig, StartAt};
+        let said =
+            |e: &dyn std::fmt::Display| format!("error: --events-topic {}: {e}", url.display());
+        let parsed = cepheid_kafka::parse_url("--events-topic", url)
+            .map_err(|e| (crate::EXIT_USAGE, said(&e)))?;
+        let topics: Vec<&str> = parsed.topics.iter().map(String::as_str).collect();
+        let mut config = SourceConfig::new(parsed.brokers.clone(), &topics);
+        config.partitions = Partitions::All;
+        config.start = StartAt::Earliest;
+        config.group_id = "cepheid-serve-events".to_string();
+        config.retry = args.options().retry;
+        config.properties = args.kafka.clone();
+        // (a read is one group of the log: requests wait behind no more)
+        config.max_batch = 256;
+        let source = KafkaSource::new(config).map_err(|e| (status_of(&e), said(&e)))?;
+        Ok(EventsTopic {
+            source,
+            url: url.display().to_string(),
+        })
+    }
+
+    /// Reads it on a thread of its own into `feed` until `stop`: once the
+    /// service has read its log again, each partition from the record
+    /// after the last one logged (its first record when none was). A
+    /// record that is no event is said and left out; a broker that does
+    /// not answer is said, and asked again; a log that cannot take the
+    /// records stops the reader (a restart reads on from what it holds).
+    pub fn spawn(
+        mut self,
+        feed: cepheid_serve::service::EventsFeed,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("cepheid-serve-events-topic".into())
+            .spawn(move || self.read_into(&feed, &stop))
+    }
+
+    fn read_into(
+        &mut self,
+        feed: &cepheid_serve::service::EventsFeed,
+        stop: &std::sync::atomic::AtomicBool,
+    ) {
+        use cepheid_serve::service::EventsTaken;
+        use std::sync::atomic::Ordering;
+        let stopped = || stop.load(Ordering::Acquire) || feed.gone();
+        while !feed.ready() {
+            if stopped() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let url = self.url.clone();
+        let mut at = cepheid_kafka::KafkaPosition::new();
+        let (mut logged, mut fresh) = (0usize, 0usize);
+        for (topic, partition) in self.source.splits().to_vec() {
+            match feed.next_offset(&topic, partition) {
+                Some(next) => {
+                    at.set(&topic, partition, next);
+                    logged += 1;
+                }
+                None => fresh += 1,
+            }
+        }
+        if logged > 0 {
+            if let Err(e) = self.source.seek(&at) {
+                eprintln!(
+                    "cepheid serve: --events-topic {url}: cannot read on after the records logged: {e}; no event is read from it"
+                );
+                return;
+            }
+        }
+        eprintln!(
+            "cepheid serve: --events-topic {url}: read {logged} partitions on from the record after the last one logged, {fresh} from their first record"
+        );
+        let mut batch = Vec::new();
+        let mut failing = false;
+        let mut refused_said = 0u64;
+        while !stopped() {
+            batch.clear();
+            match self.source.read(&mut batch, Duration::from_millis(200)) {
+                Ok(_) => failing = false,
+                Err(e) => {
+                    feed.read_failed();
+                    if !std::mem::replace(&mut failing, true) {
+                        eprintln!(
+                            "cepheid serve: --events-topic {url}: cannot be read ({e}); asked again every second"
+                        );
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
+            }
+            // (each topic's records, in their order)
+            let mut i = 0;
+            while i < batch.len() {
+                let topic = batch[i].topic.clone();
+                let records: Vec<(i32, i64, Option<&[u8]>)> = (batch[i..].iter())
+                    .take_while(|r| r.topic == topic)
+                    .map(|r| (r.partition, r.offset, r.payload.as_deref()))
+                    .collect();
+                i += records.len();
+                match feed.take(&topic, &records) {
+                    EventsTaken::Logged(refused) => {
+                        for words in refused {
+                            // (said for the first hundred; all counted)
+                            refused_said += 1;
+                            if refused_said <= 100 {
+                                eprintln!("{words}");
+                            } else if refused_said == 101 {
+                                eprintln!(
+                                    "cepheid serve: --events-topic {url}: more records refused: counted, not said (cepheid_serve_events_topic_refused_total)"
+                                );
+                            }
+                        }
+                    }
+                    EventsTaken::NotLogged(why) => {
+                        eprintln!(
+                            "cepheid serve: --events-topic {url}: its records are not logged ({why}): the reader stops; a restart reads on from the records the log holds"
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use cepheid_kafka::{OptionsError, UrlError};

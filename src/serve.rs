@@ -106,7 +106,17 @@ pub struct Args {
     #[cfg(feature = "kafka")]
     #[arg(long, value_name = "URL")]
     rules_topic: Option<PathBuf>,
-    /// The Kafka options (with --output kafka://... or --rules-topic).
+    /// Topics of events (kafka://HOST:PORT/TOPIC[,TOPIC...], every
+    /// partition): each record, a JSON object of an event's fields, is
+    /// logged as an event of no scene (as `POST /v1/events` records one)
+    /// and feeds the indicators, lists and sequences; read from each
+    /// partition's first record, then from the record after the last one
+    /// logged (docs/serve.md, "Events topics"). With --kafka's properties.
+    #[cfg(feature = "kafka")]
+    #[arg(long, value_name = "URL")]
+    events_topic: Option<PathBuf>,
+    /// The Kafka options (with --output kafka://..., --rules-topic or
+    /// --events-topic).
     #[cfg(feature = "kafka")]
     #[command(flatten)]
     kafka: crate::run::kafka::SinkArgs,
@@ -227,6 +237,18 @@ pub fn run(args: &Args) -> u8 {
         },
         None => None,
     };
+    // (and the events topics, alike)
+    #[cfg(feature = "kafka")]
+    let events_topic = match &args.events_topic {
+        Some(url) => match crate::run::kafka::EventsTopic::open(url, &args.kafka) {
+            Ok(topic) => Some(topic),
+            Err((status, said)) => {
+                say!("{said}");
+                return status;
+            }
+        },
+        None => None,
+    };
     let signals = Arc::new(Mutex::new(None::<i32>));
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<i32>();
     let heard = Arc::clone(&signals);
@@ -326,6 +348,21 @@ pub fn run(args: &Args) -> u8 {
         },
         None => None,
     };
+    #[cfg(feature = "kafka")]
+    let events_reader = match events_topic {
+        Some(topic) => match topic.spawn(service.events_feed(), Arc::clone(&stop_topic)) {
+            Ok(reader) => Some(reader),
+            Err(e) => {
+                say!("error: --events-topic: cannot start its reader: {e}");
+                stop_topic.store(true, std::sync::atomic::Ordering::Release);
+                front.shutdown();
+                front.join();
+                let _ = service.stop("the events topic's reader could not start");
+                return EXIT_IO;
+            }
+        },
+        None => None,
+    };
     let scheme = if args.tls_cert.is_some() {
         "https"
     } else {
@@ -346,6 +383,10 @@ pub fn run(args: &Args) -> u8 {
     stop_topic.store(true, std::sync::atomic::Ordering::Release);
     #[cfg(feature = "kafka")]
     if let Some(reader) = topic_reader {
+        let _ = reader.join();
+    }
+    #[cfg(feature = "kafka")]
+    if let Some(reader) = events_reader {
         let _ = reader.join();
     }
     let summary = service.stop(crate::signals::name(signal));

@@ -1129,7 +1129,7 @@ fn list_files_go_through_the_log_and_the_replay_agrees() {
 }
 
 /// The value of the sample `name` (a line `name value`) in `/metrics`.
-fn metric(base: &str, name: &str) -> Option<u64> {
+pub(crate) fn metric(base: &str, name: &str) -> Option<u64> {
     let (text, _) = curl(&["-s", &format!("{base}/metrics")], &[]);
     let prefix = format!("{name} ");
     text.lines()

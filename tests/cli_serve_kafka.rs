@@ -364,3 +364,97 @@ fn a_rules_topic_changes_the_rules_through_the_log_each_record_once_across_resta
         assert_eq!(again, Some(comparable(a)), "{id}");
     }
 }
+
+/// `cepheid serve --events-topic kafka://...` (docs/serve.md, "Events
+/// topics"): each record of the topic's partitions logged as an event and
+/// counted by the indicators, once, across a restart that reads on from
+/// the offsets the log holds (records produced while it was stopped
+/// included); a record that is no event said with its place, counted,
+/// left out; the log's replay answers as the clients were answered.
+#[test]
+fn an_events_topic_feeds_the_indicators_through_the_log_each_record_once_across_restarts() {
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("serve_events_topic");
+    let state = dir.join("state");
+    let events = topic("serve-events");
+    broker.create_topic(&events, 2);
+    let paid = |card: &str| {
+        format!(r#"{{"type": "payment", "card": "{card}", "device": "d-{card}", "amount": 5}}"#)
+    };
+    // Before the service starts: two payments of c-k on partition 0, one
+    // on partition 1, and a record that is no event.
+    produce_lines_to(&b, &events, 0, &[paid("c-k"), paid("c-k")]);
+    produce_lines_to(&b, &events, 1, &[paid("c-k"), "not json".to_string()]);
+    let url = format!("kafka://{b}/{events}");
+    let args = [
+        "--events-topic",
+        url.as_str(),
+        "--checkpoint-every",
+        "200ms",
+    ];
+    let mut answers = Vec::new();
+    let mut decide = |server: &Server, id: &str| -> Value {
+        let body = payment(id, "c-k", 5);
+        let (status, answer) = post(&format!("{}/v1/decide", server.base), &body, &[]);
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer.clone());
+        answer
+    };
+    let counted = |answer: &Value| {
+        (answer["rules"].as_array().unwrap().iter())
+            .find(|r| r["rule"] == "payment_velocity")
+            .map(|r| r["reads"]["card_payments_10m(card)"].clone())
+    };
+    let logged = |server: &Server, n: u64| {
+        let started = std::time::Instant::now();
+        while crate::cli_serve::metric(&server.base, "cepheid_serve_events_topic_logged_total")
+            != Some(n)
+        {
+            assert!(started.elapsed() < PATIENCE, "{n} records never logged");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+
+    let server = Server::start(&risk(), &state, &args);
+    server.live.stderr_line(
+        "read 0 partitions on from the record after the last one logged, 2 from their first record",
+    );
+    let said = server
+        .live
+        .stderr_line(&format!("kafka:{events} partition 1 offset 1: "));
+    assert!(said.contains("not a JSON object"), "{said}");
+    logged(&server, 3);
+    // (three payments of the card before it, and itself)
+    let first = decide(&server, "p-1");
+    assert_eq!(counted(&first), Some(Value::from(4)), "{first}");
+    let (metrics, _) = curl(&["-s", &format!("{}/metrics", server.base)], &[]);
+    assert!(
+        metrics.contains("cepheid_serve_events_topic_refused_total 1\n"),
+        "{metrics}"
+    );
+    let stderr = server.stop();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Produced while it was stopped: read on from there, nothing twice.
+    produce_lines_to(&b, &events, 0, &[paid("c-k")]);
+    let server = Server::start(&risk(), &state, &args);
+    server.live.stderr_line(
+        "read 2 partitions on from the record after the last one logged, 0 from their first record",
+    );
+    logged(&server, 1);
+    let second = decide(&server, "p-2");
+    assert_eq!(counted(&second), Some(Value::from(6)), "{second}");
+    server.stop();
+
+    let replayed = replayed_answers(&risk(), &state.join("log"));
+    assert_eq!(replayed.len(), answers.len());
+    for answer in &answers {
+        let id = answer["decision_id"].as_str().unwrap();
+        assert_eq!(
+            replayed.get(id).map(comparable),
+            Some(comparable(answer)),
+            "{id}"
+        );
+    }
+}
