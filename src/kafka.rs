@@ -294,85 +294,186 @@ impl EventsTopic {
         feed: &cepheid_serve::service::EventsFeed,
         stop: &std::sync::atomic::AtomicBool,
     ) {
-        use cepheid_serve::service::EventsTaken;
-        use std::sync::atomic::Ordering;
-        let stopped = || stop.load(Ordering::Acquire) || feed.gone();
-        while !feed.ready() {
-            if stopped() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let url = self.url.clone();
-        let mut at = cepheid_kafka::KafkaPosition::new();
-        let (mut logged, mut fresh) = (0usize, 0usize);
-        for (topic, partition) in self.source.splits().to_vec() {
-            match feed.next_offset(&topic, partition) {
-                Some(next) => {
-                    at.set(&topic, partition, next);
-                    logged += 1;
-                }
-                None => fresh += 1,
-            }
-        }
-        if logged > 0 {
-            if let Err(e) = self.source.seek(&at) {
-                eprintln!(
-                    "cepheid serve: --events-topic {url}: cannot read on after the records logged: {e}; no event is read from it"
-                );
-                return;
-            }
-        }
-        eprintln!(
-            "cepheid serve: --events-topic {url}: read {logged} partitions on from the record after the last one logged, {fresh} from their first record"
-        );
-        let mut batch = Vec::new();
-        let mut failing = false;
-        let mut refused_said = 0u64;
-        while !stopped() {
-            batch.clear();
-            match self.source.read(&mut batch, Duration::from_millis(200)) {
-                Ok(_) => failing = false,
-                Err(e) => {
-                    feed.read_failed();
-                    if !std::mem::replace(&mut failing, true) {
-                        eprintln!(
-                            "cepheid serve: --events-topic {url}: cannot be read ({e}); asked again every second"
-                        );
-                    }
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue;
-                }
-            }
-            // (each topic's records, in their order)
-            let mut i = 0;
-            while i < batch.len() {
-                let topic = batch[i].topic.clone();
-                let records: Vec<(i32, i64, Option<&[u8]>)> = (batch[i..].iter())
-                    .take_while(|r| r.topic == topic)
+        let flag = format!("--events-topic {}", self.url);
+        read_topic(
+            &mut self.source,
+            &flag,
+            feed,
+            stop,
+            &mut |topic, partition| feed.next_offset(topic, partition),
+            &mut |topic, batch| {
+                let records: Vec<(i32, i64, Option<&[u8]>)> = (batch.iter())
                     .map(|r| (r.partition, r.offset, r.payload.as_deref()))
                     .collect();
-                i += records.len();
-                match feed.take(&topic, &records) {
-                    EventsTaken::Logged(refused) => {
-                        for words in refused {
-                            // (said for the first hundred; all counted)
-                            refused_said += 1;
-                            if refused_said <= 100 {
-                                eprintln!("{words}");
-                            } else if refused_said == 101 {
-                                eprintln!(
-                                    "cepheid serve: --events-topic {url}: more records refused: counted, not said (cepheid_serve_events_topic_refused_total)"
-                                );
-                            }
+                feed.take(topic, &records)
+            },
+        );
+    }
+}
+
+/// A list's topic `cepheid serve --list NAME=kafka://...` reads into its
+/// log (every partition): each record the `$list` change it means
+/// (`docs/kafka.md`, "Lists from topics": the key the entry, a tombstone
+/// a removal).
+pub struct ListTopic {
+    source: cepheid_kafka::KafkaSource,
+    list: String,
+    url: String,
+}
+
+impl ListTopic {
+    /// Opens every partition of the topic `url` names for list `list`, as
+    /// [`EventsTopic::open`] opens its topics.
+    pub fn open(
+        list: &str,
+        url: &std::path::Path,
+        args: &SinkArgs,
+    ) -> Result<ListTopic, (u8, String)> {
+        use cepheid_kafka::{KafkaSource, Partitions, SourceConfig, StartAt};
+        let said =
+            |e: &dyn std::fmt::Display| format!("error: --list {list}={}: {e}", url.display());
+        let parsed =
+            cepheid_kafka::parse_url("--list", url).map_err(|e| (crate::EXIT_USAGE, said(&e)))?;
+        let [topic] = parsed.topics.as_slice() else {
+            return Err((crate::EXIT_USAGE, said(&"a list's topic is one topic")));
+        };
+        let mut config = SourceConfig::new(parsed.brokers.clone(), &[topic.as_str()]);
+        config.partitions = Partitions::All;
+        config.start = StartAt::Earliest;
+        config.group_id = "cepheid-serve-lists".to_string();
+        config.retry = args.options().retry;
+        config.properties = args.kafka.clone();
+        config.max_batch = 256;
+        let source = KafkaSource::new(config).map_err(|e| (status_of(&e), said(&e)))?;
+        Ok(ListTopic {
+            source,
+            list: list.to_string(),
+            url: url.display().to_string(),
+        })
+    }
+
+    /// Reads it on a thread of its own into `feed` until `stop`, as
+    /// [`EventsTopic::spawn`] reads its topics: each partition from the
+    /// record after the last one logged.
+    pub fn spawn(
+        mut self,
+        feed: cepheid_serve::service::EventsFeed,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name("cepheid-serve-list-topic".into())
+            .spawn(move || {
+                let (list, url) = (self.list.clone(), self.url.clone());
+                let flag = format!("--list {list}={url}");
+                read_topic(
+                    &mut self.source,
+                    &flag,
+                    &feed,
+                    &stop,
+                    &mut |topic, partition| feed.next_list_offset(topic, partition),
+                    &mut |topic, batch| {
+                        let records: Vec<cepheid_serve::service::ListRecord> = (batch.iter())
+                            .map(|r| (r.partition, r.offset, cepheid_kafka::list_change(&list, r)))
+                            .collect();
+                        feed.take_list(topic, &records)
+                    },
+                );
+            })
+    }
+}
+
+/// A topic's reader for `cepheid serve` (events and lists' topics): once
+/// the service has read its log again, each partition from the record
+/// after the last one logged (`next`), its first record when none was,
+/// said; each read's records of one topic handed to `take` in order and
+/// waited for; refusals said (the first hundred); a broker gone said once
+/// and asked again every second; a log that cannot take them stops it.
+fn read_topic(
+    source: &mut cepheid_kafka::KafkaSource,
+    flag: &str,
+    feed: &cepheid_serve::service::EventsFeed,
+    stop: &std::sync::atomic::AtomicBool,
+    next: &mut dyn FnMut(&str, i32) -> Option<i64>,
+    take: &mut dyn FnMut(
+        &str,
+        &[cepheid_kafka::KafkaRecord],
+    ) -> cepheid_serve::service::EventsTaken,
+) {
+    use cepheid_serve::service::EventsTaken;
+    use std::sync::atomic::Ordering;
+    let stopped = || stop.load(Ordering::Acquire) || feed.gone();
+    while !feed.ready() {
+        if stopped() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut at = cepheid_kafka::KafkaPosition::new();
+    let (mut logged, mut fresh) = (0usize, 0usize);
+    for (topic, partition) in source.splits().to_vec() {
+        match next(&topic, partition) {
+            Some(offset) => {
+                at.set(&topic, partition, offset);
+                logged += 1;
+            }
+            None => fresh += 1,
+        }
+    }
+    if logged > 0 {
+        if let Err(e) = source.seek(&at) {
+            eprintln!(
+                "cepheid serve: {flag}: cannot read on after the records logged: {e}; nothing more is read from it"
+            );
+            return;
+        }
+    }
+    eprintln!(
+        "cepheid serve: {flag}: read {logged} partitions on from the record after the last one logged, {fresh} from their first record"
+    );
+    let mut batch = Vec::new();
+    let mut failing = false;
+    let mut refused_said = 0u64;
+    while !stopped() {
+        batch.clear();
+        match source.read(&mut batch, Duration::from_millis(200)) {
+            Ok(_) => failing = false,
+            Err(e) => {
+                feed.read_failed();
+                if !std::mem::replace(&mut failing, true) {
+                    eprintln!(
+                        "cepheid serve: {flag}: cannot be read ({e}); asked again every second"
+                    );
+                }
+                std::thread::sleep(Duration::from_secs(1));
+                continue;
+            }
+        }
+        // (each topic's records, in their order)
+        let mut i = 0;
+        while i < batch.len() {
+            let topic = batch[i].topic.clone();
+            let n = batch[i..].iter().take_while(|r| r.topic == topic).count();
+            let taken = take(&topic, &batch[i..i + n]);
+            i += n;
+            match taken {
+                EventsTaken::Logged(refused) => {
+                    for words in refused {
+                        // (said for the first hundred; all counted)
+                        refused_said += 1;
+                        if refused_said <= 100 {
+                            eprintln!("{words}");
+                        } else if refused_said == 101 {
+                            eprintln!(
+                                "cepheid serve: {flag}: more records refused: counted, not said (cepheid_serve_events_topic_refused_total)"
+                            );
                         }
                     }
-                    EventsTaken::NotLogged(why) => {
-                        eprintln!(
-                            "cepheid serve: --events-topic {url}: its records are not logged ({why}): the reader stops; a restart reads on from the records the log holds"
-                        );
-                        return;
-                    }
+                }
+                EventsTaken::NotLogged(why) => {
+                    eprintln!(
+                        "cepheid serve: {flag}: its records are not logged ({why}): the reader stops; a restart reads on from the records the log holds"
+                    );
+                    return;
                 }
             }
         }

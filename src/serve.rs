@@ -92,8 +92,10 @@ pub struct Args {
     #[arg(long)]
     watch: bool,
     /// A reference list fed by a file, as `run --list` (repeatable):
-    /// read at the start and, with `--watch`, when it changes; what it
-    /// changes goes through the log (`docs/serve.md`, "Lists").
+    /// read at the start and, with `--watch`, when it changes; or by a
+    /// Kafka topic (NAME=kafka://HOST:PORT/TOPIC: its key the entry, a
+    /// tombstone a removal). What it changes goes through the log
+    /// (`docs/serve.md`, "Lists", "Lists' topics").
     #[arg(long = "list", value_name = "NAME=PATH", value_parser = cepheid_runtime::lists::ListFile::parse)]
     lists: Vec<cepheid_runtime::lists::ListFile>,
     /// Threads answering HTTP.
@@ -199,7 +201,12 @@ pub fn run(args: &Args) -> u8 {
     {
         options.rules_topic = args.rules_topic.is_some();
     }
-    options.lists.clone_from(&args.lists);
+    // (a list's topic, `--list NAME=kafka://...`, is read into the log by
+    // a reader of its own below; a file, by the service)
+    options.lists = (args.lists.iter())
+        .filter(|l| !is_kafka(Some(&l.path)))
+        .cloned()
+        .collect();
     let front_options = FrontOptions {
         listen: args.listen,
         tls: match (&args.tls_cert, &args.tls_key) {
@@ -237,6 +244,30 @@ pub fn run(args: &Args) -> u8 {
         },
         None => None,
     };
+    // (and the lists' topics: each list declared by the rules)
+    #[cfg(feature = "kafka")]
+    let mut list_topics = Vec::new();
+    #[cfg(feature = "kafka")]
+    for list in args.lists.iter().filter(|l| is_kafka(Some(&l.path))) {
+        let declared = &rules.loaded().declarations.lists;
+        if !declared.iter().any(|l| *l.name == list.list) {
+            say!(
+                "error: --list {}={}: the rules declare no list `{}` (`list {}`)",
+                list.list,
+                list.path.display(),
+                list.list,
+                list.list
+            );
+            return EXIT_USAGE;
+        }
+        match crate::run::kafka::ListTopic::open(&list.list, &list.path, &args.kafka) {
+            Ok(topic) => list_topics.push(topic),
+            Err((status, said)) => {
+                say!("{said}");
+                return status;
+            }
+        }
+    }
     // (and the events topics, alike)
     #[cfg(feature = "kafka")]
     let events_topic = match &args.events_topic {
@@ -363,6 +394,22 @@ pub fn run(args: &Args) -> u8 {
         },
         None => None,
     };
+    #[cfg(feature = "kafka")]
+    let mut list_readers = Vec::new();
+    #[cfg(feature = "kafka")]
+    for topic in list_topics {
+        match topic.spawn(service.events_feed(), Arc::clone(&stop_topic)) {
+            Ok(reader) => list_readers.push(reader),
+            Err(e) => {
+                say!("error: --list: cannot start a list topic's reader: {e}");
+                stop_topic.store(true, std::sync::atomic::Ordering::Release);
+                front.shutdown();
+                front.join();
+                let _ = service.stop("a list topic's reader could not start");
+                return EXIT_IO;
+            }
+        }
+    }
     let scheme = if args.tls_cert.is_some() {
         "https"
     } else {
@@ -387,6 +434,10 @@ pub fn run(args: &Args) -> u8 {
     }
     #[cfg(feature = "kafka")]
     if let Some(reader) = events_reader {
+        let _ = reader.join();
+    }
+    #[cfg(feature = "kafka")]
+    for reader in list_readers {
         let _ = reader.join();
     }
     let summary = service.stop(crate::signals::name(signal));

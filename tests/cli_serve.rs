@@ -971,7 +971,7 @@ impl Asker {
 }
 
 /// Was the answer declined by the block list?
-fn listed(answer: &Value) -> bool {
+pub(crate) fn listed(answer: &Value) -> bool {
     answer["outcome"] == "decline" && answer["list"] == "device in blocked_devices"
 }
 

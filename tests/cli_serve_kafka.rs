@@ -458,3 +458,97 @@ fn an_events_topic_feeds_the_indicators_through_the_log_each_record_once_across_
         );
     }
 }
+
+/// `cepheid serve --list NAME=kafka://...` (docs/serve.md, "Lists'
+/// topics"): a list's topic read into the log, each record the change it
+/// means (its key the entry, a tombstone a removal), once across a
+/// restart; a record that is no entry said with its place; every answer
+/// the log's replay.
+#[test]
+fn a_lists_topic_changes_the_list_through_the_log_each_record_once_across_restarts() {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let broker = Broker::start();
+    let b = broker.bootstrap();
+    let dir = scratch("serve_list_topic");
+    let state = dir.join("state");
+    let blocked = topic("serve-blocked");
+    broker.create_topic(&blocked, 1);
+    let produce = |records: &[(Option<&str>, Option<&str>)]| {
+        let producer: BaseProducer = crate::common::kafka::client(&b).create().unwrap();
+        for (key, value) in records {
+            let mut record = BaseRecord::<str, str>::to(&blocked).partition(0);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(value) = value {
+                record = record.payload(value);
+            }
+            producer.send(record).map_err(|(e, _)| e).unwrap();
+            producer.flush(std::time::Duration::from_secs(30)).unwrap();
+        }
+    };
+    // Offsets 0 to 2: d-1 blocked, a record with no key, d-2 blocked.
+    produce(&[
+        (Some("d-c1"), Some("")),
+        (None, Some("")),
+        (Some("d-c2"), Some("")),
+    ]);
+    let url = format!("--list=blocked_devices=kafka://{b}/{blocked}");
+    let args = [url.as_str(), "--checkpoint-every", "200ms"];
+    let mut answers = Vec::new();
+    let mut decide = |server: &Server, id: &str, card: &str| -> Value {
+        let (status, answer) = post(
+            &format!("{}/v1/decide", server.base),
+            &payment(id, card, 5),
+            &[],
+        );
+        assert_eq!(status, 200, "{answer}");
+        answers.push(answer.clone());
+        answer
+    };
+    let logged = |server: &Server, n: u64| {
+        let started = std::time::Instant::now();
+        while crate::cli_serve::metric(&server.base, "cepheid_serve_events_topic_logged_total")
+            != Some(n)
+        {
+            assert!(started.elapsed() < PATIENCE, "{n} records never logged");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let server = Server::start(&risk(), &state, &args);
+    server.live.stderr_line(
+        "read 0 partitions on from the record after the last one logged, 1 from their first record",
+    );
+    let said = server
+        .live
+        .stderr_line(&format!("kafka:{blocked} partition 0 offset 1: "));
+    assert!(said.contains("no key"), "{said}");
+    logged(&server, 2);
+    let listed = crate::cli_serve::listed;
+    let first = decide(&server, "l-1", "c1");
+    assert!(listed(&first), "{first}");
+    assert!(listed(&decide(&server, "l-2", "c2")));
+    assert!(!listed(&decide(&server, "l-3", "c3")));
+    server.stop();
+    // While it is stopped: d-c1 unblocked (a tombstone), d-c3 blocked.
+    produce(&[(Some("d-c1"), None), (Some("d-c3"), Some(""))]);
+    let server = Server::start(&risk(), &state, &args);
+    server.live.stderr_line(
+        "read 1 partitions on from the record after the last one logged, 0 from their first record",
+    );
+    logged(&server, 2);
+    assert!(!listed(&decide(&server, "l-4", "c1")));
+    assert!(listed(&decide(&server, "l-5", "c2")));
+    assert!(listed(&decide(&server, "l-6", "c3")));
+    server.stop();
+    let replayed = replayed_answers(&risk(), &state.join("log"));
+    assert_eq!(replayed.len(), answers.len());
+    for answer in &answers {
+        let id = answer["decision_id"].as_str().unwrap();
+        assert_eq!(
+            replayed.get(id).map(comparable),
+            Some(comparable(answer)),
+            "{id}"
+        );
+    }
+}

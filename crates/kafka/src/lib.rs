@@ -62,6 +62,7 @@ pub use command::{builtin_features, is_kafka, parse_url, KafkaOptions, OptionsEr
 pub use error::{KafkaError, TopicChange};
 pub use fit::{Mismatch, OnMismatch, OnMismatchError};
 pub use guard::metadata_guard_active;
+pub use lists::change as list_change;
 pub use open::Shares;
 pub use options::{
     default_transactional_id, parse_property, parse_start, parse_until, PartitionOffsets,

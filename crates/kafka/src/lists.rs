@@ -20,7 +20,7 @@ use crate::source::KafkaRecord;
 /// - A JSON object with `expires` (integer milliseconds or an RFC 3339
 ///   time, or null) and nothing else: added, expiring then. Anything
 ///   else is no entry.
-pub(crate) fn change(list: &str, record: &KafkaRecord) -> Result<Vec<u8>, String> {
+pub fn change(list: &str, record: &KafkaRecord) -> Result<Vec<u8>, String> {
     let entry = entry(record.key.as_deref())?;
     let change = match record.payload.as_deref() {
         None => json!({"$list": list, "remove": entry}),

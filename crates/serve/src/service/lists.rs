@@ -187,7 +187,13 @@ impl Lists {
         let logged = records.len();
         for record in records {
             let change = RawValue::from_string(record).map_err(|e| e.to_string())?;
-            append_wait(log, Entry::List { change })?;
+            append_wait(
+                log,
+                Entry::List {
+                    change,
+                    origin: None,
+                },
+            )?;
         }
         let text = serde_json::to_vec(&now).map_err(|e| e.to_string())?;
         let temp = self.kept.with_extension("json.new");
@@ -379,7 +385,13 @@ pub(crate) async fn change(
                 }
             }
         });
-        if let Err(e) = front.append(Entry::List { change }, done) {
+        if let Err(e) = front.append(
+            Entry::List {
+                change,
+                origin: None,
+            },
+            done,
+        ) {
             let logged = count - state.lock().unwrap_or_else(|p| p.into_inner()).left;
             return Err(match logged {
                 0 => e,

@@ -22,7 +22,7 @@ mod note;
 mod source;
 mod topic;
 
-pub use topic::{EventsFeed, EventsTaken, RulesFeed, Taken};
+pub use topic::{EventsFeed, EventsTaken, ListRecord, RulesFeed, Taken};
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;

@@ -209,7 +209,16 @@ impl LogSource {
                     self.shared.rules_changed(&rules, self.version);
                 }
             }
-            Entry::List { change } => {
+            Entry::List {
+                change,
+                origin: from,
+            } => {
+                // (a list topic's record: where its reader goes on)
+                let from_topic = from.as_deref().and_then(super::topic::of_event_origin);
+                if let Some((partition, offset)) = from_topic {
+                    let mut topics = self.shared.topics.lock().unwrap_or_else(|p| p.into_inner());
+                    topics.insert(super::topic::list_key(&partition), offset + 1);
+                }
                 // (a `$list` record, applied at its place as a source's
                 // rules stream's: `lists.rs`)
                 batch.push_rules(change.get().as_bytes(), origin, None, 0);

@@ -47,8 +47,16 @@ pub(crate) fn of_event_origin(origin: &str) -> Option<(String, i64)> {
     Some((format!("{topic} partition {number}"), offset.parse().ok()?))
 }
 
+/// The key in [`Offsets`] of a list topic's partition (`list TOPIC
+/// partition P`, from its events key: the same topic read as events and
+/// as a list keeps two places).
+pub(crate) fn list_key(partition: &str) -> String {
+    format!("list {partition}")
+}
+
 /// Per rules topic, the offset after the last record logged; per
-/// partition of an events topic (`TOPIC partition P`), the same.
+/// partition of an events topic (`TOPIC partition P`) or a list topic
+/// (`list TOPIC partition P`), the same.
 pub(crate) type Offsets = BTreeMap<String, i64>;
 
 /// `offsets` after the log source's position words (its checkpoint
@@ -203,6 +211,11 @@ pub struct EventsFeed {
     pub(crate) shared: Arc<Shared>,
 }
 
+/// A list topic's record as its reader hands it over
+/// ([`EventsFeed::take_list`]): its partition, its offset, and the `$list`
+/// record it means or why it is no entry.
+pub type ListRecord = (i32, i64, Result<Vec<u8>, String>);
+
 /// What became of a batch of an events topic's records
 /// ([`EventsFeed::take`]).
 #[derive(Debug, PartialEq, Eq)]
@@ -243,6 +256,72 @@ impl EventsFeed {
         topics
             .get(&format!("{topic} partition {partition}"))
             .copied()
+    }
+
+    /// The offset after the last record of list topic `topic`'s
+    /// partition `partition` logged; `None` when the log holds none of it.
+    pub fn next_list_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        let topics = self.shared.topics.lock().unwrap_or_else(|p| p.into_inner());
+        let key = list_key(&format!("{topic} partition {partition}"));
+        topics.get(&key).copied()
+    }
+
+    /// Logs each record of list topic `topic` (its partition, offset and
+    /// the `$list` record it means, or why it is no entry:
+    /// `cepheid_kafka::list_change`) as a change of the list at its place,
+    /// in their order, and returns once they are durable; what is no
+    /// entry is said, counted as refused, and left out.
+    pub fn take_list(&self, topic: &str, records: &[ListRecord]) -> EventsTaken {
+        let Some(log) = self.shared.log.get() else {
+            return EventsTaken::NotLogged("the log is not open".into());
+        };
+        let counters = &self.shared.counters;
+        let book = self.shared.book();
+        let now = crate::wal::wall_clock_ms();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (mut refused, mut appended) = (Vec::new(), 0usize);
+        for (partition, offset, change) in records {
+            let place = event_origin(topic, *partition, *offset);
+            let change = change
+                .as_ref()
+                .map_err(Clone::clone)
+                .and_then(|c| list_change(c, &book.lists, now));
+            let change = match change {
+                Ok(change) => change,
+                Err(why) => {
+                    counters.events_topic_refused.inc();
+                    refused.push(format!("cepheid serve: {place}: {why}; left out"));
+                    continue;
+                }
+            };
+            let entry = Entry::List {
+                change,
+                origin: Some(place.clone()),
+            };
+            let tx = tx.clone();
+            let done: crate::wal::Done = Box::new(move |result| {
+                let _ = tx.send(result.map_err(|e| e.to_string()));
+            });
+            match log.append(entry, done) {
+                Ok(()) => appended += 1,
+                Err(crate::wal::WalError::Invalid(why)) => {
+                    counters.events_topic_refused.inc();
+                    refused.push(format!(
+                        "cepheid serve: {place}: the log does not take it: {why}; left out"
+                    ));
+                }
+                Err(e) => return EventsTaken::NotLogged(e.to_string()),
+            }
+        }
+        drop(tx);
+        for _ in 0..appended {
+            match rx.recv() {
+                Ok(Ok(_)) => counters.events_topic_logged.inc(),
+                Ok(Err(e)) => return EventsTaken::NotLogged(e),
+                Err(_) => return EventsTaken::NotLogged("the log closed".into()),
+            }
+        }
+        EventsTaken::Logged(refused)
     }
 
     /// Logs each record of `topic` (its partition, offset and value,
@@ -301,6 +380,34 @@ impl EventsFeed {
         }
         EventsTaken::Logged(refused)
     }
+}
+
+/// A list topic's `$list` record as the log keeps it, or why it is none:
+/// the list must be one of the rules in force (`lists`: each with its
+/// `for`); an addition without `expires` to a list with a `for` is
+/// given its expiry now (`for` from the wall clock), explicit in the log
+/// as the list files' and the API's are (`docs/serve.md`, "Lists"), so
+/// that it never counts from the start of event time.
+fn list_change(
+    change: &[u8],
+    lists: &[(String, Option<i64>)],
+    now: i64,
+) -> Result<Box<serde_json::value::RawValue>, String> {
+    let mut change: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(change).map_err(|e| format!("not a `$list` record ({e})"))?;
+    let name = change
+        .get("$list")
+        .and_then(|n| n.as_str())
+        .unwrap_or_default();
+    let Some((_, lasts)) = lists.iter().find(|(list, _)| list == name) else {
+        return Err(format!("no list `{name}` in the rules in force"));
+    };
+    let no_expiry = change.get("expires").is_none_or(serde_json::Value::is_null);
+    if let (true, true, Some(lasts)) = (change.contains_key("add"), no_expiry, lasts) {
+        change.insert("expires".into(), now.saturating_add(*lasts).into());
+    }
+    let text = serde_json::Value::Object(change).to_string();
+    serde_json::value::RawValue::from_string(text).map_err(|e| format!("not JSON ({e})"))
 }
 
 /// The fields of an events topic's record, as read, or why it is none.
@@ -368,6 +475,47 @@ fn rules_text(payload: Option<&[u8]>) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An events or list topic's place reads back as its partition's key
+    /// and offset (a list's key its own); a list's addition without an
+    /// expiry gets its `for` from now, and one of no list in force is
+    /// refused.
+    #[test]
+    fn event_places_and_list_changes() {
+        let place = event_origin("pays", 3, 17);
+        assert_eq!(place, "kafka:pays partition 3 offset 17");
+        let (key, offset) = of_event_origin(&place).unwrap();
+        assert_eq!((key.as_str(), offset), ("pays partition 3", 17));
+        assert_eq!(list_key(&key), "list pays partition 3");
+        assert_eq!(of_event_origin("--watch x"), None);
+        let lists = [
+            ("blocked".to_string(), Some(1_000)),
+            ("vip".to_string(), None),
+        ];
+        let change =
+            |text: &str| list_change(text.as_bytes(), &lists, 5_000).map(|c| c.get().to_string());
+        assert_eq!(
+            change(r#"{"$list":"blocked","add":"d1"}"#).unwrap(),
+            r#"{"$list":"blocked","add":"d1","expires":6000}"#
+        );
+        assert_eq!(
+            change(r#"{"$list":"blocked","add":"d1","expires":9000}"#).unwrap(),
+            r#"{"$list":"blocked","add":"d1","expires":9000}"#
+        );
+        assert_eq!(
+            change(r#"{"$list":"vip","add":"u1"}"#).unwrap(),
+            r#"{"$list":"vip","add":"u1"}"#
+        );
+        assert_eq!(
+            change(r#"{"$list":"blocked","remove":"d1"}"#).unwrap(),
+            r#"{"$list":"blocked","remove":"d1"}"#
+        );
+        let refused = change(r#"{"$list":"nope","add":"x"}"#).unwrap_err();
+        assert!(
+            refused.contains("no list `nope` in the rules in force"),
+            "{refused}"
+        );
+    }
 
     #[test]
     fn origins_and_offsets_read_back() {

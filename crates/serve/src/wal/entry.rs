@@ -43,6 +43,10 @@ pub enum Entry {
     List {
         /// The change.
         change: Box<RawValue>,
+        /// A record of a list's topic (`--list NAME=kafka://...`): its
+        /// place, `kafka:TOPIC partition P offset O`, where the reader
+        /// goes on after.
+        origin: Option<String>,
     },
     /// A clock tick: timeouts up to `time` may fire.
     Tick {
@@ -99,7 +103,16 @@ impl PartialEq for Entry {
                     origin: o2,
                 },
             ) => t1 == t2 && o1 == o2,
-            (Entry::List { change: a }, Entry::List { change: b }) => a.get() == b.get(),
+            (
+                Entry::List {
+                    change: a,
+                    origin: o1,
+                },
+                Entry::List {
+                    change: b,
+                    origin: o2,
+                },
+            ) => a.get() == b.get() && o1 == o2,
             (Entry::Tick { time: a }, Entry::Tick { time: b }) => a == b,
             _ => false,
         }
@@ -223,7 +236,10 @@ pub(crate) fn encode_body(entry: &Entry) -> Vec<u8> {
             body.text = Some(text);
             body.origin = Some(origin);
         }
-        Entry::List { change } => body.change = Some(change),
+        Entry::List { change, origin } => {
+            body.change = Some(change);
+            body.origin = origin.as_deref();
+        }
         Entry::Tick { time } => body.time = Some(*time),
     }
     let mut out = Vec::with_capacity(96 + entry.input().map_or(0, |i| i.fields.get().len()));
@@ -297,6 +313,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<LoggedEntry, String> {
         },
         Kind::List => Entry::List {
             change: wire.change.ok_or_else(|| missing("change"))?,
+            origin: wire.origin,
         },
         Kind::Tick => Entry::Tick {
             time: wire.time.ok_or_else(|| missing("time"))?,

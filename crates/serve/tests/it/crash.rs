@@ -33,7 +33,7 @@ fn entry() -> impl Strategy<Value = Entry> {
         4 => "[a-z]{1,5}".prop_flat_map(|scene| input(Some(scene))).prop_map(Entry::Decide),
         2 => prop::option::of("[a-z]{1,5}").prop_flat_map(input).prop_map(Entry::Event),
         1 => (any::<String>(), any::<String>()).prop_map(|(text, origin)| Entry::Rules { text, origin }),
-        1 => fields().prop_map(|change| Entry::List { change }),
+        1 => fields().prop_map(|change| Entry::List { change, origin: None }),
         1 => any::<i64>().prop_map(|time| Entry::Tick { time }),
     ]
 }

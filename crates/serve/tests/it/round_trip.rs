@@ -32,7 +32,7 @@ fn odd_entries() -> Vec<Entry> {
             origin: None,
         }),
         Entry::Rules { text: "pattern p\n  a: x > 1\nemit \"α\"\n".into(), origin: "--watch rules.cep".into() },
-        Entry::List { change: raw(r#"{"list":"blocked","add":["c1","c\u00e9"],"remove":[]}"#) },
+        Entry::List { change: raw(r#"{"list":"blocked","add":["c1","c\u00e9"],"remove":[]}"#), origin: None },
         Entry::Tick { time: 1_700_000_000_123 },
         Entry::Tick { time: -5 },
         Entry::Event(Input {
