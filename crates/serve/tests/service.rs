@@ -97,20 +97,37 @@ fn start_on(paths: Vec<PathBuf>, options: &ServiceOptions) -> Running {
 /// log in `log` with the rules of `paths`.
 fn replayed(paths: Vec<PathBuf>, log: &std::path::Path, alerts: PathBuf) -> Vec<Value> {
     let rules = cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
+    let (summary, answers) = replay_at(&rules, paths, (log, None), alerts);
+    let summary = summary.unwrap_or_else(|e| panic!("{e}"));
+    assert!(summary.error().is_none(), "{summary}");
+    answers
+}
+
+/// `replay` of the log in `log` with `rules` (from the checkpoint `from`,
+/// if given), its alerts to `alerts`: how it ended, and each decision
+/// request's answer.
+fn replay_at(
+    rules: &cepheid_engine::Rules,
+    paths: Vec<PathBuf>,
+    (log, from): (&std::path::Path, Option<&std::path::Path>),
+    alerts: PathBuf,
+) -> (
+    Result<cepheid_runtime::Summary, cepheid_serve::service::StartError>,
+    Vec<Value>,
+) {
     let (tx, rx) = std::sync::mpsc::channel();
     let summary = cepheid_serve::service::replay(
-        &rules,
+        rules,
         paths,
-        (log, None),
+        (log, from),
         (alerts, None),
         tx,
         Box::new(cepheid_runtime::StderrReport),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    assert!(summary.error().is_none(), "{summary}");
-    rx.try_iter()
+    );
+    let answers = (rx.try_iter())
         .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
-        .collect()
+        .collect();
+    (summary, answers)
 }
 
 impl Running {
@@ -460,25 +477,29 @@ fn a_list_changed_through_the_api_goes_through_the_log_and_is_replayed() {
     assert_eq!(replay, answered, "the replay gives the clients' answers");
 }
 
+/// Rules that review a card's payment from its `threshold`-th in an
+/// hour.
+fn busy_from(threshold: u32) -> String {
+    format!(
+        r#"
+        indicator pays = count() where type == "payment" group by card within 1h
+        pattern busy {{ partition by card action review match p where p: pays(card) >= {threshold} }}
+        scene payment {{
+            when type == "payment"
+            rules busy
+            outcomes approve < review
+            review if action review
+            fallback approve
+            deadline 1s
+        }}"#
+    )
+}
+
 #[test]
 fn a_change_of_rules_goes_through_the_log_and_is_replayed() {
     let state = scratch("rules");
     let rules_path = state.join("rules.cep");
-    let text = |threshold: u32| {
-        format!(
-            r#"
-            indicator pays = count() where type == "payment" group by card within 1h
-            pattern busy {{ partition by card action review match p where p: pays(card) >= {threshold} }}
-            scene payment {{
-                when type == "payment"
-                rules busy
-                outcomes approve < review
-                review if action review
-                fallback approve
-                deadline 1s
-            }}"#
-        )
-    };
+    let text = busy_from;
     std::fs::write(&rules_path, text(3)).unwrap();
     let paths = vec![rules_path.clone()];
     let load = || cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
@@ -700,17 +721,8 @@ fn a_log_released_by_retention_is_not_replayed_from_its_first_entry_kept() {
         }));
     }
     let replay = |name: &str| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let summary = cepheid_serve::service::replay(
-            &rules,
-            paths.clone(),
-            (&log, None),
-            (dir.join(name), None),
-            tx,
-            Box::new(cepheid_runtime::StderrReport),
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        (summary, rx.into_iter().count())
+        let (summary, answers) = replay_at(&rules, paths.clone(), (&log, None), dir.join(name));
+        (summary.unwrap_or_else(|e| panic!("{e}")), answers.len())
     };
     let (whole, answers) = replay("whole.jsonl");
     assert!(whole.error().is_none(), "{whole}");
@@ -777,21 +789,7 @@ fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
 fn a_log_released_by_retention_is_replayed_from_a_checkpoint() {
     let dir = scratch("from-checkpoint");
     let rules_path = dir.join("rules.cep");
-    let text = |threshold: u32| {
-        format!(
-            r#"
-            indicator pays = count() where type == "payment" group by card within 1h
-            pattern busy {{ partition by card action review match p where p: pays(card) >= {threshold} }}
-            scene payment {{
-                when type == "payment"
-                rules busy
-                outcomes approve < review
-                review if action review
-                fallback approve
-                deadline 1s
-            }}"#
-        )
-    };
+    let text = busy_from;
     std::fs::write(&rules_path, text(3)).unwrap();
     let paths = vec![rules_path.clone()];
     let state = dir.join("state");
@@ -870,19 +868,7 @@ fn a_log_released_by_retention_is_replayed_from_a_checkpoint() {
     std::fs::write(&rules_path, text(3)).unwrap();
     let rules = cepheid_engine::Rules::load_all(&paths).unwrap_or_else(|e| panic!("{e}"));
     let replay = |from: Option<&std::path::Path>, name: &str| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let summary = cepheid_serve::service::replay(
-            &rules,
-            paths.clone(),
-            (&log, from),
-            (dir.join(name), None),
-            tx,
-            Box::new(cepheid_runtime::StderrReport),
-        );
-        let answers: Vec<Value> = (rx.try_iter())
-            .map(|line| comparable(&Ok(serde_json::from_slice(&line).unwrap())))
-            .collect();
-        (summary, answers)
+        replay_at(&rules, paths.clone(), (&log, from), dir.join(name))
     };
     // From the first entry kept: refused, said.
     let (whole, _) = replay(None, "whole.jsonl");

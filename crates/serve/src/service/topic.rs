@@ -272,56 +272,18 @@ impl EventsFeed {
     /// in their order, and returns once they are durable; what is no
     /// entry is said, counted as refused, and left out.
     pub fn take_list(&self, topic: &str, records: &[ListRecord]) -> EventsTaken {
-        let Some(log) = self.shared.log.get() else {
-            return EventsTaken::NotLogged("the log is not open".into());
-        };
-        let counters = &self.shared.counters;
         let book = self.shared.book();
         let now = crate::wal::wall_clock_ms();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (mut refused, mut appended) = (Vec::new(), 0usize);
-        for (partition, offset, change) in records {
+        self.log_all(records.iter().map(|(partition, offset, change)| {
             let place = event_origin(topic, *partition, *offset);
-            let change = change
-                .as_ref()
-                .map_err(Clone::clone)
+            let change = (change.as_ref().map_err(Clone::clone))
                 .and_then(|c| list_change(c, &book.lists, now));
-            let change = match change {
-                Ok(change) => change,
-                Err(why) => {
-                    counters.events_topic_refused.inc();
-                    refused.push(format!("cepheid serve: {place}: {why}; left out"));
-                    continue;
-                }
-            };
-            let entry = Entry::List {
+            let entry = change.map(|change| Entry::List {
                 change,
                 origin: Some(place.clone()),
-            };
-            let tx = tx.clone();
-            let done: crate::wal::Done = Box::new(move |result| {
-                let _ = tx.send(result.map_err(|e| e.to_string()));
             });
-            match log.append(entry, done) {
-                Ok(()) => appended += 1,
-                Err(crate::wal::WalError::Invalid(why)) => {
-                    counters.events_topic_refused.inc();
-                    refused.push(format!(
-                        "cepheid serve: {place}: the log does not take it: {why}; left out"
-                    ));
-                }
-                Err(e) => return EventsTaken::NotLogged(e.to_string()),
-            }
-        }
-        drop(tx);
-        for _ in 0..appended {
-            match rx.recv() {
-                Ok(Ok(_)) => counters.events_topic_logged.inc(),
-                Ok(Err(e)) => return EventsTaken::NotLogged(e),
-                Err(_) => return EventsTaken::NotLogged("the log closed".into()),
-            }
-        }
-        EventsTaken::Logged(refused)
+            (place, entry)
+        }))
     }
 
     /// Logs each record of `topic` (its partition, offset and value,
@@ -330,45 +292,59 @@ impl EventsFeed {
     /// was read, with its place as its origin; anything else is refused,
     /// said and counted, and left out.
     pub fn take(&self, topic: &str, records: &[(i32, i64, Option<&[u8]>)]) -> EventsTaken {
+        self.log_all(records.iter().map(|&(partition, offset, payload)| {
+            let place = event_origin(topic, partition, offset);
+            let entry = event_fields(payload).map(|fields| {
+                Entry::Event(crate::wal::Input {
+                    scene: None,
+                    event_id: place.clone(),
+                    fields,
+                    degraded: false,
+                    shed_shadow: false,
+                    origin: Some(place.clone()),
+                })
+            });
+            (place, entry)
+        }))
+    }
+
+    /// Appends each entry (named by its record's place) in order, or says
+    /// and counts why its record is none, and returns once the appended
+    /// ones are durable.
+    fn log_all(
+        &self,
+        entries: impl Iterator<Item = (String, Result<Entry, String>)>,
+    ) -> EventsTaken {
         let Some(log) = self.shared.log.get() else {
             return EventsTaken::NotLogged("the log is not open".into());
         };
         let counters = &self.shared.counters;
         let (tx, rx) = std::sync::mpsc::channel();
         let (mut refused, mut appended) = (Vec::new(), 0usize);
-        for &(partition, offset, payload) in records {
-            let place = event_origin(topic, partition, offset);
-            let fields = match event_fields(payload) {
-                Ok(fields) => fields,
-                Err(why) => {
-                    counters.events_topic_refused.inc();
-                    refused.push(format!("cepheid serve: {place}: {why}; left out"));
-                    continue;
+        for (place, entry) in entries {
+            let why = match entry {
+                Err(why) => why,
+                Ok(entry) => {
+                    let tx = tx.clone();
+                    let done: crate::wal::Done = Box::new(move |result| {
+                        let _ = tx.send(result.map_err(|e| e.to_string()));
+                    });
+                    match log.append(entry, done) {
+                        Ok(()) => {
+                            appended += 1;
+                            continue;
+                        }
+                        // (an entry the log never takes: left out, as a
+                        // refused one)
+                        Err(crate::wal::WalError::Invalid(why)) => {
+                            format!("the log does not take it: {why}")
+                        }
+                        Err(e) => return EventsTaken::NotLogged(e.to_string()),
+                    }
                 }
             };
-            let entry = Entry::Event(crate::wal::Input {
-                scene: None,
-                event_id: place.clone(),
-                fields,
-                degraded: false,
-                shed_shadow: false,
-                origin: Some(place.clone()),
-            });
-            let tx = tx.clone();
-            let done: crate::wal::Done = Box::new(move |result| {
-                let _ = tx.send(result.map_err(|e| e.to_string()));
-            });
-            match log.append(entry, done) {
-                Ok(()) => appended += 1,
-                // (an entry the log never takes: left out, as a refused one)
-                Err(crate::wal::WalError::Invalid(why)) => {
-                    counters.events_topic_refused.inc();
-                    refused.push(format!(
-                        "cepheid serve: {place}: the log does not take it: {why}; left out"
-                    ));
-                }
-                Err(e) => return EventsTaken::NotLogged(e.to_string()),
-            }
+            counters.events_topic_refused.inc();
+            refused.push(format!("cepheid serve: {place}: {why}; left out"));
         }
         drop(tx);
         for _ in 0..appended {
