@@ -252,21 +252,13 @@ impl EventsTopic {
     /// properties, the broker waited for up to `--kafka-timeout`: a
     /// mistake said as `--events-topic`'s, with its exit status.
     pub fn open(url: &std::path::Path, args: &SinkArgs) -> Result<EventsTopic, (u8, String)> {
-        use cepheid_kafka::{KafkaSource, Partitions, SourceConfig, StartAt};
         let said =
             |e: &dyn std::fmt::Display| format!("error: --events-topic {}: {e}", url.display());
         let parsed = cepheid_kafka::parse_url("--events-topic", url)
             .map_err(|e| (crate::EXIT_USAGE, said(&e)))?;
         let topics: Vec<&str> = parsed.topics.iter().map(String::as_str).collect();
-        let mut config = SourceConfig::new(parsed.brokers.clone(), &topics);
-        config.partitions = Partitions::All;
-        config.start = StartAt::Earliest;
-        config.group_id = "cepheid-serve-events".to_string();
-        config.retry = args.options().retry;
-        config.properties = args.kafka.clone();
-        // (a read is one group of the log: requests wait behind no more)
-        config.max_batch = 256;
-        let source = KafkaSource::new(config).map_err(|e| (status_of(&e), said(&e)))?;
+        let source = every_partition(&parsed.brokers, &topics, "cepheid-serve-events", args)
+            .map_err(|e| (status_of(&e), said(&e)))?;
         Ok(EventsTopic {
             source,
             url: url.display().to_string(),
@@ -329,7 +321,6 @@ impl ListTopic {
         url: &std::path::Path,
         args: &SinkArgs,
     ) -> Result<ListTopic, (u8, String)> {
-        use cepheid_kafka::{KafkaSource, Partitions, SourceConfig, StartAt};
         let said =
             |e: &dyn std::fmt::Display| format!("error: --list {list}={}: {e}", url.display());
         let parsed =
@@ -337,14 +328,13 @@ impl ListTopic {
         let [topic] = parsed.topics.as_slice() else {
             return Err((crate::EXIT_USAGE, said(&"a list's topic is one topic")));
         };
-        let mut config = SourceConfig::new(parsed.brokers.clone(), &[topic.as_str()]);
-        config.partitions = Partitions::All;
-        config.start = StartAt::Earliest;
-        config.group_id = "cepheid-serve-lists".to_string();
-        config.retry = args.options().retry;
-        config.properties = args.kafka.clone();
-        config.max_batch = 256;
-        let source = KafkaSource::new(config).map_err(|e| (status_of(&e), said(&e)))?;
+        let source = every_partition(
+            &parsed.brokers,
+            &[topic.as_str()],
+            "cepheid-serve-lists",
+            args,
+        )
+        .map_err(|e| (status_of(&e), said(&e)))?;
         Ok(ListTopic {
             source,
             list: list.to_string(),
@@ -380,6 +370,27 @@ impl ListTopic {
                 );
             })
     }
+}
+
+/// A source of every partition of `topics` for `cepheid serve`'s readers
+/// (events and lists' topics), from their first records, with the flags'
+/// properties and retries; at most 256 records a read (one group of the
+/// log: requests wait behind no more).
+fn every_partition(
+    brokers: &str,
+    topics: &[&str],
+    group: &str,
+    args: &SinkArgs,
+) -> Result<cepheid_kafka::KafkaSource, cepheid_kafka::KafkaError> {
+    use cepheid_kafka::{KafkaSource, Partitions, SourceConfig, StartAt};
+    let mut config = SourceConfig::new(brokers.to_string(), topics);
+    config.partitions = Partitions::All;
+    config.start = StartAt::Earliest;
+    config.group_id = group.to_string();
+    config.retry = args.options().retry;
+    config.properties = args.kafka.clone();
+    config.max_batch = 256;
+    KafkaSource::new(config)
 }
 
 /// A topic's reader for `cepheid serve` (events and lists' topics): once

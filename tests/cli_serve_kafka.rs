@@ -406,15 +406,7 @@ fn an_events_topic_feeds_the_indicators_through_the_log_each_record_once_across_
             .find(|r| r["rule"] == "payment_velocity")
             .map(|r| r["reads"]["card_payments_10m(card)"].clone())
     };
-    let logged = |server: &Server, n: u64| {
-        let started = std::time::Instant::now();
-        while crate::cli_serve::metric(&server.base, "cepheid_serve_events_topic_logged_total")
-            != Some(n)
-        {
-            assert!(started.elapsed() < PATIENCE, "{n} records never logged");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
+    let logged = wait_logged;
 
     let server = Server::start(&risk(), &state, &args);
     server.live.stderr_line(
@@ -506,15 +498,7 @@ fn a_lists_topic_changes_the_list_through_the_log_each_record_once_across_restar
         answers.push(answer.clone());
         answer
     };
-    let logged = |server: &Server, n: u64| {
-        let started = std::time::Instant::now();
-        while crate::cli_serve::metric(&server.base, "cepheid_serve_events_topic_logged_total")
-            != Some(n)
-        {
-            assert!(started.elapsed() < PATIENCE, "{n} records never logged");
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-    };
+    let logged = wait_logged;
     let server = Server::start(&risk(), &state, &args);
     server.live.stderr_line(
         "read 0 partitions on from the record after the last one logged, 1 from their first record",
@@ -550,5 +534,17 @@ fn a_lists_topic_changes_the_list_through_the_log_each_record_once_across_restar
             Some(comparable(answer)),
             "{id}"
         );
+    }
+}
+
+/// Waits (a hang guard: [`PATIENCE`]) until `server` has logged `n`
+/// records of its topics (`/metrics`).
+fn wait_logged(server: &Server, n: u64) {
+    let started = std::time::Instant::now();
+    while crate::cli_serve::metric(&server.base, "cepheid_serve_events_topic_logged_total")
+        != Some(n)
+    {
+        assert!(started.elapsed() < PATIENCE, "{n} records never logged");
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
