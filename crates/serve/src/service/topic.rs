@@ -386,6 +386,10 @@ fn list_change(
     serde_json::value::RawValue::from_string(text).map_err(|e| format!("not JSON ({e})"))
 }
 
+/// The most fields an events topic's record may have (the HTTP front's
+/// default bound on a request's).
+const MAX_TOPIC_FIELDS: usize = 1_000;
+
 /// The fields of an events topic's record, as read, or why it is none.
 fn event_fields(payload: Option<&[u8]>) -> Result<Box<serde_json::value::RawValue>, String> {
     let Some(payload) = payload.filter(|p| !p.is_empty()) else {
@@ -403,6 +407,13 @@ fn event_fields(payload: Option<&[u8]>) -> Result<Box<serde_json::value::RawValu
         serde_json::from_str(text.trim()).map_err(|e| format!("not a JSON object ({e})"))?;
     let probe: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(fields.get()).map_err(|_| "not a JSON object".to_string())?;
+    // (as the HTTP front bounds a request's fields: `FrontOptions::max_fields`)
+    if probe.len() > MAX_TOPIC_FIELDS {
+        return Err(format!(
+            "an event of {} fields, over the {MAX_TOPIC_FIELDS} an events topic's record may have",
+            probe.len()
+        ));
+    }
     if let Some(control) = ["$rules", "$list", "$watermark"]
         .into_iter()
         .find(|c| probe.contains_key(*c))
@@ -486,6 +497,19 @@ mod tests {
             change(r#"{"$list":"blocked","remove":"d1"}"#).unwrap(),
             r#"{"$list":"blocked","remove":"d1"}"#
         );
+        let many: Vec<String> = (0..1_001).map(|i| format!(r#""f{i}":{i}"#)).collect();
+        let wide = format!("{{{}}}", many.join(","));
+        let said = event_fields(Some(wide.as_bytes())).unwrap_err();
+        assert!(said.contains("an event of 1001 fields"), "{said}");
+        assert!(event_fields(Some(&b"NaN"[..]))
+            .unwrap_err()
+            .contains("not a JSON object"));
+        assert!(event_fields(Some(&b"{\"a\": 1"[..]))
+            .unwrap_err()
+            .contains("not a JSON object"));
+        assert!(event_fields(Some(&b"[1]"[..]))
+            .unwrap_err()
+            .contains("not a JSON object"));
         let refused = change(r#"{"$list":"nope","add":"x"}"#).unwrap_err();
         assert!(
             refused.contains("no list `nope` in the rules in force"),
