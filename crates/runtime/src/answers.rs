@@ -13,6 +13,14 @@ use cepheid_engine::{Engine, Record};
 
 /// Where a run's answers go (see the module docs).
 pub trait Answers: Send {
+    /// The engine is about to take `request`, on the run's thread, in the
+    /// source's order: the last word on it. `cepheid serve` marks here a
+    /// request its client was answered degraded for while it waited (its
+    /// note says so, so that the engine remembers that answer).
+    fn taking(&mut self, request: &mut Request) {
+        let _ = request;
+    }
+
     /// The engine took `request` (or did not: a repeat, an unknown scene)
     /// and answered `answer`. A request's decisions are also written to
     /// the run's decisions output ([`Config::decisions`](crate::Config::decisions))

@@ -520,8 +520,16 @@ impl Session<'_> {
     /// at `ts` (the time its source gives it: a service's stamp), and its
     /// answer to the run's [`Answers`](crate::Answers); its decisions go
     /// to the run's decisions output as any event's.
-    fn request(&mut self, ts: Timestamp, record: Record, request: cepheid_engine::engine::Request) {
+    fn request(
+        &mut self,
+        ts: Timestamp,
+        record: Record,
+        mut request: cepheid_engine::engine::Request,
+    ) {
         use cepheid_engine::engine::Answer;
+        if let Some(answers) = self.answers.as_deref_mut() {
+            answers.taking(&mut request);
+        }
         let asked = self.answers.is_some().then(|| request.clone());
         let answer = match request.dry_run {
             // (a dry run changes nothing; one the engine cannot make, its
