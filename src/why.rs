@@ -141,6 +141,8 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
         nth: usize,
         scene: String,
         degraded: bool,
+        /// Answered degraded at its deadline, before the engine took it.
+        late: bool,
         shed_shadow: bool,
         /// The rules in force: their index in `texts`, and their version.
         rules: Option<usize>,
@@ -172,6 +174,7 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
                         nth: decides,
                         scene: input.scene.unwrap_or_default(),
                         degraded: input.degraded,
+                        late: false,
                         shed_shadow: input.shed_shadow,
                         rules: texts.len().checked_sub(1),
                         version: texts.len(),
@@ -181,6 +184,11 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
             }
             Entry::Event(input) => recorded += usize::from(input.event_id == *event),
             Entry::Rules { text, origin } => texts.push((text, origin)),
+            Entry::Degraded { request } => {
+                if let Some(a) = asked.iter_mut().find(|a| a.seq == request) {
+                    a.late = true;
+                }
+            }
             Entry::List { .. } | Entry::Tick { .. } => {}
         }
     }
@@ -358,15 +366,20 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
                 None => " (the rules given: the log holds none)".to_string(),
             }
         )];
-        if a.degraded {
+        if a.degraded || a.late {
             let fallback = (rules.loaded().scenes.iter())
                 .find(|s| s.name == a.scene)
                 .map_or("its fallback".to_string(), |s| {
                     s.outcomes[s.fallback.index()].to_string()
                 });
-            notes.push(format!(
-                "answered degraded at admission (its deadline could not be met): the client got the scene's fallback, {fallback}; the decision below was made and applied all the same"
-            ));
+            notes.push(match a.late {
+                false => format!(
+                    "answered degraded at admission (its deadline could not be met): the client got the scene's fallback, {fallback}; the decision below was made and applied all the same"
+                ),
+                true => format!(
+                    "answered degraded at its deadline, which passed before the engine took it: the client got the scene's fallback, {fallback}; the decision below was made and applied all the same"
+                ),
+            });
         }
         if a.shed_shadow {
             notes.push("its shadow rules were shed under load: they did not see it".to_string());

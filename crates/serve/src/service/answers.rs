@@ -26,6 +26,26 @@ pub(crate) fn event_id(id: &Value) -> Arc<str> {
 }
 
 impl Answers for ServeAnswers {
+    fn taking(&mut self, request: &mut Request) {
+        if request.dry_run {
+            return;
+        }
+        // (the note's first 8 bytes are its seq: `note.rs`)
+        let Some(seq) = (request.note.get(..8)).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+            return;
+        };
+        #[cfg(test)]
+        self.shared.holds.taking.hold();
+        if self.shared.taking(u64::from_le_bytes(seq)) {
+            // (its client was answered the fallback at its deadline: the
+            // engine remembers it degraded, as a replay takes it)
+            if let Some(mut note) = Note::decode(&request.note) {
+                note.degraded = true;
+                request.note = note.encode();
+            }
+        }
+    }
+
     fn start(&mut self, engine: &Engine<Record>) {
         self.shared.scenes_of(engine);
         // (what was answered before the checkpoint the run resumed from)
@@ -53,6 +73,10 @@ impl Answers for ServeAnswers {
             shared.answer_dry(note.seq, reply);
             return;
         }
+        #[cfg(test)]
+        if note.decide {
+            shared.holds.answering.hold();
+        }
         let waiter = shared.take_waiter(note.seq);
         let explain = matches!(&waiter, Some(Waiter::Decide { explain: true, .. }));
         let reply = self.reply(&note, &id, answer, explain);
@@ -61,9 +85,9 @@ impl Answers for ServeAnswers {
                 let _ = tx.send(reply);
             }
             Some(Waiter::Events(batch)) => batch.took(reply),
-            // (answered at admission, degraded; or a replay: kept for
-            // `GET /v1/decisions/{id}`)
-            Some(Waiter::Answered) | None => {
+            // (answered degraded, at admission or at its deadline; or a
+            // replay: kept for `GET /v1/decisions/{id}`)
+            Some(Waiter::Answered | Waiter::Degraded) | None => {
                 if let Reply::Body(body) = &reply {
                     if !body.repeated {
                         shared.store(note.seq, body.stamp, body);

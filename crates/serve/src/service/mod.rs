@@ -20,6 +20,8 @@ mod body;
 mod lists;
 mod note;
 mod source;
+#[cfg(test)]
+mod tests;
 mod topic;
 
 pub use topic::{EventsFeed, EventsTaken, ListRecord, RulesFeed, Taken};
@@ -158,6 +160,8 @@ pub(crate) struct Counters {
     pub(crate) conflicts: Count,
     pub(crate) not_in_scene: Count,
     pub(crate) degraded_deadline: Count,
+    pub(crate) degraded_late: Count,
+    pub(crate) degraded_late_unlogged: Count,
     pub(crate) degraded_log: Count,
     pub(crate) shed: Count,
     pub(crate) refused_queue: Count,
@@ -236,9 +240,16 @@ pub(crate) enum Waiter {
     Decide {
         tx: oneshot::Sender<Reply>,
         explain: bool,
+        /// The run took it ([`Shared::taking`]): past its deadline, its
+        /// client waits for the answer (late) rather than the fallback.
+        taken: bool,
     },
     /// A request answered at admission (degraded): its answer is kept.
     Answered,
+    /// A request answered degraded at its deadline, before the run took
+    /// it ([`Shared::degrade_late`]): the run takes it degraded, and its
+    /// answer is kept.
+    Degraded,
     /// An event of a batch.
     Events(Arc<EventsBatch>),
 }
@@ -353,6 +364,9 @@ pub(crate) struct Shared {
     wal: Mutex<Option<Wal>>,
     /// The last seq a checkpoint holds.
     checkpointed: AtomicU64,
+    /// Where a test holds the run's thread (`tests.rs`).
+    #[cfg(test)]
+    pub(crate) holds: tests::Holds,
     /// The last time a request was logged (ms), for the ticks.
     last_logged: AtomicU64,
     /// Per rules topic, the offset after the last record logged, as the
@@ -423,6 +437,38 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .as_mut())?
         .remove(&seq)
+    }
+
+    /// The run is about to take the request logged at `seq`: true when
+    /// its client was answered degraded at its deadline before
+    /// ([`Shared::degrade_late`]: the engine is to take it degraded);
+    /// else from now on its client waits for the run's answer.
+    pub(crate) fn taking(&self, seq: u64) -> bool {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        match waiting.as_mut().and_then(|w| w.get_mut(&seq)) {
+            Some(Waiter::Decide { taken, .. }) => {
+                *taken = true;
+                false
+            }
+            Some(Waiter::Degraded) => true,
+            _ => false,
+        }
+    }
+
+    /// The deadline of the request logged at `seq` passed: true when the
+    /// run has not taken it yet, and then it never will but degraded
+    /// ([`Shared::taking`]): its client is answered the fallback now.
+    fn degrade_late(&self, seq: u64) -> bool {
+        #[cfg(test)]
+        self.holds.late_tries.fetch_add(1, Ordering::AcqRel);
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        match waiting.as_mut().and_then(|w| w.get_mut(&seq)) {
+            Some(waiter @ Waiter::Decide { taken: false, .. }) => {
+                *waiter = Waiter::Degraded;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// `waiter` waits for the answer to the request logged at `seq`
@@ -884,6 +930,8 @@ fn shared_of(
         checkpointed: AtomicU64::new(0),
         last_logged: AtomicU64::new(0),
         topics: Mutex::new(topic::Offsets::new()),
+        #[cfg(test)]
+        holds: Default::default(),
     });
     Ok((shared, live_tx, live_rx))
 }
@@ -1281,7 +1329,11 @@ impl Front {
             Ok(logged) => {
                 let waiter = match degraded {
                     true => Waiter::Answered,
-                    false => Waiter::Decide { tx, explain },
+                    false => Waiter::Decide {
+                        tx,
+                        explain,
+                        taken: false,
+                    },
                 };
                 waiting.wait_for(logged.seq, waiter);
                 let _ = logged_tx.send(Ok(logged));
@@ -1308,7 +1360,7 @@ impl Front {
         if logged.is_ok() && shared.log_failing.swap(false, Ordering::AcqRel) {
             eprintln!("cepheid serve: the log is written again");
         }
-        let mut body = match logged {
+        let body = match logged {
             Err(why) => {
                 // (not logged: answered with the fallback, not applied)
                 shared.counters.degraded_log.inc();
@@ -1350,9 +1402,28 @@ impl Front {
                 body
             }
             Ok(logged) => {
-                let reply = rx
-                    .await
-                    .map_err(|_| unavailable("the run stopped before the request was decided"))?;
+                let mut rx = rx;
+                let left = deadline.saturating_sub(call.accepted.elapsed());
+                // (a retry is never degraded: its answer is the first
+                // one's, which it waits for, as at admission)
+                let reply = match first {
+                    true => tokio::time::timeout(left, &mut rx).await,
+                    false => Ok((&mut rx).await),
+                };
+                let reply = match reply {
+                    Ok(reply) => reply,
+                    // (its deadline passed before the run took it: the
+                    // fallback now, the run to take it degraded)
+                    Err(_) if shared.degrade_late(logged.seq) => {
+                        let body = front
+                            .degraded_late(&facts, &call, &logged, shed_shadow, rules_version)
+                            .await;
+                        return front.answered(&call, body, &scene_name);
+                    }
+                    // (the run has it: its answer comes late)
+                    Err(_) => rx.await,
+                }
+                .map_err(|_| unavailable("the run stopped before the request was decided"))?;
                 shared.recent(call.accepted.elapsed());
                 match reply {
                     Reply::Body(body) => {
@@ -1373,17 +1444,77 @@ impl Front {
         if body.degraded_why.is_none() && call.accepted.elapsed() > deadline {
             shared.counters.late_answers.inc();
         }
-        shared.counters.decided.inc();
+        front.answered(&call, body, &scene_name)
+    }
+
+    /// The answer `body` to `call`, counted.
+    fn answered(
+        &self,
+        call: &DecideCall,
+        mut body: DecisionBody,
+        scene_name: &str,
+    ) -> Result<Decided, ApiError> {
+        self.shared.counters.decided.inc();
         body.elapsed_us = call.accepted.elapsed().as_micros() as u64;
         let outcome = Arc::clone(&body.outcome);
         let degraded = body.degraded;
         let bytes = serde_json::to_vec(&body).map_err(|e| unavailable(e.to_string()))?;
         Ok(Decided {
             body: bytes,
-            scene: Arc::from(scene_name.as_str()),
+            scene: Arc::from(scene_name),
             outcome,
             degraded,
         })
+    }
+
+    /// The request `call`, logged as `logged`, whose deadline passed
+    /// before the run took it ([`Shared::degrade_late`] said so): its
+    /// scene's fallback, degraded, once the log holds that it was so
+    /// answered (an [`Entry::Degraded`], which a replay reads ahead for:
+    /// the engine takes the request degraded, live and in a replay, so a
+    /// retry gets this answer too).
+    async fn degraded_late(
+        &self,
+        facts: &SceneFacts,
+        call: &DecideCall,
+        logged: &crate::wal::Logged,
+        shed_shadow: bool,
+        rules_version: u64,
+    ) -> DecisionBody {
+        let shared = &self.shared;
+        let (tx, rx) = oneshot::channel::<Result<(), String>>();
+        let done: crate::wal::Done = Box::new(move |result| {
+            let _ = tx.send(result.map(|_| ()).map_err(|e| e.to_string()));
+        });
+        let entry = Entry::Degraded {
+            request: logged.seq,
+        };
+        let written = match self.append(entry, done) {
+            Ok(()) => rx
+                .await
+                .unwrap_or_else(|_| Err("the log stopped".to_string())),
+            Err(e) => Err(e.message),
+        };
+        if let Err(why) = written {
+            // (the run takes it degraded all the same: the answer is the
+            // state's; a restart before a checkpoint holds it takes the
+            // request again as logged, decided: docs/serve.md)
+            shared.counters.degraded_late_unlogged.inc();
+            eprintln!(
+                "cepheid serve: request {} was answered degraded at its deadline, and the log could not say so ({why}): a restart before the next checkpoint decides it again (counted: cepheid_serve_degraded_late_unlogged_total)",
+                logged.seq
+            );
+        }
+        shared.counters.degraded_late.inc();
+        let mut note = Note::of(logged.seq, Some(&call.scene), &call.event);
+        note.degraded = true;
+        note.shadow_shed = shed_shadow;
+        note.rules_version = rules_version;
+        let event_id: Arc<str> = Arc::from(call.event_id.as_str());
+        let body = fallback_body(facts, &note, &event_id, &call.scene, logged.stamp);
+        shared.store(logged.seq, logged.stamp, &body);
+        shared.recent(call.accepted.elapsed());
+        body
     }
 
     async fn dry_run(&self, call: DecideCall) -> Result<Decided, ApiError> {
@@ -1606,6 +1737,8 @@ impl Decider for Front {
             ("conflicts", "Event ids reused with other fields (409).", c.conflicts.get()),
             ("not_in_scene", "Events their scene's condition refused (422).", c.not_in_scene.get()),
             ("degraded_deadline", "Requests answered with the scene's fallback at admission, their deadline not to be met (logged and applied).", c.degraded_deadline.get()),
+            ("degraded_late", "Requests answered with the scene's fallback at their deadline, the run not having taken them yet (logged and applied, degraded).", c.degraded_late.get()),
+            ("degraded_late_unlogged", "Requests answered degraded at their deadline whose mark the log could not take (a restart before the next checkpoint decides them again).", c.degraded_late_unlogged.get()),
             ("degraded_log_write_failed", "Requests answered with the scene's fallback, the log not written (not applied).", c.degraded_log.get()),
             ("shed", "Requests whose shadow rules were shed.", c.shed.get()),
             ("refused_queue", "Requests refused past the queue bound (429, nothing logged).", c.refused_queue.get()),

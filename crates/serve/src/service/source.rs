@@ -5,7 +5,7 @@
 //! its note the service's, [`Note`]); a clock tick is a watermark just
 //! before its time.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -71,6 +71,10 @@ pub(crate) struct LogSource {
     lists: Option<Arc<std::sync::Mutex<super::lists::Lists>>>,
     /// The requests of the records handed out, not asked for yet.
     pending: VecDeque<(u32, i64, Request)>,
+    /// The seqs of the requests answered degraded at their deadline
+    /// ([`Entry::Degraded`]) among the entries replayed: read ahead, once,
+    /// before the first of them is handed out (`None`: not read yet).
+    late: Option<HashSet<u64>>,
     shared: Arc<Shared>,
 }
 
@@ -117,6 +121,7 @@ impl LogSource {
             topic_rules: false,
             lists: None,
             pending: VecDeque::new(),
+            late: None,
             shared,
         })
     }
@@ -161,7 +166,11 @@ impl LogSource {
                 };
                 let mut note = Note::of(entry.seq, scene, &input.fields);
                 note.rules_version = self.version;
-                note.degraded = input.degraded;
+                // (answered degraded at admission, or at its deadline: a
+                // later entry says so, read ahead in a replay, and live
+                // the run's `Answers::taking`)
+                note.degraded = input.degraded
+                    || (self.late.as_ref()).is_some_and(|late| late.contains(&entry.seq));
                 note.shadow_shed = input.shed_shadow;
                 let id: Arc<str> = Arc::from(input.event_id.as_str());
                 // (an event of a Kafka topic: where its reader goes on; no
@@ -192,6 +201,8 @@ impl LogSource {
                 ));
             }
             Entry::Tick { time } => batch.push_watermark(time.saturating_sub(1)),
+            // (its request was taken degraded: read ahead, above)
+            Entry::Degraded { .. } => {}
             Entry::Rules { text, origin: from } => {
                 // (a rules topic's record: where its reader goes on)
                 if let Some((topic, offset)) = super::topic::of_origin(from) {
@@ -225,6 +236,31 @@ impl LogSource {
             }
         }
         Ok(())
+    }
+
+    /// The requests answered degraded at their deadline among the
+    /// entries to replay (after [`LogSource::position`], up to the end
+    /// the log had at the start): a request's [`Entry::Degraded`] comes
+    /// after it in the log, and the engine is to take the request
+    /// degraded, as the service did once its client was so answered.
+    fn read_ahead(&self) -> Result<HashSet<u64>, crate::wal::WalError> {
+        let mut late = HashSet::new();
+        // (from the first entry kept when no checkpoint says where: the
+        // replay itself says what retention released)
+        let from = match self.position {
+            0 => 0,
+            seq => seq + 1,
+        };
+        let mut reader = WalReader::open(&self.dir, from)?;
+        while let Some(entry) = reader.next_entry()? {
+            if let Entry::Degraded { request } = entry.entry {
+                late.insert(request);
+            }
+            if entry.seq >= self.recovered_end {
+                break;
+            }
+        }
+        Ok(late)
     }
 
     fn add_live(&mut self, batch: &mut RawBatch, live: Live) -> Result<(), SourceError> {
@@ -271,6 +307,9 @@ impl Source for LogSource {
 
     fn read(&mut self, batch: &mut RawBatch, wait: Duration) -> Result<ReadOutcome, SourceError> {
         let mut n = 0;
+        if self.replay.is_some() && self.late.is_none() {
+            self.late = Some(self.read_ahead().map_err(|e| self.error(e))?);
+        }
         if let Some(reader) = &mut self.replay {
             let mut entries = Vec::new();
             let mut done = false;
@@ -372,6 +411,7 @@ impl Source for LogSource {
         self.rules_print = print;
         self.shared.version.store(version, Ordering::Release);
         self.pending.clear();
+        self.late = None;
         self.replay = match seq < self.recovered_end {
             true => Some(WalReader::open(&self.dir, seq + 1).map_err(|e| self.error(e))?),
             false => None,

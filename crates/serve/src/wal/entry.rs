@@ -20,6 +20,9 @@ pub enum Kind {
     List,
     /// A clock tick that lets timeouts fire.
     Tick,
+    /// A decision request answered with its scene's fallback at its
+    /// deadline, before the engine took it.
+    Degraded,
 }
 
 /// One input to the engine, appended to the log. Everything the engine
@@ -52,6 +55,15 @@ pub enum Entry {
     Tick {
         /// The tick's time, in milliseconds since the epoch.
         time: i64,
+    },
+    /// The decision request logged at `request` (an earlier entry's seq)
+    /// was answered with its scene's fallback, degraded, when its
+    /// deadline passed before the engine took it. The engine takes that
+    /// request degraded (its answer, and a retry's, the fallback), also in
+    /// a replay, which reads the log ahead for these entries.
+    Degraded {
+        /// The seq of the request.
+        request: u64,
     },
 }
 
@@ -114,6 +126,7 @@ impl PartialEq for Entry {
                 },
             ) => a.get() == b.get() && o1 == o2,
             (Entry::Tick { time: a }, Entry::Tick { time: b }) => a == b,
+            (Entry::Degraded { request: a }, Entry::Degraded { request: b }) => a == b,
             _ => false,
         }
     }
@@ -128,6 +141,7 @@ impl Entry {
             Entry::Rules { .. } => Kind::Rules,
             Entry::List { .. } => Kind::List,
             Entry::Tick { .. } => Kind::Tick,
+            Entry::Degraded { .. } => Kind::Degraded,
         }
     }
 
@@ -147,6 +161,7 @@ impl Entry {
             Entry::Decide(input) | Entry::Event(input) if !input.fields.get().starts_with('{') => {
                 Some("fields that are not a JSON object")
             }
+            Entry::Degraded { request: 0 } => Some("a degraded entry of no request (seq 0)"),
             _ => None,
         }
     }
@@ -206,6 +221,8 @@ struct BodyOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     change: Option<&'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     fields: Option<&'a RawValue>,
 }
 
@@ -221,6 +238,7 @@ pub(crate) fn encode_body(entry: &Entry) -> Vec<u8> {
         text: None,
         time: None,
         change: None,
+        request: None,
         fields: None,
     };
     match entry {
@@ -241,6 +259,7 @@ pub(crate) fn encode_body(entry: &Entry) -> Vec<u8> {
             body.origin = origin.as_deref();
         }
         Entry::Tick { time } => body.time = Some(*time),
+        Entry::Degraded { request } => body.request = Some(*request),
     }
     let mut out = Vec::with_capacity(96 + entry.input().map_or(0, |i| i.fields.get().len()));
     serde_json::to_writer(&mut out, &body).expect("an entry serializes");
@@ -280,6 +299,8 @@ struct Wire {
     #[serde(default)]
     change: Option<Box<RawValue>>,
     #[serde(default)]
+    request: Option<u64>,
+    #[serde(default)]
     fields: Option<Box<RawValue>>,
 }
 
@@ -318,6 +339,17 @@ pub(crate) fn decode(payload: &[u8]) -> Result<LoggedEntry, String> {
         Kind::Tick => Entry::Tick {
             time: wire.time.ok_or_else(|| missing("time"))?,
         },
+        Kind::Degraded => {
+            let request = wire.request.ok_or_else(|| missing("request"))?;
+            if request == 0 || request >= wire.seq {
+                // (a request is logged before its degraded entry)
+                return Err(format!(
+                    "a degraded entry at seq {} of request {request}, not an earlier entry",
+                    wire.seq
+                ));
+            }
+            Entry::Degraded { request }
+        }
     };
     Ok(LoggedEntry {
         seq: wire.seq,
@@ -335,4 +367,37 @@ pub(crate) fn quick_seq(payload: &[u8]) -> Option<u64> {
         return None;
     }
     std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A degraded entry names an earlier request: one of itself or after
+    /// it, or of none, is no entry of this log (a reader refuses it).
+    #[test]
+    fn a_degraded_entry_names_an_earlier_request() {
+        let read = |text: &str| decode(text.as_bytes()).map(|e| e.entry);
+        assert_eq!(
+            read(r#"{"seq":3,"stamp":1,"kind":"degraded","request":2}"#),
+            Ok(Entry::Degraded { request: 2 })
+        );
+        for (text, said) in [
+            (
+                r#"{"seq":3,"stamp":1,"kind":"degraded","request":3}"#,
+                "of request 3, not an earlier entry",
+            ),
+            (
+                r#"{"seq":3,"stamp":1,"kind":"degraded","request":0}"#,
+                "of request 0",
+            ),
+            (
+                r#"{"seq":3,"stamp":1,"kind":"degraded"}"#,
+                "without `request`",
+            ),
+        ] {
+            let error = read(text).unwrap_err();
+            assert!(error.contains(said), "{text}: {error}");
+        }
+    }
 }

@@ -35,7 +35,29 @@ fn entry() -> impl Strategy<Value = Entry> {
         1 => (any::<String>(), any::<String>()).prop_map(|(text, origin)| Entry::Rules { text, origin }),
         1 => fields().prop_map(|change| Entry::List { change, origin: None }),
         1 => any::<i64>().prop_map(|time| Entry::Tick { time }),
+        1 => (1..u64::MAX).prop_map(|request| Entry::Degraded { request }),
     ]
+}
+
+/// `rounds` with each degraded entry naming an earlier entry (as the
+/// service writes them: after the request they name), the first
+/// entry, if one, a tick instead.
+fn in_order(mut rounds: Vec<Vec<Entry>>) -> Vec<Vec<Entry>> {
+    let mut seq = 0u64;
+    for entry in rounds.iter_mut().flatten() {
+        seq += 1;
+        if let Entry::Degraded { request } = entry {
+            *entry = match seq {
+                1 => Entry::Tick {
+                    time: *request as i64,
+                },
+                _ => Entry::Degraded {
+                    request: 1 + (*request - 1) % (seq - 1),
+                },
+            };
+        }
+    }
+    rounds
 }
 
 static CASE: AtomicUsize = AtomicUsize::new(0);
@@ -54,6 +76,7 @@ proptest! {
         crash_round in any::<Index>(),
         cut in any::<Index>(),
     ) {
+        let rounds = in_order(rounds);
         let case = CASE.fetch_add(1, Ordering::SeqCst);
         let dir = scratch(&format!("crash-{case}"));
         let crashed = scratch(&format!("crash-{case}-after"));

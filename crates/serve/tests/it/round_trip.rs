@@ -52,6 +52,8 @@ fn odd_entries() -> Vec<Entry> {
             shed_shadow: false,
             origin: Some("kafka:events partition 3 offset 17".into()),
         }),
+        // The first request, answered degraded at its deadline.
+        Entry::Degraded { request: 1 },
     ]
 }
 
@@ -108,8 +110,18 @@ fn every_kind_reads_back_byte_for_byte() {
     assert_eq!(frames[4].2["origin"], "--watch rules.cep");
     assert_eq!(frames[5].2["change"]["add"][1], "cé");
     assert_eq!(frames[6].2["time"], 1_700_000_000_123i64);
+    let topics = &frames[frames.len() - 2].2;
+    assert_eq!(topics["origin"], "kafka:events partition 3 offset 17");
     let last = &frames[frames.len() - 1].2;
-    assert_eq!(last["origin"], "kafka:events partition 3 offset 17");
+    assert_eq!(
+        (&last["kind"], &last["request"]),
+        (&"degraded".into(), &1.into())
+    );
+    assert_eq!(
+        last.as_object().unwrap().len(),
+        4,
+        "seq, stamp, kind, request: {last}"
+    );
     assert!(frames[2].2.get("origin").is_none(), "no origin: left out");
     // Reopened: everything found, nothing torn.
     let (wal, recovered) = Wal::open(&dir, WalOptions::default()).unwrap();
@@ -158,7 +170,8 @@ fn entries_that_cannot_be_logged_are_refused_at_once() {
         text: "x".repeat(cepheid_serve::wal::MAX_PAYLOAD),
         origin: "test".into(),
     };
-    for entry in [no_scene, not_object, too_big] {
+    let of_nothing = Entry::Degraded { request: 0 };
+    for entry in [no_scene, not_object, too_big, of_nothing] {
         let called = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let c = called.clone();
         let result = appender.append(
