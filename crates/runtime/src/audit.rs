@@ -400,6 +400,90 @@ impl RuleChange {
     }
 }
 
+/// One change of a list a run made or refused, written with
+/// [`Config::audit_lists`](crate::Config::audit_lists) beside the
+/// [`RuleChange`]s: the JSON line `{"kind":"list_change", ...}` of a
+/// `$list` record of the input or of the run's source.
+///
+/// ```
+/// use cepheid_runtime::audit::{ListChange, Origin, Outcome};
+/// let line = r#"{"kind":"list_change","event_time":1001,"wall_time":1764230400000,"origin":{"place":"the log state/log entry 7"},"outcome":"applied","list":"blocked","added":["c1",42],"expires":7200000,"removed":[]}"#;
+/// let change: ListChange = serde_json::from_str(line)?;
+/// assert_eq!((change.list.as_deref(), &change.outcome), (Some("blocked"), &Outcome::Applied));
+/// assert_eq!(serde_json::to_string(&change)?, line);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "list_change")]
+pub struct ListChange {
+    /// The event time from which the change is in force: the watermark
+    /// at the change + 1, as a change of rules (`None` before event time
+    /// started: every event sees it). For a refused change, the time at
+    /// which it would have applied.
+    pub event_time: Option<Timestamp>,
+    /// When it was made (or refused): wall-clock milliseconds since the
+    /// Unix epoch.
+    pub wall_time: i64,
+    /// Where the record was.
+    pub origin: Origin,
+    /// Made, or refused with the reason (as said on standard error).
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// The list (`None`: a record refused before its list could be read).
+    pub list: Option<String>,
+    /// The values added (as JSON values), in the record's order.
+    pub added: Vec<serde_json::Value>,
+    /// When the values added expire (milliseconds since the epoch), if
+    /// they do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Timestamp>,
+    /// The values removed.
+    pub removed: Vec<serde_json::Value>,
+}
+
+impl ListChange {
+    /// The record of `record` (as read: `Err` why it could not be) at
+    /// `event_time` from `origin`: made, or refused for `refused`.
+    pub fn of(
+        event_time: Option<Timestamp>,
+        origin: Origin,
+        record: Result<&crate::lists::ListRecord, &str>,
+        refused: Option<&str>,
+    ) -> ListChange {
+        let value = |text: &String| {
+            serde_json::from_str(text).unwrap_or_else(|_| serde_json::Value::String(text.clone()))
+        };
+        let reason = refused.or(record.err());
+        let record = record.ok();
+        ListChange {
+            event_time,
+            wall_time: wall_ms(),
+            origin,
+            outcome: match reason {
+                None => Outcome::Applied,
+                Some(reason) => Outcome::Refused {
+                    reason: reason.to_string(),
+                },
+            },
+            list: record.map(|r| r.list.clone()),
+            added: (record.iter())
+                .flat_map(|r| r.add.iter().map(|(v, _)| value(v)))
+                .collect(),
+            expires: record.and_then(|r| r.add.first().and_then(|(_, until)| *until)),
+            removed: (record.iter())
+                .flat_map(|r| r.remove.iter().map(value))
+                .collect(),
+        }
+    }
+
+    /// The JSON line (with its newline).
+    pub fn line(&self) -> String {
+        let mut line = serde_json::to_string(self).expect("plain data");
+        line.push('\n');
+        line
+    }
+}
+
 /// The latest [`HISTORY`] records of a run, oldest first: kept in each
 /// checkpoint, so that a resumed run shows the changes before it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -29,6 +29,9 @@ pub enum Conflict {
     StartFromWithCheckpoints,
     /// A run on workers started from a checkpoint ([`Config::start_from`]).
     StartFromOnWorkers,
+    /// A run on workers with audit records of changes of lists
+    /// ([`Config::audit_lists`]).
+    AuditListsOnWorkers,
     /// A delay with processing time (no event is late).
     DelayWithProcessingTime,
     /// An idle timeout with processing time (time follows the clock).
@@ -131,6 +134,7 @@ impl fmt::Display for Conflict {
             Conflict::StartFromStdin => "starting from a checkpoint (Config::start_from) needs a file input (Config::input) or a source: standard input cannot be read from a checkpoint's place",
             Conflict::StartFromWithCheckpoints => "a run started from a checkpoint (Config::start_from) keeps no checkpoint of its own (Config::checkpoint): it is a run over what came after that checkpoint, into outputs of its own (docs/checkpoints.md, \"Starting from a checkpoint\")",
             Conflict::StartFromOnWorkers => "a run on workers cannot start from a checkpoint (Config::start_from): one engine only",
+            Conflict::AuditListsOnWorkers => "a run on workers writes no audit records of changes of lists (Config::audit_lists): one engine only",
             Conflict::FollowStdin => "following (Config::follow) needs a file input (Config::input): standard input cannot be followed; it is read as it comes anyway",
             Conflict::DelayWithProcessingTime => "a delay (Config::max_delay) has no meaning in processing time (no event is late)",
             Conflict::IdleWithProcessingTime => "an idle timeout (Config::idle_timeout) has no meaning in processing time (time always follows the clock)",

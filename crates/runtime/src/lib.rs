@@ -224,6 +224,13 @@ pub struct Config {
     /// [`Config::late`] is (synced, measured and truncated with the
     /// checkpoints).
     pub audit: Option<PathBuf>,
+    /// Also an audit record of each change of a list by a `$list` record
+    /// of the input or of the run's source, made or refused
+    /// ([`audit::ListChange`], beside the changes of rules), to
+    /// [`Config::audit`] (`cepheid serve` sets it: every change of a list
+    /// it takes goes through its log). One engine only: a run on
+    /// workers refuses it ([`Conflict::AuditListsOnWorkers`]).
+    pub audit_lists: bool,
     /// Where the decision of each scene on each event that enters it goes
     /// (`docs/decisions.md`: a JSON line, `"kind": "decision"`): a run
     /// output as [`Config::late`] is (synced, measured and truncated with
@@ -340,6 +347,7 @@ impl Config {
             shadow_output: None,
             shadow_sink: false,
             audit: None,
+            audit_lists: false,
             decisions: None,
             checkpoint: None,
             checkpoint_every: Every::default(),

@@ -285,6 +285,28 @@ fn the_workers_refuse_what_config_check_refuses() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// What one engine alone does is refused on workers, through the same
+/// entry point, before anything is opened: a run started from a
+/// checkpoint, audit records of changes of lists.
+#[test]
+fn the_workers_refuse_what_one_engine_alone_does() {
+    let mut start_from = plain();
+    start_from.start_from = Some("checkpoints".into());
+    let mut audit_lists = plain();
+    audit_lists.audit = Some("audit.jsonl".into());
+    audit_lists.audit_lists = true;
+    for (config, want) in [
+        (start_from, Conflict::StartFromOnWorkers),
+        (audit_lists, Conflict::AuditListsOnWorkers),
+    ] {
+        match open(&config, Scale::default(), None) {
+            Err(cepheid_runtime::Error::Conflict(got)) => assert_eq!(got, want),
+            Err(e) => panic!("not the refusal {want:?}: {e}"),
+            Ok(_) => panic!("{want:?} was accepted"),
+        }
+    }
+}
+
 /// A report whose notices the test reads after the run.
 #[derive(Clone, Default)]
 struct Kept(Arc<Mutex<Vec<Notice>>>);

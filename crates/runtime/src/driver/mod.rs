@@ -619,6 +619,9 @@ impl Runtime {
         if config.start_from.is_some() {
             return Err(Error::Conflict(crate::Conflict::StartFromOnWorkers));
         }
+        if config.audit_lists {
+            return Err(Error::Conflict(crate::Conflict::AuditListsOnWorkers));
+        }
         cluster.check(&config, sink.is_some())?;
         let lock = lock_checkpoint(&config, cluster.process())?;
         if cluster.process() == 0 && sink.is_none() {

@@ -824,11 +824,28 @@ impl Session<'_> {
     /// source's rules stream.
     fn list_from_stream(&mut self, control: &Control, name: &str, own: bool) {
         let at = (self.engine.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
-        let made = control.read_list(self.config, own).and_then(|record| {
+        let read = control.read_list(self.config, own);
+        let made = read.clone().and_then(|record| {
             let edits = record.edits();
             let origin = (&*record.list, &EntryOrigin::Records);
             crate::lists::apply(self.engine, origin, &edits, at).map_err(|e| e.to_string())
         });
+        if self.config.audit_lists {
+            let origin = match own {
+                true => Origin::of_place(name, None),
+                false => Origin::of_line(name, None),
+            };
+            let event_time = self.engine.current_watermark().map(|_| at);
+            let record = crate::audit::ListChange::of(
+                event_time,
+                origin,
+                read.as_deref().map_err(String::as_str),
+                made.as_ref().err().map(String::as_str),
+            );
+            if self.out.out.output.sink().takes_audit() {
+                (self.out.out.output).write(Kind::Audit, b"", record.line().as_bytes());
+            }
+        }
         if let Err(why) = made {
             self.counters.malformed += 1;
             let place = format!("{name} ({})", control.describe());

@@ -102,3 +102,70 @@ fn a_reload_through_the_handle_is_audited_with_the_label_its_caller_gives() {
     // (the observer's last tick, at the end, showed both)
     assert_eq!(*watch.shown.lock().unwrap(), records);
 }
+
+/// `Config::audit_lists`: each `$list` record of the input is audited
+/// beside the changes of rules, made or refused (a list the rules do not
+/// declare), at its line, from the time it is in force; a line that is
+/// no `$list` record (neither `add` nor `remove`) is a malformed line,
+/// said and counted, not a change. A run without it audits none.
+#[test]
+fn changes_of_lists_are_audited_with_audit_lists() {
+    let dir = scratch("audit-lists");
+    let rules_path = dir.join("rules.cep");
+    std::fs::write(
+        &rules_path,
+        "list blocked\npattern hit { partition by k match a where a: type == \"a\" and k in blocked }\n",
+    )
+    .unwrap();
+    let events = dir.join("events.jsonl");
+    let text = [
+        r#"{"ts": 1, "type": "a", "k": "x"}"#,
+        r#"{"$list": "blocked", "add": ["x", 7], "expires": 100000}"#,
+        r#"{"ts": 5, "type": "a", "k": "x"}"#,
+        r#"{"$list": "nope", "add": "y"}"#,
+        r#"{"$list": "blocked", "remove": "x"}"#,
+        r#"{"$list": "blocked"}"#,
+    ]
+    .join("\n");
+    std::fs::write(&events, text + "\n").unwrap();
+    let run = |audit_lists: bool| {
+        let audit = dir.join(format!("audit-{audit_lists}.jsonl"));
+        let mut config = Config::new(Input::file(&events), vec![rules_path.clone()]);
+        config.max_delay = Duration::ZERO;
+        config.lists_from_stream = true;
+        config.output = Some(dir.join("out.jsonl"));
+        config.audit = Some(audit.clone());
+        config.audit_lists = audit_lists;
+        let rules = Rules::load_all(&config.patterns).unwrap();
+        let summary = Runtime::new(config, &rules, Box::new(Watch::default()))
+            .unwrap()
+            .run();
+        assert!(summary.error().is_none(), "{summary}");
+        (std::fs::read_to_string(&audit).unwrap().lines())
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["kind"] == "list_change")
+            .map(|mut r| {
+                r.as_object_mut().unwrap().remove("wall_time");
+                r
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(false), Vec::<serde_json::Value>::new());
+    let input = events.display().to_string();
+    let at = |line: u64| serde_json::json!({"input": input, "line": line});
+    let records = run(true);
+    assert_eq!(
+        records,
+        [
+            serde_json::json!({"kind": "list_change", "event_time": 1, "origin": at(2), "outcome": "applied",
+                "list": "blocked", "added": ["x", 7], "expires": 100000, "removed": []}),
+            serde_json::json!({"kind": "list_change", "event_time": 5, "origin": at(4), "outcome": "refused",
+                "reason": records[1]["reason"], "list": "nope", "added": ["y"], "removed": []}),
+            serde_json::json!({"kind": "list_change", "event_time": 5, "origin": at(5), "outcome": "applied",
+                "list": "blocked", "added": [], "removed": ["x"]}),
+        ],
+        "{records:#?}"
+    );
+    let reason = records[1]["reason"].as_str().unwrap();
+    assert_eq!(reason, "there is no list `nope` in the rule set");
+}
