@@ -48,6 +48,13 @@ pub struct Args {
     /// shadow rules shed (`shadow_shed`)
     #[arg(long, value_name = "FILE")]
     shadow_output: Option<PathBuf>,
+    /// Where the audit record of each change of rules goes, applied or
+    /// refused, at its place in the log (default `STATE/audit.jsonl`);
+    /// with --output kafka://..., a topic on its brokers
+    /// (kafka://HOST:PORT/TOPIC, in the output's transactions), and none
+    /// unless given
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
     /// When a request's log entry is made durable before its answer:
     /// `always` (each group commit synced before any answer, the
     /// default), a duration (`10ms`: answers before the sync, synced at
@@ -135,6 +142,7 @@ fn check_outputs(args: &Args) -> Result<(), String> {
         ("--output", args.output.as_ref()),
         ("--decisions", args.decisions.as_ref()),
         ("--shadow-output", args.shadow_output.as_ref()),
+        ("--audit", args.audit.as_ref()),
     ];
     if cfg!(not(feature = "kafka")) {
         if let Some((flag, _)) = named.iter().find(|(_, p)| is_kafka(*p)) {
@@ -196,6 +204,7 @@ pub fn run(args: &Args) -> u8 {
     options.output.clone_from(&args.output);
     options.decisions.clone_from(&args.decisions);
     options.shadow_output.clone_from(&args.shadow_output);
+    options.audit.clone_from(&args.audit);
     options.watch = args.watch;
     #[cfg(feature = "kafka")]
     {
@@ -300,7 +309,12 @@ pub fn run(args: &Args) -> u8 {
         #[cfg(feature = "kafka")]
         let mut open = |config: &mut cepheid_runtime::Config| {
             use cepheid_serve::service::StartError;
-            let topics = [&args.output, &args.decisions, &args.shadow_output];
+            let topics = [
+                &args.output,
+                &args.decisions,
+                &args.shadow_output,
+                &args.audit,
+            ];
             if !topics.iter().any(|p| is_kafka(p.as_ref())) {
                 return Ok(None);
             }
@@ -309,6 +323,10 @@ pub fn run(args: &Args) -> u8 {
                 // transactions: shadow records need --shadow-output
                 // kafka://...)
                 config.shadow_output = None;
+            }
+            if args.audit.is_none() {
+                // (nor the audit records: --audit kafka://...)
+                config.audit = None;
             }
             let kafka = args.kafka.options();
             // (checked as a run of its sink alone: the service's record

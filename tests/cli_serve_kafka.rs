@@ -190,6 +190,15 @@ fn kafka_outputs_mistakes_are_refused_before_serving() {
         stderr.contains("--output kafka://... needs --decisions kafka://..."),
         "{stderr}"
     );
+    // (the audit records to a topic beside file outputs: not in any
+    // transaction)
+    let (code, stdout, stderr) = serve(&["--audit", "kafka://127.0.0.1:9/audit"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("--audit kafka://... goes with --output kafka://..."),
+        "{stderr}"
+    );
     // (a port nothing listens on)
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

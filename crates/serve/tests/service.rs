@@ -475,6 +475,32 @@ fn a_list_changed_through_the_api_goes_through_the_log_and_is_replayed() {
         state.join("replayed-alerts.jsonl"),
     );
     assert_eq!(replay, answered, "the replay gives the clients' answers");
+    // The audit records of the two changes the log holds, once each
+    // across the restart (the refused ones were never logged), at their
+    // entries: the list, what was added with its expiry, what removed.
+    let audit = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
+    let lists: Vec<Value> = (audit.lines())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|r| r["kind"] == "list_change")
+        .map(|mut r| {
+            assert!(r["event_time"].is_i64(), "{r}");
+            let r = r.as_object_mut().unwrap();
+            r.remove("wall_time");
+            r.remove("event_time");
+            Value::Object(r.clone())
+        })
+        .collect();
+    let entry = |n: &Value| serde_json::json!({"place": format!("the log {} entry {n}", state.join("log").display())});
+    assert_eq!(
+        lists,
+        [
+            serde_json::json!({"kind": "list_change", "origin": entry(&changed["entry"]), "outcome": "applied",
+                "list": "blocked_devices", "added": ["d-c1", "d-c2"], "expires": expires, "removed": []}),
+            serde_json::json!({"kind": "list_change", "origin": entry(&removed["entry"]), "outcome": "applied",
+                "list": "blocked_devices", "added": [], "removed": ["d-c1"]}),
+        ],
+        "{audit}"
+    );
 }
 
 /// Rules that review a card's payment from its `threshold`-th in an
@@ -575,12 +601,58 @@ fn a_change_of_rules_goes_through_the_log_and_is_replayed() {
     }
     assert_eq!(service.decider().scenes().rules_version, 2);
     service.stop("the test");
-    let replayed = replayed(
-        paths,
-        &state.join("state/log"),
-        state.join("replayed-alerts.jsonl"),
-    );
+    let log = state.join("state/log");
+    let replayed = replayed(paths, &log, state.join("replayed-alerts.jsonl"));
     assert_eq!(replayed, answered);
+    // The audit records: the rules the service started with, the log's
+    // first entry (those rules: nothing changed), the change at its entry;
+    // the restart, resumed from its checkpoint, wrote none again.
+    let changes: Vec<u64> = cepheid_serve::wal::WalReader::open(&log, 0)
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|e| matches!(e.entry, cepheid_serve::wal::Entry::Rules { .. }))
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(changes.len(), 2, "{changes:?}");
+    let audit = std::fs::read_to_string(state.join("state/audit.jsonl")).unwrap();
+    let records: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let said = |r: &Value| {
+        let patterns: Vec<(String, String)> = (r["patterns"].as_array().unwrap().iter())
+            .map(|p| {
+                (
+                    p["pattern"].as_str().unwrap().into(),
+                    p["change"].as_str().unwrap().into(),
+                )
+            })
+            .collect();
+        (
+            r["origin"].clone(),
+            r["outcome"].as_str().unwrap().to_string(),
+            patterns,
+            r["unchanged"].as_u64().unwrap(),
+        )
+    };
+    let entry =
+        |seq: u64| serde_json::json!({"place": format!("the log {} entry {seq}", log.display())});
+    let busy = |change: &str| vec![("busy".to_string(), change.to_string())];
+    assert_eq!(
+        records.iter().map(said).collect::<Vec<_>>(),
+        [
+            (
+                serde_json::json!({"files": [rules_path.display().to_string()]}),
+                "applied".into(),
+                busy("added"),
+                0
+            ),
+            (entry(changes[0]), "applied".into(), vec![], 1),
+            (entry(changes[1]), "applied".into(), busy("changed"), 0),
+        ],
+        "{audit}"
+    );
+    assert!(records[2]["event_time"].is_i64(), "{audit}");
 }
 
 /// Under load the shadow rules are shed first: a request answered with

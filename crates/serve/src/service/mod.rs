@@ -80,6 +80,10 @@ pub struct ServiceOptions {
     /// The records of `shadow` patterns (`None`: `STATE/shadow.jsonl`),
     /// never among the alerts (`docs/rule-lab.md`).
     pub shadow_output: Option<PathBuf>,
+    /// The audit records of the changes of rules the service applies or
+    /// refuses, each where the log holds it (`None`:
+    /// `STATE/audit.jsonl`; `docs/rule-lab.md`, "Audit records").
+    pub audit: Option<PathBuf>,
     /// Read the pattern paths again when they change, and log the new
     /// rules (`Entry::Rules`): the run applies them when it takes that
     /// entry, on a replay too.
@@ -111,6 +115,7 @@ impl ServiceOptions {
             output: None,
             decisions: None,
             shadow_output: None,
+            audit: None,
             watch: false,
             lists: Vec::new(),
             rules_topic: false,
@@ -729,6 +734,10 @@ impl Service {
         config.shadow_output = Some(
             (options.shadow_output.clone()).unwrap_or_else(|| options.state.join("shadow.jsonl")),
         );
+        config.audit =
+            Some((options.audit.clone()).unwrap_or_else(|| options.state.join("audit.jsonl")));
+        // (and of every change of a list: each goes through the log)
+        config.audit_lists = true;
         let sink = open_sink(&mut config)?;
         let answers = Box::new(answers::ServeAnswers {
             shared: Arc::clone(&shared),

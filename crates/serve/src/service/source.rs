@@ -378,6 +378,17 @@ impl Source for LogSource {
         Ok(ReadOutcome::CaughtUp)
     }
 
+    /// An entry of the log by its seq (`the log STATE/log entry 12`: the
+    /// place messages, and the audit records of changes of rules, name);
+    /// a dry run by its number.
+    fn describe_origin(&self, split: u32, origin: &Origin) -> String {
+        match (split, origin) {
+            (DRY, Origin::Offset { offset, .. }) => format!("dry run {offset}"),
+            (_, Origin::Offset { offset, .. }) => format!("{} entry {offset}", self.describe()),
+            (_, Origin::Line(n)) => format!("{}:{n}", self.describe()),
+        }
+    }
+
     fn position(&self) -> Position {
         let mut bytes = self.position.to_le_bytes().to_vec();
         bytes.extend_from_slice(&self.version.to_le_bytes());
