@@ -672,6 +672,17 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.run_to(self.clock.watermark(), sink);
     }
 
+    /// Time moves to just before `now` (never backwards), as a watermark
+    /// at `now - 1` moves it, and the draining versions left holding
+    /// nothing go: [`Engine::tick`](crate::Engine::tick), and the start of
+    /// a request ([`Engine::request`](crate::Engine::request)).
+    pub(super) fn tick<S: Sink<E> + ?Sized>(&mut self, now: Timestamp, sink: &mut S) {
+        if now > Timestamp::MIN {
+            self.watermark(now - 1, sink);
+            self.reap();
+        }
+    }
+
     /// Processes at once what is due at `ts`, a millisecond above the
     /// watermark: its deadlines and list changes, then the events waiting
     /// at it in their order, as a watermark at `ts` would; then sets the

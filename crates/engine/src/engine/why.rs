@@ -50,6 +50,9 @@ pub struct Why<E: Event + Clone + 'static> {
     core: Core<E, Traced<E>>,
     fields: E::Fields,
     watch: Arc<Mutex<Watch<E>>>,
+    /// The requests the engine took and remembers ([`Why::request`]),
+    /// the engine's own when it was made into this one.
+    requests: Option<Box<super::requests::Requests>>,
 }
 
 /// The events of the traced key, by arrival number.
@@ -422,6 +425,7 @@ impl<E: Event + Clone + 'static> Engine<E> {
             core,
             fields: self.fields,
             watch,
+            requests: self.requests,
         }
     }
 }
@@ -459,6 +463,28 @@ impl<E: Event + Clone + 'static> Why<E> {
             });
         }
         arrival
+    }
+
+    /// [`Engine::request`]: `event` taken at once as the request
+    /// `request` at `now` (into the scene it names and no other, or into
+    /// none; a remembered id answered from memory and not taken again),
+    /// by the same code as a plain engine's. A request's event is never
+    /// late (it takes the time just past the watermark when `now` is not
+    /// past it).
+    pub fn request<S: Sink<E> + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        request: super::requests::Request,
+        event: E,
+        sink: &mut S,
+    ) -> super::requests::Answer {
+        super::requests::take(
+            &mut self.core,
+            &mut self.requests,
+            now,
+            (request, event),
+            sink,
+        )
     }
 
     /// [`Engine::watermark`].
