@@ -928,9 +928,10 @@ impl Report<'_> {
     fn end_time(&self, run: &RunTrace) -> Option<Timestamp> {
         match run.end.as_ref()? {
             End::Matched { at, .. } | End::WindowClosed { at, .. } => Some(*at),
-            End::Held { seq } | End::Negation { seq, .. } | End::ConditionFailed { seq, .. } => {
-                Some(self.ts(*seq))
-            }
+            End::Held { seq }
+            | End::Negation { seq, .. }
+            | End::ConditionFailed { seq, .. }
+            | End::NotMade { seq } => Some(self.ts(*seq)),
             End::Dropped { seq, .. } | End::Pruned { seq } => seq.map(|s| self.ts(s)),
             _ => (run.events.last()).map(|(seq, _)| self.ts(*seq)),
         }
@@ -1006,6 +1007,11 @@ impl Report<'_> {
             End::Pruned { seq } => vec![format!(
                 "pruned by the skip strategy{}",
                 seq.map_or_else(String::new, |s| format!(" at {}", self.at_event(s)))
+            )],
+            End::NotMade { seq } => vec![format!(
+                "complete at {}, not made: the event does not enter scene `{}`, and this instance of the rule fires only on its scene's events",
+                self.at_event(*seq),
+                pattern.rsplit_once('@').map_or(pattern, |(_, scene)| scene)
             )],
             _ => vec![format!("{end:?}")],
         }
@@ -1182,6 +1188,8 @@ impl Report<'_> {
                 "limit": if *capped { "max_live_runs" } else { "max_runs_per_key" },
             }),
             End::Pruned { seq } => json!({"kind": "pruned", "event": n_opt(seq)}),
+            End::NotMade { seq } => json!({"kind": "not_made", "event": n(seq),
+                "ts": self.ts(*seq), "time": rfc3339(self.ts(*seq))}),
             _ => json!({"kind": format!("{end:?}")}),
         }
     }

@@ -1916,6 +1916,21 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, A, S
         }
     }
 
+    fn holds_back(&mut self, m: &A::View<'_>) -> bool {
+        let Bridge {
+            pattern,
+            automaton,
+            meta,
+            key,
+            sink,
+            ..
+        } = self;
+        let ctx = MatchContext::new(*pattern, automaton.pattern(), &meta.key_paths, key)
+            .with_version(meta.version, meta.versioned)
+            .with_branches(meta.branched);
+        sink.holds_back(&MatchRef::new(&ctx, m))
+    }
+
     fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp) {
         let Bridge {
             pattern,

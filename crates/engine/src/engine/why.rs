@@ -233,6 +233,15 @@ pub enum End {
         /// The event whose step pruned it, if any.
         seq: Option<u64>,
     },
+    /// It completed at event `seq`, but the match is not made: the
+    /// pattern is a rule's instance (`RULE@SCENE`), which fires only on
+    /// the events of its scene, and the event does not enter that scene
+    /// (`docs/semantics.md`, "Decisions"): no record, no firing, no
+    /// `then` write. (A request enters the scene it names and no other.)
+    NotMade {
+        /// The event that completed it.
+        seq: u64,
+    },
 }
 
 /// The trace's state, shared by the traced automata.
@@ -563,6 +572,9 @@ fn chain_of<E>(buf: &SharedBuffer<E>, node: crate::matcher::NodeRef) -> Chain {
 #[derive(Default)]
 struct Emitted {
     matches: Vec<Chain>,
+    /// Complete matches the engine does not make (an instance's, on an
+    /// event outside its scene: [`End::NotMade`]).
+    not_made: Vec<Chain>,
     timeouts: Vec<(Chain, Timestamp)>,
     dropped: Vec<(Chain, bool)>,
 }
@@ -577,7 +589,10 @@ struct Tap<'r, R: ?Sized> {
 impl<E: Event + Clone + 'static, R: Reporter<E, Traced<E>> + ?Sized> MatchSink<E> for Tap<'_, R> {
     fn on_match(&mut self, m: &MatchView<'_, E>) {
         if let Some(seen) = &mut self.seen {
-            seen.matches.push(view_chain(m));
+            match self.out.holds_back(m) {
+                true => seen.not_made.push(view_chain(m)),
+                false => seen.matches.push(view_chain(m)),
+            }
         }
         self.out.on_match(m);
     }
@@ -774,13 +789,14 @@ impl<E: Event + Clone + 'static> Traced<E> {
     fn take_new(&self, w: &mut Watch<E>, seq: u64, after: &Snapshot, emitted: &Emitted) {
         let p = self.index;
         let ends_itself = |c: &[u64]| {
-            emitted.matches.iter().any(|m| m.0 == c)
+            (emitted.matches.iter().chain(&emitted.not_made)).any(|m| m.0 == c)
                 || emitted.dropped.iter().any(|(d, _)| d.0 == c)
         };
         let mut new: Vec<&Chain> = Vec::new();
         let dropped = emitted.dropped.iter().map(|(c, _)| c);
         for c in (after.live.iter().chain(&after.held))
             .chain(&emitted.matches)
+            .chain(&emitted.not_made)
             .chain(dropped)
         {
             if !w.open[p].contains_key(&c.0) && !new.iter().any(|n| n.0 == c.0) {
@@ -828,11 +844,17 @@ impl<E: Event + Clone + 'static> Traced<E> {
         let w = &mut *w;
         self.take_new(w, seq, after, emitted);
         let stays = |c: &[u64]| after.has(c) || after.holds(c);
-        for m in &emitted.matches {
-            let end = End::Matched {
-                seq: Some(seq),
-                at: ts,
-            };
+        let made = (emitted.matches.iter()).map(|m| {
+            (
+                m,
+                End::Matched {
+                    seq: Some(seq),
+                    at: ts,
+                },
+            )
+        });
+        let not_made = (emitted.not_made.iter()).map(|m| (m, End::NotMade { seq }));
+        for (m, end) in made.chain(not_made) {
             if stays(&m.0) {
                 // (its runs go on, a looping stage: the match is a fork)
                 let from = w.open[p].get(&m.0).copied();
@@ -905,7 +927,7 @@ impl<E: Event + Clone + 'static> Traced<E> {
     ) {
         let p = self.index;
         let mut started = after.live.iter().chain(&after.held).any(|c| c.0 == [seq])
-            || emitted.matches.iter().any(|m| m.0.first() == Some(&seq))
+            || (emitted.matches.iter().chain(&emitted.not_made)).any(|m| m.0.first() == Some(&seq))
             || emitted.dropped.iter().any(|(c, _)| c.0 == [seq]);
         // The start took the event, and its partial match is gone within
         // the step: the skip strategy pruned it (a drop is said above).
@@ -968,6 +990,16 @@ impl<E: Event + Clone + 'static> Traced<E> {
             let id = w.entry(p, &m.0, None);
             self.set_events(w, id, m);
             w.patterns[p].runs[id].end = Some(End::Matched { seq: None, at: t });
+            w.open[p].remove(&m.0);
+        }
+        // (a match a deadline completes holds no event under way: the
+        // engine makes it whatever scene, and none is held back here; one
+        // would end as not made at its last event)
+        for m in &emitted.not_made {
+            let id = w.entry(p, &m.0, None);
+            self.set_events(w, id, m);
+            let seq = m.0.last().copied().unwrap_or_default();
+            w.patterns[p].runs[id].end = Some(End::NotMade { seq });
             w.open[p].remove(&m.0);
         }
         for (chain, at) in &emitted.timeouts {

@@ -3,7 +3,8 @@
 //! scene they name (`Why::request`), retries answered from memory, ticks.
 //! A traced engine answers each request as a plain one does, with the
 //! same output, and its trace agrees with that output: a match per
-//! `Matched`, a timeout per window reported closed, and a retry is no
+//! `Matched`, a timeout per window reported closed, a rule's instance not
+//! made on an event of another scene (`NotMade`), and a retry is no
 //! second event of the key.
 
 use std::collections::BTreeSet;
@@ -21,9 +22,11 @@ pattern big { partition by card within 1m timeouts
     match p followed by q where p: amount > 100 q: amount > 100 }
 pattern busy { partition by card action review
     match p where p: type == "payment" and payments(card) >= 3 }
+pattern over(min: int) { partition by card action review match p where p: amount > min }
 scene a {
     when type == "payment"
-    rules busy
+    rules busy, over
+    with min = 50
     outcomes approve < review
     review if action review
     fallback approve
@@ -31,7 +34,8 @@ scene a {
 }
 scene b {
     when type == "payment"
-    rules big, busy
+    rules big, busy, over
+    with min = 150
     outcomes approve < review
     review if action review
     fallback approve
@@ -204,6 +208,12 @@ fn a_traced_engine_takes_requests_as_a_plain_one_and_its_trace_agrees() {
     });
     assert_eq!(closed, outputs(&actual, &c1, true));
     assert!(!matched.is_empty() && !closed.is_empty());
+    // `over@b` fires on c1's payments over 150 that enter `b`; on one
+    // that enters `a` (or no scene) its match is not made.
+    let not_made = ends(&trace, |e| matches!(e, End::NotMade { .. }));
+    for chains in [&matched, &not_made] {
+        assert!(chains.iter().any(|(p, _)| p == "over@b"), "{chains:?}");
+    }
     // The key's events are its requests taken: a retry answered from
     // memory is none.
     let asked = steps.iter().filter_map(|step| match step {
