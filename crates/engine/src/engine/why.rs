@@ -496,6 +496,34 @@ impl<E: Event + Clone + 'static> Why<E> {
         )
     }
 
+    /// [`Engine::add_to_list_by`]: `origin` holds `value` in list `list`
+    /// from event time `at` until `until`, as a plain engine takes the
+    /// change (a service's log changes its lists at their place).
+    pub fn add_to_list_by(
+        &mut self,
+        origin: &crate::engine::EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<(), crate::Error> {
+        let op = (crate::lookup::WriteOp::Add, origin.clone());
+        self.core.change_list(list, op, value, at, (None, until))
+    }
+
+    /// [`Engine::remove_from_list_by`]: `origin`'s hold of `value` in list
+    /// `list` ends at event time `at`, as a plain engine takes the change.
+    pub fn remove_from_list_by(
+        &mut self,
+        origin: &crate::engine::EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+    ) -> Result<(), crate::Error> {
+        let op = (crate::lookup::WriteOp::Remove, origin.clone());
+        self.core.change_list(list, op, value, at, (None, None))
+    }
+
     /// [`Engine::watermark`].
     pub fn watermark<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
         self.core.watermark(t, sink);

@@ -1,6 +1,7 @@
 //! `Engine::why` fed as a service's run feeds its engine (issue 63,
 //! `cepheid why KEY --events wal:DIR`): requests taken at once into the
-//! scene they name (`Why::request`), retries answered from memory, ticks.
+//! scene they name (`Why::request`), retries answered from memory, ticks,
+//! changes of a list at their place (`Why::add_to_list_by`).
 //! A traced engine answers each request as a plain one does, with the
 //! same output, and its trace agrees with that output: a match per
 //! `Matched`, a timeout per window reported closed, a rule's instance not
@@ -13,19 +14,21 @@ use std::sync::Arc;
 use cepheid_core::record::FieldTable;
 use cepheid_decode::{Decoder, Format, Item};
 use cepheid_engine::engine::why::{End, Trace};
-use cepheid_engine::engine::{Answer, Request};
+use cepheid_engine::engine::{Answer, EntryOrigin, Request};
 use cepheid_engine::{Engine, Output, Record, Rules, Value};
 
 const RULES: &str = r#"
+list blocked
 indicator payments = count() where type == "payment" group by card within 1h
 pattern big { partition by card within 1m timeouts
     match p followed by q where p: amount > 100 q: amount > 100 }
 pattern busy { partition by card action review
     match p where p: type == "payment" and payments(card) >= 3 }
+pattern listed { partition by card action review match p where p: card in blocked }
 pattern over(min: int) { partition by card action review match p where p: amount > min }
 scene a {
     when type == "payment"
-    rules busy, over
+    rules busy, over, listed
     with min = 50
     outcomes approve < review
     review if action review
@@ -44,16 +47,20 @@ scene b {
 "#;
 
 /// One input of a service's run: a request (its time, id, scene and
-/// event), or a tick (a watermark).
+/// event), a tick (a watermark), or a change of the list `blocked` (a
+/// card added or removed, from the watermark + 1 on, as the run makes a
+/// logged `$list` change).
 #[derive(Clone)]
 pub(crate) enum Step {
     Request(i64, Value, Option<&'static str>, String),
     Watermark(i64),
+    List(bool, String),
 }
 
 /// 600 inputs over four cards from a fixed linear congruential
 /// generator: requests into scene `a`, `b` or none, now and then a
-/// retry of an earlier id, an event of no id, or a tick.
+/// retry of an earlier id, an event of no id, a tick, or a card blocked
+/// or let go.
 pub(crate) fn steps() -> Vec<Step> {
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = |n: u64| {
@@ -70,6 +77,7 @@ pub(crate) fn steps() -> Vec<Step> {
         let step = match next(10) {
             0 if !asked.is_empty() => asked[next(asked.len() as u64) as usize].clone(),
             1 => Step::Watermark(at - 1),
+            3 if next(2) == 0 => Step::List(next(2) == 0, format!("c{}", next(4))),
             roll => {
                 let scene = [Some("a"), Some("b"), None][next(3) as usize];
                 let id = match roll {
@@ -89,11 +97,14 @@ pub(crate) fn steps() -> Vec<Step> {
         // (a retry keeps its event and scene, at the time it comes again)
         steps.push(match step {
             Step::Request(_, id, scene, event) => Step::Request(at, id, scene, event),
-            tick => tick,
+            other => other,
         });
     }
     steps
 }
+
+/// The origin of the changes of `blocked`: a log's `$list` records'.
+const ORIGIN: EntryOrigin = EntryOrigin::Records;
 
 pub(crate) fn request(id: &Value, scene: Option<&str>) -> Request {
     Request {
@@ -177,6 +188,15 @@ fn a_traced_engine_takes_requests_as_a_plain_one_and_its_trace_agrees() {
                 answered.push(plain.request(*at, request(id, *scene), record, &mut expected));
             }
             Step::Watermark(t) => plain.watermark(*t, &mut expected),
+            Step::List(add, card) => {
+                let at = plain.current_watermark().map_or(i64::MIN, |w| w + 1);
+                let value = Value::from(card.as_str());
+                match add {
+                    true => plain.add_to_list_by(&ORIGIN, "blocked", value, at, None),
+                    false => plain.remove_from_list_by(&ORIGIN, "blocked", value, at),
+                }
+                .unwrap();
+            }
         }
     }
     let traced = engine();
@@ -194,6 +214,15 @@ fn a_traced_engine_takes_requests_as_a_plain_one_and_its_trace_agrees() {
                 answers.push(why.request(*at, request(id, *scene), record, &mut actual));
             }
             Step::Watermark(t) => why.watermark(*t, &mut actual),
+            Step::List(add, card) => {
+                let at = why.current_watermark().map_or(i64::MIN, |w| w + 1);
+                let value = Value::from(card.as_str());
+                match add {
+                    true => why.add_to_list_by(&ORIGIN, "blocked", value, at, None),
+                    false => why.remove_from_list_by(&ORIGIN, "blocked", value, at),
+                }
+                .unwrap();
+            }
         }
     }
     assert!(answers == answered, "a traced engine answers otherwise");
@@ -214,11 +243,13 @@ fn a_traced_engine_takes_requests_as_a_plain_one_and_its_trace_agrees() {
     for chains in [&matched, &not_made] {
         assert!(chains.iter().any(|(p, _)| p == "over@b"), "{chains:?}");
     }
+    // (and c1 was blocked a while: `listed` fired on it)
+    assert!(matched.iter().any(|(p, _)| p == "listed"), "{matched:?}");
     // The key's events are its requests taken: a retry answered from
     // memory is none.
     let asked = steps.iter().filter_map(|step| match step {
         Step::Request(_, _, _, text) => Some(text),
-        Step::Watermark(_) => None,
+        Step::Watermark(_) | Step::List(..) => None,
     });
     let of_c1: Vec<(i64, &Answer)> = (asked.zip(&answers))
         .filter(|(text, _)| text.contains(r#""card":"c1""#))
