@@ -927,7 +927,9 @@ impl Report<'_> {
     /// or ended at no time the trace says).
     fn end_time(&self, run: &RunTrace) -> Option<Timestamp> {
         match run.end.as_ref()? {
-            End::Matched { at, .. } | End::WindowClosed { at, .. } => Some(*at),
+            End::Matched { at, .. } | End::WindowClosed { at, .. } | End::Discarded { at } => {
+                Some(*at)
+            }
             End::Held { seq }
             | End::Negation { seq, .. }
             | End::ConditionFailed { seq, .. }
@@ -1007,6 +1009,10 @@ impl Report<'_> {
             End::Pruned { seq } => vec![format!(
                 "pruned by the skip strategy{}",
                 seq.map_or_else(String::new, |s| format!(" at {}", self.at_event(s)))
+            )],
+            End::Discarded { at } => vec![format!(
+                "dropped by the change of rules at {}: its pattern was removed, or replaced and restarted",
+                when(*at)
             )],
             End::NotMade { seq } => vec![format!(
                 "complete at {}, not made: the event does not enter scene `{}`, and this instance of the rule fires only on its scene's events",
@@ -1188,6 +1194,9 @@ impl Report<'_> {
                 "limit": if *capped { "max_live_runs" } else { "max_runs_per_key" },
             }),
             End::Pruned { seq } => json!({"kind": "pruned", "event": n_opt(seq)}),
+            End::Discarded { at } => {
+                json!({"kind": "discarded", "at": at, "at_time": rfc3339(*at)})
+            }
             End::NotMade { seq } => json!({"kind": "not_made", "event": n(seq),
                 "ts": self.ts(*seq), "time": rfc3339(self.ts(*seq))}),
             _ => json!({"kind": format!("{end:?}")}),

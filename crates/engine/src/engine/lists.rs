@@ -16,35 +16,15 @@ use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 
 impl<E: Event + 'static> Engine<E> {
-    /// Takes the lists and indicators of a rule set being added: `set`'s
-    /// own table (a [`Rules`](crate::Rules)' declarations), else the
-    /// largest table its patterns carry
-    /// ([`Pattern::declarations`](crate::pattern::Pattern::declarations):
-    /// a pattern added alone, or shared from another engine). A table
-    /// that extends the engine's (the same names first, more after)
-    /// replaces it, keeping the state of what it keeps; so does one that
-    /// does not agree with it; one the engine's extends changes nothing.
+    /// Takes the lists and indicators of a rule set being added
+    /// ([`Core::adopt_declarations`]).
     pub(super) fn adopt_declarations<'p>(
         &mut self,
         set: Option<&Declarations>,
         patterns: impl IntoIterator<Item = &'p crate::pattern::Pattern>,
         fields: &mut E::Fields,
     ) -> Result<(), Error> {
-        let carried = patterns
-            .into_iter()
-            .filter_map(|p| p.declarations.as_deref())
-            .max_by_key(|d| d.len());
-        let Some(table) = set.filter(|d| !d.is_empty()).or(carried) else {
-            return Ok(());
-        };
-        let current = self.core.memory.declarations();
-        if current.extends(table) && (set.is_none() || table.extends(current)) {
-            return Ok(());
-        }
-        self.core
-            .memory
-            .declare(table, fields)
-            .map_err(|e| Error::new(ErrorKind::Field, e))
+        self.core.adopt_declarations(set, patterns, fields)
     }
 
     /// Declares `table`, a rule set's lists and indicators, whatever the
@@ -521,6 +501,38 @@ impl ListWrite {
     /// the list the live rules read)?
     pub fn is_shadow(&self) -> bool {
         self.shadow
+    }
+}
+
+impl<E: Event, A: Automaton<E>> Core<E, A> {
+    /// Takes the lists and indicators of a rule set being added: `set`'s
+    /// own table (a [`Rules`](crate::Rules)' declarations), else the
+    /// largest table its patterns carry
+    /// ([`Pattern::declarations`](crate::pattern::Pattern::declarations):
+    /// a pattern added alone, or shared from another engine). A table
+    /// that extends the engine's (the same names first, more after)
+    /// replaces it, keeping the state of what it keeps; so does one that
+    /// does not agree with it; one the engine's extends changes nothing.
+    pub(super) fn adopt_declarations<'p>(
+        &mut self,
+        set: Option<&Declarations>,
+        patterns: impl IntoIterator<Item = &'p crate::pattern::Pattern>,
+        fields: &mut E::Fields,
+    ) -> Result<(), Error> {
+        let carried = patterns
+            .into_iter()
+            .filter_map(|p| p.declarations.as_deref())
+            .max_by_key(|d| d.len());
+        let Some(table) = set.filter(|d| !d.is_empty()).or(carried) else {
+            return Ok(());
+        };
+        let current = self.memory.declarations();
+        if current.extends(table) && (set.is_none() || table.extends(current)) {
+            return Ok(());
+        }
+        self.memory
+            .declare(table, fields)
+            .map_err(|e| Error::new(ErrorKind::Field, e))
     }
 }
 

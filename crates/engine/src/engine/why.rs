@@ -27,7 +27,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::automaton::{Automaton, Reporter};
 use crate::engine::core::Core;
-use crate::engine::front::Engine;
+use crate::engine::front::{Engine, PatternSet};
+use crate::engine::reload::{Changes, ReloadPolicy};
 use crate::engine::sink::Sink;
 use crate::event::{Event, FieldPath};
 use crate::expr::Expr;
@@ -65,7 +66,9 @@ pub struct Trace<E> {
     /// The key's events that reached some pattern, by their arrival
     /// number (`seq` elsewhere in the trace): time and event.
     pub events: Events<E>,
-    /// Per pattern (in the engine's order), what happened to the key.
+    /// Per pattern, what happened to the key: in the engine's order when
+    /// the trace began, then each pattern a change of rules added (a new
+    /// name, or a new version of one: [`Why::set_rules`]).
     pub patterns: Vec<PatternTrace>,
     /// The key's late events: at or below the watermark when they came.
     pub late: Vec<LateEvent<E>>,
@@ -96,6 +99,14 @@ pub struct LateEvent<E> {
 pub struct PatternTrace {
     /// The pattern's name.
     pub name: String,
+    /// Its version: 1 when its name was first added, +1 per change of
+    /// rules that replaced its text (`docs/dynamic-rules.md`). Each
+    /// version is traced apart, the old one's partial matches draining
+    /// (or discarded) beside the new one's.
+    pub version: u32,
+    /// The pattern as this version ran (its stages, conditions and
+    /// `partition by`).
+    pub pattern: Option<Arc<Pattern>>,
     /// Does the pattern have a key the filter could take (a pattern
     /// without `partition by` has one partition for all events, not
     /// traced)?
@@ -233,6 +244,14 @@ pub enum End {
         /// The event whose step pruned it, if any.
         seq: Option<u64>,
     },
+    /// Dropped by a change of rules made at time `at`
+    /// ([`Why::set_rules`]): its pattern was removed, or replaced under
+    /// [`ReloadPolicy::Restart`](crate::engine::ReloadPolicy::Restart)
+    /// (`docs/dynamic-rules.md`).
+    Discarded {
+        /// When the change was made (the watermark then + 1).
+        at: Timestamp,
+    },
     /// It completed at event `seq`, but the match is not made: the
     /// pattern is a rule's instance (`RULE@SCENE`), which fires only on
     /// the events of its scene, and the event does not enter that scene
@@ -253,6 +272,9 @@ struct Watch<E> {
     /// Per pattern: the partial matches under way (and held matches) by
     /// their events' arrival numbers.
     open: Vec<HashMap<Vec<u64>, usize>>,
+    /// The time of the change of rules under way ([`Why::set_rules`]):
+    /// when the partial matches it discards end.
+    switch: Timestamp,
 }
 
 /// A pattern's automaton in a [`Why`]: the matcher's, with a look at the
@@ -401,25 +423,19 @@ impl<E: Event + Clone + 'static> Engine<E> {
         // (what the lists sweep at its expiry kept: a `false` lookup says
         // that the value's entry had expired, and when)
         self.core.memory.keep_expired();
-        let names: Vec<(String, bool)> = (self.core.patterns.iter())
-            .map(|run| {
-                let ir = run.automaton.pattern();
-                (ir.name.clone(), !ir.partition_by.is_empty())
-            })
-            .collect();
-        let watch = Arc::new(Mutex::new(Watch {
+        let mut watch = Watch {
             filter,
             events: BTreeMap::new(),
             late: Vec::new(),
-            open: vec![HashMap::new(); names.len()],
-            patterns: (names.into_iter())
-                .map(|(name, keyed)| PatternTrace {
-                    name,
-                    keyed,
-                    ..PatternTrace::default()
-                })
-                .collect(),
-        }));
+            open: Vec::new(),
+            patterns: Vec::new(),
+            switch: Timestamp::MIN,
+        };
+        for run in &self.core.patterns {
+            let p = watch.add_pattern(run.automaton.pattern());
+            watch.patterns[p].version = run.meta.version;
+        }
+        let watch = Arc::new(Mutex::new(watch));
         let mut index = 0;
         let core = self.core.map_automata(|nfa| {
             index += 1;
@@ -464,6 +480,7 @@ impl<E: Event + Clone + 'static> Why<E> {
         // (kept in case the engine finds it late)
         let copy = traced.then(|| event.clone());
         let arrival = self.core.push(ts, event, sink);
+        self.core.reap();
         if let (Some(event), crate::engine::Arrival::Late) = (copy, arrival) {
             lock(&self.watch).late.push(LateEvent {
                 ts,
@@ -524,14 +541,62 @@ impl<E: Event + Clone + 'static> Why<E> {
         self.core.change_list(list, op, value, at, (None, None))
     }
 
+    /// [`Engine::set_rules`]: the rules become `patterns` at the
+    /// watermark, by the same code as a plain engine's change (a
+    /// service's log changes its rules at their place). A pattern whose
+    /// text the change keeps goes on as it was traced; a new one, or a
+    /// new version of a changed one, is traced as a pattern of its own
+    /// ([`PatternTrace::version`]) after the others, beside the old
+    /// version, which drains; a pattern removed, or replaced under
+    /// [`ReloadPolicy::Restart`], is discarded: its partial matches of the
+    /// key end as [`End::Discarded`] (the matches a skip strategy held
+    /// back behind them are made, as [`End::Matched`] at that time).
+    pub fn set_rules<P: PatternSet<E> + ?Sized, S: Sink<E> + ?Sized>(
+        &mut self,
+        patterns: &P,
+        policy: ReloadPolicy,
+        sink: &mut S,
+    ) -> Result<Changes, crate::Error> {
+        let switch =
+            (self.core.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        lock(&self.watch).switch = switch;
+        let watch = Arc::clone(&self.watch);
+        let mut make = |nfa: Arc<Nfa<E>>, replaces: Option<&Traced<E>>| {
+            let mut w = lock(&watch);
+            let index = match replaces {
+                // (the same states, a `shadow` mark given or taken: its
+                // partial matches go on in it, traced as they were)
+                Some(old) => old.index,
+                None => w.add_pattern(nfa.pattern()),
+            };
+            w.patterns[index].pattern = Some(Arc::new(nfa.pattern().clone()));
+            drop(w);
+            Traced {
+                names: Names::of(nfa.pattern()),
+                nfa,
+                index,
+                watch: Arc::clone(&watch),
+            }
+        };
+        let fields = &mut self.fields;
+        let changes = (self.core).set_rules(fields, patterns, policy, &mut make, sink)?;
+        let mut w = lock(&self.watch);
+        for run in &self.core.patterns {
+            w.patterns[run.automaton.index].version = run.meta.version;
+        }
+        Ok(changes)
+    }
+
     /// [`Engine::watermark`].
     pub fn watermark<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
         self.core.watermark(t, sink);
+        self.core.reap();
     }
 
     /// [`Engine::finish`].
     pub fn finish<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
         self.core.finish(sink);
+        self.core.reap();
     }
 
     /// The current watermark.
@@ -569,6 +634,8 @@ impl CloneTraces for Vec<PatternTrace> {
         (self.iter())
             .map(|p| PatternTrace {
                 name: p.name.clone(),
+                version: p.version,
+                pattern: p.pattern.clone(),
                 keyed: p.keyed,
                 reached: p.reached.clone(),
                 runs: p.runs.clone(),
@@ -772,6 +839,22 @@ fn stops(edge: &Edge) -> bool {
             Action::Take => edge.stage.is_some(),
             Action::Proceed => false,
         }
+}
+
+impl<E> Watch<E> {
+    /// Traces `pattern` (of version 1 until said otherwise): its number
+    /// among the traced patterns.
+    fn add_pattern(&mut self, pattern: &Pattern) -> usize {
+        self.patterns.push(PatternTrace {
+            name: pattern.name.clone(),
+            version: 1,
+            pattern: Some(Arc::new(pattern.clone())),
+            keyed: !pattern.partition_by.is_empty(),
+            ..PatternTrace::default()
+        });
+        self.open.push(HashMap::new());
+        self.patterns.len() - 1
+    }
 }
 
 impl<E: Event + Clone + 'static> Watch<E> {
@@ -1001,6 +1084,48 @@ impl<E: Event + Clone + 'static> Traced<E> {
         }
     }
 
+    /// Records the matches emitted at time `t`, not at an event (a
+    /// deadline's, or those a change of rules released).
+    fn matched_at(&self, w: &mut Watch<E>, emitted: &Emitted, t: Timestamp) {
+        let p = self.index;
+        for m in &emitted.matches {
+            let id = w.entry(p, &m.0, None);
+            self.set_events(w, id, m);
+            w.patterns[p].runs[id].end = Some(End::Matched { seq: None, at: t });
+            w.open[p].remove(&m.0);
+        }
+        // (a match made at a time holds no event under way: the engine
+        // makes it whatever scene, and none is held back here; one would
+        // end as not made at its last event)
+        for m in &emitted.not_made {
+            let id = w.entry(p, &m.0, None);
+            self.set_events(w, id, m);
+            let seq = m.0.last().copied().unwrap_or_default();
+            w.patterns[p].runs[id].end = Some(End::NotMade { seq });
+            w.open[p].remove(&m.0);
+        }
+    }
+
+    /// Records a traced discard of the partition by a change of rules
+    /// (its partition `before`, what the discard emitted): the matches
+    /// held back behind its partial matches made, the partial matches
+    /// dropped.
+    fn record_discard(&self, before: &Snapshot, emitted: &Emitted) {
+        let p = self.index;
+        let mut w = lock(&self.watch);
+        let w = &mut *w;
+        let at = w.switch;
+        self.matched_at(w, emitted, at);
+        let empty = Snapshot {
+            live: Vec::new(),
+            held: Vec::new(),
+        };
+        self.held_released(w, before, &empty, None);
+        for (seqs, _) in &before.live {
+            w.end(p, seqs, End::Discarded { at });
+        }
+    }
+
     /// Records a traced advance of time to `t` (the partition's earliest
     /// deadline before it was `deadline`).
     fn record_time(
@@ -1014,22 +1139,7 @@ impl<E: Event + Clone + 'static> Traced<E> {
         let p = self.index;
         let mut w = lock(&self.watch);
         let w = &mut *w;
-        for m in &emitted.matches {
-            let id = w.entry(p, &m.0, None);
-            self.set_events(w, id, m);
-            w.patterns[p].runs[id].end = Some(End::Matched { seq: None, at: t });
-            w.open[p].remove(&m.0);
-        }
-        // (a match a deadline completes holds no event under way: the
-        // engine makes it whatever scene, and none is held back here; one
-        // would end as not made at its last event)
-        for m in &emitted.not_made {
-            let id = w.entry(p, &m.0, None);
-            self.set_events(w, id, m);
-            let seq = m.0.last().copied().unwrap_or_default();
-            w.patterns[p].runs[id].end = Some(End::NotMade { seq });
-            w.open[p].remove(&m.0);
-        }
+        self.matched_at(w, emitted, t);
         for (chain, at) in &emitted.timeouts {
             w.end(
                 p,
@@ -1252,9 +1362,19 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         lookup: L,
         out: &mut R,
     ) -> usize {
-        Executor::new(&self.nfa, cache)
-            .with_lookup(lookup.lookup())
-            .discard(part, store, &mut Tap { out, seen: None })
+        let mut exec = Executor::new(&self.nfa, cache).with_lookup(lookup.lookup());
+        if !self.traced(out) {
+            return exec.discard(part, store, &mut Tap { out, seen: None });
+        }
+        let before = snapshot(part, store);
+        let mut emitted = Emitted::default();
+        let tap = &mut Tap {
+            out,
+            seen: Some(&mut emitted),
+        };
+        let discarded = exec.discard(part, store, tap);
+        self.record_discard(&before, &emitted);
+        discarded
     }
 
     fn partial_matches(part: &Partition) -> usize {
