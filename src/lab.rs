@@ -94,6 +94,11 @@ pub struct Events {
 }
 
 impl Events {
+    /// The events' path, as given (`--events`).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The folder of a service's log, when the events are one (`wal:DIR`).
     pub fn wal(&self) -> Option<PathBuf> {
         let path = self.path.to_str()?;
