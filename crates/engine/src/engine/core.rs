@@ -1916,6 +1916,10 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, A, S
         }
     }
 
+    // (out of line and cold: a trace asks it, the engine's step never
+    // does, and the step's code is as it was without it)
+    #[cold]
+    #[inline(never)]
     fn holds_back(&mut self, m: &A::View<'_>) -> bool {
         let Bridge {
             pattern,
