@@ -1590,7 +1590,8 @@ fn replayed_alerts(rules: &Path, log: &Path, key: &Value) -> Alerts {
 /// scene `a` does not fire `over@b` (its match is not made); the change
 /// is said. A log whose first entries were released is refused (exit 4),
 /// as are `--from-checkpoint` and `--max-runs-per-key` (exit 2), and
-/// `backtest --output` for a file.
+/// `backtest --output` for a file; `--pattern`, `--from` and
+/// `--no-events` narrow it as they narrow a file's.
 #[test]
 fn why_key_over_the_log_is_what_the_service_did_with_the_key() {
     use cepheid_serve::wal::{Entry, Input, Wal, WalOptions};
@@ -1769,6 +1770,35 @@ fn why_key_over_the_log_is_what_the_service_did_with_the_key() {
         assert!(text.contains(said), "{said}: {text}");
     }
 
+    // Narrowed as over a file: one pattern, the times of the change on,
+    // no values.
+    let from = (t0 + 6 * minute).to_string();
+    let (code, out, err) = why(&[
+        "c1",
+        "--pattern",
+        "pair",
+        "--from",
+        &from,
+        "--no-events",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let narrowed: Value = serde_json::from_str(&out).unwrap();
+    let shown: Vec<(&str, u64)> = (narrowed["patterns"].as_array().unwrap().iter())
+        .map(|p| {
+            (
+                p["pattern"].as_str().unwrap(),
+                p["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, [("pair", 1), ("pair", 2)], "{narrowed}");
+    let events = narrowed["key_events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "e6, e7, e8: {narrowed}");
+    assert!(
+        events.iter().all(|e| e.get("event").is_none()),
+        "{narrowed}"
+    );
     // The log's first segment released: not read from its first entry
     // kept (the replay refuses it too).
     let released = dir.join("released");
