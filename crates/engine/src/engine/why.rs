@@ -15,6 +15,12 @@
 //! matcher's, and its code is not changed by the trace's (another
 //! instance of the engine's generic core).
 //!
+//! A change of rules is followed ([`Why::set_rules`]: the engine's own
+//! change, each new automaton wrapped as the others): a new pattern, or
+//! a new version of a changed one, is traced apart from the old version
+//! it drains beside; a pattern discarded has its partial matches ended
+//! by the change ([`End::Discarded`]).
+//!
 //! A partial match is known by the events it took (their arrival
 //! numbers): runs of the matcher with the same events (in different
 //! states) are one partial match here, which ends when its last run does
@@ -45,8 +51,12 @@ pub type KeyFilter = Box<dyn Fn(&[FieldPath], &[Value]) -> bool + Send>;
 
 /// An engine that traces one key: made by [`Engine::why`], fed as an
 /// engine is ([`push`](Why::push), [`watermark`](Why::watermark),
-/// [`finish`](Why::finish)), with the same output to its sink; its
-/// [`trace`](Why::trace) says what happened to the key.
+/// [`finish`](Why::finish); a service's run feeds it
+/// [`request`](Why::request)s, changes of lists
+/// ([`add_to_list_by`](Why::add_to_list_by)) and of rules
+/// ([`set_rules`](Why::set_rules)), each by the plain engine's own code),
+/// with the same output to its sink; its [`trace`](Why::trace) says what
+/// happened to the key.
 pub struct Why<E: Event + Clone + 'static> {
     core: Core<E, Traced<E>>,
     fields: E::Fields,
@@ -246,7 +256,7 @@ pub enum End {
     },
     /// Dropped by a change of rules made at time `at`
     /// ([`Why::set_rules`]): its pattern was removed, or replaced under
-    /// [`ReloadPolicy::Restart`](crate::engine::ReloadPolicy::Restart)
+    /// [`ReloadPolicy::Restart`]
     /// (`docs/dynamic-rules.md`).
     Discarded {
         /// When the change was made (the watermark then + 1).

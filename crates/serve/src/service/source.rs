@@ -287,7 +287,7 @@ impl LogSource {
 
 /// The engine's request for a logged decision request or event (`entry`,
 /// an [`Entry::Decide`] or [`Entry::Event`]; `None` for another kind),
-/// with its fields, as the service's run takes it ([`LogSource`]) and
+/// with its fields, as the service's run takes it (its log source) and
 /// `cepheid why` over the log takes it again: into the scene a decision
 /// request names and no other (an event recorded without a decision:
 /// none), under its event id, or under no id for a record of an events
