@@ -44,6 +44,12 @@ pub struct Args {
     /// pattern): for a report others read.
     #[arg(long)]
     no_events: bool,
+    /// A service's log only (wal:DIR): keep the replay's alerts in FILE,
+    /// as the service wrote them (the records of `shadow` patterns beside
+    /// it, in FILE with the extension `shadow.jsonl`); without it they
+    /// are not kept.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 /// Runs `backtest` and returns the exit status.
@@ -53,6 +59,13 @@ pub fn run(args: &Args) -> u8 {
     }
     if let Some(status) = args.events.checkpoint_not_taken() {
         return status;
+    }
+    if args.output.is_some() {
+        say!(
+            "error: --output: only a service's log (--events wal:DIR) has its alerts written again; `cepheid run RULES --events {} --output FILE` writes those of a file",
+            args.events.path().display()
+        );
+        return crate::EXIT_USAGE;
     }
     let mut options = cepheid_lab::backtest::Options::new(args.rules.clone(), args.events.lab());
     options.labels.clone_from(&args.labels);
@@ -101,7 +114,8 @@ pub fn run(args: &Args) -> u8 {
 /// again with `RULES` from its first entry kept (or, with
 /// `--from-checkpoint`, after that checkpoint of the service's), each
 /// decision request's answer printed as the service gave it, a JSON line
-/// (`docs/serve.md`, "Live equals backtest"); the alerts are not kept.
+/// (`docs/serve.md`, "Live equals backtest"); the alerts are kept in the
+/// file `--output` names, and not kept without it.
 #[cfg(feature = "serve")]
 fn replay(args: &Args, dir: &std::path::Path) -> u8 {
     use std::io::Write;
@@ -137,7 +151,8 @@ fn replay(args: &Args, dir: &std::path::Path) -> u8 {
         }
         out.flush().is_ok()
     });
-    let alerts = std::env::temp_dir().join(format!("cepheid-replay-{}.jsonl", std::process::id()));
+    let scratch = std::env::temp_dir().join(format!("cepheid-replay-{}.jsonl", std::process::id()));
+    let alerts = args.output.clone().unwrap_or_else(|| scratch.clone());
     let result = cepheid_serve::service::replay(
         &rules,
         paths,
@@ -146,9 +161,11 @@ fn replay(args: &Args, dir: &std::path::Path) -> u8 {
         tx,
         Box::new(cepheid_runtime::StderrReport),
     );
-    let _ = std::fs::remove_file(&alerts);
-    // (and the shadow patterns' records the replay writes beside them)
-    let _ = std::fs::remove_file(alerts.with_extension("shadow.jsonl"));
+    if args.output.is_none() {
+        let _ = std::fs::remove_file(&scratch);
+        // (and the shadow patterns' records the replay writes beside them)
+        let _ = std::fs::remove_file(scratch.with_extension("shadow.jsonl"));
+    }
     let printed = printer.join().unwrap_or(false);
     match result {
         Ok(summary) if summary.error().is_none() && printed => EXIT_OK,

@@ -20,8 +20,9 @@ use crate::{EXIT_IO, EXIT_PATTERN_ERROR, EXIT_USAGE};
 pub struct Events {
     /// The events: a file, or a range of a Kafka topic
     /// (kafka://HOST:PORT/TOPIC, with --kafka-start and --kafka-until);
-    /// for `backtest`, also a service's log (wal:DIR, the `log` folder of
-    /// `cepheid serve --state`: the answers it gave, again).
+    /// for `backtest` and `why`, also a service's log (wal:DIR, the `log`
+    /// folder of `cepheid serve --state`: the answers it gave, again, and
+    /// what its engine did with a key's events or a request).
     #[arg(long = "events", value_name = "FILE|URL")]
     path: PathBuf,
     /// A service's log only (wal:DIR): start from this checkpoint of the
@@ -94,6 +95,11 @@ pub struct Events {
 }
 
 impl Events {
+    /// The events' path, as given (`--events`).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
     /// The folder of a service's log, when the events are one (`wal:DIR`).
     pub fn wal(&self) -> Option<PathBuf> {
         let path = self.path.to_str()?;

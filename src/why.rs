@@ -1,6 +1,8 @@
-//! `cepheid why RULES KEY --events FILE`: for one key, what each pattern
-//! did with its events, and why it did not fire (`docs/rule-lab.md`; the
-//! lab's `cepheid_lab::why`): its arguments, the report printed.
+//! `cepheid why RULES KEY --events FILE|wal:DIR`: for one key, what each
+//! pattern did with its events, and why it did not fire
+//! (`docs/rule-lab.md`; the lab's `cepheid_lab::why`): its arguments, the
+//! report printed; over a service's log, the log read here and handed to
+//! the lab's trace as the service's run took it.
 
 use std::path::PathBuf;
 
@@ -107,13 +109,6 @@ pub fn run(args: &Args) -> u8 {
 fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
     use crate::{EXIT_IO, EXIT_USAGE};
     use cepheid_serve::wal::{Entry, WalReader};
-    let Some(event) = &args.event else {
-        say!(
-            "error: why KEY over a service's log (wal:{}) is not done yet: `why RULES --event ID --events wal:DIR` tells how one request's decision came about",
-            dir.display()
-        );
-        return EXIT_USAGE;
-    };
     if let Some(flag) = args.events.not_for_wal() {
         say!(
             "error: {flag}: a service's log (wal:{}) is read as the service took it, on one engine, with its own rules and lists",
@@ -131,6 +126,9 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
         );
         return EXIT_USAGE;
     }
+    let Some(event) = &args.event else {
+        return key_over_log(args, dir);
+    };
     let log = format!("wal:{}", dir.display());
     // (the log read once first: the requests of the event, and the rules
     // in force at each)
@@ -402,6 +400,140 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
     match args.json {
         true => crate::lab::print(&told.json(), true, crate::EXIT_OK),
         false => crate::lab::print(&told.text(), false, crate::EXIT_OK),
+    }
+}
+
+/// `why RULES KEY --events wal:DIR`: what each pattern did with the key's
+/// events over a service's log, as the service's engine did it
+/// (`docs/rule-lab.md`): the log read from its first entry in its order,
+/// each entry given to the lab's trace as the service's run took it
+/// (`cepheid_serve::service::replay` reads it alike, and its alerts for
+/// the key are the trace's matches and timeouts):
+/// - the log's first entry, when it is rules, is the rules the service
+///   started with (`RULES` only when the log holds none);
+/// - a decision request or an event is the engine's request of it at its
+///   stamp (`cepheid_serve::service::logged_request`: into the scene it
+///   names and no other, a retry of a remembered id not taken again);
+/// - a change of rules or of a list is made at its place, a tick is a
+///   watermark just before its time; a `degraded` entry changes nothing
+///   the engine matches;
+/// - the run is the service's (`cepheid_serve::service::log_config`), its
+///   engine remembering requests as the replay's does.
+///
+/// A log whose first entries retention released is refused (exit 4), as
+/// its replay is: its start is not the service's.
+#[cfg(feature = "serve")]
+fn key_over_log(args: &Args, dir: &std::path::Path) -> u8 {
+    use crate::EXIT_IO;
+    use cepheid_serve::wal::{Entry, WalReader};
+    let log = format!("wal:{}", dir.display());
+    let paths = vec![args.rules.clone()];
+    let given = match crate::load_checked(&paths) {
+        Ok((loaded, checked)) => match cepheid_engine::Rules::from_checked(loaded, checked) {
+            Ok(rules) => rules,
+            // (said already by the load)
+            Err(_) => return crate::EXIT_PATTERN_ERROR,
+        },
+        Err(status) => return status,
+    };
+    let open = || WalReader::open(dir, 0).map_err(|e| say!("error: {log}: {e}"));
+    let Ok(mut first) = open() else {
+        return EXIT_IO;
+    };
+    // (a log the service started holds its rules first: the run starts
+    // from them, as the service did, whatever RULES are)
+    let (rules, said) = match first.next() {
+        Some(Ok(entry)) => match entry.entry {
+            Entry::Rules { text, origin } => match cepheid_engine::Rules::parse(&log, &text) {
+                Ok(rules) => (
+                    rules,
+                    format!(
+                        "the rules: the log's own, of entry {} ({origin})",
+                        entry.seq
+                    ),
+                ),
+                Err(e) => {
+                    say!("error: {log}: the rules of entry {}: {e}", entry.seq);
+                    return EXIT_IO;
+                }
+            },
+            _ => (given, "the rules given: the log holds none".to_string()),
+        },
+        Some(Err(e)) => {
+            say!("error: {log}: {e}");
+            return EXIT_IO;
+        }
+        None => (given, "the rules given: the log holds none".to_string()),
+    };
+    let key = args.key.clone().unwrap_or_default();
+    let mut options = cepheid_lab::why::Options::new(args.rules.clone(), key, args.events.lab());
+    options.no_events = args.no_events;
+    options.max_runs_per_key = args.max_runs_per_key;
+    options.max_live_runs = args.max_live_runs;
+    options.from = args.from;
+    options.to = args.to;
+    options.patterns.clone_from(&args.patterns);
+    let config = cepheid_serve::service::log_config(paths);
+    let memory = cepheid_serve::service::ServiceOptions::new(dir).request_memory();
+    let mut trace =
+        match cepheid_lab::why::service::ServiceTrace::new(&options, &rules, config, memory) {
+            Ok(trace) => trace,
+            Err(e) => return crate::lab::failed(&e),
+        };
+    trace.note(said);
+    let Ok(reader) = open() else {
+        return EXIT_IO;
+    };
+    let mut position = 0;
+    for entry in reader {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                say!("error: {log}: {e}");
+                return EXIT_IO;
+            }
+        };
+        if entry.seq != position + 1 {
+            match position {
+                0 => say!(
+                    "error: {log}: its first entry kept is entry {}: the entries before it were released by retention, and no checkpoint holds what they made (a trace from here would start without them); `backtest --events wal:DIR --from-checkpoint DIR` replays the log from a checkpoint",
+                    entry.seq
+                ),
+                _ => say!(
+                    "error: {log}: the log skips from entry {position} to entry {}",
+                    entry.seq
+                ),
+            }
+            return EXIT_IO;
+        }
+        position = entry.seq;
+        let place = format!("log entry {} at {}", entry.seq, entry.stamp);
+        match &entry.entry {
+            Entry::Decide(_) | Entry::Event(_) => {
+                let note = std::sync::Arc::from(&b""[..]);
+                let (request, fields) = cepheid_serve::service::logged_request(&entry.entry, note)
+                    .expect("a decision request or an event is a request");
+                trace.request(entry.stamp, request, fields.get().as_bytes(), &place);
+            }
+            Entry::Rules { text, origin } => {
+                // (as the run takes it: a record of its rules stream)
+                let record = serde_json::json!({ "$rules": text }).to_string();
+                trace.change(record.as_bytes(), &format!("{place}, from {origin}"));
+            }
+            Entry::List { change, .. } => trace.change(change.get().as_bytes(), &place),
+            Entry::Tick { time } => trace.watermark(time.saturating_sub(1)),
+            // (the request it names was answered degraded: what the
+            // engine matches is the same)
+            Entry::Degraded { .. } => {}
+        }
+    }
+    let why = match trace.finish() {
+        Ok(why) => why,
+        Err(e) => return crate::lab::failed(&e),
+    };
+    match args.json {
+        true => crate::lab::print(&why.json(), true, crate::EXIT_OK),
+        false => crate::lab::print(&why.text(), false, crate::EXIT_OK),
     }
 }
 

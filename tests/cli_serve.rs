@@ -609,9 +609,11 @@ fn the_answers_clients_got_are_what_backtest_computes_over_the_log() {
 /// `cepheid why RULES --event ID --events wal:DIR` tells each request as
 /// its client was answered: a degraded one (the fallback the client got,
 /// the decision made all the same), one decided by each version of the
-/// rules with a rule fired; an unknown id, a key and `--workers` are
-/// refused (exit 2) with what to do, and `backtest`'s `--html` and
-/// `--labels` over the log.
+/// rules with a rule fired; an unknown id, `--max-live-runs` for a key
+/// and `--workers` are refused (exit 2) with what to do, and `backtest`'s
+/// `--html` and `--labels` over the log. `why RULES KEY` of a card the
+/// velocity rule fired on under the changed rules traces the velocity
+/// rule's two versions, and its matches are the replay's alerts for it.
 fn why_over_the_log(rules: &Path, log: &Path, answered: &[&Value], twice: &[Value]) {
     let events = format!("wal:{}", log.display());
     let why = |args: &[&str]| {
@@ -705,6 +707,30 @@ fn why_over_the_log(rules: &Path, log: &Path, answered: &[&Value], twice: &[Valu
             "{out}"
         );
     }
+    // A card of 8 payments, 5 of them under the changed rules, that the
+    // velocity rule fired on under the change: its trace is the replay's.
+    let velocity = |a: &&&Value| {
+        a["body"]["rules_version"] == 2
+            && (a["body"]["rules"].as_array().into_iter().flatten())
+                .any(|r| r["rule"] == "payment_velocity")
+    };
+    let card = answered.iter().find(velocity).expect("a velocity review")["card"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out, err) = why(&[&card, "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let traced = traced_alerts(&doc);
+    assert_eq!(
+        traced,
+        replayed_alerts(rules, log, &serde_json::json!({ "card": card })),
+        "{doc}"
+    );
+    assert!(
+        (traced.iter()).any(|(p, v, ..)| p == "payment_velocity" && *v == 2),
+        "{traced:?}"
+    );
     // The retry: one decision, told once, the retry said.
     let (code, out, err) = why(&["--event", "twice", "--json"]);
     assert_eq!(code, Some(0), "{err}");
@@ -734,7 +760,10 @@ fn why_over_the_log(rules: &Path, log: &Path, answered: &[&Value], twice: &[Valu
             &["--event", "no-such-request"][..],
             "holds no decision request of that event id",
         ),
-        (&["c1"][..], "why KEY over a service's log"),
+        (
+            &["c1", "--max-live-runs", "5"][..],
+            "--max-live-runs: a service's log",
+        ),
         #[cfg(feature = "workers")]
         (
             &["--event", "a-0-0", "--workers", "2"][..],
@@ -1443,4 +1472,383 @@ scene payment {
         said.contains("answered degraded at its deadline, which passed before the engine took it: the client got the scene's fallback, review"),
         "{said}"
     );
+}
+
+/// The rules of [`why_key_over_the_log_is_what_the_service_did_with_the_key`]:
+/// two scenes whose rules both match a card's big payments (`over`, made
+/// once per scene: `over@a`, `over@b`, each firing only on its scene's
+/// events), a pair of big payments within a window (its timeouts
+/// reported), and a list a rule reads. `WINDOW` is the pair's window.
+const WHY_KEY_RULES: &str = r#"
+list blocked
+pattern pair { partition by card within WINDOW timeouts
+    match p followed by q where p: amount > 100 q: amount > 100 }
+pattern over(min: int) { partition by card action review match p where p: amount > min }
+pattern listed { partition by card action review match p where p: card in blocked }
+scene a {
+    when type == "payment"
+    rules over, listed
+    with min = 50
+    outcomes approve < review
+    review if action review
+    fallback approve
+    deadline 60s
+}
+scene b {
+    when type == "payment"
+    rules pair, over
+    with min = 50
+    outcomes approve < review
+    review if action review
+    fallback approve
+    deadline 60s
+}
+"#;
+
+/// A key's matches and timeouts, each as its pattern, version, kind and
+/// events (their fields, in order): `why --json`'s partial matches that
+/// ended so, or the records of a replay's alerts (and shadow records) for
+/// the key.
+type Alerts = Vec<(String, u64, String, Vec<String>)>;
+
+/// What `why RULES KEY --events wal:LOG --json` printed (`doc`) says
+/// matched or timed out, as [`Alerts`].
+fn traced_alerts(doc: &Value) -> Alerts {
+    let events = doc["key_events"].as_array().unwrap();
+    let event = |n: &Value| events[n.as_u64().unwrap() as usize - 1]["event"].to_string();
+    let mut traced = Vec::new();
+    for p in doc["patterns"].as_array().unwrap() {
+        for r in p["partial_matches"].as_array().into_iter().flatten() {
+            let kind = match r["end"]["kind"].as_str() {
+                Some("matched") => "match",
+                Some("window_closed") if r["end"]["timeout_record"] == true => "timeout",
+                _ => continue,
+            };
+            let mut of: Vec<String> = (r["events"].as_array().unwrap().iter())
+                .map(|e| event(&e["event"]))
+                .collect();
+            of.sort();
+            let name = p["pattern"].as_str().unwrap().to_string();
+            traced.push((name, p["version"].as_u64().unwrap_or(1), kind.into(), of));
+        }
+    }
+    traced.sort();
+    traced
+}
+
+/// The alerts (and shadow records) for `key` (the key's fields) that
+/// `cepheid backtest RULES --events wal:LOG --output FILE` writes, as
+/// [`Alerts`].
+fn replayed_alerts(rules: &Path, log: &Path, key: &Value) -> Alerts {
+    let dir = scratch("serve_replayed_alerts");
+    let output = dir.join("alerts.jsonl");
+    let out = cepheid()
+        .arg("backtest")
+        .arg(rules)
+        .arg("--events")
+        .arg(format!("wal:{}", log.display()))
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let records = read_lines(&output).into_iter();
+    let shadow = read_lines(&output.with_extension("shadow.jsonl")).into_iter();
+    let mut alerts: Alerts = (records.chain(shadow))
+        .filter(|r| r["key"] == *key)
+        .map(|r| {
+            let mut of: Vec<String> = (r["events"].as_object().unwrap().values())
+                .flat_map(|stage| stage.as_array().unwrap().iter().map(Value::to_string))
+                .collect();
+            of.sort();
+            let version = (r["version"].as_u64()).or(r["rule"]["version"].as_u64());
+            let name = r["pattern"].as_str().unwrap().to_string();
+            (
+                name,
+                version.unwrap_or(1),
+                r["kind"].as_str().unwrap().into(),
+                of,
+            )
+        })
+        .collect();
+    alerts.sort();
+    alerts
+}
+
+/// `cepheid why RULES KEY --events wal:DIR` over a log written entry by
+/// entry (`docs/serve.md`, "Why, over the log"): decision requests into
+/// two scenes whose rules both match the key's payments, a retry, an
+/// event of no scene, a change of a list a rule reads, a tick that fires
+/// a timeout, a change of rules (a window changed: the pattern's version
+/// 2, the old one draining), another key. The key's matches and timeouts
+/// in the trace are the alerts `backtest --events wal:DIR --output FILE`
+/// writes for it; a retry is no second event of the key; a request of
+/// scene `a` does not fire `over@b` (its match is not made); the change
+/// is said. A log whose first entries were released is refused (exit 4),
+/// as are `--from-checkpoint` and `--max-runs-per-key` (exit 2), and
+/// `backtest --output` for a file; `--pattern`, `--from` and
+/// `--no-events` narrow it as they narrow a file's.
+#[test]
+fn why_key_over_the_log_is_what_the_service_did_with_the_key() {
+    use cepheid_serve::wal::{Entry, Input, Wal, WalOptions};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+    let dir = scratch("serve_why_key");
+    let v1 = WHY_KEY_RULES.replace("WINDOW", "1m");
+    let v2 = WHY_KEY_RULES.replace("WINDOW", "2m");
+    let rules = dir.join("rules.cep");
+    std::fs::write(&rules, &v1).unwrap();
+    let log = dir.join("log");
+    let clock = Arc::new(AtomicI64::new(0));
+    let stamps = Arc::clone(&clock);
+    let options = WalOptions {
+        segment_size: 600,
+        clock: Some(Arc::new(move || stamps.load(Ordering::SeqCst))),
+        ..WalOptions::default()
+    };
+    let (wal, _) = Wal::open(&log, options).unwrap();
+    let appender = wal.appender();
+    let append = |at: i64, entry: Entry| {
+        clock.store(at, Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel();
+        appender
+            .append(entry, Box::new(move |r| tx.send(r).unwrap()))
+            .unwrap();
+        rx.recv().unwrap().unwrap();
+    };
+    let input = |scene: Option<&str>, id: &str, card: &str, amount: i64| Input {
+        scene: scene.map(str::to_string),
+        event_id: id.into(),
+        fields: serde_json::value::RawValue::from_string(format!(
+            r#"{{"id":"{id}","type":"payment","card":"{card}","amount":{amount}}}"#
+        ))
+        .unwrap(),
+        degraded: false,
+        shed_shadow: false,
+        origin: None,
+    };
+    let decide = |scene, id, card, amount| Entry::Decide(input(Some(scene), id, card, amount));
+    let t0: i64 = 1_800_000_000_000;
+    let minute = 60_000;
+    let list =
+        serde_json::value::RawValue::from_string(r#"{"$list":"blocked","add":["c1"]}"#.to_string())
+            .unwrap();
+    let entries = [
+        (
+            t0,
+            Entry::Rules {
+                text: v1.clone(),
+                origin: "the command line".into(),
+            },
+        ),
+        // (`over@a` fires on e1, `over@b` on e2; `pair` matches them)
+        (t0 + 1_000, decide("a", "e1", "c1", 150)),
+        (t0 + 2_000, decide("b", "e2", "c1", 160)),
+        // (a retry of e1: answered from memory, not taken again)
+        (t0 + 3_000, decide("a", "e1", "c1", 150)),
+        // (an event recorded without a decision: no scene's instance
+        // fires on it; `pair` takes it)
+        (t0 + 4_000, Entry::Event(input(None, "e3", "c1", 170))),
+        (
+            t0 + 5_000,
+            Entry::List {
+                change: list,
+                origin: None,
+            },
+        ),
+        (t0 + 6_000, decide("a", "e4", "c1", 10)),
+        (t0 + 7_000, decide("b", "e5", "c2", 500)),
+        // (e3's window closes: a timeout)
+        (
+            t0 + 7_000,
+            Entry::Tick {
+                time: t0 + 5 * minute,
+            },
+        ),
+        (
+            t0 + 6 * minute,
+            Entry::Rules {
+                text: v2.clone(),
+                origin: "--watch rules.cep".into(),
+            },
+        ),
+        (t0 + 6 * minute + 1_000, decide("b", "e6", "c1", 200)),
+        (t0 + 6 * minute + 2_000, decide("a", "e7", "c1", 300)),
+        (t0 + 6 * minute + 3_000, decide("b", "e8", "c1", 400)),
+        (
+            t0 + 20 * minute,
+            Entry::Tick {
+                time: t0 + 20 * minute,
+            },
+        ),
+    ];
+    for (at, entry) in entries {
+        append(at, entry);
+    }
+    wal.close().unwrap();
+
+    let events = format!("wal:{}", log.display());
+    let why = |args: &[&str]| {
+        let out = cepheid()
+            .arg("why")
+            .arg(&rules)
+            .args(["--events", &events])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = why(&["c1", "--json"]);
+    assert_eq!(code, Some(0), "{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let traced = traced_alerts(&doc);
+    let replayed = replayed_alerts(&rules, &log, &serde_json::json!({"card": "c1"}));
+    assert_eq!(traced, replayed, "{doc}");
+    // (each part is there: both scenes' instances, the list's rule, the
+    // pair's match and timeout, its version 2's match)
+    let kinds: BTreeSet<(&str, u64, &str)> = (traced.iter())
+        .map(|(p, v, k, _)| (p.as_str(), *v, k.as_str()))
+        .collect();
+    for want in [
+        ("over@a", 1, "match"),
+        ("over@b", 1, "match"),
+        ("listed", 1, "match"),
+        ("pair", 1, "match"),
+        ("pair", 1, "timeout"),
+        ("pair", 2, "match"),
+    ] {
+        assert!(kinds.contains(&want), "{want:?} in {kinds:?}");
+    }
+    // A retry is no second event of the key: e1 once, and 7 events.
+    let ids: Vec<&str> = (doc["key_events"].as_array().unwrap().iter())
+        .map(|e| e["event"]["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["e1", "e2", "e3", "e4", "e6", "e7", "e8"], "{doc}");
+    // A request of scene `a` (e1, e7) completes `over@b`, whose match is
+    // not made: only scene `b`'s requests (e2, e6, e8) fire it.
+    let over_b = (doc["patterns"].as_array().unwrap().iter())
+        .find(|p| p["pattern"] == "over@b")
+        .unwrap();
+    let ended = |kind: &str| -> Vec<&str> {
+        (over_b["partial_matches"].as_array().unwrap().iter())
+            .filter(|r| r["end"]["kind"] == kind)
+            .map(|r| ids[r["events"][0]["event"].as_u64().unwrap() as usize - 1])
+            .collect()
+    };
+    assert_eq!(ended("matched"), ["e2", "e6", "e8"], "{over_b}");
+    assert_eq!(ended("not_made"), ["e1", "e3", "e7"], "{over_b}");
+    // The change of rules, said (and the rules the trace started from).
+    let notes: Vec<&str> = (doc["notes"].as_array().unwrap().iter())
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        notes,
+        [
+            "the rules: the log's own, of entry 1 (the command line)",
+            &*format!(
+                "log entry 10 at {}, from --watch rules.cep (`$rules`): the rules changed: pair: changed (version 2)",
+                t0 + 6 * minute
+            ),
+        ]
+    );
+    let (code, text, err) = why(&["c1"]);
+    assert_eq!(code, Some(0), "{err}");
+    for said in [
+        "pattern pair version 1 (partition by card): ",
+        "pattern pair version 2 (partition by card): ",
+        "not made: the event does not enter scene `b`",
+        "the rules changed: pair: changed (version 2)",
+    ] {
+        assert!(text.contains(said), "{said}: {text}");
+    }
+
+    // Narrowed as over a file: one pattern, the times of the change on,
+    // no values.
+    let from = (t0 + 6 * minute).to_string();
+    let (code, out, err) = why(&[
+        "c1",
+        "--pattern",
+        "pair",
+        "--from",
+        &from,
+        "--no-events",
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let narrowed: Value = serde_json::from_str(&out).unwrap();
+    let shown: Vec<(&str, u64)> = (narrowed["patterns"].as_array().unwrap().iter())
+        .map(|p| {
+            (
+                p["pattern"].as_str().unwrap(),
+                p["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(shown, [("pair", 1), ("pair", 2)], "{narrowed}");
+    let events = narrowed["key_events"].as_array().unwrap();
+    assert_eq!(events.len(), 3, "e6, e7, e8: {narrowed}");
+    assert!(
+        events.iter().all(|e| e.get("event").is_none()),
+        "{narrowed}"
+    );
+    // The log's first segment released: not read from its first entry
+    // kept (the replay refuses it too).
+    let released = dir.join("released");
+    std::fs::create_dir_all(&released).unwrap();
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wal"))
+        .collect();
+    segments.sort();
+    assert!(segments.len() > 2, "{segments:?}");
+    for segment in &segments[1..] {
+        std::fs::copy(segment, released.join(segment.file_name().unwrap())).unwrap();
+    }
+    let out = cepheid()
+        .arg("why")
+        .arg(&rules)
+        .arg("c1")
+        .args(["--events", &format!("wal:{}", released.display())])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{err}");
+    assert!(err.contains("its first entry kept is entry "), "{err}");
+    // What a log does not take, and `backtest --output` for a file.
+    for (args, said) in [
+        (
+            &["c1", "--from-checkpoint", "ck"][..],
+            "--from-checkpoint: why reads a service's log",
+        ),
+        (
+            &["c1", "--max-runs-per-key", "3"],
+            "--max-runs-per-key: a service's log",
+        ),
+        (
+            &["c1", "--list", "blocked=x.jsonl"],
+            "--list: a service's log",
+        ),
+    ] {
+        let (code, _, err) = why(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+    let out = cepheid()
+        .arg("backtest")
+        .arg(&rules)
+        .args(["--events", "events.jsonl", "--output", "alerts.jsonl"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--output: only a service's log"), "{err}");
 }

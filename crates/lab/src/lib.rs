@@ -8,7 +8,9 @@
 //!   and against labels (the cases known to be real) precision and
 //!   recall; the same as one self-contained HTML page.
 //! - [`why`]: for one key, what each pattern did with its events and why
-//!   it did not fire.
+//!   it did not fire; over a service's inputs too, taken as its run took
+//!   them ([`why::service`]: `cepheid why KEY --events wal:DIR`, whose
+//!   reader of the log is the command's).
 //!
 //! Each takes plain options ([`Events`]: the events and how they are read,
 //! as `cepheid run`'s options say it) and gives a value whose `text` and

@@ -24,6 +24,7 @@ use serde_json::{json, Value as Json};
 use crate::{Error, ErrorKind, Events};
 
 pub mod event;
+pub mod service;
 
 /// What `why` is asked: the rule set, the key, the events.
 #[non_exhaustive]
@@ -136,8 +137,10 @@ impl Header {
 pub struct Why {
     head: Header,
     key: Key,
-    rules: Rules,
     trace: Trace<Record>,
+    /// What is said of how the trace came, after its header (a service's
+    /// log: the rules it ran, each change of them).
+    notes: Vec<String>,
 }
 
 impl Why {
@@ -145,8 +148,8 @@ impl Why {
         Report {
             args: &self.head,
             key: &self.key,
-            rules: &self.rules,
             trace: &self.trace,
+            notes: &self.notes,
             numbers: (self.trace.events.keys())
                 .enumerate()
                 .map(|(i, &seq)| (seq, i + 1))
@@ -266,6 +269,30 @@ pub fn run(options: &Options) -> Result<Why, Error> {
             "why runs one engine: --workers is not taken",
         ));
     }
+    let (key, head) = asked(options)?;
+    let rules = crate::load_rules(&options.rules, &events.tell)?;
+    if let Some(unknown) = (options.patterns.iter()).find(|p| rules.get(p).is_none()) {
+        let names: Vec<&str> = rules.names().collect();
+        return Err(Error::new(
+            ErrorKind::Usage,
+            format!(
+                "--pattern {unknown}: the rule set has no such pattern (its patterns: {})",
+                names.join(", ")
+            ),
+        ));
+    }
+    let trace = traced(options, &rules, key_filter(&options.key))?;
+    Ok(Why {
+        head,
+        key,
+        trace,
+        notes: Vec::new(),
+    })
+}
+
+/// The key asked for, and what the report names besides the trace; a key
+/// that is none, or `--from` after `--to`, refused.
+fn asked(options: &Options) -> Result<(Key, Header), Error> {
     let key =
         Key::parse(&options.key).map_err(|e| Error::new(ErrorKind::Usage, format!("KEY: {e}")))?;
     if let (Some(from), Some(to)) = (options.from, options.to) {
@@ -280,31 +307,15 @@ pub fn run(options: &Options) -> Result<Why, Error> {
             ));
         }
     }
-    let rules = crate::load_rules(&options.rules, &events.tell)?;
-    if let Some(unknown) = (options.patterns.iter()).find(|p| rules.get(p).is_none()) {
-        let names: Vec<&str> = rules.names().collect();
-        return Err(Error::new(
-            ErrorKind::Usage,
-            format!(
-                "--pattern {unknown}: the rule set has no such pattern (its patterns: {})",
-                names.join(", ")
-            ),
-        ));
-    }
-    let trace = traced(options, &rules, key_filter(&options.key))?;
-    Ok(Why {
-        head: Header {
-            rules: options.rules.clone(),
-            events: events.path.clone(),
-            no_events: options.no_events,
-            from: options.from,
-            to: options.to,
-            patterns: options.patterns.clone(),
-        },
-        key,
-        rules,
-        trace,
-    })
+    let head = Header {
+        rules: options.rules.clone(),
+        events: options.events.path.clone(),
+        no_events: options.no_events,
+        from: options.from,
+        to: options.to,
+        patterns: options.patterns.clone(),
+    };
+    Ok((key, head))
 }
 
 /// The filter of the engine's trace for the key `text` (parsed again:
@@ -502,14 +513,15 @@ impl cepheid_engine::Sink<Record> for Discard {
 struct Report<'a> {
     args: &'a Header,
     key: &'a Key,
-    rules: &'a Rules,
     trace: &'a Trace<Record>,
+    notes: &'a [String],
     /// The key's events numbered 1, 2, ... in arrival order, by their
     /// arrival number in the whole input.
     numbers: BTreeMap<u64, usize>,
-    /// Each stage's condition as text, by pattern and stage, once made
-    /// (made from the pattern's printed source: not once per event).
-    conditions: std::cell::RefCell<HashMap<(String, String), String>>,
+    /// Each stage's condition as text, by pattern, version and stage,
+    /// once made (made from the pattern's printed source: not once per
+    /// event).
+    conditions: std::cell::RefCell<HashMap<(String, u32, String), String>>,
 }
 
 /// A condition of a stage as `why` shows it: its text and the values it
@@ -594,8 +606,19 @@ fn read_json(read: &Read) -> Json {
 }
 
 impl Report<'_> {
-    fn pattern(&self, name: &str) -> Option<&Pattern> {
-        self.rules.get(name)
+    /// Is pattern `p` one of several versions of its name (a change of
+    /// rules replaced it, or it replaced one), so that `why` says which?
+    fn versioned(&self, p: &PatternTrace) -> bool {
+        p.version > 1
+            || (self.trace.patterns.iter()).any(|o| o.name == p.name && o.version != p.version)
+    }
+
+    /// `pattern NAME`, with its version when it has several.
+    fn label(&self, p: &PatternTrace) -> String {
+        match self.versioned(p) {
+            true => format!("pattern {} version {}", p.name, p.version),
+            false => format!("pattern {}", p.name),
+        }
     }
 
     fn number(&self, seq: u64) -> usize {
@@ -612,21 +635,22 @@ impl Report<'_> {
             .unwrap_or(Json::Null)
     }
 
-    /// Stage `stage`'s condition in `pattern`, with the values it read of
-    /// event `seq` (its fields) and of the partial match `run` (the last
-    /// event each stage it names took).
-    fn shown(&self, pattern: &str, stage: &str, seq: u64, run: Option<&RunTrace>) -> Shown {
+    /// Stage `stage`'s condition in pattern `traced` (as its version ran),
+    /// with the values it read of event `seq` (its fields) and of the
+    /// partial match `run` (the last event each stage it names took).
+    fn shown(&self, traced: &PatternTrace, stage: &str, seq: u64, run: Option<&RunTrace>) -> Shown {
         let mut shown = Shown {
             stage: stage.to_string(),
             condition: String::new(),
             values: Vec::new(),
             reads: Vec::new(),
         };
-        let Some(p) = self.pattern(pattern) else {
+        let Some(p) = traced.pattern.as_deref() else {
             return shown;
         };
+        let key = (traced.name.clone(), traced.version, stage.to_string());
         shown.condition = (self.conditions.borrow_mut())
-            .entry((pattern.to_string(), stage.to_string()))
+            .entry(key)
             .or_insert_with(|| condition_text(p, stage))
             .clone();
         let Some(Condition::Expr(expr)) = p
@@ -638,7 +662,7 @@ impl Report<'_> {
             return shown;
         };
         let event = self.event_json(seq);
-        shown.reads = self.lookups(p, expr, pattern, seq, &event, run);
+        shown.reads = self.lookups(traced, expr, seq, &event, run);
         let mut add = |name: String, value: Json| {
             if !shown.values.iter().any(|(n, _)| *n == name) {
                 shown.values.push((name, value));
@@ -681,7 +705,7 @@ impl Report<'_> {
 type Wanted<'a> = Box<dyn Fn(&Read) -> bool + 'a>;
 
 impl Report<'_> {
-    /// The lookups of lists and indicators pattern `name`'s matcher made
+    /// The lookups of lists and indicators pattern `traced`'s matcher made
     /// at event `seq` (of `event`) that the condition `expr` names: a
     /// list's or an indicator's whose argument is a field or a stage's
     /// field, only those of the value the condition passes (`run`'s stage
@@ -689,17 +713,13 @@ impl Report<'_> {
     /// there.
     fn lookups(
         &self,
-        p: &Pattern,
+        traced: &PatternTrace,
         expr: &Expr,
-        name: &str,
         seq: u64,
         event: &Json,
         run: Option<&RunTrace>,
     ) -> Vec<Read> {
-        let Some(made) = (self.trace.patterns.iter())
-            .find(|t| t.name == name)
-            .and_then(|t| t.reads.get(&seq))
-        else {
+        let (Some(p), Some(made)) = (traced.pattern.as_deref(), traced.reads.get(&seq)) else {
             return Vec::new();
         };
         // The value an argument passes, when `why` can tell it.
@@ -895,6 +915,9 @@ impl Report<'_> {
             ));
         }
         head.push('\n');
+        for note in self.notes {
+            head.push_str(&format!("  {note}\n"));
+        }
         // (over the run, every key's: a value read may lack what they left
         // out)
         let left_out = crate::LeftOut {
@@ -927,10 +950,13 @@ impl Report<'_> {
     /// or ended at no time the trace says).
     fn end_time(&self, run: &RunTrace) -> Option<Timestamp> {
         match run.end.as_ref()? {
-            End::Matched { at, .. } | End::WindowClosed { at, .. } => Some(*at),
-            End::Held { seq } | End::Negation { seq, .. } | End::ConditionFailed { seq, .. } => {
-                Some(self.ts(*seq))
+            End::Matched { at, .. } | End::WindowClosed { at, .. } | End::Discarded { at } => {
+                Some(*at)
             }
+            End::Held { seq }
+            | End::Negation { seq, .. }
+            | End::ConditionFailed { seq, .. }
+            | End::NotMade { seq } => Some(self.ts(*seq)),
             End::Dropped { seq, .. } | End::Pruned { seq } => seq.map(|s| self.ts(s)),
             _ => (run.events.last()).map(|(seq, _)| self.ts(*seq)),
         }
@@ -956,7 +982,7 @@ impl Report<'_> {
     }
 
     /// What ended a partial match, as text lines.
-    fn end_text(&self, pattern: &str, run: &RunTrace) -> Vec<String> {
+    fn end_text(&self, pattern: &PatternTrace, run: &RunTrace) -> Vec<String> {
         let Some(end) = &run.end else {
             return vec!["still under way at the end of the input".to_string()];
         };
@@ -1007,6 +1033,15 @@ impl Report<'_> {
                 "pruned by the skip strategy{}",
                 seq.map_or_else(String::new, |s| format!(" at {}", self.at_event(s)))
             )],
+            End::Discarded { at } => vec![format!(
+                "dropped by the change of rules at {}: its pattern was removed, or replaced and restarted",
+                when(*at)
+            )],
+            End::NotMade { seq } => vec![format!(
+                "complete at {}, not made: the event does not enter scene `{}`, and this instance of the rule fires only on its scene's events",
+                self.at_event(*seq),
+                (pattern.name.rsplit_once('@')).map_or(pattern.name.as_str(), |(_, scene)| scene)
+            )],
             _ => vec![format!("{end:?}")],
         }
     }
@@ -1028,13 +1063,8 @@ impl Report<'_> {
         }
         for p in (self.trace.patterns.iter()).filter(|p| self.args.shows_pattern(&p.name)) {
             out.push('\n');
-            let Some(paths) = self.traced_paths(&p.name, p.keyed) else {
-                let _ = writeln!(
-                    out,
-                    "pattern {}: {}",
-                    p.name,
-                    self.untraced(&p.name, p.keyed)
-                );
+            let Some(paths) = self.traced_paths(p) else {
+                let _ = writeln!(out, "{}: {}", self.label(p), self.untraced(p));
                 continue;
             };
             let reached: Vec<&Reached> = (p.reached.iter())
@@ -1043,8 +1073,8 @@ impl Report<'_> {
             let runs: Vec<&RunTrace> = p.runs.iter().filter(|r| self.shows_run(r)).collect();
             let _ = write!(
                 out,
-                "pattern {} (partition by {paths}): {} of the key reached it, {}",
-                p.name,
+                "{} (partition by {paths}): {} of the key reached it, {}",
+                self.label(p),
                 counted(reached.len(), "event"),
                 counted(runs.len(), "partial match"),
             );
@@ -1077,7 +1107,7 @@ impl Report<'_> {
                 out.push('\n');
                 let mut said: Vec<Read> = Vec::new();
                 for stage in &r.not_taken {
-                    let shown = self.shown(&p.name, stage, r.seq, None);
+                    let shown = self.shown(p, stage, r.seq, None);
                     let _ = writeln!(out, "      {}", self.condition_line(&shown));
                     said.extend(shown.reads);
                 }
@@ -1104,7 +1134,7 @@ impl Report<'_> {
                     run.id + 1,
                     events.join(", ")
                 );
-                for line in self.end_text(&p.name, run) {
+                for line in self.end_text(p, run) {
                     let _ = writeln!(out, "      {line}");
                 }
             }
@@ -1113,9 +1143,9 @@ impl Report<'_> {
     }
 
     /// The pattern's `partition by` fields when the key is one of its keys.
-    fn traced_paths(&self, name: &str, keyed: bool) -> Option<String> {
-        let p = self.pattern(name)?;
-        (keyed && self.key.applies(&p.partition_by)).then(|| {
+    fn traced_paths(&self, traced: &PatternTrace) -> Option<String> {
+        let p = traced.pattern.as_deref()?;
+        (traced.keyed && self.key.applies(&p.partition_by)).then(|| {
             (p.partition_by.iter())
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
@@ -1124,18 +1154,14 @@ impl Report<'_> {
     }
 
     /// Why a pattern is not traced.
-    fn untraced(&self, name: &str, keyed: bool) -> String {
-        if !keyed {
+    fn untraced(&self, traced: &PatternTrace) -> String {
+        if !traced.keyed {
             return "not partitioned (one partition for every event): not traced".to_string();
         }
-        let fields = (self
-            .pattern(name)
-            .map(|p| &p.partition_by)
-            .into_iter()
-            .flatten())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
+        let fields = (traced.pattern.iter().flat_map(|p| &p.partition_by))
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         format!("partitioned by {fields}: the key is not one of its keys")
     }
 
@@ -1150,7 +1176,7 @@ impl Report<'_> {
         j
     }
 
-    fn end_json(&self, pattern: &str, run: &RunTrace) -> Json {
+    fn end_json(&self, pattern: &PatternTrace, run: &RunTrace) -> Json {
         let n = |seq: &u64| json!(self.number(*seq));
         let n_opt = |seq: &Option<u64>| seq.as_ref().map_or(Json::Null, n);
         let Some(end) = &run.end else {
@@ -1182,6 +1208,11 @@ impl Report<'_> {
                 "limit": if *capped { "max_live_runs" } else { "max_runs_per_key" },
             }),
             End::Pruned { seq } => json!({"kind": "pruned", "event": n_opt(seq)}),
+            End::Discarded { at } => {
+                json!({"kind": "discarded", "at": at, "at_time": rfc3339(*at)})
+            }
+            End::NotMade { seq } => json!({"kind": "not_made", "event": n(seq),
+                "ts": self.ts(*seq), "time": rfc3339(self.ts(*seq))}),
             _ => json!({"kind": format!("{end:?}")}),
         }
     }
@@ -1210,9 +1241,13 @@ impl Report<'_> {
         let patterns: Vec<Json> = (self.trace.patterns.iter())
             .filter(|p| self.args.shows_pattern(&p.name))
             .map(|p| {
-                let Some(_) = self.traced_paths(&p.name, p.keyed) else {
-                    return json!({"pattern": p.name, "traced": false,
-                        "why": self.untraced(&p.name, p.keyed)});
+                let Some(_) = self.traced_paths(p) else {
+                    let mut j = json!({"pattern": p.name, "traced": false,
+                        "why": self.untraced(p)});
+                    if self.versioned(p) {
+                        j["version"] = json!(p.version);
+                    }
+                    return j;
                 };
                 let reached: Vec<Json> = (p.reached.iter())
                     .filter(|r| self.args.shows(r.ts))
@@ -1221,7 +1256,7 @@ impl Report<'_> {
                             "event": self.number(r.seq), "ts": r.ts, "time": rfc3339(r.ts),
                             "started": r.started,
                             "not_taken": (r.not_taken.iter())
-                                .map(|s| self.condition_json(&self.shown(&p.name, s, r.seq, None)))
+                                .map(|s| self.condition_json(&self.shown(p, s, r.seq, None)))
                                 .collect::<Vec<_>>(),
                         });
                         let reads = p.reads.get(&r.seq).filter(|reads| !reads.is_empty());
@@ -1240,11 +1275,14 @@ impl Report<'_> {
                             .map(|(seq, stage)| json!({"event": self.number(*seq), "ts": self.ts(*seq),
                                 "time": rfc3339(self.ts(*seq)), "stage": stage}))
                             .collect::<Vec<_>>(),
-                        "end": self.end_json(&p.name, run),
+                        "end": self.end_json(p, run),
                     }))
                     .collect();
                 let mut j = json!({"pattern": p.name, "traced": true, "reached": reached,
                     "partial_matches": runs});
+                if self.versioned(p) {
+                    j["version"] = json!(p.version);
+                }
                 if self.args.narrowed() {
                     j["in_all"] = json!({"reached": p.reached.len(), "partial_matches": p.runs.len()});
                 }
@@ -1266,6 +1304,9 @@ impl Report<'_> {
         }
         if !self.args.patterns.is_empty() {
             j["patterns_shown"] = json!(self.args.patterns);
+        }
+        if !self.notes.is_empty() {
+            j["notes"] = json!(self.notes);
         }
         let left_out = &self.trace.left_out;
         if !left_out.is_empty() {

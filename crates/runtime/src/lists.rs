@@ -639,22 +639,93 @@ fn held_count(engine: &Engine<Record>, file: &ListFile) -> usize {
     count
 }
 
+/// What takes an origin's changes of a list at an event time
+/// ([`apply`]): an engine, and an engine that traces a key (`cepheid why`
+/// over a service's log makes the log's changes of lists at their place,
+/// as the service's run made them).
+pub trait TakesLists {
+    /// `origin` holds `value` in list `list` from event time `at` until
+    /// `until` ([`Engine::add_to_list_by`]).
+    fn add_by(
+        &mut self,
+        origin: &EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<(), cepheid_engine::Error>;
+
+    /// `origin`'s hold of `value` in list `list` ends at event time `at`
+    /// ([`Engine::remove_from_list_by`]).
+    fn remove_by(
+        &mut self,
+        origin: &EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+    ) -> Result<(), cepheid_engine::Error>;
+}
+
+impl TakesLists for Engine<Record> {
+    fn add_by(
+        &mut self,
+        origin: &EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<(), cepheid_engine::Error> {
+        self.add_to_list_by(origin, list, value, at, until)
+    }
+
+    fn remove_by(
+        &mut self,
+        origin: &EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+    ) -> Result<(), cepheid_engine::Error> {
+        self.remove_from_list_by(origin, list, value, at)
+    }
+}
+
+impl TakesLists for cepheid_engine::engine::why::Why<Record> {
+    fn add_by(
+        &mut self,
+        origin: &EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<(), cepheid_engine::Error> {
+        self.add_to_list_by(origin, list, value, at, until)
+    }
+
+    fn remove_by(
+        &mut self,
+        origin: &EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+    ) -> Result<(), cepheid_engine::Error> {
+        self.remove_from_list_by(origin, list, value, at)
+    }
+}
+
 /// Makes `edits` of list `list` in `engine` as `origin`'s (each origin
 /// holds a value apart: a remove ends its own hold only, `docs/lists.md`,
 /// "Origins"), at event time `at` (`Timestamp::MIN`: at once, before any
 /// event).
 pub fn apply(
-    engine: &mut Engine<Record>,
+    engine: &mut impl TakesLists,
     (list, origin): (&str, &EntryOrigin),
     edits: &[Edit],
     at: Timestamp,
 ) -> Result<(), cepheid_engine::Error> {
     for edit in edits {
         match edit {
-            Edit::Add(value, until) => {
-                engine.add_to_list_by(origin, list, value.clone(), at, *until)?;
-            }
-            Edit::Remove(value) => engine.remove_from_list_by(origin, list, value.clone(), at)?,
+            Edit::Add(value, until) => engine.add_by(origin, list, value.clone(), at, *until)?,
+            Edit::Remove(value) => engine.remove_by(origin, list, value.clone(), at)?,
         }
     }
     Ok(())

@@ -60,6 +60,15 @@ pub(crate) trait Reporter<E, A: Automaton<E> + ?Sized> {
     fn capped(&self) -> bool {
         false
     }
+
+    /// Is the complete match `m` not made at all ([`on_match`](Self::on_match)
+    /// will drop it: a rule's instance matching on an event outside its
+    /// scene)? For a trace, which asks before it passes the match on; the
+    /// engine's own step never asks.
+    fn holds_back(&mut self, m: &A::View<'_>) -> bool {
+        let _ = m;
+        false
+    }
 }
 
 /// One compiled pattern, driven per partition (key) by the engine.

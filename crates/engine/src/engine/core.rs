@@ -672,6 +672,17 @@ impl<E: Event, A: Automaton<E>> Core<E, A> {
         self.run_to(self.clock.watermark(), sink);
     }
 
+    /// Time moves to just before `now` (never backwards), as a watermark
+    /// at `now - 1` moves it, and the draining versions left holding
+    /// nothing go: [`Engine::tick`](crate::Engine::tick), and the start of
+    /// a request ([`Engine::request`](crate::Engine::request)).
+    pub(super) fn tick<S: Sink<E> + ?Sized>(&mut self, now: Timestamp, sink: &mut S) {
+        if now > Timestamp::MIN {
+            self.watermark(now - 1, sink);
+            self.reap();
+        }
+    }
+
     /// Processes at once what is due at `ts`, a millisecond above the
     /// watermark: its deadlines and list changes, then the events waiting
     /// at it in their order, as a watermark at `ts` would; then sets the
@@ -1903,6 +1914,25 @@ impl<E, A: Automaton<E>, S: Sink<E> + ?Sized> Reporter<E, A> for Bridge<'_, A, S
         if !ir.writes.is_empty() {
             push_writes::<E, A>(ir, m, writes);
         }
+    }
+
+    // (out of line and cold: a trace asks it, the engine's step never
+    // does, and the step's code is as it was without it)
+    #[cold]
+    #[inline(never)]
+    fn holds_back(&mut self, m: &A::View<'_>) -> bool {
+        let Bridge {
+            pattern,
+            automaton,
+            meta,
+            key,
+            sink,
+            ..
+        } = self;
+        let ctx = MatchContext::new(*pattern, automaton.pattern(), &meta.key_paths, key)
+            .with_version(meta.version, meta.versioned)
+            .with_branches(meta.branched);
+        sink.holds_back(&MatchRef::new(&ctx, m))
     }
 
     fn on_timeout(&mut self, m: &A::View<'_>, expired_at: Timestamp) {

@@ -16,6 +16,8 @@ use std::sync::Arc;
 
 use hashbrown::HashMap;
 
+use crate::engine::automaton::Automaton;
+use crate::engine::core::Core;
 use crate::engine::sink::{MatchRef, Sink};
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
@@ -1138,7 +1140,7 @@ impl<E, S: Sink<E> + ?Sized> Sink<E> for Collect<'_, E, S> {
     }
 }
 
-impl<E: Event + 'static> crate::Engine<E> {
+impl<E: Event + 'static, A: Automaton<E, Cache = crate::matcher::Cache>> Core<E, A> {
     /// Compiles `scenes` over the engine's fields (`fields`, a copy the
     /// caller keeps on success) and lists; `new` are patterns about to be
     /// added beside the engine's (`beside`: an addition, where a scene
@@ -1153,12 +1155,13 @@ impl<E: Event + 'static> crate::Engine<E> {
     ) -> Result<Vec<SceneRun>, Error> {
         let mut patterns: Vec<&Pattern> = new.to_vec();
         if beside {
-            patterns.extend(self.patterns());
+            patterns.extend(self.in_force());
         }
-        let declarations = self.core.memory.declarations();
+        let declarations = self.memory.declarations();
         let mut runs = Vec::with_capacity(scenes.len());
         for scene in scenes {
-            let taken = (beside && self.scenes().any(|s| s.name == scene.name))
+            let taken = (beside
+                && (self.decide.iter().flat_map(|d| d.in_force())).any(|s| s.name == scene.name))
                 || runs.iter().any(|r: &SceneRun| r.scene.name == scene.name);
             if taken {
                 let message = format!("a scene named `{}` is already in the engine", scene.name);
@@ -1170,6 +1173,49 @@ impl<E: Event + 'static> crate::Engine<E> {
             runs.push(run);
         }
         Ok(runs)
+    }
+
+    /// Is the engine a part of a rule set run in parts
+    /// ([`set_scenes_in_part`](crate::Engine::set_scenes_in_part))?
+    pub(super) fn in_part(&self) -> bool {
+        self.decide.as_ref().is_some_and(|d| d.part)
+    }
+
+    /// Makes `scenes` the scenes in force (a change of rules): a scene
+    /// no longer among them is kept for the events waiting that arrived
+    /// before the change (`docs/semantics.md`, "Decisions"). Returns the
+    /// names of the scenes removed.
+    pub(super) fn set_scenes(&mut self, scenes: Vec<SceneRun>) -> Vec<String> {
+        let waiting = self.clock.waiting() > 0;
+        let next = self.clock.next_arrival();
+        let removed = match &mut self.decide {
+            Some(decide) => decide.replace(scenes, next, waiting),
+            None if scenes.is_empty() => Vec::new(),
+            None => {
+                self.decide = Some(self.deciding(scenes));
+                Vec::new()
+            }
+        };
+        if self.decide.as_ref().is_some_and(|d| d.is_empty()) {
+            // (no scene left, none retiring: the plain loops again)
+            self.decide = None;
+        }
+        removed
+    }
+}
+
+impl<E: Event + 'static> crate::Engine<E> {
+    /// Compiles `scenes` over the engine's fields and lists
+    /// ([`Core::compile_scenes`]).
+    pub(super) fn compile_scenes(
+        &self,
+        scenes: &[Scene],
+        new: &[&Pattern],
+        fields: &mut E::Fields,
+        beside: bool,
+        texts: Option<SceneTexts>,
+    ) -> Result<Vec<SceneRun>, Error> {
+        self.core.compile_scenes(scenes, new, fields, beside, texts)
     }
 
     /// Makes the engine one **part** of a rule set run in parts (the
@@ -1235,12 +1281,6 @@ impl<E: Event + 'static> crate::Engine<E> {
         self.scenes_in_part(rules.scenes(), patterns, texts)
     }
 
-    /// Is the engine a part of a rule set run in parts
-    /// ([`set_scenes_in_part`](crate::Engine::set_scenes_in_part))?
-    pub(super) fn in_part(&self) -> bool {
-        self.core.decide.as_ref().is_some_and(|d| d.part)
-    }
-
     /// Adds compiled scenes to those in force.
     pub(super) fn add_scenes(&mut self, scenes: Vec<SceneRun>) {
         match &mut self.core.decide {
@@ -1249,26 +1289,9 @@ impl<E: Event + 'static> crate::Engine<E> {
         }
     }
 
-    /// Makes `scenes` the scenes in force (a change of rules): a scene
-    /// no longer among them is kept for the events waiting that arrived
-    /// before the change (`docs/semantics.md`, "Decisions"). Returns the
-    /// names of the scenes removed.
+    /// Makes `scenes` the scenes in force ([`Core::set_scenes`]).
     pub(super) fn set_scenes(&mut self, scenes: Vec<SceneRun>) -> Vec<String> {
-        let waiting = self.core.clock.waiting() > 0;
-        let next = self.core.clock.next_arrival();
-        let removed = match &mut self.core.decide {
-            Some(decide) => decide.replace(scenes, next, waiting),
-            None if scenes.is_empty() => Vec::new(),
-            None => {
-                self.core.decide = Some(self.core.deciding(scenes));
-                Vec::new()
-            }
-        };
-        if self.core.decide.as_ref().is_some_and(|d| d.is_empty()) {
-            // (no scene left, none retiring: the plain loops again)
-            self.core.decide = None;
-        }
-        removed
+        self.core.set_scenes(scenes)
     }
 
     /// The scenes in force (`docs/language.md` §11.3), in the order

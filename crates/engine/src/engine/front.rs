@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::engine::automaton::Automaton;
 use crate::engine::core::{
     Arrival, Core, PatternStats, Stats, DEFAULT_MAX_LIVE_RUNS, DEFAULT_MAX_RUNS_PER_KEY,
     DEFAULT_MAX_WAITING_EVENTS,
@@ -11,6 +12,7 @@ use crate::engine::json_line::JsonInput;
 use crate::engine::sink::Sink;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
+use crate::matcher::Cache;
 use crate::nfa::Nfa;
 use crate::pattern::Pattern;
 use crate::primitives::Timestamp;
@@ -192,6 +194,126 @@ impl<E: Event + 'static> std::fmt::Debug for Engine<E> {
 impl<E: Event + 'static> Default for Engine<E> {
     fn default() -> Self {
         Engine::new()
+    }
+}
+
+impl<E: Event + 'static, A: Automaton<E, Cache = Cache>> Core<E, A> {
+    /// Compiles patterns for `E` with a copy of `fields` (the engine's):
+    /// all of them, or every problem as one error (a name twice in the
+    /// set; with `fresh`, a name the engine has). A plain engine's and a
+    /// traced one's alike (`Why::set_rules`).
+    pub(super) fn compile<P: PatternSet<E> + ?Sized>(
+        &self,
+        fields: &E::Fields,
+        patterns: &P,
+        fresh: bool,
+    ) -> Result<Compiled<E>, Error> {
+        let mut fields = fields.clone();
+        let mut errors = Vec::new();
+        let mut compiled = Vec::new();
+        // (sets: a set of N patterns is checked in time linear in N)
+        let mut names: HashSet<String> = if fresh {
+            self.in_force().map(|p| p.name.clone()).collect()
+        } else {
+            HashSet::new()
+        };
+        let set = patterns.ir_patterns();
+        // Automata the set compiled already and that read the fields as
+        // this engine numbers them (a set of `Rules` added first): shared,
+        // if their conditions' numbers agree too (checked below).
+        let mut reused = Vec::new();
+        // The names given in the set, which a numbered name must not take.
+        let given: HashSet<&str> = (0..set.len())
+            .filter(|&i| !patterns.unnamed(i))
+            .map(|i| set[i].name.as_str())
+            .collect();
+        for (index, pattern) in set.iter().copied().enumerate() {
+            let numbered;
+            let pattern = if patterns.unnamed(index) && names.contains(&pattern.name) {
+                // An unnamed pattern of the builder: the first free
+                // `unnamed_N`.
+                let name = (2..)
+                    .map(|n| format!("{}_{n}", pattern.name))
+                    .find(|name| !names.contains(name) && !given.contains(name.as_str()))
+                    .expect("a free name");
+                numbered = Pattern {
+                    name,
+                    ..pattern.clone()
+                };
+                &numbered
+            } else {
+                pattern
+            };
+            if names.contains(&pattern.name) {
+                let message = if fresh {
+                    format!(
+                        "a pattern named `{}` is already in the engine",
+                        pattern.name
+                    )
+                } else {
+                    format!("the rules name two patterns `{}`", pattern.name)
+                };
+                errors.push(patterns.locate(
+                    index,
+                    Error::new(ErrorKind::Pattern, message).with_span(pattern.span),
+                ));
+                continue;
+            }
+            names.insert(pattern.name.clone());
+            let key = pattern
+                .partition_by
+                .iter()
+                .map(|path| fields.resolve(path))
+                .collect::<Result<Vec<_>, _>>();
+            let result = key
+                .map_err(|e| {
+                    Error::new(
+                        ErrorKind::Field,
+                        format!("pattern `{}`: partition by: {e}", pattern.name),
+                    )
+                    .with_span(pattern.span)
+                })
+                .and_then(|_| {
+                    let given = patterns.compiled(index).filter(|nfa| {
+                        fresh && nfa.pattern().name == pattern.name && nfa.reads_alike(&mut fields)
+                    });
+                    if let Some(nfa) = given {
+                        reused.push(compiled.len());
+                        return Ok(Arc::clone(nfa));
+                    }
+                    Nfa::<E>::compile(pattern, &mut fields)
+                        .map(Arc::new)
+                        .map_err(Error::from)
+                });
+            match result {
+                Ok(nfa) => compiled.push(nfa),
+                Err(e) => errors.push(patterns.locate(index, e)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(Error::many(errors));
+        }
+        // All of the set or none: an automaton compiled here numbers its
+        // conditions as it is added, which could take numbers a shared one
+        // holds.
+        let shared: Vec<&Nfa<E>> = reused.iter().map(|&i| &*compiled[i]).collect();
+        let whole = shared.len() == compiled.len() && self.cache.adopts_all(&shared);
+        if !shared.is_empty() && !whole {
+            // Compiled here instead (the fields have every name they read
+            // already).
+            for i in reused {
+                let nfa = Nfa::<E>::compile(compiled[i].pattern(), &mut fields)?;
+                compiled[i] = Arc::new(nfa);
+            }
+        }
+        Ok((compiled, fields))
+    }
+
+    /// The patterns in force (not the draining old versions), in order.
+    pub(super) fn in_force(&self) -> impl Iterator<Item = &Pattern> {
+        (self.patterns.iter())
+            .filter(|run| !run.draining)
+            .map(|run| run.automaton.pattern())
     }
 }
 
@@ -469,113 +591,14 @@ impl<E: Event + 'static> Engine<E> {
             .map(|run| &run.automaton)
     }
 
-    /// Compiles patterns for `E` with a copy of the engine's fields: all
-    /// of them, or every problem as one error (a name twice in the set;
-    /// with `fresh`, a name the engine has).
+    /// Compiles patterns for `E` with a copy of the engine's fields
+    /// ([`Core::compile`]).
     pub(super) fn compile<P: PatternSet<E> + ?Sized>(
         &self,
         patterns: &P,
         fresh: bool,
     ) -> Result<Compiled<E>, Error> {
-        let mut fields = self.fields.clone();
-        let mut errors = Vec::new();
-        let mut compiled = Vec::new();
-        // (sets: a set of N patterns is checked in time linear in N)
-        let mut names: HashSet<String> = if fresh {
-            self.patterns().map(|p| p.name.clone()).collect()
-        } else {
-            HashSet::new()
-        };
-        let set = patterns.ir_patterns();
-        // Automata the set compiled already and that read the fields as
-        // this engine numbers them (a set of `Rules` added first): shared,
-        // if their conditions' numbers agree too (checked below).
-        let mut reused = Vec::new();
-        // The names given in the set, which a numbered name must not take.
-        let given: HashSet<&str> = (0..set.len())
-            .filter(|&i| !patterns.unnamed(i))
-            .map(|i| set[i].name.as_str())
-            .collect();
-        for (index, pattern) in set.iter().copied().enumerate() {
-            let numbered;
-            let pattern = if patterns.unnamed(index) && names.contains(&pattern.name) {
-                // An unnamed pattern of the builder: the first free
-                // `unnamed_N`.
-                let name = (2..)
-                    .map(|n| format!("{}_{n}", pattern.name))
-                    .find(|name| !names.contains(name) && !given.contains(name.as_str()))
-                    .expect("a free name");
-                numbered = Pattern {
-                    name,
-                    ..pattern.clone()
-                };
-                &numbered
-            } else {
-                pattern
-            };
-            if names.contains(&pattern.name) {
-                let message = if fresh {
-                    format!(
-                        "a pattern named `{}` is already in the engine",
-                        pattern.name
-                    )
-                } else {
-                    format!("the rules name two patterns `{}`", pattern.name)
-                };
-                errors.push(patterns.locate(
-                    index,
-                    Error::new(ErrorKind::Pattern, message).with_span(pattern.span),
-                ));
-                continue;
-            }
-            names.insert(pattern.name.clone());
-            let key = pattern
-                .partition_by
-                .iter()
-                .map(|path| fields.resolve(path))
-                .collect::<Result<Vec<_>, _>>();
-            let result = key
-                .map_err(|e| {
-                    Error::new(
-                        ErrorKind::Field,
-                        format!("pattern `{}`: partition by: {e}", pattern.name),
-                    )
-                    .with_span(pattern.span)
-                })
-                .and_then(|_| {
-                    let given = patterns.compiled(index).filter(|nfa| {
-                        fresh && nfa.pattern().name == pattern.name && nfa.reads_alike(&mut fields)
-                    });
-                    if let Some(nfa) = given {
-                        reused.push(compiled.len());
-                        return Ok(Arc::clone(nfa));
-                    }
-                    Nfa::<E>::compile(pattern, &mut fields)
-                        .map(Arc::new)
-                        .map_err(Error::from)
-                });
-            match result {
-                Ok(nfa) => compiled.push(nfa),
-                Err(e) => errors.push(patterns.locate(index, e)),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(Error::many(errors));
-        }
-        // All of the set or none: an automaton compiled here numbers its
-        // conditions as it is added, which could take numbers a shared one
-        // holds.
-        let shared: Vec<&Nfa<E>> = reused.iter().map(|&i| &*compiled[i]).collect();
-        let whole = shared.len() == compiled.len() && self.core.cache.adopts_all(&shared);
-        if !shared.is_empty() && !whole {
-            // Compiled here instead (the fields have every name they read
-            // already).
-            for i in reused {
-                let nfa = Nfa::<E>::compile(compiled[i].pattern(), &mut fields)?;
-                compiled[i] = Arc::new(nfa);
-            }
-        }
-        Ok((compiled, fields))
+        self.core.compile(&self.fields, patterns, fresh)
     }
 
     /// How `E`'s field names become ids. For [`Record`] this is the
@@ -728,11 +751,7 @@ impl<E: Event + 'static> Engine<E> {
     /// [`set_rules`](Engine::set_rules) gave another. (Old versions of
     /// replaced patterns that still drain are not among them.)
     pub fn patterns(&self) -> impl Iterator<Item = &Pattern> {
-        self.core
-            .patterns
-            .iter()
-            .filter(|run| !run.draining)
-            .map(|run| run.automaton.pattern())
+        self.core.in_force()
     }
 
     /// Keys with partial matches, summed over all patterns.

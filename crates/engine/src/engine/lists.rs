@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::engine::automaton::Automaton;
+use crate::engine::core::Core;
 use crate::engine::front::Engine;
 use crate::engine::memory::{Change, EntryOrigin, LeftOut, MemoryStats};
 use crate::error::{Error, ErrorKind};
@@ -14,35 +16,15 @@ use crate::primitives::Timestamp;
 use crate::value::{Value, ValueRef};
 
 impl<E: Event + 'static> Engine<E> {
-    /// Takes the lists and indicators of a rule set being added: `set`'s
-    /// own table (a [`Rules`](crate::Rules)' declarations), else the
-    /// largest table its patterns carry
-    /// ([`Pattern::declarations`](crate::pattern::Pattern::declarations):
-    /// a pattern added alone, or shared from another engine). A table
-    /// that extends the engine's (the same names first, more after)
-    /// replaces it, keeping the state of what it keeps; so does one that
-    /// does not agree with it; one the engine's extends changes nothing.
+    /// Takes the lists and indicators of a rule set being added
+    /// ([`Core::adopt_declarations`]).
     pub(super) fn adopt_declarations<'p>(
         &mut self,
         set: Option<&Declarations>,
         patterns: impl IntoIterator<Item = &'p crate::pattern::Pattern>,
         fields: &mut E::Fields,
     ) -> Result<(), Error> {
-        let carried = patterns
-            .into_iter()
-            .filter_map(|p| p.declarations.as_deref())
-            .max_by_key(|d| d.len());
-        let Some(table) = set.filter(|d| !d.is_empty()).or(carried) else {
-            return Ok(());
-        };
-        let current = self.core.memory.declarations();
-        if current.extends(table) && (set.is_none() || table.extends(current)) {
-            return Ok(());
-        }
-        self.core
-            .memory
-            .declare(table, fields)
-            .map_err(|e| Error::new(ErrorKind::Field, e))
+        self.core.adopt_declarations(set, patterns, fields)
     }
 
     /// Declares `table`, a rule set's lists and indicators, whatever the
@@ -103,7 +85,8 @@ impl<E: Event + 'static> Engine<E> {
     ) -> Result<(), Error> {
         let lifetime = lifetime.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
         let origin = EntryOrigin::Library;
-        self.change_list(list, (WriteOp::Add, origin), value, at, (lifetime, None))
+        self.core
+            .change_list(list, (WriteOp::Add, origin), value, at, (lifetime, None))
     }
 
     /// Adds `value` to list `list` at event time `at`, until event time
@@ -172,7 +155,7 @@ impl<E: Event + 'static> Engine<E> {
         until: Option<Timestamp>,
     ) -> Result<(), Error> {
         let op = (WriteOp::Add, origin.clone());
-        self.change_list(list, op, value, at, (None, until))
+        self.core.change_list(list, op, value, at, (None, until))
     }
 
     /// `origin` lets `value` of list `list` go at event time `at`: its
@@ -186,34 +169,7 @@ impl<E: Event + 'static> Engine<E> {
         at: Timestamp,
     ) -> Result<(), Error> {
         let op = (WriteOp::Remove, origin.clone());
-        self.change_list(list, op, value, at, (None, None))
-    }
-
-    fn change_list(
-        &mut self,
-        list: &str,
-        (op, origin): (WriteOp, EntryOrigin),
-        value: Value,
-        at: Timestamp,
-        (lifetime, until): (Option<i64>, Option<Timestamp>),
-    ) -> Result<(), Error> {
-        let id = self.list_named(list)?;
-        let watermark = self.core.current_watermark();
-        self.core.memory.schedule(
-            at,
-            Change {
-                list: id,
-                op,
-                value,
-                lifetime,
-                until,
-                from: None,
-                shadow: false,
-                origin,
-            },
-            watermark,
-        );
-        Ok(())
+        self.core.change_list(list, op, value, at, (None, None))
     }
 
     /// From now on the `then` writes of the engine's rules are not made
@@ -330,7 +286,7 @@ impl<E: Event + 'static> Engine<E> {
         origin: &EntryOrigin,
         visit: &mut dyn FnMut(ValueRef<'_>, Option<Timestamp>),
     ) -> Result<(), Error> {
-        let id = self.list_named(list)?;
+        let id = self.core.list_named(list)?;
         (self.core.memory).each_held_by(id, origin, &mut |value, expires| {
             visit(value, Some(expires).filter(|&e| e != Timestamp::MAX));
         });
@@ -348,7 +304,7 @@ impl<E: Event + 'static> Engine<E> {
         origin: &EntryOrigin,
         value: ValueRef<'_>,
     ) -> Result<Option<Option<Timestamp>>, Error> {
-        let id = self.list_named(list)?;
+        let id = self.core.list_named(list)?;
         let hold = self.core.memory.hold_by(id, origin, value);
         Ok(hold.map(|expires| Some(expires).filter(|&e| e != Timestamp::MAX)))
     }
@@ -357,15 +313,6 @@ impl<E: Event + 'static> Engine<E> {
     /// their entries' expiries up to it are made.
     pub fn lists_time(&self) -> Timestamp {
         self.core.memory.lists_time()
-    }
-
-    fn list_named(&self, list: &str) -> Result<ListId, Error> {
-        self.core.memory.list_id(list).ok_or_else(|| {
-            Error::new(
-                ErrorKind::Pattern,
-                format!("there is no list `{list}` in the rule set"),
-            )
-        })
     }
 
     /// Does list `list` hold `value` now (at the engine's event time)?
@@ -554,6 +501,81 @@ impl ListWrite {
     /// the list the live rules read)?
     pub fn is_shadow(&self) -> bool {
         self.shadow
+    }
+}
+
+impl<E: Event, A: Automaton<E>> Core<E, A> {
+    /// Takes the lists and indicators of a rule set being added: `set`'s
+    /// own table (a [`Rules`](crate::Rules)' declarations), else the
+    /// largest table its patterns carry
+    /// ([`Pattern::declarations`](crate::pattern::Pattern::declarations):
+    /// a pattern added alone, or shared from another engine). A table
+    /// that extends the engine's (the same names first, more after)
+    /// replaces it, keeping the state of what it keeps; so does one that
+    /// does not agree with it; one the engine's extends changes nothing.
+    pub(super) fn adopt_declarations<'p>(
+        &mut self,
+        set: Option<&Declarations>,
+        patterns: impl IntoIterator<Item = &'p crate::pattern::Pattern>,
+        fields: &mut E::Fields,
+    ) -> Result<(), Error> {
+        let carried = patterns
+            .into_iter()
+            .filter_map(|p| p.declarations.as_deref())
+            .max_by_key(|d| d.len());
+        let Some(table) = set.filter(|d| !d.is_empty()).or(carried) else {
+            return Ok(());
+        };
+        let current = self.memory.declarations();
+        if current.extends(table) && (set.is_none() || table.extends(current)) {
+            return Ok(());
+        }
+        self.memory
+            .declare(table, fields)
+            .map_err(|e| Error::new(ErrorKind::Field, e))
+    }
+}
+
+impl<E: Event, A: Automaton<E>> Core<E, A> {
+    /// Schedules `op` of `origin`'s hold of `value` in list `list` at
+    /// event time `at` (for `lifetime`, or until `until`): the changes of
+    /// lists a caller makes, on a plain engine and on one that traces a
+    /// key alike (`Why::add_to_list_by`).
+    pub(super) fn change_list(
+        &mut self,
+        list: &str,
+        (op, origin): (WriteOp, EntryOrigin),
+        value: Value,
+        at: Timestamp,
+        (lifetime, until): (Option<i64>, Option<Timestamp>),
+    ) -> Result<(), Error> {
+        let id = self.list_named(list)?;
+        let watermark = self.current_watermark();
+        self.memory.schedule(
+            at,
+            Change {
+                list: id,
+                op,
+                value,
+                lifetime,
+                until,
+                from: None,
+                shadow: false,
+                origin,
+            },
+            watermark,
+        );
+        Ok(())
+    }
+
+    /// The list named `list`, or an error that names it.
+    pub(super) fn list_named(&self, list: &str) -> Result<ListId, Error> {
+        self.memory.list_id(list).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Pattern,
+                format!("there is no list `{list}` in the rule set"),
+            )
+        })
     }
 }
 

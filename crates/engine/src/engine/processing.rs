@@ -110,8 +110,6 @@ impl<E: Event + 'static> Engine<E> {
     /// input is quiet (and after a burst of events, to process the last
     /// ones); see [`push_now`](Engine::push_now).
     pub fn tick<S: Sink<E> + ?Sized>(&mut self, now: Timestamp, sink: &mut S) {
-        if now > Timestamp::MIN {
-            self.watermark(now - 1, sink);
-        }
+        self.core.tick(now, sink);
     }
 }

@@ -28,6 +28,7 @@ use crate::engine::sink::Sink;
 use crate::engine::snapshot::canonical_text;
 use crate::error::{Error, ErrorKind};
 use crate::event::{Event, FieldResolver};
+use crate::matcher::Cache;
 use crate::nfa::Nfa;
 use crate::primitives::Timestamp;
 use crate::record::{FieldTable, Record};
@@ -595,32 +596,8 @@ impl<E: Event + 'static> Engine<E> {
         policy: ReloadPolicy,
         sink: &mut S,
     ) -> Result<Changes, Error> {
-        let (compiled, mut fields) = self.compile(patterns, false)?;
-        self.adopt_declarations(
-            patterns.declarations(),
-            compiled.iter().map(|nfa| nfa.pattern()),
-            &mut fields,
-        )?;
-        // (the scenes first: all or nothing)
-        let new: Vec<&crate::pattern::Pattern> = compiled.iter().map(|nfa| nfa.pattern()).collect();
-        let scenes = self.compile_scenes(
-            patterns.scenes(),
-            &new,
-            &mut fields,
-            false,
-            patterns.texts(),
-        )?;
-        let targets = compiled
-            .into_iter()
-            .map(|nfa| (nfa.pattern().name.clone(), Target::Set(nfa)))
-            .collect();
-        let part = self.in_part();
-        let mut changes = self.change(targets, policy, Some(fields), sink)?;
-        // (a part's scenes change with `set_scenes_in_part` only)
-        if !part {
-            changes.scenes_removed = self.set_scenes(scenes);
-        }
-        Ok(changes)
+        let fields = &mut self.fields;
+        (self.core).set_rules(fields, patterns, policy, &mut |nfa, _| nfa, sink)
     }
 
     /// The version of the pattern `name` in force (1 as first added, +1
@@ -639,8 +616,7 @@ impl<E: Event + 'static> Engine<E> {
         self.patterns().map(|p| p.name.clone()).collect()
     }
 
-    /// Works out and applies the change to `targets` (the names after it,
-    /// in order; names of the engine not among them are removed).
+    /// Works out and applies the change to `targets` ([`Core::change`]).
     fn change<S: Sink<E> + ?Sized>(
         &mut self,
         targets: Vec<(String, Target<Arc<Nfa<E>>>)>,
@@ -648,7 +624,74 @@ impl<E: Event + 'static> Engine<E> {
         fields: Option<E::Fields>,
         sink: &mut S,
     ) -> Result<Changes, Error> {
-        let runs = &self.core.patterns;
+        let current = &mut self.fields;
+        (self.core).change(targets, policy, (current, fields), &mut |nfa, _| nfa, sink)
+    }
+
+    /// Waiting [`Record`]s read the fields the patterns read now
+    /// ([`Core::read_new_fields`]).
+    pub(super) fn read_new_fields(&mut self) {
+        self.core.read_new_fields(&self.fields);
+    }
+}
+
+/// How a change of rules makes each automaton it compiled the core's: a
+/// plain engine takes it as it is, one that traces a key wraps it. Given,
+/// when the new automaton only takes or gives a `shadow` mark, the one of
+/// the same states it replaces (whose partial matches go on in it).
+pub(super) type MakeAutomaton<'m, E, A> = dyn FnMut(Arc<Nfa<E>>, Option<&A>) -> A + 'm;
+
+impl<E: Event + 'static, A: Automaton<E, Cache = Cache>> Core<E, A> {
+    /// [`Engine::set_rules`] of the core whose fields are `fields`, each
+    /// automaton compiled for it made the core's by `make` (as
+    /// [`Core::change`] makes them): a plain engine's, and one that traces
+    /// a key (`Why::set_rules`), whose automata wrap the plain ones.
+    pub(super) fn set_rules<P: PatternSet<E> + ?Sized, S: Sink<E> + ?Sized>(
+        &mut self,
+        fields: &mut E::Fields,
+        patterns: &P,
+        policy: ReloadPolicy,
+        make: &mut MakeAutomaton<'_, E, A>,
+        sink: &mut S,
+    ) -> Result<Changes, Error> {
+        let (compiled, mut new) = self.compile(fields, patterns, false)?;
+        self.adopt_declarations(
+            patterns.declarations(),
+            compiled.iter().map(|nfa| nfa.pattern()),
+            &mut new,
+        )?;
+        // (the scenes first: all or nothing)
+        let ir: Vec<&crate::pattern::Pattern> = compiled.iter().map(|nfa| nfa.pattern()).collect();
+        let scenes =
+            self.compile_scenes(patterns.scenes(), &ir, &mut new, false, patterns.texts())?;
+        let targets = compiled
+            .into_iter()
+            .map(|nfa| (nfa.pattern().name.clone(), Target::Set(nfa)))
+            .collect();
+        let part = self.in_part();
+        let mut changes = self.change(targets, policy, (fields, Some(new)), make, sink)?;
+        // (a part's scenes change with `set_scenes_in_part` only)
+        if !part {
+            changes.scenes_removed = self.set_scenes(scenes);
+        }
+        Ok(changes)
+    }
+
+    /// Works out and applies the change to `targets` (the names after it,
+    /// in order; names of the engine not among them are removed): the
+    /// engine's fields `current` become `new` (the change's, when its
+    /// patterns were compiled with more), and each automaton compiled for
+    /// the change becomes the core's by `make` (given, when it only takes
+    /// or gives a `shadow` mark, the one of the same states it replaces).
+    fn change<S: Sink<E> + ?Sized>(
+        &mut self,
+        targets: Vec<(String, Target<Arc<Nfa<E>>>)>,
+        policy: ReloadPolicy,
+        (current, new): (&mut E::Fields, Option<E::Fields>),
+        make: &mut MakeAutomaton<'_, E, A>,
+        sink: &mut S,
+    ) -> Result<Changes, Error> {
+        let runs = &self.patterns;
         let n = runs.len();
         let name_of = |p: usize| runs[p].automaton.pattern().name.as_str();
         let mut used = vec![false; n];
@@ -667,9 +710,7 @@ impl<E: Event + 'static> Engine<E> {
                 used[p] = true;
             }
             let current = olds.iter().copied().find(|&p| !runs[p].draining);
-            let keep = |plan: &mut Plan<Arc<Nfa<E>>>| {
-                plan.order.extend(olds.iter().map(|&p| Entry::Old(p)))
-            };
+            let keep = |plan: &mut Plan<A>| plan.order.extend(olds.iter().map(|&p| Entry::Old(p)));
             match (target, current) {
                 (Target::Keep, _) => keep(&mut plan),
                 (Target::Set(nfa), Some(c))
@@ -687,7 +728,7 @@ impl<E: Event + 'static> Engine<E> {
                         },
                     ));
                     if was != is {
-                        plan.swap.push((c, nfa));
+                        plan.swap.push((c, make(nfa, Some(&runs[c].automaton))));
                     }
                 }
                 (Target::Set(nfa), Some(c)) => {
@@ -701,7 +742,7 @@ impl<E: Event + 'static> Engine<E> {
                         ReloadPolicy::Restart => plan.discard.extend(&olds),
                     }
                     plan.order.push(Entry::New {
-                        automaton: nfa,
+                        automaton: make(nfa, None),
                         version,
                         versioned: true,
                         succeeds: Some(c),
@@ -710,7 +751,7 @@ impl<E: Event + 'static> Engine<E> {
                 }
                 (Target::Set(nfa), None) => {
                     plan.order.push(Entry::New {
-                        automaton: nfa,
+                        automaton: make(nfa, None),
                         version: 1,
                         versioned: false,
                         succeeds: None,
@@ -725,12 +766,11 @@ impl<E: Event + 'static> Engine<E> {
                 changes.push((name_of(p).to_string(), Change::Removed));
             }
         }
-        let mut fields = fields.unwrap_or_else(|| self.fields.clone());
-        self.core
-            .apply(plan, &mut fields, sink)
+        let mut fields = new.unwrap_or_else(|| current.clone());
+        self.apply(plan, &mut fields, sink)
             .map_err(|e| Error::new(ErrorKind::Field, e))?;
-        self.fields = fields;
-        self.read_new_fields();
+        *current = fields;
+        self.read_new_fields(current);
         Ok(Changes {
             entries: changes,
             scenes_removed: Vec::new(),
@@ -743,15 +783,15 @@ impl<E: Event + 'static> Engine<E> {
     /// decoded with them (`docs/dynamic-rules.md`, "Records decoded before
     /// a change"). Typed events have every field. Called at changes only:
     /// nothing is added to the path of an event.
-    pub(super) fn read_new_fields(&mut self) {
-        let Some(table) = (&self.fields as &dyn Any).downcast_ref::<FieldTable>() else {
+    pub(super) fn read_new_fields(&mut self, fields: &E::Fields) {
+        let Some(table) = (fields as &dyn Any).downcast_ref::<FieldTable>() else {
             return;
         };
-        if self.core.clock.waiting() == 0 {
+        if self.clock.waiting() == 0 {
             return;
         }
         let paths = table.paths();
-        self.core.clock.for_each_waiting_mut(|event| {
+        self.clock.for_each_waiting_mut(|event| {
             if let Some(record) = (event as &mut dyn Any).downcast_mut::<Record>() {
                 record.read_missing(&paths);
             }

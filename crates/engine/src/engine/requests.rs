@@ -19,6 +19,8 @@ use std::sync::Arc;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::engine::automaton::Automaton;
+use crate::engine::core::Core;
 use crate::engine::decide::Decision;
 use crate::primitives::Timestamp;
 use crate::value::Value;
@@ -412,73 +414,13 @@ impl<E: crate::event::Event + 'static> crate::Engine<E> {
         event: E,
         sink: &mut S,
     ) -> Answer {
-        let ts = match self.current_watermark() {
-            Some(watermark) if now <= watermark => watermark.saturating_add(1),
-            _ => now,
-        };
-        self.tick(ts, sink);
-        let requests = self.requests.get_or_insert_with(Box::default);
-        requests.expire(ts);
-        let remember = request.id != Value::Null;
-        if let Some(remembered) = requests.get(&request.id).filter(|_| remember) {
-            let remembered = remembered.clone();
-            requests.stats.repeated += 1;
-            return Answer::Repeated(remembered);
-        }
-        let scene = match &request.scene {
-            None => None,
-            Some(name) => match (self.core.decide.as_ref()).and_then(|d| d.scene_named(name)) {
-                Some(i) => Some(i),
-                None => return Answer::UnknownScene,
-            },
-        };
-        let seq = self.core.clock.next_arrival();
-        if let Some(decide) = &mut self.core.decide {
-            decide.only = Some(super::decide::Only {
-                seq,
-                scene,
-                refused: false,
-                shed: request.shed_shadow,
-            });
-        }
-        let mut catch = super::decide::Catch {
-            inner: sink,
-            arrival: seq,
-            caught: Vec::new(),
-        };
-        self.core
-            .push_positioned(ts, event, request.position, &mut catch);
-        self.core.run_through(ts, &mut catch);
-        self.core.reap();
-        let mut decisions = catch.caught;
-        for d in &mut decisions {
-            // (the arrival number only picked them out: a snapshot keeps
-            // none, so a restored engine's are alike)
-            d.arrival = 0;
-        }
-        let only = (self.core.decide.as_mut()).and_then(|d| d.only.take());
-        let refused = match (only, scene) {
-            (Some(only), Some(i)) if only.refused => {
-                (self.core.decide.as_ref()).map(|d| d.condition(i))
-            }
-            _ => None,
-        };
-        if remember {
-            let requests = self.requests.get_or_insert_with(Box::default);
-            requests.remember(
-                request.id,
-                Remembered {
-                    at: ts,
-                    note: request.note,
-                    decisions: decisions.clone(),
-                    refused: refused.clone(),
-                },
-            );
-        }
-        match refused {
-            Some(condition) => Answer::NotInScene { at: ts, condition },
-            None => Answer::Taken { at: ts, decisions },
-        }
+        take(
+            &mut self.core,
+            &mut self.requests,
+            now,
+            (request, event),
+            sink,
+        )
     }
 
     /// What a remembered request got ([`Engine::request`](crate::Engine::request)), by its id.
@@ -531,6 +473,91 @@ impl<E: crate::event::Event + serde::Serialize + serde::de::DeserializeOwned + '
         }
         let mut scratch = self.scratch()?;
         Ok(scratch.request(now, request, event, &mut super::decide::Nothing))
+    }
+}
+
+/// Takes `event` as the request `request` at `now` into `core`, its ids
+/// remembered in `requests`: the whole of [`Engine::request`](crate::Engine::request),
+/// shared by a plain engine and one that traces a key
+/// ([`Why::request`](crate::engine::why::Why::request)), so that both take
+/// a request alike: time moved to it, a remembered id answered from
+/// memory, a new one taken at once into the scene it names and no other.
+#[inline]
+pub(super) fn take<E, A, S>(
+    core: &mut Core<E, A>,
+    requests: &mut Option<Box<Requests>>,
+    now: Timestamp,
+    (request, event): (Request, E),
+    sink: &mut S,
+) -> Answer
+where
+    E: crate::event::Event + 'static,
+    A: Automaton<E>,
+    S: crate::engine::sink::Sink<E> + ?Sized,
+{
+    let ts = match core.current_watermark() {
+        Some(watermark) if now <= watermark => watermark.saturating_add(1),
+        _ => now,
+    };
+    core.tick(ts, sink);
+    let memory = requests.get_or_insert_with(Box::default);
+    memory.expire(ts);
+    let remember = request.id != Value::Null;
+    if let Some(remembered) = memory.get(&request.id).filter(|_| remember) {
+        let remembered = remembered.clone();
+        memory.stats.repeated += 1;
+        return Answer::Repeated(remembered);
+    }
+    let scene = match &request.scene {
+        None => None,
+        Some(name) => match (core.decide.as_ref()).and_then(|d| d.scene_named(name)) {
+            Some(i) => Some(i),
+            None => return Answer::UnknownScene,
+        },
+    };
+    let seq = core.clock.next_arrival();
+    if let Some(decide) = &mut core.decide {
+        decide.only = Some(super::decide::Only {
+            seq,
+            scene,
+            refused: false,
+            shed: request.shed_shadow,
+        });
+    }
+    let mut catch = super::decide::Catch {
+        inner: sink,
+        arrival: seq,
+        caught: Vec::new(),
+    };
+    core.push_positioned(ts, event, request.position, &mut catch);
+    core.run_through(ts, &mut catch);
+    core.reap();
+    let mut decisions = catch.caught;
+    for d in &mut decisions {
+        // (the arrival number only picked them out: a snapshot keeps
+        // none, so a restored engine's are alike)
+        d.arrival = 0;
+    }
+    let only = (core.decide.as_mut()).and_then(|d| d.only.take());
+    let refused = match (only, scene) {
+        (Some(only), Some(i)) if only.refused => (core.decide.as_ref()).map(|d| d.condition(i)),
+        _ => None,
+    };
+    if remember {
+        let memory = requests.get_or_insert_with(Box::default);
+        memory.remember(
+            request.id,
+            Remembered {
+                at: ts,
+                note: request.note,
+                decisions: decisions.clone(),
+                refused: refused.clone(),
+            },
+        );
+    }
+    match refused {
+        Some(condition) => Answer::NotInScene { at: ts, condition },
+        None => Answer::Taken { at: ts, decisions },
     }
 }
 

@@ -15,6 +15,12 @@
 //! matcher's, and its code is not changed by the trace's (another
 //! instance of the engine's generic core).
 //!
+//! A change of rules is followed ([`Why::set_rules`]: the engine's own
+//! change, each new automaton wrapped as the others): a new pattern, or
+//! a new version of a changed one, is traced apart from the old version
+//! it drains beside; a pattern discarded has its partial matches ended
+//! by the change ([`End::Discarded`]).
+//!
 //! A partial match is known by the events it took (their arrival
 //! numbers): runs of the matcher with the same events (in different
 //! states) are one partial match here, which ends when its last run does
@@ -27,7 +33,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::engine::automaton::{Automaton, Reporter};
 use crate::engine::core::Core;
-use crate::engine::front::Engine;
+use crate::engine::front::{Engine, PatternSet};
+use crate::engine::reload::{Changes, ReloadPolicy};
 use crate::engine::sink::Sink;
 use crate::event::{Event, FieldPath};
 use crate::expr::Expr;
@@ -44,12 +51,19 @@ pub type KeyFilter = Box<dyn Fn(&[FieldPath], &[Value]) -> bool + Send>;
 
 /// An engine that traces one key: made by [`Engine::why`], fed as an
 /// engine is ([`push`](Why::push), [`watermark`](Why::watermark),
-/// [`finish`](Why::finish)), with the same output to its sink; its
-/// [`trace`](Why::trace) says what happened to the key.
+/// [`finish`](Why::finish); a service's run feeds it
+/// [`request`](Why::request)s, changes of lists
+/// ([`add_to_list_by`](Why::add_to_list_by)) and of rules
+/// ([`set_rules`](Why::set_rules)), each by the plain engine's own code),
+/// with the same output to its sink; its [`trace`](Why::trace) says what
+/// happened to the key.
 pub struct Why<E: Event + Clone + 'static> {
     core: Core<E, Traced<E>>,
     fields: E::Fields,
     watch: Arc<Mutex<Watch<E>>>,
+    /// The requests the engine took and remembers ([`Why::request`]),
+    /// the engine's own when it was made into this one.
+    requests: Option<Box<super::requests::Requests>>,
 }
 
 /// The events of the traced key, by arrival number.
@@ -62,7 +76,9 @@ pub struct Trace<E> {
     /// The key's events that reached some pattern, by their arrival
     /// number (`seq` elsewhere in the trace): time and event.
     pub events: Events<E>,
-    /// Per pattern (in the engine's order), what happened to the key.
+    /// Per pattern, what happened to the key: in the engine's order when
+    /// the trace began, then each pattern a change of rules added (a new
+    /// name, or a new version of one: [`Why::set_rules`]).
     pub patterns: Vec<PatternTrace>,
     /// The key's late events: at or below the watermark when they came.
     pub late: Vec<LateEvent<E>>,
@@ -93,6 +109,14 @@ pub struct LateEvent<E> {
 pub struct PatternTrace {
     /// The pattern's name.
     pub name: String,
+    /// Its version: 1 when its name was first added, +1 per change of
+    /// rules that replaced its text (`docs/dynamic-rules.md`). Each
+    /// version is traced apart, the old one's partial matches draining
+    /// (or discarded) beside the new one's.
+    pub version: u32,
+    /// The pattern as this version ran (its stages, conditions and
+    /// `partition by`).
+    pub pattern: Option<Arc<Pattern>>,
     /// Does the pattern have a key the filter could take (a pattern
     /// without `partition by` has one partition for all events, not
     /// traced)?
@@ -230,6 +254,23 @@ pub enum End {
         /// The event whose step pruned it, if any.
         seq: Option<u64>,
     },
+    /// Dropped by a change of rules made at time `at`
+    /// ([`Why::set_rules`]): its pattern was removed, or replaced under
+    /// [`ReloadPolicy::Restart`]
+    /// (`docs/dynamic-rules.md`).
+    Discarded {
+        /// When the change was made (the watermark then + 1).
+        at: Timestamp,
+    },
+    /// It completed at event `seq`, but the match is not made: the
+    /// pattern is a rule's instance (`RULE@SCENE`), which fires only on
+    /// the events of its scene, and the event does not enter that scene
+    /// (`docs/semantics.md`, "Decisions"): no record, no firing, no
+    /// `then` write. (A request enters the scene it names and no other.)
+    NotMade {
+        /// The event that completed it.
+        seq: u64,
+    },
 }
 
 /// The trace's state, shared by the traced automata.
@@ -241,6 +282,9 @@ struct Watch<E> {
     /// Per pattern: the partial matches under way (and held matches) by
     /// their events' arrival numbers.
     open: Vec<HashMap<Vec<u64>, usize>>,
+    /// The time of the change of rules under way ([`Why::set_rules`]):
+    /// when the partial matches it discards end.
+    switch: Timestamp,
 }
 
 /// A pattern's automaton in a [`Why`]: the matcher's, with a look at the
@@ -389,25 +433,19 @@ impl<E: Event + Clone + 'static> Engine<E> {
         // (what the lists sweep at its expiry kept: a `false` lookup says
         // that the value's entry had expired, and when)
         self.core.memory.keep_expired();
-        let names: Vec<(String, bool)> = (self.core.patterns.iter())
-            .map(|run| {
-                let ir = run.automaton.pattern();
-                (ir.name.clone(), !ir.partition_by.is_empty())
-            })
-            .collect();
-        let watch = Arc::new(Mutex::new(Watch {
+        let mut watch = Watch {
             filter,
             events: BTreeMap::new(),
             late: Vec::new(),
-            open: vec![HashMap::new(); names.len()],
-            patterns: (names.into_iter())
-                .map(|(name, keyed)| PatternTrace {
-                    name,
-                    keyed,
-                    ..PatternTrace::default()
-                })
-                .collect(),
-        }));
+            open: Vec::new(),
+            patterns: Vec::new(),
+            switch: Timestamp::MIN,
+        };
+        for run in &self.core.patterns {
+            let p = watch.add_pattern(run.automaton.pattern());
+            watch.patterns[p].version = run.meta.version;
+        }
+        let watch = Arc::new(Mutex::new(watch));
         let mut index = 0;
         let core = self.core.map_automata(|nfa| {
             index += 1;
@@ -422,6 +460,7 @@ impl<E: Event + Clone + 'static> Engine<E> {
             core,
             fields: self.fields,
             watch,
+            requests: self.requests,
         }
     }
 }
@@ -451,6 +490,7 @@ impl<E: Event + Clone + 'static> Why<E> {
         // (kept in case the engine finds it late)
         let copy = traced.then(|| event.clone());
         let arrival = self.core.push(ts, event, sink);
+        self.core.reap();
         if let (Some(event), crate::engine::Arrival::Late) = (copy, arrival) {
             lock(&self.watch).late.push(LateEvent {
                 ts,
@@ -461,14 +501,112 @@ impl<E: Event + Clone + 'static> Why<E> {
         arrival
     }
 
+    /// [`Engine::request`]: `event` taken at once as the request
+    /// `request` at `now` (into the scene it names and no other, or into
+    /// none; a remembered id answered from memory and not taken again),
+    /// by the same code as a plain engine's. A request's event is never
+    /// late (it takes the time just past the watermark when `now` is not
+    /// past it).
+    pub fn request<S: Sink<E> + ?Sized>(
+        &mut self,
+        now: Timestamp,
+        request: super::requests::Request,
+        event: E,
+        sink: &mut S,
+    ) -> super::requests::Answer {
+        super::requests::take(
+            &mut self.core,
+            &mut self.requests,
+            now,
+            (request, event),
+            sink,
+        )
+    }
+
+    /// [`Engine::add_to_list_by`]: `origin` holds `value` in list `list`
+    /// from event time `at` until `until`, as a plain engine takes the
+    /// change (a service's log changes its lists at their place).
+    pub fn add_to_list_by(
+        &mut self,
+        origin: &crate::engine::EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<(), crate::Error> {
+        let op = (crate::lookup::WriteOp::Add, origin.clone());
+        self.core.change_list(list, op, value, at, (None, until))
+    }
+
+    /// [`Engine::remove_from_list_by`]: `origin`'s hold of `value` in list
+    /// `list` ends at event time `at`, as a plain engine takes the change.
+    pub fn remove_from_list_by(
+        &mut self,
+        origin: &crate::engine::EntryOrigin,
+        list: &str,
+        value: Value,
+        at: Timestamp,
+    ) -> Result<(), crate::Error> {
+        let op = (crate::lookup::WriteOp::Remove, origin.clone());
+        self.core.change_list(list, op, value, at, (None, None))
+    }
+
+    /// [`Engine::set_rules`]: the rules become `patterns` at the
+    /// watermark, by the same code as a plain engine's change (a
+    /// service's log changes its rules at their place). A pattern whose
+    /// text the change keeps goes on as it was traced; a new one, or a
+    /// new version of a changed one, is traced as a pattern of its own
+    /// ([`PatternTrace::version`]) after the others, beside the old
+    /// version, which drains; a pattern removed, or replaced under
+    /// [`ReloadPolicy::Restart`], is discarded: its partial matches of the
+    /// key end as [`End::Discarded`] (the matches a skip strategy held
+    /// back behind them are made, as [`End::Matched`] at that time).
+    pub fn set_rules<P: PatternSet<E> + ?Sized, S: Sink<E> + ?Sized>(
+        &mut self,
+        patterns: &P,
+        policy: ReloadPolicy,
+        sink: &mut S,
+    ) -> Result<Changes, crate::Error> {
+        let switch =
+            (self.core.current_watermark()).map_or(Timestamp::MIN, |w| w.saturating_add(1));
+        lock(&self.watch).switch = switch;
+        let watch = Arc::clone(&self.watch);
+        let mut make = |nfa: Arc<Nfa<E>>, replaces: Option<&Traced<E>>| {
+            let mut w = lock(&watch);
+            let index = match replaces {
+                // (the same states, a `shadow` mark given or taken: its
+                // partial matches go on in it, traced as they were)
+                Some(old) => old.index,
+                None => w.add_pattern(nfa.pattern()),
+            };
+            w.patterns[index].pattern = Some(Arc::new(nfa.pattern().clone()));
+            drop(w);
+            Traced {
+                names: Names::of(nfa.pattern()),
+                nfa,
+                index,
+                watch: Arc::clone(&watch),
+            }
+        };
+        let fields = &mut self.fields;
+        let changes = (self.core).set_rules(fields, patterns, policy, &mut make, sink)?;
+        let mut w = lock(&self.watch);
+        for run in &self.core.patterns {
+            w.patterns[run.automaton.index].version = run.meta.version;
+        }
+        Ok(changes)
+    }
+
     /// [`Engine::watermark`].
     pub fn watermark<S: Sink<E> + ?Sized>(&mut self, t: Timestamp, sink: &mut S) {
         self.core.watermark(t, sink);
+        self.core.reap();
     }
 
     /// [`Engine::finish`].
     pub fn finish<S: Sink<E> + ?Sized>(&mut self, sink: &mut S) {
         self.core.finish(sink);
+        self.core.reap();
     }
 
     /// The current watermark.
@@ -506,6 +644,8 @@ impl CloneTraces for Vec<PatternTrace> {
         (self.iter())
             .map(|p| PatternTrace {
                 name: p.name.clone(),
+                version: p.version,
+                pattern: p.pattern.clone(),
                 keyed: p.keyed,
                 reached: p.reached.clone(),
                 runs: p.runs.clone(),
@@ -537,6 +677,9 @@ fn chain_of<E>(buf: &SharedBuffer<E>, node: crate::matcher::NodeRef) -> Chain {
 #[derive(Default)]
 struct Emitted {
     matches: Vec<Chain>,
+    /// Complete matches the engine does not make (an instance's, on an
+    /// event outside its scene: [`End::NotMade`]).
+    not_made: Vec<Chain>,
     timeouts: Vec<(Chain, Timestamp)>,
     dropped: Vec<(Chain, bool)>,
 }
@@ -551,7 +694,10 @@ struct Tap<'r, R: ?Sized> {
 impl<E: Event + Clone + 'static, R: Reporter<E, Traced<E>> + ?Sized> MatchSink<E> for Tap<'_, R> {
     fn on_match(&mut self, m: &MatchView<'_, E>) {
         if let Some(seen) = &mut self.seen {
-            seen.matches.push(view_chain(m));
+            match self.out.holds_back(m) {
+                true => seen.not_made.push(view_chain(m)),
+                false => seen.matches.push(view_chain(m)),
+            }
         }
         self.out.on_match(m);
     }
@@ -705,6 +851,22 @@ fn stops(edge: &Edge) -> bool {
         }
 }
 
+impl<E> Watch<E> {
+    /// Traces `pattern` (of version 1 until said otherwise): its number
+    /// among the traced patterns.
+    fn add_pattern(&mut self, pattern: &Pattern) -> usize {
+        self.patterns.push(PatternTrace {
+            name: pattern.name.clone(),
+            version: 1,
+            pattern: Some(Arc::new(pattern.clone())),
+            keyed: !pattern.partition_by.is_empty(),
+            ..PatternTrace::default()
+        });
+        self.open.push(HashMap::new());
+        self.patterns.len() - 1
+    }
+}
+
 impl<E: Event + Clone + 'static> Watch<E> {
     /// The open partial match of pattern `p` with events `seqs`, or a new
     /// one (forked from `from`).
@@ -748,13 +910,14 @@ impl<E: Event + Clone + 'static> Traced<E> {
     fn take_new(&self, w: &mut Watch<E>, seq: u64, after: &Snapshot, emitted: &Emitted) {
         let p = self.index;
         let ends_itself = |c: &[u64]| {
-            emitted.matches.iter().any(|m| m.0 == c)
+            (emitted.matches.iter().chain(&emitted.not_made)).any(|m| m.0 == c)
                 || emitted.dropped.iter().any(|(d, _)| d.0 == c)
         };
         let mut new: Vec<&Chain> = Vec::new();
         let dropped = emitted.dropped.iter().map(|(c, _)| c);
         for c in (after.live.iter().chain(&after.held))
             .chain(&emitted.matches)
+            .chain(&emitted.not_made)
             .chain(dropped)
         {
             if !w.open[p].contains_key(&c.0) && !new.iter().any(|n| n.0 == c.0) {
@@ -802,11 +965,17 @@ impl<E: Event + Clone + 'static> Traced<E> {
         let w = &mut *w;
         self.take_new(w, seq, after, emitted);
         let stays = |c: &[u64]| after.has(c) || after.holds(c);
-        for m in &emitted.matches {
-            let end = End::Matched {
-                seq: Some(seq),
-                at: ts,
-            };
+        let made = (emitted.matches.iter()).map(|m| {
+            (
+                m,
+                End::Matched {
+                    seq: Some(seq),
+                    at: ts,
+                },
+            )
+        });
+        let not_made = (emitted.not_made.iter()).map(|m| (m, End::NotMade { seq }));
+        for (m, end) in made.chain(not_made) {
             if stays(&m.0) {
                 // (its runs go on, a looping stage: the match is a fork)
                 let from = w.open[p].get(&m.0).copied();
@@ -879,7 +1048,7 @@ impl<E: Event + Clone + 'static> Traced<E> {
     ) {
         let p = self.index;
         let mut started = after.live.iter().chain(&after.held).any(|c| c.0 == [seq])
-            || emitted.matches.iter().any(|m| m.0.first() == Some(&seq))
+            || (emitted.matches.iter().chain(&emitted.not_made)).any(|m| m.0.first() == Some(&seq))
             || emitted.dropped.iter().any(|(c, _)| c.0 == [seq]);
         // The start took the event, and its partial match is gone within
         // the step: the skip strategy pruned it (a drop is said above).
@@ -925,6 +1094,48 @@ impl<E: Event + Clone + 'static> Traced<E> {
         }
     }
 
+    /// Records the matches emitted at time `t`, not at an event (a
+    /// deadline's, or those a change of rules released).
+    fn matched_at(&self, w: &mut Watch<E>, emitted: &Emitted, t: Timestamp) {
+        let p = self.index;
+        for m in &emitted.matches {
+            let id = w.entry(p, &m.0, None);
+            self.set_events(w, id, m);
+            w.patterns[p].runs[id].end = Some(End::Matched { seq: None, at: t });
+            w.open[p].remove(&m.0);
+        }
+        // (a match made at a time holds no event under way: the engine
+        // makes it whatever scene, and none is held back here; one would
+        // end as not made at its last event)
+        for m in &emitted.not_made {
+            let id = w.entry(p, &m.0, None);
+            self.set_events(w, id, m);
+            let seq = m.0.last().copied().unwrap_or_default();
+            w.patterns[p].runs[id].end = Some(End::NotMade { seq });
+            w.open[p].remove(&m.0);
+        }
+    }
+
+    /// Records a traced discard of the partition by a change of rules
+    /// (its partition `before`, what the discard emitted): the matches
+    /// held back behind its partial matches made, the partial matches
+    /// dropped.
+    fn record_discard(&self, before: &Snapshot, emitted: &Emitted) {
+        let p = self.index;
+        let mut w = lock(&self.watch);
+        let w = &mut *w;
+        let at = w.switch;
+        self.matched_at(w, emitted, at);
+        let empty = Snapshot {
+            live: Vec::new(),
+            held: Vec::new(),
+        };
+        self.held_released(w, before, &empty, None);
+        for (seqs, _) in &before.live {
+            w.end(p, seqs, End::Discarded { at });
+        }
+    }
+
     /// Records a traced advance of time to `t` (the partition's earliest
     /// deadline before it was `deadline`).
     fn record_time(
@@ -938,12 +1149,7 @@ impl<E: Event + Clone + 'static> Traced<E> {
         let p = self.index;
         let mut w = lock(&self.watch);
         let w = &mut *w;
-        for m in &emitted.matches {
-            let id = w.entry(p, &m.0, None);
-            self.set_events(w, id, m);
-            w.patterns[p].runs[id].end = Some(End::Matched { seq: None, at: t });
-            w.open[p].remove(&m.0);
-        }
+        self.matched_at(w, emitted, t);
         for (chain, at) in &emitted.timeouts {
             w.end(
                 p,
@@ -1166,9 +1372,19 @@ impl<E: Event + Clone + 'static> Automaton<E> for Traced<E> {
         lookup: L,
         out: &mut R,
     ) -> usize {
-        Executor::new(&self.nfa, cache)
-            .with_lookup(lookup.lookup())
-            .discard(part, store, &mut Tap { out, seen: None })
+        let mut exec = Executor::new(&self.nfa, cache).with_lookup(lookup.lookup());
+        if !self.traced(out) {
+            return exec.discard(part, store, &mut Tap { out, seen: None });
+        }
+        let before = snapshot(part, store);
+        let mut emitted = Emitted::default();
+        let tap = &mut Tap {
+            out,
+            seen: Some(&mut emitted),
+        };
+        let discarded = exec.discard(part, store, tap);
+        self.record_discard(&before, &emitted);
+        discarded
     }
 
     fn partial_matches(part: &Partition) -> usize {

@@ -46,3 +46,4 @@ mod split;
 mod state_bytes;
 mod time_arithmetic;
 mod why;
+mod why_requests;

@@ -46,6 +46,7 @@ use crate::decider::{
 use crate::wal::{Entry, FsyncPolicy, Input as Logged, Wal, WalOptions};
 use body::{decision_body, decision_id, seq_of, DecisionBody, SceneFacts};
 use note::Note;
+pub use source::logged_request;
 use source::{Live, LogSource};
 
 /// How the service runs (`cepheid serve`'s options).
@@ -101,6 +102,18 @@ pub struct ServiceOptions {
 }
 
 impl ServiceOptions {
+    /// What its engine remembers of requests: each for
+    /// [`retention`](ServiceOptions::retention) of the engine's time, at
+    /// most [`remember`](ServiceOptions::remember) of them. A replay of a
+    /// log remembers as the defaults say (the log does not say what its
+    /// service was started with).
+    pub fn request_memory(&self) -> RequestMemory {
+        RequestMemory {
+            retention_ms: i64::try_from(self.retention.as_millis()).unwrap_or(i64::MAX),
+            max_entries: self.remember,
+        }
+    }
+
     /// The defaults, with its state in `state`.
     pub fn new(state: impl Into<PathBuf>) -> ServiceOptions {
         ServiceOptions {
@@ -714,12 +727,7 @@ impl Service {
             .map_err(|e| failed("the log", &e))?
             .with_command(command, Arc::clone(&source_lists))
             .with_topic_rules(options.rules_topic);
-        let mut config = Config::new(Input::Stdin, patterns);
-        config.time = Time::Record;
-        // (changes of rules come from the log, `Entry::Rules`, as a
-        // source's rules stream: each applied when the run takes it)
-        config.source_rules = true;
-        config.max_delay = Duration::ZERO;
+        let mut config = log_config(patterns);
         config.checkpoint = Some(options.state.join("checkpoints"));
         config.checkpoint_every.time = Some(options.checkpoint_every);
         config.output = Some(
@@ -745,7 +753,6 @@ impl Service {
         let runtime = log_run(
             config,
             rules,
-            &shared,
             options,
             source,
             sink,
@@ -910,7 +917,7 @@ fn shared_of(
         |what: &str, e: &dyn std::fmt::Display| StartError(format!("cepheid serve: {what}: {e}"));
     let mut probe = Config::new(Input::Stdin, patterns.to_vec()).engine();
     probe.add(rules).map_err(|e| failed("the rules", &e))?;
-    let retention_ms = i64::try_from(options.retention.as_millis()).unwrap_or(i64::MAX);
+    let retention_ms = options.request_memory().retention_ms;
     let book = Book::of(probe.scenes(), probe.declarations(), 1, retention_ms);
     if book.scenes.is_empty() {
         return Err(StartError(
@@ -991,12 +998,7 @@ pub fn replay(
         .map_err(|e| failed("the log", &e))?;
     let source = LogSource::new(log_dir.to_path_buf(), end, live_rx, Arc::clone(&shared))
         .map_err(|e| failed("the log", &e))?;
-    let mut config = Config::new(Input::Stdin, patterns);
-    config.time = Time::Record;
-    // (changes of rules come from the log, `Entry::Rules`, as a
-    // source's rules stream: each applied when the run takes it)
-    config.source_rules = true;
-    config.max_delay = Duration::ZERO;
+    let mut config = log_config(patterns);
     // (the shadow patterns' records beside the alerts: `ALERTS.shadow.jsonl`)
     config.shadow_output = Some(output.with_extension("shadow.jsonl"));
     config.output = Some(output);
@@ -1006,10 +1008,24 @@ pub fn replay(
         shared: Arc::clone(&shared),
         out,
     });
-    let runtime = log_run(
-        config, rules, &shared, &options, source, None, report, answers,
-    )?;
+    let runtime = log_run(config, rules, &options, source, None, report, answers)?;
     Ok(runtime.run())
+}
+
+/// The configuration of a run over a service's log (the service's, a
+/// replay's, and what `cepheid why` over a log takes it as): event time
+/// the log's stamps (each request at its own, at once: no delay), the
+/// log's changes of rules and lists applied at their place (a source's
+/// rules stream), the engine's limits the run's defaults; for the rules
+/// at `patterns`. The caller adds its outputs and checkpoints.
+pub fn log_config(patterns: Vec<PathBuf>) -> Config {
+    let mut config = Config::new(Input::Stdin, patterns);
+    config.time = Time::Record;
+    // (changes of rules come from the log, `Entry::Rules`, as a
+    // source's rules stream: each applied when the run takes it)
+    config.source_rules = true;
+    config.max_delay = Duration::ZERO;
+    config
 }
 
 /// The run of `rules` with `config` over the log (`source`), its engine
@@ -1020,7 +1036,6 @@ pub fn replay(
 fn log_run(
     config: Config,
     rules: &Rules,
-    shared: &Shared,
     options: &ServiceOptions,
     source: LogSource,
     sink: Option<Box<dyn cepheid_runtime::Sink>>,
@@ -1031,10 +1046,7 @@ fn log_run(
         |what: &str, e: &dyn std::fmt::Display| StartError(format!("cepheid serve: {what}: {e}"));
     let mut engine = config.engine();
     engine.add(rules).map_err(|e| failed("the rules", &e))?;
-    engine.remember_requests(RequestMemory {
-        retention_ms: shared.retention_ms,
-        max_entries: options.remember,
-    });
+    engine.remember_requests(options.request_memory());
     Ok(
         Runtime::with_source(config, engine, Some(Box::new(source)), sink, report)
             .map_err(|e| failed("the run", &e))?

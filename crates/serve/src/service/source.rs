@@ -172,9 +172,7 @@ impl LogSource {
                 note.degraded = input.degraded
                     || (self.late.as_ref()).is_some_and(|late| late.contains(&entry.seq));
                 note.shadow_shed = input.shed_shadow;
-                let id: Arc<str> = Arc::from(input.event_id.as_str());
-                // (an event of a Kafka topic: where its reader goes on; no
-                // idempotency key, its place makes it once)
+                // (an event of a Kafka topic: where its reader goes on)
                 let from_topic = input
                     .origin
                     .as_deref()
@@ -184,21 +182,8 @@ impl LogSource {
                     topics.insert(partition.clone(), offset + 1);
                 }
                 batch.push(input.fields.get().as_bytes(), origin, Some(entry.stamp), 0);
-                self.pending.push_back((
-                    0,
-                    entry.seq as i64,
-                    Request {
-                        id: match from_topic {
-                            Some(_) => Value::Null,
-                            None => Value::Str(id.clone()),
-                        },
-                        scene: scene.map(Arc::from),
-                        note: note.encode(),
-                        position: Some(Value::Str(id)),
-                        dry_run: false,
-                        shed_shadow: input.shed_shadow,
-                    },
-                ));
+                let (request, _) = logged_request(&entry.entry, note.encode()).expect("a request");
+                self.pending.push_back((0, entry.seq as i64, request));
             }
             Entry::Tick { time } => batch.push_watermark(time.saturating_sub(1)),
             // (its request was taken degraded: read ahead, above)
@@ -298,6 +283,39 @@ impl LogSource {
             }
         }
     }
+}
+
+/// The engine's request for a logged decision request or event (`entry`,
+/// an [`Entry::Decide`] or [`Entry::Event`]; `None` for another kind),
+/// with its fields, as the service's run takes it (its log source) and
+/// `cepheid why` over the log takes it again: into the scene a decision
+/// request names and no other (an event recorded without a decision:
+/// none), under its event id, or under no id for a record of an events
+/// topic (its place makes it once: never remembered), its decisions
+/// named by its event id, its shadow rules shed when the log says so.
+/// `note` is the caller's, kept with the request.
+pub fn logged_request(entry: &Entry, note: Arc<[u8]>) -> Option<(Request, &RawValue)> {
+    let (input, scene) = match entry {
+        Entry::Decide(input) => (input, input.scene.as_deref()),
+        Entry::Event(input) => (input, None),
+        _ => return None,
+    };
+    let id: Arc<str> = Arc::from(input.event_id.as_str());
+    let from_topic = (input.origin.as_deref())
+        .and_then(super::topic::of_event_origin)
+        .is_some();
+    let request = Request {
+        id: match from_topic {
+            true => Value::Null,
+            false => Value::Str(id.clone()),
+        },
+        scene: scene.map(Arc::from),
+        note,
+        position: Some(Value::Str(id)),
+        dry_run: false,
+        shed_shadow: input.shed_shadow,
+    };
+    Some((request, &input.fields))
 }
 
 impl Source for LogSource {
