@@ -666,51 +666,36 @@ pub trait TakesLists {
     ) -> Result<(), cepheid_engine::Error>;
 }
 
-impl TakesLists for Engine<Record> {
-    fn add_by(
-        &mut self,
-        origin: &EntryOrigin,
-        list: &str,
-        value: Value,
-        at: Timestamp,
-        until: Option<Timestamp>,
-    ) -> Result<(), cepheid_engine::Error> {
-        self.add_to_list_by(origin, list, value, at, until)
-    }
+// (the two engines' own methods, by the same names: one body for both)
+macro_rules! takes_lists {
+    ($engine:ty) => {
+        impl TakesLists for $engine {
+            fn add_by(
+                &mut self,
+                origin: &EntryOrigin,
+                list: &str,
+                value: Value,
+                at: Timestamp,
+                until: Option<Timestamp>,
+            ) -> Result<(), cepheid_engine::Error> {
+                self.add_to_list_by(origin, list, value, at, until)
+            }
 
-    fn remove_by(
-        &mut self,
-        origin: &EntryOrigin,
-        list: &str,
-        value: Value,
-        at: Timestamp,
-    ) -> Result<(), cepheid_engine::Error> {
-        self.remove_from_list_by(origin, list, value, at)
-    }
+            fn remove_by(
+                &mut self,
+                origin: &EntryOrigin,
+                list: &str,
+                value: Value,
+                at: Timestamp,
+            ) -> Result<(), cepheid_engine::Error> {
+                self.remove_from_list_by(origin, list, value, at)
+            }
+        }
+    };
 }
 
-impl TakesLists for cepheid_engine::engine::why::Why<Record> {
-    fn add_by(
-        &mut self,
-        origin: &EntryOrigin,
-        list: &str,
-        value: Value,
-        at: Timestamp,
-        until: Option<Timestamp>,
-    ) -> Result<(), cepheid_engine::Error> {
-        self.add_to_list_by(origin, list, value, at, until)
-    }
-
-    fn remove_by(
-        &mut self,
-        origin: &EntryOrigin,
-        list: &str,
-        value: Value,
-        at: Timestamp,
-    ) -> Result<(), cepheid_engine::Error> {
-        self.remove_from_list_by(origin, list, value, at)
-    }
-}
+takes_lists!(Engine<Record>);
+takes_lists!(cepheid_engine::engine::why::Why<Record>);
 
 /// Makes `edits` of list `list` in `engine` as `origin`'s (each origin
 /// holds a value apart: a remove ends its own hold only, `docs/lists.md`,
