@@ -145,9 +145,14 @@ pub(crate) fn post(url: &str, body: &str, extra: &[&str]) -> (u16, Value) {
     )
 }
 
+/// A payment's decision request, with a deadline of a minute: these requests' tests look at their
+/// decisions, which on a loaded machine could otherwise come after the
+/// scene's deadline (300 ms) and be answered degraded (`docs/serve.md`,
+/// "Degraded at the deadline"); the tests of degradation ask for it
+/// (`deadline_ms: 0`, `tests/serve/clients.py`).
 pub(crate) fn payment(id: &str, card: &str, amount: i64) -> String {
     format!(
-        r#"{{"scene": "payment", "event_id": "{id}", "event": {{"type": "payment", "card": "{card}", "device": "d-{card}", "amount": {amount}}}}}"#
+        r#"{{"scene": "payment", "event_id": "{id}", "event": {{"type": "payment", "card": "{card}", "device": "d-{card}", "amount": {amount}}}, "deadline_ms": 60000}}"#
     )
 }
 

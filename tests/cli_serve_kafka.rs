@@ -114,9 +114,16 @@ fn killed_and_restarted_the_committed_decisions_and_alerts_on_topics_are_each_on
             .get(id)
             .unwrap_or_else(|| panic!("{id} on the topic, not in the replay"));
         let r = &records[0];
+        assert_eq!(r["scene"], replay["scene"], "{id}");
+        // (a request answered degraded, at admission or, on a loaded
+        // machine, at its deadline, was answered the scene's fallback;
+        // its decision record is the decision the engine made and
+        // applied all the same: docs/serve.md)
+        if replay["degraded"] == true {
+            continue;
+        }
         assert_eq!(r["outcome"], replay["outcome"], "{id}: {r} vs {replay}");
         assert_eq!(r["score"], replay["score"], "{id}: {r} vs {replay}");
-        assert_eq!(r["scene"], replay["scene"], "{id}");
     }
 
     // The alerts topic, committed: each alert once, each the alert of a
