@@ -205,12 +205,8 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
     // (the rules given, for a log without its own: a log the service
     // started holds its rules first)
     let paths = vec![args.rules.clone()];
-    let given = match crate::load_checked(&paths) {
-        Ok((loaded, checked)) => match cepheid_engine::Rules::from_checked(loaded, checked) {
-            Ok(rules) => rules,
-            // (said already by the load)
-            Err(_) => return crate::EXIT_PATTERN_ERROR,
-        },
+    let given = match rules_given(&paths) {
+        Ok(rules) => rules,
         Err(status) => return status,
     };
     let scratch = std::env::temp_dir().join(format!("cepheid-why-{}", std::process::id()));
@@ -422,18 +418,23 @@ fn over_log(args: &Args, dir: &std::path::Path) -> u8 {
 ///
 /// A log whose first entries retention released is refused (exit 4), as
 /// its replay is: its start is not the service's.
+/// The rules of `paths`, loaded and checked (their diagnostics said), or
+/// the command's exit status.
+#[cfg(feature = "serve")]
+fn rules_given(paths: &[std::path::PathBuf]) -> Result<cepheid_engine::Rules, u8> {
+    let (loaded, checked) = crate::load_checked(paths)?;
+    // (an error is said already by the load)
+    cepheid_engine::Rules::from_checked(loaded, checked).map_err(|_| crate::EXIT_PATTERN_ERROR)
+}
+
 #[cfg(feature = "serve")]
 fn key_over_log(args: &Args, dir: &std::path::Path) -> u8 {
     use crate::EXIT_IO;
     use cepheid_serve::wal::{Entry, WalReader};
     let log = format!("wal:{}", dir.display());
     let paths = vec![args.rules.clone()];
-    let given = match crate::load_checked(&paths) {
-        Ok((loaded, checked)) => match cepheid_engine::Rules::from_checked(loaded, checked) {
-            Ok(rules) => rules,
-            // (said already by the load)
-            Err(_) => return crate::EXIT_PATTERN_ERROR,
-        },
+    let given = match rules_given(&paths) {
+        Ok(rules) => rules,
         Err(status) => return status,
     };
     let open = || WalReader::open(dir, 0).map_err(|e| say!("error: {log}: {e}"));
