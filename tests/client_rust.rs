@@ -77,6 +77,19 @@ impl Server {
             .status()
             .unwrap();
         assert!(status.success(), "kill -s {signal}");
+        if signal == "STOP" {
+            // `kill` only queues the stop: one thread takes it and stops
+            // the others, which on a loaded machine can run, and answer a
+            // request, in between. Wait until every thread is stopped.
+            let started = Instant::now();
+            while !all_stopped(&self.pid()) {
+                assert!(
+                    started.elapsed() < PATIENCE,
+                    "the service not stopped after SIGSTOP"
+                );
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
     }
 
     /// `GET path` with curl (its own connection): status and body.
@@ -682,4 +695,19 @@ fn client_rust_a_list_change_blocks_a_device_from_the_next_decision() {
         run(&rt, client.change_list("blocked_devices", &null, None)),
         Err(cepheid_client::Error::Invalid(_))
     ));
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in /proc).
+fn all_stopped(pid: &str) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        // A thread gone since the listing is not running.
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            return true;
+        };
+        stat.rfind(')')
+            .is_some_and(|at| stat[at + 1..].trim_start().starts_with('T'))
+    })
 }

@@ -49,12 +49,12 @@ test("stopped for the whole call (SIGSTOP): the scene's fallback, decided by the
         const warm = await c.decide("payment", payment());
         assert.equal(warm.decided_by, "server");
         const published = (await c.scenes()).scenes.find((s) => s.name === "payment")!.fallback;
-        server.signal("SIGSTOP");
+        await server.signal("SIGSTOP");
         let d;
         try {
             d = await c.decide("payment", payment(), { eventId: "slow-1", deadlineMs: 400 });
         } finally {
-            server.signal("SIGCONT");
+            await server.signal("SIGCONT");
         }
         assert.equal(d.decided_by, "client");
         assert.equal(d.degraded, true);
@@ -157,12 +157,12 @@ test("stopped longer than the deadline, then the same event id asked again: one 
         assert.equal((await c.decide("payment", payment())).decided_by, "server");
         const event = payment();
         const before = await server.metrics();
-        server.signal("SIGSTOP");
+        await server.signal("SIGSTOP");
         let first;
         try {
             first = await c.decide("payment", event, { eventId: "once-1", deadlineMs: 300 });
         } finally {
-            server.signal("SIGCONT");
+            await server.signal("SIGCONT");
         }
         assert.equal(first.decided_by, "client");
         assert.equal(first.degraded_why, "timeout");

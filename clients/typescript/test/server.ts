@@ -106,8 +106,21 @@ export class Server {
         return out;
     }
 
-    signal(sig: NodeJS.Signals): void {
+    /**
+     * Sends `sig`; for SIGSTOP, resolves once every thread of the server
+     * is stopped. `kill` only queues a stop: one thread takes it and then
+     * stops the others, and on a loaded machine the rest can run, and
+     * answer a request, in between.
+     */
+    async signal(sig: NodeJS.Signals): Promise<void> {
         this.child.kill(sig);
+        if (sig !== "SIGSTOP") return;
+        const pid = this.child.pid!;
+        const since = Date.now();
+        while (!allStopped(pid)) {
+            if (Date.now() - since > 60_000) throw new Error(`cepheid serve (pid ${pid}) not stopped 60 s after SIGSTOP`);
+            await new Promise((r) => setTimeout(r, 2));
+        }
     }
 
     /** Killed at once; resolves when it has exited. */
@@ -191,4 +204,18 @@ export class LosingProxy {
         for (const s of this.sockets) s.destroy();
         this.server.close();
     }
+}
+
+/** Whether every thread of `pid` is stopped (state T in /proc). */
+function allStopped(pid: number): boolean {
+    const tasks = fs.readdirSync(`/proc/${pid}/task`);
+    return tasks.every((tid) => {
+        let stat: string;
+        try {
+            stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        } catch {
+            return true; // the thread has exited
+        }
+        return stat.slice(stat.lastIndexOf(")") + 2).startsWith("T");
+    });
 }

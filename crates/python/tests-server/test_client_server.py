@@ -57,6 +57,19 @@ def payment(n: int, card: str = "c1", amount: int = 120) -> Dict[str, Any]:
     return {"type": "payment", "payment_id": f"p{n}", "card": card, "device": "d1", "amount": amount}
 
 
+
+def all_stopped(pid: int) -> bool:
+    """Whether every thread of `pid` is stopped (state T in /proc)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue  # the thread has exited
+        if not stat[stat.rindex(")") + 2 :].startswith("T"):
+            return False
+    return True
+
 class Server:
     """A `cepheid serve patterns/risk` on a free port of 127.0.0.1, its
     state in a temporary folder."""
@@ -137,6 +150,15 @@ class Server:
 
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
+        if sig == signal.SIGSTOP:
+            # kill only queues the stop: one thread takes it and stops the
+            # others, which on a loaded machine can run, and answer a
+            # request, in between. Wait until every thread is stopped.
+            since = time.monotonic()
+            while not all_stopped(self.proc.pid):
+                if time.monotonic() - since > HANG:
+                    raise AssertionError("the server not stopped after SIGSTOP")
+                time.sleep(0.002)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
