@@ -97,7 +97,7 @@ pub use field_reads::{FieldWatch, MissingField, Owner, WatchedRead};
 pub use limits::LimitNotices;
 pub use outputs::Outputs;
 pub use sink::{
-    Checkpoint, Durable, Files, Kind, Output, Sink, SinkError, SinkState, Target, Writing,
+    Checkpoint, Durable, Files, Kind, Output, Sink, SinkError, SinkState, Target, Wake, Writing,
 };
 pub use source::{
     FilePosition, FileSource, Judged, Origin, Position, RawBatch, RawEntry, RawRecord, ReadOutcome,

@@ -103,6 +103,10 @@ pub enum Target {
 /// error is the checkpoint's.
 pub type Durable = Box<dyn FnOnce() -> Result<(), SinkError> + Send>;
 
+/// Called by a sink when a commit begun by [`Sink::commit_apart`] ends
+/// (it wakes the run, which then asks [`Sink::commit_done`]).
+pub type Wake = Box<dyn FnOnce() + Send>;
+
 /// Why a sink could not write, flush, prepare, commit or recover.
 #[derive(Debug)]
 pub struct SinkError {
@@ -291,6 +295,30 @@ pub trait Sink: Send {
     fn commit(&mut self, checkpoint: u64, source: &Position) -> Result<(), SinkError> {
         let _ = (checkpoint, source);
         Ok(())
+    }
+
+    /// [`Sink::commit`] begun now and finished meanwhile, while the run
+    /// goes on writing (what it writes belongs to the next checkpoint):
+    /// `true` when it committed now, `false` when the commit goes on,
+    /// `done` called once it ended; [`Sink::commit_done`] then says how.
+    /// Only with [`Sink::writes_before_commit`], one at a time, the next
+    /// checkpoint prepared only after it is done. By default `commit`, now.
+    fn commit_apart(
+        &mut self,
+        checkpoint: u64,
+        source: &Position,
+        done: Wake,
+    ) -> Result<bool, SinkError> {
+        let _ = done;
+        self.commit(checkpoint, source).map(|()| true)
+    }
+
+    /// The end of the commit [`Sink::commit_apart`] began: `None` while it
+    /// goes on (waited for with `wait`), then its result, once. By default
+    /// done.
+    fn commit_done(&mut self, wait: bool) -> Option<Result<(), SinkError>> {
+        let _ = wait;
+        Some(Ok(()))
     }
 
     /// The position of a checkpoint taken on several workers, each of
@@ -1007,6 +1035,29 @@ impl Output {
         match self.sink.commit(checkpoint, source) {
             Ok(()) => Ok(()),
             Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// Begins committing checkpoint `checkpoint` ([`Sink::commit_apart`]):
+    /// `true` when it is committed now; the first error.
+    pub(crate) fn commit_apart(
+        &mut self,
+        checkpoint: u64,
+        source: &Position,
+        done: Wake,
+    ) -> Result<bool, SinkError> {
+        match self.sink.commit_apart(checkpoint, source, done) {
+            Ok(now) => Ok(now),
+            Err(e) => Err(self.fail(e)),
+        }
+    }
+
+    /// The end of the commit begun by [`Output::commit_apart`]
+    /// ([`Sink::commit_done`]); its error is kept as the first.
+    pub(crate) fn commit_done(&mut self, wait: bool) -> Option<Result<(), SinkError>> {
+        match self.sink.commit_done(wait)? {
+            Ok(()) => Some(Ok(())),
+            Err(e) => Some(Err(self.fail(e))),
         }
     }
 

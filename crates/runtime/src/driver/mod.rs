@@ -1355,6 +1355,9 @@ struct InFlight {
     position: Position,
     /// Did the next one come due meanwhile?
     deferred: bool,
+    /// Its file written (when, how many bytes), its commit begun by the
+    /// sink and going on (`Sink::commit_apart`).
+    committing: Option<(Instant, u64)>,
 }
 
 /// One run: the engine, its outputs and the run's own state.

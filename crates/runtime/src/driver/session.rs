@@ -1011,11 +1011,18 @@ impl Session<'_> {
                 if !std::mem::replace(&mut flight.deferred, true) {
                     c.deferred += 1;
                     if c.deferred == 1 {
-                        let text = format!(
-                            "cepheid: checkpoint {} came due while checkpoint {} was still being written: it is taken once that one is durable (one checkpoint file is written at a time; a longer `Config::checkpoint_every` leaves more time to each)",
-                            flight.number + 1,
-                            flight.number
-                        );
+                        let text = match flight.committing {
+                            None => format!(
+                                "cepheid: checkpoint {} came due while checkpoint {} was still being written: it is taken once that one is durable (one checkpoint file is written at a time; a longer `Config::checkpoint_every` leaves more time to each)",
+                                flight.number + 1,
+                                flight.number
+                            ),
+                            Some(_) => format!(
+                                "cepheid: checkpoint {} came due while the output still committed checkpoint {}: it is taken once that one is committed (one commit at a time; a longer `Config::checkpoint_every` leaves more time to each)",
+                                flight.number + 1,
+                                flight.number
+                            ),
+                        };
                         self.say(Level::Warning, text);
                     }
                 }
@@ -1161,28 +1168,21 @@ impl Session<'_> {
                 None => Position::File(self.position),
             },
             deferred: false,
+            committing: None,
         });
         Ok(())
     }
 
     /// Takes the answer of the checkpoint whose file is being written, if
     /// any: waiting for it with `wait`, else only if it is there. Its
-    /// file durable, the sink commits it (`Sink::commit`), the source is
+    /// file durable, the sink commits it (`Sink::commit`; begun and ended
+    /// later, while the run goes on, by a sink that commits apart:
+    /// `Sink::commit_apart`, whose end is taken here too), the source is
     /// told, and the checkpoint before it is deleted (on the checkpoint
-    /// thread); a file that could not be written stops the run (the
-    /// previous checkpoint is kept).
+    /// thread); a file that could not be written, or a commit that
+    /// failed, stops the run (the previous checkpoint is kept).
     pub(super) fn settle(&mut self, wait: bool) -> Result<(), Stop> {
-        let Some(checkpoints) = &mut self.checkpoints else {
-            return Ok(());
-        };
-        let Some(written) = checkpoints.writer.as_mut().and_then(|w| w.done(wait)) else {
-            return Ok(());
-        };
-        let flight = checkpoints
-            .in_flight
-            .take()
-            .expect("a checkpoint in flight");
-        match self.commit_checkpoint(flight, written) {
+        match self.settle_flight(wait) {
             Err(Stop::Failed(error)) => {
                 self.event(&RunEvent::CheckpointFailed { error: &error });
                 Err(Stop::Failed(error))
@@ -1191,8 +1191,28 @@ impl Session<'_> {
         }
     }
 
-    /// [`Session::settle`] of `flight`, its file work `written`.
-    fn commit_checkpoint(&mut self, flight: InFlight, written: Written) -> Result<(), Stop> {
+    /// [`Session::settle`].
+    fn settle_flight(&mut self, wait: bool) -> Result<(), Stop> {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let writing = (checkpoints.in_flight.as_ref()).is_some_and(|f| f.committing.is_none());
+        if writing {
+            let Some(written) = checkpoints.writer.as_mut().and_then(|w| w.done(wait)) else {
+                return Ok(());
+            };
+            let flight = checkpoints
+                .in_flight
+                .take()
+                .expect("a checkpoint in flight");
+            self.commit_checkpoint(flight, written)?;
+        }
+        self.commit_ended(wait)
+    }
+
+    /// [`Session::settle`] of `flight`, its file work `written`: its
+    /// commit, begun (and ended, unless the sink commits apart).
+    fn commit_checkpoint(&mut self, mut flight: InFlight, written: Written) -> Result<(), Stop> {
         let Some(checkpoints) = &mut self.checkpoints else {
             return Ok(());
         };
@@ -1213,9 +1233,48 @@ impl Session<'_> {
         }
         checkpoints.number = flight.number;
         checkpoints.buffer = written.buffer;
-        if let Err(e) = self.out.out.output.commit(flight.number, &flight.position) {
-            return Err(stop(e));
+        // (a commit that ends meanwhile wakes the matching thread, as a
+        // file written does)
+        let wake = checkpoints.wake.clone();
+        let wake: crate::sink::Wake = Box::new(move || {
+            let _ = wake.try_send(Message::Checkpointed);
+        });
+        let output = &mut self.out.out.output;
+        match output.commit_apart(flight.number, &flight.position, wake) {
+            Err(e) => Err(stop(e)),
+            Ok(true) => self.committed(flight, written.ended, written.bytes),
+            Ok(false) => {
+                flight.committing = Some((written.ended, written.bytes));
+                checkpoints.in_flight = Some(flight);
+                Ok(())
+            }
         }
+    }
+
+    /// The end of the commit the sink goes on with, if any
+    /// ([`Sink::commit_done`](crate::Sink::commit_done)): waited for with
+    /// `wait`.
+    fn commit_ended(&mut self, wait: bool) -> Result<(), Stop> {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
+        let Some((ended, bytes)) = checkpoints.in_flight.as_ref().and_then(|f| f.committing) else {
+            return Ok(());
+        };
+        let Some(result) = self.out.out.output.commit_done(wait) else {
+            return Ok(());
+        };
+        let flight = (checkpoints.in_flight.take()).expect("a checkpoint committing");
+        result.map_err(stop)?;
+        self.committed(flight, ended, bytes)
+    }
+
+    /// The sink committed `flight` (its file written at `ended`, `bytes`
+    /// long): the source is told, the checkpoints before it go.
+    fn committed(&mut self, flight: InFlight, ended: Instant, bytes: u64) -> Result<(), Stop> {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return Ok(());
+        };
         if let Some(source) = &self.source {
             lock_source(source).checkpoint_committed(&flight.position);
         }
@@ -1225,8 +1284,8 @@ impl Session<'_> {
         let deferred = checkpoints.deferred;
         self.event(&RunEvent::Checkpoint {
             number: flight.number,
-            duration: written.ended.saturating_duration_since(flight.started),
-            bytes: written.bytes,
+            duration: ended.saturating_duration_since(flight.started),
+            bytes,
             stall: flight.stall,
             deferred,
         });

@@ -331,3 +331,202 @@ fn a_sink_that_takes_no_writes_before_its_commit_gets_none() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What [`Apart`] was asked, in order, and how its commits went.
+#[derive(Default)]
+struct Asked {
+    calls: Vec<String>,
+    writes: u64,
+    /// Each commit: did the run write while it went on?
+    went_on: Vec<(u64, bool)>,
+}
+
+/// A sink that commits apart (`Sink::commit_apart`): each commit goes on
+/// on a thread of its own until the run wrote a record after it began (at
+/// most 2 s), and fails for checkpoint `fails`.
+#[derive(Clone, Default)]
+struct Apart {
+    asked: Arc<Mutex<Asked>>,
+    fails: Option<u64>,
+    running: Arc<Mutex<Option<std::sync::mpsc::Receiver<u64>>>>,
+}
+
+impl Apart {
+    fn say(&self, call: String) {
+        self.asked.lock().unwrap().calls.push(call);
+    }
+}
+
+impl Sink for Apart {
+    fn describe(&self, _kind: Kind) -> String {
+        "apart".to_string()
+    }
+    fn write(&mut self, _kind: Kind, _key: &[u8], _record: &[u8]) -> Result<(), SinkError> {
+        let mut asked = self.asked.lock().unwrap();
+        asked.writes += 1;
+        if asked.calls.last().map(String::as_str) != Some("write") {
+            asked.calls.push("write".to_string());
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+    fn prepare(&mut self, checkpoint: u64) -> Result<SinkState, SinkError> {
+        self.say(format!("prepare {checkpoint}"));
+        Ok(SinkState::default())
+    }
+    fn writes_before_commit(&self) -> bool {
+        true
+    }
+    fn commit(&mut self, checkpoint: u64, _source: &Position) -> Result<(), SinkError> {
+        panic!("checkpoint {checkpoint} committed on the run's thread");
+    }
+    fn commit_apart(
+        &mut self,
+        checkpoint: u64,
+        _source: &Position,
+        done: cepheid_runtime::Wake,
+    ) -> Result<bool, SinkError> {
+        self.say(format!("commit {checkpoint} begun"));
+        let (tx, rx) = std::sync::mpsc::channel();
+        *self.running.lock().unwrap() = Some(rx);
+        let asked = Arc::clone(&self.asked);
+        let before = asked.lock().unwrap().writes;
+        std::thread::spawn(move || {
+            let start = std::time::Instant::now();
+            let went_on = loop {
+                if asked.lock().unwrap().writes > before {
+                    break true;
+                }
+                if start.elapsed() > Duration::from_secs(2) {
+                    break false;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            asked.lock().unwrap().went_on.push((checkpoint, went_on));
+            let _ = tx.send(checkpoint);
+            done();
+        });
+        Ok(false)
+    }
+    fn commit_done(&mut self, wait: bool) -> Option<Result<(), SinkError>> {
+        let mut running = self.running.lock().unwrap();
+        let rx = running.as_ref().expect("a commit going on");
+        let checkpoint = match wait {
+            true => rx.recv().unwrap(),
+            false => rx.try_recv().ok()?,
+        };
+        *running = None;
+        drop(running);
+        self.say(format!("commit {checkpoint} done"));
+        if self.fails == Some(checkpoint) {
+            return Some(Err(SinkError {
+                target: "apart".to_string(),
+                late: false,
+                source: std::io::Error::other(format!("commit {checkpoint} refused")),
+            }));
+        }
+        Some(Ok(()))
+    }
+    fn recover(&mut self, _kept: &[Checkpoint]) -> Result<usize, SinkError> {
+        Ok(0)
+    }
+}
+
+/// A run over `events` into `sink`, a checkpoint every 1,000 lines.
+fn run_apart(dir: &Path, events: &Path, sink: &Apart, report: Progress) -> Summary {
+    let mut config = Config::new(Input::file(events), Vec::new());
+    config.checkpoint = Some(dir.join("state"));
+    config.checkpoint_every.time = None;
+    config.checkpoint_every.lines = Some(1000);
+    let rules = Rules::parse("ab.cep", RULES).unwrap();
+    let mut engine = config.engine();
+    engine.add(&rules).unwrap();
+    Runtime::with_sink(
+        config,
+        engine,
+        Some(Box::new(sink.clone())),
+        Box::new(report),
+    )
+    .unwrap()
+    .run()
+}
+
+/// Issue 63: a sink that commits apart (a transactional Kafka sink) is
+/// not waited for: the run goes on writing while a checkpoint commits;
+/// the next checkpoint is prepared only once the commit ended, and only
+/// then is the checkpoint said taken.
+#[test]
+fn the_run_goes_on_writing_while_a_sink_commits_apart() {
+    let dir = scratch("thread-apart");
+    let (events, _) = events(&dir, 3000);
+    let sink = Apart::default();
+    let report = Progress::default();
+    let summary = run_apart(&dir, &events, &sink, report.clone());
+    assert!(summary.error().is_none(), "{summary}");
+    let asked = sink.asked.lock().unwrap();
+    assert_eq!(asked.writes, 3000, "every match written");
+    let calls = &asked.calls;
+    // prepare N, commit N begun, (writes), commit N done, in turn.
+    let mut last = 0;
+    let mut state = "done";
+    for call in calls.iter().filter(|c| *c != "write") {
+        match (state, call.split(' ').next().unwrap()) {
+            ("done", "prepare") => {
+                last += 1;
+                assert_eq!(call, &format!("prepare {last}"), "{calls:?}");
+                state = "prepared";
+            }
+            ("prepared", "commit") => {
+                assert_eq!(call, &format!("commit {last} begun"), "{calls:?}");
+                state = "begun";
+            }
+            ("begun", "commit") => {
+                assert_eq!(call, &format!("commit {last} done"), "{calls:?}");
+                state = "done";
+            }
+            _ => panic!("{call} out of turn: {calls:?}"),
+        }
+    }
+    assert_eq!(state, "done", "{calls:?}");
+    assert!(last >= 3, "{calls:?}");
+    // The first commit went on while the run wrote (it does not wait).
+    assert_eq!(
+        asked.went_on.first(),
+        Some(&(1, true)),
+        "{:?}",
+        asked.went_on
+    );
+    let begun = calls.iter().position(|c| c == "commit 1 begun").unwrap();
+    let done = calls.iter().position(|c| c == "commit 1 done").unwrap();
+    assert!(calls[begun..done].iter().any(|c| c == "write"), "{calls:?}");
+    // Each checkpoint said once its commit ended, in order.
+    let seen = report.0 .0.lock().unwrap();
+    let numbers: Vec<u64> = seen.checkpoints.iter().map(|c| c.0).collect();
+    assert_eq!(numbers, (1..=last).collect::<Vec<_>>());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A commit that fails after the run went on stops the run with its
+/// error, as one made on the run's thread does; the checkpoint is not
+/// said taken.
+#[test]
+fn a_commit_apart_that_fails_stops_the_run_with_its_error() {
+    let dir = scratch("thread-apart-fails");
+    let (events, _) = events(&dir, 3000);
+    let sink = Apart {
+        fails: Some(2),
+        ..Apart::default()
+    };
+    let report = Progress::default();
+    let summary = run_apart(&dir, &events, &sink, report.clone());
+    let error = summary.error().expect("the run failed").to_string();
+    assert!(error.contains("commit 2 refused"), "{error}");
+    let calls = sink.asked.lock().unwrap().calls.clone();
+    assert!(!calls.iter().any(|c| c == "prepare 3"), "{calls:?}");
+    let seen = report.0 .0.lock().unwrap();
+    let numbers: Vec<u64> = seen.checkpoints.iter().map(|c| c.0).collect();
+    assert_eq!(numbers, [1]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
