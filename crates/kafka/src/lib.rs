@@ -18,7 +18,9 @@
 //!   of a checkpoint interval, the source offsets they came from and the
 //!   checkpoint's number commit in one transaction (exactly once; the
 //!   protocol is in `docs/checkpoints.md`, "Kafka"); without, an
-//!   idempotent producer (at least once).
+//!   idempotent producer (at least once). [`CommitApart`]: a
+//!   transactional one whose commits go on while the run writes the next
+//!   interval's records (what `cepheid run` and `cepheid serve` open).
 //!
 //! - [`Url`], [`parse_start`], [`parse_property`] and
 //!   [`default_transactional_id`]: the settings as a command line gives
@@ -35,6 +37,7 @@
 #![deny(unsafe_code)] // (allowed in `guard` alone: one call into C)
 #![warn(missing_docs)]
 
+mod apart;
 mod batch;
 mod command;
 mod error;
@@ -58,6 +61,7 @@ mod watch;
 #[path = "../tests/it/support.rs"]
 mod test_broker;
 
+pub use apart::{CommitApart, HELD_BYTES};
 pub use command::{builtin_features, is_kafka, parse_url, KafkaOptions, OptionsError};
 pub use error::{KafkaError, TopicChange};
 pub use fit::{Mismatch, OnMismatch, OnMismatchError};

@@ -12,6 +12,7 @@ use std::path::Path;
 
 use cepheid_runtime::{Config, Sink, Source};
 
+use crate::apart::CommitApart;
 use crate::command::{is_kafka, parse_url, KafkaOptions, Sides};
 use crate::error::KafkaError;
 use crate::options::{default_transactional_id, Url};
@@ -195,6 +196,11 @@ impl KafkaOptions<'_> {
         }
         if decisions {
             config.decisions = None;
+        }
+        // (a transactional one commits apart from the run: the run does
+        // not wait for each checkpoint's transaction, `CommitApart`)
+        if sink.is_transactional() {
+            return Ok(Some(Box::new(CommitApart::new(sink))));
         }
         Ok(Some(Box::new(sink)))
     }

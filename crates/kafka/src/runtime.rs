@@ -320,7 +320,7 @@ impl KafkaSink {
     }
 
     /// Fenced before: the same error again.
-    fn still(&mut self, late: bool) -> Result<(), SinkError> {
+    pub(crate) fn still(&mut self, late: bool) -> Result<(), SinkError> {
         match self.fenced_by.clone() {
             Some(e) => Err(self.run_error(late, e)),
             None => Ok(()),
@@ -410,8 +410,11 @@ impl Sink for KafkaSink {
     }
 
     /// A transaction commits what was written before its commit: the run
-    /// waits for each checkpoint's file. An idempotent sink's commit only
-    /// flushes (at least once): the run goes on meanwhile.
+    /// waits for each checkpoint's file (a transactional sink as `cepheid
+    /// run` and `cepheid serve` open it, [`crate::CommitApart`], holds
+    /// what is written meanwhile for the next transaction instead). An
+    /// idempotent sink's commit only flushes (at least once): the run goes
+    /// on meanwhile.
     fn writes_before_commit(&self) -> bool {
         !self.is_transactional()
     }

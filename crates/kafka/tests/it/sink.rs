@@ -560,3 +560,145 @@ fn the_runtime_sink_maps_the_recovery_to_the_kept_checkpoint() {
     let again = Sink::flush(&mut sink).expect_err("still fenced");
     assert!(again.to_string().contains("took over"), "{again}");
 }
+
+/// The payloads of `seen`, in the order read (by partition and offset).
+fn in_order(seen: &[Seen]) -> Vec<String> {
+    seen.iter().map(|s| s.payload.clone()).collect()
+}
+
+/// Issue 63: a transactional sink as `cepheid run` and `cepheid serve`
+/// open it (`CommitApart`) commits each checkpoint on a thread of its own
+/// while the run goes on writing: the records written after checkpoint
+/// N's prepare, before or while N commits, go into the next transaction
+/// (a `read_committed` consumer sees them only once N+1 committed), never
+/// N's; the run does not wait for the commit (a broker answering 300 ms
+/// late: the commit takes several of its round trips, the calls of the
+/// run none).
+#[test]
+fn records_written_while_a_checkpoint_commits_go_into_the_next_transaction() {
+    use cepheid_kafka::{encode_position, CommitApart};
+    use cepheid_runtime::sink::{Checkpoint, Sink, SinkState};
+    use cepheid_runtime::Kind as RunKind;
+
+    let (broker, proxy) = Broker::start_behind_slow_proxy(Duration::ZERO);
+    let out = topic("apart-out");
+    let input = topic("apart-in");
+    broker.create_topic(&out, 1);
+    broker.create_topic(&input, 1);
+    let at = |offset: i64| encode_position(&position(&input, &[offset]));
+    let mut config = SinkConfig::new(proxy.bootstrap(), OutputTopics::One(out.clone()));
+    config.transactional = Some(Transactional::new("apart", "apart-group"));
+    let mut sink = CommitApart::new(KafkaSink::new(config).expect("a transactional sink"));
+    assert!(sink.writes_before_commit());
+    assert_eq!(Sink::recover(&mut sink, &[]).expect("recovers"), 0);
+    let write = |sink: &mut CommitApart, text: &str| {
+        let line = format!("{text}\n");
+        Sink::write(sink, RunKind::Match, b"{\"k\":1}", line.as_bytes()).expect("writes");
+    };
+
+    write(&mut sink, "one-a");
+    write(&mut sink, "one-b");
+    Sink::prepare_apart(&mut sink, 1).expect("prepares");
+    // (the checkpoint's file is written meanwhile)
+    write(&mut sink, "two-a");
+    proxy.set_delay(Duration::from_millis(300));
+    let (woken, wake) = std::sync::mpsc::channel();
+    let started = Instant::now();
+    let now = Sink::commit_apart(
+        &mut sink,
+        1,
+        &at(4),
+        Box::new(move || {
+            let _ = woken.send(());
+        }),
+    )
+    .expect("begins");
+    assert!(!now, "the commit goes on apart");
+    write(&mut sink, "two-b");
+    Sink::flush(&mut sink).expect("nothing to flush while it commits");
+    let run_waited = started.elapsed();
+    assert!(
+        Sink::commit_done(&mut sink, false).is_none(),
+        "still committing"
+    );
+    wake.recv_timeout(Duration::from_secs(60))
+        .expect("woken when the commit ended");
+    let committed_in = started.elapsed();
+    Sink::commit_done(&mut sink, false)
+        .expect("ended")
+        .expect("committed");
+    assert!(Sink::commit_done(&mut sink, false).is_some_and(|r| r.is_ok()));
+    eprintln!("the run's calls took {run_waited:?}, the commit {committed_in:?}");
+    assert!(
+        run_waited < Duration::from_millis(150),
+        "the run waited {run_waited:?}"
+    );
+    assert!(
+        committed_in >= Duration::from_millis(300),
+        "{committed_in:?}"
+    );
+    proxy.set_delay(Duration::ZERO);
+    assert_eq!(
+        in_order(&broker.read_topic(&out, "read_committed")),
+        ["one-a", "one-b"],
+        "checkpoint 1 holds what was written before its prepare, no more"
+    );
+
+    // Written after the commit, while none goes on: straight to the next
+    // transaction, after the ones held.
+    write(&mut sink, "two-c");
+    Sink::prepare_apart(&mut sink, 2).expect("prepares");
+    write(&mut sink, "three-a");
+    assert!(!Sink::commit_apart(&mut sink, 2, &at(7), Box::new(|| {})).expect("begins"));
+    Sink::commit_done(&mut sink, true)
+        .expect("ended")
+        .expect("committed");
+    assert_eq!(
+        in_order(&broker.read_topic(&out, "read_committed")),
+        ["one-a", "one-b", "two-a", "two-b", "two-c"],
+        "in the order written"
+    );
+
+    // The broker holds checkpoint 2: a new instance resumes from it, and
+    // fences this one, whose commit of checkpoint 3 then fails on its
+    // thread with the error a commit of the run's thread gave, given by
+    // `commit_done`; what is written after it is dropped.
+    let checkpoint = |number: u64, offset: i64| Checkpoint {
+        number,
+        source: at(offset),
+        sink: SinkState::default(),
+    };
+    let mut next = CommitApart::new(transactional_sink(
+        &broker,
+        OutputTopics::One(out.clone()),
+        "apart",
+        "apart-group",
+    ));
+    let kept = [checkpoint(2, 7), checkpoint(1, 4)];
+    assert_eq!(Sink::recover(&mut next, &kept).expect("recovers"), 0);
+    Sink::prepare_apart(&mut sink, 3).expect("prepares");
+    write(&mut sink, "four-a");
+    assert!(!Sink::commit_apart(&mut sink, 3, &at(9), Box::new(|| {})).expect("begins"));
+    let error = Sink::commit_done(&mut sink, true)
+        .expect("ended")
+        .expect_err("fenced");
+    assert!(error.to_string().contains("took over"), "{error}");
+    assert!(cepheid_kafka::kafka_error(&error.source).is_some_and(KafkaError::is_fenced));
+    write(&mut sink, "four-b");
+    let again = Sink::commit(&mut sink, 3, &at(9)).expect_err("still fenced");
+    assert!(again.to_string().contains("took over"), "{again}");
+    write(&mut next, "three-b");
+    Sink::prepare_apart(&mut next, 3).expect("prepares");
+    assert!(!Sink::commit_apart(&mut next, 3, &at(9), Box::new(|| {})).expect("begins"));
+    Sink::commit_done(&mut next, true)
+        .expect("ended")
+        .expect("committed");
+    let seen = in_order(&broker.read_topic(&out, "read_committed"));
+    // (tansu shows aborted records to read_committed consumers: the first
+    // instance's `three-a` was aborted by the takeover)
+    let seen: Vec<_> = seen.into_iter().filter(|s| s != "three-a").collect();
+    assert_eq!(
+        seen,
+        ["one-a", "one-b", "two-a", "two-b", "two-c", "three-b"]
+    );
+}
