@@ -18,7 +18,9 @@
 //! writing meanwhile when the sink takes writes before its commit
 //! ([`Sink::writes_before_commit`]: the files do), and waits for it
 //! otherwise (a transaction holds what was written before its commit).
-//! The commit itself runs on the run's thread, once the file is durable.
+//! The commit itself runs on the run's thread, once the file is durable,
+//! unless the sink begins it there and ends it on a thread of its own
+//! ([`Sink::commit_apart`]: a transactional Kafka sink).
 //!
 //! Resuming, [`Sink::recover`] is given the checkpoints kept (newest
 //! first) and says which one matches what it committed: a sink that
