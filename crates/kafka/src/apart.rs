@@ -15,7 +15,7 @@
 //! writes go straight to it again until the next prepare.
 //!
 //! The bound: [`HELD_BYTES`] of keys and records held while a commit goes
-//! on. A write past it waits for the commit (the run waits, as it did at
+//! on ([`CommitApart::holding_at_most`] sets another). A write past it waits for the commit (the run waits, as it did at
 //! each checkpoint before). Records written while the checkpoint's file is
 //! written (before the commit begins) are held whatever their size; a
 //! commit that begins with more than the bound held is made at once,
@@ -106,6 +106,9 @@ pub struct CommitApart {
     /// `Sink::describe` of each kind, and which kinds it takes.
     described: Vec<(Kind, String)>,
     takes: [bool; 4],
+    /// How many bytes may be held while a commit goes on
+    /// ([`HELD_BYTES`] unless [`CommitApart::holding_at_most`] said).
+    bound: usize,
 }
 
 /// `e` again (a Kafka error inside it kept as it is: `kafka_error`).
@@ -152,7 +155,15 @@ impl CommitApart {
             failed: false,
             described,
             takes,
+            bound: HELD_BYTES,
         }
+    }
+
+    /// Holds at most `bytes` of keys and records while a commit goes on
+    /// (instead of [`HELD_BYTES`]): a write past it waits for the commit.
+    pub fn holding_at_most(mut self, bytes: usize) -> CommitApart {
+        self.bound = bytes;
+        self
     }
 
     /// Are writes held (a checkpoint prepared, or its commit going on)?
@@ -262,7 +273,7 @@ impl Sink for CommitApart {
             return Sink::write(self.sink()?, kind, key, record);
         }
         self.held.push(kind, key, record);
-        if self.running.is_some() && self.held.bytes.len() > HELD_BYTES {
+        if self.running.is_some() && self.held.bytes.len() > self.bound {
             self.reap(true);
         }
         Ok(())
@@ -316,7 +327,7 @@ impl Sink for CommitApart {
         done: Wake,
     ) -> Result<bool, SinkError> {
         let _ = self.sink()?;
-        if !self.prepared || self.held.bytes.len() > HELD_BYTES {
+        if !self.prepared || self.held.bytes.len() > self.bound {
             Sink::prepare(self.sink()?, checkpoint)?;
             self.commit(checkpoint, source)?;
             return Ok(true);

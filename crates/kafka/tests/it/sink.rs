@@ -702,3 +702,57 @@ fn records_written_while_a_checkpoint_commits_go_into_the_next_transaction() {
         ["one-a", "one-b", "two-a", "two-b", "two-c", "three-b"]
     );
 }
+
+/// The bound of what `CommitApart` holds while a commit goes on: a write
+/// past it waits for the commit (the run waits, no record is lost or
+/// moved), and what was held goes into the next transaction in order.
+#[test]
+fn a_write_past_the_bound_held_waits_for_the_commit() {
+    use cepheid_kafka::{encode_position, CommitApart};
+    use cepheid_runtime::sink::Sink;
+    use cepheid_runtime::Kind as RunKind;
+
+    let (broker, proxy) = Broker::start_behind_slow_proxy(Duration::ZERO);
+    let out = topic("bound-out");
+    let input = topic("bound-in");
+    broker.create_topic(&out, 1);
+    broker.create_topic(&input, 1);
+    let mut config = SinkConfig::new(proxy.bootstrap(), OutputTopics::One(out.clone()));
+    config.transactional = Some(Transactional::new("bound", "bound-group"));
+    let sink = KafkaSink::new(config).expect("a transactional sink");
+    // (each record below: a 7-byte key and a 6-byte line)
+    let mut sink = CommitApart::new(sink).holding_at_most(30);
+    assert_eq!(Sink::recover(&mut sink, &[]).expect("recovers"), 0);
+    let write = |sink: &mut CommitApart, text: &str| {
+        let line = format!("{text}\n");
+        let started = Instant::now();
+        Sink::write(sink, RunKind::Match, b"{\"k\":1}", line.as_bytes()).expect("writes");
+        started.elapsed()
+    };
+    write(&mut sink, "one-a");
+    Sink::prepare_apart(&mut sink, 1).expect("prepares");
+    proxy.set_delay(Duration::from_millis(300));
+    let at = encode_position(&position(&input, &[1]));
+    assert!(!Sink::commit_apart(&mut sink, 1, &at, Box::new(|| {})).expect("begins"));
+    // 13 and 26 bytes held: at once; 39, past 30: waits for the commit.
+    assert!(write(&mut sink, "two-a") < Duration::from_millis(150));
+    assert!(write(&mut sink, "two-b") < Duration::from_millis(150));
+    let waited = write(&mut sink, "two-c");
+    assert!(waited >= Duration::from_millis(300), "{waited:?}");
+    // (the commit ended: taken by the write, given once)
+    Sink::commit_done(&mut sink, false)
+        .expect("ended")
+        .expect("committed");
+    write(&mut sink, "two-d");
+    proxy.set_delay(Duration::ZERO);
+    Sink::prepare_apart(&mut sink, 2).expect("prepares");
+    let at = encode_position(&position(&input, &[2]));
+    assert!(!Sink::commit_apart(&mut sink, 2, &at, Box::new(|| {})).expect("begins"));
+    Sink::commit_done(&mut sink, true)
+        .expect("ended")
+        .expect("committed");
+    assert_eq!(
+        in_order(&broker.read_topic(&out, "read_committed")),
+        ["one-a", "two-a", "two-b", "two-c", "two-d"]
+    );
+}
