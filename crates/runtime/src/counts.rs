@@ -9,6 +9,7 @@ use cepheid_engine::engine::{LeftOutParts, Stats};
 use cepheid_engine::{ErrorKind, PatternStats};
 use serde::{Deserialize, Serialize};
 
+use crate::executor::Ended;
 use crate::{
     add_patterns, Doing, End, Error, IndicatorCounts, Layout, Level, ListCounts, Notice, Summary,
 };
@@ -291,6 +292,77 @@ pub(crate) fn said_at_end(summary: &Summary, max_waiting: usize) -> Option<Notic
     let output_failed = matches!(summary.end, End::OutputClosed | End::Failed(Error::Sink(_)));
     (!summary.uncounted && summary.forced_watermarks > 0 && !output_failed)
         .then(|| Notice::line(Level::Warning, waited_for_watermark(max_waiting)))
+}
+
+/// The end of a cluster's run, as one engine's ends (`Single::run`):
+/// what the workers counted, added up, made the run's summary after the
+/// `output` (process 0's, the workers wrote to) is flushed; the workers
+/// that failed said; the first error said while it ran, else the first
+/// worker's that failed, the summary's end, as one engine's first error
+/// is. A process that counts nothing (another than process 0, or one whose
+/// worker 0 failed) gives a summary that says so
+/// ([`Summary::uncounted`]).
+pub(crate) fn on_workers_ended(
+    ended: Ended,
+    output: Option<&std::sync::Mutex<crate::Output>>,
+    elapsed: Duration,
+    notify: &crate::Notify,
+) -> Summary {
+    let Ended {
+        layout,
+        counts,
+        stopped,
+        failed,
+        said,
+        source_failed,
+        read_failed,
+    } = ended;
+    let mut summary = match (counts, output) {
+        (Some(counts), Some(output)) => {
+            // (an output that failed stopped the input, as it stops one
+            // engine's: its error is the end)
+            let end = counts.end(stopped);
+            let ended = output.lock().unwrap_or_else(|e| e.into_inner()).end(end);
+            counts.summary(ended, elapsed, Some(layout))
+        }
+        _ => Summary {
+            end: stopped.map_or(End::Input, End::Stopped),
+            uncounted: true,
+            layout: Some(layout),
+            ..Summary::default()
+        },
+    };
+    for e in &failed {
+        notify.say(Level::Error, format!("error: {e}"));
+    }
+    // (a source that could not go on from its cut: the part it did not
+    // read is its error, as one engine's refusal to seek is; another
+    // process than 0's too, which counts nothing, and exited 0)
+    match (source_failed, &summary.end) {
+        (Some(e), End::Incomplete(_)) => summary.end = End::Failed(e),
+        (Some(e), End::Input | End::Stopped(_)) if summary.uncounted => {
+            summary.end = End::Failed(e);
+        }
+        _ => {}
+    }
+    // (another process than 0 counts nothing: a read error of its own
+    // readers is its end, which its exit status says)
+    match (read_failed, &summary.end) {
+        (Some(e), End::Input | End::Stopped(_)) if summary.uncounted => {
+            summary.end = End::Incomplete(e);
+        }
+        // (process 0's own reader's error as its source gave it, not its
+        // text: a Kafka source's exit status)
+        (Some(e @ Error::Source(_)), End::Incomplete(_)) => {
+            summary.end = End::Incomplete(e);
+        }
+        _ => {}
+    }
+    let said = said.or(failed.into_iter().next());
+    if let (Some(e), End::Input | End::Stopped(_) | End::OutputClosed) = (said, &summary.end) {
+        summary.end = End::Failed(e);
+    }
+    summary
 }
 
 /// The span of times covering both `a` and `b` (`None`: no time).
