@@ -96,7 +96,9 @@
 //!   decoders watch the fields, their views merged (the runtime's
 //!   `FieldWarnings`); said
 //!   once the process's readers decoded N events, and at the end by
-//!   process 0 over every process's readers, with the single run's message.
+//!   the runtime in process 0 over every process's readers (their views
+//!   come with the counts, `executor::Ended`), with the single run's
+//!   message.
 //! - **An observing report** (`--metrics`, `--stats-every`): the sums of
 //!   what the workers publish now and then (the runtime's `Board`, shown
 //!   by the runtime), a followed
@@ -1031,10 +1033,10 @@ type OpenCheckpoints = (
 );
 
 /// How the run went, from what each worker of this process ended with:
-/// worker 0 of process 0 every worker's counts, added up (another
-/// process's holds none: the runtime's summary then counts nothing,
-/// `Summary::uncounted`), any worker what failed (said by the runtime,
-/// which ends the run with them: `cepheid_runtime::executor::Ended`).
+/// worker 0 of process 0 every worker's counts (another process's holds
+/// none: the runtime's summary then counts nothing, `Summary::uncounted`),
+/// any worker what failed (said by the runtime, which adds the counts up
+/// and ends the run with them: `cepheid_runtime::executor::Ended`).
 /// The first error said while it ran (a cut not written, a worker's own
 /// output), else the first worker's that failed, is the summary's end, as
 /// one engine's first error is.
@@ -1043,40 +1045,12 @@ fn outcome_of(
     job: &Job,
     scale: &Scale,
 ) -> Ended {
-    let (config, say) = (&job.config, &job.say);
+    let config = &job.config;
     let mut ended = Ended::on(scale.summary_layout());
     for result in results {
         match result {
             Ok(Ok(None)) => {}
-            Ok(Ok(Some((out, counts, stopped)))) => {
-                // (an output that failed stopped the input, as it stops
-                // one engine's)
-                let output_failed = lock(&out).failed();
-                if let (Some(fields), None, false) = (&job.fields, &stopped, output_failed) {
-                    // The end of the input: what no reader of any process
-                    // saw (their views came with the counts).
-                    fields.at_end(counts.fields.as_ref(), &mut |n| say.report().notice(n));
-                    // (said after the last cut: it keeps them, as one
-                    // engine's last checkpoint, taken after them, does)
-                    if let Some(checkpoint) = &job.checkpoint {
-                        let number = checkpoint.number.load(Ordering::SeqCst);
-                        let kept = (number > 0).then(|| {
-                            cepheid_runtime::checkpoint::keep_end_warnings(
-                                &checkpoint.dir,
-                                number,
-                                fields,
-                            )
-                        });
-                        if let Some(Err(e)) = kept {
-                            say!(
-                                say,
-                                Warning,
-                                "warning: checkpoint {number} in {} could not keep the field warnings said at the end ({e}): a run resumed from it says them again",
-                                checkpoint.dir.display()
-                            );
-                        }
-                    }
-                }
+            Ok(Ok(Some((counts, stopped)))) => {
                 ended.counts = Some(counts);
                 ended.stopped = stopped;
             }
@@ -1093,6 +1067,13 @@ fn outcome_of(
     ended.source_failed = job.source_failed.take();
     ended.read_failed = job.read_failed.take();
     ended.said = (job.checkpoint_failed.take()).or_else(|| job.write_failed.take());
+    if ended.counts.is_some() {
+        // (what no reader of any process saw, said by the runtime at the
+        // end of the input and kept in the last cut)
+        ended.fields.clone_from(&job.fields);
+        let last_cut = job.checkpoint.as_ref();
+        ended.last_cut = last_cut.map_or(0, |c| c.number.load(Ordering::SeqCst));
+    }
     ended
 }
 

@@ -21,17 +21,20 @@ pub use crate::reload::for_executor;
 /// How an executor's side of a run ended
 /// ([`OpenCluster::run`](crate::OpenCluster::run)): what it counted and
 /// what failed. The runtime ends the run with it as it ends one engine's
-/// (`counts.rs`, `on_workers_ended`): it flushes the outputs, makes the
-/// counts the run's [`Summary`](crate::Summary), says the workers that
-/// failed, and chooses the summary's end.
-#[derive(Debug)]
+/// (`counts.rs`, `on_workers_ended`): it adds up the workers' counts,
+/// says what no reader saw of the patterns' fields (and keeps that in the
+/// last cut), flushes the outputs, makes the counts the run's
+/// [`Summary`](crate::Summary), says the workers that failed, and
+/// chooses the summary's end.
 pub struct Ended {
     /// Where it ran (the summary's layout).
     pub layout: crate::Layout,
-    /// What every worker counted, added up, when this process counts the
-    /// run (process 0, whose worker 0 ended); `None`: the summary counts
-    /// nothing ([`Summary::uncounted`](crate::Summary::uncounted)).
-    pub counts: Option<crate::Counts>,
+    /// What each worker of every process counted, as they came, when this
+    /// process counts the run (process 0, whose worker 0 ended): the
+    /// runtime adds them up ([`Counts::add`](crate::Counts::add)); `None`:
+    /// the summary counts nothing
+    /// ([`Summary::uncounted`](crate::Summary::uncounted)).
+    pub counts: Option<Vec<crate::Counts>>,
     /// Why the input stopped (`None`: it ended, or this process does not
     /// know).
     pub stopped: Option<String>,
@@ -48,6 +51,30 @@ pub struct Ended {
     /// The first error of this process's own readers, as its source gave
     /// it (a Kafka source's: its exit status).
     pub read_failed: Option<crate::Error>,
+    /// The warnings about the patterns' fields that no event carried
+    /// ([`Config::field_warnings`](crate::Config::field_warnings)), to
+    /// which the workers' readers said what they saw: at the end of the
+    /// input the runtime says what no reader of any process saw, from the
+    /// counts added up.
+    pub fields: Option<Arc<crate::source::FieldWarnings>>,
+    /// The number of the run's last cut (0: none), which keeps the
+    /// warnings said at the end.
+    pub last_cut: u64,
+}
+
+impl std::fmt::Debug for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ended")
+            .field("layout", &self.layout)
+            .field("counts", &self.counts)
+            .field("stopped", &self.stopped)
+            .field("failed", &self.failed)
+            .field("said", &self.said)
+            .field("source_failed", &self.source_failed)
+            .field("read_failed", &self.read_failed)
+            .field("last_cut", &self.last_cut)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ended {
@@ -62,6 +89,8 @@ impl Ended {
             said: None,
             source_failed: None,
             read_failed: None,
+            fields: None,
+            last_cut: 0,
         }
     }
 }

@@ -284,6 +284,9 @@ struct OnCluster {
     /// The output the workers of process 0 write to, which the runtime
     /// flushes at the end ([`Outputs::shared`]).
     output: Option<Arc<std::sync::Mutex<crate::Output>>>,
+    /// The checkpoint folder, whose last cut keeps the field warnings
+    /// said at the end.
+    checkpoint: Option<std::path::PathBuf>,
     /// Held to the end: this process's lock of the checkpoint folder.
     _lock: Option<File>,
 }
@@ -707,6 +710,7 @@ impl Runtime {
             notify,
             max_waiting,
             output,
+            checkpoint: output_config.checkpoint,
             _lock: lock,
         })))
     }
@@ -795,13 +799,19 @@ impl OnCluster {
             notify,
             max_waiting,
             output,
+            checkpoint,
             _lock,
         } = self;
         let observing = board.map(|board| Observing::start(board, notify.clone()));
         let started = Instant::now();
         let ended = open.run();
-        let summary =
-            crate::counts::on_workers_ended(ended, output.as_deref(), started.elapsed(), &notify);
+        let summary = crate::counts::on_workers_ended(
+            ended,
+            output.as_deref(),
+            checkpoint.as_deref(),
+            started,
+            &notify,
+        );
         // (the output closed before what the end says, as the workers'
         // was)
         drop(output);
