@@ -34,9 +34,9 @@
 //!   or 143).
 //! - **Output.** One `--output` and `--late`, opened by process 0, and
 //!   one summary (each worker's counts sent to worker 0 of process 0,
-//!   which adds them up; the runtime flushes the output and makes the
-//!   summary of them, `cepheid_runtime::executor::Ended`, as it makes one
-//!   engine's): matches and timeouts as JSON lines as `cepheid run`
+//!   which hands them to the runtime: it adds them up, flushes the output
+//!   and makes the summary, `cepheid_runtime::executor::Ended`, as it
+//!   makes one engine's): matches and timeouts as JSON lines as `cepheid run`
 //!   writes them, through one engine's writer (the runtime's `Output` and
 //!   `Files`; its first error is the run's, said once). The workers of
 //!   process 0 write their own records to `--output` in blocks of whole

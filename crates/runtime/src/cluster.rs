@@ -3,9 +3,9 @@
 //! thread. [`Runtime::on_cluster`](crate::Runtime::on_cluster) takes a
 //! [`Cluster`] (`cepheid-dataflow`'s, on timely-dataflow) and is then run
 //! as any [`Runtime`](crate::Runtime): the same [`Handle`], the same
-//! [`Summary`](crate::Summary), the same [`Error`]s. The dependency points from the
-//! cluster to this crate: a library user who runs one engine compiles no
-//! dataflow.
+//! [`Summary`](crate::Summary), the same [`Error`]s. The dependency
+//! points from the cluster to this crate: a library user who runs one
+//! engine compiles no dataflow.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -119,13 +119,13 @@ pub trait OpenCluster: Send {
     fn handle(&self) -> Option<Handle>;
 
     /// Starts the workers (and connects to the other processes) and waits
-    /// for them: what they counted (added up) and what failed, of which
-    /// the runtime makes the run's [`Summary`](crate::Summary), as of one engine's
-    /// ([`Ended`](crate::executor::Ended)). What went wrong while they ran
-    /// was said when it happened, as a [`Notice`](crate::Notice); the
-    /// workers that failed the runtime says at the end. A process that
-    /// does not count the run (another than process 0, or one whose
-    /// worker 0 failed) gives no counts.
+    /// for them: what each counted and what failed, which the runtime
+    /// adds up and makes the run's [`Summary`](crate::Summary) of, as of
+    /// one engine's ([`Ended`](crate::executor::Ended)). What went wrong
+    /// while they ran was said when it happened, as a
+    /// [`Notice`](crate::Notice); the workers that failed the runtime
+    /// says at the end. A process that does not count the run (another
+    /// than process 0, or one whose worker 0 failed) gives no counts.
     fn run(self: Box<Self>) -> crate::executor::Ended;
 }
 

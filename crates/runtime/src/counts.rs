@@ -1,6 +1,7 @@
 //! What a run counts ([`Counts`]): one engine's, or each worker's of a
 //! [`Cluster`](crate::Cluster), added up over them; made the run's
-//! [`Summary`] in one place for both executors ([`Counts::summary`]).
+//! [`Summary`] in one place for both executors ([`Counts::summary`]),
+//! and the end of a cluster's run (`on_workers_ended`), as one engine's.
 
 use std::time::Duration;
 
@@ -295,14 +296,13 @@ pub(crate) fn said_at_end(summary: &Summary, max_waiting: usize) -> Option<Notic
 }
 
 /// The end of a cluster's run (`started` then), as one engine's ends
-/// (`Single::run`):
-/// what the workers counted, added up; at the end of the input, what no
-/// reader saw of the patterns' fields said (and kept in the last cut of
-/// `checkpoint`, the run's folder); the counts made the run's summary
-/// after the `output` (process 0's, the workers wrote to) is flushed; the
-/// workers that failed said; the first error said while it ran, else the
-/// first worker's that failed, the summary's end, as one engine's first
-/// error is. A process that counts nothing (another than process 0, or
+/// (`Single::run`): what the workers counted, added up; at the end of the
+/// input, what no reader saw of the patterns' fields said (and kept in
+/// the last cut of `checkpoint`, the run's folder); the counts made the
+/// run's summary after the `output` (process 0's, the workers wrote to)
+/// is flushed; the workers that failed said; the first error said while
+/// it ran, else the first worker's that failed, the summary's end, as one
+/// engine's first error is. A process that counts nothing (another than process 0, or
 /// one whose worker 0 failed) gives a summary that says so
 /// ([`Summary::uncounted`]).
 pub(crate) fn on_workers_ended(
