@@ -107,6 +107,23 @@ export class Server {
     }
 
     /**
+     * The state's `decisions.jsonl` once it holds the decision of event
+     * `eventId`. The service writes that file on a thread of its own,
+     * after the answers and in the order it decided: once a decision is
+     * in it, every decision before it is too.
+     */
+    async decisionsUpTo(eventId: string): Promise<string> {
+        const file = path.join(this.dir, "state", "decisions.jsonl");
+        const since = Date.now();
+        for (;;) {
+            const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+            if (text.includes(`"${eventId}"`)) return text;
+            if (Date.now() - since > 60_000) throw new Error(`${file} has no decision of ${eventId} after 60 s:\n${text}`);
+            await new Promise((r) => setTimeout(r, 10));
+        }
+    }
+
+    /**
      * Sends `sig`; for SIGSTOP, resolves once every thread of the server
      * is stopped. `kill` only queues a stop: one thread takes it and then
      * stops the others, and on a loaded machine the rest can run, and

@@ -33,7 +33,10 @@
 //!   stops the input (event time stays where it got; summary; exit 130
 //!   or 143).
 //! - **Output.** One `--output` and `--late`, opened by process 0, and
-//!   one summary: matches and timeouts as JSON lines as `cepheid run`
+//!   one summary (each worker's counts sent to worker 0 of process 0,
+//!   which hands them to the runtime: it adds them up, flushes the output
+//!   and makes the summary, `cepheid_runtime::executor::Ended`, as it
+//!   makes one engine's): matches and timeouts as JSON lines as `cepheid run`
 //!   writes them, through one engine's writer (the runtime's `Output` and
 //!   `Files`; its first error is the run's, said once). The workers of
 //!   process 0 write their own records to `--output` in blocks of whole
@@ -93,7 +96,9 @@
 //!   decoders watch the fields, their views merged (the runtime's
 //!   `FieldWarnings`); said
 //!   once the process's readers decoded N events, and at the end by
-//!   process 0 over every process's readers, with the single run's message.
+//!   the runtime in process 0 over every process's readers (their views
+//!   come with the counts, `executor::Ended`), with the single run's
+//!   message.
 //! - **An observing report** (`--metrics`, `--stats-every`): the sums of
 //!   what the workers publish now and then (the runtime's `Board`, shown
 //!   by the runtime), a followed
@@ -117,6 +122,7 @@ use cepheid_decode::{Decoder, Format};
 use cepheid_engine::engine::{LeftOutParts, MatchRef, Sink, Stats};
 use cepheid_engine::{ErrorKind, Record, Rules, Timestamp};
 use cepheid_runtime::checkpoint::{rotated_since, said_at_stop, store, Piece, Stored};
+use cepheid_runtime::executor::Ended;
 use cepheid_runtime::jsonl::Formatter;
 use cepheid_runtime::source::FieldWarnings as Fields;
 use cepheid_runtime::source::{
@@ -125,8 +131,8 @@ use cepheid_runtime::source::{
 };
 use cepheid_runtime::FieldWatch;
 use cepheid_runtime::{
-    Block, Config, End, EngineNumbers, Kind, Layout as SummaryLayout, Level, LimitNotices, Notice,
-    Output, Report, RunEvent, SinkError, Summary, Tap, Time, Unusable, MAX_DROP_KEYS,
+    Block, Config, EngineNumbers, Kind, Layout as SummaryLayout, Level, LimitNotices, Notice,
+    Report, RunEvent, SinkError, Tap, Time, Unusable, MAX_DROP_KEYS,
 };
 use serde::{Deserialize, Serialize};
 use timely::communication::allocator::zero_copy::initialize::initialize_networking_from_sockets;
@@ -153,7 +159,6 @@ macro_rules! say {
 }
 
 mod connect;
-mod counts;
 mod cut;
 mod cutter;
 mod decisions;
@@ -168,15 +173,14 @@ mod write;
 use cepheid_runtime::audit::{not_reloaded, reloaded, Origin, RuleChange};
 use cepheid_runtime::Counts;
 use cepheid_runtime::{
-    Board, Handle, Outputs, Published, RestoredCluster, PUBLISH_EVERY, STATE_EVERY,
+    Board, Handle, Outputs, Published, RestoredCluster, Strict, PUBLISH_EVERY, STATE_EVERY,
 };
-use counts::{finish, Chunk, ReadCounts};
 use cut::{checkpoints, Checkpoint, RunPlan};
 use cutter::{cut_failed, Cutter, Failed, Gathered};
-use emit::{panic_message, Drops, Emit, Failing, PeerStop, Publish};
+use emit::{panic_message, Chunk, Drops, Emit, Failing, PeerStop, Publish};
 use error::unusable;
 pub use error::{Error, Refusal};
-use items::{positions, Live, PartItems, PartsInput, Share, SourcePlace};
+use items::{positions, Live, PartItems, PartsInput, ReadCounts, Share, SourcePlace};
 use job::{rules_item, Job};
 
 use write::{lock, Records};
@@ -262,6 +266,14 @@ impl Scale {
     /// Workers over every process.
     pub fn all_workers(&self) -> usize {
         self.workers * self.process_count()
+    }
+
+    /// Where the run runs, as its summary says it.
+    fn summary_layout(&self) -> SummaryLayout {
+        SummaryLayout {
+            processes: self.processes,
+            workers: self.workers,
+        }
     }
 
     /// Processes in all.
@@ -916,8 +928,9 @@ impl cepheid_runtime::OpenCluster for Opened {
     }
 
     /// Starts the workers (connected to the other processes first, which
-    /// must run the same command) and waits for them.
-    fn run(self: Box<Self>) -> Summary {
+    /// must run the same command) and waits for them: what they counted
+    /// and what failed, which the runtime ends the run with.
+    fn run(self: Box<Self>) -> Ended {
         let Opened {
             job,
             layout,
@@ -926,7 +939,6 @@ impl cepheid_runtime::OpenCluster for Opened {
             handle,
         } = *self;
         let say = job.say.clone();
-        let started = Instant::now();
         let cluster = scale.cluster();
         if cluster {
             short_thread_panics();
@@ -938,24 +950,19 @@ impl cepheid_runtime::OpenCluster for Opened {
         });
         let guards = match guards {
             Ok(guards) => guards,
-            Err(Start::Differ(why)) => return failed(&job, &scale, Error::Differ(why)),
-            Err(Start::Failed(why)) => return failed(&job, &scale, Error::Start(why)),
+            Err(Start::Differ(why)) => return failed(&scale, Error::Differ(why)),
+            Err(Start::Failed(why)) => return failed(&scale, Error::Start(why)),
             Err(Start::Stopped(why)) => {
-                // (nothing read, nothing to keep: no summary, as another
+                // (nothing read, nothing to keep: no counts, as another
                 // process's)
                 say!(
                     say,
                     Info,
                     "cepheid: stopped by {why} before the other processes were met"
                 );
-                return Summary {
-                    end: End::Stopped(why),
-                    uncounted: true,
-                    layout: Some(SummaryLayout {
-                        processes: scale.processes,
-                        workers: scale.workers,
-                    }),
-                    ..Summary::default()
+                return Ended {
+                    stopped: Some(why),
+                    ..Ended::on(scale.summary_layout())
                 };
             }
         };
@@ -968,24 +975,18 @@ impl cepheid_runtime::OpenCluster for Opened {
         JOINING.store(false, Ordering::Relaxed);
         let Ok(results) = joined else {
             let checkpoint = job.config.checkpoint.is_some();
-            return failed(&job, &scale, Error::ConnectionLost { checkpoint });
+            return failed(&scale, Error::ConnectionLost { checkpoint });
         };
-        outcome_of(results, &job, &scale, started)
+        outcome_of(results, &job, &scale)
     }
 }
 
-/// A run that failed with `e` before its workers could count anything:
-/// `e` said, the summary's end (with no counts).
-fn failed(job: &Job, scale: &Scale, e: Error) -> Summary {
-    say!(job.say, Error, "error: {e}");
-    Summary {
-        end: End::Failed(e.into()),
-        uncounted: true,
-        layout: Some(SummaryLayout {
-            processes: scale.processes,
-            workers: scale.workers,
-        }),
-        ..Summary::default()
+/// A run that failed with `e` before its workers could count anything
+/// (said by the runtime, the summary's end).
+fn failed(scale: &Scale, e: Error) -> Ended {
+    Ended {
+        failed: vec![e.into()],
+        ..Ended::on(scale.summary_layout())
     }
 }
 
@@ -1032,54 +1033,26 @@ type OpenCheckpoints = (
 );
 
 /// How the run went, from what each worker of this process ended with:
-/// worker 0 of process 0 the outputs and every worker's counts (the
-/// summary; another process's holds none, `Summary::uncounted`), any
-/// worker what failed (said here). The first error said while it ran (a
-/// cut not written, a worker's own output), else the first worker's that
-/// failed, is the summary's end, as one engine's first error is.
+/// worker 0 of process 0 every worker's counts (another process's holds
+/// none: the runtime's summary then counts nothing, `Summary::uncounted`),
+/// any worker what failed (said by the runtime, which adds the counts up
+/// and ends the run with them: `cepheid_runtime::executor::Ended`).
+/// The first error said while it ran (a cut not written, a worker's own
+/// output), else the first worker's that failed, is the summary's end, as
+/// one engine's first error is.
 fn outcome_of(
     results: Vec<Result<Result<Option<job::Ended>, String>, String>>,
     job: &Job,
     scale: &Scale,
-    started: Instant,
-) -> Summary {
-    let (config, say) = (&job.config, &job.say);
-    let mut summary = None;
-    let mut failed = None;
+) -> Ended {
+    let config = &job.config;
+    let mut ended = Ended::on(scale.summary_layout());
     for result in results {
         match result {
             Ok(Ok(None)) => {}
-            Ok(Ok(Some((out, counts, stopped)))) => {
-                // (an output that failed stopped the input, as it stops
-                // one engine's)
-                let output_failed = lock(&out).failed();
-                if let (Some(fields), None, false) = (&job.fields, &stopped, output_failed) {
-                    // The end of the input: what no reader of any process
-                    // saw (their views came with the counts).
-                    fields.at_end(counts.fields.as_ref(), &mut |n| say.report().notice(n));
-                    // (said after the last cut: it keeps them, as one
-                    // engine's last checkpoint, taken after them, does)
-                    if let Some(checkpoint) = &job.checkpoint {
-                        let number = checkpoint.number.load(Ordering::SeqCst);
-                        let kept = (number > 0).then(|| {
-                            cepheid_runtime::checkpoint::keep_end_warnings(
-                                &checkpoint.dir,
-                                number,
-                                fields,
-                            )
-                        });
-                        if let Some(Err(e)) = kept {
-                            say!(
-                                say,
-                                Warning,
-                                "warning: checkpoint {number} in {} could not keep the field warnings said at the end ({e}): a run resumed from it says them again",
-                                checkpoint.dir.display()
-                            );
-                        }
-                    }
-                }
-                let out = &mut lock(&out);
-                summary = Some(finish(scale, out, counts, stopped, started));
+            Ok(Ok(Some((counts, stopped)))) => {
+                ended.counts = Some(counts);
+                ended.stopped = stopped;
             }
             Ok(Err(why)) | Err(why) => {
                 let e = Error::Worker {
@@ -1087,49 +1060,21 @@ fn outcome_of(
                     cluster: job.cluster,
                     checkpoint: config.checkpoint.is_some(),
                 };
-                say!(say, Error, "error: {e}");
-                failed.get_or_insert(cepheid_runtime::Error::from(e));
+                ended.failed.push(e.into());
             }
         }
     }
-    let mut summary = summary.unwrap_or_else(|| Summary {
-        uncounted: true,
-        layout: Some(SummaryLayout {
-            processes: scale.processes,
-            workers: scale.workers,
-        }),
-        ..Summary::default()
-    });
-    // (a source that could not go on from its cut: the part it did not
-    // read is its error, as one engine's refusal to seek is; another
-    // process than 0's too, which counts nothing, and exited 0)
-    match (job.source_failed.take(), &summary.end) {
-        (Some(e), End::Incomplete(_)) => summary.end = End::Failed(e),
-        (Some(e), End::Input | End::Stopped(_)) if summary.uncounted => {
-            summary.end = End::Failed(e);
-        }
-        _ => {}
+    ended.source_failed = job.source_failed.take();
+    ended.read_failed = job.read_failed.take();
+    ended.said = (job.checkpoint_failed.take()).or_else(|| job.write_failed.take());
+    if ended.counts.is_some() {
+        // (what no reader of any process saw, said by the runtime at the
+        // end of the input and kept in the last cut)
+        ended.fields.clone_from(&job.fields);
+        let last_cut = job.checkpoint.as_ref();
+        ended.last_cut = last_cut.map_or(0, |c| c.number.load(Ordering::SeqCst));
     }
-    // (another process than 0 counts nothing: a read error of its own
-    // readers is its end, which its exit status says)
-    match (job.read_failed.take(), &summary.end) {
-        (Some(e), End::Input | End::Stopped(_)) if summary.uncounted => {
-            summary.end = End::Incomplete(e);
-        }
-        // (process 0's own reader's error as its source gave it, not its
-        // text: a Kafka source's exit status)
-        (Some(e @ cepheid_runtime::Error::Source(_)), End::Incomplete(_)) => {
-            summary.end = End::Incomplete(e);
-        }
-        _ => {}
-    }
-    let said = (job.checkpoint_failed.take())
-        .or_else(|| job.write_failed.take())
-        .or(failed);
-    if let (Some(e), End::Input | End::Stopped(_) | End::OutputClosed) = (said, &summary.end) {
-        summary.end = End::Failed(e);
-    }
-    summary
+    ended
 }
 
 /// The events file of a run that reads one, opened once to see that it

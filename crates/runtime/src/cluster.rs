@@ -3,9 +3,9 @@
 //! thread. [`Runtime::on_cluster`](crate::Runtime::on_cluster) takes a
 //! [`Cluster`] (`cepheid-dataflow`'s, on timely-dataflow) and is then run
 //! as any [`Runtime`](crate::Runtime): the same [`Handle`], the same
-//! [`Summary`], the same [`Error`]s. The dependency points from the
-//! cluster to this crate: a library user who runs one engine compiles no
-//! dataflow.
+//! [`Summary`](crate::Summary), the same [`Error`]s. The dependency
+//! points from the cluster to this crate: a library user who runs one
+//! engine compiles no dataflow.
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use cepheid_engine::Rules;
 
 use crate::checkpoint::{Piece, Stored};
 use crate::source::Position;
-use crate::{Board, Config, Error, Handle, Outputs, Report, Sink, Source, Summary, Unusable};
+use crate::{Board, Config, Error, Handle, Outputs, Report, Sink, Source, Unusable};
 
 /// The sources of a run on a cluster, one per worker of this process in
 /// worker order (`None` for a worker that reads nothing).
@@ -119,12 +119,14 @@ pub trait OpenCluster: Send {
     fn handle(&self) -> Option<Handle>;
 
     /// Starts the workers (and connects to the other processes) and waits
-    /// for them: the run's [`Summary`], as one engine's. What went wrong
-    /// was said when it happened, as a [`Notice`](crate::Notice); the
-    /// first error is [`Summary::end`]'s. A process whose summary does not
-    /// count the run (another than process 0, or one whose worker 0
-    /// failed) gives one with [`Summary::uncounted`].
-    fn run(self: Box<Self>) -> Summary;
+    /// for them: what each counted and what failed, which the runtime
+    /// adds up and makes the run's [`Summary`](crate::Summary) of, as of
+    /// one engine's ([`Ended`](crate::executor::Ended)). What went wrong
+    /// while they ran was said when it happened, as a
+    /// [`Notice`](crate::Notice); the workers that failed the runtime
+    /// says at the end. A process that does not count the run (another
+    /// than process 0, or one whose worker 0 failed) gives no counts.
+    fn run(self: Box<Self>) -> crate::executor::Ended;
 }
 
 /// An error of a cluster's own, in its words (its layout and hostfile, the

@@ -1,6 +1,7 @@
 //! What a run counts ([`Counts`]): one engine's, or each worker's of a
 //! [`Cluster`](crate::Cluster), added up over them; made the run's
-//! [`Summary`] in one place for both executors ([`Counts::summary`]).
+//! [`Summary`] in one place for both executors ([`Counts::summary`]),
+//! and the end of a cluster's run (`on_workers_ended`), as one engine's.
 
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use cepheid_engine::engine::{LeftOutParts, Stats};
 use cepheid_engine::{ErrorKind, PatternStats};
 use serde::{Deserialize, Serialize};
 
+use crate::executor::Ended;
 use crate::{
     add_patterns, Doing, End, Error, IndicatorCounts, Layout, Level, ListCounts, Notice, Summary,
 };
@@ -291,6 +293,117 @@ pub(crate) fn said_at_end(summary: &Summary, max_waiting: usize) -> Option<Notic
     let output_failed = matches!(summary.end, End::OutputClosed | End::Failed(Error::Sink(_)));
     (!summary.uncounted && summary.forced_watermarks > 0 && !output_failed)
         .then(|| Notice::line(Level::Warning, waited_for_watermark(max_waiting)))
+}
+
+/// The end of a cluster's run (`started` then), as one engine's ends
+/// (`Single::run`): what the workers counted, added up; at the end of the
+/// input, what no reader saw of the patterns' fields said (and kept in
+/// the last cut of `checkpoint`, the run's folder); the counts made the
+/// run's summary after the `output` (process 0's, the workers wrote to)
+/// is flushed; the workers that failed said; the first error said while
+/// it ran, else the first worker's that failed, the summary's end, as one
+/// engine's first error is. A process that counts nothing (another than process 0, or
+/// one whose worker 0 failed) gives a summary that says so
+/// ([`Summary::uncounted`]).
+pub(crate) fn on_workers_ended(
+    ended: Ended,
+    output: Option<&std::sync::Mutex<crate::Output>>,
+    checkpoint: Option<&std::path::Path>,
+    started: std::time::Instant,
+    notify: &crate::Notify,
+) -> Summary {
+    let Ended {
+        layout,
+        counts,
+        stopped,
+        failed,
+        said,
+        source_failed,
+        read_failed,
+        fields,
+        last_cut,
+    } = ended;
+    let mut summary = match (counts, output) {
+        (Some(each), Some(output)) => {
+            let mut counts = Counts::default();
+            for worker in &each {
+                counts.add(worker);
+            }
+            let lock = || output.lock().unwrap_or_else(|e| e.into_inner());
+            // (an output that failed stopped the input, as it stops one
+            // engine's: its error is the end)
+            let output_failed = lock().failed();
+            if let (Some(fields), None, false) = (&fields, &stopped, output_failed) {
+                fields_at_end(fields, &counts, checkpoint, last_cut, notify);
+            }
+            let end = counts.end(stopped);
+            let ended = lock().end(end);
+            counts.summary(ended, started.elapsed(), Some(layout))
+        }
+        _ => Summary {
+            end: stopped.map_or(End::Input, End::Stopped),
+            uncounted: true,
+            layout: Some(layout),
+            ..Summary::default()
+        },
+    };
+    for e in &failed {
+        notify.say(Level::Error, format!("error: {e}"));
+    }
+    // (a source that could not go on from its cut: the part it did not
+    // read is its error, as one engine's refusal to seek is; another
+    // process than 0's too, which counts nothing, and exited 0)
+    match (source_failed, &summary.end) {
+        (Some(e), End::Incomplete(_)) => summary.end = End::Failed(e),
+        (Some(e), End::Input | End::Stopped(_)) if summary.uncounted => {
+            summary.end = End::Failed(e);
+        }
+        _ => {}
+    }
+    // (another process than 0 counts nothing: a read error of its own
+    // readers is its end, which its exit status says)
+    match (read_failed, &summary.end) {
+        (Some(e), End::Input | End::Stopped(_)) if summary.uncounted => {
+            summary.end = End::Incomplete(e);
+        }
+        // (process 0's own reader's error as its source gave it, not its
+        // text: a Kafka source's exit status)
+        (Some(e @ Error::Source(_)), End::Incomplete(_)) => {
+            summary.end = End::Incomplete(e);
+        }
+        _ => {}
+    }
+    let said = said.or(failed.into_iter().next());
+    if let (Some(e), End::Input | End::Stopped(_) | End::OutputClosed) = (said, &summary.end) {
+        summary.end = End::Failed(e);
+    }
+    summary
+}
+
+/// The end of the input of a cluster's run: what no reader of any process
+/// saw of the patterns' fields (their views came with the `counts`) said,
+/// and kept by the run's last cut (`last_cut` in `checkpoint`) as one
+/// engine's last checkpoint, taken after them, keeps them.
+fn fields_at_end(
+    fields: &crate::source::FieldWarnings,
+    counts: &Counts,
+    checkpoint: Option<&std::path::Path>,
+    last_cut: u64,
+    notify: &crate::Notify,
+) {
+    fields.at_end(counts.fields.as_ref(), &mut |n| notify.notice(n));
+    let Some(dir) = checkpoint.filter(|_| last_cut > 0) else {
+        return;
+    };
+    if let Err(e) = crate::checkpoint::keep_end_warnings(dir, last_cut, fields) {
+        notify.say(
+            Level::Warning,
+            format!(
+                "warning: checkpoint {last_cut} in {} could not keep the field warnings said at the end ({e}): a run resumed from it says them again",
+                dir.display()
+            ),
+        );
+    }
 }
 
 /// The span of times covering both `a` and `b` (`None`: no time).

@@ -5,7 +5,9 @@
 //! executor (`cepheid_dataflow::run::Cluster`, timely workers) only maps
 //! events, changes and cut requests to records, pieces of a cut and
 //! counts. The module grows as the run's mechanisms move under the seam;
-//! today it holds the change of rules or lists an executor is handed.
+//! today it holds the change of rules or lists an executor is handed, and
+//! how its side of a run ended ([`Ended`]), which the runtime makes the
+//! run's end of.
 
 use std::sync::Arc;
 
@@ -15,6 +17,83 @@ use serde::{Deserialize, Serialize};
 use crate::audit::Origin;
 
 pub use crate::reload::for_executor;
+
+/// How an executor's side of a run ended
+/// ([`OpenCluster::run`](crate::OpenCluster::run)): what it counted and
+/// what failed. The runtime ends the run with it as it ends one engine's
+/// (`counts.rs`, `on_workers_ended`): it adds up the workers' counts,
+/// says what no reader saw of the patterns' fields (and keeps that in the
+/// last cut), flushes the outputs, makes the counts the run's
+/// [`Summary`](crate::Summary), says the workers that failed, and
+/// chooses the summary's end.
+pub struct Ended {
+    /// Where it ran (the summary's layout).
+    pub layout: crate::Layout,
+    /// What each worker of every process counted, as they came, when this
+    /// process counts the run (process 0, whose worker 0 ended): the
+    /// runtime adds them up ([`Counts::add`](crate::Counts::add)); `None`:
+    /// the summary counts nothing
+    /// ([`Summary::uncounted`](crate::Summary::uncounted)).
+    pub counts: Option<Vec<crate::Counts>>,
+    /// Why the input stopped (`None`: it ended, or this process does not
+    /// know).
+    pub stopped: Option<String>,
+    /// The workers that failed (or the run, before its workers could
+    /// count anything), in order: each said by the runtime at the end, the
+    /// first the run's end unless [`said`](Ended::said).
+    pub failed: Vec<crate::Error>,
+    /// The first error said while it ran (a cut not written, a worker's
+    /// own output): the run's end.
+    pub said: Option<crate::Error>,
+    /// A source that could not go on from its cut: the part it did not
+    /// read is its error, as one engine's refusal to seek is.
+    pub source_failed: Option<crate::Error>,
+    /// The first error of this process's own readers, as its source gave
+    /// it (a Kafka source's: its exit status).
+    pub read_failed: Option<crate::Error>,
+    /// The warnings about the patterns' fields that no event carried
+    /// ([`Config::field_warnings`](crate::Config::field_warnings)), to
+    /// which the workers' readers said what they saw: at the end of the
+    /// input the runtime says what no reader of any process saw, from the
+    /// counts added up.
+    pub fields: Option<Arc<crate::source::FieldWarnings>>,
+    /// The number of the run's last cut (0: none), which keeps the
+    /// warnings said at the end.
+    pub last_cut: u64,
+}
+
+impl std::fmt::Debug for Ended {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ended")
+            .field("layout", &self.layout)
+            .field("counts", &self.counts)
+            .field("stopped", &self.stopped)
+            .field("failed", &self.failed)
+            .field("said", &self.said)
+            .field("source_failed", &self.source_failed)
+            .field("read_failed", &self.read_failed)
+            .field("last_cut", &self.last_cut)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Ended {
+    /// A run on `layout` that counted nothing, and in which nothing failed
+    /// (yet).
+    pub fn on(layout: crate::Layout) -> Ended {
+        Ended {
+            layout,
+            counts: None,
+            stopped: None,
+            failed: Vec::new(),
+            said: None,
+            source_failed: None,
+            read_failed: None,
+            fields: None,
+            last_cut: 0,
+        }
+    }
+}
 
 /// The origin of the one text of a change of lists
 /// ([`Change::is_lists`]).

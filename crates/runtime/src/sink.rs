@@ -416,12 +416,12 @@ pub trait Sink: Send {
     }
 }
 
-/// Where [`Files`] makes the system calls that write its records'
-/// output.
+/// Where [`Files`] makes the system calls that write its outputs (the
+/// records' and each side output).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Writing {
-    /// On a thread of its own (`cepheid-write`), which the caller hands
-    /// blocks of 256 KiB: for one thread that makes the records one at a
+    /// Each on a thread of its own (`cepheid-write`), which the caller
+    /// hands blocks of 256 KiB: for one thread that makes the records one at a
     /// time ([`Sink::write`]: one engine), which then only copies each.
     Thread,
     /// On the thread that hands it a [`Block`] ([`Sink::write_block`]),
@@ -435,9 +435,11 @@ pub enum Writing {
 
 /// The records' output of [`Files`] aside, one output a run may have
 /// (`Config::late`, `shadow_output`, `audit`, `decisions`): a file when one
-/// is given.
+/// is given, written as the records' output is ([`Writing`]: on a thread
+/// of its own for one engine, so that a service's run does not make a
+/// `write` and look at the path of its decisions file at each batch).
 struct Side {
-    out: Option<BufWriter<Box<dyn Write + Send>>>,
+    out: Option<Out>,
     /// For messages: its path, or what it is (`the late file`).
     name: String,
     /// The regular file, with its path (for checkpoints: synced, measured,
@@ -510,7 +512,8 @@ pub struct Files {
     notify: Option<Notify>,
 }
 
-/// The records' output of [`Files`], as [`Writing`] says. Each returns
+/// The records' output of [`Files`] (and each side output), as
+/// [`Writing`] says. Each returns
 /// the error that stopped it again at every later call (the thread's as a
 /// `BufWriter`'s over a failing writer; the caller's the same).
 enum Out {
@@ -522,6 +525,17 @@ enum Out {
 }
 
 impl Out {
+    /// `out` written on a thread of its own.
+    fn thread(out: Box<dyn Write + Send>) -> Result<Out, Error> {
+        Background::new(out)
+            .map(Out::Thread)
+            .map_err(|e| Error::Io {
+                doing: Doing::StartThread,
+                path: String::new(),
+                source: e,
+            })
+    }
+
     #[inline]
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self {
@@ -599,19 +613,19 @@ impl Files {
             Some(path) => open(path)?,
         };
         let out = match writing {
-            Writing::Thread => Out::Thread(Background::new(out).map_err(|e| Error::Io {
-                doing: Doing::StartThread,
-                path: String::new(),
-                source: e,
-            })?),
+            Writing::Thread => Out::thread(out)?,
             Writing::Caller => Out::Caller(BufWriter::with_capacity(Block::FULL, out), None),
         };
         let side = |(to, _, unnamed): (Target, &str, &str)| -> Result<Side, Error> {
             Ok(match to.path(config) {
                 Some(path) => {
                     let (file, current, name) = open(path)?;
+                    let out = match writing {
+                        Writing::Thread => Out::thread(file)?,
+                        Writing::Caller => Out::Caller(BufWriter::new(file), None),
+                    };
                     Side {
-                        out: Some(BufWriter::new(file)),
+                        out: Some(out),
                         name,
                         file: current,
                     }
@@ -679,8 +693,8 @@ impl Files {
 /// The length and first bytes' CRC-32 of the file open now under an
 /// output's name, synced.
 impl Files {
-    /// Flushes the output (`wait`: for its writer to write it; else it is
-    /// handed over, `Out::hand_over`) and the side outputs.
+    /// Flushes the output and the side outputs (`wait`: for their writers
+    /// to write them; else they are handed over, `Out::hand_over`).
     fn send_out(&mut self, wait: bool) -> Result<(), SinkError> {
         let sent = if wait {
             self.out.flush()
@@ -690,7 +704,8 @@ impl Files {
         sent.map_err(|e| self.error(Target::Output, e))?;
         for (i, (to, ..)) in SIDES.iter().enumerate() {
             if let Some(out) = &mut self.sides[i].out {
-                if let Err(e) = out.flush() {
+                let sent = if wait { out.flush() } else { out.hand_over() };
+                if let Err(e) = sent {
                     return Err(self.error(*to, e));
                 }
             }
@@ -785,9 +800,9 @@ impl Sink for Files {
         self.send_out(true)
     }
 
-    /// The output, written on a thread of its own, gets what was written
-    /// (its writer writes it at once); the side outputs, written by the
-    /// caller, are flushed.
+    /// Each output written on a thread of its own gets what was written
+    /// (its writer writes it at once); one written by the caller is
+    /// flushed.
     fn hand_over(&mut self) -> Result<(), SinkError> {
         self.send_out(false)
     }

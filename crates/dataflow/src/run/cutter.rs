@@ -434,7 +434,9 @@ pub(super) struct Gathered {
     /// ([`Cuts::before_end`]): written once the run's last cut is
     /// complete.
     pub(super) after_end: Vec<Chunk>,
-    pub(super) summary: Counts,
+    /// Each worker's counts, as they came (worker 0 of process 0's: every
+    /// worker's of every process), which the runtime adds up.
+    pub(super) counts: Vec<Counts>,
 }
 
 impl Gathered {
@@ -446,7 +448,7 @@ impl Gathered {
             stop,
             held: Vec::new(),
             after_end: Vec::new(),
-            summary: Counts::default(),
+            counts: Vec::new(),
         }
     }
 
@@ -463,7 +465,7 @@ impl Gathered {
                     write::write(out, &block, &self.stop);
                 }
             }
-            Chunk::Summary(summary) => self.summary.add(&summary),
+            Chunk::Summary(counts) => self.counts.push(*counts),
             // (taken by worker 0's `decisions::Gather` before they come
             // here)
             Chunk::Parts(_) | Chunk::Late(_) => {}

@@ -1,8 +1,25 @@
 //! What the workers' dataflows give their records to: the run's output
-//! ([`Emit`]), and what a worker that panicked tells the others
+//! ([`Emit`]) and what a worker sends worker 0 of it ([`Chunk`]: the
+//! records, and at the end its counts, which worker 0 adds up for the
+//! runtime's summary), and what a worker that panicked tells the others
 //! ([`Failing`]).
 
 use super::*;
+
+/// What workers send to worker 0.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(super) enum Chunk {
+    /// Records (matches and timeouts, or late ones: each with its kind).
+    Records(Block),
+    /// A worker's counts, at the end (boxed: they are large, the blocks of
+    /// records many).
+    Summary(Box<Counts>),
+    /// The decisions of the worker's engines' parts, to be gathered by
+    /// worker 0 (`decisions.rs`).
+    Parts(Vec<cepheid_engine::Decision>),
+    /// Late events, decided by worker 0 (`decisions.rs`).
+    Late(Vec<crate::Stamped<Record>>),
+}
 
 /// Keys over `--max-runs-per-key` already said: (pattern, key as JSON) and
 /// the key's key group.

@@ -4,9 +4,9 @@
 use super::*;
 use cepheid_runtime::checkpoint::{self, CutFailed};
 
-/// What worker 0 of process 0 ends with: the output, every worker's
-/// counts, and the signal that stopped the input, if one did.
-pub(super) type Ended = (write::Shared, Counts, Option<String>);
+/// What worker 0 of process 0 ends with: each worker's counts (which the
+/// runtime adds up), and the signal that stopped the input, if one did.
+pub(super) type Ended = (Vec<Counts>, Option<String>);
 
 /// What every worker of the process shares.
 pub(super) struct Job {
@@ -439,9 +439,9 @@ impl Job {
         let signal = stopped.and_then(|why| why.borrow_mut().take());
         let signal = signal.or_else(|| self.parts.as_ref()?.why());
         let mut gathered = gathered.borrow_mut();
-        let summary = std::mem::take(&mut gathered.summary);
-        if let Some(out) = gathered.out.take() {
-            return Some((out, summary, signal));
+        let counts = std::mem::take(&mut gathered.counts);
+        if gathered.out.take().is_some() {
+            return Some((counts, signal));
         }
         // Another worker's own `FILE.W` (its error said when it happened).
         if let Some(own) = self.own(index) {

@@ -202,7 +202,7 @@ fn lock(shared: &Mutex<Output>) -> std::sync::MutexGuard<'_, Output> {
 /// temporary file, synced, renamed): a crash leaves the one before or
 /// this one, either readable. Nothing is written when the cut kept them
 /// already.
-pub fn keep_end_warnings(
+pub(crate) fn keep_end_warnings(
     dir: &Path,
     number: u64,
     warnings: &crate::source::FieldWarnings,

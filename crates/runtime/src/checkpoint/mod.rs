@@ -39,9 +39,9 @@ mod legacy;
 mod rules;
 pub mod store;
 
+pub(crate) use cut::keep_end_warnings;
 pub use cut::{
-    complete_cut, cut_folder, keep_end_warnings, missing_pieces, write_piece, Completed, CutFailed,
-    ReadPositions,
+    complete_cut, cut_folder, missing_pieces, write_piece, Completed, CutFailed, ReadPositions,
 };
 pub use file::{OPTIONAL, VERSION};
 pub use rules::{CutRules, Group};

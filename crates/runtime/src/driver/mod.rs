@@ -281,6 +281,12 @@ struct OnCluster {
     notify: Notify,
     /// [`Config::max_waiting`], which the end of the run names.
     max_waiting: usize,
+    /// The output the workers of process 0 write to, which the runtime
+    /// flushes at the end ([`Outputs::shared`]).
+    output: Option<Arc<std::sync::Mutex<crate::Output>>>,
+    /// The checkpoint folder, whose last cut keeps the field warnings
+    /// said at the end.
+    checkpoint: Option<std::path::PathBuf>,
     /// Held to the end: this process's lock of the checkpoint folder.
     _lock: Option<File>,
 }
@@ -691,6 +697,7 @@ impl Runtime {
             }
         }
         let outputs = crate::outputs::open(&output_config, &here, sink, at.as_ref(), &notify)?;
+        let output = outputs.shared.clone();
         let open = restored.start(outputs)?;
         if let Some(dir) = unfinished {
             // (what a run killed while it wrote a cut left: process 0's to
@@ -702,6 +709,8 @@ impl Runtime {
             board,
             notify,
             max_waiting,
+            output,
+            checkpoint: output_config.checkpoint,
             _lock: lock,
         })))
     }
@@ -780,18 +789,32 @@ impl Runtime {
 
 impl OnCluster {
     /// Runs the cluster's workers (observed, with a board) and ends the
-    /// run as one engine's ends: what the workers' counts say is said
-    /// here, once for both executors.
+    /// run as one engine's ends: the output flushed, the workers' counts
+    /// made the summary and what they say said here, once for both
+    /// executors.
     fn run(self) -> Summary {
         let OnCluster {
             open,
             board,
             notify,
             max_waiting,
+            output,
+            checkpoint,
             _lock,
         } = self;
         let observing = board.map(|board| Observing::start(board, notify.clone()));
-        let summary = open.run();
+        let started = Instant::now();
+        let ended = open.run();
+        let summary = crate::counts::on_workers_ended(
+            ended,
+            output.as_deref(),
+            checkpoint.as_deref(),
+            started,
+            &notify,
+        );
+        // (the output closed before what the end says, as the workers'
+        // was)
+        drop(output);
         if let Some(notice) = crate::counts::said_at_end(&summary, max_waiting) {
             notify.notice(notice);
         }
