@@ -297,23 +297,10 @@ fn a_sink_that_takes_no_writes_before_its_commit_gets_none() {
     let (events, _) = events(&dir, 3000);
     let sink = Transactional::default();
     assert!(!sink.writes_before_commit(), "the trait's default");
-    let mut config = Config::new(Input::file(&events), Vec::new());
-    config.checkpoint = Some(dir.join("state"));
-    config.checkpoint_every.time = None;
-    config.checkpoint_every.lines = Some(1000);
-    let rules = Rules::parse("ab.cep", RULES).unwrap();
-    let mut engine = config.engine();
-    engine.add(&rules).unwrap();
     // (each file held back a little: a run that went on would write)
-    let summary = Runtime::with_sink(
-        config,
-        engine,
-        Some(Box::new(sink.clone())),
-        Box::new(Progress::default()),
-    )
-    .unwrap()
-    .before_checkpoint_file(|_| std::thread::sleep(Duration::from_millis(50)))
-    .run();
+    let summary = every_1000(&dir, &events, Box::new(sink.clone()), Progress::default())
+        .before_checkpoint_file(|_| std::thread::sleep(Duration::from_millis(50)))
+        .run();
     assert!(summary.error().is_none(), "{summary}");
     let calls = sink.calls.lock().unwrap();
     let mut prepared = 0;
@@ -434,8 +421,9 @@ impl Sink for Apart {
     }
 }
 
-/// A run over `events` into `sink`, a checkpoint every 1,000 lines.
-fn run_apart(dir: &Path, events: &Path, sink: &Apart, report: Progress) -> Summary {
+/// A run over `events` into `sink`, a checkpoint every 1,000 lines, to
+/// be run.
+fn every_1000(dir: &Path, events: &Path, sink: Box<dyn Sink>, report: Progress) -> Runtime {
     let mut config = Config::new(Input::file(events), Vec::new());
     config.checkpoint = Some(dir.join("state"));
     config.checkpoint_every.time = None;
@@ -443,14 +431,12 @@ fn run_apart(dir: &Path, events: &Path, sink: &Apart, report: Progress) -> Summa
     let rules = Rules::parse("ab.cep", RULES).unwrap();
     let mut engine = config.engine();
     engine.add(&rules).unwrap();
-    Runtime::with_sink(
-        config,
-        engine,
-        Some(Box::new(sink.clone())),
-        Box::new(report),
-    )
-    .unwrap()
-    .run()
+    Runtime::with_sink(config, engine, Some(sink), Box::new(report)).unwrap()
+}
+
+/// [`every_1000`] into `sink`, run.
+fn run_apart(dir: &Path, events: &Path, sink: &Apart, report: Progress) -> Summary {
+    every_1000(dir, events, Box::new(sink.clone()), report).run()
 }
 
 /// Issue 63: a sink that commits apart (a transactional Kafka sink) is
