@@ -279,6 +279,18 @@ impl Sink for CommitApart {
         Ok(())
     }
 
+    /// A live input's batch: nothing is waited for. A transaction's
+    /// records are seen by `read_committed` readers only at its commit,
+    /// and librdkafka sends them meanwhile on its own; waiting for their
+    /// delivery at each batch (the default, [`Sink::flush`]) held the run,
+    /// and every answer of a service behind it, for a broker's round trip
+    /// per batch. A delivery that failed is found by the checkpoint's
+    /// flush (`prepare`), which stops the run as before.
+    fn hand_over(&mut self) -> Result<(), SinkError> {
+        self.reap(false);
+        Ok(())
+    }
+
     /// Records held wait for the next transaction: nothing to flush then.
     fn flush(&mut self) -> Result<(), SinkError> {
         self.reap(false);
