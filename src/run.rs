@@ -577,12 +577,6 @@ pub fn run(args: &Args) -> u8 {
     };
     #[cfg(not(feature = "kafka"))]
     let (source, sink) = (None, None);
-    // A cut of workers in the checkpoint folder: a checkpoint of one
-    // engine first (docs/checkpoints.md, "Across executors").
-    #[cfg(feature = "workers")]
-    if let Err(status) = workers::to_one_engine(&config, &rules) {
-        return status;
-    }
     let runtime = match Runtime::with_source(config, engine, source, sink, Box::new(report)) {
         Ok(runtime) => runtime.with_field_watch(FieldWatch::from_loaded(loaded)),
         Err(e) => {

@@ -6,8 +6,6 @@
 use std::path::PathBuf;
 
 use cepheid_dataflow::run::{Cluster, Scale};
-use cepheid_engine::Rules;
-use cepheid_runtime::Config;
 
 /// The options of a run on several workers.
 #[derive(clap::Args, Debug)]
@@ -67,35 +65,5 @@ impl ScaleArgs {
             output_per_worker: self.output_per_worker,
             chunk_bytes: self.chunk_bytes,
         })
-    }
-}
-
-/// Before a run without `--workers` on a checkpoint folder that holds a
-/// cut of workers: the cut made a checkpoint of one engine
-/// (`cepheid_dataflow::run::to_one_engine`, said once), from which the
-/// run resumes; or refused, with its exit status (nothing changed).
-pub fn to_one_engine(config: &Config, rules: &Rules) -> Result<(), u8> {
-    match cepheid_dataflow::run::to_one_engine(config, rules) {
-        Ok(None) => Ok(()),
-        Ok(Some(workers)) => {
-            if let Some(dir) = &config.checkpoint {
-                say!(
-                    "cepheid: the checkpoint in {} was taken on {workers} worker{}: it is a checkpoint of one engine now (docs/checkpoints.md, \"Across executors\")",
-                    dir.display(),
-                    if workers == 1 { "" } else { "s" }
-                );
-            }
-            Ok(())
-        }
-        Err(e) => {
-            let e = cepheid_runtime::Error::from(e);
-            match &e {
-                cepheid_runtime::Error::Cluster(_) => {
-                    say!("error: {}; nothing was changed", super::shown(&e));
-                }
-                e => say!("error: {}", super::shown(e)),
-            }
-            Err(super::error_status(&e))
-        }
     }
 }

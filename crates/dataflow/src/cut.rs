@@ -859,5 +859,4 @@ impl WorkerCut {
 }
 
 mod saved;
-pub use saved::merge;
 pub(crate) use saved::{checked, encode_stash, fields_of, SavedPiece, WorkerState, HELD};

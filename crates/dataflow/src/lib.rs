@@ -170,77 +170,8 @@ impl<E> Stamped<E> {
 }
 
 /// [`Stamped::place`] of its parts.
-pub(crate) fn placed(source: u32, offset: u64, name: Option<&Arc<str>>) -> Value {
-    match name {
-        None => place_of(source, offset),
-        Some(name) => Value::List(Arc::from([
-            Value::Int(i64::from(source)),
-            Value::Int(offset as i64),
-            Value::Str(Arc::clone(name)),
-        ])),
-    }
-}
-
-/// The place of an event (`Stamped::source`, `Stamped::offset`) as its
-/// engines are given it when decisions are gathered
-/// ([`Plan::gathering_decisions`]): the offset (its bits) for the first
-/// input, the usual one, which costs no allocation; else a list of the
-/// two numbers. A decision's [`place`](cepheid_engine::Decision::place)
-/// says which event it is of; [`place_parts`] reads it back.
-///
-/// ```
-/// use cepheid_dataflow::{place_of, place_parts};
-/// for (source, offset) in [(0, 7), (0, u64::MAX), (2, 1 << 40)] {
-///     assert_eq!(place_parts(&place_of(source, offset)), Some((source, offset)));
-/// }
-/// ```
-pub fn place_of(source: u32, offset: u64) -> Value {
-    match source {
-        0 => Value::Int(offset as i64),
-        _ => Value::List(Arc::from([
-            Value::Int(i64::from(source)),
-            Value::Int(offset as i64),
-        ])),
-    }
-}
-
-/// The source and offset of a place made by [`place_of`] or
-/// [`Stamped::place`].
-pub fn place_parts(place: &Value) -> Option<(u32, u64)> {
-    match place {
-        Value::Int(offset) => Some((0, *offset as u64)),
-        Value::List(items) => match &items[..] {
-            [Value::Int(source), Value::Int(offset)]
-            | [Value::Int(source), Value::Int(offset), Value::Str(_)] => {
-                Some((u32::try_from(*source).ok()?, *offset as u64))
-            }
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// The name of the event of a place made by [`Stamped::place`], if it
-/// has one ([`Stamped::name`]).
-///
-/// ```
-/// use cepheid_dataflow::{place_name, place_parts, Stamped};
-/// let mut stamped = Stamped { ts: 5, source: 0, offset: 9, event: (), name: None };
-/// assert_eq!(place_name(&stamped.place()), None);
-/// stamped.name = Some("kafka:orders partition 2 offset 17".into());
-/// let place = stamped.place();
-/// assert_eq!(place_parts(&place), Some((0, 9)));
-/// assert_eq!(place_name(&place).map(|n| &**n), Some("kafka:orders partition 2 offset 17"));
-/// ```
-pub fn place_name(place: &Value) -> Option<&Arc<str>> {
-    match place {
-        Value::List(items) => match &items[..] {
-            [Value::Int(_), Value::Int(_), Value::Str(name)] => Some(name),
-            _ => None,
-        },
-        _ => None,
-    }
-}
+pub(crate) use cepheid_runtime::checkpoint::placed;
+pub use cepheid_runtime::checkpoint::{place_name, place_of, place_parts};
 
 /// What a [`source`] sends to [`cep`]: events and changes of rules, then,
 /// once, how it ended.

@@ -1,17 +1,19 @@
 //! Which worker an event goes to: groups of patterns partitioned alike, and
-//! the stable hash of a key.
+//! its key's group (the stable hash of a key is the runtime's, a cut's
+//! format: `cepheid_runtime::checkpoint::key_hash`).
 
 use serde::{Deserialize, Serialize};
 use timely::communication::Push;
 use timely::dataflow::channels::pact::DistributorPact;
 use timely::dataflow::channels::pushers::exchange::Distributor;
 use timely::dataflow::channels::{Message, Stamp};
-use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use crate::event::{Event, FieldId, FieldPath, FieldResolver};
 use crate::pattern::{NativeKeyFn, Pattern};
 use crate::value::{key_part, Value, ValueRef};
 use crate::{Input, Plan, Stamped};
+use cepheid_runtime::checkpoint::{encode_key, encode_value as encode, key_group_of_bytes};
+pub use cepheid_runtime::checkpoint::{key_group, key_hash};
 
 /// The bit of a [`Routed::group`] that marks a copy of an event for the
 /// shared indicators of that group's engines only (see
@@ -19,42 +21,10 @@ use crate::{Input, Plan, Stamped};
 /// every other worker such a copy.
 pub(crate) const SHARED: u32 = 1 << 31;
 
-/// The seed of [`key_hash`]: fixed, so every process and every run agrees.
-const SEED: u64 = 0x6365_7068_6569_6421;
-
-/// The stable hash of a partition key (its values as the engine normalizes
-/// them: `1.0` is the key `1`): XXH3 with a fixed seed over a canonical
-/// byte encoding of the values (a kind byte, then little-endian numbers,
-/// length-prefixed strings and lists). The same in every process, build and
-/// platform. Its top 32 bits are the key's *key group*; the key groups
-/// are dealt to the workers in ranges of (nearly) equal size, so that
-/// [`cep`](crate::cep) sends a key to worker
-/// `(key_hash(key) >> 32) * workers >> 32`: with another number of workers
-/// each worker's range of key groups is cut in few ranges, which is how a
-/// checkpoint resumes on another layout ([`WorkerCut::rescale`](crate::WorkerCut::rescale)).
-///
-/// ```
-/// use cepheid_dataflow::key_hash;
-/// use cepheid_engine::Value;
-/// assert_eq!(key_hash(&[Value::from("u1")]), key_hash(&[Value::from("u1")]));
-/// assert_ne!(key_hash(&[Value::from(1)]), key_hash(&[Value::from("1")]));
-/// ```
-pub fn key_hash(key: &[Value]) -> u64 {
-    let mut bytes = Vec::with_capacity(32);
-    encode_key(key, &mut bytes);
-    xxh3_64_with_seed(&bytes, SEED)
-}
-
-/// The key group of a key whose hash is `hash` (see [`key_hash`]).
-fn key_group_of_hash(hash: u64) -> u32 {
-    (hash >> 32) as u32
-}
-
-/// The key group of a key as the engine keeps it (the values of its
-/// `partition by`, as [`MatchRef::key`](crate::engine::MatchRef::key)
-/// gives them): the top 32 bits of its [`key_hash`]; a key of a pattern
-/// without `partition by` (the empty key) is in key group 0, which worker
-/// 0 owns. [`group_worker`] says which worker owns it.
+/// The worker of key group `group` among `workers` (ranges of key groups
+/// of nearly equal size, in worker order). A key's group is [`key_group`]
+/// (the top 32 bits of [`key_hash`], the runtime's: a cut's engines are
+/// kept by range of key groups); the empty key's is 0, worker 0's.
 ///
 /// ```
 /// use cepheid_dataflow::{group_worker, key_group};
@@ -63,15 +33,6 @@ fn key_group_of_hash(hash: u64) -> u32 {
 /// assert!(group_worker(kg, 3) < 3);
 /// assert_eq!(group_worker(key_group(&[]), 3), 0);
 /// ```
-pub fn key_group(key: &[Value]) -> u32 {
-    if key.is_empty() {
-        return 0;
-    }
-    key_group_of_hash(key_hash(key))
-}
-
-/// The worker of key group `group` among `workers` (ranges of key groups
-/// of nearly equal size, in worker order).
 pub fn group_worker(group: u32, workers: usize) -> usize {
     let workers = u64::try_from(workers.max(1))
         .unwrap_or(u64::MAX)
@@ -85,40 +46,6 @@ pub(crate) fn worker_groups(index: u32, workers: u32) -> (u64, u64) {
     let workers = u64::from(workers.max(1));
     let start = |w: u64| (w << 32).div_ceil(workers);
     (start(u64::from(index)), start(u64::from(index) + 1))
-}
-
-/// The canonical bytes of a key (see [`key_hash`]).
-fn encode_key(key: &[Value], out: &mut Vec<u8>) {
-    for value in key {
-        encode(value, out);
-    }
-}
-
-fn encode(value: &Value, out: &mut Vec<u8>) {
-    match value {
-        Value::Null => out.push(0),
-        Value::Bool(b) => out.extend_from_slice(&[1, u8::from(*b)]),
-        Value::Int(i) => {
-            out.push(2);
-            out.extend_from_slice(&i.to_le_bytes());
-        }
-        Value::Float(f) => {
-            out.push(3);
-            out.extend_from_slice(&f.to_bits().to_le_bytes());
-        }
-        Value::Str(text) => {
-            out.push(4);
-            out.extend_from_slice(&(text.len() as u64).to_le_bytes());
-            out.extend_from_slice(text.as_bytes());
-        }
-        Value::List(items) => {
-            out.push(5);
-            out.extend_from_slice(&(items.len() as u64).to_le_bytes());
-            for item in items.iter() {
-                encode(item, out);
-            }
-        }
-    }
 }
 
 /// What [`encode_ref`] did.
@@ -761,7 +688,7 @@ impl<E: Event + Clone + 'static> Router<E> {
                     }
                 }
                 if !owned {
-                    let kg = key_group_of_hash(xxh3_64_with_seed(&self.bytes, SEED));
+                    let kg = key_group_of_bytes(&self.bytes);
                     return (group_worker(kg, self.workers as usize) as u32, kg);
                 }
                 for &id in ids {
@@ -778,7 +705,7 @@ impl<E: Event + Clone + 'static> Router<E> {
         }
         self.bytes.clear();
         encode_key(&self.key, &mut self.bytes);
-        let kg = key_group_of_hash(xxh3_64_with_seed(&self.bytes, SEED));
+        let kg = key_group_of_bytes(&self.bytes);
         (group_worker(kg, self.workers as usize) as u32, kg)
     }
 }
@@ -849,7 +776,6 @@ mod tests {
             bytes,
             [2, 1, 0, 0, 0, 0, 0, 0, 0, 4, 2, 0, 0, 0, 0, 0, 0, 0, b'a', b'b']
         );
-        assert_eq!(xxh3_64_with_seed(b"", 0), 0x2d06_8005_38d3_94c2);
     }
 
     #[test]

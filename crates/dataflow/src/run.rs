@@ -167,7 +167,6 @@ mod error;
 mod items;
 mod job;
 mod single;
-pub use single::to_one_engine;
 mod write;
 
 use cepheid_runtime::audit::{not_reloaded, reloaded, Origin, RuleChange};

@@ -988,11 +988,6 @@ pub enum Error {
         /// Why.
         why: Unusable,
     },
-    /// The checkpoint folder holds the cuts of a run on several workers.
-    TakenOnWorkers {
-        /// The folder.
-        folder: PathBuf,
-    },
     /// The checkpoint folder is in use by another run.
     FolderInUse {
         /// The folder.
@@ -1069,7 +1064,6 @@ impl Error {
                 Error::Checkpoint { .. }
                     | Error::StartFrom { .. }
                     | Error::Resume { .. }
-                    | Error::TakenOnWorkers { .. }
                     | Error::FolderInUse { .. }
                     | Error::OutputInUse { .. }
             ),
@@ -1134,11 +1128,6 @@ impl fmt::Display for Error {
                 f,
                 "checkpoint {} cannot be started from: {why}; nothing was changed",
                 path.display()
-            ),
-            Error::TakenOnWorkers { folder } => write!(
-                f,
-                "checkpoint in {} cannot be used: it was taken with `Scale::workers` (resume it with `Scale::workers`, on any worker count); nothing was changed",
-                folder.display()
             ),
             Error::FolderInUse {
                 folder,

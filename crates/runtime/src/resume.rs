@@ -131,10 +131,12 @@ pub(crate) fn load(
         clear()?;
         return Ok(None);
     };
-    // A cut of workers: the command makes it one engine's first.
+    // (a cut of workers was made one engine's first: `one_engine.rs`)
     let Some((mut meta, snapshot)) = Meta::of(newest) else {
-        return Err(Error::TakenOnWorkers {
+        return Err(Error::Checkpoint {
+            path: newest.path().to_path_buf(),
             folder: dir.to_path_buf(),
+            why: Unusable::Malformed("it is not one engine's".into()),
         });
     };
     let path = newest.path().to_path_buf();

@@ -2,8 +2,9 @@
 //! state read from its piece ([`WorkerState`]), restored on the same
 //! number of workers ([`WorkerCut::restore`]) or another
 //! ([`WorkerCut::rescale`]), one engine's checkpoint read as the cut of one
-//! worker ([`WorkerCut::from_engine`]) and a cut merged into one engine
-//! ([`merge`]).
+//! worker ([`WorkerCut::from_engine`]). (A cut is merged into one engine
+//! by the runtime, which reads these sections too: `cepheid_runtime`'s
+//! `one_engine.rs`.)
 
 use super::*;
 use crate::pattern::Pattern;
@@ -43,7 +44,7 @@ pub(crate) struct WorkerState {
 /// The group of a stashed event that a router held (a plan whose rules
 /// can change routes an event once the changes before its time are
 /// known): not routed yet, it goes to a router again on resuming.
-pub(crate) const HELD: u32 = u32::MAX;
+pub(crate) use cepheid_runtime::checkpoint::HELD;
 
 /// How a worker's engines are made again at a cut: of the plan's groups
 /// and patterns, or after a change of rules of the cut's groups, each
@@ -520,14 +521,6 @@ impl WorkerCut {
     }
 }
 
-/// What the workers of a cut held, put into one engine by [`merge`].
-pub struct Merged {
-    /// The ends of the sources that had ended (received by every worker).
-    pub ends: Vec<SourceEnd>,
-    /// The places of the stashed events left out (`again`), in no order.
-    pub again: Vec<u64>,
-}
-
 /// What a worker's state that cannot be read is.
 fn not_a_state(e: postcard::Error) -> Error {
     Error::new(
@@ -555,175 +548,6 @@ fn one_cut(states: &[&Saved]) -> Result<(Vec<WorkerState>, i64), Error> {
     }
     Ok((olds, epoch))
 }
-
-/// Puts the states every worker of a run saved at one cut (`states`, all
-/// of them, in worker order) into `engine`, an engine of one run that
-/// has every pattern of theirs and has seen nothing: each worker's engines
-/// ([`Engine::absorb`](crate::Engine::absorb): their keys are apart), and
-/// the events they had stashed, once each (one copy per group was
-/// stashed), waiting for the engine's watermark at the cut (the epoch
-/// less one) in the order the workers would have processed them, with the
-/// largest time any source had read and the events they found late
-/// ([`Engine::resume_clock`](crate::Engine::resume_clock)). So a cut of
-/// workers resumes on one engine; where its input goes on is the
-/// caller's (from the sources' states, `WorkerCut::saved_sources`).
-///
-/// With `again` (one engine reads on from ranges of the file, not from
-/// one place), the stashed events read from a file's chunks are left out
-/// and their places ([`Merged::again`]) read again, in file order, as
-/// one engine would have read them; what waits is only the events of a
-/// checkpoint of one engine resumed on workers (their place's line is
-/// 0), and the largest time seen is theirs: so the lines the slower
-/// workers had not read yet are not late for the faster ones' times. Fails with
-/// [`ErrorKind::Snapshot`] when the states are not of one cut, or an
-/// engine of theirs is not the plan's (another field numbering, other
-/// patterns).
-pub fn merge<E>(
-    states: &[&Saved],
-    engine: &mut crate::Engine<E>,
-    again: bool,
-) -> Result<Merged, Error>
-where
-    E: Event + Clone + DeserializeOwned + 'static,
-{
-    let bad = not_a_state;
-    let (olds, epoch) = one_cut(states)?;
-    let first = &olds[0];
-    let fields = fields_of::<E>(engine.fields());
-    let mut stash: Vec<Stamped<E>> = Vec::new();
-    let (mut max_seen, mut late, mut read) = (None, 0, 0);
-    // Each rolling indicator's entries from the engines of one group of
-    // patterns (the first that keeps it: its engines over every worker
-    // hold every key's, as a group's engines do), in time order.
-    // An indicator the group's key does not fix is shared by each of its
-    // engines over the whole stream: taken from one of them.
-    let mut indicators: Vec<(String, u32, Vec<IndicatorEntry>)> = Vec::new();
-    // What the lists and indicators left out, gathered as one engine
-    // counts it (`absorb` leaves it to the caller).
-    let mut left_out = crate::engine::LeftOutParts::default();
-    for old in &olds {
-        for saved in &old.pieces {
-            let mut piece = crate::Engine::<E>::from_snapshot_rules(&saved.engine[..])?;
-            left_out.add(saved.group, piece.left_out());
-            for (name, mut entries) in piece.take_indicator_entries() {
-                // (an engine restored on another number of workers holds
-                // its old worker's entries: those of its own keys count)
-                let (own, shared) = own_keys(&piece, &name, (saved.from, saved.to));
-                entries.retain(|(key, _, _)| own(key));
-                match indicators.iter_mut().find(|(n, _, _)| *n == name) {
-                    Some((_, group, kept)) if *group == saved.group && !shared => {
-                        kept.extend(entries);
-                    }
-                    Some(_) => {}
-                    None => indicators.push((name, saved.group, entries)),
-                }
-            }
-            if fields_of::<E>(piece.fields())
-                .iter()
-                .zip(&fields)
-                .any(|(a, b)| a != b)
-            {
-                return Err(Error::new(
-                    ErrorKind::Snapshot,
-                    "a worker's engine numbers the fields otherwise",
-                ));
-            }
-            // (the events taken in are the sources', counted below)
-            engine.absorb(piece, false)?;
-        }
-        let events: Vec<(u32, Stamped<E>)> = decode_stash(&old.stash).map_err(bad)?;
-        stash.extend(
-            (events.into_iter())
-                .filter(|(g, _)| *g == 0 || *g == HELD)
-                .map(|(_, s)| s),
-        );
-        // (an ended source's end is in the ends received)
-        for (_, state) in old.sources.iter().filter(|(_, s)| !s.ended) {
-            let end = state.lateness.end();
-            max_seen = max_seen.max(end.max_seen);
-            (late, read) = (late + end.late, read + end.events);
-        }
-    }
-    for end in &first.ends {
-        max_seen = max_seen.max(end.max_seen);
-        (late, read) = (late + end.late, read + end.events);
-    }
-    let indicators = (indicators.into_iter())
-        .map(|(name, _, mut entries)| {
-            entries.sort_by_key(|(_, ts, _)| *ts);
-            (name, entries)
-        })
-        .collect();
-    engine.put_indicator_entries(indicators);
-    engine.set_left_out(left_out.whole());
-    stash.sort_by_key(|s| (s.ts, s.source, s.offset));
-    let mut places = Vec::new();
-    if again {
-        let read = |s: &Stamped<E>| s.offset & 0xffff_ffff != 0;
-        places = stash.iter().filter(|s| read(s)).map(|s| s.offset).collect();
-        stash.retain(|s| !read(s));
-        max_seen = stash.iter().map(|s| s.ts).max();
-    }
-    // The events the sources read are the run's count (not the engines':
-    // a group that a change of rules made anew counts from there): those
-    // processed before, then those waiting and found late
-    // (`resume_clock`); those read again are counted as they are.
-    let again_or_after = (places.len() + stash.len()) as u64 + late;
-    engine.count_taken_before(read.saturating_sub(again_or_after));
-    // (each with its place, which names its decisions: the caller names
-    // them as one engine does, `run::single`)
-    let waiting = (stash.into_iter())
-        .map(|s| (s.ts, s.place(), s.event))
-        .map(|(ts, place, event)| (ts, event, Some(place)))
-        .collect();
-    let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
-    engine.resume_clock_positioned((watermark, max_seen), waiting, late)?;
-    Ok(Merged {
-        ends: first.ends.clone(),
-        again: places,
-    })
-}
-
-/// Is the `group by` key of an entry of `engine`'s indicator `name` one
-/// of the keys of key groups `[from, to)`: the values of the fields of
-/// its patterns' `partition by` (every one in the indicator's `group by`:
-/// `route::not_on_workers`), as the engine keys them (`key_part`)?
-///
-/// And is it shared over the whole stream by the engine (its patterns'
-/// key does not fix its groups, `route::shares_indicators`): every key's
-/// entries are the engine's?
-fn own_keys<E: Event + 'static>(
-    engine: &crate::Engine<E>,
-    name: &str,
-    (from, to): (u64, u64),
-) -> (impl Fn(&[cepheid_engine::Value]) -> bool, bool) {
-    let partition = (engine.patterns().next()).map_or(Vec::new(), |p| p.partition_by.clone());
-    let declared = engine
-        .declarations()
-        .indicators
-        .iter()
-        .find(|i| &*i.name == name);
-    let at: Option<Vec<usize>> = declared.and_then(|d| {
-        (partition.iter())
-            .map(|field| d.group_by.iter().position(|g| g == field))
-            .collect()
-    });
-    let keyed = !partition.is_empty() || engine.patterns().any(|p| p.partition_by_fn.is_some());
-    let shared = keyed && at.is_none();
-    let own = move |key: &[cepheid_engine::Value]| {
-        let Some(at) = &at else {
-            return true;
-        };
-        let values: Option<Vec<cepheid_engine::Value>> = (at.iter())
-            .map(|&i| key.get(i).cloned().and_then(cepheid_core::value::key_part))
-            .collect();
-        values.is_none_or(|values| (from..to).contains(&u64::from(crate::key_group(&values))))
-    };
-    (own, shared)
-}
-
-/// An entry of a rolling indicator's windows: key, time, value.
-type IndicatorEntry = (Vec<cepheid_engine::Value>, Timestamp, cepheid_engine::Value);
 
 /// The paths of a `Record` engine's fields, by id (none for typed events).
 pub(crate) fn fields_of<E: Event + 'static>(fields: &E::Fields) -> Vec<cepheid_engine::FieldPath> {
@@ -774,34 +598,18 @@ fn check_pieces<E: Event + 'static>(pieces: &[Piece<E>], groups: usize) -> Resul
     Ok(())
 }
 
-/// A stash's events as kept: each with its group, as `(ts, source,
-/// offset, event)` ([`encode_stash`]).
-type Kept<E> = Vec<(u32, (Timestamp, u32, u64, E))>;
-
-/// The stash's events, encoded (`E` is the operator's event type): each
-/// with its group, as `(ts, source, offset, event)` (the layout of a
-/// [`Stamped`] before it had a name: a stash of an older build reads),
-/// then, when any has a name ([`Stamped::name`]), the names by index in
-/// the events. (Postcard reads a value from the start of its bytes and
-/// leaves the rest: a build before the names reads such a stash too.)
+/// The stash's events, encoded (`E` is the operator's event type), in
+/// the runtime's layout of a stash ([`checkpoint::encode_stash`](cepheid_runtime::checkpoint::encode_stash)).
 pub(crate) fn encode_stash<E: Serialize>(events: &[(u32, &Stamped<E>)]) -> Result<Vec<u8>, Error> {
-    let cannot = |e: postcard::Error| {
+    let events: Vec<_> = (events.iter())
+        .map(|(g, s)| (*g, (s.ts, s.source, s.offset, &s.event), s.name.as_deref()))
+        .collect();
+    cepheid_runtime::checkpoint::encode_stash(&events).map_err(|e| {
         Error::new(
             ErrorKind::Snapshot,
             format!("cannot serialize the stash: {e}"),
         )
-    };
-    let kept: Kept<&E> = (events.iter())
-        .map(|(g, s)| (*g, (s.ts, s.source, s.offset, &s.event)))
-        .collect();
-    let mut bytes = postcard::to_allocvec(&kept).map_err(cannot)?;
-    let names: Vec<(u32, &str)> = (events.iter().enumerate())
-        .filter_map(|(i, (_, s))| Some((u32::try_from(i).ok()?, s.name.as_deref()?)))
-        .collect();
-    if !names.is_empty() {
-        bytes.extend(postcard::to_allocvec(&names).map_err(cannot)?);
-    }
-    Ok(bytes)
+    })
 }
 
 /// The stash's events as [`encode_stash`] wrote them (or a build before
@@ -809,10 +617,9 @@ pub(crate) fn encode_stash<E: Serialize>(events: &[(u32, &Stamped<E>)]) -> Resul
 pub(crate) fn decode_stash<E: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<Vec<(u32, Stamped<E>)>, postcard::Error> {
-    let (kept, rest): (Kept<E>, _) = postcard::take_from_bytes(bytes)?;
-    let mut stash: Vec<(u32, Stamped<E>)> = (kept.into_iter())
-        .map(|(g, (ts, source, offset, event))| {
-            let name = None;
+    let stash = cepheid_runtime::checkpoint::decode_stash(bytes)?;
+    Ok((stash.into_iter())
+        .map(|(g, (ts, source, offset, event), name)| {
             (
                 g,
                 Stamped {
@@ -824,16 +631,7 @@ pub(crate) fn decode_stash<E: DeserializeOwned>(
                 },
             )
         })
-        .collect();
-    if !rest.is_empty() {
-        let names: Vec<(u32, String)> = postcard::from_bytes(rest)?;
-        for (i, name) in names {
-            let (_, stamped) =
-                (stash.get_mut(i as usize)).ok_or(postcard::Error::DeserializeBadEncoding)?;
-            stamped.name = Some(Arc::from(name));
-        }
-    }
-    Ok(stash)
+        .collect())
 }
 
 impl WorkerState {

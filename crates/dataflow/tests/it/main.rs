@@ -11,6 +11,7 @@ mod dataflow_support;
 mod txn;
 
 mod dataflow_before_end;
+mod dataflow_cut_on_one_engine;
 mod dataflow_lists;
 mod dataflow_live;
 mod dataflow_live_cut;

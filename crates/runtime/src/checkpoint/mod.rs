@@ -11,6 +11,11 @@
 //! - `rules`: the rules a worker ran at a cut ([`CutRules`]);
 //! - `cut`: a cut of workers' files, written and completed for their
 //!   executor ([`write_piece`], [`missing_pieces`], [`complete_cut`]);
+//! - `read`, `stash`, `key_groups`: sections of a worker's piece the
+//!   runtime reads ([`Read`], [`keys`], [`decode_stash`]) and the key
+//!   groups of its engines ([`key_group`]);
+//! - `one_engine`: a cut of workers made one engine's checkpoint before a
+//!   run on one engine resumes from it;
 //! - here: when checkpoints are due ([`Schedule`]), the single run's
 //!   checkpoint thread ([`Writer`]), what a checkpoint must agree on with
 //!   the command ([`Command`]) and the run's counters ([`Counters`]).
@@ -35,8 +40,12 @@ use crate::Unusable;
 
 mod cut;
 pub(crate) mod file;
+mod key_groups;
 mod legacy;
+pub(crate) mod one_engine;
+mod read;
 mod rules;
+mod stash;
 pub mod store;
 
 pub(crate) use cut::keep_end_warnings;
@@ -44,7 +53,13 @@ pub use cut::{
     complete_cut, cut_folder, missing_pieces, write_piece, Completed, CutFailed, ReadPositions,
 };
 pub use file::{OPTIONAL, VERSION};
+pub use key_groups::{encode_key, encode_value, key_group, key_group_of_bytes, key_hash};
+pub use one_engine::{chunks_read, to_end};
+pub use read::{keys, put_keys, Keys, Read};
 pub use rules::{CutRules, Group};
+pub use stash::{
+    decode_stash, encode_stash, place_name, place_of, place_parts, placed, Stashed, HELD,
+};
 pub use store::{EngineState, Marker, Part, Piece, Stored};
 
 /// A test-only variable: `CEPHEID_TEST_FAIL_CHECKPOINT=N` makes the N-th

@@ -6,7 +6,7 @@
 //! known; the number on one engine), each file to a temporary file,
 //! synced, renamed, the marker last; then the folder is renamed to `cut-N`
 //! and `DIR` synced: a `cut-N` is whole, a `part-K` never read. The
-//! checkpoints before `N` go once a sink committed `N` ([`prune`]): until
+//! checkpoints before `N` go once a sink committed `N` (`prune`): until
 //! then a transactional sink may still recover from the one before
 //! ([`kept`]).
 
@@ -692,7 +692,7 @@ pub(crate) fn read(dir: &Path, number: u64) -> Result<Stored, Error> {
 
 /// The checkpoints kept in `dir`, newest first, each read whole: one, or
 /// two while a sink's commit of the newest is not known to have happened
-/// ([`prune`] deletes the older after it); then those of the older
+/// (`prune` deletes the older after it); then those of the older
 /// formats (read once: they go once a checkpoint of this one is
 /// committed). Empty: none yet.
 pub fn kept(dir: &Path) -> Result<Vec<Stored>, Error> {
@@ -738,7 +738,7 @@ pub(crate) fn write_file(
 /// Writes worker `worker`'s piece of the checkpoint written in
 /// `part_dir(dir, key)`, the folder synced (a worker of another process
 /// completes the checkpoint).
-pub fn write_piece(dir: &Path, key: i64, worker: usize, piece: &Piece) -> io::Result<()> {
+pub(crate) fn write_piece(dir: &Path, key: i64, worker: usize, piece: &Piece) -> io::Result<()> {
     let part = part_dir(dir, key);
     write_file(&part, &piece_name(worker), &piece.encode(), None)?;
     sync_dir(&part)
@@ -754,7 +754,7 @@ pub(crate) fn has_piece(dir: &Path, key: i64, worker: usize) -> bool {
 /// (`marker`: [`Marker::encode`]'s bytes) written last, the folder renamed
 /// to `cut_dir(dir, number)`, `dir` synced. (Where a test's
 /// `CEPHEID_TEST_KILL_AFTER_CHECKPOINT` kills the process.)
-pub fn complete_part(dir: &Path, key: i64, number: u64, marker: &[u8]) -> io::Result<()> {
+pub(crate) fn complete_part(dir: &Path, key: i64, number: u64, marker: &[u8]) -> io::Result<()> {
     let part = part_dir(dir, key);
     write_file(&part, "marker", marker, None)?;
     sync_dir(&part)?;
@@ -775,7 +775,7 @@ pub(crate) fn bytes(dir: &Path, number: u64) -> u64 {
 
 /// A sink committed checkpoint `number`: the checkpoints before it go
 /// (and those of older formats, read once).
-pub fn prune(dir: &Path, number: u64) -> io::Result<()> {
+pub(crate) fn prune(dir: &Path, number: u64) -> io::Result<()> {
     for n in complete(dir)?.into_iter().filter(|&n| n < number) {
         remove(dir, &cut_dir(dir, n))?;
     }

@@ -432,8 +432,9 @@ impl Runtime {
         config.shadow_sink = sink.as_ref().is_some_and(|s| s.takes_shadow());
         refuse(&config, file, sink.as_deref(), engine.patterns())?;
         let source = source.map(|source| Arc::new(Mutex::new(source)));
-        let mut locks = Vec::new();
-        locks.extend(lock_checkpoint(&config, 0)?);
+        let locks = Vec::from_iter(lock_checkpoint(&config, 0)?);
+        // (a cut of workers is made one engine's first: `one_engine.rs`)
+        crate::checkpoint::one_engine::of_workers(&config, &engine, report.as_mut())?;
         special_outputs(&config, report.as_mut());
         // A checkpoint to resume from is checked whole (and the engine
         // restored) before any file is touched.
