@@ -17,7 +17,7 @@ use std::path::Path;
 
 use cepheid_core::lookup::Declarations;
 use cepheid_core::pattern::Pattern;
-use cepheid_engine::{Engine, ErrorKind, FieldPath, Record, Timestamp};
+use cepheid_engine::{Engine, ErrorKind, FieldPath, Record};
 
 use crate::checkpoint::{store, Command, Counters, CutRules, Piece, Stored};
 use crate::executor::Change;
@@ -647,8 +647,6 @@ pub trait CutPlan {
     /// Makes the plan one of the cut's field table `fields` (every field
     /// its processes had numbered), after a change of rules.
     fn resume_fields(&mut self, fields: &[FieldPath]);
-    /// The event time of `piece`'s cut (its epoch).
-    fn epoch(&self, piece: &Piece) -> Result<Timestamp, cepheid_engine::Error>;
     /// Why the executor cannot run `pattern` in a change of rules, if it
     /// cannot.
     fn refuses(&self, pattern: &Pattern) -> Option<String>;
@@ -761,7 +759,7 @@ pub fn reload_at_the_cut(
             continue;
         };
         let mut change = change.clone();
-        change.at = plan.epoch(piece)?;
+        change.at = crate::checkpoint::one_engine::epoch_of(piece)?;
         let before = (rules.pending).partition_point(|c| c.order() <= change.order());
         rules.pending.insert(before, change);
         rules.put(piece)?;
@@ -791,9 +789,6 @@ mod tests {
         }
         fn resume_fields(&mut self, fields: &[FieldPath]) {
             self.fields = Some(fields.to_vec());
-        }
-        fn epoch(&self, _: &Piece) -> Result<Timestamp, cepheid_engine::Error> {
-            Ok(0)
         }
         fn refuses(&self, _: &Pattern) -> Option<String> {
             None
@@ -827,7 +822,7 @@ mod tests {
 
     /// A plan whose cut is at an epoch, which refuses every pattern or
     /// none.
-    struct AtEpoch(Timestamp, bool);
+    struct AtEpoch(cepheid_engine::Timestamp, bool);
 
     impl CutPlan for AtEpoch {
         fn make_changing(&mut self) {}
@@ -835,9 +830,6 @@ mod tests {
             true
         }
         fn resume_fields(&mut self, _: &[FieldPath]) {}
-        fn epoch(&self, _: &Piece) -> Result<Timestamp, cepheid_engine::Error> {
-            Ok(self.0)
-        }
         fn refuses(&self, _: &Pattern) -> Option<String> {
             self.1.then(|| "not here".to_string())
         }
@@ -877,6 +869,16 @@ mod tests {
         };
         for (plan, refused) in [(AtEpoch(40, false), 0), (AtEpoch(44, true), 1)] {
             let mut cut = pieces(&[rules.clone(), rules.clone()]);
+            for piece in &mut cut {
+                // (a worker's sources at the cut, none, and its stash, empty)
+                let none: Vec<()> = Vec::new();
+                let sources = postcard::to_allocvec(&(plan.0, &none, &none)).unwrap();
+                piece.set(crate::checkpoint::Part::Sources, sources);
+                piece.set(
+                    crate::checkpoint::Part::Stash,
+                    postcard::to_allocvec(&none).unwrap(),
+                );
+            }
             let mut said = crate::Notices::default();
             reload_at_the_cut(&mut cut, &config, &plan, &mut said).unwrap();
             for (index, piece) in cut.iter().enumerate() {
@@ -884,7 +886,7 @@ mod tests {
                 assert_eq!(now.pending.len(), 2);
                 assert_eq!(now.pending[1], later);
                 let change = &now.pending[0];
-                assert_eq!(change.at, plan.epoch(piece).unwrap());
+                assert_eq!(change.at, plan.0);
                 assert_eq!(change.refused().is_some(), refused == 1);
                 let counted = if index == 0 { refused } else { 0 };
                 assert_eq!(now.read, [counted, 0]);

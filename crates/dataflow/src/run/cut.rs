@@ -220,10 +220,6 @@ impl CutPlan for RunPlan<'_> {
         *self.plan = self.plan.resumed(fields);
     }
 
-    fn epoch(&self, piece: &Piece) -> Result<Timestamp, cepheid_engine::Error> {
-        Ok(crate::cut::WorkerState::of(piece)?.epoch)
-    }
-
     fn refuses(&self, pattern: &crate::pattern::Pattern) -> Option<String> {
         not_on_workers(pattern).map(|r| r.to_string())
     }

@@ -140,6 +140,12 @@ impl Worker {
     }
 }
 
+/// The event time of a worker's piece of a cut (its epoch), the piece
+/// read whole as [`Worker::of`] reads it.
+pub(crate) fn epoch_of(piece: &Piece) -> Result<Timestamp, cepheid_engine::Error> {
+    Ok(Worker::of(piece)?.epoch)
+}
+
 /// What a worker's state that cannot be read is.
 fn not_a_state(e: postcard::Error) -> cepheid_engine::Error {
     cepheid_engine::Error::new(
