@@ -112,6 +112,6 @@ for rate in $RATES; do
         [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ] && break
         sleep 0.05
     done
-    measure serve "$rate" cepheid-http cepheid-serve-r cepheid-read cepheid-wal cepheid-wal-ack cepheid-write
+    measure serve "$rate" cepheid-http cepheid-serve-r cepheid-read cepheid-wal cepheid-write
     stop
 done

@@ -105,9 +105,10 @@ pub struct Args {
     /// (`docs/serve.md`, "Lists", "Lists' topics").
     #[arg(long = "list", value_name = "NAME=PATH", value_parser = cepheid_runtime::lists::ListFile::parse)]
     lists: Vec<cepheid_runtime::lists::ListFile>,
-    /// Threads answering HTTP.
-    #[arg(long, value_name = "N", default_value_t = 2)]
-    threads: usize,
+    /// Threads answering HTTP [default: 2, or 1 where the process may
+    /// run on one core only].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// A topic of rule sets (kafka://HOST:PORT/TOPIC, its partition 0):
     /// each `{"$rules": TEXT}` record is logged as a change of rules, then
     /// applied (docs/serve.md, "A rules topic"); read from the record
@@ -227,7 +228,7 @@ pub fn run(args: &Args) -> u8 {
         },
         auth_tokens: args.auth_tokens.clone(),
         max_body_bytes: args.max_body,
-        threads: args.threads.max(1),
+        threads: args.threads.map_or_else(cepheid_serve::http::default_threads, |n| n.max(1)),
         ..FrontOptions::default()
     };
     // (refused before anything starts: a non-loopback address without

@@ -39,8 +39,20 @@ impl Server {
     /// [`Server::start`], asking for readiness with curl's `curl_args`
     /// (a certificate, a token).
     fn start_with(rules: &Path, state: &Path, args: &[&str], curl_args: &[&str]) -> Server {
+        Server::start_by(cepheid(), rules, state, args, curl_args)
+    }
+
+    /// [`Server::start_with`] by `command`: the `cepheid` program, or a
+    /// program that runs it (`taskset`).
+    fn start_by(
+        mut command: Command,
+        rules: &Path,
+        state: &Path,
+        args: &[&str],
+        curl_args: &[&str],
+    ) -> Server {
         let live = Live::spawn(
-            cepheid()
+            command
                 .arg("serve")
                 .arg(rules)
                 .arg("--state")
@@ -455,6 +467,42 @@ print(json.load(urllib.request.urlopen(req))["decision_id"])
 /// Overload, by counts: `deadline_ms: 0` gets the scene's fallback,
 /// degraded; a queue of 1 against 32 clients at once gives 429s with
 /// `Retry-After`; the counts on `/metrics` equal the clients' tallies.
+/// Unless `--threads` says otherwise, the front answers HTTP on one
+/// thread where the service may run on one core only (two of tokio's
+/// workers on one core wake each other to steal work: `BENCHMARKS.md`,
+/// "Session 72"), else on two; `--threads N` is taken as given.
+#[test]
+fn the_front_has_one_http_thread_on_one_core_else_two() {
+    let dir = scratch("serve-threads");
+    let http_threads = |server: &Server| {
+        let tasks = format!("/proc/{}/task", server.live.child.id());
+        std::fs::read_dir(tasks)
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|name| name.trim() == "cepheid-http")
+            .count()
+    };
+    let on_core_0 = || {
+        let mut taskset = Command::new("taskset");
+        taskset.args(["-c", "0"]).arg(env!("CARGO_BIN_EXE_cepheid"));
+        taskset
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (i, (command, args, threads)) in [
+        (cepheid(), &[][..], cores.min(2)),
+        (on_core_0(), &[][..], 1),
+        (on_core_0(), &["--threads", "3"][..], 3),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let state = dir.join(format!("state-{i}"));
+        let server = Server::start_by(command, &risk(), &state, args, &[]);
+        assert_eq!(http_threads(&server), threads, "{args:?}");
+        server.stop();
+    }
+}
+
 #[test]
 fn overload_is_answered_by_counts_that_metrics_tell() {
     let dir = scratch("serve_overload");

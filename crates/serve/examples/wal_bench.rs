@@ -13,8 +13,8 @@
 //!    append (as an HTTP client waits for its answer), for SECONDS (2)
 //!    each: entries a second, the mean and largest group, and the
 //!    append-to-completion latency (p50, p99, p99.9), and the CPU time
-//!    per entry of the writer thread and of the completer thread (Linux,
-//!    from `/proc`).
+//!    per entry of the writer thread, which also calls the completions
+//!    (Linux, from `/proc`).
 //! 4. Opening the log written (every frame checked): entries a second.
 //!
 //! DIR (the system's temporary folder by default) must be on the disk to
@@ -206,7 +206,7 @@ fn run(dir: &Path, policy: FsyncPolicy, submitters: usize, secs: f64) {
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(secs));
-    let cpu = (thread_cpu("cepheid-wal"), thread_cpu("cepheid-wal-ack"));
+    let cpu = thread_cpu("cepheid-wal");
     let appended_then = wal.stats().appended.max(1) as f64;
     let per_entry = |cpu: Option<Duration>| {
         cpu.map_or("?".to_string(), |cpu| {
@@ -222,7 +222,7 @@ fn run(dir: &Path, policy: FsyncPolicy, submitters: usize, secs: f64) {
     let stats = wal.close().unwrap();
     latencies.sort_unstable();
     println!(
-        "| {:<14} | {:>3} | {:>9.0} | {:>6.1} | {:>5} | {:>10} | {:>10} | {:>10} | {:>9} | {:>9} |",
+        "| {:<14} | {:>3} | {:>9.0} | {:>6.1} | {:>5} | {:>10} | {:>10} | {:>10} | {:>9} |",
         format!("{policy:?}"),
         submitters,
         latencies.len() as f64 / elapsed.as_secs_f64(),
@@ -231,8 +231,7 @@ fn run(dir: &Path, policy: FsyncPolicy, submitters: usize, secs: f64) {
         us(percentile(&latencies, 0.5)),
         us(percentile(&latencies, 0.99)),
         us(percentile(&latencies, 0.999)),
-        per_entry(cpu.0),
-        per_entry(cpu.1),
+        per_entry(cpu),
     );
     std::fs::remove_dir_all(&log).unwrap();
 }
@@ -247,9 +246,9 @@ fn main() {
     fsync_latency(&dir);
     json_cost(&dir);
     println!(
-        "| policy | submitters | entries/s | group (mean) | group (max) | append-to-done p50 | p99 | p99.9 | writer CPU/entry | completer CPU/entry |"
+        "| policy | submitters | entries/s | group (mean) | group (max) | append-to-done p50 | p99 | p99.9 | writer CPU/entry |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for policy in [
         FsyncPolicy::Always,
         FsyncPolicy::Interval(Duration::from_millis(10)),

@@ -1356,10 +1356,12 @@ impl Front {
                         taken: false,
                     },
                 };
-                waiting.wait_for(logged.seq, waiter);
+                // (before the waiter: the answer's wake finds it sent)
                 let _ = logged_tx.send(Ok(logged));
+                waiting.wait_for(logged.seq, waiter);
             }
             Err(e) => {
+                // (and `tx` dropped after it: the wait below ends)
                 let _ = logged_tx.send(Err(e.to_string()));
             }
         });
@@ -1369,6 +1371,24 @@ impl Front {
             }
             return Err(e);
         }
+        // A request the run decides wakes its task once, with its answer:
+        // it waits for the answer (until its deadline, counted from its
+        // admission), and only then reads what was logged, sent before
+        // the answer could be, without a wake of its own. (Waiting for
+        // the log first woke every request twice.) A degraded one waits
+        // for the log alone; a failed write ends the wait for the answer
+        // (its sender dropped) and is read below.
+        let mut rx = rx;
+        let answer = match (degraded, first) {
+            (true, _) => None,
+            (false, true) => {
+                let left = deadline.saturating_sub(call.accepted.elapsed());
+                tokio::time::timeout(left, &mut rx).await.ok()
+            }
+            // (a retry is never degraded: its answer is the first one's,
+            // which it waits for, as at admission)
+            (false, false) => Some((&mut rx).await),
+        };
         let logged = logged_rx
             .await
             .map_err(|_| unavailable("the log stopped before the request was written"))?;
@@ -1423,26 +1443,18 @@ impl Front {
                 body
             }
             Ok(logged) => {
-                let mut rx = rx;
-                let left = deadline.saturating_sub(call.accepted.elapsed());
-                // (a retry is never degraded: its answer is the first
-                // one's, which it waits for, as at admission)
-                let reply = match first {
-                    true => tokio::time::timeout(left, &mut rx).await,
-                    false => Ok((&mut rx).await),
-                };
-                let reply = match reply {
-                    Ok(reply) => reply,
+                let reply = match answer {
+                    Some(reply) => reply,
                     // (its deadline passed before the run took it: the
                     // fallback now, the run to take it degraded)
-                    Err(_) if shared.degrade_late(logged.seq) => {
+                    None if shared.degrade_late(logged.seq) => {
                         let body = front
                             .degraded_late(&facts, &call, &logged, shed_shadow, rules_version)
                             .await;
                         return front.answered(&call, body, &scene_name);
                     }
                     // (the run has it: its answer comes late)
-                    Err(_) => rx.await,
+                    None => rx.await,
                 }
                 .map_err(|_| unavailable("the run stopped before the request was decided"))?;
                 shared.recent(call.accepted.elapsed());

@@ -12,10 +12,8 @@
 //!   at once ([`WalError::QueueFull`]).
 //! - The writer thread takes everything queued as one group, gives seqs
 //!   (dense from 1) in queue order, writes the group with one write, makes
-//!   it durable per the [`FsyncPolicy`], and hands it to the completer
-//!   thread, which calls each completion in seq order, then hands the
-//!   group to the [`Consumer`] (the engine), while the writer writes and
-//!   syncs the next group.
+//!   it durable per the [`FsyncPolicy`], then calls each completion in
+//!   seq order and hands the group to the [`Consumer`] (the engine).
 //! - A failed write or sync fails every entry of its group: they are cut
 //!   away from the file and their seqs are given again to the next group
 //!   (no hole, no duplicate); [`Wal::health`] says why until a group
@@ -99,7 +97,7 @@ pub struct WalOptions {
     /// [`Wal::release_before`] (24 hours).
     pub retention: Duration,
     /// What receives each durable group, in seq order (the engine), on the
-    /// completer thread, after the group's completions. None: nothing does.
+    /// writer thread, after the group's completions. None: nothing does.
     pub consumer: Option<Consumer>,
     /// The clock stamps are read from (the wall clock, [`wall_clock_ms`]);
     /// stamps never go below the one before, whatever it says.

@@ -6,7 +6,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -16,17 +16,16 @@ use super::segment::{self, FrameReader, Header, HEADER_LEN, MAX_PAYLOAD};
 use super::{FsyncPolicy, Health, Recovered, Torn, WalError, WalOptions, WalStats};
 
 /// What an append's completion is called with, once, on the log's
-/// completer thread (`cepheid-wal-ack`), in seq order: where the entry
-/// landed, after it is durable (per the fsync policy), or why it was not
-/// logged. Keep it short (send to a channel, wake a task): the next
-/// group's completions wait for it, and the writer too once the completer
-/// is 64 groups behind. It may append; it must not drop or close the
-/// [`Wal`] (that waits for this thread).
+/// writer thread (`cepheid-wal`), in seq order: where the entry landed,
+/// after it is durable (per the fsync policy), or why it was not logged.
+/// Keep it short (send to a channel, wake a task): the next group's write
+/// waits for it. It may append; it must not drop or close the [`Wal`]
+/// (that waits for this thread).
 pub type Done = Box<dyn FnOnce(Result<Logged, WalError>) + Send>;
 
-/// What receives the logged entries, in seq order, on the completer
-/// thread, after their completions were called: a group at a time. Keep
-/// it short (send to the engine's channel).
+/// What receives the logged entries, in seq order, on the writer thread,
+/// after their completions were called: a group at a time. Keep it short
+/// (send to the engine's channel).
 pub type Consumer = Box<dyn FnMut(&[Arc<LoggedEntry>]) + Send>;
 
 /// The clock stamps are read from: milliseconds since the epoch.
@@ -189,7 +188,7 @@ impl std::fmt::Debug for Appender {
 impl Appender {
     /// Queues `entry`; the writer thread gives it the next seq and writes
     /// it with the others queued, then `done` is called once (on the
-    /// completer thread, in seq order): `Ok` with its seq and stamp once
+    /// writer thread, in seq order): `Ok` with its seq and stamp once
     /// the group is durable (per the fsync policy), `Err` if the group's
     /// write or sync failed (the entry is not in the log, and the consumer
     /// never sees it).
@@ -216,16 +215,14 @@ impl Appender {
     }
 }
 
-/// The write-ahead log: one folder of segments, one writer thread (which
-/// writes and syncs) and one completer thread (which calls completions and
-/// the consumer, so that the next group's write and sync need not wait
-/// for them).
+/// The write-ahead log: one folder of segments and one writer thread,
+/// which writes and syncs each group, then calls its completions and the
+/// consumer.
 /// Dropping it (or [`Wal::close`]) writes what is queued, syncs, and
 /// stops the thread; appends after that fail with [`WalError::Closed`].
 pub struct Wal {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<Option<WalError>>>,
-    completer: Option<JoinHandle<()>>,
     /// The folder's lock, held while the log is open.
     _lock: File,
 }
@@ -243,8 +240,8 @@ struct Writer {
     shared: Arc<Shared>,
     policy: FsyncPolicy,
     segment_size: u64,
-    /// Each group, done or failed, for the completer thread.
-    completer: mpsc::SyncSender<Completion>,
+    /// Calls each group's completions, done or failed, and the consumer.
+    completer: Completer,
     file: File,
     path: PathBuf,
     /// The current segment's length (where the next group goes).
@@ -577,7 +574,6 @@ impl Wal {
             segments: Mutex::new(metas),
             retention: options.retention,
         });
-        let (completions, groups) = mpsc::sync_channel(COMPLETIONS);
         let completer = Completer {
             shared: shared.clone(),
             consumer: options.consumer.take(),
@@ -586,7 +582,7 @@ impl Wal {
             shared: shared.clone(),
             policy: options.fsync,
             segment_size: options.segment_size.max(HEADER_LEN + 1),
-            completer: completions,
+            completer,
             file,
             path,
             len: end,
@@ -598,10 +594,6 @@ impl Wal {
             cut_to: None,
             sync_failing: false,
         };
-        let completer = std::thread::Builder::new()
-            .name("cepheid-wal-ack".into())
-            .spawn(move || completer.run(groups))
-            .map_err(|e| WalError::io("starting the log's completer thread", &dir, e))?;
         let thread = std::thread::Builder::new()
             .name("cepheid-wal".into())
             .spawn(move || writer.run())
@@ -610,7 +602,6 @@ impl Wal {
             Wal {
                 shared,
                 thread: Some(thread),
-                completer: Some(completer),
                 _lock: lock_file,
             },
             recovered,
@@ -708,11 +699,6 @@ impl Wal {
             Ok(result) => result,
             Err(_) => Some(WalError::Closed),
         };
-        // The writer's end closed the completer's channel: it calls what
-        // is left, then ends.
-        if let Some(completer) = self.completer.take() {
-            let _ = completer.join();
-        }
         result
     }
 }
@@ -960,22 +946,16 @@ impl Writer {
         });
     }
 
-    /// Hands a group to the completer thread (which waits for nothing but
-    /// the callbacks), blocking while it is [`COMPLETIONS`] groups behind.
-    fn complete(&self, completion: Completion) {
-        if let Err(mpsc::SendError(completion)) = self.completer.send(completion) {
-            // The completer is gone (it cannot panic: every callback is
-            // caught); call them here rather than never.
-            let mut completer = Completer {
-                shared: self.shared.clone(),
-                consumer: None,
-            };
-            completer.run_one(completion);
-        }
+    /// Calls a group's completions, then the consumer, on this thread. (A
+    /// thread of their own would let the next group's write begin before
+    /// them, at the cost of a wake and a switch of threads for every
+    /// group: under a service's load that cost more than the callbacks.)
+    fn complete(&mut self, completion: Completion) {
+        self.completer.run_one(completion);
     }
 }
 
-/// A group for the completer thread.
+/// A group for its completions.
 enum Completion {
     /// Written and durable per the policy: its seqs from `first`.
     Logged { first: u64, items: Vec<Pending> },
@@ -986,23 +966,13 @@ enum Completion {
     },
 }
 
-/// How many groups the completer may be behind the writer.
-const COMPLETIONS: usize = 64;
-
-/// The completer thread: calls each group's completions in seq order,
-/// then the consumer, while the writer writes and syncs the next group.
+/// Calls each group's completions in seq order, then the consumer.
 struct Completer {
     shared: Arc<Shared>,
     consumer: Option<Consumer>,
 }
 
 impl Completer {
-    fn run(mut self, groups: mpsc::Receiver<Completion>) {
-        for completion in groups {
-            self.run_one(completion);
-        }
-    }
-
     fn run_one(&mut self, completion: Completion) {
         let panics = &self.shared.counters.panics;
         match completion {

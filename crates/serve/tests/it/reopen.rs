@@ -95,9 +95,8 @@ fn a_full_queue_refuses_at_once_and_a_closed_log_refuses() {
     };
     let (wal, _) = Wal::open(&*dir, options).unwrap();
     let appender = wal.appender();
-    // The first completion holds the completer thread until the test lets
-    // it go: the writer goes on until the completer is as far behind as it
-    // may be, then waits, and the queue fills.
+    // The first completion holds the writer thread (which calls it) until
+    // the test lets it go: nothing more is written, and the queue fills.
     let (entered_tx, entered) = mpsc::channel();
     let (release, release_rx) = mpsc::channel::<()>();
     appender
