@@ -228,7 +228,9 @@ pub fn run(args: &Args) -> u8 {
         },
         auth_tokens: args.auth_tokens.clone(),
         max_body_bytes: args.max_body,
-        threads: args.threads.map_or_else(cepheid_serve::http::default_threads, |n| n.max(1)),
+        threads: args
+            .threads
+            .map_or_else(cepheid_serve::http::default_threads, |n| n.max(1)),
         ..FrontOptions::default()
     };
     // (refused before anything starts: a non-loopback address without

@@ -695,11 +695,7 @@ impl Wal {
         lock(&self.shared.queue).closed = true;
         self.shared.wake.notify_one();
         let thread = self.thread.take()?;
-        let result = match thread.join() {
-            Ok(result) => result,
-            Err(_) => Some(WalError::Closed),
-        };
-        result
+        thread.join().unwrap_or(Some(WalError::Closed))
     }
 }
 
