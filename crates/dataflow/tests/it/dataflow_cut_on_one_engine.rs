@@ -210,15 +210,14 @@ fn a_cut_of_two_workers_resumes_on_one_engine_through_the_runtime_alone() {
 }
 
 /// A run of two workers stopped (`Handle::stop`) once its first cut is
-/// whole, resumed on one engine. Found in session 72 (the conversion is
-/// the one the dataflow made before the runtime did; not run on a
-/// build before it): the cut taken at the stop has an epoch above the
-/// slower worker's source watermark,
-/// the merged engine's watermark is that epoch less one, and the lines
-/// the slower worker had not read below it are late on one engine (their
-/// matches lost). Resumed on workers, the same cut is exact.
+/// whole, resumed on one engine: exactly the records of a run never
+/// stopped, none late. The cut taken at the stop has an epoch above the
+/// stopped source's watermark, where the workers' engines stay; the
+/// merged engine took the epoch less one as its watermark, and the lines
+/// the slower worker had not read below it were late on one engine,
+/// their matches lost (found in session 72: 121, 1,998 and 14,439 of
+/// 60,000 events late in three runs). It takes the engines' own now.
 #[test]
-#[ignore = "known: a cut of workers taken at a stop loses the slower worker's lines on one engine"]
 fn a_cut_of_two_workers_taken_at_a_stop_resumes_on_one_engine() {
     let dir = scratch("stop-on-one");
     let expected = uninterrupted(&dir);

@@ -451,8 +451,9 @@ struct Stashed {
 /// has every pattern of theirs and has seen nothing: each worker's engines
 /// ([`Engine::absorb`]: their keys are apart), and
 /// the events they had stashed, once each (one copy per group was
-/// stashed), waiting for the engine's watermark at the cut (the epoch
-/// less one) in the order the workers would have processed them, with the
+/// stashed), waiting for the engines' watermark at the cut (the least
+/// of theirs, at most the epoch less one: at a stop they stay below the
+/// stopped source's clock) in the order the workers would have processed them, with the
 /// largest time any source had read and the events they found late
 /// ([`Engine::resume_clock`]). So a cut of
 /// workers resumes on one engine; where its input goes on is the
@@ -479,6 +480,11 @@ fn merge(
     let fields = engine.fields().paths();
     let mut stash: Vec<Stashed> = Vec::new();
     let (mut max_seen, mut late, mut read) = (None, 0, 0);
+    // The least watermark of the workers' engines: at a stop they stay
+    // below a stopped source's clock (`Worker::stopped_at` in the
+    // dataflow), under the cut's epoch, and the lines its worker had not
+    // read yet, read again below, are not late for them.
+    let mut engines_at: Option<Option<Timestamp>> = None;
     // Each rolling indicator's entries from the engines of one group of
     // patterns (the first that keeps it: its engines over every worker
     // hold every key's, as a group's engines do), in time order.
@@ -515,6 +521,8 @@ fn merge(
                     "a worker's engine numbers the fields otherwise",
                 ));
             }
+            let at = piece.current_watermark();
+            engines_at = Some(engines_at.map_or(at, |least| least.min(at)));
             // (the events taken in are the sources', counted below)
             engine.absorb(piece, false)?;
         }
@@ -573,6 +581,7 @@ fn merge(
         )
         .collect();
     let watermark = (epoch != Timestamp::MIN).then(|| epoch - 1);
+    let watermark = engines_at.map_or(watermark, |at| watermark.min(at));
     engine.resume_clock_positioned((watermark, max_seen), waiting, late)?;
     Ok(Merged {
         ends: first.ends.clone(),
