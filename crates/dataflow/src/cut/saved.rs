@@ -11,16 +11,9 @@ use crate::pattern::Pattern;
 use crate::route::{Layout, SHARED};
 use cepheid_runtime::checkpoint::CutRules;
 
-/// One engine of a worker at a cut: group `group`'s keys whose key group is
-/// in `[from, to)`, as [`Engine::snapshot`](crate::Engine::snapshot) wrote
-/// them.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct SavedPiece {
-    pub group: u32,
-    pub from: u64,
-    pub to: u64,
-    pub engine: Vec<u8>,
-}
+/// One engine of a worker at a cut (the runtime's, which reads a cut of
+/// workers for one engine too).
+pub(crate) use cepheid_runtime::checkpoint::SavedPiece;
 
 /// What a worker saved at a cut, read from its piece (its engines, its
 /// [`Part::Sources`] and [`Part::Stash`]; in a cut of format 5 to 7, the
@@ -642,18 +635,7 @@ impl WorkerState {
         }
         let sources = piece.get(Part::Sources).ok_or_else(|| not_a("sources"))?;
         let (epoch, sources, ends) = postcard::from_bytes(sources).map_err(not_a_state)?;
-        let pieces = (piece.engines().iter())
-            .map(|engine| {
-                Ok(SavedPiece {
-                    group: engine
-                        .patterns()
-                        .ok_or_else(|| not_a("group of patterns"))?,
-                    from: engine.keys().0,
-                    to: engine.keys().1,
-                    engine: engine.snapshot().to_vec(),
-                })
-            })
-            .collect::<Result<_, Error>>()?;
+        let pieces = cepheid_runtime::checkpoint::saved_pieces(piece)?;
         let stash = piece.get(Part::Stash).ok_or_else(|| not_a("stash"))?;
         Ok(WorkerState {
             epoch,

@@ -54,7 +54,7 @@ pub use cut::{
 };
 pub use file::{OPTIONAL, VERSION};
 pub use key_groups::{encode_key, encode_value, key_group, key_group_of_bytes, key_hash};
-pub use one_engine::{chunks_read, to_end};
+pub use one_engine::{chunks_read, saved_pieces, to_end, SavedPiece};
 pub use read::{keys, put_keys, Keys, Read};
 pub use rules::{CutRules, Group};
 pub use stash::{

@@ -24,7 +24,7 @@ use cepheid_engine::engine::clock::Watermark;
 use cepheid_engine::engine::queue::FifoHeap;
 use cepheid_engine::engine::LeftOutParts;
 use cepheid_engine::{Engine, ErrorKind, Record, Timestamp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::read::{keys as keys_said, Read};
 use super::stash::{decode_stash, place_name, place_parts, placed, HELD};
@@ -45,13 +45,37 @@ struct Worker {
     stash: Vec<u8>,
 }
 
-/// One engine of a worker at a cut (`cut::SavedPiece`).
-#[derive(Deserialize)]
-struct SavedPiece {
-    group: u32,
-    from: u64,
-    to: u64,
-    engine: Vec<u8>,
+/// One engine of a worker at a cut: group `group`'s keys whose key group
+/// is in `[from, to)`, as [`Engine::snapshot`] wrote them; in a cut of
+/// format 5 to 7, a member of the worker's state in postcard
+/// ([`Part::Legacy`]). The dataflow's workers save and restore theirs as
+/// these ([`saved_pieces`]).
+#[derive(Serialize, Deserialize)]
+pub struct SavedPiece {
+    /// The group of patterns.
+    pub group: u32,
+    /// The first key group of its keys.
+    pub from: u64,
+    /// The key group after its last.
+    pub to: u64,
+    /// The engine's snapshot.
+    pub engine: Vec<u8>,
+}
+
+/// The engines of a worker's `piece` (its sections other than the
+/// legacy one), each as a [`SavedPiece`]; an error when one names no
+/// group of patterns.
+pub fn saved_pieces(piece: &Piece) -> Result<Vec<SavedPiece>, cepheid_engine::Error> {
+    (piece.engines().iter())
+        .map(|engine| {
+            Ok(SavedPiece {
+                group: (engine.patterns()).ok_or_else(|| not_a("group of patterns"))?,
+                from: engine.keys().0,
+                to: engine.keys().1,
+                engine: engine.snapshot().to_vec(),
+            })
+        })
+        .collect()
 }
 
 /// A source's state at a cut (the dataflow's `SourceState`).
@@ -117,18 +141,7 @@ impl Worker {
         }
         let sources = piece.get(Part::Sources).ok_or_else(|| not_a("sources"))?;
         let (epoch, sources, ends) = postcard::from_bytes(sources).map_err(not_a_state)?;
-        let pieces = (piece.engines().iter())
-            .map(|engine| {
-                Ok(SavedPiece {
-                    group: engine
-                        .patterns()
-                        .ok_or_else(|| not_a("group of patterns"))?,
-                    from: engine.keys().0,
-                    to: engine.keys().1,
-                    engine: engine.snapshot().to_vec(),
-                })
-            })
-            .collect::<Result<_, cepheid_engine::Error>>()?;
+        let pieces = saved_pieces(piece)?;
         let stash = piece.get(Part::Stash).ok_or_else(|| not_a("stash"))?;
         Ok(Worker {
             epoch,
