@@ -1356,9 +1356,12 @@ impl Front {
                         taken: false,
                     },
                 };
-                // (before the waiter: the answer's wake finds it sent)
-                let _ = logged_tx.send(Ok(logged));
+                // (the waiter first: a deadline passed while the log
+                // wrote finds it, to mark degraded; the answer cannot
+                // come before this returns, as the log hands the entry
+                // to the run after its group's completions)
                 waiting.wait_for(logged.seq, waiter);
+                let _ = logged_tx.send(Ok(logged));
             }
             Err(e) => {
                 // (and `tx` dropped after it: the wait below ends)
@@ -1374,7 +1377,7 @@ impl Front {
         // A request the run decides wakes its task once, with its answer:
         // it waits for the answer (until its deadline, counted from its
         // admission), and only then reads what was logged, sent before
-        // the answer could be, without a wake of its own. (Waiting for
+        // the run could take it, without a wake of its own. (Waiting for
         // the log first woke every request twice.) A degraded one waits
         // for the log alone; a failed write ends the wait for the answer
         // (its sender dropped) and is read below.
