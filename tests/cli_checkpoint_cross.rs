@@ -184,23 +184,7 @@ fn one_engine_s_checkpoint_at_the_end_of_a_file_goes_on_over_the_grown_file_on_w
 fn one_engine_stopped_by_sigterm_after_a_checkpoint_resumes_on_two_workers() {
     let text = events(60_000);
     let (dir, summary) = setup("cross_term", &text);
-    let mut child = command(&dir, "t", &[])
-        .args(["--checkpoint", "ck", "--checkpoint-every", "2000"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // SIGTERM once a checkpoint is written: the run takes a last one and
-    // stops (or it had read everything already: its checkpoint at the end).
-    let started = Instant::now();
-    let taken = || common::newest_checkpoint(&dir.join("ck")).is_some();
-    while !taken() && started.elapsed() < common::PATIENCE {
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let _ = std::process::Command::new("kill")
-        .args(["-s", "TERM", &child.id().to_string()])
-        .status();
-    let stopped = child.wait().unwrap();
-    assert!(taken(), "{stopped:?}");
+    stopped_after_a_checkpoint(command(&dir, "t", &[]), &dir.join("ck"));
     let resumed = run(&dir, "t", &["--checkpoint", "ck", "--workers", "2"]);
     same_as_full(&dir, "t", &resumed, &summary);
 }
@@ -215,25 +199,10 @@ fn one_engine_stopped_by_sigterm_after_a_checkpoint_resumes_on_two_workers() {
 fn workers_stopped_by_sigterm_after_a_cut_resume_on_one_engine() {
     let text = events(60_000);
     let (dir, summary) = setup("cross_term_workers", &text);
-    for round in 0..3 {
+    for _ in 0..3 {
         let _ = fs::remove_dir_all(dir.join("ck"));
         let on_workers = ["--workers", "2", "--chunk-bytes", "100000"];
-        let mut child = command(&dir, "t", &on_workers)
-            .args(["--checkpoint", "ck", "--checkpoint-every", "2000"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let started = Instant::now();
-        let taken = || newest(&dir.join("ck")).is_some();
-        while !taken() && started.elapsed() < common::PATIENCE {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let _ = std::process::Command::new("kill")
-            .args(["-s", "TERM", &child.id().to_string()])
-            .status();
-        let stopped = child.wait().unwrap();
-        assert!(taken(), "round {round}: {stopped:?}");
+        stopped_after_a_checkpoint(command(&dir, "t", &on_workers), &dir.join("ck"));
         let resumed = run(&dir, "t", &["--checkpoint", "ck"]);
         same_as_full(&dir, "t", &resumed, &summary);
     }
@@ -284,6 +253,29 @@ fn csv_events(n: usize) -> String {
 
 /// Runs `command` until a checkpoint in `ck` is whole, then kills it
 /// (SIGKILL); false when it ended first.
+/// Runs `command` with `--checkpoint ck --checkpoint-every 2000` and
+/// sends it SIGTERM once a checkpoint is written in `ck`: the run takes a
+/// last one and stops (or it had read everything already: its checkpoint
+/// at the end). Fails when no checkpoint came.
+fn stopped_after_a_checkpoint(mut command: Command, ck: &Path) {
+    let mut child = command
+        .args(["--checkpoint", "ck", "--checkpoint-every", "2000"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let taken = || newest(ck).is_some();
+    while !taken() && started.elapsed() < common::PATIENCE {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = std::process::Command::new("kill")
+        .args(["-s", "TERM", &child.id().to_string()])
+        .status();
+    let stopped = child.wait().unwrap();
+    assert!(taken(), "no checkpoint came: {stopped:?}");
+}
+
 fn killed_after_a_checkpoint(mut command: Command, ck: &Path) -> bool {
     let mut child = command
         .stdout(std::process::Stdio::null())
