@@ -501,6 +501,20 @@ fn the_front_has_one_http_thread_on_one_core_else_two() {
         assert_eq!(http_threads(&server), threads, "{args:?}");
         server.stop();
     }
+    // (a mistyped count is said, not tried)
+    let refused = cepheid()
+        .args(["serve", "--listen", "127.0.0.1:0", "--threads", "100000000"])
+        .arg(risk())
+        .arg("--state")
+        .arg(dir.join("state-many"))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("threads must be at most 1024 (got 100000000)"),
+        "{said}"
+    );
 }
 
 #[test]

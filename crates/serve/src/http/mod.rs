@@ -264,6 +264,9 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(2))
 }
 
+/// The most threads the front starts (`--threads`).
+pub const MAX_THREADS: usize = 1_024;
+
 /// Binds `options.listen`, starts the front's threads and returns at once.
 pub fn start(options: FrontOptions, decider: Arc<dyn Decider>) -> Result<Front, StartError> {
     for (name, value) in [
@@ -276,6 +279,14 @@ pub fn start(options: FrontOptions, decider: Arc<dyn Decider>) -> Result<Front, 
         if value == 0 {
             return Err(StartError::Options(format!("{name} must be at least 1")));
         }
+    }
+    // (each is a thread started now: a mistyped count would exhaust the
+    // process's threads or memory instead of being said)
+    if options.threads > MAX_THREADS {
+        return Err(StartError::Options(format!(
+            "threads must be at most {MAX_THREADS} (got {})",
+            options.threads
+        )));
     }
     let tokens = match &options.auth_tokens {
         Some(path) => Some(Tokens::read(path).map_err(|reason| StartError::Tokens {
